@@ -1,0 +1,47 @@
+import express, { type Express } from "express";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { ModelRepository } from "@inferline/contracts";
+import type { Database, TenantStore } from "@inferline/db";
+import type { ApiEnv } from "./env.ts";
+import { authenticate } from "./middleware/auth.ts";
+import { rateLimit } from "./middleware/rate-limit.ts";
+import { problemHandler, sendProblem } from "./problem.ts";
+import { healthRouter } from "./routes/health.ts";
+import { jobsRouter } from "./routes/jobs.ts";
+import { modelsRouter } from "./routes/models.ts";
+import type { JobService } from "./services/job-service.ts";
+import type { ApiMetrics } from "./metrics.ts";
+
+export interface AppDeps {
+  env: ApiEnv;
+  logger: Logger;
+  db: Database;
+  redis: Redis;
+  models: ModelRepository;
+  tenants: TenantStore;
+  jobs: JobService;
+  metrics: ApiMetrics;
+}
+
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  app.use(deps.metrics.middleware());
+  app.use(healthRouter(deps));
+  app.get("/metrics", async (_req, res) => {
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  const v1 = express.Router();
+  v1.use(authenticate(deps.tenants), rateLimit(deps.env.RATE_LIMIT_PER_SECOND));
+  v1.use(express.json({ limit: deps.env.BODY_LIMIT, strict: true, type: () => true }));
+  v1.use("/jobs", jobsRouter(deps.jobs));
+  v1.use("/models", modelsRouter(deps.models));
+  app.use("/v1", v1);
+
+  app.use((req, res) => sendProblem(res, 404, "route_not_found", `no route for ${req.method} ${req.path}`));
+  app.use(problemHandler(deps.logger));
+  return app;
+}

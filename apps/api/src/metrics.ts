@@ -1,0 +1,29 @@
+import type { RequestHandler } from "express";
+import { collectDefaultMetrics, Histogram, Registry } from "prom-client";
+
+export class ApiMetrics {
+  readonly registry = new Registry();
+  private readonly requestSeconds = new Histogram({
+    name: "inferline_http_request_duration_seconds",
+    help: "HTTP request latency by route and status",
+    labelNames: ["method", "route", "status"],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 60],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: "inferline_api_" });
+  }
+
+  middleware(): RequestHandler {
+    return (req, res, next) => {
+      const end = this.requestSeconds.startTimer();
+      res.on("finish", () => {
+        // The matched route pattern, not the raw path, keeps label cardinality bounded.
+        const route = `${req.baseUrl}${(req.route as { path?: string } | undefined)?.path ?? ""}` || "unmatched";
+        end({ method: req.method, route, status: String(res.statusCode) });
+      });
+      next();
+    };
+  }
+}

@@ -1,0 +1,41 @@
+import { Router } from "express";
+import { z } from "zod";
+import { JobListQuery, JobSubmission, WaitQuery } from "@inferline/contracts";
+import type { JobService } from "../services/job-service.ts";
+import { sendProblem, zodFaults } from "../problem.ts";
+
+const IdempotencyKey = z.string().min(1).max(255);
+
+export function jobsRouter(jobs: JobService): Router {
+  const router = Router();
+
+  router.post("/", async (req, res) => {
+    const parsed = JobSubmission.safeParse(req.body);
+    if (!parsed.success) return sendProblem(res, 422, "validation_failed", "the request has invalid fields", zodFaults(parsed.error));
+    const keyHeader = req.header("idempotency-key");
+    const key = keyHeader === undefined ? undefined : IdempotencyKey.safeParse(keyHeader);
+    if (key && !key.success) return sendProblem(res, 400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters");
+    const { job, replayed } = await jobs.submit(req.tenant!.id, parsed.data, key?.data);
+    res.status(replayed ? 200 : 202).location(`/v1/jobs/${job.id}`).json(job);
+  });
+
+  router.get("/", async (req, res) => {
+    const query = JobListQuery.safeParse(req.query);
+    if (!query.success) return sendProblem(res, 422, "validation_failed", "invalid query parameters", zodFaults(query.error, "/query"));
+    res.json(await jobs.list(req.tenant!.id, query.data));
+  });
+
+  router.get("/:id", async (req, res) => {
+    const query = WaitQuery.safeParse(req.query);
+    if (!query.success) return sendProblem(res, 422, "validation_failed", "wait must be a number of seconds from 0 to 60", zodFaults(query.error, "/query"));
+    const abort = new AbortController();
+    res.on("close", () => abort.abort());
+    res.json(await jobs.wait(req.tenant!.id, req.params.id, query.data.wait ?? 0, abort.signal));
+  });
+
+  router.post("/:id/cancel", async (req, res) => {
+    res.json(await jobs.cancel(req.tenant!.id, req.params.id));
+  });
+
+  return router;
+}

@@ -1,0 +1,169 @@
+import crypto from "node:crypto";
+import {
+  ConflictError,
+  isTerminal,
+  NotFoundError,
+  ServiceUnavailableError,
+  validateInputs,
+  validateOutputNames,
+  ValidationError,
+  type JobListQuery,
+  type JobSubmission,
+  type JobView,
+  type ModelRepository,
+} from "@inferline/contracts";
+import { toJobView, type Database, type JobStore, type NewJob } from "@inferline/db";
+import type { FinishedListener, FinishedNotifier } from "@inferline/queue";
+import type { SubmitWriter } from "./submit-writer.ts";
+
+const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
+
+export interface JobServiceOptions {
+  maxQueueDepth: number;
+  /** Checks a webhook target (SSRF guard); throws ValidationError when refused. */
+  checkWebhook?: (url: string) => Promise<void>;
+}
+
+export type SubmitResult = { job: JobView; replayed: boolean };
+
+export class JobService {
+  private depthCache = new Map<string, { depth: number; at: number }>();
+
+  constructor(
+    private readonly db: Database,
+    private readonly store: JobStore,
+    private readonly models: ModelRepository,
+    private readonly writer: SubmitWriter,
+    private readonly listener: FinishedListener,
+    private readonly notifier: FinishedNotifier,
+    private readonly options: JobServiceOptions,
+  ) {}
+
+  /** Validates against the model's manifest and builds the row; throws 404/422 before anything is stored. */
+  async prepare(tenantId: string, body: JobSubmission, extra: Partial<NewJob> = {}): Promise<NewJob> {
+    const model = this.models.resolve(body.model, body.version);
+    const { value, faults } = validateInputs(model.manifest, body.inputs);
+    faults.push(...validateOutputNames(model.manifest, body.outputs));
+    if (!value || faults.length > 0) throw new ValidationError("the inputs do not match the model", faults);
+    if (body.webhook) await this.options.checkWebhook?.(body.webhook.url);
+    return {
+      id: crypto.randomUUID(),
+      tenantId,
+      model: model.manifest.name,
+      version: model.version,
+      priority: body.priority,
+      inputs: value.inputs,
+      requestedOutputs: (body.outputs ?? []).map((o) => o.name),
+      metadata: body.metadata,
+      webhook: body.webhook ?? null,
+      idempotencyKey: null,
+      requestHash: null,
+      batchId: null,
+      batchIndex: null,
+      customId: null,
+      dispatchId: null,
+      createdAt: new Date(),
+      ...extra,
+    };
+  }
+
+  async submit(tenantId: string, body: JobSubmission, idempotencyKey?: string): Promise<SubmitResult> {
+    const job = await this.prepare(tenantId, body);
+    await this.assertQueueHasRoom(job.model);
+    if (idempotencyKey) return this.submitIdempotent(job, body, idempotencyKey);
+    await this.writer.submit(job);
+    return { job: viewOfNew(job), replayed: false };
+  }
+
+  /**
+   * Same key and same body within 24 h returns the first job; same key and another body is a
+   * conflict. Goes through a single-row insert so a race between two requests with one key ends
+   * in the unique index, not in a failed group.
+   */
+  private async submitIdempotent(job: NewJob, body: JobSubmission, key: string): Promise<SubmitResult> {
+    const hash = crypto.createHash("sha256").update(canonicalJson(body)).digest("hex");
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const existing = await this.store.findByIdempotencyKey(job.tenantId, key);
+      if (existing && Date.now() - existing.createdAt.getTime() < IDEMPOTENCY_WINDOW_MS) {
+        if (existing.requestHash !== hash) throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was used with a different request body");
+        return { job: toJobView(existing), replayed: true };
+      }
+      if (existing) await this.store.releaseIdempotencyKey(existing.id);
+      try {
+        await this.writer.submitOne({ ...job, idempotencyKey: key, requestHash: hash });
+        return { job: viewOfNew(job), replayed: false };
+      } catch (err) {
+        if ((err as { code?: string }).code !== "23505") throw err;
+      }
+    }
+    throw new ConflictError("idempotency_key_busy", "another request with this Idempotency-Key is in progress; retry");
+  }
+
+  async get(tenantId: string, id: string): Promise<JobView> {
+    const job = isUuid(id) ? await this.store.get(tenantId, id) : null;
+    if (!job) throw new NotFoundError("job", id);
+    return toJobView(job);
+  }
+
+  /** The job once terminal, or as it is after `waitSeconds`; woken by workers' finished events. */
+  async wait(tenantId: string, id: string, waitSeconds: number, signal: AbortSignal): Promise<JobView> {
+    const first = await this.get(tenantId, id);
+    if (isTerminal(first.status) || waitSeconds <= 0) return first;
+    const waiter = this.listener.wait(id, waitSeconds * 1000, signal);
+    // The job may have finished between the read above and subscribing: look once more.
+    const again = await this.get(tenantId, id);
+    if (isTerminal(again.status)) {
+      waiter.cancel();
+      return again;
+    }
+    await waiter.promise;
+    return this.get(tenantId, id);
+  }
+
+  async list(tenantId: string, query: JobListQuery): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
+    const page = await this.store.list(tenantId, query);
+    return { jobs: page.jobs.map(toJobView), nextCursor: page.nextCursor };
+  }
+
+  async cancel(tenantId: string, id: string): Promise<JobView> {
+    const canceled = isUuid(id) ? await this.store.cancel(tenantId, id) : undefined;
+    if (!canceled) {
+      const job = await this.get(tenantId, id); // 404 when not the tenant's
+      throw new ConflictError("job_not_cancelable", `job is already ${job.status}`);
+    }
+    await this.notifier.publish([id]).catch(() => {});
+    return this.get(tenantId, id);
+  }
+
+  private async assertQueueHasRoom(model: string): Promise<void> {
+    const cached = this.depthCache.get(model);
+    let depth = cached && Date.now() - cached.at < 1000 ? cached.depth : undefined;
+    if (depth === undefined) {
+      const { rows } = await this.db.pool.query<{ n: number }>(`select count(*)::int as n from jobs where status = 'queued' and model = $1`, [model]);
+      depth = rows[0]?.n ?? 0;
+      this.depthCache.set(model, { depth, at: Date.now() });
+    }
+    if (depth >= this.options.maxQueueDepth) {
+      throw new ServiceUnavailableError("queue_full", `model ${model} has ${depth} queued jobs (limit ${this.options.maxQueueDepth}); retry later`, 5);
+    }
+  }
+}
+
+function viewOfNew(job: NewJob): JobView {
+  return { id: job.id, status: "queued", model: job.model, version: job.version, priority: job.priority, createdAt: job.createdAt.toISOString(), attempts: 0, metadata: job.metadata };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const isUuid = (s: string): boolean => UUID.test(s);
+
+/** JSON with sorted keys, so that the same body hashes the same whatever its key order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(value);
+}

@@ -1,0 +1,76 @@
+import type { JobStore, NewJob } from "@inferline/db";
+import type { Dispatcher, DispatchGroup } from "@inferline/queue";
+import type { JobPriority } from "@inferline/contracts";
+import type { Logger } from "pino";
+
+interface Waiting {
+  job: NewJob;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Group commit for submits: jobs that arrive while a write is in flight are inserted with one
+ * statement and enqueued with one addBulk, so concurrent clients share round trips. A lone
+ * request waits for no timer. Each caller's promise resolves only once its job is in
+ * PostgreSQL; if Redis then refuses the queue entry, the job stays queued in the database and
+ * the workers' reconciler enqueues it, so an accepted job is never lost.
+ */
+export class SubmitWriter {
+  private waiting: Waiting[] = [];
+  private writing = false;
+
+  constructor(private readonly store: JobStore, private readonly dispatcher: Dispatcher, private readonly logger: Logger) {}
+
+  submit(job: NewJob): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ job, resolve, reject });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  /** Inserts one job on its own (so a constraint violation reaches this caller only), then enqueues it. */
+  async submitOne(job: NewJob): Promise<void> {
+    const plan = this.plan([job]);
+    await this.store.insertMany([job]);
+    await this.dispatcher.enqueue(plan).catch((err: Error) => this.logger.warn({ err: err.message }, "enqueue failed; the reconciler will enqueue this job"));
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    while (this.waiting.length > 0) {
+      const group = this.waiting;
+      this.waiting = [];
+      const plan = this.plan(group.map((w) => w.job));
+      try {
+        await this.store.insertMany(group.map((w) => w.job));
+      } catch (err) {
+        for (const w of group) w.reject(err);
+        continue;
+      }
+      await this.dispatcher.enqueue(plan).catch((err: Error) => this.logger.warn({ err: err.message, jobs: group.length }, "enqueue failed; the reconciler will enqueue these jobs"));
+      for (const w of group) w.resolve();
+    }
+    this.writing = false;
+  }
+
+  /** Groups jobs by model, version and priority, and stamps each with its queue entry's id. */
+  private plan(jobs: NewJob[]): DispatchGroup[] {
+    const byKey = new Map<string, NewJob[]>();
+    for (const job of jobs) {
+      const key = `${job.model}\u0000${job.version}\u0000${job.priority}`;
+      const list = byKey.get(key);
+      if (list) list.push(job);
+      else byKey.set(key, [job]);
+    }
+    const groups: DispatchGroup[] = [];
+    for (const list of byKey.values()) {
+      const { model, version, priority } = list[0]! as { model: string; version: string; priority: JobPriority };
+      const planned = this.dispatcher.plan(model, version, priority, list.map((j) => j.id));
+      let i = 0;
+      for (const g of planned) for (const _ of g.jobIds) list[i++]!.dispatchId = g.dispatchId;
+      groups.push(...planned);
+    }
+    return groups;
+  }
+}

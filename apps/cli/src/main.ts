@@ -1,0 +1,15 @@
+#!/usr/bin/env -S node --import tsx
+import { Command } from "commander";
+import { ConfigError, InferlineError } from "@inferline/contracts";
+import { registerKeys } from "./commands/keys.ts";
+import { registerRemote } from "./commands/remote.ts";
+
+const program = new Command("inferline").description("Inferline: asynchronous inference for ONNX models").showHelpAfterError();
+registerKeys(program);
+registerRemote(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof InferlineError) console.error(`inferline: ${err.message}`);
+  else console.error(`inferline: ${(err as Error).message}`);
+  process.exitCode = 1;
+});

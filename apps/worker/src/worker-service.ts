@@ -1,0 +1,95 @@
+import type http from "node:http";
+import { Worker } from "bullmq";
+import type { Logger } from "pino";
+import { ModelRepository } from "@inferline/contracts";
+import { Database, JobStore, type FinishedJob } from "@inferline/db";
+import { InferenceEngine, InProcessRunner, ThreadPoolRunner } from "@inferline/inference";
+import { createRedis, Dispatcher, FinishedNotifier, inferQueueName, type DispatchPayload } from "@inferline/queue";
+import type { WorkerEnv } from "./env.ts";
+import { WorkerMetrics } from "./metrics.ts";
+import { createProcessor } from "./processor.ts";
+import { Reconciler } from "./reconciler.ts";
+import { ResultWriter } from "./result-writer.ts";
+
+export interface WorkerHooks {
+  /** Called after each result write with the jobs it finished (webhooks hang here). */
+  onFinished?: (jobs: FinishedJob[]) => Promise<void>;
+}
+
+export interface RunningWorker {
+  models: string[];
+  metrics: WorkerMetrics;
+  reconciler: Reconciler;
+  /** Stops taking work, lets in-flight entries finish (up to the shutdown timeout, then hands them back), and closes every connection. */
+  close(): Promise<void>;
+}
+
+/** Starts a worker serving `env.WORKER_MODELS`: one BullMQ Worker per model queue, sharing one engine. */
+export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerHooks = {}): Promise<RunningWorker> {
+  const repo = ModelRepository.load(env.MODELS_DIR);
+  const models = env.WORKER_MODELS.includes("*") ? repo.names() : env.WORKER_MODELS;
+  const metrics = new WorkerMetrics();
+  const runner = env.INFERENCE_THREADS > 0 ? new ThreadPoolRunner(env.INFERENCE_THREADS, { intraOpThreads: env.INTRA_OP_THREADS }) : new InProcessRunner({ intraOpThreads: env.INTRA_OP_THREADS });
+  const engine = new InferenceEngine(runner, {
+    onBatch(model, version, items, rows, seconds) {
+      metrics.batchSize.observe({ model, version }, items);
+      metrics.batchRows.observe({ model, version }, rows);
+      metrics.inferenceSeconds.observe({ model, version }, seconds);
+    },
+  });
+  await engine.load(InferenceEngine.resolveAll(repo, models));
+
+  const db = new Database(env.DATABASE_URL, { poolSize: 8 });
+  const store = new JobStore(db.pool, db.prisma);
+  const connection = createRedis(env.REDIS_URL, "worker");
+  const publisher = createRedis(env.REDIS_URL, "producer");
+  const notifier = new FinishedNotifier(publisher, env.QUEUE_PREFIX);
+  const writer = new ResultWriter(store, async (finished) => {
+    await notifier.publish(finished.map((f) => f.id));
+    await hooks.onFinished?.(finished);
+  });
+  const processor = createProcessor({ store, engine, writer, metrics });
+  const workers = models.map((model) => {
+    const worker = new Worker<DispatchPayload>(inferQueueName(model), processor, {
+      connection,
+      prefix: env.QUEUE_PREFIX,
+      concurrency: env.WORKER_CONCURRENCY,
+      lockDuration: 30_000,
+      maxStalledCount: 3,
+    });
+    worker.on("error", (err) => logger.error({ err: err.message, model }, "queue connection error"));
+    worker.on("failed", (entry, err) => logger.warn({ model, entry: entry?.id, attempt: entry?.attemptsMade, err: err.message }, "queue entry failed"));
+    return worker;
+  });
+  const dispatcher = new Dispatcher(publisher, { prefix: env.QUEUE_PREFIX, attempts: env.JOB_ATTEMPTS, backoffMs: env.RETRY_BACKOFF_MS });
+  const reconciler = new Reconciler(db, dispatcher, models, { intervalMs: env.RECONCILE_INTERVAL_MS, afterMs: env.RECONCILE_AFTER_MS, logger });
+  reconciler.start();
+  const metricsServer: http.Server | undefined = metrics.serve(env.METRICS_PORT);
+  logger.info({ models, concurrency: env.WORKER_CONCURRENCY, threads: env.INFERENCE_THREADS }, "worker ready");
+
+  return {
+    models,
+    metrics,
+    reconciler,
+    async close() {
+      await reconciler.stop();
+      const graceful = Promise.all(workers.map((w) => w.close()));
+      const timedOut = await Promise.race([graceful.then(() => false), sleep(env.SHUTDOWN_TIMEOUT_MS).then(() => true)]);
+      if (timedOut) {
+        // Forced close leaves the entries' locks to expire; another worker's stalled check takes them.
+        logger.warn("shutdown timeout: handing in-flight jobs back to the queue");
+        await Promise.all(workers.map((w) => w.close(true)));
+      }
+      metricsServer?.close();
+      await dispatcher.close();
+      await engine.close();
+      await db.close();
+      connection.disconnect();
+      publisher.disconnect();
+    },
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

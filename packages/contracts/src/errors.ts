@@ -1,0 +1,66 @@
+/**
+ * Errors with stable codes. Routes map them to RFC 9457 problem details; workers use
+ * `retriable` to decide between a BullMQ retry and a terminal failure.
+ */
+export interface FieldFault {
+  /** JSON Pointer (RFC 6901) into the request body, e.g. `/inputs/0/shape`. */
+  path: string;
+  message: string;
+}
+
+export class InferlineError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly retriable: boolean;
+
+  constructor(code: string, message: string, options: { status?: number; retriable?: boolean; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = options.status ?? 500;
+    this.retriable = options.retriable ?? false;
+  }
+}
+
+export class ValidationError extends InferlineError {
+  readonly errors: FieldFault[];
+  constructor(message: string, errors: FieldFault[], status = 422) {
+    super("validation_failed", message, { status });
+    this.errors = errors;
+  }
+}
+
+export class NotFoundError extends InferlineError {
+  constructor(what: string, id: string) {
+    super("not_found", `${what} ${JSON.stringify(id)} was not found`, { status: 404 });
+  }
+}
+
+export class ConflictError extends InferlineError {
+  constructor(code: string, message: string) {
+    super(code, message, { status: 409 });
+  }
+}
+
+/** Raised when a dependency is unreachable; `hint` says how to start it. */
+export class ServiceUnavailableError extends InferlineError {
+  readonly retryAfterSeconds: number | undefined;
+  constructor(code: string, message: string, retryAfterSeconds?: number) {
+    super(code, message, { status: 503, retriable: true });
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** A failure that retrying cannot fix (bad input, a model that rejects it). Fails the job at once. */
+export class NonRetriableError extends InferlineError {
+  constructor(code: string, message: string, cause?: unknown) {
+    super(code, message, { status: 422, retriable: false, cause });
+  }
+}
+
+/** A failure worth retrying later (a lost connection, an overloaded dependency). */
+export class RetriableError extends InferlineError {
+  constructor(code: string, message: string, cause?: unknown) {
+    super(code, message, { status: 503, retriable: true, cause });
+  }
+}

@@ -1,0 +1,81 @@
+import { z } from "zod";
+import { Tensor, type FlatTensor } from "./tensor.ts";
+
+export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "canceled"]);
+export type JobStatus = z.infer<typeof JobStatus>;
+export const TERMINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "canceled"];
+export const isTerminal = (s: JobStatus): boolean => TERMINAL_STATUSES.includes(s);
+
+export const JobPriority = z.enum(["high", "normal", "low"]);
+export type JobPriority = z.infer<typeof JobPriority>;
+
+export const WebhookEventType = z.enum(["job.succeeded", "job.failed", "job.canceled", "batch.completed"]);
+export type WebhookEventType = z.infer<typeof WebhookEventType>;
+
+export const WebhookSpec = z.object({
+  url: z.string().url().max(2048),
+  events: z.array(WebhookEventType).min(1).optional(),
+});
+export type WebhookSpec = z.infer<typeof WebhookSpec>;
+
+export const Metadata = z
+  .record(z.string().max(64), z.string().max(512))
+  .refine((m) => Object.keys(m).length <= 32, { message: "at most 32 keys" });
+
+export const JobSubmission = z.object({
+  model: z.string().min(1).max(64),
+  version: z.string().min(1).max(64).optional(),
+  inputs: z.array(Tensor).min(1).max(16),
+  outputs: z.array(z.object({ name: z.string().min(1) })).max(16).optional(),
+  webhook: WebhookSpec.optional(),
+  priority: JobPriority.default("normal"),
+  metadata: Metadata.default({}),
+});
+export type JobSubmission = z.infer<typeof JobSubmission>;
+
+export interface JobError {
+  code: string;
+  message: string;
+}
+
+/** A v2 inference response, plus decoded classes where the model has labels. */
+export interface InferenceResult {
+  model_name: string;
+  model_version: string;
+  outputs: FlatTensor[];
+  /** One entry per row of a classifier output with labels: the top label and every class's probability. */
+  classifications?: Array<{ output: string; label: string; score: number; probabilities: Record<string, number> }>;
+  /** Free-form decoded output from a post-processor (e.g. recognised text). */
+  decoded?: unknown;
+}
+
+/** The job as `GET /v1/jobs/:id` returns it (and as webhooks carry it). */
+export interface JobView {
+  id: string;
+  status: JobStatus;
+  model: string;
+  version: string;
+  priority: JobPriority;
+  createdAt: string;
+  startedAt?: string;
+  completedAt?: string;
+  attempts: number;
+  metadata: Record<string, string>;
+  batchId?: string;
+  customId?: string;
+  result?: InferenceResult;
+  error?: JobError;
+}
+
+export const JobListQuery = z.object({
+  status: JobStatus.optional(),
+  model: z.string().optional(),
+  batchId: z.string().uuid().optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().optional(),
+});
+export type JobListQuery = z.infer<typeof JobListQuery>;
+
+export const WaitQuery = z.object({
+  wait: z.coerce.number().min(0).max(60).optional(),
+});

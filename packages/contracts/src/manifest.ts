@@ -1,0 +1,49 @@
+import { z } from "zod";
+import { Datatype } from "./tensor.ts";
+
+export const TensorSpec = z.object({
+  name: z.string().min(1),
+  datatype: Datatype,
+  /** -1 marks a dynamic dimension; the first dimension is the batch dimension when it is -1. */
+  shape: z.array(z.number().int().min(-1)),
+  /** Named features of a tabular input, in column order (used by the CLI's CSV mapping). */
+  features: z.array(z.string()).optional(),
+  /** Class names of a classifier output, by index along the last dimension. */
+  labels: z.array(z.string()).optional(),
+  description: z.string().optional(),
+});
+export type TensorSpec = z.infer<typeof TensorSpec>;
+
+export const ModelVersionSpec = z
+  .object({
+    version: z.string().min(1),
+    /** An ONNX file relative to the model's folder. */
+    file: z.string().optional(),
+    /** Or an ONNX file inside an installed npm package. */
+    package: z.object({ name: z.string(), path: z.string() }).optional(),
+  })
+  .refine((v) => Boolean(v.file) !== Boolean(v.package), { message: "exactly one of file or package" });
+export type ModelVersionSpec = z.infer<typeof ModelVersionSpec>;
+
+export const BatchingSpec = z.object({
+  /** Largest number of rows run in one session.run. Default 64. */
+  maxBatchSize: z.number().int().min(1).default(64),
+  /** How long the oldest waiting job may wait for others before its batch runs. Default 2 ms. */
+  maxQueueDelayMs: z.number().min(0).default(2),
+});
+export type BatchingSpec = z.infer<typeof BatchingSpec>;
+
+export const ModelManifest = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/),
+  description: z.string().optional(),
+  versions: z.array(ModelVersionSpec).min(1),
+  /** Version used when a request names none. Default: the last listed. */
+  defaultVersion: z.string().optional(),
+  inputs: z.array(TensorSpec).min(1),
+  outputs: z.array(TensorSpec).min(1),
+  /** Names of registered pre/post-processing steps. */
+  preprocess: z.string().optional(),
+  postprocess: z.string().optional(),
+  batching: BatchingSpec.default({ maxBatchSize: 64, maxQueueDelayMs: 2 }),
+});
+export type ModelManifest = z.infer<typeof ModelManifest>;

@@ -1,0 +1,223 @@
+import type pg from "pg";
+import type { FlatTensor, InferenceResult, JobListQuery, JobPriority, JobStatus, JobView, WebhookSpec } from "@inferline/contracts";
+import type { PrismaClient } from "./generated/prisma/client.ts";
+import type { Job } from "./generated/prisma/client.ts";
+
+export interface NewJob {
+  id: string;
+  tenantId: string;
+  model: string;
+  version: string;
+  priority: JobPriority;
+  inputs: FlatTensor[];
+  requestedOutputs: string[];
+  metadata: Record<string, string>;
+  webhook: WebhookSpec | null;
+  idempotencyKey: string | null;
+  requestHash: string | null;
+  batchId: string | null;
+  batchIndex: number | null;
+  customId: string | null;
+  /** The queue entry that carries the job (see Dispatcher.plan). */
+  dispatchId: string | null;
+  createdAt: Date;
+}
+
+export interface ClaimedJob {
+  id: string;
+  tenantId: string;
+  model: string;
+  version: string;
+  inputs: FlatTensor[];
+  requestedOutputs: string[];
+  attempts: number;
+}
+
+export type JobOutcome =
+  | { id: string; status: "succeeded"; result: InferenceResult }
+  | { id: string; status: "failed"; errorCode: string; errorMessage: string };
+
+/** A job that a statement just moved to a terminal state (so its events fire exactly once). */
+export interface FinishedJob {
+  id: string;
+  tenantId: string;
+  status: JobStatus;
+  webhook: WebhookSpec | null;
+  batchId: string | null;
+}
+
+const INSERT_CHUNK = 5000;
+
+/**
+ * The hot-path statements on `jobs`: each handles many rows in one round trip (unnest arrays),
+ * because per-row statements would bound throughput long before the model does.
+ */
+export class JobStore {
+  constructor(private readonly pool: pg.Pool, private readonly prisma: PrismaClient) {}
+
+  async insertMany(jobs: NewJob[], client: pg.Pool | pg.PoolClient = this.pool): Promise<void> {
+    for (let i = 0; i < jobs.length; i += INSERT_CHUNK) {
+      const chunk = jobs.slice(i, i + INSERT_CHUNK);
+      await client.query(
+        `insert into jobs (id, "tenantId", model, version, priority, inputs, "requestedOutputs", metadata, webhook,
+           "idempotencyKey", "requestHash", "batchId", "batchIndex", "customId", "dispatchId", "createdAt")
+         select u.id, u.tenant, u.model, u.version, u.priority::"JobPriority", u.inputs, coalesce(u.outputs::text[], '{}'),
+           u.metadata, u.webhook, u.ikey, u.rhash, u.batch, u.bindex, u.custom, u.dispatch, u.created
+         from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::json[], $7::text[], $8::jsonb[],
+           $9::jsonb[], $10::text[], $11::text[], $12::uuid[], $13::int[], $14::text[], $15::uuid[], $16::timestamptz[])
+           as u(id, tenant, model, version, priority, inputs, outputs, metadata, webhook, ikey, rhash, batch, bindex, custom, dispatch, created)`,
+        [
+          chunk.map((j) => j.id),
+          chunk.map((j) => j.tenantId),
+          chunk.map((j) => j.model),
+          chunk.map((j) => j.version),
+          chunk.map((j) => j.priority),
+          chunk.map((j) => JSON.stringify(j.inputs)),
+          // text[] of text[] is not expressible through unnest; carry the list as a literal
+          chunk.map((j) => toPgArrayLiteral(j.requestedOutputs)),
+          chunk.map((j) => JSON.stringify(j.metadata)),
+          chunk.map((j) => (j.webhook ? JSON.stringify(j.webhook) : null)),
+          chunk.map((j) => j.idempotencyKey),
+          chunk.map((j) => j.requestHash),
+          chunk.map((j) => j.batchId),
+          chunk.map((j) => j.batchIndex),
+          chunk.map((j) => j.customId),
+          chunk.map((j) => j.dispatchId),
+          chunk.map((j) => j.createdAt),
+        ],
+      );
+    }
+  }
+
+  /**
+   * Marks jobs running and returns their inputs. A job already `running` is claimed again: that
+   * is a retry after a crash or a failed attempt (at-least-once); terminal jobs are skipped, so a
+   * canceled job never runs.
+   */
+  async claim(ids: string[]): Promise<ClaimedJob[]> {
+    const { rows } = await this.pool.query<ClaimedJob>(
+      `update jobs set status = 'running', attempts = attempts + 1, "startedAt" = coalesce("startedAt", now())
+       where id = any($1::uuid[]) and status in ('queued', 'running')
+       returning id, "tenantId", model, version, inputs, "requestedOutputs", attempts`,
+      [ids],
+    );
+    return rows;
+  }
+
+  /**
+   * Writes outcomes of many jobs in one statement. Only jobs not yet terminal are written, so a
+   * retried or duplicate attempt never overwrites a result or a cancel: the visible outcome is
+   * exactly-once. Returns the jobs this call finished.
+   */
+  async finish(outcomes: JobOutcome[]): Promise<FinishedJob[]> {
+    if (outcomes.length === 0) return [];
+    const { rows } = await this.pool.query<FinishedJob>(
+      `update jobs j set status = v.status::"JobStatus", result = v.result, "errorCode" = v.code, "errorMessage" = v.message,
+         "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now())
+       from unnest($1::uuid[], $2::text[], $3::json[], $4::text[], $5::text[]) as v(id, status, result, code, message)
+       where j.id = v.id and j.status in ('queued', 'running')
+       returning j.id, j."tenantId", j.status, j.webhook, j."batchId"`,
+      [
+        outcomes.map((o) => o.id),
+        outcomes.map((o) => o.status),
+        outcomes.map((o) => (o.status === "succeeded" ? JSON.stringify(o.result) : null)),
+        outcomes.map((o) => (o.status === "failed" ? o.errorCode : null)),
+        outcomes.map((o) => (o.status === "failed" ? o.errorMessage : null)),
+      ],
+    );
+    return rows;
+  }
+
+  /** Cancels a queued or running job of the tenant. Returns it, or undefined when it was not cancelable. */
+  async cancel(tenantId: string, id: string): Promise<FinishedJob | undefined> {
+    const { rows } = await this.pool.query<FinishedJob>(
+      `update jobs set status = 'canceled', "completedAt" = now()
+       where id = $1 and "tenantId" = $2 and status in ('queued', 'running')
+       returning id, "tenantId", status, webhook, "batchId"`,
+      [id, tenantId],
+    );
+    return rows[0];
+  }
+
+  async get(tenantId: string, id: string): Promise<Job | null> {
+    return this.prisma.job.findFirst({ where: { id, tenantId } });
+  }
+
+  async statuses(ids: string[]): Promise<Map<string, JobStatus>> {
+    const { rows } = await this.pool.query<{ id: string; status: JobStatus }>(`select id, status from jobs where id = any($1::uuid[])`, [ids]);
+    return new Map(rows.map((r) => [r.id, r.status]));
+  }
+
+  async findByIdempotencyKey(tenantId: string, key: string): Promise<Job | null> {
+    return this.prisma.job.findUnique({ where: { tenantId_idempotencyKey: { tenantId, idempotencyKey: key } } });
+  }
+
+  /** Frees an idempotency key older than its retention so that it can be used again. */
+  async releaseIdempotencyKey(jobId: string): Promise<void> {
+    await this.prisma.job.update({ where: { id: jobId }, data: { idempotencyKey: null } });
+  }
+
+  /** Newest first; the cursor is the last row's (createdAt, id), so pages never skip or repeat. */
+  async list(tenantId: string, query: JobListQuery): Promise<{ jobs: Job[]; nextCursor: string | null }> {
+    const cursor = query.cursor ? decodeCursor(query.cursor) : undefined;
+    const jobs = await this.prisma.job.findMany({
+      where: {
+        tenantId,
+        status: query.status,
+        model: query.model,
+        batchId: query.batchId,
+        ...(cursor ? { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] } : {}),
+      },
+      orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+      take: query.limit + 1,
+    });
+    const more = jobs.length > query.limit;
+    const page = more ? jobs.slice(0, query.limit) : jobs;
+    const last = page[page.length - 1];
+    return { jobs: page, nextCursor: more && last ? encodeCursor(last.createdAt, last.id) : null };
+  }
+}
+
+export class InvalidCursorError extends Error {
+  readonly code = "invalid_cursor";
+}
+
+function encodeCursor(createdAt: Date, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString("base64url");
+}
+
+function decodeCursor(cursor: string): { createdAt: Date; id: string } {
+  try {
+    const [at, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as [string, string];
+    const createdAt = new Date(at);
+    if (Number.isNaN(createdAt.getTime()) || typeof id !== "string") throw new Error("bad cursor");
+    return { createdAt, id };
+  } catch {
+    throw new InvalidCursorError("cursor is not one this API returned");
+  }
+}
+
+function toPgArrayLiteral(values: string[]): string {
+  return `{${values.map((v) => `"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`).join(",")}}`;
+}
+
+/** The job as the API shows it. */
+export function toJobView(job: Job): JobView {
+  const view: JobView = {
+    id: job.id,
+    status: job.status,
+    model: job.model,
+    version: job.version,
+    priority: job.priority,
+    createdAt: job.createdAt.toISOString(),
+    attempts: job.attempts,
+    metadata: job.metadata as Record<string, string>,
+  };
+  if (job.startedAt) view.startedAt = job.startedAt.toISOString();
+  if (job.completedAt) view.completedAt = job.completedAt.toISOString();
+  if (job.batchId) view.batchId = job.batchId;
+  if (job.customId) view.customId = job.customId;
+  if (job.result) view.result = job.result as unknown as InferenceResult;
+  if (job.errorCode) view.error = { code: job.errorCode, message: job.errorMessage ?? "" };
+  return view;
+}

@@ -1,0 +1,98 @@
+export interface BatcherOptions<I, R> {
+  /** Largest sum of `rowsOf` in one run. */
+  maxBatchSize: number;
+  /** How long the oldest waiting item may wait for the batch to fill. */
+  maxQueueDelayMs: number;
+  /** Runs that may be in flight at once (e.g. the size of a thread pool). Default 1. */
+  maxInFlight?: number;
+  rowsOf: (item: I) => number;
+  /** Runs one batch; must return one result per item, in order. */
+  run: (items: I[]) => Promise<R[]>;
+}
+
+interface Pending<I, R> {
+  item: I;
+  rows: number;
+  at: number;
+  resolve: (r: R) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Triton-style dynamic batching: a batch is dispatched at once when it is full, otherwise when its
+ * oldest item has waited `maxQueueDelayMs`. While every run slot is busy, items keep gathering,
+ * so batches grow with load.
+ */
+export class DynamicBatcher<I, R> {
+  private queue: Pending<I, R>[] = [];
+  private queuedRows = 0;
+  private inFlight = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly maxInFlight: number;
+
+  constructor(private readonly options: BatcherOptions<I, R>) {
+    this.maxInFlight = options.maxInFlight ?? 1;
+  }
+
+  submit(item: I): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      const rows = this.options.rowsOf(item);
+      this.queue.push({ item, rows, at: performance.now(), resolve, reject });
+      this.queuedRows += rows;
+      this.schedule();
+    });
+  }
+
+  get size(): number {
+    return this.queue.length;
+  }
+
+  private schedule(): void {
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      const waited = performance.now() - this.queue[0]!.at;
+      if (this.queuedRows < this.options.maxBatchSize && waited < this.options.maxQueueDelayMs) {
+        this.timer ??= setTimeout(() => {
+          this.timer = undefined;
+          this.schedule();
+        }, this.options.maxQueueDelayMs - waited);
+        return;
+      }
+      this.flushOne();
+    }
+  }
+
+  private flushOne(): void {
+    if (this.queue.length === 0 || this.inFlight >= this.maxInFlight) return;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const batch = this.take();
+    this.inFlight++;
+    this.options
+      .run(batch.map((p) => p.item))
+      .then(
+        (results) => batch.forEach((p, i) => p.resolve(results[i]!)),
+        (err: unknown) => batch.forEach((p) => p.reject(err)),
+      )
+      .finally(() => {
+        this.inFlight--;
+        this.schedule();
+      });
+  }
+
+  /** The longest prefix within maxBatchSize rows (always at least one item). */
+  private take(): Pending<I, R>[] {
+    let rows = 0;
+    let n = 0;
+    while (n < this.queue.length) {
+      const next = this.queue[n]!.rows;
+      if (n > 0 && rows + next > this.options.maxBatchSize) break;
+      rows += next;
+      n++;
+    }
+    const batch = this.queue.splice(0, n);
+    this.queuedRows -= rows;
+    return batch;
+  }
+}

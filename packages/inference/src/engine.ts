@@ -1,0 +1,64 @@
+import type { ModelRepository, ResolvedModel } from "@inferline/contracts";
+import type { InferenceItem } from "./adapter.ts";
+import { DynamicBatcher } from "./batcher.ts";
+import type { ItemOutcome } from "./loaded-model.ts";
+import { modelKey, type ModelRunner } from "./runner.ts";
+import "./builtin-adapters.ts";
+
+export interface BatchObserver {
+  /** Called after every session run with its size in items and rows, and its duration. */
+  onBatch?(model: string, version: string, items: number, rows: number, seconds: number): void;
+}
+
+/**
+ * Serves loaded models through a dynamic batcher each: callers submit single items and get their
+ * own outcome back, while the runner sees batches bounded by the manifest's batching settings.
+ */
+export class InferenceEngine {
+  private readonly batchers = new Map<string, DynamicBatcher<InferenceItem, ItemOutcome>>();
+
+  constructor(private readonly runner: ModelRunner, private readonly observer: BatchObserver = {}) {}
+
+  async load(models: ResolvedModel[]): Promise<void> {
+    await this.runner.load(models);
+    for (const m of models) {
+      const key = modelKey(m.manifest.name, m.version);
+      this.batchers.set(
+        key,
+        new DynamicBatcher<InferenceItem, ItemOutcome>({
+          maxBatchSize: m.manifest.batching.maxBatchSize,
+          maxQueueDelayMs: m.manifest.batching.maxQueueDelayMs,
+          maxInFlight: this.runner.parallelism,
+          rowsOf: (item) => item.inputs[0]?.shape[0] ?? 1,
+          run: async (items) => {
+            const started = performance.now();
+            const outcomes = await this.runner.run(key, items);
+            const rows = items.reduce((n, i) => n + (i.inputs[0]?.shape[0] ?? 1), 0);
+            this.observer.onBatch?.(m.manifest.name, m.version, items.length, rows, (performance.now() - started) / 1000);
+            return outcomes;
+          },
+        }),
+      );
+    }
+  }
+
+  /** Loads every model named in `names` (all in the repository for "*") at its default version. */
+  static resolveAll(repo: ModelRepository, names: string[]): ResolvedModel[] {
+    const wanted = names.includes("*") ? repo.names() : names;
+    return wanted.flatMap((name) => repo.manifest(name).versions.map((v) => repo.resolve(name, v.version)));
+  }
+
+  serves(model: string, version: string): boolean {
+    return this.batchers.has(modelKey(model, version));
+  }
+
+  infer(model: string, version: string, item: InferenceItem): Promise<ItemOutcome> {
+    const batcher = this.batchers.get(modelKey(model, version));
+    if (!batcher) return Promise.resolve({ ok: false, code: "model_not_served", message: `this worker does not serve ${model}@${version}` });
+    return batcher.submit(item);
+  }
+
+  async close(): Promise<void> {
+    await this.runner.close();
+  }
+}

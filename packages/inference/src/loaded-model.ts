@@ -1,0 +1,135 @@
+import fs from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+import * as ort from "onnxruntime-node";
+import { InferlineError, type FlatTensor, type InferenceResult, type ResolvedModel } from "@inferline/contracts";
+import type { InferenceItem, ModelAdapter, PreparedItem } from "./adapter.ts";
+import { adapterFor } from "./adapters.ts";
+
+export type ItemOutcome = { ok: true; result: InferenceResult } | { ok: false; code: string; message: string };
+
+export interface SessionSettings {
+  /** Threads one session.run may use. Default 1: parallelism comes from more sessions/threads. */
+  intraOpThreads?: number;
+}
+
+/** Where a version's ONNX file is: in the model's folder, or inside an installed npm package. */
+export function modelFilePath(model: ResolvedModel): string {
+  if (model.spec.file) return path.resolve(model.dir, model.spec.file);
+  const pkg = model.spec.package!;
+  const require = createRequire(path.join(model.dir, "model.json"));
+  let root: string;
+  try {
+    root = path.dirname(require.resolve(`${pkg.name}/package.json`));
+  } catch {
+    throw new InferlineError("model_package_missing", `model ${model.manifest.name}: npm package ${pkg.name} is not installed (run the install command)`);
+  }
+  return path.join(root, pkg.path);
+}
+
+/** One model version with its session and adapter, ready to run batches. */
+export class LoadedModel {
+  private constructor(
+    readonly model: ResolvedModel,
+    private readonly session: ort.InferenceSession,
+    private readonly adapter: ModelAdapter,
+  ) {}
+
+  static async load(model: ResolvedModel, settings: SessionSettings = {}): Promise<LoadedModel> {
+    const file = modelFilePath(model);
+    if (!fs.existsSync(file)) throw new InferlineError("model_file_missing", `model ${model.manifest.name}@${model.version}: ${file} does not exist`);
+    const session = await ort.InferenceSession.create(file, {
+      intraOpNumThreads: settings.intraOpThreads ?? 1,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: "all",
+    });
+    const loaded = new LoadedModel(model, session, await adapterFor(model.manifest, model.dir));
+    const [warm] = await loaded.run([loaded.adapter.warmupItem()]);
+    if (!warm?.ok) throw new InferlineError("warmup_failed", `model ${model.manifest.name}@${model.version} failed its warm-up run: ${warm?.message}`);
+    return loaded;
+  }
+
+  get key(): string {
+    return `${this.model.manifest.name}@${this.model.version}`;
+  }
+
+  /**
+   * Runs items as one batch. A batch that fails is retried item by item, so one input the model
+   * rejects fails only its own job.
+   */
+  async run(items: InferenceItem[]): Promise<ItemOutcome[]> {
+    const outcomes: ItemOutcome[] = new Array(items.length);
+    const prepared: Array<{ index: number; item: PreparedItem }> = [];
+    await Promise.all(
+      items.map(async (item, index) => {
+        try {
+          prepared.push({ index, item: await this.adapter.prepare(item) });
+        } catch (err) {
+          outcomes[index] = failure(err, "invalid_input");
+        }
+      }),
+    );
+    prepared.sort((a, b) => a.index - b.index);
+    if (prepared.length > 0) await this.runPrepared(items, prepared, outcomes);
+    return outcomes;
+  }
+
+  private async runPrepared(items: InferenceItem[], prepared: Array<{ index: number; item: PreparedItem }>, outcomes: ItemOutcome[]): Promise<void> {
+    let outputs: ort.InferenceSession.OnnxValueMapType;
+    try {
+      outputs = await this.session.run(this.adapter.collate(prepared.map((p) => p.item)));
+    } catch (err) {
+      if (prepared.length === 1) {
+        outcomes[prepared[0]!.index] = failure(err, "inference_error");
+        return;
+      }
+      for (const one of prepared) await this.runPrepared(items, [one], outcomes);
+      return;
+    }
+    const split = this.adapter.split(outputs as Record<string, ort.Tensor>, prepared.map((p) => p.item));
+    prepared.forEach((p, i) => {
+      const part = split[i]!;
+      outcomes[p.index] = { ok: true, result: this.toResult(part.outputs, items[p.index]!.outputs, part.decoded) };
+    });
+  }
+
+  private toResult(outputs: FlatTensor[], wanted: string[] | undefined, decoded: unknown): InferenceResult {
+    const chosen = wanted && wanted.length > 0 ? outputs.filter((o) => wanted.includes(o.name)) : outputs;
+    const result: InferenceResult = { model_name: this.model.manifest.name, model_version: this.model.version, outputs: chosen };
+    const classifications = classify(this.model, chosen);
+    if (classifications.length > 0) result.classifications = classifications;
+    if (decoded !== undefined) result.decoded = decoded;
+    return result;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** Decodes each row of every labelled output into its top label and per-class probabilities. */
+function classify(model: ResolvedModel, outputs: FlatTensor[]): NonNullable<InferenceResult["classifications"]> {
+  const out: NonNullable<InferenceResult["classifications"]> = [];
+  for (const tensor of outputs) {
+    const labels = model.manifest.outputs.find((o) => o.name === tensor.name)?.labels;
+    if (!labels || tensor.shape[tensor.shape.length - 1] !== labels.length) continue;
+    const data = tensor.data as number[];
+    for (let row = 0; row * labels.length < data.length; row++) {
+      const probabilities: Record<string, number> = {};
+      let best = 0;
+      labels.forEach((label, k) => {
+        const p = data[row * labels.length + k]!;
+        probabilities[label] = p;
+        if (p > data[row * labels.length + best]!) best = k;
+      });
+      out.push({ output: tensor.name, label: labels[best]!, score: data[row * labels.length + best]!, probabilities });
+    }
+  }
+  return out;
+}
+
+function failure(err: unknown, fallback: string): ItemOutcome {
+  const code = err instanceof InferlineError ? err.code : fallback;
+  const message = err instanceof Error ? err.message : String(err);
+  return { ok: false, code, message: message.slice(0, 2000) };
+}

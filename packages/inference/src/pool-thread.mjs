@@ -1,0 +1,6 @@
+// Worker threads do not inherit the parent's TypeScript loader, so the thread starts here, in
+// plain JavaScript, and loads the real thread module through tsx.
+import { register } from "tsx/esm/api";
+
+register();
+await import("./pool-thread.ts");

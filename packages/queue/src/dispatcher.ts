@@ -1,0 +1,90 @@
+import crypto from "node:crypto";
+import { Queue, type JobsOptions } from "bullmq";
+import type { Redis } from "ioredis";
+import type { JobPriority } from "@inferline/contracts";
+import { inferQueueName, PRIORITY_RANK, type DispatchPayload } from "./names.ts";
+
+export interface DispatcherOptions {
+  prefix: string;
+  /** Attempts per queue entry before its jobs are failed. Default 5. */
+  attempts?: number;
+  /** First retry delay in ms; doubles each attempt (with BullMQ's jitter). Default 1000. */
+  backoffMs?: number;
+  /** Most jobs carried by one queue entry. Default 256. */
+  maxJobsPerEntry?: number;
+}
+
+export interface DispatchGroup {
+  dispatchId: string;
+  model: string;
+  version: string;
+  priority: JobPriority;
+  jobIds: string[];
+}
+
+/**
+ * Puts jobs on their model's queue. Jobs travel in groups (one queue entry for many jobs) because
+ * BullMQ's per-entry bookkeeping costs more than a small model's inference; each job keeps its
+ * own row, status and result in PostgreSQL.
+ */
+export class Dispatcher {
+  private readonly queues = new Map<string, Queue<DispatchPayload>>();
+  readonly maxJobsPerEntry: number;
+  private readonly defaults: JobsOptions;
+
+  constructor(private readonly connection: Redis, private readonly options: DispatcherOptions) {
+    this.maxJobsPerEntry = options.maxJobsPerEntry ?? 256;
+    this.defaults = {
+      attempts: options.attempts ?? 5,
+      backoff: { type: "exponential", delay: options.backoffMs ?? 1000, jitter: 0.5 },
+      removeOnComplete: true,
+      removeOnFail: { age: 7 * 24 * 3600 },
+    };
+  }
+
+  queue(model: string): Queue<DispatchPayload> {
+    let queue = this.queues.get(model);
+    if (!queue) {
+      queue = new Queue<DispatchPayload>(inferQueueName(model), { connection: this.connection, prefix: this.options.prefix });
+      queue.on("error", () => {});
+      this.queues.set(model, queue);
+    }
+    return queue;
+  }
+
+  /** Splits ids into groups of at most maxJobsPerEntry, each with a fresh dispatch id. */
+  plan(model: string, version: string, priority: JobPriority, jobIds: string[]): DispatchGroup[] {
+    const groups: DispatchGroup[] = [];
+    for (let i = 0; i < jobIds.length; i += this.maxJobsPerEntry) {
+      groups.push({ dispatchId: crypto.randomUUID(), model, version, priority, jobIds: jobIds.slice(i, i + this.maxJobsPerEntry) });
+    }
+    return groups;
+  }
+
+  /** Adds the groups' queue entries, one addBulk per model. Re-adding an existing dispatch id is a no-op. */
+  async enqueue(groups: DispatchGroup[]): Promise<void> {
+    const byModel = new Map<string, DispatchGroup[]>();
+    for (const g of groups) byModel.set(g.model, [...(byModel.get(g.model) ?? []), g]);
+    await Promise.all(
+      [...byModel].map(([model, list]) =>
+        this.queue(model).addBulk(
+          list.map((g) => ({
+            name: "infer",
+            data: { jobIds: g.jobIds, version: g.version },
+            opts: { ...this.defaults, jobId: g.dispatchId, priority: PRIORITY_RANK[g.priority] },
+          })),
+        ),
+      ),
+    );
+  }
+
+  /** Jobs waiting (not yet picked up) on a model's queue. */
+  async waiting(model: string): Promise<number> {
+    const counts = await this.queue(model).getJobCounts("wait", "prioritized");
+    return (counts.wait ?? 0) + (counts.prioritized ?? 0);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}

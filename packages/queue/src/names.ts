@@ -1,0 +1,22 @@
+import type { JobPriority } from "@inferline/contracts";
+
+/** One BullMQ queue per model, so workers can serve a subset of models. */
+export function inferQueueName(model: string): string {
+  return `infer-${model}`;
+}
+
+export const WEBHOOK_QUEUE = "webhooks";
+
+/** BullMQ runs jobs without a priority before prioritised ones, so every class gets one. */
+export const PRIORITY_RANK: Record<JobPriority, number> = { high: 1, normal: 2, low: 3 };
+
+/** Redis pub/sub channel on which workers announce jobs that reached a terminal state. */
+export function finishedChannel(prefix: string): string {
+  return `${prefix}:events:job-finished`;
+}
+
+/** Payload of one queue entry: several jobs of one model version travel together. */
+export interface DispatchPayload {
+  jobIds: string[];
+  version: string;
+}

@@ -1,0 +1,176 @@
+-- CreateSchema
+CREATE SCHEMA IF NOT EXISTS "public";
+
+-- CreateEnum
+CREATE TYPE "JobStatus" AS ENUM ('queued', 'running', 'succeeded', 'failed', 'canceled');
+
+-- CreateEnum
+CREATE TYPE "JobPriority" AS ENUM ('high', 'normal', 'low');
+
+-- CreateTable
+CREATE TABLE "tenants" (
+    "id" UUID NOT NULL,
+    "name" TEXT NOT NULL,
+    "webhookSecret" TEXT NOT NULL,
+    "previousWebhookSecret" TEXT,
+    "previousSecretExpiresAt" TIMESTAMP(3),
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "tenants_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "api_keys" (
+    "id" UUID NOT NULL,
+    "tenantId" UUID NOT NULL,
+    "prefix" TEXT NOT NULL,
+    "keyHash" TEXT NOT NULL,
+    "name" TEXT,
+    "createdAt" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "revokedAt" TIMESTAMP(3),
+    "lastUsedAt" TIMESTAMP(3),
+
+    CONSTRAINT "api_keys_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "jobs" (
+    "id" UUID NOT NULL,
+    "tenantId" UUID NOT NULL,
+    "status" "JobStatus" NOT NULL DEFAULT 'queued',
+    "model" TEXT NOT NULL,
+    "version" TEXT NOT NULL,
+    "priority" "JobPriority" NOT NULL DEFAULT 'normal',
+    "inputs" JSON NOT NULL,
+    "requestedOutputs" TEXT[] DEFAULT ARRAY[]::TEXT[],
+    "result" JSON,
+    "errorCode" TEXT,
+    "errorMessage" TEXT,
+    "attempts" INTEGER NOT NULL DEFAULT 0,
+    "metadata" JSONB NOT NULL DEFAULT '{}',
+    "webhook" JSONB,
+    "idempotencyKey" TEXT,
+    "requestHash" TEXT,
+    "batchId" UUID,
+    "batchIndex" INTEGER,
+    "customId" TEXT,
+    "dispatchId" UUID,
+    "createdAt" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "startedAt" TIMESTAMPTZ(3),
+    "completedAt" TIMESTAMPTZ(3),
+
+    CONSTRAINT "jobs_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "batches" (
+    "id" UUID NOT NULL,
+    "tenantId" UUID NOT NULL,
+    "model" TEXT NOT NULL,
+    "version" TEXT NOT NULL,
+    "total" INTEGER NOT NULL,
+    "webhook" JSONB,
+    "createdAt" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "completedAt" TIMESTAMPTZ(3),
+    "canceledAt" TIMESTAMPTZ(3),
+
+    CONSTRAINT "batches_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "webhook_events" (
+    "id" TEXT NOT NULL,
+    "tenantId" UUID NOT NULL,
+    "jobId" UUID,
+    "batchId" UUID,
+    "type" TEXT NOT NULL,
+    "url" TEXT NOT NULL,
+    "payload" JSONB NOT NULL,
+    "status" TEXT NOT NULL DEFAULT 'pending',
+    "attempts" INTEGER NOT NULL DEFAULT 0,
+    "nextAttemptAt" TIMESTAMPTZ(3),
+    "createdAt" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "deliveredAt" TIMESTAMPTZ(3),
+
+    CONSTRAINT "webhook_events_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "webhook_deliveries" (
+    "id" UUID NOT NULL,
+    "eventId" TEXT NOT NULL,
+    "jobId" UUID,
+    "attempt" INTEGER NOT NULL,
+    "url" TEXT NOT NULL,
+    "attemptedAt" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "statusCode" INTEGER,
+    "latencyMs" INTEGER,
+    "error" TEXT,
+    "nextRetryAt" TIMESTAMPTZ(3),
+
+    CONSTRAINT "webhook_deliveries_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateIndex
+CREATE UNIQUE INDEX "tenants_name_key" ON "tenants"("name");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "api_keys_keyHash_key" ON "api_keys"("keyHash");
+
+-- CreateIndex
+CREATE INDEX "api_keys_tenantId_idx" ON "api_keys"("tenantId");
+
+-- CreateIndex
+CREATE INDEX "jobs_tenantId_createdAt_id_idx" ON "jobs"("tenantId", "createdAt" DESC, "id" DESC);
+
+-- CreateIndex
+CREATE INDEX "jobs_tenantId_status_createdAt_idx" ON "jobs"("tenantId", "status", "createdAt" DESC);
+
+-- CreateIndex
+CREATE INDEX "jobs_tenantId_model_createdAt_idx" ON "jobs"("tenantId", "model", "createdAt" DESC);
+
+-- CreateIndex
+CREATE INDEX "jobs_batchId_batchIndex_idx" ON "jobs"("batchId", "batchIndex");
+
+-- CreateIndex
+CREATE INDEX "jobs_status_createdAt_idx" ON "jobs"("status", "createdAt");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "jobs_tenantId_idempotencyKey_key" ON "jobs"("tenantId", "idempotencyKey");
+
+-- CreateIndex
+CREATE INDEX "batches_tenantId_createdAt_idx" ON "batches"("tenantId", "createdAt" DESC);
+
+-- CreateIndex
+CREATE INDEX "webhook_events_jobId_createdAt_idx" ON "webhook_events"("jobId", "createdAt");
+
+-- CreateIndex
+CREATE INDEX "webhook_events_batchId_createdAt_idx" ON "webhook_events"("batchId", "createdAt");
+
+-- CreateIndex
+CREATE INDEX "webhook_events_status_nextAttemptAt_idx" ON "webhook_events"("status", "nextAttemptAt");
+
+-- CreateIndex
+CREATE INDEX "webhook_deliveries_eventId_attempt_idx" ON "webhook_deliveries"("eventId", "attempt");
+
+-- CreateIndex
+CREATE INDEX "webhook_deliveries_jobId_attemptedAt_idx" ON "webhook_deliveries"("jobId", "attemptedAt");
+
+-- AddForeignKey
+ALTER TABLE "api_keys" ADD CONSTRAINT "api_keys_tenantId_fkey" FOREIGN KEY ("tenantId") REFERENCES "tenants"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "jobs" ADD CONSTRAINT "jobs_tenantId_fkey" FOREIGN KEY ("tenantId") REFERENCES "tenants"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "jobs" ADD CONSTRAINT "jobs_batchId_fkey" FOREIGN KEY ("batchId") REFERENCES "batches"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "batches" ADD CONSTRAINT "batches_tenantId_fkey" FOREIGN KEY ("tenantId") REFERENCES "tenants"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "webhook_deliveries" ADD CONSTRAINT "webhook_deliveries_eventId_fkey" FOREIGN KEY ("eventId") REFERENCES "webhook_events"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
+-- AddForeignKey
+ALTER TABLE "webhook_deliveries" ADD CONSTRAINT "webhook_deliveries_jobId_fkey" FOREIGN KEY ("jobId") REFERENCES "jobs"("id") ON DELETE CASCADE ON UPDATE CASCADE;
+
