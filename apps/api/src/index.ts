@@ -1,0 +1,2 @@
+export { startApi, type RunningApi } from "./server.ts";
+export { ApiEnv, loadApiEnv } from "./env.ts";

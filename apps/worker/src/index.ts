@@ -1,0 +1,3 @@
+export { startWorker, type RunningWorker, type WorkerHooks } from "./worker-service.ts";
+export { WorkerEnv, loadWorkerEnv } from "./env.ts";
+export { createLogger } from "./logger.ts";

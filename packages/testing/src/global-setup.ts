@@ -1,0 +1,36 @@
+import crypto from "node:crypto";
+import pg from "pg";
+import { DEFAULT_DATABASE_URL } from "@inferline/contracts";
+import { assertPostgresReachable, migrate } from "@inferline/db";
+import { assertRedisReachable } from "@inferline/queue";
+import { DEFAULT_REDIS_URL } from "@inferline/contracts";
+
+/**
+ * Runs once per test run: migrates a template database that every test file clones (graphile
+ * worker's pattern: a clone is much faster than migrating), and drops it at the end.
+ */
+export default async function setup(): Promise<() => Promise<void>> {
+  const base = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
+  await assertPostgresReachable(adminUrl(base));
+  await assertRedisReachable(process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL);
+  const name = `inferline_test_tpl_${crypto.randomBytes(4).toString("hex")}`;
+  const url = withDatabase(base, name);
+  await migrate(url);
+  process.env.INFERLINE_TEST_TEMPLATE_URL = url;
+  return async () => {
+    const client = new pg.Client({ connectionString: adminUrl(base) });
+    await client.connect();
+    await client.query(`drop database if exists "${name}" with (force)`);
+    await client.end();
+  };
+}
+
+export function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+export function adminUrl(url: string): string {
+  return withDatabase(url, "postgres");
+}

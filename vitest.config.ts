@@ -1,0 +1,15 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["apps/*/test/**/*.test.ts", "packages/*/test/**/*.test.ts", "models/**/*.test.ts"],
+    globalSetup: ["./packages/testing/src/global-setup.ts"],
+    // Each file has its own database and queue prefix, so files may run in parallel; two at a time
+    // suits the 2-core machines this runs on.
+    pool: "forks",
+    maxWorkers: 2,
+    fileParallelism: true,
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
+});
