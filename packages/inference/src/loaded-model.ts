@@ -42,6 +42,8 @@ export class LoadedModel {
       intraOpNumThreads: settings.intraOpThreads ?? 1,
       interOpNumThreads: 1,
       graphOptimizationLevel: "all",
+      // Run-time errors reach the job's error field; onnxruntime's own stderr copy is noise.
+      logSeverityLevel: 4,
     });
     const loaded = new LoadedModel(model, session, await adapterFor(model.manifest, model.dir));
     const [warm] = await loaded.run([loaded.adapter.warmupItem()]);

@@ -1,12 +1,14 @@
 import pino from "pino";
 import { TenantStore, Database } from "@inferline/db";
-import { ApiClient, createTestDatabase, deletePrefix, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
+import { ApiClient, createTestDatabase, createTestModelRepository, deletePrefix, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
 import { loadWorkerEnv, startWorker, type RunningWorker, type WorkerHooks } from "@inferline/worker";
 import { loadApiEnv, startApi, type RunningApi } from "../../src/index.ts";
 
 export interface TestStack {
   db: TestDatabase;
   prefix: string;
+  /** Holds the real iris model and the `lookup` test model. */
+  modelsDir: string;
   api: RunningApi;
   /** Client of tenant "alpha". */
   alpha: ApiClient;
@@ -31,7 +33,8 @@ export const testLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }
 export async function startStack(options: { worker?: boolean; api?: Record<string, string>; workerEnv?: Record<string, string> } = {}): Promise<TestStack> {
   const db = await createTestDatabase();
   const prefix = uniquePrefix();
-  const shared = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent" };
+  const models = createTestModelRepository();
+  const shared = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", MODELS_DIR: models.dir };
   const apiEnv = { ...shared, PORT: "0", HOST: "127.0.0.1", RETRY_BACKOFF_MS: "50", ...options.api };
   const workerEnvBase = { ...shared, METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", RETRY_BACKOFF_MS: "50", SHUTDOWN_TIMEOUT_MS: "5000", ...options.workerEnv };
   const api = await startApi(loadApiEnv(apiEnv), testLogger);
@@ -43,6 +46,7 @@ export async function startStack(options: { worker?: boolean; api?: Record<strin
   const stack: TestStack = {
     db,
     prefix,
+    modelsDir: models.dir,
     api,
     alpha: new ApiClient(api.url, alphaKey),
     beta: new ApiClient(api.url, betaKey),
@@ -64,6 +68,7 @@ export async function startStack(options: { worker?: boolean; api?: Record<strin
       await admin.close();
       await db.drop();
       await deletePrefix(prefix);
+      models.remove();
     },
   };
   if (options.worker ?? true) await stack.startWorker();
