@@ -11,5 +11,6 @@ export default defineConfig({
     fileParallelism: true,
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    reporters: ["default", "./packages/testing/src/summary-reporter.ts"],
   },
 });
