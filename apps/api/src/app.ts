@@ -3,13 +3,17 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { ModelRepository } from "@inferline/contracts";
 import type { Database, TenantStore } from "@inferline/db";
+import type { WebhookQueue } from "@inferline/webhooks";
 import type { ApiEnv } from "./env.ts";
 import { authenticate } from "./middleware/auth.ts";
 import { rateLimit } from "./middleware/rate-limit.ts";
 import { problemHandler, sendProblem } from "./problem.ts";
 import { healthRouter } from "./routes/health.ts";
 import { jobsRouter } from "./routes/jobs.ts";
+import { batchesRouter } from "./routes/batches.ts";
+import type { BatchService } from "./services/batch-service.ts";
 import { modelsRouter } from "./routes/models.ts";
+import { webhooksRouter } from "./routes/webhooks.ts";
 import type { JobService } from "./services/job-service.ts";
 import type { ApiMetrics } from "./metrics.ts";
 
@@ -21,7 +25,10 @@ export interface AppDeps {
   models: ModelRepository;
   tenants: TenantStore;
   jobs: JobService;
+  batches: BatchService;
   metrics: ApiMetrics;
+  /** Producer of the webhooks queue (redeliveries). */
+  webhooks: WebhookQueue;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -36,7 +43,10 @@ export function createApp(deps: AppDeps): Express {
 
   const v1 = express.Router();
   v1.use(authenticate(deps.tenants), rateLimit(deps.env.RATE_LIMIT_PER_SECOND));
+  // Batches parse their own (larger, possibly streamed) bodies, so they come before the JSON parser.
+  v1.use("/batches", batchesRouter(deps.batches, deps.env.BATCH_BODY_LIMIT));
   v1.use(express.json({ limit: deps.env.BODY_LIMIT, strict: true, type: () => true }));
+  v1.use(webhooksRouter({ db: deps.db, webhooks: deps.webhooks, rotationWindowSeconds: deps.env.WEBHOOK_ROTATION_WINDOW_S }));
   v1.use("/jobs", jobsRouter(deps.jobs));
   v1.use("/models", modelsRouter(deps.models));
   app.use("/v1", v1);

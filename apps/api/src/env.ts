@@ -18,6 +18,8 @@ export const ApiEnv = SharedEnv.extend({
   RETRY_BACKOFF_MS: z.coerce.number().int().min(0).default(1000),
   /** Allow webhook targets on loopback/private/link-local addresses (tests, single-host setups). Default false. */
   WEBHOOK_ALLOW_PRIVATE: envBoolean.default(false),
+  /** After POST /v1/webhooks/secret/rotate, how long the previous secret keeps signing alongside the new one, in seconds. Default 86400 (24 h). */
+  WEBHOOK_ROTATION_WINDOW_S: z.coerce.number().int().min(0).default(86_400),
   /** Key for operator routes (queue dashboard); unset disables them. */
   ADMIN_API_KEY: z.string().min(16).optional(),
   LOG_PRETTY: envBoolean.default(false),

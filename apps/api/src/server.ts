@@ -2,8 +2,10 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { ModelRepository } from "@inferline/contracts";
-import { Database, JobStore, TenantStore } from "@inferline/db";
+import { BatchStore, Database, JobStore, TenantStore } from "@inferline/db";
+import { BatchService } from "./services/batch-service.ts";
 import { createRedis, Dispatcher, FinishedListener, FinishedNotifier } from "@inferline/queue";
+import { recordJobEvents, WebhookQueue, webhookTargetChecker } from "@inferline/webhooks";
 import { createApp } from "./app.ts";
 import type { ApiEnv } from "./env.ts";
 import { ApiMetrics } from "./metrics.ts";
@@ -27,8 +29,20 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
   const listener = await FinishedListener.start(subscriber, env.QUEUE_PREFIX);
   const notifier = new FinishedNotifier(redis, env.QUEUE_PREFIX);
   const writer = new SubmitWriter(store, dispatcher, logger);
-  const jobs = new JobService(db, store, models, writer, listener, notifier, { maxQueueDepth: env.MAX_QUEUE_DEPTH });
-  const app = createApp({ env, logger, db, redis, models, tenants: new TenantStore(db.prisma), jobs, metrics: new ApiMetrics() });
+  const webhooks = new WebhookQueue(redis, env.QUEUE_PREFIX);
+  const jobs = new JobService(db, store, models, writer, listener, notifier, {
+    maxQueueDepth: env.MAX_QUEUE_DEPTH,
+    checkWebhook: webhookTargetChecker({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE }),
+    // job.canceled: the cancel is already done, so a failure to record its event is logged, not answered as an error.
+    emitEvents: (finished) => recordJobEvents(db, finished, webhooks).then(
+      () => {},
+      (err: Error) => logger.error({ err: err.message, jobs: finished.map((f) => f.id) }, "could not record webhook events"),
+    ),
+  });
+  const batches = new BatchService(new BatchStore(db.pool, db.prisma, store), store, models, dispatcher, notifier, {
+    checkWebhook: webhookTargetChecker({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE }),
+  });
+  const app = createApp({ env, logger, db, redis, models, tenants: new TenantStore(db.prisma), jobs, batches, metrics: new ApiMetrics(), webhooks });
 
   const server = http.createServer(app);
   // Long-polls hold requests for up to 60 s; keep sockets open past that.
@@ -54,6 +68,7 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
       });
       await listener.close();
       await dispatcher.close();
+      await webhooks.close();
       await db.close();
       redis.disconnect();
     },

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { envBoolean, parseEnv, SharedEnv } from "@inferline/contracts";
+import { DEFAULT_RETRY_SCHEDULE_MS, parseRetrySchedule } from "@inferline/webhooks";
 
 export const WorkerEnv = SharedEnv.extend({
   /** Comma-separated model names this worker serves; "*" for every model in MODELS_DIR. */
@@ -22,6 +23,34 @@ export const WorkerEnv = SharedEnv.extend({
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
   /** A queued job older than this with no queue entry is re-enqueued. Default 60000. */
   RECONCILE_AFTER_MS: z.coerce.number().int().min(0).default(60_000),
+  /** Webhook deliveries in flight at once in this process; 0 runs no webhook delivery here. Default 16. */
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(0).max(1000).default(16),
+  /** How long one webhook attempt may take (connect, headers and the bounded body read), in ms. Default 15000. */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(1).default(15_000),
+  /**
+   * Delay before each webhook attempt, ms, comma-separated; its length is the number of attempts.
+   * Jittered ±20%; a receiver's Retry-After can lengthen a delay. Default (close to Svix):
+   * immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+   */
+  WEBHOOK_RETRY_SCHEDULE_MS: z
+    .string()
+    .default(DEFAULT_RETRY_SCHEDULE_MS.join(","))
+    .transform((value, ctx) => {
+      try {
+        return parseRetrySchedule(value);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /** Deliver webhooks to loopback/private/link-local addresses (tests, single-host setups). Default false. */
+  WEBHOOK_ALLOW_PRIVATE: envBoolean.default(false),
+  /** Largest webhook body sent; a larger event is recorded as a failed attempt and never sent. Default 262144 (256 KiB). */
+  WEBHOOK_MAX_BODY_BYTES: z.coerce.number().int().min(1).default(256 * 1024),
+  /** How often pending webhook events with no queue entry are looked for (crash recovery), ms; 0 disables. Default 30000. */
+  WEBHOOK_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
+  /** A pending webhook event overdue by this much with no queue entry is re-enqueued, ms. Default 60000. */
+  WEBHOOK_SWEEP_AFTER_MS: z.coerce.number().int().min(0).default(60_000),
   LOG_PRETTY: envBoolean.default(false),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;

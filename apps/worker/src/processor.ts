@@ -33,14 +33,14 @@ export function createProcessor(deps: ProcessorDeps) {
       const outcomes = await Promise.all(
         claimed.map(async (job) => toOutcome(job, await deps.engine.infer(job.model, job.version, { inputs: job.inputs, outputs: job.requestedOutputs }))),
       );
-      const finished = await deps.writer.write(outcomes);
+      const finished = await deps.writer.write(outcomes, entry.id);
       for (const f of finished) deps.metrics.jobsFinished.inc({ model: claimed[0]!.model, status: f.status });
       return { jobs: finished.length };
     } catch (err) {
       const lastAttempt = entry.attemptsMade + 1 >= (entry.opts.attempts ?? 1);
       if (lastAttempt && claimed.length > 0) {
         const message = `gave up after ${entry.attemptsMade + 1} attempts: ${(err as Error).message}`;
-        await deps.writer.write(claimed.map((j) => ({ id: j.id, status: "failed", errorCode: "retries_exhausted", errorMessage: message })));
+        await deps.writer.write(claimed.map((j) => ({ id: j.id, status: "failed", errorCode: "retries_exhausted", errorMessage: message })), entry.id);
       }
       throw err;
     }

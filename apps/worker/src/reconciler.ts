@@ -3,12 +3,11 @@ import type { Database } from "@inferline/db";
 import type { Dispatcher } from "@inferline/queue";
 import type { JobPriority } from "@inferline/contracts";
 
-interface Orphan {
-  dispatchId: string;
+interface PendingEntry {
+  id: string;
   model: string;
   version: string;
   priority: JobPriority;
-  ids: string[];
 }
 
 /**
@@ -40,21 +39,25 @@ export class Reconciler {
   }
 
   private async pass(): Promise<number> {
-    const { rows } = await this.db.pool.query<Orphan>(
-      `select "dispatchId", model, version, priority, array_agg(id) as ids from jobs
-       where status in ('queued', 'running') and "dispatchId" is not null and model = any($1::text[])
-         and "createdAt" < now() - make_interval(secs => $2::double precision / 1000)
-       group by "dispatchId", model, version, priority limit 1000`,
+    const { rows } = await this.db.pool.query<PendingEntry>(
+      `select id, model, version, priority from dispatches
+       where model = any($1::text[]) and "createdAt" < now() - make_interval(secs => $2::double precision / 1000)
+       order by "createdAt" limit 1000`,
       [this.models, this.options.afterMs],
     );
     let requeued = 0;
-    for (const orphan of rows) {
-      const entry = await this.dispatcher.queue(orphan.model).getJob(orphan.dispatchId);
-      const state = entry ? await entry.getState() : "missing";
-      if (state !== "missing" && state !== "failed" && state !== "unknown") continue;
+    for (const pending of rows) {
+      const entry = await this.dispatcher.queue(pending.model).getJob(pending.id);
+      const state = entry ? await entry.getState() : "unknown";
+      if (state !== "failed" && state !== "unknown" && state !== "completed") continue;
+      const ids = (await this.db.pool.query<{ id: string }>(`select id from jobs where "dispatchId" = $1 and status in ('queued', 'running')`, [pending.id])).rows.map((r) => r.id);
+      if (ids.length === 0) {
+        await this.db.pool.query(`delete from dispatches where id = $1`, [pending.id]);
+        continue;
+      }
       if (entry) await entry.remove().catch(() => {});
-      await this.dispatcher.enqueue([{ dispatchId: orphan.dispatchId, model: orphan.model, version: orphan.version, priority: orphan.priority, jobIds: orphan.ids }]);
-      requeued += orphan.ids.length;
+      await this.dispatcher.enqueue([{ dispatchId: pending.id, model: pending.model, version: pending.version, priority: pending.priority, jobIds: ids }]);
+      requeued += ids.length;
     }
     if (requeued > 0) this.options.logger.warn({ jobs: requeued }, "re-enqueued jobs that Redis had lost");
     return requeued;

@@ -2,6 +2,7 @@ import type { FinishedJob, JobOutcome, JobStore } from "@inferline/db";
 
 interface Waiting {
   outcomes: JobOutcome[];
+  dispatchId: string | undefined;
   resolve: (jobs: FinishedJob[]) => void;
   reject: (err: unknown) => void;
 }
@@ -20,11 +21,14 @@ export class ResultWriter {
     private readonly onFinished: (jobs: FinishedJob[]) => Promise<void>,
   ) {}
 
-  /** Resolves, once written, with the jobs this write moved to a terminal state. */
-  write(outcomes: JobOutcome[]): Promise<FinishedJob[]> {
-    if (outcomes.length === 0) return Promise.resolve([]);
+  /**
+   * Resolves, once written, with the jobs this write moved to a terminal state. `dispatchId`
+   * names the queue entry these are all the results of (it is then done).
+   */
+  write(outcomes: JobOutcome[], dispatchId?: string): Promise<FinishedJob[]> {
+    if (outcomes.length === 0 && !dispatchId) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.waiting.push({ outcomes, resolve, reject });
+      this.waiting.push({ outcomes, dispatchId, resolve, reject });
       if (!this.writing) void this.drain();
     });
   }
@@ -35,7 +39,10 @@ export class ResultWriter {
       const group = this.waiting;
       this.waiting = [];
       try {
-        const finished = await this.store.finish(group.flatMap((w) => w.outcomes));
+        const finished = await this.store.finish(
+          group.flatMap((w) => w.outcomes),
+          group.flatMap((w) => w.dispatchId ?? []),
+        );
         await this.onFinished(finished).catch(() => {});
         const byId = new Map(finished.map((f) => [f.id, f]));
         for (const w of group) w.resolve(w.outcomes.flatMap((o) => byId.get(o.id) ?? []));

@@ -5,6 +5,7 @@ import { ModelRepository } from "@inferline/contracts";
 import { Database, JobStore, type FinishedJob } from "@inferline/db";
 import { InferenceEngine, InProcessRunner, ThreadPoolRunner } from "@inferline/inference";
 import { createRedis, Dispatcher, FinishedNotifier, inferQueueName, type DispatchPayload } from "@inferline/queue";
+import { EventRecorder, WebhookQueue, WebhookWorker } from "@inferline/webhooks";
 import type { WorkerEnv } from "./env.ts";
 import { WorkerMetrics } from "./metrics.ts";
 import { createProcessor } from "./processor.ts";
@@ -20,6 +21,8 @@ export interface RunningWorker {
   models: string[];
   metrics: WorkerMetrics;
   reconciler: Reconciler;
+  /** Webhook delivery of this process (absent when WEBHOOK_CONCURRENCY is 0). */
+  webhooks?: WebhookWorker;
   /** Stops taking work, lets in-flight entries finish (up to the shutdown timeout, then hands them back), and closes every connection. */
   close(): Promise<void>;
 }
@@ -44,8 +47,13 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const connection = createRedis(env.REDIS_URL, "worker");
   const publisher = createRedis(env.REDIS_URL, "producer");
   const notifier = new FinishedNotifier(publisher, env.QUEUE_PREFIX);
+  // Webhook events are recorded and enqueued off the result-writing path (EventRecorder), and
+  // delivered by their own BullMQ worker: a slow receiver never holds an inference slot.
+  const webhookQueue = new WebhookQueue(publisher, env.QUEUE_PREFIX);
+  const recorder = new EventRecorder(db, webhookQueue, logger);
   const writer = new ResultWriter(store, async (finished) => {
     await notifier.publish(finished.map((f) => f.id));
+    recorder.push(finished);
     await hooks.onFinished?.(finished);
   });
   const processor = createProcessor({ store, engine, writer, metrics });
@@ -64,6 +72,20 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const dispatcher = new Dispatcher(publisher, { prefix: env.QUEUE_PREFIX, attempts: env.JOB_ATTEMPTS, backoffMs: env.RETRY_BACKOFF_MS });
   const reconciler = new Reconciler(db, dispatcher, models, { intervalMs: env.RECONCILE_INTERVAL_MS, afterMs: env.RECONCILE_AFTER_MS, logger });
   reconciler.start();
+  const webhooks =
+    env.WEBHOOK_CONCURRENCY > 0
+      ? new WebhookWorker(db, connection, webhookQueue, {
+          prefix: env.QUEUE_PREFIX,
+          concurrency: env.WEBHOOK_CONCURRENCY,
+          timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+          schedule: env.WEBHOOK_RETRY_SCHEDULE_MS,
+          allowPrivate: env.WEBHOOK_ALLOW_PRIVATE,
+          maxBodyBytes: env.WEBHOOK_MAX_BODY_BYTES,
+          sweepIntervalMs: env.WEBHOOK_SWEEP_INTERVAL_MS,
+          sweepAfterMs: env.WEBHOOK_SWEEP_AFTER_MS,
+          logger,
+        })
+      : undefined;
   const metricsServer: http.Server | undefined = metrics.serve(env.METRICS_PORT);
   logger.info({ models, concurrency: env.WORKER_CONCURRENCY, threads: env.INFERENCE_THREADS }, "worker ready");
 
@@ -71,6 +93,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     models,
     metrics,
     reconciler,
+    webhooks,
     async close() {
       await reconciler.stop();
       const graceful = Promise.all(workers.map((w) => w.close()));
@@ -81,6 +104,9 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
         await Promise.all(workers.map((w) => w.close(true)));
       }
       metricsServer?.close();
+      await recorder.flush();
+      await webhooks?.close();
+      await webhookQueue.close();
       await dispatcher.close();
       await engine.close();
       await db.close();

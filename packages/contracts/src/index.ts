@@ -5,3 +5,4 @@ export * from "./model-repository.ts";
 export * from "./validate-inputs.ts";
 export * from "./job.ts";
 export * from "./env.ts";
+export * from "./batch.ts";

@@ -44,6 +44,26 @@ export interface FinishedJob {
   status: JobStatus;
   webhook: WebhookSpec | null;
   batchId: string | null;
+  /** True when this job was the last of its batch to finish: the batch completed with it. */
+  batchCompleted: boolean;
+}
+
+/**
+ * Wraps a statement that moves jobs to a terminal state (a CTE named `done` returning id,
+ * tenantId, status, webhook, batchId) so that, in the same statement, each affected batch's
+ * `remaining` count drops by its finished items and the batch completes when it reaches zero.
+ * One statement means a crash can never finish items without counting them.
+ */
+function withBatchAccounting(doneSql: string, extraCte?: string): string {
+  return `with done as (${doneSql}),${extraCte ? `\n    ${extraCte},` : ""}
+    counted as (select "batchId" as id, count(*)::int as n from done where "batchId" is not null group by 1),
+    settled as (
+      update batches b set remaining = b.remaining - c.n,
+        "completedAt" = case when b.remaining - c.n <= 0 then now() else b."completedAt" end
+      from counted c where b.id = c.id
+      returning b.id, b.remaining)
+    select d.id, d."tenantId", d.status, d.webhook, d."batchId", coalesce(s.remaining <= 0, false) as "batchCompleted"
+    from done d left join settled s on s.id = d."batchId"`;
 }
 
 const INSERT_CHUNK = 5000;
@@ -55,11 +75,21 @@ const INSERT_CHUNK = 5000;
 export class JobStore {
   constructor(private readonly pool: pg.Pool, private readonly prisma: PrismaClient) {}
 
+  /**
+   * Inserts jobs, and the `dispatches` rows of their queue entries, in one statement per chunk.
+   * Jobs without a dispatchId get no dispatch row (they are not meant for a queue yet).
+   */
   async insertMany(jobs: NewJob[], client: pg.Pool | pg.PoolClient = this.pool): Promise<void> {
     for (let i = 0; i < jobs.length; i += INSERT_CHUNK) {
       const chunk = jobs.slice(i, i + INSERT_CHUNK);
+      const dispatches = dispatchRows(chunk);
       await client.query(
-        `insert into jobs (id, "tenantId", model, version, priority, inputs, "requestedOutputs", metadata, webhook,
+        `with d as (
+           insert into dispatches (id, model, version, priority, jobs)
+           select x.id, x.model, x.version, x.priority::"JobPriority", x.n
+           from unnest($17::uuid[], $18::text[], $19::text[], $20::text[], $21::int[]) as x(id, model, version, priority, n)
+           on conflict (id) do update set jobs = dispatches.jobs + excluded.jobs)
+         insert into jobs (id, "tenantId", model, version, priority, inputs, "requestedOutputs", metadata, webhook,
            "idempotencyKey", "requestHash", "batchId", "batchIndex", "customId", "dispatchId", "createdAt")
          select u.id, u.tenant, u.model, u.version, u.priority::"JobPriority", u.inputs, coalesce(u.outputs::text[], '{}'),
            u.metadata, u.webhook, u.ikey, u.rhash, u.batch, u.bindex, u.custom, u.dispatch, u.created
@@ -84,6 +114,11 @@ export class JobStore {
           chunk.map((j) => j.customId),
           chunk.map((j) => j.dispatchId),
           chunk.map((j) => j.createdAt),
+          dispatches.map((d) => d.id),
+          dispatches.map((d) => d.model),
+          dispatches.map((d) => d.version),
+          dispatches.map((d) => d.priority),
+          dispatches.map((d) => d.jobs),
         ],
       );
     }
@@ -109,20 +144,25 @@ export class JobStore {
    * retried or duplicate attempt never overwrites a result or a cancel: the visible outcome is
    * exactly-once. Returns the jobs this call finished.
    */
-  async finish(outcomes: JobOutcome[]): Promise<FinishedJob[]> {
-    if (outcomes.length === 0) return [];
+  async finish(outcomes: JobOutcome[], doneDispatches: string[] = []): Promise<FinishedJob[]> {
+    if (outcomes.length === 0 && doneDispatches.length === 0) return [];
     const { rows } = await this.pool.query<FinishedJob>(
-      `update jobs j set status = v.status::"JobStatus", result = v.result, "errorCode" = v.code, "errorMessage" = v.message,
+      withBatchAccounting(
+        `update jobs j set status = v.status::"JobStatus", result = v.result, "errorCode" = v.code, "errorMessage" = v.message,
          "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now())
        from unnest($1::uuid[], $2::text[], $3::json[], $4::text[], $5::text[]) as v(id, status, result, code, message)
        where j.id = v.id and j.status in ('queued', 'running')
        returning j.id, j."tenantId", j.status, j.webhook, j."batchId"`,
+        // The entries whose results these are: processed, so the reconciler forgets them.
+        `gone as (delete from dispatches where id = any($6::uuid[]))`,
+      ),
       [
         outcomes.map((o) => o.id),
         outcomes.map((o) => o.status),
         outcomes.map((o) => (o.status === "succeeded" ? JSON.stringify(o.result) : null)),
         outcomes.map((o) => (o.status === "failed" ? o.errorCode : null)),
         outcomes.map((o) => (o.status === "failed" ? o.errorMessage : null)),
+        doneDispatches,
       ],
     );
     return rows;
@@ -131,16 +171,33 @@ export class JobStore {
   /** Cancels a queued or running job of the tenant. Returns it, or undefined when it was not cancelable. */
   async cancel(tenantId: string, id: string): Promise<FinishedJob | undefined> {
     const { rows } = await this.pool.query<FinishedJob>(
-      `update jobs set status = 'canceled', "completedAt" = now()
+      withBatchAccounting(`update jobs set status = 'canceled', "completedAt" = now()
        where id = $1 and "tenantId" = $2 and status in ('queued', 'running')
-       returning id, "tenantId", status, webhook, "batchId"`,
+       returning id, "tenantId", status, webhook, "batchId"`),
       [id, tenantId],
     );
     return rows[0];
   }
 
+  /** Cancels every item of a batch that is not yet terminal; returns those it canceled. */
+  async cancelBatch(tenantId: string, batchId: string): Promise<FinishedJob[]> {
+    const { rows } = await this.pool.query<FinishedJob>(
+      withBatchAccounting(`update jobs set status = 'canceled', "completedAt" = now()
+       where "batchId" = $1 and "tenantId" = $2 and status in ('queued', 'running')
+       returning id, "tenantId", status, webhook, "batchId"`),
+      [batchId, tenantId],
+    );
+    return rows;
+  }
+
   async get(tenantId: string, id: string): Promise<Job | null> {
     return this.prisma.job.findFirst({ where: { id, tenantId } });
+  }
+
+  /** Jobs per model in queue entries not yet processed (queued or running): the queue depth. */
+  async pendingByModel(model: string): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>(`select coalesce(sum(jobs), 0)::int as n from dispatches where model = $1`, [model]);
+    return rows[0]?.n ?? 0;
   }
 
   async statuses(ids: string[]): Promise<Map<string, JobStatus>> {
@@ -195,6 +252,17 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   } catch {
     throw new InvalidCursorError("cursor is not one this API returned");
   }
+}
+
+function dispatchRows(jobs: NewJob[]): Array<{ id: string; model: string; version: string; priority: JobPriority; jobs: number }> {
+  const rows = new Map<string, { id: string; model: string; version: string; priority: JobPriority; jobs: number }>();
+  for (const j of jobs) {
+    if (!j.dispatchId) continue;
+    const row = rows.get(j.dispatchId);
+    if (row) row.jobs++;
+    else rows.set(j.dispatchId, { id: j.dispatchId, model: j.model, version: j.version, priority: j.priority, jobs: 1 });
+  }
+  return [...rows.values()];
 }
 
 function toPgArrayLiteral(values: string[]): string {

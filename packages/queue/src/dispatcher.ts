@@ -52,11 +52,11 @@ export class Dispatcher {
     return queue;
   }
 
-  /** Splits ids into groups of at most maxJobsPerEntry, each with a fresh dispatch id. */
-  plan(model: string, version: string, priority: JobPriority, jobIds: string[]): DispatchGroup[] {
+  /** Splits ids into groups of at most `size` (default maxJobsPerEntry), each with a fresh dispatch id. */
+  plan(model: string, version: string, priority: JobPriority, jobIds: string[], size = this.maxJobsPerEntry): DispatchGroup[] {
     const groups: DispatchGroup[] = [];
-    for (let i = 0; i < jobIds.length; i += this.maxJobsPerEntry) {
-      groups.push({ dispatchId: crypto.randomUUID(), model, version, priority, jobIds: jobIds.slice(i, i + this.maxJobsPerEntry) });
+    for (let i = 0; i < jobIds.length; i += size) {
+      groups.push({ dispatchId: crypto.randomUUID(), model, version, priority, jobIds: jobIds.slice(i, i + size) });
     }
     return groups;
   }

@@ -12,7 +12,7 @@ import {
   type JobView,
   type ModelRepository,
 } from "@inferline/contracts";
-import { toJobView, type Database, type JobStore, type NewJob } from "@inferline/db";
+import { toJobView, type Database, type FinishedJob, type JobStore, type NewJob } from "@inferline/db";
 import type { FinishedListener, FinishedNotifier } from "@inferline/queue";
 import type { SubmitWriter } from "./submit-writer.ts";
 
@@ -22,6 +22,8 @@ export interface JobServiceOptions {
   maxQueueDepth: number;
   /** Checks a webhook target (SSRF guard); throws ValidationError when refused. */
   checkWebhook?: (url: string) => Promise<void>;
+  /** Records (and enqueues) webhook events of jobs this service finished (job.canceled); must not throw. */
+  emitEvents?: (jobs: FinishedJob[]) => Promise<void>;
 }
 
 export type SubmitResult = { job: JobView; replayed: boolean };
@@ -132,6 +134,7 @@ export class JobService {
       throw new ConflictError("job_not_cancelable", `job is already ${job.status}`);
     }
     await this.notifier.publish([id]).catch(() => {});
+    if (canceled.webhook) await this.options.emitEvents?.([canceled]);
     return this.get(tenantId, id);
   }
 
@@ -139,8 +142,7 @@ export class JobService {
     const cached = this.depthCache.get(model);
     let depth = cached && Date.now() - cached.at < 1000 ? cached.depth : undefined;
     if (depth === undefined) {
-      const { rows } = await this.db.pool.query<{ n: number }>(`select count(*)::int as n from jobs where status = 'queued' and model = $1`, [model]);
-      depth = rows[0]?.n ?? 0;
+      depth = await this.store.pendingByModel(model);
       this.depthCache.set(model, { depth, at: Date.now() });
     }
     if (depth >= this.options.maxQueueDepth) {

@@ -1,0 +1,121 @@
+import crypto from "node:crypto";
+import {
+  BatchItem,
+  ConflictError,
+  MAX_BATCH_ITEMS,
+  NotFoundError,
+  validateInputs,
+  validateOutputNames,
+  ValidationError,
+  type BatchHeader,
+  type BatchResultLine,
+  type BatchView,
+  type FieldFault,
+  type ModelRepository,
+} from "@inferline/contracts";
+import type { BatchStore, FinishedJob, JobStore, NewJob } from "@inferline/db";
+import type { Dispatcher, FinishedNotifier } from "@inferline/queue";
+
+/** Faults reported for one batch; past this the client has enough to fix its file. */
+const MAX_FAULTS = 100;
+/** Jobs per queue entry for batch items: bigger than for single submits, since they arrive together. */
+const BATCH_ENTRY_SIZE = 512;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface BatchServiceOptions {
+  checkWebhook?: (url: string) => Promise<void>;
+  /** Called with jobs a cancel finished (webhooks and batch completion hang here). */
+  onFinished?: (jobs: FinishedJob[]) => Promise<void>;
+}
+
+export class BatchService {
+  constructor(
+    private readonly batches: BatchStore,
+    private readonly jobs: JobStore,
+    private readonly models: ModelRepository,
+    private readonly dispatcher: Dispatcher,
+    private readonly notifier: FinishedNotifier,
+    private readonly options: BatchServiceOptions = {},
+  ) {}
+
+  /**
+   * Validates every item against the model before anything is stored (a batch with one bad item
+   * creates nothing), then inserts the batch and its jobs in one transaction and enqueues them in
+   * bulk. `items` may be an async stream (NDJSON) so the body is never buffered whole.
+   */
+  async create(tenantId: string, header: BatchHeader, items: Iterable<unknown> | AsyncIterable<unknown>): Promise<BatchView> {
+    const model = this.models.resolve(header.model, header.version);
+    const faults: FieldFault[] = validateOutputNames(model.manifest, header.outputs);
+    if (header.webhook) await this.options.checkWebhook?.(header.webhook.url);
+    const batchId = crypto.randomUUID();
+    const createdAt = new Date();
+    const requestedOutputs = (header.outputs ?? []).map((o) => o.name);
+    const jobs: NewJob[] = [];
+    let index = 0;
+    for await (const raw of items) {
+      if (index >= MAX_BATCH_ITEMS) throw new ValidationError(`a batch holds at most ${MAX_BATCH_ITEMS} items`, [{ path: `/items/${index}`, message: "too many items" }], 413);
+      const base = `/items/${index}`;
+      const item = BatchItem.safeParse(raw);
+      if (!item.success) {
+        if (faults.length < MAX_FAULTS) faults.push(...item.error.issues.map((i) => ({ path: `${base}/${i.path.join("/")}`.replace(/\/$/, ""), message: i.message })));
+      } else {
+        const checked = validateInputs(model.manifest, item.data.inputs, `${base}/inputs`);
+        if (checked.value && faults.length === 0) {
+          jobs.push({
+            id: crypto.randomUUID(),
+            tenantId,
+            model: model.manifest.name,
+            version: model.version,
+            priority: header.priority,
+            inputs: checked.value.inputs,
+            requestedOutputs,
+            metadata: header.metadata,
+            webhook: null,
+            idempotencyKey: null,
+            requestHash: null,
+            batchId,
+            batchIndex: index,
+            customId: item.data.customId ?? null,
+            dispatchId: null,
+            createdAt,
+          });
+        } else if (faults.length < MAX_FAULTS) {
+          faults.push(...checked.faults);
+        }
+      }
+      index++;
+    }
+    if (faults.length > 0) throw new ValidationError(`the batch has invalid items; nothing was created`, faults.slice(0, MAX_FAULTS));
+    if (jobs.length === 0) throw new ValidationError("a batch needs at least one item", [{ path: "/items", message: "no items" }]);
+
+    const groups = this.dispatcher.plan(model.manifest.name, model.version, header.priority, jobs.map((j) => j.id), BATCH_ENTRY_SIZE);
+    let k = 0;
+    for (const g of groups) for (const _ of g.jobIds) jobs[k++]!.dispatchId = g.dispatchId;
+    await this.batches.create({ id: batchId, tenantId, model: model.manifest.name, version: model.version, priority: header.priority, webhook: header.webhook ?? null, createdAt }, jobs);
+    // A failed enqueue leaves the jobs queued in PostgreSQL; the workers' reconciler enqueues them.
+    for (let i = 0; i < groups.length; i += 500) await this.dispatcher.enqueue(groups.slice(i, i + 500)).catch(() => {});
+    return this.get(tenantId, batchId);
+  }
+
+  async get(tenantId: string, id: string): Promise<BatchView> {
+    const batch = UUID.test(id) ? await this.batches.get(tenantId, id) : null;
+    if (!batch) throw new NotFoundError("batch", id);
+    return this.batches.view(batch);
+  }
+
+  /** Results in submission order; throws 404 before the first line when the batch is not the tenant's. */
+  async results(tenantId: string, id: string): Promise<AsyncGenerator<BatchResultLine[]>> {
+    await this.get(tenantId, id);
+    return this.batches.results(id);
+  }
+
+  async cancel(tenantId: string, id: string): Promise<BatchView> {
+    const view = await this.get(tenantId, id);
+    if (view.status === "completed" || view.status === "canceled") throw new ConflictError("batch_not_cancelable", `batch is already ${view.status}`);
+    await this.batches.markCanceled(id);
+    const canceled = await this.jobs.cancelBatch(tenantId, id);
+    for (let i = 0; i < canceled.length; i += 5000) await this.notifier.publish(canceled.slice(i, i + 5000).map((j) => j.id)).catch(() => {});
+    await this.options.onFinished?.(canceled).catch(() => {});
+    return this.get(tenantId, id);
+  }
+}

@@ -1,0 +1,195 @@
+import crypto from "node:crypto";
+import type { Database } from "@inferline/db";
+import { nextRetryDelay, parseRetryAfter, DEFAULT_RETRY_SCHEDULE_MS } from "./schedule.ts";
+import { webhookHeaders } from "./signing.ts";
+import { assertPublicTarget, type HostLookup } from "./ssrf.ts";
+
+export interface DeliveryOptions {
+  /** How long one attempt may take, headers and the bounded body read included. Default 15000. */
+  timeoutMs?: number;
+  /** Largest body sent; a larger event is recorded as failed, never sent. Default 256 KiB. */
+  maxBodyBytes?: number;
+  /** Most bytes of the receiver's answer read (and recorded). Default 4096. */
+  maxResponseBytes?: number;
+  /** Delay before each attempt (see DEFAULT_RETRY_SCHEDULE_MS). */
+  schedule?: readonly number[];
+  /** Deliver to loopback/private addresses (tests, single-host setups). Default false. */
+  allowPrivate?: boolean;
+  lookup?: HostLookup;
+}
+
+export const DEFAULT_TIMEOUT_MS = 15_000;
+export const DEFAULT_MAX_BODY_BYTES = 256 * 1024;
+export const DEFAULT_MAX_RESPONSE_BYTES = 4096;
+
+export type DeliveryOutcome =
+  /** The receiver answered 2xx. */
+  | "delivered"
+  /** The receiver answered 410 Gone: no more attempts. */
+  | "gone"
+  /** Failed; another attempt is scheduled in `retryInMs`. */
+  | "retry"
+  /** Failed for good: schedule exhausted, or the body is over the limit. */
+  | "failed"
+  /** A manual redelivery that failed (it schedules nothing and leaves the event's status). */
+  | "manual_failed"
+  /** Nothing to do: unknown event, or already settled. */
+  | "skipped";
+
+export interface DeliveryResult {
+  outcome: DeliveryOutcome;
+  attempt?: number;
+  statusCode?: number;
+  error?: string;
+  latencyMs?: number;
+  retryInMs?: number;
+}
+
+interface ClaimedEvent {
+  id: string;
+  jobId: string | null;
+  url: string;
+  body: string;
+  attempts: number;
+  secret: string;
+  previousSecret: string | null;
+  previousExpiresAt: Date | null;
+}
+
+/**
+ * One delivery attempt of one event: claims an attempt number, checks the target again (DNS may
+ * have changed since submit), signs with the tenant's secret (and the previous one during a
+ * rotation window), POSTs without following redirects under a timeout, reads at most a few KiB of
+ * the answer, and records the attempt together with the event's new status in one statement.
+ * Never throws for a receiver's failure: the result says whether and when to retry.
+ */
+export async function deliverEvent(db: Database, eventId: string, options: DeliveryOptions = {}, mode: { manual?: boolean } = {}): Promise<DeliveryResult> {
+  const manual = mode.manual ?? false;
+  const { rows } = await db.pool.query<ClaimedEvent>(
+    `update webhook_events e set attempts = e.attempts + 1
+     from tenants t
+     where e.id = $1 and t.id = e."tenantId" and ($2::boolean or e.status = 'pending')
+     returning e.id, e."jobId", e.url, e.payload::text as body, e.attempts, t."webhookSecret" as secret,
+       t."previousWebhookSecret" as "previousSecret", t."previousSecretExpiresAt" as "previousExpiresAt"`,
+    [eventId, manual],
+  );
+  const event = rows[0];
+  if (!event) return { outcome: "skipped" };
+
+  const attempt = await attemptOnce(event, options);
+  const schedule = options.schedule ?? DEFAULT_RETRY_SCHEDULE_MS;
+  let outcome: DeliveryOutcome;
+  let retryInMs: number | undefined;
+  if (attempt.ok) outcome = "delivered";
+  else if (attempt.statusCode === 410) outcome = "gone";
+  else if (manual) outcome = "manual_failed";
+  else if (!attempt.retriable) outcome = "failed";
+  else {
+    const delay = nextRetryDelay(schedule, event.attempts, attempt.retryAfterMs);
+    if (delay === null) outcome = "failed";
+    else {
+      outcome = "retry";
+      retryInMs = delay;
+    }
+  }
+  const nextRetryAt = retryInMs === undefined ? null : new Date(Date.now() + retryInMs);
+  const status = outcome === "retry" ? "pending" : outcome === "manual_failed" ? null : outcome;
+  await db.pool.query(
+    `with attempt as (
+       insert into webhook_deliveries (id, "eventId", "jobId", attempt, url, "attemptedAt", "statusCode", "latencyMs", error, "responseBody", "nextRetryAt")
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+     )
+     update webhook_events set status = coalesce($12::text, status),
+       "nextAttemptAt" = case when $13::boolean then $11::timestamptz else "nextAttemptAt" end,
+       "deliveredAt" = case when $12::text = 'delivered' then now() else "deliveredAt" end
+     where id = $2`,
+    [
+      crypto.randomUUID(),
+      event.id,
+      event.jobId,
+      event.attempts,
+      event.url,
+      attempt.at,
+      attempt.statusCode ?? null,
+      attempt.latencyMs ?? null,
+      attempt.error ?? null,
+      attempt.responseBody ?? null,
+      nextRetryAt,
+      status,
+      !manual,
+    ],
+  );
+  return { outcome, attempt: event.attempts, statusCode: attempt.statusCode, error: attempt.error, latencyMs: attempt.latencyMs, retryInMs };
+}
+
+interface Attempt {
+  at: Date;
+  ok: boolean;
+  retriable: boolean;
+  statusCode?: number;
+  latencyMs?: number;
+  error?: string;
+  responseBody?: string;
+  retryAfterMs?: number;
+}
+
+async function attemptOnce(event: ClaimedEvent, options: DeliveryOptions): Promise<Attempt> {
+  const at = new Date();
+  const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const size = Buffer.byteLength(event.body);
+  if (size > maxBody) return { at, ok: false, retriable: false, error: `payload of ${size} bytes exceeds the limit of ${maxBody} bytes; not sent` };
+  try {
+    await assertPublicTarget(event.url, { allowPrivate: options.allowPrivate, lookup: options.lookup });
+  } catch (err) {
+    // Retried on the schedule: DNS (or the operator's allow switch) may change.
+    return { at, ok: false, retriable: true, error: `refused: ${(err as Error).message}` };
+  }
+  const secrets = [event.secret];
+  if (event.previousSecret && event.previousExpiresAt && event.previousExpiresAt.getTime() > Date.now()) secrets.push(event.previousSecret);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const signal = AbortSignal.timeout(timeoutMs);
+  const started = performance.now();
+  let statusCode: number | undefined;
+  try {
+    const res = await fetch(event.url, { method: "POST", headers: webhookHeaders(secrets, event.id, new Date(), event.body), body: event.body, redirect: "manual", signal });
+    statusCode = res.status;
+    const responseBody = await readBounded(res, options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
+    const latencyMs = Math.round(performance.now() - started);
+    if (res.status >= 200 && res.status < 300) return { at, ok: true, retriable: false, statusCode, latencyMs, responseBody };
+    const error =
+      res.status >= 300 && res.status < 400
+        ? `redirect (${res.status}${res.headers.get("location") ? ` to ${res.headers.get("location")}` : ""}) not followed`
+        : `receiver answered ${res.status}`;
+    return { at, ok: false, retriable: res.status !== 410, statusCode, latencyMs, error, responseBody, retryAfterMs: parseRetryAfter(res.headers.get("retry-after")) };
+  } catch (err) {
+    const latencyMs = Math.round(performance.now() - started);
+    const error = signal.aborted ? `no answer within ${timeoutMs} ms` : `request failed: ${describe(err)}`;
+    return { at, ok: false, retriable: true, statusCode, latencyMs, error };
+  }
+}
+
+/** The first `limit` bytes of the body as text; the rest is never read (the stream is canceled). */
+async function readBounded(res: Response, limit: number): Promise<string> {
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  let done = false;
+  while (total < limit) {
+    const next = await reader.read();
+    if (next.done) {
+      done = true;
+      break;
+    }
+    chunks.push(next.value);
+    total += next.value.byteLength;
+  }
+  if (!done) await reader.cancel().catch(() => {});
+  return Buffer.concat(chunks).subarray(0, limit).toString("utf8");
+}
+
+function describe(err: unknown): string {
+  const e = err as { message?: string; cause?: { code?: string; message?: string } };
+  const cause = e.cause?.code ?? e.cause?.message;
+  return cause ? `${e.message} (${cause})` : (e.message ?? String(err));
+}

@@ -1,0 +1,58 @@
+import crypto from "node:crypto";
+import { Queue, type JobsOptions } from "bullmq";
+import type { Redis } from "ioredis";
+import { WEBHOOK_QUEUE } from "@inferline/queue";
+
+/** Payload of one entry on the webhooks queue. */
+export interface DeliveryPayload {
+  eventId: string;
+  /** A redelivery asked for by the tenant: one attempt, whatever the event's status. */
+  manual?: boolean;
+}
+
+/**
+ * Upper bound on BullMQ attempts of one entry. The retry schedule itself is applied by the
+ * delivery processor (which knows it): it stops an entry by returning, so producers (the API, the
+ * worker) need not share the schedule's configuration.
+ */
+export const MAX_QUEUE_ATTEMPTS = 100;
+
+/** Producer side of the webhooks queue: the API and the worker both enqueue through this. */
+export class WebhookQueue {
+  readonly queue: Queue<DeliveryPayload>;
+
+  constructor(connection: Redis, prefix: string) {
+    this.queue = new Queue<DeliveryPayload>(WEBHOOK_QUEUE, { connection, prefix });
+    this.queue.on("error", () => {});
+  }
+
+  static readonly entryOptions: JobsOptions = {
+    attempts: MAX_QUEUE_ATTEMPTS,
+    // "webhook" is the worker's custom strategy: the delay the processor computed from the schedule and Retry-After.
+    backoff: { type: "webhook" },
+    removeOnComplete: true,
+    removeOnFail: { age: 7 * 24 * 3600 },
+  };
+
+  /**
+   * One queue entry per event, whose BullMQ job id is the event id: adding an event that already
+   * has an entry is a no-op, so the sweep and a late producer can never deliver twice.
+   */
+  async enqueue(eventIds: string[]): Promise<void> {
+    if (eventIds.length === 0) return;
+    await this.queue.addBulk(eventIds.map((eventId) => ({ name: "deliver", data: { eventId }, opts: { ...WebhookQueue.entryOptions, jobId: eventId } })));
+  }
+
+  /** A single extra attempt of an event (same webhook-id), on an entry of its own. */
+  async redeliver(eventId: string): Promise<void> {
+    await this.queue.add(
+      "redeliver",
+      { eventId, manual: true },
+      { jobId: `${eventId}-redeliver-${crypto.randomUUID()}`, attempts: 1, removeOnComplete: true, removeOnFail: { age: 24 * 3600 } },
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}

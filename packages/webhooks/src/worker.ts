@@ -1,0 +1,117 @@
+import { Worker, type Job } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Database } from "@inferline/db";
+import { WEBHOOK_QUEUE } from "@inferline/queue";
+import { deliverEvent, type DeliveryOptions } from "./deliver.ts";
+import type { DeliveryPayload, WebhookQueue } from "./queue.ts";
+
+export interface WebhookLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface WebhookWorkerOptions extends DeliveryOptions {
+  prefix: string;
+  /** Deliveries in flight at once. Default 16. */
+  concurrency?: number;
+  /** How often to look for pending events that have no queue entry, in ms; 0 disables. Default 30000. */
+  sweepIntervalMs?: number;
+  /** A pending event overdue by this much is checked by the sweep. Default 60000. */
+  sweepAfterMs?: number;
+  logger: WebhookLogger;
+}
+
+/** Thrown by the processor to have BullMQ retry the entry after `delayMs` (see the "webhook" backoff strategy). */
+class RetryLater extends Error {
+  constructor(readonly delayMs: number, message: string) {
+    super(message);
+  }
+}
+
+/**
+ * Delivers webhook events from the webhooks queue, apart from inference: a slow or dead receiver
+ * holds a delivery slot, never an inference slot. Each entry makes one attempt per run; a failed
+ * attempt that the schedule retries throws RetryLater, and BullMQ re-runs the same entry (same
+ * event, same webhook-id) after the delay the processor chose.
+ */
+export class WebhookWorker {
+  private readonly worker: Worker<DeliveryPayload>;
+  private timer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<number> | undefined;
+
+  constructor(
+    private readonly db: Database,
+    connection: Redis,
+    private readonly queue: WebhookQueue,
+    private readonly options: WebhookWorkerOptions,
+  ) {
+    this.worker = new Worker<DeliveryPayload>(WEBHOOK_QUEUE, (job) => this.process(job), {
+      connection,
+      prefix: options.prefix,
+      concurrency: options.concurrency ?? 16,
+      // An attempt can take the whole timeout; keep the lock well past it.
+      lockDuration: Math.max(30_000, (options.timeoutMs ?? 15_000) * 2),
+      maxStalledCount: 5,
+      settings: {
+        backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => {
+          if (err instanceof RetryLater) return err.delayMs;
+          // An unexpected failure (PostgreSQL down): back off exponentially, at most 10 min.
+          return Math.min(600_000, 1000 * 2 ** Math.min(attemptsMade, 10));
+        },
+      },
+    });
+    this.worker.on("error", (err) => options.logger.error({ err: err.message }, "webhook queue connection error"));
+    this.worker.on("failed", (job, err) => {
+      if (!(err instanceof RetryLater)) options.logger.warn({ event: job?.data.eventId, err: err.message }, "webhook delivery errored");
+    });
+    const interval = options.sweepIntervalMs ?? 30_000;
+    if (interval > 0) {
+      this.timer = setInterval(() => void this.sweepOnce().catch((err: Error) => options.logger.warn({ err: err.message }, "webhook sweep failed")), interval);
+      this.timer.unref();
+    }
+  }
+
+  private async process(job: Job<DeliveryPayload>): Promise<void> {
+    const result = await deliverEvent(this.db, job.data.eventId, this.options, { manual: job.data.manual });
+    if (result.outcome === "retry") throw new RetryLater(result.retryInMs ?? 0, result.error ?? "delivery failed");
+    if (result.outcome === "failed") this.options.logger.warn({ event: job.data.eventId, attempt: result.attempt, err: result.error }, "webhook delivery failed for good");
+  }
+
+  /**
+   * Crash safety: an event row is written before its queue entry is added, so a crash between
+   * the two (or a Redis that lost its data) leaves a pending event with no entry. This re-adds
+   * entries for pending events overdue by `afterMs` that have none. Returns how many it re-added.
+   */
+  sweepOnce(afterMs = this.options.sweepAfterMs ?? 60_000): Promise<number> {
+    this.sweeping ??= this.sweep(afterMs).finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
+
+  private async sweep(afterMs: number): Promise<number> {
+    const { rows } = await this.db.pool.query<{ id: string }>(
+      `select id from webhook_events where status = 'pending' and "nextAttemptAt" < now() - make_interval(secs => $1::double precision / 1000)
+       order by "nextAttemptAt" limit 1000`,
+      [afterMs],
+    );
+    const lost: string[] = [];
+    for (const { id } of rows) {
+      const state = await this.queue.queue.getJobState(id);
+      if (state === "unknown") lost.push(id);
+      else if (state === "failed" || state === "completed") {
+        // The entry ended without settling the event (errors until its attempts ran out): start a new one.
+        await this.queue.queue.remove(id).catch(() => 0);
+        lost.push(id);
+      }
+    }
+    await this.queue.enqueue(lost);
+    if (lost.length > 0) this.options.logger.warn({ events: lost.length }, "re-enqueued webhook events that had no queue entry");
+    return lost.length;
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.sweeping?.catch(() => {});
+    await this.worker.close();
+  }
+}
