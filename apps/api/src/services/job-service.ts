@@ -74,6 +74,7 @@ export class JobService {
     await this.assertQueueHasRoom(job.model);
     if (idempotencyKey) return this.submitIdempotent(job, body, idempotencyKey);
     await this.writer.submit(job);
+    this.noteQueued(job.model);
     return { job: viewOfNew(job), replayed: false };
   }
 
@@ -93,6 +94,7 @@ export class JobService {
       if (existing) await this.store.releaseIdempotencyKey(existing.id);
       try {
         await this.writer.submitOne({ ...job, idempotencyKey: key, requestHash: hash });
+        this.noteQueued(job.model);
         return { job: viewOfNew(job), replayed: false };
       } catch (err) {
         if ((err as { code?: string }).code !== "23505") throw err;
@@ -138,6 +140,13 @@ export class JobService {
     return this.get(tenantId, id);
   }
 
+  /** Counts this process's own submits into the cached depth, so a burst cannot overshoot the limit between readings. */
+  private noteQueued(model: string): void {
+    const cached = this.depthCache.get(model);
+    if (cached) cached.depth++;
+  }
+
+  /** The depth is read from `dispatches` at most once a second per model; submits in between count themselves in. */
   private async assertQueueHasRoom(model: string): Promise<void> {
     const cached = this.depthCache.get(model);
     let depth = cached && Date.now() - cached.at < 1000 ? cached.depth : undefined;

@@ -1,0 +1,37 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { irisJob } from "@inferline/testing";
+import { startStack, type TestStack } from "./support/stack.ts";
+
+// No worker, so queued jobs stay queued and the depth only grows.
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startStack({ worker: false, api: { MAX_QUEUE_DEPTH: "3", RATE_LIMIT_PER_SECOND: "20" } });
+});
+afterAll(async () => {
+  await stack?.close();
+});
+
+describe("limits", () => {
+  it("a model's queue over its depth answers 503 with Retry-After, and stores nothing", async () => {
+    for (let i = 0; i < 3; i++) expect((await stack.alpha.post("/v1/jobs", irisJob())).status).toBe(202);
+    const res = await stack.alpha.post("/v1/jobs", irisJob());
+    expect(res.status).toBe(503);
+    expect(res.body.code).toBe("queue_full");
+    expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+  });
+
+  it("the 503 stored nothing", async () => {
+    expect((await stack.alpha.get("/v1/jobs")).body.jobs).toHaveLength(3);
+  });
+
+  it("a key over its rate answers 429 with Retry-After; another tenant is unaffected", async () => {
+    const tenant = stack.alpha.withKey(await stack.createKey("chatty"));
+    const statuses = await Promise.all(Array.from({ length: 40 }, () => tenant.get("/v1/models")));
+    const limited = statuses.filter((r) => r.status === 429);
+    expect(limited.length).toBeGreaterThan(0);
+    expect(statuses.filter((r) => r.status === 200).length).toBeLessThanOrEqual(20);
+    expect(Number(limited[0]!.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(limited[0]!.body.code).toBe("rate_limited");
+    expect((await stack.beta.get("/v1/models")).status).toBe(200);
+  });
+});
