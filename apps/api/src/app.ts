@@ -13,6 +13,7 @@ import { jobsRouter } from "./routes/jobs.ts";
 import { batchesRouter } from "./routes/batches.ts";
 import type { BatchService } from "./services/batch-service.ts";
 import { modelsRouter } from "./routes/models.ts";
+import { v2Router } from "./routes/v2.ts";
 import { webhooksRouter } from "./routes/webhooks.ts";
 import type { JobService } from "./services/job-service.ts";
 import type { ApiMetrics } from "./metrics.ts";
@@ -50,6 +51,17 @@ export function createApp(deps: AppDeps): Express {
   v1.use("/jobs", jobsRouter(deps.jobs));
   v1.use("/models", modelsRouter(deps.models));
   app.use("/v1", v1);
+  app.use(
+    "/v2",
+    v2Router({
+      models: deps.models,
+      jobs: deps.jobs,
+      ready: async () => (await Promise.all([deps.db.pool.query("select 1"), deps.redis.ping()]).then(() => true, () => false)),
+      auth: [authenticate(deps.tenants), rateLimit(deps.env.RATE_LIMIT_PER_SECOND)],
+      bodyLimit: deps.env.BODY_LIMIT,
+      timeoutSeconds: deps.env.V2_INFER_TIMEOUT_S,
+    }),
+  );
 
   app.use((req, res) => sendProblem(res, 404, "route_not_found", `no route for ${req.method} ${req.path}`));
   app.use(problemHandler(deps.logger));

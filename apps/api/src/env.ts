@@ -12,6 +12,8 @@ export const ApiEnv = SharedEnv.extend({
   MAX_QUEUE_DEPTH: z.coerce.number().int().min(1).default(1_000_000),
   /** Requests per second allowed to one API key (per API process); 0 disables the limit. Default 2000. */
   RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(2000),
+  /** How long `POST /v2/models/:name/infer` waits for its job before answering 504. Default 30. */
+  V2_INFER_TIMEOUT_S: z.coerce.number().min(1).max(60).default(30),
   /** Attempts of a queue entry before its jobs fail for good. Default 5. */
   JOB_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
   /** First retry delay in ms, doubling each attempt with jitter. Default 1000. */

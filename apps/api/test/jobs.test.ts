@@ -61,3 +61,39 @@ describe("submit, run, poll", () => {
     expect([...seen].every((s) => ["queued", "running", "succeeded"].includes(s))).toBe(true);
   });
 });
+
+describe("Open Inference Protocol v2", () => {
+  it("health and model metadata", async () => {
+    expect((await stack.anonymous.get("/v2/health/live")).body).toEqual({ live: true });
+    expect((await stack.anonymous.get("/v2/health/ready")).body).toEqual({ ready: true });
+    expect((await stack.anonymous.get("/v2/models/iris")).status).toBe(401);
+    const meta = await stack.alpha.get("/v2/models/iris");
+    expect(meta.body).toEqual({
+      name: "iris",
+      versions: ["1"],
+      platform: "onnxruntime_onnx",
+      inputs: [{ name: "features", datatype: "FP32", shape: [-1, 4] }],
+      outputs: [{ name: "probabilities", datatype: "FP32", shape: [-1, 3] }],
+    });
+    expect((await stack.alpha.get("/v2/models/iris/versions/1")).status).toBe(200);
+    expect((await stack.alpha.get("/v2/models/iris/ready")).body).toEqual({ name: "iris", ready: true });
+    expect((await stack.alpha.get("/v2/models/nope")).status).toBe(404);
+  });
+
+  it("infer answers synchronously through the queue, and the job is on record", async () => {
+    const res = await stack.alpha.post("/v2/models/iris/infer", { id: "req-1", inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: IRIS_SAMPLES.virginica }] });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id: "req-1", model_name: "iris", model_version: "1", outputs: [{ name: "probabilities", shape: [1, 3] }] });
+    expect(res.body.classifications[0].label).toBe("virginica");
+    const listed = await stack.alpha.get("/v1/jobs?limit=1");
+    expect(listed.body.jobs[0]).toMatchObject({ priority: "high", metadata: { v2_request_id: "req-1" }, status: "succeeded" });
+  });
+
+  it("a bad tensor is a 422 and a model error is reported", async () => {
+    const bad = await stack.alpha.post("/v2/models/iris/infer", { inputs: [{ name: "features", datatype: "FP32", shape: [1, 3], data: [1, 2, 3] }] });
+    expect(bad.status).toBe(422);
+    const failed = await stack.alpha.post("/v2/models/lookup/infer", { inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [5] }] });
+    expect(failed.status).toBe(422);
+    expect(failed.body.error).toMatch(/^inference_error/);
+  });
+});

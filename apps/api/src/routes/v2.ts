@@ -1,0 +1,56 @@
+import express, { Router, type RequestHandler } from "express";
+import { z } from "zod";
+import { isTerminal, Tensor, type ModelRepository } from "@inferline/contracts";
+import type { JobService } from "../services/job-service.ts";
+import { modelView } from "./models.ts";
+
+/** The Open Inference Protocol v2 request body. */
+const InferRequest = z.object({
+  id: z.string().max(256).optional(),
+  inputs: z.array(Tensor).min(1).max(16),
+  outputs: z.array(z.object({ name: z.string().min(1) })).max(16).optional(),
+});
+
+/** v2 answers errors as `{error: "..."}`; the v1 problem handler still catches unexpected ones. */
+const v2Error = (res: express.Response, status: number, error: string) => void res.status(status).json({ error });
+
+/**
+ * Open Inference Protocol v2 (KServe/Triton) on the same pipeline: `infer` is a job at high
+ * priority, answered when it finishes or after `timeoutSeconds` (then 504 with the job id, which
+ * stays readable through /v1/jobs).
+ */
+export function v2Router(deps: { models: ModelRepository; jobs: JobService; ready: () => Promise<boolean>; auth: RequestHandler[]; bodyLimit: string; timeoutSeconds: number }): Router {
+  const router = Router();
+  router.get("/health/live", (_req, res) => void res.json({ live: true }));
+  router.get("/health/ready", async (_req, res) => {
+    const ready = await deps.ready();
+    res.status(ready ? 200 : 503).json({ ready });
+  });
+
+  router.use(...deps.auth);
+  const metadata = (name: string, version?: string) => {
+    const m = deps.models.resolve(name, version);
+    const view = modelView(m.manifest);
+    return { name: view.name, versions: view.versions, platform: "onnxruntime_onnx", inputs: view.inputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })), outputs: view.outputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })) };
+  };
+  router.get("/models/:name", (req, res) => void res.json(metadata(req.params.name)));
+  router.get("/models/:name/versions/:version", (req, res) => void res.json(metadata(req.params.name, req.params.version)));
+  router.get("/models/:name/ready", (req, res) => void res.json({ name: deps.models.resolve(req.params.name).manifest.name, ready: true }));
+
+  const infer: RequestHandler = async (req, res) => {
+    const body = InferRequest.safeParse(req.body);
+    if (!body.success) return v2Error(res, 400, body.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+    const params = req.params as { name: string; version?: string };
+    const abort = new AbortController();
+    res.on("close", () => abort.abort());
+    const { job } = await deps.jobs.submit(req.tenant!.id, { model: params.name, version: params.version, inputs: body.data.inputs, outputs: body.data.outputs, priority: "high", metadata: body.data.id ? { v2_request_id: body.data.id } : {} });
+    const done = await deps.jobs.wait(req.tenant!.id, job.id, deps.timeoutSeconds, abort.signal);
+    if (!isTerminal(done.status)) return v2Error(res, 504, `inference did not finish within ${deps.timeoutSeconds} s; job ${done.id} is still ${done.status}`);
+    if (done.status !== "succeeded" || !done.result) return v2Error(res, done.status === "failed" ? 422 : 409, done.error ? `${done.error.code}: ${done.error.message}` : `job ${done.status}`);
+    res.json({ ...done.result, id: body.data.id ?? done.id });
+  };
+  const json = express.json({ limit: deps.bodyLimit, type: () => true });
+  router.post("/models/:name/infer", json, infer);
+  router.post("/models/:name/versions/:version/infer", json, infer);
+  return router;
+}
