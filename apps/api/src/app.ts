@@ -14,6 +14,8 @@ import { batchesRouter } from "./routes/batches.ts";
 import type { BatchService } from "./services/batch-service.ts";
 import { modelsRouter } from "./routes/models.ts";
 import { v2Router } from "./routes/v2.ts";
+import { adminRouter } from "./routes/admin.ts";
+import type { Dispatcher } from "@inferline/queue";
 import { webhooksRouter } from "./routes/webhooks.ts";
 import type { JobService } from "./services/job-service.ts";
 import type { ApiMetrics } from "./metrics.ts";
@@ -27,6 +29,7 @@ export interface AppDeps {
   tenants: TenantStore;
   jobs: JobService;
   batches: BatchService;
+  dispatcher: Dispatcher;
   metrics: ApiMetrics;
   /** Producer of the webhooks queue (redeliveries). */
   webhooks: WebhookQueue;
@@ -41,6 +44,8 @@ export function createApp(deps: AppDeps): Express {
   app.get("/metrics", async (_req, res) => {
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
+
+  app.use(adminRouter(deps.env.ADMIN_API_KEY, [...deps.models.names().map((m) => deps.dispatcher.queue(m)), deps.webhooks.queue]));
 
   const v1 = express.Router();
   v1.use(authenticate(deps.tenants), rateLimit(deps.env.RATE_LIMIT_PER_SECOND));

@@ -42,7 +42,7 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
   const batches = new BatchService(new BatchStore(db.pool, db.prisma, store), store, models, dispatcher, notifier, {
     checkWebhook: webhookTargetChecker({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE }),
   });
-  const app = createApp({ env, logger, db, redis, models, tenants: new TenantStore(db.prisma), jobs, batches, metrics: new ApiMetrics(), webhooks });
+  const app = createApp({ env, logger, db, redis, models, tenants: new TenantStore(db.prisma), jobs, batches, dispatcher, metrics: new ApiMetrics(), webhooks });
 
   const server = http.createServer(app);
   // Long-polls hold requests for up to 60 s; keep sockets open past that.
