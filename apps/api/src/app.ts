@@ -15,6 +15,8 @@ import type { BatchService } from "./services/batch-service.ts";
 import { modelsRouter } from "./routes/models.ts";
 import { v2Router } from "./routes/v2.ts";
 import { adminRouter } from "./routes/admin.ts";
+import swaggerUi from "swagger-ui-express";
+import { openApiDocument } from "./openapi.ts";
 import type { Dispatcher } from "@inferline/queue";
 import { webhooksRouter } from "./routes/webhooks.ts";
 import type { JobService } from "./services/job-service.ts";
@@ -45,6 +47,9 @@ export function createApp(deps: AppDeps): Express {
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
+  const openapi = openApiDocument();
+  app.get("/openapi.json", (_req, res) => void res.json(openapi));
+  app.use("/docs", swaggerUi.serve, swaggerUi.setup(openapi, { customSiteTitle: "Inferline API" }));
   app.use(adminRouter(deps.env.ADMIN_API_KEY, [...deps.models.names().map((m) => deps.dispatcher.queue(m)), deps.webhooks.queue]));
 
   const v1 = express.Router();

@@ -23,3 +23,16 @@ describe("queue dashboard", () => {
     expect(queues.body.queues.map((q: { name: string }) => q.name)).toEqual(expect.arrayContaining(["infer-iris", "infer-lookup"]));
   });
 });
+
+describe("API description", () => {
+  it("serves OpenAPI 3.1 built from the validation schemas, and a docs page", async () => {
+    const doc = await stack.anonymous.get("/openapi.json");
+    expect(doc.status).toBe(200);
+    expect(doc.body.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(["/v1/jobs", "/v1/jobs/{id}", "/v1/batches", "/v1/models"]));
+    expect(doc.body.components.schemas.JobSubmission.required).toEqual(expect.arrayContaining(["model", "inputs"]));
+    const page = await stack.anonymous.get("/docs/");
+    expect(page.status).toBe(200);
+    expect(page.text).toContain("swagger-ui");
+  });
+});
