@@ -52,8 +52,8 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const webhookQueue = new WebhookQueue(publisher, env.QUEUE_PREFIX);
   const recorder = new EventRecorder(db, webhookQueue, logger);
   const writer = new ResultWriter(store, async (finished) => {
-    await notifier.publish(finished.map((f) => f.id));
     recorder.push(finished);
+    await notifier.publish(finished.map((f) => f.id));
     await hooks.onFinished?.(finished);
   });
   const processor = createProcessor({ store, engine, writer, metrics });

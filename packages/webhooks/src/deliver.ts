@@ -1,8 +1,9 @@
 import crypto from "node:crypto";
+import { Agent, fetch, type Response } from "undici";
 import type { Database } from "@inferline/db";
 import { nextRetryDelay, parseRetryAfter, DEFAULT_RETRY_SCHEDULE_MS } from "./schedule.ts";
 import { webhookHeaders } from "./signing.ts";
-import { assertPublicTarget, type HostLookup } from "./ssrf.ts";
+import { assertPublicTarget, guardedLookup, type HostLookup } from "./ssrf.ts";
 
 export interface DeliveryOptions {
   /** How long one attempt may take, headers and the bounded body read included. Default 15000. */
@@ -21,6 +22,11 @@ export interface DeliveryOptions {
 export const DEFAULT_TIMEOUT_MS = 15_000;
 export const DEFAULT_MAX_BODY_BYTES = 256 * 1024;
 export const DEFAULT_MAX_RESPONSE_BYTES = 4096;
+
+/** Connections for deliveries to any address (the operator allowed private targets). */
+const openAgent = new Agent({ keepAliveTimeout: 4_000 });
+/** Connections whose every resolved address is checked again when the socket connects. */
+const guardedAgent = new Agent({ keepAliveTimeout: 4_000, connect: { lookup: guardedLookup } });
 
 export type DeliveryOutcome =
   /** The receiver answered 2xx. */
@@ -151,7 +157,15 @@ async function attemptOnce(event: ClaimedEvent, options: DeliveryOptions): Promi
   const started = performance.now();
   let statusCode: number | undefined;
   try {
-    const res = await fetch(event.url, { method: "POST", headers: webhookHeaders(secrets, event.id, new Date(), event.body), body: event.body, redirect: "manual", signal });
+    // undici's fetch (Node's own fetch, as a package) so that the connection can take a checked lookup.
+    const res = await fetch(event.url, {
+      method: "POST",
+      headers: webhookHeaders(secrets, event.id, new Date(), event.body),
+      body: event.body,
+      redirect: "manual",
+      signal,
+      dispatcher: options.allowPrivate ? openAgent : guardedAgent,
+    });
     statusCode = res.status;
     const responseBody = await readBounded(res, options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
     const latencyMs = Math.round(performance.now() - started);
@@ -190,6 +204,7 @@ async function readBounded(res: Response, limit: number): Promise<string> {
 
 function describe(err: unknown): string {
   const e = err as { message?: string; cause?: { code?: string; message?: string } };
+  if (e.cause?.code === "EWEBHOOKTARGET") return e.cause.message ?? "refused";
   const cause = e.cause?.code ?? e.cause?.message;
   return cause ? `${e.message} (${cause})` : (e.message ?? String(err));
 }

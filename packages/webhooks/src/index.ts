@@ -1,4 +1,4 @@
-export { assertPublicTarget, refusedAddressReason, UnsafeTargetError, type TargetOptions, type HostLookup } from "./ssrf.ts";
+export { assertPublicTarget, guardedLookup, refusedAddressReason, UnsafeTargetError, type TargetOptions, type HostLookup } from "./ssrf.ts";
 export { signatureHeader, webhookHeaders } from "./signing.ts";
 export { DEFAULT_RETRY_SCHEDULE_MS, RETRY_JITTER, parseRetrySchedule, nextRetryDelay, parseRetryAfter } from "./schedule.ts";
 export { WebhookQueue, MAX_QUEUE_ATTEMPTS, type DeliveryPayload } from "./queue.ts";

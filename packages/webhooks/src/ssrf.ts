@@ -97,3 +97,24 @@ export async function assertPublicTarget(url: string, options: TargetOptions = {
   }
   return addresses;
 }
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+
+/**
+ * A `lookup` for net/tls connections that applies the same address check at connect time, on the
+ * very addresses the socket is about to use. assertPublicTarget runs first for a readable error;
+ * this closes the gap between its DNS answer and the connection's (DNS rebinding with a zero TTL).
+ */
+export function guardedLookup(hostname: string, options: dns.LookupOptions, callback: LookupCallback): void {
+  dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) return callback(err, []);
+    for (const { address } of addresses) {
+      const reason = refusedAddressReason(address);
+      if (reason) return callback(Object.assign(new Error(`refused: the webhook host ${hostname} resolves to ${reason}`), { code: "EWEBHOOKTARGET" }), []);
+    }
+    if (options.all) return callback(null, addresses);
+    const first = addresses[0];
+    if (!first) return callback(Object.assign(new Error(`${hostname} does not resolve`), { code: "ENOTFOUND" }), []);
+    callback(null, first.address, first.family);
+  });
+}

@@ -1,5 +1,8 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Agent, fetch } from "undici";
 import { describe, expect, it } from "vitest";
-import { assertPublicTarget, refusedAddressReason, UnsafeTargetError, type HostLookup } from "../src/index.ts";
+import { assertPublicTarget, guardedLookup, refusedAddressReason, UnsafeTargetError, type HostLookup } from "../src/index.ts";
 
 /** A resolver with fixed answers: the tests never ask real DNS for anything but `localhost`. */
 function fakeDns(answers: Record<string, string[]>): HostLookup {
@@ -87,5 +90,31 @@ describe("assertPublicTarget", () => {
   it("allows private targets when the operator switch is on, but still only http(s)", async () => {
     await expect(assertPublicTarget("http://127.0.0.1:8080/", { allowPrivate: true, lookup })).resolves.toEqual([]);
     await expect(assertPublicTarget("gopher://127.0.0.1/", { allowPrivate: true, lookup })).rejects.toThrow(/http or https/);
+  });
+});
+
+describe("guardedLookup (connect-time check)", () => {
+  it("fails the connection to a name resolving to loopback before any socket reaches the server", async () => {
+    let connections = 0;
+    const server = http.createServer((_req, res) => res.end("ok"));
+    server.on("connection", () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as AddressInfo).port;
+    const agent = new Agent({ connect: { lookup: guardedLookup } });
+    try {
+      const err = await fetch(`http://localhost:${port}/`, { dispatcher: agent }).then(
+        () => undefined,
+        (e: Error & { cause?: Error & { code?: string } }) => e,
+      );
+      expect(err?.cause?.code).toBe("EWEBHOOKTARGET");
+      expect(err?.cause?.message).toMatch(/localhost resolves to .*loopback/);
+      expect(connections).toBe(0);
+      // The same server is reachable without the guard: the refusal above was the lookup's.
+      expect((await fetch(`http://localhost:${port}/`, { dispatcher: new Agent() })).status).toBe(200);
+    } finally {
+      await agent.close();
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
