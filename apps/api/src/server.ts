@@ -5,11 +5,11 @@ import { ModelRepository } from "@inferline/contracts";
 import { BatchStore, Database, JobStore, TenantStore } from "@inferline/db";
 import { BatchService } from "./services/batch-service.ts";
 import { createRedis, Dispatcher, FinishedListener, FinishedNotifier } from "@inferline/queue";
-import { recordJobEvents, WebhookQueue, webhookTargetChecker } from "@inferline/webhooks";
+import { recordFinishedEvents, WebhookQueue, webhookTargetChecker } from "@inferline/webhooks";
 import { createApp } from "./app.ts";
 import type { ApiEnv } from "./env.ts";
 import { ApiMetrics } from "./metrics.ts";
-import { JobService } from "./services/job-service.ts";
+import { JobService, type EventSink } from "./services/job-service.ts";
 import { SubmitWriter } from "./services/submit-writer.ts";
 
 export interface RunningApi {
@@ -30,17 +30,20 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
   const notifier = new FinishedNotifier(redis, env.QUEUE_PREFIX);
   const writer = new SubmitWriter(store, dispatcher, logger);
   const webhooks = new WebhookQueue(redis, env.QUEUE_PREFIX);
+  const batchStore = new BatchStore(db.pool, db.prisma, store);
+  const events: EventSink = {
+    record: async (q, finished) => (await recordFinishedEvents(q, finished, (id, client) => batchStore.eventSubject(id, client))).map((e) => e.id),
+    // What fails to enqueue stays pending in webhook_events, where the workers' sweep finds it.
+    enqueue: (ids) => webhooks.enqueue(ids).catch((err: Error) => logger.warn({ err: err.message }, "webhook enqueue failed; the sweep will retry")),
+  };
   const jobs = new JobService(db, store, models, writer, listener, notifier, {
     maxQueueDepth: env.MAX_QUEUE_DEPTH,
     checkWebhook: webhookTargetChecker({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE }),
-    // job.canceled: the cancel is already done, so a failure to record its event is logged, not answered as an error.
-    emitEvents: (finished) => recordJobEvents(db, finished, webhooks).then(
-      () => {},
-      (err: Error) => logger.error({ err: err.message, jobs: finished.map((f) => f.id) }, "could not record webhook events"),
-    ),
+    events,
   });
-  const batches = new BatchService(new BatchStore(db.pool, db.prisma, store), store, models, dispatcher, notifier, {
+  const batches = new BatchService(db, batchStore, store, models, dispatcher, notifier, {
     checkWebhook: webhookTargetChecker({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE }),
+    events,
   });
   const app = createApp({ env, logger, db, redis, models, tenants: new TenantStore(db.prisma), jobs, batches, dispatcher, metrics: new ApiMetrics(), webhooks });
 

@@ -296,7 +296,7 @@ describe("record and redelivery", () => {
     expect((await stack.alpha.get(`/v1/jobs/${id}?wait=10`)).body.status).toBe("succeeded");
     const { rows } = await db.pool.query<{ tenantId: string }>(`select "tenantId" from jobs where id = $1`, [id]);
     // Record the event as the worker would, but "crash" before enqueueing it.
-    const [event] = await recordJobEvents(db, [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url }, batchId: null, batchCompleted: false }]);
+    const [event] = await recordJobEvents(db.pool, [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url }, batchId: null, batchCompleted: false }]);
     expect(event).toBeDefined();
     expect((await stack.alpha.get(`/v1/jobs/${id}/webhooks`)).body.events[0]).toMatchObject({ id: event!.id, status: "pending", attempts: 0 });
     expect(await stack.worker!.webhooks!.sweepOnce(0)).toBe(1);
@@ -304,7 +304,7 @@ describe("record and redelivery", () => {
     expect(record.attempts).toHaveLength(1);
     expect(receiver.hits("/swept")).toHaveLength(1);
     // Recording the same event again is a no-op (its id is derived from the job and the type).
-    expect(await recordJobEvents(db, [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url }, batchId: null, batchCompleted: false }])).toEqual([]);
+    expect(await recordJobEvents(db.pool, [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url }, batchId: null, batchCompleted: false }])).toEqual([]);
   });
 });
 
@@ -383,5 +383,58 @@ describe("SSRF guard at submit", () => {
     const res = await guarded.alpha.post("/v1/jobs", irisJob(undefined, { webhook: { url: "ftp://example.com/hook" } }));
     expect(res.status).toBe(422);
     expect(res.body.errors[0].path).toBe("/webhook/url");
+  });
+});
+
+describe("batch.completed", () => {
+  it("fires once when the last item of a batch finishes, with the batch as GET /v1/batches/:id shows it", async () => {
+    const url = receiver.on("/batch-done", () => ({ status: 200 }));
+    const items = Array.from({ length: 40 }, () => ({ inputs: irisJob().inputs }));
+    const created = await stack.alpha.post("/v1/batches", { model: "iris", items, webhook: { url } });
+    expect(created.status).toBe(202);
+    const [hit] = await sleepUntil(() => (receiver.hits("/batch-done").length > 0 ? receiver.hits("/batch-done") : undefined), { timeoutMs: 15_000 });
+    const body = JSON.parse(hit!.body);
+    expect(body.type).toBe("batch.completed");
+    expect(body.data).toMatchObject({ id: created.body.id, status: "completed", total: 40, counts: { succeeded: 40, queued: 0, running: 0 } });
+    // Item jobs carry no webhook of their own: only the batch event is sent.
+    expect(receiver.hits("/batch-done")).toHaveLength(1);
+  });
+
+  it("fires with status canceled when a cancel finishes the batch", async () => {
+    const url = receiver.on("/batch-canceled", () => ({ status: 200 }));
+    await stack.stopWorker();
+    try {
+      const created = await stack.alpha.post("/v1/batches", { model: "iris", items: [{ inputs: irisJob().inputs }], webhook: { url } });
+      expect((await stack.alpha.post(`/v1/batches/${created.body.id}/cancel`)).status).toBe(200);
+    } finally {
+      await stack.startWorker();
+    }
+    const [hit] = await sleepUntil(() => (receiver.hits("/batch-canceled").length > 0 ? receiver.hits("/batch-canceled") : undefined), { timeoutMs: 15_000 });
+    expect(JSON.parse(hit!.body)).toMatchObject({ type: "batch.completed", data: { status: "canceled", counts: { canceled: 1 } } });
+  });
+});
+
+describe("crash safety", () => {
+  it("a result and its event commit together: a failed event insert rolls the result back, and the retry writes both", async () => {
+    const url = receiver.on("/atomic", () => ({ status: 200 }));
+    await db.pool.query(`create sequence event_fault_seq;
+      create or replace function event_fault() returns trigger language plpgsql as $$
+      begin
+        if new.url like '%/atomic' and nextval('event_fault_seq') = 1 then raise exception 'injected fault recording the event'; end if;
+        return new;
+      end $$;
+      create trigger event_fault before insert on webhook_events for each row execute function event_fault();`);
+    try {
+      const id = await submit(stack.alpha, { url });
+      const done = await sleepUntil(async () => {
+        const job = (await stack.alpha.get(`/v1/jobs/${id}?wait=5`)).body;
+        return job.status === "succeeded" ? job : undefined;
+      }, { timeoutMs: 20_000 });
+      // The first attempt's result did not survive without its event: the job ran twice.
+      expect(done.attempts).toBe(2);
+      await sleepUntil(() => receiver.hits("/atomic").length === 1, { timeoutMs: 15_000 });
+    } finally {
+      await db.pool.query("drop trigger event_fault on webhook_events");
+    }
   });
 });

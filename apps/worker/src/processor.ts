@@ -2,13 +2,13 @@ import type { Job as QueueEntry } from "bullmq";
 import type { ClaimedJob, JobOutcome, JobStore } from "@inferline/db";
 import type { InferenceEngine, ItemOutcome } from "@inferline/inference";
 import type { DispatchPayload } from "@inferline/queue";
-import type { ResultWriter } from "./result-writer.ts";
+import type { OutcomeSink } from "./result-writer.ts";
 import type { WorkerMetrics } from "./metrics.ts";
 
 export interface ProcessorDeps {
   store: JobStore;
   engine: InferenceEngine;
-  writer: ResultWriter;
+  writer: OutcomeSink;
   metrics: WorkerMetrics;
 }
 

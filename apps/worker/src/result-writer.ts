@@ -1,4 +1,15 @@
-import type { FinishedJob, JobOutcome, JobStore } from "@inferline/db";
+import type { FinishedJob, JobOutcome } from "@inferline/db";
+
+/** What one group write produced: the jobs it finished, and anything recorded with them (events). */
+export interface Written<E> {
+  finished: FinishedJob[];
+  recorded: E;
+}
+
+/** Where the processor hands outcomes. */
+export interface OutcomeSink {
+  write(outcomes: JobOutcome[], dispatchId?: string): Promise<FinishedJob[]>;
+}
 
 interface Waiting {
   outcomes: JobOutcome[];
@@ -9,16 +20,17 @@ interface Waiting {
 
 /**
  * Group commit for results: outcomes that arrive while a write is in flight are written together
- * in the next statement, so one UPDATE carries many jobs under load and a lone job waits for no
- * timer.
+ * in the next one, so one transaction carries many jobs under load and a lone job waits for no
+ * timer. `persist` writes a group (results, processed queue entries, their events) atomically;
+ * `after` runs once it is committed (notify waiters, enqueue deliveries).
  */
-export class ResultWriter {
+export class ResultWriter<E> implements OutcomeSink {
   private waiting: Waiting[] = [];
   private writing = false;
 
   constructor(
-    private readonly store: JobStore,
-    private readonly onFinished: (jobs: FinishedJob[]) => Promise<void>,
+    private readonly persist: (outcomes: JobOutcome[], doneDispatches: string[]) => Promise<Written<E>>,
+    private readonly after: (written: Written<E>) => Promise<void>,
   ) {}
 
   /**
@@ -39,12 +51,12 @@ export class ResultWriter {
       const group = this.waiting;
       this.waiting = [];
       try {
-        const finished = await this.store.finish(
+        const written = await this.persist(
           group.flatMap((w) => w.outcomes),
           group.flatMap((w) => w.dispatchId ?? []),
         );
-        await this.onFinished(finished).catch(() => {});
-        const byId = new Map(finished.map((f) => [f.id, f]));
+        await this.after(written).catch(() => {});
+        const byId = new Map(written.finished.map((f) => [f.id, f]));
         for (const w of group) w.resolve(w.outcomes.flatMap((o) => byId.get(o.id) ?? []));
       } catch (err) {
         for (const w of group) w.reject(err);

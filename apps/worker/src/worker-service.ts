@@ -2,10 +2,10 @@ import type http from "node:http";
 import { Worker } from "bullmq";
 import type { Logger } from "pino";
 import { ModelRepository } from "@inferline/contracts";
-import { Database, JobStore, type FinishedJob } from "@inferline/db";
+import { BatchStore, Database, JobStore, type FinishedJob } from "@inferline/db";
 import { InferenceEngine, InProcessRunner, ThreadPoolRunner } from "@inferline/inference";
 import { createRedis, Dispatcher, FinishedNotifier, inferQueueName, type DispatchPayload } from "@inferline/queue";
-import { EventRecorder, WebhookQueue, WebhookWorker } from "@inferline/webhooks";
+import { recordFinishedEvents, WebhookQueue, WebhookWorker } from "@inferline/webhooks";
 import type { WorkerEnv } from "./env.ts";
 import { WorkerMetrics } from "./metrics.ts";
 import { createProcessor } from "./processor.ts";
@@ -47,15 +47,25 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const connection = createRedis(env.REDIS_URL, "worker");
   const publisher = createRedis(env.REDIS_URL, "producer");
   const notifier = new FinishedNotifier(publisher, env.QUEUE_PREFIX);
-  // Webhook events are recorded and enqueued off the result-writing path (EventRecorder), and
-  // delivered by their own BullMQ worker: a slow receiver never holds an inference slot.
+  // Results, the queue entries they complete, and their webhook events are committed in one
+  // transaction; deliveries are enqueued after commit and run on their own BullMQ worker, so a
+  // slow receiver never holds an inference slot.
   const webhookQueue = new WebhookQueue(publisher, env.QUEUE_PREFIX);
-  const recorder = new EventRecorder(db, webhookQueue, logger);
-  const writer = new ResultWriter(store, async (finished) => {
-    recorder.push(finished);
-    await notifier.publish(finished.map((f) => f.id));
-    await hooks.onFinished?.(finished);
-  });
+  const batchStore = new BatchStore(db.pool, db.prisma, store);
+  const writer = new ResultWriter(
+    (outcomes, dispatches) =>
+      db.transaction(async (client) => {
+        const finished = await store.finish(outcomes, dispatches, client);
+        const recorded = await recordFinishedEvents(client, finished, (id, q) => batchStore.eventSubject(id, q));
+        return { finished, recorded };
+      }),
+    async ({ finished, recorded }) => {
+      await notifier.publish(finished.map((f) => f.id));
+      // What fails to enqueue stays pending in webhook_events, where the sweep finds it.
+      if (recorded.length > 0) await webhookQueue.enqueue(recorded.map((e) => e.id)).catch((err: Error) => logger.warn({ err: err.message }, "webhook enqueue failed; the sweep will retry"));
+      await hooks.onFinished?.(finished);
+    },
+  );
   const processor = createProcessor({ store, engine, writer, metrics });
   const workers = models.map((model) => {
     const worker = new Worker<DispatchPayload>(inferQueueName(model), processor, {
@@ -104,7 +114,6 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
         await Promise.all(workers.map((w) => w.close(true)));
       }
       metricsServer?.close();
-      await recorder.flush();
       await webhooks?.close();
       await webhookQueue.close();
       await dispatcher.close();
@@ -119,3 +128,4 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
+

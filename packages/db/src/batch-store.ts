@@ -2,6 +2,7 @@ import type pg from "pg";
 import type { BatchResultLine, BatchStatus, BatchView, InferenceResult, JobPriority, JobStatus, WebhookSpec } from "@inferline/contracts";
 import type { PrismaClient, Batch } from "./generated/prisma/client.ts";
 import type { JobStore, NewJob } from "./job-store.ts";
+import type { Queryable } from "./database.ts";
 
 export interface NewBatch {
   id: string;
@@ -42,8 +43,15 @@ export class BatchStore {
     return this.prisma.batch.findFirst({ where: { id, tenantId } });
   }
 
-  async view(batch: Batch): Promise<BatchView> {
-    const { rows } = await this.pool.query<{ status: JobStatus; n: number }>(`select status, count(*)::int as n from jobs where "batchId" = $1 group by status`, [batch.id]);
+  /** What a `batch.completed` event needs: owner, webhook, and the batch as the API shows it. */
+  async eventSubject(id: string, q: Queryable = this.pool): Promise<{ tenantId: string; webhook: WebhookSpec | null; view: BatchView } | null> {
+    const { rows } = await q.query<Batch>(`select * from batches where id = $1`, [id]);
+    const batch = rows[0];
+    return batch ? { tenantId: batch.tenantId, webhook: batch.webhook as WebhookSpec | null, view: await this.view(batch, q) } : null;
+  }
+
+  async view(batch: Batch, q: Queryable = this.pool): Promise<BatchView> {
+    const { rows } = await q.query<{ status: JobStatus; n: number }>(`select status, count(*)::int as n from jobs where "batchId" = $1 group by status`, [batch.id]);
     const counts = EMPTY_COUNTS();
     for (const r of rows) counts[r.status] = r.n;
     const view: BatchView = {
@@ -61,8 +69,8 @@ export class BatchStore {
     return view;
   }
 
-  async markCanceled(id: string): Promise<void> {
-    await this.pool.query(`update batches set "canceledAt" = coalesce("canceledAt", now()) where id = $1`, [id]);
+  async markCanceled(id: string, q: Queryable = this.pool): Promise<void> {
+    await q.query(`update batches set "canceledAt" = coalesce("canceledAt", now()) where id = $1`, [id]);
   }
 
   /** Results in submission order, read in pages so that a 100,000-item batch streams in flat memory. */

@@ -3,6 +3,9 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient } from "./generated/prisma/client.ts";
 import { redactUrl, ServiceUnavailableError } from "@inferline/contracts";
 
+/** A pool or a client inside a transaction: what the multi-row statements run on. */
+export type Queryable = pg.Pool | pg.PoolClient;
+
 export interface DatabaseOptions {
   /** Pool size shared by Prisma and the raw hot-path statements. Default 10. */
   poolSize?: number;
@@ -23,6 +26,22 @@ export class Database {
     // would crash the process. The next query reports the failure instead.
     this.pool.on("error", () => {});
     this.prisma = new PrismaClient({ adapter: new PrismaPg(this.pool) });
+  }
+
+  /** Runs `fn` in one transaction on one client; rolls back when it throws. */
+  async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("begin");
+      const result = await fn(client);
+      await client.query("commit");
+      return result;
+    } catch (err) {
+      await client.query("rollback").catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,4 @@
-export { Database, assertPostgresReachable, POSTGRES_HINT, type DatabaseOptions } from "./database.ts";
+export { Database, assertPostgresReachable, POSTGRES_HINT, type DatabaseOptions, type Queryable } from "./database.ts";
 export { migrate, ensureDatabase, MIGRATIONS_DIR } from "./migrate.ts";
 export { JobStore, toJobView, InvalidCursorError, type NewJob, type ClaimedJob, type JobOutcome, type FinishedJob } from "./job-store.ts";
 export { BatchStore, type NewBatch } from "./batch-store.ts";

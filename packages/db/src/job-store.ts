@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { FlatTensor, InferenceResult, JobListQuery, JobPriority, JobStatus, JobView, WebhookSpec } from "@inferline/contracts";
 import type { PrismaClient } from "./generated/prisma/client.ts";
+import type { Queryable } from "./database.ts";
 import type { Job } from "./generated/prisma/client.ts";
 
 export interface NewJob {
@@ -144,9 +145,9 @@ export class JobStore {
    * retried or duplicate attempt never overwrites a result or a cancel: the visible outcome is
    * exactly-once. Returns the jobs this call finished.
    */
-  async finish(outcomes: JobOutcome[], doneDispatches: string[] = []): Promise<FinishedJob[]> {
+  async finish(outcomes: JobOutcome[], doneDispatches: string[] = [], q: Queryable = this.pool): Promise<FinishedJob[]> {
     if (outcomes.length === 0 && doneDispatches.length === 0) return [];
-    const { rows } = await this.pool.query<FinishedJob>(
+    const { rows } = await q.query<FinishedJob>(
       withBatchAccounting(
         `update jobs j set status = v.status::"JobStatus", result = v.result, "errorCode" = v.code, "errorMessage" = v.message,
          "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now())
@@ -169,8 +170,8 @@ export class JobStore {
   }
 
   /** Cancels a queued or running job of the tenant. Returns it, or undefined when it was not cancelable. */
-  async cancel(tenantId: string, id: string): Promise<FinishedJob | undefined> {
-    const { rows } = await this.pool.query<FinishedJob>(
+  async cancel(tenantId: string, id: string, q: Queryable = this.pool): Promise<FinishedJob | undefined> {
+    const { rows } = await q.query<FinishedJob>(
       withBatchAccounting(`update jobs set status = 'canceled', "completedAt" = now()
        where id = $1 and "tenantId" = $2 and status in ('queued', 'running')
        returning id, "tenantId", status, webhook, "batchId"`),
@@ -180,8 +181,8 @@ export class JobStore {
   }
 
   /** Cancels every item of a batch that is not yet terminal; returns those it canceled. */
-  async cancelBatch(tenantId: string, batchId: string): Promise<FinishedJob[]> {
-    const { rows } = await this.pool.query<FinishedJob>(
+  async cancelBatch(tenantId: string, batchId: string, q: Queryable = this.pool): Promise<FinishedJob[]> {
+    const { rows } = await q.query<FinishedJob>(
       withBatchAccounting(`update jobs set status = 'canceled', "completedAt" = now()
        where "batchId" = $1 and "tenantId" = $2 and status in ('queued', 'running')
        returning id, "tenantId", status, webhook, "batchId"`),

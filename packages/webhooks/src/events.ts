@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import type { JobView, WebhookEventType, WebhookSpec } from "@inferline/contracts";
-import { toJobView, type Database, type FinishedJob, type Job } from "@inferline/db";
+import { toJobView, type FinishedJob, type Job, type Queryable } from "@inferline/db";
 import type { WebhookQueue } from "./queue.ts";
 
 /** Events a job webhook receives when its spec names none. */
@@ -51,14 +51,14 @@ const VIEW_COLUMNS = `id, "tenantId", status, model, version, priority, "created
  * whatever the number of jobs: one read of the jobs, one multi-row insert. The row is written
  * before any delivery is attempted, so a crash after this point loses no event.
  */
-export async function recordJobEvents(db: Database, finished: FinishedJob[], queue?: WebhookQueue): Promise<RecordedEvent[]> {
+export async function recordJobEvents(db: Queryable, finished: FinishedJob[], queue?: WebhookQueue): Promise<RecordedEvent[]> {
   const wanted = new Map<string, { job: FinishedJob; type: WebhookEventType }>();
   for (const job of finished) {
     const type = `job.${job.status}` as WebhookEventType;
     if (job.webhook && JOB_EVENT_TYPES.includes(type) && wantsEvent(job.webhook, type, JOB_EVENT_TYPES)) wanted.set(job.id, { job, type });
   }
   if (wanted.size === 0) return [];
-  const { rows: jobs } = await db.pool.query<Job>(`select ${VIEW_COLUMNS} from jobs where id = any($1::uuid[])`, [[...wanted.keys()]]);
+  const { rows: jobs } = await db.query<Job>(`select ${VIEW_COLUMNS} from jobs where id = any($1::uuid[])`, [[...wanted.keys()]]);
   const timestamp = new Date().toISOString();
   const events: EventRow[] = [];
   for (const job of jobs) {
@@ -78,7 +78,7 @@ export interface CompletedBatch<V = unknown> {
 }
 
 /** Records (and, with `queue`, enqueues) `batch.completed` for a batch whose webhook wants it. Returns null when it does not. */
-export async function recordBatchCompletedEvent(db: Database, batch: CompletedBatch, queue?: WebhookQueue): Promise<RecordedEvent | null> {
+export async function recordBatchCompletedEvent(db: Queryable, batch: CompletedBatch, queue?: WebhookQueue): Promise<RecordedEvent | null> {
   const type: WebhookEventType = "batch.completed";
   if (!batch.webhook || !wantsEvent(batch.webhook, type, [type])) return null;
   const payload: WebhookPayload = { type, timestamp: new Date().toISOString(), data: batch.view };
@@ -86,10 +86,10 @@ export async function recordBatchCompletedEvent(db: Database, batch: CompletedBa
   return event ?? null;
 }
 
-async function insertAndEnqueue(db: Database, events: EventRow[], queue: WebhookQueue | undefined): Promise<RecordedEvent[]> {
+async function insertAndEnqueue(db: Queryable, events: EventRow[], queue: WebhookQueue | undefined): Promise<RecordedEvent[]> {
   if (events.length === 0) return [];
   // nextAttemptAt = now: the first attempt is due at once; the sweep looks for pending events overdue by some margin.
-  const { rows } = await db.pool.query<RecordedEvent>(
+  const { rows } = await db.query<RecordedEvent>(
     `insert into webhook_events (id, "tenantId", "jobId", "batchId", type, url, payload, "nextAttemptAt")
      select u.id, u.tenant, u.job, u.batch, u.type, u.url, u.payload, now()
      from unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::json[]) as u(id, tenant, job, batch, type, url, payload)
@@ -99,4 +99,27 @@ async function insertAndEnqueue(db: Database, events: EventRow[], queue: Webhook
   );
   if (queue) await queue.enqueue(rows.map((r) => r.id));
   return rows;
+}
+
+/**
+ * Records every event that finishing `finished` causes: job events, and `batch.completed` for
+ * batches that completed with them (`batchView` reads a batch as the API shows it). Meant to run
+ * in the transaction that finished the jobs, so results and their events are committed together
+ * and a crash can never keep one without the other; enqueue the returned ids after commit (what
+ * fails to enqueue, the sweep finds).
+ */
+export async function recordFinishedEvents(
+  q: Queryable,
+  finished: FinishedJob[],
+  batchView: (id: string, q: Queryable) => Promise<{ tenantId: string; webhook: WebhookSpec | null; view: unknown } | null>,
+): Promise<RecordedEvent[]> {
+  const events = await recordJobEvents(q, finished);
+  const completed = new Set(finished.filter((f) => f.batchCompleted && f.batchId).map((f) => f.batchId!));
+  for (const id of completed) {
+    const batch = await batchView(id, q);
+    if (!batch) continue;
+    const event = await recordBatchCompletedEvent(q, { id, ...batch });
+    if (event) events.push(event);
+  }
+  return events;
 }

@@ -13,7 +13,8 @@ import {
   type FieldFault,
   type ModelRepository,
 } from "@inferline/contracts";
-import type { BatchStore, FinishedJob, JobStore, NewJob } from "@inferline/db";
+import type { BatchStore, Database, JobStore, NewJob } from "@inferline/db";
+import type { EventSink } from "./job-service.ts";
 import type { Dispatcher, FinishedNotifier } from "@inferline/queue";
 
 /** Faults reported for one batch; past this the client has enough to fix its file. */
@@ -24,12 +25,13 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface BatchServiceOptions {
   checkWebhook?: (url: string) => Promise<void>;
-  /** Called with jobs a cancel finished (webhooks and batch completion hang here). */
-  onFinished?: (jobs: FinishedJob[]) => Promise<void>;
+  /** Webhook events of the items a cancel finishes, and of the batch's completion. */
+  events?: EventSink;
 }
 
 export class BatchService {
   constructor(
+    private readonly db: Database,
     private readonly batches: BatchStore,
     private readonly jobs: JobStore,
     private readonly models: ModelRepository,
@@ -112,10 +114,13 @@ export class BatchService {
   async cancel(tenantId: string, id: string): Promise<BatchView> {
     const view = await this.get(tenantId, id);
     if (view.status === "completed" || view.status === "canceled") throw new ConflictError("batch_not_cancelable", `batch is already ${view.status}`);
-    await this.batches.markCanceled(id);
-    const canceled = await this.jobs.cancelBatch(tenantId, id);
+    const { canceled, events } = await this.db.transaction(async (client) => {
+      await this.batches.markCanceled(id, client);
+      const jobs = await this.jobs.cancelBatch(tenantId, id, client);
+      return { canceled: jobs, events: (await this.options.events?.record(client, jobs)) ?? [] };
+    });
     for (let i = 0; i < canceled.length; i += 5000) await this.notifier.publish(canceled.slice(i, i + 5000).map((j) => j.id)).catch(() => {});
-    await this.options.onFinished?.(canceled).catch(() => {});
+    await this.options.events?.enqueue(events);
     return this.get(tenantId, id);
   }
 }

@@ -12,7 +12,7 @@ import {
   type JobView,
   type ModelRepository,
 } from "@inferline/contracts";
-import { toJobView, type Database, type FinishedJob, type JobStore, type NewJob } from "@inferline/db";
+import { toJobView, type Database, type FinishedJob, type JobStore, type NewJob, type Queryable } from "@inferline/db";
 import type { FinishedListener, FinishedNotifier } from "@inferline/queue";
 import type { SubmitWriter } from "./submit-writer.ts";
 
@@ -22,8 +22,17 @@ export interface JobServiceOptions {
   maxQueueDepth: number;
   /** Checks a webhook target (SSRF guard); throws ValidationError when refused. */
   checkWebhook?: (url: string) => Promise<void>;
-  /** Records (and enqueues) webhook events of jobs this service finished (job.canceled); must not throw. */
-  emitEvents?: (jobs: FinishedJob[]) => Promise<void>;
+  /** Webhook events of jobs this service finishes (cancels). */
+  events?: EventSink;
+}
+
+/**
+ * Records events in the transaction that finished their jobs (so a crash cannot keep the cancel
+ * and lose its event), and enqueues their delivery after commit.
+ */
+export interface EventSink {
+  record(q: Queryable, finished: FinishedJob[]): Promise<string[]>;
+  enqueue(eventIds: string[]): Promise<void>;
 }
 
 export type SubmitResult = { job: JobView; replayed: boolean };
@@ -130,13 +139,18 @@ export class JobService {
   }
 
   async cancel(tenantId: string, id: string): Promise<JobView> {
-    const canceled = isUuid(id) ? await this.store.cancel(tenantId, id) : undefined;
+    const canceled = isUuid(id)
+      ? await this.db.transaction(async (client) => {
+          const job = await this.store.cancel(tenantId, id, client);
+          return job && { job, events: (await this.options.events?.record(client, [job])) ?? [] };
+        })
+      : undefined;
     if (!canceled) {
       const job = await this.get(tenantId, id); // 404 when not the tenant's
       throw new ConflictError("job_not_cancelable", `job is already ${job.status}`);
     }
     await this.notifier.publish([id]).catch(() => {});
-    if (canceled.webhook) await this.options.emitEvents?.([canceled]);
+    await this.options.events?.enqueue(canceled.events);
     return this.get(tenantId, id);
   }
 
