@@ -3,10 +3,12 @@ import { Command } from "commander";
 import { ConfigError, InferlineError } from "@inferline/contracts";
 import { registerKeys } from "./commands/keys.ts";
 import { registerRemote } from "./commands/remote.ts";
+import { registerScore } from "./commands/score.ts";
 
 const program = new Command("inferline").description("Inferline: asynchronous inference for ONNX models").showHelpAfterError();
 registerKeys(program);
 registerRemote(program);
+registerScore(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof InferlineError) console.error(`inferline: ${err.message}`);

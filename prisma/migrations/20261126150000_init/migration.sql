@@ -69,6 +69,8 @@ CREATE TABLE "batches" (
     "model" TEXT NOT NULL,
     "version" TEXT NOT NULL,
     "total" INTEGER NOT NULL,
+    "priority" "JobPriority" NOT NULL DEFAULT 'low',
+    "remaining" INTEGER NOT NULL,
     "webhook" JSONB,
     "createdAt" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "completedAt" TIMESTAMPTZ(3),
@@ -85,7 +87,7 @@ CREATE TABLE "webhook_events" (
     "batchId" UUID,
     "type" TEXT NOT NULL,
     "url" TEXT NOT NULL,
-    "payload" JSONB NOT NULL,
+    "payload" JSON NOT NULL,
     "status" TEXT NOT NULL DEFAULT 'pending',
     "attempts" INTEGER NOT NULL DEFAULT 0,
     "nextAttemptAt" TIMESTAMPTZ(3),
@@ -106,9 +108,22 @@ CREATE TABLE "webhook_deliveries" (
     "statusCode" INTEGER,
     "latencyMs" INTEGER,
     "error" TEXT,
+    "responseBody" TEXT,
     "nextRetryAt" TIMESTAMPTZ(3),
 
     CONSTRAINT "webhook_deliveries_pkey" PRIMARY KEY ("id")
+);
+
+-- CreateTable
+CREATE TABLE "dispatches" (
+    "id" UUID NOT NULL,
+    "model" TEXT NOT NULL,
+    "version" TEXT NOT NULL,
+    "priority" "JobPriority" NOT NULL,
+    "jobs" INTEGER NOT NULL,
+    "createdAt" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+
+    CONSTRAINT "dispatches_pkey" PRIMARY KEY ("id")
 );
 
 -- CreateIndex
@@ -124,16 +139,13 @@ CREATE INDEX "api_keys_tenantId_idx" ON "api_keys"("tenantId");
 CREATE INDEX "jobs_tenantId_createdAt_id_idx" ON "jobs"("tenantId", "createdAt" DESC, "id" DESC);
 
 -- CreateIndex
-CREATE INDEX "jobs_tenantId_status_createdAt_idx" ON "jobs"("tenantId", "status", "createdAt" DESC);
-
--- CreateIndex
 CREATE INDEX "jobs_tenantId_model_createdAt_idx" ON "jobs"("tenantId", "model", "createdAt" DESC);
 
 -- CreateIndex
 CREATE INDEX "jobs_batchId_batchIndex_idx" ON "jobs"("batchId", "batchIndex");
 
 -- CreateIndex
-CREATE INDEX "jobs_status_createdAt_idx" ON "jobs"("status", "createdAt");
+CREATE INDEX "jobs_dispatchId_idx" ON "jobs"("dispatchId");
 
 -- CreateIndex
 CREATE UNIQUE INDEX "jobs_tenantId_idempotencyKey_key" ON "jobs"("tenantId", "idempotencyKey");
@@ -156,6 +168,12 @@ CREATE INDEX "webhook_deliveries_eventId_attempt_idx" ON "webhook_deliveries"("e
 -- CreateIndex
 CREATE INDEX "webhook_deliveries_jobId_attemptedAt_idx" ON "webhook_deliveries"("jobId", "attemptedAt");
 
+-- CreateIndex
+CREATE INDEX "dispatches_createdAt_idx" ON "dispatches"("createdAt");
+
+-- CreateIndex
+CREATE INDEX "dispatches_model_idx" ON "dispatches"("model");
+
 -- AddForeignKey
 ALTER TABLE "api_keys" ADD CONSTRAINT "api_keys_tenantId_fkey" FOREIGN KEY ("tenantId") REFERENCES "tenants"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
@@ -174,3 +192,7 @@ ALTER TABLE "webhook_deliveries" ADD CONSTRAINT "webhook_deliveries_eventId_fkey
 -- AddForeignKey
 ALTER TABLE "webhook_deliveries" ADD CONSTRAINT "webhook_deliveries_jobId_fkey" FOREIGN KEY ("jobId") REFERENCES "jobs"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
+
+-- Room on each page for updated row versions: no index covers a column that workers write, so
+-- with free space on the page the claim and result updates are HOT updates, which write no index.
+ALTER TABLE "jobs" SET (fillfactor = 50);

@@ -1,0 +1,211 @@
+import * as ort from "onnxruntime-node";
+import type { Datatype, FlatTensor, ResolvedModel } from "@inferline/contracts";
+import type { LoadedModel } from "@inferline/inference";
+import { ChunkParser, type DenseArray, type ParsedChunk, type RowError, type TensorCheck } from "./chunk-parser.ts";
+import { ResultFormatter, type OutputBlock } from "./formatter.ts";
+import { fullGc } from "./heap.ts";
+import { modelLayout, type ModelLayout } from "./model-layout.ts";
+import type { ScoreSettings } from "./types.ts";
+
+const ORT_TYPE: Partial<Record<Datatype, ort.Tensor.Type>> = {
+  FP32: "float32",
+  FP64: "float64",
+  INT8: "int8",
+  INT16: "int16",
+  INT32: "int32",
+  INT64: "int64",
+  UINT8: "uint8",
+  BOOL: "bool",
+};
+
+export interface ChunkResult {
+  out: Uint8Array;
+  errors: Uint8Array;
+  rows: number;
+  failures: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Input bytes scored between two full garbage collections (see heap.ts). */
+const GC_EVERY_BYTES = 2 * 1024 * 1024;
+
+/** Characters of a chunk parsed, run and formatted at a time (about 1,400 iris rows). */
+const PART_CHARS = 32 * 1024;
+
+/** A growable UTF-8 byte buffer that result text is encoded into as it is made. */
+class ByteSink {
+  private bytes: Uint8Array;
+
+  constructor(capacity: number) {
+    this.bytes = new Uint8Array(Math.max(1 << 12, capacity));
+  }
+  length = 0;
+
+  write(text: string): void {
+    for (;;) {
+      const r = encoder.encodeInto(text, this.bytes.subarray(this.length));
+      if (r.read === text.length) {
+        this.length += r.written;
+        return;
+      }
+      this.length += r.written;
+      text = text.slice(r.read);
+      const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.length + text.length * 3));
+      grown.set(this.bytes.subarray(0, this.length));
+      this.bytes = grown;
+    }
+  }
+
+  /** The bytes written: a view of a buffer of their own (the whole buffer is transferred, not copied). */
+  take(): Uint8Array {
+    return this.bytes.subarray(0, this.length);
+  }
+}
+
+/**
+ * Parse → run → format for one chunk, on whatever thread holds it. Dense models run the chunk as
+ * one stacked tensor straight on an onnxruntime session (a failing run is split in halves down to
+ * the rows at fault); other models go through the inference package's LoadedModel (adapters,
+ * per-item fallback).
+ */
+export class ChunkScorer {
+  private sinceGc = 0;
+
+  private constructor(
+    private readonly layout: ModelLayout,
+    private readonly parser: ChunkParser,
+    private readonly formatter: ResultFormatter,
+    private readonly session: ort.InferenceSession | undefined,
+    private readonly generic: LoadedModel | undefined,
+    private readonly inputFormat: ScoreSettings["inputFormat"],
+  ) {}
+
+  /**
+   * `onnxFile`: the model version's ONNX file. The contracts package (zod) is loaded only for JSONL
+   * input and the inference package only for models that are not dense, to keep thread start-up short.
+   */
+  static async create(model: ResolvedModel, onnxFile: string, settings: ScoreSettings, intraOpThreads = 1): Promise<ChunkScorer> {
+    const layout = modelLayout(model.manifest, model.version);
+    let tensors: TensorCheck | undefined;
+    if (settings.inputFormat === "jsonl") {
+      const contracts = await import("@inferline/contracts");
+      tensors = { Tensor: contracts.Tensor, validateInputs: contracts.validateInputs };
+    }
+    const parser = new ChunkParser(layout, model.manifest, settings, tensors);
+    const formatter = new ResultFormatter(layout, model.manifest, settings.outputFormat);
+    if (!layout.dense) {
+      const { LoadedModel } = await import("@inferline/inference");
+      return new ChunkScorer(layout, parser, formatter, undefined, await LoadedModel.load(model, { intraOpThreads }), settings.inputFormat);
+    }
+    const session = await ort.InferenceSession.create(onnxFile, {
+      intraOpNumThreads: intraOpThreads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: "all",
+    });
+    return new ChunkScorer(layout, parser, formatter, session, undefined, settings.inputFormat);
+  }
+
+  /**
+   * Scores a chunk in parts of about PART_CHARS characters (cut at line breaks; a CSV chunk with
+   * quotes stays whole): every per-row object of a part dies before the next part starts, so
+   * almost nothing reaches V8's old generation and memory stays flat. The cuts depend only on the
+   * chunk's text, so the output does too.
+   */
+  async score(bytes: Uint8Array, startLine: number): Promise<ChunkResult> {
+    this.sinceGc += bytes.length;
+    if (this.sinceGc >= GC_EVERY_BYTES) {
+      this.sinceGc = 0;
+      fullGc();
+    }
+    const text = decoder.decode(bytes);
+    const splittable = this.inputFormat === "jsonl" || text.indexOf('"') === -1;
+    const out = new ByteSink(bytes.length * 8); // iris JSONL output is about 6 times its CSV input
+    const errors: RowError[] = [];
+    let rows = 0;
+    let line = startLine;
+    for (let from = 0; from < text.length; ) {
+      const cut = splittable ? text.indexOf("\n", from + PART_CHARS) : -1;
+      const to = cut === -1 ? text.length : cut + 1;
+      const part = from === 0 && to === text.length ? text : text.slice(from, to);
+      const parsed = this.parser.parse(part, line);
+      const partErrors = parsed.errors;
+      if (parsed.count > 0) {
+        if (this.session) {
+          rows += await this.runDense(parsed, 0, parsed.count, partErrors, out);
+        } else {
+          const r = await this.runGeneric(parsed, partErrors);
+          out.write(r.text);
+          rows += r.rows;
+        }
+      }
+      if (partErrors.length > 1) partErrors.sort((a, b) => a.line - b.line);
+      for (const e of partErrors) errors.push(e);
+      for (let at = part.indexOf("\n"); at !== -1; at = part.indexOf("\n", at + 1)) line++;
+      from = to;
+    }
+    return { out: out.take(), errors: encoder.encode(this.formatter.errors(errors)), rows, failures: errors.length };
+  }
+
+  /** Runs rows [from, to) as one tensor; on failure, each half separately, down to single rows. */
+  private async runDense(p: ParsedChunk, from: number, to: number, errors: RowError[], out: ByteSink): Promise<number> {
+    const n = to - from;
+    const feeds: Record<string, ort.Tensor> = {};
+    this.layout.inputs.forEach((input, k) => {
+      const column = p.columns[k]!;
+      const data = column.subarray(from * input.rowSize, to * input.rowSize) as DenseArray;
+      feeds[input.name] = new ort.Tensor(ORT_TYPE[input.datatype]!, data, [n, ...input.rowShape]);
+    });
+    let results: ort.InferenceSession.OnnxValueMapType;
+    try {
+      results = await this.session!.run(feeds, this.layout.outputs.map((o) => o.name));
+    } catch (err) {
+      if (n === 1) {
+        errors.push({ line: p.lines[from]!, ...(p.ids?.[from] !== undefined ? { id: p.ids[from] } : {}), error: `inference failed: ${(err as Error).message.slice(0, 500)}` });
+        return 0;
+      }
+      const mid = from + Math.ceil(n / 2);
+      return (await this.runDense(p, from, mid, errors, out)) + (await this.runDense(p, mid, to, errors, out));
+    }
+    const tensors = this.layout.outputs.map((o) => {
+      const t = results[o.name] as ort.Tensor;
+      return { name: o.name, data: t.data as DenseArray, rowSize: t.dims.slice(1).reduce((a, b) => a * b, 1) };
+    });
+    const lines = from === 0 && to === p.count ? p.lines : p.lines.slice(from, to);
+    const ids = p.ids ? (from === 0 && to === p.count ? p.ids : p.ids.slice(from, to)) : null;
+    out.write(this.formatter.rows(n, lines, ids, tensors));
+    return n;
+  }
+
+  private async runGeneric(p: ParsedChunk, errors: RowError[]): Promise<{ text: string; rows: number }> {
+    const outcomes = await this.generic!.run(p.items!.map((inputs) => ({ inputs })));
+    const lines: number[] = [];
+    const ids: unknown[] = [];
+    const perOutput = new Map<string, { values: Array<number | bigint | boolean>; rowSize: number }>();
+    outcomes.forEach((outcome, i) => {
+      const id = p.ids?.[i];
+      if (!outcome.ok) {
+        errors.push({ line: p.lines[i]!, ...(id !== undefined ? { id } : {}), error: `${outcome.code}: ${outcome.message}` });
+        return;
+      }
+      lines.push(p.lines[i]!);
+      ids.push(id);
+      for (const o of this.layout.outputs) {
+        const t = outcome.result.outputs.find((x: FlatTensor) => x.name === o.name);
+        const data = (t?.data ?? []) as Array<number | boolean>;
+        let acc = perOutput.get(o.name);
+        if (!acc) perOutput.set(o.name, (acc = { values: [], rowSize: data.length }));
+        for (const v of data) acc.values.push(v);
+      }
+    });
+    const blocks: OutputBlock[] = [...perOutput].map(([name, acc]) => ({ name, data: acc.values, rowSize: acc.rowSize }));
+    const hasIds = ids.some((id) => id !== undefined);
+    return { text: this.formatter.rows(lines.length, lines, hasIds ? ids : null, blocks), rows: lines.length };
+  }
+
+  async close(): Promise<void> {
+    await this.session?.release();
+    await this.generic?.release();
+  }
+}
