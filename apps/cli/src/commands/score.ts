@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_MODELS_DIR } from "@inferline/contracts";
 import { runScore, type ScoreOptions } from "../score/pipeline.ts";
 import { UsageError } from "../score/types.ts";
+import { RemoteScorer } from "../score/remote-scorer.ts";
 
 interface ScoreFlags {
   model: string;
@@ -17,6 +18,8 @@ interface ScoreFlags {
   checkpointInterval: number;
   progress: "auto" | "bar" | "lines" | "off";
   remote?: string;
+  apiKey?: string;
+  concurrency: number;
 }
 
 const positiveInt = (what: string) => (value: string): number => {
@@ -49,7 +52,7 @@ twice or lost, and the output is byte-identical to an uninterrupted run.`;
 export function registerScore(program: Command): void {
   program
     .command("score")
-    .description("score a CSV or JSONL file with a model, in-process (local mode)")
+    .description("score a CSV or JSONL file with a model, in-process (default) or through a cluster (--remote)")
     .argument("<input>", "input file (.csv, .jsonl), or - for standard input")
     .requiredOption("-m, --model <name>", "model name (see `inferline models`)")
     .option("--model-version <version>", "model version (default: the model's default)")
@@ -62,10 +65,12 @@ export function registerScore(program: Command): void {
     .option("--chunk-size <bytes>", "input bytes per chunk (a chunk is scored as one batch)", positiveInt("--chunk-size"), 256 * 1024)
     .option("--checkpoint-interval <ms>", "milliseconds between checkpoints", positiveInt("--checkpoint-interval"), 1000)
     .addOption(new Option("--progress <mode>", "progress display (auto: a bar on a terminal, plain lines otherwise)").choices(["auto", "bar", "lines", "off"]).default("auto"))
-    .addOption(new Option("--remote <url>", "score through a cluster's batches API (not available yet)").hideHelp())
+    .option("--remote <url>", "score through a running cluster's batches API instead of in-process", process.env.INFERLINE_URL)
+    .option("--api-key <key>", "API key for --remote (default: $INFERLINE_API_KEY)", process.env.INFERLINE_API_KEY)
+    .option("--concurrency <n>", "with --remote: batches in flight at once", positiveInt("--concurrency"), 4)
     .addHelpText("after", HELP)
     .action(async (input: string, flags: ScoreFlags) => {
-      if (flags.remote) throw new UsageError("remote scoring (--remote) is not available yet; run without --remote to score in-process");
+      if (flags.remote && !flags.apiKey) throw new UsageError("--remote needs --api-key (or INFERLINE_API_KEY)");
       if (flags.resume && flags.force) throw new UsageError("--resume and --force exclude each other");
       const options: ScoreOptions = {
         input,
@@ -83,6 +88,7 @@ export function registerScore(program: Command): void {
         progress: flags.progress,
       };
       process.exitCode = 1; // until the run says otherwise: a run that never finishes must not look like success
-      process.exitCode = await runScore(options);
+      const remote = flags.remote ? { url: flags.remote, apiKey: flags.apiKey!, concurrency: flags.concurrency } : undefined;
+      process.exitCode = await runScore(options, remote ? (model, settings) => new RemoteScorer(model, settings, remote) : undefined);
     });
 }

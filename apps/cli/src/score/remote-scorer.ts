@@ -1,0 +1,141 @@
+import type { FlatTensor, ResolvedModel } from "@inferline/contracts";
+import { ChunkParser, type ParsedChunk, type RowError } from "./chunk-parser.ts";
+import { ResultFormatter, type OutputBlock } from "./formatter.ts";
+import { modelLayout, type ModelLayout } from "./model-layout.ts";
+import { UsageError, type RawChunk, type ScoredChunk, type ScoreSettings, type Scorer } from "./types.ts";
+
+export interface RemoteOptions {
+  url: string;
+  apiKey: string;
+  /** Batches in flight at once. Default 4. */
+  concurrency?: number;
+  /** Longest pause between two status reads of a batch, ms. Default 500. */
+  maxPollMs?: number;
+}
+
+interface ResultLine {
+  index: number;
+  status: string;
+  result?: { outputs: FlatTensor[] };
+  error?: { code: string; message: string };
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Scores chunks through a cluster: each chunk's parsed rows become one batch (`POST /v1/batches`
+ * as NDJSON), whose results are read back in submission order and formatted exactly as local
+ * scoring formats them. Parsing and formatting stay here, so both modes share the file handling,
+ * row errors, ordering and resume.
+ */
+export class RemoteScorer implements Scorer {
+  readonly parallelism: number;
+  private readonly layout: ModelLayout;
+  private readonly formatter: ResultFormatter;
+  private parser: ChunkParser | undefined;
+  private readonly base: string;
+
+  constructor(
+    private readonly model: ResolvedModel,
+    private readonly settings: ScoreSettings,
+    private readonly options: RemoteOptions,
+  ) {
+    this.parallelism = options.concurrency ?? 4;
+    this.layout = modelLayout(model.manifest, model.version);
+    this.formatter = new ResultFormatter(this.layout, model.manifest, settings.outputFormat);
+    this.base = options.url.replace(/\/+$/, "");
+  }
+
+  async start(): Promise<void> {
+    const contracts = await import("@inferline/contracts");
+    this.parser = new ChunkParser(this.layout, this.model.manifest, this.settings, { Tensor: contracts.Tensor, validateInputs: contracts.validateInputs });
+    const res = await this.request("GET", `/v1/models/${encodeURIComponent(this.model.manifest.name)}`).catch((err: Error) => {
+      throw new UsageError(`cannot reach ${this.base}: ${err.message}`);
+    });
+    if (res.status === 401) throw new UsageError(`${this.base} refused the API key (401)`);
+    if (res.status === 404) throw new UsageError(`${this.base} does not serve model ${this.model.manifest.name}`);
+    if (!res.ok) throw new UsageError(`${this.base} answered ${res.status} for the model: ${await res.text()}`);
+  }
+
+  async score(chunk: RawChunk): Promise<ScoredChunk> {
+    const parsed = this.parser!.parse(decoder.decode(chunk.bytes), chunk.startLine);
+    const errors: RowError[] = [...parsed.errors];
+    let text = "";
+    let rows = 0;
+    if (parsed.count > 0) {
+      const lines = await this.runBatch(parsed);
+      const scored = this.collect(parsed, lines, errors);
+      text = scored.text;
+      rows = scored.rows;
+    }
+    errors.sort((a, b) => a.line - b.line);
+    return { seq: chunk.seq, out: encoder.encode(text), errors: encoder.encode(this.formatter.errors(errors)), rows, failures: errors.length };
+  }
+
+  /** Submits the chunk's rows as one batch and returns its result lines in submission order. */
+  private async runBatch(parsed: ParsedChunk): Promise<ResultLine[]> {
+    const body = Array.from({ length: parsed.count }, (_, i) => JSON.stringify({ inputs: this.rowInputs(parsed, i) })).join("\n");
+    const query = new URLSearchParams({ model: this.model.manifest.name, version: this.model.version, priority: "low" });
+    const created = await this.request("POST", `/v1/batches?${query}`, body, "application/x-ndjson");
+    if (created.status !== 202) throw new Error(`batch submit answered ${created.status}: ${(await created.text()).slice(0, 500)}`);
+    const { id } = (await created.json()) as { id: string };
+    for (let pause = 10; ; pause = Math.min(pause * 2, this.options.maxPollMs ?? 500)) {
+      const status = (await (await this.request("GET", `/v1/batches/${id}`)).json()) as { status: string };
+      if (status.status === "completed" || status.status === "canceled") break;
+      await new Promise((r) => setTimeout(r, pause));
+    }
+    const results = await this.request("GET", `/v1/batches/${id}/results`);
+    if (!results.ok) throw new Error(`batch results answered ${results.status}`);
+    return (await results.text())
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as ResultLine);
+  }
+
+  /** Row i's tensors: a slice of each dense column, or the tensors a JSONL line gave. */
+  private rowInputs(parsed: ParsedChunk, i: number): FlatTensor[] {
+    if (parsed.items) return parsed.items[i]!;
+    return this.layout.inputs.map((input, k) => ({
+      name: input.name,
+      datatype: input.datatype,
+      shape: [1, ...input.rowShape],
+      data: Array.from(parsed.columns[k]!.subarray(i * input.rowSize, (i + 1) * input.rowSize) as ArrayLike<number | bigint>, Number),
+    }));
+  }
+
+  private collect(parsed: ParsedChunk, results: ResultLine[], errors: RowError[]): { text: string; rows: number } {
+    const lines: number[] = [];
+    const ids: unknown[] = [];
+    const blocks = new Map<string, { values: Array<number | boolean>; rowSize: number }>();
+    for (const r of results) {
+      const id = parsed.ids?.[r.index];
+      if (r.status !== "succeeded" || !r.result) {
+        errors.push({ line: parsed.lines[r.index]!, ...(id !== undefined ? { id } : {}), error: r.error ? `${r.error.code}: ${r.error.message}` : `job ${r.status}` });
+        continue;
+      }
+      lines.push(parsed.lines[r.index]!);
+      ids.push(id);
+      for (const o of this.layout.outputs) {
+        const data = (r.result.outputs.find((t) => t.name === o.name)?.data ?? []) as Array<number | boolean>;
+        let block = blocks.get(o.name);
+        if (!block) blocks.set(o.name, (block = { values: [], rowSize: data.length }));
+        for (const v of data) block.values.push(v);
+      }
+    }
+    // JSON carries float32 outputs as doubles; back in a Float32Array they format exactly as local scoring formats them.
+    const fp32 = new Set(this.model.manifest.outputs.filter((o) => o.datatype === "FP32").map((o) => o.name));
+    const outputs: OutputBlock[] = [...blocks].map(([name, b]) => ({ name, data: fp32.has(name) ? Float32Array.from(b.values as number[]) : b.values, rowSize: b.rowSize }));
+    return { text: this.formatter.rows(lines.length, lines, ids.some((i) => i !== undefined) ? ids : null, outputs), rows: lines.length };
+  }
+
+  private request(method: string, path: string, body?: string, contentType?: string): Promise<Response> {
+    return fetch(`${this.base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${this.options.apiKey}`, ...(contentType ? { "content-type": contentType } : {}) },
+      ...(body !== undefined ? { body } : {}),
+    });
+  }
+
+  async close(): Promise<void> {}
+}

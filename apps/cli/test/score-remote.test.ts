@@ -1,0 +1,89 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
+import { Database, TenantStore } from "@inferline/db";
+import { createTestDatabase, deletePrefix, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
+import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
+
+// `inferline score --remote` against a real API and worker (in this process), compared byte for
+// byte with local scoring of the same file.
+
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const MAIN = path.join(ROOT, "apps/cli/src/main.ts");
+const logger = pino({ level: "silent" });
+
+let dir: string;
+let db: TestDatabase;
+let prefix: string;
+let api: RunningApi;
+let worker: RunningWorker;
+let key: string;
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-remote-"));
+  db = await createTestDatabase();
+  prefix = uniquePrefix();
+  const env = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", WORKER_MODELS: "iris" };
+  api = await startApi(loadApiEnv({ ...env, PORT: "0", HOST: "127.0.0.1" }), logger);
+  worker = await startWorker(loadWorkerEnv({ ...env, METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", WEBHOOK_SWEEP_INTERVAL_MS: "0" }), logger);
+  const admin = new Database(db.url, { poolSize: 1 });
+  key = (await new TenantStore(admin.prisma).createKey("scorer")).key;
+  await admin.close();
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await api?.close();
+  await db?.drop();
+  await deletePrefix(prefix);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...args], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stderr })));
+}
+
+function writeCsv(file: string, rows: number): void {
+  let s = "id,sepal_length,sepal_width,petal_length,petal_width\n";
+  for (let i = 0; i < rows; i++) {
+    const bad = i === 17 ? "oops" : String(4 + ((i * 7) % 40) / 10);
+    s += `r${i},${bad},${2 + ((i * 3) % 25) / 10},${1 + ((i * 11) % 60) / 10},${0.1 + ((i * 5) % 24) / 10}\n`;
+  }
+  fs.writeFileSync(file, s);
+}
+
+describe("score --remote", () => {
+  it.each(["jsonl", "csv"])("writes %s output identical to local scoring, with the same errors file and exit code", async (format) => {
+    const input = path.join(dir, `in-${format}.csv`);
+    writeCsv(input, 3000);
+    const local = path.join(dir, `local.${format}`);
+    const remote = path.join(dir, `remote.${format}`);
+    const common = [input, "--model", "iris", "--format", format, "--progress", "off", "--chunk-size", "16384"];
+    const l = await cli([...common, "--out", local]);
+    const r = await cli([...common, "--out", remote, "--remote", api.url, "--api-key", key, "--concurrency", "3"]);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect([l.code, r.code]).toEqual([2, 2]); // row 17 is not a number
+    expect(fs.readFileSync(remote, "utf8")).toBe(fs.readFileSync(local, "utf8"));
+    expect(fs.readFileSync(`${remote}.errors.jsonl`, "utf8")).toBe(fs.readFileSync(`${local}.errors.jsonl`, "utf8"));
+    expect(fs.readFileSync(remote, "utf8").split("\n").filter(Boolean)).toHaveLength(format === "csv" ? 3000 : 2999);
+  }, 60_000);
+
+  it("a wrong key or an unreachable cluster is a usage error (exit 1, one clear line)", async () => {
+    const input = path.join(dir, "small.csv");
+    writeCsv(input, 5);
+    const badKey = await cli([input, "--model", "iris", "--out", path.join(dir, "x.jsonl"), "--remote", api.url, "--api-key", "il_wrong", "--progress", "off"]);
+    expect(badKey.code).toBe(1);
+    expect(badKey.stderr).toContain("refused the API key");
+    const down = await cli([input, "--model", "iris", "--out", path.join(dir, "y.jsonl"), "--remote", "http://127.0.0.1:1", "--api-key", key, "--progress", "off"]);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain("cannot reach http://127.0.0.1:1");
+  });
+});
