@@ -35,7 +35,7 @@ export function batchesRouter(batches: BatchService, limit: string): Router {
     const pages = await batches.results(req.tenant!.id, req.params.id);
     res.status(200).type("application/x-ndjson");
     for await (const page of pages) {
-      const ok = res.write(page.map((line) => JSON.stringify(line)).join("\n") + "\n");
+      const ok = res.write(page);
       if (!ok) await new Promise((resolve) => res.once("drain", resolve));
       if (res.destroyed) return;
     }

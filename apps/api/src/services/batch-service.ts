@@ -8,7 +8,6 @@ import {
   validateOutputNames,
   ValidationError,
   type BatchHeader,
-  type BatchResultLine,
   type BatchView,
   type FieldFault,
   type ModelRepository,
@@ -106,9 +105,9 @@ export class BatchService {
   }
 
   /** Results in submission order; throws 404 before the first line when the batch is not the tenant's. */
-  async results(tenantId: string, id: string): Promise<AsyncGenerator<BatchResultLine[]>> {
+  async results(tenantId: string, id: string): Promise<AsyncGenerator<string>> {
     await this.get(tenantId, id);
-    return this.batches.results(id);
+    return this.batches.resultLines(id);
   }
 
   async cancel(tenantId: string, id: string): Promise<BatchView> {

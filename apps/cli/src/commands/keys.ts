@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { DEFAULT_DATABASE_URL } from "@inferline/contracts";
-import { assertPostgresReachable, Database, migrate, TenantStore } from "@inferline/db";
 
 export function registerKeys(program: Command): void {
   const keys = program.command("keys").description("manage API keys (talks to PostgreSQL directly)");
@@ -11,6 +10,8 @@ export function registerKeys(program: Command): void {
     .option("--name <label>", "a label for the key")
     .option("--database-url <url>", "PostgreSQL URL", process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL)
     .action(async (opts: { tenant: string; name?: string; databaseUrl: string }) => {
+      // Loaded here, not at the top: Prisma takes a while to load and only this command needs it.
+      const { assertPostgresReachable, Database, migrate, TenantStore } = await import("@inferline/db");
       await assertPostgresReachable(opts.databaseUrl);
       await migrate(opts.databaseUrl);
       const db = new Database(opts.databaseUrl, { poolSize: 1 });

@@ -1,0 +1,86 @@
+/**
+ * `inferline score --remote` end to end: a generated iris CSV scored through the real API, Redis,
+ * two worker processes and PostgreSQL, all on this machine, the CLI run as a user runs it.
+ *
+ *   node_modules/.bin/tsx bench/score-remote.ts            # 200,000 rows, 2 workers
+ *   ROWS=100000 WORKERS=1 CONCURRENCY=4 CHUNK=262144 node_modules/.bin/tsx bench/score-remote.ts
+ *
+ * Uses its own database (inferline_bench_remote, recreated) and queue prefix; prints rows/s and
+ * writes bench/score-remote.json.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { Redis } from "ioredis";
+import { Database, migrate, TenantStore } from "@inferline/db";
+
+const ROWS = Number(process.env.ROWS ?? 200_000);
+const WORKERS = Number(process.env.WORKERS ?? 2);
+const CONCURRENCY = process.env.CONCURRENCY ?? "4";
+const CHUNK = process.env.CHUNK ?? String(512 * 1024);
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const DB = "inferline_bench_remote";
+const DATABASE_URL = `postgresql://postgres@127.0.0.1:5432/${DB}`;
+const PREFIX = `bench-remote-${process.pid}`;
+const PORT = 3900 + (process.pid % 100);
+
+function generate(file: string): void {
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
+  let s = "id,sepal_length,sepal_width,petal_length,petal_width\n";
+  for (let i = 0; i < ROWS; i++) s += `r${i},${(4 + rand() * 4).toFixed(1)},${(2 + rand() * 2.5).toFixed(1)},${(1 + rand() * 6).toFixed(1)},${(0.1 + rand() * 2.4).toFixed(1)}\n`;
+  fs.writeFileSync(file, s);
+}
+
+function launch(file: string, env: Record<string, string>): ChildProcess {
+  const prof = process.env.PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PROFILE}/${path.basename(path.dirname(path.dirname(file)))}`] : [];
+  const child = spawn(process.execPath, [...prof, "--import", "tsx", file], { cwd: ROOT, env: { ...process.env, DATABASE_URL, QUEUE_PREFIX: PREFIX, LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "inherit", "inherit"] });
+  return child;
+}
+
+async function waitFor(url: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} never became ready`);
+}
+
+const admin = new pg.Client({ connectionString: "postgresql://postgres@127.0.0.1:5432/postgres" });
+await admin.connect();
+await admin.query(`drop database if exists ${DB} with (force)`);
+await admin.end();
+await migrate(DATABASE_URL);
+const db = new Database(DATABASE_URL, { poolSize: 1 });
+const key = (await new TenantStore(db.prisma).createKey("bench")).key;
+await db.close();
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-bench-remote-"));
+const input = path.join(dir, "in.csv");
+generate(input);
+const procs = [launch("apps/api/src/main.ts", { PORT: String(PORT), HOST: "127.0.0.1", RATE_LIMIT_PER_SECOND: "0" })];
+for (let i = 0; i < WORKERS; i++) procs.push(launch("apps/worker/src/main.ts", { WORKER_MODELS: "iris", METRICS_PORT: "0", WORKER_CONCURRENCY: "4" }));
+try {
+  await waitFor(`http://127.0.0.1:${PORT}/readyz`);
+  await new Promise((r) => setTimeout(r, 2000)); // let the workers load their models
+  const started = performance.now();
+  const cli = spawn(process.execPath, ["--import", "tsx", "apps/cli/src/main.ts", "score", input, "--model", "iris", "--out", path.join(dir, "out.jsonl"), "--progress", "off", "--remote", `http://127.0.0.1:${PORT}`, "--api-key", key, "--concurrency", CONCURRENCY, "--chunk-size", CHUNK], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
+  const code = await new Promise<number | null>((resolve) => cli.on("close", resolve));
+  const seconds = (performance.now() - started) / 1000;
+  const rows = fs.readFileSync(path.join(dir, "out.jsonl"), "utf8").split("\n").filter(Boolean).length;
+  const result = { rows, seconds: Number(seconds.toFixed(2)), rowsPerSecond: Math.round(rows / seconds), workers: WORKERS, concurrency: Number(CONCURRENCY), chunkBytes: Number(CHUNK), exitCode: code, cpus: os.cpus().length, node: process.version, date: new Date().toISOString() };
+  console.log(`\nscore --remote: ${rows} rows in ${result.seconds} s = ${result.rowsPerSecond} rows/s (workers ${WORKERS}, concurrency ${CONCURRENCY}, chunk ${CHUNK} B, exit ${code})`);
+  fs.writeFileSync(path.join(ROOT, "bench/score-remote.json"), JSON.stringify(result, null, 2) + "\n");
+} finally {
+  for (const p of procs) p.kill("SIGTERM");
+  await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.on("exit", r)))));
+  const redis = new Redis("redis://127.0.0.1:6379");
+  const keys = await redis.keys(`${PREFIX}:*`);
+  if (keys.length) await redis.del(...keys);
+  redis.disconnect();
+  fs.rmSync(dir, { recursive: true, force: true });
+}
