@@ -47,7 +47,8 @@ describe("batches", () => {
     expect(lines.every((l) => l.status === "succeeded" && typeof l.jobId === "string")).toBe(true);
     // Items are jobs: each is readable and listable by batchId.
     const job = await stack.alpha.get(`/v1/jobs/${lines[5].jobId}`);
-    expect(job.body).toMatchObject({ batchId: created.body.id, customId: "row-5", status: "succeeded" });
+    expect(job.body).toMatchObject({ batchId: created.body.id, customId: "row-5", status: "succeeded", attempts: 1 });
+    expect(job.body.startedAt).toBeDefined();
     const listed = await stack.alpha.get(`/v1/jobs?batchId=${created.body.id}&limit=500`);
     expect(listed.body.jobs).toHaveLength(300);
   });

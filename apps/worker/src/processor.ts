@@ -29,7 +29,7 @@ export function createProcessor(deps: ProcessorDeps) {
     if (entry.processedOn) deps.metrics.queueWaitSeconds.observe({ model: entry.queueName.replace(/^infer-/, "") }, Math.max(0, entry.processedOn - entry.timestamp) / 1000);
     let claimed: ClaimedJob[] = [];
     try {
-      claimed = await deps.store.claim(entry.data.jobIds);
+      claimed = entry.data.markRunning === false ? await deps.store.read(entry.data.jobIds) : await deps.store.claim(entry.data.jobIds);
       const outcomes = await Promise.all(
         claimed.map(async (job) => toOutcome(job, await deps.engine.infer(job.model, job.version, { inputs: job.inputs, outputs: job.requestedOutputs }))),
       );

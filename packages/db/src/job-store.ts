@@ -141,6 +141,20 @@ export class JobStore {
   }
 
   /**
+   * Returns the inputs of jobs not yet terminal without writing anything: for batch items, whose
+   * `running` state is not worth a row write each (they go from queued to their outcome, and
+   * `finish` counts the attempt).
+   */
+  async read(ids: string[]): Promise<ClaimedJob[]> {
+    const { rows } = await this.pool.query<ClaimedJob>(
+      `select id, "tenantId", model, version, inputs, "requestedOutputs", attempts + 1 as attempts from jobs
+       where id = any($1::uuid[]) and status in ('queued', 'running')`,
+      [ids],
+    );
+    return rows;
+  }
+
+  /**
    * Writes outcomes of many jobs in one statement. Only jobs not yet terminal are written, so a
    * retried or duplicate attempt never overwrites a result or a cancel: the visible outcome is
    * exactly-once. Returns the jobs this call finished.
@@ -150,7 +164,9 @@ export class JobStore {
     const { rows } = await q.query<FinishedJob>(
       withBatchAccounting(
         `update jobs j set status = v.status::"JobStatus", result = v.result, "errorCode" = v.code, "errorMessage" = v.message,
-         "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now())
+         "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now()),
+         -- a job read without a claim (batch items) is still queued: this write counts its attempt
+         attempts = case when j.status = 'queued' then j.attempts + 1 else j.attempts end
        from unnest($1::uuid[], $2::text[], $3::json[], $4::text[], $5::text[]) as v(id, status, result, code, message)
        where j.id = v.id and j.status in ('queued', 'running')
        returning j.id, j."tenantId", j.status, j.webhook, j."batchId"`,

@@ -20,6 +20,8 @@ export interface DispatchGroup {
   version: string;
   priority: JobPriority;
   jobIds: string[];
+  /** See DispatchPayload.markRunning. */
+  markRunning?: boolean;
 }
 
 /**
@@ -70,7 +72,7 @@ export class Dispatcher {
         this.queue(model).addBulk(
           list.map((g) => ({
             name: "infer",
-            data: { jobIds: g.jobIds, version: g.version },
+            data: { jobIds: g.jobIds, version: g.version, ...(g.markRunning === false ? { markRunning: false } : {}) },
             opts: { ...this.defaults, jobId: g.dispatchId, priority: PRIORITY_RANK[g.priority] },
           })),
         ),

@@ -19,4 +19,6 @@ export function finishedChannel(prefix: string): string {
 export interface DispatchPayload {
   jobIds: string[];
   version: string;
+  /** false: do not mark the jobs running when work starts (batch items; saves a row write each). Default true. */
+  markRunning?: boolean;
 }

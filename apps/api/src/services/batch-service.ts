@@ -89,7 +89,8 @@ export class BatchService {
     if (faults.length > 0) throw new ValidationError(`the batch has invalid items; nothing was created`, faults.slice(0, MAX_FAULTS));
     if (jobs.length === 0) throw new ValidationError("a batch needs at least one item", [{ path: "/items", message: "no items" }]);
 
-    const groups = this.dispatcher.plan(model.manifest.name, model.version, header.priority, jobs.map((j) => j.id), BATCH_ENTRY_SIZE);
+    // Batch items skip the per-item `running` write: progress shows in the batch's counts as items finish.
+    const groups = this.dispatcher.plan(model.manifest.name, model.version, header.priority, jobs.map((j) => j.id), BATCH_ENTRY_SIZE).map((g) => ({ ...g, markRunning: false }));
     let k = 0;
     for (const g of groups) for (const _ of g.jobIds) jobs[k++]!.dispatchId = g.dispatchId;
     await this.batches.create({ id: batchId, tenantId, model: model.manifest.name, version: model.version, priority: header.priority, webhook: header.webhook ?? null, createdAt }, jobs);
