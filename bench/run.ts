@@ -1,0 +1,306 @@
+/**
+ * `pnpm bench` — Inferline against the limits of this machine.
+ *
+ *   npx pnpm@10 bench                                  # everything, both models (~3 min)
+ *   npx pnpm@10 bench --models iris --scenarios drain,queue-ceiling
+ *   npx pnpm@10 bench --scale 0.5                      # half the jobs everywhere
+ *   npx pnpm@10 bench --profile                        # node --cpu-prof for every process → bench/profiles/
+ *
+ * Job counts per scenario: BENCH_<MODEL>_<SCENARIO>_N (e.g. BENCH_IRIS_DRAIN_N=50000,
+ * BENCH_OCR_DRAIN_N=600); other knobs are read by the scenario files (BENCH_SUBMIT_MODE,
+ * BENCH_SUBMIT_CONCURRENCY, BENCH_LATENCY_RATE, BENCH_WORKER_THREADS, ...).
+ *
+ * Needs PostgreSQL and Redis on their default local ports (BENCH_DATABASE_URL's server,
+ * BENCH_REDIS_URL). Uses its own database `inferline_bench` (dropped and recreated at the start,
+ * dropped at the end) and BullMQ prefixes `bench-<run id>:...` (deleted at the end). Each scenario
+ * runs in a fresh process (bench/scenarios/<name>.ts), one after the other, so that the ratios
+ * come from one run on the same machine state. Progress goes to stderr; the table to stdout; all
+ * figures to bench/results.json.
+ */
+import crypto from "node:crypto";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { Database, migrate, TenantStore } from "@inferline/db";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, "..");
+
+// ------------------------------------------------------------------ options
+
+const args = process.argv.slice(2);
+function flag(name: string): string | undefined {
+  const i = args.indexOf(`--${name}`);
+  if (i === -1) return undefined;
+  const v = args[i + 1];
+  return v === undefined || v.startsWith("--") ? "true" : v;
+}
+if (flag("help")) {
+  process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("*/")[0]!.replace(/^\/\*\*|^ \* ?/gm, ""));
+  process.exit(0);
+}
+const MODELS = (flag("models") ?? "iris,ocr-text-line").split(",");
+const SCENARIOS = (flag("scenarios") ?? "raw,queue-ceiling,naive,drain,submit,latency").split(",");
+const SCALE = Number(flag("scale") ?? 1);
+const PROFILE = flag("profile") !== undefined;
+const QUIET_WAIT_S = Number(process.env.BENCH_QUIET_WAIT_S ?? 30);
+
+const adminUrl = process.env.BENCH_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/inferline_bench";
+const databaseUrl = adminUrl;
+const redisUrl = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
+const runId = `bench-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, "")}-${crypto.randomBytes(2).toString("hex")}`;
+const dbName = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+
+/** Which scenarios run for which model, and with how many jobs by default (sized for ~3 min in all). */
+const PLAN: Record<string, Partial<Record<string, number>>> = {
+  iris: { raw: 0, "queue-ceiling": 40_000, naive: 15_000, drain: 40_000, submit: 20_000, latency: 0 },
+  "ocr-text-line": { raw: 0, naive: 120, drain: 200, latency: 0 },
+};
+const SHORT: Record<string, string> = { iris: "IRIS", "ocr-text-line": "OCR" };
+
+function jobsFor(model: string, scenario: string): number {
+  const name = `BENCH_${SHORT[model]}_${scenario.replace("-", "_").toUpperCase()}_N`;
+  return Number(process.env[name] ?? Math.max(1, Math.round((PLAN[model]![scenario] ?? 0) * SCALE)));
+}
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+// ------------------------------------------------------------------ setup and cleanup
+
+async function recreateDatabase(): Promise<void> {
+  const admin = new pg.Client({ connectionString: Object.assign(new URL(databaseUrl), { pathname: "/postgres" }).toString() });
+  await admin.connect();
+  await admin.query(`drop database if exists "${dbName}" with (force)`);
+  await admin.end();
+  await migrate(databaseUrl);
+}
+
+async function dropDatabase(): Promise<void> {
+  const admin = new pg.Client({ connectionString: Object.assign(new URL(databaseUrl), { pathname: "/postgres" }).toString() });
+  await admin.connect();
+  await admin.query(`drop database if exists "${dbName}" with (force)`);
+  await admin.end();
+}
+
+async function deleteKeys(): Promise<number> {
+  const redis = new Redis(redisUrl);
+  let deleted = 0;
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${runId}:*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) deleted += await redis.unlink(...keys);
+  } while (cursor !== "0");
+  redis.disconnect();
+  return deleted;
+}
+
+let cleaned = false;
+async function cleanup(): Promise<void> {
+  if (cleaned) return;
+  cleaned = true;
+  const keys = await deleteKeys().catch((err: Error) => (log(`could not delete Redis keys: ${err.message}`), 0));
+  await dropDatabase().catch((err: Error) => log(`could not drop ${dbName}: ${err.message}`));
+  log(`cleaned up: ${keys} Redis keys under ${runId}:*, database ${dbName} dropped`);
+}
+
+// ------------------------------------------------------------------ machine load
+
+function cpuOfOthers(): { others: number; total: number } {
+  // Busy CPU seconds of the whole machine, from /proc/stat.
+  const line = fs.readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (line[3] ?? 0) + (line[4] ?? 0);
+  const total = line.reduce((a, b) => a + b, 0);
+  return { others: (total - idle) / 100, total: total / 100 };
+}
+
+/** Cores busy on this machine over `ms` (nothing of ours runs between scenarios). */
+async function busyCores(ms = 1000): Promise<number> {
+  const a = cpuOfOthers();
+  const t = performance.now();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = cpuOfOthers();
+  return (b.others - a.others) / ((performance.now() - t) / 1000);
+}
+
+/** Waits (up to BENCH_QUIET_WAIT_S) for other work on the machine to settle below half a core. */
+async function waitQuiet(): Promise<number> {
+  const deadline = Date.now() + QUIET_WAIT_S * 1000;
+  let busy = await busyCores();
+  if (busy > 0.5) log(`  machine busy with other work (${busy.toFixed(2)} cores); waiting up to ${QUIET_WAIT_S} s for it to settle`);
+  while (busy > 0.5 && Date.now() < deadline) busy = await busyCores();
+  if (busy > 0.5) log(`  still ${busy.toFixed(2)} cores busy: measuring anyway (noted in results.json)`);
+  return Math.round(busy * 100) / 100;
+}
+
+// ------------------------------------------------------------------ scenarios
+
+type Result = Record<string, unknown> & { jobsPerSecond?: number; usage?: { cores?: Record<string, number>; perJob?: Record<string, number | string> } };
+
+async function runScenario(model: string, scenario: string, env: Record<string, string>): Promise<Result> {
+  const n = jobsFor(model, scenario);
+  const out = path.join(os.tmpdir(), `${runId}-${scenario}-${model}.json`);
+  const busyBefore = await waitQuiet();
+  const nodeFlags = PROFILE ? [`--cpu-prof`, `--cpu-prof-dir=${path.join(HERE, "profiles")}`, `--cpu-prof-name=${scenario}-${model}-${Date.now()}.cpuprofile`] : [];
+  log(`▶ ${scenario} · ${model}${PLAN[model]![scenario] ? ` · ${n} jobs` : ""}`);
+  const t = performance.now();
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn(process.execPath, [...nodeFlags, "--import", "tsx", path.join(HERE, "scenarios", `${scenario}.ts`)], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        ...env,
+        BENCH_MODEL: model,
+        BENCH_N: String(n),
+        BENCH_OUT: out,
+        ...(PROFILE ? { BENCH_CHILD_NODE_FLAGS: `--cpu-prof --cpu-prof-dir=${path.join(HERE, "profiles")}` } : {}),
+      },
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    const limit = Number(process.env.BENCH_SCENARIO_TIMEOUT_S ?? 300);
+    const timer = setTimeout(() => {
+      log(`  ${scenario} · ${model} still running after ${limit} s: stopping it`);
+      child.kill("SIGKILL");
+    }, limit * 1000);
+    child.on("exit", (c) => {
+      clearTimeout(timer);
+      resolve(c ?? 1);
+    });
+  });
+  const took = Math.round(performance.now() - t) / 1000;
+  if (code !== 0 || !fs.existsSync(out)) {
+    log(`  ✗ ${scenario} · ${model} failed (exit ${code})`);
+    return { scenario, model, error: `exit ${code}`, busyBefore, took };
+  }
+  const result = JSON.parse(fs.readFileSync(out, "utf8")) as Result;
+  fs.rmSync(out);
+  return { ...result, busyBefore, took };
+}
+
+// ------------------------------------------------------------------ report
+
+const fmt = (x: number | undefined, digits = 0) => (x === undefined || Number.isNaN(x) ? "—" : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+
+function report(results: Result[], meta: Record<string, unknown>) {
+  const get = (model: string, scenario: string) => results.find((r) => r.model === model && r.scenario === scenario && !r.error);
+  const rate = (model: string, scenario: string) => get(model, scenario)?.jobsPerSecond;
+  const ratio = (a?: number, b?: number) => (a !== undefined && b ? a / b : undefined);
+
+  const lines: string[] = [];
+  const cols = ["raw", "queue-ceiling", "naive", "drain", "submit"];
+  lines.push("", "Jobs per second (one job = one row/one request)", "");
+  lines.push(`| model | ${cols.join(" | ")} | latency p50 / p90 / p99 (ms) | drain/queue-ceiling | drain/naive | drain/raw |`);
+  lines.push(`|---|${cols.map(() => "--:").join("|")}|--:|--:|--:|--:|`);
+  const ratios: Record<string, Record<string, number | undefined>> = {};
+  for (const model of MODELS) {
+    const lat = get(model, "latency") as (Result & { p50: number; p90: number; p99: number; rate: number }) | undefined;
+    const drain = rate(model, "drain");
+    ratios[model] = { drainOverQueueCeiling: ratio(drain, rate(model, "queue-ceiling")), drainOverNaive: ratio(drain, rate(model, "naive")), drainOverRaw: ratio(drain, rate(model, "raw")) };
+    const rawAdapter = (get(model, "raw") as { withAdapter?: { rowsPerSecond: number } } | undefined)?.withAdapter?.rowsPerSecond;
+    ratios[model]!.drainOverRawWithAdapter = ratio(drain, rawAdapter);
+    const r = ratios[model]!;
+    lines.push(
+      `| ${model} | ${cols.map((c) => fmt(rate(model, c))).join(" | ")} | ${lat ? `${fmt(lat.p50, 1)} / ${fmt(lat.p90, 1)} / ${fmt(lat.p99, 1)} @ ${lat.rate}/s` : "—"} | ${fmt(r.drainOverQueueCeiling, 2)} | ${fmt(r.drainOverNaive, 2)} | ${r.drainOverRaw === undefined ? "—" : r.drainOverRaw < 0.01 ? r.drainOverRaw.toExponential(1) : fmt(r.drainOverRaw, 3)} |`,
+    );
+  }
+
+  const targets: Array<{ target: string; value: string; met: boolean | undefined }> = [];
+  const check = (target: string, value: number | undefined, ok: (v: number) => boolean, show: (v: number) => string) =>
+    targets.push({ target, value: value === undefined ? "not measured" : show(value), met: value === undefined ? undefined : ok(value) });
+  check("iris drain ≥ 10,000 jobs/s", rate("iris", "drain"), (v) => v >= 10_000, (v) => `${fmt(v)} jobs/s`);
+  check("iris drain ≥ 0.7 × queue-ceiling", ratios.iris?.drainOverQueueCeiling, (v) => v >= 0.7, (v) => `${fmt(v, 2)}×`);
+  check("iris drain ≥ 3 × naive", ratios.iris?.drainOverNaive, (v) => v >= 3, (v) => `${fmt(v, 2)}×`);
+  check("iris submit ≥ 3,000 jobs/s", rate("iris", "submit"), (v) => v >= 3000, (v) => `${fmt(v)} jobs/s`);
+  check("ocr-text-line drain ≥ 0.8 × raw", ratios["ocr-text-line"]?.drainOverRaw, (v) => v >= 0.8, (v) => `${fmt(v, 2)}×`);
+  const irisLat = get("iris", "latency") as (Result & { p50: number; p99: number }) | undefined;
+  check("iris latency p50 < 15 ms @ 100/s", irisLat?.p50, (v) => v < 15, (v) => `${fmt(v, 1)} ms`);
+  check("iris latency p99 < 50 ms @ 100/s", irisLat?.p99, (v) => v < 50, (v) => `${fmt(v, 1)} ms`);
+  lines.push("", "Targets", "", "| target | measured | |", "|---|--:|:-:|");
+  for (const t of targets) lines.push(`| ${t.target} | ${t.value} | ${t.met === undefined ? "–" : t.met ? "✓" : "✗"} |`);
+
+  // Where the time goes: CPU per job by process group, and round trips per job.
+  lines.push("", "Cost per job (µs of CPU; bench = the scenario's own processes: worker/API/client) and round trips per job", "");
+  lines.push("| scenario | model | jobs/s | bench µs | postgres µs | redis µs | other cores | redis cmds | pg xacts | notes |", "|---|---|--:|--:|--:|--:|--:|--:|--:|---|");
+  for (const r of results) {
+    if (r.error) {
+      lines.push(`| ${r.scenario} | ${r.model} | failed: ${r.error} | | | | | | | |`);
+      continue;
+    }
+    const pj = r.usage?.perJob ?? {};
+    const notes: string[] = [];
+    if (r.scenario === "raw") notes.push(`best: ${(r.best as { mode: string; batch: number }).mode}, batch ${(r.best as { batch: number }).batch}`, (r as { withAdapter?: { rowsPerSecond: number; batch: number } }).withAdapter ? `via LoadedModel.run: ${fmt((r as { withAdapter: { rowsPerSecond: number } }).withAdapter.rowsPerSecond)}/s` : "");
+    if (r.scenario === "drain") {
+      const b = r.batches as Record<string, number> | undefined;
+      if (b?.inferline_batch_size_items_count) notes.push(`mean batch ${fmt(b.inferline_batch_size_items_sum! / b.inferline_batch_size_items_count, 1)} jobs, inference ${fmt((b.inferline_inference_duration_seconds_sum ?? 0) * 1000, 0)} ms total`);
+      notes.push(`worker ${JSON.stringify(r.worker).replace(/"/g, "")}`);
+    }
+    if (r.scenario === "queue-ceiling") notes.push(`addBulk ${fmt(r.addBulkPerSecond as number)}/s, concurrency ${r.concurrency}`);
+    if (r.scenario === "submit") notes.push(`API ${r.mode === "inproc" ? "in the client's process" : "in its own process"}, concurrency ${r.concurrency}, ${JSON.stringify(r.statuses)}`);
+    if (r.scenario === "latency") notes.push(`POST alone p50 ${r.submitP50} ms p99 ${r.submitP99} ms; ${JSON.stringify(r.statuses)}`);
+    if (r.scenario === "naive") notes.push(`concurrency ${r.concurrency}, intraOp ${r.intraOpThreads}`);
+    lines.push(
+      `| ${r.scenario} | ${r.model} | ${fmt(r.jobsPerSecond ?? (r.achievedRate as number))} | ${pj.benchCpuUs ?? "—"} | ${pj.postgresCpuUs ?? "—"} | ${pj.redisProcCpuUs ?? "—"} | ${r.usage?.cores?.other ?? "—"} | ${pj.redisCommands ?? "—"} | ${pj.pgTransactions ?? "—"} | ${notes.filter(Boolean).join("; ")} |`,
+    );
+  }
+  lines.push("", `machine: ${JSON.stringify(meta.machine)}; run ${meta.runId}; ${meta.date}`, "");
+  return { text: lines.join("\n"), targets, ratios };
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  process.on("SIGINT", () => void cleanup().then(() => process.exit(130)));
+  log(`inferline bench ${runId}: models ${MODELS.join(", ")}; scenarios ${SCENARIOS.join(", ")}${SCALE !== 1 ? `; scale ${SCALE}` : ""}`);
+  await recreateDatabase();
+  const db = new Database(databaseUrl, { poolSize: 1 });
+  const { key, tenant } = await new TenantStore(db.prisma).createKey("bench");
+  await db.close();
+  if (PROFILE) fs.mkdirSync(path.join(HERE, "profiles"), { recursive: true });
+  const env = { BENCH_DATABASE_URL: databaseUrl, BENCH_REDIS_URL: redisUrl, BENCH_RUN_ID: runId, BENCH_TENANT_ID: tenant.id, BENCH_API_KEY: key };
+
+  const results: Result[] = [];
+  try {
+    for (const model of MODELS) {
+      for (const scenario of SCENARIOS) {
+        if (!(scenario in (PLAN[model] ?? {}))) continue;
+        const extra: Record<string, string> = {};
+        // OCR latency at a rate the worker sustains here: half its measured drain rate, at most 20/s.
+        const drained = results.find((r) => r.model === model && r.scenario === "drain")?.jobsPerSecond;
+        if (scenario === "latency" && model !== "iris" && !process.env.BENCH_LATENCY_RATE && drained) extra.BENCH_LATENCY_RATE = String(Math.max(1, Math.min(20, Math.floor(drained / 2))));
+        results.push(await runScenario(model, scenario, { ...env, ...extra }));
+      }
+    }
+  } finally {
+    await cleanup();
+  }
+
+  const meta = {
+    runId,
+    date: new Date().toISOString(),
+    durationSeconds: Math.round((Date.now() - started) / 100) / 10,
+    command: `npx pnpm@10 bench ${args.join(" ")}`.trim(),
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      memGiB: Math.round(os.totalmem() / 2 ** 29) / 2,
+      node: process.version,
+      os: `${os.type()} ${os.release()}`,
+      loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    },
+  };
+  const { text, targets, ratios } = report(results, meta);
+  process.stdout.write(`${text}\n`);
+  fs.writeFileSync(path.join(HERE, "results.json"), `${JSON.stringify({ ...meta, targets, ratios, results }, null, 2)}\n`);
+  log(`wrote bench/results.json (${meta.durationSeconds} s in all)`);
+}
+
+main().catch(async (err: unknown) => {
+  console.error(err);
+  await cleanup();
+  process.exit(1);
+});

@@ -1,0 +1,92 @@
+/**
+ * latency: submit-to-result time seen by a client that POSTs a job and then long-polls
+ * `GET /v1/jobs/:id?wait=10` for it, at a paced (open-loop) rate: job i starts at i/rate s
+ * whatever happened to the others. The API and the worker run as their own processes
+ * (apps/api/src/main.ts and apps/worker/src/main.ts, as deployed); this process is only the client
+ * (undici Pool, keep-alive). The first BENCH_LATENCY_WARMUP_S seconds are not counted.
+ */
+import { Redis } from "ioredis";
+import { Pool } from "undici";
+import { emit, env, freePort, inputMaker, int, log, meter, pool, prefixFor, quantile, resetJobs, round, sleep, spawnApp, stopApp, waitHttp } from "./_shared.ts";
+
+const rate = int("BENCH_LATENCY_RATE", env.model === "iris" ? 100 : 20);
+const seconds = int("BENCH_LATENCY_SECONDS", 10);
+const warmupSeconds = int("BENCH_LATENCY_WARMUP_S", 2);
+const prefix = prefixFor("latency");
+const p = pool(2);
+await resetJobs(p);
+const admin = new Redis(env.redisUrl);
+
+const shared = { DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, QUEUE_PREFIX: prefix, LOG_LEVEL: "warn" };
+const [apiPort, metricsPort] = [await freePort(), await freePort()];
+const workerSettings = {
+  WORKER_MODELS: env.model,
+  INFERENCE_THREADS: process.env.BENCH_WORKER_THREADS ?? (env.model === "iris" ? "0" : "2"),
+  WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY ?? "8",
+};
+const api = spawnApp("api", { ...shared, PORT: String(apiPort), HOST: "127.0.0.1", RATE_LIMIT_PER_SECOND: "0" });
+const worker = spawnApp("worker", { ...shared, ...workerSettings, METRICS_PORT: String(metricsPort) });
+const url = `http://127.0.0.1:${apiPort}`;
+await Promise.all([waitHttp(`${url}/healthz`), waitHttp(`http://127.0.0.1:${metricsPort}/metrics`, 60_000)]);
+
+const make = await inputMaker();
+const bodies = Array.from({ length: 150 }, (_, i) => JSON.stringify({ model: env.model, inputs: make(i) }));
+const client = new Pool(url, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000 });
+const headers = { authorization: `Bearer ${env.apiKey}`, "content-type": "application/json" };
+
+interface Sample {
+  total: number;
+  submit: number;
+  status: string;
+}
+
+async function one(i: number): Promise<Sample> {
+  const t0 = performance.now();
+  const post = await client.request({ path: "/v1/jobs", method: "POST", headers, body: bodies[i % bodies.length] });
+  const job = (await post.body.json()) as { id?: string };
+  const t1 = performance.now();
+  if (post.statusCode !== 202 || !job.id) return { total: t1 - t0, submit: t1 - t0, status: `http_${post.statusCode}` };
+  const got = await client.request({ path: `/v1/jobs/${job.id}?wait=10`, method: "GET", headers });
+  const view = (await got.body.json()) as { status?: string };
+  return { total: performance.now() - t0, submit: t1 - t0, status: view.status ?? `http_${got.statusCode}` };
+}
+
+async function paced(count: number): Promise<Sample[]> {
+  const start = performance.now();
+  const running: Promise<Sample>[] = [];
+  for (let i = 0; i < count; i++) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    running.push(one(i));
+  }
+  return Promise.all(running);
+}
+
+await paced(rate * warmupSeconds);
+const count = rate * seconds;
+const m = await meter(p, admin);
+const samples = await paced(count);
+const usage = await m.stop(count);
+const ok = samples.filter((s) => s.status === "succeeded");
+const totals = ok.map((s) => s.total).sort((a, b) => a - b);
+const submits = samples.map((s) => s.submit).sort((a, b) => a - b);
+const statuses: Record<string, number> = {};
+for (const s of samples) statuses[s.status] = (statuses[s.status] ?? 0) + 1;
+const ms = (x: number) => round(x, 1);
+const result = {
+  p50: ms(quantile(totals, 0.5)),
+  p90: ms(quantile(totals, 0.9)),
+  p99: ms(quantile(totals, 0.99)),
+  max: ms(totals[totals.length - 1] ?? NaN),
+  mean: ms(totals.reduce((a, b) => a + b, 0) / totals.length),
+  submitP50: ms(quantile(submits, 0.5)),
+  submitP99: ms(quantile(submits, 0.99)),
+};
+log(`${count} jobs at ${rate}/s: p50 ${result.p50} ms, p90 ${result.p90} ms, p99 ${result.p99} ms (POST alone p50 ${result.submitP50} ms, p99 ${result.submitP99}); ${JSON.stringify(statuses)}`);
+await client.close();
+await Promise.all([stopApp(api), stopApp(worker)]);
+admin.disconnect();
+await resetJobs(p);
+await p.end();
+emit({ scenario: "latency", model: env.model, n: count, rate, seconds, ...result, statuses, worker: workerSettings, achievedRate: round(count / usage.seconds, 1), usage });
