@@ -7,8 +7,8 @@ export const WorkerEnv = SharedEnv.extend({
   WORKER_MODELS: z.string().default("*").transform((s) => s.split(",").map((m) => m.trim()).filter(Boolean)),
   /** Queue entries (each up to 256 jobs; 512 for batch items) processed at once per model. Default 8. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
-  /** Inference threads; 0 runs sessions on the main thread (best for tiny models). Default 0. */
-  INFERENCE_THREADS: z.coerce.number().int().min(0).max(64).default(0),
+  /** Inference threads per model, overriding each manifest's `instances`; 0 runs every model on the main thread. Default: the manifests'. */
+  INFERENCE_THREADS: z.coerce.number().int().min(0).max(64).optional(),
   /** Threads inside one session.run. Default 1. */
   INTRA_OP_THREADS: z.coerce.number().int().min(1).max(64).default(1),
   /** Attempts of a queue entry before its jobs fail for good. Default 5. */

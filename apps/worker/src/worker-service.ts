@@ -1,9 +1,9 @@
 import type http from "node:http";
 import { Worker } from "bullmq";
 import type { Logger } from "pino";
-import { ModelRepository } from "@inferline/contracts";
+import { ModelRepository, type ResolvedModel } from "@inferline/contracts";
 import { BatchStore, Database, JobStore, type FinishedJob } from "@inferline/db";
-import { InferenceEngine, InProcessRunner, ThreadPoolRunner } from "@inferline/inference";
+import { InferenceEngine, InProcessRunner, ThreadPoolRunner, type ModelRunner } from "@inferline/inference";
 import { createRedis, Dispatcher, FinishedNotifier, inferQueueName, type DispatchPayload } from "@inferline/queue";
 import { recordFinishedEvents, WebhookQueue, WebhookWorker } from "@inferline/webhooks";
 import type { WorkerEnv } from "./env.ts";
@@ -32,8 +32,18 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const repo = ModelRepository.load(env.MODELS_DIR);
   const models = env.WORKER_MODELS.includes("*") ? repo.names() : env.WORKER_MODELS;
   const metrics = new WorkerMetrics();
-  const runner = env.INFERENCE_THREADS > 0 ? new ThreadPoolRunner(env.INFERENCE_THREADS, { intraOpThreads: env.INTRA_OP_THREADS }) : new InProcessRunner({ intraOpThreads: env.INTRA_OP_THREADS });
-  const engine = new InferenceEngine(runner, {
+  const settings = { intraOpThreads: env.INTRA_OP_THREADS };
+  const mainThread = new InProcessRunner(settings);
+  // Tiny models run on this thread; a model with `instances` (or INFERENCE_THREADS) gets a thread pool of its own.
+  const pools = new Map<string, ThreadPoolRunner>();
+  const runnerFor = (m: ResolvedModel): ModelRunner => {
+    const threads = env.INFERENCE_THREADS ?? m.manifest.instances;
+    if (threads === 0) return mainThread;
+    let pool = pools.get(m.manifest.name);
+    if (!pool) pools.set(m.manifest.name, (pool = new ThreadPoolRunner(threads, settings)));
+    return pool;
+  };
+  const engine = new InferenceEngine(runnerFor, {
     onBatch(model, version, items, rows, seconds) {
       metrics.batchSize.observe({ model, version }, items);
       metrics.batchRows.observe({ model, version }, rows);
@@ -97,7 +107,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
         })
       : undefined;
   const metricsServer: http.Server | undefined = metrics.serve(env.METRICS_PORT);
-  logger.info({ models, concurrency: env.WORKER_CONCURRENCY, threads: env.INFERENCE_THREADS }, "worker ready");
+  logger.info({ models, concurrency: env.WORKER_CONCURRENCY }, "worker ready");
 
   return {
     models,

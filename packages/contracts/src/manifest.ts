@@ -45,5 +45,11 @@ export const ModelManifest = z.object({
   preprocess: z.string().optional(),
   postprocess: z.string().optional(),
   batching: BatchingSpec.default({ maxBatchSize: 64, maxQueueDelayMs: 2 }),
+  /**
+   * Sessions of this model that run in parallel in a worker, each on its own thread (Triton's
+   * instance_group count). 0 (the default) runs one session on the worker's main thread, which
+   * suits tiny models; heavy ones need threads so inference never blocks the worker's I/O.
+   */
+  instances: z.number().int().min(0).max(64).default(0),
 });
 export type ModelManifest = z.infer<typeof ModelManifest>;

@@ -207,8 +207,10 @@ export class JobStore {
     return rows;
   }
 
+  /** One job of a tenant. Raw SQL: this is the polling hot path, where Prisma's per-query cost showed. */
   async get(tenantId: string, id: string): Promise<Job | null> {
-    return this.prisma.job.findFirst({ where: { id, tenantId } });
+    const { rows } = await this.pool.query<Job>(`select * from jobs where id = $1 and "tenantId" = $2`, [id, tenantId]);
+    return rows[0] ?? null;
   }
 
   /** Jobs per model in queue entries not yet processed (queued or running): the queue depth. */

@@ -16,33 +16,45 @@ export interface BatchObserver {
  */
 export class InferenceEngine {
   private readonly batchers = new Map<string, DynamicBatcher<InferenceItem, ItemOutcome>>();
+  private readonly runnerOf: (model: ResolvedModel) => ModelRunner;
+  private readonly runners = new Set<ModelRunner>();
 
-  constructor(private readonly runner: ModelRunner, private readonly observer: BatchObserver = {}) {}
-
-  async load(models: ResolvedModel[]): Promise<void> {
-    await this.runner.load(models);
-    for (const m of models) {
-      const key = modelKey(m.manifest.name, m.version);
-      this.batchers.set(
-        key,
-        new DynamicBatcher<InferenceItem, ItemOutcome>({
-          maxBatchSize: m.manifest.batching.maxBatchSize,
-          maxQueueDelayMs: m.manifest.batching.maxQueueDelayMs,
-          maxInFlight: this.runner.parallelism,
-          rowsOf: (item) => item.inputs[0]?.shape[0] ?? 1,
-          run: async (items) => {
-            const started = performance.now();
-            const outcomes = await this.runner.run(key, items);
-            const rows = items.reduce((n, i) => n + (i.inputs[0]?.shape[0] ?? 1), 0);
-            this.observer.onBatch?.(m.manifest.name, m.version, items.length, rows, (performance.now() - started) / 1000);
-            return outcomes;
-          },
-        }),
-      );
-    }
+  /** `runner`: one runner for every model, or a choice per model (e.g. a thread pool for heavy ones). */
+  constructor(runner: ModelRunner | ((model: ResolvedModel) => ModelRunner), private readonly observer: BatchObserver = {}) {
+    this.runnerOf = typeof runner === "function" ? runner : () => runner;
   }
 
-  /** Loads every model named in `names` (all in the repository for "*") at its default version. */
+  async load(models: ResolvedModel[]): Promise<void> {
+    const byRunner = new Map<ModelRunner, ResolvedModel[]>();
+    for (const m of models) {
+      const runner = this.runnerOf(m);
+      byRunner.set(runner, [...(byRunner.get(runner) ?? []), m]);
+      this.runners.add(runner);
+    }
+    await Promise.all([...byRunner].map(([runner, list]) => runner.load(list)));
+    for (const [runner, list] of byRunner) for (const m of list) this.addBatcher(runner, m);
+  }
+
+  private addBatcher(runner: ModelRunner, m: ResolvedModel): void {
+    const key = modelKey(m.manifest.name, m.version);
+    const rowsOf = (item: InferenceItem) => item.inputs[0]?.shape[0] ?? 1;
+    const batcher = new DynamicBatcher<InferenceItem, ItemOutcome>({
+      maxBatchSize: m.manifest.batching.maxBatchSize,
+      maxQueueDelayMs: m.manifest.batching.maxQueueDelayMs,
+      maxInFlight: runner.parallelism,
+      rowsOf,
+      run: async (items) => {
+        const started = performance.now();
+        const outcomes = await runner.run(key, items);
+        const rows = items.reduce((n, i) => n + rowsOf(i), 0);
+        this.observer.onBatch?.(m.manifest.name, m.version, items.length, rows, (performance.now() - started) / 1000);
+        return outcomes;
+      },
+    });
+    this.batchers.set(key, batcher);
+  }
+
+  /** Every version of the models named in `names` (all in the repository for "*"). */
   static resolveAll(repo: ModelRepository, names: string[]): ResolvedModel[] {
     const wanted = names.includes("*") ? repo.names() : names;
     return wanted.flatMap((name) => repo.manifest(name).versions.map((v) => repo.resolve(name, v.version)));
@@ -59,6 +71,6 @@ export class InferenceEngine {
   }
 
   async close(): Promise<void> {
-    await this.runner.close();
+    await Promise.all([...this.runners].map((r) => r.close()));
   }
 }

@@ -120,14 +120,19 @@ export class JobService {
 
   /** The job once terminal, or as it is after `waitSeconds`; woken by workers' finished events. */
   async wait(tenantId: string, id: string, waitSeconds: number, signal: AbortSignal): Promise<JobView> {
-    const first = await this.get(tenantId, id);
-    if (isTerminal(first.status) || waitSeconds <= 0) return first;
+    if (waitSeconds <= 0) return this.get(tenantId, id);
+    // Listen before reading, so a job that finishes between the read and the wait still wakes us.
     const waiter = this.listener.wait(id, waitSeconds * 1000, signal);
-    // The job may have finished between the read above and subscribing: look once more.
-    const again = await this.get(tenantId, id);
-    if (isTerminal(again.status)) {
+    let now: JobView;
+    try {
+      now = await this.get(tenantId, id);
+    } catch (err) {
       waiter.cancel();
-      return again;
+      throw err;
+    }
+    if (isTerminal(now.status)) {
+      waiter.cancel();
+      return now;
     }
     await waiter.promise;
     return this.get(tenantId, id);
