@@ -80,47 +80,25 @@ export class JobStore {
    * Inserts jobs, and the `dispatches` rows of their queue entries, in one statement per chunk.
    * Jobs without a dispatchId get no dispatch row (they are not meant for a queue yet).
    */
-  async insertMany(jobs: NewJob[], client: pg.Pool | pg.PoolClient = this.pool): Promise<void> {
+  async insertMany(jobs: NewJob[], client: Queryable = this.pool): Promise<void> {
     for (let i = 0; i < jobs.length; i += INSERT_CHUNK) {
       const chunk = jobs.slice(i, i + INSERT_CHUNK);
-      const dispatches = dispatchRows(chunk);
+      // Rows travel as one JSON document: one native JSON.stringify instead of pg escaping every
+      // element of a dozen parameter arrays, which showed up as the largest cost of a submit.
       await client.query(
         `with d as (
            insert into dispatches (id, model, version, priority, jobs)
-           select x.id, x.model, x.version, x.priority::"JobPriority", x.n
-           from unnest($17::uuid[], $18::text[], $19::text[], $20::text[], $21::int[]) as x(id, model, version, priority, n)
+           select x.id, x.model, x.version, x.priority, x.jobs
+           from json_to_recordset($2::json) as x(id uuid, model text, version text, priority "JobPriority", jobs int)
            on conflict (id) do update set jobs = dispatches.jobs + excluded.jobs)
          insert into jobs (id, "tenantId", model, version, priority, inputs, "requestedOutputs", metadata, webhook,
            "idempotencyKey", "requestHash", "batchId", "batchIndex", "customId", "dispatchId", "createdAt")
-         select u.id, u.tenant, u.model, u.version, u.priority::"JobPriority", u.inputs, coalesce(u.outputs::text[], '{}'),
-           u.metadata, u.webhook, u.ikey, u.rhash, u.batch, u.bindex, u.custom, u.dispatch, u.created
-         from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::json[], $7::text[], $8::jsonb[],
-           $9::jsonb[], $10::text[], $11::text[], $12::uuid[], $13::int[], $14::text[], $15::uuid[], $16::timestamptz[])
-           as u(id, tenant, model, version, priority, inputs, outputs, metadata, webhook, ikey, rhash, batch, bindex, custom, dispatch, created)`,
-        [
-          chunk.map((j) => j.id),
-          chunk.map((j) => j.tenantId),
-          chunk.map((j) => j.model),
-          chunk.map((j) => j.version),
-          chunk.map((j) => j.priority),
-          chunk.map((j) => JSON.stringify(j.inputs)),
-          // text[] of text[] is not expressible through unnest; carry the list as a literal
-          chunk.map((j) => toPgArrayLiteral(j.requestedOutputs)),
-          chunk.map((j) => JSON.stringify(j.metadata)),
-          chunk.map((j) => (j.webhook ? JSON.stringify(j.webhook) : null)),
-          chunk.map((j) => j.idempotencyKey),
-          chunk.map((j) => j.requestHash),
-          chunk.map((j) => j.batchId),
-          chunk.map((j) => j.batchIndex),
-          chunk.map((j) => j.customId),
-          chunk.map((j) => j.dispatchId),
-          chunk.map((j) => j.createdAt),
-          dispatches.map((d) => d.id),
-          dispatches.map((d) => d.model),
-          dispatches.map((d) => d.version),
-          dispatches.map((d) => d.priority),
-          dispatches.map((d) => d.jobs),
-        ],
+         select id, "tenantId", model, version, priority, inputs, coalesce("requestedOutputs", '{}'), metadata, webhook,
+           "idempotencyKey", "requestHash", "batchId", "batchIndex", "customId", "dispatchId", "createdAt"
+         from json_to_recordset($1::json) as x(id uuid, "tenantId" uuid, model text, version text, priority "JobPriority",
+           inputs json, "requestedOutputs" text[], metadata jsonb, webhook jsonb, "idempotencyKey" text, "requestHash" text,
+           "batchId" uuid, "batchIndex" int, "customId" text, "dispatchId" uuid, "createdAt" timestamptz)`,
+        [JSON.stringify(chunk), JSON.stringify(dispatchRows(chunk))],
       );
     }
   }
@@ -163,24 +141,17 @@ export class JobStore {
     if (outcomes.length === 0 && doneDispatches.length === 0) return [];
     const { rows } = await q.query<FinishedJob>(
       withBatchAccounting(
-        `update jobs j set status = v.status::"JobStatus", result = v.result, "errorCode" = v.code, "errorMessage" = v.message,
+        `update jobs j set status = v.status, result = v.result, "errorCode" = v."errorCode", "errorMessage" = v."errorMessage",
          "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now()),
          -- a job read without a claim (batch items) is still queued: this write counts its attempt
          attempts = case when j.status = 'queued' then j.attempts + 1 else j.attempts end
-       from unnest($1::uuid[], $2::text[], $3::json[], $4::text[], $5::text[]) as v(id, status, result, code, message)
+       from json_to_recordset($1::json) as v(id uuid, status "JobStatus", result json, "errorCode" text, "errorMessage" text)
        where j.id = v.id and j.status in ('queued', 'running')
        returning j.id, j."tenantId", j.status, j.webhook, j."batchId"`,
         // The entries whose results these are: processed, so the reconciler forgets them.
-        `gone as (delete from dispatches where id = any($6::uuid[]))`,
+        `gone as (delete from dispatches where id = any($2::uuid[]))`,
       ),
-      [
-        outcomes.map((o) => o.id),
-        outcomes.map((o) => o.status),
-        outcomes.map((o) => (o.status === "succeeded" ? JSON.stringify(o.result) : null)),
-        outcomes.map((o) => (o.status === "failed" ? o.errorCode : null)),
-        outcomes.map((o) => (o.status === "failed" ? o.errorMessage : null)),
-        doneDispatches,
-      ],
+      [JSON.stringify(outcomes), doneDispatches],
     );
     return rows;
   }
@@ -284,9 +255,6 @@ function dispatchRows(jobs: NewJob[]): Array<{ id: string; model: string; versio
   return [...rows.values()];
 }
 
-function toPgArrayLiteral(values: string[]): string {
-  return `{${values.map((v) => `"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`).join(",")}}`;
-}
 
 /** The job as the API shows it. */
 export function toJobView(job: Job): JobView {
