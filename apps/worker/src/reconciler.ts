@@ -5,6 +5,7 @@ import type { JobPriority } from "@inferline/contracts";
 
 interface PendingEntry {
   id: string;
+  jobIds: string[];
   model: string;
   version: string;
   priority: JobPriority;
@@ -40,7 +41,7 @@ export class Reconciler {
 
   private async pass(): Promise<number> {
     const { rows } = await this.db.pool.query<PendingEntry>(
-      `select id, model, version, priority from dispatches
+      `select id, model, version, priority, "jobIds" from dispatches
        where model = any($1::text[]) and "createdAt" < now() - make_interval(secs => $2::double precision / 1000)
        order by "createdAt" limit 1000`,
       [this.models, this.options.afterMs],
@@ -50,7 +51,7 @@ export class Reconciler {
       const entry = await this.dispatcher.queue(pending.model).getJob(pending.id);
       const state = entry ? await entry.getState() : "unknown";
       if (state !== "failed" && state !== "unknown" && state !== "completed") continue;
-      const ids = (await this.db.pool.query<{ id: string }>(`select id from jobs where "dispatchId" = $1 and status in ('queued', 'running')`, [pending.id])).rows.map((r) => r.id);
+      const ids = (await this.db.pool.query<{ id: string }>(`select id from jobs where id = any($1::uuid[]) and status in ('queued', 'running')`, [pending.jobIds])).rows.map((r) => r.id);
       if (ids.length === 0) {
         await this.db.pool.query(`delete from dispatches where id = $1`, [pending.id]);
         continue;

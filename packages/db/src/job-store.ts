@@ -87,10 +87,10 @@ export class JobStore {
       // element of a dozen parameter arrays, which showed up as the largest cost of a submit.
       await client.query(
         `with d as (
-           insert into dispatches (id, model, version, priority, jobs)
-           select x.id, x.model, x.version, x.priority, x.jobs
-           from json_to_recordset($2::json) as x(id uuid, model text, version text, priority "JobPriority", jobs int)
-           on conflict (id) do update set jobs = dispatches.jobs + excluded.jobs)
+           insert into dispatches (id, model, version, priority, jobs, "jobIds")
+           select x.id, x.model, x.version, x.priority, x.jobs, x."jobIds"
+           from json_to_recordset($2::json) as x(id uuid, model text, version text, priority "JobPriority", jobs int, "jobIds" uuid[])
+           on conflict (id) do update set jobs = dispatches.jobs + excluded.jobs, "jobIds" = dispatches."jobIds" || excluded."jobIds")
          insert into jobs (id, "tenantId", model, version, priority, inputs, "requestedOutputs", metadata, webhook,
            "idempotencyKey", "requestHash", "batchId", "batchIndex", "customId", "dispatchId", "createdAt")
          select id, "tenantId", model, version, priority, inputs, coalesce("requestedOutputs", '{}'), metadata, webhook,
@@ -196,7 +196,7 @@ export class JobStore {
   }
 
   async findByIdempotencyKey(tenantId: string, key: string): Promise<Job | null> {
-    return this.prisma.job.findUnique({ where: { tenantId_idempotencyKey: { tenantId, idempotencyKey: key } } });
+    return this.prisma.job.findFirst({ where: { tenantId, idempotencyKey: key } });
   }
 
   /** Frees an idempotency key older than its retention so that it can be used again. */
@@ -244,13 +244,15 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   }
 }
 
-function dispatchRows(jobs: NewJob[]): Array<{ id: string; model: string; version: string; priority: JobPriority; jobs: number }> {
-  const rows = new Map<string, { id: string; model: string; version: string; priority: JobPriority; jobs: number }>();
+function dispatchRows(jobs: NewJob[]): Array<{ id: string; model: string; version: string; priority: JobPriority; jobs: number; jobIds: string[] }> {
+  const rows = new Map<string, { id: string; model: string; version: string; priority: JobPriority; jobs: number; jobIds: string[] }>();
   for (const j of jobs) {
     if (!j.dispatchId) continue;
     const row = rows.get(j.dispatchId);
-    if (row) row.jobs++;
-    else rows.set(j.dispatchId, { id: j.dispatchId, model: j.model, version: j.version, priority: j.priority, jobs: 1 });
+    if (row) {
+      row.jobs++;
+      row.jobIds.push(j.id);
+    } else rows.set(j.dispatchId, { id: j.dispatchId, model: j.model, version: j.version, priority: j.priority, jobs: 1, jobIds: [j.id] });
   }
   return [...rows.values()];
 }

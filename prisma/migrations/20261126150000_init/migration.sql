@@ -121,6 +121,7 @@ CREATE TABLE "dispatches" (
     "version" TEXT NOT NULL,
     "priority" "JobPriority" NOT NULL,
     "jobs" INTEGER NOT NULL,
+    "jobIds" UUID[],
     "createdAt" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
 
     CONSTRAINT "dispatches_pkey" PRIMARY KEY ("id")
@@ -139,16 +140,7 @@ CREATE INDEX "api_keys_tenantId_idx" ON "api_keys"("tenantId");
 CREATE INDEX "jobs_tenantId_createdAt_id_idx" ON "jobs"("tenantId", "createdAt" DESC, "id" DESC);
 
 -- CreateIndex
-CREATE INDEX "jobs_tenantId_model_createdAt_idx" ON "jobs"("tenantId", "model", "createdAt" DESC);
-
--- CreateIndex
 CREATE INDEX "jobs_batchId_batchIndex_idx" ON "jobs"("batchId", "batchIndex");
-
--- CreateIndex
-CREATE INDEX "jobs_dispatchId_idx" ON "jobs"("dispatchId");
-
--- CreateIndex
-CREATE UNIQUE INDEX "jobs_tenantId_idempotencyKey_key" ON "jobs"("tenantId", "idempotencyKey");
 
 -- CreateIndex
 CREATE INDEX "batches_tenantId_createdAt_idx" ON "batches"("tenantId", "createdAt" DESC);
@@ -196,3 +188,7 @@ ALTER TABLE "webhook_deliveries" ADD CONSTRAINT "webhook_deliveries_jobId_fkey" 
 -- Room on each page for updated row versions: no index covers a column that workers write, so
 -- with free space on the page the claim and result updates are HOT updates, which write no index.
 ALTER TABLE "jobs" SET (fillfactor = 50);
+
+-- Idempotency keys are unique per tenant. Partial, so jobs without a key (batch items, most
+-- submits) add no entry; not expressible in schema.prisma, hence here.
+CREATE UNIQUE INDEX "jobs_tenantId_idempotencyKey_key" ON "jobs"("tenantId", "idempotencyKey") WHERE "idempotencyKey" IS NOT NULL;
