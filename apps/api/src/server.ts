@@ -41,7 +41,7 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
     checkWebhook: webhookTargetChecker({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE }),
     events,
   });
-  const batches = new BatchService(db, batchStore, store, models, dispatcher, notifier, {
+  const batches = new BatchService(db, batchStore, store, models, dispatcher, notifier, listener, {
     checkWebhook: webhookTargetChecker({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE }),
     events,
   });

@@ -53,6 +53,18 @@ describe("batches", () => {
     expect(listed.body.jobs).toHaveLength(300);
   });
 
+  it("GET /v1/batches/:id?wait=N returns as soon as the last item finishes", async () => {
+    await stack.stopWorker();
+    const created = (await stack.alpha.post("/v1/batches", { model: "iris", items: Array.from({ length: 20 }, () => ({ inputs: [irisInput([IRIS_SAMPLES.setosa])] })) })).body;
+    const waiting = stack.alpha.get(`/v1/batches/${created.id}?wait=30`);
+    const started = Date.now();
+    await stack.startWorker();
+    const done = await waiting;
+    expect(done.body).toMatchObject({ status: "completed", counts: { succeeded: 20 } });
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect((await stack.alpha.get(`/v1/batches/${created.id}?wait=61`)).status).toBe(422);
+  });
+
   it("accepts an NDJSON body with the model in the query string", async () => {
     const body = Array.from({ length: 100 }, (_, i) => JSON.stringify({ customId: `n${i}`, inputs: [irisInput([samples[(i + 1) % 3]!])] })).join("\n") + "\n";
     const created = await stack.alpha.request("POST", "/v1/batches?model=iris", { body, headers: { "content-type": "application/x-ndjson" } });

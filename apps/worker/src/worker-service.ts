@@ -70,7 +70,9 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
         return { finished, recorded };
       }),
     async ({ finished, recorded }) => {
-      await notifier.publish(finished.map((f) => f.id));
+      // Finished jobs, and batches that completed with them, wake their long-polls.
+      const completedBatches = [...new Set(finished.filter((f) => f.batchCompleted && f.batchId).map((f) => f.batchId!))];
+      await notifier.publish([...finished.map((f) => f.id), ...completedBatches]);
       // What fails to enqueue stays pending in webhook_events, where the sweep finds it.
       if (recorded.length > 0) await webhookQueue.enqueue(recorded.map((e) => e.id)).catch((err: Error) => logger.warn({ err: err.message }, "webhook enqueue failed; the sweep will retry"));
       await hooks.onFinished?.(finished);

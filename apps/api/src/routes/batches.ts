@@ -1,6 +1,6 @@
 import express, { Router } from "express";
 import bytes from "bytes";
-import { BatchHeader, BatchSubmission } from "@inferline/contracts";
+import { BatchHeader, BatchSubmission, WaitQuery } from "@inferline/contracts";
 import type { BatchService } from "../services/batch-service.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
 import { ndjsonLines } from "./ndjson.ts";
@@ -28,7 +28,11 @@ export function batchesRouter(batches: BatchService, limit: string): Router {
   });
 
   router.get("/:id", async (req, res) => {
-    res.json(await batches.get(req.tenant!.id, req.params.id));
+    const query = WaitQuery.safeParse(req.query);
+    if (!query.success) return sendProblem(res, 422, "validation_failed", "wait must be a number of seconds from 0 to 60", zodFaults(query.error, "/query"));
+    const abort = new AbortController();
+    res.on("close", () => abort.abort());
+    res.json(await batches.wait(req.tenant!.id, req.params.id, query.data.wait ?? 0, abort.signal));
   });
 
   router.get("/:id/results", async (req, res) => {

@@ -14,7 +14,7 @@ import {
 } from "@inferline/contracts";
 import type { BatchStore, Database, JobStore, NewJob } from "@inferline/db";
 import type { EventSink } from "./job-service.ts";
-import type { Dispatcher, FinishedNotifier } from "@inferline/queue";
+import type { Dispatcher, FinishedListener, FinishedNotifier } from "@inferline/queue";
 
 /** Faults reported for one batch; past this the client has enough to fix its file. */
 const MAX_FAULTS = 100;
@@ -36,6 +36,7 @@ export class BatchService {
     private readonly models: ModelRepository,
     private readonly dispatcher: Dispatcher,
     private readonly notifier: FinishedNotifier,
+    private readonly listener: FinishedListener,
     private readonly options: BatchServiceOptions = {},
   ) {}
 
@@ -105,6 +106,25 @@ export class BatchService {
     return this.batches.view(batch);
   }
 
+  /** The batch once completed (or canceled), or as it is after `waitSeconds`; woken by the worker that finishes its last item. */
+  async wait(tenantId: string, id: string, waitSeconds: number, signal: AbortSignal): Promise<BatchView> {
+    if (waitSeconds <= 0) return this.get(tenantId, id);
+    const waiter = this.listener.wait(id, waitSeconds * 1000, signal);
+    let now: BatchView;
+    try {
+      now = await this.get(tenantId, id);
+    } catch (err) {
+      waiter.cancel();
+      throw err;
+    }
+    if (now.status === "completed" || now.status === "canceled") {
+      waiter.cancel();
+      return now;
+    }
+    await waiter.promise;
+    return this.get(tenantId, id);
+  }
+
   /** Results in submission order; throws 404 before the first line when the batch is not the tenant's. */
   async results(tenantId: string, id: string): Promise<AsyncGenerator<string>> {
     await this.get(tenantId, id);
@@ -120,6 +140,7 @@ export class BatchService {
       return { canceled: jobs, events: (await this.options.events?.record(client, jobs)) ?? [] };
     });
     for (let i = 0; i < canceled.length; i += 5000) await this.notifier.publish(canceled.slice(i, i + 5000).map((j) => j.id)).catch(() => {});
+    await this.notifier.publish([id]).catch(() => {});
     await this.options.events?.enqueue(events);
     return this.get(tenantId, id);
   }

@@ -9,8 +9,6 @@ export interface RemoteOptions {
   apiKey: string;
   /** Batches in flight at once. Default 4. */
   concurrency?: number;
-  /** Longest pause between two status reads of a batch, ms. Default 500. */
-  maxPollMs?: number;
 }
 
 interface ResultLine {
@@ -80,10 +78,10 @@ export class RemoteScorer implements Scorer {
     const created = await this.request("POST", `/v1/batches?${query}`, body, "application/x-ndjson");
     if (created.status !== 202) throw new Error(`batch submit answered ${created.status}: ${(await created.text()).slice(0, 500)}`);
     const { id } = (await created.json()) as { id: string };
-    for (let pause = 10; ; pause = Math.min(pause * 2, this.options.maxPollMs ?? 500)) {
-      const status = (await (await this.request("GET", `/v1/batches/${id}`)).json()) as { status: string };
+    // Long-poll: the API answers as soon as the batch's last item finishes.
+    for (;;) {
+      const status = (await (await this.request("GET", `/v1/batches/${id}?wait=30`)).json()) as { status: string };
       if (status.status === "completed" || status.status === "canceled") break;
-      await new Promise((r) => setTimeout(r, pause));
     }
     const results = await this.request("GET", `/v1/batches/${id}/results`);
     if (!results.ok) throw new Error(`batch results answered ${results.status}`);
