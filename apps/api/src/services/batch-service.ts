@@ -11,9 +11,11 @@ import {
   type BatchView,
   type FieldFault,
   type ModelRepository,
+  type ResolvedModel,
 } from "@inferline/contracts";
-import type { BatchStore, Database, JobStore, NewJob } from "@inferline/db";
+import type { BatchStore, Database, JobStore, NewBatch, NewJob } from "@inferline/db";
 import type { EventSink } from "./job-service.ts";
+import { longPoll } from "./long-poll.ts";
 import type { Dispatcher, FinishedListener, FinishedNotifier } from "@inferline/queue";
 
 /** Faults reported for one batch; past this the client has enough to fix its file. */
@@ -47,10 +49,22 @@ export class BatchService {
    */
   async create(tenantId: string, header: BatchHeader, items: Iterable<unknown> | AsyncIterable<unknown>): Promise<BatchView> {
     const model = this.models.resolve(header.model, header.version);
-    const faults: FieldFault[] = validateOutputNames(model.manifest, header.outputs);
     if (header.webhook) await this.options.checkWebhook?.(header.webhook.url);
-    const batchId = crypto.randomUUID();
-    const createdAt = new Date();
+    const batch = { id: crypto.randomUUID(), tenantId, model: model.manifest.name, version: model.version, priority: header.priority, webhook: header.webhook ?? null, createdAt: new Date() };
+    const jobs = await this.validItems(model, header, batch, items);
+    // Batch items skip the per-item `running` write: progress shows in the batch's counts as items finish.
+    const groups = this.dispatcher.plan(batch.model, batch.version, batch.priority, jobs.map((j) => j.id), BATCH_ENTRY_SIZE).map((g) => ({ ...g, markRunning: false }));
+    let k = 0;
+    for (const g of groups) for (const _ of g.jobIds) jobs[k++]!.dispatchId = g.dispatchId;
+    await this.batches.create(batch, jobs);
+    // A failed enqueue leaves the jobs queued in PostgreSQL; the workers' reconciler enqueues them.
+    for (let i = 0; i < groups.length; i += 500) await this.dispatcher.enqueue(groups.slice(i, i + 500)).catch(() => {});
+    return this.get(tenantId, batch.id);
+  }
+
+  /** Every item as a job row, or a ValidationError naming up to MAX_FAULTS faults by item index and field. */
+  private async validItems(model: ResolvedModel, header: BatchHeader, batch: NewBatch, items: Iterable<unknown> | AsyncIterable<unknown>): Promise<NewJob[]> {
+    const faults: FieldFault[] = validateOutputNames(model.manifest, header.outputs);
     const requestedOutputs = (header.outputs ?? []).map((o) => o.name);
     const jobs: NewJob[] = [];
     let index = 0;
@@ -58,46 +72,35 @@ export class BatchService {
       if (index >= MAX_BATCH_ITEMS) throw new ValidationError(`a batch holds at most ${MAX_BATCH_ITEMS} items`, [{ path: `/items/${index}`, message: "too many items" }], 413);
       const base = `/items/${index}`;
       const item = BatchItem.safeParse(raw);
-      if (!item.success) {
-        if (faults.length < MAX_FAULTS) faults.push(...item.error.issues.map((i) => ({ path: `${base}/${i.path.join("/")}`.replace(/\/$/, ""), message: i.message })));
-      } else {
-        const checked = validateInputs(model.manifest, item.data.inputs, `${base}/inputs`);
-        if (checked.value && faults.length === 0) {
-          jobs.push({
-            id: crypto.randomUUID(),
-            tenantId,
-            model: model.manifest.name,
-            version: model.version,
-            priority: header.priority,
-            inputs: checked.value.inputs,
-            requestedOutputs,
-            metadata: header.metadata,
-            webhook: null,
-            idempotencyKey: null,
-            requestHash: null,
-            batchId,
-            batchIndex: index,
-            customId: item.data.customId ?? null,
-            dispatchId: null,
-            createdAt,
-          });
-        } else if (faults.length < MAX_FAULTS) {
-          faults.push(...checked.faults);
-        }
+      const checked = item.success ? validateInputs(model.manifest, item.data.inputs, `${base}/inputs`) : undefined;
+      if (!item.success) faults.push(...item.error.issues.map((i) => ({ path: `${base}/${i.path.join("/")}`.replace(/\/$/, ""), message: i.message })));
+      else if (!checked?.value) faults.push(...(checked?.faults ?? []));
+      else if (faults.length === 0) {
+        jobs.push({
+          id: crypto.randomUUID(),
+          tenantId: batch.tenantId,
+          model: batch.model,
+          version: batch.version,
+          priority: batch.priority,
+          inputs: checked.value.inputs,
+          requestedOutputs,
+          metadata: header.metadata,
+          webhook: null,
+          idempotencyKey: null,
+          requestHash: null,
+          batchId: batch.id,
+          batchIndex: index,
+          customId: item.data.customId ?? null,
+          dispatchId: null,
+          createdAt: batch.createdAt,
+        });
       }
+      if (faults.length > MAX_FAULTS) break;
       index++;
     }
     if (faults.length > 0) throw new ValidationError(`the batch has invalid items; nothing was created`, faults.slice(0, MAX_FAULTS));
     if (jobs.length === 0) throw new ValidationError("a batch needs at least one item", [{ path: "/items", message: "no items" }]);
-
-    // Batch items skip the per-item `running` write: progress shows in the batch's counts as items finish.
-    const groups = this.dispatcher.plan(model.manifest.name, model.version, header.priority, jobs.map((j) => j.id), BATCH_ENTRY_SIZE).map((g) => ({ ...g, markRunning: false }));
-    let k = 0;
-    for (const g of groups) for (const _ of g.jobIds) jobs[k++]!.dispatchId = g.dispatchId;
-    await this.batches.create({ id: batchId, tenantId, model: model.manifest.name, version: model.version, priority: header.priority, webhook: header.webhook ?? null, createdAt }, jobs);
-    // A failed enqueue leaves the jobs queued in PostgreSQL; the workers' reconciler enqueues them.
-    for (let i = 0; i < groups.length; i += 500) await this.dispatcher.enqueue(groups.slice(i, i + 500)).catch(() => {});
-    return this.get(tenantId, batchId);
+    return jobs;
   }
 
   async get(tenantId: string, id: string): Promise<BatchView> {
@@ -107,22 +110,8 @@ export class BatchService {
   }
 
   /** The batch once completed (or canceled), or as it is after `waitSeconds`; woken by the worker that finishes its last item. */
-  async wait(tenantId: string, id: string, waitSeconds: number, signal: AbortSignal): Promise<BatchView> {
-    if (waitSeconds <= 0) return this.get(tenantId, id);
-    const waiter = this.listener.wait(id, waitSeconds * 1000, signal);
-    let now: BatchView;
-    try {
-      now = await this.get(tenantId, id);
-    } catch (err) {
-      waiter.cancel();
-      throw err;
-    }
-    if (now.status === "completed" || now.status === "canceled") {
-      waiter.cancel();
-      return now;
-    }
-    await waiter.promise;
-    return this.get(tenantId, id);
+  wait(tenantId: string, id: string, waitSeconds: number, signal: AbortSignal): Promise<BatchView> {
+    return longPoll(this.listener, id, waitSeconds, signal, () => this.get(tenantId, id), (b) => b.status === "completed" || b.status === "canceled");
   }
 
   /** Results in submission order; throws 404 before the first line when the batch is not the tenant's. */

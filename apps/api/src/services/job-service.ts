@@ -15,6 +15,7 @@ import {
 import { toJobView, type Database, type FinishedJob, type JobStore, type NewJob, type Queryable } from "@inferline/db";
 import type { FinishedListener, FinishedNotifier } from "@inferline/queue";
 import type { SubmitWriter } from "./submit-writer.ts";
+import { longPoll } from "./long-poll.ts";
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
 
@@ -119,23 +120,8 @@ export class JobService {
   }
 
   /** The job once terminal, or as it is after `waitSeconds`; woken by workers' finished events. */
-  async wait(tenantId: string, id: string, waitSeconds: number, signal: AbortSignal): Promise<JobView> {
-    if (waitSeconds <= 0) return this.get(tenantId, id);
-    // Listen before reading, so a job that finishes between the read and the wait still wakes us.
-    const waiter = this.listener.wait(id, waitSeconds * 1000, signal);
-    let now: JobView;
-    try {
-      now = await this.get(tenantId, id);
-    } catch (err) {
-      waiter.cancel();
-      throw err;
-    }
-    if (isTerminal(now.status)) {
-      waiter.cancel();
-      return now;
-    }
-    await waiter.promise;
-    return this.get(tenantId, id);
+  wait(tenantId: string, id: string, waitSeconds: number, signal: AbortSignal): Promise<JobView> {
+    return longPoll(this.listener, id, waitSeconds, signal, () => this.get(tenantId, id), (job) => isTerminal(job.status));
   }
 
   async list(tenantId: string, query: JobListQuery): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
