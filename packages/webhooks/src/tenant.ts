@@ -63,19 +63,23 @@ export interface WebhookAttemptView {
 export async function listJobWebhooks(db: Database, tenantId: string, jobId: string): Promise<{ events: WebhookEventView[]; attempts: WebhookAttemptView[] } | null> {
   const owned = await db.pool.query(`select 1 from jobs where id = $1 and "tenantId" = $2`, [jobId, tenantId]);
   if (owned.rowCount === 0) return null;
-  const [events, attempts] = await Promise.all([
-    db.pool.query<{ id: string; type: string; url: string; status: string; attempts: number; createdAt: Date; deliveredAt: Date | null; nextAttemptAt: Date | null }>(
+  // One snapshot for both reads: two parallel reads could see an event's final status without
+  // the attempt that was committed with it.
+  const [events, attempts] = await db.transaction(async (client) => {
+    await client.query("set transaction isolation level repeatable read read only");
+    const events = await client.query<{ id: string; type: string; url: string; status: string; attempts: number; createdAt: Date; deliveredAt: Date | null; nextAttemptAt: Date | null }>(
       `select id, type, url, status, attempts, "createdAt", "deliveredAt", "nextAttemptAt" from webhook_events
        where "jobId" = $1 and "tenantId" = $2 order by "createdAt", id`,
       [jobId, tenantId],
-    ),
-    db.pool.query<{ eventId: string; attempt: number; attemptedAt: Date; url: string; statusCode: number | null; latencyMs: number | null; error: string | null; responseBody: string | null; nextRetryAt: Date | null }>(
+    );
+    const attempts = await client.query<{ eventId: string; attempt: number; attemptedAt: Date; url: string; statusCode: number | null; latencyMs: number | null; error: string | null; responseBody: string | null; nextRetryAt: Date | null }>(
       `select d."eventId", d.attempt, d."attemptedAt", d.url, d."statusCode", d."latencyMs", d.error, d."responseBody", d."nextRetryAt"
        from webhook_deliveries d join webhook_events e on e.id = d."eventId"
        where e."jobId" = $1 and e."tenantId" = $2 order by d."attemptedAt", d.attempt`,
       [jobId, tenantId],
-    ),
-  ]);
+    );
+    return [events, attempts] as const;
+  });
   return {
     events: events.rows.map((e) => ({
       id: e.id,
