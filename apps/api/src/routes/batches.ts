@@ -1,8 +1,9 @@
 import express, { Router } from "express";
 import bytes from "bytes";
-import { BatchHeader, BatchSubmission, WaitQuery } from "@inferline/contracts";
+import { BatchHeader, BatchSubmission } from "@inferline/contracts";
 import type { BatchService } from "../services/batch-service.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
+import { longPollHandler } from "./long-poll-handler.ts";
 import { ndjsonLines } from "./ndjson.ts";
 
 const isNdjson = (type: string | undefined) => /^application\/(x-)?(nd|jsonl|json-seq|x-ndjson)/i.test(type ?? "") || /ndjson|jsonl/i.test(type ?? "");
@@ -27,13 +28,7 @@ export function batchesRouter(batches: BatchService, limit: string): Router {
     res.status(202).location(`/v1/batches/${view.id}`).json(view);
   });
 
-  router.get("/:id", async (req, res) => {
-    const query = WaitQuery.safeParse(req.query);
-    if (!query.success) return sendProblem(res, 422, "validation_failed", "wait must be a number of seconds from 0 to 60", zodFaults(query.error, "/query"));
-    const abort = new AbortController();
-    res.on("close", () => abort.abort());
-    res.json(await batches.wait(req.tenant!.id, req.params.id, query.data.wait ?? 0, abort.signal));
-  });
+  router.get("/:id", longPollHandler((tenantId, id, seconds, signal) => batches.wait(tenantId, id, seconds, signal)));
 
   router.get("/:id/results", async (req, res) => {
     const pages = await batches.results(req.tenant!.id, req.params.id);

@@ -1,8 +1,9 @@
 import { Router } from "express";
 import { z } from "zod";
-import { JobListQuery, JobSubmission, WaitQuery } from "@inferline/contracts";
+import { JobListQuery, JobSubmission } from "@inferline/contracts";
 import type { JobService } from "../services/job-service.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
+import { longPollHandler } from "./long-poll-handler.ts";
 
 const IdempotencyKey = z.string().min(1).max(255);
 
@@ -25,13 +26,7 @@ export function jobsRouter(jobs: JobService): Router {
     res.json(await jobs.list(req.tenant!.id, query.data));
   });
 
-  router.get("/:id", async (req, res) => {
-    const query = WaitQuery.safeParse(req.query);
-    if (!query.success) return sendProblem(res, 422, "validation_failed", "wait must be a number of seconds from 0 to 60", zodFaults(query.error, "/query"));
-    const abort = new AbortController();
-    res.on("close", () => abort.abort());
-    res.json(await jobs.wait(req.tenant!.id, req.params.id, query.data.wait ?? 0, abort.signal));
-  });
+  router.get("/:id", longPollHandler((tenantId, id, seconds, signal) => jobs.wait(tenantId, id, seconds, signal)));
 
   router.post("/:id/cancel", async (req, res) => {
     res.json(await jobs.cancel(req.tenant!.id, req.params.id));
