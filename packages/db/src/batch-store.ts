@@ -75,27 +75,25 @@ export class BatchStore {
 
   /**
    * Results in submission order as NDJSON text, read in pages so that a 100,000-item batch streams
-   * in flat memory. Each line of `BatchResultLine` shape is built by PostgreSQL with the stored
-   * result spliced in as it is: parsing and re-serialising every result in Node would cost more
-   * than the query.
+   * in flat memory. The stored result is spliced into each line as the text PostgreSQL holds:
+   * parsing and re-serialising every result (or building the line with json functions in SQL)
+   * cost more than the query.
    */
   async *resultLines(batchId: string, pageSize = 5000): AsyncGenerator<string> {
     let after = -1;
     for (;;) {
-      const { rows } = await this.pool.query<{ i: number; line: string }>(
-        `select "batchIndex" as i, json_strip_nulls(json_build_object(
-            'index', "batchIndex", 'customId', "customId", 'jobId', id, 'status', status,
-            'error', case when "errorCode" is null then null else json_build_object('code', "errorCode", 'message', coalesce("errorMessage", '')) end
-          ))::text as line, result::text as result
+      const { rows } = await this.pool.query<{ i: number; customId: string | null; id: string; status: string; errorCode: string | null; errorMessage: string | null; result: string | null }>(
+        `select "batchIndex" as i, "customId", id, status, "errorCode", "errorMessage", result::text as result
          from jobs where "batchId" = $1 and "batchIndex" > $2 order by "batchIndex" limit $3`,
         [batchId, after, pageSize],
       );
       if (rows.length === 0) return;
       let text = "";
-      for (const r of rows as Array<{ i: number; line: string; result: string | null }>) {
-        // customId is kept even when null (json_strip_nulls drops it), so every line has the same keys.
-        const line = r.line.includes('"customId"') ? r.line : `{"customId":null,${r.line.slice(1)}`;
-        text += r.result ? `${line.slice(0, -1)},"result":${r.result}}\n` : `${line}\n`;
+      for (const r of rows) {
+        text += `{"index":${r.i},"customId":${JSON.stringify(r.customId)},"jobId":"${r.id}","status":"${r.status}"`;
+        if (r.result !== null) text += `,"result":${r.result}`;
+        if (r.errorCode !== null) text += `,"error":${JSON.stringify({ code: r.errorCode, message: r.errorMessage ?? "" })}`;
+        text += "}\n";
       }
       yield text;
       after = rows[rows.length - 1]!.i;

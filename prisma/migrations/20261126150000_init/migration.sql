@@ -170,12 +170,6 @@ CREATE INDEX "dispatches_model_idx" ON "dispatches"("model");
 ALTER TABLE "api_keys" ADD CONSTRAINT "api_keys_tenantId_fkey" FOREIGN KEY ("tenantId") REFERENCES "tenants"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
 -- AddForeignKey
-ALTER TABLE "jobs" ADD CONSTRAINT "jobs_tenantId_fkey" FOREIGN KEY ("tenantId") REFERENCES "tenants"("id") ON DELETE CASCADE ON UPDATE CASCADE;
-
--- AddForeignKey
-ALTER TABLE "jobs" ADD CONSTRAINT "jobs_batchId_fkey" FOREIGN KEY ("batchId") REFERENCES "batches"("id") ON DELETE CASCADE ON UPDATE CASCADE;
-
--- AddForeignKey
 ALTER TABLE "batches" ADD CONSTRAINT "batches_tenantId_fkey" FOREIGN KEY ("tenantId") REFERENCES "tenants"("id") ON DELETE CASCADE ON UPDATE CASCADE;
 
 -- AddForeignKey
@@ -192,3 +186,9 @@ ALTER TABLE "jobs" SET (fillfactor = 50);
 -- Idempotency keys are unique per tenant. Partial, so jobs without a key (batch items, most
 -- submits) add no entry; not expressible in schema.prisma, hence here.
 CREATE UNIQUE INDEX "jobs_tenantId_idempotencyKey_key" ON "jobs"("tenantId", "idempotencyKey") WHERE "idempotencyKey" IS NOT NULL;
+
+-- jobs.tenantId and jobs.batchId have no FOREIGN KEY constraints, unlike what schema.prisma's
+-- relations would generate: checking two parent rows for every inserted job was a third of the
+-- cost of inserting a batch's items (measured: 20k rows in 583 ms with them, 396 ms without). The
+-- API only writes ids of tenants it authenticated and of batches it creates in the same transaction.
+
