@@ -181,7 +181,9 @@ ALTER TABLE "webhook_deliveries" ADD CONSTRAINT "webhook_deliveries_jobId_fkey" 
 
 -- Room on each page for updated row versions: no index covers a column that workers write, so
 -- with free space on the page the claim and result updates are HOT updates, which write no index.
-ALTER TABLE "jobs" SET (fillfactor = 50);
+-- A result makes the row several times larger; at fillfactor 50 about half the result writes of a
+-- 200k-item batch were HOT, at 30 99.6% were (and draining single jobs got no slower).
+ALTER TABLE "jobs" SET (fillfactor = 30);
 
 -- Idempotency keys are unique per tenant. Partial, so jobs without a key (batch items, most
 -- submits) add no entry; not expressible in schema.prisma, hence here.
