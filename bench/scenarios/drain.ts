@@ -31,9 +31,7 @@ const jobs: NewJob[] = Array.from({ length: N }, (_, i) => ({
   id: crypto.randomUUID(), tenantId: tenant, model: env.model, version: VERSION[env.model], priority: "normal", inputs: make(i) as NewJob["inputs"],
   requestedOutputs: [], metadata: {}, webhook: null, idempotencyKey: null, requestHash: null, batchId: null, batchIndex: null, customId: null, dispatchId: null, createdAt: new Date(),
 }));
-const groups = dispatcher.plan(env.model, VERSION[env.model], "normal", jobs.map((j) => j.id));
-let k = 0;
-for (const g of groups) for (const _ of g.jobIds) jobs[k++]!.dispatchId = g.dispatchId;
+const groups = dispatcher.plan(env.model, VERSION[env.model], "normal", jobs);
 let t = performance.now();
 await store.insertMany(jobs);
 const insertRowsPerSecond = round(N / ((performance.now() - t) / 1000), 0);

@@ -8,7 +8,7 @@ import type { ApiEnv } from "./env.ts";
 import { authenticate } from "./middleware/auth.ts";
 import { rateLimit } from "./middleware/rate-limit.ts";
 import { problemHandler, sendProblem } from "./problem.ts";
-import { healthRouter } from "./routes/health.ts";
+import { healthRouter, readiness } from "./routes/health.ts";
 import { jobsRouter } from "./routes/jobs.ts";
 import { batchesRouter } from "./routes/batches.ts";
 import type { BatchService } from "./services/batch-service.ts";
@@ -68,7 +68,7 @@ export function createApp(deps: AppDeps): Express {
     v2Router({
       models: deps.models,
       jobs: deps.jobs,
-      ready: async () => (await Promise.all([deps.db.pool.query("select 1"), deps.redis.ping()]).then(() => true, () => false)),
+      ready: async () => (await readiness(deps)).ready,
       auth: [authenticate(deps.tenants), rateLimit(deps.env.RATE_LIMIT_PER_SECOND)],
       bodyLimit: deps.env.BODY_LIMIT,
       timeoutSeconds: deps.env.V2_INFER_TIMEOUT_S,

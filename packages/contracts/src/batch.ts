@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Tensor } from "./tensor.ts";
-import { JobPriority, WebhookSpec, type InferenceResult, type JobError, type JobStatus } from "./job.ts";
+import { JobPriority, WebhookSpec, type JobStatus } from "./job.ts";
 
 export const MAX_BATCH_ITEMS = 100_000;
 
@@ -40,14 +40,4 @@ export interface BatchView {
   createdAt: string;
   completedAt?: string;
   canceledAt?: string;
-}
-
-/** One line of `GET /v1/batches/:id/results`. */
-export interface BatchResultLine {
-  index: number;
-  customId: string | null;
-  jobId: string;
-  status: JobStatus;
-  result?: InferenceResult;
-  error?: JobError;
 }

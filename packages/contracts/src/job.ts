@@ -1,6 +1,11 @@
 import { z } from "zod";
 import { Tensor, type FlatTensor } from "./tensor.ts";
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Ids of jobs and batches are UUIDs; anything else is simply not found (never a database error). */
+export const isUuid = (s: string): boolean => UUID.test(s);
+
 export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "canceled"]);
 export type JobStatus = z.infer<typeof JobStatus>;
 export const TERMINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "canceled"];

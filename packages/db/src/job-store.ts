@@ -190,11 +190,6 @@ export class JobStore {
     return rows[0]?.n ?? 0;
   }
 
-  async statuses(ids: string[]): Promise<Map<string, JobStatus>> {
-    const { rows } = await this.pool.query<{ id: string; status: JobStatus }>(`select id, status from jobs where id = any($1::uuid[])`, [ids]);
-    return new Map(rows.map((r) => [r.id, r.status]));
-  }
-
   async findByIdempotencyKey(tenantId: string, key: string): Promise<Job | null> {
     return this.prisma.job.findFirst({ where: { tenantId, idempotencyKey: key } });
   }
@@ -256,7 +251,6 @@ function dispatchRows(jobs: NewJob[]): Array<{ id: string; model: string; versio
   }
   return [...rows.values()];
 }
-
 
 /** The job as the API shows it. */
 export function toJobView(job: Job): JobView {

@@ -51,8 +51,4 @@ export class TenantStore {
     });
     return row && !row.revokedAt ? row.tenant : null;
   }
-
-  async revokeKey(keyId: string): Promise<void> {
-    await this.prisma.apiKey.update({ where: { id: keyId }, data: { revokedAt: new Date() } });
-  }
 }

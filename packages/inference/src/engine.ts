@@ -60,10 +60,6 @@ export class InferenceEngine {
     return wanted.flatMap((name) => repo.manifest(name).versions.map((v) => repo.resolve(name, v.version)));
   }
 
-  serves(model: string, version: string): boolean {
-    return this.batchers.has(modelKey(model, version));
-  }
-
   infer(model: string, version: string, item: InferenceItem): Promise<ItemOutcome> {
     const batcher = this.batchers.get(modelKey(model, version));
     if (!batcher) return Promise.resolve({ ok: false, code: "model_not_served", message: `this worker does not serve ${model}@${version}` });

@@ -54,11 +54,18 @@ export class Dispatcher {
     return queue;
   }
 
-  /** Splits ids into groups of at most `size` (default maxJobsPerEntry), each with a fresh dispatch id. */
-  plan(model: string, version: string, priority: JobPriority, jobIds: string[], size = this.maxJobsPerEntry): DispatchGroup[] {
+  /**
+   * Splits job rows into groups of at most `size` (default maxJobsPerEntry), each with a fresh
+   * dispatch id, and stamps every row with its group's id (rows are stored with it, so the
+   * reconciler can find the entry).
+   */
+  plan(model: string, version: string, priority: JobPriority, rows: Array<{ id: string; dispatchId: string | null }>, size = this.maxJobsPerEntry): DispatchGroup[] {
     const groups: DispatchGroup[] = [];
-    for (let i = 0; i < jobIds.length; i += size) {
-      groups.push({ dispatchId: crypto.randomUUID(), model, version, priority, jobIds: jobIds.slice(i, i + size) });
+    for (let i = 0; i < rows.length; i += size) {
+      const slice = rows.slice(i, i + size);
+      const dispatchId = crypto.randomUUID();
+      for (const row of slice) row.dispatchId = dispatchId;
+      groups.push({ dispatchId, model, version, priority, jobIds: slice.map((r) => r.id) });
     }
     return groups;
   }

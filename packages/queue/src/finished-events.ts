@@ -58,10 +58,6 @@ export class FinishedListener {
     return { promise, cancel };
   }
 
-  get pending(): number {
-    return this.waiters.size;
-  }
-
   async close(): Promise<void> {
     await this.subscriber.quit().catch(() => {});
   }

@@ -1,5 +1,5 @@
 import { Router } from "express";
-import { NotFoundError } from "@inferline/contracts";
+import { isUuid, NotFoundError } from "@inferline/contracts";
 import type { Database } from "@inferline/db";
 import { getWebhookSecret, lastJobEventId, listJobWebhooks, rotateWebhookSecret, type WebhookQueue } from "@inferline/webhooks";
 
@@ -10,7 +10,6 @@ export interface WebhooksRouterDeps {
   rotationWindowSeconds: number;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The tenant's signing secret, and the webhook record of its jobs. Mounted on /v1. */
 export function webhooksRouter(deps: WebhooksRouterDeps): Router {
@@ -29,7 +28,7 @@ export function webhooksRouter(deps: WebhooksRouterDeps): Router {
   });
 
   router.get("/jobs/:id/webhooks", async (req, res) => {
-    const record = UUID.test(req.params.id) ? await listJobWebhooks(deps.db, req.tenant!.id, req.params.id) : null;
+    const record = isUuid(req.params.id) ? await listJobWebhooks(deps.db, req.tenant!.id, req.params.id) : null;
     if (!record) throw new NotFoundError("job", req.params.id);
     res.json(record);
   });
@@ -37,7 +36,7 @@ export function webhooksRouter(deps: WebhooksRouterDeps): Router {
   // Sends the job's latest event again as a new attempt with the same webhook-id; 202 because the
   // attempt runs on the webhooks queue (read its outcome from GET /v1/jobs/:id/webhooks).
   router.post("/jobs/:id/webhooks/redeliver", async (req, res) => {
-    const eventId = UUID.test(req.params.id) ? await lastJobEventId(deps.db, req.tenant!.id, req.params.id) : undefined;
+    const eventId = isUuid(req.params.id) ? await lastJobEventId(deps.db, req.tenant!.id, req.params.id) : undefined;
     if (eventId === undefined) throw new NotFoundError("job", req.params.id);
     if (eventId === null) throw new NotFoundError("webhook event of job", req.params.id);
     await deps.webhooks.redeliver(eventId);

@@ -2,6 +2,7 @@ import crypto from "node:crypto";
 import {
   BatchItem,
   ConflictError,
+  isUuid,
   MAX_BATCH_ITEMS,
   NotFoundError,
   validateInputs,
@@ -22,7 +23,6 @@ import type { Dispatcher, FinishedListener, FinishedNotifier } from "@inferline/
 const MAX_FAULTS = 100;
 /** Jobs per queue entry for batch items: bigger than for single submits, since they arrive together. */
 const BATCH_ENTRY_SIZE = 512;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface BatchServiceOptions {
   checkWebhook?: (url: string) => Promise<void>;
@@ -53,9 +53,7 @@ export class BatchService {
     const batch = { id: crypto.randomUUID(), tenantId, model: model.manifest.name, version: model.version, priority: header.priority, webhook: header.webhook ?? null, createdAt: new Date() };
     const jobs = await this.validItems(model, header, batch, items);
     // Batch items skip the per-item `running` write: progress shows in the batch's counts as items finish.
-    const groups = this.dispatcher.plan(batch.model, batch.version, batch.priority, jobs.map((j) => j.id), BATCH_ENTRY_SIZE).map((g) => ({ ...g, markRunning: false }));
-    let k = 0;
-    for (const g of groups) for (const _ of g.jobIds) jobs[k++]!.dispatchId = g.dispatchId;
+    const groups = this.dispatcher.plan(batch.model, batch.version, batch.priority, jobs, BATCH_ENTRY_SIZE).map((g) => ({ ...g, markRunning: false }));
     await this.batches.create(batch, jobs);
     // A failed enqueue leaves the jobs queued in PostgreSQL; the workers' reconciler enqueues them.
     for (let i = 0; i < groups.length; i += 500) await this.dispatcher.enqueue(groups.slice(i, i + 500)).catch(() => {});
@@ -104,7 +102,7 @@ export class BatchService {
   }
 
   async get(tenantId: string, id: string): Promise<BatchView> {
-    const batch = UUID.test(id) ? await this.batches.get(tenantId, id) : null;
+    const batch = isUuid(id) ? await this.batches.get(tenantId, id) : null;
     if (!batch) throw new NotFoundError("batch", id);
     return this.batches.view(batch);
   }

@@ -2,6 +2,7 @@ import crypto from "node:crypto";
 import {
   ConflictError,
   isTerminal,
+  isUuid,
   NotFoundError,
   ServiceUnavailableError,
   validateInputs,
@@ -169,8 +170,6 @@ function viewOfNew(job: NewJob): JobView {
   return { id: job.id, status: "queued", model: job.model, version: job.version, priority: job.priority, createdAt: job.createdAt.toISOString(), attempts: 0, metadata: job.metadata };
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const isUuid = (s: string): boolean => UUID.test(s);
 
 /** JSON with sorted keys, so that the same body hashes the same whatever its key order. */
 export function canonicalJson(value: unknown): string {

@@ -1,6 +1,5 @@
 import type { JobStore, NewJob } from "@inferline/db";
 import type { Dispatcher, DispatchGroup } from "@inferline/queue";
-import type { JobPriority } from "@inferline/contracts";
 import type { Logger } from "pino";
 
 interface Waiting {
@@ -65,11 +64,8 @@ export class SubmitWriter {
     }
     const groups: DispatchGroup[] = [];
     for (const list of byKey.values()) {
-      const { model, version, priority } = list[0]! as { model: string; version: string; priority: JobPriority };
-      const planned = this.dispatcher.plan(model, version, priority, list.map((j) => j.id));
-      let i = 0;
-      for (const g of planned) for (const _ of g.jobIds) list[i++]!.dispatchId = g.dispatchId;
-      groups.push(...planned);
+      const { model, version, priority } = list[0]!;
+      groups.push(...this.dispatcher.plan(model, version, priority, list));
     }
     return groups;
   }
