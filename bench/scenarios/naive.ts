@@ -50,7 +50,7 @@ const make = await inputMaker();
 const tenant = await tenantId(p);
 const jobs: NewJob[] = Array.from({ length: N }, (_, i) => ({
   id: crypto.randomUUID(), tenantId: tenant, model: env.model, version: VERSION[env.model], priority: "normal", inputs: make(i) as NewJob["inputs"],
-  requestedOutputs: [], metadata: {}, webhook: null, idempotencyKey: null, requestHash: null, batchId: null, batchIndex: null, customId: null, dispatchId: null, createdAt: new Date(),
+  requestedOutputs: [], metadata: {}, webhook: null, idempotencyKey: null, requestHash: null, dispatchId: null, createdAt: new Date(),
 }));
 await new JobStore(p, undefined as never).insertMany(jobs);
 for (let i = 0; i < N; i += 5000) {

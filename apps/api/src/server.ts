@@ -2,10 +2,10 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { ModelRepository } from "@inferline/contracts";
-import { BatchStore, Database, JobStore, TenantStore } from "@inferline/db";
-import { BatchService } from "./services/batch-service.ts";
+import { BatchChunkStore, BatchStore, Database, JobStore, TenantStore } from "@inferline/db";
+import { BatchService, type BatchEventSink } from "./services/batch-service.ts";
 import { createRedis, Dispatcher, FinishedListener, FinishedNotifier } from "@inferline/queue";
-import { recordFinishedEvents, WebhookQueue, webhookTargetChecker } from "@inferline/webhooks";
+import { recordBatchCompleted, recordJobEvents, WebhookQueue, webhookTargetChecker } from "@inferline/webhooks";
 import { createApp } from "./app.ts";
 import type { ApiEnv } from "./env.ts";
 import { ApiMetrics } from "./metrics.ts";
@@ -30,20 +30,24 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
   const notifier = new FinishedNotifier(redis, env.QUEUE_PREFIX);
   const writer = new SubmitWriter(store, dispatcher, logger);
   const webhooks = new WebhookQueue(redis, env.QUEUE_PREFIX);
-  const batchStore = new BatchStore(db.pool, db.prisma, store);
-  const events: EventSink = {
-    record: async (q, finished) => (await recordFinishedEvents(q, finished, (id, client) => batchStore.eventSubject(id, client))).map((e) => e.id),
-    // What fails to enqueue stays pending in webhook_events, where the workers' sweep finds it.
-    enqueue: (ids) => webhooks.enqueue(ids).catch((err: Error) => logger.warn({ err: err.message }, "webhook enqueue failed; the sweep will retry")),
+  const batchStore = new BatchStore(db.pool, db.prisma);
+  const chunkStore = new BatchChunkStore(db.pool);
+  // What fails to enqueue stays pending in webhook_events, where the workers' sweep finds it.
+  const enqueue = (ids: string[]) => webhooks.enqueue(ids).catch((err: Error) => logger.warn({ err: err.message }, "webhook enqueue failed; the sweep will retry"));
+  const events: EventSink = { record: async (q, finished) => (await recordJobEvents(q, finished)).map((e) => e.id), enqueue };
+  const batchEvents: BatchEventSink = {
+    recordCompleted: async (q, s) => (await recordBatchCompleted(q, s.batchId, (id, client) => batchStore.eventSubject(id, client))).map((e) => e.id),
+    enqueue,
   };
-  const jobs = new JobService(db, store, models, writer, listener, notifier, {
+  const jobs = new JobService(db, store, chunkStore, models, writer, listener, notifier, {
     maxQueueDepth: env.MAX_QUEUE_DEPTH,
     checkWebhook: webhookTargetChecker({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE }),
     events,
+    batchEvents,
   });
-  const batches = new BatchService(db, batchStore, store, models, dispatcher, notifier, listener, {
+  const batches = new BatchService(db, batchStore, chunkStore, models, dispatcher, notifier, listener, {
     checkWebhook: webhookTargetChecker({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE }),
-    events,
+    events: batchEvents,
   });
   const app = createApp({ env, logger, db, redis, models, tenants: new TenantStore(db.prisma), jobs, batches, dispatcher, metrics: new ApiMetrics(), webhooks });
 

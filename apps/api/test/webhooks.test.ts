@@ -296,7 +296,7 @@ describe("record and redelivery", () => {
     expect((await stack.alpha.get(`/v1/jobs/${id}?wait=10`)).body.status).toBe("succeeded");
     const { rows } = await db.pool.query<{ tenantId: string }>(`select "tenantId" from jobs where id = $1`, [id]);
     // Record the event as the worker would, but "crash" before enqueueing it.
-    const [event] = await recordJobEvents(db.pool, [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url }, batchId: null, batchCompleted: false }]);
+    const [event] = await recordJobEvents(db.pool, [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url } }]);
     expect(event).toBeDefined();
     expect((await stack.alpha.get(`/v1/jobs/${id}/webhooks`)).body.events[0]).toMatchObject({ id: event!.id, status: "pending", attempts: 0 });
     expect(await stack.worker!.webhooks!.sweepOnce(0)).toBe(1);
@@ -304,7 +304,7 @@ describe("record and redelivery", () => {
     expect(record.attempts).toHaveLength(1);
     expect(receiver.hits("/swept")).toHaveLength(1);
     // Recording the same event again is a no-op (its id is derived from the job and the type).
-    expect(await recordJobEvents(db.pool, [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url }, batchId: null, batchCompleted: false }])).toEqual([]);
+    expect(await recordJobEvents(db.pool, [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url } }])).toEqual([]);
   });
 });
 

@@ -6,6 +6,8 @@ import type { JobPriority } from "@inferline/contracts";
 interface PendingEntry {
   id: string;
   jobIds: string[];
+  batchChunk: boolean;
+  jobs: number;
   model: string;
   version: string;
   priority: JobPriority;
@@ -41,7 +43,7 @@ export class Reconciler {
 
   private async pass(): Promise<number> {
     const { rows } = await this.db.pool.query<PendingEntry>(
-      `select id, model, version, priority, "jobIds" from dispatches
+      `select id, model, version, priority, "jobIds", "batchChunk", jobs from dispatches
        where model = any($1::text[]) and "createdAt" < now() - make_interval(secs => $2::double precision / 1000)
        order by "createdAt" limit 1000`,
       [this.models, this.options.afterMs],
@@ -51,17 +53,26 @@ export class Reconciler {
       const entry = await this.dispatcher.queue(pending.model).getJob(pending.id);
       const state = entry ? await entry.getState() : "unknown";
       if (state !== "failed" && state !== "unknown" && state !== "completed") continue;
-      const ids = (await this.db.pool.query<{ id: string }>(`select id from jobs where id = any($1::uuid[]) and status in ('queued', 'running')`, [pending.jobIds])).rows.map((r) => r.id);
-      if (ids.length === 0) {
+      const left = await this.pendingItems(pending);
+      if (left.length === 0) {
         await this.db.pool.query(`delete from dispatches where id = $1`, [pending.id]);
         continue;
       }
       if (entry) await entry.remove().catch(() => {});
-      await this.dispatcher.enqueue([{ dispatchId: pending.id, model: pending.model, version: pending.version, priority: pending.priority, jobIds: ids }]);
-      requeued += ids.length;
+      const jobIds = pending.batchChunk ? [] : left;
+      await this.dispatcher.enqueue([{ dispatchId: pending.id, model: pending.model, version: pending.version, priority: pending.priority, jobIds, batchChunk: pending.batchChunk }]);
+      requeued += pending.batchChunk ? pending.jobs : left.length;
     }
     if (requeued > 0) this.options.logger.warn({ jobs: requeued }, "re-enqueued jobs that Redis had lost");
     return requeued;
+  }
+
+  /** The entry's jobs not yet terminal; for a batch chunk, the chunk itself while it is unfinished. */
+  private async pendingItems(pending: PendingEntry): Promise<string[]> {
+    const { rows } = pending.batchChunk
+      ? await this.db.pool.query<{ id: string }>(`select id from batch_chunks where id = $1 and "completedAt" is null`, [pending.id])
+      : await this.db.pool.query<{ id: string }>(`select id from jobs where id = any($1::uuid[]) and status in ('queued', 'running')`, [pending.jobIds]);
+    return rows.map((r) => r.id);
   }
 
   async stop(): Promise<void> {

@@ -2,10 +2,10 @@ import type http from "node:http";
 import { Worker } from "bullmq";
 import type { Logger } from "pino";
 import { ModelRepository, type ResolvedModel } from "@inferline/contracts";
-import { BatchStore, Database, JobStore, type FinishedJob } from "@inferline/db";
+import { BatchChunkStore, BatchStore, Database, JobStore, type ChunkItemOutcome, type FinishedJob } from "@inferline/db";
 import { InferenceEngine, InProcessRunner, ThreadPoolRunner, type ModelRunner } from "@inferline/inference";
 import { createRedis, Dispatcher, FinishedNotifier, inferQueueName, type DispatchPayload } from "@inferline/queue";
-import { recordFinishedEvents, WebhookQueue, WebhookWorker } from "@inferline/webhooks";
+import { recordBatchCompleted, recordJobEvents, WebhookQueue, WebhookWorker } from "@inferline/webhooks";
 import type { WorkerEnv } from "./env.ts";
 import { WorkerMetrics } from "./metrics.ts";
 import { createProcessor } from "./processor.ts";
@@ -61,24 +61,37 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   // transaction; deliveries are enqueued after commit and run on their own BullMQ worker, so a
   // slow receiver never holds an inference slot.
   const webhookQueue = new WebhookQueue(publisher, env.QUEUE_PREFIX);
-  const batchStore = new BatchStore(db.pool, db.prisma, store);
+  const batchStore = new BatchStore(db.pool, db.prisma);
+  const chunks = new BatchChunkStore(db.pool);
+  // What fails to enqueue stays pending in webhook_events, where the sweep finds it.
+  const enqueueEvents = async (ids: string[]) => {
+    if (ids.length > 0) await webhookQueue.enqueue(ids).catch((err: Error) => logger.warn({ err: err.message }, "webhook enqueue failed; the sweep will retry"));
+  };
   const writer = new ResultWriter(
     (outcomes, dispatches) =>
       db.transaction(async (client) => {
         const finished = await store.finish(outcomes, dispatches, client);
-        const recorded = await recordFinishedEvents(client, finished, (id, q) => batchStore.eventSubject(id, q));
-        return { finished, recorded };
+        return { finished, recorded: await recordJobEvents(client, finished) };
       }),
     async ({ finished, recorded }) => {
-      // Finished jobs, and batches that completed with them, wake their long-polls.
-      const completedBatches = [...new Set(finished.filter((f) => f.batchCompleted && f.batchId).map((f) => f.batchId!))];
-      await notifier.publish([...finished.map((f) => f.id), ...completedBatches]);
-      // What fails to enqueue stays pending in webhook_events, where the sweep finds it.
-      if (recorded.length > 0) await webhookQueue.enqueue(recorded.map((e) => e.id)).catch((err: Error) => logger.warn({ err: err.message }, "webhook enqueue failed; the sweep will retry"));
+      await notifier.publish(finished.map((f) => f.id));
+      await enqueueEvents(recorded.map((e) => e.id));
       await hooks.onFinished?.(finished);
     },
   );
-  const processor = createProcessor({ store, engine, writer, metrics });
+  // A chunk is written on its own: one transaction already carries up to 512 items.
+  const finishChunk = async (chunkId: string, outcomes: Array<ChunkItemOutcome | undefined>) => {
+    const { finished, events } = await db.transaction(async (client) => {
+      const finished = await chunks.finish(chunkId, outcomes, client);
+      const events = finished?.settlement?.completed ? await recordBatchCompleted(client, finished.batchId, (id, q) => batchStore.eventSubject(id, q)) : [];
+      return { finished, events };
+    });
+    // Long-polls on the batch and on its items listen on the batch id: one message per chunk.
+    if (finished && finished.finished > 0) await notifier.publish([finished.batchId]).catch(() => {});
+    await enqueueEvents(events.map((e) => e.id));
+    return finished;
+  };
+  const processor = createProcessor({ store, chunks, engine, writer, finishChunk, metrics });
   const workers = models.map((model) => {
     const worker = new Worker<DispatchPayload>(inferQueueName(model), processor, {
       connection,

@@ -1,6 +1,7 @@
+import crypto from "node:crypto";
 import { z } from "zod";
 import { Tensor } from "./tensor.ts";
-import { JobPriority, WebhookSpec, type JobStatus } from "./job.ts";
+import { isUuid, JobPriority, WebhookSpec, type JobStatus } from "./job.ts";
 
 export const MAX_BATCH_ITEMS = 100_000;
 
@@ -40,4 +41,30 @@ export interface BatchView {
   createdAt: string;
   completedAt?: string;
   canceledAt?: string;
+}
+
+/** Items per stored chunk (and queue entry) of a batch; see the BatchChunk model. */
+export const BATCH_CHUNK_SIZE = 512;
+
+/**
+ * Batch items are jobs without rows of their own: item i's job id is its batch id with the last
+ * five hex digits replaced by i + 1, which is why batch ids end in 00000 (still random UUIDs
+ * otherwise: 102 random bits). The job API reads an item through its batch's chunk.
+ */
+const ITEM_DIGITS = 5;
+const ITEM_OFFSET = 36 - ITEM_DIGITS;
+
+export function newBatchId(): string {
+  return `${crypto.randomUUID().slice(0, ITEM_OFFSET)}00000`;
+}
+
+export function batchItemId(batchId: string, index: number): string {
+  return `${batchId.slice(0, ITEM_OFFSET)}${(index + 1).toString(16).padStart(ITEM_DIGITS, "0")}`;
+}
+
+/** The batch and index a job id names, or null when it cannot be a batch item's. */
+export function parseBatchItemId(id: string): { batchId: string; index: number } | null {
+  if (!isUuid(id)) return null;
+  const n = Number.parseInt(id.slice(ITEM_OFFSET), 16);
+  return n > 0 ? { batchId: `${id.slice(0, ITEM_OFFSET)}00000`, index: n - 1 } : null;
 }

@@ -1,7 +1,6 @@
 import type pg from "pg";
-import type { BatchStatus, BatchView, JobPriority, JobStatus, WebhookSpec } from "@inferline/contracts";
+import type { BatchStatus, BatchView, FlatTensor, JobPriority, JobStatus, WebhookSpec } from "@inferline/contracts";
 import type { PrismaClient, Batch } from "./generated/prisma/client.ts";
-import type { JobStore, NewJob } from "./job-store.ts";
 import type { Queryable } from "./database.ts";
 
 export interface NewBatch {
@@ -11,25 +10,48 @@ export interface NewBatch {
   version: string;
   priority: JobPriority;
   webhook: WebhookSpec | null;
+  requestedOutputs: string[];
+  metadata: Record<string, string>;
   createdAt: Date;
 }
 
-const EMPTY_COUNTS = (): Record<JobStatus, number> => ({ queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0 });
+/** Consecutive items of a new batch, stored as one row and carried by one queue entry (whose id is `id`). */
+export interface NewBatchChunk {
+  id: string;
+  firstIndex: number;
+  inputs: FlatTensor[][];
+  customIds: Array<string | null>;
+}
+
+/** What settling a batch's count produced: whether the batch completed with it. */
+export interface BatchSettlement {
+  batchId: string;
+  tenantId: string;
+  completed: boolean;
+}
+
+/** Chunks per insert statement: each carries its inputs as one JSON parameter. */
+const CHUNKS_PER_INSERT = 40;
 
 export class BatchStore {
-  constructor(private readonly pool: pg.Pool, private readonly prisma: PrismaClient, private readonly jobs: JobStore) {}
+  constructor(private readonly pool: pg.Pool, private readonly prisma: PrismaClient) {}
 
-  /** The batch row and every item's job row, in one transaction: all or nothing. */
-  async create(batch: NewBatch, items: NewJob[]): Promise<void> {
+  /** The batch row, its chunks and their queue-entry (dispatch) rows, in one transaction: all or nothing. */
+  async create(batch: NewBatch, chunks: NewBatchChunk[], total: number): Promise<void> {
     const client = await this.pool.connect();
     try {
       await client.query("begin");
       await client.query(
-        `insert into batches (id, "tenantId", model, version, priority, total, remaining, webhook, "createdAt")
-         values ($1, $2, $3, $4, $5::"JobPriority", $6, $6, $7, $8)`,
-        [batch.id, batch.tenantId, batch.model, batch.version, batch.priority, items.length, batch.webhook ? JSON.stringify(batch.webhook) : null, batch.createdAt],
+        `insert into batches (id, "tenantId", model, version, priority, total, remaining, webhook, "requestedOutputs", metadata, "createdAt")
+         values ($1, $2, $3, $4, $5::"JobPriority", $6, $6, $7, $8, $9, $10)`,
+        [batch.id, batch.tenantId, batch.model, batch.version, batch.priority, total, batch.webhook ? JSON.stringify(batch.webhook) : null, batch.requestedOutputs, JSON.stringify(batch.metadata), batch.createdAt],
       );
-      await this.jobs.insertMany(items, client);
+      for (let i = 0; i < chunks.length; i += CHUNKS_PER_INSERT) await insertChunks(client, batch.id, chunks.slice(i, i + CHUNKS_PER_INSERT));
+      await client.query(
+        `insert into dispatches (id, model, version, priority, jobs, "jobIds", "batchChunk")
+         select c.id, $2, $3, $4::"JobPriority", c.size, '{}', true from unnest($1::uuid[], $5::int[]) as c(id, size)`,
+        [chunks.map((c) => c.id), batch.model, batch.version, batch.priority, chunks.map((c) => c.inputs.length)],
+      );
       await client.query("commit");
     } catch (err) {
       await client.query("rollback").catch(() => {});
@@ -50,10 +72,16 @@ export class BatchStore {
     return batch ? { tenantId: batch.tenantId, webhook: batch.webhook as WebhookSpec | null, view: await this.view(batch, q) } : null;
   }
 
+  /** The batch with its counts by status, summed over its chunks' counters (a few hundred rows at most). */
   async view(batch: Batch, q: Queryable = this.pool): Promise<BatchView> {
-    const { rows } = await q.query<{ status: JobStatus; n: number }>(`select status, count(*)::int as n from jobs where "batchId" = $1 group by status`, [batch.id]);
-    const counts = EMPTY_COUNTS();
-    for (const r of rows) counts[r.status] = r.n;
+    const { rows } = await q.query<Record<JobStatus, number>>(
+      `select coalesce(sum(succeeded), 0)::int as succeeded, coalesce(sum(failed), 0)::int as failed, coalesce(sum(canceled), 0)::int as canceled,
+         coalesce(sum(size - succeeded - failed - canceled) filter (where "startedAt" is null), 0)::int as queued,
+         coalesce(sum(size - succeeded - failed - canceled) filter (where "startedAt" is not null), 0)::int as running
+       from batch_chunks where "batchId" = $1`,
+      [batch.id],
+    );
+    const counts = rows[0]!;
     const view: BatchView = {
       id: batch.id,
       status: batchStatus(batch, counts),
@@ -61,7 +89,7 @@ export class BatchStore {
       version: batch.version,
       priority: batch.priority,
       total: batch.total,
-      counts,
+      counts: { queued: counts.queued, running: counts.running, succeeded: counts.succeeded, failed: counts.failed, canceled: counts.canceled },
       createdAt: batch.createdAt.toISOString(),
     };
     if (batch.completedAt) view.completedAt = batch.completedAt.toISOString();
@@ -69,36 +97,57 @@ export class BatchStore {
     return view;
   }
 
-  async markCanceled(id: string, q: Queryable = this.pool): Promise<void> {
-    await q.query(`update batches set "canceledAt" = coalesce("canceledAt", now()) where id = $1`, [id]);
-  }
-
   /**
-   * Results in submission order as NDJSON text, read in pages so that a 100,000-item batch streams
-   * in flat memory. The stored result is spliced into each line as the text PostgreSQL holds:
-   * parsing and re-serialising every result (or building the line with json functions in SQL)
-   * cost more than the query.
+   * Cancels every item not yet terminal, in the caller's transaction: their chunks are locked
+   * first, so a worker writing a chunk's results either finished before (its items stay as
+   * written) or writes after and keeps the cancel. Returns how many items it canceled and
+   * whether the batch completed with them.
    */
-  async *resultLines(batchId: string, pageSize = 5000): AsyncGenerator<string> {
-    let after = -1;
-    for (;;) {
-      const { rows } = await this.pool.query<{ i: number; customId: string | null; id: string; status: string; errorCode: string | null; errorMessage: string | null; result: string | null }>(
-        `select "batchIndex" as i, "customId", id, status, "errorCode", "errorMessage", result::text as result
-         from jobs where "batchId" = $1 and "batchIndex" > $2 order by "batchIndex" limit $3`,
-        [batchId, after, pageSize],
-      );
-      if (rows.length === 0) return;
-      let text = "";
-      for (const r of rows) {
-        text += `{"index":${r.i},"customId":${JSON.stringify(r.customId)},"jobId":"${r.id}","status":"${r.status}"`;
-        if (r.result !== null) text += `,"result":${r.result}`;
-        if (r.errorCode !== null) text += `,"error":${JSON.stringify({ code: r.errorCode, message: r.errorMessage ?? "" })}`;
-        text += "}\n";
-      }
-      yield text;
-      after = rows[rows.length - 1]!.i;
-    }
+  async cancel(id: string, client: pg.PoolClient): Promise<{ canceled: number; settlement: BatchSettlement | null }> {
+    const { rows } = await client.query<{ id: string; n: number }>(
+      `select id, size - succeeded - failed - canceled as n from batch_chunks where "batchId" = $1 and "completedAt" is null for update`,
+      [id],
+    );
+    await client.query(`update batches set "canceledAt" = coalesce("canceledAt", now()) where id = $1`, [id]);
+    if (rows.length === 0) return { canceled: 0, settlement: null };
+    const ids = rows.map((r) => r.id);
+    await client.query(
+      `update batch_chunks set canceled = size - succeeded - failed, "completedAt" = now(),
+         statuses = array(select case when s = 'queued' then 'canceled' else s end from unnest(statuses) with ordinality as u(s, n) order by n)
+       where id = any($1::uuid[])`,
+      [ids],
+    );
+    await client.query(`delete from dispatches where id = any($1::uuid[])`, [ids]);
+    const canceled = rows.reduce((sum, r) => sum + r.n, 0);
+    return { canceled, settlement: await settleBatch(client, id, canceled) };
   }
+}
+
+/**
+ * Counts `n` newly terminal items against the batch's `remaining`; the batch completes (once,
+ * whoever gets it to zero) in the same statement. Run in the transaction that finished the items.
+ */
+export async function settleBatch(q: Queryable, batchId: string, n: number): Promise<BatchSettlement | null> {
+  if (n <= 0) return null;
+  const { rows } = await q.query<{ tenantId: string; completed: boolean }>(
+    `update batches set remaining = remaining - $2,
+       "completedAt" = case when remaining - $2 <= 0 then coalesce("completedAt", now()) else "completedAt" end
+     where id = $1 returning "tenantId", remaining <= 0 as completed`,
+    [batchId, n],
+  );
+  const row = rows[0];
+  return row ? { batchId, tenantId: row.tenantId, completed: row.completed } : null;
+}
+
+/** One multi-row insert; each chunk's inputs travel as one JSON text parameter (no per-element escaping). */
+async function insertChunks(client: pg.PoolClient, batchId: string, chunks: NewBatchChunk[]): Promise<void> {
+  const params: unknown[] = [batchId];
+  const values = chunks.map((c) => {
+    const p = params.length;
+    params.push(c.id, c.firstIndex, c.inputs.length, JSON.stringify(c.inputs), c.customIds);
+    return `($${p + 1}::uuid, $1::uuid, $${p + 2}::int, $${p + 3}::int, $${p + 4}::json, $${p + 5}::text[], array_fill('queued'::text, array[$${p + 3}::int]))`;
+  });
+  await client.query(`insert into batch_chunks (id, "batchId", "firstIndex", size, inputs, "customIds", statuses) values ${values.join(", ")}`, params);
 }
 
 function batchStatus(batch: Batch, counts: Record<JobStatus, number>): BatchStatus {

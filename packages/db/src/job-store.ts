@@ -16,9 +16,6 @@ export interface NewJob {
   webhook: WebhookSpec | null;
   idempotencyKey: string | null;
   requestHash: string | null;
-  batchId: string | null;
-  batchIndex: number | null;
-  customId: string | null;
   /** The queue entry that carries the job (see Dispatcher.plan). */
   dispatchId: string | null;
   createdAt: Date;
@@ -44,27 +41,6 @@ export interface FinishedJob {
   tenantId: string;
   status: JobStatus;
   webhook: WebhookSpec | null;
-  batchId: string | null;
-  /** True when this job was the last of its batch to finish: the batch completed with it. */
-  batchCompleted: boolean;
-}
-
-/**
- * Wraps a statement that moves jobs to a terminal state (a CTE named `done` returning id,
- * tenantId, status, webhook, batchId) so that, in the same statement, each affected batch's
- * `remaining` count drops by its finished items and the batch completes when it reaches zero.
- * One statement means a crash can never finish items without counting them.
- */
-function withBatchAccounting(doneSql: string, extraCte?: string): string {
-  return `with done as (${doneSql}),${extraCte ? `\n    ${extraCte},` : ""}
-    counted as (select "batchId" as id, count(*)::int as n from done where "batchId" is not null group by 1),
-    settled as (
-      update batches b set remaining = b.remaining - c.n,
-        "completedAt" = case when b.remaining - c.n <= 0 then now() else b."completedAt" end
-      from counted c where b.id = c.id
-      returning b.id, b.remaining)
-    select d.id, d."tenantId", d.status, d.webhook, d."batchId", coalesce(s.remaining <= 0, false) as "batchCompleted"
-    from done d left join settled s on s.id = d."batchId"`;
 }
 
 const INSERT_CHUNK = 5000;
@@ -92,12 +68,12 @@ export class JobStore {
            from json_to_recordset($2::json) as x(id uuid, model text, version text, priority "JobPriority", jobs int, "jobIds" uuid[])
            on conflict (id) do update set jobs = dispatches.jobs + excluded.jobs, "jobIds" = dispatches."jobIds" || excluded."jobIds")
          insert into jobs (id, "tenantId", model, version, priority, inputs, "requestedOutputs", metadata, webhook,
-           "idempotencyKey", "requestHash", "batchId", "batchIndex", "customId", "dispatchId", "createdAt")
+           "idempotencyKey", "requestHash", "dispatchId", "createdAt")
          select id, "tenantId", model, version, priority, inputs, coalesce("requestedOutputs", '{}'), metadata, webhook,
-           "idempotencyKey", "requestHash", "batchId", "batchIndex", "customId", "dispatchId", "createdAt"
+           "idempotencyKey", "requestHash", "dispatchId", "createdAt"
          from json_to_recordset($1::json) as x(id uuid, "tenantId" uuid, model text, version text, priority "JobPriority",
            inputs json, "requestedOutputs" text[], metadata jsonb, webhook jsonb, "idempotencyKey" text, "requestHash" text,
-           "batchId" uuid, "batchIndex" int, "customId" text, "dispatchId" uuid, "createdAt" timestamptz)`,
+           "dispatchId" uuid, "createdAt" timestamptz)`,
         [JSON.stringify(chunk), JSON.stringify(dispatchRows(chunk))],
       );
     }
@@ -119,20 +95,6 @@ export class JobStore {
   }
 
   /**
-   * Returns the inputs of jobs not yet terminal without writing anything: for batch items, whose
-   * `running` state is not worth a row write each (they go from queued to their outcome, and
-   * `finish` counts the attempt).
-   */
-  async read(ids: string[]): Promise<ClaimedJob[]> {
-    const { rows } = await this.pool.query<ClaimedJob>(
-      `select id, "tenantId", model, version, inputs, "requestedOutputs", attempts + 1 as attempts from jobs
-       where id = any($1::uuid[]) and status in ('queued', 'running')`,
-      [ids],
-    );
-    return rows;
-  }
-
-  /**
    * Writes outcomes of many jobs in one statement. Only jobs not yet terminal are written, so a
    * retried or duplicate attempt never overwrites a result or a cancel: the visible outcome is
    * exactly-once. Returns the jobs this call finished.
@@ -140,17 +102,15 @@ export class JobStore {
   async finish(outcomes: JobOutcome[], doneDispatches: string[] = [], q: Queryable = this.pool): Promise<FinishedJob[]> {
     if (outcomes.length === 0 && doneDispatches.length === 0) return [];
     const { rows } = await q.query<FinishedJob>(
-      withBatchAccounting(
-        `update jobs j set status = v.status, result = v.result, "errorCode" = v."errorCode", "errorMessage" = v."errorMessage",
-         "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now()),
-         -- a job read without a claim (batch items) is still queued: this write counts its attempt
-         attempts = case when j.status = 'queued' then j.attempts + 1 else j.attempts end
-       from json_to_recordset($1::json) as v(id uuid, status "JobStatus", result json, "errorCode" text, "errorMessage" text)
-       where j.id = v.id and j.status in ('queued', 'running')
-       returning j.id, j."tenantId", j.status, j.webhook, j."batchId"`,
-        // The entries whose results these are: processed, so the reconciler forgets them.
-        `gone as (delete from dispatches where id = any($2::uuid[]))`,
-      ),
+      `with done as (
+         update jobs j set status = v.status, result = v.result, "errorCode" = v."errorCode", "errorMessage" = v."errorMessage",
+           "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now())
+         from json_to_recordset($1::json) as v(id uuid, status "JobStatus", result json, "errorCode" text, "errorMessage" text)
+         where j.id = v.id and j.status in ('queued', 'running')
+         returning j.id, j."tenantId", j.status, j.webhook),
+       -- The entries whose results these are: processed, so the reconciler forgets them.
+       gone as (delete from dispatches where id = any($2::uuid[]))
+       select * from done`,
       [JSON.stringify(outcomes), doneDispatches],
     );
     return rows;
@@ -159,23 +119,12 @@ export class JobStore {
   /** Cancels a queued or running job of the tenant. Returns it, or undefined when it was not cancelable. */
   async cancel(tenantId: string, id: string, q: Queryable = this.pool): Promise<FinishedJob | undefined> {
     const { rows } = await q.query<FinishedJob>(
-      withBatchAccounting(`update jobs set status = 'canceled', "completedAt" = now()
+      `update jobs set status = 'canceled', "completedAt" = now()
        where id = $1 and "tenantId" = $2 and status in ('queued', 'running')
-       returning id, "tenantId", status, webhook, "batchId"`),
+       returning id, "tenantId", status, webhook`,
       [id, tenantId],
     );
     return rows[0];
-  }
-
-  /** Cancels every item of a batch that is not yet terminal; returns those it canceled. */
-  async cancelBatch(tenantId: string, batchId: string, q: Queryable = this.pool): Promise<FinishedJob[]> {
-    const { rows } = await q.query<FinishedJob>(
-      withBatchAccounting(`update jobs set status = 'canceled', "completedAt" = now()
-       where "batchId" = $1 and "tenantId" = $2 and status in ('queued', 'running')
-       returning id, "tenantId", status, webhook, "batchId"`),
-      [batchId, tenantId],
-    );
-    return rows;
   }
 
   /** One job of a tenant. Raw SQL: this is the polling hot path, where Prisma's per-query cost showed. */
@@ -207,7 +156,6 @@ export class JobStore {
         tenantId,
         status: query.status,
         model: query.model,
-        batchId: query.batchId,
         ...(cursor ? { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] } : {}),
       },
       orderBy: [{ createdAt: "desc" }, { id: "desc" }],
@@ -266,8 +214,6 @@ export function toJobView(job: Job): JobView {
   };
   if (job.startedAt) view.startedAt = job.startedAt.toISOString();
   if (job.completedAt) view.completedAt = job.completedAt.toISOString();
-  if (job.batchId) view.batchId = job.batchId;
-  if (job.customId) view.customId = job.customId;
   if (job.result) view.result = job.result as unknown as InferenceResult;
   if (job.errorCode) view.error = { code: job.errorCode, message: job.errorMessage ?? "" };
   return view;

@@ -20,8 +20,8 @@ export interface DispatchGroup {
   version: string;
   priority: JobPriority;
   jobIds: string[];
-  /** See DispatchPayload.markRunning. */
-  markRunning?: boolean;
+  /** The entry carries a batch chunk (dispatchId is the chunk's id; jobIds is empty). */
+  batchChunk?: boolean;
 }
 
 /**
@@ -79,7 +79,7 @@ export class Dispatcher {
         this.queue(model).addBulk(
           list.map((g) => ({
             name: "infer",
-            data: { jobIds: g.jobIds, version: g.version, ...(g.markRunning === false ? { markRunning: false } : {}) },
+            data: { jobIds: g.jobIds, version: g.version, ...(g.batchChunk ? { batchChunk: true } : {}) },
             opts: { ...this.defaults, jobId: g.dispatchId, priority: PRIORITY_RANK[g.priority] },
           })),
         ),

@@ -15,10 +15,12 @@ export function finishedChannel(prefix: string): string {
   return `${prefix}:events:job-finished`;
 }
 
-/** Payload of one queue entry: several jobs of one model version travel together. */
+/**
+ * Payload of one queue entry: several jobs of one model version travel together, or (batchChunk)
+ * the entry's id is a batch chunk's, whose items are read from its row.
+ */
 export interface DispatchPayload {
   jobIds: string[];
   version: string;
-  /** false: do not mark the jobs running when work starts (batch items; saves a row write each). Default true. */
-  markRunning?: boolean;
+  batchChunk?: boolean;
 }

@@ -42,7 +42,7 @@ interface EventRow {
 }
 
 /** Columns toJobView reads (all but the inputs, which can be large and are not shown). */
-const VIEW_COLUMNS = `id, "tenantId", status, model, version, priority, "createdAt", "startedAt", "completedAt", attempts, metadata, "batchId", "customId", result, "errorCode", "errorMessage"`;
+const VIEW_COLUMNS = `id, "tenantId", status, model, version, priority, "createdAt", "startedAt", "completedAt", attempts, metadata, result, "errorCode", "errorMessage"`;
 
 /**
  * Records a webhook event for each job whose webhook wants `job.<status>` (the spec's `events`,
@@ -102,24 +102,17 @@ async function insertAndEnqueue(db: Queryable, events: EventRow[], queue: Webhoo
 }
 
 /**
- * Records every event that finishing `finished` causes: job events, and `batch.completed` for
- * batches that completed with them (`batchView` reads a batch as the API shows it). Meant to run
- * in the transaction that finished the jobs, so results and their events are committed together
- * and a crash can never keep one without the other; enqueue the returned ids after commit (what
- * fails to enqueue, the sweep finds).
+ * Records `batch.completed` for a batch that just completed (`batchView` reads it as the API
+ * shows it). Meant to run in the transaction that completed it, so the completion and its event
+ * are committed together; enqueue the returned ids after commit (what fails to enqueue, the
+ * sweep finds).
  */
-export async function recordFinishedEvents(
+export async function recordBatchCompleted(
   q: Queryable,
-  finished: FinishedJob[],
+  batchId: string,
   batchView: (id: string, q: Queryable) => Promise<{ tenantId: string; webhook: WebhookSpec | null; view: unknown } | null>,
 ): Promise<RecordedEvent[]> {
-  const events = await recordJobEvents(q, finished);
-  const completed = new Set(finished.filter((f) => f.batchCompleted && f.batchId).map((f) => f.batchId!));
-  for (const id of completed) {
-    const batch = await batchView(id, q);
-    if (!batch) continue;
-    const event = await recordBatchCompletedEvent(q, { id, ...batch });
-    if (event) events.push(event);
-  }
-  return events;
+  const batch = await batchView(batchId, q);
+  const event = batch ? await recordBatchCompletedEvent(q, { id: batchId, ...batch }) : null;
+  return event ? [event] : [];
 }

@@ -1,9 +1,11 @@
 import crypto from "node:crypto";
 import {
+  BATCH_CHUNK_SIZE,
   BatchItem,
   ConflictError,
   isUuid,
   MAX_BATCH_ITEMS,
+  newBatchId,
   NotFoundError,
   validateInputs,
   validateOutputNames,
@@ -11,30 +13,36 @@ import {
   type BatchHeader,
   type BatchView,
   type FieldFault,
+  type FlatTensor,
   type ModelRepository,
   type ResolvedModel,
 } from "@inferline/contracts";
-import type { BatchStore, Database, JobStore, NewBatch, NewJob } from "@inferline/db";
-import type { EventSink } from "./job-service.ts";
+import type { BatchChunkStore, BatchSettlement, BatchStore, Database, NewBatch, NewBatchChunk, Queryable } from "@inferline/db";
 import { longPoll } from "./long-poll.ts";
 import type { Dispatcher, FinishedListener, FinishedNotifier } from "@inferline/queue";
 
 /** Faults reported for one batch; past this the client has enough to fix its file. */
 const MAX_FAULTS = 100;
-/** Jobs per queue entry for batch items: bigger than for single submits, since they arrive together. */
-const BATCH_ENTRY_SIZE = 512;
+
+/**
+ * Records `batch.completed` in the transaction that completed the batch (so a crash cannot keep
+ * the cancel and lose the event), and enqueues its delivery after commit.
+ */
+export interface BatchEventSink {
+  recordCompleted(q: Queryable, settlement: BatchSettlement): Promise<string[]>;
+  enqueue(eventIds: string[]): Promise<void>;
+}
 
 export interface BatchServiceOptions {
   checkWebhook?: (url: string) => Promise<void>;
-  /** Webhook events of the items a cancel finishes, and of the batch's completion. */
-  events?: EventSink;
+  events?: BatchEventSink;
 }
 
 export class BatchService {
   constructor(
     private readonly db: Database,
     private readonly batches: BatchStore,
-    private readonly jobs: JobStore,
+    private readonly chunks: BatchChunkStore,
     private readonly models: ModelRepository,
     private readonly dispatcher: Dispatcher,
     private readonly notifier: FinishedNotifier,
@@ -44,27 +52,37 @@ export class BatchService {
 
   /**
    * Validates every item against the model before anything is stored (a batch with one bad item
-   * creates nothing), then inserts the batch and its jobs in one transaction and enqueues them in
-   * bulk. `items` may be an async stream (NDJSON) so the body is never buffered whole.
+   * creates nothing), then inserts the batch and its chunks in one transaction and enqueues one
+   * queue entry per chunk. `items` may be an async stream (NDJSON) so the body is never buffered whole.
    */
   async create(tenantId: string, header: BatchHeader, items: Iterable<unknown> | AsyncIterable<unknown>): Promise<BatchView> {
     const model = this.models.resolve(header.model, header.version);
     if (header.webhook) await this.options.checkWebhook?.(header.webhook.url);
-    const batch = { id: crypto.randomUUID(), tenantId, model: model.manifest.name, version: model.version, priority: header.priority, webhook: header.webhook ?? null, createdAt: new Date() };
-    const jobs = await this.validItems(model, header, batch, items);
-    // Batch items skip the per-item `running` write: progress shows in the batch's counts as items finish.
-    const groups = this.dispatcher.plan(batch.model, batch.version, batch.priority, jobs, BATCH_ENTRY_SIZE).map((g) => ({ ...g, markRunning: false }));
-    await this.batches.create(batch, jobs);
-    // A failed enqueue leaves the jobs queued in PostgreSQL; the workers' reconciler enqueues them.
-    for (let i = 0; i < groups.length; i += 500) await this.dispatcher.enqueue(groups.slice(i, i + 500)).catch(() => {});
+    const batch: NewBatch = {
+      id: newBatchId(),
+      tenantId,
+      model: model.manifest.name,
+      version: model.version,
+      priority: header.priority,
+      webhook: header.webhook ?? null,
+      requestedOutputs: (header.outputs ?? []).map((o) => o.name),
+      metadata: header.metadata,
+      createdAt: new Date(),
+    };
+    const { chunks, total } = await this.validChunks(model, header, items);
+    await this.batches.create(batch, chunks, total);
+    const groups = chunks.map((c) => ({ dispatchId: c.id, model: batch.model, version: batch.version, priority: batch.priority, jobIds: [], batchChunk: true }));
+    // A failed enqueue leaves the chunks pending in PostgreSQL; the workers' reconciler enqueues them.
+    await this.dispatcher.enqueue(groups).catch(() => {});
     return this.get(tenantId, batch.id);
   }
 
-  /** Every item as a job row, or a ValidationError naming up to MAX_FAULTS faults by item index and field. */
-  private async validItems(model: ResolvedModel, header: BatchHeader, batch: NewBatch, items: Iterable<unknown> | AsyncIterable<unknown>): Promise<NewJob[]> {
+  /** Every item, grouped into chunks, or a ValidationError naming up to MAX_FAULTS faults by item index and field. */
+  private async validChunks(model: ResolvedModel, header: BatchHeader, items: Iterable<unknown> | AsyncIterable<unknown>): Promise<{ chunks: NewBatchChunk[]; total: number }> {
     const faults: FieldFault[] = validateOutputNames(model.manifest, header.outputs);
-    const requestedOutputs = (header.outputs ?? []).map((o) => o.name);
-    const jobs: NewJob[] = [];
+    const chunks: NewBatchChunk[] = [];
+    let inputs: FlatTensor[][] = [];
+    let customIds: Array<string | null> = [];
     let index = 0;
     for await (const raw of items) {
       if (index >= MAX_BATCH_ITEMS) throw new ValidationError(`a batch holds at most ${MAX_BATCH_ITEMS} items`, [{ path: `/items/${index}`, message: "too many items" }], 413);
@@ -74,31 +92,21 @@ export class BatchService {
       if (!item.success) faults.push(...item.error.issues.map((i) => ({ path: `${base}/${i.path.join("/")}`.replace(/\/$/, ""), message: i.message })));
       else if (!checked?.value) faults.push(...(checked?.faults ?? []));
       else if (faults.length === 0) {
-        jobs.push({
-          id: crypto.randomUUID(),
-          tenantId: batch.tenantId,
-          model: batch.model,
-          version: batch.version,
-          priority: batch.priority,
-          inputs: checked.value.inputs,
-          requestedOutputs,
-          metadata: header.metadata,
-          webhook: null,
-          idempotencyKey: null,
-          requestHash: null,
-          batchId: batch.id,
-          batchIndex: index,
-          customId: item.data.customId ?? null,
-          dispatchId: null,
-          createdAt: batch.createdAt,
-        });
+        inputs.push(checked.value.inputs);
+        customIds.push(item.data.customId ?? null);
+        if (inputs.length === BATCH_CHUNK_SIZE) {
+          chunks.push({ id: crypto.randomUUID(), firstIndex: index + 1 - inputs.length, inputs, customIds });
+          inputs = [];
+          customIds = [];
+        }
       }
       if (faults.length > MAX_FAULTS) break;
       index++;
     }
     if (faults.length > 0) throw new ValidationError(`the batch has invalid items; nothing was created`, faults.slice(0, MAX_FAULTS));
-    if (jobs.length === 0) throw new ValidationError("a batch needs at least one item", [{ path: "/items", message: "no items" }]);
-    return jobs;
+    if (index === 0) throw new ValidationError("a batch needs at least one item", [{ path: "/items", message: "no items" }]);
+    if (inputs.length > 0) chunks.push({ id: crypto.randomUUID(), firstIndex: index - inputs.length, inputs, customIds });
+    return { chunks, total: index };
   }
 
   async get(tenantId: string, id: string): Promise<BatchView> {
@@ -115,18 +123,17 @@ export class BatchService {
   /** Results in submission order; throws 404 before the first line when the batch is not the tenant's. */
   async results(tenantId: string, id: string): Promise<AsyncGenerator<string>> {
     await this.get(tenantId, id);
-    return this.batches.resultLines(id);
+    return this.chunks.resultLines(id);
   }
 
   async cancel(tenantId: string, id: string): Promise<BatchView> {
     const view = await this.get(tenantId, id);
     if (view.status === "completed" || view.status === "canceled") throw new ConflictError("batch_not_cancelable", `batch is already ${view.status}`);
-    const { canceled, events } = await this.db.transaction(async (client) => {
-      await this.batches.markCanceled(id, client);
-      const jobs = await this.jobs.cancelBatch(tenantId, id, client);
-      return { canceled: jobs, events: (await this.options.events?.record(client, jobs)) ?? [] };
+    const events = await this.db.transaction(async (client) => {
+      const { settlement } = await this.batches.cancel(id, client);
+      return settlement?.completed ? ((await this.options.events?.recordCompleted(client, settlement)) ?? []) : [];
     });
-    for (let i = 0; i < canceled.length; i += 5000) await this.notifier.publish(canceled.slice(i, i + 5000).map((j) => j.id)).catch(() => {});
+    // Wakes long-polls on the batch and on its items (which listen on the batch id).
     await this.notifier.publish([id]).catch(() => {});
     await this.options.events?.enqueue(events);
     return this.get(tenantId, id);

@@ -3,7 +3,9 @@ import {
   ConflictError,
   isTerminal,
   isUuid,
+  MAX_BATCH_ITEMS,
   NotFoundError,
+  parseBatchItemId,
   ServiceUnavailableError,
   validateInputs,
   validateOutputNames,
@@ -13,10 +15,11 @@ import {
   type JobView,
   type ModelRepository,
 } from "@inferline/contracts";
-import { toJobView, type Database, type FinishedJob, type JobStore, type NewJob, type Queryable } from "@inferline/db";
+import { InvalidCursorError, toJobView, type BatchChunkStore, type Database, type FinishedJob, type JobStore, type NewJob, type Queryable } from "@inferline/db";
 import type { FinishedListener, FinishedNotifier } from "@inferline/queue";
 import type { SubmitWriter } from "./submit-writer.ts";
 import { longPoll } from "./long-poll.ts";
+import type { BatchEventSink } from "./batch-service.ts";
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
 
@@ -26,6 +29,8 @@ export interface JobServiceOptions {
   checkWebhook?: (url: string) => Promise<void>;
   /** Webhook events of jobs this service finishes (cancels). */
   events?: EventSink;
+  /** `batch.completed` when canceling a batch item completes its batch. */
+  batchEvents?: BatchEventSink;
 }
 
 /**
@@ -45,6 +50,7 @@ export class JobService {
   constructor(
     private readonly db: Database,
     private readonly store: JobStore,
+    private readonly items: BatchChunkStore,
     private readonly models: ModelRepository,
     private readonly writer: SubmitWriter,
     private readonly listener: FinishedListener,
@@ -71,9 +77,6 @@ export class JobService {
       webhook: body.webhook ?? null,
       idempotencyKey: null,
       requestHash: null,
-      batchId: null,
-      batchIndex: null,
-      customId: null,
       dispatchId: null,
       createdAt: new Date(),
       ...extra,
@@ -114,34 +117,65 @@ export class JobService {
     throw new ConflictError("idempotency_key_busy", "another request with this Idempotency-Key is in progress; retry");
   }
 
+  /** A job, or a batch item (whose id names its batch and index; see batchItemId). */
   async get(tenantId: string, id: string): Promise<JobView> {
     const job = isUuid(id) ? await this.store.get(tenantId, id) : null;
-    if (!job) throw new NotFoundError("job", id);
-    return toJobView(job);
+    if (job) return toJobView(job);
+    const item = parseBatchItemId(id);
+    const view = item ? await this.items.item(tenantId, item.batchId, item.index) : null;
+    if (!view) throw new NotFoundError("job", id);
+    return view;
   }
 
-  /** The job once terminal, or as it is after `waitSeconds`; woken by workers' finished events. */
-  wait(tenantId: string, id: string, waitSeconds: number, signal: AbortSignal): Promise<JobView> {
-    return longPoll(this.listener, id, waitSeconds, signal, () => this.get(tenantId, id), (job) => isTerminal(job.status));
+  /**
+   * The job once terminal, or as it is after `waitSeconds`; woken by workers' finished events.
+   * Batch items are announced by their batch's id (one message per chunk, not one per item).
+   */
+  async wait(tenantId: string, id: string, waitSeconds: number, signal: AbortSignal): Promise<JobView> {
+    const first = await this.get(tenantId, id);
+    if (waitSeconds <= 0 || isTerminal(first.status)) return first;
+    const channel = first.batchId ?? id;
+    return longPoll(this.listener, channel, waitSeconds, signal, () => this.get(tenantId, id), (job) => isTerminal(job.status));
   }
 
+  /** Newest first. With `batchId`, the batch's items (highest index first); otherwise jobs submitted one by one. */
   async list(tenantId: string, query: JobListQuery): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
+    if (query.batchId) return this.listItems(tenantId, query.batchId, query);
     const page = await this.store.list(tenantId, query);
     return { jobs: page.jobs.map(toJobView), nextCursor: page.nextCursor };
   }
 
+  private async listItems(tenantId: string, batchId: string, query: JobListQuery): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
+    let beforeIndex = MAX_BATCH_ITEMS;
+    if (query.cursor) {
+      const index = Number(Buffer.from(query.cursor, "base64url").toString("utf8").replace(/^item:/, ""));
+      if (!Number.isInteger(index) || index < 0 || index > MAX_BATCH_ITEMS) throw new InvalidCursorError("cursor is not one this API returned");
+      beforeIndex = index;
+    }
+    const page = await this.items.listItems(tenantId, batchId, { beforeIndex, limit: query.limit, status: query.status, model: query.model });
+    const last = page.jobs[page.jobs.length - 1];
+    const nextCursor = page.more && last ? Buffer.from(`item:${parseBatchItemId(last.id)!.index}`).toString("base64url") : null;
+    return { jobs: page.jobs, nextCursor };
+  }
+
   async cancel(tenantId: string, id: string): Promise<JobView> {
+    const item = parseBatchItemId(id);
     const canceled = isUuid(id)
       ? await this.db.transaction(async (client) => {
           const job = await this.store.cancel(tenantId, id, client);
-          return job && { job, events: (await this.options.events?.record(client, [job])) ?? [] };
+          if (job) return { channel: id, events: (await this.options.events?.record(client, [job])) ?? [] };
+          if (!item || !(await this.items.item(tenantId, item.batchId, item.index))) return undefined;
+          const done = await this.items.cancelItem(item.batchId, item.index, client);
+          if (!done) return undefined;
+          const events = done.settlement?.completed ? ((await this.options.batchEvents?.recordCompleted(client, done.settlement)) ?? []) : [];
+          return { channel: item.batchId, events };
         })
       : undefined;
     if (!canceled) {
       const job = await this.get(tenantId, id); // 404 when not the tenant's
       throw new ConflictError("job_not_cancelable", `job is already ${job.status}`);
     }
-    await this.notifier.publish([id]).catch(() => {});
+    await this.notifier.publish([canceled.channel]).catch(() => {});
     await this.options.events?.enqueue(canceled.events);
     return this.get(tenantId, id);
   }

@@ -1,0 +1,240 @@
+import type pg from "pg";
+import { batchItemId, isTerminal, type FlatTensor, type InferenceResult, type JobError, type JobPriority, type JobStatus, type JobView } from "@inferline/contracts";
+import { settleBatch, type BatchSettlement } from "./batch-store.ts";
+import type { Queryable } from "./database.ts";
+
+/** A chunk a worker took: the inputs of its items (null for those already terminal, i.e. canceled). */
+export interface ClaimedChunk {
+  id: string;
+  batchId: string;
+  tenantId: string;
+  model: string;
+  version: string;
+  requestedOutputs: string[];
+  firstIndex: number;
+  attempts: number;
+  items: Array<FlatTensor[] | null>;
+}
+
+export type ChunkItemOutcome = { status: "succeeded"; result: InferenceResult } | { status: "failed"; error: JobError };
+
+/** What a chunk write did: items it moved to a terminal state, and the batch's settlement. */
+export interface FinishedChunk {
+  batchId: string;
+  finished: number;
+  succeeded: number;
+  failed: number;
+  settlement: BatchSettlement | null;
+}
+
+interface ChunkRow {
+  firstIndex: number;
+  size: number;
+  customIds: Array<string | null>;
+  statuses: string[];
+  results: Array<InferenceResult | null> | null;
+  errors: Array<JobError | null> | null;
+  attempts: number;
+  startedAt: Date | null;
+  completedAt: Date | null;
+}
+
+/** The batch columns an item's job view shows. */
+interface ItemBatchRow {
+  batchId: string;
+  model: string;
+  version: string;
+  priority: JobPriority;
+  metadata: Record<string, string>;
+  createdAt: Date;
+  canceledAt: Date | null;
+}
+
+/** Chunks per page of a results stream (up to ~5,000 items). */
+const RESULT_PAGE_CHUNKS = 10;
+
+/**
+ * Batch items, stored by chunk (see the BatchChunk model): what workers claim and finish, and
+ * what the API reads and cancels item by item. Every statement touches one row per chunk, not
+ * one per item.
+ */
+export class BatchChunkStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  /**
+   * Marks the chunk running (its first start) and counts the attempt; returns its items' inputs
+   * (null for items already terminal), or null when the chunk is finished or gone (a duplicate or
+   * late queue entry).
+   */
+  async claim(id: string): Promise<ClaimedChunk | null> {
+    const { rows } = await this.pool.query<Omit<ClaimedChunk, "items"> & { inputs: FlatTensor[][]; statuses: string[] }>(
+      `update batch_chunks c set "startedAt" = coalesce(c."startedAt", now()), attempts = c.attempts + 1
+       from batches b where c.id = $1 and b.id = c."batchId" and c."completedAt" is null
+       returning c.id, c."batchId", b."tenantId", b.model, b.version, b."requestedOutputs", c."firstIndex", c.attempts, c.inputs, c.statuses`,
+      [id],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    const { inputs, statuses, ...chunk } = row;
+    return { ...chunk, items: inputs.map((input, i) => (statuses[i] === "queued" ? input : null)) };
+  }
+
+  /**
+   * Writes the outcomes of a chunk's items (index-aligned with the claim; undefined where there is
+   * none) in the caller's transaction. The row is locked and read first: items that became
+   * terminal meanwhile (a cancel) keep their state, so the visible outcome is exactly-once. Also
+   * settles the batch's count and forgets the chunk's queue entry.
+   */
+  async finish(id: string, outcomes: Array<ChunkItemOutcome | undefined>, client: pg.PoolClient): Promise<FinishedChunk | null> {
+    const { rows } = await client.query<{ batchId: string; statuses: string[]; results: Array<InferenceResult | null> | null; errors: Array<JobError | null> | null }>(
+      `select "batchId", statuses, results, errors from batch_chunks where id = $1 for update`,
+      [id],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    const statuses = [...row.statuses];
+    const results = row.results ?? statuses.map(() => null);
+    const errors = row.errors ?? statuses.map(() => null);
+    let succeeded = 0;
+    let failed = 0;
+    outcomes.forEach((outcome, i) => {
+      if (!outcome || statuses[i] !== "queued") return;
+      statuses[i] = outcome.status;
+      if (outcome.status === "succeeded") (results[i] = outcome.result), succeeded++;
+      else (errors[i] = outcome.error), failed++;
+    });
+    const finished = succeeded + failed;
+    if (finished > 0) {
+      await client.query(
+        `update batch_chunks set statuses = $2, results = $3::json, errors = $4::json, succeeded = succeeded + $5, failed = failed + $6,
+           "completedAt" = case when $7 then now() else "completedAt" end
+         where id = $1`,
+        [id, statuses, JSON.stringify(results), JSON.stringify(errors), succeeded, failed, !statuses.includes("queued")],
+      );
+    }
+    if (!statuses.includes("queued")) await client.query(`delete from dispatches where id = $1`, [id]);
+    return { batchId: row.batchId, finished, succeeded, failed, settlement: await settleBatch(client, row.batchId, finished) };
+  }
+
+  /** Cancels one item if it is not yet terminal, in the caller's transaction; null when it was not cancelable. */
+  async cancelItem(batchId: string, index: number, client: pg.PoolClient): Promise<{ settlement: BatchSettlement | null } | null> {
+    const { rows } = await client.query<{ id: string; k: number; status: string | null; size: number; done: number }>(
+      `select id, $2::int - "firstIndex" + 1 as k, statuses[$2::int - "firstIndex" + 1] as status, size, succeeded + failed + canceled as done
+       from batch_chunks where "batchId" = $1 and "firstIndex" <= $2 order by "firstIndex" desc limit 1 for update`,
+      [batchId, index],
+    );
+    const chunk = rows[0];
+    if (!chunk || chunk.status !== "queued") return null;
+    const completes = chunk.done + 1 >= chunk.size;
+    await client.query(
+      `update batch_chunks set statuses[$2] = 'canceled', canceled = canceled + 1, "completedAt" = case when $3 then now() else "completedAt" end where id = $1`,
+      [chunk.id, chunk.k, completes],
+    );
+    if (completes) await client.query(`delete from dispatches where id = $1`, [chunk.id]);
+    return { settlement: await settleBatch(client, batchId, 1) };
+  }
+
+  /** One item as a job, or null when the batch is not the tenant's or has no such item. */
+  async item(tenantId: string, batchId: string, index: number): Promise<JobView | null> {
+    const { rows } = await this.pool.query<ChunkRow & ItemBatchRow>(
+      `select c."firstIndex", c.size, c."customIds", c.statuses, c.results, c.errors, c.attempts, c."startedAt", c."completedAt",
+         b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"
+       from batch_chunks c join batches b on b.id = c."batchId"
+       where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" <= $3 order by c."firstIndex" desc limit 1`,
+      [batchId, tenantId, index],
+    );
+    const row = rows[0];
+    return row && index < row.firstIndex + row.size ? itemView(row, row, index - row.firstIndex) : null;
+  }
+
+  /**
+   * Items of a batch as jobs, newest (highest index) first, below `beforeIndex`, optionally of one
+   * status: reads chunk after chunk until the page is full.
+   */
+  async listItems(tenantId: string, batchId: string, options: { beforeIndex: number; limit: number; status?: JobStatus; model?: string }): Promise<{ jobs: JobView[]; more: boolean }> {
+    const jobs: JobView[] = [];
+    let before = options.beforeIndex;
+    for (;;) {
+      const { rows } = await this.pool.query<ChunkRow & ItemBatchRow>(
+        `select c."firstIndex", c.size, c."customIds", c.statuses, c.results, c.errors, c.attempts, c."startedAt", c."completedAt",
+           b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"
+         from batch_chunks c join batches b on b.id = c."batchId"
+         where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" < $3 and ($4::text is null or b.model = $4)
+         order by c."firstIndex" desc limit 1`,
+        [batchId, tenantId, before, options.model ?? null],
+      );
+      const row = rows[0];
+      if (!row) return { jobs, more: false };
+      for (let i = Math.min(row.size, before - row.firstIndex) - 1; i >= 0; i--) {
+        const view = itemView(row, row, i);
+        if (options.status && view.status !== options.status) continue;
+        if (jobs.length === options.limit) return { jobs, more: true };
+        jobs.push(view);
+      }
+      before = row.firstIndex;
+    }
+  }
+
+  /**
+   * Results in submission order as NDJSON text, a page of chunks at a time, so a 100,000-item
+   * batch streams in flat memory.
+   */
+  async *resultLines(batchId: string): AsyncGenerator<string> {
+    let after = -1;
+    for (;;) {
+      const { rows } = await this.pool.query<ChunkRow>(
+        `select "firstIndex", size, "customIds", statuses, results, errors, "startedAt" from batch_chunks
+         where "batchId" = $1 and "firstIndex" > $2 order by "firstIndex" limit $3`,
+        [batchId, after, RESULT_PAGE_CHUNKS],
+      );
+      if (rows.length === 0) return;
+      let text = "";
+      for (const row of rows) {
+        for (let i = 0; i < row.size; i++) {
+          const index = row.firstIndex + i;
+          text += `{"index":${index},"customId":${JSON.stringify(row.customIds[i] ?? null)},"jobId":"${batchItemId(batchId, index)}","status":"${itemStatus(row, i)}"`;
+          const result = row.results?.[i];
+          const error = row.errors?.[i];
+          if (result) text += `,"result":${JSON.stringify(result)}`;
+          if (error) text += `,"error":${JSON.stringify(error)}`;
+          text += "}\n";
+        }
+      }
+      yield text;
+      after = rows[rows.length - 1]!.firstIndex;
+    }
+  }
+}
+
+/** An item's status: its own once terminal, else its chunk's (running once a worker took it). */
+function itemStatus(row: Pick<ChunkRow, "statuses" | "startedAt">, i: number): JobStatus {
+  const own = row.statuses[i] as JobStatus;
+  if (own !== "queued") return own;
+  return row.startedAt ? "running" : "queued";
+}
+
+function itemView(chunk: ChunkRow, batch: ItemBatchRow, i: number): JobView {
+  const status = itemStatus(chunk, i);
+  const view: JobView = {
+    id: batchItemId(batch.batchId, chunk.firstIndex + i),
+    status,
+    model: batch.model,
+    version: batch.version,
+    priority: batch.priority,
+    createdAt: batch.createdAt.toISOString(),
+    attempts: chunk.attempts,
+    metadata: batch.metadata,
+    batchId: batch.batchId,
+  };
+  if (chunk.startedAt) view.startedAt = chunk.startedAt.toISOString();
+  // Items finish with their chunk; one canceled on its own carries the batch's cancel time if any.
+  const completedAt = isTerminal(status) ? (chunk.completedAt ?? batch.canceledAt) : null;
+  if (completedAt) view.completedAt = completedAt.toISOString();
+  const customId = chunk.customIds[i];
+  if (customId) view.customId = customId;
+  const result = chunk.results?.[i];
+  const error = chunk.errors?.[i];
+  if (result) view.result = result;
+  if (error) view.error = error;
+  return view;
+}
