@@ -98,16 +98,20 @@ export class BatchStore {
   }
 
   /**
-   * Cancels every item not yet terminal, in the caller's transaction: their chunks are locked
+   * Cancels every item not yet terminal, in the caller's transaction: its chunks are locked
    * first, so a worker writing a chunk's results either finished before (its items stay as
    * written) or writes after and keeps the cancel. Returns how many items it canceled and
-   * whether the batch completed with them.
+   * whether the batch completed with them, or null when the batch had completed already (read
+   * after those locks, so a worker that completed it a moment ago is seen).
    */
-  async cancel(id: string, client: pg.PoolClient): Promise<{ canceled: number; settlement: BatchSettlement | null }> {
+  async cancel(id: string, client: pg.PoolClient): Promise<{ canceled: number; settlement: BatchSettlement | null } | null> {
+    // Chunks before the batch row: the order a worker's finish locks them in, so the two never deadlock.
     const { rows } = await client.query<{ id: string; n: number }>(
-      `select id, size - succeeded - failed - canceled as n from batch_chunks where "batchId" = $1 and "completedAt" is null for update`,
+      `select id, size - succeeded - failed - canceled as n from batch_chunks where "batchId" = $1 and "completedAt" is null order by id for update`,
       [id],
     );
+    const { rows: batch } = await client.query<{ completedAt: Date | null }>(`select "completedAt" from batches where id = $1 for update`, [id]);
+    if (!batch[0] || batch[0].completedAt) return null;
     await client.query(`update batches set "canceledAt" = coalesce("canceledAt", now()) where id = $1`, [id]);
     if (rows.length === 0) return { canceled: 0, settlement: null };
     const ids = rows.map((r) => r.id);
@@ -152,5 +156,6 @@ async function insertChunks(client: pg.PoolClient, batchId: string, chunks: NewB
 
 function batchStatus(batch: Batch, counts: Record<JobStatus, number>): BatchStatus {
   if (batch.completedAt || batch.remaining <= 0) return batch.canceledAt ? "canceled" : "completed";
-  return counts.queued === batch.total ? "queued" : "running";
+  // Items canceled one by one are no progress: the batch is queued until one runs or finishes.
+  return counts.running + counts.succeeded + counts.failed === 0 ? "queued" : "running";
 }

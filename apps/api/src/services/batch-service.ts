@@ -130,8 +130,10 @@ export class BatchService {
     const view = await this.get(tenantId, id);
     if (view.status === "completed" || view.status === "canceled") throw new ConflictError("batch_not_cancelable", `batch is already ${view.status}`);
     const events = await this.db.transaction(async (client) => {
-      const { settlement } = await this.batches.cancel(id, client);
-      return settlement?.completed ? ((await this.options.events?.recordCompleted(client, settlement)) ?? []) : [];
+      const done = await this.batches.cancel(id, client);
+      // Completed between the read above and the locks: a worker finished its last chunk.
+      if (!done) throw new ConflictError("batch_not_cancelable", "batch is already completed");
+      return done.settlement?.completed ? ((await this.options.events?.recordCompleted(client, done.settlement)) ?? []) : [];
     });
     // Wakes long-polls on the batch and on its items (which listen on the batch id).
     await this.notifier.publish([id]).catch(() => {});

@@ -148,9 +148,9 @@ export class JobService {
   private async listItems(tenantId: string, batchId: string, query: JobListQuery): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
     let beforeIndex = MAX_BATCH_ITEMS;
     if (query.cursor) {
-      const index = Number(Buffer.from(query.cursor, "base64url").toString("utf8").replace(/^item:/, ""));
-      if (!Number.isInteger(index) || index < 0 || index > MAX_BATCH_ITEMS) throw new InvalidCursorError("cursor is not one this API returned");
-      beforeIndex = index;
+      const match = /^item:(\d{1,6})$/.exec(Buffer.from(query.cursor, "base64url").toString("utf8"));
+      if (!match || Number(match[1]) > MAX_BATCH_ITEMS) throw new InvalidCursorError("cursor is not one this API returned");
+      beforeIndex = Number(match[1]);
     }
     const page = await this.items.listItems(tenantId, batchId, { beforeIndex, limit: query.limit, status: query.status, model: query.model });
     const last = page.jobs[page.jobs.length - 1];
