@@ -3,10 +3,10 @@
  * two worker processes and PostgreSQL, all on this machine, the CLI run as a user runs it.
  *
  *   node_modules/.bin/tsx bench/score-remote.ts            # 200,000 rows, 2 workers
- *   ROWS=100000 WORKERS=1 CONCURRENCY=4 CHUNK=262144 node_modules/.bin/tsx bench/score-remote.ts
+ *   ROWS=100000 WORKERS=1 CONCURRENCY=8 CHUNK=524288 node_modules/.bin/tsx bench/score-remote.ts
  *
  * Uses its own database (inferline_bench_remote, recreated) and queue prefix; prints rows/s and
- * writes bench/score-remote.json.
+ * the CPU seconds each part used (API, workers, CLI, PostgreSQL), and writes bench/score-remote.json.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -20,7 +20,7 @@ import { Database, migrate, TenantStore } from "@inferline/db";
 const ROWS = Number(process.env.ROWS ?? 200_000);
 const WORKERS = Number(process.env.WORKERS ?? 2);
 const CONCURRENCY = process.env.CONCURRENCY ?? "4";
-const CHUNK = process.env.CHUNK ?? String(512 * 1024);
+const CHUNK = process.env.CHUNK ?? String(256 * 1024); // the CLI's default --chunk-size
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const DB = "inferline_bench_remote";
 const DATABASE_URL = `postgresql://postgres@127.0.0.1:5432/${DB}`;
@@ -33,6 +33,27 @@ function generate(file: string): void {
   let s = "id,sepal_length,sepal_width,petal_length,petal_width\n";
   for (let i = 0; i < ROWS; i++) s += `r${i},${(4 + rand() * 4).toFixed(1)},${(2 + rand() * 2.5).toFixed(1)},${(1 + rand() * 6).toFixed(1)},${(0.1 + rand() * 2.4).toFixed(1)}\n`;
   fs.writeFileSync(file, s);
+}
+
+/** CPU seconds (user + system) a process has used so far; 0 once it is gone. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
+}
+
+/** PostgreSQL's processes (backends and background workers). */
+function postgresPids(): number[] {
+  return fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "postgres";
+    } catch {
+      return false;
+    }
+  });
 }
 
 function launch(file: string, env: Record<string, string>): ChildProcess {
@@ -68,12 +89,31 @@ try {
   await waitFor(`http://127.0.0.1:${PORT}/readyz`);
   await new Promise((r) => setTimeout(r, 2000)); // let the workers load their models
   const started = performance.now();
-  const cli = spawn(process.execPath, ["--import", "tsx", "apps/cli/src/main.ts", "score", input, "--model", "iris", "--out", path.join(dir, "out.jsonl"), "--progress", "off", "--remote", `http://127.0.0.1:${PORT}`, "--api-key", key, "--concurrency", CONCURRENCY, "--chunk-size", CHUNK], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"] });
+  const pg0 = postgresPids().map((pid) => [pid, cpuSeconds(pid)] as const);
+  const procs0 = procs.map((p) => cpuSeconds(p.pid));
+  // /usr/bin/time reports the CLI's own CPU time when it exits (its /proc entry is gone by then).
+  const cli = spawn("/usr/bin/time", ["-f", "cli-cpu %U %S", process.execPath, "--import", "tsx", "apps/cli/src/main.ts", "score", input, "--model", "iris", "--out", path.join(dir, "out.jsonl"), "--progress", "off", "--remote", `http://127.0.0.1:${PORT}`, "--api-key", key, "--concurrency", CONCURRENCY, "--chunk-size", CHUNK], { cwd: ROOT, stdio: ["ignore", "inherit", "pipe"] });
+  let cliCpu = 0;
+  cli.stderr!.on("data", (b: Buffer) => {
+    const text = b.toString();
+    const m = /cli-cpu ([\d.]+) ([\d.]+)/.exec(text);
+    if (m) cliCpu = Number(m[1]) + Number(m[2]);
+    process.stderr.write(text.replace(/cli-cpu .*\n?/, ""));
+  });
   const code = await new Promise<number | null>((resolve) => cli.on("close", resolve));
   const seconds = (performance.now() - started) / 1000;
+  const cpu = {
+    api: cpuSeconds(procs[0]!.pid) - procs0[0]!,
+    workers: procs.slice(1).reduce((sum, p, i) => sum + cpuSeconds(p.pid) - procs0[i + 1]!, 0),
+    cli: cliCpu,
+    // Backends that started during the run count whole; ones that ended during it are missed.
+    postgres: postgresPids().reduce((sum, pid) => sum + Math.max(0, cpuSeconds(pid) - (pg0.find(([p]) => p === pid)?.[1] ?? 0)), 0),
+  };
   const rows = fs.readFileSync(path.join(dir, "out.jsonl"), "utf8").split("\n").filter(Boolean).length;
-  const result = { rows, seconds: Number(seconds.toFixed(2)), rowsPerSecond: Math.round(rows / seconds), workers: WORKERS, concurrency: Number(CONCURRENCY), chunkBytes: Number(CHUNK), exitCode: code, cpus: os.cpus().length, node: process.version, date: new Date().toISOString() };
+  const result = { rows, seconds: Number(seconds.toFixed(2)), rowsPerSecond: Math.round(rows / seconds), workers: WORKERS, concurrency: Number(CONCURRENCY), chunkBytes: Number(CHUNK), exitCode: code, cpuSeconds: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, Number(v.toFixed(2))])), cpus: os.cpus().length, node: process.version, date: new Date().toISOString() };
   console.log(`\nscore --remote: ${rows} rows in ${result.seconds} s = ${result.rowsPerSecond} rows/s (workers ${WORKERS}, concurrency ${CONCURRENCY}, chunk ${CHUNK} B, exit ${code})`);
+  console.log(`CPU seconds during the run (${seconds.toFixed(1)} s wall, ${os.cpus().length} cores):`);
+  console.table(Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, { seconds: Number(v.toFixed(2)), "µs per row": Math.round((v / rows) * 1e6) }])));
   fs.writeFileSync(path.join(ROOT, "bench/score-remote.json"), JSON.stringify(result, null, 2) + "\n");
 } finally {
   for (const p of procs) p.kill("SIGTERM");
