@@ -32,8 +32,9 @@ interface ChunkRow {
   size: number;
   customIds: Array<string | null>;
   statuses: string[];
-  results: Array<InferenceResult | null> | null;
-  errors: Array<JobError | null> | null;
+  /** Each item's result / error as JSON text ("null" for none); see elementTexts. */
+  results: string | null;
+  errors: string | null;
   attempts: number;
   startedAt: Date | null;
   completedAt: Date | null;
@@ -86,22 +87,22 @@ export class BatchChunkStore {
    * settles the batch's count and forgets the chunk's queue entry.
    */
   async finish(id: string, outcomes: Array<ChunkItemOutcome | undefined>, client: pg.PoolClient): Promise<FinishedChunk | null> {
-    const { rows } = await client.query<{ batchId: string; statuses: string[]; results: Array<InferenceResult | null> | null; errors: Array<JobError | null> | null }>(
-      `select "batchId", statuses, results, errors from batch_chunks where id = $1 for update`,
+    const { rows } = await client.query<{ batchId: string; statuses: string[]; results: string | null; errors: string | null }>(
+      `select "batchId", statuses, results::text, errors::text from batch_chunks where id = $1 for update`,
       [id],
     );
     const row = rows[0];
     if (!row) return null;
     const statuses = [...row.statuses];
-    const results = row.results ?? statuses.map(() => null);
-    const errors = row.errors ?? statuses.map(() => null);
+    const results = elementTexts(row.results) ?? statuses.map(() => "null");
+    const errors = elementTexts(row.errors) ?? statuses.map(() => "null");
     let succeeded = 0;
     let failed = 0;
     outcomes.forEach((outcome, i) => {
       if (!outcome || statuses[i] !== "queued") return;
       statuses[i] = outcome.status;
-      if (outcome.status === "succeeded") (results[i] = outcome.result), succeeded++;
-      else (errors[i] = outcome.error), failed++;
+      if (outcome.status === "succeeded") (results[i] = JSON.stringify(outcome.result)), succeeded++;
+      else (errors[i] = JSON.stringify(outcome.error)), failed++;
     });
     const finished = succeeded + failed;
     if (finished > 0) {
@@ -109,7 +110,7 @@ export class BatchChunkStore {
         `update batch_chunks set statuses = $2, results = $3::json, errors = $4::json, succeeded = succeeded + $5, failed = failed + $6,
            "completedAt" = case when $7 then now() else "completedAt" end
          where id = $1`,
-        [id, statuses, JSON.stringify(results), JSON.stringify(errors), succeeded, failed, !statuses.includes("queued")],
+        [id, statuses, arrayText(results), arrayText(errors), succeeded, failed, !statuses.includes("queued")],
       );
     }
     if (!statuses.includes("queued")) await client.query(`delete from dispatches where id = $1`, [id]);
@@ -137,14 +138,14 @@ export class BatchChunkStore {
   /** One item as a job, or null when the batch is not the tenant's or has no such item. */
   async item(tenantId: string, batchId: string, index: number): Promise<JobView | null> {
     const { rows } = await this.pool.query<ChunkRow & ItemBatchRow>(
-      `select c."firstIndex", c.size, c."customIds", c.statuses, c.results, c.errors, c.attempts, c."startedAt", c."completedAt",
+      `select c."firstIndex", c.size, c."customIds", c.statuses, c.results::text as results, c.errors::text as errors, c.attempts, c."startedAt", c."completedAt",
          b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"
        from batch_chunks c join batches b on b.id = c."batchId"
        where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" <= $3 order by c."firstIndex" desc limit 1`,
       [batchId, tenantId, index],
     );
     const row = rows[0];
-    return row && index < row.firstIndex + row.size ? itemView(row, row, index - row.firstIndex) : null;
+    return row && index < row.firstIndex + row.size ? itemView(split(row), row, index - row.firstIndex) : null;
   }
 
   /**
@@ -156,7 +157,7 @@ export class BatchChunkStore {
     let before = options.beforeIndex;
     for (;;) {
       const { rows } = await this.pool.query<ChunkRow & ItemBatchRow>(
-        `select c."firstIndex", c.size, c."customIds", c.statuses, c.results, c.errors, c.attempts, c."startedAt", c."completedAt",
+        `select c."firstIndex", c.size, c."customIds", c.statuses, c.results::text as results, c.errors::text as errors, c.attempts, c."startedAt", c."completedAt",
            b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"
          from batch_chunks c join batches b on b.id = c."batchId"
          where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" < $3 and ($4::text is null or b.model = $4)
@@ -165,8 +166,9 @@ export class BatchChunkStore {
       );
       const row = rows[0];
       if (!row) return { jobs, more: false };
+      const chunk = split(row);
       for (let i = Math.min(row.size, before - row.firstIndex) - 1; i >= 0; i--) {
-        const view = itemView(row, row, i);
+        const view = itemView(chunk, row, i);
         if (options.status && view.status !== options.status) continue;
         if (jobs.length === options.limit) return { jobs, more: true };
         jobs.push(view);
@@ -183,20 +185,22 @@ export class BatchChunkStore {
     let after = -1;
     for (;;) {
       const { rows } = await this.pool.query<ChunkRow>(
-        `select "firstIndex", size, "customIds", statuses, results, errors, "startedAt" from batch_chunks
+        `select "firstIndex", size, "customIds", statuses, results::text as results, errors::text as errors, "startedAt" from batch_chunks
          where "batchId" = $1 and "firstIndex" > $2 order by "firstIndex" limit $3`,
         [batchId, after, RESULT_PAGE_CHUNKS],
       );
       if (rows.length === 0) return;
       let text = "";
       for (const row of rows) {
+        const results = elementTexts(row.results);
+        const errors = elementTexts(row.errors);
         for (let i = 0; i < row.size; i++) {
           const index = row.firstIndex + i;
           text += `{"index":${index},"customId":${JSON.stringify(row.customIds[i] ?? null)},"jobId":"${batchItemId(batchId, index)}","status":"${itemStatus(row, i)}"`;
-          const result = row.results?.[i];
-          const error = row.errors?.[i];
-          if (result) text += `,"result":${JSON.stringify(result)}`;
-          if (error) text += `,"error":${JSON.stringify(error)}`;
+          const result = results?.[i];
+          const error = errors?.[i];
+          if (result && result !== "null") text += `,"result":${result}`;
+          if (error && error !== "null") text += `,"error":${error}`;
           text += "}\n";
         }
       }
@@ -213,7 +217,14 @@ function itemStatus(row: Pick<ChunkRow, "statuses" | "startedAt">, i: number): J
   return row.startedAt ? "running" : "queued";
 }
 
-function itemView(chunk: ChunkRow, batch: ItemBatchRow, i: number): JobView {
+/** A chunk row with its result and error arrays split into each item's JSON text. */
+type SplitChunk = Omit<ChunkRow, "results" | "errors"> & { results: string[] | null; errors: string[] | null };
+
+function split(row: ChunkRow): SplitChunk {
+  return { ...row, results: elementTexts(row.results), errors: elementTexts(row.errors) };
+}
+
+function itemView(chunk: SplitChunk, batch: ItemBatchRow, i: number): JobView {
   const status = itemStatus(chunk, i);
   const view: JobView = {
     id: batchItemId(batch.batchId, chunk.firstIndex + i),
@@ -234,7 +245,24 @@ function itemView(chunk: ChunkRow, batch: ItemBatchRow, i: number): JobView {
   if (customId) view.customId = customId;
   const result = chunk.results?.[i];
   const error = chunk.errors?.[i];
-  if (result) view.result = result;
-  if (error) view.error = error;
+  if (result && result !== "null") view.result = JSON.parse(result) as InferenceResult;
+  if (error && error !== "null") view.error = JSON.parse(error) as JobError;
   return view;
+}
+
+/**
+ * A chunk's result and error arrays are written one element per line ("[\n" + elements joined
+ * by ",\n" + "\n]"; JSON.stringify never emits a raw newline): still one json value, which a
+ * reader splits into each item's JSON text without parsing and re-serialising every result (that
+ * was the API's largest cost streaming results). Arrays in another layout (the migration's
+ * json_agg) are parsed.
+ */
+function elementTexts(text: string | null): string[] | null {
+  if (text === null) return null;
+  if (text.startsWith("[\n")) return text.slice(2, -2).split(",\n");
+  return (JSON.parse(text) as unknown[]).map((v) => JSON.stringify(v));
+}
+
+function arrayText(elements: string[]): string {
+  return `[\n${elements.join(",\n")}\n]`;
 }
