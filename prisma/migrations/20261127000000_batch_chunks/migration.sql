@@ -31,6 +31,13 @@ CREATE TABLE "batch_chunks" (
     CONSTRAINT "batch_chunks_pkey" PRIMARY KEY ("id")
 );
 
+-- A chunk's inputs, results and errors are large (tens of KiB) and stored out of line: lz4 compresses
+-- them several times faster than the default pglz (measured: PostgreSQL CPU per scored row 14 -> 8 us).
+-- Needs a server built with lz4, as Debian's packages and the official images are (PostgreSQL 14+).
+ALTER TABLE "batch_chunks" ALTER COLUMN "inputs" SET COMPRESSION lz4,
+    ALTER COLUMN "results" SET COMPRESSION lz4,
+    ALTER COLUMN "errors" SET COMPRESSION lz4;
+
 -- CreateIndex
 CREATE UNIQUE INDEX "batch_chunks_batchId_firstIndex_key" ON "batch_chunks"("batchId", "firstIndex");
 
