@@ -57,8 +57,9 @@ export function openApiDocument(): Record<string, unknown> {
       "/v1/batches": {
         post: {
           summary: "Submit up to 100,000 items (JSON, or NDJSON with ?model=)",
+          parameters: [{ name: "Idempotency-Key", in: "header", schema: { type: "string", maxLength: 255 } }],
           requestBody: { content: { "application/json": { schema: ref("BatchSubmission") }, "application/x-ndjson": { schema: { type: "string" } } } },
-          responses: { 202: { description: "The batch" }, 422: problem("Invalid items; nothing was created") },
+          responses: { 202: { description: "The batch" }, 200: { description: "Replay of an idempotent request: the first batch" }, 409: problem("Idempotency-Key reused with another body"), 422: problem("Invalid items; nothing was created") },
         },
       },
       "/v1/batches/{id}": { get: { summary: "Batch status and counts", parameters: [id], responses: { 200: { description: "The batch" } } } },

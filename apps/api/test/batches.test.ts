@@ -76,6 +76,27 @@ describe("batches", () => {
     expect(lines.map((l) => l.result.classifications[0].label)).toEqual(Array.from({ length: 100 }, (_, i) => labels[(i + 1) % 3]));
   });
 
+  it("an Idempotency-Key returns the first batch for the same body (NDJSON or JSON) and 409 for another", async () => {
+    const ndjson = (n: number) => Array.from({ length: n }, () => JSON.stringify({ inputs: [irisInput([IRIS_SAMPLES.setosa])] })).join("\n") + "\n";
+    const post = (client: typeof stack.alpha, body: string, key: string, model = "iris") =>
+      client.request("POST", `/v1/batches?model=${model}`, { body, headers: { "content-type": "application/x-ndjson", "idempotency-key": key } });
+    const first = await post(stack.alpha, ndjson(3), "nd-1");
+    expect(first.status).toBe(202);
+    const again = await post(stack.alpha, ndjson(3), "nd-1");
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(first.body.id);
+    expect((await post(stack.alpha, ndjson(4), "nd-1")).body.code).toBe("idempotency_key_reused");
+    expect((await post(stack.alpha, ndjson(3), "nd-1", "lookup")).status).toBe(409); // same body, other settings
+    expect((await post(stack.beta, ndjson(3), "nd-1")).body.id).not.toBe(first.body.id); // keys are per tenant
+    expect(await db.prisma.batch.count({ where: { idempotencyKey: "nd-1" } })).toBe(2);
+
+    const json = { model: "iris", items: [{ inputs: [irisInput([IRIS_SAMPLES.virginica])] }] };
+    const one = await stack.alpha.request("POST", "/v1/batches", { body: JSON.stringify(json), headers: { "content-type": "application/json", "idempotency-key": "js-1" } });
+    const two = await stack.alpha.request("POST", "/v1/batches", { body: JSON.stringify(json), headers: { "content-type": "application/json", "idempotency-key": "js-1" } });
+    expect([one.status, two.status, two.body.id]).toEqual([202, 200, one.body.id]);
+    expect((await stack.alpha.request("POST", "/v1/batches", { body: JSON.stringify({ ...json, priority: "high" }), headers: { "content-type": "application/json", "idempotency-key": "js-1" } })).status).toBe(409);
+  });
+
   it("a batch with invalid items answers 422 naming item and field, and creates nothing", async () => {
     const before = await db.prisma.job.count();
     const items = [

@@ -7,7 +7,7 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
 import { Database, TenantStore } from "@inferline/db";
-import { createTestDatabase, deletePrefix, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
+import { createTestDatabase, deletePrefix, sleepUntil, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
 import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
 
 // `inferline score --remote` against a real API and worker (in this process), compared byte for
@@ -51,6 +51,27 @@ function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => child.on("close", (code) => resolve({ code, stderr })));
 }
 
+async function createKey(tenant: string): Promise<{ key: string; tenantId: string }> {
+  const admin = new Database(db.url, { poolSize: 1 });
+  try {
+    const created = await new TenantStore(admin.prisma).createKey(tenant);
+    return { key: created.key, tenantId: created.tenant.id };
+  } finally {
+    await admin.close();
+  }
+}
+
+/** The tenant's batches: how many, and how many rows they hold in all. */
+async function batchesOf(tenantId: string): Promise<{ batches: number; rows: number }> {
+  const admin = new Database(db.url, { poolSize: 1 });
+  try {
+    const { rows } = await admin.pool.query<{ batches: number; rows: number }>(`select count(*)::int as batches, coalesce(sum(total), 0)::int as rows from batches where "tenantId" = $1`, [tenantId]);
+    return rows[0]!;
+  } finally {
+    await admin.close();
+  }
+}
+
 function writeCsv(file: string, rows: number): void {
   let s = "id,sepal_length,sepal_width,petal_length,petal_width\n";
   for (let i = 0; i < rows; i++) {
@@ -75,6 +96,38 @@ describe("score --remote", () => {
     expect(fs.readFileSync(`${remote}.errors.jsonl`, "utf8")).toBe(fs.readFileSync(`${local}.errors.jsonl`, "utf8"));
     expect(fs.readFileSync(remote, "utf8").split("\n").filter(Boolean)).toHaveLength(format === "csv" ? 3000 : 2999);
   }, 60_000);
+
+  it("resumes after kill -9 without creating any batch twice: output identical to local scoring", async () => {
+    const input = path.join(dir, "resume.csv");
+    writeCsv(input, 100_000);
+    const local = path.join(dir, "resume-local.jsonl");
+    const out = path.join(dir, "resume-remote.jsonl");
+    const tenantKey = await createKey("resumer");
+    const flags = [input, "--model", "iris", "--progress", "off", "--chunk-size", "32768", "--checkpoint-interval", "50"];
+    expect((await cli([...flags, "--out", local])).code).toBe(2);
+
+    const remote = [...flags, "--out", out, "--remote", api.url, "--api-key", tenantKey.key, "--concurrency", "4"];
+    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...remote], { cwd: ROOT, stdio: "ignore" });
+    const exited = new Promise((resolve) => child.on("close", resolve));
+    await sleepUntil(() => {
+      try {
+        return (JSON.parse(fs.readFileSync(`${out}.checkpoint.json`, "utf8")) as { rows: number }).rows > 0;
+      } catch {
+        return false;
+      }
+    }, { timeoutMs: 30_000, message: "no checkpoint with scored rows" });
+    child.kill("SIGKILL");
+    await exited;
+    const beforeResume = await batchesOf(tenantKey.tenantId);
+    expect(beforeResume.rows).toBeLessThan(99_999); // killed before every batch was created
+
+    const resumed = await cli([...remote, "--resume"]);
+    expect(resumed.code).toBe(2);
+    expect(fs.readFileSync(out).equals(fs.readFileSync(local))).toBe(true);
+    // Batches in flight at the kill were fetched again under their keys, not created again:
+    // every valid row was submitted exactly once.
+    expect(await batchesOf(tenantKey.tenantId)).toMatchObject({ rows: 99_999 });
+  }, 90_000);
 
   it("a wrong key or an unreachable cluster is a usage error (exit 1, one clear line)", async () => {
     const input = path.join(dir, "small.csv");

@@ -12,6 +12,8 @@ export interface NewBatch {
   webhook: WebhookSpec | null;
   requestedOutputs: string[];
   metadata: Record<string, string>;
+  idempotencyKey: string | null;
+  requestHash: string | null;
   createdAt: Date;
 }
 
@@ -42,9 +44,9 @@ export class BatchStore {
     try {
       await client.query("begin");
       await client.query(
-        `insert into batches (id, "tenantId", model, version, priority, total, remaining, webhook, "requestedOutputs", metadata, "createdAt")
-         values ($1, $2, $3, $4, $5::"JobPriority", $6, $6, $7, $8, $9, $10)`,
-        [batch.id, batch.tenantId, batch.model, batch.version, batch.priority, total, batch.webhook ? JSON.stringify(batch.webhook) : null, batch.requestedOutputs, JSON.stringify(batch.metadata), batch.createdAt],
+        `insert into batches (id, "tenantId", model, version, priority, total, remaining, webhook, "requestedOutputs", metadata, "idempotencyKey", "requestHash", "createdAt")
+         values ($1, $2, $3, $4, $5::"JobPriority", $6, $6, $7, $8, $9, $10, $11, $12)`,
+        [batch.id, batch.tenantId, batch.model, batch.version, batch.priority, total, batch.webhook ? JSON.stringify(batch.webhook) : null, batch.requestedOutputs, JSON.stringify(batch.metadata), batch.idempotencyKey, batch.requestHash, batch.createdAt],
       );
       for (let i = 0; i < chunks.length; i += CHUNKS_PER_INSERT) await insertChunks(client, batch.id, chunks.slice(i, i + CHUNKS_PER_INSERT));
       await client.query(
@@ -63,6 +65,15 @@ export class BatchStore {
 
   async get(tenantId: string, id: string): Promise<Batch | null> {
     return this.prisma.batch.findFirst({ where: { id, tenantId } });
+  }
+
+  async findByIdempotencyKey(tenantId: string, key: string): Promise<Batch | null> {
+    return this.prisma.batch.findFirst({ where: { tenantId, idempotencyKey: key } });
+  }
+
+  /** Frees an idempotency key older than its retention so that it can be used again. */
+  async releaseIdempotencyKey(id: string): Promise<void> {
+    await this.prisma.batch.update({ where: { id }, data: { idempotencyKey: null } });
   }
 
   /** What a `batch.completed` event needs: owner, webhook, and the batch as the API shows it. */

@@ -5,7 +5,12 @@
 
 -- AlterTable
 ALTER TABLE "batches" ADD COLUMN     "metadata" JSONB NOT NULL DEFAULT '{}',
-ADD COLUMN     "requestedOutputs" TEXT[] DEFAULT ARRAY[]::TEXT[];
+ADD COLUMN     "requestedOutputs" TEXT[] DEFAULT ARRAY[]::TEXT[],
+ADD COLUMN     "idempotencyKey" TEXT,
+ADD COLUMN     "requestHash" TEXT;
+
+-- Idempotency keys of batch creates are unique per tenant; partial, so batches without a key add no entry.
+CREATE UNIQUE INDEX "batches_tenantId_idempotencyKey_key" ON "batches"("tenantId", "idempotencyKey") WHERE "idempotencyKey" IS NOT NULL;
 
 -- AlterTable
 ALTER TABLE "dispatches" ADD COLUMN     "batchChunk" BOOLEAN NOT NULL DEFAULT false;

@@ -1,11 +1,10 @@
 import { Router } from "express";
-import { z } from "zod";
 import { JobListQuery, JobSubmission } from "@inferline/contracts";
 import type { JobService } from "../services/job-service.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
+import { IdempotencyKey } from "../services/idempotency.ts";
 import { longPollHandler } from "./long-poll-handler.ts";
 
-const IdempotencyKey = z.string().min(1).max(255);
 
 export function jobsRouter(jobs: JobService): Router {
   const router = Router();

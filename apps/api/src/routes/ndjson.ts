@@ -1,3 +1,4 @@
+import type crypto from "node:crypto";
 import { StringDecoder } from "node:string_decoder";
 import type { Request } from "express";
 import { InferlineError } from "@inferline/contracts";
@@ -5,9 +6,9 @@ import { InferlineError } from "@inferline/contracts";
 /**
  * Parses an NDJSON request body line by line as it streams in, so a 100,000-line body is never
  * held as one string. Blank lines are skipped; a line that is not JSON is a 400 naming it; more
- * than `limitBytes` is a 413.
+ * than `limitBytes` is a 413. `hash`, when given, is fed every byte of the body.
  */
-export async function* ndjsonLines(req: Request, limitBytes: number): AsyncGenerator<unknown> {
+export async function* ndjsonLines(req: Request, limitBytes: number, hash?: crypto.Hash): AsyncGenerator<unknown> {
   const declared = Number(req.headers["content-length"] ?? 0);
   if (declared > limitBytes) throw new InferlineError("body_too_large", `request body exceeds ${limitBytes} bytes`, { status: 413 });
   const decoder = new StringDecoder("utf8");
@@ -24,6 +25,7 @@ export async function* ndjsonLines(req: Request, limitBytes: number): AsyncGener
   };
   for await (const chunk of req as AsyncIterable<Buffer>) {
     bytes += chunk.length;
+    hash?.update(chunk);
     if (bytes > limitBytes) throw new InferlineError("body_too_large", `request body exceeds ${limitBytes} bytes`, { status: 413 });
     pending += decoder.write(chunk);
     let newline: number;

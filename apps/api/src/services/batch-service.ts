@@ -17,9 +17,21 @@ import {
   type ModelRepository,
   type ResolvedModel,
 } from "@inferline/contracts";
-import type { BatchChunkStore, BatchSettlement, BatchStore, Database, NewBatch, NewBatchChunk, Queryable } from "@inferline/db";
+import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
+import type { Batch, BatchChunkStore, BatchSettlement, BatchStore, Database, NewBatch, NewBatchChunk, Queryable } from "@inferline/db";
 import { longPoll } from "./long-poll.ts";
 import type { Dispatcher, FinishedListener, FinishedNotifier } from "@inferline/queue";
+
+/** An Idempotency-Key, and the SHA-256 of the request body's bytes (complete once the items are read). */
+export interface BatchIdempotency {
+  key: string;
+  digest: () => string;
+}
+
+/** The body's hash together with the settings, which an NDJSON create carries in its query string. */
+function requestHash(header: BatchHeader, idempotency: BatchIdempotency): string {
+  return crypto.createHash("sha256").update(canonicalJson(header)).update(idempotency.digest()).digest("hex");
+}
 
 /** Faults reported for one batch; past this the client has enough to fix its file. */
 const MAX_FAULTS = 100;
@@ -53,11 +65,18 @@ export class BatchService {
   /**
    * Validates every item against the model before anything is stored (a batch with one bad item
    * creates nothing), then inserts the batch and its chunks in one transaction and enqueues one
-   * queue entry per chunk. `items` may be an async stream (NDJSON) so the body is never buffered whole.
+   * queue entry per chunk. `items` may be an async stream (NDJSON) so the body is never buffered
+   * whole. With an idempotency key, a create already made with that key (and the same body, which
+   * `idempotency.digest` hashes once the items are read) returns the first batch instead.
    */
-  async create(tenantId: string, header: BatchHeader, items: Iterable<unknown> | AsyncIterable<unknown>): Promise<BatchView> {
+  async create(tenantId: string, header: BatchHeader, items: Iterable<unknown> | AsyncIterable<unknown>, idempotency?: BatchIdempotency): Promise<{ batch: BatchView; replayed: boolean }> {
     const model = this.models.resolve(header.model, header.version);
+    if (idempotency) {
+      const first = await this.firstWithKey(tenantId, idempotency.key);
+      if (first) return this.replay(first, header, items, idempotency);
+    }
     if (header.webhook) await this.options.checkWebhook?.(header.webhook.url);
+    const { chunks, total } = await this.validChunks(model, header, items);
     const batch: NewBatch = {
       id: newBatchId(),
       tenantId,
@@ -67,14 +86,38 @@ export class BatchService {
       webhook: header.webhook ?? null,
       requestedOutputs: (header.outputs ?? []).map((o) => o.name),
       metadata: header.metadata,
+      idempotencyKey: idempotency?.key ?? null,
+      requestHash: idempotency ? requestHash(header, idempotency) : null,
       createdAt: new Date(),
     };
-    const { chunks, total } = await this.validChunks(model, header, items);
-    await this.batches.create(batch, chunks, total);
+    try {
+      await this.batches.create(batch, chunks, total);
+    } catch (err) {
+      // Another request with this key won the race: answer as its replay.
+      const first = idempotency && (err as { code?: string }).code === "23505" ? await this.firstWithKey(tenantId, idempotency.key) : null;
+      if (!first) throw err;
+      return this.replay(first, header, [], idempotency!);
+    }
     const groups = chunks.map((c) => ({ dispatchId: c.id, model: batch.model, version: batch.version, priority: batch.priority, jobIds: [], batchChunk: true }));
     // A failed enqueue leaves the chunks pending in PostgreSQL; the workers' reconciler enqueues them.
     await this.dispatcher.enqueue(groups).catch(() => {});
-    return this.get(tenantId, batch.id);
+    return { batch: await this.get(tenantId, batch.id), replayed: false };
+  }
+
+  /** The batch created with this key within the idempotency window; an older one gives its key up. */
+  private async firstWithKey(tenantId: string, key: string): Promise<Batch | null> {
+    const first = await this.batches.findByIdempotencyKey(tenantId, key);
+    if (first && Date.now() - first.createdAt.getTime() >= IDEMPOTENCY_WINDOW_MS) {
+      await this.batches.releaseIdempotencyKey(first.id);
+      return null;
+    }
+    return first;
+  }
+
+  private async replay(first: Batch, header: BatchHeader, items: Iterable<unknown> | AsyncIterable<unknown>, idempotency: BatchIdempotency): Promise<{ batch: BatchView; replayed: boolean }> {
+    for await (const _ of items); // the body must be read whole to hash it
+    if (first.requestHash !== requestHash(header, idempotency)) throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was used with a different batch");
+    return { batch: await this.batches.view(first), replayed: true };
   }
 
   /** Every item, grouped into chunks, or a ValidationError naming up to MAX_FAULTS faults by item index and field. */

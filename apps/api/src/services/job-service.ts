@@ -18,10 +18,10 @@ import {
 import { InvalidCursorError, toJobView, type BatchChunkStore, type Database, type FinishedJob, type JobStore, type NewJob, type Queryable } from "@inferline/db";
 import type { FinishedListener, FinishedNotifier } from "@inferline/queue";
 import type { SubmitWriter } from "./submit-writer.ts";
+import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
 import { longPoll } from "./long-poll.ts";
 import type { BatchEventSink } from "./batch-service.ts";
 
-const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
 
 export interface JobServiceOptions {
   maxQueueDepth: number;
@@ -202,17 +202,4 @@ export class JobService {
 
 function viewOfNew(job: NewJob): JobView {
   return { id: job.id, status: "queued", model: job.model, version: job.version, priority: job.priority, createdAt: job.createdAt.toISOString(), attempts: 0, metadata: job.metadata };
-}
-
-
-/** JSON with sorted keys, so that the same body hashes the same whatever its key order. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value && typeof value === "object") {
-    return `{${Object.keys(value)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
-      .join(",")}}`;
-  }
-  return JSON.stringify(value);
 }

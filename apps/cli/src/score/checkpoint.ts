@@ -9,6 +9,8 @@ import { UsageError } from "./types.ts";
  */
 export interface Checkpoint {
   version: 1;
+  /** Names this run (kept on resume): remote batches are created under keys derived from it. */
+  runId?: string;
   input: { path: string; size: number; mtimeMs: number };
   /** What must match for the output to continue the same way. */
   run: { model: string; modelVersion: string; inputFormat: string; outputFormat: string; chunkSize: number };

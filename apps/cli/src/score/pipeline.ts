@@ -1,3 +1,4 @@
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { InferlineError, ModelRepository, NotFoundError, type ResolvedModel } from "@inferline/contracts";
@@ -101,7 +102,7 @@ export async function runScore(options: ScoreOptions, makeScorer?: (model: Resol
   // Input format and, for CSV, the header → feature columns.
   let reader = InputReader.open(inputPath, { csv: true, chunkSize: options.chunkSize });
   const inputFormat = options.inputFormat ?? (inputPath ? inputFormatOf(inputPath) : undefined) ?? (await reader.sniff());
-  let settings: ScoreSettings = { inputFormat, outputFormat: options.format };
+  let settings: ScoreSettings = { inputFormat, outputFormat: options.format, runId: checkpoint?.runId ?? crypto.randomUUID() };
   let dataStart = { offset: 0, line: 1 };
   try {
     if (inputFormat === "csv") {
@@ -163,7 +164,7 @@ export async function runScore(options: ScoreOptions, makeScorer?: (model: Resol
     lastCheckpoint = now;
     out!.sync();
     errors!.sync();
-    writeCheckpoint(cpFile!, { version: 1, input: inputId!, run, ...state, outBytes: out!.size, errorsBytes: errors!.size });
+    writeCheckpoint(cpFile!, { version: 1, runId: settings.runId, input: inputId!, run, ...state, outBytes: out!.size, errorsBytes: errors!.size });
   };
   const writer = new OrderedWriter(out, errors, state, (s) => {
     progress.update({ rows: s.rows, failures: s.failures, bytes: s.inputOffset });

@@ -62,7 +62,7 @@ export class RemoteScorer implements Scorer {
     let text = "";
     let rows = 0;
     if (parsed.count > 0) {
-      const lines = await this.runBatch(parsed);
+      const lines = await this.runBatch(parsed, chunk.seq);
       const scored = this.collect(parsed, lines, errors);
       text = scored.text;
       rows = scored.rows;
@@ -71,12 +71,17 @@ export class RemoteScorer implements Scorer {
     return { seq: chunk.seq, out: encoder.encode(text), errors: encoder.encode(this.formatter.errors(errors)), rows, failures: errors.length };
   }
 
-  /** Submits the chunk's rows as one batch and returns its result lines in submission order. */
-  private async runBatch(parsed: ParsedChunk): Promise<ResultLine[]> {
+  /**
+   * Submits the chunk's rows as one batch and returns its result lines in submission order. The
+   * batch's Idempotency-Key names this run and chunk, so a resumed run (or a retried request) gets
+   * the batch created before the interruption back instead of scoring its rows again.
+   */
+  private async runBatch(parsed: ParsedChunk, seq: number): Promise<ResultLine[]> {
     const body = Array.from({ length: parsed.count }, (_, i) => JSON.stringify({ inputs: this.rowInputs(parsed, i) })).join("\n");
     const query = new URLSearchParams({ model: this.model.manifest.name, version: this.model.version, priority: "low" });
-    const created = await this.request("POST", `/v1/batches?${query}`, body, "application/x-ndjson");
-    if (created.status !== 202) throw new Error(`batch submit answered ${created.status}: ${(await created.text()).slice(0, 500)}`);
+    const key: Record<string, string> = this.settings.runId ? { "idempotency-key": `inferline-score/${this.settings.runId}/${seq}` } : {};
+    const created = await this.request("POST", `/v1/batches?${query}`, body, "application/x-ndjson", key);
+    if (created.status !== 202 && created.status !== 200) throw new Error(`batch submit answered ${created.status}: ${(await created.text()).slice(0, 500)}`);
     const { id } = (await created.json()) as { id: string };
     // Long-poll: the API answers as soon as the batch's last item finishes.
     for (;;) {
@@ -127,10 +132,10 @@ export class RemoteScorer implements Scorer {
     return { text: this.formatter.rows(lines.length, lines, ids.some((i) => i !== undefined) ? ids : null, outputs), rows: lines.length };
   }
 
-  private request(method: string, path: string, body?: string, contentType?: string): Promise<Response> {
+  private request(method: string, path: string, body?: string, contentType?: string, headers: Record<string, string> = {}): Promise<Response> {
     return fetch(`${this.base}${path}`, {
       method,
-      headers: { authorization: `Bearer ${this.options.apiKey}`, ...(contentType ? { "content-type": contentType } : {}) },
+      headers: { authorization: `Bearer ${this.options.apiKey}`, ...(contentType ? { "content-type": contentType } : {}), ...headers },
       ...(body !== undefined ? { body } : {}),
     });
   }

@@ -32,6 +32,8 @@ export interface ParseSettings {
 /** What a scorer needs to know to score and format rows; plain data, so it crosses to threads. */
 export interface ScoreSettings extends ParseSettings {
   outputFormat: OutputFormat;
+  /** Stable across --resume of one run (see Checkpoint.runId). */
+  runId?: string;
 }
 
 /** Whole input records, in input order. */
