@@ -93,14 +93,12 @@ try {
   const procs0 = procs.map((p) => cpuSeconds(p.pid));
   // /usr/bin/time reports the CLI's own CPU time when it exits (its /proc entry is gone by then).
   const cli = spawn("/usr/bin/time", ["-f", "cli-cpu %U %S", process.execPath, "--import", "tsx", "apps/cli/src/main.ts", "score", input, "--model", "iris", "--out", path.join(dir, "out.jsonl"), "--progress", "off", "--remote", `http://127.0.0.1:${PORT}`, "--api-key", key, "--concurrency", CONCURRENCY, "--chunk-size", CHUNK], { cwd: ROOT, stdio: ["ignore", "inherit", "pipe"] });
-  let cliCpu = 0;
-  cli.stderr!.on("data", (b: Buffer) => {
-    const text = b.toString();
-    const m = /cli-cpu ([\d.]+) ([\d.]+)/.exec(text);
-    if (m) cliCpu = Number(m[1]) + Number(m[2]);
-    process.stderr.write(text.replace(/cli-cpu .*\n?/, ""));
-  });
+  let stderr = "";
+  cli.stderr!.setEncoding("utf8").on("data", (text: string) => (stderr += text));
   const code = await new Promise<number | null>((resolve) => cli.on("close", resolve));
+  const m = /cli-cpu ([\d.]+) ([\d.]+)/.exec(stderr);
+  const cliCpu = m ? Number(m[1]) + Number(m[2]) : Number.NaN;
+  process.stderr.write(stderr.replace(/cli-cpu .*\n?/, ""));
   const seconds = (performance.now() - started) / 1000;
   const cpu = {
     api: cpuSeconds(procs[0]!.pid) - procs0[0]!,
