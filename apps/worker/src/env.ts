@@ -23,6 +23,10 @@ export const WorkerEnv = SharedEnv.extend({
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
   /** A queued job older than this with no queue entry is re-enqueued. Default 60000. */
   RECONCILE_AFTER_MS: z.coerce.number().int().min(0).default(60_000),
+  /** Days a finished job, completed batch or settled webhook event is kept; 0 keeps them forever. Default 30. */
+  RETENTION_DAYS: z.coerce.number().min(0).default(30),
+  /** How often the retention pass runs, ms; 0 disables it. Default 3600000 (an hour). */
+  RETENTION_INTERVAL_MS: z.coerce.number().int().min(0).default(3_600_000),
   /** Webhook deliveries in flight at once in this process; 0 runs no webhook delivery here. Default 16. */
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(0).max(1000).default(16),
   /** How long one webhook attempt may take (connect, headers and the bounded body read), in ms. Default 15000. */

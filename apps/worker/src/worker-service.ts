@@ -10,6 +10,7 @@ import type { WorkerEnv } from "./env.ts";
 import { WorkerMetrics } from "./metrics.ts";
 import { createProcessor } from "./processor.ts";
 import { Reconciler } from "./reconciler.ts";
+import { RetentionSweeper } from "./retention.ts";
 import { ResultWriter } from "./result-writer.ts";
 
 export interface WorkerHooks {
@@ -21,6 +22,7 @@ export interface RunningWorker {
   models: string[];
   metrics: WorkerMetrics;
   reconciler: Reconciler;
+  retention: RetentionSweeper;
   /** Webhook delivery of this process (absent when WEBHOOK_CONCURRENCY is 0). */
   webhooks?: WebhookWorker;
   /** Stops taking work, lets in-flight entries finish (up to the shutdown timeout, then hands them back), and closes every connection. */
@@ -107,6 +109,8 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const dispatcher = new Dispatcher(publisher, { prefix: env.QUEUE_PREFIX, attempts: env.JOB_ATTEMPTS, backoffMs: env.RETRY_BACKOFF_MS });
   const reconciler = new Reconciler(db, dispatcher, models, { intervalMs: env.RECONCILE_INTERVAL_MS, afterMs: env.RECONCILE_AFTER_MS, logger });
   reconciler.start();
+  const retention = new RetentionSweeper(db, { days: env.RETENTION_DAYS, intervalMs: env.RETENTION_INTERVAL_MS, logger });
+  retention.start();
   const webhooks =
     env.WEBHOOK_CONCURRENCY > 0
       ? new WebhookWorker(db, connection, webhookQueue, {
@@ -128,9 +132,11 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     models,
     metrics,
     reconciler,
+    retention,
     webhooks,
     async close() {
       await reconciler.stop();
+      await retention.stop();
       const graceful = Promise.all(workers.map((w) => w.close()));
       const timedOut = await Promise.race([graceful.then(() => false), sleep(env.SHUTDOWN_TIMEOUT_MS).then(() => true)]);
       if (timedOut) {

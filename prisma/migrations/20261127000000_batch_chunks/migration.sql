@@ -85,3 +85,4 @@ DROP INDEX "jobs_batchId_batchIndex_idx";
 ALTER TABLE "jobs" DROP COLUMN "batchId",
 DROP COLUMN "batchIndex",
 DROP COLUMN "customId";
+
