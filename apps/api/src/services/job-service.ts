@@ -163,12 +163,12 @@ export class JobService {
     const canceled = isUuid(id)
       ? await this.db.transaction(async (client) => {
           const job = await this.store.cancel(tenantId, id, client);
-          if (job) return { channel: id, events: (await this.options.events?.record(client, [job])) ?? [] };
+          if (job) return { channel: id, events: (await this.options.events?.record(client, [job])) ?? [], sink: this.options.events };
           if (!item || !(await this.items.item(tenantId, item.batchId, item.index))) return undefined;
           const done = await this.items.cancelItem(item.batchId, item.index, client);
           if (!done) return undefined;
           const events = done.settlement?.completed ? ((await this.options.batchEvents?.recordCompleted(client, done.settlement)) ?? []) : [];
-          return { channel: item.batchId, events };
+          return { channel: item.batchId, events, sink: this.options.batchEvents };
         })
       : undefined;
     if (!canceled) {
@@ -176,7 +176,7 @@ export class JobService {
       throw new ConflictError("job_not_cancelable", `job is already ${job.status}`);
     }
     await this.notifier.publish([canceled.channel]).catch(() => {});
-    await this.options.events?.enqueue(canceled.events);
+    await canceled.sink?.enqueue(canceled.events);
     return this.get(tenantId, id);
   }
 
