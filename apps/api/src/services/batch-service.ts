@@ -1,6 +1,7 @@
 import crypto from "node:crypto";
 import {
   BATCH_CHUNK_SIZE,
+  BatchHeader,
   BatchItem,
   ConflictError,
   isUuid,
@@ -10,7 +11,6 @@ import {
   validateInputs,
   validateOutputNames,
   ValidationError,
-  type BatchHeader,
   type BatchView,
   type FieldFault,
   type FlatTensor,
@@ -30,7 +30,9 @@ export interface BatchIdempotency {
 
 /** The body's hash together with the settings, which an NDJSON create carries in its query string. */
 function requestHash(header: BatchHeader, idempotency: BatchIdempotency): string {
-  return crypto.createHash("sha256").update(canonicalJson(header)).update(idempotency.digest()).digest("hex");
+  // Only the header's own fields: a JSON body's items are in the digest already.
+  const settings = Object.fromEntries(Object.keys(BatchHeader.shape).map((k) => [k, (header as Record<string, unknown>)[k]]));
+  return crypto.createHash("sha256").update(canonicalJson(settings)).update(idempotency.digest()).digest("hex");
 }
 
 /** Faults reported for one batch; past this the client has enough to fix its file. */
