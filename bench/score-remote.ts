@@ -5,7 +5,7 @@
  *   node_modules/.bin/tsx bench/score-remote.ts            # 200,000 rows, 2 workers
  *   ROWS=100000 WORKERS=1 CONCURRENCY=8 CHUNK=524288 node_modules/.bin/tsx bench/score-remote.ts
  *
- * Uses its own database (inferline_bench_remote, recreated) and queue prefix; prints rows/s and
+ * Uses its own database (inferline_bench_remote, dropped at the end) and queue prefix; prints rows/s and
  * the CPU seconds each part used (API, workers, CLI, PostgreSQL), and writes bench/score-remote.json.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -121,4 +121,8 @@ try {
   if (keys.length) await redis.del(...keys);
   redis.disconnect();
   fs.rmSync(dir, { recursive: true, force: true });
+  const cleanup = new pg.Client({ connectionString: "postgresql://postgres@127.0.0.1:5432/postgres" });
+  await cleanup.connect();
+  await cleanup.query(`drop database if exists ${DB} with (force)`);
+  await cleanup.end();
 }
