@@ -36,7 +36,7 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
   const enqueue = (ids: string[]) => webhooks.enqueue(ids).catch((err: Error) => logger.warn({ err: err.message }, "webhook enqueue failed; the sweep will retry"));
   const events: EventSink = { record: async (q, finished) => (await recordJobEvents(q, finished)).map((e) => e.id), enqueue };
   const batchEvents: BatchEventSink = {
-    recordCompleted: async (q, s) => (await recordBatchCompleted(q, s.batchId, (id, client) => batchStore.eventSubject(id, client))).map((e) => e.id),
+    recordCompleted: async (q, s) => (await recordBatchCompleted(q, s.batchId, batchStore)).map((e) => e.id),
     enqueue,
   };
   const jobs = new JobService(db, store, chunkStore, models, writer, listener, notifier, {

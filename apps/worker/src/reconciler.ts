@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Database } from "@inferline/db";
 import type { Dispatcher } from "@inferline/queue";
 import type { JobPriority } from "@inferline/contracts";
+import { PeriodicPass } from "./periodic-pass.ts";
 
 interface PendingEntry {
   id: string;
@@ -19,26 +20,24 @@ interface PendingEntry {
  * of such jobs, under their original dispatch id so that a live entry is never duplicated.
  */
 export class Reconciler {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<number> | undefined;
+  private readonly periodic: PeriodicPass<number>;
 
   constructor(
     private readonly db: Database,
     private readonly dispatcher: Dispatcher,
     private readonly models: string[],
     private readonly options: { intervalMs: number; afterMs: number; logger: Logger },
-  ) {}
+  ) {
+    this.periodic = new PeriodicPass(() => this.pass(), { intervalMs: options.intervalMs, logger: options.logger, failure: "reconcile failed" });
+  }
 
   start(): void {
-    if (this.options.intervalMs <= 0) return;
-    this.timer = setInterval(() => void this.runOnce().catch((err: Error) => this.options.logger.warn({ err: err.message }, "reconcile failed")), this.options.intervalMs);
-    this.timer.unref();
+    this.periodic.start();
   }
 
   /** One pass; returns how many jobs were re-enqueued. */
   runOnce(): Promise<number> {
-    this.running ??= this.pass().finally(() => (this.running = undefined));
-    return this.running;
+    return this.periodic.runOnce();
   }
 
   private async pass(): Promise<number> {
@@ -75,8 +74,7 @@ export class Reconciler {
     return rows.map((r) => r.id);
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running?.catch(() => {});
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 }

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Database } from "@inferline/db";
+import { PeriodicPass } from "./periodic-pass.ts";
 
 export interface RetentionOptions {
   /** Terminal jobs, completed batches and settled webhook events older than this are deleted. */
@@ -25,20 +26,19 @@ export interface RetentionPass {
  * gone is a no-op. The BRIN indexes on createdAt keep each page from scanning the whole table.
  */
 export class RetentionSweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<RetentionPass> | undefined;
+  private readonly periodic: PeriodicPass<RetentionPass>;
 
-  constructor(private readonly db: Database, private readonly options: RetentionOptions) {}
+  constructor(private readonly db: Database, private readonly options: RetentionOptions) {
+    const intervalMs = options.days > 0 ? options.intervalMs : 0;
+    this.periodic = new PeriodicPass(() => this.pass(), { intervalMs, logger: options.logger, failure: "retention pass failed" });
+  }
 
   start(): void {
-    if (this.options.intervalMs <= 0 || this.options.days <= 0) return;
-    this.timer = setInterval(() => void this.runOnce().catch((err: Error) => this.options.logger.warn({ err: err.message }, "retention pass failed")), this.options.intervalMs);
-    this.timer.unref();
+    this.periodic.start();
   }
 
   runOnce(): Promise<RetentionPass> {
-    this.running ??= this.pass().finally(() => (this.running = undefined));
-    return this.running;
+    return this.periodic.runOnce();
   }
 
   private async pass(): Promise<RetentionPass> {
@@ -68,8 +68,7 @@ export class RetentionSweeper {
     }
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running?.catch(() => {});
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 }

@@ -85,7 +85,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const finishChunk = async (chunkId: string, outcomes: Array<ChunkItemOutcome | undefined>) => {
     const { finished, events } = await db.transaction(async (client) => {
       const finished = await chunks.finish(chunkId, outcomes, client);
-      const events = finished?.settlement?.completed ? await recordBatchCompleted(client, finished.batchId, (id, q) => batchStore.eventSubject(id, q)) : [];
+      const events = finished?.settlement?.completed ? await recordBatchCompleted(client, finished.batchId, batchStore) : [];
       return { finished, events };
     });
     // Long-polls on the batch and on its items listen on the batch id: one message per chunk.

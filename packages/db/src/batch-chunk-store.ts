@@ -117,12 +117,16 @@ export class BatchChunkStore {
     return { batchId: row.batchId, finished, succeeded, failed, settlement: await settleBatch(client, row.batchId, finished) };
   }
 
-  /** Cancels one item if it is not yet terminal, in the caller's transaction; null when it was not cancelable. */
-  async cancelItem(batchId: string, index: number, client: pg.PoolClient): Promise<{ settlement: BatchSettlement | null } | null> {
+  /**
+   * Cancels one item of the tenant's batch if it is not yet terminal, in the caller's transaction;
+   * null when there is no such item or it was not cancelable.
+   */
+  async cancelItem(tenantId: string, batchId: string, index: number, client: pg.PoolClient): Promise<{ settlement: BatchSettlement | null } | null> {
     const { rows } = await client.query<{ id: string; k: number; status: string | null; size: number; done: number }>(
-      `select id, $2::int - "firstIndex" + 1 as k, statuses[$2::int - "firstIndex" + 1] as status, size, succeeded + failed + canceled as done
-       from batch_chunks where "batchId" = $1 and "firstIndex" <= $2 order by "firstIndex" desc limit 1 for update`,
-      [batchId, index],
+      `select c.id, $2::int - c."firstIndex" + 1 as k, c.statuses[$2::int - c."firstIndex" + 1] as status, c.size, c.succeeded + c.failed + c.canceled as done
+       from batch_chunks c join batches b on b.id = c."batchId" and b."tenantId" = $3
+       where c."batchId" = $1 and c."firstIndex" <= $2 order by c."firstIndex" desc limit 1 for update of c`,
+      [batchId, index, tenantId],
     );
     const chunk = rows[0];
     if (!chunk || chunk.status !== "queued") return null;
@@ -137,14 +141,7 @@ export class BatchChunkStore {
 
   /** One item as a job, or null when the batch is not the tenant's or has no such item. */
   async item(tenantId: string, batchId: string, index: number): Promise<JobView | null> {
-    const { rows } = await this.pool.query<ChunkRow & ItemBatchRow>(
-      `select c."firstIndex", c.size, c."customIds", c.statuses, c.results::text as results, c.errors::text as errors, c.attempts, c."startedAt", c."completedAt",
-         b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"
-       from batch_chunks c join batches b on b.id = c."batchId"
-       where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" <= $3 order by c."firstIndex" desc limit 1`,
-      [batchId, tenantId, index],
-    );
-    const row = rows[0];
+    const row = await this.chunkBelow(tenantId, batchId, index + 1);
     return row && index < row.firstIndex + row.size ? itemView(split(row), row, index - row.firstIndex) : null;
   }
 
@@ -156,15 +153,7 @@ export class BatchChunkStore {
     const jobs: JobView[] = [];
     let before = options.beforeIndex;
     for (;;) {
-      const { rows } = await this.pool.query<ChunkRow & ItemBatchRow>(
-        `select c."firstIndex", c.size, c."customIds", c.statuses, c.results::text as results, c.errors::text as errors, c.attempts, c."startedAt", c."completedAt",
-           b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"
-         from batch_chunks c join batches b on b.id = c."batchId"
-         where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" < $3 and ($4::text is null or b.model = $4)
-         order by c."firstIndex" desc limit 1`,
-        [batchId, tenantId, before, options.model ?? null],
-      );
-      const row = rows[0];
+      const row = await this.chunkBelow(tenantId, batchId, before, options.model);
       if (!row) return { jobs, more: false };
       const chunk = split(row);
       for (let i = Math.min(row.size, before - row.firstIndex) - 1; i >= 0; i--) {
@@ -175,6 +164,19 @@ export class BatchChunkStore {
       }
       before = row.firstIndex;
     }
+  }
+
+  /** The tenant's chunk holding the items just below index `below` (of `model`, when given), with what an item's job view shows of its batch. */
+  private async chunkBelow(tenantId: string, batchId: string, below: number, model?: string): Promise<(ChunkRow & ItemBatchRow) | undefined> {
+    const { rows } = await this.pool.query<ChunkRow & ItemBatchRow>(
+      `select c."firstIndex", c.size, c."customIds", c.statuses, c.results::text as results, c.errors::text as errors, c.attempts, c."startedAt", c."completedAt",
+         b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"
+       from batch_chunks c join batches b on b.id = c."batchId"
+       where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" < $3 and ($4::text is null or b.model = $4)
+       order by c."firstIndex" desc limit 1`,
+      [batchId, tenantId, below, model ?? null],
+    );
+    return rows[0];
   }
 
   /**

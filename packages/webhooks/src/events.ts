@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import type { JobView, WebhookEventType, WebhookSpec } from "@inferline/contracts";
-import { toJobView, type FinishedJob, type Job, type Queryable } from "@inferline/db";
+import { toJobView, type BatchStore, type FinishedJob, type Job, type Queryable } from "@inferline/db";
 import type { WebhookQueue } from "./queue.ts";
 
 /** Events a job webhook receives when its spec names none. */
@@ -102,17 +102,13 @@ async function insertAndEnqueue(db: Queryable, events: EventRow[], queue: Webhoo
 }
 
 /**
- * Records `batch.completed` for a batch that just completed (`batchView` reads it as the API
- * shows it). Meant to run in the transaction that completed it, so the completion and its event
- * are committed together; enqueue the returned ids after commit (what fails to enqueue, the
- * sweep finds).
+ * Records `batch.completed` for a batch that just completed (`batches.eventSubject` reads it as
+ * the API shows it). Meant to run in the transaction that completed it, so the completion and
+ * its event are committed together; enqueue the returned ids after commit (what fails to
+ * enqueue, the sweep finds).
  */
-export async function recordBatchCompleted(
-  q: Queryable,
-  batchId: string,
-  batchView: (id: string, q: Queryable) => Promise<{ tenantId: string; webhook: WebhookSpec | null; view: unknown } | null>,
-): Promise<RecordedEvent[]> {
-  const batch = await batchView(batchId, q);
+export async function recordBatchCompleted(q: Queryable, batchId: string, batches: Pick<BatchStore, "eventSubject">): Promise<RecordedEvent[]> {
+  const batch = await batches.eventSubject(batchId, q);
   const event = batch ? await recordBatchCompletedEvent(q, { id: batchId, ...batch }) : null;
   return event ? [event] : [];
 }

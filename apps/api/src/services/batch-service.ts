@@ -128,6 +128,12 @@ export class BatchService {
     const chunks: NewBatchChunk[] = [];
     let inputs: FlatTensor[][] = [];
     let customIds: Array<string | null> = [];
+    /** Closes the chunk of the items read so far, the last of which is item `end - 1`. */
+    const flush = (end: number) => {
+      chunks.push({ id: crypto.randomUUID(), firstIndex: end - inputs.length, inputs, customIds });
+      inputs = [];
+      customIds = [];
+    };
     let index = 0;
     for await (const raw of items) {
       if (index >= MAX_BATCH_ITEMS) throw new ValidationError(`a batch holds at most ${MAX_BATCH_ITEMS} items`, [{ path: `/items/${index}`, message: "too many items" }], 413);
@@ -139,18 +145,14 @@ export class BatchService {
       else if (faults.length === 0) {
         inputs.push(checked.value.inputs);
         customIds.push(item.data.customId ?? null);
-        if (inputs.length === BATCH_CHUNK_SIZE) {
-          chunks.push({ id: crypto.randomUUID(), firstIndex: index + 1 - inputs.length, inputs, customIds });
-          inputs = [];
-          customIds = [];
-        }
+        if (inputs.length === BATCH_CHUNK_SIZE) flush(index + 1);
       }
       if (faults.length > MAX_FAULTS) break;
       index++;
     }
     if (faults.length > 0) throw new ValidationError(`the batch has invalid items; nothing was created`, faults.slice(0, MAX_FAULTS));
     if (index === 0) throw new ValidationError("a batch needs at least one item", [{ path: "/items", message: "no items" }]);
-    if (inputs.length > 0) chunks.push({ id: crypto.randomUUID(), firstIndex: index - inputs.length, inputs, customIds });
+    if (inputs.length > 0) flush(index);
     return { chunks, total: index };
   }
 

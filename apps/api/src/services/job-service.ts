@@ -164,9 +164,8 @@ export class JobService {
       ? await this.db.transaction(async (client) => {
           const job = await this.store.cancel(tenantId, id, client);
           if (job) return { channel: id, events: (await this.options.events?.record(client, [job])) ?? [], sink: this.options.events };
-          if (!item || !(await this.items.item(tenantId, item.batchId, item.index))) return undefined;
-          const done = await this.items.cancelItem(item.batchId, item.index, client);
-          if (!done) return undefined;
+          const done = item && (await this.items.cancelItem(tenantId, item.batchId, item.index, client));
+          if (!item || !done) return undefined;
           const events = done.settlement?.completed ? ((await this.options.batchEvents?.recordCompleted(client, done.settlement)) ?? []) : [];
           return { channel: item.batchId, events, sink: this.options.batchEvents };
         })
