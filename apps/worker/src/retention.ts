@@ -29,8 +29,7 @@ export class RetentionSweeper {
   private readonly periodic: PeriodicPass<RetentionPass>;
 
   constructor(private readonly db: Database, private readonly options: RetentionOptions) {
-    const intervalMs = options.days > 0 ? options.intervalMs : 0;
-    this.periodic = new PeriodicPass(() => this.pass(), { intervalMs, logger: options.logger, failure: "retention pass failed" });
+    this.periodic = new PeriodicPass(() => this.pass(), { intervalMs: options.days > 0 ? options.intervalMs : 0, logger: options.logger, failure: "retention pass failed" });
   }
 
   start(): void {
@@ -42,6 +41,7 @@ export class RetentionSweeper {
   }
 
   private async pass(): Promise<RetentionPass> {
+    if (this.options.days <= 0) return { jobs: 0, batches: 0, webhookEvents: 0 }; // 0 keeps everything
     const cutoff = new Date(Date.now() - this.options.days * 24 * 3600 * 1000);
     const pass = {
       jobs: await this.deleteAll(

@@ -50,7 +50,10 @@ describe("retention", () => {
     );
     await db.pool.query(`insert into batch_chunks (id, "batchId", "firstIndex", size, inputs, "customIds", statuses) values ($1, $2, 0, 1, '[[]]', '{null}', '{succeeded}')`, [id(31), id(21)]);
 
-    const sweeper = new RetentionSweeper(db, { days: 30, intervalMs: 0, logger: pino({ level: "silent" }), pageSize: 2 });
+    const logger = pino({ level: "silent" });
+    // RETENTION_DAYS=0 keeps everything, even when a pass is asked for.
+    expect(await new RetentionSweeper(db, { days: 0, intervalMs: 0, logger }).runOnce()).toEqual({ jobs: 0, batches: 0, webhookEvents: 0 });
+    const sweeper = new RetentionSweeper(db, { days: 30, intervalMs: 0, logger, pageSize: 2 });
     expect(await sweeper.runOnce()).toEqual({ jobs: 3, batches: 1, webhookEvents: 1 });
     expect(await ids("jobs")).toEqual([id(14), id(15), id(16)]);
     expect(await ids("batches")).toEqual([id(22)]);
