@@ -51,5 +51,17 @@ export const ModelManifest = z.object({
    * suits tiny models; heavy ones need threads so inference never blocks the worker's I/O.
    */
   instances: z.number().int().min(0).max(64).default(0),
+  /**
+   * Longest one session run may take, pre- and post-processing included, in ms. A run past it
+   * has its thread terminated and replaced, and its jobs fail as retriable (`inference_timeout`).
+   * Enforced for models served from threads (`instances` >= 1); a run on the worker's main thread
+   * cannot be interrupted. Default: the worker's INFERENCE_TIMEOUT_MS (60000).
+   */
+  timeoutMs: z.number().int().min(1).max(3_600_000).optional(),
+  /**
+   * Most rows (along the batch dimension) one job or batch item may carry; more is a 422 at
+   * submit. Bounds a job's inference time and result size. Default: batching.maxBatchSize.
+   */
+  maxRowsPerJob: z.number().int().min(1).optional(),
 });
 export type ModelManifest = z.infer<typeof ModelManifest>;

@@ -4,7 +4,12 @@ import { InferlineError, modelFilePath, type FlatTensor, type InferenceResult, t
 import type { InferenceItem, ModelAdapter, PreparedItem } from "./adapter.ts";
 import { adapterFor } from "./adapters.ts";
 
-export type ItemOutcome = { ok: true; result: InferenceResult } | { ok: false; code: string; message: string };
+/**
+ * One item's outcome. A failure is final for the item (bad input, a model error) unless
+ * `retriable`: the run timed out or its thread died (`inference_timeout`, `inference_crashed`),
+ * which another attempt may not repeat.
+ */
+export type ItemOutcome = { ok: true; result: InferenceResult } | { ok: false; code: string; message: string; retriable?: boolean };
 
 export interface SessionSettings {
   /** Threads one session.run may use. Default 1: parallelism comes from more sessions/threads. */
