@@ -1,25 +1,26 @@
 import crypto from "node:crypto";
 import { z } from "zod";
 import { Tensor } from "./tensor.ts";
-import { isUuid, JobPriority, WebhookSpec, type JobStatus } from "./job.ts";
+import { isUuid, JobPriority, Metadata, OutputRequest, WebhookSpec, type JobStatus } from "./job.ts";
+import { StorableText } from "./text.ts";
 
 export const MAX_BATCH_ITEMS = 100_000;
 
-export const BatchItem = z.object({
-  customId: z.string().min(1).max(256).optional(),
+export const BatchItem = z.strictObject({
+  customId: StorableText.min(1).max(256).optional(),
   inputs: z.array(Tensor).min(1).max(16),
 });
 export type BatchItem = z.infer<typeof BatchItem>;
 
 /** Everything of a batch but its items (which arrive in the JSON body or as NDJSON lines). */
-export const BatchHeader = z.object({
+export const BatchHeader = z.strictObject({
   model: z.string().min(1).max(64),
   version: z.string().min(1).max(64).optional(),
-  outputs: z.array(z.object({ name: z.string().min(1) })).max(16).optional(),
+  outputs: z.array(OutputRequest).max(16).optional(),
   webhook: WebhookSpec.optional(),
   /** Batches default to low priority so that bulk work never starves interactive jobs. */
   priority: JobPriority.default("low"),
-  metadata: z.record(z.string().max(64), z.string().max(512)).default({}),
+  metadata: Metadata.default({}),
 });
 export type BatchHeader = z.infer<typeof BatchHeader>;
 

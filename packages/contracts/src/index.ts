@@ -6,3 +6,5 @@ export * from "./validate-inputs.ts";
 export * from "./job.ts";
 export * from "./env.ts";
 export * from "./batch.ts";
+export * from "./text.ts";
+export * from "./faults.ts";

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { Tensor, type FlatTensor } from "./tensor.ts";
+import { isStorableText, StorableText, UNSTORABLE_TEXT_MESSAGE } from "./text.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -17,21 +18,25 @@ export type JobPriority = z.infer<typeof JobPriority>;
 export const WebhookEventType = z.enum(["job.succeeded", "job.failed", "job.canceled", "batch.completed"]);
 export type WebhookEventType = z.infer<typeof WebhookEventType>;
 
-export const WebhookSpec = z.object({
-  url: z.string().url().max(2048),
+export const WebhookSpec = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }).max(2048).refine(isStorableText, { message: UNSTORABLE_TEXT_MESSAGE }),
   events: z.array(WebhookEventType).min(1).optional(),
 });
 export type WebhookSpec = z.infer<typeof WebhookSpec>;
 
 export const Metadata = z
-  .record(z.string().max(64), z.string().max(512))
+  .record(StorableText.max(64), StorableText.max(512))
   .refine((m) => Object.keys(m).length <= 32, { message: "at most 32 keys" });
 
-export const JobSubmission = z.object({
+/** A requested output (v1 bodies are strict: an unknown field is a 422 naming it). */
+export const OutputRequest = z.strictObject({ name: z.string().min(1).max(128) });
+export type OutputRequest = z.infer<typeof OutputRequest>;
+
+export const JobSubmission = z.strictObject({
   model: z.string().min(1).max(64),
   version: z.string().min(1).max(64).optional(),
   inputs: z.array(Tensor).min(1).max(16),
-  outputs: z.array(z.object({ name: z.string().min(1) })).max(16).optional(),
+  outputs: z.array(OutputRequest).max(16).optional(),
   webhook: WebhookSpec.optional(),
   priority: JobPriority.default("normal"),
   metadata: Metadata.default({}),
@@ -72,15 +77,15 @@ export interface JobView {
   error?: JobError;
 }
 
-export const JobListQuery = z.object({
+export const JobListQuery = z.strictObject({
   status: JobStatus.optional(),
-  model: z.string().optional(),
+  model: StorableText.max(64).optional(),
   batchId: z.string().uuid().optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().optional(),
+  cursor: z.string().max(512).optional(),
 });
 export type JobListQuery = z.infer<typeof JobListQuery>;
 
-export const WaitQuery = z.object({
+export const WaitQuery = z.strictObject({
   wait: z.coerce.number().min(0).max(60).optional(),
 });

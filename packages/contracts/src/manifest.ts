@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { Datatype } from "./tensor.ts";
 
+export const DEFAULT_MAX_ROWS_PER_JOB = 1024;
+
 export const TensorSpec = z.object({
   name: z.string().min(1),
   datatype: Datatype,
@@ -55,13 +57,15 @@ export const ModelManifest = z.object({
    * Longest one session run may take, pre- and post-processing included, in ms. A run past it
    * has its thread terminated and replaced, and its jobs fail as retriable (`inference_timeout`).
    * Enforced for models served from threads (`instances` >= 1); a run on the worker's main thread
-   * cannot be interrupted. Default: the worker's INFERENCE_TIMEOUT_MS (60000).
+   * cannot be interrupted. Default 60000; a worker's INFERENCE_TIMEOUT_MS, when set, overrides
+   * every model's.
    */
   timeoutMs: z.number().int().min(1).max(3_600_000).optional(),
   /**
    * Most rows (along the batch dimension) one job or batch item may carry; more is a 422 at
-   * submit. Bounds a job's inference time and result size. Default: batching.maxBatchSize.
+   * submit. Bounds one job's inference time and result size (more rows belong in a batch).
+   * Default 1024.
    */
-  maxRowsPerJob: z.number().int().min(1).optional(),
+  maxRowsPerJob: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_ROWS_PER_JOB),
 });
 export type ModelManifest = z.infer<typeof ModelManifest>;

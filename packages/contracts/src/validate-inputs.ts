@@ -90,6 +90,9 @@ export function validateInputs(manifest: ModelManifest, tensors: Tensor[], point
     return { faults: [{ path: pointer, message: "all inputs must have the same size along the batch dimension" }] };
   }
   if (rows === 0) return { faults: [{ path: `${pointer}/0/shape/0`, message: "batch dimension must be at least 1" }] };
+  if (rows > manifest.maxRowsPerJob) {
+    return { faults: [{ path: `${pointer}/0/shape/0`, message: `at most ${manifest.maxRowsPerJob} rows per job for model ${manifest.name}, got ${rows}; send more rows as a batch` }] };
+  }
   return { value: { inputs: out, rows }, faults };
 }
 

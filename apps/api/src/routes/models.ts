@@ -11,6 +11,7 @@ export function modelView(m: ModelManifest) {
     inputs: m.inputs,
     outputs: m.outputs,
     batching: m.batching,
+    maxRowsPerJob: m.maxRowsPerJob,
   };
 }
 

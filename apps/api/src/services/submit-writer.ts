@@ -1,4 +1,4 @@
-import type { JobStore, NewJob } from "@inferline/db";
+import { isRowFault, type JobStore, type NewJob } from "@inferline/db";
 import type { Dispatcher, DispatchGroup } from "@inferline/queue";
 import type { Logger } from "pino";
 
@@ -41,16 +41,40 @@ export class SubmitWriter {
       const group = this.waiting;
       this.waiting = [];
       const plan = this.plan(group.map((w) => w.job));
+      let stored: Waiting[];
       try {
         await this.store.insertMany(group.map((w) => w.job));
+        stored = group;
       } catch (err) {
-        for (const w of group) w.reject(err);
-        continue;
+        if (group.length === 1 || !isRowFault(err)) {
+          for (const w of group) w.reject(err);
+          continue;
+        }
+        stored = await this.insertOneByOne(group);
       }
-      await this.dispatcher.enqueue(plan).catch((err: Error) => this.logger.warn({ err: err.message, jobs: group.length }, "enqueue failed; the reconciler will enqueue these jobs"));
-      for (const w of group) w.resolve();
+      const ids = new Set(stored.map((w) => w.job.id));
+      const entries = plan.map((g) => ({ ...g, jobIds: g.jobIds.filter((id) => ids.has(id)) })).filter((g) => g.jobIds.length > 0);
+      await this.dispatcher.enqueue(entries).catch((err: Error) => this.logger.warn({ err: err.message, jobs: stored.length }, "enqueue failed; the reconciler will enqueue these jobs"));
+      for (const w of stored) w.resolve();
     }
     this.writing = false;
+  }
+
+  /**
+   * After a group insert failed on some row's data: each job on its own, so only the guilty
+   * request fails (validation should have refused it; this is the safety net). Returns the stored.
+   */
+  private async insertOneByOne(group: Waiting[]): Promise<Waiting[]> {
+    const stored: Waiting[] = [];
+    for (const w of group) {
+      try {
+        await this.store.insertMany([w.job]);
+        stored.push(w);
+      } catch (err) {
+        w.reject(err);
+      }
+    }
+    return stored;
   }
 
   /** Groups jobs by model, version and priority, and stamps each with its queue entry's id. */
