@@ -13,6 +13,8 @@ export interface BatcherOptions<I, R> {
 interface Pending<I, R> {
   item: I;
   rows: number;
+  /** Runs in a batch of its own (a retry of an item whose batch timed out or crashed). */
+  alone: boolean;
   at: number;
   resolve: (r: R) => void;
   reject: (e: unknown) => void;
@@ -34,10 +36,11 @@ export class DynamicBatcher<I, R> {
     this.maxInFlight = options.maxInFlight ?? 1;
   }
 
-  submit(item: I): Promise<R> {
+  /** `alone`: run the item in a batch of its own, at once (it is a suspect, and waiting for others would only add company for it to take down). */
+  submit(item: I, options: { alone?: boolean } = {}): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       const rows = this.options.rowsOf(item);
-      this.queue.push({ item, rows, at: performance.now(), resolve, reject });
+      this.queue.push({ item, rows, alone: options.alone ?? false, at: performance.now(), resolve, reject });
       this.queuedRows += rows;
       this.schedule();
     });
@@ -49,8 +52,9 @@ export class DynamicBatcher<I, R> {
 
   private schedule(): void {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-      const waited = performance.now() - this.queue[0]!.at;
-      if (this.queuedRows < this.options.maxBatchSize && waited < this.options.maxQueueDelayMs) {
+      const head = this.queue[0]!;
+      const waited = performance.now() - head.at;
+      if (!head.alone && this.queuedRows < this.options.maxBatchSize && waited < this.options.maxQueueDelayMs) {
         this.timer ??= setTimeout(() => {
           this.timer = undefined;
           this.schedule();
@@ -81,15 +85,16 @@ export class DynamicBatcher<I, R> {
       });
   }
 
-  /** The longest prefix within maxBatchSize rows (always at least one item). */
+  /** The longest prefix within maxBatchSize rows (always at least one item); an item to run alone is a batch by itself. */
   private take(): Pending<I, R>[] {
     let rows = 0;
     let n = 0;
     while (n < this.queue.length) {
-      const next = this.queue[n]!.rows;
-      if (n > 0 && rows + next > this.options.maxBatchSize) break;
-      rows += next;
+      const next = this.queue[n]!;
+      if (n > 0 && (next.alone || rows + next.rows > this.options.maxBatchSize)) break;
+      rows += next.rows;
       n++;
+      if (next.alone) break;
     }
     const batch = this.queue.splice(0, n);
     this.queuedRows -= rows;

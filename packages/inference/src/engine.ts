@@ -1,13 +1,22 @@
-import type { ModelRepository, ResolvedModel } from "@inferline/contracts";
+import { InferlineError, type ModelRepository, type ResolvedModel } from "@inferline/contracts";
 import type { InferenceItem } from "./adapter.ts";
 import { DynamicBatcher } from "./batcher.ts";
 import type { ItemOutcome } from "./loaded-model.ts";
-import { modelKey, type ModelRunner } from "./runner.ts";
+import { modelKey, type ModelLoadFailure, type ModelRunner } from "./runner.ts";
 import "./builtin-adapters.ts";
 
 export interface BatchObserver {
   /** Called after every session run with its size in items and rows, and its duration. */
   onBatch?(model: string, version: string, items: number, rows: number, seconds: number): void;
+  /** Called for each model version left out by a partial load. */
+  onLoadFailed?(model: string, version: string, error: Error): void;
+}
+
+export interface LoadReport {
+  loaded: ResolvedModel[];
+  failed: ModelLoadFailure[];
+  /** Names of the models with at least one version loaded: the queues worth consuming. */
+  served: string[];
 }
 
 /**
@@ -24,15 +33,47 @@ export class InferenceEngine {
     this.runnerOf = typeof runner === "function" ? runner : () => runner;
   }
 
-  async load(models: ResolvedModel[]): Promise<void> {
+  /**
+   * Loads every model on its runner and serves those that loaded. By default any failure fails
+   * the whole load (and closes what did load); with `partial`, failed models are reported to
+   * `observer.onLoadFailed` and left out, and only a load where nothing at all loaded, or a
+   * runner-wide fault (an adapter module that does not import), throws.
+   */
+  async load(models: ResolvedModel[], options: { partial?: boolean } = {}): Promise<LoadReport> {
     const byRunner = new Map<ModelRunner, ResolvedModel[]>();
     for (const m of models) {
       const runner = this.runnerOf(m);
       byRunner.set(runner, [...(byRunner.get(runner) ?? []), m]);
       this.runners.add(runner);
     }
-    await Promise.all([...byRunner].map(([runner, list]) => runner.load(list)));
-    for (const [runner, list] of byRunner) for (const m of list) this.addBatcher(runner, m);
+    const failed = await this.loadRunners(byRunner, options.partial ?? false);
+    if (failed.length > 0 && (!options.partial || failed.length === models.length)) {
+      await this.close();
+      throw failed[0]!.error;
+    }
+    const broken = new Set(failed.map((f) => f.model));
+    for (const f of failed) this.observer.onLoadFailed?.(f.model.manifest.name, f.model.version, f.error);
+    for (const [runner, list] of byRunner) for (const m of list) if (!broken.has(m)) this.addBatcher(runner, m);
+    const loaded = models.filter((m) => !broken.has(m));
+    return { loaded, failed, served: [...new Set(loaded.map((m) => m.manifest.name))] };
+  }
+
+  /** The models that failed on their runners; throws (after closing every runner) for a runner-wide fault, or any fault unless `partial`. */
+  private async loadRunners(byRunner: Map<ModelRunner, ResolvedModel[]>, partial: boolean): Promise<ModelLoadFailure[]> {
+    const lists = [...byRunner];
+    const settled = await Promise.allSettled(lists.map(([runner, list]) => runner.load(list)));
+    const failed: ModelLoadFailure[] = [];
+    for (const [i, s] of settled.entries()) {
+      if (s.status === "fulfilled") {
+        failed.push(...s.value);
+      } else if (partial && !isRunnerWide(s.reason)) {
+        failed.push(...lists[i]![1].map((model) => ({ model, error: asError(s.reason) })));
+      } else {
+        await this.close();
+        throw asError(s.reason);
+      }
+    }
+    return failed;
   }
 
   private addBatcher(runner: ModelRunner, m: ResolvedModel): void {
@@ -60,13 +101,23 @@ export class InferenceEngine {
     return wanted.flatMap((name) => repo.manifest(name).versions.map((v) => repo.resolve(name, v.version)));
   }
 
-  infer(model: string, version: string, item: InferenceItem): Promise<ItemOutcome> {
+  /** `alone`: run the item in a session run of its own (a retry after its run timed out or crashed, so it can take no other item down). */
+  infer(model: string, version: string, item: InferenceItem, options: { alone?: boolean } = {}): Promise<ItemOutcome> {
     const batcher = this.batchers.get(modelKey(model, version));
     if (!batcher) return Promise.resolve({ ok: false, code: "model_not_served", message: `this worker does not serve ${model}@${version}` });
-    return batcher.submit(item);
+    return batcher.submit(item, options);
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.runners].map((r) => r.close()));
   }
+}
+
+/** Faults that no other model of the runner would escape: configuration, not one model's. */
+function isRunnerWide(err: unknown): boolean {
+  return err instanceof InferlineError && err.code === "adapter_module_failed";
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }

@@ -1,6 +1,8 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { BroadcastChannel } from "node:worker_threads";
 import onnxProto from "onnx-proto";
 import { DEFAULT_MODELS_DIR } from "@inferline/contracts";
 
@@ -33,22 +35,61 @@ function lookupModel(): Uint8Array {
   return Uint8Array.from(onnx.ModelProto.encode(model).finish());
 }
 
-/** A model repository in a temp dir: the real iris model plus the `lookup` test model. */
-export function createTestModelRepository(): { dir: string; remove(): void } {
+/**
+ * Absolute path of the test-only adapter module (`test-hang`, `test-crash`, `test-sleep`,
+ * `test-kill-process`): set it as INFERENCE_ADAPTER_MODULES (or the `adapterModules` runner
+ * setting) to serve the fault models of `createTestModelRepository({ faultModels: true })`.
+ */
+export const FIXTURE_ADAPTERS_MODULE = fileURLToPath(new URL("./fixture-adapters.ts", import.meta.url));
+
+/** Must match FIXTURE_CHANNEL in fixture-adapters.ts. */
+const FIXTURE_CHANNEL = "inferline-test-fixture-threads";
+
+/**
+ * Ends (process.exit(1)) every pool thread of this process that serves fault model `model`,
+ * busy or idle: how a test kills an idle inference thread from outside.
+ */
+export function exitFixtureThreads(model: string): void {
+  const channel = new BroadcastChannel(FIXTURE_CHANNEL);
+  channel.postMessage({ exit: model });
+  channel.close();
+}
+
+const LOOKUP_SPEC = {
+  versions: [{ version: "1", file: "lookup.onnx" }],
+  inputs: [{ name: "index", datatype: "INT64", shape: [-1, 1] }],
+  outputs: [{ name: "values", datatype: "FP32", shape: [-1, 1, 2] }],
+  batching: { maxBatchSize: 64, maxQueueDelayMs: 20 },
+};
+
+/**
+ * Models on the lookup ONNX whose adapter (from FIXTURE_ADAPTERS_MODULE) misbehaves for an item
+ * whose first index is 2, and otherwise answers as `lookup`. Without that module they fail to load
+ * (unknown preprocess).
+ */
+const FAULT_MODELS = [
+  { name: "hang", description: "test model: index 2 busy-loops its thread forever", instances: 1, timeoutMs: 500, preprocess: "test-hang" },
+  { name: "crash", description: "test model: index 2 ends its thread (process.exit in a worker thread)", instances: 1, preprocess: "test-crash" },
+  { name: "slow", description: "test model: index 2 takes about 1.5 s without blocking the event loop", instances: 0, preprocess: "test-sleep" },
+  { name: "poison", description: "test model: index 2 SIGKILLs the process that runs it", instances: 0, preprocess: "test-kill-process" },
+];
+
+function writeLookupModel(dir: string, manifest: Record<string, unknown>): void {
+  fs.mkdirSync(path.join(dir, manifest.name as string));
+  fs.writeFileSync(path.join(dir, manifest.name as string, "lookup.onnx"), lookupModel());
+  fs.writeFileSync(path.join(dir, manifest.name as string, "model.json"), JSON.stringify({ ...manifest, ...LOOKUP_SPEC }));
+}
+
+/**
+ * A model repository in a temp dir: the real iris model plus the `lookup` test model, and with
+ * `faultModels` the test-only `hang`, `crash`, `slow` and `poison` models (see FAULT_MODELS),
+ * which need FIXTURE_ADAPTERS_MODULE to load. They are opt-in so that the workers of other tests
+ * neither start their threads nor list them.
+ */
+export function createTestModelRepository(options: { faultModels?: boolean } = {}): { dir: string; remove(): void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-models-"));
   fs.cpSync(path.join(DEFAULT_MODELS_DIR, "iris"), path.join(dir, "iris"), { recursive: true, filter: (src) => !src.endsWith(".ts") });
-  fs.mkdirSync(path.join(dir, "lookup"));
-  fs.writeFileSync(path.join(dir, "lookup", "lookup.onnx"), lookupModel());
-  fs.writeFileSync(
-    path.join(dir, "lookup", "model.json"),
-    JSON.stringify({
-      name: "lookup",
-      description: "test model: Gather over a 3-row table; an index out of range fails inside onnxruntime",
-      versions: [{ version: "1", file: "lookup.onnx" }],
-      inputs: [{ name: "index", datatype: "INT64", shape: [-1, 1] }],
-      outputs: [{ name: "values", datatype: "FP32", shape: [-1, 1, 2] }],
-      batching: { maxBatchSize: 64, maxQueueDelayMs: 20 },
-    }),
-  );
+  writeLookupModel(dir, { name: "lookup", description: "test model: Gather over a 3-row table; an index out of range fails inside onnxruntime" });
+  if (options.faultModels) for (const manifest of FAULT_MODELS) writeLookupModel(dir, manifest);
   return { dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
