@@ -155,7 +155,7 @@ describe("batch items as jobs", () => {
       expect(canceled.status).toBe(200);
       expect(canceled.body).toMatchObject({ status: "canceled", counts: { canceled: 5, running: 0, succeeded: 0 } });
 
-      const outcomes = claimed!.items.map(() => ({ status: "succeeded" as const, result: { model_name: "iris", model_version: "1", outputs: [] } }));
+      const outcomes = claimed!.items.map(() => ({ status: "succeeded" as const, resultJson: JSON.stringify({ model_name: "iris", model_version: "1", outputs: [] }) }));
       const finished = await db.transaction((c) => chunks.finish(chunkId, outcomes, c));
       expect(finished).toMatchObject({ batchId: batch.id, finished: 0, succeeded: 0, settlement: null });
       const row = await batches.get(claimed!.tenantId, batch.id);
@@ -179,7 +179,7 @@ describe("batch items as jobs", () => {
       const client = await db.pool.connect();
       try {
         await client.query("begin");
-        const outcomes = claimed.items.map(() => ({ status: "succeeded" as const, result: { model_name: "iris", model_version: "1", outputs: [] } }));
+        const outcomes = claimed.items.map(() => ({ status: "succeeded" as const, resultJson: JSON.stringify({ model_name: "iris", model_version: "1", outputs: [] }) }));
         expect((await chunks.finish(chunkId, outcomes, client))?.settlement?.completed).toBe(true);
         // The cancel reads the batch as running, then blocks on the chunk this transaction holds.
         const cancel = stack.alpha.post(`/v1/batches/${batch.id}/cancel`);

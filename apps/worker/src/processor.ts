@@ -1,9 +1,20 @@
 import type { Job as QueueEntry } from "bullmq";
-import type { BatchChunkStore, ChunkItemOutcome, ClaimedChunk, ClaimedJob, FinishedChunk, JobOutcome, JobStore } from "@inferline/db";
-import type { InferenceEngine, ItemOutcome } from "@inferline/inference";
-import type { DispatchPayload } from "@inferline/queue";
+import type { BatchChunkStore, ChunkItemOutcome, ClaimedChunk, ClaimedJob, FinishedChunk, IsolatedJob, JobOutcome, JobStore } from "@inferline/db";
+import type { JobError } from "@inferline/contracts";
+import type { InferenceEngine, InferenceItem, ItemOutcome } from "@inferline/inference";
+import type { DispatchGroup, DispatchPayload } from "@inferline/queue";
 import type { OutcomeSink } from "./result-writer.ts";
 import type { WorkerMetrics } from "./metrics.ts";
+import type { ExclusiveGate } from "./exclusive-gate.ts";
+
+export interface ProcessorLimits {
+  /** Attempts of a job (or a chunk) before it fails for good (JOB_ATTEMPTS). */
+  maxAttempts: number;
+  /** Largest result of one job or item, as JSON bytes (MAX_RESULT_BYTES). */
+  maxResultBytes: number;
+  /** First delay before a job whose run timed out or crashed runs again, ms; doubles per attempt. */
+  backoffMs: number;
+}
 
 export interface ProcessorDeps {
   store: JobStore;
@@ -12,77 +23,221 @@ export interface ProcessorDeps {
   writer: OutcomeSink;
   /** Writes a chunk's outcomes (with the batch's accounting and events) in one transaction. */
   finishChunk: (chunkId: string, outcomes: Array<ChunkItemOutcome | undefined>) => Promise<FinishedChunk | null>;
+  /** Adds queue entries (for jobs moved onto entries of their own). */
+  enqueue: (groups: DispatchGroup[]) => Promise<void>;
   metrics: WorkerMetrics;
+  limits: ProcessorLimits;
+  /** Runs ordinary entries side by side and entries whose worker died alone. */
+  gate: ExclusiveGate;
 }
 
-function toOutcome(job: ClaimedJob, outcome: ItemOutcome): JobOutcome {
-  return outcome.ok
-    ? { id: job.id, status: "succeeded", result: outcome.result }
-    : { id: job.id, status: "failed", errorCode: outcome.code, errorMessage: outcome.message };
-}
-
-function toChunkOutcome(outcome: ItemOutcome): ChunkItemOutcome {
-  return outcome.ok ? { status: "succeeded", result: outcome.result } : { status: "failed", error: { code: outcome.code, message: outcome.message } };
+/** Thrown to have BullMQ run a chunk's entry again later (its retriable items, one at a time). */
+export class ChunkRetryError extends Error {
+  override name = "ChunkRetryError";
 }
 
 /**
  * Processes one queue entry: its jobs, or the items of one batch chunk. Each item runs through
  * the model's dynamic batcher (which merges it with other entries' items into session runs),
- * and the outcomes are written together. A model error fails only its item; an infrastructure
- * error (database, thread crash) throws so BullMQ retries the entry with backoff, and the last
- * attempt fails what is left.
+ * and the outcomes are written together. A model error fails only its item; a run that timed
+ * out or crashed its thread is retried (the job on an entry of its own) up to maxAttempts; an
+ * infrastructure error (database) throws so BullMQ retries the entry with backoff, and the last
+ * attempt fails what is left. A worker that dies mid-entry makes every job of the entry a
+ * suspect: each then runs on an entry of its own, alone in its process, so one job that kills
+ * workers fails by itself (retries_exhausted, once claimed more than maxAttempts times).
  */
 export function createProcessor(deps: ProcessorDeps) {
   return async (entry: QueueEntry<DispatchPayload>): Promise<{ jobs: number }> => {
     if (entry.processedOn) deps.metrics.queueWaitSeconds.observe({ model: entry.queueName.replace(/^infer-/, "") }, Math.max(0, entry.processedOn - entry.timestamp) / 1000);
     const lastAttempt = entry.attemptsMade + 1 >= (entry.opts.attempts ?? 1);
-    const giveUp = (err: unknown) => ({ code: "retries_exhausted", message: `gave up after ${entry.attemptsMade + 1} attempts: ${(err as Error).message}` });
-    return entry.data.batchChunk ? processChunk(deps, entry.id!, lastAttempt, giveUp) : processJobs(deps, entry, lastAttempt, giveUp);
+    return entry.data.batchChunk ? processChunk(deps, entry, lastAttempt) : processJobs(deps, entry, lastAttempt);
   };
 }
 
-type GiveUp = (err: unknown) => { code: string; message: string };
+/**
+ * Whether the last worker that ran this entry died with it: BullMQ found the entry stalled (its
+ * lock lapsed), or the reconciler re-added an entry whose jobs were running. Not an attempt that
+ * threw (a database error), which BullMQ retries as it is.
+ */
+function afterWorkerDeath(entry: QueueEntry<DispatchPayload>): boolean {
+  return entry.stalledCounter > 0 || entry.data.resumed === true;
+}
 
-async function processJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean, giveUp: GiveUp): Promise<{ jobs: number }> {
+async function processJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
+  if (!afterWorkerDeath(entry)) return deps.gate.runShared(() => runJobs(deps, entry, lastAttempt));
+  if (entry.data.jobIds.length === 1) return deps.gate.runExclusive(() => runJobs(deps, entry, lastAttempt));
+  // Any of these may have killed the worker: none runs here; each gets an entry of its own, which
+  // then runs alone (see ExclusiveGate), so the one that kills workers dies by itself.
+  const moved = await deps.store.isolate(entry.id!, entry.data.jobIds, { removeEntry: true });
+  await enqueueIsolated(deps, moved, { delayMs: 0, resumed: true });
+  return { jobs: 0 };
+}
+
+async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
   let claimed: ClaimedJob[] = [];
   try {
     claimed = await deps.store.claim(entry.data.jobIds);
-    const outcomes = await Promise.all(
-      claimed.map(async (job) => toOutcome(job, await deps.engine.infer(job.model, job.version, { inputs: job.inputs, outputs: job.requestedOutputs }))),
+    const outcomes: JobOutcome[] = [];
+    const again: ClaimedJob[] = [];
+    await Promise.all(
+      claimed.map(async (job) => {
+        if (job.attempts > deps.limits.maxAttempts) return void outcomes.push(exhausted(job.id, job.attempts - 1));
+        // A job on its second run or later may be what sank its first: it runs in a batch of its own.
+        const outcome = await deps.engine.infer(job.model, job.version, { inputs: job.inputs, outputs: job.requestedOutputs }, { alone: job.attempts > 1 });
+        if (isRetriable(outcome) && !lastAttempt && job.attempts < deps.limits.maxAttempts) return void again.push(job);
+        outcomes.push(toJobOutcome(job, outcome, deps.limits));
+      }),
     );
+    if (again.length > 0) {
+      // A run that timed out or crashed its thread: each job tries again later on an entry of its own.
+      const moved = await deps.store.isolate(entry.id!, again.map((j) => j.id), { removeEntry: false });
+      await enqueueIsolated(deps, moved, { delayMs: backoff(deps.limits.backoffMs, again[0]!.attempts), resumed: false });
+    }
     const finished = await deps.writer.write(outcomes, entry.id);
     for (const f of finished) deps.metrics.jobsFinished.inc({ model: claimed[0]!.model, status: f.status });
     return { jobs: finished.length };
   } catch (err) {
     if (lastAttempt && claimed.length > 0) {
-      const { code, message } = giveUp(err);
+      const { code, message } = giveUp(entry, err);
       await deps.writer.write(claimed.map((j) => ({ id: j.id, status: "failed", errorCode: code, errorMessage: message })), entry.id);
     }
     throw err;
   }
 }
 
-async function processChunk(deps: ProcessorDeps, chunkId: string, lastAttempt: boolean, giveUp: GiveUp): Promise<{ jobs: number }> {
-  let chunk: ClaimedChunk | null = null;
-  try {
-    chunk = await deps.chunks.claim(chunkId);
+/** Adds the queue entries of jobs moved onto entries of their own (their rows are written: if Redis refuses now, the reconciler adds them). */
+async function enqueueIsolated(deps: ProcessorDeps, moved: IsolatedJob[], options: { delayMs: number; resumed: boolean }): Promise<void> {
+  const groups = moved.map((m) => ({ dispatchId: m.dispatchId, model: m.model, version: m.version, priority: m.priority, jobIds: [m.jobId], ...options }));
+  await deps.enqueue(groups).catch(() => {});
+}
+
+async function processChunk(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
+  const chunkId = entry.id!;
+  const claimed: { chunk: ClaimedChunk | null } = { chunk: null };
+  const run = async (): Promise<number> => {
+    const chunk = (claimed.chunk = await deps.chunks.claim(chunkId));
     // Finished or gone (a duplicate entry, or a batch canceled meanwhile): only its dispatch row may be left.
-    if (!chunk) return { jobs: (await deps.finishChunk(chunkId, []))?.finished ?? 0 };
-    const { model, version, requestedOutputs } = chunk;
-    const outcomes = await Promise.all(
-      chunk.items.map(async (inputs) => (inputs ? toChunkOutcome(await deps.engine.infer(model, version, { inputs, outputs: requestedOutputs })) : undefined)),
-    );
-    const finished = await deps.finishChunk(chunkId, outcomes);
-    if (finished) {
-      deps.metrics.jobsFinished.inc({ model, status: "succeeded" }, finished.succeeded);
-      deps.metrics.jobsFinished.inc({ model, status: "failed" }, finished.failed);
-    }
-    return { jobs: finished?.finished ?? 0 };
+    if (!chunk) return (await deps.finishChunk(chunkId, []))?.finished ?? 0;
+    return chunk.attempts > 1 ? runChunkAlone(deps, chunk, lastAttempt) : runChunkTogether(deps, chunk, lastAttempt);
+  };
+  try {
+    return { jobs: afterWorkerDeath(entry) ? await deps.gate.runExclusive(run) : await deps.gate.runShared(run) };
   } catch (err) {
-    if (lastAttempt && chunk) {
-      const error = giveUp(err);
+    const chunk = claimed.chunk;
+    if (lastAttempt && chunk && !(err instanceof ChunkRetryError)) {
+      const error = giveUp(entry, err);
       await deps.finishChunk(chunkId, chunk.items.map((inputs) => (inputs ? { status: "failed", error } : undefined)));
     }
     throw err;
   }
+}
+
+/** A chunk's first attempt: every item at once through the batcher, written in one transaction. */
+async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, lastAttempt: boolean): Promise<number> {
+  let retryLater = 0;
+  const outcomes = await Promise.all(
+    chunk.items.map(async (inputs): Promise<ChunkItemOutcome | undefined> => {
+      if (!inputs) return undefined;
+      const outcome = await deps.engine.infer(chunk.model, chunk.version, itemOf(chunk, inputs));
+      if (isRetriable(outcome) && !lastAttempt && chunk.attempts < deps.limits.maxAttempts) return void retryLater++;
+      return toChunkOutcome(outcome, chunk.attempts, deps.limits);
+    }),
+  );
+  const finished = await writeChunk(deps, chunk, outcomes);
+  if (retryLater > 0) throw new ChunkRetryError(`${retryLater} items of chunk ${chunk.id} timed out or crashed their thread; retrying them one at a time`);
+  return finished;
+}
+
+/**
+ * A chunk's later attempts: the previous one died or timed out, so items run one at a time and
+ * each outcome is committed at once. If a worker dies now, the first item still queued is the
+ * one it was running; once the chunk is past maxAttempts, that item fails (retries_exhausted)
+ * and the others go on.
+ */
+async function runChunkAlone(deps: ProcessorDeps, chunk: ClaimedChunk, lastAttempt: boolean): Promise<number> {
+  const exhaustedNow = chunk.attempts > deps.limits.maxAttempts;
+  let blamed = false;
+  let retryLater = 0;
+  let finished = 0;
+  for (let i = 0; i < chunk.items.length; i++) {
+    const inputs = chunk.items[i];
+    if (!inputs) continue;
+    let outcome: ChunkItemOutcome;
+    if (exhaustedNow && !blamed) {
+      blamed = true;
+      outcome = { status: "failed", error: exhaustedError(chunk.attempts - 1) };
+    } else {
+      const result = await deps.engine.infer(chunk.model, chunk.version, itemOf(chunk, inputs), { alone: true });
+      if (isRetriable(result) && !lastAttempt && chunk.attempts < deps.limits.maxAttempts) {
+        retryLater++;
+        continue;
+      }
+      outcome = toChunkOutcome(result, chunk.attempts, deps.limits);
+    }
+    const sparse: Array<ChunkItemOutcome | undefined> = new Array(chunk.items.length);
+    sparse[i] = outcome;
+    finished += await writeChunk(deps, chunk, sparse);
+  }
+  if (retryLater > 0) throw new ChunkRetryError(`${retryLater} items of chunk ${chunk.id} timed out or crashed their thread again`);
+  return finished;
+}
+
+async function writeChunk(deps: ProcessorDeps, chunk: ClaimedChunk, outcomes: Array<ChunkItemOutcome | undefined>): Promise<number> {
+  const finished = await deps.finishChunk(chunk.id, outcomes);
+  if (finished) {
+    deps.metrics.jobsFinished.inc({ model: chunk.model, status: "succeeded" }, finished.succeeded);
+    deps.metrics.jobsFinished.inc({ model: chunk.model, status: "failed" }, finished.failed);
+  }
+  return finished?.finished ?? 0;
+}
+
+function itemOf(chunk: ClaimedChunk, inputs: NonNullable<ClaimedChunk["items"][number]>): InferenceItem {
+  return { inputs, outputs: chunk.requestedOutputs };
+}
+
+const isRetriable = (outcome: ItemOutcome): boolean => !outcome.ok && outcome.retriable === true;
+
+/** The result as JSON text, or the failure that replaces a result over the size limit. */
+function serialised(outcome: Extract<ItemOutcome, { ok: true }>, limits: ProcessorLimits): { resultJson: string } | { code: string; message: string } {
+  const resultJson = JSON.stringify(outcome.result);
+  const bytes = Buffer.byteLength(resultJson);
+  if (bytes <= limits.maxResultBytes) return { resultJson };
+  return { code: "result_too_large", message: `the result is ${bytes} bytes, over the limit of ${limits.maxResultBytes}; ask for fewer rows or outputs` };
+}
+
+/** A failure that was retriable but is now final says after how many attempts. */
+function finalMessage(outcome: Extract<ItemOutcome, { ok: false }>, attempts: number): string {
+  return outcome.retriable ? `${outcome.message} (gave up after ${attempts} attempts)` : outcome.message;
+}
+
+function toJobOutcome(job: ClaimedJob, outcome: ItemOutcome, limits: ProcessorLimits): JobOutcome {
+  if (!outcome.ok) return { id: job.id, status: "failed", errorCode: outcome.code, errorMessage: finalMessage(outcome, job.attempts) };
+  const result = serialised(outcome, limits);
+  return "resultJson" in result ? { id: job.id, status: "succeeded", resultJson: result.resultJson } : { id: job.id, status: "failed", errorCode: result.code, errorMessage: result.message };
+}
+
+function toChunkOutcome(outcome: ItemOutcome, attempts: number, limits: ProcessorLimits): ChunkItemOutcome {
+  if (!outcome.ok) return { status: "failed", error: { code: outcome.code, message: finalMessage(outcome, attempts) } };
+  const result = serialised(outcome, limits);
+  return "resultJson" in result ? { status: "succeeded", resultJson: result.resultJson } : { status: "failed", error: result };
+}
+
+/** A job or item claimed more often than allowed: each of its runs ended without a result (the worker running it died). */
+function exhaustedError(runs: number): JobError {
+  return { code: "retries_exhausted", message: `gave up after ${runs} attempts: each ended without a result (the worker running it died or lost it)` };
+}
+
+function exhausted(id: string, runs: number): JobOutcome {
+  const { code, message } = exhaustedError(runs);
+  return { id, status: "failed", errorCode: code, errorMessage: message };
+}
+
+function giveUp(entry: QueueEntry<DispatchPayload>, err: unknown): { code: string; message: string } {
+  return { code: "retries_exhausted", message: `gave up after ${entry.attemptsMade + 1} attempts: ${(err as Error).message}` };
+}
+
+/** Exponential backoff with jitter (half to all of the doubled delay). */
+function backoff(baseMs: number, attempts: number): number {
+  const full = baseMs * 2 ** Math.max(0, attempts - 1);
+  return Math.round(full / 2 + Math.random() * (full / 2));
 }

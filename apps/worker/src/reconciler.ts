@@ -52,26 +52,30 @@ export class Reconciler {
       const entry = await this.dispatcher.queue(pending.model).getJob(pending.id);
       const state = entry ? await entry.getState() : "unknown";
       if (state !== "failed" && state !== "unknown" && state !== "completed") continue;
-      const left = await this.pendingItems(pending);
+      const { left, started } = await this.pendingItems(pending);
       if (left.length === 0) {
         await this.db.pool.query(`delete from dispatches where id = $1`, [pending.id]);
         continue;
       }
       if (entry) await entry.remove().catch(() => {});
       const jobIds = pending.batchChunk ? [] : left;
-      await this.dispatcher.enqueue([{ dispatchId: pending.id, model: pending.model, version: pending.version, priority: pending.priority, jobIds, batchChunk: pending.batchChunk }]);
+      // Started work whose entry is gone may be what killed its worker: `resumed` has it run alone.
+      await this.dispatcher.enqueue([{ dispatchId: pending.id, model: pending.model, version: pending.version, priority: pending.priority, jobIds, batchChunk: pending.batchChunk, resumed: started }]);
       requeued += pending.batchChunk ? pending.jobs : left.length;
     }
     if (requeued > 0) this.options.logger.warn({ jobs: requeued }, "re-enqueued jobs that Redis had lost");
     return requeued;
   }
 
-  /** The entry's jobs not yet terminal; for a batch chunk, the chunk itself while it is unfinished. */
-  private async pendingItems(pending: PendingEntry): Promise<string[]> {
+  /**
+   * The entry's jobs not yet terminal (for a batch chunk, the chunk itself while unfinished), and
+   * whether any of them had been started by a worker.
+   */
+  private async pendingItems(pending: PendingEntry): Promise<{ left: string[]; started: boolean }> {
     const { rows } = pending.batchChunk
-      ? await this.db.pool.query<{ id: string }>(`select id from batch_chunks where id = $1 and "completedAt" is null`, [pending.id])
-      : await this.db.pool.query<{ id: string }>(`select id from jobs where id = any($1::uuid[]) and status in ('queued', 'running')`, [pending.jobIds]);
-    return rows.map((r) => r.id);
+      ? await this.db.pool.query<{ id: string; started: boolean }>(`select id, "startedAt" is not null as started from batch_chunks where id = $1 and "completedAt" is null`, [pending.id])
+      : await this.db.pool.query<{ id: string; started: boolean }>(`select id, status = 'running' as started from jobs where id = any($1::uuid[]) and status in ('queued', 'running')`, [pending.jobIds]);
+    return { left: rows.map((r) => r.id), started: rows.some((r) => r.started) };
   }
 
   stop(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { FinishedJob, JobOutcome } from "@inferline/db";
+import { isRowFault, type FinishedJob, type JobOutcome } from "@inferline/db";
 
 /** What one group write produced: the jobs it finished, and anything recorded with them (events). */
 export interface Written<E> {
@@ -51,17 +51,26 @@ export class ResultWriter<E> implements OutcomeSink {
       const group = this.waiting;
       this.waiting = [];
       try {
-        const written = await this.persist(
-          group.flatMap((w) => w.outcomes),
-          group.flatMap((w) => w.dispatchId ?? []),
-        );
-        await this.after(written).catch(() => {});
-        const byId = new Map(written.finished.map((f) => [f.id, f]));
-        for (const w of group) w.resolve(w.outcomes.flatMap((o) => byId.get(o.id) ?? []));
+        await this.writeGroup(group);
       } catch (err) {
-        for (const w of group) w.reject(err);
+        if (group.length === 1 || !isRowFault(err)) {
+          for (const w of group) w.reject(err);
+          continue;
+        }
+        // One entry's data failed the statement: write each entry on its own, so only it fails.
+        for (const w of group) await this.writeGroup([w]).catch((e: unknown) => w.reject(e));
       }
     }
     this.writing = false;
+  }
+
+  private async writeGroup(group: Waiting[]): Promise<void> {
+    const written = await this.persist(
+      group.flatMap((w) => w.outcomes),
+      group.flatMap((w) => w.dispatchId ?? []),
+    );
+    await this.after(written).catch(() => {});
+    const byId = new Map(written.finished.map((f) => [f.id, f]));
+    for (const w of group) w.resolve(w.outcomes.flatMap((o) => byId.get(o.id) ?? []));
   }
 }

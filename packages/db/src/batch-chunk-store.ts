@@ -16,7 +16,8 @@ export interface ClaimedChunk {
   items: Array<FlatTensor[] | null>;
 }
 
-export type ChunkItemOutcome = { status: "succeeded"; result: InferenceResult } | { status: "failed"; error: JobError };
+/** An item's outcome; a result travels as its JSON text, serialised (and size-checked) once by the worker. */
+export type ChunkItemOutcome = { status: "succeeded"; resultJson: string } | { status: "failed"; error: JobError };
 
 /** What a chunk write did: items it moved to a terminal state, and the batch's settlement. */
 export interface FinishedChunk {
@@ -53,6 +54,13 @@ interface ItemBatchRow {
 
 /** Chunks per page of a results stream (up to ~5,000 items). */
 const RESULT_PAGE_CHUNKS = 10;
+
+/**
+ * Most bytes of result JSON one chunk row holds: an item whose result would take its chunk past
+ * it fails with `result_too_large`. Keeps a row, and a page of the results stream, bounded
+ * (16 KiB per item on average; batch items are meant to be small, large results are jobs).
+ */
+export const MAX_CHUNK_RESULT_BYTES = 8 * 1024 * 1024;
 
 /**
  * Batch items, stored by chunk (see the BatchChunk model): what workers claim and finish, and
@@ -98,11 +106,18 @@ export class BatchChunkStore {
     const errors = elementTexts(row.errors) ?? statuses.map(() => "null");
     let succeeded = 0;
     let failed = 0;
+    let resultBytes = results.reduce((n, r) => n + r.length + 2, 0);
     outcomes.forEach((outcome, i) => {
       if (!outcome || statuses[i] !== "queued") return;
+      if (outcome.status === "succeeded" && resultBytes + outcome.resultJson.length > MAX_CHUNK_RESULT_BYTES) {
+        outcome = { status: "failed", error: { code: "result_too_large", message: `the results of this item's chunk would exceed ${MAX_CHUNK_RESULT_BYTES} bytes; send large results as jobs` } };
+      }
       statuses[i] = outcome.status;
-      if (outcome.status === "succeeded") (results[i] = JSON.stringify(outcome.result)), succeeded++;
-      else (errors[i] = JSON.stringify(outcome.error)), failed++;
+      if (outcome.status === "succeeded") {
+        results[i] = outcome.resultJson;
+        resultBytes += outcome.resultJson.length;
+        succeeded++;
+      } else (errors[i] = JSON.stringify(outcome.error)), failed++;
     });
     const finished = succeeded + failed;
     if (finished > 0) {

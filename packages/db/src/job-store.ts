@@ -1,5 +1,6 @@
+import crypto from "node:crypto";
 import type pg from "pg";
-import type { FlatTensor, InferenceResult, JobListQuery, JobPriority, JobStatus, JobView, WebhookSpec } from "@inferline/contracts";
+import { isUuid, type FlatTensor, type InferenceResult, type JobListQuery, type JobPriority, type JobStatus, type JobView, type WebhookSpec } from "@inferline/contracts";
 import type { PrismaClient } from "./generated/prisma/client.ts";
 import type { Queryable } from "./database.ts";
 import type { Job } from "./generated/prisma/client.ts";
@@ -31,9 +32,26 @@ export interface ClaimedJob {
   attempts: number;
 }
 
+/**
+ * A job's outcome. A result travels as its JSON text, serialised once per job by the worker
+ * (which checks its size), so that no statement ever builds one string out of a whole group's
+ * results.
+ */
 export type JobOutcome =
-  | { id: string; status: "succeeded"; result: InferenceResult }
+  | { id: string; status: "succeeded"; resultJson: string }
   | { id: string; status: "failed"; errorCode: string; errorMessage: string };
+
+/** A job moved onto a queue entry of its own (see JobStore.isolate). */
+export interface IsolatedJob {
+  jobId: string;
+  dispatchId: string;
+  model: string;
+  version: string;
+  priority: JobPriority;
+}
+
+/** Most bytes of outcome JSON one statement carries; a larger group is written in several. */
+const FINISH_STATEMENT_BYTES = 32 * 1024 * 1024;
 
 /** A job that a statement just moved to a terminal state (so its events fire exactly once). */
 export interface FinishedJob {
@@ -101,6 +119,14 @@ export class JobStore {
    */
   async finish(outcomes: JobOutcome[], doneDispatches: string[] = [], q: Queryable = this.pool): Promise<FinishedJob[]> {
     if (outcomes.length === 0 && doneDispatches.length === 0) return [];
+    const parts = outcomeDocuments(outcomes);
+    const finished: FinishedJob[] = [];
+    // Every part but the last writes results only; the last also forgets the processed entries.
+    for (let i = 0; i < parts.length; i++) finished.push(...(await this.finishPart(parts[i]!, i === parts.length - 1 ? doneDispatches : [], q)));
+    return finished;
+  }
+
+  private async finishPart(document: string, doneDispatches: string[], q: Queryable): Promise<FinishedJob[]> {
     const { rows } = await q.query<FinishedJob>(
       `with done as (
          update jobs j set status = v.status, result = v.result, "errorCode" = v."errorCode", "errorMessage" = v."errorMessage",
@@ -111,7 +137,32 @@ export class JobStore {
        -- The entries whose results these are: processed, so the reconciler forgets them.
        gone as (delete from dispatches where id = any($2::uuid[]))
        select * from done`,
-      [JSON.stringify(outcomes), doneDispatches],
+      [document, doneDispatches],
+    );
+    return rows;
+  }
+
+  /**
+   * Moves jobs of a queue entry onto entries of their own, one job each (a suspect of a crashed
+   * worker, or a job whose run timed out, must not take the rest of its entry down with it
+   * again): new dispatch rows, the jobs' dispatchId, and, with `removeEntry`, the old entry's
+   * row. Jobs already terminal are left alone. The caller adds the queue entries; should that
+   * fail, the reconciler finds the rows.
+   */
+  async isolate(entryId: string, jobIds: string[], options: { removeEntry: boolean }, q: Queryable = this.pool): Promise<IsolatedJob[]> {
+    if (jobIds.length === 0) return [];
+    const { rows } = await q.query<IsolatedJob>(
+      `with moved as (
+         update jobs j set "dispatchId" = x.dispatch
+         from unnest($2::uuid[], $3::uuid[]) as x(job, dispatch)
+         where j.id = x.job and j.status in ('queued', 'running')
+         returning j.id, x.dispatch, j.model, j.version, j.priority),
+       added as (
+         insert into dispatches (id, model, version, priority, jobs, "jobIds")
+         select dispatch, model, version, priority, 1, array[id] from moved),
+       gone as (delete from dispatches where id = $1 and $4::boolean)
+       select id as "jobId", dispatch as "dispatchId", model, version, priority from moved`,
+      [entryId, jobIds, jobIds.map(() => crypto.randomUUID()), options.removeEntry],
     );
     return rows;
   }
@@ -180,11 +231,37 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
   try {
     const [at, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as [string, string];
     const createdAt = new Date(at);
-    if (Number.isNaN(createdAt.getTime()) || typeof id !== "string") throw new Error("bad cursor");
+    // A forged id would otherwise reach the uuid column and fail the statement.
+    if (Number.isNaN(createdAt.getTime()) || typeof id !== "string" || !isUuid(id)) throw new Error("bad cursor");
     return { createdAt, id };
   } catch {
     throw new InvalidCursorError("cursor is not one this API returned");
   }
+}
+
+/**
+ * The outcomes as JSON documents for json_to_recordset, each under FINISH_STATEMENT_BYTES (one
+ * outcome larger than that goes alone). Results are spliced in as the text they already are.
+ */
+function outcomeDocuments(outcomes: JobOutcome[]): string[] {
+  const documents: string[] = [];
+  let rows: string[] = [];
+  let bytes = 0;
+  for (const o of outcomes) {
+    const row =
+      o.status === "succeeded"
+        ? `{"id":${JSON.stringify(o.id)},"status":"succeeded","result":${o.resultJson}}`
+        : JSON.stringify({ id: o.id, status: o.status, errorCode: o.errorCode, errorMessage: o.errorMessage });
+    if (rows.length > 0 && bytes + row.length > FINISH_STATEMENT_BYTES) {
+      documents.push(`[${rows.join(",")}]`);
+      rows = [];
+      bytes = 0;
+    }
+    rows.push(row);
+    bytes += row.length + 1;
+  }
+  documents.push(`[${rows.join(",")}]`);
+  return documents;
 }
 
 function dispatchRows(jobs: NewJob[]): Array<{ id: string; model: string; version: string; priority: JobPriority; jobs: number; jobIds: string[] }> {

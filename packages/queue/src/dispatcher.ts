@@ -22,6 +22,10 @@ export interface DispatchGroup {
   jobIds: string[];
   /** The entry carries a batch chunk (dispatchId is the chunk's id; jobIds is empty). */
   batchChunk?: boolean;
+  /** Run no sooner than this many ms from now (a retry's backoff). */
+  delayMs?: number;
+  /** Its jobs were running when their worker died (see DispatchPayload.resumed). */
+  resumed?: boolean;
 }
 
 /**
@@ -79,8 +83,8 @@ export class Dispatcher {
         this.queue(model).addBulk(
           list.map((g) => ({
             name: "infer",
-            data: { jobIds: g.jobIds, version: g.version, ...(g.batchChunk ? { batchChunk: true } : {}) },
-            opts: { ...this.defaults, jobId: g.dispatchId, priority: PRIORITY_RANK[g.priority] },
+            data: { jobIds: g.jobIds, version: g.version, ...(g.batchChunk ? { batchChunk: true } : {}), ...(g.resumed ? { resumed: true } : {}) },
+            opts: { ...this.defaults, jobId: g.dispatchId, priority: PRIORITY_RANK[g.priority], ...(g.delayMs ? { delay: g.delayMs } : {}) },
           })),
         ),
       ),

@@ -23,4 +23,6 @@ export interface DispatchPayload {
   jobIds: string[];
   version: string;
   batchChunk?: boolean;
+  /** The entry is run again after the worker running it died (its jobs are suspects of that death). */
+  resumed?: boolean;
 }
