@@ -8,6 +8,11 @@ import { assertPublicTarget, guardedLookup, type HostLookup } from "./ssrf.ts";
 export interface DeliveryOptions {
   /** How long one attempt may take, headers and the bounded body read included. Default 15000. */
   timeoutMs?: number;
+  /**
+   * How long opening the connection (DNS, TCP, TLS) may take, in ms; kept below timeoutMs so a
+   * host that drops SYNs frees its slot early. Default 5000.
+   */
+  connectTimeoutMs?: number;
   /** Largest body sent; a larger event is recorded as failed, never sent. Default 256 KiB. */
   maxBodyBytes?: number;
   /** Most bytes of the receiver's answer read (and recorded). Default 4096. */
@@ -17,16 +22,31 @@ export interface DeliveryOptions {
   /** Deliver to loopback/private addresses (tests, single-host setups). Default false. */
   allowPrivate?: boolean;
   lookup?: HostLookup;
+  /** How long the DNS check before each attempt may take, in ms. Default 2000 (DEFAULT_LOOKUP_TIMEOUT_MS). */
+  lookupTimeoutMs?: number;
 }
 
 export const DEFAULT_TIMEOUT_MS = 15_000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_MAX_BODY_BYTES = 256 * 1024;
 export const DEFAULT_MAX_RESPONSE_BYTES = 4096;
 
-/** Connections for deliveries to any address (the operator allowed private targets). */
-const openAgent = new Agent({ keepAliveTimeout: 4_000 });
-/** Connections whose every resolved address is checked again when the socket connects. */
-const guardedAgent = new Agent({ keepAliveTimeout: 4_000, connect: { lookup: guardedLookup } });
+const agents = new Map<string, Agent>();
+
+/**
+ * The connection pool for deliveries: `guarded` checks every resolved address again when the
+ * socket connects; the open one (the operator allowed private targets) does not. One pool per
+ * kind and connect timeout, shared by every delivery of the process.
+ */
+function agentFor(guarded: boolean, connectTimeoutMs: number): Agent {
+  const key = `${guarded}:${connectTimeoutMs}`;
+  let agent = agents.get(key);
+  if (!agent) {
+    agent = new Agent({ keepAliveTimeout: 4_000, connect: guarded ? { lookup: guardedLookup, timeout: connectTimeoutMs } : { timeout: connectTimeoutMs } });
+    agents.set(key, agent);
+  }
+  return agent;
+}
 
 export type DeliveryOutcome =
   /** The receiver answered 2xx. */
@@ -145,7 +165,7 @@ async function attemptOnce(event: ClaimedEvent, options: DeliveryOptions): Promi
   const size = Buffer.byteLength(event.body);
   if (size > maxBody) return { at, ok: false, retriable: false, error: `payload of ${size} bytes exceeds the limit of ${maxBody} bytes; not sent` };
   try {
-    await assertPublicTarget(event.url, { allowPrivate: options.allowPrivate, lookup: options.lookup });
+    await assertPublicTarget(event.url, { allowPrivate: options.allowPrivate, lookup: options.lookup, lookupTimeoutMs: options.lookupTimeoutMs });
   } catch (err) {
     // Retried on the schedule: DNS (or the operator's allow switch) may change.
     return { at, ok: false, retriable: true, error: `refused: ${(err as Error).message}` };
@@ -153,6 +173,7 @@ async function attemptOnce(event: ClaimedEvent, options: DeliveryOptions): Promi
   const secrets = [event.secret];
   if (event.previousSecret && event.previousExpiresAt && event.previousExpiresAt.getTime() > Date.now()) secrets.push(event.previousSecret);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const connectTimeoutMs = Math.min(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, timeoutMs);
   const signal = AbortSignal.timeout(timeoutMs);
   const started = performance.now();
   let statusCode: number | undefined;
@@ -164,7 +185,7 @@ async function attemptOnce(event: ClaimedEvent, options: DeliveryOptions): Promi
       body: event.body,
       redirect: "manual",
       signal,
-      dispatcher: options.allowPrivate ? openAgent : guardedAgent,
+      dispatcher: agentFor(!options.allowPrivate, connectTimeoutMs),
     });
     statusCode = res.status;
     const responseBody = await readBounded(res, options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
@@ -177,7 +198,8 @@ async function attemptOnce(event: ClaimedEvent, options: DeliveryOptions): Promi
     return { at, ok: false, retriable: res.status !== 410, statusCode, latencyMs, error, responseBody, retryAfterMs: parseRetryAfter(res.headers.get("retry-after")) };
   } catch (err) {
     const latencyMs = Math.round(performance.now() - started);
-    const error = signal.aborted ? `no answer within ${timeoutMs} ms` : `request failed: ${describe(err)}`;
+    const connectTimedOut = (err as { cause?: { code?: string } }).cause?.code === "UND_ERR_CONNECT_TIMEOUT";
+    const error = signal.aborted ? `no answer within ${timeoutMs} ms` : connectTimedOut ? `no connection within ${connectTimeoutMs} ms` : `request failed: ${describe(err)}`;
     return { at, ok: false, retriable: true, statusCode, latencyMs, error };
   }
 }

@@ -97,7 +97,7 @@ async function insertAndEnqueue(db: Queryable, events: EventRow[], queue: Webhoo
      returning id, "tenantId", type`,
     [events.map((e) => e.id), events.map((e) => e.tenantId), events.map((e) => e.jobId), events.map((e) => e.batchId), events.map((e) => e.type), events.map((e) => e.url), events.map((e) => e.payload)],
   );
-  if (queue) await queue.enqueue(rows.map((r) => r.id));
+  if (queue) await queue.enqueue(rows);
   return rows;
 }
 

@@ -6,9 +6,18 @@ import { WEBHOOK_QUEUE } from "@inferline/queue";
 /** Payload of one entry on the webhooks queue. */
 export interface DeliveryPayload {
   eventId: string;
+  /**
+   * The event's tenant, for the per-tenant cap on deliveries in flight. Producers that know it
+   * carry it; without it (older entries, producers that hold only ids) the worker reads it from
+   * webhook_events.
+   */
+  tenantId?: string;
   /** A redelivery asked for by the tenant: one attempt, whatever the event's status. */
   manual?: boolean;
 }
+
+/** An event to enqueue: its id, or its id with its tenant (a RecordedEvent fits). */
+export type EventRef = string | { id: string; tenantId?: string };
 
 /**
  * Upper bound on BullMQ attempts of one entry. The retry schedule itself is applied by the
@@ -38,16 +47,21 @@ export class WebhookQueue {
    * One queue entry per event, whose BullMQ job id is the event id: adding an event that already
    * has an entry is a no-op, so the sweep and a late producer can never deliver twice.
    */
-  async enqueue(eventIds: string[]): Promise<void> {
-    if (eventIds.length === 0) return;
-    await this.queue.addBulk(eventIds.map((eventId) => ({ name: "deliver", data: { eventId }, opts: { ...WebhookQueue.entryOptions, jobId: eventId } })));
+  async enqueue(events: readonly EventRef[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.queue.addBulk(
+      events.map((event) => {
+        const data: DeliveryPayload = typeof event === "string" ? { eventId: event } : { eventId: event.id, ...(event.tenantId ? { tenantId: event.tenantId } : {}) };
+        return { name: "deliver", data, opts: { ...WebhookQueue.entryOptions, jobId: data.eventId } };
+      }),
+    );
   }
 
   /** A single extra attempt of an event (same webhook-id), on an entry of its own. */
-  async redeliver(eventId: string): Promise<void> {
+  async redeliver(eventId: string, tenantId?: string): Promise<void> {
     await this.queue.add(
       "redeliver",
-      { eventId, manual: true },
+      { eventId, manual: true, ...(tenantId ? { tenantId } : {}) },
       { jobId: `${eventId}-redeliver-${crypto.randomUUID()}`, attempts: 1, removeOnComplete: true, removeOnFail: { age: 24 * 3600 } },
     );
   }

@@ -42,6 +42,8 @@ export interface WebhookEventView {
   url: string;
   status: string;
   attempts: number;
+  /** Manual redeliveries asked for so far (bounded by the API's WEBHOOK_MAX_REDELIVERIES). */
+  redeliveries: number;
   createdAt: string;
   deliveredAt?: string;
   nextAttemptAt?: string;
@@ -67,8 +69,8 @@ export async function listJobWebhooks(db: Database, tenantId: string, jobId: str
   // the attempt that was committed with it.
   const [events, attempts] = await db.transaction(async (client) => {
     await client.query("set transaction isolation level repeatable read read only");
-    const events = await client.query<{ id: string; type: string; url: string; status: string; attempts: number; createdAt: Date; deliveredAt: Date | null; nextAttemptAt: Date | null }>(
-      `select id, type, url, status, attempts, "createdAt", "deliveredAt", "nextAttemptAt" from webhook_events
+    const events = await client.query<{ id: string; type: string; url: string; status: string; attempts: number; redeliveries: number; createdAt: Date; deliveredAt: Date | null; nextAttemptAt: Date | null }>(
+      `select id, type, url, status, attempts, redeliveries, "createdAt", "deliveredAt", "nextAttemptAt" from webhook_events
        where "jobId" = $1 and "tenantId" = $2 order by "createdAt", id`,
       [jobId, tenantId],
     );
@@ -87,6 +89,7 @@ export async function listJobWebhooks(db: Database, tenantId: string, jobId: str
       url: e.url,
       status: e.status,
       attempts: e.attempts,
+      redeliveries: e.redeliveries,
       createdAt: e.createdAt.toISOString(),
       ...(e.deliveredAt ? { deliveredAt: e.deliveredAt.toISOString() } : {}),
       ...(e.nextAttemptAt && e.status === "pending" ? { nextAttemptAt: e.nextAttemptAt.toISOString() } : {}),
@@ -103,4 +106,42 @@ export async function lastJobEventId(db: Database, tenantId: string, jobId: stri
     [jobId, tenantId],
   );
   return rows.length === 0 ? undefined : (rows[0]!.event ?? null);
+}
+
+export type RedeliveryClaim =
+  /** Counted: enqueue a redelivery of `eventId`. */
+  | { eventId: string; redeliveries: number }
+  /** The job is not the tenant's. */
+  | { notFound: "job" }
+  /** The job has no webhook event. */
+  | { notFound: "event" }
+  /** The event has had `max` redeliveries already. */
+  | { eventId: string; limitReached: true };
+
+/**
+ * Counts one manual redelivery of the job's latest event, unless it has had `max` already; one
+ * statement, so concurrent requests cannot pass the limit together.
+ */
+export async function claimRedelivery(db: Database, tenantId: string, jobId: string, max: number): Promise<RedeliveryClaim> {
+  const { rows } = await db.pool.query<{ event: string | null; redeliveries: number | null }>(
+    `with target as (
+       select (select e.id from webhook_events e where e."jobId" = j.id order by e."createdAt" desc, e.id desc limit 1) as event
+       from jobs j where j.id = $1 and j."tenantId" = $2
+     ), counted as (
+       update webhook_events e set redeliveries = e.redeliveries + 1
+       from target t where e.id = t.event and e.redeliveries < $3
+       returning e.redeliveries
+     )
+     select t.event, (select redeliveries from counted) as redeliveries from target t`,
+    [jobId, tenantId, max],
+  );
+  const row = rows[0];
+  if (!row) return { notFound: "job" };
+  if (row.event === null) return { notFound: "event" };
+  return row.redeliveries === null ? { eventId: row.event, limitReached: true } : { eventId: row.event, redeliveries: row.redeliveries };
+}
+
+/** Gives back a redelivery counted by claimRedelivery whose queue entry could not be added. */
+export async function refundRedelivery(db: Database, eventId: string): Promise<void> {
+  await db.pool.query(`update webhook_events set redeliveries = greatest(redeliveries - 1, 0) where id = $1`, [eventId]);
 }

@@ -1,9 +1,10 @@
-import { Worker, type Job } from "bullmq";
+import { DelayedError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Database } from "@inferline/db";
 import { WEBHOOK_QUEUE } from "@inferline/queue";
 import { deliverEvent, type DeliveryOptions } from "./deliver.ts";
 import type { DeliveryPayload, WebhookQueue } from "./queue.ts";
+import { TenantSlots } from "./tenant-slots.ts";
 
 export interface WebhookLogger {
   info(obj: object, msg?: string): void;
@@ -15,12 +16,20 @@ export interface WebhookWorkerOptions extends DeliveryOptions {
   prefix: string;
   /** Deliveries in flight at once. Default 16. */
   concurrency?: number;
+  /**
+   * Deliveries of one tenant in flight at once in this process (manual redeliveries included), so
+   * that one tenant's slow or dead receiver cannot hold every slot. Default 4.
+   */
+  tenantConcurrency?: number;
   /** How often to look for pending events that have no queue entry, in ms; 0 disables. Default 30000. */
   sweepIntervalMs?: number;
   /** A pending event overdue by this much is checked by the sweep. Default 60000. */
   sweepAfterMs?: number;
   logger: WebhookLogger;
 }
+
+/** Deliveries of one tenant in flight at once per process when the options name none. */
+export const DEFAULT_TENANT_CONCURRENCY = 4;
 
 /** Thrown by the processor to have BullMQ retry the entry after `delayMs` (see the "webhook" backoff strategy). */
 class RetryLater extends Error {
@@ -33,10 +42,13 @@ class RetryLater extends Error {
  * Delivers webhook events from the webhooks queue, apart from inference: a slow or dead receiver
  * holds a delivery slot, never an inference slot. Each entry makes one attempt per run; a failed
  * attempt that the schedule retries throws RetryLater, and BullMQ re-runs the same entry (same
- * event, same webhook-id) after the delay the processor chose.
+ * event, same webhook-id) after the delay the processor chose. Each tenant has at most
+ * `tenantConcurrency` of the slots: an entry whose tenant is at its cap is parked on the delayed
+ * set (see TenantSlots), so other tenants' entries behind it still get slots.
  */
 export class WebhookWorker {
   private readonly worker: Worker<DeliveryPayload>;
+  private readonly slots: TenantSlots;
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<number> | undefined;
 
@@ -46,7 +58,8 @@ export class WebhookWorker {
     private readonly queue: WebhookQueue,
     private readonly options: WebhookWorkerOptions,
   ) {
-    this.worker = new Worker<DeliveryPayload>(WEBHOOK_QUEUE, (job) => this.process(job), {
+    this.slots = new TenantSlots(options.tenantConcurrency ?? DEFAULT_TENANT_CONCURRENCY);
+    this.worker = new Worker<DeliveryPayload>(WEBHOOK_QUEUE, (job, token) => this.process(job, token), {
       connection,
       prefix: options.prefix,
       concurrency: options.concurrency ?? 16,
@@ -72,7 +85,43 @@ export class WebhookWorker {
     }
   }
 
-  private async process(job: Job<DeliveryPayload>): Promise<void> {
+  private async process(job: Job<DeliveryPayload>, token: string | undefined): Promise<void> {
+    const tenantId = job.data.tenantId ?? (await this.tenantOf(job.data.eventId));
+    if (tenantId === undefined) return; // the event is gone (retention deleted it): nothing to send
+    if (!this.slots.tryAcquire(tenantId)) return this.park(job, token, tenantId);
+    try {
+      await this.deliver(job);
+    } finally {
+      this.wake(this.slots.release(tenantId));
+    }
+  }
+
+  /**
+   * The tenant is at its cap here: give the slot back by moving the entry to the delayed set for a
+   * short jittered while (BullMQ counts no attempt for it), rather than hold a slot waiting.
+   */
+  private async park(job: Job<DeliveryPayload>, token: string | undefined, tenantId: string): Promise<never> {
+    // Its next runs need not read the tenant again.
+    if (!job.data.tenantId) await job.updateData({ ...job.data, tenantId });
+    await job.moveToDelayed(Date.now() + this.slots.park(tenantId, job.id!), token);
+    throw new DelayedError();
+  }
+
+  /** Puts a parked entry back on the queue now (it may have left the delayed set already: then nothing happens). */
+  private wake(entryId: string | undefined): void {
+    if (!entryId) return;
+    void this.queue.queue
+      .getJob(entryId)
+      .then((entry) => entry?.promote())
+      .catch(() => {});
+  }
+
+  private async tenantOf(eventId: string): Promise<string | undefined> {
+    const { rows } = await this.db.pool.query<{ tenantId: string }>(`select "tenantId" from webhook_events where id = $1`, [eventId]);
+    return rows[0]?.tenantId;
+  }
+
+  private async deliver(job: Job<DeliveryPayload>): Promise<void> {
     const result = await deliverEvent(this.db, job.data.eventId, this.options, { manual: job.data.manual });
     if (result.outcome === "retry") throw new RetryLater(result.retryInMs ?? 0, result.error ?? "delivery failed");
     if (result.outcome === "failed") this.options.logger.warn({ event: job.data.eventId, attempt: result.attempt, err: result.error }, "webhook delivery failed for good");
@@ -89,19 +138,19 @@ export class WebhookWorker {
   }
 
   private async sweep(afterMs: number): Promise<number> {
-    const { rows } = await this.db.pool.query<{ id: string }>(
-      `select id from webhook_events where status = 'pending' and "nextAttemptAt" < now() - make_interval(secs => $1::double precision / 1000)
+    const { rows } = await this.db.pool.query<{ id: string; tenantId: string }>(
+      `select id, "tenantId" from webhook_events where status = 'pending' and "nextAttemptAt" < now() - make_interval(secs => $1::double precision / 1000)
        order by "nextAttemptAt" limit 1000`,
       [afterMs],
     );
-    const lost: string[] = [];
-    for (const { id } of rows) {
-      const state = await this.queue.queue.getJobState(id);
-      if (state === "unknown") lost.push(id);
+    const lost: Array<{ id: string; tenantId: string }> = [];
+    for (const row of rows) {
+      const state = await this.queue.queue.getJobState(row.id);
+      if (state === "unknown") lost.push(row);
       else if (state === "failed" || state === "completed") {
         // The entry ended without settling the event (errors until its attempts ran out): start a new one.
-        await this.queue.queue.remove(id).catch(() => 0);
-        lost.push(id);
+        await this.queue.queue.remove(row.id).catch(() => 0);
+        lost.push(row);
       }
     }
     await this.queue.enqueue(lost);

@@ -1,15 +1,28 @@
 import { Router } from "express";
-import { isUuid, NotFoundError } from "@inferline/contracts";
+import { InferlineError, isUuid, NotFoundError } from "@inferline/contracts";
 import type { Database } from "@inferline/db";
-import { getWebhookSecret, lastJobEventId, listJobWebhooks, rotateWebhookSecret, type WebhookQueue } from "@inferline/webhooks";
+import { claimRedelivery, getWebhookSecret, listJobWebhooks, refundRedelivery, rotateWebhookSecret, type WebhookQueue } from "@inferline/webhooks";
 
 export interface WebhooksRouterDeps {
   db: Database;
   webhooks: WebhookQueue;
   /** How long the previous secret keeps signing after a rotation, in seconds. */
   rotationWindowSeconds: number;
+  /** Manual redeliveries allowed per event (WEBHOOK_MAX_REDELIVERIES). Default 10. */
+  maxRedeliveries?: number;
 }
 
+export const DEFAULT_MAX_REDELIVERIES = 10;
+
+/**
+ * An event that has had its share of manual redeliveries. The limit is for the event's lifetime,
+ * not a window: waiting would not lift it, so no Retry-After.
+ */
+export class RedeliveryLimitError extends InferlineError {
+  constructor(eventId: string, max: number) {
+    super("redelivery_limit", `event ${eventId} has been redelivered ${max} times, the most allowed for one event`, { status: 429 });
+  }
+}
 
 /** The tenant's signing secret, and the webhook record of its jobs. Mounted on /v1. */
 export function webhooksRouter(deps: WebhooksRouterDeps): Router {
@@ -34,13 +47,21 @@ export function webhooksRouter(deps: WebhooksRouterDeps): Router {
   });
 
   // Sends the job's latest event again as a new attempt with the same webhook-id; 202 because the
-  // attempt runs on the webhooks queue (read its outcome from GET /v1/jobs/:id/webhooks).
+  // attempt runs on the webhooks queue (read its outcome from GET /v1/jobs/:id/webhooks). Each
+  // event allows maxRedeliveries, so a client looping on this route cannot flood the queue.
   router.post("/jobs/:id/webhooks/redeliver", async (req, res) => {
-    const eventId = isUuid(req.params.id) ? await lastJobEventId(deps.db, req.tenant!.id, req.params.id) : undefined;
-    if (eventId === undefined) throw new NotFoundError("job", req.params.id);
-    if (eventId === null) throw new NotFoundError("webhook event of job", req.params.id);
-    await deps.webhooks.redeliver(eventId);
-    res.status(202).json({ eventId, status: "queued" });
+    const tenantId = req.tenant!.id;
+    const max = deps.maxRedeliveries ?? DEFAULT_MAX_REDELIVERIES;
+    const claim = isUuid(req.params.id) ? await claimRedelivery(deps.db, tenantId, req.params.id, max) : ({ notFound: "job" } as const);
+    if ("notFound" in claim) throw new NotFoundError(claim.notFound === "job" ? "job" : "webhook event of job", req.params.id);
+    if ("limitReached" in claim) throw new RedeliveryLimitError(claim.eventId, max);
+    try {
+      await deps.webhooks.redeliver(claim.eventId, tenantId);
+    } catch (err) {
+      await refundRedelivery(deps.db, claim.eventId).catch(() => {});
+      throw err;
+    }
+    res.status(202).json({ eventId: claim.eventId, status: "queued", redeliveries: claim.redeliveries, maxRedeliveries: max });
   });
 
   return router;
