@@ -1,9 +1,11 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Database, TenantStore } from "@inferline/db";
-import { createTestDatabase, type TestDatabase } from "@inferline/testing";
+import { Database, hashApiKey, TenantStore } from "@inferline/db";
+import { keyRevokedChannel } from "@inferline/queue";
+import { createTestDatabase, sleepUntil, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const MAIN = path.join(ROOT, "apps/cli/src/main.ts");
@@ -46,5 +48,100 @@ describe("inferline keys create", () => {
     expect(run.code).toBe(1);
     expect(run.stderr.trim().split("\n")).toHaveLength(1);
     expect(run.stderr).toContain("PostgreSQL is not reachable at postgresql://postgres@127.0.0.1:1/inferline");
+  });
+});
+
+describe("inferline keys list and revoke", () => {
+  let admin: Database;
+  let tenants: TenantStore;
+  beforeAll(async () => {
+    admin = new Database(db.url, { poolSize: 1 });
+    tenants = new TenantStore(admin.prisma);
+  });
+  afterAll(async () => {
+    await admin?.close();
+  });
+
+  it("list: one tab-separated line per key (id, prefix, name, created, last used, revoked-at or active); an unknown tenant is exit 1 with one line", async () => {
+    const first = await tenants.createKey("lister", "ci\tbot");
+    const second = await tenants.createKey("lister");
+    // A lookup records lastUsedAt.
+    const before = Date.now();
+    expect(await tenants.authenticate(first.key)).toMatchObject({ name: "lister" });
+
+    const [listed, unknown] = await Promise.all([
+      cli(["keys", "list", "--tenant", "lister", "--database-url", db.url], {}),
+      cli(["keys", "list", "--tenant", "nobody", "--database-url", db.url], {}),
+    ]);
+    expect(listed.code).toBe(0);
+    const lines = listed.stdout.trim().split("\n").map((l) => l.split("\t"));
+    expect(lines).toHaveLength(2);
+    const byId = new Map(lines.map((f) => [f[0], f]));
+    const [, prefix, name, created, lastUsed, status] = byId.get(first.keyId)!;
+    expect(prefix).toBe(first.key.slice(0, 10));
+    expect(name).toBe("ci bot");
+    expect(new Date(created!).toISOString()).toBe(created);
+    expect(new Date(lastUsed!).toISOString()).toBe(lastUsed);
+    // Written in UTC like Prisma's own timestamps (the column has no time zone).
+    expect(Math.abs(new Date(lastUsed!).getTime() - before)).toBeLessThan(60_000);
+    expect(status).toBe("active");
+    expect(byId.get(second.keyId)!.slice(2)).toEqual(["-", expect.any(String), "-", "active"]);
+    expect(listed.stdout).not.toContain(first.key);
+    expect(listed.stdout).not.toContain(hashApiKey(first.key));
+
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toBe("");
+    expect(unknown.stderr.trim().split("\n")).toEqual(['inferline: no tenant named "nobody"']);
+  });
+
+  it("revoke: sets revokedAt once, announces the key's hash (never the key) on Redis, and is idempotent; list shows the time", async () => {
+    const created = await tenants.createKey("revoker");
+    const prefix = uniquePrefix();
+    const subscriber = new Redis(testRedisUrl());
+    const messages: string[] = [];
+    try {
+      subscriber.on("message", (_channel: string, message: string) => messages.push(message));
+      await subscriber.subscribe(keyRevokedChannel(prefix));
+      const args = ["keys", "revoke", created.keyId, "--database-url", db.url, "--redis-url", testRedisUrl(), "--queue-prefix", prefix];
+      const run = await cli(args, {});
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toContain(`revoked key ${created.keyId} of tenant revoker at `);
+      expect(await tenants.authenticate(created.key)).toBeNull();
+      await sleepUntil(() => messages.length >= 1, { message: "revocation announced" });
+      expect(messages).toEqual([hashApiKey(created.key)]);
+
+      const revokedAt = (await admin.prisma.apiKey.findUnique({ where: { id: created.keyId } }))!.revokedAt!;
+      const again = await cli(args, {});
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain(`was already revoked at ${revokedAt.toISOString()}`);
+      expect((await admin.prisma.apiKey.findUnique({ where: { id: created.keyId } }))!.revokedAt).toEqual(revokedAt);
+      // Announced again: a repeat is how an operator retries after Redis was down.
+      await sleepUntil(() => messages.length >= 2, { message: "second announcement" });
+
+      const listed = await cli(["keys", "list", "--tenant", "revoker", "--database-url", db.url], {});
+      expect(listed.stdout.trim().split("\t").at(-1)).toBe(revokedAt.toISOString());
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+
+  it("revoke: an unknown id is exit 1 with one line; with Redis down it still revokes and warns about the cache TTL", async () => {
+    const created = await tenants.createKey("redisless");
+    const [unknown, notUuid, redisDown] = await Promise.all([
+      cli(["keys", "revoke", "00000000-0000-4000-8000-000000000000", "--database-url", db.url], {}),
+      cli(["keys", "revoke", "not-a-key-id", "--database-url", db.url], {}),
+      cli(["keys", "revoke", created.keyId, "--database-url", db.url, "--redis-url", "redis://127.0.0.1:1"], {}),
+    ]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr.trim().split("\n")).toEqual(['inferline: no API key with id "00000000-0000-4000-8000-000000000000"']);
+    expect(notUuid.code).toBe(1);
+    expect(notUuid.stderr.trim().split("\n")).toHaveLength(1);
+
+    expect(redisDown.code, redisDown.stderr).toBe(0);
+    expect(redisDown.stdout).toContain(`revoked key ${created.keyId}`);
+    expect(redisDown.stderr.trim().split("\n")).toHaveLength(1);
+    expect(redisDown.stderr).toContain("redis://127.0.0.1:1");
+    expect(redisDown.stderr).toContain("for up to 30 s");
+    expect(await tenants.authenticate(created.key)).toBeNull();
   });
 });

@@ -13,11 +13,42 @@ export interface CreatedKey {
   key: string;
 }
 
+/** What `inferline keys list` shows of a key: never the key or its hash. */
+export interface ApiKeyInfo {
+  id: string;
+  prefix: string;
+  name: string | null;
+  createdAt: Date;
+  /** Updated at most once a minute, when an API process looks the key up (about every 30 s while in use). */
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+}
+
+export interface RevokedKey {
+  keyId: string;
+  /** What API processes cache the key by; the revocation is announced with it. */
+  keyHash: string;
+  tenant: Tenant;
+  revokedAt: Date;
+  /** True when the key had been revoked before this call (its revokedAt is unchanged). */
+  alreadyRevoked: boolean;
+}
+
 const KEY_PREFIX = "il_";
+/** Every key createKey makes: the prefix and 32 random bytes in base64url (43 characters). */
+const KEY_PATTERN = /^il_[A-Za-z0-9_-]{43}$/;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** lastUsedAt is written at most this often per key, so a busy key costs no write per lookup. */
+const LAST_USED_RESOLUTION_S = 60;
 
 /** API keys are random 256-bit tokens; only their SHA-256 is stored, so a database leak leaks no key. */
 export function hashApiKey(key: string): string {
-  return crypto.createHash("sha256").update(key).digest("hex");
+  return crypto.hash("sha256", key, "hex");
+}
+
+/** True when `key` has the shape of a key createKey makes; anything else is refused without a lookup. */
+export function isWellFormedApiKey(key: string): boolean {
+  return KEY_PATTERN.test(key);
 }
 
 export function newWebhookSecret(): string {
@@ -42,13 +73,56 @@ export class TenantStore {
     return { tenant, keyId: row.id, key };
   }
 
-  /** The tenant a key belongs to, or null for an unknown or revoked key. */
+  /**
+   * The tenant a key belongs to, or null for an unknown, malformed or revoked key. The same
+   * statement records lastUsedAt when it is a minute old or more: no second round trip, and no
+   * write left running after the caller (a floating Prisma write made Database.close() hang).
+   * API processes look a key up about every 30 s while it is in use (their cache TTL), so
+   * lastUsedAt trails the real last use by at most about 90 s.
+   */
   async authenticate(key: string): Promise<Tenant | null> {
-    if (!key.startsWith(KEY_PREFIX)) return null;
-    const row = await this.prisma.apiKey.findUnique({
-      where: { keyHash: hashApiKey(key) },
-      select: { revokedAt: true, tenant: { select: { id: true, name: true } } },
+    if (!isWellFormedApiKey(key)) return null;
+    const rows = await this.prisma.$queryRaw<{ tenantId: string; tenantName: string; revoked: boolean }[]>`
+      with key as (
+        select k.id, k."revokedAt", k."lastUsedAt", t.id as "tenantId", t.name as "tenantName"
+        from api_keys k join tenants t on t.id = k."tenantId"
+        where k."keyHash" = ${hashApiKey(key)}
+      ), touched as (
+        update api_keys set "lastUsedAt" = now() at time zone 'utc'
+        where id in (select id from key where "revokedAt" is null
+                     and ("lastUsedAt" is null or "lastUsedAt" < now() at time zone 'utc' - ${`${LAST_USED_RESOLUTION_S} seconds`}::interval))
+        returning id
+      )
+      select "tenantId"::text as "tenantId", "tenantName", "revokedAt" is not null as revoked from key`;
+    const row = rows[0];
+    return row && !row.revoked ? { id: row.tenantId, name: row.tenantName } : null;
+  }
+
+  /** The tenant's keys, oldest first; null when no tenant has that name. */
+  async listKeys(tenantName: string): Promise<{ tenant: Tenant; keys: ApiKeyInfo[] } | null> {
+    const row = await this.prisma.tenant.findUnique({
+      where: { name: tenantName },
+      select: {
+        id: true,
+        name: true,
+        apiKeys: {
+          orderBy: [{ createdAt: "asc" }, { id: "asc" }],
+          select: { id: true, prefix: true, name: true, createdAt: true, lastUsedAt: true, revokedAt: true },
+        },
+      },
     });
-    return row && !row.revokedAt ? row.tenant : null;
+    return row ? { tenant: { id: row.id, name: row.name }, keys: row.apiKeys } : null;
+  }
+
+  /** Sets revokedAt once (a second call keeps the first time); null for an unknown id. */
+  async revokeKey(keyId: string): Promise<RevokedKey | null> {
+    if (!UUID_PATTERN.test(keyId)) return null;
+    const { count } = await this.prisma.apiKey.updateMany({ where: { id: keyId, revokedAt: null }, data: { revokedAt: new Date() } });
+    const row = await this.prisma.apiKey.findUnique({
+      where: { id: keyId },
+      select: { keyHash: true, revokedAt: true, tenant: { select: { id: true, name: true } } },
+    });
+    if (!row?.revokedAt) return null;
+    return { keyId, keyHash: row.keyHash, tenant: row.tenant, revokedAt: row.revokedAt, alreadyRevoked: count === 0 };
   }
 }

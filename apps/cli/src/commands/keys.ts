@@ -1,5 +1,11 @@
 import type { Command } from "commander";
-import { DEFAULT_DATABASE_URL } from "@inferline/contracts";
+import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, redactUrl } from "@inferline/contracts";
+import type { ApiKeyInfo, TenantStore } from "@inferline/db";
+
+/** How long an API process may keep accepting a revoked key it did not hear about (its auth cache TTL). */
+const AUTH_CACHE_TTL_S = 30;
+
+const databaseUrlOption = ["--database-url <url>", "PostgreSQL URL", process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL] as const;
 
 export function registerKeys(program: Command): void {
   const keys = program.command("keys").description("manage API keys (talks to PostgreSQL directly)");
@@ -8,9 +14,9 @@ export function registerKeys(program: Command): void {
     .description("create an API key for a tenant (creating the tenant if needed); the key is the last line of stdout")
     .requiredOption("--tenant <name>", "tenant name")
     .option("--name <label>", "a label for the key")
-    .option("--database-url <url>", "PostgreSQL URL", process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL)
+    .option(...databaseUrlOption)
     .action(async (opts: { tenant: string; name?: string; databaseUrl: string }) => {
-      // Loaded here, not at the top: Prisma takes a while to load and only this command needs it.
+      // Loaded here, not at the top: Prisma takes a while to load and only these commands need it.
       const { assertPostgresReachable, Database, migrate, TenantStore } = await import("@inferline/db");
       await assertPostgresReachable(opts.databaseUrl);
       await migrate(opts.databaseUrl);
@@ -23,4 +29,71 @@ export function registerKeys(program: Command): void {
         await db.close();
       }
     });
+
+  keys
+    .command("list")
+    .description("list a tenant's keys, one per line: id, prefix, name, created, last used, revoked-at or \"active\" (tab-separated; - when unknown)")
+    .requiredOption("--tenant <name>", "tenant name")
+    .option(...databaseUrlOption)
+    .action(async (opts: { tenant: string; databaseUrl: string }) => {
+      await withTenantStore(opts.databaseUrl, async (tenants) => {
+        const found = await tenants.listKeys(opts.tenant);
+        if (!found) return fail(`no tenant named ${JSON.stringify(opts.tenant)}`);
+        for (const key of found.keys) console.log(formatKey(key));
+        const revoked = found.keys.filter((k) => k.revokedAt).length;
+        console.error(`tenant ${found.tenant.name} (${found.tenant.id}): ${found.keys.length} key(s), ${revoked} revoked`);
+      });
+    });
+
+  keys
+    .command("revoke")
+    .description("revoke a key (idempotent) and tell every API process over Redis to stop accepting it")
+    .argument("<keyId>", "the key's id, as `keys create` and `keys list` print it")
+    .option(...databaseUrlOption)
+    .option("--redis-url <url>", "Redis URL the API processes use", process.env.REDIS_URL ?? DEFAULT_REDIS_URL)
+    .option("--queue-prefix <prefix>", "the API processes' QUEUE_PREFIX", process.env.QUEUE_PREFIX ?? "inferline")
+    .action(async (keyId: string, opts: { databaseUrl: string; redisUrl: string; queuePrefix: string }) => {
+      await withTenantStore(opts.databaseUrl, async (tenants) => {
+        const revoked = await tenants.revokeKey(keyId);
+        if (!revoked) return fail(`no API key with id ${JSON.stringify(keyId)}`);
+        const when = revoked.revokedAt.toISOString();
+        console.log(revoked.alreadyRevoked ? `key ${keyId} of tenant ${revoked.tenant.name} was already revoked at ${when}` : `revoked key ${keyId} of tenant ${revoked.tenant.name} at ${when}`);
+        // Announced again on a repeated revoke too: that is how to retry after Redis was down.
+        await announce(opts.redisUrl, opts.queuePrefix, revoked.keyHash);
+      });
+    });
+}
+
+async function withTenantStore(databaseUrl: string, fn: (tenants: TenantStore) => Promise<void>): Promise<void> {
+  const db = await import("@inferline/db");
+  await db.assertPostgresReachable(databaseUrl);
+  const database = new db.Database(databaseUrl, { poolSize: 1 });
+  try {
+    await fn(new db.TenantStore(database.prisma));
+  } finally {
+    await database.close();
+  }
+}
+
+async function announce(redisUrl: string, prefix: string, keyHash: string): Promise<void> {
+  const { publishKeyRevocation } = await import("@inferline/queue");
+  try {
+    await publishKeyRevocation(redisUrl, prefix, [keyHash]);
+  } catch (err) {
+    const reason = (err as { code?: string }).code ?? (err as Error).message;
+    console.error(
+      `inferline: warning: the key is revoked, but Redis at ${redactUrl(redisUrl)} could not be told (${reason}); API processes may keep accepting it for up to ${AUTH_CACHE_TTL_S} s (their cache TTL). Run the command again once Redis is up to announce it at once.`,
+    );
+  }
+}
+
+function formatKey(key: ApiKeyInfo): string {
+  const fields = [key.id, key.prefix, key.name ?? "-", key.createdAt.toISOString(), key.lastUsedAt?.toISOString() ?? "-", key.revokedAt?.toISOString() ?? "active"];
+  // A label is free text: keep it from breaking the one-line, tab-separated shape.
+  return fields.map((f) => f.replace(/[\t\r\n]/g, " ")).join("\t");
+}
+
+function fail(message: string): void {
+  console.error(`inferline: ${message}`);
+  process.exitCode = 1;
 }
