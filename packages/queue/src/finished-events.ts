@@ -10,19 +10,27 @@ export class FinishedNotifier {
   }
 }
 
+/** Default of `recheckMs`. */
+const DEFAULT_RECHECK_MS = 5000;
+
 /**
  * Wakes long-polls when their job finishes. The message only says "look again": the database
- * stays the source of truth, and a waiter that misses a message still ends at its deadline.
+ * stays the source of truth. Pub/sub is at-most-once, so waiters also look again every
+ * `recheckMs` (a missed message costs that long, not the whole wait).
  */
 export class FinishedListener {
   private readonly waiters = new Map<string, Set<() => void>>();
 
-  private constructor(private readonly subscriber: Redis) {}
+  private constructor(private readonly subscriber: Redis, readonly recheckMs: number) {}
 
-  static async start(subscriber: Redis, prefix: string): Promise<FinishedListener> {
-    const listener = new FinishedListener(subscriber);
-    subscriber.on("message", (_channel: string, message: string) => listener.onMessage(message));
-    await subscriber.subscribe(finishedChannel(prefix));
+  static async start(subscriber: Redis, prefix: string, options: { recheckMs?: number } = {}): Promise<FinishedListener> {
+    const listener = new FinishedListener(subscriber, options.recheckMs ?? DEFAULT_RECHECK_MS);
+    // The subscriber may carry other channels too (key revocations): only ours are job ids.
+    const channel = finishedChannel(prefix);
+    subscriber.on("message", (from: string, message: string) => {
+      if (from === channel) listener.onMessage(message);
+    });
+    await subscriber.subscribe(channel);
     return listener;
   }
 

@@ -1,12 +1,15 @@
 import express, { Router, type RequestHandler } from "express";
 import { z } from "zod";
-import { isTerminal, Tensor, type ModelRepository } from "@inferline/contracts";
+import { isTerminal, StorableText, Tensor, type ModelRepository } from "@inferline/contracts";
 import type { JobService } from "../services/job-service.ts";
 import { modelView } from "./models.ts";
+import type { WaiterLimit } from "../services/long-poll.ts";
+import { holdWaiterSlot } from "./long-poll-handler.ts";
 
 /** The Open Inference Protocol v2 request body. */
 const InferRequest = z.object({
-  id: z.string().max(256).optional(),
+  // Kept as the job's metadata, so it must be storable.
+  id: StorableText.max(256).optional(),
   inputs: z.array(Tensor).min(1).max(16),
   outputs: z.array(z.object({ name: z.string().min(1) })).max(16).optional(),
 });
@@ -19,7 +22,7 @@ const v2Error = (res: express.Response, status: number, error: string) => void r
  * priority, answered when it finishes or after `timeoutSeconds` (then 504 with the job id, which
  * stays readable through /v1/jobs).
  */
-export function v2Router(deps: { models: ModelRepository; jobs: JobService; ready: () => Promise<boolean>; auth: RequestHandler[]; bodyLimit: string; timeoutSeconds: number }): Router {
+export function v2Router(deps: { models: ModelRepository; jobs: JobService; ready: () => Promise<boolean>; auth: RequestHandler[]; bodyLimit: string; timeoutSeconds: number; waiters: WaiterLimit }): Router {
   const router = Router();
   router.get("/health/live", (_req, res) => void res.json({ live: true }));
   router.get("/health/ready", async (_req, res) => {
@@ -41,6 +44,10 @@ export function v2Router(deps: { models: ModelRepository; jobs: JobService; read
     const body = InferRequest.safeParse(req.body);
     if (!body.success) return v2Error(res, 400, body.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
     const params = req.params as { name: string; version?: string };
+    // The slot is taken before the submit: a job the client cannot wait for is one it never
+    // sees the result of and would submit again on retry, so a tenant at its cap gets the 429
+    // with nothing created.
+    if (!holdWaiterSlot(deps.waiters, req.tenant!.id, res)) return;
     const abort = new AbortController();
     res.on("close", () => abort.abort());
     const { job } = await deps.jobs.submit(req.tenant!.id, { model: params.name, version: params.version, inputs: body.data.inputs, outputs: body.data.outputs, priority: "high", metadata: body.data.id ? { v2_request_id: body.data.id } : {} });
