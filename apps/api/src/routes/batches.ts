@@ -1,20 +1,22 @@
 import crypto from "node:crypto";
 import type http from "node:http";
-import express, { Router } from "express";
+import express, { Router, type Request, type Response } from "express";
 import bytes from "bytes";
-import { BatchHeader, BatchSubmission } from "@inferline/contracts";
+import { BatchHeader, BatchSubmission, type FieldFault } from "@inferline/contracts";
 import type { BatchService } from "../services/batch-service.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
 import { longPollHandler } from "./long-poll-handler.ts";
+import type { ApiMetrics } from "../metrics.ts";
 import { IdempotencyKey } from "../services/idempotency.ts";
 import { ndjsonLines } from "./ndjson.ts";
+import { admitBatchUpload, closeUnread, uploadLease } from "../middleware/batch-upload-admission.ts";
 
 const isNdjson = (type: string | undefined) => /^application\/(x-)?(nd|jsonl|json-seq|x-ndjson)/i.test(type ?? "") || /ndjson|jsonl/i.test(type ?? "");
 
 /** A request whose raw JSON body was hashed as it was parsed (only when it carries an Idempotency-Key). */
 type HashedRequest = http.IncomingMessage & { bodySha256?: string };
 
-export function batchesRouter(batches: BatchService, limit: string): Router {
+export function batchesRouter(batches: BatchService, limit: string, metrics?: Pick<ApiMetrics, "resultStreams" | "resultStreamsAborted">): Router {
   const router = Router();
   const limitBytes = bytes.parse(limit) ?? 200 * 1024 * 1024;
   const json = express.json({
@@ -26,39 +28,81 @@ export function batchesRouter(batches: BatchService, limit: string): Router {
     },
   });
 
-  router.post("/", json, async (req, res) => {
+  // The upload slot first: nothing of the body is read before a creation is admitted.
+  router.post("/", admitBatchUpload(batches.uploads), json, async (req, res) => {
+    const lease = uploadLease(res);
+    if (lease && !lease.hold()) return; // the client left while its body was parsed
+    try {
+      await createBatch(req, res);
+    } catch (err) {
+      if (req.socket.destroyed) return; // the client went away: no one to answer, and the create rolled back
+      closeUnread(req, res);
+      throw err;
+    } finally {
+      lease?.release();
+    }
+  });
+
+  async function createBatch(req: Request, res: Response): Promise<void> {
+    const refuse = (status: number, code: string, detail: string, errors?: FieldFault[]) => {
+      closeUnread(req, res);
+      sendProblem(res, status, code, detail, errors);
+    };
     const keyHeader = req.header("idempotency-key");
     const key = keyHeader === undefined ? undefined : IdempotencyKey.safeParse(keyHeader);
-    if (key && !key.success) return sendProblem(res, 400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters");
+    if (key && !key.success) return refuse(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters");
     let created;
     if (isNdjson(req.headers["content-type"])) {
       // NDJSON: the batch's settings come from the query string, one item per line of the body.
-      const header = BatchHeader.safeParse({ ...req.query, webhook: req.query.webhookUrl ? { url: req.query.webhookUrl } : undefined, webhookUrl: undefined });
-      if (!header.success) return sendProblem(res, 422, "validation_failed", "invalid query parameters", zodFaults(header.error, "/query"));
+      const { webhookUrl, ...settings } = req.query;
+      const header = BatchHeader.safeParse({ ...settings, ...(webhookUrl === undefined ? {} : { webhook: { url: webhookUrl } }) });
+      if (!header.success) return refuse(422, "validation_failed", "invalid query parameters", zodFaults(header.error, "/query"));
       const hash = crypto.createHash("sha256");
       let digest: string | undefined;
       const idempotency = key?.data ? { key: key.data, digest: () => (digest ??= hash.digest("hex")) } : undefined;
-      created = await batches.create(req.tenant!.id, header.data, ndjsonLines(req, limitBytes, idempotency ? hash : undefined), idempotency);
+      const declared = req.headers["content-length"] === undefined ? undefined : Number(req.headers["content-length"]);
+      const lines = ndjsonLines(req, declared, { bodyBytes: limitBytes, lineBytes: batches.maxLineBytes }, idempotency ? hash : undefined);
+      created = await batches.create(req.tenant!.id, header.data, lines, idempotency);
     } else {
       const body = BatchSubmission.safeParse(req.body);
-      if (!body.success) return sendProblem(res, 422, "validation_failed", "the request has invalid fields", zodFaults(body.error));
+      // The parsed body lives on only in `items`, which create() empties as it reads: no second copy.
+      req.body = undefined;
+      if (!body.success) return refuse(422, "validation_failed", "the request has invalid fields", zodFaults(body.error));
       const digest = (req as HashedRequest).bodySha256 ?? "";
-      created = await batches.create(req.tenant!.id, body.data, body.data.items, key?.data ? { key: key.data, digest: () => digest } : undefined);
+      const { items, ...settings } = body.data;
+      created = await batches.create(req.tenant!.id, settings, items, key?.data ? { key: key.data, digest: () => digest } : undefined);
     }
     res.status(created.replayed ? 200 : 202).location(`/v1/batches/${created.batch.id}`).json(created.batch);
-  });
+  }
 
   router.get("/:id", longPollHandler((tenantId, id, seconds, signal) => batches.wait(tenantId, id, seconds, signal)));
 
+  // Stops when the client goes away: 'drain' never comes on a closed socket, so each wait for it
+  // races the response's 'close', and leaving the loop returns the generator (no further page is
+  // read). Without that, a client that disconnects on a full socket held the handler forever.
   router.get("/:id/results", async (req, res) => {
     const pages = await batches.results(req.tenant!.id, req.params.id);
+    let gone = res.closed;
+    const closed = new Promise<void>((resolve) =>
+      res.once("close", () => {
+        gone = true;
+        resolve();
+      }),
+    );
+    const drained = () => new Promise<void>((resolve) => res.once("drain", resolve));
     res.status(200).type("application/x-ndjson");
-    for await (const page of pages) {
-      const ok = res.write(page);
-      if (!ok) await new Promise((resolve) => res.once("drain", resolve));
-      if (res.destroyed) return;
+    metrics?.resultStreams.inc();
+    try {
+      for await (const page of pages) {
+        if (gone) break;
+        if (!res.write(page)) await Promise.race([drained(), closed]);
+        if (gone) break;
+      }
+      if (gone) metrics?.resultStreamsAborted.inc();
+      else res.end();
+    } finally {
+      metrics?.resultStreams.dec();
     }
-    res.end();
   });
 
   router.post("/:id/cancel", async (req, res) => {

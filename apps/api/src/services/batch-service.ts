@@ -1,26 +1,12 @@
 import crypto from "node:crypto";
-import {
-  BATCH_CHUNK_SIZE,
-  BatchHeader,
-  BatchItem,
-  ConflictError,
-  isUuid,
-  MAX_BATCH_ITEMS,
-  newBatchId,
-  NotFoundError,
-  validateInputs,
-  validateOutputNames,
-  ValidationError,
-  type BatchView,
-  type FieldFault,
-  type FlatTensor,
-  type ModelRepository,
-  type ResolvedModel,
-} from "@inferline/contracts";
+import { BatchHeader, ConflictError, isUuid, newBatchId, NotFoundError, type BatchView, type ModelRepository } from "@inferline/contracts";
 import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
-import type { Batch, BatchChunkStore, BatchSettlement, BatchStore, Database, NewBatch, NewBatchChunk, Queryable } from "@inferline/db";
+import type { Batch, BatchChunkStore, BatchSettlement, BatchStore, Database, NewBatch, Queryable } from "@inferline/db";
 import { longPoll } from "./long-poll.ts";
 import type { Dispatcher, FinishedListener, FinishedNotifier } from "@inferline/queue";
+import { BatchIntake } from "./batch-intake.ts";
+import type { BatchUploadSlots } from "./batch-upload-slots.ts";
+import type { QueueDepthGuard } from "./queue-depth-guard.ts";
 
 /** An Idempotency-Key, and the SHA-256 of the request body's bytes (complete once the items are read). */
 export interface BatchIdempotency {
@@ -35,9 +21,6 @@ function requestHash(header: BatchHeader, idempotency: BatchIdempotency): string
   return crypto.createHash("sha256").update(canonicalJson(settings)).update(idempotency.digest()).digest("hex");
 }
 
-/** Faults reported for one batch; past this the client has enough to fix its file. */
-const MAX_FAULTS = 100;
-
 /**
  * Records `batch.completed` in the transaction that completed the batch (so a crash cannot keep
  * the cancel and lose the event), and enqueues its delivery after commit.
@@ -48,9 +31,21 @@ export interface BatchEventSink {
 }
 
 export interface BatchServiceOptions {
+  /** MAX_QUEUE_DEPTH, shared with JobService. */
+  depthGuard: QueueDepthGuard;
+  /** Admission of creations (MAX_BATCH_UPLOADS, MAX_BATCH_UPLOADS_PER_TENANT); the route takes a slot before reading the body. */
+  uploads: BatchUploadSlots;
+  /** BATCH_MAX_LINE_BYTES: the longest NDJSON line (one item). */
+  maxLineBytes: number;
   checkWebhook?: (url: string) => Promise<void>;
   events?: BatchEventSink;
 }
+
+/**
+ * Items as create() takes them: an NDJSON stream, or a JSON body's array, which create() empties
+ * as it reads it so that each raw item can be collected once it is validated and stored.
+ */
+export type BatchItems = unknown[] | AsyncIterable<unknown>;
 
 export class BatchService {
   constructor(
@@ -61,24 +56,45 @@ export class BatchService {
     private readonly dispatcher: Dispatcher,
     private readonly notifier: FinishedNotifier,
     private readonly listener: FinishedListener,
-    private readonly options: BatchServiceOptions = {},
+    private readonly options: BatchServiceOptions,
   ) {}
 
+  get uploads(): BatchUploadSlots {
+    return this.options.uploads;
+  }
+
+  get maxLineBytes(): number {
+    return this.options.maxLineBytes;
+  }
+
   /**
-   * Validates every item against the model before anything is stored (a batch with one bad item
-   * creates nothing), then inserts the batch and its chunks in one transaction and enqueues one
-   * queue entry per chunk. `items` may be an async stream (NDJSON) so the body is never buffered
-   * whole. With an idempotency key, a create already made with that key (and the same body, which
-   * `idempotency.digest` hashes once the items are read) returns the first batch instead.
+   * Validates items as they are read and writes them a few chunks at a time into one open
+   * transaction (see BatchIntake and BatchDraft), so the body is never held whole; a bad item, a
+   * full queue or any error rolls it back, so a batch is created whole or not at all. Then
+   * enqueues one queue entry per chunk. With an idempotency key, a create already made with that
+   * key (and the same body, which `idempotency.digest` hashes once the items are read) returns the
+   * first batch instead.
    */
-  async create(tenantId: string, header: BatchHeader, items: Iterable<unknown> | AsyncIterable<unknown>, idempotency?: BatchIdempotency): Promise<{ batch: BatchView; replayed: boolean }> {
+  async create(tenantId: string, header: BatchHeader, items: BatchItems, idempotency?: BatchIdempotency): Promise<{ batch: BatchView; replayed: boolean }> {
+    const source = itemsOf(items);
+    try {
+      return await this.createFrom(tenantId, header, Array.isArray(items) ? items.length : 0, source, idempotency);
+    } finally {
+      // A body left unread (a 4xx before its end) stops being read, without destroying the request.
+      await source.return?.(undefined);
+    }
+  }
+
+  private async createFrom(tenantId: string, header: BatchHeader, knownCount: number, source: AsyncIterator<unknown>, idempotency?: BatchIdempotency): Promise<{ batch: BatchView; replayed: boolean }> {
     const model = this.models.resolve(header.model, header.version);
     if (idempotency) {
       const first = await this.firstWithKey(tenantId, idempotency.key);
-      if (first) return this.replay(first, header, items, idempotency);
+      if (first) return this.replay(first, header, source, idempotency);
     }
     if (header.webhook) await this.options.checkWebhook?.(header.webhook.url);
-    const { chunks, total } = await this.validChunks(model, header, items);
+    const depth = this.options.depthGuard;
+    // Before reading the body: a full queue refuses at once (a JSON body's size is known already).
+    await depth.assertRoom(model.manifest.name, knownCount);
     const batch: NewBatch = {
       id: newBatchId(),
       tenantId,
@@ -89,18 +105,22 @@ export class BatchService {
       requestedOutputs: (header.outputs ?? []).map((o) => o.name),
       metadata: header.metadata,
       idempotencyKey: idempotency?.key ?? null,
-      requestHash: idempotency ? requestHash(header, idempotency) : null,
       createdAt: new Date(),
     };
+    const intake = new BatchIntake(model, header, { open: () => this.batches.open(batch), checkDepth: (n) => depth.assertRoom(batch.model, n) });
+    let created: { total: number; chunkIds: string[] };
     try {
-      await this.batches.create(batch, chunks, total);
+      await intake.read(source);
+      created = await intake.finish(() => (idempotency ? requestHash(header, idempotency) : null));
     } catch (err) {
-      // Another request with this key won the race: answer as its replay.
+      await intake.abort();
+      // Another request with this key won the race (its batch row holds the key): answer as its replay.
       const first = idempotency && (err as { code?: string }).code === "23505" ? await this.firstWithKey(tenantId, idempotency.key) : null;
       if (!first) throw err;
-      return this.replay(first, header, [], idempotency!);
+      return this.replay(first, header, source, idempotency!);
     }
-    const groups = chunks.map((c) => ({ dispatchId: c.id, model: batch.model, version: batch.version, priority: batch.priority, jobIds: [], batchChunk: true }));
+    depth.noteQueued(batch.model, created.total);
+    const groups = created.chunkIds.map((id) => ({ dispatchId: id, model: batch.model, version: batch.version, priority: batch.priority, jobIds: [], batchChunk: true }));
     // A failed enqueue leaves the chunks pending in PostgreSQL; the workers' reconciler enqueues them.
     await this.dispatcher.enqueue(groups).catch(() => {});
     return { batch: await this.get(tenantId, batch.id), replayed: false };
@@ -116,44 +136,11 @@ export class BatchService {
     return first;
   }
 
-  private async replay(first: Batch, header: BatchHeader, items: Iterable<unknown> | AsyncIterable<unknown>, idempotency: BatchIdempotency): Promise<{ batch: BatchView; replayed: boolean }> {
-    for await (const _ of items); // the body must be read whole to hash it
+  /** The first batch, once the rest of the body is read (it must be, to hash it) and matches. */
+  private async replay(first: Batch, header: BatchHeader, rest: AsyncIterator<unknown>, idempotency: BatchIdempotency): Promise<{ batch: BatchView; replayed: boolean }> {
+    while (!(await rest.next()).done);
     if (first.requestHash !== requestHash(header, idempotency)) throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was used with a different batch");
     return { batch: await this.batches.view(first), replayed: true };
-  }
-
-  /** Every item, grouped into chunks, or a ValidationError naming up to MAX_FAULTS faults by item index and field. */
-  private async validChunks(model: ResolvedModel, header: BatchHeader, items: Iterable<unknown> | AsyncIterable<unknown>): Promise<{ chunks: NewBatchChunk[]; total: number }> {
-    const faults: FieldFault[] = validateOutputNames(model.manifest, header.outputs);
-    const chunks: NewBatchChunk[] = [];
-    let inputs: FlatTensor[][] = [];
-    let customIds: Array<string | null> = [];
-    /** Closes the chunk of the items read so far, the last of which is item `end - 1`. */
-    const flush = (end: number) => {
-      chunks.push({ id: crypto.randomUUID(), firstIndex: end - inputs.length, inputs, customIds });
-      inputs = [];
-      customIds = [];
-    };
-    let index = 0;
-    for await (const raw of items) {
-      if (index >= MAX_BATCH_ITEMS) throw new ValidationError(`a batch holds at most ${MAX_BATCH_ITEMS} items`, [{ path: `/items/${index}`, message: "too many items" }], 413);
-      const base = `/items/${index}`;
-      const item = BatchItem.safeParse(raw);
-      const checked = item.success ? validateInputs(model.manifest, item.data.inputs, `${base}/inputs`) : undefined;
-      if (!item.success) faults.push(...item.error.issues.map((i) => ({ path: `${base}/${i.path.join("/")}`.replace(/\/$/, ""), message: i.message })));
-      else if (!checked?.value) faults.push(...(checked?.faults ?? []));
-      else if (faults.length === 0) {
-        inputs.push(checked.value.inputs);
-        customIds.push(item.data.customId ?? null);
-        if (inputs.length === BATCH_CHUNK_SIZE) flush(index + 1);
-      }
-      if (faults.length > MAX_FAULTS) break;
-      index++;
-    }
-    if (faults.length > 0) throw new ValidationError(`the batch has invalid items; nothing was created`, faults.slice(0, MAX_FAULTS));
-    if (index === 0) throw new ValidationError("a batch needs at least one item", [{ path: "/items", message: "no items" }]);
-    if (inputs.length > 0) flush(index);
-    return { chunks, total: index };
   }
 
   async get(tenantId: string, id: string): Promise<BatchView> {
@@ -186,5 +173,18 @@ export class BatchService {
     await this.notifier.publish([id]).catch(() => {});
     await this.options.events?.enqueue(events);
     return this.get(tenantId, id);
+  }
+}
+
+/** One iterator over either form; an array's slots are cleared as they are read. */
+function itemsOf(items: BatchItems): AsyncIterator<unknown> {
+  return Array.isArray(items) ? consume(items) : items[Symbol.asyncIterator]();
+}
+
+async function* consume(items: unknown[]): AsyncGenerator<unknown> {
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
+    items[i] = undefined;
+    yield item;
   }
 }

@@ -6,7 +6,6 @@ import {
   MAX_BATCH_ITEMS,
   NotFoundError,
   parseBatchItemId,
-  ServiceUnavailableError,
   validateInputs,
   validateOutputNames,
   ValidationError,
@@ -21,10 +20,12 @@ import type { SubmitWriter } from "./submit-writer.ts";
 import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
 import { longPoll } from "./long-poll.ts";
 import type { BatchEventSink } from "./batch-service.ts";
+import type { QueueDepthGuard } from "./queue-depth-guard.ts";
 
 
 export interface JobServiceOptions {
-  maxQueueDepth: number;
+  /** MAX_QUEUE_DEPTH, shared with BatchService so that batch items and jobs count against one depth. */
+  depthGuard: QueueDepthGuard;
   /** Checks a webhook target (SSRF guard); throws ValidationError when refused. */
   checkWebhook?: (url: string) => Promise<void>;
   /** Webhook events of jobs this service finishes (cancels). */
@@ -45,8 +46,6 @@ export interface EventSink {
 export type SubmitResult = { job: JobView; replayed: boolean };
 
 export class JobService {
-  private depthCache = new Map<string, { depth: number; at: number }>();
-
   constructor(
     private readonly db: Database,
     private readonly store: JobStore,
@@ -179,23 +178,14 @@ export class JobService {
     return this.get(tenantId, id);
   }
 
-  /** Counts this process's own submits into the cached depth, so a burst cannot overshoot the limit between readings. */
+  /** Counts this process's own submits into the cached depth (see QueueDepthGuard). */
   private noteQueued(model: string): void {
-    const cached = this.depthCache.get(model);
-    if (cached) cached.depth++;
+    this.options.depthGuard.noteQueued(model);
   }
 
-  /** The depth is read from `dispatches` at most once a second per model; submits in between count themselves in. */
+  /** 503 queue_full when the model's queue is at MAX_QUEUE_DEPTH. */
   private async assertQueueHasRoom(model: string): Promise<void> {
-    const cached = this.depthCache.get(model);
-    let depth = cached && Date.now() - cached.at < 1000 ? cached.depth : undefined;
-    if (depth === undefined) {
-      depth = await this.store.pendingByModel(model);
-      this.depthCache.set(model, { depth, at: Date.now() });
-    }
-    if (depth >= this.options.maxQueueDepth) {
-      throw new ServiceUnavailableError("queue_full", `model ${model} has ${depth} queued jobs (limit ${this.options.maxQueueDepth}); retry later`, 5);
-    }
+    await this.options.depthGuard.assertRoom(model);
   }
 }
 

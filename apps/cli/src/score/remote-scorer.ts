@@ -4,6 +4,9 @@ import { ResultFormatter, type OutputBlock } from "./formatter.ts";
 import { modelLayout, type ModelLayout } from "./model-layout.ts";
 import { UsageError, type RawChunk, type ScoredChunk, type ScoreSettings, type Scorer } from "./types.ts";
 
+/** Times a request the cluster answered 429 or 503 is sent again. */
+const RETRIES = 20;
+
 export interface RemoteOptions {
   url: string;
   apiKey: string;
@@ -132,12 +135,22 @@ export class RemoteScorer implements Scorer {
     return { text: this.formatter.rows(lines.length, lines, ids.some((i) => i !== undefined) ? ids : null, outputs), rows: lines.length };
   }
 
-  private request(method: string, path: string, body?: string, contentType?: string, headers: Record<string, string> = {}): Promise<Response> {
-    return fetch(`${this.base}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${this.options.apiKey}`, ...(contentType ? { "content-type": contentType } : {}), ...headers },
-      ...(body !== undefined ? { body } : {}),
-    });
+  /**
+   * One request, sent again while the cluster answers "not now" (429, 503: nothing was created),
+   * after the Retry-After it gives (1 to 30 s); at most RETRIES times, then its answer stands.
+   */
+  private async request(method: string, path: string, body?: string, contentType?: string, headers: Record<string, string> = {}): Promise<Response> {
+    for (let attempt = 0; ; attempt++) {
+      const res = await fetch(`${this.base}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.options.apiKey}`, ...(contentType ? { "content-type": contentType } : {}), ...headers },
+        ...(body !== undefined ? { body } : {}),
+      });
+      if ((res.status !== 429 && res.status !== 503) || attempt >= RETRIES) return res;
+      await res.body?.cancel();
+      const seconds = Math.min(30, Math.max(1, Number(res.headers.get("retry-after")) || 1));
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000 * (0.8 + Math.random() * 0.4)));
+    }
   }
 
   async close(): Promise<void> {}

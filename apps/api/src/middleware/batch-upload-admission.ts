@@ -1,0 +1,73 @@
+import type { Request, RequestHandler, Response } from "express";
+import { DRAFT_IDLE_TIMEOUT_MS } from "@inferline/db";
+import { sendProblem } from "../problem.ts";
+import { UploadLease, type BatchUploadSlots } from "../services/batch-upload-slots.ts";
+
+/** Seconds a refused upload is told to wait: about what a large upload takes. */
+const RETRY_AFTER_S = 5;
+
+const LEASE = "batchUploadLease";
+
+/**
+ * Takes a batch-creation slot before the body is read (put it before any body parser): over the
+ * tenant's cap 429 `too_many_batch_uploads`, over the process's cap 503 `batch_uploads_busy`,
+ * both with Retry-After. The slot is held by the exchange until its response closes (answered,
+ * or the client gone) and by the handler while it runs (see uploadLease), whichever ends last.
+ */
+export function admitBatchUpload(slots: BatchUploadSlots): RequestHandler {
+  return async (req, res, next) => {
+    const gone = new AbortController();
+    let lease: UploadLease | undefined;
+    res.once("close", () => {
+      gone.abort();
+      lease?.release();
+    });
+    const answer = await slots.acquire(req.tenant!.id, gone.signal);
+    if (answer === "aborted") return;
+    if (answer instanceof UploadLease) {
+      if (gone.signal.aborted) return answer.release();
+      lease = answer;
+      res.locals[LEASE] = answer;
+      guardStall(req, res, slots.limits.bodyIdleMs ?? DRAFT_IDLE_TIMEOUT_MS);
+      return next();
+    }
+    closeUnread(req, res);
+    res.setHeader("Retry-After", String(RETRY_AFTER_S));
+    if (answer === "tenant") {
+      return sendProblem(res, 429, "too_many_batch_uploads", `this tenant already has ${slots.limits.perTenant} batch uploads in progress on this server; retry after ${RETRY_AFTER_S} s`);
+    }
+    sendProblem(res, 503, "batch_uploads_busy", `this server already has ${slots.limits.perProcess} batch uploads in progress; retry after ${RETRY_AFTER_S} s`);
+  };
+}
+
+/**
+ * A client that stops sending mid-body would hold its slot (and, for NDJSON, the batch's open
+ * transaction) until the server's requestTimeout; after `idleMs` without a byte it is answered
+ * 408 and the connection closed, which ends the read and rolls the create back.
+ */
+function guardStall(req: Request, res: Response, idleMs: number): void {
+  if (req.complete) return;
+  req.setTimeout(idleMs, () => {
+    if (res.headersSent) return void req.socket.destroy();
+    res.setHeader("Connection", "close");
+    sendProblem(res, 408, "upload_stalled", `the request body stopped arriving for more than ${idleMs / 1000} s; nothing was created`);
+  });
+  // Once the body is in, the create may take its time (nothing more is read from the socket).
+  req.once("end", () => req.setTimeout(0));
+}
+
+/** The slot admitBatchUpload took for this request, if any. */
+export function uploadLease(res: Response): UploadLease | undefined {
+  const lease: unknown = res.locals[LEASE];
+  return lease instanceof UploadLease ? lease : undefined;
+}
+
+/**
+ * Before answering a request whose body is not read to its end: what still arrives is discarded,
+ * and the connection closes after the answer instead of reading up to the body limit of it.
+ */
+export function closeUnread(req: Request, res: Response): void {
+  if (req.readableEnded) return;
+  if (!req.complete && !res.headersSent) res.setHeader("Connection", "close");
+  req.resume();
+}

@@ -1,0 +1,48 @@
+import { ServiceUnavailableError } from "@inferline/contracts";
+
+/** Seconds a client is told to wait when a model's queue is full. */
+const RETRY_AFTER_S = 5;
+
+/**
+ * MAX_QUEUE_DEPTH for everything that enqueues work (single jobs and batches). A model's depth
+ * (queued jobs and batch items, from `pending`) is read at most once per `maxAgeMs`; work this
+ * process queues in between counts itself in, so a burst cannot overshoot the limit between readings.
+ */
+export class QueueDepthGuard {
+  private readonly cache = new Map<string, { depth: number; at: number }>();
+
+  constructor(
+    private readonly pending: (model: string) => Promise<number>,
+    readonly maxDepth: number,
+    private readonly maxAgeMs = 1000,
+  ) {}
+
+  /**
+   * Throws 503 `queue_full` (Retry-After) when the model's queue is at its limit already, or
+   * `adding` more would take it past. `adding` 0 asks only the first (a batch whose size is not
+   * known yet).
+   */
+  async assertRoom(model: string, adding = 1): Promise<void> {
+    const depth = await this.depth(model);
+    if (depth >= this.maxDepth) {
+      throw new ServiceUnavailableError("queue_full", `model ${model} has ${depth} queued jobs (limit ${this.maxDepth}); retry later`, RETRY_AFTER_S);
+    }
+    if (depth + adding > this.maxDepth) {
+      throw new ServiceUnavailableError("queue_full", `model ${model} has ${depth} queued jobs (limit ${this.maxDepth}); ${adding} more would exceed it; retry later or send fewer`, RETRY_AFTER_S);
+    }
+  }
+
+  /** Counts `n` jobs this process just queued into the cached depth. */
+  noteQueued(model: string, n = 1): void {
+    const cached = this.cache.get(model);
+    if (cached) cached.depth += n;
+  }
+
+  private async depth(model: string): Promise<number> {
+    const cached = this.cache.get(model);
+    if (cached && Date.now() - cached.at < this.maxAgeMs) return cached.depth;
+    const depth = await this.pending(model);
+    this.cache.set(model, { depth, at: Date.now() });
+    return depth;
+  }
+}
