@@ -3,13 +3,28 @@ import { redactUrl, ServiceUnavailableError } from "@inferline/contracts";
 
 export const REDIS_HINT = "start it with `docker compose up -d redis`, or `redis-server --daemonize yes`";
 
+/** Bound on one command of a producer connection (see createRedis). */
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 1000;
+
 /**
- * A connection for BullMQ. Workers and subscribers need `maxRetriesPerRequest: null` (BullMQ
- * blocks on them); producers keep a bound so a dead Redis fails a request instead of hanging it.
+ * `producer`: plain commands (queue adds, publishes, the API's reads); `worker`: BullMQ Workers
+ * (which duplicate it for their blocking commands) and pub/sub subscribers.
  */
-export function createRedis(url: string, role: "producer" | "worker" = "producer", extra: RedisOptions = {}): Redis {
+export type RedisRole = "producer" | "worker";
+
+/**
+ * A connection for BullMQ. Workers and subscribers need `maxRetriesPerRequest: null` and no
+ * command timeout: BullMQ blocks on them (BZPOPMIN, a subscription) for as long as there is
+ * nothing to do, and its docs ask for commands there to wait across reconnects. Producers keep a
+ * bound on both, so a dead or hung Redis fails a request within `commandTimeout` (default
+ * DEFAULT_REDIS_COMMAND_TIMEOUT_MS; pass `extra.commandTimeout` to change it) instead of holding
+ * it; a command issued while reconnecting still waits in the offline queue up to that bound, so a
+ * blip of a few hundred ms costs nothing. ioredis reconnects forever either way.
+ */
+export function createRedis(url: string, role: RedisRole = "producer", extra: RedisOptions = {}): Redis {
   const redis = new Redis(url, {
     maxRetriesPerRequest: role === "worker" ? null : 2,
+    ...(role === "producer" ? { commandTimeout: DEFAULT_REDIS_COMMAND_TIMEOUT_MS } : {}),
     enableReadyCheck: true,
     lazyConnect: false,
     ...extra,

@@ -1,23 +1,43 @@
 import { Router } from "express";
 import type { Redis } from "ioredis";
 import type { ModelRepository } from "@inferline/contracts";
-import type { Database } from "@inferline/db";
+import { postgresFailure, type Database } from "@inferline/db";
+import { redisFailure } from "@inferline/queue";
+import { DEPENDENCY_RETRY_AFTER_SECONDS } from "../problem.ts";
 
-async function check(fn: () => Promise<unknown>): Promise<"ok" | string> {
+/** A dependency's state as one word: "ok", or what is wrong ("unreachable", "timeout", "terminated", "starting", "overloaded", "error"). */
+export type DependencyState = "ok" | "unreachable" | "timeout" | "terminated" | "starting" | "overloaded" | "error";
+
+/** Each check gets this long, so that /readyz itself answers within 2 s when a dependency hangs. */
+const CHECK_TIMEOUT_MS = 1500;
+
+class CheckTimeout extends Error {}
+
+/** Runs one probe; a failure is named by `classify` (never reported as the raw error, which can carry hosts and internals). */
+async function check(probe: () => Promise<unknown>, classify: (err: unknown) => DependencyState | undefined): Promise<DependencyState> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([fn(), new Promise((_, reject) => setTimeout(() => reject(new Error("timed out after 2 s")), 2000).unref())]);
+    await Promise.race([probe(), new Promise((_, reject) => (timer = setTimeout(() => reject(new CheckTimeout()), CHECK_TIMEOUT_MS)))]);
     return "ok";
   } catch (err) {
-    return `error: ${(err as Error).message}`;
+    return err instanceof CheckTimeout ? "timeout" : (classify(err) ?? "error");
+  } finally {
+    clearTimeout(timer);
   }
 }
 
 type HealthDeps = { db: Database; redis: Redis; models: ModelRepository };
 
-/** Each dependency's state: "ok" or "error: …". Both /readyz and /v2/health/ready use it. */
-export async function readiness(deps: HealthDeps): Promise<{ ready: boolean; checks: Record<"postgres" | "redis" | "models", string> }> {
-  const [postgres, redis] = await Promise.all([check(() => deps.db.pool.query("select 1")), check(() => deps.redis.ping())]);
-  const models = deps.models.names().length > 0 ? "ok" : "error: no models in the repository";
+export type Readiness = { ready: boolean; checks: { postgres: DependencyState; redis: DependencyState; models: "ok" | "empty" } };
+
+/** Each dependency's state as a word. Both /readyz and /v2/health/ready use it. */
+export async function readiness(deps: HealthDeps): Promise<Readiness> {
+  const [postgres, redis] = await Promise.all([
+    check(() => deps.db.pool.query("select 1"), postgresFailure),
+    // While ioredis is reconnecting, a PING would only wait in its offline queue: say so at once.
+    deps.redis.status === "ready" ? check(() => deps.redis.ping(), redisFailure) : Promise.resolve<DependencyState>("unreachable"),
+  ]);
+  const models = deps.models.names().length > 0 ? "ok" : "empty";
   return { ready: postgres === "ok" && redis === "ok" && models === "ok", checks: { postgres, redis, models } };
 }
 
@@ -28,7 +48,12 @@ export function healthRouter(deps: HealthDeps): Router {
   });
   router.get("/readyz", async (_req, res) => {
     const { ready, checks } = await readiness(deps);
-    res.status(ready ? 200 : 503).json({ status: ready ? "ready" : "not ready", checks });
+    if (ready) return void res.json({ status: "ready", checks });
+    // Not ready: a problem document like every other 503, with the states as an extension member.
+    const down = Object.entries(checks).filter(([, state]) => state !== "ok");
+    res.setHeader("Retry-After", String(DEPENDENCY_RETRY_AFTER_SECONDS));
+    const body = { type: "https://inferline.dev/problems/not-ready", title: "Service Unavailable", status: 503, detail: `not ready: ${down.map(([name, state]) => `${name} ${state}`).join(", ")}`, code: "not_ready", checks };
+    res.status(503).type("application/problem+json").send(JSON.stringify(body));
   });
   return router;
 }
