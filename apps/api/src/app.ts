@@ -5,7 +5,7 @@ import type { ModelRepository } from "@inferline/contracts";
 import type { Database, TenantStore } from "@inferline/db";
 import type { WebhookQueue } from "@inferline/webhooks";
 import type { ApiEnv } from "./env.ts";
-import { authenticate } from "./middleware/auth.ts";
+import type { ApiKeyAuth } from "./middleware/auth.ts";
 import { rateLimit } from "./middleware/rate-limit.ts";
 import { problemHandler, sendProblem } from "./problem.ts";
 import { healthRouter, readiness } from "./routes/health.ts";
@@ -21,6 +21,8 @@ import type { Dispatcher } from "@inferline/queue";
 import { webhooksRouter } from "./routes/webhooks.ts";
 import type { JobService } from "./services/job-service.ts";
 import type { ApiMetrics } from "./metrics.ts";
+import { WaiterLimit } from "./services/long-poll.ts";
+import { longPollAdmission } from "./routes/long-poll-handler.ts";
 
 export interface AppDeps {
   env: ApiEnv;
@@ -29,6 +31,8 @@ export interface AppDeps {
   redis: Redis;
   models: ModelRepository;
   tenants: TenantStore;
+  /** Key authentication and its cache, shared by /v1 and /v2 (server.ts feeds it revocations). */
+  auth: ApiKeyAuth;
   jobs: JobService;
   batches: BatchService;
   dispatcher: Dispatcher;
@@ -51,12 +55,16 @@ export function createApp(deps: AppDeps): Express {
   // hottest route (measured: ~400 us of API CPU per submit, most of it in routing and parsing).
   const json = express.json({ limit: deps.env.BODY_LIMIT, strict: true, type: () => true });
   const v1 = express.Router();
-  v1.use(authenticate(deps.tenants), rateLimit(deps.env.RATE_LIMIT_PER_SECOND));
+  const authenticate = deps.auth.middleware();
+  v1.use(authenticate, rateLimit(deps.env.RATE_LIMIT_PER_SECOND));
+  // One cap for every kind of long-poll (jobs, batches, v2 infer) of a tenant in this process.
+  const waiters = new WaiterLimit(deps.env.LONG_POLL_MAX_WAITERS_PER_TENANT, { waiters: deps.metrics.longPollWaiters, rejected: deps.metrics.longPollRejected });
+  v1.get(["/jobs/:id", "/batches/:id"], longPollAdmission(waiters));
   v1.use("/jobs", json, jobsRouter(deps.jobs));
   // Batches parse their own (larger, possibly streamed) bodies.
-  v1.use("/batches", batchesRouter(deps.batches, deps.env.BATCH_BODY_LIMIT));
+  v1.use("/batches", batchesRouter(deps.batches, deps.env.BATCH_BODY_LIMIT, deps.metrics));
   v1.use("/models", modelsRouter(deps.models));
-  v1.use(json, webhooksRouter({ db: deps.db, webhooks: deps.webhooks, rotationWindowSeconds: deps.env.WEBHOOK_ROTATION_WINDOW_S }));
+  v1.use(json, webhooksRouter({ db: deps.db, webhooks: deps.webhooks, rotationWindowSeconds: deps.env.WEBHOOK_ROTATION_WINDOW_S, maxRedeliveries: deps.env.WEBHOOK_MAX_REDELIVERIES }));
   app.use("/v1", v1);
 
   const openapi = openApiDocument();
@@ -69,9 +77,10 @@ export function createApp(deps: AppDeps): Express {
       models: deps.models,
       jobs: deps.jobs,
       ready: async () => (await readiness(deps)).ready,
-      auth: [authenticate(deps.tenants), rateLimit(deps.env.RATE_LIMIT_PER_SECOND)],
+      auth: [authenticate, rateLimit(deps.env.RATE_LIMIT_PER_SECOND)],
       bodyLimit: deps.env.BODY_LIMIT,
       timeoutSeconds: deps.env.V2_INFER_TIMEOUT_S,
+      waiters,
     }),
   );
 

@@ -1,3 +1,4 @@
+import bytes from "bytes";
 import { z } from "zod";
 import { envBoolean, parseEnv, SharedEnv } from "@inferline/contracts";
 
@@ -24,6 +25,38 @@ export const ApiEnv = SharedEnv.extend({
   WEBHOOK_ROTATION_WINDOW_S: z.coerce.number().int().min(0).default(86_400),
   /** Key for operator routes (queue dashboard); unset disables them. */
   ADMIN_API_KEY: z.string().min(16).optional(),
+  /** Long-polls (`?wait=N` > 0, v2 infer) one tenant may hold at once in one API process; past it 429 too_many_waiters. Default 200. */
+  LONG_POLL_MAX_WAITERS_PER_TENANT: z.coerce.number().int().min(1).default(200),
+  /** A long-poll reads its job or batch again this often even without a pub/sub message (a lost message costs this long). Default 5000. */
+  LONG_POLL_RECHECK_MS: z.coerce.number().int().min(10).max(60_000).default(5000),
+  /** Requests per second one client address may send without a cached API key (missing, malformed or not yet looked up), counted before any database lookup; past it 429 auth_rate_limited. 0 disables. Default 50. */
+  AUTH_RATE_LIMIT_PER_IP: z.coerce.number().int().min(0).default(50),
+  /** API keys the auth cache holds per process (valid keys; refused keys get a separate cache of the same size). Default 10,000. */
+  AUTH_CACHE_SIZE: z.coerce.number().int().min(1).default(10_000),
+  /** Manual redeliveries (POST /v1/jobs/:id/webhooks/redeliver) allowed per webhook event, for its lifetime; past it 429 redelivery_limit. Default 10. */
+  WEBHOOK_MAX_REDELIVERIES: z.coerce.number().int().min(0).default(10),
+  /** Longest line (one item) of an NDJSON batch body, e.g. 1mb; past it 413 line_too_large. Default: BODY_LIMIT (1mb). */
+  BATCH_MAX_LINE_BYTES: z
+    .string()
+    .refine((v) => (bytes.parse(v) ?? 0) > 0, { message: "must be a size such as 1mb or 1048576" })
+    .optional(),
+  /** Batch creations at once in one API process; each streams its body into one open transaction (one of the API's 16 PostgreSQL connections). Past it 503 batch_uploads_busy. Default 4. */
+  MAX_BATCH_UPLOADS: z.coerce.number().int().min(1).max(12).default(4),
+  /** Batch creations at once of one tenant in one API process; past it 429 too_many_batch_uploads. Default 2. */
+  MAX_BATCH_UPLOADS_PER_TENANT: z.coerce.number().int().min(1).default(2),
+  /** How long a batch creation waits for a free upload slot before that 429 or 503 (0: refuse at once). Default 5000. */
+  BATCH_UPLOAD_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
+  /** How long opening a PostgreSQL connection (or waiting for a free one) may take before a request answers 503. Default 1500. */
+  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(1500),
+  /**
+   * PostgreSQL statement_timeout of the API's connections (0: none); a query gets this plus a
+   * fifth (at most 1 s) on the client side, which is how long a hung server can hold a request:
+   * the default answers a frozen PostgreSQL with 503 within 2 s. The API's statements are small
+   * reads and grouped writes; a batch upload's chunk inserts have their own 30 s bound. Default 1500.
+   */
+  DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(1500),
+  /** Bound on one Redis command of the API (queue adds, publishes, reads); past it the request answers 503 (a submit is still accepted). Default 1000. */
+  REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   LOG_PRETTY: envBoolean.default(false),
 });
 export type ApiEnv = z.infer<typeof ApiEnv>;

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { z } from "zod";
 import { envBoolean, parseEnv, SharedEnv } from "@inferline/contracts";
 import { DEFAULT_RETRY_SCHEDULE_MS, parseRetrySchedule } from "@inferline/webhooks";
@@ -55,6 +56,39 @@ export const WorkerEnv = SharedEnv.extend({
   WEBHOOK_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
   /** A pending webhook event overdue by this much with no queue entry is re-enqueued, ms. Default 60000. */
   WEBHOOK_SWEEP_AFTER_MS: z.coerce.number().int().min(0).default(60_000),
+  /** Largest result of one job or batch item, in bytes of JSON; a larger one fails the job with `result_too_large`. Default 1048576 (1 MiB). */
+  MAX_RESULT_BYTES: z.coerce.number().int().min(1024).max(256 * 1024 * 1024).default(1024 * 1024),
+  /**
+   * BullMQ lock of an entry in progress, ms, renewed while it runs; also how often entries whose
+   * worker died are looked for. A frozen or dead worker's entries go to another after about
+   * twice this. Default 30000.
+   */
+  QUEUE_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
+  /** Webhook deliveries of one tenant in flight at once in this process (manual redeliveries included); its other entries wait on the delayed set. Default 4. */
+  WEBHOOK_TENANT_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(4),
+  /** How long opening a webhook connection (DNS, TCP, TLS) may take, in ms; capped at WEBHOOK_TIMEOUT_MS. Default 5000. */
+  WEBHOOK_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
+  /**
+   * Longest one inference run of any model may take on a thread, in ms, winning over every
+   * manifest's `timeoutMs`; a run past it has its thread replaced and its jobs retried
+   * (`inference_timeout`). Default: unset (each manifest's `timeoutMs`, else 60000).
+   */
+  INFERENCE_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).optional(),
+  /**
+   * Comma-separated ES modules (absolute paths or file: URLs; relative paths resolve against the
+   * working directory) imported on the main thread and in every inference thread before models
+   * load, so that they can call registerAdapter. Default: none.
+   */
+  INFERENCE_ADAPTER_MODULES: z
+    .string()
+    .default("")
+    .transform((s) => s.split(",").map((m) => m.trim()).filter(Boolean).map((m) => (m.startsWith("file:") ? m : path.resolve(m)))),
+  /** How long opening a PostgreSQL connection (or waiting for a free one) may take. Default 1500. */
+  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(1500),
+  /** PostgreSQL statement_timeout of the worker's connections (0: none); result writes, reconciler and retention passes. Default 30000. */
+  DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+  /** Bound on one Redis command of the worker's producer connection (re-enqueues, finished notices, webhook adds). Default 5000. */
+  REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(5000),
   LOG_PRETTY: envBoolean.default(false),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;

@@ -1,4 +1,6 @@
-export { createRedis, assertRedisReachable, REDIS_HINT } from "./redis.ts";
+export { createRedis, assertRedisReachable, REDIS_HINT, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, type RedisRole } from "./redis.ts";
+export { redisFailure, isRedisUnavailable, type RedisFailure } from "./redis-errors.ts";
 export { inferQueueName, finishedChannel, WEBHOOK_QUEUE, PRIORITY_RANK, type DispatchPayload } from "./names.ts";
 export { Dispatcher, type DispatcherOptions, type DispatchGroup } from "./dispatcher.ts";
 export { FinishedNotifier, FinishedListener } from "./finished-events.ts";
+export { keyRevokedChannel, KeyRevocationNotifier, KeyRevocationListener, publishKeyRevocation, type KeyRevocationHandlers } from "./key-events.ts";
