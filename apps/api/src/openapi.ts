@@ -7,6 +7,16 @@ const json = (s: unknown) => ({ content: { "application/json": { schema: s } } }
 const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: ref("Problem") } } });
 const id = { name: "id", in: "path", required: true, schema: { type: "string", format: "uuid" } };
 
+/** Answers any authenticated route may give, whatever it does. */
+const COMMON = {
+  400: problem("Malformed JSON (malformed_json), an unreadable body (malformed_body) or a malformed path (malformed_path)"),
+  401: problem("Missing, unknown or revoked API key (missing_api_key, invalid_api_key)"),
+  429: problem("Over the key's request rate (rate_limited), or too many requests without a known key from one address (auth_rate_limited); Retry-After says when to try again"),
+  503: problem("PostgreSQL or Redis is unavailable (dependency_unavailable); Retry-After says when to try again"),
+};
+const WAIT_429 = problem("Over the key's rate, or the tenant holds too many long-polls in this API process (too_many_waiters); see Retry-After");
+const with_ = (extra: Record<number, unknown>, common: Record<number, unknown> = COMMON) => ({ ...common, ...extra });
+
 /**
  * The OpenAPI 3.1 description of the API. Request schemas come from the same zod schemas the
  * routes validate with, so the document cannot drift from the validation.
@@ -42,36 +52,87 @@ export function openApiDocument(): Record<string, unknown> {
           summary: "Submit a job",
           parameters: [{ name: "Idempotency-Key", in: "header", schema: { type: "string", maxLength: 255 } }],
           requestBody: json(ref("JobSubmission")),
-          responses: { 202: { description: "Accepted; Location names the job" }, 200: { description: "Replay of an idempotent request" }, 400: problem("Malformed JSON"), 401: problem("Missing or invalid key"), 404: problem("Unknown model"), 409: problem("Idempotency-Key reused with another body"), 413: problem("Body too large"), 422: problem("Invalid fields"), 429: problem("Over the key's rate"), 503: problem("Queue full") },
+          responses: with_({
+            202: { description: "Accepted; Location names the job" },
+            200: { description: "Replay of an idempotent request" },
+            404: problem("Unknown model or version"),
+            409: problem("Idempotency-Key reused with another body"),
+            413: problem("Body over BODY_LIMIT (body_too_large)"),
+            415: problem("Unsupported content encoding or charset"),
+            422: problem(
+              "Invalid fields (validation_failed), each named by a JSON Pointer in `errors`: an unknown field, a string holding NUL or an unpaired surrogate, tensors that do not match the model, more rows than the model's maxRowsPerJob, a refused webhook target; unstorable_value if a value reached the database and was refused",
+            ),
+            503: problem("The model's queue is over MAX_QUEUE_DEPTH (queue_full), or a dependency is unavailable (dependency_unavailable); see Retry-After"),
+          }),
         },
         get: {
           summary: "List jobs, newest first",
           parameters: ["status", "model", "batchId", "cursor"].map((name) => ({ name, in: "query", schema: { type: "string" } })).concat([{ name: "limit", in: "query", schema: { type: "integer", maximum: 500 } } as never]),
-          responses: { 200: { description: "{jobs, nextCursor}" } },
+          responses: with_({ 200: { description: "{jobs, nextCursor}" }, 400: problem("A cursor this API did not return (invalid_cursor)"), 422: problem("Invalid or unknown query parameters") }),
         },
       },
-      "/v1/jobs/{id}": { get: { summary: "Read a job; ?wait=N long-polls up to 60 s", parameters: [id, { name: "wait", in: "query", schema: { type: "number", maximum: 60 } }], responses: { 200: { description: "The job" }, 404: problem("Not found") } } },
-      "/v1/jobs/{id}/cancel": { post: { summary: "Cancel a queued or running job", parameters: [id], responses: { 200: { description: "The canceled job" }, 409: problem("Already terminal") } } },
-      "/v1/jobs/{id}/webhooks": { get: { summary: "Webhook delivery attempts of a job", parameters: [id], responses: { 200: { description: "Attempts" } } } },
-      "/v1/jobs/{id}/webhooks/redeliver": { post: { summary: "Send the job's last webhook event again", parameters: [id], responses: { 202: { description: "Enqueued" } } } },
+      "/v1/jobs/{id}": {
+        get: {
+          summary: "Read a job; ?wait=N long-polls up to 60 s",
+          parameters: [id, { name: "wait", in: "query", schema: { type: "number", maximum: 60 } }],
+          responses: with_({ 200: { description: "The job" }, 404: problem("Not found (or another tenant's)"), 422: problem("Invalid or unknown query parameters"), 429: WAIT_429 }),
+        },
+      },
+      "/v1/jobs/{id}/cancel": { post: { summary: "Cancel a queued or running job", parameters: [id], responses: with_({ 200: { description: "The canceled job" }, 404: problem("Not found"), 409: problem("Already terminal") }) } },
+      "/v1/jobs/{id}/webhooks": { get: { summary: "Webhook events of a job, with every delivery attempt", parameters: [id], responses: with_({ 200: { description: "{events, attempts}" }, 404: problem("Not found") }) } },
+      "/v1/jobs/{id}/webhooks/redeliver": {
+        post: {
+          summary: "Send the job's last webhook event again (at most WEBHOOK_MAX_REDELIVERIES times per event)",
+          parameters: [id],
+          responses: with_({ 202: { description: "Enqueued: {eventId, status, redeliveries, maxRedeliveries}" }, 404: problem("Not found, or no event yet"), 429: problem("The event was redelivered WEBHOOK_MAX_REDELIVERIES times already (redelivery_limit), or over the key's rate") }),
+        },
+      },
       "/v1/batches": {
         post: {
           summary: "Submit up to 100,000 items (JSON, or NDJSON with ?model=)",
           parameters: [{ name: "Idempotency-Key", in: "header", schema: { type: "string", maxLength: 255 } }],
           requestBody: { content: { "application/json": { schema: ref("BatchSubmission") }, "application/x-ndjson": { schema: { type: "string" } } } },
-          responses: { 202: { description: "The batch" }, 200: { description: "Replay of an idempotent request: the first batch" }, 409: problem("Idempotency-Key reused with another body"), 422: problem("Invalid items; nothing was created") },
+          responses: with_({
+            202: { description: "The batch" },
+            200: { description: "Replay of an idempotent request: the first batch" },
+            404: problem("Unknown model or version"),
+            409: problem("Idempotency-Key reused with another body"),
+            413: problem("Body over BATCH_BODY_LIMIT, more than 100,000 items, or one NDJSON line over BATCH_MAX_LINE_BYTES (line_too_large)"),
+            422: problem("Invalid items, each named by item and field (up to 100); nothing was created"),
+            429: problem("The tenant has MAX_BATCH_UPLOADS_PER_TENANT uploads in progress in this API process (too_many_batch_uploads), or over the key's rate; see Retry-After"),
+            503: problem("This API process has MAX_BATCH_UPLOADS uploads in progress (batch_uploads_busy), the model's queue would pass MAX_QUEUE_DEPTH (queue_full), or a dependency is unavailable; see Retry-After"),
+          }),
         },
       },
-      "/v1/batches/{id}": { get: { summary: "Batch status and counts", parameters: [id], responses: { 200: { description: "The batch" } } } },
-      "/v1/batches/{id}/results": { get: { summary: "Results as NDJSON, in submission order", parameters: [id], responses: { 200: { description: "NDJSON", content: { "application/x-ndjson": {} } } } } },
-      "/v1/batches/{id}/cancel": { post: { summary: "Cancel every item not yet terminal", parameters: [id], responses: { 200: { description: "The batch" } } } },
-      "/v1/models": { get: { summary: "The model repository", responses: { 200: { description: "Models" } } } },
-      "/v1/models/{name}": { get: { summary: "One model's contract", parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }], responses: { 200: { description: "Model" } } } },
-      "/v1/webhooks/secret": { get: { summary: "The tenant's webhook signing secret", responses: { 200: { description: "{secret}" } } } },
-      "/v1/webhooks/secret/rotate": { post: { summary: "Rotate the signing secret", responses: { 200: { description: "The new secret" } } } },
-      "/v2/models/{name}/infer": { post: { summary: "Open Inference Protocol v2, synchronous", parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }], responses: { 200: { description: "v2 inference response" } } } },
+      "/v1/batches/{id}": {
+        get: {
+          summary: "Batch status and counts; ?wait=N long-polls up to 60 s",
+          parameters: [id, { name: "wait", in: "query", schema: { type: "number", maximum: 60 } }],
+          responses: with_({ 200: { description: "The batch" }, 404: problem("Not found"), 422: problem("Invalid or unknown query parameters"), 429: WAIT_429 }),
+        },
+      },
+      "/v1/batches/{id}/results": { get: { summary: "Results as NDJSON, in submission order", parameters: [id], responses: with_({ 200: { description: "NDJSON", content: { "application/x-ndjson": {} } }, 404: problem("Not found") }) } },
+      "/v1/batches/{id}/cancel": { post: { summary: "Cancel every item not yet terminal", parameters: [id], responses: with_({ 200: { description: "The batch" }, 404: problem("Not found"), 409: problem("Already completed or canceled") }) } },
+      "/v1/models": { get: { summary: "The model repository", responses: with_({ 200: { description: "Models" } }) } },
+      "/v1/models/{name}": { get: { summary: "One model's contract (inputs, outputs, batching, maxRowsPerJob)", parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }], responses: with_({ 200: { description: "Model" }, 404: problem("Unknown model") }) } },
+      "/v1/webhooks/secret": { get: { summary: "The tenant's webhook signing secret", responses: with_({ 200: { description: "{secret}" } }) } },
+      "/v1/webhooks/secret/rotate": { post: { summary: "Rotate the signing secret", responses: with_({ 200: { description: "The new secret" } }) } },
+      "/v2/models/{name}/infer": {
+        post: {
+          summary: "Open Inference Protocol v2, synchronous (its body stays open to the protocol's parameters)",
+          parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+          responses: {
+            200: { description: "v2 inference response" },
+            400: { description: "Invalid request: `{error}`" },
+            401: problem("Missing, unknown or revoked API key"),
+            429: problem("Over the key's rate, too many requests without a known key from one address, or the tenant holds too many long-polls (too_many_waiters: no job was created); see Retry-After"),
+            503: problem("A dependency is unavailable, or the queue is full; see Retry-After"),
+            504: { description: "Not finished within V2_INFER_TIMEOUT_S: `{error}` names the job, still readable through /v1/jobs" },
+          },
+        },
+      },
       "/healthz": { get: { security: [], summary: "Process alive", responses: { 200: { description: "ok" } } } },
-      "/readyz": { get: { security: [], summary: "PostgreSQL, Redis and models reachable", responses: { 200: { description: "ready" }, 503: { description: "not ready" } } } },
+      "/readyz": { get: { security: [], summary: "PostgreSQL, Redis and models reachable; `checks` gives each dependency's state as a word", responses: { 200: { description: "ready" }, 503: { description: "not ready" } } } },
       "/metrics": { get: { security: [], summary: "Prometheus metrics", responses: { 200: { description: "text" } } } },
     },
   };
