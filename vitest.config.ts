@@ -2,7 +2,7 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["apps/*/test/**/*.test.ts", "packages/*/test/**/*.test.ts", "models/**/*.test.ts"],
+    include: ["apps/*/test/**/*.test.ts", "packages/*/test/**/*.test.ts", "models/**/*.test.ts", "scripts/**/*.test.ts"],
     globalSetup: ["./packages/testing/src/global-setup.ts"],
     // Each file has its own database and queue prefix, so files may run in parallel; two at a time
     // suits the 2-core machines this runs on.
