@@ -18,7 +18,7 @@ async function prepare(): Promise<string> {
   if (applied.length) console.log(`applied migrations: ${applied.join(", ")}`);
   const db = new Database(databaseUrl, { poolSize: 1 });
   try {
-    return (await new TenantStore(db.prisma).createKey("dev", "created by pnpm start")).key;
+    return (await new TenantStore(db.pool, db.prisma).createKey("dev", "created by pnpm start")).key;
   } finally {
     await db.close();
   }

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Database } from "@inferline/db";
+import type { RetentionStore } from "@inferline/db";
 import { PeriodicPass } from "./periodic-pass.ts";
 
 export interface RetentionOptions {
@@ -28,7 +28,10 @@ export interface RetentionPass {
 export class RetentionSweeper {
   private readonly periodic: PeriodicPass<RetentionPass>;
 
-  constructor(private readonly db: Database, private readonly options: RetentionOptions) {
+  constructor(
+    private readonly store: RetentionStore,
+    private readonly options: RetentionOptions,
+  ) {
     this.periodic = new PeriodicPass(() => this.pass(), { intervalMs: options.days > 0 ? options.intervalMs : 0, logger: options.logger, failure: "retention pass failed" });
   }
 
@@ -44,27 +47,22 @@ export class RetentionSweeper {
     if (this.options.days <= 0) return { jobs: 0, batches: 0, webhookEvents: 0 }; // 0 keeps everything
     const cutoff = new Date(Date.now() - this.options.days * 24 * 3600 * 1000);
     const pass = {
-      jobs: await this.deleteAll(
-        `delete from jobs where id in (
-           select j.id from jobs j where j."createdAt" < $1 and j.status in ('succeeded', 'failed', 'canceled') and j."completedAt" < $1
-             and not exists (select 1 from webhook_events e where e."jobId" = j.id and e.status = 'pending')
-           limit $2)`,
-        cutoff,
-      ),
-      batches: await this.deleteAll(`delete from batches where id in (select id from batches where "createdAt" < $1 and "completedAt" < $1 limit $2)`, cutoff),
-      webhookEvents: await this.deleteAll(`delete from webhook_events where id in (select id from webhook_events where "createdAt" < $1 and status <> 'pending' limit $2)`, cutoff),
+      jobs: await this.deleteAll((limit) => this.store.deleteFinishedJobs(cutoff, limit)),
+      batches: await this.deleteAll((limit) => this.store.deleteCompletedBatches(cutoff, limit)),
+      webhookEvents: await this.deleteAll((limit) => this.store.deleteSettledWebhookEvents(cutoff, limit)),
     };
     if (pass.jobs + pass.batches + pass.webhookEvents > 0) this.options.logger.info(pass, "deleted records past retention");
     return pass;
   }
 
-  private async deleteAll(sql: string, cutoff: Date): Promise<number> {
+  /** Repeats a page's delete until a page comes back short. */
+  private async deleteAll(deletePage: (limit: number) => Promise<number>): Promise<number> {
     const page = this.options.pageSize ?? 5000;
     let total = 0;
     for (;;) {
-      const { rowCount } = await this.db.pool.query(sql, [cutoff, page]);
-      total += rowCount ?? 0;
-      if ((rowCount ?? 0) < page) return total;
+      const deleted = await deletePage(page);
+      total += deleted;
+      if (deleted < page) return total;
     }
   }
 

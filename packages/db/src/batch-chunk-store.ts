@@ -1,7 +1,6 @@
 import type pg from "pg";
 import { batchItemId, isTerminal, type FlatTensor, type InferenceResult, type JobError, type JobPriority, type JobStatus, type JobView } from "@inferline/contracts";
 import { settleBatch, type BatchSettlement } from "./batch-store.ts";
-import type { Queryable } from "./database.ts";
 
 /** A chunk a worker took: the inputs of its items (null for those already terminal, i.e. canceled). */
 export interface ClaimedChunk {
@@ -39,6 +38,18 @@ interface ChunkRow {
   attempts: number;
   startedAt: Date | null;
   completedAt: Date | null;
+}
+
+/** A chunk as the results stream reads it (see BatchChunkStore.resultPages). */
+export interface ResultChunk {
+  firstIndex: number;
+  size: number;
+  customIds: Array<string | null>;
+  /** Each item's status as the API shows it: its own once terminal, else its chunk's. */
+  statuses: JobStatus[];
+  /** Each item's result and error as stored JSON text ("null" for none); null when the chunk has none at all. */
+  results: string[] | null;
+  errors: string[] | null;
 }
 
 /** The batch columns an item's job view shows. */
@@ -106,18 +117,23 @@ export class BatchChunkStore {
     const errors = elementTexts(row.errors) ?? statuses.map(() => "null");
     let succeeded = 0;
     let failed = 0;
-    let resultBytes = results.reduce((n, r) => n + r.length + 2, 0);
+    // Bytes, not UTF-16 units: a result of non-ASCII text takes up to three bytes a character.
+    let resultBytes = results.reduce((n, r) => n + Buffer.byteLength(r) + 2, 0);
     outcomes.forEach((outcome, i) => {
       if (!outcome || statuses[i] !== "queued") return;
-      if (outcome.status === "succeeded" && resultBytes + outcome.resultJson.length > MAX_CHUNK_RESULT_BYTES) {
+      const bytes = outcome.status === "succeeded" ? Buffer.byteLength(outcome.resultJson) : 0;
+      if (outcome.status === "succeeded" && resultBytes + bytes > MAX_CHUNK_RESULT_BYTES) {
         outcome = { status: "failed", error: { code: "result_too_large", message: `the results of this item's chunk would exceed ${MAX_CHUNK_RESULT_BYTES} bytes; send large results as jobs` } };
       }
       statuses[i] = outcome.status;
       if (outcome.status === "succeeded") {
         results[i] = outcome.resultJson;
-        resultBytes += outcome.resultJson.length;
+        resultBytes += bytes;
         succeeded++;
-      } else (errors[i] = JSON.stringify(outcome.error)), failed++;
+      } else {
+        errors[i] = JSON.stringify(outcome.error);
+        failed++;
+      }
     });
     const finished = succeeded + failed;
     if (finished > 0) {
@@ -146,10 +162,11 @@ export class BatchChunkStore {
     const chunk = rows[0];
     if (!chunk || chunk.status !== "queued") return null;
     const completes = chunk.done + 1 >= chunk.size;
-    await client.query(
-      `update batch_chunks set statuses[$2] = 'canceled', canceled = canceled + 1, "completedAt" = case when $3 then now() else "completedAt" end where id = $1`,
-      [chunk.id, chunk.k, completes],
-    );
+    await client.query(`update batch_chunks set statuses[$2] = 'canceled', canceled = canceled + 1, "completedAt" = case when $3 then now() else "completedAt" end where id = $1`, [
+      chunk.id,
+      chunk.k,
+      completes,
+    ]);
     if (completes) await client.query(`delete from dispatches where id = $1`, [chunk.id]);
     return { settlement: await settleBatch(client, batchId, 1) };
   }
@@ -195,10 +212,11 @@ export class BatchChunkStore {
   }
 
   /**
-   * Results in submission order as NDJSON text, a page of chunks at a time, so a 100,000-item
-   * batch streams in flat memory.
+   * A batch's chunks in submission order, a page of them at a time (so a 100,000-item batch
+   * streams in flat memory), with each item's status and its result and error as the JSON text
+   * they are stored as: the API splices them into its lines without parsing them.
    */
-  async *resultLines(batchId: string): AsyncGenerator<string> {
+  async *resultPages(batchId: string): AsyncGenerator<ResultChunk[]> {
     let after = -1;
     for (;;) {
       const { rows } = await this.pool.query<ChunkRow>(
@@ -207,24 +225,15 @@ export class BatchChunkStore {
         [batchId, after, RESULT_PAGE_CHUNKS],
       );
       if (rows.length === 0) return;
-      let text = "";
-      for (const row of rows) {
-        const results = elementTexts(row.results);
-        const errors = elementTexts(row.errors);
-        for (let i = 0; i < row.size; i++) {
-          const index = row.firstIndex + i;
-          text += `{"index":${index},"customId":${JSON.stringify(row.customIds[i] ?? null)},"jobId":"${batchItemId(batchId, index)}","status":"${itemStatus(row, i)}"`;
-          const result = results?.[i];
-          const error = errors?.[i];
-          if (result && result !== "null") text += `,"result":${result}`;
-          if (error && error !== "null") text += `,"error":${error}`;
-          text += "}\n";
-        }
-      }
-      yield text;
+      yield rows.map(resultChunk);
       after = rows[rows.length - 1]!.firstIndex;
     }
   }
+}
+
+function resultChunk(row: ChunkRow): ResultChunk {
+  const statuses = Array.from({ length: row.size }, (_, i) => itemStatus(row, i));
+  return { firstIndex: row.firstIndex, size: row.size, customIds: row.customIds, statuses, results: elementTexts(row.results), errors: elementTexts(row.errors) };
 }
 
 /** An item's status: its own once terminal, else its chunk's (running once a worker took it). */

@@ -47,7 +47,10 @@ export class Database {
   readonly pool: pg.Pool;
   readonly prisma: PrismaClient;
 
-  constructor(readonly url: string, options: DatabaseOptions = {}) {
+  constructor(
+    readonly url: string,
+    options: DatabaseOptions = {},
+  ) {
     const statementTimeout = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
     const queryTimeout = options.queryTimeoutMs ?? (statementTimeout > 0 ? statementTimeout + Math.min(1000, Math.round(statementTimeout / 5)) : 0);
     this.pool = new pg.Pool({
@@ -73,28 +76,41 @@ export class Database {
   }
 
   /** Runs `fn` in one transaction on one client; rolls back when it throws. */
-  async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query("begin");
-      const result = await fn(client);
-      await client.query("commit");
-      return result;
-    } catch (err) {
-      // A broken or hung connection is thrown away rather than handed to the next caller (and a
-      // rollback on it would only wait for the query timeout again).
-      if (isPostgresUnavailable(err)) broken = err as Error;
-      else await client.query("rollback").catch(() => {});
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+  transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, fn);
+  }
+
+  /** One trivial statement: whether PostgreSQL answers through this pool (readiness). */
+  async ping(): Promise<void> {
+    await this.pool.query("select 1");
   }
 
   async close(): Promise<void> {
     await this.prisma.$disconnect();
     await this.pool.end();
+  }
+}
+
+/**
+ * Runs `fn` in one transaction on a client of `pool`; rolls back when it throws. What
+ * Database.transaction and the stores that need a transaction of their own share.
+ */
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query("begin");
+    const result = await fn(client);
+    await client.query("commit");
+    return result;
+  } catch (err) {
+    // A broken or hung connection is thrown away rather than handed to the next caller (and a
+    // rollback on it would only wait for the query timeout again).
+    if (isPostgresUnavailable(err)) broken = err as Error;
+    else await client.query("rollback").catch(() => {});
+    throw err;
+  } finally {
+    client.release(broken);
   }
 }
 
@@ -110,7 +126,7 @@ export class Database {
 function poolForPrisma(pool: pg.Pool): pg.Pool {
   const connect = async (): Promise<pg.PoolClient> => {
     const client = await pool.connect();
-    const giveBack = client.release;
+    const giveBack = client.release.bind(client);
     let released = false;
     const onBroken = (err: Error) => client.release(err);
     client.release = (err?: Error | boolean) => {
@@ -133,7 +149,7 @@ function poolForPrisma(pool: pg.Pool): pg.Pool {
     get(target, prop) {
       if (prop === "connect") return connect;
       const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
 }

@@ -69,7 +69,17 @@ const ADAPTER_KINDS: Record<string, PostgresFailure> = {
   TooManyConnections: "overloaded",
 };
 
-type Node = { name?: unknown; code?: unknown; kind?: unknown; originalCode?: unknown; severity?: unknown; syscall?: unknown; message?: unknown; cause?: unknown; meta?: { driverAdapterError?: unknown } };
+type Node = {
+  name?: unknown;
+  code?: unknown;
+  kind?: unknown;
+  originalCode?: unknown;
+  severity?: unknown;
+  syscall?: unknown;
+  message?: unknown;
+  cause?: unknown;
+  meta?: { driverAdapterError?: unknown };
+};
 
 function classifyOne(e: Node): PostgresFailure | undefined {
   const sqlstate = typeof e.originalCode === "string" ? e.originalCode : typeof e.code === "string" && (typeof e.severity === "string" || e.kind === "postgres") ? e.code : undefined;

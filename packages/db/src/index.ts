@@ -1,9 +1,38 @@
-export { Database, assertPostgresReachable, POSTGRES_HINT, type DatabaseOptions, type Queryable } from "./database.ts";
+export { Database, inTransaction, assertPostgresReachable, POSTGRES_HINT, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, type DatabaseOptions, type Queryable } from "./database.ts";
 export { postgresFailure, isPostgresUnavailable, type PostgresFailure } from "./dependency-errors.ts";
 export { migrate, ensureDatabase, MIGRATIONS_DIR } from "./migrate.ts";
-export { JobStore, toJobView, InvalidCursorError, type NewJob, type ClaimedJob, type JobOutcome, type FinishedJob, type IsolatedJob } from "./job-store.ts";
-export { BatchStore, BatchDraft, DRAFT_IDLE_TIMEOUT_MS, settleBatch, type BatchStoreOptions, type NewBatch, type NewBatchChunk, type BatchSettlement } from "./batch-store.ts";
-export { BatchChunkStore, type ClaimedChunk, type ChunkItemOutcome, type FinishedChunk } from "./batch-chunk-store.ts";
-export { TenantStore, hashApiKey, isWellFormedApiKey, newWebhookSecret, type Tenant, type CreatedKey, type ApiKeyInfo, type RevokedKey } from "./tenant-store.ts";
+export { JobStore, toJobView, type NewJob, type ClaimedJob, type JobOutcome, type FinishedJob, type IsolatedJob } from "./job-store.ts";
+export { BatchStore, settleBatch, type BatchStoreOptions, type BatchSettlement } from "./batch-store.ts";
+export { BatchDraft, DRAFT_IDLE_TIMEOUT_MS, type NewBatch, type NewBatchChunk } from "./batch-draft.ts";
+export { BatchChunkStore, type ClaimedChunk, type ChunkItemOutcome, type FinishedChunk, type ResultChunk } from "./batch-chunk-store.ts";
+export { DispatchStore, type PendingDispatch, type PendingItems, type ReconcilerStore, type QueueDepthStore } from "./dispatch-store.ts";
+export {
+  WebhookEventStore,
+  type RecordedEvent,
+  type NewWebhookEvent,
+  type ClaimedWebhookEvent,
+  type WebhookAttempt,
+  type WebhookEventRow,
+  type WebhookAttemptRow,
+  type RedeliveryClaim,
+  type WebhookEventRecorder,
+  type WebhookDeliveryStore,
+  type WebhookWorkerStore,
+  type JobWebhookStore,
+} from "./webhook-event-store.ts";
+export { RetentionStore } from "./retention-store.ts";
+export {
+  TenantStore,
+  hashApiKey,
+  isWellFormedApiKey,
+  newWebhookSecret,
+  type Tenant,
+  type CreatedKey,
+  type ApiKeyInfo,
+  type RevokedKey,
+  type WebhookSecret,
+  type WebhookSecretStore,
+  type KeyLookup,
+} from "./tenant-store.ts";
 export { Prisma, type PrismaClient, type Job, type Batch } from "./generated/prisma/client.ts";
 export { isRowFault } from "./row-faults.ts";

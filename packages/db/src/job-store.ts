@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import type pg from "pg";
-import { isUuid, type FlatTensor, type InferenceResult, type JobListQuery, type JobPriority, type JobStatus, type JobView, type WebhookSpec } from "@inferline/contracts";
+import { InvalidCursorError, isUuid, type FlatTensor, type InferenceResult, type JobListQuery, type JobPriority, type JobStatus, type JobView, type WebhookSpec } from "@inferline/contracts";
 import type { PrismaClient } from "./generated/prisma/client.ts";
 import type { Queryable } from "./database.ts";
 import type { Job } from "./generated/prisma/client.ts";
@@ -37,9 +37,7 @@ export interface ClaimedJob {
  * (which checks its size), so that no statement ever builds one string out of a whole group's
  * results.
  */
-export type JobOutcome =
-  | { id: string; status: "succeeded"; resultJson: string }
-  | { id: string; status: "failed"; errorCode: string; errorMessage: string };
+export type JobOutcome = { id: string; status: "succeeded"; resultJson: string } | { id: string; status: "failed"; errorCode: string; errorMessage: string };
 
 /** A job moved onto a queue entry of its own (see JobStore.isolate). */
 export interface IsolatedJob {
@@ -68,7 +66,10 @@ const INSERT_CHUNK = 5000;
  * because per-row statements would bound throughput long before the model does.
  */
 export class JobStore {
-  constructor(private readonly pool: pg.Pool, private readonly prisma: PrismaClient) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly prisma: PrismaClient,
+  ) {}
 
   /**
    * Inserts jobs, and the `dispatches` rows of their queue entries, in one statement per chunk.
@@ -184,12 +185,6 @@ export class JobStore {
     return rows[0] ?? null;
   }
 
-  /** Jobs per model in queue entries not yet processed (queued or running): the queue depth. */
-  async pendingByModel(model: string): Promise<number> {
-    const { rows } = await this.pool.query<{ n: number }>(`select coalesce(sum(jobs), 0)::int as n from dispatches where model = $1`, [model]);
-    return rows[0]?.n ?? 0;
-  }
-
   async findByIdempotencyKey(tenantId: string, key: string): Promise<Job | null> {
     return this.prisma.job.findFirst({ where: { tenantId, idempotencyKey: key } });
   }
@@ -219,10 +214,6 @@ export class JobStore {
   }
 }
 
-export class InvalidCursorError extends Error {
-  readonly code = "invalid_cursor";
-}
-
 function encodeCursor(createdAt: Date, id: string): string {
   return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString("base64url");
 }
@@ -235,7 +226,7 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
     if (Number.isNaN(createdAt.getTime()) || typeof id !== "string" || !isUuid(id)) throw new Error("bad cursor");
     return { createdAt, id };
   } catch {
-    throw new InvalidCursorError("cursor is not one this API returned");
+    throw new InvalidCursorError();
   }
 }
 

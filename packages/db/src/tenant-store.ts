@@ -1,4 +1,5 @@
 import crypto from "node:crypto";
+import type pg from "pg";
 import type { PrismaClient } from "./generated/prisma/client.ts";
 
 export interface Tenant {
@@ -55,17 +56,29 @@ export function newWebhookSecret(): string {
   return `whsec_${crypto.randomBytes(32).toString("base64")}`;
 }
 
+/** A tenant's webhook signing secret, and until when the previous one still signs (null when there is none). */
+export interface WebhookSecret {
+  secret: string;
+  previousExpiresAt: Date | null;
+}
+
 export class TenantStore {
-  constructor(private readonly prisma: PrismaClient) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly prisma: PrismaClient,
+  ) {}
 
   /** Creates the tenant when it does not exist, then a new key for it. */
   async createKey(tenantName: string, keyName?: string): Promise<CreatedKey> {
-    const tenant = await this.prisma.tenant.upsert({
-      where: { name: tenantName },
-      create: { name: tenantName, webhookSecret: newWebhookSecret() },
-      update: {},
-      select: { id: true, name: true },
-    });
+    // One statement, not Prisma's upsert (a read, then an insert): concurrent first keys of a
+    // new tenant would otherwise race on its unique name and all but one fail.
+    const { rows } = await this.pool.query<Tenant>(
+      `insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, $2)
+       on conflict (name) do update set name = excluded.name
+       returning id, name`,
+      [tenantName, newWebhookSecret()],
+    );
+    const tenant = rows[0]!;
     const key = `${KEY_PREFIX}${crypto.randomBytes(32).toString("base64url")}`;
     const row = await this.prisma.apiKey.create({
       data: { tenantId: tenant.id, prefix: key.slice(0, 10), keyHash: hashApiKey(key), name: keyName ?? null },
@@ -125,4 +138,31 @@ export class TenantStore {
     if (!row?.revokedAt) return null;
     return { keyId, keyHash: row.keyHash, tenant: row.tenant, revokedAt: row.revokedAt, alreadyRevoked: count === 0 };
   }
+
+  /** The tenant's webhook signing secret; null for an unknown tenant. */
+  async webhookSecret(tenantId: string): Promise<WebhookSecret | null> {
+    const { rows } = await this.pool.query<WebhookSecret>(`select "webhookSecret" as secret, "previousSecretExpiresAt" as "previousExpiresAt" from tenants where id = $1`, [tenantId]);
+    return rows[0] ?? null;
+  }
+
+  /**
+   * A new signing secret; the current one becomes the previous one and keeps signing (a second
+   * signature in the same header) for `windowSeconds`. Null for an unknown tenant.
+   */
+  async rotateWebhookSecret(tenantId: string, windowSeconds: number): Promise<WebhookSecret | null> {
+    const { rows } = await this.pool.query<WebhookSecret>(
+      `update tenants set "previousWebhookSecret" = "webhookSecret", "webhookSecret" = $2,
+       "previousSecretExpiresAt" = now() + make_interval(secs => $3::double precision)
+     where id = $1
+     returning "webhookSecret" as secret, "previousSecretExpiresAt" as "previousExpiresAt"`,
+      [tenantId, newWebhookSecret(), windowSeconds],
+    );
+    return rows[0] ?? null;
+  }
 }
+
+/** What the API's webhook-secret routes read and rotate. */
+export type WebhookSecretStore = Pick<TenantStore, "webhookSecret" | "rotateWebhookSecret">;
+
+/** What key authentication reads (the API's auth middleware). */
+export type KeyLookup = Pick<TenantStore, "authenticate">;

@@ -1,6 +1,5 @@
-import crypto from "node:crypto";
 import { Agent, fetch, type Response } from "undici";
-import type { Database } from "@inferline/db";
+import type { ClaimedWebhookEvent, WebhookDeliveryStore } from "@inferline/db";
 import { nextRetryDelay, parseRetryAfter, DEFAULT_RETRY_SCHEDULE_MS } from "./schedule.ts";
 import { webhookHeaders } from "./signing.ts";
 import { assertPublicTarget, guardedLookup, type HostLookup } from "./ssrf.ts";
@@ -71,17 +70,6 @@ export interface DeliveryResult {
   retryInMs?: number;
 }
 
-interface ClaimedEvent {
-  id: string;
-  jobId: string | null;
-  url: string;
-  body: string;
-  attempts: number;
-  secret: string;
-  previousSecret: string | null;
-  previousExpiresAt: Date | null;
-}
-
 /**
  * One delivery attempt of one event: claims an attempt number, checks the target again (DNS may
  * have changed since submit), signs with the tenant's secret (and the previous one during a
@@ -89,17 +77,9 @@ interface ClaimedEvent {
  * the answer, and records the attempt together with the event's new status in one statement.
  * Never throws for a receiver's failure: the result says whether and when to retry.
  */
-export async function deliverEvent(db: Database, eventId: string, options: DeliveryOptions = {}, mode: { manual?: boolean } = {}): Promise<DeliveryResult> {
+export async function deliverEvent(store: WebhookDeliveryStore, eventId: string, options: DeliveryOptions = {}, mode: { manual?: boolean } = {}): Promise<DeliveryResult> {
   const manual = mode.manual ?? false;
-  const { rows } = await db.pool.query<ClaimedEvent>(
-    `update webhook_events e set attempts = e.attempts + 1
-     from tenants t
-     where e.id = $1 and t.id = e."tenantId" and ($2::boolean or e.status = 'pending')
-     returning e.id, e."jobId", e.url, e.payload::text as body, e.attempts, t."webhookSecret" as secret,
-       t."previousWebhookSecret" as "previousSecret", t."previousSecretExpiresAt" as "previousExpiresAt"`,
-    [eventId, manual],
-  );
-  const event = rows[0];
+  const event = await store.claimAttempt(eventId, manual);
   if (!event) return { outcome: "skipped" };
 
   const attempt = await attemptOnce(event, options);
@@ -120,31 +100,20 @@ export async function deliverEvent(db: Database, eventId: string, options: Deliv
   }
   const nextRetryAt = retryInMs === undefined ? null : new Date(Date.now() + retryInMs);
   const status = outcome === "retry" ? "pending" : outcome === "manual_failed" ? null : outcome;
-  await db.pool.query(
-    `with attempt as (
-       insert into webhook_deliveries (id, "eventId", "jobId", attempt, url, "attemptedAt", "statusCode", "latencyMs", error, "responseBody", "nextRetryAt")
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-     )
-     update webhook_events set status = coalesce($12::text, status),
-       "nextAttemptAt" = case when $13::boolean then $11::timestamptz else "nextAttemptAt" end,
-       "deliveredAt" = case when $12::text = 'delivered' then now() else "deliveredAt" end
-     where id = $2`,
-    [
-      crypto.randomUUID(),
-      event.id,
-      event.jobId,
-      event.attempts,
-      event.url,
-      attempt.at,
-      attempt.statusCode ?? null,
-      attempt.latencyMs ?? null,
-      attempt.error ?? null,
-      attempt.responseBody ?? null,
-      nextRetryAt,
-      status,
-      !manual,
-    ],
-  );
+  await store.recordAttempt({
+    eventId: event.id,
+    jobId: event.jobId,
+    attempt: event.attempts,
+    url: event.url,
+    attemptedAt: attempt.at,
+    statusCode: attempt.statusCode ?? null,
+    latencyMs: attempt.latencyMs ?? null,
+    error: attempt.error ?? null,
+    responseBody: attempt.responseBody ?? null,
+    nextRetryAt,
+    status,
+    reschedule: !manual,
+  });
   return { outcome, attempt: event.attempts, statusCode: attempt.statusCode, error: attempt.error, latencyMs: attempt.latencyMs, retryInMs };
 }
 
@@ -159,7 +128,7 @@ interface Attempt {
   retryAfterMs?: number;
 }
 
-async function attemptOnce(event: ClaimedEvent, options: DeliveryOptions): Promise<Attempt> {
+async function attemptOnce(event: ClaimedWebhookEvent, options: DeliveryOptions): Promise<Attempt> {
   const at = new Date();
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const size = Buffer.byteLength(event.body);
@@ -192,9 +161,7 @@ async function attemptOnce(event: ClaimedEvent, options: DeliveryOptions): Promi
     const latencyMs = Math.round(performance.now() - started);
     if (res.status >= 200 && res.status < 300) return { at, ok: true, retriable: false, statusCode, latencyMs, responseBody };
     const error =
-      res.status >= 300 && res.status < 400
-        ? `redirect (${res.status}${res.headers.get("location") ? ` to ${res.headers.get("location")}` : ""}) not followed`
-        : `receiver answered ${res.status}`;
+      res.status >= 300 && res.status < 400 ? `redirect (${res.status}${res.headers.get("location") ? ` to ${res.headers.get("location")}` : ""}) not followed` : `receiver answered ${res.status}`;
     return { at, ok: false, retriable: res.status !== 410, statusCode, latencyMs, error, responseBody, retryAfterMs: parseRetryAfter(res.headers.get("retry-after")) };
   } catch (err) {
     const latencyMs = Math.round(performance.now() - started);
@@ -207,7 +174,7 @@ async function attemptOnce(event: ClaimedEvent, options: DeliveryOptions): Promi
 /** The first `limit` bytes of the body as text; the rest is never read (the stream is canceled). */
 async function readBounded(res: Response, limit: number): Promise<string> {
   if (!res.body) return "";
-  const reader = res.body.getReader();
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   let done = false;

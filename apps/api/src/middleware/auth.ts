@@ -1,7 +1,7 @@
 import { isIPv6 } from "node:net";
 import type { Request, RequestHandler, Response } from "express";
 import { LRUCache } from "lru-cache";
-import { hashApiKey, isWellFormedApiKey, type Tenant, type TenantStore } from "@inferline/db";
+import { hashApiKey, isWellFormedApiKey, type KeyLookup, type Tenant } from "@inferline/db";
 import { sendProblem } from "../problem.ts";
 import { WindowCounter } from "./rate-limit.ts";
 
@@ -16,12 +16,12 @@ declare global {
 }
 
 export interface ApiKeyAuthOptions {
-  /** Most keys each of the two caches (valid keys, refused keys) holds. Default 10,000. */
-  cacheSize?: number;
+  /** Most keys each of the two caches (valid keys, refused keys) holds (AUTH_CACHE_SIZE). */
+  cacheSize: number;
   /** How long a lookup's answer is trusted without asking PostgreSQL again. Default 30 s. */
   ttlMs?: number;
-  /** Lookups a client address may cause per second (missing, malformed or uncached keys); 0 disables. Default 50. */
-  perAddressPerSecond?: number;
+  /** Lookups a client address may cause per second (missing, malformed or uncached keys); 0 disables (AUTH_RATE_LIMIT_PER_IP). */
+  perAddressPerSecond: number;
   /** Client addresses the per-address limiter tracks at once. Default 10,000. */
   maxAddresses?: number;
 }
@@ -65,12 +65,15 @@ export class ApiKeyAuth {
   private readonly ttlMs: number;
   private generation = 0;
 
-  constructor(private readonly tenants: TenantStore, options: ApiKeyAuthOptions = {}) {
-    const max = options.cacheSize ?? 10_000;
+  constructor(
+    private readonly tenants: KeyLookup,
+    options: ApiKeyAuthOptions,
+  ) {
+    const max = options.cacheSize;
     this.ttlMs = options.ttlMs ?? 30_000;
     this.valid = new LRUCache({ max });
     this.refused = new LRUCache({ max });
-    const perSecond = options.perAddressPerSecond ?? 50;
+    const perSecond = options.perAddressPerSecond;
     this.perAddress = perSecond > 0 ? new WindowCounter(perSecond, options.maxAddresses ?? 10_000) : null;
   }
 

@@ -26,14 +26,14 @@ async function check(probe: () => Promise<unknown>, classify: (err: unknown) => 
   }
 }
 
-type HealthDeps = { db: Database; redis: Redis; models: ModelRepository };
+type HealthDeps = { db: Pick<Database, "ping">; redis: Redis; models: ModelRepository };
 
 export type Readiness = { ready: boolean; checks: { postgres: DependencyState; redis: DependencyState; models: "ok" | "empty" } };
 
 /** Each dependency's state as a word. Both /readyz and /v2/health/ready use it. */
 export async function readiness(deps: HealthDeps): Promise<Readiness> {
   const [postgres, redis] = await Promise.all([
-    check(() => deps.db.pool.query("select 1"), postgresFailure),
+    check(() => deps.db.ping(), postgresFailure),
     // While ioredis is reconnecting, a PING would only wait in its offline queue: say so at once.
     deps.redis.status === "ready" ? check(() => deps.redis.ping(), redisFailure) : Promise.resolve<DependencyState>("unreachable"),
   ]);
@@ -52,7 +52,14 @@ export function healthRouter(deps: HealthDeps): Router {
     // Not ready: a problem document like every other 503, with the states as an extension member.
     const down = Object.entries(checks).filter(([, state]) => state !== "ok");
     res.setHeader("Retry-After", String(DEPENDENCY_RETRY_AFTER_SECONDS));
-    const body = { type: "https://inferline.dev/problems/not-ready", title: "Service Unavailable", status: 503, detail: `not ready: ${down.map(([name, state]) => `${name} ${state}`).join(", ")}`, code: "not_ready", checks };
+    const body = {
+      type: "https://inferline.dev/problems/not-ready",
+      title: "Service Unavailable",
+      status: 503,
+      detail: `not ready: ${down.map(([name, state]) => `${name} ${state}`).join(", ")}`,
+      code: "not_ready",
+      checks,
+    };
     res.status(503).type("application/problem+json").send(JSON.stringify(body));
   });
   return router;

@@ -1,18 +1,17 @@
 import { Router } from "express";
 import { InferlineError, isUuid, NotFoundError } from "@inferline/contracts";
-import type { Database } from "@inferline/db";
-import { claimRedelivery, getWebhookSecret, listJobWebhooks, refundRedelivery, rotateWebhookSecret, type WebhookQueue } from "@inferline/webhooks";
+import type { JobWebhookStore, WebhookSecretStore } from "@inferline/db";
+import { getWebhookSecret, listJobWebhooks, rotateWebhookSecret, type WebhookQueue } from "@inferline/webhooks";
 
 export interface WebhooksRouterDeps {
-  db: Database;
+  tenants: WebhookSecretStore;
+  events: Pick<JobWebhookStore, "listForJob" | "claimRedelivery" | "refundRedelivery">;
   webhooks: WebhookQueue;
   /** How long the previous secret keeps signing after a rotation, in seconds. */
   rotationWindowSeconds: number;
-  /** Manual redeliveries allowed per event (WEBHOOK_MAX_REDELIVERIES). Default 10. */
-  maxRedeliveries?: number;
+  /** Manual redeliveries allowed per event (WEBHOOK_MAX_REDELIVERIES). */
+  maxRedeliveries: number;
 }
-
-export const DEFAULT_MAX_REDELIVERIES = 10;
 
 /**
  * An event that has had its share of manual redeliveries. The limit is for the event's lifetime,
@@ -29,19 +28,19 @@ export function webhooksRouter(deps: WebhooksRouterDeps): Router {
   const router = Router();
 
   router.get("/webhooks/secret", async (req, res) => {
-    const secret = await getWebhookSecret(deps.db, req.tenant!.id);
+    const secret = await getWebhookSecret(deps.tenants, req.tenant!.id);
     if (!secret) throw new NotFoundError("tenant", req.tenant!.id);
     res.json(secret);
   });
 
   router.post("/webhooks/secret/rotate", async (req, res) => {
-    const secret = await rotateWebhookSecret(deps.db, req.tenant!.id, deps.rotationWindowSeconds);
+    const secret = await rotateWebhookSecret(deps.tenants, req.tenant!.id, deps.rotationWindowSeconds);
     if (!secret) throw new NotFoundError("tenant", req.tenant!.id);
     res.json(secret);
   });
 
   router.get("/jobs/:id/webhooks", async (req, res) => {
-    const record = isUuid(req.params.id) ? await listJobWebhooks(deps.db, req.tenant!.id, req.params.id) : null;
+    const record = isUuid(req.params.id) ? await listJobWebhooks(deps.events, req.tenant!.id, req.params.id) : null;
     if (!record) throw new NotFoundError("job", req.params.id);
     res.json(record);
   });
@@ -51,14 +50,14 @@ export function webhooksRouter(deps: WebhooksRouterDeps): Router {
   // event allows maxRedeliveries, so a client looping on this route cannot flood the queue.
   router.post("/jobs/:id/webhooks/redeliver", async (req, res) => {
     const tenantId = req.tenant!.id;
-    const max = deps.maxRedeliveries ?? DEFAULT_MAX_REDELIVERIES;
-    const claim = isUuid(req.params.id) ? await claimRedelivery(deps.db, tenantId, req.params.id, max) : ({ notFound: "job" } as const);
+    const max = deps.maxRedeliveries;
+    const claim = isUuid(req.params.id) ? await deps.events.claimRedelivery(tenantId, req.params.id, max) : ({ notFound: "job" } as const);
     if ("notFound" in claim) throw new NotFoundError(claim.notFound === "job" ? "job" : "webhook event of job", req.params.id);
     if ("limitReached" in claim) throw new RedeliveryLimitError(claim.eventId, max);
     try {
       await deps.webhooks.redeliver(claim.eventId, tenantId);
     } catch (err) {
-      await refundRedelivery(deps.db, claim.eventId).catch(() => {});
+      await deps.events.refundRedelivery(claim.eventId).catch(() => {});
       throw err;
     }
     res.status(202).json({ eventId: claim.eventId, status: "queued", redeliveries: claim.redeliveries, maxRedeliveries: max });

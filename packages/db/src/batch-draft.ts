@@ -1,0 +1,206 @@
+import type pg from "pg";
+import { InferlineError, type FlatTensor, type JobPriority, type WebhookSpec } from "@inferline/contracts";
+
+/** A batch's row as BatchStore.open writes it (its totals come at commit). */
+export interface NewBatch {
+  id: string;
+  tenantId: string;
+  model: string;
+  version: string;
+  priority: JobPriority;
+  webhook: WebhookSpec | null;
+  requestedOutputs: string[];
+  metadata: Record<string, string>;
+  idempotencyKey: string | null;
+  createdAt: Date;
+}
+
+/** Consecutive items of a new batch, stored as one row and carried by one queue entry (whose id is `id`). */
+export interface NewBatchChunk {
+  id: string;
+  firstIndex: number;
+  inputs: FlatTensor[][];
+  customIds: Array<string | null>;
+}
+
+/** Chunks per insert statement; each carries its inputs as one JSON parameter. */
+const CHUNKS_PER_INSERT = 16;
+/** Bound on one statement of a batch upload's transaction (set for the transaction alone). */
+const DRAFT_STATEMENT_TIMEOUT_MS = 30_000;
+/** Fewer chunks per statement once their inputs' JSON reaches this size: what an upload holds unwritten. */
+const INSERT_BYTES = 4 * 1024 * 1024;
+/**
+ * A batch being created keeps its transaction open while its body streams in; PostgreSQL ends
+ * the session (and so the transaction, and the pooled connection it holds) of an upload whose
+ * client stops sending for this long between two of its statements.
+ */
+export const DRAFT_IDLE_TIMEOUT_MS = 30_000;
+
+/** A chunk as it is written: its inputs already serialised, so that the validated objects can go. */
+interface EncodedChunk {
+  id: string;
+  firstIndex: number;
+  size: number;
+  inputs: string;
+  customIds: Array<string | null>;
+}
+
+/**
+ * A batch being written in one open transaction (see BatchStore.open): chunks are inserted a
+ * few per statement as they fill, one statement in flight while the next chunks are read, so an
+ * upload holds at most about 2 × INSERT_BYTES of items. Commit adds the queue entries and the
+ * totals; anything else (rollback, an error, a lost connection) leaves nothing behind. It holds
+ * its own client rather than run in Database.transaction: the transaction outlives any one
+ * callback, spanning the reads of a streamed body.
+ */
+export class BatchDraft {
+  private pending: EncodedChunk[] = [];
+  private pendingBytes = 0;
+  private readonly ids: string[] = [];
+  private readonly sizes: number[] = [];
+  private inflight: Promise<void> | undefined;
+  private failure: Error | undefined;
+  private released = false;
+  /** A checked-out client has no pool listener: without this, a killed session would crash the process. */
+  private readonly onError = (err: Error) => {
+    this.failure ??= err;
+    this.release(err);
+  };
+
+  constructor(
+    private readonly client: pg.PoolClient,
+    readonly batch: NewBatch,
+    private readonly idleMs = DRAFT_IDLE_TIMEOUT_MS,
+  ) {
+    client.on("error", this.onError);
+  }
+
+  /**
+   * Begins the transaction on a client of `pool` and inserts the batch row (so that a concurrent
+   * create with the same Idempotency-Key waits on its unique index).
+   */
+  static async open(pool: pg.Pool, batch: NewBatch, idleMs: number): Promise<BatchDraft> {
+    const client = await pool.connect();
+    const draft = new BatchDraft(client, batch, idleMs);
+    try {
+      await client.query("begin");
+      await client.query(`set local idle_in_transaction_session_timeout = ${Math.trunc(idleMs)}`);
+      // Its statements carry megabytes of chunks, past the connection's short default bound.
+      await client.query(`set local statement_timeout = ${DRAFT_STATEMENT_TIMEOUT_MS}`);
+      await client.query(
+        `insert into batches (id, "tenantId", model, version, priority, total, remaining, webhook, "requestedOutputs", metadata, "idempotencyKey", "requestHash", "createdAt")
+         values ($1, $2, $3, $4, $5::"JobPriority", 0, 0, $6, $7, $8, $9, null, $10)`,
+        [
+          batch.id,
+          batch.tenantId,
+          batch.model,
+          batch.version,
+          batch.priority,
+          batch.webhook ? JSON.stringify(batch.webhook) : null,
+          batch.requestedOutputs,
+          JSON.stringify(batch.metadata),
+          batch.idempotencyKey,
+          batch.createdAt,
+        ],
+      );
+    } catch (err) {
+      await draft.rollback();
+      throw err;
+    }
+    return draft;
+  }
+
+  /** Adds the next chunk (chunks come in item order); writes the pending ones once there are enough. */
+  async add(chunk: NewBatchChunk): Promise<void> {
+    this.assertUsable();
+    const inputs = JSON.stringify(chunk.inputs);
+    this.pending.push({ id: chunk.id, firstIndex: chunk.firstIndex, size: chunk.inputs.length, inputs, customIds: chunk.customIds });
+    this.pendingBytes += inputs.length;
+    if (this.pending.length >= CHUNKS_PER_INSERT || this.pendingBytes >= INSERT_BYTES) await this.flush();
+  }
+
+  /** Writes the rest, the chunks' queue entries and the batch's totals, and commits. */
+  async commit(total: number, requestHash: string | null): Promise<void> {
+    try {
+      await this.flush();
+      await this.inflight;
+      this.assertUsable();
+      await this.client.query(
+        `insert into dispatches (id, model, version, priority, jobs, "jobIds", "batchChunk")
+         select c.id, $2, $3, $4::"JobPriority", c.size, '{}', true from unnest($1::uuid[], $5::int[]) as c(id, size)`,
+        [this.ids, this.batch.model, this.batch.version, this.batch.priority, this.sizes],
+      );
+      await this.client.query(`update batches set total = $2, remaining = $2, "requestHash" = $3 where id = $1`, [this.batch.id, total, requestHash]);
+      await this.client.query("commit");
+      this.release();
+    } catch (err) {
+      await this.rollback();
+      throw this.failure ? connectionLost(this.failure, this.idleMs) : err;
+    }
+  }
+
+  /** Ends the transaction without a trace; safe to call more than once, and after commit. */
+  async rollback(): Promise<void> {
+    if (this.released) return;
+    await this.inflight?.catch(() => {});
+    if (this.released) return; // the connection died meanwhile
+    await this.client.query("rollback").catch((err: Error) => (this.failure ??= err));
+    this.release(this.failure);
+  }
+
+  /** Starts inserting the pending chunks once the previous insert has finished (its error surfaces here). */
+  private async flush(): Promise<void> {
+    await this.inflight;
+    this.inflight = undefined;
+    if (this.pending.length === 0) return;
+    this.assertUsable();
+    const chunks = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    for (const c of chunks) {
+      this.ids.push(c.id);
+      this.sizes.push(c.size);
+    }
+    const insert = insertChunks(this.client, this.batch.id, chunks);
+    insert.catch(() => {}); // awaited by the next flush, commit or rollback
+    this.inflight = insert;
+  }
+
+  private assertUsable(): void {
+    if (this.failure) throw connectionLost(this.failure, this.idleMs);
+    if (this.released) throw new Error("this batch draft is already committed or rolled back");
+  }
+
+  /** Returns the client to the pool, or (after an error) has the pool discard it. */
+  private release(err?: Error): void {
+    if (this.released) return;
+    this.released = true;
+    if (!err) this.client.off("error", this.onError);
+    else this.client.on("error", () => {}); // late errors of a discarded client
+    this.client.release(err);
+  }
+}
+
+/** What a draft whose session ended reports: PostgreSQL's idle-in-transaction timeout is the client's stall. */
+function connectionLost(err: Error, idleMs: number): Error {
+  if ((err as { code?: string }).code === "25P03") {
+    return new InferlineError("upload_stalled", `the request body stopped arriving for more than ${idleMs / 1000} s; nothing was created`, { status: 408 });
+  }
+  return err;
+}
+
+/** One multi-row insert; each chunk's inputs travel as one JSON text parameter (no per-element escaping). */
+async function insertChunks(client: pg.PoolClient, batchId: string, chunks: EncodedChunk[]): Promise<void> {
+  const params: unknown[] = [batchId];
+  const values = chunks.map((c) => {
+    const p = params.length;
+    params.push(c.id, c.firstIndex, c.size, c.inputs, c.customIds);
+    return `($${p + 1}::uuid, $1::uuid, $${p + 2}::int, $${p + 3}::int, $${p + 4}::json, $${p + 5}::text[], array_fill('queued'::text, array[$${p + 3}::int]))`;
+  });
+  await client.query({
+    text: `insert into batch_chunks (id, "batchId", "firstIndex", size, inputs, "customIds", statuses) values ${values.join(", ")}`,
+    values: params,
+    // The client-side bound follows the draft's statement timeout, not the pool's.
+    query_timeout: DRAFT_STATEMENT_TIMEOUT_MS + 1000,
+  } as pg.QueryConfig);
+}
