@@ -2,7 +2,7 @@ import express, { type Express } from "express";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { ModelRepository } from "@inferline/contracts";
-import type { Database, TenantStore } from "@inferline/db";
+import type { Database, JobWebhookStore, WebhookSecretStore } from "@inferline/db";
 import type { WebhookQueue } from "@inferline/webhooks";
 import type { ApiEnv } from "./env.ts";
 import type { ApiKeyAuth } from "./middleware/auth.ts";
@@ -27,10 +27,12 @@ import { longPollAdmission } from "./routes/long-poll-handler.ts";
 export interface AppDeps {
   env: ApiEnv;
   logger: Logger;
-  db: Database;
+  /** Readiness pings PostgreSQL through it. */
+  db: Pick<Database, "ping">;
   redis: Redis;
   models: ModelRepository;
-  tenants: TenantStore;
+  /** The tenants' webhook signing secrets. */
+  tenants: WebhookSecretStore;
   /** Key authentication and its cache, shared by /v1 and /v2 (server.ts feeds it revocations). */
   auth: ApiKeyAuth;
   jobs: JobService;
@@ -39,6 +41,8 @@ export interface AppDeps {
   metrics: ApiMetrics;
   /** Producer of the webhooks queue (redeliveries). */
   webhooks: WebhookQueue;
+  /** The webhook record of jobs, and their manual redeliveries. */
+  webhookEvents: JobWebhookStore;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -64,7 +68,16 @@ export function createApp(deps: AppDeps): Express {
   // Batches parse their own (larger, possibly streamed) bodies.
   v1.use("/batches", batchesRouter(deps.batches, deps.env.BATCH_BODY_LIMIT, deps.metrics));
   v1.use("/models", modelsRouter(deps.models));
-  v1.use(json, webhooksRouter({ db: deps.db, webhooks: deps.webhooks, rotationWindowSeconds: deps.env.WEBHOOK_ROTATION_WINDOW_S, maxRedeliveries: deps.env.WEBHOOK_MAX_REDELIVERIES }));
+  v1.use(
+    json,
+    webhooksRouter({
+      tenants: deps.tenants,
+      events: deps.webhookEvents,
+      webhooks: deps.webhooks,
+      rotationWindowSeconds: deps.env.WEBHOOK_ROTATION_WINDOW_S,
+      maxRedeliveries: deps.env.WEBHOOK_MAX_REDELIVERIES,
+    }),
+  );
   app.use("/v1", v1);
 
   const openapi = openApiDocument();

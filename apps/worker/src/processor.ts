@@ -1,9 +1,9 @@
 import type { Job as QueueEntry } from "bullmq";
-import type { BatchChunkStore, ChunkItemOutcome, ClaimedChunk, ClaimedJob, FinishedChunk, IsolatedJob, JobOutcome, JobStore } from "@inferline/db";
-import type { JobError } from "@inferline/contracts";
+import type { BatchChunkStore, ChunkItemOutcome, ClaimedChunk, ClaimedJob, IsolatedJob, JobOutcome, JobStore } from "@inferline/db";
+import { RetriableError, type JobError } from "@inferline/contracts";
 import type { InferenceEngine, InferenceItem, ItemOutcome } from "@inferline/inference";
 import type { DispatchGroup, DispatchPayload } from "@inferline/queue";
-import type { OutcomeSink } from "./result-writer.ts";
+import type { OutcomeSystem } from "@inferline/outcomes";
 import type { WorkerMetrics } from "./metrics.ts";
 import type { ExclusiveGate } from "./exclusive-gate.ts";
 
@@ -17,12 +17,11 @@ export interface ProcessorLimits {
 }
 
 export interface ProcessorDeps {
-  store: JobStore;
-  chunks: BatchChunkStore;
+  store: Pick<JobStore, "claim" | "isolate">;
+  chunks: Pick<BatchChunkStore, "claim">;
   engine: InferenceEngine;
-  writer: OutcomeSink;
-  /** Writes a chunk's outcomes (with the batch's accounting and events) in one transaction. */
-  finishChunk: (chunkId: string, outcomes: Array<ChunkItemOutcome | undefined>) => Promise<FinishedChunk | null>;
+  /** Where results are written: jobs group-committed, a chunk's items in one transaction of their own. */
+  outcomes: Pick<OutcomeSystem, "finishJobs" | "finishChunk">;
   /** Adds queue entries (for jobs moved onto entries of their own). */
   enqueue: (groups: DispatchGroup[]) => Promise<void>;
   metrics: WorkerMetrics;
@@ -31,9 +30,11 @@ export interface ProcessorDeps {
   gate: ExclusiveGate;
 }
 
-/** Thrown to have BullMQ run a chunk's entry again later (its retriable items, one at a time). */
-export class ChunkRetryError extends Error {
-  override name = "ChunkRetryError";
+/** Thrown to have BullMQ run a chunk's entry again with backoff (its retriable items, one at a time). */
+export class ChunkRetryError extends RetriableError {
+  constructor(message: string) {
+    super("chunk_retry", message);
+  }
 }
 
 /**
@@ -90,16 +91,23 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
     );
     if (again.length > 0) {
       // A run that timed out or crashed its thread: each job tries again later on an entry of its own.
-      const moved = await deps.store.isolate(entry.id!, again.map((j) => j.id), { removeEntry: false });
+      const moved = await deps.store.isolate(
+        entry.id!,
+        again.map((j) => j.id),
+        { removeEntry: false },
+      );
       await enqueueIsolated(deps, moved, { delayMs: backoff(deps.limits.backoffMs, again[0]!.attempts), resumed: false });
     }
-    const finished = await deps.writer.write(outcomes, entry.id);
+    const finished = await deps.outcomes.finishJobs(outcomes, entry.id);
     for (const f of finished) deps.metrics.jobsFinished.inc({ model: claimed[0]!.model, status: f.status });
     return { jobs: finished.length };
   } catch (err) {
     if (lastAttempt && claimed.length > 0) {
       const { code, message } = giveUp(entry, err);
-      await deps.writer.write(claimed.map((j) => ({ id: j.id, status: "failed", errorCode: code, errorMessage: message })), entry.id);
+      await deps.outcomes.finishJobs(
+        claimed.map((j) => ({ id: j.id, status: "failed", errorCode: code, errorMessage: message })),
+        entry.id,
+      );
     }
     throw err;
   }
@@ -117,7 +125,7 @@ async function processChunk(deps: ProcessorDeps, entry: QueueEntry<DispatchPaylo
   const run = async (): Promise<number> => {
     const chunk = (claimed.chunk = await deps.chunks.claim(chunkId));
     // Finished or gone (a duplicate entry, or a batch canceled meanwhile): only its dispatch row may be left.
-    if (!chunk) return (await deps.finishChunk(chunkId, []))?.finished ?? 0;
+    if (!chunk) return (await deps.outcomes.finishChunk(chunkId, []))?.finished ?? 0;
     return chunk.attempts > 1 ? runChunkAlone(deps, chunk, lastAttempt) : runChunkTogether(deps, chunk, lastAttempt);
   };
   try {
@@ -126,7 +134,10 @@ async function processChunk(deps: ProcessorDeps, entry: QueueEntry<DispatchPaylo
     const chunk = claimed.chunk;
     if (lastAttempt && chunk && !(err instanceof ChunkRetryError)) {
       const error = giveUp(entry, err);
-      await deps.finishChunk(chunkId, chunk.items.map((inputs) => (inputs ? { status: "failed", error } : undefined)));
+      await deps.outcomes.finishChunk(
+        chunkId,
+        chunk.items.map((inputs) => (inputs ? { status: "failed", error } : undefined)),
+      );
     }
     throw err;
   }
@@ -174,7 +185,7 @@ async function runChunkAlone(deps: ProcessorDeps, chunk: ClaimedChunk, lastAttem
       }
       outcome = toChunkOutcome(result, chunk.attempts, deps.limits);
     }
-    const sparse: Array<ChunkItemOutcome | undefined> = new Array(chunk.items.length);
+    const sparse = new Array<ChunkItemOutcome | undefined>(chunk.items.length);
     sparse[i] = outcome;
     finished += await writeChunk(deps, chunk, sparse);
   }
@@ -183,7 +194,7 @@ async function runChunkAlone(deps: ProcessorDeps, chunk: ClaimedChunk, lastAttem
 }
 
 async function writeChunk(deps: ProcessorDeps, chunk: ClaimedChunk, outcomes: Array<ChunkItemOutcome | undefined>): Promise<number> {
-  const finished = await deps.finishChunk(chunk.id, outcomes);
+  const finished = await deps.outcomes.finishChunk(chunk.id, outcomes);
   if (finished) {
     deps.metrics.jobsFinished.inc({ model: chunk.model, status: "succeeded" }, finished.succeeded);
     deps.metrics.jobsFinished.inc({ model: chunk.model, status: "failed" }, finished.failed);

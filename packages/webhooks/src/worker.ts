@@ -1,8 +1,9 @@
 import { DelayedError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
-import type { Database } from "@inferline/db";
+import { RetryAfterError } from "@inferline/contracts";
+import type { WebhookWorkerStore } from "@inferline/db";
 import { WEBHOOK_QUEUE } from "@inferline/queue";
-import { deliverEvent, type DeliveryOptions } from "./deliver.ts";
+import { DEFAULT_TIMEOUT_MS, deliverEvent, type DeliveryOptions } from "./deliver.ts";
 import type { DeliveryPayload, WebhookQueue } from "./queue.ts";
 import { TenantSlots } from "./tenant-slots.ts";
 
@@ -14,34 +15,33 @@ export interface WebhookLogger {
 
 export interface WebhookWorkerOptions extends DeliveryOptions {
   prefix: string;
-  /** Deliveries in flight at once. Default 16. */
+  /** Deliveries in flight at once. Default DEFAULT_WEBHOOK_CONCURRENCY (16). */
   concurrency?: number;
   /**
    * Deliveries of one tenant in flight at once in this process (manual redeliveries included), so
    * that one tenant's slow or dead receiver cannot hold every slot. Default 4.
    */
   tenantConcurrency?: number;
-  /** How often to look for pending events that have no queue entry, in ms; 0 disables. Default 30000. */
+  /** How often to look for pending events that have no queue entry, in ms; 0 disables. Default DEFAULT_SWEEP_INTERVAL_MS (30000). */
   sweepIntervalMs?: number;
-  /** A pending event overdue by this much is checked by the sweep. Default 60000. */
+  /** A pending event overdue by this much is checked by the sweep. Default DEFAULT_SWEEP_AFTER_MS (60000). */
   sweepAfterMs?: number;
   logger: WebhookLogger;
 }
 
+/** Deliveries in flight at once per process when the options name none. */
+export const DEFAULT_WEBHOOK_CONCURRENCY = 16;
 /** Deliveries of one tenant in flight at once per process when the options name none. */
 export const DEFAULT_TENANT_CONCURRENCY = 4;
-
-/** Thrown by the processor to have BullMQ retry the entry after `delayMs` (see the "webhook" backoff strategy). */
-class RetryLater extends Error {
-  constructor(readonly delayMs: number, message: string) {
-    super(message);
-  }
-}
+/** How often the sweep looks for pending events without a queue entry, in ms, when the options name no interval. */
+export const DEFAULT_SWEEP_INTERVAL_MS = 30_000;
+/** How overdue a pending event must be before the sweep checks it, in ms, when the options say nothing. */
+export const DEFAULT_SWEEP_AFTER_MS = 60_000;
 
 /**
  * Delivers webhook events from the webhooks queue, apart from inference: a slow or dead receiver
  * holds a delivery slot, never an inference slot. Each entry makes one attempt per run; a failed
- * attempt that the schedule retries throws RetryLater, and BullMQ re-runs the same entry (same
+ * attempt that the schedule retries throws RetryAfterError, and BullMQ re-runs the same entry (same
  * event, same webhook-id) after the delay the processor chose. Each tenant has at most
  * `tenantConcurrency` of the slots: an entry whose tenant is at its cap is parked on the delayed
  * set (see TenantSlots), so other tenants' entries behind it still get slots.
@@ -53,7 +53,7 @@ export class WebhookWorker {
   private sweeping: Promise<number> | undefined;
 
   constructor(
-    private readonly db: Database,
+    private readonly store: WebhookWorkerStore,
     connection: Redis,
     private readonly queue: WebhookQueue,
     private readonly options: WebhookWorkerOptions,
@@ -62,13 +62,13 @@ export class WebhookWorker {
     this.worker = new Worker<DeliveryPayload>(WEBHOOK_QUEUE, (job, token) => this.process(job, token), {
       connection,
       prefix: options.prefix,
-      concurrency: options.concurrency ?? 16,
+      concurrency: options.concurrency ?? DEFAULT_WEBHOOK_CONCURRENCY,
       // An attempt can take the whole timeout; keep the lock well past it.
-      lockDuration: Math.max(30_000, (options.timeoutMs ?? 15_000) * 2),
+      lockDuration: Math.max(30_000, (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * 2),
       maxStalledCount: 5,
       settings: {
         backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => {
-          if (err instanceof RetryLater) return err.delayMs;
+          if (err instanceof RetryAfterError) return err.retryAfterMs;
           // An unexpected failure (PostgreSQL down): back off exponentially, at most 10 min.
           return Math.min(600_000, 1000 * 2 ** Math.min(attemptsMade, 10));
         },
@@ -76,9 +76,9 @@ export class WebhookWorker {
     });
     this.worker.on("error", (err) => options.logger.error({ err: err.message }, "webhook queue connection error"));
     this.worker.on("failed", (job, err) => {
-      if (!(err instanceof RetryLater)) options.logger.warn({ event: job?.data.eventId, err: err.message }, "webhook delivery errored");
+      if (!(err instanceof RetryAfterError)) options.logger.warn({ event: job?.data.eventId, err: err.message }, "webhook delivery errored");
     });
-    const interval = options.sweepIntervalMs ?? 30_000;
+    const interval = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
     if (interval > 0) {
       this.timer = setInterval(() => void this.sweepOnce().catch((err: Error) => options.logger.warn({ err: err.message }, "webhook sweep failed")), interval);
       this.timer.unref();
@@ -86,7 +86,7 @@ export class WebhookWorker {
   }
 
   private async process(job: Job<DeliveryPayload>, token: string | undefined): Promise<void> {
-    const tenantId = job.data.tenantId ?? (await this.tenantOf(job.data.eventId));
+    const tenantId = job.data.tenantId ?? (await this.store.tenantOf(job.data.eventId));
     if (tenantId === undefined) return; // the event is gone (retention deleted it): nothing to send
     if (!this.slots.tryAcquire(tenantId)) return this.park(job, token, tenantId);
     try {
@@ -116,14 +116,10 @@ export class WebhookWorker {
       .catch(() => {});
   }
 
-  private async tenantOf(eventId: string): Promise<string | undefined> {
-    const { rows } = await this.db.pool.query<{ tenantId: string }>(`select "tenantId" from webhook_events where id = $1`, [eventId]);
-    return rows[0]?.tenantId;
-  }
-
   private async deliver(job: Job<DeliveryPayload>): Promise<void> {
-    const result = await deliverEvent(this.db, job.data.eventId, this.options, { manual: job.data.manual });
-    if (result.outcome === "retry") throw new RetryLater(result.retryInMs ?? 0, result.error ?? "delivery failed");
+    const result = await deliverEvent(this.store, job.data.eventId, this.options, { manual: job.data.manual });
+    // The delay is the schedule's (or the receiver's Retry-After): see the "webhook" backoff strategy.
+    if (result.outcome === "retry") throw new RetryAfterError("webhook_retry", result.error ?? "delivery failed", result.retryInMs ?? 0);
     if (result.outcome === "failed") this.options.logger.warn({ event: job.data.eventId, attempt: result.attempt, err: result.error }, "webhook delivery failed for good");
   }
 
@@ -132,17 +128,13 @@ export class WebhookWorker {
    * the two (or a Redis that lost its data) leaves a pending event with no entry. This re-adds
    * entries for pending events overdue by `afterMs` that have none. Returns how many it re-added.
    */
-  sweepOnce(afterMs = this.options.sweepAfterMs ?? 60_000): Promise<number> {
+  sweepOnce(afterMs = this.options.sweepAfterMs ?? DEFAULT_SWEEP_AFTER_MS): Promise<number> {
     this.sweeping ??= this.sweep(afterMs).finally(() => (this.sweeping = undefined));
     return this.sweeping;
   }
 
   private async sweep(afterMs: number): Promise<number> {
-    const { rows } = await this.db.pool.query<{ id: string; tenantId: string }>(
-      `select id, "tenantId" from webhook_events where status = 'pending' and "nextAttemptAt" < now() - make_interval(secs => $1::double precision / 1000)
-       order by "nextAttemptAt" limit 1000`,
-      [afterMs],
-    );
+    const rows = await this.store.overduePending(afterMs);
     const lost: Array<{ id: string; tenantId: string }> = [];
     for (const row of rows) {
       const state = await this.queue.queue.getJobState(row.id);

@@ -1,10 +1,12 @@
 import crypto from "node:crypto";
 import { BatchHeader, ConflictError, isUuid, newBatchId, NotFoundError, type BatchView, type ModelRepository } from "@inferline/contracts";
 import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
-import type { Batch, BatchChunkStore, BatchSettlement, BatchStore, Database, NewBatch, Queryable } from "@inferline/db";
+import type { Batch, BatchChunkStore, BatchStore, NewBatch } from "@inferline/db";
+import type { OutcomeSystem } from "@inferline/outcomes";
 import { longPoll } from "./long-poll.ts";
-import type { Dispatcher, FinishedListener, FinishedNotifier } from "@inferline/queue";
+import type { Dispatcher, FinishedListener } from "@inferline/queue";
 import { BatchIntake } from "./batch-intake.ts";
+import { batchResultLines } from "./batch-results.ts";
 import type { BatchUploadSlots } from "./batch-upload-slots.ts";
 import type { QueueDepthGuard } from "./queue-depth-guard.ts";
 
@@ -21,15 +23,6 @@ function requestHash(header: BatchHeader, idempotency: BatchIdempotency): string
   return crypto.createHash("sha256").update(canonicalJson(settings)).update(idempotency.digest()).digest("hex");
 }
 
-/**
- * Records `batch.completed` in the transaction that completed the batch (so a crash cannot keep
- * the cancel and lose the event), and enqueues its delivery after commit.
- */
-export interface BatchEventSink {
-  recordCompleted(q: Queryable, settlement: BatchSettlement): Promise<string[]>;
-  enqueue(eventIds: string[]): Promise<void>;
-}
-
 export interface BatchServiceOptions {
   /** MAX_QUEUE_DEPTH, shared with JobService. */
   depthGuard: QueueDepthGuard;
@@ -38,7 +31,6 @@ export interface BatchServiceOptions {
   /** BATCH_MAX_LINE_BYTES: the longest NDJSON line (one item). */
   maxLineBytes: number;
   checkWebhook?: (url: string) => Promise<void>;
-  events?: BatchEventSink;
 }
 
 /**
@@ -49,12 +41,12 @@ export type BatchItems = unknown[] | AsyncIterable<unknown>;
 
 export class BatchService {
   constructor(
-    private readonly db: Database,
+    /** Cancels (with `batch.completed`, waiters and deliveries). */
+    private readonly outcomes: Pick<OutcomeSystem, "cancelBatch">,
     private readonly batches: BatchStore,
     private readonly chunks: BatchChunkStore,
     private readonly models: ModelRepository,
     private readonly dispatcher: Dispatcher,
-    private readonly notifier: FinishedNotifier,
     private readonly listener: FinishedListener,
     private readonly options: BatchServiceOptions,
   ) {}
@@ -85,7 +77,13 @@ export class BatchService {
     }
   }
 
-  private async createFrom(tenantId: string, header: BatchHeader, knownCount: number, source: AsyncIterator<unknown>, idempotency?: BatchIdempotency): Promise<{ batch: BatchView; replayed: boolean }> {
+  private async createFrom(
+    tenantId: string,
+    header: BatchHeader,
+    knownCount: number,
+    source: AsyncIterator<unknown>,
+    idempotency?: BatchIdempotency,
+  ): Promise<{ batch: BatchView; replayed: boolean }> {
     const model = this.models.resolve(header.model, header.version);
     if (idempotency) {
       const first = await this.firstWithKey(tenantId, idempotency.key);
@@ -151,27 +149,27 @@ export class BatchService {
 
   /** The batch once completed (or canceled), or as it is after `waitSeconds`; woken by the worker that finishes its last item. */
   wait(tenantId: string, id: string, waitSeconds: number, signal: AbortSignal): Promise<BatchView> {
-    return longPoll(this.listener, id, waitSeconds, signal, () => this.get(tenantId, id), (b) => b.status === "completed" || b.status === "canceled");
+    return longPoll(
+      this.listener,
+      id,
+      waitSeconds,
+      signal,
+      () => this.get(tenantId, id),
+      (b) => b.status === "completed" || b.status === "canceled",
+    );
   }
 
   /** Results in submission order; throws 404 before the first line when the batch is not the tenant's. */
   async results(tenantId: string, id: string): Promise<AsyncGenerator<string>> {
     await this.get(tenantId, id);
-    return this.chunks.resultLines(id);
+    return batchResultLines(id, this.chunks.resultPages(id));
   }
 
   async cancel(tenantId: string, id: string): Promise<BatchView> {
     const view = await this.get(tenantId, id);
     if (view.status === "completed" || view.status === "canceled") throw new ConflictError("batch_not_cancelable", `batch is already ${view.status}`);
-    const events = await this.db.transaction(async (client) => {
-      const done = await this.batches.cancel(id, client);
-      // Completed between the read above and the locks: a worker finished its last chunk.
-      if (!done) throw new ConflictError("batch_not_cancelable", "batch is already completed");
-      return done.settlement?.completed ? ((await this.options.events?.recordCompleted(client, done.settlement)) ?? []) : [];
-    });
-    // Wakes long-polls on the batch and on its items (which listen on the batch id).
-    await this.notifier.publish([id]).catch(() => {});
-    await this.options.events?.enqueue(events);
+    // Completed between the read above and the locks: a worker finished its last chunk.
+    if (!(await this.outcomes.cancelBatch(id))) throw new ConflictError("batch_not_cancelable", "batch is already completed");
     return this.get(tenantId, id);
   }
 }

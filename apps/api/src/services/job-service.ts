@@ -1,6 +1,7 @@
 import crypto from "node:crypto";
 import {
   ConflictError,
+  InvalidCursorError,
   isTerminal,
   isUuid,
   MAX_BATCH_ITEMS,
@@ -14,46 +15,32 @@ import {
   type JobView,
   type ModelRepository,
 } from "@inferline/contracts";
-import { InvalidCursorError, toJobView, type BatchChunkStore, type Database, type FinishedJob, type JobStore, type NewJob, type Queryable } from "@inferline/db";
-import type { FinishedListener, FinishedNotifier } from "@inferline/queue";
+import { toJobView, type BatchChunkStore, type JobStore, type NewJob } from "@inferline/db";
+import type { OutcomeSystem } from "@inferline/outcomes";
+import type { FinishedListener } from "@inferline/queue";
 import type { SubmitWriter } from "./submit-writer.ts";
 import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
 import { longPoll } from "./long-poll.ts";
-import type { BatchEventSink } from "./batch-service.ts";
 import type { QueueDepthGuard } from "./queue-depth-guard.ts";
-
 
 export interface JobServiceOptions {
   /** MAX_QUEUE_DEPTH, shared with BatchService so that batch items and jobs count against one depth. */
   depthGuard: QueueDepthGuard;
   /** Checks a webhook target (SSRF guard); throws ValidationError when refused. */
   checkWebhook?: (url: string) => Promise<void>;
-  /** Webhook events of jobs this service finishes (cancels). */
-  events?: EventSink;
-  /** `batch.completed` when canceling a batch item completes its batch. */
-  batchEvents?: BatchEventSink;
-}
-
-/**
- * Records events in the transaction that finished their jobs (so a crash cannot keep the cancel
- * and lose its event), and enqueues their delivery after commit.
- */
-export interface EventSink {
-  record(q: Queryable, finished: FinishedJob[]): Promise<string[]>;
-  enqueue(eventIds: string[]): Promise<void>;
 }
 
 export type SubmitResult = { job: JobView; replayed: boolean };
 
 export class JobService {
   constructor(
-    private readonly db: Database,
+    /** Cancels (with their events, waiters and deliveries). */
+    private readonly outcomes: Pick<OutcomeSystem, "cancelJob">,
     private readonly store: JobStore,
     private readonly items: BatchChunkStore,
     private readonly models: ModelRepository,
     private readonly writer: SubmitWriter,
     private readonly listener: FinishedListener,
-    private readonly notifier: FinishedNotifier,
     private readonly options: JobServiceOptions,
   ) {}
 
@@ -134,7 +121,14 @@ export class JobService {
     const first = await this.get(tenantId, id);
     if (waitSeconds <= 0 || isTerminal(first.status)) return first;
     const channel = first.batchId ?? id;
-    return longPoll(this.listener, channel, waitSeconds, signal, () => this.get(tenantId, id), (job) => isTerminal(job.status));
+    return longPoll(
+      this.listener,
+      channel,
+      waitSeconds,
+      signal,
+      () => this.get(tenantId, id),
+      (job) => isTerminal(job.status),
+    );
   }
 
   /** Newest first. With `batchId`, the batch's items (highest index first); otherwise jobs submitted one by one. */
@@ -148,7 +142,7 @@ export class JobService {
     let beforeIndex = MAX_BATCH_ITEMS;
     if (query.cursor) {
       const match = /^item:(\d{1,6})$/.exec(Buffer.from(query.cursor, "base64url").toString("utf8"));
-      if (!match || Number(match[1]) > MAX_BATCH_ITEMS) throw new InvalidCursorError("cursor is not one this API returned");
+      if (!match || Number(match[1]) > MAX_BATCH_ITEMS) throw new InvalidCursorError();
       beforeIndex = Number(match[1]);
     }
     const page = await this.items.listItems(tenantId, batchId, { beforeIndex, limit: query.limit, status: query.status, model: query.model });
@@ -157,24 +151,12 @@ export class JobService {
     return { jobs: page.jobs, nextCursor };
   }
 
+  /** A job, or a batch item (through its chunk); a terminal one answers 409, another tenant's 404. */
   async cancel(tenantId: string, id: string): Promise<JobView> {
-    const item = parseBatchItemId(id);
-    const canceled = isUuid(id)
-      ? await this.db.transaction(async (client) => {
-          const job = await this.store.cancel(tenantId, id, client);
-          if (job) return { channel: id, events: (await this.options.events?.record(client, [job])) ?? [], sink: this.options.events };
-          const done = item && (await this.items.cancelItem(tenantId, item.batchId, item.index, client));
-          if (!item || !done) return undefined;
-          const events = done.settlement?.completed ? ((await this.options.batchEvents?.recordCompleted(client, done.settlement)) ?? []) : [];
-          return { channel: item.batchId, events, sink: this.options.batchEvents };
-        })
-      : undefined;
-    if (!canceled) {
+    if (!(await this.outcomes.cancelJob(tenantId, id))) {
       const job = await this.get(tenantId, id); // 404 when not the tenant's
       throw new ConflictError("job_not_cancelable", `job is already ${job.status}`);
     }
-    await this.notifier.publish([canceled.channel]).catch(() => {});
-    await canceled.sink?.enqueue(canceled.events);
     return this.get(tenantId, id);
   }
 

@@ -6,11 +6,6 @@ export interface Written<E> {
   recorded: E;
 }
 
-/** Where the processor hands outcomes. */
-export interface OutcomeSink {
-  write(outcomes: JobOutcome[], dispatchId?: string): Promise<FinishedJob[]>;
-}
-
 interface Waiting {
   outcomes: JobOutcome[];
   dispatchId: string | undefined;
@@ -22,9 +17,10 @@ interface Waiting {
  * Group commit for results: outcomes that arrive while a write is in flight are written together
  * in the next one, so one transaction carries many jobs under load and a lone job waits for no
  * timer. `persist` writes a group (results, processed queue entries, their events) atomically;
- * `after` runs once it is committed (notify waiters, enqueue deliveries).
+ * `after` runs once it is committed (notify waiters, enqueue deliveries). OutcomeSystem gives it
+ * both; nothing else constructs one.
  */
-export class ResultWriter<E> implements OutcomeSink {
+export class ResultWriter<E> {
   private waiting: Waiting[] = [];
   private writing = false;
 

@@ -1,0 +1,60 @@
+import { Worker, type Processor } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { inferQueueName, type DispatchPayload } from "@inferline/queue";
+import type { WorkerEnv } from "./env.ts";
+import { ChunkRetryError } from "./processor.ts";
+
+/** BullMQ's limit on an entry's stalls, out of reach on purpose (see maxStalledCount below). */
+const MAX_STALLS = 1000;
+
+/** One BullMQ Worker per model queue, all running one processor. */
+export class ModelWorkers {
+  private readonly workers: Worker<DispatchPayload>[];
+
+  constructor(
+    models: string[],
+    processor: Processor<DispatchPayload>,
+    connection: Redis,
+    env: WorkerEnv,
+    private readonly logger: Logger,
+  ) {
+    this.workers = models.map((model) => this.start(model, processor, connection, env));
+  }
+
+  private start(model: string, processor: Processor<DispatchPayload>, connection: Redis, env: WorkerEnv): Worker<DispatchPayload> {
+    const worker = new Worker<DispatchPayload>(inferQueueName(model), processor, {
+      connection,
+      prefix: env.QUEUE_PREFIX,
+      concurrency: env.WORKER_CONCURRENCY,
+      lockDuration: env.QUEUE_LOCK_MS,
+      stalledInterval: env.QUEUE_LOCK_MS,
+      // A stalled entry is one whose worker died. BullMQ would fail it after maxStalledCount
+      // stalls without running it, leaving its jobs `running`; but a stall counts against every
+      // entry the dead process held, even those still waiting at the gate and never claimed. The
+      // count that matters is the claim's (attempts, checked against JOB_ATTEMPTS, which only runs
+      // raise), so BullMQ's is set out of reach; the reconciler re-adds anything it fails anyway.
+      maxStalledCount: MAX_STALLS,
+    });
+    worker.on("error", (err) => this.logger.error({ err: err.message, model }, "queue error (connection, or an entry this worker no longer holds)"));
+    worker.on("failed", (entry, err) => {
+      if (err instanceof ChunkRetryError) return;
+      this.logger.warn({ model, entry: entry?.id, attempt: entry?.attemptsMade, err: err.message }, "queue entry failed");
+    });
+    return worker;
+  }
+
+  /** Stops taking work and lets in-flight entries finish, for up to `timeoutMs`; then hands them back. */
+  async close(timeoutMs: number): Promise<void> {
+    const graceful = Promise.all(this.workers.map((w) => w.close()));
+    const timedOut = await Promise.race([graceful.then(() => false), sleep(timeoutMs).then(() => true)]);
+    if (!timedOut) return;
+    // Forced close leaves the entries' locks to expire; another worker's stalled check takes them.
+    this.logger.warn("shutdown timeout: handing in-flight jobs back to the queue");
+    await Promise.all(this.workers.map((w) => w.close(true)));
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

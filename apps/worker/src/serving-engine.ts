@@ -1,0 +1,48 @@
+import type { Logger } from "pino";
+import { ModelRepository, type ResolvedModel } from "@inferline/contracts";
+import { InferenceEngine, InProcessRunner, ThreadPoolRunner, type ModelRunner } from "@inferline/inference";
+import type { WorkerEnv } from "./env.ts";
+import type { WorkerMetrics } from "./metrics.ts";
+
+/** The engine a worker serves from, and the models it loaded. */
+export interface ServingEngine {
+  engine: InferenceEngine;
+  /** WORKER_MODELS that loaded, in their order; a model that failed to load is left out. */
+  models: string[];
+}
+
+/**
+ * Loads `env.WORKER_MODELS` ("*": every model of the repository) into one engine whose session
+ * runs feed the worker's metrics. One model that fails to load (a bad file, a missing package)
+ * leaves the others served.
+ */
+export async function loadServingEngine(env: WorkerEnv, metrics: WorkerMetrics, logger: Logger): Promise<ServingEngine> {
+  const repo = ModelRepository.load(env.MODELS_DIR);
+  const wanted = env.WORKER_MODELS.includes("*") ? repo.names() : env.WORKER_MODELS;
+  const engine = new InferenceEngine(runnerChooser(env, logger), {
+    onBatch(model, version, items, rows, seconds) {
+      metrics.batchSize.observe({ model, version }, items);
+      metrics.batchRows.observe({ model, version }, rows);
+      metrics.inferenceSeconds.observe({ model, version }, seconds);
+    },
+    onLoadFailed(model, version, err) {
+      logger.error({ model, version, err: err.message }, "model failed to load; this worker does not serve it");
+    },
+  });
+  const { served } = await engine.load(InferenceEngine.resolveAll(repo, wanted), { partial: true });
+  return { engine, models: wanted.filter((m) => served.includes(m)) };
+}
+
+/** Tiny models run on this thread; a model with `instances` (or INFERENCE_THREADS) gets a thread pool of its own. */
+function runnerChooser(env: WorkerEnv, logger: Logger): (model: ResolvedModel) => ModelRunner {
+  const settings = { intraOpThreads: env.INTRA_OP_THREADS, adapterModules: env.INFERENCE_ADAPTER_MODULES, timeoutOverrideMs: env.INFERENCE_TIMEOUT_MS, logger };
+  const mainThread = new InProcessRunner(settings);
+  const pools = new Map<string, ThreadPoolRunner>();
+  return (m) => {
+    const threads = env.INFERENCE_THREADS ?? m.manifest.instances;
+    if (threads === 0) return mainThread;
+    let pool = pools.get(m.manifest.name);
+    if (!pool) pools.set(m.manifest.name, (pool = new ThreadPoolRunner(threads, settings)));
+    return pool;
+  };
+}
