@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --import tsx
 import { Command } from "commander";
-import { ConfigError, InferlineError } from "@inferline/contracts";
+import { InferlineError } from "@inferline/contracts";
 import { registerKeys } from "./commands/keys.ts";
 import { registerRemote } from "./commands/remote.ts";
 import { registerScore } from "./commands/score.ts";
@@ -11,7 +11,7 @@ registerRemote(program);
 registerScore(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof InferlineError) console.error(`inferline: ${err.message}`);
+  if (err instanceof InferlineError) console.error(`inferline: ${err.message}`);
   else console.error(`inferline: ${(err as Error).message}`);
   process.exitCode = 1;
 });

@@ -35,7 +35,7 @@ describe("inferline keys create", () => {
     expect(key).toMatch(/^il_[A-Za-z0-9_-]{40,}$/);
     const admin = new Database(db.url, { poolSize: 1 });
     try {
-      expect(await new TenantStore(admin.prisma).authenticate(key)).toMatchObject({ name: "acme" });
+      expect(await new TenantStore(admin.pool, admin.prisma).authenticate(key)).toMatchObject({ name: "acme" });
       const stored = await admin.pool.query(`select "keyHash" from api_keys`);
       expect(JSON.stringify(stored.rows)).not.toContain(key);
     } finally {
@@ -56,7 +56,7 @@ describe("inferline keys list and revoke", () => {
   let tenants: TenantStore;
   beforeAll(async () => {
     admin = new Database(db.url, { poolSize: 1 });
-    tenants = new TenantStore(admin.prisma);
+    tenants = new TenantStore(admin.pool, admin.prisma);
   });
   afterAll(async () => {
     await admin?.close();
@@ -69,12 +69,12 @@ describe("inferline keys list and revoke", () => {
     const before = Date.now();
     expect(await tenants.authenticate(first.key)).toMatchObject({ name: "lister" });
 
-    const [listed, unknown] = await Promise.all([
-      cli(["keys", "list", "--tenant", "lister", "--database-url", db.url], {}),
-      cli(["keys", "list", "--tenant", "nobody", "--database-url", db.url], {}),
-    ]);
+    const [listed, unknown] = await Promise.all([cli(["keys", "list", "--tenant", "lister", "--database-url", db.url], {}), cli(["keys", "list", "--tenant", "nobody", "--database-url", db.url], {})]);
     expect(listed.code).toBe(0);
-    const lines = listed.stdout.trim().split("\n").map((l) => l.split("\t"));
+    const lines = listed.stdout
+      .trim()
+      .split("\n")
+      .map((l) => l.split("\t"));
     expect(lines).toHaveLength(2);
     const byId = new Map(lines.map((f) => [f[0], f]));
     const [, prefix, name, created, lastUsed, status] = byId.get(first.keyId)!;

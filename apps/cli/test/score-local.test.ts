@@ -88,10 +88,10 @@ function start(args: string[], input?: string): { child: ChildProcess; done: Pro
   const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
-  child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-  child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  if (input !== undefined) child.stdin!.end(input);
-  else child.stdin!.end();
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  if (input !== undefined) child.stdin.end(input);
+  else child.stdin.end();
   const done = new Promise<Run>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })));
   return { child, done };
 }

@@ -32,7 +32,7 @@ beforeAll(async () => {
   api = await startApi(loadApiEnv({ ...env, PORT: "0", HOST: "127.0.0.1" }), logger);
   worker = await startWorker(loadWorkerEnv({ ...env, METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", WEBHOOK_SWEEP_INTERVAL_MS: "0" }), logger);
   const admin = new Database(db.url, { poolSize: 1 });
-  key = (await new TenantStore(admin.prisma).createKey("scorer")).key;
+  key = (await new TenantStore(admin.pool, admin.prisma).createKey("scorer")).key;
   await admin.close();
 });
 
@@ -54,7 +54,7 @@ function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
 async function createKey(tenant: string): Promise<{ key: string; tenantId: string }> {
   const admin = new Database(db.url, { poolSize: 1 });
   try {
-    const created = await new TenantStore(admin.prisma).createKey(tenant);
+    const created = await new TenantStore(admin.pool, admin.prisma).createKey(tenant);
     return { key: created.key, tenantId: created.tenant.id };
   } finally {
     await admin.close();
@@ -82,20 +82,24 @@ function writeCsv(file: string, rows: number): void {
 }
 
 describe("score --remote", () => {
-  it.each(["jsonl", "csv"])("writes %s output identical to local scoring, with the same errors file and exit code", async (format) => {
-    const input = path.join(dir, `in-${format}.csv`);
-    writeCsv(input, 3000);
-    const local = path.join(dir, `local.${format}`);
-    const remote = path.join(dir, `remote.${format}`);
-    const common = [input, "--model", "iris", "--format", format, "--progress", "off", "--chunk-size", "16384"];
-    const l = await cli([...common, "--out", local]);
-    const r = await cli([...common, "--out", remote, "--remote", api.url, "--api-key", key, "--concurrency", "3"]);
-    expect(r.stderr).not.toMatch(/\n\s+at /);
-    expect([l.code, r.code]).toEqual([2, 2]); // row 17 is not a number
-    expect(fs.readFileSync(remote, "utf8")).toBe(fs.readFileSync(local, "utf8"));
-    expect(fs.readFileSync(`${remote}.errors.jsonl`, "utf8")).toBe(fs.readFileSync(`${local}.errors.jsonl`, "utf8"));
-    expect(fs.readFileSync(remote, "utf8").split("\n").filter(Boolean)).toHaveLength(format === "csv" ? 3000 : 2999);
-  }, 60_000);
+  it.each(["jsonl", "csv"])(
+    "writes %s output identical to local scoring, with the same errors file and exit code",
+    async (format) => {
+      const input = path.join(dir, `in-${format}.csv`);
+      writeCsv(input, 3000);
+      const local = path.join(dir, `local.${format}`);
+      const remote = path.join(dir, `remote.${format}`);
+      const common = [input, "--model", "iris", "--format", format, "--progress", "off", "--chunk-size", "16384"];
+      const l = await cli([...common, "--out", local]);
+      const r = await cli([...common, "--out", remote, "--remote", api.url, "--api-key", key, "--concurrency", "3"]);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect([l.code, r.code]).toEqual([2, 2]); // row 17 is not a number
+      expect(fs.readFileSync(remote, "utf8")).toBe(fs.readFileSync(local, "utf8"));
+      expect(fs.readFileSync(`${remote}.errors.jsonl`, "utf8")).toBe(fs.readFileSync(`${local}.errors.jsonl`, "utf8"));
+      expect(fs.readFileSync(remote, "utf8").split("\n").filter(Boolean)).toHaveLength(format === "csv" ? 3000 : 2999);
+    },
+    60_000,
+  );
 
   it("resumes after kill -9 without creating any batch twice: output identical to local scoring", async () => {
     const input = path.join(dir, "resume.csv");
@@ -109,13 +113,16 @@ describe("score --remote", () => {
     const remote = [...flags, "--out", out, "--remote", api.url, "--api-key", tenantKey.key, "--concurrency", "4"];
     const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...remote], { cwd: ROOT, stdio: "ignore" });
     const exited = new Promise((resolve) => child.on("close", resolve));
-    await sleepUntil(() => {
-      try {
-        return (JSON.parse(fs.readFileSync(`${out}.checkpoint.json`, "utf8")) as { rows: number }).rows > 0;
-      } catch {
-        return false;
-      }
-    }, { timeoutMs: 30_000, message: "no checkpoint with scored rows" });
+    await sleepUntil(
+      () => {
+        try {
+          return (JSON.parse(fs.readFileSync(`${out}.checkpoint.json`, "utf8")) as { rows: number }).rows > 0;
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: 30_000, message: "no checkpoint with scored rows" },
+    );
     child.kill("SIGKILL");
     await exited;
     const beforeResume = await batchesOf(tenantKey.tenantId);

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { InferlineError, type ModelManifest } from "@inferline/contracts";
 import { defaultAdapter, type ModelAdapter } from "./adapter.ts";
@@ -10,7 +11,7 @@ export type AdapterFactory = (manifest: ModelManifest, modelDir: string) => Prom
  * registers where the runners look.
  */
 const REGISTRY = Symbol.for("inferline.adapters");
-const registry: Map<string, AdapterFactory> = ((globalThis as Record<symbol, unknown>)[REGISTRY] as Map<string, AdapterFactory> | undefined) ?? new Map();
+const registry: Map<string, AdapterFactory> = ((globalThis as Record<symbol, unknown>)[REGISTRY] as Map<string, AdapterFactory> | undefined) ?? new Map<string, AdapterFactory>();
 (globalThis as Record<symbol, unknown>)[REGISTRY] = registry;
 
 export function registerAdapter(name: string, factory: AdapterFactory): void {
@@ -20,7 +21,8 @@ export function registerAdapter(name: string, factory: AdapterFactory): void {
 export async function adapterFor(manifest: ModelManifest, modelDir: string): Promise<ModelAdapter> {
   if (!manifest.preprocess) return defaultAdapter(manifest);
   const factory = registry.get(manifest.preprocess);
-  if (!factory) throw new InferlineError("unknown_preprocess", `model ${manifest.name}: unknown preprocess ${JSON.stringify(manifest.preprocess)} (known: ${[...registry.keys()].join(", ") || "none"})`);
+  if (!factory)
+    throw new InferlineError("unknown_preprocess", `model ${manifest.name}: unknown preprocess ${JSON.stringify(manifest.preprocess)} (known: ${[...registry.keys()].join(", ") || "none"})`);
   return factory(manifest, modelDir);
 }
 
@@ -37,4 +39,16 @@ export async function importAdapterModules(modules: readonly string[]): Promise<
       throw new InferlineError("adapter_module_failed", `adapter module ${spec} failed to load: ${(err as Error).message}`, { cause: err });
     }
   }
+}
+
+/**
+ * A comma-separated list of adapter modules (INFERENCE_ADAPTER_MODULES), each trimmed; relative
+ * paths resolve against the working directory, file: URLs stay as they are.
+ */
+export function adapterModuleList(value: string): string[] {
+  return value
+    .split(",")
+    .map((m) => m.trim())
+    .filter(Boolean)
+    .map((m) => (m.startsWith("file:") ? m : path.resolve(m)));
 }

@@ -29,7 +29,10 @@ export class InferenceEngine {
   private readonly runners = new Set<ModelRunner>();
 
   /** `runner`: one runner for every model, or a choice per model (e.g. a thread pool for heavy ones). */
-  constructor(runner: ModelRunner | ((model: ResolvedModel) => ModelRunner), private readonly observer: BatchObserver = {}) {
+  constructor(
+    runner: ModelRunner | ((model: ResolvedModel) => ModelRunner),
+    private readonly observer: BatchObserver = {},
+  ) {
     this.runnerOf = typeof runner === "function" ? runner : () => runner;
   }
 

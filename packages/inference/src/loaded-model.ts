@@ -3,6 +3,8 @@ import * as ort from "onnxruntime-node";
 import { InferlineError, modelFilePath, type FlatTensor, type InferenceResult, type ResolvedModel } from "@inferline/contracts";
 import type { InferenceItem, ModelAdapter, PreparedItem } from "./adapter.ts";
 import { adapterFor } from "./adapters.ts";
+import { runDense, type DenseSegment } from "./dense-run.ts";
+import type { DenseArray } from "./tensors.ts";
 
 /**
  * One item's outcome. A failure is final for the item (bad input, a model error) unless
@@ -49,7 +51,7 @@ export class LoadedModel {
    * rejects fails only its own job.
    */
   async run(items: InferenceItem[]): Promise<ItemOutcome[]> {
-    const outcomes: ItemOutcome[] = new Array(items.length);
+    const outcomes = new Array<ItemOutcome>(items.length);
     const prepared: Array<{ index: number; item: PreparedItem }> = [];
     await Promise.all(
       items.map(async (item, index) => {
@@ -65,6 +67,15 @@ export class LoadedModel {
     return outcomes;
   }
 
+  /**
+   * Runs `rows` rows given as typed arrays (one per input, by name) straight on the session, past
+   * the adapter: for models without pre/post-processing, scored many rows at a time (a chunk of a
+   * file). A run the session refuses is split down to the rows at fault (see dense-run.ts).
+   */
+  runDense(columns: Readonly<Record<string, DenseArray>>, rows: number): Promise<DenseSegment[]> {
+    return runDense(this.model.manifest, (feeds, outputs) => this.session.run(feeds, outputs), columns, rows);
+  }
+
   private async runPrepared(items: InferenceItem[], prepared: Array<{ index: number; item: PreparedItem }>, outcomes: ItemOutcome[]): Promise<void> {
     let outputs: ort.InferenceSession.OnnxValueMapType;
     try {
@@ -77,7 +88,10 @@ export class LoadedModel {
       for (const one of prepared) await this.runPrepared(items, [one], outcomes);
       return;
     }
-    const split = this.adapter.split(outputs as Record<string, ort.Tensor>, prepared.map((p) => p.item));
+    const split = this.adapter.split(
+      outputs,
+      prepared.map((p) => p.item),
+    );
     prepared.forEach((p, i) => {
       const part = split[i]!;
       outcomes[p.index] = { ok: true, result: this.toResult(part.outputs, items[p.index]!.outputs, part.decoded) };

@@ -71,6 +71,11 @@ export class InProcessRunner implements ModelRunner {
     return failures;
   }
 
+  /** A model version this runner loaded (what a pool thread hands its thread task). */
+  loaded(key: string): LoadedModel | undefined {
+    return this.models.get(key);
+  }
+
   async run(key: string, items: InferenceItem[]): Promise<ItemOutcome[]> {
     const model = this.models.get(key);
     if (!model) throw new Error(`model ${key} is not loaded`);

@@ -1,75 +1,45 @@
 import { EventEmitter } from "node:events";
-import { Worker } from "node:worker_threads";
+import { Worker, type TransferListItem } from "node:worker_threads";
 import { InferlineError, type ResolvedModel } from "@inferline/contracts";
 import type { InferenceItem } from "./adapter.ts";
 import type { ItemOutcome } from "./loaded-model.ts";
-import { modelKey, type ModelLoadFailure, type ModelRunner, type RunnerLogger, type RunnerSettings } from "./runner.ts";
-import type { ThreadData, ThreadReply, ThreadRequest } from "./pool-thread.ts";
+import { modelKey, type ModelLoadFailure, type ModelRunner, type RunnerLogger } from "./runner.ts";
+import type { ThreadData, ThreadReply } from "./pool-thread.ts";
+import { ItemRun, TaskRun, type PoolRun } from "./pool-runs.ts";
+import { ThreadHandle, type ThreadFailure } from "./thread-handle.ts";
+import { DEFAULT_REPLACE_BACKOFF_MS, DEFAULT_RUN_TIMEOUT_MS, MAX_REPLACE_BACKOFF_MS, type ThreadPoolEvents, type ThreadPoolSettings } from "./thread-pool-settings.ts";
 
 const THREAD_URL = new URL("./pool-thread.mjs", import.meta.url);
-/** Run timeout of a model whose manifest sets none, unless the runner's settings say otherwise. */
-export const DEFAULT_RUN_TIMEOUT_MS = 60_000;
-const DEFAULT_BACKOFF_MS = 1000;
-const MAX_BACKOFF_MS = 30_000;
-
-/** A batch waiting for a thread, or running on one. */
-interface Run {
-  key: string;
-  items: InferenceItem[];
-  timeoutMs: number;
-  resolve(outcomes: ItemOutcome[]): void;
-  reject(err: unknown): void;
-}
-
-interface PoolThread {
-  worker: Worker;
-  threadId: number;
-  replacement: boolean;
-  state: "starting" | "idle" | "busy" | "dead";
-  /** The run it holds while busy, and its id (a late reply of an older run is ignored). */
-  run: Run | undefined;
-  runId: number;
-  /**
-   * Armed (refreshed) at each dispatch and left running after the reply: firing while the thread
-   * is busy means its current run is `timerMs` old. One timer per thread, not one per run.
-   */
-  timer: NodeJS.Timeout | undefined;
-  timerMs: number;
-  /** Settles start(): with the model keys that failed to load, or with why the thread never became ready. */
-  settle: ((err: Error | undefined, failed?: ThreadFailure[]) => void) | undefined;
-}
-
-type ThreadFailure = Extract<ThreadReply, { type: "ready" }>["failed"][number];
-
-/** What a pool reports as its threads come and go; tests and metrics listen here. */
-export interface ThreadPoolEvents {
-  "thread-ready": [{ threadId: number; replacement: boolean }];
-  "thread-exit": [{ threadId: number; reason: string; busy: boolean }];
-  "replacement-failed": [{ attempt: number; retryInMs: number; error: Error }];
-}
 
 /**
  * Runs sessions in worker threads, one session per model per thread, so inference never blocks
  * the main event loop (BullMQ lock renewals, HTTP, database I/O) and uses every core.
  *
- * Each thread runs one batch at a time; runs wait in FIFO order while every thread is busy. A run
- * that outlives its model's timeout gets its thread terminated and its items answered
- * `inference_timeout`; a thread that dies (exit, uncaught error) is replaced, and the items of
- * the batch it held run again one by one, so that only an item that kills its thread again fails
- * (`inference_crashed`). Both failures are retriable. While every thread is down and each
- * replacement has failed to load at least once, runs are answered `inference_unavailable`
- * (retriable) rather than left waiting; replacements keep being retried with a backoff.
+ * Each thread runs one batch at a time (with `prefetch`, more wait in the thread behind it); runs
+ * wait in FIFO order while every thread is busy. A run that outlives its model's timeout gets its
+ * thread terminated and its items answered `inference_timeout`; a thread that dies (exit,
+ * uncaught error) is replaced, and the items of the batch it held run again one by one, so that
+ * only an item that kills its thread again fails (`inference_crashed`). Both failures are
+ * retriable. While every thread is down and each replacement has failed to load at least once,
+ * runs are answered `inference_unavailable` (retriable) rather than left waiting; replacements
+ * keep being retried with a backoff.
+ *
+ * Besides batches of items, a pool may serve a thread task (`settings.task`, run by `runTask`):
+ * work of the caller's own that runs in the thread beside the model under the same timeouts and
+ * replacement, rejected with those retriable codes instead (pool-runs.ts).
  */
 export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements ModelRunner {
-  private readonly threads = new Set<PoolThread>();
+  private readonly threads = new Set<ThreadHandle>();
   /** Ready threads with no run (a stack: the warmest thread runs next). Non-empty only while `waiting` is empty. */
-  private readonly idle: PoolThread[] = [];
-  private readonly waiting: Run[] = [];
+  private readonly idle: ThreadHandle[] = [];
+  private readonly waiting: PoolRun[] = [];
   private readonly timeouts = new Map<string, number>();
   /** Terminations still under way (close() waits for them) and pending replacement retries. */
   private readonly ending = new Set<Promise<number>>();
   private readonly retries = new Set<NodeJS.Timeout>();
   private readonly logger: RunnerLogger | undefined;
+  /** Runs a thread holds at most: the one it runs and those prefetched behind it. */
+  private readonly depth: number;
   private threadData: ThreadData = { models: [], settings: {} };
   private nextId = 1;
   /** Threads that are ready (idle or busy). */
@@ -80,10 +50,13 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
 
   constructor(
     readonly parallelism: number,
-    private readonly settings: RunnerSettings = {},
+    private readonly settings: ThreadPoolSettings = {},
   ) {
     super();
     if (!Number.isInteger(parallelism) || parallelism < 1) throw new RangeError(`a thread pool needs at least one thread, got ${parallelism}`);
+    const prefetch = settings.prefetch ?? 0;
+    if (!Number.isInteger(prefetch) || prefetch < 0) throw new RangeError(`prefetch must be a whole number, got ${prefetch}`);
+    this.depth = 1 + prefetch;
     this.logger = settings.logger;
   }
 
@@ -93,7 +66,8 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
   }
 
   async load(models: ResolvedModel[]): Promise<ModelLoadFailure[]> {
-    const settings = { intraOpThreads: this.settings.intraOpThreads, adapterModules: this.settings.adapterModules };
+    const { intraOpThreads, adapterModules, task } = this.settings;
+    const settings: ThreadData["settings"] = { intraOpThreads, adapterModules, ...(task ? { task } : {}) };
     this.threadData = { models: models.map((m) => ({ manifest: m.manifest, version: m.version, dir: m.dir, spec: m.spec })), settings };
     const started = await Promise.allSettled(Array.from({ length: this.parallelism }, () => this.start(false)));
     const refused = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
@@ -101,8 +75,17 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
       await this.close();
       throw refused.reason;
     }
+    return this.serve(
+      models,
+      (started as PromiseFulfilledResult<ThreadFailure[]>[]).flatMap((s) => s.value),
+    );
+  }
+
+  /** Serves the models that no thread failed to load; answers the others. */
+  private async serve(models: ResolvedModel[], failures: ThreadFailure[]): Promise<ModelLoadFailure[]> {
+    const settings = this.threadData.settings;
     const broken = new Map<string, Error>();
-    for (const s of started as PromiseFulfilledResult<ThreadFailure[]>[]) for (const f of s.value) if (!broken.has(f.key)) broken.set(f.key, loadError(f));
+    for (const f of failures) if (!broken.has(f.key)) broken.set(f.key, loadError(f));
     const served = models.filter((m) => !broken.has(modelKey(m.manifest.name, m.version)));
     for (const m of served) this.timeouts.set(modelKey(m.manifest.name, m.version), this.timeoutOf(m));
     // Replacements load only what the first threads could.
@@ -115,14 +98,29 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
   }
 
   run(key: string, items: InferenceItem[]): Promise<ItemOutcome[]> {
+    return this.submit<ItemOutcome[]>(key, (timeoutMs, resolve, reject) => new ItemRun(key, items, timeoutMs, resolve, reject));
+  }
+
+  /**
+   * Runs the pool's thread task on a thread that loaded `key`, with `payload` (structured-cloned;
+   * buffers in `transfer` are moved instead). Resolves with the task's value; rejects with a
+   * retriable InferlineError `inference_timeout`, `inference_crashed` (its thread was replaced)
+   * or `inference_unavailable`, or with the error the task threw.
+   */
+  runTask<T>(key: string, payload: unknown, transfer: TransferListItem[] = []): Promise<T> {
+    if (!this.settings.task) return Promise.reject(new Error("this pool has no thread task (settings.task)"));
+    return this.submit<T>(key, (timeoutMs, resolve, reject) => new TaskRun(key, payload, transfer, timeoutMs, resolve as (v: unknown) => void, reject));
+  }
+
+  private submit<T>(key: string, make: (timeoutMs: number, resolve: (v: T) => void, reject: (e: unknown) => void) => PoolRun): Promise<T> {
     if (this.closed) return Promise.reject(closedError());
     const timeoutMs = this.timeouts.get(key);
     if (timeoutMs === undefined) return Promise.reject(new Error(`model ${key} is not loaded`));
-    return new Promise<ItemOutcome[]>((resolve, reject) => {
-      const run: Run = { key, items, timeoutMs, resolve, reject };
-      const thread = this.idle.pop();
+    return new Promise<T>((resolve, reject) => {
+      const run = make(timeoutMs, resolve, reject);
+      const thread = this.freeThread();
       if (thread) this.dispatch(thread, run);
-      else if (this.unavailable()) run.resolve(unavailable(run));
+      else if (this.unavailable()) run.unavailable();
       else this.waiting.push(run);
     });
   }
@@ -137,14 +135,14 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
     this.idle.length = 0;
     this.ready = this.failing = 0;
     for (const t of threads) {
-      const { run, settle } = t;
-      clearTimeout(t.timer);
+      const { settle } = t;
+      t.disarm();
       t.state = "dead";
-      t.run = t.timer = t.settle = undefined;
-      run?.reject(err);
+      t.settle = undefined;
+      for (const run of t.takeRuns()) run.fail(err);
       settle?.(err);
     }
-    for (const run of this.waiting.splice(0)) run.reject(err);
+    for (const run of this.waiting.splice(0)) run.fail(err);
     await Promise.all([...threads.map((t) => t.worker.terminate()), ...this.ending]);
   }
 
@@ -155,8 +153,9 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
   /** Starts a thread; resolves when it is ready (and idle) with the models it could not load. */
   private start(replacement: boolean): Promise<ThreadFailure[]> {
     return new Promise<ThreadFailure[]>((resolve, reject) => {
-      const worker = new Worker(THREAD_URL, { execArgv: threadExecArgv(), workerData: this.threadData });
-      const t: PoolThread = { worker, threadId: worker.threadId, replacement, state: "starting", run: undefined, runId: 0, timer: undefined, timerMs: 0, settle: undefined };
+      const { execArgv = threadExecArgv(), resourceLimits } = this.settings;
+      const worker = new Worker(THREAD_URL, { execArgv, workerData: this.threadData, ...(resourceLimits ? { resourceLimits } : {}) });
+      const t = new ThreadHandle(worker, replacement, this.onTimeout);
       t.settle = (err, failed) => {
         t.settle = undefined;
         if (err) reject(err);
@@ -169,15 +168,12 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
     });
   }
 
-  private onMessage(t: PoolThread, m: ThreadReply): void {
-    if (m.type === "result" || m.type === "run-error") {
-      const run = t.run;
-      if (t.state !== "busy" || m.id !== t.runId || !run) return;
-      t.run = undefined;
-      t.state = "idle";
+  private onMessage(t: ThreadHandle, m: ThreadReply): void {
+    if (m.type === "result" || m.type === "task-result" || m.type === "run-error") {
+      const done = t.answered(m.id);
+      if (!done) return;
       this.next(t);
-      if (m.type === "result") run.resolve(m.outcomes);
-      else run.reject(new Error(m.message));
+      done.answered(m);
     } else if (t.state === "starting") {
       if (m.type === "load-error") this.startFailed(t, new InferlineError(m.code ?? "thread_load_failed", m.message));
       // A replacement must serve every model its pool serves.
@@ -186,7 +182,7 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
     }
   }
 
-  private becameReady(t: PoolThread, failed: ThreadFailure[]): void {
+  private becameReady(t: ThreadHandle, failed: ThreadFailure[]): void {
     const settle = t.settle;
     t.state = "idle";
     this.ready++;
@@ -195,21 +191,20 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
     settle?.(undefined, failed);
   }
 
-  private startFailed(t: PoolThread, err: Error): void {
+  private startFailed(t: ThreadHandle, err: Error): void {
     const settle = t.settle;
     this.bury(t);
     settle?.(err);
   }
 
   /** Forgets a thread and terminates it; its own 'exit' is then ignored. */
-  private bury(t: PoolThread): void {
+  private bury(t: ThreadHandle): void {
     if (t.state === "idle" || t.state === "busy") this.ready--;
     const idle = this.idle.indexOf(t);
     if (idle >= 0) this.idle.splice(idle, 1);
     t.state = "dead";
     t.settle = undefined;
-    clearTimeout(t.timer);
-    t.timer = undefined;
+    t.disarm();
     this.threads.delete(t);
     const ended = t.worker.terminate();
     this.ending.add(ended);
@@ -217,56 +212,45 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
     ended.then(done, done);
   }
 
-  private onDeath(t: PoolThread, reason: string): void {
+  private onDeath(t: ThreadHandle, reason: string): void {
     if (t.state === "dead") return;
     if (t.state === "starting") {
       this.startFailed(t, new InferlineError("thread_load_failed", `inference thread ended while loading: ${reason}`));
       return;
     }
-    const run = t.run;
-    t.run = undefined;
+    const [running, ...behind] = t.takeRuns();
     this.bury(t);
-    this.emit("thread-exit", { threadId: t.threadId, reason, busy: run !== undefined });
-    this.logger?.warn({ threadId: t.threadId, reason, model: run?.key, items: run?.items.length }, "inference thread died; replacing it");
+    this.emit("thread-exit", { threadId: t.threadId, reason, busy: running !== undefined });
+    this.logger?.warn({ threadId: t.threadId, reason, model: running?.key, items: running?.size }, "inference thread died; replacing it");
     this.replace(0);
-    if (run) this.crashed(run, reason);
+    if (running) this.crashed(running, reason, behind);
   }
 
   /** A thread's timer fired: `this`-bound, so that it is created once per thread. */
-  private readonly onTimeout = (t: PoolThread): void => {
-    const run = t.run;
-    if (t.state !== "busy" || !run) return;
-    t.run = undefined;
+  private readonly onTimeout = (t: ThreadHandle): void => {
+    if (t.state !== "busy") return;
+    const [run, ...behind] = t.takeRuns();
+    if (!run) return;
     this.bury(t);
     const reason = `run of ${run.key} timed out after ${run.timeoutMs} ms`;
     this.emit("thread-exit", { threadId: t.threadId, reason, busy: true });
-    this.logger?.warn({ threadId: t.threadId, model: run.key, items: run.items.length, timeoutMs: run.timeoutMs }, "inference run timed out; replacing its thread");
+    this.logger?.warn({ threadId: t.threadId, model: run.key, items: run.size, timeoutMs: run.timeoutMs }, "inference run timed out; replacing its thread");
     this.replace(0);
-    run.resolve(run.items.map(() => retriable("inference_timeout", `the inference run took longer than ${run.timeoutMs} ms; its thread was replaced`)));
+    run.timedOut();
+    this.requeue(behind);
   };
 
   /**
-   * A thread died holding `run`. One item alone is the culprit; a batch's items each run again
-   * alone, ahead of the queue, so that only one that kills its thread again fails.
+   * A thread died running `run`: what the run puts back (a batch's items, alone) runs ahead of the
+   * queue, then the runs that waited behind it on that thread, which never started.
    */
-  private crashed(run: Run, reason: string): void {
-    if (run.items.length === 1) {
-      run.resolve([retriable("inference_crashed", `the inference thread died running this item (${reason}); it was replaced`)]);
-      return;
-    }
-    const outcomes = new Array<ItemOutcome>(run.items.length);
-    let left = run.items.length;
-    const alone = run.items.map<Run>((item, i) => ({
-      key: run.key,
-      items: [item],
-      timeoutMs: run.timeoutMs,
-      resolve: ([outcome]) => {
-        outcomes[i] = outcome!;
-        if (--left === 0) run.resolve(outcomes);
-      },
-      reject: run.reject,
-    }));
-    this.waiting.unshift(...alone);
+  private crashed(run: PoolRun, reason: string, behind: PoolRun[]): void {
+    this.requeue([...run.crashed(reason), ...behind]);
+  }
+
+  private requeue(runs: PoolRun[]): void {
+    if (runs.length === 0) return;
+    this.waiting.unshift(...runs);
     this.drain();
   }
 
@@ -282,7 +266,7 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
       (error: Error) => {
         if (this.closed) return;
         if (attempt === 0) this.failing++;
-        const retryInMs = Math.min((this.settings.replaceBackoffMs ?? DEFAULT_BACKOFF_MS) * 2 ** attempt, MAX_BACKOFF_MS);
+        const retryInMs = Math.min((this.settings.replaceBackoffMs ?? DEFAULT_REPLACE_BACKOFF_MS) * 2 ** attempt, MAX_REPLACE_BACKOFF_MS);
         this.logger?.error({ err: error.message, attempt: attempt + 1, retryInMs, readyThreads: this.ready }, "replacement inference thread failed to load; retrying");
         this.emit("replacement-failed", { attempt: attempt + 1, retryInMs, error });
         const timer = setTimeout(() => {
@@ -290,7 +274,7 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
           this.replace(attempt + 1);
         }, retryInMs);
         this.retries.add(timer);
-        if (this.unavailable()) for (const run of this.waiting.splice(0)) run.resolve(unavailable(run));
+        if (this.unavailable()) for (const run of this.waiting.splice(0)) run.unavailable();
       },
     );
   }
@@ -301,47 +285,38 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
   }
 
   private drain(): void {
-    while (this.idle.length > 0 && this.waiting.length > 0) this.dispatch(this.idle.pop()!, this.waiting.shift()!);
-    if (this.unavailable()) for (const run of this.waiting.splice(0)) run.resolve(unavailable(run));
+    for (let t = this.freeThread(); t && this.waiting.length > 0; t = this.freeThread()) this.dispatch(t, this.waiting.shift()!);
+    if (this.unavailable()) for (const run of this.waiting.splice(0)) run.unavailable();
   }
 
-  private next(t: PoolThread): void {
-    const run = this.waiting.shift();
-    if (run) this.dispatch(t, run);
-    else this.idle.push(t);
+  /** An idle thread (the warmest), else, with prefetch, the busy thread holding the fewest runs below its depth. */
+  private freeThread(): ThreadHandle | undefined {
+    const idle = this.idle.pop();
+    if (idle || this.depth === 1) return idle;
+    let best: ThreadHandle | undefined;
+    for (const t of this.threads) if (t.state === "busy" && t.held < this.depth && (!best || t.held < best.held)) best = t;
+    return best;
   }
 
-  private dispatch(t: PoolThread, run: Run): void {
-    t.state = "busy";
-    t.run = run;
-    t.runId = this.nextId++;
-    if (t.timer && t.timerMs === run.timeoutMs) t.timer.refresh();
-    else this.arm(t, run.timeoutMs);
+  /** Fills a thread that answered (or became ready) from the queue, up to its depth; idle when nothing waits. */
+  private next(t: ThreadHandle): void {
+    while (t.state !== "dead" && t.held < this.depth && this.waiting.length > 0) this.dispatch(t, this.waiting.shift()!);
+    this.parkIfIdle(t);
+  }
+
+  private dispatch(t: ThreadHandle, run: PoolRun): void {
     try {
-      t.worker.postMessage({ type: "run", id: t.runId, key: run.key, items: run.items } satisfies ThreadRequest);
+      t.send(this.nextId++, run);
     } catch (err) {
-      // Items that cannot be cloned: the run fails, the thread is fine (its timer fires idle).
-      t.run = undefined;
-      t.state = "idle";
-      this.next(t);
-      run.reject(err);
+      // Items that cannot be cloned: the run fails, the thread is fine.
+      this.parkIfIdle(t);
+      run.fail(err);
     }
   }
 
-  private arm(t: PoolThread, ms: number): void {
-    clearTimeout(t.timer);
-    // Unref'd: the thread itself keeps the process alive while a run is in flight.
-    t.timer = setTimeout(this.onTimeout, ms, t).unref();
-    t.timerMs = ms;
+  private parkIfIdle(t: ThreadHandle): void {
+    if (t.state === "idle" && !this.idle.includes(t)) this.idle.push(t);
   }
-}
-
-function retriable(code: string, message: string): ItemOutcome {
-  return { ok: false, code, message, retriable: true };
-}
-
-function unavailable(run: Run): ItemOutcome[] {
-  return run.items.map(() => retriable("inference_unavailable", `no inference thread for ${run.key} is running: its replacement failed to load and is being retried`));
 }
 
 function loadError(f: ThreadFailure): Error {

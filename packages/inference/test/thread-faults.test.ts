@@ -3,9 +3,7 @@ import path from "node:path";
 import { once } from "node:events";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ModelRepository } from "@inferline/contracts";
-// A relative import: @inferline/inference does not declare @inferline/testing (adding it needs an install).
-import { createTestModelRepository, exitFixtureThreads, FIXTURE_ADAPTERS_MODULE, LOOKUP_TABLE } from "../../testing/src/test-models.ts";
-import { sleepUntil } from "../../testing/src/sleep-until.ts";
+import { createTestModelRepository, exitFixtureThreads, FIXTURE_ADAPTERS_MODULE, LOOKUP_TABLE, sleepUntil } from "@inferline/testing";
 import { InferenceEngine, InProcessRunner, ThreadPoolRunner, type InferenceItem, type ItemOutcome, type ModelRunner } from "../src/index.ts";
 
 // Real pool threads and onnxruntime on the test-only fault models: each answers like `lookup`

@@ -22,7 +22,7 @@ export function registerKeys(program: Command): void {
       await migrate(opts.databaseUrl);
       const db = new Database(opts.databaseUrl, { poolSize: 1 });
       try {
-        const created = await new TenantStore(db.prisma).createKey(opts.tenant, opts.name);
+        const created = await new TenantStore(db.pool, db.prisma).createKey(opts.tenant, opts.name);
         console.error(`created key ${created.keyId} for tenant ${created.tenant.name} (${created.tenant.id}); it is shown only once:`);
         console.log(created.key);
       } finally {
@@ -32,7 +32,7 @@ export function registerKeys(program: Command): void {
 
   keys
     .command("list")
-    .description("list a tenant's keys, one per line: id, prefix, name, created, last used, revoked-at or \"active\" (tab-separated; - when unknown)")
+    .description('list a tenant\'s keys, one per line: id, prefix, name, created, last used, revoked-at or "active" (tab-separated; - when unknown)')
     .requiredOption("--tenant <name>", "tenant name")
     .option(...databaseUrlOption)
     .action(async (opts: { tenant: string; databaseUrl: string }) => {
@@ -69,7 +69,7 @@ async function withTenantStore(databaseUrl: string, fn: (tenants: TenantStore) =
   await db.assertPostgresReachable(databaseUrl);
   const database = new db.Database(databaseUrl, { poolSize: 1 });
   try {
-    await fn(new db.TenantStore(database.prisma));
+    await fn(new db.TenantStore(database.pool, database.prisma));
   } finally {
     await database.close();
   }

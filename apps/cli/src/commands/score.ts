@@ -1,6 +1,8 @@
 import os from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { DEFAULT_MODELS_DIR } from "@inferline/contracts";
+import { z } from "zod";
+import { DEFAULT_MODELS_DIR, parseEnv } from "@inferline/contracts";
+import { adapterModuleList } from "@inferline/inference";
 import { runScore, type ScoreOptions } from "../score/pipeline.ts";
 import { UsageError } from "../score/types.ts";
 import { RemoteScorer } from "../score/remote-scorer.ts";
@@ -22,11 +24,22 @@ interface ScoreFlags {
   concurrency: number;
 }
 
-const positiveInt = (what: string) => (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a whole number of at least 1`);
-  return n;
-};
+/** The environment `score` reads: the worker's variables of the same names, with the same meaning. */
+const ScoreEnv = z.object({
+  MODELS_DIR: z.string().default(DEFAULT_MODELS_DIR),
+  /** Comma-separated adapter modules the inference threads import before the model loads. Default: none. */
+  INFERENCE_ADAPTER_MODULES: z.string().default("").transform(adapterModuleList),
+  /** Longest run of one chunk, in ms, winning over the manifest's timeoutMs (default 60000). Default: unset. */
+  INFERENCE_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).optional(),
+});
+
+const positiveInt =
+  (what: string) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a whole number of at least 1`);
+    return n;
+  };
 
 const HELP = `
 Input: a CSV file with a header line whose column names match the model's named features
@@ -61,7 +74,7 @@ export function registerScore(program: Command): void {
     .addOption(new Option("--input-format <format>", "input format (default: from the file extension)").choices(["jsonl", "csv"]))
     .option("--resume", "continue an interrupted run from its checkpoint", false)
     .option("--force", "start over even if a checkpoint of an interrupted run exists", false)
-    .option("--threads <n>", "threads that parse, score and format chunks, this one included (threads - 1 workers)", positiveInt("--threads"), os.availableParallelism())
+    .option("--threads <n>", "inference threads, each parsing, scoring and formatting whole chunks", positiveInt("--threads"), os.availableParallelism())
     .option("--chunk-size <bytes>", "input bytes per chunk (a chunk is scored as one batch)", positiveInt("--chunk-size"), 256 * 1024)
     .option("--checkpoint-interval <ms>", "milliseconds between checkpoints", positiveInt("--checkpoint-interval"), 1000)
     .addOption(new Option("--progress <mode>", "progress display (auto: a bar on a terminal, plain lines otherwise)").choices(["auto", "bar", "lines", "off"]).default("auto"))
@@ -72,11 +85,12 @@ export function registerScore(program: Command): void {
     .action(async (input: string, flags: ScoreFlags) => {
       if (flags.remote && !flags.apiKey) throw new UsageError("--remote needs --api-key (or INFERLINE_API_KEY)");
       if (flags.resume && flags.force) throw new UsageError("--resume and --force exclude each other");
+      const env = parseEnv(ScoreEnv);
       const options: ScoreOptions = {
         input,
         model: flags.model,
         ...(flags.modelVersion ? { version: flags.modelVersion } : {}),
-        modelsDir: process.env.MODELS_DIR ?? DEFAULT_MODELS_DIR,
+        modelsDir: env.MODELS_DIR,
         ...(flags.out ? { out: flags.out } : {}),
         format: flags.format,
         ...(flags.inputFormat ? { inputFormat: flags.inputFormat } : {}),
@@ -86,6 +100,8 @@ export function registerScore(program: Command): void {
         chunkSize: flags.chunkSize,
         checkpointIntervalMs: flags.checkpointInterval,
         progress: flags.progress,
+        ...(env.INFERENCE_ADAPTER_MODULES.length > 0 ? { adapterModules: env.INFERENCE_ADAPTER_MODULES } : {}),
+        ...(env.INFERENCE_TIMEOUT_MS !== undefined ? { timeoutMs: env.INFERENCE_TIMEOUT_MS } : {}),
       };
       process.exitCode = 1; // until the run says otherwise: a run that never finishes must not look like success
       const remote = flags.remote ? { url: flags.remote, apiKey: flags.apiKey!, concurrency: flags.concurrency } : undefined;

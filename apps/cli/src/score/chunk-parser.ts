@@ -1,10 +1,9 @@
 import Papa from "papaparse";
 import type { Datatype, FlatTensor, ModelManifest, Tensor, validateInputs } from "@inferline/contracts";
-import { ID_FIELDS, type ModelLayout, type RowInput } from "./model-layout.ts";
+import { denseArray, type DenseArray } from "@inferline/inference";
+import type { ModelLayout, RowInput } from "./model-layout.ts";
 import { splitCsvRecords } from "./record-bounds.ts";
 import type { ParseSettings } from "./types.ts";
-
-export type DenseArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array;
 
 export interface RowError {
   line: number;
@@ -33,26 +32,6 @@ const INT_RANGES: Partial<Record<Datatype, [number, number]>> = {
   INT32: [-2147483648, 2147483647],
   INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
 };
-
-function allocate(datatype: Datatype, n: number): DenseArray {
-  switch (datatype) {
-    case "FP64":
-      return new Float64Array(n);
-    case "INT8":
-      return new Int8Array(n);
-    case "INT16":
-      return new Int16Array(n);
-    case "INT32":
-      return new Int32Array(n);
-    case "INT64":
-      return new BigInt64Array(n);
-    case "UINT8":
-    case "BOOL":
-      return new Uint8Array(n);
-    default:
-      return new Float32Array(n);
-  }
-}
 
 /** Why `v` cannot be an element of `datatype`, or undefined when it can. */
 function valueFault(datatype: Datatype, v: number): string | undefined {
@@ -110,7 +89,7 @@ export class ChunkParser {
       count: 0,
       lines: [],
       ids: null,
-      columns: this.layout.dense ? this.inputs.map((i) => allocate(i.datatype, capacity * i.rowSize)) : [],
+      columns: this.layout.dense ? this.inputs.map((i) => denseArray(i.datatype, capacity * i.rowSize)) : [],
       items: this.layout.dense ? null : [],
       errors: [],
     };

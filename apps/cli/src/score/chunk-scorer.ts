@@ -1,23 +1,12 @@
-import * as ort from "onnxruntime-node";
-import type { Datatype, FlatTensor, ResolvedModel } from "@inferline/contracts";
-import type { LoadedModel } from "@inferline/inference";
-import { ChunkParser, type DenseArray, type ParsedChunk, type RowError, type TensorCheck } from "./chunk-parser.ts";
+import type { FlatTensor } from "@inferline/contracts";
+import type { DenseArray, LoadedModel } from "@inferline/inference";
+import { ChunkParser, type ParsedChunk, type RowError, type TensorCheck } from "./chunk-parser.ts";
 import { ResultFormatter, type OutputBlock } from "./formatter.ts";
 import { fullGc } from "./heap.ts";
 import { modelLayout, type ModelLayout } from "./model-layout.ts";
 import type { ScoreSettings } from "./types.ts";
 
-const ORT_TYPE: Partial<Record<Datatype, ort.Tensor.Type>> = {
-  FP32: "float32",
-  FP64: "float64",
-  INT8: "int8",
-  INT16: "int16",
-  INT32: "int32",
-  INT64: "int64",
-  UINT8: "uint8",
-  BOOL: "bool",
-};
-
+/** A chunk's formatted results (what a pool thread sends back; both buffers are transferred). */
 export interface ChunkResult {
   out: Uint8Array;
   errors: Uint8Array;
@@ -65,10 +54,10 @@ class ByteSink {
 }
 
 /**
- * Parse → run → format for one chunk, on whatever thread holds it. Dense models run the chunk as
- * one stacked tensor straight on an onnxruntime session (a failing run is split in halves down to
- * the rows at fault); other models go through the inference package's LoadedModel (adapters,
- * per-item fallback).
+ * Parse → run → format for one chunk, in the pool thread that holds the model (see chunk-task.ts).
+ * Dense models run each part of the chunk as typed arrays straight on the session
+ * (LoadedModel.runDense: a failing run is split down to the rows at fault); other models run
+ * their rows as items through the model's adapter (LoadedModel.run: per-item fallback).
  */
 export class ChunkScorer {
   private sinceGc = 0;
@@ -77,34 +66,22 @@ export class ChunkScorer {
     private readonly layout: ModelLayout,
     private readonly parser: ChunkParser,
     private readonly formatter: ResultFormatter,
-    private readonly session: ort.InferenceSession | undefined,
-    private readonly generic: LoadedModel | undefined,
+    private readonly model: LoadedModel,
     private readonly inputFormat: ScoreSettings["inputFormat"],
   ) {}
 
-  /**
-   * `onnxFile`: the model version's ONNX file. The contracts package (zod) is loaded only for JSONL
-   * input and the inference package only for models that are not dense, to keep thread start-up short.
-   */
-  static async create(model: ResolvedModel, onnxFile: string, settings: ScoreSettings, intraOpThreads = 1): Promise<ChunkScorer> {
-    const layout = modelLayout(model.manifest, model.version);
+  /** The contracts package's tensor checks (zod) are wired in only for JSONL input, which needs them. */
+  static async create(model: LoadedModel, settings: ScoreSettings): Promise<ChunkScorer> {
+    const { manifest, version } = model.model;
+    const layout = modelLayout(manifest, version);
     let tensors: TensorCheck | undefined;
     if (settings.inputFormat === "jsonl") {
       const contracts = await import("@inferline/contracts");
       tensors = { Tensor: contracts.Tensor, validateInputs: contracts.validateInputs };
     }
-    const parser = new ChunkParser(layout, model.manifest, settings, tensors);
-    const formatter = new ResultFormatter(layout, model.manifest, settings.outputFormat);
-    if (!layout.dense) {
-      const { LoadedModel } = await import("@inferline/inference");
-      return new ChunkScorer(layout, parser, formatter, undefined, await LoadedModel.load(model, { intraOpThreads }), settings.inputFormat);
-    }
-    const session = await ort.InferenceSession.create(onnxFile, {
-      intraOpNumThreads: intraOpThreads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: "all",
-    });
-    return new ChunkScorer(layout, parser, formatter, session, undefined, settings.inputFormat);
+    const parser = new ChunkParser(layout, manifest, settings, tensors);
+    const formatter = new ResultFormatter(layout, manifest, settings.outputFormat);
+    return new ChunkScorer(layout, parser, formatter, model, settings.inputFormat);
   }
 
   /**
@@ -125,15 +102,15 @@ export class ChunkScorer {
     const errors: RowError[] = [];
     let rows = 0;
     let line = startLine;
-    for (let from = 0; from < text.length; ) {
+    for (let from = 0; from < text.length;) {
       const cut = splittable ? text.indexOf("\n", from + PART_CHARS) : -1;
       const to = cut === -1 ? text.length : cut + 1;
       const part = from === 0 && to === text.length ? text : text.slice(from, to);
       const parsed = this.parser.parse(part, line);
       const partErrors = parsed.errors;
       if (parsed.count > 0) {
-        if (this.session) {
-          rows += await this.runDense(parsed, 0, parsed.count, partErrors, out);
+        if (this.layout.dense) {
+          rows += await this.runDense(parsed, partErrors, out);
         } else {
           const r = await this.runGeneric(parsed, partErrors);
           out.write(r.text);
@@ -148,38 +125,29 @@ export class ChunkScorer {
     return { out: out.take(), errors: encoder.encode(this.formatter.errors(errors)), rows, failures: errors.length };
   }
 
-  /** Runs rows [from, to) as one tensor; on failure, each half separately, down to single rows. */
-  private async runDense(p: ParsedChunk, from: number, to: number, errors: RowError[], out: ByteSink): Promise<number> {
-    const n = to - from;
-    const feeds: Record<string, ort.Tensor> = {};
-    this.layout.inputs.forEach((input, k) => {
-      const column = p.columns[k]!;
-      const data = column.subarray(from * input.rowSize, to * input.rowSize) as DenseArray;
-      feeds[input.name] = new ort.Tensor(ORT_TYPE[input.datatype]!, data, [n, ...input.rowShape]);
-    });
-    let results: ort.InferenceSession.OnnxValueMapType;
-    try {
-      results = await this.session!.run(feeds, this.layout.outputs.map((o) => o.name));
-    } catch (err) {
-      if (n === 1) {
-        errors.push({ line: p.lines[from]!, ...(p.ids?.[from] !== undefined ? { id: p.ids[from] } : {}), error: `inference failed: ${(err as Error).message.slice(0, 500)}` });
-        return 0;
+  /** Runs the parsed rows as one dense run and formats each segment it comes back in; returns the rows scored. */
+  private async runDense(p: ParsedChunk, errors: RowError[], out: ByteSink): Promise<number> {
+    const columns: Record<string, DenseArray> = {};
+    this.layout.inputs.forEach((input, k) => (columns[input.name] = p.columns[k]!));
+    let rows = 0;
+    for (const segment of await this.model.runDense(columns, p.count)) {
+      const { from, to } = segment;
+      if ("error" in segment) {
+        errors.push({ line: p.lines[from]!, ...(p.ids?.[from] !== undefined ? { id: p.ids[from] } : {}), error: `inference failed: ${segment.error.message.slice(0, 500)}` });
+        continue;
       }
-      const mid = from + Math.ceil(n / 2);
-      return (await this.runDense(p, from, mid, errors, out)) + (await this.runDense(p, mid, to, errors, out));
+      const blocks: OutputBlock[] = segment.outputs.map((o) => ({ name: o.name, data: o.data, rowSize: o.rowShape.reduce((a, b) => a * b, 1) }));
+      const whole = from === 0 && to === p.count;
+      const lines = whole ? p.lines : p.lines.slice(from, to);
+      const ids = p.ids ? (whole ? p.ids : p.ids.slice(from, to)) : null;
+      out.write(this.formatter.rows(to - from, lines, ids, blocks));
+      rows += to - from;
     }
-    const tensors = this.layout.outputs.map((o) => {
-      const t = results[o.name] as ort.Tensor;
-      return { name: o.name, data: t.data as DenseArray, rowSize: t.dims.slice(1).reduce((a, b) => a * b, 1) };
-    });
-    const lines = from === 0 && to === p.count ? p.lines : p.lines.slice(from, to);
-    const ids = p.ids ? (from === 0 && to === p.count ? p.ids : p.ids.slice(from, to)) : null;
-    out.write(this.formatter.rows(n, lines, ids, tensors));
-    return n;
+    return rows;
   }
 
   private async runGeneric(p: ParsedChunk, errors: RowError[]): Promise<{ text: string; rows: number }> {
-    const outcomes = await this.generic!.run(p.items!.map((inputs) => ({ inputs })));
+    const outcomes = await this.model.run(p.items!.map((inputs) => ({ inputs })));
     const lines: number[] = [];
     const ids: unknown[] = [];
     const perOutput = new Map<string, { values: Array<number | bigint | boolean>; rowSize: number }>();
@@ -202,10 +170,5 @@ export class ChunkScorer {
     const blocks: OutputBlock[] = [...perOutput].map(([name, acc]) => ({ name, data: acc.values, rowSize: acc.rowSize }));
     const hasIds = ids.some((id) => id !== undefined);
     return { text: this.formatter.rows(lines.length, lines, hasIds ? ids : null, blocks), rows: lines.length };
-  }
-
-  async close(): Promise<void> {
-    await this.session?.release();
-    await this.generic?.release();
   }
 }

@@ -131,7 +131,7 @@ export class ResultFormatter {
   }
 
   private csvRows(count: number, lines: number[], ids: unknown[] | null, labelled: OutputBlock | undefined, raw: OutputBlock[]): string {
-    const records: Array<Array<string | number>> = new Array(count);
+    const records = new Array<Array<string | number>>(count);
     const k = this.labelKeys.length;
     const fmtL = labelled ? formatterOf(labelled.data) : num;
     const fmtRaw = raw.map((o) => formatterOf(o.data));

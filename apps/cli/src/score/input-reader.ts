@@ -91,7 +91,7 @@ export class InputReader {
   /** Reads the CSV header record: its column names, and the input offset/line just past it. */
   async readHeader(): Promise<{ columns: string[]; newline: "\n" | "\r\n"; endOffset: number; endLine: number }> {
     await this.skipBom();
-    let end = -1;
+    let end: number;
     while ((end = firstRecordEnd(this.pending, 0, true)) === -1) {
       if (this.pending.length > MAX_RECORD_BYTES) throw new UsageError("the CSV header is not terminated (an unclosed quote?)");
       if (!(await this.fill())) break;

@@ -1,4 +1,5 @@
 import type { Datatype, ModelManifest } from "@inferline/contracts";
+import { denseReason } from "@inferline/inference";
 import { UsageError } from "./types.ts";
 
 /** One model input as rows: `rowSize` elements per row after the batch dimension. */
@@ -34,21 +35,18 @@ export interface ModelLayout {
   notTabularReason?: string;
 }
 
+/** Datatypes the chunk parser writes into typed arrays from CSV cells and JSON numbers (not FP16). */
 const DENSE_TYPES: ReadonlySet<Datatype> = new Set<Datatype>(["FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "BOOL"]);
 
 export function modelLayout(manifest: ModelManifest, version: string): ModelLayout {
-  let denseReason: string | undefined;
-  if (manifest.preprocess || manifest.postprocess) denseReason = "it has pre/post-processing steps";
+  const notDense = denseReason(manifest, DENSE_TYPES);
   const inputs: RowInput[] = manifest.inputs.map((spec) => {
     const rowShape = spec.shape.slice(1);
-    if (spec.shape[0] !== -1) denseReason ??= `input ${spec.name} has no dynamic batch dimension`;
-    else if (rowShape.some((d) => d < 1)) denseReason ??= `input ${spec.name} has dynamic dimensions after the batch dimension`;
-    if (!DENSE_TYPES.has(spec.datatype)) denseReason ??= `input ${spec.name} is ${spec.datatype}`;
     const rowSize = rowShape.reduce((a, b) => a * b, 1);
     return { name: spec.name, datatype: spec.datatype, rowShape, rowSize, ...(spec.features ? { features: spec.features } : {}) };
   });
-  const dense = denseReason === undefined;
-  let notTabularReason = denseReason;
+  const dense = notDense === undefined;
+  let notTabularReason = notDense;
   if (dense) {
     const bad = inputs.find((i) => !i.features || i.features.length !== i.rowSize);
     if (bad) notTabularReason = `input ${bad.name} has no named features in the manifest`;

@@ -43,9 +43,7 @@ export class Progress {
       this.bar = new cliProgress.SingleBar(
         {
           stream: process.stderr,
-          format: known
-            ? "scoring |{bar}| {percentage}% | {rowsDone} rows | {rate} rows/s | {failures} failed | ETA {eta_formatted}"
-            : "scoring | {rowsDone} rows | {rate} rows/s | {failures} failed",
+          format: known ? "scoring |{bar}| {percentage}% | {rowsDone} rows | {rate} rows/s | {failures} failed | ETA {eta_formatted}" : "scoring | {rowsDone} rows | {rate} rows/s | {failures} failed",
           hideCursor: true,
           etaBuffer: 50,
           fps: 5,

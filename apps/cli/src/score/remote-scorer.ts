@@ -83,7 +83,7 @@ export class RemoteScorer implements Scorer {
     const body = Array.from({ length: parsed.count }, (_, i) => JSON.stringify({ inputs: this.rowInputs(parsed, i) })).join("\n");
     const query = new URLSearchParams({ model: this.model.manifest.name, version: this.model.version, priority: "low" });
     const key: Record<string, string> = this.settings.runId ? { "idempotency-key": `inferline-score/${this.settings.runId}/${seq}` } : {};
-    const created = await this.request("POST", `/v1/batches?${query}`, body, "application/x-ndjson", key);
+    const created = await this.request("POST", `/v1/batches?${query.toString()}`, body, "application/x-ndjson", key);
     if (created.status !== 202 && created.status !== 200) throw new Error(`batch submit answered ${created.status}: ${(await created.text()).slice(0, 500)}`);
     const { id } = (await created.json()) as { id: string };
     // Long-poll: the API answers as soon as the batch's last item finishes.

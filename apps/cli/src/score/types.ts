@@ -7,10 +7,13 @@
  * on the input bytes and the chunk size, so a resumed run cuts (and scores) exactly the same chunks
  * as an uninterrupted one.
  */
+import { InferlineError } from "@inferline/contracts";
 
 /** A usage or input error: one clear message, exit code 1, no stack trace. */
-export class UsageError extends Error {
-  override name = "UsageError";
+export class UsageError extends InferlineError {
+  constructor(message: string, cause?: unknown) {
+    super("usage_error", message, { status: 400, cause });
+  }
 }
 
 export type InputFormat = "csv" | "jsonl";
@@ -59,8 +62,9 @@ export interface ScoredChunk {
 }
 
 /**
- * Scores chunks. The local scorer runs onnxruntime in worker threads; a remote scorer (to come)
- * parses the same chunks, submits them to a cluster's batches API and formats what comes back.
+ * Scores chunks. The local scorer runs them on the inference package's thread pool (parse, dense
+ * run, format in each thread); the remote scorer parses the same chunks, submits them to a
+ * cluster's batches API and formats what comes back.
  * `score` may be called up to `parallelism` times before earlier calls settle; results may
  * settle out of order (the writer puts them back in order).
  */

@@ -237,5 +237,4 @@ function normalise(rgb: Buffer, width: number): Float32Array {
 }
 
 /** An 8×8 white PNG: exercises decode, resize and one session.run at load time. */
-const WARMUP_PNG =
-  "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAAD0lEQVQImWP4jwMwDC0JALoev0GybL49AAAAAElFTkSuQmCC";
+const WARMUP_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAAD0lEQVQImWP4jwMwDC0JALoev0GybL49AAAAAElFTkSuQmCC";
