@@ -1,4 +1,4 @@
-import { ConfigError, InferlineError } from "@inferline/contracts";
+import { InferlineError } from "@inferline/contracts";
 import { assertPostgresReachable } from "@inferline/db";
 import { assertRedisReachable } from "@inferline/queue";
 import { loadApiEnv } from "./env.ts";
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof InferlineError) console.error(`inferline api: ${err.message}`);
+  if (err instanceof InferlineError) console.error(`inferline api: ${err.message}`);
   else console.error(err);
   process.exit(1);
 });

@@ -1,7 +1,7 @@
 import type { ErrorRequestHandler, Response } from "express";
 import { z } from "zod";
 import { InferlineError, ServiceUnavailableError, ValidationError, zodFaults, type FieldFault } from "@inferline/contracts";
-import { InvalidCursorError, isRowFault, postgresFailure } from "@inferline/db";
+import { isRowFault, postgresFailure } from "@inferline/db";
 import { redisFailure } from "@inferline/queue";
 import type { Logger } from "pino";
 
@@ -114,7 +114,6 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
     // The router could not percent-decode a path parameter ("/v1/jobs/%zz").
     if (err instanceof URIError) return sendProblem(res, 400, "malformed_path", "the request path holds a malformed percent-encoding");
     if (err instanceof z.ZodError) return sendProblem(res, 422, "validation_failed", "the request has invalid fields", zodFaults(err));
-    if (err instanceof InvalidCursorError) return sendProblem(res, 400, err.code, err.message);
     if (err instanceof ValidationError) return sendProblem(res, err.status, err.code, err.message, err.errors);
     if (err instanceof ServiceUnavailableError) {
       res.setHeader("Retry-After", String(err.retryAfterSeconds ?? DEPENDENCY_RETRY_AFTER_SECONDS));

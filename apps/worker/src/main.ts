@@ -1,4 +1,4 @@
-import { ConfigError, InferlineError } from "@inferline/contracts";
+import { InferlineError } from "@inferline/contracts";
 import { assertPostgresReachable } from "@inferline/db";
 import { assertRedisReachable } from "@inferline/queue";
 import { loadWorkerEnv } from "./env.ts";
@@ -32,7 +32,7 @@ async function main(): Promise<void> {
 
 main().catch((err: unknown) => {
   // Known start-up failures get one line that says what to do; anything else is a bug worth a stack.
-  if (err instanceof ConfigError || err instanceof InferlineError) console.error(`inferline worker: ${err.message}`);
+  if (err instanceof InferlineError) console.error(`inferline worker: ${err.message}`);
   else console.error(err);
   process.exit(1);
 });

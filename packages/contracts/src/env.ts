@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { ConfigError } from "./errors.ts";
 
 /**
  * Parses an app's environment once, at start-up. A bad value ends the process with one line per
@@ -12,21 +13,24 @@ export function parseEnv<S extends z.ZodType>(schema: S, source: NodeJS.ProcessE
   throw new ConfigError(`invalid environment:\n${lines.join("\n")}`);
 }
 
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
-
 /** "true"/"1"/"yes" → true; everything else false. Env booleans are strings. */
-export const envBoolean = z
-  .union([z.boolean(), z.string()])
-  .transform((v) => (typeof v === "boolean" ? v : ["true", "1", "yes"].includes(v.toLowerCase())));
+export const envBoolean = z.union([z.boolean(), z.string()]).transform((v) => (typeof v === "boolean" ? v : ["true", "1", "yes"].includes(v.toLowerCase())));
 
 export const DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/inferline";
 export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
 /** The repository's own models/ folder, wherever the process was started from. */
 export const DEFAULT_MODELS_DIR = fileURLToPath(new URL("../../../models", import.meta.url));
 
-/** Variables every process shares. */
+/** Attempts of a queue entry before its jobs fail for good (JOB_ATTEMPTS, the dispatcher's `attempts`). */
+export const DEFAULT_JOB_ATTEMPTS = 5;
+/** First retry delay of a queue entry in ms (RETRY_BACKOFF_MS, the dispatcher's `backoffMs`). */
+export const DEFAULT_RETRY_BACKOFF_MS = 1000;
+
+/**
+ * Variables the API and the workers both read, declared once. Some must agree between them: a
+ * queue entry's attempts and backoff are set by whichever process enqueues it, and a webhook
+ * target the API accepts at submit must be one the worker delivers to.
+ */
 export const SharedEnv = z.object({
   DATABASE_URL: z.string().url().default(DEFAULT_DATABASE_URL),
   REDIS_URL: z.string().url().default(DEFAULT_REDIS_URL),
@@ -34,6 +38,13 @@ export const SharedEnv = z.object({
   QUEUE_PREFIX: z.string().min(1).default("inferline"),
   MODELS_DIR: z.string().default(DEFAULT_MODELS_DIR),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  LOG_PRETTY: envBoolean.default(false),
+  /** Attempts of a queue entry before its jobs fail for good. Default 5. */
+  JOB_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(DEFAULT_JOB_ATTEMPTS),
+  /** First retry delay in ms, doubling each attempt with jitter. Default 1000. */
+  RETRY_BACKOFF_MS: z.coerce.number().int().min(0).default(DEFAULT_RETRY_BACKOFF_MS),
+  /** Accept (API) and deliver to (worker) webhook targets on loopback/private/link-local addresses (tests, single-host setups). Default false. */
+  WEBHOOK_ALLOW_PRIVATE: envBoolean.default(false),
 });
 export type SharedEnv = z.infer<typeof SharedEnv>;
 

@@ -1,6 +1,9 @@
 /**
- * Errors with stable codes. Routes map them to RFC 9457 problem details; workers use
- * `retriable` to decide between a BullMQ retry and a terminal failure.
+ * One hierarchy of errors with stable codes, rooted at InferlineError. Routes map them to RFC 9457
+ * problem details (`status`, `code`); processes print their `message` as one line at start-up.
+ * An error also carries the retry decision, as inngest-js's do: NonRetriableError fails the work
+ * now, RetriableError has it retried with the queue's backoff, RetryAfterError after the delay it
+ * names; `retriable` says which side of that line any other InferlineError is on.
  */
 export interface FieldFault {
   /** JSON Pointer (RFC 6901) into the request body, e.g. `/inputs/0/shape`. */
@@ -58,9 +61,35 @@ export class NonRetriableError extends InferlineError {
   }
 }
 
-/** A failure worth retrying later (a lost connection, an overloaded dependency). */
+/** A failure worth retrying later, with the queue's backoff (a lost connection, an overloaded dependency). */
 export class RetriableError extends InferlineError {
   constructor(code: string, message: string, cause?: unknown) {
     super(code, message, { status: 503, retriable: true, cause });
+  }
+}
+
+/** A failure worth retrying after `retryAfterMs` exactly (the schedule, or the other side, named the delay). */
+export class RetryAfterError extends RetriableError {
+  constructor(
+    code: string,
+    message: string,
+    readonly retryAfterMs: number,
+    cause?: unknown,
+  ) {
+    super(code, message, cause);
+  }
+}
+
+/** A bad setting (an environment variable, a manifest): the process cannot start; `message` names it. */
+export class ConfigError extends InferlineError {
+  constructor(message: string, cause?: unknown) {
+    super("invalid_config", message, { cause });
+  }
+}
+
+/** A list cursor this API did not hand out. */
+export class InvalidCursorError extends InferlineError {
+  constructor(message = "cursor is not one this API returned") {
+    super("invalid_cursor", message, { status: 400 });
   }
 }

@@ -1,10 +1,39 @@
-export * from "./errors.ts";
-export * from "./tensor.ts";
-export * from "./manifest.ts";
-export * from "./model-repository.ts";
-export * from "./validate-inputs.ts";
-export * from "./job.ts";
-export * from "./env.ts";
-export * from "./batch.ts";
-export * from "./text.ts";
-export * from "./faults.ts";
+// The public surface of @inferline/contracts, named: what the other packages and apps may use.
+export {
+  InferlineError,
+  ValidationError,
+  NotFoundError,
+  ConflictError,
+  ServiceUnavailableError,
+  NonRetriableError,
+  RetriableError,
+  RetryAfterError,
+  ConfigError,
+  InvalidCursorError,
+  type FieldFault,
+} from "./errors.ts";
+export { Datatype, ParameterValue, Tensor, elementCount, flattenData, type FlatTensor } from "./tensor.ts";
+export { DEFAULT_MAX_ROWS_PER_JOB, TensorSpec, ModelVersionSpec, BatchingSpec, ModelManifest } from "./manifest.ts";
+export { ModelRepository, modelFilePath, type ResolvedModel } from "./model-repository.ts";
+export { validateInputs, validateOutputNames, type ValidatedInputs } from "./validate-inputs.ts";
+export {
+  isUuid,
+  JobStatus,
+  TERMINAL_STATUSES,
+  isTerminal,
+  JobPriority,
+  WebhookEventType,
+  WebhookSpec,
+  Metadata,
+  OutputRequest,
+  JobSubmission,
+  JobListQuery,
+  WaitQuery,
+  type JobError,
+  type InferenceResult,
+  type JobView,
+} from "./job.ts";
+export { parseEnv, envBoolean, redactUrl, SharedEnv, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, DEFAULT_MODELS_DIR, DEFAULT_JOB_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS } from "./env.ts";
+export { MAX_BATCH_ITEMS, BATCH_CHUNK_SIZE, BatchItem, BatchHeader, BatchSubmission, newBatchId, batchItemId, parseBatchItemId, type BatchStatus, type BatchView } from "./batch.ts";
+export { StorableText, isStorableText, UNSTORABLE_TEXT_MESSAGE } from "./text.ts";
+export { zodFaults } from "./faults.ts";

@@ -19,14 +19,15 @@ export const WebhookEventType = z.enum(["job.succeeded", "job.failed", "job.canc
 export type WebhookEventType = z.infer<typeof WebhookEventType>;
 
 export const WebhookSpec = z.strictObject({
-  url: z.url({ protocol: /^https?$/ }).max(2048).refine(isStorableText, { message: UNSTORABLE_TEXT_MESSAGE }),
+  url: z
+    .url({ protocol: /^https?$/ })
+    .max(2048)
+    .refine(isStorableText, { message: UNSTORABLE_TEXT_MESSAGE }),
   events: z.array(WebhookEventType).min(1).optional(),
 });
 export type WebhookSpec = z.infer<typeof WebhookSpec>;
 
-export const Metadata = z
-  .record(StorableText.max(64), StorableText.max(512))
-  .refine((m) => Object.keys(m).length <= 32, { message: "at most 32 keys" });
+export const Metadata = z.record(StorableText.max(64), StorableText.max(512)).refine((m) => Object.keys(m).length <= 32, { message: "at most 32 keys" });
 
 /** A requested output (v1 bodies are strict: an unknown field is a 422 naming it). */
 export const OutputRequest = z.strictObject({ name: z.string().min(1).max(128) });

@@ -5,6 +5,7 @@ import { z } from "zod";
  * refuses both (and a lone surrogate would be stored as U+FFFD in text). Scanned by code unit,
  * without the `u` flag, so that a lone surrogate is seen at all.
  */
+// eslint-disable-next-line no-control-regex -- matching NUL is the point
 const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 export const UNSTORABLE_TEXT_MESSAGE = "must not contain NUL (\\u0000) or unpaired surrogates (\\ud800-\\udfff)";
