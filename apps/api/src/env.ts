@@ -1,6 +1,8 @@
 import bytes from "bytes";
 import { z } from "zod";
-import { envBoolean, parseEnv, SharedEnv } from "@inferline/contracts";
+import { parseEnv, SharedEnv } from "@inferline/contracts";
+import { DEFAULT_CONNECT_TIMEOUT_MS } from "@inferline/db";
+import { DEFAULT_RECHECK_MS, DEFAULT_REDIS_COMMAND_TIMEOUT_MS } from "@inferline/queue";
 
 export const ApiEnv = SharedEnv.extend({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -15,12 +17,6 @@ export const ApiEnv = SharedEnv.extend({
   RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(2000),
   /** How long `POST /v2/models/:name/infer` waits for its job before answering 504. Default 30. */
   V2_INFER_TIMEOUT_S: z.coerce.number().min(1).max(60).default(30),
-  /** Attempts of a queue entry before its jobs fail for good. Default 5. */
-  JOB_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
-  /** First retry delay in ms, doubling each attempt with jitter. Default 1000. */
-  RETRY_BACKOFF_MS: z.coerce.number().int().min(0).default(1000),
-  /** Allow webhook targets on loopback/private/link-local addresses (tests, single-host setups). Default false. */
-  WEBHOOK_ALLOW_PRIVATE: envBoolean.default(false),
   /** After POST /v1/webhooks/secret/rotate, how long the previous secret keeps signing alongside the new one, in seconds. Default 86400 (24 h). */
   WEBHOOK_ROTATION_WINDOW_S: z.coerce.number().int().min(0).default(86_400),
   /** Key for operator routes (queue dashboard); unset disables them. */
@@ -28,7 +24,7 @@ export const ApiEnv = SharedEnv.extend({
   /** Long-polls (`?wait=N` > 0, v2 infer) one tenant may hold at once in one API process; past it 429 too_many_waiters. Default 200. */
   LONG_POLL_MAX_WAITERS_PER_TENANT: z.coerce.number().int().min(1).default(200),
   /** A long-poll reads its job or batch again this often even without a pub/sub message (a lost message costs this long). Default 5000. */
-  LONG_POLL_RECHECK_MS: z.coerce.number().int().min(10).max(60_000).default(5000),
+  LONG_POLL_RECHECK_MS: z.coerce.number().int().min(10).max(60_000).default(DEFAULT_RECHECK_MS),
   /** Requests per second one client address may send without a cached API key (missing, malformed or not yet looked up), counted before any database lookup; past it 429 auth_rate_limited. 0 disables. Default 50. */
   AUTH_RATE_LIMIT_PER_IP: z.coerce.number().int().min(0).default(50),
   /** API keys the auth cache holds per process (valid keys; refused keys get a separate cache of the same size). Default 10,000. */
@@ -47,7 +43,7 @@ export const ApiEnv = SharedEnv.extend({
   /** How long a batch creation waits for a free upload slot before that 429 or 503 (0: refuse at once). Default 5000. */
   BATCH_UPLOAD_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
   /** How long opening a PostgreSQL connection (or waiting for a free one) may take before a request answers 503. Default 1500. */
-  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(1500),
+  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_CONNECT_TIMEOUT_MS),
   /**
    * PostgreSQL statement_timeout of the API's connections (0: none); a query gets this plus a
    * fifth (at most 1 s) on the client side, which is how long a hung server can hold a request:
@@ -56,8 +52,7 @@ export const ApiEnv = SharedEnv.extend({
    */
   DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(1500),
   /** Bound on one Redis command of the API (queue adds, publishes, reads); past it the request answers 503 (a submit is still accepted). Default 1000. */
-  REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
-  LOG_PRETTY: envBoolean.default(false),
+  REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
 });
 export type ApiEnv = z.infer<typeof ApiEnv>;
 

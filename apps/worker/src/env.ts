@@ -1,21 +1,36 @@
-import path from "node:path";
 import { z } from "zod";
-import { envBoolean, parseEnv, SharedEnv } from "@inferline/contracts";
-import { DEFAULT_RETRY_SCHEDULE_MS, parseRetrySchedule } from "@inferline/webhooks";
+import { parseEnv, SharedEnv } from "@inferline/contracts";
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS } from "@inferline/db";
+import { adapterModuleList } from "@inferline/inference";
+import {
+  DEFAULT_CONNECT_TIMEOUT_MS as DEFAULT_WEBHOOK_CONNECT_TIMEOUT_MS,
+  DEFAULT_MAX_BODY_BYTES as DEFAULT_WEBHOOK_MAX_BODY_BYTES,
+  DEFAULT_RETRY_SCHEDULE_MS,
+  DEFAULT_SWEEP_AFTER_MS,
+  DEFAULT_SWEEP_INTERVAL_MS,
+  DEFAULT_TENANT_CONCURRENCY,
+  DEFAULT_TIMEOUT_MS as DEFAULT_WEBHOOK_TIMEOUT_MS,
+  DEFAULT_WEBHOOK_CONCURRENCY,
+  parseRetrySchedule,
+} from "@inferline/webhooks";
 
 export const WorkerEnv = SharedEnv.extend({
   /** Comma-separated model names this worker serves; "*" for every model in MODELS_DIR. */
-  WORKER_MODELS: z.string().default("*").transform((s) => s.split(",").map((m) => m.trim()).filter(Boolean)),
+  WORKER_MODELS: z
+    .string()
+    .default("*")
+    .transform((s) =>
+      s
+        .split(",")
+        .map((m) => m.trim())
+        .filter(Boolean),
+    ),
   /** Queue entries (each up to 256 jobs, or one batch chunk of up to 512 items) processed at once per model. Default 8. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
   /** Inference threads per model, overriding each manifest's `instances`; 0 runs every model on the main thread. Default: the manifests'. */
   INFERENCE_THREADS: z.coerce.number().int().min(0).max(64).optional(),
   /** Threads inside one session.run. Default 1. */
   INTRA_OP_THREADS: z.coerce.number().int().min(1).max(64).default(1),
-  /** Attempts of a queue entry before its jobs fail for good. Default 5. */
-  JOB_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
-  /** First retry delay in ms, doubling each attempt with jitter. Default 1000. */
-  RETRY_BACKOFF_MS: z.coerce.number().int().min(0).default(1000),
   /** How long SIGTERM waits for in-flight jobs before handing them back. Default 30000. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
   /** Port of the worker's /metrics endpoint; 0 disables it. Default 9464. */
@@ -29,9 +44,9 @@ export const WorkerEnv = SharedEnv.extend({
   /** How often the retention pass runs, ms; 0 disables it. Default 3600000 (an hour). */
   RETENTION_INTERVAL_MS: z.coerce.number().int().min(0).default(3_600_000),
   /** Webhook deliveries in flight at once in this process; 0 runs no webhook delivery here. Default 16. */
-  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(0).max(1000).default(16),
+  WEBHOOK_CONCURRENCY: z.coerce.number().int().min(0).max(1000).default(DEFAULT_WEBHOOK_CONCURRENCY),
   /** How long one webhook attempt may take (connect, headers and the bounded body read), in ms. Default 15000. */
-  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(1).default(15_000),
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(1).default(DEFAULT_WEBHOOK_TIMEOUT_MS),
   /**
    * Delay before each webhook attempt, ms, comma-separated; its length is the number of attempts.
    * Jittered ±20%; a receiver's Retry-After can lengthen a delay. Default (close to Svix):
@@ -48,16 +63,19 @@ export const WorkerEnv = SharedEnv.extend({
         return z.NEVER;
       }
     }),
-  /** Deliver webhooks to loopback/private/link-local addresses (tests, single-host setups). Default false. */
-  WEBHOOK_ALLOW_PRIVATE: envBoolean.default(false),
   /** Largest webhook body sent; a larger event is recorded as a failed attempt and never sent. Default 262144 (256 KiB). */
-  WEBHOOK_MAX_BODY_BYTES: z.coerce.number().int().min(1).default(256 * 1024),
+  WEBHOOK_MAX_BODY_BYTES: z.coerce.number().int().min(1).default(DEFAULT_WEBHOOK_MAX_BODY_BYTES),
   /** How often pending webhook events with no queue entry are looked for (crash recovery), ms; 0 disables. Default 30000. */
-  WEBHOOK_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(30_000),
+  WEBHOOK_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(DEFAULT_SWEEP_INTERVAL_MS),
   /** A pending webhook event overdue by this much with no queue entry is re-enqueued, ms. Default 60000. */
-  WEBHOOK_SWEEP_AFTER_MS: z.coerce.number().int().min(0).default(60_000),
+  WEBHOOK_SWEEP_AFTER_MS: z.coerce.number().int().min(0).default(DEFAULT_SWEEP_AFTER_MS),
   /** Largest result of one job or batch item, in bytes of JSON; a larger one fails the job with `result_too_large`. Default 1048576 (1 MiB). */
-  MAX_RESULT_BYTES: z.coerce.number().int().min(1024).max(256 * 1024 * 1024).default(1024 * 1024),
+  MAX_RESULT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(256 * 1024 * 1024)
+    .default(1024 * 1024),
   /**
    * BullMQ lock of an entry in progress, ms, renewed while it runs; also how often entries whose
    * worker died are looked for. A frozen or dead worker's entries go to another after about
@@ -65,9 +83,9 @@ export const WorkerEnv = SharedEnv.extend({
    */
   QUEUE_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
   /** Webhook deliveries of one tenant in flight at once in this process (manual redeliveries included); its other entries wait on the delayed set. Default 4. */
-  WEBHOOK_TENANT_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(4),
+  WEBHOOK_TENANT_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(DEFAULT_TENANT_CONCURRENCY),
   /** How long opening a webhook connection (DNS, TCP, TLS) may take, in ms; capped at WEBHOOK_TIMEOUT_MS. Default 5000. */
-  WEBHOOK_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).default(5000),
+  WEBHOOK_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).default(DEFAULT_WEBHOOK_CONNECT_TIMEOUT_MS),
   /**
    * Longest one inference run of any model may take on a thread, in ms, winning over every
    * manifest's `timeoutMs`; a run past it has its thread replaced and its jobs retried
@@ -79,17 +97,13 @@ export const WorkerEnv = SharedEnv.extend({
    * working directory) imported on the main thread and in every inference thread before models
    * load, so that they can call registerAdapter. Default: none.
    */
-  INFERENCE_ADAPTER_MODULES: z
-    .string()
-    .default("")
-    .transform((s) => s.split(",").map((m) => m.trim()).filter(Boolean).map((m) => (m.startsWith("file:") ? m : path.resolve(m)))),
+  INFERENCE_ADAPTER_MODULES: z.string().default("").transform(adapterModuleList),
   /** How long opening a PostgreSQL connection (or waiting for a free one) may take. Default 1500. */
-  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(1500),
+  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_CONNECT_TIMEOUT_MS),
   /** PostgreSQL statement_timeout of the worker's connections (0: none); result writes, reconciler and retention passes. Default 30000. */
-  DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+  DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(DEFAULT_STATEMENT_TIMEOUT_MS),
   /** Bound on one Redis command of the worker's producer connection (re-enqueues, finished notices, webhook adds). Default 5000. */
   REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(5000),
-  LOG_PRETTY: envBoolean.default(false),
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;
 

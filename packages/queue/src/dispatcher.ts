@@ -1,14 +1,14 @@
 import crypto from "node:crypto";
 import { Queue, type JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
-import type { JobPriority } from "@inferline/contracts";
+import { DEFAULT_JOB_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS, type JobPriority } from "@inferline/contracts";
 import { inferQueueName, PRIORITY_RANK, type DispatchPayload } from "./names.ts";
 
 export interface DispatcherOptions {
   prefix: string;
-  /** Attempts per queue entry before its jobs are failed. Default 5. */
+  /** Attempts per queue entry before its jobs are failed. Default DEFAULT_JOB_ATTEMPTS (5). */
   attempts?: number;
-  /** First retry delay in ms; doubles each attempt (with BullMQ's jitter). Default 1000. */
+  /** First retry delay in ms; doubles each attempt (with BullMQ's jitter). Default DEFAULT_RETRY_BACKOFF_MS (1000). */
   backoffMs?: number;
   /** Most jobs carried by one queue entry. Default 256. */
   maxJobsPerEntry?: number;
@@ -38,11 +38,14 @@ export class Dispatcher {
   readonly maxJobsPerEntry: number;
   private readonly defaults: JobsOptions;
 
-  constructor(private readonly connection: Redis, private readonly options: DispatcherOptions) {
+  constructor(
+    private readonly connection: Redis,
+    private readonly options: DispatcherOptions,
+  ) {
     this.maxJobsPerEntry = options.maxJobsPerEntry ?? 256;
     this.defaults = {
-      attempts: options.attempts ?? 5,
-      backoff: { type: "exponential", delay: options.backoffMs ?? 1000, jitter: 0.5 },
+      attempts: options.attempts ?? DEFAULT_JOB_ATTEMPTS,
+      backoff: { type: "exponential", delay: options.backoffMs ?? DEFAULT_RETRY_BACKOFF_MS, jitter: 0.5 },
       removeOnComplete: true,
       removeOnFail: { age: 7 * 24 * 3600 },
     };

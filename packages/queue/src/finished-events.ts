@@ -3,15 +3,18 @@ import { finishedChannel } from "./names.ts";
 
 /** Workers announce finished jobs in one message per write, not one per job. */
 export class FinishedNotifier {
-  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
 
   async publish(jobIds: string[]): Promise<void> {
     if (jobIds.length > 0) await this.redis.publish(finishedChannel(this.prefix), jobIds.join(","));
   }
 }
 
-/** Default of `recheckMs`. */
-const DEFAULT_RECHECK_MS = 5000;
+/** Default of `recheckMs` (and of the API's LONG_POLL_RECHECK_MS). */
+export const DEFAULT_RECHECK_MS = 5000;
 
 /**
  * Wakes long-polls when their job finishes. The message only says "look again": the database
@@ -21,7 +24,10 @@ const DEFAULT_RECHECK_MS = 5000;
 export class FinishedListener {
   private readonly waiters = new Map<string, Set<() => void>>();
 
-  private constructor(private readonly subscriber: Redis, readonly recheckMs: number) {}
+  private constructor(
+    private readonly subscriber: Redis,
+    readonly recheckMs: number,
+  ) {}
 
   static async start(subscriber: Redis, prefix: string, options: { recheckMs?: number } = {}): Promise<FinishedListener> {
     const listener = new FinishedListener(subscriber, options.recheckMs ?? DEFAULT_RECHECK_MS);

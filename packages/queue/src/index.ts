@@ -2,5 +2,5 @@ export { createRedis, assertRedisReachable, REDIS_HINT, DEFAULT_REDIS_COMMAND_TI
 export { redisFailure, isRedisUnavailable, type RedisFailure } from "./redis-errors.ts";
 export { inferQueueName, finishedChannel, WEBHOOK_QUEUE, PRIORITY_RANK, type DispatchPayload } from "./names.ts";
 export { Dispatcher, type DispatcherOptions, type DispatchGroup } from "./dispatcher.ts";
-export { FinishedNotifier, FinishedListener } from "./finished-events.ts";
+export { FinishedNotifier, FinishedListener, DEFAULT_RECHECK_MS } from "./finished-events.ts";
 export { keyRevokedChannel, KeyRevocationNotifier, KeyRevocationListener, publishKeyRevocation, type KeyRevocationHandlers } from "./key-events.ts";
