@@ -33,7 +33,7 @@ beforeAll(async () => {
   second = await startApi(loadApiEnv(stack.apiEnv), testLogger);
   limited = await startApi(loadApiEnv({ ...stack.apiEnv, AUTH_RATE_LIMIT_PER_IP: String(PER_IP) }), testLogger);
   admin = new Database(stack.db.url, { poolSize: 2 });
-  tenants = new TenantStore(admin.prisma);
+  tenants = new TenantStore(admin.pool, admin.prisma);
 });
 afterAll(async () => {
   await limited?.close();

@@ -25,16 +25,22 @@ async function createBatch(n: number, customId?: (i: number) => string) {
 }
 
 async function completed(id: string) {
-  return sleepUntil(async () => {
-    const b = (await stack.alpha.get(`/v1/batches/${id}`)).body;
-    return b.status === "completed" || b.status === "canceled" ? b : undefined;
-  }, { timeoutMs: 25_000, message: `batch ${id} never completed` });
+  return sleepUntil(
+    async () => {
+      const b = (await stack.alpha.get(`/v1/batches/${id}`)).body;
+      return b.status === "completed" || b.status === "canceled" ? b : undefined;
+    },
+    { timeoutMs: 25_000, message: `batch ${id} never completed` },
+  );
 }
 
 async function resultLines(id: string) {
   const res = await stack.alpha.get(`/v1/batches/${id}/results`);
   expect(res.status).toBe(200);
-  return res.text.trim().split("\n").map((l) => JSON.parse(l));
+  return res.text
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
 }
 
 describe("batch items as jobs", () => {
@@ -75,7 +81,7 @@ describe("batch items as jobs", () => {
   it("a long-poll on a batch item returns when its chunk finishes", async () => {
     await stack.stopWorker();
     let waiting: Promise<HttpResponse> | undefined;
-    let started = 0;
+    let started: number;
     try {
       const batch = await createBatch(20);
       const itemId = batchItemId(batch.id, 7);
@@ -83,7 +89,9 @@ describe("batch items as jobs", () => {
       const server = stack.api.server;
       const arrived = new Promise<void>((resolve) => {
         const seen = (req: { url?: string }) => {
-          if (req.url?.includes(itemId)) (server.off("request", seen), resolve());
+          if (!req.url?.includes(itemId)) return;
+          server.off("request", seen);
+          resolve();
         };
         server.on("request", seen);
       });
@@ -93,7 +101,7 @@ describe("batch items as jobs", () => {
       started = Date.now();
       await stack.startWorker();
     }
-    const res = await waiting!;
+    const res = await waiting;
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ status: "succeeded" });
     expect(res.body.result.classifications[0].label).toBe("setosa");
@@ -183,7 +191,9 @@ describe("batch items as jobs", () => {
         expect((await chunks.finish(chunkId, outcomes, client))?.settlement?.completed).toBe(true);
         // The cancel reads the batch as running, then blocks on the chunk this transaction holds.
         const cancel = stack.alpha.post(`/v1/batches/${batch.id}/cancel`);
-        await sleepUntil(async () => (await db.pool.query(`select 1 from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`)).rowCount! > 0, { message: "the cancel never waited on the lock" });
+        await sleepUntil(async () => (await db.pool.query(`select 1 from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`)).rowCount! > 0, {
+          message: "the cancel never waited on the lock",
+        });
         await client.query("commit");
         const res = await cancel;
         expect(res.status).toBe(409);

@@ -115,8 +115,8 @@ describe("NDJSON reader", () => {
     const indexOf = vi.spyOn(Buffer.prototype, "indexOf");
     const toString = vi.spyOn(Buffer.prototype, "toString");
     const lines: string[] = [];
-    let scanned = 0;
-    let decoded = 0;
+    let scanned: number;
+    let decoded: number;
     try {
       for (const chunk of chunks) lines.push(...splitter.push(chunk));
       // Bytes from each search's start offset to the end of its buffer, and bytes of each decode.
@@ -225,7 +225,7 @@ describe("upload admission", () => {
     const slots = new BatchUploadSlots({ perProcess: 1, perTenant: 1, waitMs: 0, bodyIdleMs: 200 });
     const app = express();
     app.use((req, _res, next) => {
-      req.tenant = { id: "t", name: "t" } as NonNullable<typeof req.tenant>;
+      req.tenant = { id: "t", name: "t" };
       next();
     });
     app.post("/", admitBatchUpload(slots), async (req, res) => {
@@ -295,11 +295,14 @@ describe("batch creation limits", () => {
     const post = (key: string) => stack.alpha.withKey(key).request("POST", "/v1/batches?model=iris", { body: ndjson(1), headers: { "content-type": "application/x-ndjson" } });
     /** Posts until the answer is `status` (the stalled uploads are admitted a moment after they are sent); earlier ones succeed. */
     const postUntil = (key: string, status: number) =>
-      sleepUntil(async () => {
-        const res = await post(key);
-        if (res.status !== 202) expect(res.status).toBe(status);
-        return res.status === status ? res : undefined;
-      }, { timeoutMs: 10_000, message: `no ${status}` });
+      sleepUntil(
+        async () => {
+          const res = await post(key);
+          if (res.status !== 202) expect(res.status).toBe(status);
+          return res.status === status ? res : undefined;
+        },
+        { timeoutMs: 10_000, message: `no ${status}` },
+      );
 
     const stalled = [openUpload(gamma), openUpload(gamma)];
     for (const u of stalled) await u.write(`${itemLine()}\n`);
@@ -327,7 +330,18 @@ describe("batch creation limits", () => {
     try {
       const store = new BatchStore(guarded.pool, guarded.prisma, { draftIdleTimeoutMs: 200 });
       const tenant = await tenantId(await stack.createKey("stalled"));
-      const batch = { id: newBatchId(), tenantId: tenant, model: "iris", version: "1", priority: "low" as const, webhook: null, requestedOutputs: [], metadata: {}, idempotencyKey: null, createdAt: new Date() };
+      const batch = {
+        id: newBatchId(),
+        tenantId: tenant,
+        model: "iris",
+        version: "1",
+        priority: "low" as const,
+        webhook: null,
+        requestedOutputs: [],
+        metadata: {},
+        idempotencyKey: null,
+        createdAt: new Date(),
+      };
       const draft = await store.open(batch);
       expect(guarded.pool.totalCount).toBe(1);
       // PostgreSQL ends the idle session; the draft hears it and has the pool discard the connection.

@@ -32,7 +32,7 @@ async function alongside(hostile: () => Promise<HttpResponse>, n = 8): Promise<H
   expect(good.map((r) => r.status)).toEqual(Array(n).fill(202));
   const done = await Promise.all(good.map(async (r) => (await stack.beta.get(`/v1/jobs/${r.body.id}?wait=10`)).body));
   expect(done.map((j) => j.status)).toEqual(Array(n).fill("succeeded"));
-  return bad!;
+  return bad;
 }
 
 describe("strings PostgreSQL cannot store", () => {
@@ -52,7 +52,11 @@ describe("strings PostgreSQL cannot store", () => {
   });
 
   it("in a batch item's customId (JSON and NDJSON): 422 naming the item, nothing created", async () => {
-    const items = [{ customId: "ok", inputs: [irisInput([IRIS_SAMPLES.setosa])] }, { customId: NUL, inputs: [irisInput([IRIS_SAMPLES.setosa])] }];
+    const before = await db.prisma.batch.count();
+    const items = [
+      { customId: "ok", inputs: [irisInput([IRIS_SAMPLES.setosa])] },
+      { customId: NUL, inputs: [irisInput([IRIS_SAMPLES.setosa])] },
+    ];
     const json = await alongside(() => stack.alpha.post("/v1/batches", { model: "iris", items }));
     expectFault(json, "/items/1/customId");
     const ndjson = await stack.alpha.request("POST", "/v1/batches?model=iris", {
@@ -60,7 +64,7 @@ describe("strings PostgreSQL cannot store", () => {
       headers: { "content-type": "application/x-ndjson" },
     });
     expectFault(ndjson, "/items/1/customId");
-    expect(await db.prisma.batch.count()).toBe(0);
+    expect(await db.prisma.batch.count()).toBe(before);
   });
 
   it("in a batch's webhook URL given as a query parameter: 422", async () => {

@@ -62,7 +62,10 @@ describe.each([
       const view = (await stack.alpha.get(`/v1/batches/${batch.id}?wait=20`)).body;
       if (view.status === "completed") break;
     }
-    const lines = (await stack.alpha.get(`/v1/batches/${batch.id}/results`)).text.trim().split("\n").map((l: string) => JSON.parse(l));
+    const lines = (await stack.alpha.get(`/v1/batches/${batch.id}/results`)).text
+      .trim()
+      .split("\n")
+      .map((l: string) => JSON.parse(l));
     expect(lines.map((l) => l.status)).toEqual(["succeeded", "failed", "succeeded", "succeeded"]);
     expect(lines[1].error.code).toBe(code);
     expect(lines[2].result.outputs[0].data).toEqual(LOOKUP_TABLE[1]);

@@ -105,7 +105,10 @@ describe("long-poll limits", () => {
     await sleepUntil(async () => (await waiters()) === 1, { message: "the long-poll never waited" });
     // What a worker's write looks like when its "finished" message is lost.
     const result = { model_name: "iris", model_version: "1", outputs: [{ name: "probabilities", datatype: "FP32", shape: [1, 3], data: [1, 0, 0] }] };
-    const updated = await db.pool.query(`update jobs set status = 'succeeded', result = $2::json, attempts = 1, "startedAt" = now(), "completedAt" = now() where id = $1`, [id, JSON.stringify(result)]);
+    const updated = await db.pool.query(`update jobs set status = 'succeeded', result = $2::json, attempts = 1, "startedAt" = now(), "completedAt" = now() where id = $1`, [
+      id,
+      JSON.stringify(result),
+    ]);
     expect(updated.rowCount).toBe(1);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("the long-poll did not see the finished job within 15 s")), 15_000)));

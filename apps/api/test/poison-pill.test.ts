@@ -65,7 +65,9 @@ describe("a job that kills every worker that runs it", () => {
       const state = await db.pool.query(`select status, attempts, "dispatchId" from jobs where id = any($1::uuid[])`, [jobs.map((j) => j.id)]);
       const chunks = await db.pool.query(`select statuses, attempts, "startedAt", "completedAt" from batch_chunks`);
       const dispatches = await db.pool.query(`select id, jobs, "batchChunk", "createdAt" from dispatches`);
-      throw new Error(`${err.message}\njobs ${JSON.stringify(state.rows)}\nchunks ${JSON.stringify(chunks.rows)}\ndispatches ${JSON.stringify(dispatches.rows)}\ndeaths ${supervisor!.deaths}\n${supervisor!.output().slice(-3000)}`);
+      throw new Error(
+        `${err.message}\njobs ${JSON.stringify(state.rows)}\nchunks ${JSON.stringify(chunks.rows)}\ndispatches ${JSON.stringify(dispatches.rows)}\ndeaths ${supervisor!.deaths}\n${supervisor!.output().slice(-3000)}`,
+      );
     });
 
     const done = await Promise.all(jobs.map(async (j) => (await stack.alpha.get(`/v1/jobs/${j.id}`)).body));
@@ -78,7 +80,10 @@ describe("a job that kills every worker that runs it", () => {
       expect(j.result.outputs[0].data).toEqual(LOOKUP_TABLE[indexes[k]!]);
     });
 
-    const lines = (await stack.alpha.get(`/v1/batches/${batch.id}/results`)).text.trim().split("\n").map((l: string) => JSON.parse(l));
+    const lines = (await stack.alpha.get(`/v1/batches/${batch.id}/results`)).text
+      .trim()
+      .split("\n")
+      .map((l: string) => JSON.parse(l));
     expect(lines.map((l) => l.status)).toEqual(["succeeded", "succeeded", "failed", "succeeded", "succeeded", "succeeded"]);
     expect(lines[2].error.code).toBe("retries_exhausted");
     expect(lines[3].result.outputs[0].data).toEqual(LOOKUP_TABLE[0]);

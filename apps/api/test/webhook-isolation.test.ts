@@ -2,10 +2,11 @@ import { spawn, type ChildProcess } from "node:child_process";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Database } from "@inferline/db";
+import { Database, WebhookEventStore } from "@inferline/db";
 import { createRedis } from "@inferline/queue";
 import { irisJob, sleepUntil, testRedisUrl, type ApiClient } from "@inferline/testing";
-import { deliverEvent, recordJobEvents, WebhookQueue, type HostLookup } from "@inferline/webhooks";
+import { recordJobEvents } from "@inferline/outcomes";
+import { deliverEvent, WebhookQueue, type HostLookup } from "@inferline/webhooks";
 import { startStack, type TestStack } from "./support/stack.ts";
 
 /** A status code, 200 after a while, or no answer at all. */
@@ -201,7 +202,7 @@ async function unqueuedEvent(url: string): Promise<{ jobId: string; eventId: str
   const id = (await stack.alpha.post("/v1/jobs", irisJob())).body.id as string;
   await succeeded(stack.alpha, id);
   const { rows } = await db.pool.query<{ tenantId: string }>(`select "tenantId" from jobs where id = $1`, [id]);
-  const [event] = await recordJobEvents(db.pool, [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url } }]);
+  const [event] = await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url } }]);
   return { jobId: id, eventId: event!.id };
 }
 
@@ -217,7 +218,7 @@ async function unansweredListener(): Promise<{ port: number; close(): void }> {
   const port = await new Promise<number>((resolve) => child.stdout!.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
   const fillers: net.Socket[] = [];
   // Connect until one connection stays pending: the queue is full from then on.
-  for (let connected = true; connected && fillers.length < 10; ) {
+  for (let connected = true; connected && fillers.length < 10;) {
     const socket = net.connect(port, "127.0.0.1").on("error", () => {});
     fillers.push(socket);
     connected = await new Promise<boolean>((resolve) => {
@@ -239,7 +240,7 @@ describe("connect timeout", () => {
     const listener = await unansweredListener();
     try {
       const { eventId } = await unqueuedEvent(`http://127.0.0.1:${listener.port}/hook`);
-      const result = await deliverEvent(db, eventId, { allowPrivate: true, timeoutMs: HANG_TIMEOUT_MS, connectTimeoutMs: 300, schedule: [0, 60_000] });
+      const result = await deliverEvent(new WebhookEventStore(db.pool), eventId, { allowPrivate: true, timeoutMs: HANG_TIMEOUT_MS, connectTimeoutMs: 300, schedule: [0, 60_000] });
       expect(result).toMatchObject({ outcome: "retry", attempt: 1, error: "no connection within 300 ms" });
       expect(result.latencyMs).toBeLessThan(HANG_TIMEOUT_MS);
     } finally {
@@ -252,7 +253,7 @@ describe("DNS timeout at delivery", () => {
   it("a lookup that does not answer in time is a failed attempt, retried on the schedule", async () => {
     const { jobId: id, eventId } = await unqueuedEvent("https://slow-dns.example.com/hook");
     const never: HostLookup = () => new Promise(() => {});
-    const result = await deliverEvent(db, eventId, { lookup: never, lookupTimeoutMs: 100, schedule: [0, 60_000] });
+    const result = await deliverEvent(new WebhookEventStore(db.pool), eventId, { lookup: never, lookupTimeoutMs: 100, schedule: [0, 60_000] });
     expect(result).toMatchObject({ outcome: "retry", attempt: 1, error: "refused: the webhook host slow-dns.example.com did not resolve within 100 ms" });
     const record = (await stack.alpha.get(`/v1/jobs/${id}/webhooks`)).body;
     expect(record.events[0]).toMatchObject({ status: "pending", attempts: 1 });

@@ -2,9 +2,9 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Database } from "@inferline/db";
+import { Database, WebhookEventStore } from "@inferline/db";
 import { irisJob, sleepUntil, type ApiClient } from "@inferline/testing";
-import { recordJobEvents } from "@inferline/webhooks";
+import { recordJobEvents } from "@inferline/outcomes";
 import { startStack, type TestStack } from "./support/stack.ts";
 
 /** A request as the loopback receiver saw it. */
@@ -296,7 +296,7 @@ describe("record and redelivery", () => {
     expect((await stack.alpha.get(`/v1/jobs/${id}?wait=10`)).body.status).toBe("succeeded");
     const { rows } = await db.pool.query<{ tenantId: string }>(`select "tenantId" from jobs where id = $1`, [id]);
     // Record the event as the worker would, but "crash" before enqueueing it.
-    const [event] = await recordJobEvents(db.pool, [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url } }]);
+    const [event] = await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url } }]);
     expect(event).toBeDefined();
     expect((await stack.alpha.get(`/v1/jobs/${id}/webhooks`)).body.events[0]).toMatchObject({ id: event!.id, status: "pending", attempts: 0 });
     expect(await stack.worker!.webhooks!.sweepOnce(0)).toBe(1);
@@ -304,7 +304,7 @@ describe("record and redelivery", () => {
     expect(record.attempts).toHaveLength(1);
     expect(receiver.hits("/swept")).toHaveLength(1);
     // Recording the same event again is a no-op (its id is derived from the job and the type).
-    expect(await recordJobEvents(db.pool, [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url } }])).toEqual([]);
+    expect(await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url } }])).toEqual([]);
   });
 });
 
@@ -426,10 +426,13 @@ describe("crash safety", () => {
       create trigger event_fault before insert on webhook_events for each row execute function event_fault();`);
     try {
       const id = await submit(stack.alpha, { url });
-      const done = await sleepUntil(async () => {
-        const job = (await stack.alpha.get(`/v1/jobs/${id}?wait=5`)).body;
-        return job.status === "succeeded" ? job : undefined;
-      }, { timeoutMs: 20_000 });
+      const done = await sleepUntil(
+        async () => {
+          const job = (await stack.alpha.get(`/v1/jobs/${id}?wait=5`)).body;
+          return job.status === "succeeded" ? job : undefined;
+        },
+        { timeoutMs: 20_000 },
+      );
       // The first attempt's result did not survive without its event: the job ran twice.
       expect(done.attempts).toBe(2);
       await sleepUntil(() => receiver.hits("/atomic").length === 1, { timeoutMs: 15_000 });

@@ -56,10 +56,13 @@ describe("a zombie worker", () => {
     zombie.child.kill("SIGSTOP");
 
     await stack.startWorker(workerEnv());
-    const done = await sleepUntil(async () => {
-      const j = (await stack.alpha.get(`/v1/jobs/${job.id}?wait=5`)).body;
-      return j.status === "succeeded" ? j : undefined;
-    }, { timeoutMs: 30_000, message: "the live worker never finished the job" });
+    const done = await sleepUntil(
+      async () => {
+        const j = (await stack.alpha.get(`/v1/jobs/${job.id}?wait=5`)).body;
+        return j.status === "succeeded" ? j : undefined;
+      },
+      { timeoutMs: 30_000, message: "the live worker never finished the job" },
+    );
     expect(done.attempts).toBe(2);
     expect(done.result.outputs[0].data).toEqual(LOOKUP_TABLE[2]);
     await sleepUntil(() => received.length === 1, { message: "the webhook never arrived" });

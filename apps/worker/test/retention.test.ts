@@ -1,6 +1,6 @@
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Database } from "@inferline/db";
+import { Database, RetentionStore } from "@inferline/db";
 import { createTestDatabase, type TestDatabase } from "@inferline/testing";
 import { RetentionSweeper } from "@inferline/worker";
 
@@ -21,7 +21,11 @@ const RECENT = "now() - interval '2 days'";
 
 async function job(id: string, status: string, at: string): Promise<void> {
   const completed = status === "queued" ? "null" : at;
-  await db.pool.query(`insert into jobs (id, "tenantId", model, version, inputs, status, "createdAt", "completedAt") values ($1, $2, 'iris', '1', '[]', $3::"JobStatus", ${at}, ${completed})`, [id, TENANT, status]);
+  await db.pool.query(`insert into jobs (id, "tenantId", model, version, inputs, status, "createdAt", "completedAt") values ($1, $2, 'iris', '1', '[]', $3::"JobStatus", ${at}, ${completed})`, [
+    id,
+    TENANT,
+    status,
+  ]);
 }
 
 async function ids(table: string): Promise<string[]> {
@@ -52,8 +56,8 @@ describe("retention", () => {
 
     const logger = pino({ level: "silent" });
     // RETENTION_DAYS=0 keeps everything, even when a pass is asked for.
-    expect(await new RetentionSweeper(db, { days: 0, intervalMs: 0, logger }).runOnce()).toEqual({ jobs: 0, batches: 0, webhookEvents: 0 });
-    const sweeper = new RetentionSweeper(db, { days: 30, intervalMs: 0, logger, pageSize: 2 });
+    expect(await new RetentionSweeper(new RetentionStore(db.pool), { days: 0, intervalMs: 0, logger }).runOnce()).toEqual({ jobs: 0, batches: 0, webhookEvents: 0 });
+    const sweeper = new RetentionSweeper(new RetentionStore(db.pool), { days: 30, intervalMs: 0, logger, pageSize: 2 });
     expect(await sweeper.runOnce()).toEqual({ jobs: 3, batches: 1, webhookEvents: 1 });
     expect(await ids("jobs")).toEqual([id(14), id(15), id(16)]);
     expect(await ids("batches")).toEqual([id(22)]);

@@ -50,18 +50,32 @@ describe("migration to batch chunks", () => {
     );
     await pool.query(`insert into jobs (id, "tenantId", model, version, inputs) values (gen_random_uuid(), $1, 'iris', '1', '[]')`, [TENANT]);
 
-    expect(await migrate(url)).toEqual(fs.readdirSync(MIGRATIONS_DIR).filter((d) => /^\d{14}_/.test(d) && d !== INIT).sort());
+    expect(await migrate(url)).toEqual(
+      fs
+        .readdirSync(MIGRATIONS_DIR)
+        .filter((d) => /^\d{14}_/.test(d) && d !== INIT)
+        .sort(),
+    );
 
     const { rows: chunks } = await pool.query(`select "firstIndex", size, succeeded, failed, "completedAt", inputs from batch_chunks where "batchId" = $1 order by "firstIndex"`, [BATCH]);
-    expect(chunks.map((c) => [c.firstIndex, c.size, c.succeeded, c.failed, c.completedAt])).toEqual([[0, 512, 1, 1, null], [512, 88, 0, 0, null]]);
+    expect(chunks.map((c) => [c.firstIndex, c.size, c.succeeded, c.failed, c.completedAt])).toEqual([
+      [0, 512, 1, 1, null],
+      [512, 88, 0, 0, null],
+    ]);
     expect(chunks[1].inputs[0]).toEqual([{ i: 512 }]);
     const { rows: dispatches } = await pool.query(`select jobs, "batchChunk" from dispatches order by jobs`);
-    expect(dispatches).toEqual([{ jobs: 88, batchChunk: true }, { jobs: 510, batchChunk: true }]);
+    expect(dispatches).toEqual([
+      { jobs: 88, batchChunk: true },
+      { jobs: 510, batchChunk: true },
+    ]);
     expect((await pool.query(`select count(*)::int as n from jobs`)).rows[0].n).toBe(1);
 
-    let text = "";
-    for await (const page of new BatchChunkStore(pool).resultLines(BATCH)) text += page;
-    const lines = text.trim().split("\n").map((l) => JSON.parse(l) as { customId: string; status: string; result?: unknown; error?: unknown });
+    // Each item as the results stream shows it (its stored JSON text parsed back).
+    const parsed = (text: string | undefined) => (text && text !== "null" ? (JSON.parse(text) as unknown) : undefined);
+    const lines: Array<{ customId: string | null; status: string; result?: unknown; error?: unknown }> = [];
+    for await (const page of new BatchChunkStore(pool).resultPages(BATCH)) {
+      for (const c of page) for (let i = 0; i < c.size; i++) lines.push({ customId: c.customIds[i] ?? null, status: c.statuses[i]!, result: parsed(c.results?.[i]), error: parsed(c.errors?.[i]) });
+    }
     expect(lines.map((l) => l.customId)).toEqual(Array.from({ length: 600 }, (_, i) => `c${i}`));
     expect(lines.slice(0, 3).map((l) => [l.status, l.result, l.error])).toEqual([
       ["succeeded", { outputs: [] }, undefined],

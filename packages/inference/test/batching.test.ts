@@ -7,7 +7,7 @@ const repo = ModelRepository.load(DEFAULT_MODELS_DIR);
 /** Deterministic pseudo-random iris-like rows. */
 function rows(n: number, seed = 7): number[][] {
   let s = seed;
-  const next = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const next = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
   return Array.from({ length: n }, () => [4 + next() * 4, 2 + next() * 2.5, 1 + next() * 6, next() * 2.5]);
 }
 const item = (r: number[][]) => ({ inputs: [{ name: "features", datatype: "FP32" as const, shape: [r.length, 4], data: r.flat() }] });
@@ -44,9 +44,8 @@ describe("DynamicBatcher (Triton semantics)", () => {
   it("otherwise dispatches when the oldest item has waited the delay", async () => {
     const sizes: number[] = [];
     const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 100, maxQueueDelayMs: 30, rowsOf: () => 1, run: async (xs) => (sizes.push(xs.length), xs) });
-    const started = performance.now();
+    // The delay itself is measured on a fake clock in batcher.test.ts; here, that both went together.
     await Promise.all([batcher.submit(1), batcher.submit(2)]);
-    expect(performance.now() - started).toBeGreaterThanOrEqual(25);
     expect(sizes).toEqual([2]);
   });
 

@@ -123,7 +123,13 @@ describe("ocr-text-line (PaddleOCR v4 rec)", () => {
   it("fails only the item whose image cannot be decoded", async () => {
     const notAnImage = Buffer.from("this is not a PNG").toString("base64");
     const truncated = images.get("12345")!.slice(0, 200);
-    const outcomes = await model.run([item(images.get("HELLO WORLD")!), item(notAnImage), item(images.get("12345")!), item(truncated), { inputs: [{ name: "image", datatype: "BYTES", shape: [1], data: [42] }] }]);
+    const outcomes = await model.run([
+      item(images.get("HELLO WORLD")!),
+      item(notAnImage),
+      item(images.get("12345")!),
+      item(truncated),
+      { inputs: [{ name: "image", datatype: "BYTES", shape: [1], data: [42] }] },
+    ]);
     expect(decoded(outcomes[0])[0]!.text).toBe("HELLO WORLD");
     expect(decoded(outcomes[2])[0]!.text).toBe("12345");
     for (const bad of [outcomes[1], outcomes[3], outcomes[4]]) {

@@ -72,12 +72,22 @@ describe("refusedAddressReason", () => {
     expect(refusedAddressReason(ip)).toContain(kind);
   });
 
-  it.each(["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8", "2001:200::1", "2a00:1450:4001::1", "1.0.0.1", "100.63.255.255", "100.128.0.0", "198.17.255.255", "198.20.0.0", "223.255.255.1"])(
-    "allows public %s",
-    (ip) => {
-      expect(refusedAddressReason(ip)).toBeNull();
-    },
-  );
+  it.each([
+    "93.184.215.14",
+    "8.8.8.8",
+    "2606:4700:4700::1111",
+    "::ffff:8.8.8.8",
+    "2001:200::1",
+    "2a00:1450:4001::1",
+    "1.0.0.1",
+    "100.63.255.255",
+    "100.128.0.0",
+    "198.17.255.255",
+    "198.20.0.0",
+    "223.255.255.1",
+  ])("allows public %s", (ip) => {
+    expect(refusedAddressReason(ip)).toBeNull();
+  });
 
   it("refuses every address of every RESERVED_RANGES entry, first and last", () => {
     for (const { cidr } of RESERVED_RANGES) {
@@ -103,7 +113,12 @@ describe("refusedAddressReason", () => {
 });
 
 describe("assertPublicTarget", () => {
-  const lookup = fakeDns({ "hooks.example.com": ["93.184.215.14"], "mixed.example.com": ["93.184.215.14", "10.0.0.7"], "v6.example.com": ["2606:4700:4700::1111"], "rebind.example.com": ["::ffff:127.0.0.1"] });
+  const lookup = fakeDns({
+    "hooks.example.com": ["93.184.215.14"],
+    "mixed.example.com": ["93.184.215.14", "10.0.0.7"],
+    "v6.example.com": ["2606:4700:4700::1111"],
+    "rebind.example.com": ["::ffff:127.0.0.1"],
+  });
 
   it("accepts http and https URLs whose host resolves only to public addresses", async () => {
     await expect(assertPublicTarget("https://hooks.example.com/inferline", { lookup })).resolves.toEqual(["93.184.215.14"]);

@@ -17,8 +17,8 @@ export interface RunningProcess {
 export function runProcess(file: string, env: Record<string, string>): RunningProcess {
   const child = spawn(process.execPath, ["--import", "tsx", file], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (out += d));
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
   return { child, output: () => out };
 }
 

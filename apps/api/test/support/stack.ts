@@ -40,7 +40,7 @@ export async function startStack(options: { worker?: boolean; api?: Record<strin
   const workerEnvBase = { ...shared, METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", RETRY_BACKOFF_MS: "50", SHUTDOWN_TIMEOUT_MS: "5000", ...options.workerEnv };
   const api = await startApi(loadApiEnv(apiEnv), testLogger);
   const admin = new Database(db.url, { poolSize: 1 });
-  const tenants = new TenantStore(admin.prisma);
+  const tenants = new TenantStore(admin.pool, admin.prisma);
   const createKey = async (tenant: string) => (await tenants.createKey(tenant)).key;
   const [alphaKey, betaKey] = [await createKey("alpha"), await createKey("beta")];
 

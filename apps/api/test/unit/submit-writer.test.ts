@@ -1,0 +1,218 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import pino from "pino";
+import type { NewJob } from "@inferline/db";
+import { SubmitWriter } from "../../src/services/submit-writer.ts";
+
+// Unit tests of the grouping logic, over in-memory fakes; the PostgreSQL and Redis paths are
+// covered end to end (jobs.test.ts, outages.test.ts, hostile-input.test.ts).
+type Store = ConstructorParameters<typeof SubmitWriter>[0];
+type Dispatcher = ConstructorParameters<typeof SubmitWriter>[1];
+type Groups = Parameters<Dispatcher["enqueue"]>[0];
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+/** Lets every pending promise callback run (one macrotask turn; no wall-clock wait). */
+const flush = () => new Promise<void>((r) => setImmediate(r));
+
+/** Where a promise stands, read without awaiting it. */
+function track(promise: Promise<unknown>): { state: "pending" | "resolved" | "rejected"; error?: unknown } {
+  const t: { state: "pending" | "resolved" | "rejected"; error?: unknown } = { state: "pending" };
+  promise.then(
+    () => (t.state = "resolved"),
+    (error: unknown) => Object.assign(t, { state: "rejected", error }),
+  );
+  return t;
+}
+
+const rowFault = (code: string) => Object.assign(new Error(`row fault ${code}`), { code });
+
+/** insertMany records each call; `held` makes each call wait for release(); a guilty job fails its statement. */
+class FakeStore implements Pick<Store, "insertMany"> {
+  inserts: string[][] = [];
+  held = false;
+  guilty = new Map<string, Error>();
+  outage: Error | undefined;
+  private holds: Array<() => void> = [];
+
+  async insertMany(jobs: NewJob[]): Promise<void> {
+    this.inserts.push(jobs.map((j) => j.id));
+    if (this.held) {
+      const gate = deferred();
+      this.holds.push(gate.resolve);
+      await gate.promise;
+    }
+    if (this.outage) throw this.outage;
+    const fault = jobs.map((j) => this.guilty.get(j.id)).find(Boolean);
+    if (fault) throw fault;
+  }
+
+  release(): void {
+    this.holds.shift()!();
+  }
+}
+
+/** plan: one queue entry per (model, version, priority) call, ids d1, d2, …; enqueue records each call. */
+class FakeDispatcher implements Pick<Dispatcher, "plan" | "enqueue"> {
+  enqueued: Groups[] = [];
+  failing = false;
+  private next = 0;
+
+  plan: Dispatcher["plan"] = (model, version, priority, rows) => {
+    const dispatchId = `d${++this.next}`;
+    for (const row of rows) row.dispatchId = dispatchId;
+    return [{ dispatchId, model, version, priority, jobIds: rows.map((r) => r.id) }];
+  };
+
+  async enqueue(groups: Groups): Promise<void> {
+    this.enqueued.push(groups);
+    if (this.failing) throw new Error("redis refused");
+  }
+}
+
+// The writer uses only these members of each; the rest of the classes serve other callers.
+const asStore = (fake: Pick<Store, "insertMany">) => fake as Store;
+const asDispatcher = (fake: Pick<Dispatcher, "plan" | "enqueue">) => fake as Dispatcher;
+
+function newJob(id: string, model = "iris"): NewJob {
+  return {
+    id,
+    tenantId: "t",
+    model,
+    version: "1",
+    priority: "normal",
+    inputs: [],
+    requestedOutputs: [],
+    metadata: {},
+    webhook: null,
+    idempotencyKey: null,
+    requestHash: null,
+    dispatchId: null,
+    createdAt: new Date(0),
+  };
+}
+
+function setup() {
+  const store = new FakeStore();
+  const dispatcher = new FakeDispatcher();
+  const warnings: string[] = [];
+  const logger = pino({ level: "warn" }, { write: (line: string) => void warnings.push(line) });
+  const writer = new SubmitWriter(asStore(store), asDispatcher(dispatcher), logger);
+  return { store, dispatcher, writer, warnings };
+}
+
+const entries = (groups: Groups | undefined) => (groups ?? []).map((g) => ({ model: g.model, jobIds: g.jobIds }));
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("SubmitWriter", () => {
+  it("inserts a lone submit at once, waiting for no timer, then enqueues it", async () => {
+    vi.useFakeTimers();
+    const { store, dispatcher, writer } = setup();
+    const job = newJob("a");
+    const submitted = writer.submit(job);
+    expect(store.inserts).toEqual([["a"]]); // called before submit returned
+    expect(vi.getTimerCount()).toBe(0);
+    await submitted;
+    expect(dispatcher.enqueued).toEqual([[{ dispatchId: "d1", model: "iris", version: "1", priority: "normal", jobIds: ["a"] }]]);
+    expect(job.dispatchId).toBe("d1"); // stored with the entry that carries it, for the reconciler
+  });
+
+  it("groups submits that arrive during a write into the next write, with one enqueue per group", async () => {
+    const { store, dispatcher, writer } = setup();
+    store.held = true;
+    const a = track(writer.submit(newJob("a")));
+    const rest = ["b", "c"].map((id) => track(writer.submit(newJob(id)))).concat(track(writer.submit(newJob("w", "wine"))));
+    await flush();
+    expect(store.inserts).toEqual([["a"]]);
+    expect(a.state).toBe("pending"); // not before its row is stored
+
+    store.release();
+    await flush();
+    expect(a.state).toBe("resolved");
+    expect(store.inserts).toEqual([["a"], ["b", "c", "w"]]);
+    expect(rest.map((t) => t.state)).toEqual(["pending", "pending", "pending"]);
+
+    store.release();
+    await flush();
+    expect(rest.map((t) => t.state)).toEqual(["resolved", "resolved", "resolved"]);
+    expect(dispatcher.enqueued).toHaveLength(2);
+    expect(entries(dispatcher.enqueued[1])).toEqual([
+      { model: "iris", jobIds: ["b", "c"] },
+      { model: "wine", jobIds: ["w"] },
+    ]);
+  });
+
+  it("resolves when the enqueue fails: the job is stored, and the reconciler enqueues it", async () => {
+    const { store, dispatcher, writer, warnings } = setup();
+    dispatcher.failing = true;
+    await expect(writer.submit(newJob("a"))).resolves.toBeUndefined();
+    expect(store.inserts).toEqual([["a"]]);
+    expect(dispatcher.enqueued).toHaveLength(1);
+    expect(warnings.join("")).toContain("reconciler");
+  });
+
+  it.each(["22021", "22P02", "23505"])("retries a group that failed on a row fault (SQLSTATE %s) row by row: only the guilty caller fails", async (code) => {
+    const { store, dispatcher, writer } = setup();
+    const fault = rowFault(code);
+    store.guilty.set("c", fault);
+    store.held = true;
+    const a = writer.submit(newJob("a"));
+    const [b, c, d] = ["b", "c", "d"].map((id) => track(writer.submit(newJob(id))));
+    store.held = false;
+    store.release();
+    await a;
+    await flush();
+    expect(store.inserts).toEqual([["a"], ["b", "c", "d"], ["b"], ["c"], ["d"]]);
+    expect([b!.state, c!.state, d!.state]).toEqual(["resolved", "rejected", "resolved"]);
+    expect(c!.error).toBe(fault);
+    expect(entries(dispatcher.enqueued[1])).toEqual([{ model: "iris", jobIds: ["b", "d"] }]); // only what was stored
+  });
+
+  it("rejects a lone submit's row fault without a retry", async () => {
+    const { store, dispatcher, writer } = setup();
+    store.guilty.set("a", rowFault("23505"));
+    await expect(writer.submit(newJob("a"))).rejects.toMatchObject({ code: "23505" });
+    expect(store.inserts).toEqual([["a"]]);
+    expect(dispatcher.enqueued).toEqual([]);
+  });
+
+  it.each([
+    ["a connection failure (08006)", Object.assign(new Error("terminating connection"), { code: "08006" })],
+    ["an error without a SQLSTATE", new Error("pool closed")],
+  ])("rejects the whole group on %s, enqueues nothing, and goes on with the next", async (_label, outage) => {
+    const { store, dispatcher, writer } = setup();
+    store.held = true;
+    const a = writer.submit(newJob("a"));
+    const group = ["b", "c"].map((id) => track(writer.submit(newJob(id))));
+    store.held = false;
+    store.outage = outage;
+    store.release();
+    await expect(a).rejects.toBe(outage); // a was held when the outage began
+    await flush();
+    expect(group.map((t) => [t.state, t.error])).toEqual([
+      ["rejected", outage],
+      ["rejected", outage],
+    ]);
+    expect(store.inserts).toEqual([["a"], ["b", "c"]]); // no row-by-row retry
+    expect(dispatcher.enqueued).toEqual([]);
+
+    store.outage = undefined;
+    await writer.submit(newJob("e"));
+    expect(store.inserts.at(-1)).toEqual(["e"]);
+  });
+
+  it("submitOne inserts its job alone and outlives a failing enqueue", async () => {
+    const { store, dispatcher, writer } = setup();
+    dispatcher.failing = true;
+    await writer.submitOne(newJob("a"));
+    store.guilty.set("b", rowFault("23505"));
+    await expect(writer.submitOne(newJob("b"))).rejects.toMatchObject({ code: "23505" });
+    expect(store.inserts).toEqual([["a"], ["b"]]);
+  });
+});

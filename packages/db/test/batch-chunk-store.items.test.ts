@@ -1,0 +1,98 @@
+import crypto from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { batchItemId, type JobStatus } from "@inferline/contracts";
+import { BatchChunkStore } from "@inferline/db";
+import { useTestDatabase } from "./support/test-database.ts";
+import { createBatch, createTenant } from "./support/rows.ts";
+
+const database = useTestDatabase();
+const chunks = () => new BatchChunkStore(database().pool);
+const ok = (value: unknown) => ({ status: "succeeded" as const, resultJson: JSON.stringify(value) });
+const bad = { status: "failed" as const, error: { code: "inference_error", message: "no" } };
+
+/** A batch of chunks [2, 3, 2]: chunk 0 finished (item 1 failed), chunk 1 claimed with item 3 canceled, chunk 2 untouched. */
+async function progressedBatch() {
+  const tenant = await createTenant(database());
+  const batch = await createBatch(database(), tenant, { sizes: [2, 3, 2], metadata: { run: "7" } });
+  const [first, second] = batch.chunkIds as [string, string];
+  await chunks().claim(first);
+  await database().transaction((client) => chunks().finish(first, [ok({ y: 0 }), bad], client));
+  await chunks().claim(second);
+  await database().transaction((client) => chunks().cancelItem(tenant, batch.batchId, 3, client));
+  return { tenant, ...batch };
+}
+
+const statusesOf = (jobs: Array<{ id: string; status: JobStatus }>) => jobs.map((j) => j.status);
+
+describe("BatchChunkStore.item", () => {
+  it("shows one item as a job: its id, status, customId, result or error, and its batch's columns", async () => {
+    const { tenant, batchId } = await progressedBatch();
+    const succeeded = await chunks().item(tenant, batchId, 0);
+    expect(succeeded).toMatchObject({
+      id: batchItemId(batchId, 0),
+      status: "succeeded",
+      model: "iris",
+      version: "1",
+      priority: "low",
+      attempts: 1,
+      metadata: { run: "7" },
+      batchId,
+      customId: "c0",
+      result: { y: 0 },
+    });
+    expect(typeof succeeded?.startedAt).toBe("string");
+    expect(typeof succeeded?.completedAt).toBe("string");
+    expect(await chunks().item(tenant, batchId, 1)).toMatchObject({ status: "failed", error: { code: "inference_error", message: "no" } });
+    expect(await chunks().item(tenant, batchId, 2)).toMatchObject({ status: "running", attempts: 1 });
+    expect((await chunks().item(tenant, batchId, 2))?.completedAt).toBeUndefined();
+    expect(await chunks().item(tenant, batchId, 3)).toMatchObject({ status: "canceled" });
+    const queued = await chunks().item(tenant, batchId, 6);
+    expect(queued).toMatchObject({ status: "queued", attempts: 0, customId: "c6" });
+    expect(queued?.startedAt).toBeUndefined();
+  });
+
+  it("returns null for another tenant's batch, an index past the end, and an unknown batch", async () => {
+    const { tenant, batchId } = await progressedBatch();
+    const other = await createTenant(database());
+    expect(await chunks().item(other, batchId, 0)).toBeNull();
+    expect(await chunks().item(tenant, batchId, 7)).toBeNull();
+    expect(await chunks().item(tenant, crypto.randomUUID(), 0)).toBeNull();
+  });
+});
+
+describe("BatchChunkStore.listItems", () => {
+  it("lists items newest (highest index) first across chunks, below beforeIndex, a page at a time", async () => {
+    const { tenant, batchId, total } = await progressedBatch();
+    const all = await chunks().listItems(tenant, batchId, { beforeIndex: total, limit: 100 });
+    expect(all.jobs.map((j) => j.id)).toEqual([6, 5, 4, 3, 2, 1, 0].map((i) => batchItemId(batchId, i)));
+    expect(statusesOf(all.jobs)).toEqual(["queued", "queued", "running", "canceled", "running", "failed", "succeeded"]);
+    expect(all.more).toBe(false);
+
+    // Pages of 3 (the next page starts below the last item shown) never skip or repeat an item.
+    const seen: string[] = [];
+    let before = total;
+    for (;;) {
+      const page = await chunks().listItems(tenant, batchId, { beforeIndex: before, limit: 3 });
+      seen.push(...page.jobs.map((j) => j.id));
+      if (!page.more) break;
+      before = total - seen.length;
+    }
+    expect(seen).toEqual(all.jobs.map((j) => j.id));
+  });
+
+  it("filters by status, saying whether more match", async () => {
+    const { tenant, batchId, total } = await progressedBatch();
+    const running = await chunks().listItems(tenant, batchId, { beforeIndex: total, limit: 1, status: "running" });
+    expect(running).toEqual({ jobs: [expect.objectContaining({ id: batchItemId(batchId, 4) })], more: true });
+    expect(await chunks().listItems(tenant, batchId, { beforeIndex: total, limit: 5, status: "succeeded" })).toEqual({ jobs: [expect.objectContaining({ id: batchItemId(batchId, 0) })], more: false });
+  });
+
+  it("lists nothing for another tenant, for another model, or below index 0", async () => {
+    const { tenant, batchId, total } = await progressedBatch();
+    const other = await createTenant(database());
+    expect(await chunks().listItems(other, batchId, { beforeIndex: total, limit: 10 })).toEqual({ jobs: [], more: false });
+    expect(await chunks().listItems(tenant, batchId, { beforeIndex: total, limit: 10, model: "other" })).toEqual({ jobs: [], more: false });
+    expect((await chunks().listItems(tenant, batchId, { beforeIndex: total, limit: 10, model: "iris" })).jobs).toHaveLength(7);
+    expect(await chunks().listItems(tenant, batchId, { beforeIndex: 0, limit: 10 })).toEqual({ jobs: [], more: false });
+  });
+});
