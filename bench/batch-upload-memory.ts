@@ -75,7 +75,13 @@ function ask(api: ChildProcess, message: string): Promise<{ baseline: Memory; pe
 /** POSTs `body` in 1 MB writes; resolves with the status and the answer's text. */
 function upload(pathAndQuery: string, apiKey: string, contentType: string, body: Buffer): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port: PORT, path: pathAndQuery, method: "POST", headers: { authorization: `Bearer ${apiKey}`, "content-type": contentType, "content-length": body.length } });
+    const req = http.request({
+      host: "127.0.0.1",
+      port: PORT,
+      path: pathAndQuery,
+      method: "POST",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": contentType, "content-length": body.length },
+    });
     req.on("response", (res) => {
       let text = "";
       res.setEncoding("utf8").on("data", (d: string) => (text += d));
@@ -97,7 +103,13 @@ function upload(pathAndQuery: string, apiKey: string, contentType: string, body:
 async function waitFor(url: string): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    if (
+      await fetch(url).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${url} never became ready`);
@@ -109,7 +121,7 @@ await admin.query(`drop database if exists ${DB} with (force)`);
 await admin.end();
 await migrate(DATABASE_URL);
 const db = new Database(DATABASE_URL, { poolSize: 1 });
-const tenants = new TenantStore(db.prisma);
+const tenants = new TenantStore(db.pool, db.prisma);
 const keys = [(await tenants.createKey("bench-a")).key, (await tenants.createKey("bench-b")).key];
 await db.close();
 
@@ -159,7 +171,17 @@ try {
     });
   }
   console.table(results);
-  const out = { items: ITEMS, rows: ROWS, ndjsonBytes: ndjson.length, jsonBytes: json.length, apiRoot: API_ROOT, results, cpus: os.cpus().length, node: process.version, date: new Date().toISOString() };
+  const out = {
+    items: ITEMS,
+    rows: ROWS,
+    ndjsonBytes: ndjson.length,
+    jsonBytes: json.length,
+    apiRoot: API_ROOT,
+    results,
+    cpus: os.cpus().length,
+    node: process.version,
+    date: new Date().toISOString(),
+  };
   fs.writeFileSync(path.join(ROOT, "bench/batch-upload-memory.json"), JSON.stringify(out, null, 2) + "\n");
 } finally {
   api.kill("SIGTERM");

@@ -40,7 +40,12 @@ function flag(name: string): string | undefined {
   return v === undefined || v.startsWith("--") ? "true" : v;
 }
 if (flag("help")) {
-  process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("*/")[0]!.replace(/^\/\*\*|^ \* ?/gm, ""));
+  process.stdout.write(
+    fs
+      .readFileSync(fileURLToPath(import.meta.url), "utf8")
+      .split("*/")[0]!
+      .replace(/^\/\*\*|^ \* ?/gm, ""),
+  );
   process.exit(0);
 }
 const MODELS = (flag("models") ?? "iris,ocr-text-line").split(",");
@@ -185,6 +190,14 @@ async function runScenario(model: string, scenario: string, env: Record<string, 
 
 const fmt = (x: number | undefined, digits = 0) => (x === undefined || Number.isNaN(x) ? "—" : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 
+/** A value of a scenario's JSON as table text. */
+function text(v: unknown): string {
+  if (v === undefined || v === null) return "";
+  if (typeof v === "string") return v;
+  if (typeof v === "number" || typeof v === "boolean" || typeof v === "bigint") return v.toString();
+  return JSON.stringify(v);
+}
+
 function report(results: Result[], meta: Record<string, unknown>) {
   const get = (model: string, scenario: string) => results.find((r) => r.model === model && r.scenario === scenario && !r.error);
   const rate = (model: string, scenario: string) => get(model, scenario)?.jobsPerSecond;
@@ -201,8 +214,8 @@ function report(results: Result[], meta: Record<string, unknown>) {
     const drain = rate(model, "drain");
     ratios[model] = { drainOverQueueCeiling: ratio(drain, rate(model, "queue-ceiling")), drainOverNaive: ratio(drain, rate(model, "naive")), drainOverRaw: ratio(drain, rate(model, "raw")) };
     const rawAdapter = (get(model, "raw") as { withAdapter?: { rowsPerSecond: number } } | undefined)?.withAdapter?.rowsPerSecond;
-    ratios[model]!.drainOverRawWithAdapter = ratio(drain, rawAdapter);
-    const r = ratios[model]!;
+    ratios[model].drainOverRawWithAdapter = ratio(drain, rawAdapter);
+    const r = ratios[model];
     lines.push(
       `| ${model} | ${cols.map((c) => fmt(rate(model, c))).join(" | ")} | ${lat ? `${fmt(lat.p50, 1)} / ${fmt(lat.p90, 1)} / ${fmt(lat.p99, 1)} @ ${lat.rate}/s` : "—"} | ${fmt(r.drainOverQueueCeiling, 2)} | ${fmt(r.drainOverNaive, 2)} | ${r.drainOverRaw === undefined ? "—" : r.drainOverRaw < 0.01 ? r.drainOverRaw.toExponential(1) : fmt(r.drainOverRaw, 3)} |`,
     );
@@ -211,14 +224,49 @@ function report(results: Result[], meta: Record<string, unknown>) {
   const targets: Array<{ target: string; value: string; met: boolean | undefined }> = [];
   const check = (target: string, value: number | undefined, ok: (v: number) => boolean, show: (v: number) => string) =>
     targets.push({ target, value: value === undefined ? "not measured" : show(value), met: value === undefined ? undefined : ok(value) });
-  check("iris drain ≥ 10,000 jobs/s", rate("iris", "drain"), (v) => v >= 10_000, (v) => `${fmt(v)} jobs/s`);
-  check("iris drain ≥ 0.7 × queue-ceiling", ratios.iris?.drainOverQueueCeiling, (v) => v >= 0.7, (v) => `${fmt(v, 2)}×`);
-  check("iris drain ≥ 3 × naive", ratios.iris?.drainOverNaive, (v) => v >= 3, (v) => `${fmt(v, 2)}×`);
-  check("iris submit ≥ 3,000 jobs/s", rate("iris", "submit"), (v) => v >= 3000, (v) => `${fmt(v)} jobs/s`);
-  check("ocr-text-line drain ≥ 0.8 × raw", ratios["ocr-text-line"]?.drainOverRaw, (v) => v >= 0.8, (v) => `${fmt(v, 2)}×`);
+  check(
+    "iris drain ≥ 10,000 jobs/s",
+    rate("iris", "drain"),
+    (v) => v >= 10_000,
+    (v) => `${fmt(v)} jobs/s`,
+  );
+  check(
+    "iris drain ≥ 0.7 × queue-ceiling",
+    ratios.iris?.drainOverQueueCeiling,
+    (v) => v >= 0.7,
+    (v) => `${fmt(v, 2)}×`,
+  );
+  check(
+    "iris drain ≥ 3 × naive",
+    ratios.iris?.drainOverNaive,
+    (v) => v >= 3,
+    (v) => `${fmt(v, 2)}×`,
+  );
+  check(
+    "iris submit ≥ 3,000 jobs/s",
+    rate("iris", "submit"),
+    (v) => v >= 3000,
+    (v) => `${fmt(v)} jobs/s`,
+  );
+  check(
+    "ocr-text-line drain ≥ 0.8 × raw",
+    ratios["ocr-text-line"]?.drainOverRaw,
+    (v) => v >= 0.8,
+    (v) => `${fmt(v, 2)}×`,
+  );
   const irisLat = get("iris", "latency") as (Result & { p50: number; p99: number }) | undefined;
-  check("iris latency p50 < 15 ms @ 100/s", irisLat?.p50, (v) => v < 15, (v) => `${fmt(v, 1)} ms`);
-  check("iris latency p99 < 50 ms @ 100/s", irisLat?.p99, (v) => v < 50, (v) => `${fmt(v, 1)} ms`);
+  check(
+    "iris latency p50 < 15 ms @ 100/s",
+    irisLat?.p50,
+    (v) => v < 15,
+    (v) => `${fmt(v, 1)} ms`,
+  );
+  check(
+    "iris latency p99 < 50 ms @ 100/s",
+    irisLat?.p99,
+    (v) => v < 50,
+    (v) => `${fmt(v, 1)} ms`,
+  );
   lines.push("", "Targets", "", "| target | measured | |", "|---|--:|:-:|");
   for (const t of targets) lines.push(`| ${t.target} | ${t.value} | ${t.met === undefined ? "–" : t.met ? "✓" : "✗"} |`);
 
@@ -227,26 +275,35 @@ function report(results: Result[], meta: Record<string, unknown>) {
   lines.push("| scenario | model | jobs/s | bench µs | postgres µs | redis µs | other cores | redis cmds | pg xacts | notes |", "|---|---|--:|--:|--:|--:|--:|--:|--:|---|");
   for (const r of results) {
     if (r.error) {
-      lines.push(`| ${r.scenario} | ${r.model} | failed: ${r.error} | | | | | | | |`);
+      lines.push(`| ${text(r.scenario)} | ${text(r.model)} | failed: ${text(r.error)} | | | | | | | |`);
       continue;
     }
     const pj = r.usage?.perJob ?? {};
     const notes: string[] = [];
-    if (r.scenario === "raw") notes.push(`best: ${(r.best as { mode: string; batch: number }).mode}, batch ${(r.best as { batch: number }).batch}`, (r as { withAdapter?: { rowsPerSecond: number; batch: number } }).withAdapter ? `via LoadedModel.run: ${fmt((r as { withAdapter: { rowsPerSecond: number } }).withAdapter.rowsPerSecond)}/s` : "");
+    if (r.scenario === "raw")
+      notes.push(
+        `best: ${(r.best as { mode: string; batch: number }).mode}, batch ${(r.best as { batch: number }).batch}`,
+        (r as { withAdapter?: { rowsPerSecond: number; batch: number } }).withAdapter
+          ? `via LoadedModel.run: ${fmt((r as { withAdapter: { rowsPerSecond: number } }).withAdapter.rowsPerSecond)}/s`
+          : "",
+      );
     if (r.scenario === "drain") {
       const b = r.batches as Record<string, number> | undefined;
-      if (b?.inferline_batch_size_items_count) notes.push(`mean batch ${fmt(b.inferline_batch_size_items_sum! / b.inferline_batch_size_items_count, 1)} jobs, inference ${fmt((b.inferline_inference_duration_seconds_sum ?? 0) * 1000, 0)} ms total`);
+      if (b?.inferline_batch_size_items_count)
+        notes.push(
+          `mean batch ${fmt(b.inferline_batch_size_items_sum! / b.inferline_batch_size_items_count, 1)} jobs, inference ${fmt((b.inferline_inference_duration_seconds_sum ?? 0) * 1000, 0)} ms total`,
+        );
       notes.push(`worker ${JSON.stringify(r.worker).replace(/"/g, "")}`);
     }
-    if (r.scenario === "queue-ceiling") notes.push(`addBulk ${fmt(r.addBulkPerSecond as number)}/s, concurrency ${r.concurrency}`);
-    if (r.scenario === "submit") notes.push(`API ${r.mode === "inproc" ? "in the client's process" : "in its own process"}, concurrency ${r.concurrency}, ${JSON.stringify(r.statuses)}`);
-    if (r.scenario === "latency") notes.push(`POST alone p50 ${r.submitP50} ms p99 ${r.submitP99} ms; ${JSON.stringify(r.statuses)}`);
-    if (r.scenario === "naive") notes.push(`concurrency ${r.concurrency}, intraOp ${r.intraOpThreads}`);
+    if (r.scenario === "queue-ceiling") notes.push(`addBulk ${fmt(r.addBulkPerSecond as number)}/s, concurrency ${text(r.concurrency)}`);
+    if (r.scenario === "submit") notes.push(`API ${r.mode === "inproc" ? "in the client's process" : "in its own process"}, concurrency ${text(r.concurrency)}, ${JSON.stringify(r.statuses)}`);
+    if (r.scenario === "latency") notes.push(`POST alone p50 ${text(r.submitP50)} ms p99 ${text(r.submitP99)} ms; ${JSON.stringify(r.statuses)}`);
+    if (r.scenario === "naive") notes.push(`concurrency ${text(r.concurrency)}, intraOp ${text(r.intraOpThreads)}`);
     lines.push(
-      `| ${r.scenario} | ${r.model} | ${fmt(r.jobsPerSecond ?? (r.achievedRate as number))} | ${pj.benchCpuUs ?? "—"} | ${pj.postgresCpuUs ?? "—"} | ${pj.redisProcCpuUs ?? "—"} | ${r.usage?.cores?.other ?? "—"} | ${pj.redisCommands ?? "—"} | ${pj.pgTransactions ?? "—"} | ${notes.filter(Boolean).join("; ")} |`,
+      `| ${text(r.scenario)} | ${text(r.model)} | ${fmt(r.jobsPerSecond ?? (r.achievedRate as number))} | ${text(pj.benchCpuUs ?? "—")} | ${text(pj.postgresCpuUs ?? "—")} | ${text(pj.redisProcCpuUs ?? "—")} | ${text(r.usage?.cores?.other ?? "—")} | ${text(pj.redisCommands ?? "—")} | ${text(pj.pgTransactions ?? "—")} | ${notes.filter(Boolean).join("; ")} |`,
     );
   }
-  lines.push("", `machine: ${JSON.stringify(meta.machine)}; run ${meta.runId}; ${meta.date}`, "");
+  lines.push("", `machine: ${JSON.stringify(meta.machine)}; run ${text(meta.runId)}; ${text(meta.date)}`, "");
   return { text: lines.join("\n"), targets, ratios };
 }
 
@@ -258,7 +315,7 @@ async function main(): Promise<void> {
   log(`inferline bench ${runId}: models ${MODELS.join(", ")}; scenarios ${SCENARIOS.join(", ")}${SCALE !== 1 ? `; scale ${SCALE}` : ""}`);
   await recreateDatabase();
   const db = new Database(databaseUrl, { poolSize: 1 });
-  const { key, tenant } = await new TenantStore(db.prisma).createKey("bench");
+  const { key, tenant } = await new TenantStore(db.pool, db.prisma).createKey("bench");
   await db.close();
   if (PROFILE) fs.mkdirSync(path.join(HERE, "profiles"), { recursive: true });
   const env = { BENCH_DATABASE_URL: databaseUrl, BENCH_REDIS_URL: redisUrl, BENCH_RUN_ID: runId, BENCH_TENANT_ID: tenant.id, BENCH_API_KEY: key };

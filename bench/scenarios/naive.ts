@@ -36,21 +36,36 @@ if (env.model === "iris") {
     return { probabilities: Array.from(out.probabilities!.data as Float32Array) };
   };
 } else {
-  const { ocrTextLineAdapter, packageRoot } = await import("../../packages/inference/src/adapters/ocr-text-line.ts");
+  const { ocrTextLineAdapter, packageRoot } = await import("@inferline/inference/ocr-text-line");
   const adapter = ocrTextLineAdapter(model.manifest, model.dir);
-  const session = await ort.InferenceSession.create(`${packageRoot(model.spec.package!.name, model.dir)}/${model.spec.package!.path}`, { intraOpNumThreads: intra, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+  const session = await ort.InferenceSession.create(`${packageRoot(model.spec.package!.name, model.dir)}/${model.spec.package!.path}`, {
+    intraOpNumThreads: intra,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: "all",
+  });
   infer = async (inputs) => {
     const prepared = await adapter.prepare({ inputs });
     const out = await session.run(adapter.collate([prepared]));
-    return adapter.split(out as Record<string, ort.Tensor>, [prepared])[0]!.decoded;
+    return adapter.split(out, [prepared])[0]!.decoded;
   };
 }
 
 const make = await inputMaker();
 const tenant = await tenantId(p);
 const jobs: NewJob[] = Array.from({ length: N }, (_, i) => ({
-  id: crypto.randomUUID(), tenantId: tenant, model: env.model, version: VERSION[env.model], priority: "normal", inputs: make(i) as NewJob["inputs"],
-  requestedOutputs: [], metadata: {}, webhook: null, idempotencyKey: null, requestHash: null, dispatchId: null, createdAt: new Date(),
+  id: crypto.randomUUID(),
+  tenantId: tenant,
+  model: env.model,
+  version: VERSION[env.model],
+  priority: "normal",
+  inputs: make(i),
+  requestedOutputs: [],
+  metadata: {},
+  webhook: null,
+  idempotencyKey: null,
+  requestHash: null,
+  dispatchId: null,
+  createdAt: new Date(),
 }));
 await new JobStore(p, undefined as never).insertMany(jobs);
 for (let i = 0; i < N; i += 5000) {
@@ -81,8 +96,9 @@ worker.on("error", () => {});
 const endedAt = await finished;
 const usage = await m.stop(N, endedAt);
 const jobsPerSecond = round(N / usage.seconds, 0);
-const { rows } = await p.query(`select count(*)::int as n from jobs where status = 'succeeded'`);
-log(`${N} jobs in ${usage.seconds} s = ${jobsPerSecond} jobs/s (${rows[0].n} succeeded, ${failed} failed)`);
+const { rows } = await p.query<{ n: number }>(`select count(*)::int as n from jobs where status = 'succeeded'`);
+const succeeded = rows[0]!.n;
+log(`${N} jobs in ${usage.seconds} s = ${jobsPerSecond} jobs/s (${succeeded} succeeded, ${failed} failed)`);
 await worker.close();
 await queue.obliterate({ force: true }).catch(() => {});
 await queue.close();
@@ -90,4 +106,14 @@ connection.disconnect();
 admin.disconnect();
 await resetJobs(p);
 await p.end();
-emit({ scenario: "naive", model: env.model, n: N, jobsPerSecond, succeeded: rows[0].n, concurrency, intraOpThreads: intra, statementsPerJob: "1 UPDATE (result) per job, plus BullMQ's own Redis commands", usage });
+emit({
+  scenario: "naive",
+  model: env.model,
+  n: N,
+  jobsPerSecond,
+  succeeded,
+  concurrency,
+  intraOpThreads: intra,
+  statementsPerJob: "1 UPDATE (result) per job, plus BullMQ's own Redis commands",
+  usage,
+});

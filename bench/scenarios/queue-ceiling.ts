@@ -19,13 +19,20 @@ const admin = new Redis(env.redisUrl);
 const p = pool(1);
 const queue = new Queue("infer-bench", { connection, prefix });
 
-let t = performance.now();
+const t = performance.now();
 for (let i = 0; i < N; i += 5000) {
   await queue.addBulk(
     Array.from({ length: Math.min(5000, N - i) }, () => ({
       name: "infer",
       data: { jobIds: [crypto.randomUUID()], version: "1" },
-      opts: { attempts: 5, backoff: { type: "exponential", delay: 1000, jitter: 0.5 }, removeOnComplete: true, removeOnFail: { age: 7 * 24 * 3600 }, jobId: crypto.randomUUID(), ...(priority ? { priority: 2 } : {}) },
+      opts: {
+        attempts: 5,
+        backoff: { type: "exponential", delay: 1000, jitter: 0.5 },
+        removeOnComplete: true,
+        removeOnFail: { age: 7 * 24 * 3600 },
+        jobId: crypto.randomUUID(),
+        ...(priority ? { priority: 2 } : {}),
+      },
     })),
   );
 }
@@ -50,7 +57,6 @@ for (let i = 0; i < 100 && ((await queue.getJobCounts("active")).active ?? 0) > 
 const usage = await m.stop(N, endedAt);
 const jobsPerSecond = round(N / usage.seconds, 0);
 log(`drained ${N} entries in ${usage.seconds} s = ${jobsPerSecond} entries/s (concurrency ${concurrency}${priority ? ", prioritized" : ""})`);
-t = performance.now();
 await worker.close();
 await queue.obliterate({ force: true }).catch(() => {});
 await queue.close();

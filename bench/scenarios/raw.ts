@@ -55,13 +55,16 @@ async function loop(s: ort.InferenceSession, inputName: string, feeds: Feed[], s
 if (!isMainThread) {
   const task = workerData as ThreadTask;
   const s = await session(task.file, 1);
-  parentPort!.once("message", async () => {
-    parentPort!.postMessage(await loop(s, task.inputName, task.feeds, task.seconds));
-    await s.release();
+  // A failed run rejects unhandled on purpose: it ends the thread.
+  parentPort!.once("message", () => {
+    void (async () => {
+      parentPort!.postMessage(await loop(s, task.inputName, task.feeds, task.seconds));
+      await s.release();
+    })();
   });
   parentPort!.postMessage("ready");
 } else {
-  const { env, emit, log, round, int, irisRows, ocrLines, ocrInputs, machine } = await import("./_shared.ts");
+  const { env, emit, log, round, irisRows, ocrLines, ocrInputs, machine } = await import("./_shared.ts");
 
   const repo = ModelRepository.load(DEFAULT_MODELS_DIR);
   const model = repo.resolve(env.model);
@@ -84,11 +87,12 @@ if (!isMainThread) {
       });
     itemsFor = (b) => Array.from({ length: b }, (_, i) => ({ inputs: [{ name: "features", shape: [1, 4], datatype: "FP32" as const, data: rows[i % rows.length]! }] }));
   } else {
-    const { ocrTextLineAdapter, OCR_INPUT } = await import("../../packages/inference/src/adapters/ocr-text-line.ts");
+    const { ocrTextLineAdapter, OCR_INPUT } = await import("@inferline/inference/ocr-text-line");
     inputName = OCR_INPUT;
     const adapter = ocrTextLineAdapter(model.manifest, model.dir);
     const lines = await ocrLines();
-    const prepared = await Promise.all(lines.map((l) => adapter.prepare({ inputs: ocrInputs(l.png) })));
+    // prepare() may answer at once or with a promise (see ModelAdapter).
+    const prepared = await Promise.all(lines.map(async (l) => adapter.prepare({ inputs: ocrInputs(l.png) })));
     feedsFor = (b) =>
       Array.from({ length: lines.length }, (_, k) => {
         const t = adapter.collate(Array.from({ length: b }, (_, i) => prepared[(k * b + i) % prepared.length]!))[OCR_INPUT]!;
@@ -163,6 +167,6 @@ if (!isMainThread) {
 /** The ONNX file: in the model's folder, or inside its npm package (found by walking node_modules). */
 async function onnxFile(model: ResolvedModel): Promise<string> {
   if (model.spec.file) return `${model.dir}/${model.spec.file}`;
-  const { packageRoot } = await import("../../packages/inference/src/adapters/ocr-text-line.ts");
+  const { packageRoot } = await import("@inferline/inference/ocr-text-line");
   return `${packageRoot(model.spec.package!.name, model.dir)}/${model.spec.package!.path}`;
 }

@@ -68,7 +68,12 @@ interface Mlp {
 }
 
 function forward(m: Mlp, x: number[]): { h: number[]; p: number[] } {
-  const h = m.w1.map((row, j) => Math.max(0, row.reduce((s, w, k) => s + w * x[k]!, m.b1[j]!)));
+  const h = m.w1.map((row, j) =>
+    Math.max(
+      0,
+      row.reduce((s, w, k) => s + w * x[k]!, m.b1[j]!),
+    ),
+  );
   const z = m.w2.map((row, j) => row.reduce((s, w, k) => s + w * h[k]!, m.b2[j]!));
   const zMax = Math.max(...z); // subtract the max so exp cannot overflow
   const e = z.map((v) => Math.exp(v - zMax));

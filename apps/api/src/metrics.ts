@@ -15,7 +15,11 @@ export class ApiMetrics {
   readonly longPollWaiters = new Gauge({ name: "inferline_api_long_poll_waiters", help: "Long-polls waiting in this API process", registers: [this.registry] });
   readonly longPollRejected = new Counter({ name: "inferline_api_long_poll_rejected_total", help: "Long-polls refused with 429 too_many_waiters (tenant at its cap)", registers: [this.registry] });
   readonly resultStreams = new Gauge({ name: "inferline_api_batch_result_streams", help: "GET /v1/batches/:id/results responses being written", registers: [this.registry] });
-  readonly resultStreamsAborted = new Counter({ name: "inferline_api_batch_result_streams_aborted_total", help: "Batch result streams stopped early because the client went away", registers: [this.registry] });
+  readonly resultStreamsAborted = new Counter({
+    name: "inferline_api_batch_result_streams_aborted_total",
+    help: "Batch result streams stopped early because the client went away",
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "inferline_api_" });

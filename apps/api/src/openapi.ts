@@ -67,7 +67,9 @@ export function openApiDocument(): Record<string, unknown> {
         },
         get: {
           summary: "List jobs, newest first",
-          parameters: ["status", "model", "batchId", "cursor"].map((name) => ({ name, in: "query", schema: { type: "string" } })).concat([{ name: "limit", in: "query", schema: { type: "integer", maximum: 500 } } as never]),
+          parameters: ["status", "model", "batchId", "cursor"]
+            .map((name) => ({ name, in: "query", schema: { type: "string" } }))
+            .concat([{ name: "limit", in: "query", schema: { type: "integer", maximum: 500 } } as never]),
           responses: with_({ 200: { description: "{jobs, nextCursor}" }, 400: problem("A cursor this API did not return (invalid_cursor)"), 422: problem("Invalid or unknown query parameters") }),
         },
       },
@@ -78,13 +80,25 @@ export function openApiDocument(): Record<string, unknown> {
           responses: with_({ 200: { description: "The job" }, 404: problem("Not found (or another tenant's)"), 422: problem("Invalid or unknown query parameters"), 429: WAIT_429 }),
         },
       },
-      "/v1/jobs/{id}/cancel": { post: { summary: "Cancel a queued or running job", parameters: [id], responses: with_({ 200: { description: "The canceled job" }, 404: problem("Not found"), 409: problem("Already terminal") }) } },
-      "/v1/jobs/{id}/webhooks": { get: { summary: "Webhook events of a job, with every delivery attempt", parameters: [id], responses: with_({ 200: { description: "{events, attempts}" }, 404: problem("Not found") }) } },
+      "/v1/jobs/{id}/cancel": {
+        post: {
+          summary: "Cancel a queued or running job",
+          parameters: [id],
+          responses: with_({ 200: { description: "The canceled job" }, 404: problem("Not found"), 409: problem("Already terminal") }),
+        },
+      },
+      "/v1/jobs/{id}/webhooks": {
+        get: { summary: "Webhook events of a job, with every delivery attempt", parameters: [id], responses: with_({ 200: { description: "{events, attempts}" }, 404: problem("Not found") }) },
+      },
       "/v1/jobs/{id}/webhooks/redeliver": {
         post: {
           summary: "Send the job's last webhook event again (at most WEBHOOK_MAX_REDELIVERIES times per event)",
           parameters: [id],
-          responses: with_({ 202: { description: "Enqueued: {eventId, status, redeliveries, maxRedeliveries}" }, 404: problem("Not found, or no event yet"), 429: problem("The event was redelivered WEBHOOK_MAX_REDELIVERIES times already (redelivery_limit), or over the key's rate") }),
+          responses: with_({
+            202: { description: "Enqueued: {eventId, status, redeliveries, maxRedeliveries}" },
+            404: problem("Not found, or no event yet"),
+            429: problem("The event was redelivered WEBHOOK_MAX_REDELIVERIES times already (redelivery_limit), or over the key's rate"),
+          }),
         },
       },
       "/v1/batches": {
@@ -100,7 +114,9 @@ export function openApiDocument(): Record<string, unknown> {
             413: problem("Body over BATCH_BODY_LIMIT, more than 100,000 items, or one NDJSON line over BATCH_MAX_LINE_BYTES (line_too_large)"),
             422: problem("Invalid items, each named by item and field (up to 100); nothing was created"),
             429: problem("The tenant has MAX_BATCH_UPLOADS_PER_TENANT uploads in progress in this API process (too_many_batch_uploads), or over the key's rate; see Retry-After"),
-            503: problem("This API process has MAX_BATCH_UPLOADS uploads in progress (batch_uploads_busy), the model's queue would pass MAX_QUEUE_DEPTH (queue_full), or a dependency is unavailable; see Retry-After"),
+            503: problem(
+              "This API process has MAX_BATCH_UPLOADS uploads in progress (batch_uploads_busy), the model's queue would pass MAX_QUEUE_DEPTH (queue_full), or a dependency is unavailable; see Retry-After",
+            ),
           }),
         },
       },
@@ -111,10 +127,28 @@ export function openApiDocument(): Record<string, unknown> {
           responses: with_({ 200: { description: "The batch" }, 404: problem("Not found"), 422: problem("Invalid or unknown query parameters"), 429: WAIT_429 }),
         },
       },
-      "/v1/batches/{id}/results": { get: { summary: "Results as NDJSON, in submission order", parameters: [id], responses: with_({ 200: { description: "NDJSON", content: { "application/x-ndjson": {} } }, 404: problem("Not found") }) } },
-      "/v1/batches/{id}/cancel": { post: { summary: "Cancel every item not yet terminal", parameters: [id], responses: with_({ 200: { description: "The batch" }, 404: problem("Not found"), 409: problem("Already completed or canceled") }) } },
+      "/v1/batches/{id}/results": {
+        get: {
+          summary: "Results as NDJSON, in submission order",
+          parameters: [id],
+          responses: with_({ 200: { description: "NDJSON", content: { "application/x-ndjson": {} } }, 404: problem("Not found") }),
+        },
+      },
+      "/v1/batches/{id}/cancel": {
+        post: {
+          summary: "Cancel every item not yet terminal",
+          parameters: [id],
+          responses: with_({ 200: { description: "The batch" }, 404: problem("Not found"), 409: problem("Already completed or canceled") }),
+        },
+      },
       "/v1/models": { get: { summary: "The model repository", responses: with_({ 200: { description: "Models" } }) } },
-      "/v1/models/{name}": { get: { summary: "One model's contract (inputs, outputs, batching, maxRowsPerJob)", parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }], responses: with_({ 200: { description: "Model" }, 404: problem("Unknown model") }) } },
+      "/v1/models/{name}": {
+        get: {
+          summary: "One model's contract (inputs, outputs, batching, maxRowsPerJob)",
+          parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+          responses: with_({ 200: { description: "Model" }, 404: problem("Unknown model") }),
+        },
+      },
       "/v1/webhooks/secret": { get: { summary: "The tenant's webhook signing secret", responses: with_({ 200: { description: "{secret}" } }) } },
       "/v1/webhooks/secret/rotate": { post: { summary: "Rotate the signing secret", responses: with_({ 200: { description: "The new secret" } }) } },
       "/v2/models/{name}/infer": {
@@ -125,14 +159,22 @@ export function openApiDocument(): Record<string, unknown> {
             200: { description: "v2 inference response" },
             400: { description: "Invalid request: `{error}`" },
             401: problem("Missing, unknown or revoked API key"),
-            429: problem("Over the key's rate, too many requests without a known key from one address, or the tenant holds too many long-polls (too_many_waiters: no job was created); see Retry-After"),
+            429: problem(
+              "Over the key's rate, too many requests without a known key from one address, or the tenant holds too many long-polls (too_many_waiters: no job was created); see Retry-After",
+            ),
             503: problem("A dependency is unavailable, or the queue is full; see Retry-After"),
             504: { description: "Not finished within V2_INFER_TIMEOUT_S: `{error}` names the job, still readable through /v1/jobs" },
           },
         },
       },
       "/healthz": { get: { security: [], summary: "Process alive", responses: { 200: { description: "ok" } } } },
-      "/readyz": { get: { security: [], summary: "PostgreSQL, Redis and models reachable; `checks` gives each dependency's state as a word", responses: { 200: { description: "ready" }, 503: { description: "not ready" } } } },
+      "/readyz": {
+        get: {
+          security: [],
+          summary: "PostgreSQL, Redis and models reachable; `checks` gives each dependency's state as a word",
+          responses: { 200: { description: "ready" }, 503: { description: "not ready" } },
+        },
+      },
       "/metrics": { get: { security: [], summary: "Prometheus metrics", responses: { 200: { description: "text" } } } },
     },
   };

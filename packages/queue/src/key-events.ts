@@ -12,7 +12,10 @@ const KEY_HASH = /^[0-9a-f]{64}$/;
  * itself never travels, and the hash alone authenticates nothing.
  */
 export class KeyRevocationNotifier {
-  constructor(private readonly redis: Redis, private readonly prefix: string) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
 
   /** Resolves to the number of subscribers (API processes) that received the message. */
   async publish(keyHashes: string[]): Promise<number> {

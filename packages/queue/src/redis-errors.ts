@@ -43,7 +43,7 @@ function classifyOne(e: Node): RedisFailure | undefined {
 export function redisFailure(err: unknown): RedisFailure | undefined {
   let e: unknown = err;
   for (let depth = 0; depth < 8 && e && typeof e === "object"; depth++) {
-    const found = classifyOne(e as Node);
+    const found = classifyOne(e);
     if (found) return found;
     e = (e as Node).cause ?? (e as Node).lastNodeError;
   }

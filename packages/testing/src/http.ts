@@ -7,7 +7,10 @@ export interface HttpResponse<T = any> {
 
 /** A small fetch client bound to a base URL and an API key. */
 export class ApiClient {
-  constructor(readonly baseUrl: string, readonly apiKey?: string) {}
+  constructor(
+    readonly baseUrl: string,
+    readonly apiKey?: string,
+  ) {}
 
   withKey(apiKey: string | undefined): ApiClient {
     return new ApiClient(this.baseUrl, apiKey);

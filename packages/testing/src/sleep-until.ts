@@ -8,7 +8,7 @@ export async function sleepUntil<T>(condition: () => T | Promise<T>, options: { 
   for (;;) {
     try {
       const value = await condition();
-      if (value) return value as NonNullable<T>;
+      if (value) return value;
     } catch (err) {
       last = err;
     }

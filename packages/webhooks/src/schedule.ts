@@ -13,7 +13,10 @@ export const MAX_RETRY_AFTER_MS = 24 * 3600 * 1000;
 
 /** "0,5000,300000" → [0, 5000, 300000]. Throws on anything else. */
 export function parseRetrySchedule(value: string): number[] {
-  const parts = value.split(",").map((p) => p.trim()).filter(Boolean);
+  const parts = value
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
   const delays = parts.map(Number);
   if (delays.length === 0 || delays.length > 50 || delays.some((d) => !Number.isInteger(d) || d < 0)) {
     throw new Error(`a retry schedule is 1 to 50 comma-separated non-negative integers (ms), got ${JSON.stringify(value)}`);

@@ -61,7 +61,7 @@ function normalize(addr: ipaddr.IPv4 | ipaddr.IPv6): string {
  * ::ffff:0:0/96 is not listed: such an address is judged as the IPv4 address it carries.
  */
 export const RESERVED_RANGES: ReadonlyArray<{ cidr: string; name: string }> = [
-  { cidr: "0.0.0.0/8", name: "\"this network\", RFC 791" },
+  { cidr: "0.0.0.0/8", name: '"this network", RFC 791' },
   { cidr: "10.0.0.0/8", name: "private, RFC 1918" },
   { cidr: "100.64.0.0/10", name: "carrier-grade NAT, RFC 6598" },
   { cidr: "127.0.0.0/8", name: "loopback" },

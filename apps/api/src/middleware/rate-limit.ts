@@ -12,7 +12,10 @@ import { sendProblem } from "../problem.ts";
 export class WindowCounter {
   private readonly windows: LRUCache<string, { second: number; count: number }>;
 
-  constructor(readonly perSecond: number, maxKeys: number) {
+  constructor(
+    readonly perSecond: number,
+    maxKeys: number,
+  ) {
     this.windows = new LRUCache({ max: maxKeys });
   }
 

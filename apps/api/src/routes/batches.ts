@@ -72,10 +72,16 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
       const { items, ...settings } = body.data;
       created = await batches.create(req.tenant!.id, settings, items, key?.data ? { key: key.data, digest: () => digest } : undefined);
     }
-    res.status(created.replayed ? 200 : 202).location(`/v1/batches/${created.batch.id}`).json(created.batch);
+    res
+      .status(created.replayed ? 200 : 202)
+      .location(`/v1/batches/${created.batch.id}`)
+      .json(created.batch);
   }
 
-  router.get("/:id", longPollHandler((tenantId, id, seconds, signal) => batches.wait(tenantId, id, seconds, signal)));
+  router.get(
+    "/:id",
+    longPollHandler((tenantId, id, seconds, signal) => batches.wait(tenantId, id, seconds, signal)),
+  );
 
   // Stops when the client goes away: 'drain' never comes on a closed socket, so each wait for it
   // races the response's 'close', and leaving the loop returns the generator (no further page is

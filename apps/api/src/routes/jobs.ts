@@ -5,7 +5,6 @@ import { sendProblem, zodFaults } from "../problem.ts";
 import { IdempotencyKey } from "../services/idempotency.ts";
 import { longPollHandler } from "./long-poll-handler.ts";
 
-
 export function jobsRouter(jobs: JobService): Router {
   const router = Router();
 
@@ -16,7 +15,10 @@ export function jobsRouter(jobs: JobService): Router {
     const key = keyHeader === undefined ? undefined : IdempotencyKey.safeParse(keyHeader);
     if (key && !key.success) return sendProblem(res, 400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters");
     const { job, replayed } = await jobs.submit(req.tenant!.id, parsed.data, key?.data);
-    res.status(replayed ? 200 : 202).location(`/v1/jobs/${job.id}`).json(job);
+    res
+      .status(replayed ? 200 : 202)
+      .location(`/v1/jobs/${job.id}`)
+      .json(job);
   });
 
   router.get("/", async (req, res) => {
@@ -25,7 +27,10 @@ export function jobsRouter(jobs: JobService): Router {
     res.json(await jobs.list(req.tenant!.id, query.data));
   });
 
-  router.get("/:id", longPollHandler((tenantId, id, seconds, signal) => jobs.wait(tenantId, id, seconds, signal)));
+  router.get(
+    "/:id",
+    longPollHandler((tenantId, id, seconds, signal) => jobs.wait(tenantId, id, seconds, signal)),
+  );
 
   router.post("/:id/cancel", async (req, res) => {
     res.json(await jobs.cancel(req.tenant!.id, req.params.id));

@@ -11,7 +11,10 @@ const InferRequest = z.object({
   // Kept as the job's metadata, so it must be storable.
   id: StorableText.max(256).optional(),
   inputs: z.array(Tensor).min(1).max(16),
-  outputs: z.array(z.object({ name: z.string().min(1) })).max(16).optional(),
+  outputs: z
+    .array(z.object({ name: z.string().min(1) }))
+    .max(16)
+    .optional(),
 });
 
 /** v2 answers errors as `{error: "..."}`; the v1 problem handler still catches unexpected ones. */
@@ -22,7 +25,15 @@ const v2Error = (res: express.Response, status: number, error: string) => void r
  * priority, answered when it finishes or after `timeoutSeconds` (then 504 with the job id, which
  * stays readable through /v1/jobs).
  */
-export function v2Router(deps: { models: ModelRepository; jobs: JobService; ready: () => Promise<boolean>; auth: RequestHandler[]; bodyLimit: string; timeoutSeconds: number; waiters: WaiterLimit }): Router {
+export function v2Router(deps: {
+  models: ModelRepository;
+  jobs: JobService;
+  ready: () => Promise<boolean>;
+  auth: RequestHandler[];
+  bodyLimit: string;
+  timeoutSeconds: number;
+  waiters: WaiterLimit;
+}): Router {
   const router = Router();
   router.get("/health/live", (_req, res) => void res.json({ live: true }));
   router.get("/health/ready", async (_req, res) => {
@@ -34,7 +45,13 @@ export function v2Router(deps: { models: ModelRepository; jobs: JobService; read
   const metadata = (name: string, version?: string) => {
     const m = deps.models.resolve(name, version);
     const view = modelView(m.manifest);
-    return { name: view.name, versions: view.versions, platform: "onnxruntime_onnx", inputs: view.inputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })), outputs: view.outputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })) };
+    return {
+      name: view.name,
+      versions: view.versions,
+      platform: "onnxruntime_onnx",
+      inputs: view.inputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
+      outputs: view.outputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
+    };
   };
   router.get("/models/:name", (req, res) => void res.json(metadata(req.params.name)));
   router.get("/models/:name/versions/:version", (req, res) => void res.json(metadata(req.params.name, req.params.version)));
@@ -50,7 +67,14 @@ export function v2Router(deps: { models: ModelRepository; jobs: JobService; read
     if (!holdWaiterSlot(deps.waiters, req.tenant!.id, res)) return;
     const abort = new AbortController();
     res.on("close", () => abort.abort());
-    const { job } = await deps.jobs.submit(req.tenant!.id, { model: params.name, version: params.version, inputs: body.data.inputs, outputs: body.data.outputs, priority: "high", metadata: body.data.id ? { v2_request_id: body.data.id } : {} });
+    const { job } = await deps.jobs.submit(req.tenant!.id, {
+      model: params.name,
+      version: params.version,
+      inputs: body.data.inputs,
+      outputs: body.data.outputs,
+      priority: "high",
+      metadata: body.data.id ? { v2_request_id: body.data.id } : {},
+    });
     const done = await deps.jobs.wait(req.tenant!.id, job.id, deps.timeoutSeconds, abort.signal);
     if (!isTerminal(done.status)) return v2Error(res, 504, `inference did not finish within ${deps.timeoutSeconds} s; job ${done.id} is still ${done.status}`);
     if (done.status !== "succeeded" || !done.result) return v2Error(res, done.status === "failed" ? 422 : 409, done.error ? `${done.error.code}: ${done.error.message}` : `job ${done.status}`);

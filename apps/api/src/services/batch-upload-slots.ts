@@ -106,7 +106,7 @@ export class BatchUploadSlots {
   }
 
   private serveWaiters(): void {
-    for (let i = 0; i < this.waiting.length && this.active < this.limits.perProcess; ) {
+    for (let i = 0; i < this.waiting.length && this.active < this.limits.perProcess;) {
       const waiter = this.waiting[i]!;
       if (!this.canStart(waiter.tenantId)) {
         i++;

@@ -49,7 +49,10 @@ export interface WaiterMetrics {
 export class WaiterLimit {
   private readonly held = new Map<string, number>();
 
-  constructor(readonly maxPerTenant: number, private readonly metrics?: WaiterMetrics) {}
+  constructor(
+    readonly maxPerTenant: number,
+    private readonly metrics?: WaiterMetrics,
+  ) {}
 
   /** A slot's release (safe to call more than once), or undefined when the tenant is at its cap. */
   tryAcquire(tenantId: string): (() => void) | undefined {

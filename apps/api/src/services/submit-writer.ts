@@ -19,7 +19,11 @@ export class SubmitWriter {
   private waiting: Waiting[] = [];
   private writing = false;
 
-  constructor(private readonly store: JobStore, private readonly dispatcher: Dispatcher, private readonly logger: Logger) {}
+  constructor(
+    private readonly store: JobStore,
+    private readonly dispatcher: Dispatcher,
+    private readonly logger: Logger,
+  ) {}
 
   submit(job: NewJob): Promise<void> {
     return new Promise((resolve, reject) => {
