@@ -1,7 +1,6 @@
 import { z } from "zod";
-import { parseEnv, SharedEnv } from "@inferline/contracts";
+import { InferenceEnv, parseEnv, SharedEnv } from "@inferline/contracts";
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS } from "@inferline/db";
-import { adapterModuleList } from "@inferline/inference";
 import {
   DEFAULT_CONNECT_TIMEOUT_MS as DEFAULT_WEBHOOK_CONNECT_TIMEOUT_MS,
   DEFAULT_MAX_BODY_BYTES as DEFAULT_WEBHOOK_MAX_BODY_BYTES,
@@ -14,7 +13,7 @@ import {
   parseRetrySchedule,
 } from "@inferline/webhooks";
 
-export const WorkerEnv = SharedEnv.extend({
+export const WorkerEnv = SharedEnv.extend(InferenceEnv.shape).extend({
   /** Comma-separated model names this worker serves; "*" for every model in MODELS_DIR. */
   WORKER_MODELS: z
     .string()
@@ -86,18 +85,6 @@ export const WorkerEnv = SharedEnv.extend({
   WEBHOOK_TENANT_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(DEFAULT_TENANT_CONCURRENCY),
   /** How long opening a webhook connection (DNS, TCP, TLS) may take, in ms; capped at WEBHOOK_TIMEOUT_MS. Default 5000. */
   WEBHOOK_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(1).default(DEFAULT_WEBHOOK_CONNECT_TIMEOUT_MS),
-  /**
-   * Longest one inference run of any model may take on a thread, in ms, winning over every
-   * manifest's `timeoutMs`; a run past it has its thread replaced and its jobs retried
-   * (`inference_timeout`). Default: unset (each manifest's `timeoutMs`, else 60000).
-   */
-  INFERENCE_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).optional(),
-  /**
-   * Comma-separated ES modules (absolute paths or file: URLs; relative paths resolve against the
-   * working directory) imported on the main thread and in every inference thread before models
-   * load, so that they can call registerAdapter. Default: none.
-   */
-  INFERENCE_ADAPTER_MODULES: z.string().default("").transform(adapterModuleList),
   /** How long opening a PostgreSQL connection (or waiting for a free one) may take. Default 1500. */
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_CONNECT_TIMEOUT_MS),
   /** PostgreSQL statement_timeout of the worker's connections (0: none); result writes, reconciler and retention passes. Default 30000. */

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
@@ -58,3 +59,31 @@ export function redactUrl(url: string): string {
     return "<unparseable url>";
   }
 }
+
+/**
+ * Modules named in a comma-separated setting: absolute paths or file: URLs; relative paths
+ * resolve against the working directory.
+ */
+export function moduleList(value: string): string[] {
+  return value
+    .split(",")
+    .map((m) => m.trim())
+    .filter(Boolean)
+    .map((m) => (m.startsWith("file:") ? m : path.resolve(m)));
+}
+
+/** Variables of every process that runs models (the worker, and the CLI's local scoring). */
+export const InferenceEnv = z.object({
+  /**
+   * Longest one inference run of any model may take on a thread, in ms, winning over every
+   * manifest's `timeoutMs`; a run past it has its thread replaced and its work retried
+   * (`inference_timeout`). Default: unset (each manifest's `timeoutMs`, else 60000).
+   */
+  INFERENCE_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).optional(),
+  /**
+   * Comma-separated ES modules imported on the main thread and in every inference thread before
+   * models load, so that they can call registerAdapter (see moduleList). Default: none.
+   */
+  INFERENCE_ADAPTER_MODULES: z.string().default("").transform(moduleList),
+});
+export type InferenceEnv = z.infer<typeof InferenceEnv>;

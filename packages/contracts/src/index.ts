@@ -33,7 +33,19 @@ export {
   type InferenceResult,
   type JobView,
 } from "./job.ts";
-export { parseEnv, envBoolean, redactUrl, SharedEnv, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, DEFAULT_MODELS_DIR, DEFAULT_JOB_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS } from "./env.ts";
+export {
+  parseEnv,
+  envBoolean,
+  redactUrl,
+  moduleList,
+  SharedEnv,
+  InferenceEnv,
+  DEFAULT_DATABASE_URL,
+  DEFAULT_REDIS_URL,
+  DEFAULT_MODELS_DIR,
+  DEFAULT_JOB_ATTEMPTS,
+  DEFAULT_RETRY_BACKOFF_MS,
+} from "./env.ts";
 export { MAX_BATCH_ITEMS, BATCH_CHUNK_SIZE, BatchItem, BatchHeader, BatchSubmission, newBatchId, batchItemId, parseBatchItemId, type BatchStatus, type BatchView } from "./batch.ts";
 export { StorableText, isStorableText, UNSTORABLE_TEXT_MESSAGE } from "./text.ts";
 export { zodFaults } from "./faults.ts";

@@ -1,4 +1,3 @@
-import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { InferlineError, type ModelManifest } from "@inferline/contracts";
 import { defaultAdapter, type ModelAdapter } from "./adapter.ts";
@@ -39,16 +38,4 @@ export async function importAdapterModules(modules: readonly string[]): Promise<
       throw new InferlineError("adapter_module_failed", `adapter module ${spec} failed to load: ${(err as Error).message}`, { cause: err });
     }
   }
-}
-
-/**
- * A comma-separated list of adapter modules (INFERENCE_ADAPTER_MODULES), each trimmed; relative
- * paths resolve against the working directory, file: URLs stay as they are.
- */
-export function adapterModuleList(value: string): string[] {
-  return value
-    .split(",")
-    .map((m) => m.trim())
-    .filter(Boolean)
-    .map((m) => (m.startsWith("file:") ? m : path.resolve(m)));
 }

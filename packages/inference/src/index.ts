@@ -6,6 +6,6 @@ export { type ThreadTask, type ThreadTaskFactory, type ThreadTaskSpec, type Task
 export { denseReason, type DenseOutput, type DenseSegment } from "./dense-run.ts";
 export { LoadedModel, type ItemOutcome, type SessionSettings } from "./loaded-model.ts";
 export { DynamicBatcher, type BatcherOptions } from "./batcher.ts";
-export { registerAdapter, importAdapterModules, adapterModuleList, type AdapterFactory } from "./adapters.ts";
+export { registerAdapter, importAdapterModules, type AdapterFactory } from "./adapters.ts";
 export { defaultAdapter, type InferenceItem, type ModelAdapter, type PreparedItem, type SplitItem } from "./adapter.ts";
 export { stackRows, sliceRows, denseArray, denseTensor, ortType, datatypeOf, type DenseArray, type NumericDatatype } from "./tensors.ts";

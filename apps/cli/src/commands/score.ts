@@ -1,8 +1,7 @@
 import os from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { z } from "zod";
-import { DEFAULT_MODELS_DIR, parseEnv } from "@inferline/contracts";
-import { adapterModuleList } from "@inferline/inference";
+import { DEFAULT_MODELS_DIR, InferenceEnv, parseEnv } from "@inferline/contracts";
 import { runScore, type ScoreOptions } from "../score/pipeline.ts";
 import { UsageError } from "../score/types.ts";
 import { RemoteScorer } from "../score/remote-scorer.ts";
@@ -25,13 +24,7 @@ interface ScoreFlags {
 }
 
 /** The environment `score` reads: the worker's variables of the same names, with the same meaning. */
-const ScoreEnv = z.object({
-  MODELS_DIR: z.string().default(DEFAULT_MODELS_DIR),
-  /** Comma-separated adapter modules the inference threads import before the model loads. Default: none. */
-  INFERENCE_ADAPTER_MODULES: z.string().default("").transform(adapterModuleList),
-  /** Longest run of one chunk, in ms, winning over the manifest's timeoutMs (default 60000). Default: unset. */
-  INFERENCE_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).optional(),
-});
+const ScoreEnv = InferenceEnv.extend({ MODELS_DIR: z.string().default(DEFAULT_MODELS_DIR) });
 
 const positiveInt =
   (what: string) =>

@@ -10,8 +10,8 @@ const RETRIES = 20;
 export interface RemoteOptions {
   url: string;
   apiKey: string;
-  /** Batches in flight at once. Default 4. */
-  concurrency?: number;
+  /** Batches in flight at once (the CLI's --concurrency, default 4, states the default). */
+  concurrency: number;
 }
 
 interface ResultLine {
@@ -42,7 +42,7 @@ export class RemoteScorer implements Scorer {
     private readonly settings: ScoreSettings,
     private readonly options: RemoteOptions,
   ) {
-    this.parallelism = options.concurrency ?? 4;
+    this.parallelism = options.concurrency;
     this.layout = modelLayout(model.manifest, model.version);
     this.formatter = new ResultFormatter(this.layout, model.manifest, settings.outputFormat);
     this.base = options.url.replace(/\/+$/, "");
