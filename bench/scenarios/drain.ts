@@ -40,6 +40,8 @@ const jobs: NewJob[] = Array.from({ length: N }, (_, i) => ({
   idempotencyKey: null,
   requestHash: null,
   dispatchId: null,
+  queueDeadline: null,
+  cancelAt: null,
   createdAt: new Date(),
 }));
 const groups = dispatcher.plan(env.model, VERSION[env.model], "normal", jobs);

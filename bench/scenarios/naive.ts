@@ -65,6 +65,8 @@ const jobs: NewJob[] = Array.from({ length: N }, (_, i) => ({
   idempotencyKey: null,
   requestHash: null,
   dispatchId: null,
+  queueDeadline: null,
+  cancelAt: null,
   createdAt: new Date(),
 }));
 await new JobStore(p, undefined as never).insertMany(jobs);

@@ -67,7 +67,7 @@ describe("batch items as jobs", () => {
     }
     const done = await completed(batch.id);
     expect(done.status).toBe("completed");
-    expect(done.counts).toEqual({ queued: 0, running: 0, succeeded: 9, failed: 0, canceled: 1 });
+    expect(done.counts).toEqual({ queued: 0, running: 0, succeeded: 9, failed: 0, canceled: 1, expired: 0 });
     const lines = await resultLines(batch.id);
     expect(lines.map((l) => l.status)).toEqual(lines.map((_, i) => (i === 3 ? "canceled" : "succeeded")));
     expect(lines[3].result).toBeUndefined();

@@ -340,6 +340,8 @@ describe("batch creation limits", () => {
         requestedOutputs: [],
         metadata: {},
         idempotencyKey: null,
+        queueDeadline: null,
+        cancelAt: null,
         createdAt: new Date(),
       };
       const draft = await store.open(batch);

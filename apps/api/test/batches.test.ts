@@ -45,7 +45,7 @@ describe("batches", () => {
     expect(created.headers.get("location")).toBe(`/v1/batches/${created.body.id}`);
     expect(created.body).toMatchObject({ model: "iris", version: "1", total: 300, priority: "low" });
     const done = await completed(stack.alpha, created.body.id);
-    expect(done.counts).toEqual({ queued: 0, running: 0, succeeded: 300, failed: 0, canceled: 0 });
+    expect(done.counts).toEqual({ queued: 0, running: 0, succeeded: 300, failed: 0, canceled: 0, expired: 0 });
     expect(done.completedAt).toBeDefined();
     const lines = await resultLines(created.body.id);
     expect(lines.map((l) => l.customId)).toEqual(items.map((i) => i.customId));

@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import { z } from "zod";
 import { Tensor } from "./tensor.ts";
-import { isUuid, JobPriority, Metadata, OutputRequest, WebhookSpec, type JobStatus } from "./job.ts";
+import { isUuid, JobPriority, MaxQueueSeconds, Metadata, OutputRequest, WebhookSpec, type JobStatus } from "./job.ts";
 import { StorableText } from "./text.ts";
 
 export const MAX_BATCH_ITEMS = 100_000;
@@ -21,6 +21,8 @@ export const BatchHeader = z.strictObject({
   /** Batches default to low priority so that bulk work never starves interactive jobs. */
   priority: JobPriority.default("low"),
   metadata: Metadata.default({}),
+  /** Every item's queue deadline, from the batch's creation (see MaxQueueSeconds). */
+  maxQueueSeconds: z.coerce.number().pipe(MaxQueueSeconds).optional(),
 });
 export type BatchHeader = z.infer<typeof BatchHeader>;
 

@@ -25,6 +25,7 @@ export {
   WebhookEventType,
   WebhookSpec,
   Metadata,
+  MaxQueueSeconds,
   OutputRequest,
   JobSubmission,
   JobListQuery,

@@ -7,15 +7,16 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Ids of jobs and batches are UUIDs; anything else is simply not found (never a database error). */
 export const isUuid = (s: string): boolean => UUID.test(s);
 
-export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "canceled"]);
+/** `expired`: not started before its queue deadline (maxQueueSeconds); it never ran. */
+export const JobStatus = z.enum(["queued", "running", "succeeded", "failed", "canceled", "expired"]);
 export type JobStatus = z.infer<typeof JobStatus>;
-export const TERMINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "canceled"];
+export const TERMINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "canceled", "expired"];
 export const isTerminal = (s: JobStatus): boolean => TERMINAL_STATUSES.includes(s);
 
 export const JobPriority = z.enum(["high", "normal", "low"]);
 export type JobPriority = z.infer<typeof JobPriority>;
 
-export const WebhookEventType = z.enum(["job.succeeded", "job.failed", "job.canceled", "batch.completed"]);
+export const WebhookEventType = z.enum(["job.succeeded", "job.failed", "job.canceled", "job.expired", "batch.completed"]);
 export type WebhookEventType = z.infer<typeof WebhookEventType>;
 
 export const WebhookSpec = z.strictObject({
@@ -29,6 +30,12 @@ export type WebhookSpec = z.infer<typeof WebhookSpec>;
 
 export const Metadata = z.record(StorableText.max(64), StorableText.max(512)).refine((m) => Object.keys(m).length <= 32, { message: "at most 32 keys" });
 
+/**
+ * How long work may wait for a worker before it expires, in seconds (1 s to 3 days). Unset: the
+ * model's manifest `maxQueueSeconds`, else the operator's DEFAULT_MAX_QUEUE_SECONDS, else no limit.
+ */
+export const MaxQueueSeconds = z.number().int().min(1).max(259_200);
+
 /** A requested output (v1 bodies are strict: an unknown field is a 422 naming it). */
 export const OutputRequest = z.strictObject({ name: z.string().min(1).max(128) });
 export type OutputRequest = z.infer<typeof OutputRequest>;
@@ -41,6 +48,7 @@ export const JobSubmission = z.strictObject({
   webhook: WebhookSpec.optional(),
   priority: JobPriority.default("normal"),
   metadata: Metadata.default({}),
+  maxQueueSeconds: MaxQueueSeconds.optional(),
 });
 export type JobSubmission = z.infer<typeof JobSubmission>;
 

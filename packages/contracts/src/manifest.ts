@@ -67,5 +67,7 @@ export const ModelManifest = z.object({
    * Default 1024.
    */
   maxRowsPerJob: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_ROWS_PER_JOB),
+  /** Queue deadline of this model's jobs and items that name none, in seconds (1 to 259200). Default: DEFAULT_MAX_QUEUE_SECONDS. */
+  maxQueueSeconds: z.number().int().min(1).max(259_200).optional(),
 });
 export type ModelManifest = z.infer<typeof ModelManifest>;

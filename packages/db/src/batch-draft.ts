@@ -12,6 +12,10 @@ export interface NewBatch {
   requestedOutputs: string[];
   metadata: Record<string, string>;
   idempotencyKey: string | null;
+  /** Items not started by then expire (maxQueueSeconds). */
+  queueDeadline: Date | null;
+  /** Items not terminal by then are canceled (Cancel-After). */
+  cancelAt: Date | null;
   createdAt: Date;
 }
 
@@ -88,8 +92,8 @@ export class BatchDraft {
       // Its statements carry megabytes of chunks, past the connection's short default bound.
       await client.query(`set local statement_timeout = ${DRAFT_STATEMENT_TIMEOUT_MS}`);
       await client.query(
-        `insert into batches (id, "tenantId", model, version, priority, total, remaining, webhook, "requestedOutputs", metadata, "idempotencyKey", "requestHash", "createdAt")
-         values ($1, $2, $3, $4, $5::"JobPriority", 0, 0, $6, $7, $8, $9, null, $10)`,
+        `insert into batches (id, "tenantId", model, version, priority, total, remaining, webhook, "requestedOutputs", metadata, "idempotencyKey", "requestHash", "queueDeadline", "cancelAt", "createdAt")
+         values ($1, $2, $3, $4, $5::"JobPriority", 0, 0, $6, $7, $8, $9, null, $11, $12, $10)`,
         [
           batch.id,
           batch.tenantId,
@@ -101,6 +105,8 @@ export class BatchDraft {
           JSON.stringify(batch.metadata),
           batch.idempotencyKey,
           batch.createdAt,
+          batch.queueDeadline,
+          batch.cancelAt,
         ],
       );
     } catch (err) {
@@ -126,9 +132,9 @@ export class BatchDraft {
       await this.inflight;
       this.assertUsable();
       await this.client.query(
-        `insert into dispatches (id, model, version, priority, jobs, "jobIds", "batchChunk")
-         select c.id, $2, $3, $4::"JobPriority", c.size, '{}', true from unnest($1::uuid[], $5::int[]) as c(id, size)`,
-        [this.ids, this.batch.model, this.batch.version, this.batch.priority, this.sizes],
+        `insert into dispatches (id, model, version, priority, jobs, "jobIds", "batchChunk", "tenantId")
+         select c.id, $2, $3, $4::"JobPriority", c.size, '{}', true, $6 from unnest($1::uuid[], $5::int[]) as c(id, size)`,
+        [this.ids, this.batch.model, this.batch.version, this.batch.priority, this.sizes, this.batch.tenantId],
       );
       await this.client.query(`update batches set total = $2, remaining = $2, "requestHash" = $3 where id = $1`, [this.batch.id, total, requestHash]);
       await this.client.query("commit");

@@ -56,8 +56,9 @@ export class BatchStore {
   async view(batch: Batch, q: Queryable = this.pool): Promise<BatchView> {
     const { rows } = await q.query<Record<JobStatus, number>>(
       `select coalesce(sum(succeeded), 0)::int as succeeded, coalesce(sum(failed), 0)::int as failed, coalesce(sum(canceled), 0)::int as canceled,
-         coalesce(sum(size - succeeded - failed - canceled) filter (where "startedAt" is null), 0)::int as queued,
-         coalesce(sum(size - succeeded - failed - canceled) filter (where "startedAt" is not null), 0)::int as running
+         coalesce(sum(expired), 0)::int as expired,
+         coalesce(sum(size - succeeded - failed - canceled - expired) filter (where "startedAt" is null), 0)::int as queued,
+         coalesce(sum(size - succeeded - failed - canceled - expired) filter (where "startedAt" is not null), 0)::int as running
        from batch_chunks where "batchId" = $1`,
       [batch.id],
     );
@@ -69,7 +70,7 @@ export class BatchStore {
       version: batch.version,
       priority: batch.priority,
       total: batch.total,
-      counts: { queued: counts.queued, running: counts.running, succeeded: counts.succeeded, failed: counts.failed, canceled: counts.canceled },
+      counts: { queued: counts.queued, running: counts.running, succeeded: counts.succeeded, failed: counts.failed, canceled: counts.canceled, expired: counts.expired },
       createdAt: batch.createdAt.toISOString(),
     };
     if (batch.completedAt) view.completedAt = batch.completedAt.toISOString();

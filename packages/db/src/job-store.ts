@@ -17,8 +17,12 @@ export interface NewJob {
   webhook: WebhookSpec | null;
   idempotencyKey: string | null;
   requestHash: string | null;
-  /** The queue entry that carries the job (see Dispatcher.plan). */
+  /** The queue entry that carries the job (see Dispatcher.plan; an entry carries one tenant's jobs). */
   dispatchId: string | null;
+  /** Not started by then: the job expires (maxQueueSeconds). */
+  queueDeadline: Date | null;
+  /** Not terminal by then: the job is canceled (Cancel-After). */
+  cancelAt: Date | null;
   createdAt: Date;
 }
 
@@ -82,17 +86,17 @@ export class JobStore {
       // element of a dozen parameter arrays, which showed up as the largest cost of a submit.
       await client.query(
         `with d as (
-           insert into dispatches (id, model, version, priority, jobs, "jobIds")
-           select x.id, x.model, x.version, x.priority, x.jobs, x."jobIds"
-           from json_to_recordset($2::json) as x(id uuid, model text, version text, priority "JobPriority", jobs int, "jobIds" uuid[])
+           insert into dispatches (id, model, version, priority, jobs, "jobIds", "tenantId")
+           select x.id, x.model, x.version, x.priority, x.jobs, x."jobIds", x."tenantId"
+           from json_to_recordset($2::json) as x(id uuid, model text, version text, priority "JobPriority", jobs int, "jobIds" uuid[], "tenantId" uuid)
            on conflict (id) do update set jobs = dispatches.jobs + excluded.jobs, "jobIds" = dispatches."jobIds" || excluded."jobIds")
          insert into jobs (id, "tenantId", model, version, priority, inputs, "requestedOutputs", metadata, webhook,
-           "idempotencyKey", "requestHash", "dispatchId", "createdAt")
+           "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt")
          select id, "tenantId", model, version, priority, inputs, coalesce("requestedOutputs", '{}'), metadata, webhook,
-           "idempotencyKey", "requestHash", "dispatchId", "createdAt"
+           "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt"
          from json_to_recordset($1::json) as x(id uuid, "tenantId" uuid, model text, version text, priority "JobPriority",
            inputs json, "requestedOutputs" text[], metadata jsonb, webhook jsonb, "idempotencyKey" text, "requestHash" text,
-           "dispatchId" uuid, "createdAt" timestamptz)`,
+           "dispatchId" uuid, "queueDeadline" timestamptz, "cancelAt" timestamptz, "createdAt" timestamptz)`,
         [JSON.stringify(chunk), JSON.stringify(dispatchRows(chunk))],
       );
     }
@@ -255,15 +259,26 @@ function outcomeDocuments(outcomes: JobOutcome[]): string[] {
   return documents;
 }
 
-function dispatchRows(jobs: NewJob[]): Array<{ id: string; model: string; version: string; priority: JobPriority; jobs: number; jobIds: string[] }> {
-  const rows = new Map<string, { id: string; model: string; version: string; priority: JobPriority; jobs: number; jobIds: string[] }>();
+interface DispatchRow {
+  id: string;
+  model: string;
+  version: string;
+  priority: JobPriority;
+  jobs: number;
+  jobIds: string[];
+  /** An entry carries one tenant's jobs (Dispatcher.plan groups by tenant). */
+  tenantId: string;
+}
+
+function dispatchRows(jobs: NewJob[]): DispatchRow[] {
+  const rows = new Map<string, DispatchRow>();
   for (const j of jobs) {
     if (!j.dispatchId) continue;
     const row = rows.get(j.dispatchId);
     if (row) {
       row.jobs++;
       row.jobIds.push(j.id);
-    } else rows.set(j.dispatchId, { id: j.dispatchId, model: j.model, version: j.version, priority: j.priority, jobs: 1, jobIds: [j.id] });
+    } else rows.set(j.dispatchId, { id: j.dispatchId, model: j.model, version: j.version, priority: j.priority, jobs: 1, jobIds: [j.id], tenantId: j.tenantId });
   }
   return [...rows.values()];
 }

@@ -103,6 +103,8 @@ export class BatchService {
       requestedOutputs: (header.outputs ?? []).map((o) => o.name),
       metadata: header.metadata,
       idempotencyKey: idempotency?.key ?? null,
+      queueDeadline: null,
+      cancelAt: null,
       createdAt: new Date(),
     };
     const intake = new BatchIntake(model, header, { open: () => this.batches.open(batch), checkDepth: (n) => depth.assertRoom(batch.model, n) });

@@ -64,6 +64,8 @@ export class JobService {
       idempotencyKey: null,
       requestHash: null,
       dispatchId: null,
+      queueDeadline: null,
+      cancelAt: null,
       createdAt: new Date(),
       ...extra,
     };

@@ -91,6 +91,8 @@ function newJob(id: string, model = "iris"): NewJob {
     idempotencyKey: null,
     requestHash: null,
     dispatchId: null,
+    queueDeadline: null,
+    cancelAt: null,
     createdAt: new Date(0),
   };
 }

@@ -32,6 +32,8 @@ export function newJob(tenantId: string, overrides: Partial<NewJob> = {}): NewJo
     idempotencyKey: null,
     requestHash: null,
     dispatchId: crypto.randomUUID(),
+    queueDeadline: null,
+    cancelAt: null,
     createdAt: new Date(),
     ...overrides,
   };
@@ -108,6 +110,8 @@ export function newBatch(tenantId: string, spec: BatchSpec = {}): NewBatch {
     requestedOutputs: spec.requestedOutputs ?? [],
     metadata: spec.metadata ?? {},
     idempotencyKey: spec.idempotencyKey ?? null,
+    queueDeadline: null,
+    cancelAt: null,
     createdAt: new Date(),
   };
 }
