@@ -27,6 +27,24 @@ export interface FinishedChunk {
   settlement: BatchSettlement | null;
 }
 
+/** Which deadline a chunk not yet complete has passed (see BatchChunkStore.overdue). */
+export interface ChunkOverdue {
+  batchId: string;
+  /** Not started by its batch's queue deadline: its queued items expire. */
+  expire: boolean;
+  /** Its batch is past its Cancel-After time: the batch is canceled. */
+  cancel: boolean;
+}
+
+/** What BatchChunkStore.expire did: chunks it took and items it expired, per batch the settlement. */
+export interface ExpiredChunks {
+  chunks: number;
+  items: number;
+  /** The batches whose items expired (long-polls on a batch and on its items listen on its id). */
+  batchIds: string[];
+  settlements: BatchSettlement[];
+}
+
 interface ChunkRow {
   firstIndex: number;
   size: number;
@@ -82,21 +100,71 @@ export class BatchChunkStore {
   constructor(private readonly pool: pg.Pool) {}
 
   /**
-   * Marks the chunk running (its first start) and counts the attempt; returns its items' inputs
-   * (null for items already terminal), or null when the chunk is finished or gone (a duplicate or
-   * late queue entry).
+   * Marks the chunk running (its first start) and counts the attempt, and marks its queue entry
+   * (whose id is the chunk's) started; returns its items' inputs (null for items already
+   * terminal), or null when the chunk is finished or gone (a duplicate or late queue entry) or
+   * overdue: not started by its batch's queue deadline, or past the batch's Cancel-After time
+   * (see overdue; the chunk is left as it is).
    */
   async claim(id: string): Promise<ClaimedChunk | null> {
     const { rows } = await this.pool.query<Omit<ClaimedChunk, "items"> & { inputs: FlatTensor[][]; statuses: string[] }>(
-      `update batch_chunks c set "startedAt" = coalesce(c."startedAt", now()), attempts = c.attempts + 1
-       from batches b where c.id = $1 and b.id = c."batchId" and c."completedAt" is null
-       returning c.id, c."batchId", b."tenantId", b.model, b.version, b."requestedOutputs", c."firstIndex", c.attempts, c.inputs, c.statuses`,
+      `with claimed as (
+         update batch_chunks c set "startedAt" = coalesce(c."startedAt", now()), attempts = c.attempts + 1
+         from batches b where c.id = $1 and b.id = c."batchId" and c."completedAt" is null
+           and (c."startedAt" is not null or b."queueDeadline" is null or b."queueDeadline" > now()) and (b."cancelAt" is null or b."cancelAt" > now())
+         returning c.id, c."batchId", b."tenantId", b.model, b.version, b."requestedOutputs", c."firstIndex", c.attempts, c.inputs, c.statuses),
+       started as (update dispatches set "startedAt" = coalesce("startedAt", now()) where id = $1 and exists (select 1 from claimed))
+       select * from claimed`,
       [id],
     );
     const row = rows[0];
     if (!row) return null;
     const { inputs, statuses, ...chunk } = row;
     return { ...chunk, items: inputs.map((input, i) => (statuses[i] === "queued" ? input : null)) };
+  }
+
+  /**
+   * Which deadline a chunk that is not complete has passed, if any: `expire` when it was not
+   * started by its batch's queue deadline, `cancel` when its batch is past its Cancel-After time.
+   * Null when the chunk is complete or gone. What a claim returned null for comes here.
+   */
+  async overdue(id: string): Promise<ChunkOverdue | null> {
+    const { rows } = await this.pool.query<ChunkOverdue>(
+      `select c."batchId", coalesce(c."startedAt" is null and b."queueDeadline" <= now(), false) as expire, coalesce(b."cancelAt" <= now(), false) as cancel
+       from batch_chunks c join batches b on b.id = c."batchId" where c.id = $1 and c."completedAt" is null`,
+      [id],
+    );
+    return rows[0] ?? null;
+  }
+
+  /**
+   * Expires the queued items of chunks not started by their batch's queue deadline, in the
+   * caller's transaction: the given chunks (`ids`) or, for the deadline sweep, up to `limit`
+   * chunks of any batch past its deadline. Chunks are locked, skipping those another
+   * transaction holds (a worker claiming one, another sweep); each expired item gets a
+   * `deadline_exceeded` error, each chunk completes (no item is left queued) and forgets its
+   * queue entry, and each batch settles its count (in batch id order, so two sweeps never
+   * deadlock). `chunks` is how many chunks it took.
+   */
+  async expire(select: { ids: string[] } | { limit: number }, client: pg.PoolClient): Promise<ExpiredChunks> {
+    const rows = await lockUnstartedOverdue(select, client);
+    if (rows.length === 0) return { chunks: 0, items: 0, batchIds: [], settlements: [] };
+    const updates = rows.map((row) => expiredChunk(row));
+    await client.query(
+      `update batch_chunks c set statuses = v.statuses, errors = v.errors::json, expired = c.expired + v.n, "completedAt" = now()
+       from json_to_recordset($1::json) as v(id uuid, statuses text[], errors text, n int) where c.id = v.id`,
+      [JSON.stringify(updates)],
+    );
+    await client.query(`delete from dispatches where id = any($1::uuid[])`, [rows.map((r) => r.id)]);
+    const perBatch = new Map<string, number>();
+    rows.forEach((row, i) => perBatch.set(row.batchId, (perBatch.get(row.batchId) ?? 0) + updates[i]!.n));
+    const batchIds = [...perBatch.keys()].sort();
+    const settlements: BatchSettlement[] = [];
+    for (const batchId of batchIds) {
+      const settlement = await settleBatch(client, batchId, perBatch.get(batchId)!);
+      if (settlement) settlements.push(settlement);
+    }
+    return { chunks: rows.length, items: updates.reduce((n, u) => n + u.n, 0), batchIds, settlements };
   }
 
   /**
@@ -154,7 +222,7 @@ export class BatchChunkStore {
    */
   async cancelItem(tenantId: string, batchId: string, index: number, client: pg.PoolClient): Promise<{ settlement: BatchSettlement | null } | null> {
     const { rows } = await client.query<{ id: string; k: number; status: string | null; size: number; done: number }>(
-      `select c.id, $2::int - c."firstIndex" + 1 as k, c.statuses[$2::int - c."firstIndex" + 1] as status, c.size, c.succeeded + c.failed + c.canceled as done
+      `select c.id, $2::int - c."firstIndex" + 1 as k, c.statuses[$2::int - c."firstIndex" + 1] as status, c.size, c.succeeded + c.failed + c.canceled + c.expired as done
        from batch_chunks c join batches b on b.id = c."batchId" and b."tenantId" = $3
        where c."batchId" = $1 and c."firstIndex" <= $2 order by c."firstIndex" desc limit 1 for update of c`,
       [batchId, index, tenantId],
@@ -229,6 +297,47 @@ export class BatchChunkStore {
       after = rows[rows.length - 1]!.firstIndex;
     }
   }
+}
+
+/** An unstarted chunk of a batch past its queue deadline, locked by lockUnstartedOverdue. */
+interface OverdueChunkRow {
+  id: string;
+  batchId: string;
+  statuses: string[];
+  errors: string | null;
+  /** The batch's maxQueueSeconds, for the error message. */
+  seconds: number;
+}
+
+/**
+ * Locks unstarted, incomplete chunks of batches past their queue deadline, skipping those another
+ * transaction holds: the given chunks by primary key, or a page found through the batches'
+ * partial deadline index.
+ */
+async function lockUnstartedOverdue(select: { ids: string[] } | { limit: number }, client: pg.PoolClient): Promise<OverdueChunkRow[]> {
+  const [which, param] = "ids" in select ? [`and c.id = any($1::uuid[]) order by c.id`, select.ids] : [`order by c.id limit $1`, select.limit];
+  const { rows } = await client.query<OverdueChunkRow>(
+    `select c.id, c."batchId", c.statuses, c.errors::text as errors, round(extract(epoch from b."queueDeadline" - b."createdAt"))::int as seconds
+     from batch_chunks c join batches b on b.id = c."batchId"
+     where b."queueDeadline" <= now() and b."completedAt" is null and c."startedAt" is null and c."completedAt" is null ${which}
+     for update of c skip locked`,
+    [param],
+  );
+  return rows;
+}
+
+/** A chunk whose queued items expire: its new statuses and errors (as stored), and how many expired. */
+function expiredChunk(row: OverdueChunkRow): { id: string; statuses: string[]; errors: string; n: number } {
+  const error = JSON.stringify({ code: "deadline_exceeded", message: `not started within its queue deadline of ${row.seconds} s (maxQueueSeconds)` } satisfies JobError);
+  const errors = elementTexts(row.errors) ?? row.statuses.map(() => "null");
+  let n = 0;
+  const statuses = row.statuses.map((status, i) => {
+    if (status !== "queued") return status;
+    errors[i] = error;
+    n++;
+    return "expired";
+  });
+  return { id: row.id, statuses, errors: arrayText(errors), n };
 }
 
 function resultChunk(row: ChunkRow): ResultChunk {

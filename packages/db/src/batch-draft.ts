@@ -125,20 +125,30 @@ export class BatchDraft {
     if (this.pending.length >= CHUNKS_PER_INSERT || this.pendingBytes >= INSERT_BYTES) await this.flush();
   }
 
-  /** Writes the rest, the chunks' queue entries and the batch's totals, and commits. */
-  async commit(total: number, requestHash: string | null): Promise<void> {
+  /**
+   * Writes the rest, the chunks' queue entries and the batch's totals, and commits. Returns each
+   * chunk's fair-share rank, in chunk order (see JobStore.insertMany): the tenant's queued work
+   * of the model and priority before the batch, plus the batch's earlier chunks.
+   */
+  async commit(total: number, requestHash: string | null): Promise<number[]> {
     try {
       await this.flush();
       await this.inflight;
       this.assertUsable();
-      await this.client.query(
-        `insert into dispatches (id, model, version, priority, jobs, "jobIds", "batchChunk", "tenantId")
-         select c.id, $2, $3, $4::"JobPriority", c.size, '{}', true, $6 from unnest($1::uuid[], $5::int[]) as c(id, size)`,
+      // The select sees dispatches as they were before the statement's own insert.
+      const { rows } = await this.client.query<{ queued: number }>(
+        `with d as (
+           insert into dispatches (id, model, version, priority, jobs, "jobIds", "batchChunk", "tenantId")
+           select c.id, $2, $3, $4::"JobPriority", c.size, '{}', true, $6 from unnest($1::uuid[], $5::int[]) as c(id, size))
+         select coalesce(sum(jobs), 0)::int as queued from dispatches
+         where model = $2 and "tenantId" = $6 and priority = $4::"JobPriority" and "startedAt" is null`,
         [this.ids, this.batch.model, this.batch.version, this.batch.priority, this.sizes, this.batch.tenantId],
       );
       await this.client.query(`update batches set total = $2, remaining = $2, "requestHash" = $3 where id = $1`, [this.batch.id, total, requestHash]);
       await this.client.query("commit");
       this.release();
+      let rank = rows[0]?.queued ?? 0;
+      return this.sizes.map((size) => (rank += size) - size);
     } catch (err) {
       await this.rollback();
       throw this.failure ? connectionLost(this.failure, this.idleMs) : err;

@@ -88,7 +88,7 @@ export class BatchStore {
   async cancel(id: string, client: pg.PoolClient): Promise<{ canceled: number; settlement: BatchSettlement | null } | null> {
     // Chunks before the batch row: the order a worker's finish locks them in, so the two never deadlock.
     const { rows } = await client.query<{ id: string; n: number }>(
-      `select id, size - succeeded - failed - canceled as n from batch_chunks where "batchId" = $1 and "completedAt" is null order by id for update`,
+      `select id, size - succeeded - failed - canceled - expired as n from batch_chunks where "batchId" = $1 and "completedAt" is null order by id for update`,
       [id],
     );
     const { rows: batch } = await client.query<{ completedAt: Date | null }>(`select "completedAt" from batches where id = $1 for update`, [id]);
@@ -97,7 +97,7 @@ export class BatchStore {
     if (rows.length === 0) return { canceled: 0, settlement: null };
     const ids = rows.map((r) => r.id);
     await client.query(
-      `update batch_chunks set canceled = size - succeeded - failed, "completedAt" = now(),
+      `update batch_chunks set canceled = size - succeeded - failed - expired, "completedAt" = now(),
          statuses = array(select case when s = 'queued' then 'canceled' else s end from unnest(statuses) with ordinality as u(s, n) order by n)
        where id = any($1::uuid[])`,
       [ids],
@@ -106,10 +106,20 @@ export class BatchStore {
     const canceled = rows.reduce((sum, r) => sum + r.n, 0);
     return { canceled, settlement: await settleBatch(client, id, canceled) };
   }
+
+  /**
+   * Batches past their Cancel-After time and not yet completed, earliest first, up to `limit`
+   * (through the partial index on cancelAt of batches not completed): what the deadline sweep
+   * cancels, each with cancel().
+   */
+  async dueForCancel(limit: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>(`select id from batches where "cancelAt" <= now() and "completedAt" is null order by "cancelAt" limit $1`, [limit]);
+    return rows.map((r) => r.id);
+  }
 }
 
 /**
- * Counts `n` newly terminal items against the batch's `remaining`; the batch completes (once,
+ * Counts `n` newly terminal items (succeeded, failed, canceled or expired) against the batch's `remaining`; the batch completes (once,
  * whoever gets it to zero) in the same statement. Run in the transaction that finished the items.
  */
 export async function settleBatch(q: Queryable, batchId: string, n: number): Promise<BatchSettlement | null> {

@@ -20,11 +20,32 @@ export interface PendingItems {
   started: boolean;
 }
 
+/** A tenant's work of one model and priority class: what the fair-share rank of its next queue entry counts. */
+export interface QueueClass {
+  tenantId: string;
+  model: string;
+  priority: JobPriority;
+}
+
+/** A tenant's jobs and batch items of one model in entries not yet processed: not started yet, and started. */
+export interface TenantQueue {
+  queued: number;
+  running: number;
+}
+
+/** A model's jobs and batch items in entries not yet processed, and the age of its oldest entry not started (null: none). */
+export interface ModelQueue {
+  depth: number;
+  oldestQueuedAgeSeconds: number | null;
+}
+
 /**
- * The `dispatches` table as the reconciler and the queue-depth check read it: one row per queue
- * entry not yet processed. Rows are written with the work they carry (JobStore.insertMany,
- * BatchDraft.commit, JobStore.isolate) and deleted with its outcome (JobStore.finish,
- * BatchChunkStore.finish, the cancels), in those statements.
+ * The `dispatches` table as the reconciler, the queue-depth and quota checks and the queue
+ * status route read it: one row per queue entry not yet processed, carrying one tenant's work
+ * (`startedAt` null while no worker has taken it). Rows are written with the work they carry
+ * (JobStore.insertMany, BatchDraft.commit, which also reads its chunks' fair-share rank, and
+ * JobStore.isolate) and deleted with its outcome (JobStore.finish, BatchChunkStore.finish, the
+ * cancels), in those statements.
  */
 export class DispatchStore {
   constructor(private readonly pool: pg.Pool) {}
@@ -61,6 +82,52 @@ export class DispatchStore {
     const { rows } = await this.pool.query<{ n: number }>(`select coalesce(sum(jobs), 0)::int as n from dispatches where model = $1`, [model]);
     return rows[0]?.n ?? 0;
   }
+
+  /**
+   * Jobs and batch items not started yet of each tenant, model and priority class asked for, in
+   * the order asked, in one statement; entries named in `leaveOut` are not counted (the API reads
+   * this about once a second per class to rank new queue entries, while it inserts them; see
+   * SubmitWriter).
+   */
+  async queuedByClass(classes: QueueClass[], leaveOut: string[] = []): Promise<number[]> {
+    if (classes.length === 0) return [];
+    const { rows } = await this.pool.query<{ n: number }>(
+      `select coalesce(sum(d.jobs), 0)::int as n
+       from unnest($1::uuid[], $2::text[], $3::"JobPriority"[]) with ordinality as k("tenantId", model, priority, i)
+       left join dispatches d on d."tenantId" = k."tenantId" and d.model = k.model and d.priority = k.priority and d."startedAt" is null
+         and d.id <> all($4::uuid[])
+       group by k.i order by k.i`,
+      [classes.map((c) => c.tenantId), classes.map((c) => c.model), classes.map((c) => c.priority), leaveOut],
+    );
+    return rows.map((r) => r.n);
+  }
+
+  /** The tenant's jobs and batch items not started yet, over every model: what its quota (maxQueued) counts. */
+  async queuedByTenant(tenantId: string): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>(`select coalesce(sum(jobs), 0)::int as n from dispatches where "tenantId" = $1 and "startedAt" is null`, [tenantId]);
+    return rows[0]?.n ?? 0;
+  }
+
+  /** The tenant's work on one model: queued (not started) and running. */
+  async tenantQueue(model: string, tenantId: string): Promise<TenantQueue> {
+    const { rows } = await this.pool.query<TenantQueue>(
+      `select coalesce(sum(jobs) filter (where "startedAt" is null), 0)::int as queued, coalesce(sum(jobs) filter (where "startedAt" is not null), 0)::int as running
+       from dispatches where model = $1 and "tenantId" = $2`,
+      [model, tenantId],
+    );
+    return rows[0] ?? { queued: 0, running: 0 };
+  }
+
+  /** The model's depth (queued and running, as MAX_QUEUE_DEPTH counts it) and how long its oldest entry not started has waited. */
+  async modelQueue(model: string): Promise<ModelQueue> {
+    const { rows } = await this.pool.query<ModelQueue>(
+      `select coalesce(sum(jobs), 0)::int as depth,
+         extract(epoch from now() - min("createdAt") filter (where "startedAt" is null))::float8 as "oldestQueuedAgeSeconds"
+       from dispatches where model = $1`,
+      [model],
+    );
+    return rows[0] ?? { depth: 0, oldestQueuedAgeSeconds: null };
+  }
 }
 
 /** What the workers' reconciler reads and deletes. */
@@ -68,3 +135,12 @@ export type ReconcilerStore = Pick<DispatchStore, "pendingEntries" | "pendingIte
 
 /** What the API's MAX_QUEUE_DEPTH check reads. */
 export type QueueDepthStore = Pick<DispatchStore, "pendingByModel">;
+
+/** What the API's fair-share ranking of new queue entries reads. */
+export type QueueClassStore = Pick<DispatchStore, "queuedByClass">;
+
+/** What the API's per-tenant quota check reads. */
+export type TenantQuotaStore = Pick<DispatchStore, "queuedByTenant">;
+
+/** What the queue status route reads. */
+export type QueueStatusStore = Pick<DispatchStore, "tenantQueue" | "modelQueue">;

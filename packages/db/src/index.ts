@@ -1,11 +1,23 @@
 export { Database, inTransaction, assertPostgresReachable, POSTGRES_HINT, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, type DatabaseOptions, type Queryable } from "./database.ts";
 export { postgresFailure, isPostgresUnavailable, type PostgresFailure } from "./dependency-errors.ts";
 export { migrate, ensureDatabase, MIGRATIONS_DIR } from "./migrate.ts";
-export { JobStore, toJobView, type NewJob, type ClaimedJob, type JobOutcome, type FinishedJob, type IsolatedJob } from "./job-store.ts";
+export { JobStore, toJobView, type NewJob, type ClaimedJob, type ClaimResult, type JobOutcome, type FinishedJob, type IsolatedJob } from "./job-store.ts";
 export { BatchStore, settleBatch, type BatchStoreOptions, type BatchSettlement } from "./batch-store.ts";
 export { BatchDraft, DRAFT_IDLE_TIMEOUT_MS, type NewBatch, type NewBatchChunk } from "./batch-draft.ts";
-export { BatchChunkStore, type ClaimedChunk, type ChunkItemOutcome, type FinishedChunk, type ResultChunk } from "./batch-chunk-store.ts";
-export { DispatchStore, type PendingDispatch, type PendingItems, type ReconcilerStore, type QueueDepthStore } from "./dispatch-store.ts";
+export { BatchChunkStore, type ClaimedChunk, type ChunkItemOutcome, type ChunkOverdue, type ExpiredChunks, type FinishedChunk, type ResultChunk } from "./batch-chunk-store.ts";
+export {
+  DispatchStore,
+  type PendingDispatch,
+  type PendingItems,
+  type ReconcilerStore,
+  type QueueDepthStore,
+  type TenantQuotaStore,
+  type QueueStatusStore,
+  type QueueClassStore,
+  type QueueClass,
+  type TenantQueue,
+  type ModelQueue,
+} from "./dispatch-store.ts";
 export {
   WebhookEventStore,
   type RecordedEvent,
@@ -27,6 +39,7 @@ export {
   isWellFormedApiKey,
   newWebhookSecret,
   type Tenant,
+  type TenantSettings,
   type CreatedKey,
   type ApiKeyInfo,
   type RevokedKey,

@@ -36,6 +36,12 @@ export interface ClaimedJob {
   attempts: number;
 }
 
+/** What a claim took (see JobStore.claim): the jobs to run, and the ids of those it skipped for a passed deadline. */
+export interface ClaimResult {
+  claimed: ClaimedJob[];
+  overdue: string[];
+}
+
 /**
  * A job's outcome. A result travels as its JSON text, serialised once per job by the worker
  * (which checks its size), so that no statement ever builds one string out of a whole group's
@@ -51,6 +57,15 @@ export interface IsolatedJob {
   version: string;
   priority: JobPriority;
 }
+
+/**
+ * Whether an overdue job (see JobStore.endOverdue) expires rather than being canceled: still
+ * queued, past its queue deadline, and that deadline came no later than its Cancel-After time.
+ */
+const EXPIRES = `(status = 'queued' and "queueDeadline" <= now() and ("cancelAt" is null or "queueDeadline" <= "cancelAt"))`;
+
+/** The error message of an expired job (its row's columns, before the update clears the deadline). */
+const EXPIRY_MESSAGE = `format('not started within its queue deadline of %s s (maxQueueSeconds)', round(extract(epoch from "queueDeadline" - "createdAt")))`;
 
 /** Most bytes of outcome JSON one statement carries; a larger group is written in several. */
 const FINISH_STATEMENT_BYTES = 32 * 1024 * 1024;
@@ -77,7 +92,9 @@ export class JobStore {
 
   /**
    * Inserts jobs, and the `dispatches` rows of their queue entries, in one statement per chunk.
-   * Jobs without a dispatchId get no dispatch row (they are not meant for a queue yet).
+   * Jobs without a dispatchId get no dispatch row (they are not meant for a queue yet). An entry
+   * carries one tenant's jobs (SubmitWriter plans per tenant): its row is written with that
+   * tenant, which the fair-share rank, the quota and the queue status read.
    */
   async insertMany(jobs: NewJob[], client: Queryable = this.pool): Promise<void> {
     for (let i = 0; i < jobs.length; i += INSERT_CHUNK) {
@@ -103,24 +120,102 @@ export class JobStore {
   }
 
   /**
-   * Marks jobs running and returns their inputs. A job already `running` is claimed again: that
-   * is a retry after a crash or a failed attempt (at-least-once); terminal jobs are skipped, so a
-   * canceled job never runs.
+   * Marks jobs running and returns their inputs, and marks their queue entry `entryId` started
+   * (its first claim). A job already `running` is claimed again: that is a retry after a crash or
+   * a failed attempt (at-least-once); terminal jobs are skipped, so a canceled job never runs.
+   * Overdue jobs are skipped too, left as they are and named in `overdue` for endOverdue: a
+   * queued job past its queue deadline, or any job past its Cancel-After time (looked for only
+   * when the claim skipped some). A claimed job's queue deadline no longer applies and is cleared
+   * (so the deadline index holds waiting jobs only).
    */
-  async claim(ids: string[]): Promise<ClaimedJob[]> {
-    const { rows } = await this.pool.query<ClaimedJob>(
-      `update jobs set status = 'running', attempts = attempts + 1, "startedAt" = coalesce("startedAt", now())
-       where id = any($1::uuid[]) and status in ('queued', 'running')
-       returning id, "tenantId", model, version, inputs, "requestedOutputs", attempts`,
+  async claim(ids: string[], entryId?: string): Promise<ClaimResult> {
+    const { rows } = await this.pool.query<ClaimedJob & { overdue: boolean }>(
+      `with claimed as (
+         update jobs set status = 'running', attempts = attempts + 1, "startedAt" = coalesce("startedAt", now()), "queueDeadline" = null
+         where id = any($1::uuid[]) and status in ('queued', 'running')
+           and (status = 'running' or "queueDeadline" is null or "queueDeadline" > now()) and ("cancelAt" is null or "cancelAt" > now())
+         returning id, "tenantId", model, version, inputs, "requestedOutputs", attempts),
+       started as (update dispatches set "startedAt" = coalesce("startedAt", now()) where id = $2::uuid and exists (select 1 from claimed)),
+       -- The statement's snapshot, from before the update: the jobs it skipped for a deadline.
+       overdue as (
+         select id from jobs where (select count(*) from claimed) < cardinality($1::uuid[])
+           and id = any($1::uuid[]) and status in ('queued', 'running') and ((status = 'queued' and "queueDeadline" <= now()) or "cancelAt" <= now()))
+       select *, false as overdue from claimed
+       union all select id, null::uuid, null::text, null::text, null::json, null::text[], null::int, true from overdue`,
+      [ids, entryId ?? null],
+    );
+    const result: ClaimResult = { claimed: [], overdue: [] };
+    for (const { overdue, ...job } of rows) {
+      if (overdue) result.overdue.push(job.id);
+      else result.claimed.push(job);
+    }
+    return result;
+  }
+
+  /**
+   * Ends the given jobs that are past a deadline, in the caller's transaction: a queued job past
+   * its queue deadline expires (`deadline_exceeded`), any other job not yet terminal past its
+   * Cancel-After time is canceled; when both passed, the earlier decides. What a claim skipped
+   * (see claim) comes here; jobs that are not overdue are left alone.
+   */
+  async endOverdue(ids: string[], q: Queryable = this.pool): Promise<FinishedJob[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await q.query<FinishedJob>(
+      `update jobs set status = case when ${EXPIRES} then 'expired'::"JobStatus" else 'canceled'::"JobStatus" end,
+         "errorCode" = case when ${EXPIRES} then 'deadline_exceeded' end, "errorMessage" = case when ${EXPIRES} then ${EXPIRY_MESSAGE} end,
+         "completedAt" = now(), "queueDeadline" = null, "cancelAt" = null
+       where id = any($1::uuid[]) and status in ('queued', 'running') and ((status = 'queued' and "queueDeadline" <= now()) or "cancelAt" <= now())
+       returning id, "tenantId", status, webhook`,
       [ids],
     );
     return rows;
   }
 
   /**
+   * One page of the deadline sweep: up to `limit` jobs whose queue deadline has passed, earliest
+   * first, locked (rows another sweep or a claim holds are skipped). Those still queued expire;
+   * the others only lose the deadline, which no longer applies. `due` is how many rows the page
+   * took (a full page means there may be more).
+   */
+  async expireOverdue(limit: number, q: Queryable = this.pool): Promise<{ due: number; finished: FinishedJob[] }> {
+    const { rows } = await q.query<{ due: number; finished: FinishedJob[] }>(
+      `with due as (select id from jobs where "queueDeadline" <= now() order by "queueDeadline" limit $1 for update skip locked),
+       ended as (
+         update jobs j set status = 'expired', "errorCode" = 'deadline_exceeded', "errorMessage" = ${EXPIRY_MESSAGE},
+           "completedAt" = now(), "queueDeadline" = null, "cancelAt" = null
+         from due where j.id = due.id and j.status = 'queued'
+         returning j.id, j."tenantId", j.status, j.webhook),
+       cleared as (update jobs j set "queueDeadline" = null from due where j.id = due.id and j.status <> 'queued')
+       select (select count(*) from due)::int as due, coalesce((select json_agg(ended) from ended), '[]'::json) as finished`,
+      [limit],
+    );
+    return rows[0]!;
+  }
+
+  /**
+   * One page of the Cancel-After sweep, as expireOverdue: jobs past their `cancelAt` that are not
+   * yet terminal, running or not, are canceled (a worker's late result then changes nothing);
+   * terminal ones only lose the deadline.
+   */
+  async cancelOverdue(limit: number, q: Queryable = this.pool): Promise<{ due: number; finished: FinishedJob[] }> {
+    const { rows } = await q.query<{ due: number; finished: FinishedJob[] }>(
+      `with due as (select id from jobs where "cancelAt" <= now() order by "cancelAt" limit $1 for update skip locked),
+       ended as (
+         update jobs j set status = 'canceled', "completedAt" = now(), "queueDeadline" = null, "cancelAt" = null
+         from due where j.id = due.id and j.status in ('queued', 'running')
+         returning j.id, j."tenantId", j.status, j.webhook),
+       cleared as (update jobs j set "cancelAt" = null from due where j.id = due.id and j.status not in ('queued', 'running'))
+       select (select count(*) from due)::int as due, coalesce((select json_agg(ended) from ended), '[]'::json) as finished`,
+      [limit],
+    );
+    return rows[0]!;
+  }
+
+  /**
    * Writes outcomes of many jobs in one statement. Only jobs not yet terminal are written, so a
    * retried or duplicate attempt never overwrites a result or a cancel: the visible outcome is
-   * exactly-once. Returns the jobs this call finished.
+   * exactly-once. A finished job's deadlines no longer apply and are cleared (null stays null,
+   * so for jobs without one the update stays HOT). Returns the jobs this call finished.
    */
   async finish(outcomes: JobOutcome[], doneDispatches: string[] = [], q: Queryable = this.pool): Promise<FinishedJob[]> {
     if (outcomes.length === 0 && doneDispatches.length === 0) return [];
@@ -135,7 +230,7 @@ export class JobStore {
     const { rows } = await q.query<FinishedJob>(
       `with done as (
          update jobs j set status = v.status, result = v.result, "errorCode" = v."errorCode", "errorMessage" = v."errorMessage",
-           "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now())
+           "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now()), "queueDeadline" = null, "cancelAt" = null
          from json_to_recordset($1::json) as v(id uuid, status "JobStatus", result json, "errorCode" text, "errorMessage" text)
          where j.id = v.id and j.status in ('queued', 'running')
          returning j.id, j."tenantId", j.status, j.webhook),
@@ -161,10 +256,10 @@ export class JobStore {
          update jobs j set "dispatchId" = x.dispatch
          from unnest($2::uuid[], $3::uuid[]) as x(job, dispatch)
          where j.id = x.job and j.status in ('queued', 'running')
-         returning j.id, x.dispatch, j.model, j.version, j.priority),
+         returning j.id, x.dispatch, j.model, j.version, j.priority, j."tenantId"),
        added as (
-         insert into dispatches (id, model, version, priority, jobs, "jobIds")
-         select dispatch, model, version, priority, 1, array[id] from moved),
+         insert into dispatches (id, model, version, priority, jobs, "jobIds", "tenantId")
+         select dispatch, model, version, priority, 1, array[id], "tenantId" from moved),
        gone as (delete from dispatches where id = $1 and $4::boolean)
        select id as "jobId", dispatch as "dispatchId", model, version, priority from moved`,
       [entryId, jobIds, jobIds.map(() => crypto.randomUUID()), options.removeEntry],
@@ -172,10 +267,10 @@ export class JobStore {
     return rows;
   }
 
-  /** Cancels a queued or running job of the tenant. Returns it, or undefined when it was not cancelable. */
+  /** Cancels a queued or running job of the tenant (its deadlines no longer apply). Returns it, or undefined when it was not cancelable. */
   async cancel(tenantId: string, id: string, q: Queryable = this.pool): Promise<FinishedJob | undefined> {
     const { rows } = await q.query<FinishedJob>(
-      `update jobs set status = 'canceled', "completedAt" = now()
+      `update jobs set status = 'canceled', "completedAt" = now(), "queueDeadline" = null, "cancelAt" = null
        where id = $1 and "tenantId" = $2 and status in ('queued', 'running')
        returning id, "tenantId", status, webhook`,
       [id, tenantId],
@@ -266,7 +361,7 @@ interface DispatchRow {
   priority: JobPriority;
   jobs: number;
   jobIds: string[];
-  /** An entry carries one tenant's jobs (Dispatcher.plan groups by tenant). */
+  /** An entry carries one tenant's jobs (SubmitWriter plans per tenant). */
   tenantId: string;
 }
 

@@ -13,7 +13,7 @@ export class RetentionStore {
   deleteFinishedJobs(cutoff: Date, limit: number): Promise<number> {
     return this.deletePage(
       `delete from jobs where id in (
-           select j.id from jobs j where j."createdAt" < $1 and j.status in ('succeeded', 'failed', 'canceled') and j."completedAt" < $1
+           select j.id from jobs j where j."createdAt" < $1 and j.status in ('succeeded', 'failed', 'canceled', 'expired') and j."completedAt" < $1
              and not exists (select 1 from webhook_events e where e."jobId" = j.id and e.status = 'pending')
            limit $2)`,
       cutoff,

@@ -5,7 +5,20 @@ import type { PrismaClient } from "./generated/prisma/client.ts";
 export interface Tenant {
   id: string;
   name: string;
+  /** Share of a model's workers while several tenants have work queued (fair share). Default 1. */
+  weight: number;
+  /** Most jobs and batch items it may have queued at once; null: the API's DEFAULT_TENANT_MAX_QUEUED. */
+  maxQueued: number | null;
 }
+
+/** What `inferline tenants set` changes; a field left out stays as it is, `maxQueued: null` clears the quota. */
+export interface TenantSettings {
+  weight?: number;
+  maxQueued?: number | null;
+}
+
+/** The columns of a Tenant, for Prisma selects. */
+const TENANT_SELECT = { id: true, name: true, weight: true, maxQueued: true } as const;
 
 export interface CreatedKey {
   tenant: Tenant;
@@ -75,7 +88,7 @@ export class TenantStore {
     const { rows } = await this.pool.query<Tenant>(
       `insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, $2)
        on conflict (name) do update set name = excluded.name
-       returning id, name`,
+       returning id, name, weight, "maxQueued"`,
       [tenantName, newWebhookSecret()],
     );
     const tenant = rows[0]!;
@@ -95,9 +108,9 @@ export class TenantStore {
    */
   async authenticate(key: string): Promise<Tenant | null> {
     if (!isWellFormedApiKey(key)) return null;
-    const rows = await this.prisma.$queryRaw<{ tenantId: string; tenantName: string; revoked: boolean }[]>`
+    const rows = await this.prisma.$queryRaw<{ tenantId: string; tenantName: string; weight: number; maxQueued: number | null; revoked: boolean }[]>`
       with key as (
-        select k.id, k."revokedAt", k."lastUsedAt", t.id as "tenantId", t.name as "tenantName"
+        select k.id, k."revokedAt", k."lastUsedAt", t.id as "tenantId", t.name as "tenantName", t.weight, t."maxQueued"
         from api_keys k join tenants t on t.id = k."tenantId"
         where k."keyHash" = ${hashApiKey(key)}
       ), touched as (
@@ -106,9 +119,9 @@ export class TenantStore {
                      and ("lastUsedAt" is null or "lastUsedAt" < now() at time zone 'utc' - ${`${LAST_USED_RESOLUTION_S} seconds`}::interval))
         returning id
       )
-      select "tenantId"::text as "tenantId", "tenantName", "revokedAt" is not null as revoked from key`;
+      select "tenantId"::text as "tenantId", "tenantName", weight, "maxQueued", "revokedAt" is not null as revoked from key`;
     const row = rows[0];
-    return row && !row.revoked ? { id: row.tenantId, name: row.tenantName } : null;
+    return row && !row.revoked ? { id: row.tenantId, name: row.tenantName, weight: row.weight, maxQueued: row.maxQueued } : null;
   }
 
   /** The tenant's keys, oldest first; null when no tenant has that name. */
@@ -116,15 +129,16 @@ export class TenantStore {
     const row = await this.prisma.tenant.findUnique({
       where: { name: tenantName },
       select: {
-        id: true,
-        name: true,
+        ...TENANT_SELECT,
         apiKeys: {
           orderBy: [{ createdAt: "asc" }, { id: "asc" }],
           select: { id: true, prefix: true, name: true, createdAt: true, lastUsedAt: true, revokedAt: true },
         },
       },
     });
-    return row ? { tenant: { id: row.id, name: row.name }, keys: row.apiKeys } : null;
+    if (!row) return null;
+    const { apiKeys, ...tenant } = row;
+    return { tenant, keys: apiKeys };
   }
 
   /** Sets revokedAt once (a second call keeps the first time); null for an unknown id. */
@@ -133,10 +147,24 @@ export class TenantStore {
     const { count } = await this.prisma.apiKey.updateMany({ where: { id: keyId, revokedAt: null }, data: { revokedAt: new Date() } });
     const row = await this.prisma.apiKey.findUnique({
       where: { id: keyId },
-      select: { keyHash: true, revokedAt: true, tenant: { select: { id: true, name: true } } },
+      select: { keyHash: true, revokedAt: true, tenant: { select: TENANT_SELECT } },
     });
     if (!row?.revokedAt) return null;
     return { keyId, keyHash: row.keyHash, tenant: row.tenant, revokedAt: row.revokedAt, alreadyRevoked: count === 0 };
+  }
+
+  /** The tenant named so, with its fair-share weight and quota; null when there is none. */
+  async find(tenantName: string): Promise<Tenant | null> {
+    return this.prisma.tenant.findUnique({ where: { name: tenantName }, select: TENANT_SELECT });
+  }
+
+  /**
+   * Changes the tenant's weight and quota (`inferline tenants set`); null for an unknown tenant.
+   * API processes see the change when their auth cache reads the key again (within 30 s).
+   */
+  async updateSettings(tenantName: string, settings: TenantSettings): Promise<Tenant | null> {
+    const { count } = await this.prisma.tenant.updateMany({ where: { name: tenantName }, data: settings });
+    return count === 0 ? null : this.find(tenantName);
   }
 
   /** The tenant's webhook signing secret; null for an unknown tenant. */

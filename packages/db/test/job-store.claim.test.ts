@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { JobStore } from "@inferline/db";
 import { useTestDatabase } from "./support/test-database.ts";
 import { createTenant, jobRow, newJob, tensor } from "./support/rows.ts";
+import { dispatchStartedAt, fromNow, jobDeadlines, setJobDeadlines } from "./support/deadlines.ts";
 
 const database = useTestDatabase();
 const store = () => new JobStore(database().pool, database().prisma);
@@ -12,7 +13,7 @@ describe("JobStore.claim", () => {
     const tenant = await createTenant(database());
     const job = newJob(tenant, { model: "m", version: "2", inputs: [tensor(4)], requestedOutputs: ["y"] });
     await store().insertMany([job]);
-    expect(await store().claim([job.id])).toEqual([{ id: job.id, tenantId: tenant, model: "m", version: "2", inputs: [tensor(4)], requestedOutputs: ["y"], attempts: 1 }]);
+    expect(await store().claim([job.id])).toEqual({ claimed: [{ id: job.id, tenantId: tenant, model: "m", version: "2", inputs: [tensor(4)], requestedOutputs: ["y"], attempts: 1 }], overdue: [] });
     expect(await jobRow(database(), job.id)).toMatchObject({ status: "running", attempts: 1, completedAt: null });
     expect((await jobRow(database(), job.id))?.startedAt).toBeInstanceOf(Date);
   });
@@ -23,7 +24,7 @@ describe("JobStore.claim", () => {
     await store().insertMany([job]);
     await store().claim([job.id]);
     const started = (await jobRow(database(), job.id))?.startedAt;
-    const [again] = await store().claim([job.id]);
+    const [again] = (await store().claim([job.id])).claimed;
     expect(again?.attempts).toBe(2);
     expect(await jobRow(database(), job.id)).toMatchObject({ status: "running", attempts: 2, startedAt: started });
   });
@@ -35,14 +36,60 @@ describe("JobStore.claim", () => {
     await store().cancel(tenant, canceled.id);
     await store().finish([{ id: succeeded.id, status: "succeeded", resultJson: "{}" }]);
 
-    const claimed = await store().claim([canceled.id, succeeded.id, queued.id]);
+    const { claimed, overdue } = await store().claim([canceled.id, succeeded.id, queued.id]);
     expect(claimed.map((c) => c.id)).toEqual([queued.id]);
+    expect(overdue).toEqual([]);
     expect(await jobRow(database(), canceled.id)).toMatchObject({ status: "canceled", attempts: 0 });
     expect(await jobRow(database(), succeeded.id)).toMatchObject({ status: "succeeded", attempts: 0 });
   });
 
+  it("skips a queued job past its queue deadline and any job past its Cancel-After time, leaving both as they are and naming them", async () => {
+    const tenant = await createTenant(database());
+    const [late, canceled, runningLate, fine] = [
+      newJob(tenant, { queueDeadline: fromNow(-1) }),
+      newJob(tenant, { cancelAt: fromNow(-1) }),
+      newJob(tenant),
+      newJob(tenant, { queueDeadline: fromNow(60), cancelAt: fromNow(60) }),
+    ];
+    await store().insertMany([late, canceled, runningLate, fine]);
+    // A running job has started: a queue deadline (were one left) no longer applies to it.
+    await store().claim([runningLate.id]);
+    await setJobDeadlines(database(), runningLate.id, { queueDeadline: fromNow(-1) });
+
+    const { claimed, overdue } = await store().claim([late.id, canceled.id, runningLate.id, fine.id]);
+    expect(claimed.map((c) => c.id).sort()).toEqual([runningLate.id, fine.id].sort());
+    expect(overdue.sort()).toEqual([late.id, canceled.id].sort());
+    expect(await jobRow(database(), late.id)).toMatchObject({ status: "queued", attempts: 0, startedAt: null });
+    expect(await jobRow(database(), canceled.id)).toMatchObject({ status: "queued", attempts: 0, startedAt: null });
+  });
+
+  it("clears a claimed job's queue deadline, which no longer applies, and keeps its Cancel-After time", async () => {
+    const tenant = await createTenant(database());
+    const cancelAt = fromNow(60);
+    const job = newJob(tenant, { queueDeadline: fromNow(60), cancelAt });
+    await store().insertMany([job]);
+    await store().claim([job.id]);
+    expect(await jobDeadlines(database(), job.id)).toEqual({ queueDeadline: null, cancelAt });
+  });
+
+  it("marks the queue entry started at its first claim, and not when it claimed nothing", async () => {
+    const tenant = await createTenant(database());
+    const [job, late] = [newJob(tenant), newJob(tenant, { queueDeadline: fromNow(-1) })];
+    await store().insertMany([job, late]);
+    expect(await dispatchStartedAt(database(), job.dispatchId!)).toBeNull();
+
+    await store().claim([job.id], job.dispatchId!);
+    const started = await dispatchStartedAt(database(), job.dispatchId!);
+    expect(started).toBeInstanceOf(Date);
+    await store().claim([job.id], job.dispatchId!);
+    expect(await dispatchStartedAt(database(), job.dispatchId!)).toEqual(started);
+
+    expect(await store().claim([late.id], late.dispatchId!)).toEqual({ claimed: [], overdue: [late.id] });
+    expect(await dispatchStartedAt(database(), late.dispatchId!)).toBeNull();
+  });
+
   it("ignores ids that name no job", async () => {
-    expect(await store().claim([crypto.randomUUID()])).toEqual([]);
-    expect(await store().claim([])).toEqual([]);
+    expect(await store().claim([crypto.randomUUID()])).toEqual({ claimed: [], overdue: [] });
+    expect(await store().claim([])).toEqual({ claimed: [], overdue: [] });
   });
 });

@@ -32,6 +32,13 @@ describe("JobStore.isolate", () => {
     expect((await jobRow(database(), jobs[2]!.id))?.dispatchId).toBe(entry);
   });
 
+  it("keeps the tenant on the new entries, so their jobs still count toward its queue and quota", async () => {
+    const { tenant, entry, jobs } = await entryOf(2);
+    const moved = await store().isolate(entry, [jobs[0]!.id], { removeEntry: false });
+    const { rows } = await database().pool.query<{ tenantId: string }>(`select "tenantId" from dispatches where id = $1`, [moved[0]!.dispatchId]);
+    expect(rows[0]?.tenantId).toBe(tenant);
+  });
+
   it("keeps the old entry's dispatch row unless asked to remove it", async () => {
     const kept = await entryOf(2);
     await store().isolate(kept.entry, [kept.jobs[0]!.id], { removeEntry: false });

@@ -3,7 +3,7 @@ import type { JobView, WebhookEventType, WebhookSpec } from "@inferline/contract
 import { toJobView, type BatchStore, type FinishedJob, type NewWebhookEvent, type Queryable, type RecordedEvent, type WebhookEventRecorder } from "@inferline/db";
 
 /** Events a job webhook receives when its spec names none. */
-export const JOB_EVENT_TYPES: readonly WebhookEventType[] = ["job.succeeded", "job.failed", "job.canceled"];
+export const JOB_EVENT_TYPES: readonly WebhookEventType[] = ["job.succeeded", "job.failed", "job.canceled", "job.expired"];
 
 /** The body every attempt of an event carries. */
 export interface WebhookPayload<T = unknown> {

@@ -4,7 +4,10 @@ import type {
   BatchSettlement,
   BatchStore,
   ChunkItemOutcome,
+  ClaimedChunk,
+  ClaimedJob,
   Database,
+  ExpiredChunks,
   FinishedChunk,
   FinishedJob,
   JobOutcome,
@@ -26,9 +29,9 @@ export interface OutcomeLogger {
 /** The shared resources every outcome runs on, each narrowed to what outcomes touch. */
 export interface OutcomeResources {
   db: Pick<Database, "transaction">;
-  jobs: Pick<JobStore, "finish" | "cancel">;
-  chunks: Pick<BatchChunkStore, "finish" | "cancelItem">;
-  batches: Pick<BatchStore, "cancel" | "eventSubject">;
+  jobs: Pick<JobStore, "finish" | "cancel" | "claim" | "endOverdue" | "expireOverdue" | "cancelOverdue">;
+  chunks: Pick<BatchChunkStore, "finish" | "cancelItem" | "claim" | "overdue" | "expire">;
+  batches: Pick<BatchStore, "cancel" | "eventSubject" | "dueForCancel">;
   events: WebhookEventRecorder;
   /** Wakes long-polls: one message per write. */
   notifier: Pick<FinishedNotifier, "publish">;
@@ -42,6 +45,12 @@ export interface OutcomeHooks {
   onFinished?: (jobs: FinishedJob[]) => Promise<void>;
 }
 
+/** One page of a deadline sweep: rows it took (a full page means there may be more) and jobs or items it ended. */
+export interface SweptPage {
+  due: number;
+  ended: number;
+}
+
 /** What a committed write leaves to do: the channels to wake (job ids, or a batch id) and the events to deliver. */
 interface Committed {
   channels: string[];
@@ -50,8 +59,9 @@ interface Committed {
 
 /**
  * The outcome path: every write that makes jobs or batch items terminal (results, failures,
- * cancels) goes through here. Each operation runs its statements and records its webhook events
- * in one transaction, so a crash cannot keep an outcome and lose its event; after commit it wakes
+ * cancels, expiries, and the claims that end overdue work instead of running it) goes through
+ * here. Each operation runs its statements and records its webhook events in one transaction,
+ * so a crash cannot keep an outcome and lose its event; after commit it wakes
  * the waiters and enqueues the deliveries. Redis refusing either is logged, never thrown: the
  * outcome is committed, long-polls look again on their own, the webhook sweep enqueues pending
  * events, and the reconciler re-adds queue entries.
@@ -128,6 +138,97 @@ export class OutcomeSystem {
     if (!committed) return false;
     await this.afterCommit(committed);
     return true;
+  }
+
+  /**
+   * Claims jobs of queue entry `entryId` for a run (see JobStore.claim). The jobs it skipped for a
+   * passed deadline end here, with their events, in a transaction of their own (only when there
+   * are any): such a job is never run. Should that transaction fail, the claim stands and the
+   * deadline sweep, or the entry's next claim, ends them.
+   */
+  async claimJobs(ids: string[], entryId?: string): Promise<ClaimedJob[]> {
+    const { claimed, overdue } = await this.r.jobs.claim(ids, entryId);
+    if (overdue.length > 0) {
+      await this.endJobs((client) => this.r.jobs.endOverdue(overdue, client)).catch((err: Error) =>
+        this.r.logger.warn({ err: err.message }, "ending overdue jobs at claim failed; the deadline sweep ends them"),
+      );
+    }
+    return claimed;
+  }
+
+  /**
+   * Claims a batch chunk for a run (see BatchChunkStore.claim). A chunk it returned null for may
+   * be overdue: not started by its batch's queue deadline (its items expire, never run), or its
+   * batch past its Cancel-After time (the batch is canceled). As for jobs, a failure there is
+   * logged and left to the sweep.
+   */
+  async claimChunk(chunkId: string): Promise<ClaimedChunk | null> {
+    const chunk = await this.r.chunks.claim(chunkId);
+    if (chunk) return chunk;
+    await this.endOverdueChunk(chunkId).catch((err: Error) => this.r.logger.warn({ err: err.message }, "ending an overdue chunk at claim failed; the deadline sweep ends it"));
+    return null;
+  }
+
+  /** One page of the deadline sweep over jobs: queued jobs past their queue deadline expire. */
+  expireOverdueJobs(limit: number): Promise<SweptPage> {
+    return this.sweepJobs((client) => this.r.jobs.expireOverdue(limit, client));
+  }
+
+  /** One page of the Cancel-After sweep over jobs: jobs not terminal past their cancelAt are canceled. */
+  cancelOverdueJobs(limit: number): Promise<SweptPage> {
+    return this.sweepJobs((client) => this.r.jobs.cancelOverdue(limit, client));
+  }
+
+  /** One page of the deadline sweep over batch items: unstarted chunks of batches past their queue deadline expire. */
+  async expireOverdueItems(limit: number): Promise<SweptPage> {
+    const expired = await this.expireItems({ limit });
+    return { due: expired.chunks, ended: expired.items };
+  }
+
+  /** One page of the Cancel-After sweep over batches: each batch past its cancelAt is canceled (see cancelBatch), in a transaction of its own. */
+  async cancelOverdueBatches(limit: number): Promise<SweptPage> {
+    const due = await this.r.batches.dueForCancel(limit);
+    let ended = 0;
+    for (const batchId of due) if (await this.cancelBatch(batchId)) ended++;
+    return { due: due.length, ended };
+  }
+
+  private async endOverdueChunk(chunkId: string): Promise<void> {
+    const due = await this.r.chunks.overdue(chunkId);
+    if (due?.cancel) await this.cancelBatch(due.batchId);
+    else if (due?.expire) await this.expireItems({ ids: [chunkId] });
+  }
+
+  /** Expires unstarted chunks' items (see BatchChunkStore.expire) with `batch.completed` for each batch that completes, in one transaction. */
+  private async expireItems(select: { ids: string[] } | { limit: number }): Promise<ExpiredChunks> {
+    const { expired, events } = await this.r.db.transaction(async (client) => {
+      const expired = await this.r.chunks.expire(select, client);
+      const events: RecordedEvent[] = [];
+      for (const settlement of expired.settlements) events.push(...(await this.batchCompletedEvents(settlement, client)));
+      return { expired, events };
+    });
+    if (expired.items > 0) await this.afterCommit({ channels: expired.batchIds, events });
+    return expired;
+  }
+
+  private async sweepJobs(page: (client: Queryable) => Promise<{ due: number; finished: FinishedJob[] }>): Promise<SweptPage> {
+    let due = 0;
+    const ended = await this.endJobs(async (client) => {
+      const swept = await page(client);
+      due = swept.due;
+      return swept.finished;
+    });
+    return { due, ended: ended.length };
+  }
+
+  /** Jobs a statement ended (expired or canceled) with their events, in one transaction; then wakes their waiters and enqueues the deliveries. */
+  private async endJobs(end: (client: Queryable) => Promise<FinishedJob[]>): Promise<FinishedJob[]> {
+    const { finished, events } = await this.r.db.transaction(async (client) => {
+      const finished = await end(client);
+      return { finished, events: await recordJobEvents(this.r.events, finished, client) };
+    });
+    if (finished.length > 0) await this.afterCommit({ channels: finished.map((f) => f.id), events });
+    return finished;
   }
 
   /** The ResultWriter's persist: one group's results, done queue entries and events, in one transaction. */

@@ -2,7 +2,8 @@ import crypto from "node:crypto";
 import { Queue, type JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import { DEFAULT_JOB_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS, type JobPriority } from "@inferline/contracts";
-import { inferQueueName, PRIORITY_RANK, type DispatchPayload } from "./names.ts";
+import { entryPriority } from "./fair-priority.ts";
+import { inferQueueName, type DispatchPayload } from "./names.ts";
 
 export interface DispatcherOptions {
   prefix: string;
@@ -26,6 +27,14 @@ export interface DispatchGroup {
   delayMs?: number;
   /** Its jobs were running when their worker died (see DispatchPayload.resumed). */
   resumed?: boolean;
+  /** The tenant whose work it carries (an entry carries one tenant's). */
+  tenantId?: string;
+  /**
+   * Fair share (see entryPriority): the tenant's queued work of this model and class ahead of the
+   * entry, and the tenant's weight. Without them the entry goes to the front of its class.
+   */
+  rank?: number;
+  weight?: number;
 }
 
 /**
@@ -87,7 +96,7 @@ export class Dispatcher {
           list.map((g) => ({
             name: "infer",
             data: { jobIds: g.jobIds, version: g.version, ...(g.batchChunk ? { batchChunk: true } : {}), ...(g.resumed ? { resumed: true } : {}) },
-            opts: { ...this.defaults, jobId: g.dispatchId, priority: PRIORITY_RANK[g.priority], ...(g.delayMs ? { delay: g.delayMs } : {}) },
+            opts: { ...this.defaults, jobId: g.dispatchId, priority: entryPriority(g.priority, g.rank, g.weight), ...(g.delayMs ? { delay: g.delayMs } : {}) },
           })),
         ),
       ),

@@ -1,6 +1,7 @@
 export { createRedis, assertRedisReachable, REDIS_HINT, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, type RedisRole } from "./redis.ts";
 export { redisFailure, isRedisUnavailable, type RedisFailure } from "./redis-errors.ts";
-export { inferQueueName, finishedChannel, WEBHOOK_QUEUE, PRIORITY_RANK, type DispatchPayload } from "./names.ts";
+export { inferQueueName, finishedChannel, WEBHOOK_QUEUE, type DispatchPayload } from "./names.ts";
+export { entryPriority, CLASS_BASE, CLASS_SPAN, MAX_QUEUE_PRIORITY } from "./fair-priority.ts";
 export { Dispatcher, type DispatcherOptions, type DispatchGroup } from "./dispatcher.ts";
 export { FinishedNotifier, FinishedListener, DEFAULT_RECHECK_MS } from "./finished-events.ts";
 export { keyRevokedChannel, KeyRevocationNotifier, KeyRevocationListener, publishKeyRevocation, type KeyRevocationHandlers } from "./key-events.ts";

@@ -1,14 +1,9 @@
-import type { JobPriority } from "@inferline/contracts";
-
 /** One BullMQ queue per model, so workers can serve a subset of models. */
 export function inferQueueName(model: string): string {
   return `infer-${model}`;
 }
 
 export const WEBHOOK_QUEUE = "webhooks";
-
-/** BullMQ runs jobs without a priority before prioritised ones, so every class gets one. */
-export const PRIORITY_RANK: Record<JobPriority, number> = { high: 1, normal: 2, low: 3 };
 
 /** Redis pub/sub channel on which workers announce jobs that reached a terminal state. */
 export function finishedChannel(prefix: string): string {
