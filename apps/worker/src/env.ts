@@ -42,6 +42,12 @@ export const WorkerEnv = SharedEnv.extend(InferenceEnv.shape).extend({
   RETENTION_DAYS: z.coerce.number().min(0).default(30),
   /** How often the retention pass runs, ms; 0 disables it. Default 3600000 (an hour). */
   RETENTION_INTERVAL_MS: z.coerce.number().int().min(0).default(3_600_000),
+  /**
+   * How often the deadline sweep runs, ms: expires queued work past its queue deadline
+   * (maxQueueSeconds) and cancels work past its Cancel-After time, so both end on time even when
+   * no worker claims the work; 0 disables it (claims still check deadlines). Default 1000.
+   */
+  DEADLINE_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(1000),
   /** Webhook deliveries in flight at once in this process; 0 runs no webhook delivery here. Default 16. */
   WEBHOOK_CONCURRENCY: z.coerce.number().int().min(0).max(1000).default(DEFAULT_WEBHOOK_CONCURRENCY),
   /** How long one webhook attempt may take (connect, headers and the bounded body read), in ms. Default 15000. */

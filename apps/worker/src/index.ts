@@ -2,3 +2,4 @@ export { startWorker, type RunningWorker, type WorkerHooks } from "./worker-serv
 export { WorkerEnv, loadWorkerEnv } from "./env.ts";
 export { createLogger } from "./logger.ts";
 export { RetentionSweeper, type RetentionOptions, type RetentionPass } from "./retention.ts";
+export { DeadlineSweeper, type DeadlineSweepOptions, type DeadlinePass } from "./deadline-sweeper.ts";

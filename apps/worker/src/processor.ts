@@ -1,5 +1,5 @@
 import type { Job as QueueEntry } from "bullmq";
-import type { BatchChunkStore, ChunkItemOutcome, ClaimedChunk, ClaimedJob, IsolatedJob, JobOutcome, JobStore } from "@inferline/db";
+import type { ChunkItemOutcome, ClaimedChunk, ClaimedJob, IsolatedJob, JobOutcome, JobStore } from "@inferline/db";
 import { RetriableError, type JobError } from "@inferline/contracts";
 import type { InferenceEngine, InferenceItem, ItemOutcome } from "@inferline/inference";
 import type { DispatchGroup, DispatchPayload } from "@inferline/queue";
@@ -17,11 +17,13 @@ export interface ProcessorLimits {
 }
 
 export interface ProcessorDeps {
-  store: Pick<JobStore, "claim" | "isolate">;
-  chunks: Pick<BatchChunkStore, "claim">;
+  store: Pick<JobStore, "isolate">;
   engine: InferenceEngine;
-  /** Where results are written: jobs group-committed, a chunk's items in one transaction of their own. */
-  outcomes: Pick<OutcomeSystem, "finishJobs" | "finishChunk">;
+  /**
+   * Where work is claimed (what is past a deadline ends there instead of running) and results are
+   * written: jobs group-committed, a chunk's items in one transaction of their own.
+   */
+  outcomes: Pick<OutcomeSystem, "claimJobs" | "claimChunk" | "finishJobs" | "finishChunk">;
   /** Adds queue entries (for jobs moved onto entries of their own). */
   enqueue: (groups: DispatchGroup[]) => Promise<void>;
   metrics: WorkerMetrics;
@@ -77,7 +79,7 @@ async function processJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayloa
 async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
   let claimed: ClaimedJob[] = [];
   try {
-    claimed = await deps.store.claim(entry.data.jobIds);
+    claimed = await deps.outcomes.claimJobs(entry.data.jobIds, entry.id);
     const outcomes: JobOutcome[] = [];
     const again: ClaimedJob[] = [];
     await Promise.all(
@@ -123,8 +125,8 @@ async function processChunk(deps: ProcessorDeps, entry: QueueEntry<DispatchPaylo
   const chunkId = entry.id!;
   const claimed: { chunk: ClaimedChunk | null } = { chunk: null };
   const run = async (): Promise<number> => {
-    const chunk = (claimed.chunk = await deps.chunks.claim(chunkId));
-    // Finished or gone (a duplicate entry, or a batch canceled meanwhile): only its dispatch row may be left.
+    const chunk = (claimed.chunk = await deps.outcomes.claimChunk(chunkId));
+    // Finished, gone or overdue (a duplicate entry, a batch canceled meanwhile, a deadline passed): only its dispatch row may be left.
     if (!chunk) return (await deps.outcomes.finishChunk(chunkId, []))?.finished ?? 0;
     return chunk.attempts > 1 ? runChunkAlone(deps, chunk, lastAttempt) : runChunkTogether(deps, chunk, lastAttempt);
   };

@@ -10,6 +10,7 @@ import { createProcessor } from "./processor.ts";
 import { ExclusiveGate } from "./exclusive-gate.ts";
 import { ModelWorkers } from "./model-workers.ts";
 import { Reconciler } from "./reconciler.ts";
+import { DeadlineSweeper } from "./deadline-sweeper.ts";
 import { RetentionSweeper } from "./retention.ts";
 import { loadServingEngine } from "./serving-engine.ts";
 
@@ -21,6 +22,8 @@ export interface RunningWorker {
   metrics: WorkerMetrics;
   reconciler: Reconciler;
   retention: RetentionSweeper;
+  /** Expires and cancels work past its deadlines (DEADLINE_SWEEP_INTERVAL_MS). */
+  deadlines: DeadlineSweeper;
   /** Webhook delivery of this process (absent when WEBHOOK_CONCURRENCY is 0). */
   webhooks?: WebhookWorker;
   /** Stops taking work, lets in-flight entries finish (up to the shutdown timeout, then hands them back), and closes every connection. */
@@ -51,7 +54,6 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const dispatcher = new Dispatcher(publisher, { prefix: env.QUEUE_PREFIX, attempts: env.JOB_ATTEMPTS, backoffMs: env.RETRY_BACKOFF_MS });
   const processor = createProcessor({
     store,
-    chunks,
     engine,
     outcomes,
     enqueue: (groups) => dispatcher.enqueue(groups),
@@ -64,6 +66,8 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   reconciler.start();
   const retention = new RetentionSweeper(new RetentionStore(db.pool), { days: env.RETENTION_DAYS, intervalMs: env.RETENTION_INTERVAL_MS, logger });
   retention.start();
+  const deadlines = new DeadlineSweeper(outcomes, { intervalMs: env.DEADLINE_SWEEP_INTERVAL_MS, logger });
+  deadlines.start();
   const webhooks =
     env.WEBHOOK_CONCURRENCY > 0
       ? new WebhookWorker(webhookEvents, connection, webhookQueue, {
@@ -88,10 +92,12 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     metrics,
     reconciler,
     retention,
+    deadlines,
     webhooks,
     async close() {
       await reconciler.stop();
       await retention.stop();
+      await deadlines.stop();
       await workers.close(env.SHUTDOWN_TIMEOUT_MS);
       metricsServer?.close();
       await webhooks?.close();
