@@ -20,6 +20,7 @@ import { openApiDocument } from "./openapi.ts";
 import type { Dispatcher } from "@inferline/queue";
 import { webhooksRouter } from "./routes/webhooks.ts";
 import type { JobService } from "./services/job-service.ts";
+import type { QueueStatusService } from "./services/queue-status.ts";
 import type { ApiMetrics } from "./metrics.ts";
 import { WaiterLimit } from "./services/long-poll.ts";
 import { longPollAdmission } from "./routes/long-poll-handler.ts";
@@ -37,6 +38,8 @@ export interface AppDeps {
   auth: ApiKeyAuth;
   jobs: JobService;
   batches: BatchService;
+  /** GET /v1/models/:name/queue. */
+  queues: QueueStatusService;
   dispatcher: Dispatcher;
   metrics: ApiMetrics;
   /** Producer of the webhooks queue (redeliveries). */
@@ -67,7 +70,7 @@ export function createApp(deps: AppDeps): Express {
   v1.use("/jobs", json, jobsRouter(deps.jobs));
   // Batches parse their own (larger, possibly streamed) bodies.
   v1.use("/batches", batchesRouter(deps.batches, deps.env.BATCH_BODY_LIMIT, deps.metrics));
-  v1.use("/models", modelsRouter(deps.models));
+  v1.use("/models", modelsRouter(deps.models, deps.queues));
   v1.use(
     json,
     webhooksRouter({

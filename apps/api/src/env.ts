@@ -13,6 +13,13 @@ export const ApiEnv = SharedEnv.extend({
   BATCH_BODY_LIMIT: z.string().default("200mb"),
   /** Queued jobs per model above which submits answer 503 with Retry-After. Default 1,000,000. */
   MAX_QUEUE_DEPTH: z.coerce.number().int().min(1).default(1_000_000),
+  /** Jobs and batch items a tenant may have queued (not started) at once, for tenants without a maxQueued of their own; past it 429 quota_exceeded. Unset: no limit. */
+  DEFAULT_TENANT_MAX_QUEUED: z.coerce.number().int().min(1).optional(),
+  /**
+   * Queue deadline, in seconds (1 to 259200), of jobs and batches that name no maxQueueSeconds on
+   * a model whose manifest sets none: work not started by then ends `expired`. Unset: no limit.
+   */
+  DEFAULT_MAX_QUEUE_SECONDS: z.coerce.number().int().min(1).max(259_200).optional(),
   /** Requests per second allowed to one API key (per API process); 0 disables the limit. Default 2000. */
   RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(2000),
   /** How long `POST /v2/models/:name/infer` waits for its job before answering 504. Default 30. */

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { BatchSubmission, JobSubmission, Tensor } from "@inferline/contracts";
+import { BatchSubmission, JobStatus, JobSubmission, Tensor } from "@inferline/contracts";
+import { QueueStatus } from "./services/queue-status.ts";
 
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: "input", unrepresentable: "any" }) as Record<string, unknown>;
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -14,8 +15,23 @@ const COMMON = {
   429: problem("Over the key's request rate (rate_limited), or too many requests without a known key from one address (auth_rate_limited); Retry-After says when to try again"),
   503: problem("PostgreSQL or Redis is unavailable (dependency_unavailable); Retry-After says when to try again"),
 };
+const QUOTA_429 = problem(
+  "The tenant has as many jobs and batch items queued (not started) as its quota allows (quota_exceeded: the tenant's maxQueued, else DEFAULT_TENANT_MAX_QUEUED; the detail names it), or over the key's rate; see Retry-After",
+);
 const WAIT_429 = problem("Over the key's rate, or the tenant holds too many long-polls in this API process (too_many_waiters); see Retry-After");
 const with_ = (extra: Record<number, unknown>, common: Record<number, unknown> = COMMON) => ({ ...common, ...extra });
+
+/** The Cancel-After request header of the submit routes: a total deadline from the request. */
+const CANCEL_AFTER = {
+  name: "Cancel-After",
+  in: "header",
+  description:
+    "Cancel the work (status `canceled`, event `job.canceled`) if it is not terminal this long after the request, running or not: `90s`, `5m`, `1h`, `1h30m`, or seconds; 1 s to 3 days. Anything else answers 400 invalid_cancel_after.",
+  schema: { type: "string", pattern: "^(\\d+|(\\d+h)?(\\d+m)?(\\d+s)?)$", examples: ["90s", "5m", "1h"] },
+};
+const SUBMIT_400 = problem(`${COMMON[400].description}, a bad Idempotency-Key (invalid_idempotency_key) or a bad Cancel-After (invalid_cancel_after, naming /headers/cancel-after)`);
+const STATUS_DESCRIPTION =
+  "`queued`, `running`, or terminal: `succeeded`, `failed`, `canceled` (by the client, or at its Cancel-After time), `expired` (not started within its queue deadline, maxQueueSeconds; error `deadline_exceeded`; it never ran)";
 
 /**
  * The OpenAPI 3.1 description of the API. Request schemas come from the same zod schemas the
@@ -30,7 +46,12 @@ export function openApiDocument(): Record<string, unknown> {
       schemas: {
         Tensor: schema(Tensor),
         JobSubmission: schema(JobSubmission),
+        JobStatus: { ...schema(JobStatus), description: STATUS_DESCRIPTION },
         BatchSubmission: schema(BatchSubmission),
+        QueueStatus: {
+          ...z.toJSONSchema(QueueStatus, { io: "output" }),
+          description: "The caller's queued and running work on the model, the model's depth and the wait of its oldest queue entry not started",
+        },
         Problem: {
           type: "object",
           required: ["type", "title", "status", "detail", "code"],
@@ -50,10 +71,13 @@ export function openApiDocument(): Record<string, unknown> {
       "/v1/jobs": {
         post: {
           summary: "Submit a job",
-          parameters: [{ name: "Idempotency-Key", in: "header", schema: { type: "string", maxLength: 255 } }],
+          description:
+            "`maxQueueSeconds` (1 to 259200) bounds how long the job may wait for a worker; unset, the model's manifest default applies, else the operator's DEFAULT_MAX_QUEUE_SECONDS, else none. A job not started by then ends `expired`.",
+          parameters: [{ name: "Idempotency-Key", in: "header", schema: { type: "string", maxLength: 255 } }, CANCEL_AFTER],
           requestBody: json(ref("JobSubmission")),
           responses: with_({
             202: { description: "Accepted; Location names the job" },
+            400: SUBMIT_400,
             200: { description: "Replay of an idempotent request" },
             404: problem("Unknown model or version"),
             409: problem("Idempotency-Key reused with another body"),
@@ -62,13 +86,14 @@ export function openApiDocument(): Record<string, unknown> {
             422: problem(
               "Invalid fields (validation_failed), each named by a JSON Pointer in `errors`: an unknown field, a string holding NUL or an unpaired surrogate, tensors that do not match the model, more rows than the model's maxRowsPerJob, a refused webhook target; unstorable_value if a value reached the database and was refused",
             ),
+            429: QUOTA_429,
             503: problem("The model's queue is over MAX_QUEUE_DEPTH (queue_full), or a dependency is unavailable (dependency_unavailable); see Retry-After"),
           }),
         },
         get: {
           summary: "List jobs, newest first",
           parameters: ["status", "model", "batchId", "cursor"]
-            .map((name) => ({ name, in: "query", schema: { type: "string" } }))
+            .map((name) => ({ name, in: "query", schema: name === "status" ? ref("JobStatus") : { type: "string" } }))
             .concat([{ name: "limit", in: "query", schema: { type: "integer", maximum: 500 } } as never]),
           responses: with_({ 200: { description: "{jobs, nextCursor}" }, 400: problem("A cursor this API did not return (invalid_cursor)"), 422: problem("Invalid or unknown query parameters") }),
         },
@@ -77,7 +102,12 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           summary: "Read a job; ?wait=N long-polls up to 60 s",
           parameters: [id, { name: "wait", in: "query", schema: { type: "number", maximum: 60 } }],
-          responses: with_({ 200: { description: "The job" }, 404: problem("Not found (or another tenant's)"), 422: problem("Invalid or unknown query parameters"), 429: WAIT_429 }),
+          responses: with_({
+            200: { description: `The job; its status is ${STATUS_DESCRIPTION}` },
+            404: problem("Not found (or another tenant's)"),
+            422: problem("Invalid or unknown query parameters"),
+            429: WAIT_429,
+          }),
         },
       },
       "/v1/jobs/{id}/cancel": {
@@ -104,16 +134,25 @@ export function openApiDocument(): Record<string, unknown> {
       "/v1/batches": {
         post: {
           summary: "Submit up to 100,000 items (JSON, or NDJSON with ?model=)",
-          parameters: [{ name: "Idempotency-Key", in: "header", schema: { type: "string", maxLength: 255 } }],
+          description:
+            "`maxQueueSeconds` (in the body, or as a query parameter with NDJSON) bounds every item's wait for a worker, from the batch's creation, with the same defaults as a job's; items not started by then end `expired` and the batch's `counts.expired` counts them.",
+          parameters: [
+            { name: "Idempotency-Key", in: "header", schema: { type: "string", maxLength: 255 } },
+            CANCEL_AFTER,
+            { name: "maxQueueSeconds", in: "query", description: "NDJSON bodies only (a JSON body carries it)", schema: { type: "integer", minimum: 1, maximum: 259200 } },
+          ],
           requestBody: { content: { "application/json": { schema: ref("BatchSubmission") }, "application/x-ndjson": { schema: { type: "string" } } } },
           responses: with_({
             202: { description: "The batch" },
             200: { description: "Replay of an idempotent request: the first batch" },
+            400: SUBMIT_400,
             404: problem("Unknown model or version"),
             409: problem("Idempotency-Key reused with another body"),
             413: problem("Body over BATCH_BODY_LIMIT, more than 100,000 items, or one NDJSON line over BATCH_MAX_LINE_BYTES (line_too_large)"),
             422: problem("Invalid items, each named by item and field (up to 100); nothing was created"),
-            429: problem("The tenant has MAX_BATCH_UPLOADS_PER_TENANT uploads in progress in this API process (too_many_batch_uploads), or over the key's rate; see Retry-After"),
+            429: problem(
+              "The tenant has MAX_BATCH_UPLOADS_PER_TENANT uploads in progress in this API process (too_many_batch_uploads), its items would pass the tenant's quota of queued work (quota_exceeded), or over the key's rate; see Retry-After",
+            ),
             503: problem(
               "This API process has MAX_BATCH_UPLOADS uploads in progress (batch_uploads_busy), the model's queue would pass MAX_QUEUE_DEPTH (queue_full), or a dependency is unavailable; see Retry-After",
             ),
@@ -124,14 +163,22 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           summary: "Batch status and counts; ?wait=N long-polls up to 60 s",
           parameters: [id, { name: "wait", in: "query", schema: { type: "number", maximum: 60 } }],
-          responses: with_({ 200: { description: "The batch" }, 404: problem("Not found"), 422: problem("Invalid or unknown query parameters"), 429: WAIT_429 }),
+          responses: with_({
+            200: { description: "The batch: `counts` by item status (queued, running, succeeded, failed, canceled, expired)" },
+            404: problem("Not found"),
+            422: problem("Invalid or unknown query parameters"),
+            429: WAIT_429,
+          }),
         },
       },
       "/v1/batches/{id}/results": {
         get: {
           summary: "Results as NDJSON, in submission order",
           parameters: [id],
-          responses: with_({ 200: { description: "NDJSON", content: { "application/x-ndjson": {} } }, 404: problem("Not found") }),
+          responses: with_({
+            200: { description: "NDJSON: `{index, customId, jobId, status, result?, error?}` per item; an expired item carries error deadline_exceeded", content: { "application/x-ndjson": {} } },
+            404: problem("Not found"),
+          }),
         },
       },
       "/v1/batches/{id}/cancel": {
@@ -149,15 +196,24 @@ export function openApiDocument(): Record<string, unknown> {
           responses: with_({ 200: { description: "Model" }, 404: problem("Unknown model") }),
         },
       },
+      "/v1/models/{name}/queue": {
+        get: {
+          summary:
+            "The caller's queued and running jobs and batch items on the model, the model's depth and its oldest wait (the model-wide part is up to about a second old): enough to decide to back off",
+          parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+          responses: with_({ 200: { description: "Queue status", ...json(ref("QueueStatus")) }, 404: problem("Unknown model") }),
+        },
+      },
       "/v1/webhooks/secret": { get: { summary: "The tenant's webhook signing secret", responses: with_({ 200: { description: "{secret}" } }) } },
       "/v1/webhooks/secret/rotate": { post: { summary: "Rotate the signing secret", responses: with_({ 200: { description: "The new secret" } }) } },
       "/v2/models/{name}/infer": {
         post: {
           summary: "Open Inference Protocol v2, synchronous (its body stays open to the protocol's parameters)",
-          parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+          parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }, CANCEL_AFTER],
           responses: {
             200: { description: "v2 inference response" },
-            400: { description: "Invalid request: `{error}`" },
+            400: { description: "Invalid request or Cancel-After: `{error}`" },
+            409: { description: "The job was canceled or expired: `{error}` gives its code" },
             401: problem("Missing, unknown or revoked API key"),
             429: problem(
               "Over the key's rate, too many requests without a known key from one address, or the tenant holds too many long-polls (too_many_waiters: no job was created); see Retry-After",

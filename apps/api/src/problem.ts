@@ -124,7 +124,12 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
       logOutage(outage, req.path, err);
       return sendDependencyProblem(res, outage);
     }
-    if (err instanceof InferlineError && err.status < 500) return sendProblem(res, err.status, err.code, err.message);
+    if (err instanceof InferlineError && err.status < 500) {
+      // A refusal that waiting cures (quota_exceeded) says how long to wait.
+      const retryAfter = (err as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+      if (typeof retryAfter === "number") res.setHeader("Retry-After", String(retryAfter));
+      return sendProblem(res, err.status, err.code, err.message);
+    }
     // Validation refuses what PostgreSQL cannot store; should a value slip through, it fails
     // only its own request (see SubmitWriter), and as the client's fault, not ours.
     if (isRowFault(err) && (err as { code: string }).code.startsWith("22")) return sendProblem(res, 422, "unstorable_value", "the request holds a value the database cannot store");

@@ -7,6 +7,8 @@ import { OutcomeSystem } from "@inferline/outcomes";
 import { BatchService } from "./services/batch-service.ts";
 import { BatchUploadSlots } from "./services/batch-upload-slots.ts";
 import { QueueDepthGuard } from "./services/queue-depth-guard.ts";
+import { TenantQuotaGuard } from "./services/quota-guard.ts";
+import { QueueStatusService } from "./services/queue-status.ts";
 import { createRedis, Dispatcher, FinishedListener, FinishedNotifier, KeyRevocationListener } from "@inferline/queue";
 import { WebhookQueue, webhookTargetChecker } from "@inferline/webhooks";
 import { createApp } from "./app.ts";
@@ -16,6 +18,7 @@ import type { ApiEnv } from "./env.ts";
 import { ApiMetrics } from "./metrics.ts";
 import { JobService } from "./services/job-service.ts";
 import { SubmitWriter } from "./services/submit-writer.ts";
+import { TenantBacklog } from "./services/tenant-backlog.ts";
 
 export interface RunningApi {
   server: http.Server;
@@ -40,7 +43,8 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
   const dispatcher = new Dispatcher(redis, { prefix: env.QUEUE_PREFIX, attempts: env.JOB_ATTEMPTS, backoffMs: env.RETRY_BACKOFF_MS });
   const store = new JobStore(db.pool, db.prisma);
   const listener = await FinishedListener.start(subscriber, env.QUEUE_PREFIX, { recheckMs: env.LONG_POLL_RECHECK_MS });
-  const writer = new SubmitWriter(store, dispatcher, logger);
+  const dispatches = new DispatchStore(db.pool);
+  const writer = new SubmitWriter(store, dispatcher, new TenantBacklog((classes, leaveOut) => dispatches.queuedByClass(classes, leaveOut)), logger);
   const webhooks = new WebhookQueue(redis, env.QUEUE_PREFIX);
   const batchStore = new BatchStore(db.pool, db.prisma);
   const chunkStore = new BatchChunkStore(db.pool);
@@ -56,15 +60,17 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
     logger,
   });
   // One MAX_QUEUE_DEPTH for single jobs and batch items.
-  const dispatches = new DispatchStore(db.pool);
   const depthGuard = new QueueDepthGuard((model) => dispatches.pendingByModel(model), env.MAX_QUEUE_DEPTH);
+  const quotaGuard = new TenantQuotaGuard((tenantId) => dispatches.queuedByTenant(tenantId), { defaultMaxQueued: env.DEFAULT_TENANT_MAX_QUEUED });
   const checkWebhook = webhookTargetChecker({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE });
-  const jobs = new JobService(outcomes, store, chunkStore, models, writer, listener, { depthGuard, checkWebhook });
+  const jobs = new JobService(outcomes, store, chunkStore, models, writer, listener, { depthGuard, quotaGuard, checkWebhook, defaultMaxQueueSeconds: env.DEFAULT_MAX_QUEUE_SECONDS });
   const batches = new BatchService(outcomes, batchStore, chunkStore, models, dispatcher, listener, {
     depthGuard,
+    quotaGuard,
     uploads: new BatchUploadSlots({ perProcess: env.MAX_BATCH_UPLOADS, perTenant: env.MAX_BATCH_UPLOADS_PER_TENANT, waitMs: env.BATCH_UPLOAD_WAIT_MS }),
     maxLineBytes: bytes.parse(env.BATCH_MAX_LINE_BYTES ?? env.BODY_LIMIT) ?? 1024 * 1024,
     checkWebhook,
+    defaultMaxQueueSeconds: env.DEFAULT_MAX_QUEUE_SECONDS,
   });
   const tenants = new TenantStore(db.pool, db.prisma);
   const auth = new ApiKeyAuth(tenants, { cacheSize: env.AUTH_CACHE_SIZE, perAddressPerSecond: env.AUTH_RATE_LIMIT_PER_IP });
@@ -73,7 +79,7 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
     revoked: (keyHashes) => auth.evict(keyHashes),
     resubscribed: () => auth.invalidateAll(),
   });
-  const app = createApp({ env, logger, db, redis, models, tenants, auth, jobs, batches, dispatcher, metrics: new ApiMetrics(), webhooks, webhookEvents });
+  const app = createApp({ env, logger, db, redis, models, tenants, auth, jobs, batches, queues: new QueueStatusService(dispatches), dispatcher, metrics: new ApiMetrics(), webhooks, webhookEvents });
   const { server, url } = await listenHttp(app, env.PORT, env.HOST);
   logger.info({ url, models: models.names() }, "api listening");
 

@@ -225,7 +225,7 @@ describe("upload admission", () => {
     const slots = new BatchUploadSlots({ perProcess: 1, perTenant: 1, waitMs: 0, bodyIdleMs: 200 });
     const app = express();
     app.use((req, _res, next) => {
-      req.tenant = { id: "t", name: "t" };
+      req.tenant = { id: "t", name: "t", weight: 1, maxQueued: null };
       next();
     });
     app.post("/", admitBatchUpload(slots), async (req, res) => {

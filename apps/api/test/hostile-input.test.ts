@@ -94,7 +94,7 @@ describe("strings PostgreSQL cannot store", () => {
 describe("unknown fields", () => {
   it.each([
     ["a typo at the top", irisJob(undefined, { priorty: "high" }), "/priorty"],
-    ["a field of a later version", irisJob(undefined, { maxQueueSeconds: 60 }), "/maxQueueSeconds"],
+    ["a field of a later version", irisJob(undefined, { maxRunSeconds: 60 }), "/maxRunSeconds"],
     ["inside a tensor", { model: "iris", inputs: [{ ...irisInput([IRIS_SAMPLES.setosa]), dtype: "FP32" }] }, "/inputs/0/dtype"],
     ["inside the webhook", irisJob(undefined, { webhook: { url: "http://127.0.0.1:9/x", secret: "s" } }), "/webhook/secret"],
     ["inside an output", irisJob(undefined, { outputs: [{ name: "probabilities", binary_data: true }] }), "/outputs/0/binary_data"],

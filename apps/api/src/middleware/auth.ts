@@ -9,7 +9,7 @@ declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
-      /** Set by `authenticate` on every /v1 route. */
+      /** Set by `authenticate` on every /v1 route, with the tenant's fair-share weight and quota as of its key's last lookup (at most ttlMs ago). */
       tenant?: Tenant;
     }
   }

@@ -8,6 +8,7 @@ import { sendProblem, zodFaults } from "../problem.ts";
 import { longPollHandler } from "./long-poll-handler.ts";
 import type { ApiMetrics } from "../metrics.ts";
 import { IdempotencyKey } from "../services/idempotency.ts";
+import { CANCEL_AFTER_FAULT, CANCEL_AFTER_HINT, cancelAfterHeader } from "../services/deadlines.ts";
 import { ndjsonLines } from "./ndjson.ts";
 import { admitBatchUpload, closeUnread, uploadLease } from "../middleware/batch-upload-admission.ts";
 
@@ -51,6 +52,8 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
     const keyHeader = req.header("idempotency-key");
     const key = keyHeader === undefined ? undefined : IdempotencyKey.safeParse(keyHeader);
     if (key && !key.success) return refuse(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters");
+    const cancelAfter = cancelAfterHeader(req.header("cancel-after"));
+    if (!cancelAfter) return refuse(400, "invalid_cancel_after", CANCEL_AFTER_HINT, [CANCEL_AFTER_FAULT]);
     let created;
     if (isNdjson(req.headers["content-type"])) {
       // NDJSON: the batch's settings come from the query string, one item per line of the body.
@@ -62,7 +65,7 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
       const idempotency = key?.data ? { key: key.data, digest: () => (digest ??= hash.digest("hex")) } : undefined;
       const declared = req.headers["content-length"] === undefined ? undefined : Number(req.headers["content-length"]);
       const lines = ndjsonLines(req, declared, { bodyBytes: limitBytes, lineBytes: batches.maxLineBytes }, idempotency ? hash : undefined);
-      created = await batches.create(req.tenant!.id, header.data, lines, idempotency);
+      created = await batches.create(req.tenant!, header.data, lines, idempotency, cancelAfter.seconds);
     } else {
       const body = BatchSubmission.safeParse(req.body);
       // The parsed body lives on only in `items`, which create() empties as it reads: no second copy.
@@ -70,7 +73,7 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
       if (!body.success) return refuse(422, "validation_failed", "the request has invalid fields", zodFaults(body.error));
       const digest = (req as HashedRequest).bodySha256 ?? "";
       const { items, ...settings } = body.data;
-      created = await batches.create(req.tenant!.id, settings, items, key?.data ? { key: key.data, digest: () => digest } : undefined);
+      created = await batches.create(req.tenant!, settings, items, key?.data ? { key: key.data, digest: () => digest } : undefined, cancelAfter.seconds);
     }
     res
       .status(created.replayed ? 200 : 202)

@@ -3,6 +3,7 @@ import { JobListQuery, JobSubmission } from "@inferline/contracts";
 import type { JobService } from "../services/job-service.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
 import { IdempotencyKey } from "../services/idempotency.ts";
+import { CANCEL_AFTER_FAULT, CANCEL_AFTER_HINT, cancelAfterHeader } from "../services/deadlines.ts";
 import { longPollHandler } from "./long-poll-handler.ts";
 
 export function jobsRouter(jobs: JobService): Router {
@@ -14,7 +15,9 @@ export function jobsRouter(jobs: JobService): Router {
     const keyHeader = req.header("idempotency-key");
     const key = keyHeader === undefined ? undefined : IdempotencyKey.safeParse(keyHeader);
     if (key && !key.success) return sendProblem(res, 400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters");
-    const { job, replayed } = await jobs.submit(req.tenant!.id, parsed.data, key?.data);
+    const cancelAfter = cancelAfterHeader(req.header("cancel-after"));
+    if (!cancelAfter) return sendProblem(res, 400, "invalid_cancel_after", CANCEL_AFTER_HINT, [CANCEL_AFTER_FAULT]);
+    const { job, replayed } = await jobs.submit(req.tenant!, parsed.data, key?.data, cancelAfter.seconds);
     res
       .status(replayed ? 200 : 202)
       .location(`/v1/jobs/${job.id}`)

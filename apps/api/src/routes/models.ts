@@ -1,5 +1,6 @@
 import { Router } from "express";
 import type { ModelManifest, ModelRepository } from "@inferline/contracts";
+import type { QueueStatusService } from "../services/queue-status.ts";
 
 /** The model as clients see it: its contract, not where its file lives. */
 export function modelView(m: ModelManifest) {
@@ -15,13 +16,18 @@ export function modelView(m: ModelManifest) {
   };
 }
 
-export function modelsRouter(models: ModelRepository): Router {
+export function modelsRouter(models: ModelRepository, queues: QueueStatusService): Router {
   const router = Router();
   router.get("/", (_req, res) => {
     res.json({ models: models.names().map((n) => modelView(models.manifest(n))) });
   });
   router.get("/:name", (req, res) => {
     res.json(modelView(models.manifest(req.params.name)));
+  });
+  // The caller's queued and running work on the model, the model's depth and its oldest wait.
+  router.get("/:name/queue", async (req, res) => {
+    const { name } = models.manifest(req.params.name);
+    res.json(await queues.status(name, req.tenant!.id));
   });
   return router;
 }

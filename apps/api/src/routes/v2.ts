@@ -5,6 +5,7 @@ import type { JobService } from "../services/job-service.ts";
 import { modelView } from "./models.ts";
 import type { WaiterLimit } from "../services/long-poll.ts";
 import { holdWaiterSlot } from "./long-poll-handler.ts";
+import { CANCEL_AFTER_HINT, cancelAfterHeader } from "../services/deadlines.ts";
 
 /** The Open Inference Protocol v2 request body. */
 const InferRequest = z.object({
@@ -23,7 +24,8 @@ const v2Error = (res: express.Response, status: number, error: string) => void r
 /**
  * Open Inference Protocol v2 (KServe/Triton) on the same pipeline: `infer` is a job at high
  * priority, answered when it finishes or after `timeoutSeconds` (then 504 with the job id, which
- * stays readable through /v1/jobs).
+ * stays readable through /v1/jobs). A `Cancel-After` header bounds the job as on POST /v1/jobs; a
+ * job canceled or expired answers 409 with its error.
  */
 export function v2Router(deps: {
   models: ModelRepository;
@@ -61,20 +63,28 @@ export function v2Router(deps: {
     const body = InferRequest.safeParse(req.body);
     if (!body.success) return v2Error(res, 400, body.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
     const params = req.params as { name: string; version?: string };
+    // As on POST /v1/jobs: the job is canceled if it has not finished that long after the request.
+    const cancelAfter = cancelAfterHeader(req.header("cancel-after"));
+    if (!cancelAfter) return v2Error(res, 400, CANCEL_AFTER_HINT);
     // The slot is taken before the submit: a job the client cannot wait for is one it never
     // sees the result of and would submit again on retry, so a tenant at its cap gets the 429
     // with nothing created.
     if (!holdWaiterSlot(deps.waiters, req.tenant!.id, res)) return;
     const abort = new AbortController();
     res.on("close", () => abort.abort());
-    const { job } = await deps.jobs.submit(req.tenant!.id, {
-      model: params.name,
-      version: params.version,
-      inputs: body.data.inputs,
-      outputs: body.data.outputs,
-      priority: "high",
-      metadata: body.data.id ? { v2_request_id: body.data.id } : {},
-    });
+    const { job } = await deps.jobs.submit(
+      req.tenant!,
+      {
+        model: params.name,
+        version: params.version,
+        inputs: body.data.inputs,
+        outputs: body.data.outputs,
+        priority: "high",
+        metadata: body.data.id ? { v2_request_id: body.data.id } : {},
+      },
+      undefined,
+      cancelAfter.seconds,
+    );
     const done = await deps.jobs.wait(req.tenant!.id, job.id, deps.timeoutSeconds, abort.signal);
     if (!isTerminal(done.status)) return v2Error(res, 504, `inference did not finish within ${deps.timeoutSeconds} s; job ${done.id} is still ${done.status}`);
     if (done.status !== "succeeded" || !done.result) return v2Error(res, done.status === "failed" ? 422 : 409, done.error ? `${done.error.code}: ${done.error.message}` : `job ${done.status}`);

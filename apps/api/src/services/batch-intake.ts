@@ -57,13 +57,13 @@ export class BatchIntake {
     }
   }
 
-  /** Commits the batch; returns its item count and chunk ids, or throws the faults found (422). */
-  async finish(requestHash: () => string | null): Promise<{ total: number; chunkIds: string[] }> {
+  /** Commits the batch; returns its item count, chunk ids and their fair-share ranks (see BatchDraft.commit), or throws the faults found (422). */
+  async finish(requestHash: () => string | null): Promise<{ total: number; chunkIds: string[]; ranks: number[] }> {
     if (this.faults.length > 0) throw new ValidationError("the batch has invalid items; nothing was created", this.faults.slice(0, MAX_FAULTS));
     if (this.count === 0) throw new ValidationError("a batch needs at least one item", [{ path: "/items", message: "no items" }]);
     if (this.inputs.length > 0) await this.closeChunk();
-    await this.draft!.commit(this.count, requestHash());
-    return { total: this.count, chunkIds: this.chunkIds };
+    const ranks = await this.draft!.commit(this.count, requestHash());
+    return { total: this.count, chunkIds: this.chunkIds, ranks };
   }
 
   /** Rolls back whatever was written; safe after finish. */

@@ -3,7 +3,8 @@ import type { ResultChunk } from "@inferline/db";
 
 /**
  * GET /v1/batches/:id/results as NDJSON text, one string per page of chunks: a line
- * `{index, customId, jobId, status, result?, error?}` per item, in submission order. Results and
+ * `{index, customId, jobId, status, result?, error?}` per item, in submission order (`status`
+ * any JobStatus; an `expired` item's error is `deadline_exceeded`, stored with it). Results and
  * errors are spliced in as the JSON text they are stored as, never parsed and serialised again
  * (that was the API's largest cost streaming results). Returning this generator stops the pages'.
  */

@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import { BatchHeader, ConflictError, isUuid, newBatchId, NotFoundError, type BatchView, type ModelRepository } from "@inferline/contracts";
 import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
-import type { Batch, BatchChunkStore, BatchStore, NewBatch } from "@inferline/db";
+import type { Batch, BatchChunkStore, BatchStore, NewBatch, Tenant } from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";
 import { longPoll } from "./long-poll.ts";
 import type { Dispatcher, FinishedListener } from "@inferline/queue";
@@ -9,6 +9,8 @@ import { BatchIntake } from "./batch-intake.ts";
 import { batchResultLines } from "./batch-results.ts";
 import type { BatchUploadSlots } from "./batch-upload-slots.ts";
 import type { QueueDepthGuard } from "./queue-depth-guard.ts";
+import type { TenantQuotaGuard } from "./quota-guard.ts";
+import { deadlineAfter, maxQueueSecondsOf } from "./deadlines.ts";
 
 /** An Idempotency-Key, and the SHA-256 of the request body's bytes (complete once the items are read). */
 export interface BatchIdempotency {
@@ -26,11 +28,15 @@ function requestHash(header: BatchHeader, idempotency: BatchIdempotency): string
 export interface BatchServiceOptions {
   /** MAX_QUEUE_DEPTH, shared with JobService. */
   depthGuard: QueueDepthGuard;
+  /** Each tenant's maxQueued, shared with JobService. */
+  quotaGuard: TenantQuotaGuard;
   /** Admission of creations (MAX_BATCH_UPLOADS, MAX_BATCH_UPLOADS_PER_TENANT); the route takes a slot before reading the body. */
   uploads: BatchUploadSlots;
   /** BATCH_MAX_LINE_BYTES: the longest NDJSON line (one item). */
   maxLineBytes: number;
   checkWebhook?: (url: string) => Promise<void>;
+  /** DEFAULT_MAX_QUEUE_SECONDS, as for JobService. */
+  defaultMaxQueueSeconds?: number;
 }
 
 /**
@@ -65,12 +71,15 @@ export class BatchService {
    * full queue or any error rolls it back, so a batch is created whole or not at all. Then
    * enqueues one queue entry per chunk. With an idempotency key, a create already made with that
    * key (and the same body, which `idempotency.digest` hashes once the items are read) returns the
-   * first batch instead.
+   * first batch instead. With `cancelAfterSeconds` (the Cancel-After header), every item not
+   * terminal that long after the request is canceled.
    */
-  async create(tenantId: string, header: BatchHeader, items: BatchItems, idempotency?: BatchIdempotency): Promise<{ batch: BatchView; replayed: boolean }> {
+  async create(tenant: Tenant, header: BatchHeader, items: BatchItems, idempotency?: BatchIdempotency, cancelAfterSeconds?: number): Promise<{ batch: BatchView; replayed: boolean }> {
     const source = itemsOf(items);
+    // Cancel-After counts from the request, before a long body is read.
+    const cancelAt = deadlineAfter(new Date(), cancelAfterSeconds);
     try {
-      return await this.createFrom(tenantId, header, Array.isArray(items) ? items.length : 0, source, idempotency);
+      return await this.createFrom(tenant, header, Array.isArray(items) ? items.length : 0, source, idempotency, cancelAt);
     } finally {
       // A body left unread (a 4xx before its end) stops being read, without destroying the request.
       await source.return?.(undefined);
@@ -78,21 +87,25 @@ export class BatchService {
   }
 
   private async createFrom(
-    tenantId: string,
+    tenant: Tenant,
     header: BatchHeader,
     knownCount: number,
     source: AsyncIterator<unknown>,
-    idempotency?: BatchIdempotency,
+    idempotency: BatchIdempotency | undefined,
+    cancelAt: Date | null,
   ): Promise<{ batch: BatchView; replayed: boolean }> {
+    const tenantId = tenant.id;
     const model = this.models.resolve(header.model, header.version);
     if (idempotency) {
       const first = await this.firstWithKey(tenantId, idempotency.key);
       if (first) return this.replay(first, header, source, idempotency);
     }
     if (header.webhook) await this.options.checkWebhook?.(header.webhook.url);
-    const depth = this.options.depthGuard;
-    // Before reading the body: a full queue refuses at once (a JSON body's size is known already).
+    const { depthGuard: depth, quotaGuard: quota } = this.options;
+    // Before reading the body: a full queue or quota refuses at once (a JSON body's size is known already).
     await depth.assertRoom(model.manifest.name, knownCount);
+    await quota.assertRoom(tenant, knownCount);
+    const createdAt = new Date();
     const batch: NewBatch = {
       id: newBatchId(),
       tenantId,
@@ -103,12 +116,18 @@ export class BatchService {
       requestedOutputs: (header.outputs ?? []).map((o) => o.name),
       metadata: header.metadata,
       idempotencyKey: idempotency?.key ?? null,
-      queueDeadline: null,
-      cancelAt: null,
-      createdAt: new Date(),
+      // Every item's deadline counts from the batch's creation (see maxQueueSecondsOf).
+      queueDeadline: deadlineAfter(createdAt, maxQueueSecondsOf(header.maxQueueSeconds, model.manifest, this.options.defaultMaxQueueSeconds)),
+      cancelAt,
+      createdAt,
     };
-    const intake = new BatchIntake(model, header, { open: () => this.batches.open(batch), checkDepth: (n) => depth.assertRoom(batch.model, n) });
-    let created: { total: number; chunkIds: string[] };
+    // Checked again as each chunk fills (an NDJSON body's size is known only as it is read).
+    const admit = async (n: number) => {
+      await depth.assertRoom(batch.model, n);
+      await quota.assertRoom(tenant, n);
+    };
+    const intake = new BatchIntake(model, header, { open: () => this.batches.open(batch), checkDepth: (n) => admit(n) });
+    let created: { total: number; chunkIds: string[]; ranks: number[] };
     try {
       await intake.read(source);
       created = await intake.finish(() => (idempotency ? requestHash(header, idempotency) : null));
@@ -120,7 +139,18 @@ export class BatchService {
       return this.replay(first, header, source, idempotency!);
     }
     depth.noteQueued(batch.model, created.total);
-    const groups = created.chunkIds.map((id) => ({ dispatchId: id, model: batch.model, version: batch.version, priority: batch.priority, jobIds: [], batchChunk: true }));
+    quota.noteQueued(tenantId, created.total);
+    // Ranked like submitted jobs' entries (see SubmitWriter), so a huge batch takes turns with other tenants' work.
+    const groups = created.chunkIds.map((id, i) => ({
+      dispatchId: id,
+      model: batch.model,
+      version: batch.version,
+      priority: batch.priority,
+      jobIds: [],
+      batchChunk: true,
+      rank: created.ranks[i],
+      weight: tenant.weight,
+    }));
     // A failed enqueue leaves the chunks pending in PostgreSQL; the workers' reconciler enqueues them.
     await this.dispatcher.enqueue(groups).catch(() => {});
     return { batch: await this.get(tenantId, batch.id), replayed: false };

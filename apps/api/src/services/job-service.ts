@@ -15,19 +15,25 @@ import {
   type JobView,
   type ModelRepository,
 } from "@inferline/contracts";
-import { toJobView, type BatchChunkStore, type JobStore, type NewJob } from "@inferline/db";
+import { toJobView, type BatchChunkStore, type JobStore, type NewJob, type Tenant } from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";
 import type { FinishedListener } from "@inferline/queue";
 import type { SubmitWriter } from "./submit-writer.ts";
 import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
 import { longPoll } from "./long-poll.ts";
 import type { QueueDepthGuard } from "./queue-depth-guard.ts";
+import type { TenantQuotaGuard } from "./quota-guard.ts";
+import { deadlineAfter, maxQueueSecondsOf } from "./deadlines.ts";
 
 export interface JobServiceOptions {
   /** MAX_QUEUE_DEPTH, shared with BatchService so that batch items and jobs count against one depth. */
   depthGuard: QueueDepthGuard;
+  /** Each tenant's maxQueued, shared with BatchService. */
+  quotaGuard: TenantQuotaGuard;
   /** Checks a webhook target (SSRF guard); throws ValidationError when refused. */
   checkWebhook?: (url: string) => Promise<void>;
+  /** DEFAULT_MAX_QUEUE_SECONDS: the queue deadline of jobs that name none on a model that sets none; unset, no limit. */
+  defaultMaxQueueSeconds?: number;
 }
 
 export type SubmitResult = { job: JobView; replayed: boolean };
@@ -44,13 +50,17 @@ export class JobService {
     private readonly options: JobServiceOptions,
   ) {}
 
-  /** Validates against the model's manifest and builds the row; throws 404/422 before anything is stored. */
+  /**
+   * Validates against the model's manifest and builds the row; throws 404/422 before anything is
+   * stored. The queue deadline counts from the job's creation (see maxQueueSecondsOf).
+   */
   async prepare(tenantId: string, body: JobSubmission, extra: Partial<NewJob> = {}): Promise<NewJob> {
     const model = this.models.resolve(body.model, body.version);
     const { value, faults } = validateInputs(model.manifest, body.inputs);
     faults.push(...validateOutputNames(model.manifest, body.outputs));
     if (!value || faults.length > 0) throw new ValidationError("the inputs do not match the model", faults);
     if (body.webhook) await this.options.checkWebhook?.(body.webhook.url);
+    const createdAt = new Date();
     return {
       id: crypto.randomUUID(),
       tenantId,
@@ -64,19 +74,24 @@ export class JobService {
       idempotencyKey: null,
       requestHash: null,
       dispatchId: null,
-      queueDeadline: null,
+      queueDeadline: deadlineAfter(createdAt, maxQueueSecondsOf(body.maxQueueSeconds, model.manifest, this.options.defaultMaxQueueSeconds)),
       cancelAt: null,
-      createdAt: new Date(),
+      createdAt,
       ...extra,
     };
   }
 
-  async submit(tenantId: string, body: JobSubmission, idempotencyKey?: string): Promise<SubmitResult> {
-    const job = await this.prepare(tenantId, body);
-    await this.assertQueueHasRoom(job.model);
-    if (idempotencyKey) return this.submitIdempotent(job, body, idempotencyKey);
-    await this.writer.submit(job);
-    this.noteQueued(job.model);
+  /**
+   * Stores and enqueues a job of `tenant` (its weight orders its entries, its quota bounds its
+   * queued work). With `cancelAfterSeconds` (the Cancel-After header), the job is canceled if it
+   * is not terminal that long from now.
+   */
+  async submit(tenant: Tenant, body: JobSubmission, idempotencyKey?: string, cancelAfterSeconds?: number): Promise<SubmitResult> {
+    const job = await this.prepare(tenant.id, body, { cancelAt: deadlineAfter(new Date(), cancelAfterSeconds) });
+    await this.assertQueueHasRoom(tenant, job.model);
+    if (idempotencyKey) return this.submitIdempotent(tenant, job, body, idempotencyKey);
+    await this.writer.submit(job, tenant.weight);
+    this.noteQueued(job);
     return { job: viewOfNew(job), replayed: false };
   }
 
@@ -85,7 +100,7 @@ export class JobService {
    * conflict. Goes through a single-row insert so a race between two requests with one key ends
    * in the unique index, not in a failed group.
    */
-  private async submitIdempotent(job: NewJob, body: JobSubmission, key: string): Promise<SubmitResult> {
+  private async submitIdempotent(tenant: Tenant, job: NewJob, body: JobSubmission, key: string): Promise<SubmitResult> {
     const hash = crypto.createHash("sha256").update(canonicalJson(body)).digest("hex");
     for (let attempt = 0; attempt < 2; attempt++) {
       const existing = await this.store.findByIdempotencyKey(job.tenantId, key);
@@ -95,8 +110,8 @@ export class JobService {
       }
       if (existing) await this.store.releaseIdempotencyKey(existing.id);
       try {
-        await this.writer.submitOne({ ...job, idempotencyKey: key, requestHash: hash });
-        this.noteQueued(job.model);
+        await this.writer.submitOne({ ...job, idempotencyKey: key, requestHash: hash }, tenant.weight);
+        this.noteQueued(job);
         return { job: viewOfNew(job), replayed: false };
       } catch (err) {
         if ((err as { code?: string }).code !== "23505") throw err;
@@ -163,13 +178,14 @@ export class JobService {
   }
 
   /** Counts this process's own submits into the cached depth (see QueueDepthGuard). */
-  private noteQueued(model: string): void {
-    this.options.depthGuard.noteQueued(model);
+  private noteQueued(job: NewJob): void {
+    this.options.depthGuard.noteQueued(job.model);
   }
 
-  /** 503 queue_full when the model's queue is at MAX_QUEUE_DEPTH. */
-  private async assertQueueHasRoom(model: string): Promise<void> {
+  /** 503 queue_full when the model's queue is at MAX_QUEUE_DEPTH; 429 quota_exceeded when the tenant is at its maxQueued (else the job counts against it). */
+  private async assertQueueHasRoom(tenant: Tenant, model: string): Promise<void> {
     await this.options.depthGuard.assertRoom(model);
+    await this.options.quotaGuard.admit(tenant);
   }
 }
 

@@ -73,14 +73,27 @@ class FakeDispatcher implements Pick<Dispatcher, "plan" | "enqueue"> {
   }
 }
 
+/** Ranks each entry by its tenant's jobs ranked before it (TenantBacklog without PostgreSQL). */
+class FakeBacklog {
+  private queued = new Map<string, number>();
+
+  async rank(entries: Array<{ id: string; tenantId: string; jobs: number }>): Promise<number[]> {
+    return entries.map((e) => {
+      const ahead = this.queued.get(e.tenantId) ?? 0;
+      this.queued.set(e.tenantId, ahead + e.jobs);
+      return ahead;
+    });
+  }
+}
+
 // The writer uses only these members of each; the rest of the classes serve other callers.
 const asStore = (fake: Pick<Store, "insertMany">) => fake as Store;
 const asDispatcher = (fake: Pick<Dispatcher, "plan" | "enqueue">) => fake as Dispatcher;
 
-function newJob(id: string, model = "iris"): NewJob {
+function newJob(id: string, model = "iris", tenantId = "t"): NewJob {
   return {
     id,
-    tenantId: "t",
+    tenantId,
     model,
     version: "1",
     priority: "normal",
@@ -102,7 +115,7 @@ function setup() {
   const dispatcher = new FakeDispatcher();
   const warnings: string[] = [];
   const logger = pino({ level: "warn" }, { write: (line: string) => void warnings.push(line) });
-  const writer = new SubmitWriter(asStore(store), asDispatcher(dispatcher), logger);
+  const writer = new SubmitWriter(asStore(store), asDispatcher(dispatcher), new FakeBacklog(), logger);
   return { store, dispatcher, writer, warnings };
 }
 
@@ -121,7 +134,7 @@ describe("SubmitWriter", () => {
     expect(store.inserts).toEqual([["a"]]); // called before submit returned
     expect(vi.getTimerCount()).toBe(0);
     await submitted;
-    expect(dispatcher.enqueued).toEqual([[{ dispatchId: "d1", model: "iris", version: "1", priority: "normal", jobIds: ["a"] }]]);
+    expect(dispatcher.enqueued).toEqual([[{ dispatchId: "d1", model: "iris", version: "1", priority: "normal", jobIds: ["a"], tenantId: "t", rank: 0, weight: 1 }]]);
     expect(job.dispatchId).toBe("d1"); // stored with the entry that carries it, for the reconciler
   });
 
@@ -147,6 +160,22 @@ describe("SubmitWriter", () => {
     expect(entries(dispatcher.enqueued[1])).toEqual([
       { model: "iris", jobIds: ["b", "c"] },
       { model: "wine", jobIds: ["w"] },
+    ]);
+  });
+
+  it("plans one entry per tenant, ranked by the tenant's work ahead of it and carrying the tenant's weight", async () => {
+    const { store, dispatcher, writer } = setup();
+    store.held = true;
+    const first = writer.submit(newJob("a1", "iris", "A"), 2);
+    const rest = [writer.submit(newJob("a2", "iris", "A"), 2), writer.submit(newJob("b1", "iris", "B")), writer.submit(newJob("a3", "iris", "A"), 2)];
+    store.held = false;
+    store.release();
+    await Promise.all([first, ...rest]);
+    expect(store.inserts).toEqual([["a1"], ["a2", "b1", "a3"]]);
+    const second = dispatcher.enqueued[1]!.map((g) => ({ jobIds: g.jobIds, rank: g.rank, weight: g.weight }));
+    expect(second).toEqual([
+      { jobIds: ["a2", "a3"], rank: 1, weight: 2 },
+      { jobIds: ["b1"], rank: 0, weight: 1 },
     ]);
   });
 

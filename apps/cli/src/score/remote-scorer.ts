@@ -116,6 +116,8 @@ export class RemoteScorer implements Scorer {
     const blocks = new Map<string, { values: Array<number | boolean>; rowSize: number }>();
     for (const r of results) {
       const id = parsed.ids?.[r.index];
+      // Failed, canceled or expired (not started within its queue deadline): the row goes to the
+      // errors file with its item's error, e.g. "deadline_exceeded: …".
       if (r.status !== "succeeded" || !r.result) {
         errors.push({ line: parsed.lines[r.index]!, ...(id !== undefined ? { id } : {}), error: r.error ? `${r.error.code}: ${r.error.message}` : `job ${r.status}` });
         continue;

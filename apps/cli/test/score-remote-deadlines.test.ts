@@ -1,0 +1,79 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
+import { Database, TenantStore } from "@inferline/db";
+import { createTestDatabase, createTestModelRepository, deletePrefix, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
+import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
+
+// `inferline score --remote` when the cluster's items expire: the API gives every batch a
+// queue deadline of 1 s (DEFAULT_MAX_QUEUE_SECONDS) and no worker serves iris, so the deadline
+// sweep of a worker serving another model expires them. Each row goes to the errors file with
+// its item's error, as a failed row does, and the run exits 2.
+
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const MAIN = path.join(ROOT, "apps/cli/src/main.ts");
+const logger = pino({ level: "silent" });
+
+let dir: string;
+let db: TestDatabase;
+let prefix: string;
+let models: { dir: string; remove(): void };
+let api: RunningApi;
+let worker: RunningWorker;
+let key: string;
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-remote-deadlines-"));
+  db = await createTestDatabase();
+  prefix = uniquePrefix();
+  models = createTestModelRepository();
+  const env = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", MODELS_DIR: models.dir };
+  api = await startApi(loadApiEnv({ ...env, PORT: "0", HOST: "127.0.0.1", DEFAULT_MAX_QUEUE_SECONDS: "1" }), logger);
+  worker = await startWorker(loadWorkerEnv({ ...env, WORKER_MODELS: "lookup", METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", DEADLINE_SWEEP_INTERVAL_MS: "100" }), logger);
+  const admin = new Database(db.url, { poolSize: 1 });
+  key = (await new TenantStore(admin.pool, admin.prisma).createKey("scorer")).key;
+  await admin.close();
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await api?.close();
+  await db?.drop();
+  await deletePrefix(prefix);
+  models?.remove();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...args], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stderr })));
+}
+
+describe("score --remote with items that expire", () => {
+  it("writes each expired row to the errors file with deadline_exceeded, and exits 2", async () => {
+    const input = path.join(dir, "rows.csv");
+    fs.writeFileSync(input, "id,sepal_length,sepal_width,petal_length,petal_width\nr0,5.1,3.5,1.4,0.2\nr1,7.0,3.2,4.7,1.4\nr2,6.3,3.3,6.0,2.5\n");
+    const out = path.join(dir, "rows.jsonl");
+    const run = await cli([input, "--model", "iris", "--out", out, "--remote", api.url, "--api-key", key, "--progress", "off"]);
+    expect(run.code, run.stderr).toBe(2);
+    expect(fs.readFileSync(out, "utf8")).toBe("");
+    const errors = fs
+      .readFileSync(`${out}.errors.jsonl`, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { line: number; id?: string; error: string });
+    expect(errors.map((e) => [e.line, e.id])).toEqual([
+      [2, "r0"],
+      [3, "r1"],
+      [4, "r2"],
+    ]);
+    for (const e of errors) expect(e.error).toMatch(/^deadline_exceeded: not started within its queue deadline of 1 s/);
+  }, 60_000);
+});
