@@ -5,6 +5,7 @@
  *   npx pnpm@10 bench --models iris --scenarios drain,queue-ceiling
  *   npx pnpm@10 bench --scale 0.5                      # half the jobs everywhere
  *   npx pnpm@10 bench --profile                        # node --cpu-prof for every process → bench/profiles/
+ *   npx pnpm@10 bench --models iris --scenarios fairness   # a light tenant's latency behind a heavy tenant's backlog
  *
  * Job counts per scenario: BENCH_<MODEL>_<SCENARIO>_N (e.g. BENCH_IRIS_DRAIN_N=50000,
  * BENCH_OCR_DRAIN_N=600); other knobs are read by the scenario files (BENCH_SUBMIT_MODE,
@@ -49,7 +50,7 @@ if (flag("help")) {
   process.exit(0);
 }
 const MODELS = (flag("models") ?? "iris,ocr-text-line").split(",");
-const SCENARIOS = (flag("scenarios") ?? "raw,queue-ceiling,naive,drain,submit,latency").split(",");
+const SCENARIOS = (flag("scenarios") ?? "raw,queue-ceiling,naive,drain,submit,latency,fairness").split(",");
 const SCALE = Number(flag("scale") ?? 1);
 const PROFILE = flag("profile") !== undefined;
 const QUIET_WAIT_S = Number(process.env.BENCH_QUIET_WAIT_S ?? 30);
@@ -62,7 +63,8 @@ const dbName = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
 
 /** Which scenarios run for which model, and with how many jobs by default (sized for ~3 min in all). */
 const PLAN: Record<string, Partial<Record<string, number>>> = {
-  iris: { raw: 0, "queue-ceiling": 40_000, naive: 15_000, drain: 40_000, submit: 20_000, latency: 0 },
+  // fairness: the heavy tenant's backlog of jobs (plus a batch of BENCH_FAIRNESS_BATCH items).
+  iris: { raw: 0, "queue-ceiling": 40_000, naive: 15_000, drain: 40_000, submit: 20_000, latency: 0, fairness: 100_000 },
   "ocr-text-line": { raw: 0, naive: 120, drain: 200, latency: 0 },
 };
 const SHORT: Record<string, string> = { iris: "IRIS", "ocr-text-line": "OCR" };
@@ -267,6 +269,13 @@ function report(results: Result[], meta: Record<string, unknown>) {
     (v) => v < 50,
     (v) => `${fmt(v, 1)} ms`,
   );
+  const fairness = get("iris", "fairness") as (Result & { fairnessP99Ratio: number }) | undefined;
+  check(
+    "fairness: light tenant's p99 with a heavy backlog ≤ 2 × with it idle",
+    fairness?.fairnessP99Ratio,
+    (v) => v <= 2,
+    (v) => `${fmt(v, 2)}×`,
+  );
   lines.push("", "Targets", "", "| target | measured | |", "|---|--:|:-:|");
   for (const t of targets) lines.push(`| ${t.target} | ${t.value} | ${t.met === undefined ? "–" : t.met ? "✓" : "✗"} |`);
 
@@ -299,12 +308,21 @@ function report(results: Result[], meta: Record<string, unknown>) {
     if (r.scenario === "submit") notes.push(`API ${r.mode === "inproc" ? "in the client's process" : "in its own process"}, concurrency ${text(r.concurrency)}, ${JSON.stringify(r.statuses)}`);
     if (r.scenario === "latency") notes.push(`POST alone p50 ${text(r.submitP50)} ms p99 ${text(r.submitP99)} ms; ${JSON.stringify(r.statuses)}`);
     if (r.scenario === "naive") notes.push(`concurrency ${text(r.concurrency)}, intraOp ${text(r.intraOpThreads)}`);
+    if (r.scenario === "fairness") notes.push(fairnessNote(r));
     lines.push(
       `| ${text(r.scenario)} | ${text(r.model)} | ${fmt(r.jobsPerSecond ?? (r.achievedRate as number))} | ${text(pj.benchCpuUs ?? "—")} | ${text(pj.postgresCpuUs ?? "—")} | ${text(pj.redisProcCpuUs ?? "—")} | ${text(r.usage?.cores?.other ?? "—")} | ${text(pj.redisCommands ?? "—")} | ${text(pj.pgTransactions ?? "—")} | ${notes.filter(Boolean).join("; ")} |`,
     );
   }
   lines.push("", `machine: ${JSON.stringify(meta.machine)}; run ${text(meta.runId)}; ${text(meta.date)}`, "");
   return { text: lines.join("\n"), targets, ratios };
+}
+
+/** The fairness scenario's figures in one line: the light tenant's latency with the heavy one idle, and behind its backlog. */
+function fairnessNote(r: Result): string {
+  type Summary = { p50: number; p99: number; n: number };
+  const f = r as Result & { idle: Summary; contended: Summary; whileBacklogged: Summary; backlogSeconds: number; fairnessP99Ratio: number };
+  const pair = (s: Summary) => `p50 ${fmt(s.p50, 1)} / p99 ${fmt(s.p99, 1)} ms`;
+  return `B at ${text(r.rate)}/s: A idle ${pair(f.idle)}; behind A's backlog ${pair(f.contended)} (ratio ${fmt(f.fairnessP99Ratio, 2)}); the ${f.whileBacklogged.n} submitted while A had work queued (${fmt(f.backlogSeconds, 1)} s) ${pair(f.whileBacklogged)}`;
 }
 
 // ------------------------------------------------------------------ main
@@ -352,7 +370,8 @@ async function main(): Promise<void> {
   };
   const { text, targets, ratios } = report(results, meta);
   process.stdout.write(`${text}\n`);
-  fs.writeFileSync(path.join(HERE, "results.json"), `${JSON.stringify({ ...meta, targets, ratios, results }, null, 2)}\n`);
+  const fairnessP99Ratio = (results.find((r) => r.scenario === "fairness" && !r.error) as { fairnessP99Ratio?: number } | undefined)?.fairnessP99Ratio;
+  fs.writeFileSync(path.join(HERE, "results.json"), `${JSON.stringify({ ...meta, targets, ratios, fairnessP99Ratio, results }, null, 2)}\n`);
   log(`wrote bench/results.json (${meta.durationSeconds} s in all)`);
 }
 
