@@ -39,8 +39,9 @@ export class InferenceEngine {
   /**
    * Loads every model on its runner and serves those that loaded. By default any failure fails
    * the whole load (and closes what did load); with `partial`, failed models are reported to
-   * `observer.onLoadFailed` and left out, and only a load where nothing at all loaded, or a
-   * runner-wide fault (an adapter module that does not import), throws.
+   * `observer.onLoadFailed` and left out, even when none loaded (a worker then stays up to report
+   * them unready, rather than exiting and restarting into the same failure), and only a
+   * runner-wide fault (an adapter module that does not import) throws.
    */
   async load(models: ResolvedModel[], options: { partial?: boolean } = {}): Promise<LoadReport> {
     const byRunner = new Map<ModelRunner, ResolvedModel[]>();
@@ -50,7 +51,7 @@ export class InferenceEngine {
       this.runners.add(runner);
     }
     const failed = await this.loadRunners(byRunner, options.partial ?? false);
-    if (failed.length > 0 && (!options.partial || failed.length === models.length)) {
+    if (failed.length > 0 && !options.partial) {
       await this.close();
       throw failed[0]!.error;
     }

@@ -21,3 +21,13 @@ export interface DispatchPayload {
   /** The entry is run again after the worker running it died (its jobs are suspects of that death). */
   resumed?: boolean;
 }
+
+/** The set of worker ids that reported on `model` (see ModelReadinessPublisher). */
+export function modelReadinessKey(prefix: string, model: string): string {
+  return `${prefix}:model-readiness:${model}`;
+}
+
+/** One worker's report on `model`, which expires unless the worker renews it. */
+export function modelReportKey(prefix: string, model: string, worker: string): string {
+  return `${prefix}:model-readiness:${model}:${worker}`;
+}

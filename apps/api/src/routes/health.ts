@@ -1,9 +1,10 @@
 import { Router } from "express";
 import type { Redis } from "ioredis";
-import type { ModelRepository } from "@inferline/contracts";
+import type { ModelReadiness, ModelRepository } from "@inferline/contracts";
 import { postgresFailure, type Database } from "@inferline/db";
 import { redisFailure } from "@inferline/queue";
 import { DEPENDENCY_RETRY_AFTER_SECONDS } from "../problem.ts";
+import type { ModelAvailability } from "../services/model-availability.ts";
 
 /** A dependency's state as one word: "ok", or what is wrong ("unreachable", "timeout", "terminated", "starting", "overloaded", "error"). */
 export type DependencyState = "ok" | "unreachable" | "timeout" | "terminated" | "starting" | "overloaded" | "error";
@@ -26,9 +27,15 @@ async function check(probe: () => Promise<unknown>, classify: (err: unknown) => 
   }
 }
 
-type HealthDeps = { db: Pick<Database, "ping">; redis: Redis; models: ModelRepository };
+type HealthDeps = { db: Pick<Database, "ping">; redis: Redis; models: ModelRepository; availability?: Pick<ModelAvailability, "all"> };
 
-export type Readiness = { ready: boolean; checks: { postgres: DependencyState; redis: DependencyState; models: "ok" | "empty" } };
+/**
+ * `models`: each model's readiness as live workers report it (ready, failed, unknown; per version,
+ * with worker counts and failure codes), when Redis answered. Informational: a model no worker
+ * can serve does not make the API unready (it still serves every other model, and answers 503
+ * `model_unavailable` for that one).
+ */
+export type Readiness = { ready: boolean; checks: { postgres: DependencyState; redis: DependencyState; models: "ok" | "empty" }; models?: Record<string, ModelReadiness> };
 
 /** Each dependency's state as a word. Both /readyz and /v2/health/ready use it. */
 export async function readiness(deps: HealthDeps): Promise<Readiness> {
@@ -38,7 +45,14 @@ export async function readiness(deps: HealthDeps): Promise<Readiness> {
     deps.redis.status === "ready" ? check(() => deps.redis.ping(), redisFailure) : Promise.resolve<DependencyState>("unreachable"),
   ]);
   const models = deps.models.names().length > 0 ? "ok" : "empty";
-  return { ready: postgres === "ok" && redis === "ok" && models === "ok", checks: { postgres, redis, models } };
+  const readiness: Readiness = { ready: postgres === "ok" && redis === "ok" && models === "ok", checks: { postgres, redis, models } };
+  if (redis === "ok" && deps.availability) {
+    const availability = deps.availability;
+    let read: Map<string, ModelReadiness> | undefined;
+    const state = await check(async () => (read = await availability.all({ fresh: true })), redisFailure);
+    if (state === "ok" && read) readiness.models = Object.fromEntries(read);
+  }
+  return readiness;
 }
 
 export function healthRouter(deps: HealthDeps): Router {
@@ -47,8 +61,8 @@ export function healthRouter(deps: HealthDeps): Router {
     res.json({ status: "ok" });
   });
   router.get("/readyz", async (_req, res) => {
-    const { ready, checks } = await readiness(deps);
-    if (ready) return void res.json({ status: "ready", checks });
+    const { ready, checks, models } = await readiness(deps);
+    if (ready) return void res.json({ status: "ready", checks, models });
     // Not ready: a problem document like every other 503, with the states as an extension member.
     const down = Object.entries(checks).filter(([, state]) => state !== "ok");
     res.setHeader("Retry-After", String(DEPENDENCY_RETRY_AFTER_SECONDS));
@@ -59,6 +73,7 @@ export function healthRouter(deps: HealthDeps): Router {
       detail: `not ready: ${down.map(([name, state]) => `${name} ${state}`).join(", ")}`,
       code: "not_ready",
       checks,
+      models,
     };
     res.status(503).type("application/problem+json").send(JSON.stringify(body));
   });

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { DEFAULT_MODELS_DIR, ModelRepository } from "@inferline/contracts";
+import { registerModelSubcommands } from "./models.ts";
 
 interface RemoteOptions {
   remote?: string;
@@ -14,9 +15,9 @@ async function getJson(url: string, apiKey: string | undefined): Promise<unknown
 }
 
 export function registerRemote(program: Command): void {
-  program
+  const models = program
     .command("models")
-    .description("list the models (of the local repository, or of a cluster with --remote)")
+    .description("list the models (of the local repository, or of a cluster with --remote); `models add`, `models check`")
     .option("--remote <url>", "API base URL", process.env.INFERLINE_URL)
     .option("--api-key <key>", "API key", process.env.INFERLINE_API_KEY)
     .action(async (opts: RemoteOptions) => {
@@ -27,6 +28,7 @@ export function registerRemote(program: Command): void {
         console.log(`${name}\tversions ${m.versions.map((v) => v.version).join(",")}\tinputs ${m.inputs.map((i) => `${i.name}:${i.datatype}[${i.shape.join(",")}]`).join(" ")}`);
       }
     });
+  registerModelSubcommands(models);
   const jobs = program.command("jobs").description("read jobs from a cluster");
   jobs
     .command("get <id>")
