@@ -66,8 +66,11 @@ export interface DeliveryResult {
   attempt?: number;
   statusCode?: number;
   error?: string;
+  /** How long the request took, when one was sent. */
   latencyMs?: number;
   retryInMs?: number;
+  /** The SSRF guard refused the target (before sending, or when the socket connected): nothing reached it. */
+  refused?: boolean;
 }
 
 /**
@@ -114,7 +117,7 @@ export async function deliverEvent(store: WebhookDeliveryStore, eventId: string,
     status,
     reschedule: !manual,
   });
-  return { outcome, attempt: event.attempts, statusCode: attempt.statusCode, error: attempt.error, latencyMs: attempt.latencyMs, retryInMs };
+  return { outcome, attempt: event.attempts, statusCode: attempt.statusCode, error: attempt.error, latencyMs: attempt.latencyMs, retryInMs, refused: attempt.refused };
 }
 
 interface Attempt {
@@ -126,6 +129,7 @@ interface Attempt {
   error?: string;
   responseBody?: string;
   retryAfterMs?: number;
+  refused?: boolean;
 }
 
 async function attemptOnce(event: ClaimedWebhookEvent, options: DeliveryOptions): Promise<Attempt> {
@@ -137,7 +141,7 @@ async function attemptOnce(event: ClaimedWebhookEvent, options: DeliveryOptions)
     await assertPublicTarget(event.url, { allowPrivate: options.allowPrivate, lookup: options.lookup, lookupTimeoutMs: options.lookupTimeoutMs });
   } catch (err) {
     // Retried on the schedule: DNS (or the operator's allow switch) may change.
-    return { at, ok: false, retriable: true, error: `refused: ${(err as Error).message}` };
+    return { at, ok: false, retriable: true, refused: true, error: `refused: ${(err as Error).message}` };
   }
   const secrets = [event.secret];
   if (event.previousSecret && event.previousExpiresAt && event.previousExpiresAt.getTime() > Date.now()) secrets.push(event.previousSecret);
@@ -165,8 +169,11 @@ async function attemptOnce(event: ClaimedWebhookEvent, options: DeliveryOptions)
     return { at, ok: false, retriable: res.status !== 410, statusCode, latencyMs, error, responseBody, retryAfterMs: parseRetryAfter(res.headers.get("retry-after")) };
   } catch (err) {
     const latencyMs = Math.round(performance.now() - started);
-    const connectTimedOut = (err as { cause?: { code?: string } }).cause?.code === "UND_ERR_CONNECT_TIMEOUT";
+    const code = (err as { cause?: { code?: string } }).cause?.code;
+    const connectTimedOut = code === "UND_ERR_CONNECT_TIMEOUT";
     const error = signal.aborted ? `no answer within ${timeoutMs} ms` : connectTimedOut ? `no connection within ${connectTimeoutMs} ms` : `request failed: ${describe(err)}`;
+    // The guarded lookup refuses at connect time an address the first check did not see (DNS rebinding).
+    if (code === "EWEBHOOKTARGET") return { at, ok: false, retriable: true, statusCode, latencyMs, error, refused: true };
     return { at, ok: false, retriable: true, statusCode, latencyMs, error };
   }
 }

@@ -3,7 +3,7 @@ import type { Redis } from "ioredis";
 import { RetryAfterError } from "@inferline/contracts";
 import type { WebhookWorkerStore } from "@inferline/db";
 import { WEBHOOK_QUEUE } from "@inferline/queue";
-import { DEFAULT_TIMEOUT_MS, deliverEvent, type DeliveryOptions } from "./deliver.ts";
+import { DEFAULT_TIMEOUT_MS, deliverEvent, type DeliveryOptions, type DeliveryResult } from "./deliver.ts";
 import type { DeliveryPayload, WebhookQueue } from "./queue.ts";
 import { TenantSlots } from "./tenant-slots.ts";
 
@@ -27,6 +27,8 @@ export interface WebhookWorkerOptions extends DeliveryOptions {
   /** A pending event overdue by this much is checked by the sweep. Default DEFAULT_SWEEP_AFTER_MS (60000). */
   sweepAfterMs?: number;
   logger: WebhookLogger;
+  /** Called after each attempt that was made (not for skipped events): the worker's webhook metrics hang here. */
+  onAttempt?: (result: DeliveryResult) => void;
 }
 
 /** Deliveries in flight at once per process when the options name none. */
@@ -118,6 +120,7 @@ export class WebhookWorker {
 
   private async deliver(job: Job<DeliveryPayload>): Promise<void> {
     const result = await deliverEvent(this.store, job.data.eventId, this.options, { manual: job.data.manual });
+    if (result.outcome !== "skipped") this.options.onAttempt?.(result);
     // The delay is the schedule's (or the receiver's Retry-After): see the "webhook" backoff strategy.
     if (result.outcome === "retry") throw new RetryAfterError("webhook_retry", result.error ?? "delivery failed", result.retryInMs ?? 0);
     if (result.outcome === "failed") this.options.logger.warn({ event: job.data.eventId, attempt: result.attempt, err: result.error }, "webhook delivery failed for good");
