@@ -11,6 +11,8 @@ COPY packages/db/package.json packages/db/
 COPY packages/queue/package.json packages/queue/
 COPY packages/inference/package.json packages/inference/
 COPY packages/webhooks/package.json packages/webhooks/
+COPY packages/outcomes/package.json packages/outcomes/
+COPY packages/cache/package.json packages/cache/
 COPY packages/testing/package.json packages/testing/
 COPY prisma prisma
 COPY packages/db/prisma.config.ts packages/db/

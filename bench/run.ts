@@ -6,14 +6,16 @@
  *   npx pnpm@10 bench --scale 0.5                      # half the jobs everywhere
  *   npx pnpm@10 bench --profile                        # node --cpu-prof for every process → bench/profiles/
  *   npx pnpm@10 bench --models iris --scenarios fairness   # a light tenant's latency behind a heavy tenant's backlog
+ *   npx pnpm@10 bench --models iris --scenarios cache      # result-cache hits beside misses (jobs, and a batch)
+ *   npx pnpm@10 bench --models iris --scenarios latency-sweep   # latency and queue-latency at 50 … 1,600 jobs/s → bench/latency-chart.svg
  *
  * Job counts per scenario: BENCH_<MODEL>_<SCENARIO>_N (e.g. BENCH_IRIS_DRAIN_N=50000,
  * BENCH_OCR_DRAIN_N=600); other knobs are read by the scenario files (BENCH_SUBMIT_MODE,
  * BENCH_SUBMIT_CONCURRENCY, BENCH_LATENCY_RATE, BENCH_WORKER_THREADS, ...).
  *
  * Needs PostgreSQL and Redis on their default local ports (BENCH_DATABASE_URL's server,
- * BENCH_REDIS_URL). Uses its own database `inferline_bench` (dropped and recreated at the start,
- * dropped at the end) and BullMQ prefixes `bench-<run id>:...` (deleted at the end). Each scenario
+ * BENCH_REDIS_URL). Uses a database of its own run, `inferline_bench_<hex>` (created at the start,
+ * dropped at the end; BENCH_DATABASE_URL names another) and BullMQ prefixes `bench-<run id>:...` (deleted at the end). Each scenario
  * runs in a fresh process (bench/scenarios/<name>.ts), one after the other, so that the ratios
  * come from one run on the same machine state. Progress goes to stderr; the table to stdout; all
  * figures to bench/results.json.
@@ -27,6 +29,8 @@ import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { Database, migrate, TenantStore } from "@inferline/db";
+import { breakdownTable, type Breakdown } from "./support/hop-breakdown.ts";
+import { latencyChartSvg, type SweepPoint } from "./support/latency-chart.ts";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "..");
@@ -50,21 +54,36 @@ if (flag("help")) {
   process.exit(0);
 }
 const MODELS = (flag("models") ?? "iris,ocr-text-line").split(",");
-const SCENARIOS = (flag("scenarios") ?? "raw,queue-ceiling,naive,drain,submit,latency,fairness").split(",");
+const SCENARIOS = (flag("scenarios") ?? "raw,queue-ceiling,naive,drain,submit,express-ceiling,latency,queue-latency,fairness,cache").split(",");
 const SCALE = Number(flag("scale") ?? 1);
 const PROFILE = flag("profile") !== undefined;
 const QUIET_WAIT_S = Number(process.env.BENCH_QUIET_WAIT_S ?? 30);
 
-const adminUrl = process.env.BENCH_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/inferline_bench";
+const runSuffix = crypto.randomBytes(2).toString("hex");
+// A database of this run's own: two bench runs on one machine (helpers, CI) must not drop each other's.
+const adminUrl = process.env.BENCH_DATABASE_URL ?? `postgresql://postgres@127.0.0.1:5432/inferline_bench_${runSuffix}`;
 const databaseUrl = adminUrl;
 const redisUrl = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
-const runId = `bench-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, "")}-${crypto.randomBytes(2).toString("hex")}`;
+const runId = `bench-${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, "")}-${runSuffix}`;
 const dbName = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
 
 /** Which scenarios run for which model, and with how many jobs by default (sized for ~3 min in all). */
 const PLAN: Record<string, Partial<Record<string, number>>> = {
   // fairness: the heavy tenant's backlog of jobs (plus a batch of BENCH_FAIRNESS_BATCH items).
-  iris: { raw: 0, "queue-ceiling": 40_000, naive: 15_000, drain: 40_000, submit: 20_000, latency: 0, fairness: 100_000 },
+  // express-ceiling: requests (as submit); queue-latency: paced at the latency scenario's rate.
+  iris: {
+    raw: 0,
+    "queue-ceiling": 40_000,
+    naive: 15_000,
+    drain: 40_000,
+    submit: 20_000,
+    "express-ceiling": 20_000,
+    latency: 0,
+    "queue-latency": 0,
+    "latency-sweep": 0,
+    fairness: 100_000,
+    cache: 5_000,
+  },
   "ocr-text-line": { raw: 0, naive: 120, drain: 200, latency: 0 },
 };
 const SHORT: Record<string, string> = { iris: "IRIS", "ocr-text-line": "OCR" };
@@ -188,9 +207,110 @@ async function runScenario(model: string, scenario: string, env: Record<string, 
   return { ...result, busyBefore, took };
 }
 
+// ------------------------------------------------------------------ latency sweep
+
+const SWEEP_RATES = (process.env.BENCH_SWEEP_RATES ?? "50,100,200,400,800,1600").split(",").map(Number);
+const SWEEP_SECONDS = process.env.BENCH_SWEEP_SECONDS ?? "5";
+
+interface SweepStep extends SweepPoint {
+  p90: number;
+  /** Share of the jobs that finished within the long-poll's 10 s. */
+  finished: number;
+  /** Why the sweep stopped here for this system (it is then the last step). */
+  saturated?: string;
+  busyBefore?: number;
+  /** Cores the rest of the machine (not this step's processes, PostgreSQL or Redis) kept busy during the step. */
+  otherCores?: number;
+}
+interface Sweep {
+  model: string;
+  secondsPerStep: number;
+  rates: number[];
+  inferline: SweepStep[];
+  queue: SweepStep[];
+}
+
+/**
+ * The latency scenario (traces off) and queue-latency at each of BENCH_SWEEP_RATES, one beside the
+ * other at each rate (so both see the same machine), BENCH_SWEEP_SECONDS each after a 1 s warm-up.
+ * A system stops at saturation: it achieved under 0.8 of the offered rate, more than 1% of its jobs
+ * did not finish within 10 s, or its p99 passed 10 × its p99 at the lowest rate (and 100 ms).
+ */
+async function runSweep(model: string, env: Record<string, string>): Promise<Sweep> {
+  const sweep: Sweep = { model, secondsPerStep: Number(SWEEP_SECONDS), rates: SWEEP_RATES, inferline: [], queue: [] };
+  const systems = [
+    ["inferline", "latency"],
+    ["queue", "queue-latency"],
+  ] as const;
+  const live = new Set<string>(systems.map(([s]) => s));
+  for (const rate of SWEEP_RATES) {
+    for (const [system, scenario] of systems) {
+      if (!live.has(system)) continue;
+      log(`  sweep: ${scenario} at ${rate}/s`);
+      const r = await runScenario(model, scenario, { ...env, BENCH_LATENCY_RATE: String(rate), BENCH_LATENCY_SECONDS: SWEEP_SECONDS, BENCH_LATENCY_WARMUP_S: "1", BENCH_LATENCY_TRACE: "0" });
+      if (r.error) {
+        live.delete(system);
+        continue;
+      }
+      const f = r as Result & { p50: number; p90: number; p99: number; achievedRate: number; n: number; statuses: Record<string, number> };
+      const finished = (f.statuses.succeeded ?? f.statuses.completed ?? 0) / f.n;
+      const first = sweep[system][0];
+      const saturated =
+        f.achievedRate < 0.8 * rate
+          ? `achieved ${f.achievedRate}/s of ${rate}/s offered`
+          : finished < 0.99
+            ? `${Math.round((1 - finished) * 100)}% of jobs not finished within 10 s`
+            : first && f.p99 > Math.max(10 * first.p99, 100)
+              ? `p99 ${f.p99} ms, over 10 × the lowest rate's`
+              : undefined;
+      sweep[system].push({
+        rate,
+        achievedRate: f.achievedRate,
+        p50: f.p50,
+        p90: f.p90,
+        p99: f.p99,
+        finished: Math.round(finished * 1000) / 1000,
+        saturated,
+        busyBefore: r.busyBefore as number,
+        otherCores: r.usage?.cores?.other,
+      });
+      if (saturated) {
+        log(`  sweep: ${scenario} saturated at ${rate}/s (${saturated})`);
+        live.delete(system);
+      }
+    }
+  }
+  return sweep;
+}
+
+function sweepTable(sweep: Sweep): string {
+  const lines = ["", `Latency sweep (${sweep.model}, ${sweep.secondsPerStep} s per rate): submit-to-result (Inferline) and add-to-completed (BullMQ alone), ms`, ""];
+  lines.push(
+    "| offered/s | Inferline achieved/s | p50 | p90 | p99 | other cores | BullMQ achieved/s | p50 | p90 | p99 | other cores | p50 ratio | p99 ratio |",
+    "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+  );
+  for (const rate of sweep.rates) {
+    const a = sweep.inferline.find((s) => s.rate === rate);
+    const b = sweep.queue.find((s) => s.rate === rate);
+    if (!a && !b) continue;
+    const cells = (s?: SweepStep) =>
+      s ? [`${fmt(s.achievedRate)}${s.saturated ? " (saturated)" : ""}`, fmt(s.p50, 1), fmt(s.p90, 1), fmt(s.p99, 1), fmt(s.otherCores, 2)] : ["—", "—", "—", "—", "—"];
+    lines.push(`| ${fmt(rate)} | ${[...cells(a), ...cells(b)].join(" | ")} | ${a && b ? fmt(a.p50 / b.p50, 2) : "—"} | ${a && b ? fmt(a.p99 / b.p99, 2) : "—"} |`);
+  }
+  for (const [name, steps] of [
+    ["Inferline", sweep.inferline],
+    ["BullMQ", sweep.queue],
+  ] as const) {
+    const last = steps[steps.length - 1];
+    if (last?.saturated) lines.push(`${name} stopped at ${fmt(last.rate)}/s: ${last.saturated}`);
+  }
+  return lines.join("\n");
+}
+
 // ------------------------------------------------------------------ report
 
-const fmt = (x: number | undefined, digits = 0) => (x === undefined || Number.isNaN(x) ? "—" : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const fmt = (x: number | undefined | null, digits = 0) =>
+  x === undefined || x === null || Number.isNaN(x) ? "—" : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /** A value of a scenario's JSON as table text. */
 function text(v: unknown): string {
@@ -217,6 +337,15 @@ function report(results: Result[], meta: Record<string, unknown>) {
     ratios[model] = { drainOverQueueCeiling: ratio(drain, rate(model, "queue-ceiling")), drainOverNaive: ratio(drain, rate(model, "naive")), drainOverRaw: ratio(drain, rate(model, "raw")) };
     const rawAdapter = (get(model, "raw") as { withAdapter?: { rowsPerSecond: number } } | undefined)?.withAdapter?.rowsPerSecond;
     ratios[model].drainOverRawWithAdapter = ratio(drain, rawAdapter);
+    // Issue 13: latency against BullMQ's own floor at the same rate, submit against bare Express under the same client.
+    const floor = get(model, "queue-latency") as (Result & { p50: number; p99: number }) | undefined;
+    ratios[model].latencyP50OverQueue = ratio(lat?.p50, floor?.p50);
+    ratios[model].latencyP99OverQueue = ratio(lat?.p99, floor?.p99);
+    ratios[model].submitOverExpressCeiling = ratio(rate(model, "submit"), rate(model, "express-ceiling"));
+    // Issue 12: the result cache, hits beside misses in one scenario (bench/scenarios/cache.ts).
+    const cache = get(model, "cache") as (Result & { cacheHitOverMissJobsPerSecond: number; cacheHitP50OverMiss: number }) | undefined;
+    ratios[model].cacheHitOverMissJobsPerSecond = cache?.cacheHitOverMissJobsPerSecond;
+    ratios[model].cacheHitP50OverMiss = cache?.cacheHitP50OverMiss;
     const r = ratios[model];
     lines.push(
       `| ${model} | ${cols.map((c) => fmt(rate(model, c))).join(" | ")} | ${lat ? `${fmt(lat.p50, 1)} / ${fmt(lat.p90, 1)} / ${fmt(lat.p99, 1)} @ ${lat.rate}/s` : "—"} | ${fmt(r.drainOverQueueCeiling, 2)} | ${fmt(r.drainOverNaive, 2)} | ${r.drainOverRaw === undefined ? "—" : r.drainOverRaw < 0.01 ? r.drainOverRaw.toExponential(1) : fmt(r.drainOverRaw, 3)} |`,
@@ -251,10 +380,35 @@ function report(results: Result[], meta: Record<string, unknown>) {
     (v) => `${fmt(v)} jobs/s`,
   );
   check(
-    "ocr-text-line drain ≥ 0.8 × raw",
+    "ocr-text-line drain ≥ 0.9 × raw (drainOverRaw)",
     ratios["ocr-text-line"]?.drainOverRaw,
-    (v) => v >= 0.8,
+    (v) => v >= 0.9,
     (v) => `${fmt(v, 2)}×`,
+  );
+  const times = (v: number) => `${fmt(v, 2)}×`;
+  check("iris latency p50 ≤ 3 × BullMQ add→completed p50 (latencyP50OverQueue)", ratios.iris?.latencyP50OverQueue, (v) => v <= 3, times);
+  check("iris latency p99 ≤ 3 × BullMQ add→completed p99 (latencyP99OverQueue)", ratios.iris?.latencyP99OverQueue, (v) => v <= 3, times);
+  check("iris submit ≥ 0.8 × a minimal Express 5 app (submitOverExpressCeiling)", ratios.iris?.submitOverExpressCeiling, (v) => v >= 0.8, times);
+  check("iris cache hits ≥ 3 × the jobs/s of misses (cacheHitOverMissJobsPerSecond)", ratios.iris?.cacheHitOverMissJobsPerSecond, (v) => v >= 3, times);
+  check(
+    "iris cache hit p50 ≤ 1/3 of a miss's (cacheHitP50OverMiss)",
+    ratios.iris?.cacheHitP50OverMiss,
+    (v) => v <= 1 / 3,
+    (v) => fmt(v, 3),
+  );
+  const remote = remoteScoring();
+  const from = remote ? ` — bench/score-remote.json of ${remote.date.slice(0, 16)}` : " (run bench/score-remote.ts)";
+  check(
+    `remote scoring ≤ 55 µs of CPU per row, all processes${from}`,
+    remote?.cpuUsPerRow,
+    (v) => v <= 55,
+    (v) => `${fmt(v, 1)} µs`,
+  );
+  check(
+    `remote scoring ≥ 0.12 × local scoring's rows/s, same script run${from}`,
+    remote?.remoteOverLocal,
+    (v) => v >= 0.12,
+    (v) => `${fmt(v, 3)}×`,
   );
   const irisLat = get("iris", "latency") as (Result & { p50: number; p99: number }) | undefined;
   check(
@@ -278,6 +432,27 @@ function report(results: Result[], meta: Record<string, unknown>) {
   );
   lines.push("", "Targets", "", "| target | measured | |", "|---|--:|:-:|");
   for (const t of targets) lines.push(`| ${t.target} | ${t.value} | ${t.met === undefined ? "–" : t.met ? "✓" : "✗"} |`);
+
+  // Issue 13's explanations beside its ratios: each hop's share of the latency, and CPU per request against bare Express.
+  for (const model of MODELS) {
+    const lat = get(model, "latency") as (Result & { rate: number; breakdown?: Breakdown & { runMsPerBatch: number; jobsPerBatch: number } }) | undefined;
+    const floor = get(model, "queue-latency") as (Result & { p50: number; p99: number }) | undefined;
+    if (lat?.breakdown) {
+      lines.push("", `Where the milliseconds go: ${model} latency at ${lat.rate}/s, per hop (INFERLINE_TRACE_HOPS)`, "");
+      const extra = [`worker: mean session run ${fmt(lat.breakdown.runMsPerBatch, 2)} ms per batch of ${fmt(lat.breakdown.jobsPerBatch, 2)} jobs`];
+      if (floor) extra.push(`BullMQ alone (queue-latency, same rate): add → completed p50 ${fmt(floor.p50, 2)} ms, p99 ${fmt(floor.p99, 2)} ms`);
+      lines.push(breakdownTable(lat.breakdown, extra));
+    }
+    const submit = get(model, "submit");
+    const express = get(model, "express-ceiling");
+    if (submit && express) {
+      const us = (r: Result, role: string) => r.usage?.perJob?.[`${role}CpuUs`];
+      lines.push(
+        "",
+        `CPU per request, ${model}: Inferline's API ${text(us(submit, "api"))} µs (+ PostgreSQL ${text(submit.usage?.perJob?.postgresCpuUs)} µs, Redis ${text(submit.usage?.perJob?.redisProcCpuUs)} µs) at ${fmt(submit.jobsPerSecond)}/s; minimal Express 5 app ${text(us(express, "express"))} µs at ${fmt(express.jobsPerSecond)}/s; the client ${text(us(submit, "self"))} / ${text(us(express, "self"))} µs`,
+      );
+    }
+  }
 
   // Where the time goes: CPU per job by process group, and round trips per job.
   lines.push("", "Cost per job (µs of CPU; bench = the scenario's own processes: worker/API/client) and round trips per job", "");
@@ -307,14 +482,37 @@ function report(results: Result[], meta: Record<string, unknown>) {
     if (r.scenario === "queue-ceiling") notes.push(`addBulk ${fmt(r.addBulkPerSecond as number)}/s, concurrency ${text(r.concurrency)}`);
     if (r.scenario === "submit") notes.push(`API ${r.mode === "inproc" ? "in the client's process" : "in its own process"}, concurrency ${text(r.concurrency)}, ${JSON.stringify(r.statuses)}`);
     if (r.scenario === "latency") notes.push(`POST alone p50 ${text(r.submitP50)} ms p99 ${text(r.submitP99)} ms; ${JSON.stringify(r.statuses)}`);
+    if (r.scenario === "queue-latency")
+      notes.push(`add → completed p50 ${text(r.p50)} ms p99 ${text(r.p99)} ms at ${text(r.rate)}/s; add alone p50 ${text(r.addP50)} ms; ${JSON.stringify(r.statuses)}`);
+    if (r.scenario === "express-ceiling")
+      notes.push(
+        `minimal Express 5 app${r.lean ? " (lean)" : ""}: ${text(r.usage?.perJob?.expressCpuUs)} µs of its CPU per request, concurrency ${text(r.concurrency)}, ${JSON.stringify(r.statuses)}`,
+      );
     if (r.scenario === "naive") notes.push(`concurrency ${text(r.concurrency)}, intraOp ${text(r.intraOpThreads)}`);
     if (r.scenario === "fairness") notes.push(fairnessNote(r));
+    if (r.scenario === "cache") notes.push(cacheNote(r));
     lines.push(
       `| ${text(r.scenario)} | ${text(r.model)} | ${fmt(r.jobsPerSecond ?? (r.achievedRate as number))} | ${text(pj.benchCpuUs ?? "—")} | ${text(pj.postgresCpuUs ?? "—")} | ${text(pj.redisProcCpuUs ?? "—")} | ${text(r.usage?.cores?.other ?? "—")} | ${text(pj.redisCommands ?? "—")} | ${text(pj.pgTransactions ?? "—")} | ${notes.filter(Boolean).join("; ")} |`,
     );
   }
   lines.push("", `machine: ${JSON.stringify(meta.machine)}; run ${text(meta.runId)}; ${text(meta.date)}`, "");
   return { text: lines.join("\n"), targets, ratios };
+}
+
+/** bench/score-remote.ts's last figures (it runs on its own, with a local run of the same file beside it), if it ran here. */
+function remoteScoring(): { cpuUsPerRow: number; remoteOverLocal: number; date: string } | undefined {
+  const file = path.join(HERE, "score-remote.json");
+  if (!fs.existsSync(file)) return undefined;
+  const r = JSON.parse(fs.readFileSync(file, "utf8")) as { cpuUsPerRow?: number; remoteOverLocal?: number; date?: string };
+  return r.cpuUsPerRow === undefined || r.remoteOverLocal === undefined ? undefined : { cpuUsPerRow: r.cpuUsPerRow, remoteOverLocal: r.remoteOverLocal, date: r.date ?? "" };
+}
+
+/** The cache scenario's figures in one line: hits beside misses, jobs and a batch. */
+function cacheNote(r: Result): string {
+  type Side = { jobsPerSecond: number; p50: number; p99: number };
+  const c = r as Result & { hit: Side; miss: Side; bypass?: Side; batch: { items: number; hit: { itemsPerSecond: number }; miss: { itemsPerSecond: number } } };
+  const side = (s: Side) => `${fmt(s.jobsPerSecond)} jobs/s, p50 ${fmt(s.p50, 2)} / p99 ${fmt(s.p99, 2)} ms`;
+  return `concurrency ${text(r.concurrency)}: hits ${side(c.hit)}; misses ${side(c.miss)}${c.bypass ? `; bypass ${side(c.bypass)}` : ""}; a ${fmt(c.batch.items)}-item batch ${fmt(c.batch.hit.itemsPerSecond)} items/s all hits, ${fmt(c.batch.miss.itemsPerSecond)} never scored`;
 }
 
 /** The fairness scenario's figures in one line: the light tenant's latency with the heavy one idle, and behind its backlog. */
@@ -339,10 +537,15 @@ async function main(): Promise<void> {
   const env = { BENCH_DATABASE_URL: databaseUrl, BENCH_REDIS_URL: redisUrl, BENCH_RUN_ID: runId, BENCH_TENANT_ID: tenant.id, BENCH_API_KEY: key };
 
   const results: Result[] = [];
+  const sweeps: Sweep[] = [];
   try {
     for (const model of MODELS) {
       for (const scenario of SCENARIOS) {
         if (!(scenario in (PLAN[model] ?? {}))) continue;
+        if (scenario === "latency-sweep") {
+          sweeps.push(await runSweep(model, env));
+          continue;
+        }
         const extra: Record<string, string> = {};
         // OCR latency at a rate the worker sustains here: half its measured drain rate, at most 20/s.
         const drained = results.find((r) => r.model === model && r.scenario === "drain")?.jobsPerSecond;
@@ -370,8 +573,18 @@ async function main(): Promise<void> {
   };
   const { text, targets, ratios } = report(results, meta);
   process.stdout.write(`${text}\n`);
+  for (const sweep of sweeps) {
+    process.stdout.write(`${sweepTable(sweep)}\n\n`);
+    const subtitle = [
+      `${meta.date.slice(0, 10)}, ${meta.machine.cpus} cores (${meta.machine.cpuModel ?? "?"}): client, API, worker, PostgreSQL and Redis on one machine`,
+      `open-loop paced client, ${sweep.secondsPerStep} s per offered rate (${sweep.rates.join(", ")}/s) up to saturation`,
+    ];
+    const chart = path.join(HERE, "latency-chart.svg");
+    fs.writeFileSync(chart, await latencyChartSvg({ Inferline: sweep.inferline, "BullMQ alone (add → completed)": sweep.queue }, subtitle));
+    log(`wrote ${path.relative(ROOT, chart)}`);
+  }
   const fairnessP99Ratio = (results.find((r) => r.scenario === "fairness" && !r.error) as { fairnessP99Ratio?: number } | undefined)?.fairnessP99Ratio;
-  fs.writeFileSync(path.join(HERE, "results.json"), `${JSON.stringify({ ...meta, targets, ratios, fairnessP99Ratio, results }, null, 2)}\n`);
+  fs.writeFileSync(path.join(HERE, "results.json"), `${JSON.stringify({ ...meta, targets, ratios, fairnessP99Ratio, results, ...(sweeps.length ? { sweep: sweeps } : {}) }, null, 2)}\n`);
   log(`wrote bench/results.json (${meta.durationSeconds} s in all)`);
 }
 

@@ -24,6 +24,7 @@ import type { QueueStatusService } from "./services/queue-status.ts";
 import type { ApiMetrics } from "./metrics.ts";
 import { WaiterLimit } from "./services/long-poll.ts";
 import { longPollAdmission } from "./routes/long-poll-handler.ts";
+import type { ModelAvailability } from "./services/model-availability.ts";
 
 export interface AppDeps {
   env: ApiEnv;
@@ -46,6 +47,8 @@ export interface AppDeps {
   webhooks: WebhookQueue;
   /** The webhook record of jobs, and their manual redeliveries. */
   webhookEvents: JobWebhookStore;
+  /** Model readiness as live workers report it (/readyz details, /v2/models/:name/ready). */
+  availability?: ModelAvailability;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -67,7 +70,7 @@ export function createApp(deps: AppDeps): Express {
   // One cap for every kind of long-poll (jobs, batches, v2 infer) of a tenant in this process.
   const waiters = new WaiterLimit(deps.env.LONG_POLL_MAX_WAITERS_PER_TENANT, { waiters: deps.metrics.longPollWaiters, rejected: deps.metrics.longPollRejected });
   v1.get(["/jobs/:id", "/batches/:id"], longPollAdmission(waiters));
-  v1.use("/jobs", json, jobsRouter(deps.jobs));
+  v1.use("/jobs", json, jobsRouter(deps.jobs, deps.metrics));
   // Batches parse their own (larger, possibly streamed) bodies.
   v1.use("/batches", batchesRouter(deps.batches, deps.env.BATCH_BODY_LIMIT, deps.metrics));
   v1.use("/models", modelsRouter(deps.models, deps.queues));
@@ -97,6 +100,8 @@ export function createApp(deps: AppDeps): Express {
       bodyLimit: deps.env.BODY_LIMIT,
       timeoutSeconds: deps.env.V2_INFER_TIMEOUT_S,
       waiters,
+      metrics: deps.metrics,
+      availability: deps.availability,
     }),
   );
 

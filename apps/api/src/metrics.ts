@@ -1,5 +1,10 @@
 import type { RequestHandler } from "express";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { CacheMetrics } from "@inferline/cache";
+import type { QueueReading, QueueReadings } from "./services/queue-readings.ts";
+
+/** What a submit counts: a single job, or a batch with its items. */
+export type SubmitKind = "job" | "batch";
 
 export class ApiMetrics {
   readonly registry = new Registry();
@@ -21,8 +26,114 @@ export class ApiMetrics {
     registers: [this.registry],
   });
 
+  private readonly cacheLookups = new Counter({
+    name: "inferline_cache_lookups_total",
+    help: "Result cache lookups of jobs and batch items by model and outcome (hit, miss, bypass, merged: joined an identical request in flight)",
+    labelNames: ["model", "outcome"],
+    registers: [this.registry],
+  });
+  /** The API looks up; the worker writes (see WorkerMetrics). */
+  readonly cache: CacheMetrics = {
+    lookups: (model, outcome, n = 1) => this.cacheLookups.inc({ model, outcome }, n),
+    writes: () => {},
+  };
+
+  // Submits by model (a replay of an Idempotency-Key is no new submit). Children cached per model:
+  // this is on the submit path (see middleware()).
+  private readonly jobsSubmitted = new Counter({
+    name: "inferline_jobs_submitted_total",
+    help: "Jobs accepted (POST /v1/jobs and v2 infer) by model",
+    labelNames: ["model"],
+    registers: [this.registry],
+  });
+  private readonly batchesSubmitted = new Counter({ name: "inferline_batches_submitted_total", help: "Batches accepted by model", labelNames: ["model"], registers: [this.registry] });
+  private readonly itemsSubmitted = new Counter({ name: "inferline_batch_items_submitted_total", help: "Batch items accepted by model", labelNames: ["model"], registers: [this.registry] });
+  private readonly submitChildren = new Map<string, { inc(n?: number): void }>();
+
+  // The queue gauges: the same numbers in every API process (read from PostgreSQL), so aggregate
+  // them across processes with max, not sum. Read on scrape, at most about once a second (see QueueReadings).
+  private readings: QueueReadings | undefined;
+  private readonly queued = new Gauge({
+    name: "inferline_queue_queued",
+    help: "Work waiting for a worker (not started) by model and kind (job: single jobs, batch_item: batch items); the autoscaling signal",
+    labelNames: ["model", "kind"],
+    registers: [this.registry],
+    collect: () =>
+      this.showQueues((r) => {
+        this.queued.reset();
+        for (const m of r.models) {
+          this.queued.set({ model: m.model, kind: "job" }, m.queuedJobs);
+          this.queued.set({ model: m.model, kind: "batch_item" }, m.queuedItems);
+        }
+      }),
+  });
+  private readonly running = new Gauge({
+    name: "inferline_queue_running",
+    help: "Jobs and batch items in queue entries a worker has started and not finished, by model",
+    labelNames: ["model"],
+    registers: [this.registry],
+    collect: () =>
+      this.showQueues((r) => {
+        this.running.reset();
+        for (const m of r.models) this.running.set({ model: m.model }, m.running);
+      }),
+  });
+  private readonly oldestAge = new Gauge({
+    name: "inferline_queue_oldest_age_seconds",
+    help: "How long the model's oldest queue entry not yet started has waited (0: none waits)",
+    labelNames: ["model"],
+    registers: [this.registry],
+    collect: () =>
+      this.showQueues((r) => {
+        this.oldestAge.reset();
+        const now = Date.now();
+        for (const m of r.models) this.oldestAge.set({ model: m.model }, m.oldestQueuedAt === null ? 0 : Math.max(0, now - m.oldestQueuedAt) / 1000);
+      }),
+  });
+  private readonly readingTime = new Gauge({
+    name: "inferline_queue_reading_timestamp_seconds",
+    help: "When the queue gauges' numbers were read from PostgreSQL (unix seconds; 0: never): older than a few seconds means the reads fail",
+    registers: [this.registry],
+    collect: () => this.showQueues((r) => this.readingTime.set(r.at / 1000)),
+  });
+  private readonly readingFailures = new Counter({
+    name: "inferline_queue_reading_failures_total",
+    help: "Reads of the queue gauges' numbers that failed (the gauges kept their last values)",
+    registers: [this.registry],
+    collect: () => {
+      this.readingFailures.reset();
+      this.readingFailures.inc(this.readings?.failures ?? 0);
+    },
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "inferline_api_" });
+  }
+
+  /** Has the queue gauges read through `readings` (server.ts; without it they stay empty). */
+  watchQueues(readings: QueueReadings): void {
+    this.readings = readings;
+  }
+
+  /** Counts an accepted submit: one job, or one batch of `items` items. */
+  submitted(kind: SubmitKind, model: string, items = 1): void {
+    const key = `${kind}:${model}`;
+    let child = this.submitChildren.get(key);
+    if (!child) {
+      if (kind === "job") child = this.jobsSubmitted.labels(model);
+      else {
+        const [batches, batchItems] = [this.batchesSubmitted.labels(model), this.itemsSubmitted.labels(model)];
+        child = { inc: (n = 1) => (batches.inc(), batchItems.inc(n)) };
+      }
+      this.submitChildren.set(key, child);
+    }
+    child.inc(items);
+  }
+
+  /** Sets gauges from the current reading; never fails a scrape (no reading yet: the gauges stay as they are). */
+  private async showQueues(show: (reading: QueueReading) => void): Promise<void> {
+    const reading = await this.readings?.current();
+    if (reading) show(reading);
   }
 
   middleware(): RequestHandler {

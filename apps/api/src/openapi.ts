@@ -33,6 +33,29 @@ const SUBMIT_400 = problem(`${COMMON[400].description}, a bad Idempotency-Key (i
 const STATUS_DESCRIPTION =
   "`queued`, `running`, or terminal: `succeeded`, `failed`, `canceled` (by the client, or at its Cancel-After time), `expired` (not started within its queue deadline, maxQueueSeconds; error `deadline_exceeded`; it never ran)";
 
+/** A job as the API shows it (JobView in @inferline/contracts). */
+const JOB_VIEW = {
+  type: "object",
+  required: ["id", "status", "model", "version", "priority", "createdAt", "attempts", "metadata"],
+  properties: {
+    id: { type: "string" },
+    status: ref("JobStatus"),
+    model: { type: "string" },
+    version: { type: "string" },
+    priority: { type: "string", enum: ["high", "normal", "low"] },
+    createdAt: { type: "string", format: "date-time" },
+    startedAt: { type: "string", format: "date-time" },
+    completedAt: { type: "string", format: "date-time" },
+    attempts: { type: "integer", description: "Runs a worker started (0 for a job the result cache answered)" },
+    metadata: { type: "object", additionalProperties: { type: "string" } },
+    batchId: { type: "string" },
+    customId: { type: "string" },
+    result: { type: "object", description: "A v2 inference response: {model_name, model_version, outputs: [tensor]} (plus classifications where the model has labels)" },
+    cached: { type: "boolean", const: true, description: "Present when the result came from the model's result cache (or from an identical request's run in flight), not from a run of its own" },
+    error: { type: "object", properties: { code: { type: "string" }, message: { type: "string" } } },
+  },
+};
+
 /**
  * The OpenAPI 3.1 description of the API. Request schemas come from the same zod schemas the
  * routes validate with, so the document cannot drift from the validation.
@@ -47,6 +70,7 @@ export function openApiDocument(): Record<string, unknown> {
         Tensor: schema(Tensor),
         JobSubmission: schema(JobSubmission),
         JobStatus: { ...schema(JobStatus), description: STATUS_DESCRIPTION },
+        Job: JOB_VIEW,
         BatchSubmission: schema(BatchSubmission),
         QueueStatus: {
           ...z.toJSONSchema(QueueStatus, { io: "output" }),
@@ -72,13 +96,13 @@ export function openApiDocument(): Record<string, unknown> {
         post: {
           summary: "Submit a job",
           description:
-            "`maxQueueSeconds` (1 to 259200) bounds how long the job may wait for a worker; unset, the model's manifest default applies, else the operator's DEFAULT_MAX_QUEUE_SECONDS, else none. A job not started by then ends `expired`.",
+            "`maxQueueSeconds` (1 to 259200) bounds how long the job may wait for a worker; unset, the model's manifest default applies, else the operator's DEFAULT_MAX_QUEUE_SECONDS, else none. A job not started by then ends `expired`. For a model whose manifest sets `cache`, a request identical to an earlier one of the same tenant (same model version, inputs and requested outputs; key order and number spelling do not matter) is answered from the result cache: the 202 shows the job already `succeeded` with the result and `cached: true`, and it never runs. Identical requests in flight at once run the model once. `cache: \"bypass\"` runs the model anyway (its result refreshes the cache).",
           parameters: [{ name: "Idempotency-Key", in: "header", schema: { type: "string", maxLength: 255 } }, CANCEL_AFTER],
           requestBody: json(ref("JobSubmission")),
           responses: with_({
-            202: { description: "Accepted; Location names the job" },
+            202: { description: "Accepted; Location names the job (already `succeeded`, `cached: true`, when the result cache answered)", content: { "application/json": { schema: ref("Job") } } },
             400: SUBMIT_400,
-            200: { description: "Replay of an idempotent request" },
+            200: { description: "Replay of an idempotent request", content: { "application/json": { schema: ref("Job") } } },
             404: problem("Unknown model or version"),
             409: problem("Idempotency-Key reused with another body"),
             413: problem("Body over BODY_LIMIT (body_too_large)"),
@@ -103,7 +127,7 @@ export function openApiDocument(): Record<string, unknown> {
           summary: "Read a job; ?wait=N long-polls up to 60 s",
           parameters: [id, { name: "wait", in: "query", schema: { type: "number", maximum: 60 } }],
           responses: with_({
-            200: { description: `The job; its status is ${STATUS_DESCRIPTION}` },
+            200: { description: `The job; its status is ${STATUS_DESCRIPTION}`, content: { "application/json": { schema: ref("Job") } } },
             404: problem("Not found (or another tenant's)"),
             422: problem("Invalid or unknown query parameters"),
             429: WAIT_429,
@@ -135,11 +159,17 @@ export function openApiDocument(): Record<string, unknown> {
         post: {
           summary: "Submit up to 100,000 items (JSON, or NDJSON with ?model=)",
           description:
-            "`maxQueueSeconds` (in the body, or as a query parameter with NDJSON) bounds every item's wait for a worker, from the batch's creation, with the same defaults as a job's; items not started by then end `expired` and the batch's `counts.expired` counts them.",
+            "`maxQueueSeconds` (in the body, or as a query parameter with NDJSON) bounds every item's wait for a worker, from the batch's creation, with the same defaults as a job's; items not started by then end `expired` and the batch's `counts.expired` counts them. For a model whose manifest sets `cache`, each item is looked up in the tenant's result cache: a hit is stored `succeeded` at once with the cached result (`cached: true` on its results line and job view) and never runs; a batch whose items are all hits is `completed` when this answers. `cache: \"bypass\"` (in the body, or as a query parameter with NDJSON) runs every item (their results still refresh the cache).",
           parameters: [
             { name: "Idempotency-Key", in: "header", schema: { type: "string", maxLength: 255 } },
             CANCEL_AFTER,
             { name: "maxQueueSeconds", in: "query", description: "NDJSON bodies only (a JSON body carries it)", schema: { type: "integer", minimum: 1, maximum: 259200 } },
+            {
+              name: "cache",
+              in: "query",
+              description: "NDJSON bodies only (a JSON body carries it): `bypass` runs every item, even those the result cache could answer",
+              schema: { type: "string", enum: ["bypass"] },
+            },
           ],
           requestBody: { content: { "application/json": { schema: ref("BatchSubmission") }, "application/x-ndjson": { schema: { type: "string" } } } },
           responses: with_({
@@ -176,7 +206,11 @@ export function openApiDocument(): Record<string, unknown> {
           summary: "Results as NDJSON, in submission order",
           parameters: [id],
           responses: with_({
-            200: { description: "NDJSON: `{index, customId, jobId, status, result?, error?}` per item; an expired item carries error deadline_exceeded", content: { "application/x-ndjson": {} } },
+            200: {
+              description:
+                "NDJSON: `{index, customId, jobId, status, result?, cached?, error?}` per item; an expired item carries error deadline_exceeded; `cached: true` marks an item answered from the result cache (the line is otherwise what a run writes)",
+              content: { "application/x-ndjson": {} },
+            },
             404: problem("Not found"),
           }),
         },

@@ -9,7 +9,10 @@ import { BatchUploadSlots } from "./services/batch-upload-slots.ts";
 import { QueueDepthGuard } from "./services/queue-depth-guard.ts";
 import { TenantQuotaGuard } from "./services/quota-guard.ts";
 import { QueueStatusService } from "./services/queue-status.ts";
-import { createRedis, Dispatcher, FinishedListener, FinishedNotifier, KeyRevocationListener } from "@inferline/queue";
+import { QueueReadings } from "./services/queue-readings.ts";
+import { ResultCache } from "@inferline/cache";
+import { createRedis, Dispatcher, FinishedListener, FinishedNotifier, KeyRevocationListener, ModelReadinessReader } from "@inferline/queue";
+import { ModelAvailability } from "./services/model-availability.ts";
 import { WebhookQueue, webhookTargetChecker } from "@inferline/webhooks";
 import { createApp } from "./app.ts";
 import { closeHttp, listenHttp } from "./http-server.ts";
@@ -18,6 +21,7 @@ import type { ApiEnv } from "./env.ts";
 import { ApiMetrics } from "./metrics.ts";
 import { JobService } from "./services/job-service.ts";
 import { SubmitWriter } from "./services/submit-writer.ts";
+import { JobResultCache } from "./services/job-result-cache.ts";
 import { TenantBacklog } from "./services/tenant-backlog.ts";
 
 export interface RunningApi {
@@ -40,11 +44,13 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
   const redis = createRedis(env.REDIS_URL, "producer", { commandTimeout: env.REDIS_COMMAND_TIMEOUT_MS });
   // Named so an operator (or a fault test) can tell it apart in CLIENT LIST.
   const subscriber = createRedis(env.REDIS_URL, "worker", { connectionName: `${env.QUEUE_PREFIX}:api-subscriber` });
+  // A connection of its own with a tight bound: a slow or dead cache costs a submit at most this, then the model runs.
+  const cacheRedis = createRedis(env.CACHE_REDIS_URL ?? env.REDIS_URL, "producer", { commandTimeout: env.CACHE_COMMAND_TIMEOUT_MS, connectionName: `${env.QUEUE_PREFIX}:api-cache` });
+  const cache = new ResultCache(cacheRedis, { prefix: env.QUEUE_PREFIX, logger, flightTtlMs: env.CACHE_FLIGHT_TTL_MS });
   const dispatcher = new Dispatcher(redis, { prefix: env.QUEUE_PREFIX, attempts: env.JOB_ATTEMPTS, backoffMs: env.RETRY_BACKOFF_MS });
   const store = new JobStore(db.pool, db.prisma);
   const listener = await FinishedListener.start(subscriber, env.QUEUE_PREFIX, { recheckMs: env.LONG_POLL_RECHECK_MS });
   const dispatches = new DispatchStore(db.pool);
-  const writer = new SubmitWriter(store, dispatcher, new TenantBacklog((classes, leaveOut) => dispatches.queuedByClass(classes, leaveOut)), logger);
   const webhooks = new WebhookQueue(redis, env.QUEUE_PREFIX);
   const batchStore = new BatchStore(db.pool, db.prisma);
   const chunkStore = new BatchChunkStore(db.pool);
@@ -57,20 +63,57 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
     events: webhookEvents,
     notifier: new FinishedNotifier(redis, env.QUEUE_PREFIX),
     deliveries: webhooks,
+    // Followers of a canceled or expired single-flight leader are released onto queue entries.
+    entries: dispatcher,
     logger,
   });
+  // Answered jobs and single-flight followers are stored through the outcome path (with their events).
+  const writer = new SubmitWriter(store, dispatcher, new TenantBacklog((classes, leaveOut) => dispatches.queuedByClass(classes, leaveOut)), logger, outcomes);
   // One MAX_QUEUE_DEPTH for single jobs and batch items.
   const depthGuard = new QueueDepthGuard((model) => dispatches.pendingByModel(model), env.MAX_QUEUE_DEPTH);
   const quotaGuard = new TenantQuotaGuard((tenantId) => dispatches.queuedByTenant(tenantId), { defaultMaxQueued: env.DEFAULT_TENANT_MAX_QUEUED });
   const checkWebhook = webhookTargetChecker({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE });
-  const jobs = new JobService(outcomes, store, chunkStore, models, writer, listener, { depthGuard, quotaGuard, checkWebhook, defaultMaxQueueSeconds: env.DEFAULT_MAX_QUEUE_SECONDS });
+  const metrics = new ApiMetrics();
+  // The queue gauges of /metrics (the autoscaling signal): every model's queue in one read, at most once a second.
+  metrics.watchQueues(new QueueReadings(dispatches, models.names(), { onFailure: (err) => logger.warn({ err: err.message }, "reading the queue gauges failed; /metrics keeps the last values") }));
+  // What live workers report about their models: /readyz details, /v2 model readiness, and 503
+  // model_unavailable for a model version every reporting worker failed to load.
+  const readinessReader = new ModelReadinessReader(redis, env.QUEUE_PREFIX);
+  let readinessWarnedAt = 0;
+  const availability = new ModelAvailability(
+    async (names) => {
+      // While ioredis reconnects, its commands would wait in the offline queue: say so at once.
+      if (redis.status !== "ready") throw new Error(`Redis connection is ${redis.status}`);
+      return readinessReader.read(names);
+    },
+    models,
+    {
+      onFailure: (err) => {
+        if (Date.now() - readinessWarnedAt < 10_000) return;
+        readinessWarnedAt = Date.now();
+        logger.warn({ err: err.message }, "reading the workers' model readiness failed; submits are accepted meanwhile");
+      },
+    },
+  );
+  const jobs = new JobService(outcomes, store, chunkStore, models, writer, listener, {
+    availability,
+    depthGuard,
+    quotaGuard,
+    checkWebhook,
+    defaultMaxQueueSeconds: env.DEFAULT_MAX_QUEUE_SECONDS,
+    cache: new JobResultCache(cache, metrics.cache, { commandTimeoutMs: env.CACHE_COMMAND_TIMEOUT_MS }),
+  });
   const batches = new BatchService(outcomes, batchStore, chunkStore, models, dispatcher, listener, {
+    availability,
     depthGuard,
     quotaGuard,
     uploads: new BatchUploadSlots({ perProcess: env.MAX_BATCH_UPLOADS, perTenant: env.MAX_BATCH_UPLOADS_PER_TENANT, waitMs: env.BATCH_UPLOAD_WAIT_MS }),
     maxLineBytes: bytes.parse(env.BATCH_MAX_LINE_BYTES ?? env.BODY_LIMIT) ?? 1024 * 1024,
     checkWebhook,
     defaultMaxQueueSeconds: env.DEFAULT_MAX_QUEUE_SECONDS,
+    cache,
+    cacheMetrics: metrics.cache,
+    cacheCommandTimeoutMs: env.CACHE_COMMAND_TIMEOUT_MS,
   });
   const tenants = new TenantStore(db.pool, db.prisma);
   const auth = new ApiKeyAuth(tenants, { cacheSize: env.AUTH_CACHE_SIZE, perAddressPerSecond: env.AUTH_RATE_LIMIT_PER_IP });
@@ -79,7 +122,7 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
     revoked: (keyHashes) => auth.evict(keyHashes),
     resubscribed: () => auth.invalidateAll(),
   });
-  const app = createApp({ env, logger, db, redis, models, tenants, auth, jobs, batches, queues: new QueueStatusService(dispatches), dispatcher, metrics: new ApiMetrics(), webhooks, webhookEvents });
+  const app = createApp({ env, logger, db, redis, models, tenants, auth, jobs, batches, queues: new QueueStatusService(dispatches), dispatcher, metrics, webhooks, webhookEvents, availability });
   const { server, url } = await listenHttp(app, env.PORT, env.HOST);
   logger.info({ url, models: models.names() }, "api listening");
 
@@ -95,6 +138,7 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
       await webhooks.close();
       await db.close();
       redis.disconnect();
+      cacheRedis.disconnect();
     },
   };
 }

@@ -19,7 +19,9 @@ const irisItems = (n: number, customId?: (i: number) => string) =>
   Array.from({ length: n }, (_, i) => ({ ...(customId ? { customId: customId(i) } : {}), inputs: [irisInput([IRIS_SAMPLES.setosa])] }));
 
 async function createBatch(n: number, customId?: (i: number) => string) {
-  const created = await stack.alpha.post("/v1/batches", { model: "iris", items: irisItems(n, customId) });
+  // These tests are about items running (cancels racing a worker, the reconciler): bypass iris's
+  // result cache, which would answer identical items scored by an earlier test at creation.
+  const created = await stack.alpha.post("/v1/batches", { model: "iris", items: irisItems(n, customId), cache: "bypass" });
   expect(created.status).toBe(202);
   return created.body as { id: string; total: number };
 }

@@ -202,7 +202,7 @@ async function unqueuedEvent(url: string): Promise<{ jobId: string; eventId: str
   const id = (await stack.alpha.post("/v1/jobs", irisJob())).body.id as string;
   await succeeded(stack.alpha, id);
   const { rows } = await db.pool.query<{ tenantId: string }>(`select "tenantId" from jobs where id = $1`, [id]);
-  const [event] = await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url } }]);
+  const [event] = await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", model: "iris", webhook: { url } }]);
   return { jobId: id, eventId: event!.id };
 }
 

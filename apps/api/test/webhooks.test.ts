@@ -83,8 +83,9 @@ afterAll(async () => {
   await receiver?.close();
 });
 
+/** Submits a job that runs (these tests are about a run's outcome and events: the result cache is bypassed; result-cache.test.ts covers a hit's webhook). */
 async function submit(client: ApiClient, webhook: Record<string, unknown> | undefined): Promise<string> {
-  const res = await client.post("/v1/jobs", irisJob(undefined, webhook ? { webhook } : {}));
+  const res = await client.post("/v1/jobs", irisJob(undefined, { cache: "bypass", ...(webhook ? { webhook } : {}) }));
   expect(res.status, res.text).toBe(202);
   return res.body.id as string;
 }
@@ -296,7 +297,7 @@ describe("record and redelivery", () => {
     expect((await stack.alpha.get(`/v1/jobs/${id}?wait=10`)).body.status).toBe("succeeded");
     const { rows } = await db.pool.query<{ tenantId: string }>(`select "tenantId" from jobs where id = $1`, [id]);
     // Record the event as the worker would, but "crash" before enqueueing it.
-    const [event] = await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url } }]);
+    const [event] = await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", model: "iris", webhook: { url } }]);
     expect(event).toBeDefined();
     expect((await stack.alpha.get(`/v1/jobs/${id}/webhooks`)).body.events[0]).toMatchObject({ id: event!.id, status: "pending", attempts: 0 });
     expect(await stack.worker!.webhooks!.sweepOnce(0)).toBe(1);
@@ -304,7 +305,7 @@ describe("record and redelivery", () => {
     expect(record.attempts).toHaveLength(1);
     expect(receiver.hits("/swept")).toHaveLength(1);
     // Recording the same event again is a no-op (its id is derived from the job and the type).
-    expect(await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", webhook: { url } }])).toEqual([]);
+    expect(await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", model: "iris", webhook: { url } }])).toEqual([]);
   });
 });
 
@@ -404,7 +405,8 @@ describe("batch.completed", () => {
     const url = receiver.on("/batch-canceled", () => ({ status: 200 }));
     await stack.stopWorker();
     try {
-      const created = await stack.alpha.post("/v1/batches", { model: "iris", items: [{ inputs: irisJob().inputs }], webhook: { url } });
+      // An item that waits for a worker (bypass: the result cache would complete the batch at once).
+      const created = await stack.alpha.post("/v1/batches", { model: "iris", items: [{ inputs: irisJob().inputs }], webhook: { url }, cache: "bypass" });
       expect((await stack.alpha.post(`/v1/batches/${created.body.id}/cancel`)).status).toBe(200);
     } finally {
       await stack.startWorker();

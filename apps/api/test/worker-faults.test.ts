@@ -77,7 +77,8 @@ describe("transient faults", () => {
 describe("reconciler", () => {
   it("re-enqueues jobs that Redis lost, and runs each once", async () => {
     await stack.stopWorker();
-    const jobs = await Promise.all(Array.from({ length: 5 }, async () => (await stack.alpha.post("/v1/jobs", irisJob())).body));
+    // Five runs of one input: the result cache (and its single flight) is bypassed, so each is queued work of its own.
+    const jobs = await Promise.all(Array.from({ length: 5 }, async () => (await stack.alpha.post("/v1/jobs", irisJob(undefined, { cache: "bypass" }))).body));
     // Redis restarts without persistence: every queue entry is gone, the database still says queued.
     await deletePrefix(stack.prefix);
     const worker = await stack.startWorker({ RECONCILE_AFTER_MS: "0" });

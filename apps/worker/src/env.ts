@@ -95,6 +95,12 @@ export const WorkerEnv = SharedEnv.extend(InferenceEnv.shape).extend({
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_CONNECT_TIMEOUT_MS),
   /** PostgreSQL statement_timeout of the worker's connections (0: none); result writes, reconciler and retention passes. Default 30000. */
   DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(DEFAULT_STATEMENT_TIMEOUT_MS),
+  /**
+   * How often the worker renews its report of which models it serves and which failed to load, in
+   * ms (each report expires after three intervals: API processes read them to answer model
+   * readiness and to refuse work for a model no worker can serve). Default 5000.
+   */
+  MODEL_HEARTBEAT_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
   /** Bound on one Redis command of the worker's producer connection (re-enqueues, finished notices, webhook adds). Default 5000. */
   REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(5000),
 });

@@ -1,11 +1,13 @@
 import type { Job as QueueEntry } from "bullmq";
-import type { ChunkItemOutcome, ClaimedChunk, ClaimedJob, IsolatedJob, JobOutcome, JobStore } from "@inferline/db";
-import { RetriableError, type JobError } from "@inferline/contracts";
+import type { ChunkItemOutcome, ClaimedChunk, ClaimedJob, FinishedJob, IsolatedJob, JobOutcome, JobStore } from "@inferline/db";
+import { hops, RetriableError, type JobError } from "@inferline/contracts";
 import type { InferenceEngine, InferenceItem, ItemOutcome } from "@inferline/inference";
 import type { DispatchGroup, DispatchPayload } from "@inferline/queue";
 import type { OutcomeSystem } from "@inferline/outcomes";
 import type { WorkerMetrics } from "./metrics.ts";
 import type { ExclusiveGate } from "./exclusive-gate.ts";
+import type { CacheWriter } from "./cache-writer.ts";
+import type { ResultCache } from "@inferline/cache";
 
 export interface ProcessorLimits {
   /** Attempts of a job (or a chunk) before it fails for good (JOB_ATTEMPTS). */
@@ -30,6 +32,14 @@ export interface ProcessorDeps {
   limits: ProcessorLimits;
   /** Runs ordinary entries side by side and entries whose worker died alone. */
   gate: ExclusiveGate;
+  /** Stores succeeded results of batch items (of models with a cache) once their chunk's write committed; absent, nothing is cached. */
+  chunkCache?: Pick<CacheWriter, "store">;
+  /**
+   * Jobs of models with a cache: stores succeeded results once their write committed, then ends
+   * the single flights of the jobs that finished (succeeded or failed; see ResultCache.land), so
+   * the next identical request is answered from the entry or leads a run of its own.
+   */
+  jobCache?: { results: Pick<CacheWriter, "store">; flights: Pick<ResultCache, "land"> };
 }
 
 /** Thrown to have BullMQ run a chunk's entry again with backoff (its retriable items, one at a time). */
@@ -51,6 +61,7 @@ export class ChunkRetryError extends RetriableError {
  */
 export function createProcessor(deps: ProcessorDeps) {
   return async (entry: QueueEntry<DispatchPayload>): Promise<{ jobs: number }> => {
+    if (hops.enabled && entry.data.jobIds) hops.markAll(entry.data.jobIds, "worker.picked");
     if (entry.processedOn) deps.metrics.queueWaitSeconds.observe({ model: entry.queueName.replace(/^infer-/, "") }, Math.max(0, entry.processedOn - entry.timestamp) / 1000);
     const lastAttempt = entry.attemptsMade + 1 >= (entry.opts.attempts ?? 1);
     return entry.data.batchChunk ? processChunk(deps, entry, lastAttempt) : processJobs(deps, entry, lastAttempt);
@@ -80,6 +91,7 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
   let claimed: ClaimedJob[] = [];
   try {
     claimed = await deps.outcomes.claimJobs(entry.data.jobIds, entry.id);
+    if (hops.enabled) hops.markAll(entry.data.jobIds, "worker.claimed");
     const outcomes: JobOutcome[] = [];
     const again: ClaimedJob[] = [];
     await Promise.all(
@@ -87,6 +99,7 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
         if (job.attempts > deps.limits.maxAttempts) return void outcomes.push(exhausted(job.id, job.attempts - 1));
         // A job on its second run or later may be what sank its first: it runs in a batch of its own.
         const outcome = await deps.engine.infer(job.model, job.version, { inputs: job.inputs, outputs: job.requestedOutputs }, { alone: job.attempts > 1 });
+        hops.mark(job.id, "worker.inferred");
         if (isRetriable(outcome) && !lastAttempt && job.attempts < deps.limits.maxAttempts) return void again.push(job);
         outcomes.push(toJobOutcome(job, outcome, deps.limits));
       }),
@@ -101,18 +114,41 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
       await enqueueIsolated(deps, moved, { delayMs: backoff(deps.limits.backoffMs, again[0]!.attempts), resumed: false });
     }
     const finished = await deps.outcomes.finishJobs(outcomes, entry.id);
-    for (const f of finished) deps.metrics.jobsFinished.inc({ model: claimed[0]!.model, status: f.status });
+    if (hops.enabled) hops.markAll(entry.data.jobIds, "worker.written");
+    await cacheJobResults(deps, claimed, outcomes, finished);
     return { jobs: finished.length };
   } catch (err) {
     if (lastAttempt && claimed.length > 0) {
       const { code, message } = giveUp(entry, err);
-      await deps.outcomes.finishJobs(
-        claimed.map((j) => ({ id: j.id, status: "failed", errorCode: code, errorMessage: message })),
-        entry.id,
-      );
+      const failed: JobOutcome[] = claimed.map((j) => ({ id: j.id, status: "failed", errorCode: code, errorMessage: message }));
+      await cacheJobResults(deps, claimed, failed, await deps.outcomes.finishJobs(failed, entry.id));
     }
     throw err;
   }
+}
+
+/**
+ * After a committed write of jobs' outcomes: the succeeded results of jobs with a digest go to the
+ * result cache (failures never do), then the flights of every finished job with one end. Jobs the
+ * write did not finish (canceled meanwhile) store nothing. Never throws (the cache degrades).
+ */
+async function cacheJobResults(deps: ProcessorDeps, claimed: ClaimedJob[], outcomes: JobOutcome[], finished: FinishedJob[]): Promise<void> {
+  if (!deps.jobCache) return;
+  const byId = new Map(claimed.map((j) => [j.id, j]));
+  const done = new Set(finished.map((f) => f.id));
+  const results = new Map<string, Array<{ digest: string; resultJson: string }>>();
+  const flights: Array<{ digest: string; jobId: string }> = [];
+  for (const o of outcomes) {
+    const job = byId.get(o.id);
+    if (!job?.cacheKey || !done.has(o.id)) continue;
+    flights.push({ digest: job.cacheKey, jobId: job.id });
+    if (o.status !== "succeeded") continue;
+    const list = results.get(job.model);
+    if (list) list.push({ digest: job.cacheKey, resultJson: o.resultJson });
+    else results.set(job.model, [{ digest: job.cacheKey, resultJson: o.resultJson }]);
+  }
+  for (const [model, list] of results) await deps.jobCache.results.store(model, list);
+  await deps.jobCache.flights.land(flights);
 }
 
 /** Adds the queue entries of jobs moved onto entries of their own (their rows are written: if Redis refuses now, the reconciler adds them). */
@@ -198,10 +234,22 @@ async function runChunkAlone(deps: ProcessorDeps, chunk: ClaimedChunk, lastAttem
 async function writeChunk(deps: ProcessorDeps, chunk: ClaimedChunk, outcomes: Array<ChunkItemOutcome | undefined>): Promise<number> {
   const finished = await deps.outcomes.finishChunk(chunk.id, outcomes);
   if (finished) {
-    deps.metrics.jobsFinished.inc({ model: chunk.model, status: "succeeded" }, finished.succeeded);
-    deps.metrics.jobsFinished.inc({ model: chunk.model, status: "failed" }, finished.failed);
+    // Jobs are counted by the OutcomeSystem's `ended` hook; a chunk's run items here, where its model is known.
+    deps.metrics.itemsFinished.inc({ model: chunk.model, status: "succeeded" }, finished.succeeded);
+    deps.metrics.itemsFinished.inc({ model: chunk.model, status: "failed" }, finished.failed);
+    // After the commit, and only what it wrote as succeeded (failures are never cached).
+    if (deps.chunkCache && chunk.cacheKeys.length > 0) await deps.chunkCache.store(chunk.model, cacheableItems(chunk, outcomes, finished.succeededItems));
   }
   return finished?.finished ?? 0;
+}
+
+/** The items a chunk write made succeeded, each with the digest the API stored for it. */
+function cacheableItems(chunk: ClaimedChunk, outcomes: Array<ChunkItemOutcome | undefined>, succeeded: number[]): Array<{ digest: string; resultJson: string }> {
+  return succeeded.flatMap((i) => {
+    const outcome = outcomes[i];
+    const digest = chunk.cacheKeys[i];
+    return outcome?.status === "succeeded" && digest ? [{ digest, resultJson: outcome.resultJson }] : [];
+  });
 }
 
 function itemOf(chunk: ClaimedChunk, inputs: NonNullable<ClaimedChunk["items"][number]>): InferenceItem {

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
-import { ModelRepository, type ResolvedModel } from "@inferline/contracts";
-import { InferenceEngine, InProcessRunner, ThreadPoolRunner, type ModelRunner } from "@inferline/inference";
+import { InferlineError, ModelRepository, type ResolvedModel, type WorkerModelReport } from "@inferline/contracts";
+import { InferenceEngine, InProcessRunner, ThreadPoolRunner, type ModelLoadFailure, type ModelRunner } from "@inferline/inference";
 import type { WorkerEnv } from "./env.ts";
 import type { WorkerMetrics } from "./metrics.ts";
 
@@ -9,6 +9,12 @@ export interface ServingEngine {
   engine: InferenceEngine;
   /** WORKER_MODELS that loaded, in their order; a model that failed to load is left out. */
   models: string[];
+  /** The manifests they were loaded from (the result cache's settings are read there). */
+  repository: ModelRepository;
+  /** Every model this worker was told to serve (WORKER_MODELS, "*" expanded), loaded or not. */
+  wanted: string[];
+  /** The model versions that failed to load or warm up: reported unready, their queues not consumed. */
+  failed: ModelLoadFailure[];
 }
 
 /**
@@ -26,11 +32,31 @@ export async function loadServingEngine(env: WorkerEnv, metrics: WorkerMetrics, 
       metrics.inferenceSeconds.observe({ model, version }, seconds);
     },
     onLoadFailed(model, version, err) {
-      logger.error({ model, version, err: err.message }, "model failed to load; this worker does not serve it");
+      logger.error(
+        { model, version, err: err.message },
+        `model failed to load; this worker does not serve it and reports it unready (\`inferline models check ${model}\` compares its manifest with its ONNX file)`,
+      );
     },
   });
-  const { served } = await engine.load(InferenceEngine.resolveAll(repo, wanted), { partial: true });
-  return { engine, models: wanted.filter((m) => served.includes(m)) };
+  const { served, failed } = await engine.load(InferenceEngine.resolveAll(repo, wanted), { partial: true });
+  if (served.length === 0 && wanted.length > 0) logger.error({ models: wanted }, "no model loaded; this worker serves none of its models and reports them unready");
+  return { engine, models: wanted.filter((m) => served.includes(m)), repository: repo, wanted, failed };
+}
+
+/**
+ * What this worker says about each model it was told to serve (see ModelReadinessPublisher): every
+ * version of the manifest, ready unless it failed to load. Failures go by their code only; the
+ * message (files, hosts) stays in this worker's log.
+ */
+export function readinessReports(worker: string, serving: Pick<ServingEngine, "wanted" | "failed" | "repository">): WorkerModelReport[] {
+  return serving.wanted.map((model) => ({
+    worker,
+    model,
+    versions: serving.repository.manifest(model).versions.map(({ version }) => {
+      const failure = serving.failed.find((f) => f.model.manifest.name === model && f.model.version === version);
+      return failure ? { version, ready: false, code: failure.error instanceof InferlineError ? failure.error.code : "load_failed" } : { version, ready: true };
+    }),
+  }));
 }
 
 /** Tiny models run on this thread; a model with `instances` (or INFERENCE_THREADS) gets a thread pool of its own. */

@@ -1,18 +1,22 @@
+import crypto from "node:crypto";
 import type http from "node:http";
+import os from "node:os";
 import type { Logger } from "pino";
 import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, RetentionStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem, type OutcomeHooks } from "@inferline/outcomes";
-import { createRedis, Dispatcher, FinishedNotifier } from "@inferline/queue";
+import { ResultCache } from "@inferline/cache";
+import { createRedis, Dispatcher, FinishedNotifier, ModelReadinessPublisher } from "@inferline/queue";
 import { WebhookQueue, WebhookWorker } from "@inferline/webhooks";
 import type { WorkerEnv } from "./env.ts";
 import { WorkerMetrics } from "./metrics.ts";
 import { createProcessor } from "./processor.ts";
+import { CacheWriter } from "./cache-writer.ts";
 import { ExclusiveGate } from "./exclusive-gate.ts";
 import { ModelWorkers } from "./model-workers.ts";
 import { Reconciler } from "./reconciler.ts";
 import { DeadlineSweeper } from "./deadline-sweeper.ts";
 import { RetentionSweeper } from "./retention.ts";
-import { loadServingEngine } from "./serving-engine.ts";
+import { loadServingEngine, readinessReports } from "./serving-engine.ts";
 
 /** `onFinished`: called after each committed result write with the jobs it finished (tests hang here). */
 export type WorkerHooks = OutcomeHooks;
@@ -33,7 +37,8 @@ export interface RunningWorker {
 /** Starts a worker serving `env.WORKER_MODELS`: one BullMQ Worker per model queue, sharing one engine. */
 export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerHooks = {}): Promise<RunningWorker> {
   const metrics = new WorkerMetrics();
-  const { engine, models } = await loadServingEngine(env, metrics, logger);
+  const serving = await loadServingEngine(env, metrics, logger);
+  const { engine, models, repository } = serving;
   const db = new Database(env.DATABASE_URL, {
     poolSize: 8,
     connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
@@ -43,15 +48,37 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const store = new JobStore(db.pool, db.prisma);
   const connection = createRedis(env.REDIS_URL, "worker");
   const publisher = createRedis(env.REDIS_URL, "producer", { commandTimeout: env.REDIS_COMMAND_TIMEOUT_MS });
+  // The result cache's own connection, tightly bounded: a slow or dead cache only skips storing results.
+  const cacheRedis = createRedis(env.CACHE_REDIS_URL ?? env.REDIS_URL, "producer", { commandTimeout: env.CACHE_COMMAND_TIMEOUT_MS, connectionName: `${env.QUEUE_PREFIX}:worker-cache` });
+  const cache = new ResultCache(cacheRedis, { prefix: env.QUEUE_PREFIX, logger, flightTtlMs: env.CACHE_FLIGHT_TTL_MS });
   // Deliveries run on their own BullMQ worker, so a slow receiver never holds an inference slot.
   const webhookQueue = new WebhookQueue(publisher, env.QUEUE_PREFIX);
   const chunks = new BatchChunkStore(db.pool);
   const webhookEvents = new WebhookEventStore(db.pool);
-  const outcomes = new OutcomeSystem(
-    { db, jobs: store, chunks, batches: new BatchStore(db.pool, db.prisma), events: webhookEvents, notifier: new FinishedNotifier(publisher, env.QUEUE_PREFIX), deliveries: webhookQueue, logger },
-    hooks,
-  );
   const dispatcher = new Dispatcher(publisher, { prefix: env.QUEUE_PREFIX, attempts: env.JOB_ATTEMPTS, backoffMs: env.RETRY_BACKOFF_MS });
+  const outcomes = new OutcomeSystem(
+    {
+      db,
+      jobs: store,
+      chunks,
+      batches: new BatchStore(db.pool, db.prisma),
+      events: webhookEvents,
+      notifier: new FinishedNotifier(publisher, env.QUEUE_PREFIX),
+      deliveries: webhookQueue,
+      // Followers of a single-flight leader that expired or was canceled (the sweeps, claims) are released onto queue entries.
+      entries: dispatcher,
+      logger,
+    },
+    {
+      ...hooks,
+      // Every job and batch item this process ends is counted by model and status (see WorkerMetrics).
+      ended: (work) => {
+        metrics.countEnded(work);
+        hooks.ended?.(work);
+      },
+    },
+  );
+  const cacheWriter = new CacheWriter(cache, (model) => (repository.has(model) ? repository.manifest(model).cache : undefined), metrics.cache);
   const processor = createProcessor({
     store,
     engine,
@@ -60,6 +87,8 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     metrics,
     limits: { maxAttempts: env.JOB_ATTEMPTS, maxResultBytes: env.MAX_RESULT_BYTES, backoffMs: env.RETRY_BACKOFF_MS },
     gate: new ExclusiveGate(),
+    chunkCache: cacheWriter,
+    jobCache: { results: cacheWriter, flights: cache },
   });
   const workers = new ModelWorkers(models, processor, connection, env, logger);
   const reconciler = new Reconciler(new DispatchStore(db.pool), dispatcher, models, { intervalMs: env.RECONCILE_INTERVAL_MS, afterMs: env.RECONCILE_AFTER_MS, logger });
@@ -82,9 +111,20 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
           sweepIntervalMs: env.WEBHOOK_SWEEP_INTERVAL_MS,
           sweepAfterMs: env.WEBHOOK_SWEEP_AFTER_MS,
           logger,
+          onAttempt: metrics.countWebhookAttempt,
         })
       : undefined;
   const metricsServer: http.Server | undefined = metrics.serve(env.METRICS_PORT);
+  // Which models this worker serves and which failed to load, renewed in Redis for the API's
+  // readiness answers and its 503 for a model no worker can serve (see ModelReadinessPublisher).
+  // Published once the queues' BullMQ Workers exist, so "ready" means jobs are being claimed.
+  const reports = readinessReports(`${os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`, serving);
+  for (const r of reports) for (const v of r.versions) metrics.modelReady.set({ model: r.model, version: v.version }, v.ready ? 1 : 0);
+  const readiness = new ModelReadinessPublisher(publisher, env.QUEUE_PREFIX, reports, {
+    intervalMs: env.MODEL_HEARTBEAT_MS,
+    onError: (err) => logger.warn({ err: err.message }, "renewing the model readiness report failed; the next beat tries again"),
+  });
+  await readiness.start();
   logger.info({ models, concurrency: env.WORKER_CONCURRENCY }, "worker ready");
 
   return {
@@ -95,6 +135,8 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     deadlines,
     webhooks,
     async close() {
+      // First, so API processes stop counting this worker at once instead of after the reports' TTL.
+      await readiness.stop();
       await reconciler.stop();
       await retention.stop();
       await deadlines.stop();
@@ -107,6 +149,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
       await db.close();
       connection.disconnect();
       publisher.disconnect();
+      cacheRedis.disconnect();
     },
   };
 }

@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import { z } from "zod";
 import { Tensor } from "./tensor.ts";
-import { isUuid, JobPriority, MaxQueueSeconds, Metadata, OutputRequest, WebhookSpec, type JobStatus } from "./job.ts";
+import { CacheMode, isUuid, JobPriority, MaxQueueSeconds, Metadata, OutputRequest, WebhookSpec, type JobStatus } from "./job.ts";
 import { StorableText } from "./text.ts";
 
 export const MAX_BATCH_ITEMS = 100_000;
@@ -23,6 +23,8 @@ export const BatchHeader = z.strictObject({
   metadata: Metadata.default({}),
   /** Every item's queue deadline, from the batch's creation (see MaxQueueSeconds). */
   maxQueueSeconds: z.coerce.number().pipe(MaxQueueSeconds).optional(),
+  /** `bypass`: every item runs the model, even those the result cache could answer. */
+  cache: CacheMode.optional(),
 });
 export type BatchHeader = z.infer<typeof BatchHeader>;
 

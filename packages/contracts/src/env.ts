@@ -46,6 +46,17 @@ export const SharedEnv = z.object({
   RETRY_BACKOFF_MS: z.coerce.number().int().min(0).default(DEFAULT_RETRY_BACKOFF_MS),
   /** Accept (API) and deliver to (worker) webhook targets on loopback/private/link-local addresses (tests, single-host setups). Default false. */
   WEBHOOK_ALLOW_PRIVATE: envBoolean.default(false),
+  /**
+   * Redis of the result cache (models whose manifest sets `cache`). Default: REDIS_URL. A Redis of
+   * its own with `maxmemory` and `maxmemory-policy allkeys-lru` bounds the cache's memory; the
+   * queues' Redis must keep `noeviction` (BullMQ's requirement), so sharing it bounds the cache
+   * only by its entries' TTLs.
+   */
+  CACHE_REDIS_URL: z.string().url().optional(),
+  /** Bound on one cache command, in ms: past it the cache is skipped (the model runs). Default 250. */
+  CACHE_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(10).max(10_000).default(250),
+  /** How long a single-flight claim (identical requests in flight run once) holds at most, in ms. Default 600000. */
+  CACHE_FLIGHT_TTL_MS: z.coerce.number().int().min(1000).default(600_000),
 });
 export type SharedEnv = z.infer<typeof SharedEnv>;
 

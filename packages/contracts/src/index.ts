@@ -13,8 +13,8 @@ export {
   type FieldFault,
 } from "./errors.ts";
 export { Datatype, ParameterValue, Tensor, elementCount, flattenData, type FlatTensor } from "./tensor.ts";
-export { DEFAULT_MAX_ROWS_PER_JOB, TensorSpec, ModelVersionSpec, BatchingSpec, ModelManifest } from "./manifest.ts";
-export { ModelRepository, modelFilePath, type ResolvedModel } from "./model-repository.ts";
+export { DEFAULT_MAX_ROWS_PER_JOB, DEFAULT_CACHE_MAX_ENTRY_BYTES, TensorSpec, ModelVersionSpec, BatchingSpec, CacheSpec, ModelManifest } from "./manifest.ts";
+export { ModelRepository, modelFilePath, modelFingerprint, type ResolvedModel } from "./model-repository.ts";
 export { validateInputs, validateOutputNames, type ValidatedInputs } from "./validate-inputs.ts";
 export {
   isUuid,
@@ -26,6 +26,7 @@ export {
   WebhookSpec,
   Metadata,
   MaxQueueSeconds,
+  CacheMode,
   OutputRequest,
   JobSubmission,
   JobListQuery,
@@ -50,3 +51,5 @@ export {
 export { MAX_BATCH_ITEMS, BATCH_CHUNK_SIZE, BatchItem, BatchHeader, BatchSubmission, newBatchId, batchItemId, parseBatchItemId, type BatchStatus, type BatchView } from "./batch.ts";
 export { StorableText, isStorableText, UNSTORABLE_TEXT_MESSAGE } from "./text.ts";
 export { zodFaults } from "./faults.ts";
+export { HopTrace, hops } from "./hop-trace.ts";
+export { WorkerModelReport, VersionReadiness, ModelReadiness, summarizeReadiness } from "./model-readiness.ts";

@@ -37,6 +37,10 @@ export const Metadata = z.record(StorableText.max(64), StorableText.max(512)).re
 export const MaxQueueSeconds = z.number().int().min(1).max(259_200);
 
 /** A requested output (v1 bodies are strict: an unknown field is a 422 naming it). */
+/** `cache: "bypass"` on a job or batch: run the model even when its result cache holds the answer (the result is still stored). */
+export const CacheMode = z.literal("bypass");
+export type CacheMode = z.infer<typeof CacheMode>;
+
 export const OutputRequest = z.strictObject({ name: z.string().min(1).max(128) });
 export type OutputRequest = z.infer<typeof OutputRequest>;
 
@@ -49,6 +53,7 @@ export const JobSubmission = z.strictObject({
   priority: JobPriority.default("normal"),
   metadata: Metadata.default({}),
   maxQueueSeconds: MaxQueueSeconds.optional(),
+  cache: CacheMode.optional(),
 });
 export type JobSubmission = z.infer<typeof JobSubmission>;
 
@@ -83,6 +88,8 @@ export interface JobView {
   batchId?: string;
   customId?: string;
   result?: InferenceResult;
+  /** Present (true) when the result came from the model's result cache, not from a run. */
+  cached?: true;
   error?: JobError;
 }
 

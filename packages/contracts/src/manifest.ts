@@ -35,6 +35,30 @@ export const BatchingSpec = z.object({
 });
 export type BatchingSpec = z.infer<typeof BatchingSpec>;
 
+/** Default largest cached result, in bytes of its JSON (a larger result is not cached). */
+export const DEFAULT_CACHE_MAX_ENTRY_BYTES = 256 * 1024;
+
+/**
+ * A model's result cache (opt-in; only for deterministic models): identical requests of one
+ * tenant, model version and model file are answered from Redis without a run.
+ */
+export const CacheSpec = z.strictObject({
+  /** How long a result is served, in seconds (1 to 30 days). Lowering it applies to entries already stored. */
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(30 * 86_400),
+  /** Largest result cached, in bytes of its JSON (1 to 16 MiB). Default 256 KiB. */
+  maxEntryBytes: z
+    .number()
+    .int()
+    .min(1)
+    .max(16 * 1024 * 1024)
+    .default(DEFAULT_CACHE_MAX_ENTRY_BYTES),
+});
+export type CacheSpec = z.infer<typeof CacheSpec>;
+
 export const ModelManifest = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/),
   description: z.string().optional(),
@@ -69,5 +93,7 @@ export const ModelManifest = z.object({
   maxRowsPerJob: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_ROWS_PER_JOB),
   /** Queue deadline of this model's jobs and items that name none, in seconds (1 to 259200). Default: DEFAULT_MAX_QUEUE_SECONDS. */
   maxQueueSeconds: z.number().int().min(1).max(259_200).optional(),
+  /** The result cache; absent, results are never cached. */
+  cache: CacheSpec.optional(),
 });
 export type ModelManifest = z.infer<typeof ModelManifest>;

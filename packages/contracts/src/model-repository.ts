@@ -1,3 +1,4 @@
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
@@ -78,4 +79,30 @@ export function modelFilePath(model: ResolvedModel): string {
     throw new InferlineError("model_package_missing", `model ${model.manifest.name}: npm package ${pkg.name} is not installed (run the install command)`);
   }
   return path.join(root, pkg.path);
+}
+
+const fingerprints = new Map<string, string>();
+
+/**
+ * What a model version's results depend on, as a hex digest: the ONNX file's bytes and the
+ * manifest's result-shaping parts (version, inputs, outputs, pre- and post-processing). The result
+ * cache keys on it, so replacing the model file or changing its labels never serves a result of
+ * the old one, while settings that do not change results (batching, timeouts, the cache's own
+ * ttl) keep the entries. Read once per process and version (a changed file is seen at restart,
+ * which is when a process loads models anyway). A file that cannot be read fingerprints by path.
+ */
+export function modelFingerprint(model: ResolvedModel): string {
+  const id = `${model.dir}\u0000${model.version}`;
+  const known = fingerprints.get(id);
+  if (known) return known;
+  const { version, inputs, outputs, preprocess, postprocess } = { ...model.manifest, version: model.version };
+  const hash = crypto.createHash("sha256").update(JSON.stringify({ version, spec: model.spec, inputs, outputs, preprocess, postprocess }));
+  try {
+    hash.update(fs.readFileSync(modelFilePath(model)));
+  } catch {
+    hash.update(`unreadable:${model.spec.file ?? model.spec.package?.path ?? ""}`);
+  }
+  const digest = hash.digest("hex");
+  fingerprints.set(id, digest);
+  return digest;
 }

@@ -2,7 +2,7 @@ import type pg from "pg";
 import { batchItemId, isTerminal, type FlatTensor, type InferenceResult, type JobError, type JobPriority, type JobStatus, type JobView } from "@inferline/contracts";
 import { settleBatch, type BatchSettlement } from "./batch-store.ts";
 
-/** A chunk a worker took: the inputs of its items (null for those already terminal, i.e. canceled). */
+/** A chunk a worker took: the inputs of its items (null for those already terminal: canceled, or answered from the cache). */
 export interface ClaimedChunk {
   id: string;
   batchId: string;
@@ -13,6 +13,8 @@ export interface ClaimedChunk {
   firstIndex: number;
   attempts: number;
   items: Array<FlatTensor[] | null>;
+  /** Each item's result-cache digest (index-aligned; empty when the model has no cache): where the worker stores its result. */
+  cacheKeys: string[];
 }
 
 /** An item's outcome; a result travels as its JSON text, serialised (and size-checked) once by the worker. */
@@ -24,6 +26,8 @@ export interface FinishedChunk {
   finished: number;
   succeeded: number;
   failed: number;
+  /** Chunk-relative indexes of the items this write made `succeeded` (their results may be cached). */
+  succeededItems: number[];
   settlement: BatchSettlement | null;
 }
 
@@ -43,6 +47,8 @@ export interface ExpiredChunks {
   /** The batches whose items expired (long-polls on a batch and on its items listen on its id). */
   batchIds: string[];
   settlements: BatchSettlement[];
+  /** Items expired per model (the workers count them by model). */
+  byModel: Array<{ model: string; items: number }>;
 }
 
 interface ChunkRow {
@@ -50,6 +56,8 @@ interface ChunkRow {
   size: number;
   customIds: Array<string | null>;
   statuses: string[];
+  /** Which items were answered from the result cache (empty: none). */
+  cached: boolean[];
   /** Each item's result / error as JSON text ("null" for none); see elementTexts. */
   results: string | null;
   errors: string | null;
@@ -65,6 +73,8 @@ export interface ResultChunk {
   customIds: Array<string | null>;
   /** Each item's status as the API shows it: its own once terminal, else its chunk's. */
   statuses: JobStatus[];
+  /** Which items were answered from the result cache (empty: none). */
+  cached: boolean[];
   /** Each item's result and error as stored JSON text ("null" for none); null when the chunk has none at all. */
   results: string[] | null;
   errors: string[] | null;
@@ -112,7 +122,7 @@ export class BatchChunkStore {
          update batch_chunks c set "startedAt" = coalesce(c."startedAt", now()), attempts = c.attempts + 1
          from batches b where c.id = $1 and b.id = c."batchId" and c."completedAt" is null
            and (c."startedAt" is not null or b."queueDeadline" is null or b."queueDeadline" > now()) and (b."cancelAt" is null or b."cancelAt" > now())
-         returning c.id, c."batchId", b."tenantId", b.model, b.version, b."requestedOutputs", c."firstIndex", c.attempts, c.inputs, c.statuses),
+         returning c.id, c."batchId", b."tenantId", b.model, b.version, b."requestedOutputs", c."firstIndex", c.attempts, c.inputs, c.statuses, c."cacheKeys"),
        started as (update dispatches set "startedAt" = coalesce("startedAt", now()) where id = $1 and exists (select 1 from claimed))
        select * from claimed`,
       [id],
@@ -120,7 +130,8 @@ export class BatchChunkStore {
     const row = rows[0];
     if (!row) return null;
     const { inputs, statuses, ...chunk } = row;
-    return { ...chunk, items: inputs.map((input, i) => (statuses[i] === "queued" ? input : null)) };
+    // Items already terminal (canceled, or answered from the cache at creation) are not run.
+    return { ...chunk, cacheKeys: chunk.cacheKeys ?? [], items: inputs.map((input, i) => (statuses[i] === "queued" ? input : null)) };
   }
 
   /**
@@ -148,7 +159,7 @@ export class BatchChunkStore {
    */
   async expire(select: { ids: string[] } | { limit: number }, client: pg.PoolClient): Promise<ExpiredChunks> {
     const rows = await lockUnstartedOverdue(select, client);
-    if (rows.length === 0) return { chunks: 0, items: 0, batchIds: [], settlements: [] };
+    if (rows.length === 0) return { chunks: 0, items: 0, batchIds: [], settlements: [], byModel: [] };
     const updates = rows.map((row) => expiredChunk(row));
     await client.query(
       `update batch_chunks c set statuses = v.statuses, errors = v.errors::json, expired = c.expired + v.n, "completedAt" = now()
@@ -164,7 +175,10 @@ export class BatchChunkStore {
       const settlement = await settleBatch(client, batchId, perBatch.get(batchId)!);
       if (settlement) settlements.push(settlement);
     }
-    return { chunks: rows.length, items: updates.reduce((n, u) => n + u.n, 0), batchIds, settlements };
+    const perModel = new Map<string, number>();
+    rows.forEach((row, i) => perModel.set(row.model, (perModel.get(row.model) ?? 0) + updates[i]!.n));
+    const byModel = [...perModel].map(([model, items]) => ({ model, items }));
+    return { chunks: rows.length, items: updates.reduce((n, u) => n + u.n, 0), batchIds, settlements, byModel };
   }
 
   /**
@@ -185,6 +199,7 @@ export class BatchChunkStore {
     const errors = elementTexts(row.errors) ?? statuses.map(() => "null");
     let succeeded = 0;
     let failed = 0;
+    const succeededItems: number[] = [];
     // Bytes, not UTF-16 units: a result of non-ASCII text takes up to three bytes a character.
     let resultBytes = results.reduce((n, r) => n + Buffer.byteLength(r) + 2, 0);
     outcomes.forEach((outcome, i) => {
@@ -198,6 +213,7 @@ export class BatchChunkStore {
         results[i] = outcome.resultJson;
         resultBytes += bytes;
         succeeded++;
+        succeededItems.push(i);
       } else {
         errors[i] = JSON.stringify(outcome.error);
         failed++;
@@ -213,7 +229,7 @@ export class BatchChunkStore {
       );
     }
     if (!statuses.includes("queued")) await client.query(`delete from dispatches where id = $1`, [id]);
-    return { batchId: row.batchId, finished, succeeded, failed, settlement: await settleBatch(client, row.batchId, finished) };
+    return { batchId: row.batchId, finished, succeeded, failed, succeededItems, settlement: await settleBatch(client, row.batchId, finished) };
   }
 
   /**
@@ -269,7 +285,7 @@ export class BatchChunkStore {
   /** The tenant's chunk holding the items just below index `below` (of `model`, when given), with what an item's job view shows of its batch. */
   private async chunkBelow(tenantId: string, batchId: string, below: number, model?: string): Promise<(ChunkRow & ItemBatchRow) | undefined> {
     const { rows } = await this.pool.query<ChunkRow & ItemBatchRow>(
-      `select c."firstIndex", c.size, c."customIds", c.statuses, c.results::text as results, c.errors::text as errors, c.attempts, c."startedAt", c."completedAt",
+      `select c."firstIndex", c.size, c."customIds", c.statuses, c.cached, c.results::text as results, c.errors::text as errors, c.attempts, c."startedAt", c."completedAt",
          b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"
        from batch_chunks c join batches b on b.id = c."batchId"
        where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" < $3 and ($4::text is null or b.model = $4)
@@ -288,7 +304,7 @@ export class BatchChunkStore {
     let after = -1;
     for (;;) {
       const { rows } = await this.pool.query<ChunkRow>(
-        `select "firstIndex", size, "customIds", statuses, results::text as results, errors::text as errors, "startedAt" from batch_chunks
+        `select "firstIndex", size, "customIds", statuses, cached, results::text as results, errors::text as errors, "startedAt" from batch_chunks
          where "batchId" = $1 and "firstIndex" > $2 order by "firstIndex" limit $3`,
         [batchId, after, RESULT_PAGE_CHUNKS],
       );
@@ -303,6 +319,7 @@ export class BatchChunkStore {
 interface OverdueChunkRow {
   id: string;
   batchId: string;
+  model: string;
   statuses: string[];
   errors: string | null;
   /** The batch's maxQueueSeconds, for the error message. */
@@ -317,7 +334,7 @@ interface OverdueChunkRow {
 async function lockUnstartedOverdue(select: { ids: string[] } | { limit: number }, client: pg.PoolClient): Promise<OverdueChunkRow[]> {
   const [which, param] = "ids" in select ? [`and c.id = any($1::uuid[]) order by c.id`, select.ids] : [`order by c.id limit $1`, select.limit];
   const { rows } = await client.query<OverdueChunkRow>(
-    `select c.id, c."batchId", c.statuses, c.errors::text as errors, round(extract(epoch from b."queueDeadline" - b."createdAt"))::int as seconds
+    `select c.id, c."batchId", b.model, c.statuses, c.errors::text as errors, round(extract(epoch from b."queueDeadline" - b."createdAt"))::int as seconds
      from batch_chunks c join batches b on b.id = c."batchId"
      where b."queueDeadline" <= now() and b."completedAt" is null and c."startedAt" is null and c."completedAt" is null ${which}
      for update of c skip locked`,
@@ -342,7 +359,7 @@ function expiredChunk(row: OverdueChunkRow): { id: string; statuses: string[]; e
 
 function resultChunk(row: ChunkRow): ResultChunk {
   const statuses = Array.from({ length: row.size }, (_, i) => itemStatus(row, i));
-  return { firstIndex: row.firstIndex, size: row.size, customIds: row.customIds, statuses, results: elementTexts(row.results), errors: elementTexts(row.errors) };
+  return { firstIndex: row.firstIndex, size: row.size, customIds: row.customIds, statuses, cached: row.cached ?? [], results: elementTexts(row.results), errors: elementTexts(row.errors) };
 }
 
 /** An item's status: its own once terminal, else its chunk's (running once a worker took it). */
@@ -361,6 +378,8 @@ function split(row: ChunkRow): SplitChunk {
 
 function itemView(chunk: SplitChunk, batch: ItemBatchRow, i: number): JobView {
   const status = itemStatus(chunk, i);
+  // Answered from the cache when the batch was created: never run, whatever its chunk does since.
+  const cached = chunk.cached?.[i] === true;
   const view: JobView = {
     id: batchItemId(batch.batchId, chunk.firstIndex + i),
     status,
@@ -368,19 +387,24 @@ function itemView(chunk: SplitChunk, batch: ItemBatchRow, i: number): JobView {
     version: batch.version,
     priority: batch.priority,
     createdAt: batch.createdAt.toISOString(),
-    attempts: chunk.attempts,
+    attempts: cached ? 0 : chunk.attempts,
     metadata: batch.metadata,
     batchId: batch.batchId,
   };
-  if (chunk.startedAt) view.startedAt = chunk.startedAt.toISOString();
-  // Items finish with their chunk; one canceled on its own carries the batch's cancel time if any.
-  const completedAt = isTerminal(status) ? (chunk.completedAt ?? batch.canceledAt) : null;
-  if (completedAt) view.completedAt = completedAt.toISOString();
+  if (cached) {
+    view.startedAt = view.completedAt = view.createdAt;
+  } else {
+    if (chunk.startedAt) view.startedAt = chunk.startedAt.toISOString();
+    // Items finish with their chunk; one canceled on its own carries the batch's cancel time if any.
+    const completedAt = isTerminal(status) ? (chunk.completedAt ?? batch.canceledAt) : null;
+    if (completedAt) view.completedAt = completedAt.toISOString();
+  }
   const customId = chunk.customIds[i];
   if (customId) view.customId = customId;
   const result = chunk.results?.[i];
   const error = chunk.errors?.[i];
   if (result && result !== "null") view.result = JSON.parse(result) as InferenceResult;
+  if (cached) view.cached = true;
   if (error && error !== "null") view.error = JSON.parse(error) as JobError;
   return view;
 }

@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { InferlineError, type FlatTensor, type JobPriority, type WebhookSpec } from "@inferline/contracts";
+import type { Queryable } from "./database.ts";
 
 /** A batch's row as BatchStore.open writes it (its totals come at commit). */
 export interface NewBatch {
@@ -25,6 +26,28 @@ export interface NewBatchChunk {
   firstIndex: number;
   inputs: FlatTensor[][];
   customIds: Array<string | null>;
+  /** Each item's result-cache digest (index-aligned), for a model with a cache; the worker stores results under it. */
+  cacheKeys?: string[];
+  /**
+   * Each item's result found in the cache, as JSON text (index-aligned; null for a miss): such an
+   * item is stored already succeeded and marked cached, and is never run. A chunk whose items are
+   * all hits is complete at once and gets no queue entry.
+   */
+  hits?: Array<string | null>;
+}
+
+/** What a committed batch needs queued: its chunks that have items to run, with their fair-share ranks. */
+export interface CommittedDraft<E> {
+  /** Chunks with items to run (a chunk answered whole from the cache has no queue entry), in chunk order. */
+  chunkIds: string[];
+  /** Each of those chunks' fair-share rank (see commit). */
+  ranks: number[];
+  /** Items queued: the batch's total less its cache hits. */
+  queued: number;
+  /** Every item was a cache hit: the batch completed with its creation. */
+  completed: boolean;
+  /** What `onCompleted` recorded in the transaction (its `batch.completed` event). */
+  recorded: E[];
 }
 
 /** Chunks per insert statement; each carries its inputs as one JSON parameter. */
@@ -47,6 +70,9 @@ interface EncodedChunk {
   size: number;
   inputs: string;
   customIds: Array<string | null>;
+  cacheKeys: string[];
+  /** Set only when some item was a cache hit: its statuses, results (as stored) and cached markers. */
+  hits: { statuses: string[]; results: string; cached: boolean[]; n: number } | null;
 }
 
 /**
@@ -60,8 +86,10 @@ interface EncodedChunk {
 export class BatchDraft {
   private pending: EncodedChunk[] = [];
   private pendingBytes = 0;
+  /** Chunks with items to run and how many each has: their queue entries. */
   private readonly ids: string[] = [];
   private readonly sizes: number[] = [];
+  private hitCount = 0;
   private inflight: Promise<void> | undefined;
   private failure: Error | undefined;
   private released = false;
@@ -120,21 +148,25 @@ export class BatchDraft {
   async add(chunk: NewBatchChunk): Promise<void> {
     this.assertUsable();
     const inputs = JSON.stringify(chunk.inputs);
-    this.pending.push({ id: chunk.id, firstIndex: chunk.firstIndex, size: chunk.inputs.length, inputs, customIds: chunk.customIds });
-    this.pendingBytes += inputs.length;
+    const hits = encodeHits(chunk.hits);
+    this.pending.push({ id: chunk.id, firstIndex: chunk.firstIndex, size: chunk.inputs.length, inputs, customIds: chunk.customIds, cacheKeys: chunk.cacheKeys ?? [], hits });
+    this.pendingBytes += inputs.length + (hits?.results.length ?? 0);
     if (this.pending.length >= CHUNKS_PER_INSERT || this.pendingBytes >= INSERT_BYTES) await this.flush();
   }
 
   /**
-   * Writes the rest, the chunks' queue entries and the batch's totals, and commits. Returns each
-   * chunk's fair-share rank, in chunk order (see JobStore.insertMany): the tenant's queued work
-   * of the model and priority before the batch, plus the batch's earlier chunks.
+   * Writes the rest, the queue entries of the chunks with items to run and the batch's totals
+   * (`remaining` less the cache hits; a batch whose items were all hits completes here, and
+   * `onCompleted` records its `batch.completed` event in this transaction), and commits. Returns
+   * each queued chunk's fair-share rank, in chunk order (see JobStore.insertMany): the tenant's
+   * queued work of the model and priority before the batch, plus the batch's earlier chunks.
    */
-  async commit(total: number, requestHash: string | null): Promise<number[]> {
+  async commit<E = never>(total: number, requestHash: string | null, onCompleted?: (q: Queryable) => Promise<E[]>): Promise<CommittedDraft<E>> {
     try {
       await this.flush();
       await this.inflight;
       this.assertUsable();
+      const queued = total - this.hitCount;
       // The select sees dispatches as they were before the statement's own insert.
       const { rows } = await this.client.query<{ queued: number }>(
         `with d as (
@@ -144,11 +176,18 @@ export class BatchDraft {
          where model = $2 and "tenantId" = $6 and priority = $4::"JobPriority" and "startedAt" is null`,
         [this.ids, this.batch.model, this.batch.version, this.batch.priority, this.sizes, this.batch.tenantId],
       );
-      await this.client.query(`update batches set total = $2, remaining = $2, "requestHash" = $3 where id = $1`, [this.batch.id, total, requestHash]);
+      await this.client.query(`update batches set total = $2, remaining = $3, "requestHash" = $4, "completedAt" = case when $3::int <= 0 then now() end where id = $1`, [
+        this.batch.id,
+        total,
+        queued,
+        requestHash,
+      ]);
+      const completed = queued <= 0;
+      const recorded = completed && onCompleted ? await onCompleted(this.client) : [];
       await this.client.query("commit");
       this.release();
       let rank = rows[0]?.queued ?? 0;
-      return this.sizes.map((size) => (rank += size) - size);
+      return { chunkIds: [...this.ids], ranks: this.sizes.map((size) => (rank += size) - size), queued, completed, recorded };
     } catch (err) {
       await this.rollback();
       throw this.failure ? connectionLost(this.failure, this.idleMs) : err;
@@ -174,8 +213,11 @@ export class BatchDraft {
     this.pending = [];
     this.pendingBytes = 0;
     for (const c of chunks) {
+      const hits = c.hits?.n ?? 0;
+      this.hitCount += hits;
+      if (hits === c.size) continue; // answered whole from the cache: nothing to queue
       this.ids.push(c.id);
-      this.sizes.push(c.size);
+      this.sizes.push(c.size - hits);
     }
     const insert = insertChunks(this.client, this.batch.id, chunks);
     insert.catch(() => {}); // awaited by the next flush, commit or rollback
@@ -205,16 +247,32 @@ function connectionLost(err: Error, idleMs: number): Error {
   return err;
 }
 
+/**
+ * A chunk's cache hits as stored: hit items `succeeded` with their cached result (in the
+ * element-per-line layout BatchChunkStore reads) and marked cached; null when there is none.
+ */
+function encodeHits(hits: Array<string | null> | undefined): EncodedChunk["hits"] {
+  if (!hits?.some((h) => h !== null)) return null;
+  let n = 0;
+  const statuses = hits.map((h) => (h === null ? "queued" : (n++, "succeeded")));
+  return { statuses, results: `[\n${hits.map((h) => h ?? "null").join(",\n")}\n]`, cached: hits.map((h) => h !== null), n };
+}
+
 /** One multi-row insert; each chunk's inputs travel as one JSON text parameter (no per-element escaping). */
 async function insertChunks(client: pg.PoolClient, batchId: string, chunks: EncodedChunk[]): Promise<void> {
   const params: unknown[] = [batchId];
   const values = chunks.map((c) => {
     const p = params.length;
-    params.push(c.id, c.firstIndex, c.size, c.inputs, c.customIds);
-    return `($${p + 1}::uuid, $1::uuid, $${p + 2}::int, $${p + 3}::int, $${p + 4}::json, $${p + 5}::text[], array_fill('queued'::text, array[$${p + 3}::int]))`;
+    params.push(c.id, c.firstIndex, c.size, c.inputs, c.customIds, c.cacheKeys);
+    const row = `$${p + 1}::uuid, $1::uuid, $${p + 2}::int, $${p + 3}::int, $${p + 4}::json, $${p + 5}::text[], $${p + 6}::text[]`;
+    if (!c.hits) return `(${row}, array_fill('queued'::text, array[$${p + 3}::int]), '{}'::boolean[], null::json, 0, null::timestamptz)`;
+    const q = params.length;
+    params.push(c.hits.statuses, c.hits.cached, c.hits.results, c.hits.n);
+    // A chunk answered whole from the cache is complete at once.
+    return `(${row}, $${q + 1}::text[], $${q + 2}::boolean[], $${q + 3}::json, $${q + 4}::int, case when $${q + 4}::int = $${p + 3}::int then now() end)`;
   });
   await client.query({
-    text: `insert into batch_chunks (id, "batchId", "firstIndex", size, inputs, "customIds", statuses) values ${values.join(", ")}`,
+    text: `insert into batch_chunks (id, "batchId", "firstIndex", size, inputs, "customIds", "cacheKeys", statuses, cached, results, succeeded, "completedAt") values ${values.join(", ")}`,
     values: params,
     // The client-side bound follows the draft's statement timeout, not the pool's.
     query_timeout: DRAFT_STATEMENT_TIMEOUT_MS + 1000,

@@ -85,16 +85,17 @@ export class BatchStore {
    * whether the batch completed with them, or null when the batch had completed already (read
    * after those locks, so a worker that completed it a moment ago is seen).
    */
-  async cancel(id: string, client: pg.PoolClient): Promise<{ canceled: number; settlement: BatchSettlement | null } | null> {
+  async cancel(id: string, client: pg.PoolClient): Promise<{ canceled: number; model: string; settlement: BatchSettlement | null } | null> {
     // Chunks before the batch row: the order a worker's finish locks them in, so the two never deadlock.
     const { rows } = await client.query<{ id: string; n: number }>(
       `select id, size - succeeded - failed - canceled - expired as n from batch_chunks where "batchId" = $1 and "completedAt" is null order by id for update`,
       [id],
     );
-    const { rows: batch } = await client.query<{ completedAt: Date | null }>(`select "completedAt" from batches where id = $1 for update`, [id]);
+    const { rows: batch } = await client.query<{ completedAt: Date | null; model: string }>(`select "completedAt", model from batches where id = $1 for update`, [id]);
     if (!batch[0] || batch[0].completedAt) return null;
     await client.query(`update batches set "canceledAt" = coalesce("canceledAt", now()) where id = $1`, [id]);
-    if (rows.length === 0) return { canceled: 0, settlement: null };
+    const model = batch[0].model;
+    if (rows.length === 0) return { canceled: 0, model, settlement: null };
     const ids = rows.map((r) => r.id);
     await client.query(
       `update batch_chunks set canceled = size - succeeded - failed - expired, "completedAt" = now(),
@@ -104,7 +105,7 @@ export class BatchStore {
     );
     await client.query(`delete from dispatches where id = any($1::uuid[])`, [ids]);
     const canceled = rows.reduce((sum, r) => sum + r.n, 0);
-    return { canceled, settlement: await settleBatch(client, id, canceled) };
+    return { canceled, model, settlement: await settleBatch(client, id, canceled) };
   }
 
   /**

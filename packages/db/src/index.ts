@@ -1,10 +1,24 @@
 export { Database, inTransaction, assertPostgresReachable, POSTGRES_HINT, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, type DatabaseOptions, type Queryable } from "./database.ts";
 export { postgresFailure, isPostgresUnavailable, type PostgresFailure } from "./dependency-errors.ts";
 export { migrate, ensureDatabase, MIGRATIONS_DIR } from "./migrate.ts";
-export { JobStore, toJobView, type NewJob, type ClaimedJob, type ClaimResult, type JobOutcome, type FinishedJob, type IsolatedJob } from "./job-store.ts";
+export {
+  JobStore,
+  toJobView,
+  type NewJob,
+  type AnsweredJob,
+  type FlightLeader,
+  type FollowResult,
+  type InsertedFollower,
+  type ReleasedFollowers,
+  type ClaimedJob,
+  type ClaimResult,
+  type JobOutcome,
+  type FinishedJob,
+  type IsolatedJob,
+} from "./job-store.ts";
 export { BatchStore, settleBatch, type BatchStoreOptions, type BatchSettlement } from "./batch-store.ts";
-export { BatchDraft, DRAFT_IDLE_TIMEOUT_MS, type NewBatch, type NewBatchChunk } from "./batch-draft.ts";
-export { BatchChunkStore, type ClaimedChunk, type ChunkItemOutcome, type ChunkOverdue, type ExpiredChunks, type FinishedChunk, type ResultChunk } from "./batch-chunk-store.ts";
+export { BatchDraft, DRAFT_IDLE_TIMEOUT_MS, type NewBatch, type NewBatchChunk, type CommittedDraft } from "./batch-draft.ts";
+export { BatchChunkStore, MAX_CHUNK_RESULT_BYTES, type ClaimedChunk, type ChunkItemOutcome, type ChunkOverdue, type ExpiredChunks, type FinishedChunk, type ResultChunk } from "./batch-chunk-store.ts";
 export {
   DispatchStore,
   type PendingDispatch,
@@ -13,6 +27,8 @@ export {
   type QueueDepthStore,
   type TenantQuotaStore,
   type QueueStatusStore,
+  type QueueGaugeStore,
+  type ModelQueueLine,
   type QueueClassStore,
   type QueueClass,
   type TenantQueue,

@@ -24,6 +24,47 @@ export interface NewJob {
   /** Not terminal by then: the job is canceled (Cancel-After). */
   cancelAt: Date | null;
   createdAt: Date;
+  /** The digest its result is cached under (see @inferline/cache), for a model whose manifest sets `cache`; the worker stores the result there. */
+  cacheKey?: string | null;
+}
+
+/** A job answered from the result cache at submit: stored `succeeded` with the cached result (see JobStore.insertAnswered). */
+export interface AnsweredJob extends NewJob {
+  /** The cached result's JSON text, stored as it is. */
+  resultJson: string;
+  /** When it was answered: its start and completion time (the submit's answer shows the same). */
+  answeredAt: Date;
+}
+
+/** The job a follower waits for (single flight: an identical request in flight); see JobStore.insertFollowers. */
+export interface FlightLeader {
+  id: string;
+  tenantId: string;
+  cacheKey: string;
+}
+
+/** A follower as inserted: waiting on its leader (`queued`), or answered from the leader's result (`succeeded`, cached). */
+export interface InsertedFollower extends FinishedJob {
+  /** The leader's result, for a follower inserted `succeeded`. */
+  result: InferenceResult | null;
+}
+
+/** What insertFollowers found and did. */
+export interface FollowResult {
+  /** The leader's status under the statement's lock; null: no job of that tenant and cache key (not inserted yet, or gone). */
+  leaderStatus: JobStatus | null;
+  /** The followers it inserted; none when the leader was absent, failed, canceled or expired (they must run on their own). */
+  inserted: InsertedFollower[];
+}
+
+/** Followers moved onto queue entries of their own when their leader ended without a result (see JobStore.releaseFollowers). */
+export interface ReleasedFollowers {
+  dispatchId: string;
+  tenantId: string;
+  model: string;
+  version: string;
+  priority: JobPriority;
+  jobIds: string[];
 }
 
 export interface ClaimedJob {
@@ -34,6 +75,8 @@ export interface ClaimedJob {
   inputs: FlatTensor[];
   requestedOutputs: string[];
   attempts: number;
+  /** Where the worker stores its result (null: the model does not cache). */
+  cacheKey: string | null;
 }
 
 /** What a claim took (see JobStore.claim): the jobs to run, and the ids of those it skipped for a passed deadline. */
@@ -76,9 +119,21 @@ export interface FinishedJob {
   tenantId: string;
   status: JobStatus;
   webhook: WebhookSpec | null;
+  /** Its model's name (what the workers' jobs-finished counter is labelled with). */
+  model: string;
+  /** Its result cache digest (statements return it; null or absent: the model does not cache): a job with one may lead a single flight, whose followers end with it. */
+  cacheKey?: string | null;
 }
 
+/** The columns every statement that ends jobs returns (see FinishedJob). */
+const finishedColumns = (t = "") => ["id", `"tenantId"`, "status", "webhook", "model", `"cacheKey"`].map((c) => `${t}${c}`).join(", ");
+
 const INSERT_CHUNK = 5000;
+
+/** A NewJob's fields as json_to_recordset reads them. */
+const NEW_JOB_COLUMNS = `id uuid, "tenantId" uuid, model text, version text, priority "JobPriority", inputs json, "requestedOutputs" text[], metadata jsonb,
+  webhook jsonb, "idempotencyKey" text, "requestHash" text, "dispatchId" uuid, "queueDeadline" timestamptz, "cancelAt" timestamptz, "createdAt" timestamptz,
+  "cacheKey" text`;
 
 /**
  * The hot-path statements on `jobs`: each handles many rows in one round trip (unnest arrays),
@@ -108,12 +163,10 @@ export class JobStore {
            from json_to_recordset($2::json) as x(id uuid, model text, version text, priority "JobPriority", jobs int, "jobIds" uuid[], "tenantId" uuid)
            on conflict (id) do update set jobs = dispatches.jobs + excluded.jobs, "jobIds" = dispatches."jobIds" || excluded."jobIds")
          insert into jobs (id, "tenantId", model, version, priority, inputs, "requestedOutputs", metadata, webhook,
-           "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt")
+           "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt", "cacheKey")
          select id, "tenantId", model, version, priority, inputs, coalesce("requestedOutputs", '{}'), metadata, webhook,
-           "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt"
-         from json_to_recordset($1::json) as x(id uuid, "tenantId" uuid, model text, version text, priority "JobPriority",
-           inputs json, "requestedOutputs" text[], metadata jsonb, webhook jsonb, "idempotencyKey" text, "requestHash" text,
-           "dispatchId" uuid, "queueDeadline" timestamptz, "cancelAt" timestamptz, "createdAt" timestamptz)`,
+           "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt", "cacheKey"
+         from json_to_recordset($1::json) as x(${NEW_JOB_COLUMNS})`,
         [JSON.stringify(chunk), JSON.stringify(dispatchRows(chunk))],
       );
     }
@@ -134,14 +187,14 @@ export class JobStore {
          update jobs set status = 'running', attempts = attempts + 1, "startedAt" = coalesce("startedAt", now()), "queueDeadline" = null
          where id = any($1::uuid[]) and status in ('queued', 'running')
            and (status = 'running' or "queueDeadline" is null or "queueDeadline" > now()) and ("cancelAt" is null or "cancelAt" > now())
-         returning id, "tenantId", model, version, inputs, "requestedOutputs", attempts),
+         returning id, "tenantId", model, version, inputs, "requestedOutputs", attempts, "cacheKey"),
        started as (update dispatches set "startedAt" = coalesce("startedAt", now()) where id = $2::uuid and exists (select 1 from claimed)),
        -- The statement's snapshot, from before the update: the jobs it skipped for a deadline.
        overdue as (
          select id from jobs where (select count(*) from claimed) < cardinality($1::uuid[])
            and id = any($1::uuid[]) and status in ('queued', 'running') and ((status = 'queued' and "queueDeadline" <= now()) or "cancelAt" <= now()))
        select *, false as overdue from claimed
-       union all select id, null::uuid, null::text, null::text, null::json, null::text[], null::int, true from overdue`,
+       union all select id, null::uuid, null::text, null::text, null::json, null::text[], null::int, null::text, true from overdue`,
       [ids, entryId ?? null],
     );
     const result: ClaimResult = { claimed: [], overdue: [] };
@@ -165,7 +218,7 @@ export class JobStore {
          "errorCode" = case when ${EXPIRES} then 'deadline_exceeded' end, "errorMessage" = case when ${EXPIRES} then ${EXPIRY_MESSAGE} end,
          "completedAt" = now(), "queueDeadline" = null, "cancelAt" = null
        where id = any($1::uuid[]) and status in ('queued', 'running') and ((status = 'queued' and "queueDeadline" <= now()) or "cancelAt" <= now())
-       returning id, "tenantId", status, webhook`,
+       returning ${finishedColumns()}`,
       [ids],
     );
     return rows;
@@ -184,7 +237,7 @@ export class JobStore {
          update jobs j set status = 'expired', "errorCode" = 'deadline_exceeded', "errorMessage" = ${EXPIRY_MESSAGE},
            "completedAt" = now(), "queueDeadline" = null, "cancelAt" = null
          from due where j.id = due.id and j.status = 'queued'
-         returning j.id, j."tenantId", j.status, j.webhook),
+         returning ${finishedColumns("j.")}),
        cleared as (update jobs j set "queueDeadline" = null from due where j.id = due.id and j.status <> 'queued')
        select (select count(*) from due)::int as due, coalesce((select json_agg(ended) from ended), '[]'::json) as finished`,
       [limit],
@@ -203,7 +256,7 @@ export class JobStore {
        ended as (
          update jobs j set status = 'canceled', "completedAt" = now(), "queueDeadline" = null, "cancelAt" = null
          from due where j.id = due.id and j.status in ('queued', 'running')
-         returning j.id, j."tenantId", j.status, j.webhook),
+         returning ${finishedColumns("j.")}),
        cleared as (update jobs j set "cancelAt" = null from due where j.id = due.id and j.status not in ('queued', 'running'))
        select (select count(*) from due)::int as due, coalesce((select json_agg(ended) from ended), '[]'::json) as finished`,
       [limit],
@@ -233,7 +286,7 @@ export class JobStore {
            "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now()), "queueDeadline" = null, "cancelAt" = null
          from json_to_recordset($1::json) as v(id uuid, status "JobStatus", result json, "errorCode" text, "errorMessage" text)
          where j.id = v.id and j.status in ('queued', 'running')
-         returning j.id, j."tenantId", j.status, j.webhook),
+         returning ${finishedColumns("j.")}),
        -- The entries whose results these are: processed, so the reconciler forgets them.
        gone as (delete from dispatches where id = any($2::uuid[]))
        select * from done`,
@@ -272,10 +325,107 @@ export class JobStore {
     const { rows } = await q.query<FinishedJob>(
       `update jobs set status = 'canceled', "completedAt" = now(), "queueDeadline" = null, "cancelAt" = null
        where id = $1 and "tenantId" = $2 and status in ('queued', 'running')
-       returning id, "tenantId", status, webhook`,
+       returning ${finishedColumns()}`,
       [id, tenantId],
     );
     return rows[0];
+  }
+
+  /**
+   * Inserts jobs answered from the result cache at submit: `succeeded` at once with the cached
+   * result (its JSON text as it is), `cached`, started and completed when answered, no queue entry and no
+   * dispatch row (they never reach a worker, the queue depth or a quota). Returns them as
+   * finished, for their `job.succeeded` events (recorded in the caller's transaction).
+   */
+  async insertAnswered(jobs: AnsweredJob[], q: Queryable = this.pool): Promise<FinishedJob[]> {
+    const finished: FinishedJob[] = [];
+    for (const document of answeredDocuments(jobs)) {
+      const { rows } = await q.query<FinishedJob>(
+        `insert into jobs (id, "tenantId", model, version, priority, inputs, "requestedOutputs", metadata, webhook, "idempotencyKey", "requestHash",
+           "createdAt", "cacheKey", status, result, cached, "startedAt", "completedAt")
+         select id, "tenantId", model, version, priority, inputs, coalesce("requestedOutputs", '{}'), metadata, webhook, "idempotencyKey", "requestHash",
+           "createdAt", "cacheKey", 'succeeded', result, true, "answeredAt", "answeredAt"
+         from json_to_recordset($1::json) as x(${NEW_JOB_COLUMNS}, "answeredAt" timestamptz, result json)
+         returning ${finishedColumns()}`,
+        [document],
+      );
+      finished.push(...rows);
+    }
+    return finished;
+  }
+
+  /**
+   * Inserts jobs identical to `leader` (same tenant and cache key) as its followers, deciding on
+   * the leader's status under a share lock on its row, so that the transaction ending the leader
+   * (which updates that row, then finds its followers in a later statement) either waits for
+   * these inserts or is seen by them: leader queued or running, the jobs wait for its run
+   * (`queued`, `cacheLeader` set, no dispatch row: never enqueued); leader succeeded, they are
+   * answered from its stored result (`succeeded`, `cached`); leader absent, failed, canceled or
+   * expired, nothing is inserted (they must run on their own). One leader per statement: a
+   * statement holding one row lock while it waits for no other cannot deadlock with a result write.
+   */
+  async insertFollowers(leader: FlightLeader, jobs: NewJob[], q: Queryable = this.pool): Promise<FollowResult> {
+    const { rows } = await q.query<FollowResult>(
+      `with l as (select id, status, result from jobs where id = $2 and "tenantId" = $3 and "cacheKey" = $4 for share),
+       ins as (
+         insert into jobs (id, "tenantId", model, version, priority, inputs, "requestedOutputs", metadata, webhook, "idempotencyKey", "requestHash",
+           "createdAt", "cacheKey", "queueDeadline", "cancelAt", status, result, cached, "cacheLeader", "startedAt", "completedAt")
+         select x.id, x."tenantId", x.model, x.version, x.priority, x.inputs, coalesce(x."requestedOutputs", '{}'), x.metadata, x.webhook, x."idempotencyKey",
+           x."requestHash", x."createdAt", x."cacheKey",
+           case when l.status = 'succeeded' then null else x."queueDeadline" end, case when l.status = 'succeeded' then null else x."cancelAt" end,
+           case when l.status = 'succeeded' then 'succeeded'::"JobStatus" else 'queued'::"JobStatus" end,
+           case when l.status = 'succeeded' then l.result end, l.status = 'succeeded', case when l.status = 'succeeded' then null else l.id end,
+           case when l.status = 'succeeded' then now() end, case when l.status = 'succeeded' then now() end
+         from json_to_recordset($1::json) as x(${NEW_JOB_COLUMNS}) cross join l
+         where l.status in ('queued', 'running', 'succeeded')
+         returning ${finishedColumns()}, result)
+       select (select status from l) as "leaderStatus", coalesce((select json_agg(ins) from ins), '[]'::json) as inserted`,
+      [JSON.stringify(jobs.map((j) => ({ ...j, dispatchId: null }))), leader.id, leader.tenantId, leader.cacheKey],
+    );
+    return rows[0]!;
+  }
+
+  /**
+   * Ends the followers of leaders that just succeeded or failed, in the transaction that wrote
+   * the leaders' outcomes and in a later statement (READ COMMITTED: its snapshot sees followers
+   * inserted under the leader's row lock up to that write): followers of a succeeded leader
+   * succeed with its result (`cached`), those of a failed one fail with its error (same input,
+   * same model). Returns them as finished, for their events.
+   */
+  async finishFollowers(leaderIds: string[], q: Queryable = this.pool): Promise<FinishedJob[]> {
+    if (leaderIds.length === 0) return [];
+    const { rows } = await q.query<FinishedJob>(
+      `update jobs f set status = l.status, result = l.result, "errorCode" = l."errorCode", "errorMessage" = l."errorMessage", cached = (l.status = 'succeeded'),
+         "cacheLeader" = null, "startedAt" = coalesce(f."startedAt", now()), "completedAt" = now(), "queueDeadline" = null, "cancelAt" = null
+       from jobs l
+       where f."cacheLeader" = any($1::uuid[]) and f.status = 'queued' and l.id = f."cacheLeader" and l.status in ('succeeded', 'failed')
+       returning ${finishedColumns("f.")}`,
+      [leaderIds],
+    );
+    return rows;
+  }
+
+  /**
+   * Releases the followers of leaders that ended without a run's outcome (canceled, expired), in
+   * the transaction that ended them and in a later statement (see finishFollowers): each loses
+   * its leader and joins a queue entry of its own tenant, model, version and priority (new
+   * dispatch rows of at most `entrySize` jobs). The caller adds the queue entries after commit;
+   * should that fail, the reconciler finds the rows. A follower's own cancel, queue deadline and
+   * Cancel-After apply as before (it is a plain queued job).
+   */
+  async releaseFollowers(leaderIds: string[], entrySize = 256, q: Queryable = this.pool): Promise<ReleasedFollowers[]> {
+    if (leaderIds.length === 0) return [];
+    const { rows } = await q.query<ReleasedFollowers>(
+      `with f as (select id, "tenantId", model, version, priority from jobs where "cacheLeader" = any($1::uuid[]) and status = 'queued' for update),
+       parts as (select *, (row_number() over (partition by "tenantId", model, version, priority order by id) - 1) / $2 as part from f),
+       g as (select gen_random_uuid() as "dispatchId", "tenantId", model, version, priority, array_agg(id) as "jobIds" from parts group by "tenantId", model, version, priority, part),
+       moved as (update jobs j set "cacheLeader" = null, "dispatchId" = g."dispatchId" from g where j.id = any(g."jobIds")),
+       added as (insert into dispatches (id, model, version, priority, jobs, "jobIds", "tenantId")
+         select "dispatchId", model, version, priority, cardinality("jobIds"), "jobIds", "tenantId" from g)
+       select * from g`,
+      [leaderIds, entrySize],
+    );
+    return rows;
   }
 
   /** One job of a tenant. Raw SQL: this is the polling hot path, where Prisma's per-query cost showed. */
@@ -354,6 +504,29 @@ function outcomeDocuments(outcomes: JobOutcome[]): string[] {
   return documents;
 }
 
+/**
+ * Answered jobs as JSON documents for json_to_recordset, at most INSERT_CHUNK rows and about
+ * FINISH_STATEMENT_BYTES each, every cached result spliced in as the text it is.
+ */
+function answeredDocuments(jobs: AnsweredJob[]): string[] {
+  const documents: string[] = [];
+  let rows: string[] = [];
+  let bytes = 0;
+  for (const { resultJson, ...job } of jobs) {
+    const fields = JSON.stringify({ ...job, dispatchId: null, queueDeadline: null, cancelAt: null });
+    const row = `${fields.slice(0, -1)},"result":${resultJson}}`;
+    if (rows.length > 0 && (rows.length >= INSERT_CHUNK || bytes + row.length > FINISH_STATEMENT_BYTES)) {
+      documents.push(`[${rows.join(",")}]`);
+      rows = [];
+      bytes = 0;
+    }
+    rows.push(row);
+    bytes += row.length + 1;
+  }
+  if (rows.length > 0) documents.push(`[${rows.join(",")}]`);
+  return documents;
+}
+
 interface DispatchRow {
   id: string;
   model: string;
@@ -393,6 +566,7 @@ export function toJobView(job: Job): JobView {
   if (job.startedAt) view.startedAt = job.startedAt.toISOString();
   if (job.completedAt) view.completedAt = job.completedAt.toISOString();
   if (job.result) view.result = job.result as unknown as InferenceResult;
+  if (job.cached) view.cached = true;
   if (job.errorCode) view.error = { code: job.errorCode, message: job.errorMessage ?? "" };
   return view;
 }

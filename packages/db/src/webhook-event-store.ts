@@ -87,7 +87,7 @@ export type RedeliveryClaim =
   | { eventId: string; limitReached: true };
 
 /** Columns toJobView reads (all but the inputs, which can be large and are not shown). */
-const VIEW_COLUMNS = `id, "tenantId", status, model, version, priority, "createdAt", "startedAt", "completedAt", attempts, metadata, result, "errorCode", "errorMessage"`;
+const VIEW_COLUMNS = `id, "tenantId", status, model, version, priority, "createdAt", "startedAt", "completedAt", attempts, metadata, result, cached, "errorCode", "errorMessage"`;
 
 /**
  * `webhook_events` and `webhook_deliveries`: events recorded in the transaction that finished

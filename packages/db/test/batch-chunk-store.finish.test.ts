@@ -21,6 +21,7 @@ describe("BatchChunkStore.finish", () => {
       finished: 3,
       succeeded: 2,
       failed: 1,
+      succeededItems: [0, 2],
       settlement: { batchId: batch.batchId, tenantId: tenant, completed: true },
     });
     const row = await chunkRow(database(), id);
@@ -66,7 +67,7 @@ describe("BatchChunkStore.finish", () => {
     const batch = await createBatch(database(), tenant, { sizes: [2, 1] });
     const id = batch.chunkIds[0]!;
     await finish(id, [ok("first"), ok("first")]);
-    expect(await finish(id, [ok("second"), bad])).toEqual({ batchId: batch.batchId, finished: 0, succeeded: 0, failed: 0, settlement: null });
+    expect(await finish(id, [ok("second"), bad])).toEqual({ batchId: batch.batchId, finished: 0, succeeded: 0, failed: 0, succeededItems: [], settlement: null });
     expect(await chunkRow(database(), id)).toMatchObject({ results: ["first", "first"], succeeded: 2, failed: 0 });
     expect(await batchRow(database(), batch.batchId)).toMatchObject({ remaining: 1 });
   });

@@ -43,10 +43,11 @@ describe("BatchChunkStore.resultPages", () => {
       size: 3,
       customIds: ["c0", "c1", "c2"],
       statuses: ["succeeded", "failed", "running"],
+      cached: [],
       results: [result, "null", "null"],
       errors: ["null", '{"code":"e","message":"m"}', "null"],
     });
-    expect(b).toEqual({ firstIndex: 3, size: 2, customIds: ["c3", "c4"], statuses: ["running", "running"], results: null, errors: null });
+    expect(b).toEqual({ firstIndex: 3, size: 2, customIds: ["c3", "c4"], statuses: ["running", "running"], cached: [], results: null, errors: null });
     expect(c).toMatchObject({ statuses: ["queued"], results: null, errors: null });
   });
 

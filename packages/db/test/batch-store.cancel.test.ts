@@ -17,7 +17,7 @@ describe("BatchStore.cancel", () => {
     await database().transaction((client) => chunks().finish(done, [ok, ok], client));
     await database().transaction((client) => chunks().finish(partial, [ok, undefined], client));
 
-    expect(await cancel(batch.batchId)).toEqual({ canceled: 3, settlement: { batchId: batch.batchId, tenantId: tenant, completed: true } });
+    expect(await cancel(batch.batchId)).toEqual({ canceled: 3, model: "iris", settlement: { batchId: batch.batchId, tenantId: tenant, completed: true } });
     expect(await chunkRow(database(), partial)).toMatchObject({ statuses: ["succeeded", "canceled"], succeeded: 1, canceled: 1 });
     expect(await chunkRow(database(), untouched)).toMatchObject({ statuses: ["canceled", "canceled"], canceled: 2 });
     expect(await chunkRow(database(), done)).toMatchObject({ statuses: ["succeeded", "succeeded"], canceled: 0 });

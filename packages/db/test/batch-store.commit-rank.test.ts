@@ -25,6 +25,6 @@ describe("BatchDraft.commit: fair-share ranks", () => {
       await draft.add({ id: crypto.randomUUID(), firstIndex, inputs: Array.from({ length: size }, (_, i) => [tensor(i)]), customIds: Array<string | null>(size).fill(null) });
       firstIndex += size;
     }
-    expect(await draft.commit(firstIndex, null)).toEqual([6, 9, 14]);
+    expect((await draft.commit(firstIndex, null)).ranks).toEqual([6, 9, 14]);
   });
 });

@@ -11,9 +11,12 @@ const store = () => new JobStore(database().pool, database().prisma);
 describe("JobStore.claim", () => {
   it("marks queued jobs running, counts the attempt and returns what the run needs", async () => {
     const tenant = await createTenant(database());
-    const job = newJob(tenant, { model: "m", version: "2", inputs: [tensor(4)], requestedOutputs: ["y"] });
+    const job = newJob(tenant, { model: "m", version: "2", inputs: [tensor(4)], requestedOutputs: ["y"], cacheKey: "d1" });
     await store().insertMany([job]);
-    expect(await store().claim([job.id])).toEqual({ claimed: [{ id: job.id, tenantId: tenant, model: "m", version: "2", inputs: [tensor(4)], requestedOutputs: ["y"], attempts: 1 }], overdue: [] });
+    expect(await store().claim([job.id])).toEqual({
+      claimed: [{ id: job.id, tenantId: tenant, model: "m", version: "2", inputs: [tensor(4)], requestedOutputs: ["y"], attempts: 1, cacheKey: "d1" }],
+      overdue: [],
+    });
     expect(await jobRow(database(), job.id)).toMatchObject({ status: "running", attempts: 1, completedAt: null });
     expect((await jobRow(database(), job.id))?.startedAt).toBeInstanceOf(Date);
   });

@@ -24,9 +24,9 @@ describe("JobStore.finish", () => {
 
     expect(finished.sort((x, y) => x.id.localeCompare(y.id))).toEqual(
       [
-        { id: ran.id, tenantId: tenant, status: "succeeded", webhook },
-        { id: failed.id, tenantId: tenant, status: "failed", webhook: null },
-        { id: queued.id, tenantId: tenant, status: "succeeded", webhook: null },
+        { id: ran.id, tenantId: tenant, status: "succeeded", model: "iris", webhook, cacheKey: null },
+        { id: failed.id, tenantId: tenant, status: "failed", model: "iris", webhook: null, cacheKey: null },
+        { id: queued.id, tenantId: tenant, status: "succeeded", model: "iris", webhook: null, cacheKey: null },
       ].sort((x, y) => x.id.localeCompare(y.id)),
     );
     expect(await jobRow(database(), ran.id)).toMatchObject({ status: "succeeded", result: RESULT, errorCode: null });

@@ -1,6 +1,9 @@
-import { isUuid, parseBatchItemId } from "@inferline/contracts";
+import { isUuid, parseBatchItemId, type JobStatus } from "@inferline/contracts";
 import type {
+  AnsweredJob,
   BatchChunkStore,
+  BatchDraft,
+  CommittedDraft,
   BatchSettlement,
   BatchStore,
   ChunkItemOutcome,
@@ -10,13 +13,17 @@ import type {
   ExpiredChunks,
   FinishedChunk,
   FinishedJob,
+  FlightLeader,
+  FollowResult,
   JobOutcome,
   JobStore,
   Queryable,
+  NewJob,
   RecordedEvent,
+  ReleasedFollowers,
   WebhookEventRecorder,
 } from "@inferline/db";
-import type { FinishedNotifier } from "@inferline/queue";
+import type { Dispatcher, FinishedNotifier } from "@inferline/queue";
 import type { WebhookQueue } from "@inferline/webhooks";
 import { recordBatchCompleted, recordJobEvents } from "./outcome-events.ts";
 import { ResultWriter, type Written } from "./result-writer.ts";
@@ -29,7 +36,7 @@ export interface OutcomeLogger {
 /** The shared resources every outcome runs on, each narrowed to what outcomes touch. */
 export interface OutcomeResources {
   db: Pick<Database, "transaction">;
-  jobs: Pick<JobStore, "finish" | "cancel" | "claim" | "endOverdue" | "expireOverdue" | "cancelOverdue">;
+  jobs: Pick<JobStore, "finish" | "cancel" | "claim" | "endOverdue" | "expireOverdue" | "cancelOverdue" | "insertAnswered" | "insertFollowers" | "finishFollowers" | "releaseFollowers">;
   chunks: Pick<BatchChunkStore, "finish" | "cancelItem" | "claim" | "overdue" | "expire">;
   batches: Pick<BatchStore, "cancel" | "eventSubject" | "dueForCancel">;
   events: WebhookEventRecorder;
@@ -37,12 +44,32 @@ export interface OutcomeResources {
   notifier: Pick<FinishedNotifier, "publish">;
   /** Enqueues webhook deliveries. */
   deliveries: Pick<WebhookQueue, "enqueue">;
+  /**
+   * Adds queue entries: for the followers of a single flight whose leader was canceled or expired
+   * (released onto entries of their own). Without it their rows wait for the reconciler.
+   */
+  entries?: Pick<Dispatcher, "enqueue">;
   logger: OutcomeLogger;
 }
 
 export interface OutcomeHooks {
   /** Called after each committed result write with the jobs it finished (tests hang here). */
   onFinished?: (jobs: FinishedJob[]) => Promise<void>;
+  /**
+   * Called after each commit that made jobs or batch items terminal (results, retries exhausted,
+   * expiries at claim and by the sweep, cancels), counted by kind, model and status: what the
+   * workers' finished counters count. Batch items that a chunk's run finished are not reported
+   * here (finishChunk does not know the chunk's model; its caller does).
+   */
+  ended?: (work: EndedWork[]) => void;
+}
+
+/** Jobs or batch items of one model that one commit moved to one terminal status. */
+export interface EndedWork {
+  kind: "job" | "item";
+  model: string;
+  status: JobStatus;
+  count: number;
 }
 
 /** One page of a deadline sweep: rows it took (a full page means there may be more) and jobs or items it ended. */
@@ -51,10 +78,13 @@ export interface SweptPage {
   ended: number;
 }
 
-/** What a committed write leaves to do: the channels to wake (job ids, or a batch id) and the events to deliver. */
+/** What a committed write leaves to do: the channels to wake (job ids, or a batch id), the events to deliver and the followers to enqueue. */
 interface Committed {
   channels: string[];
   events: RecordedEvent[];
+  released?: ReleasedFollowers[];
+  /** What the commit ended, for the `ended` hook. */
+  ended?: EndedWork[];
 }
 
 /**
@@ -90,6 +120,33 @@ export class OutcomeSystem {
   }
 
   /**
+   * Stores jobs answered from the result cache at submit (see JobStore.insertAnswered): already
+   * `succeeded`, with their `job.succeeded` events in the same transaction; the deliveries are
+   * enqueued after commit. Nobody waits on a job that did not exist, so nothing is published.
+   * Without webhooks there is no event to record, and the insert runs as a statement of its own.
+   */
+  async insertAnswered(jobs: AnsweredJob[]): Promise<void> {
+    if (jobs.length === 0) return;
+    if (!jobs.some((j) => j.webhook)) return void (await this.r.jobs.insertAnswered(jobs));
+    const events = await this.r.db.transaction(async (client) => recordJobEvents(this.r.events, await this.r.jobs.insertAnswered(jobs, client), client));
+    await this.afterCommit({ channels: [], events });
+  }
+
+  /**
+   * Inserts jobs identical to `leader` as its followers (see JobStore.insertFollowers), and the
+   * `job.succeeded` events of those answered at once from its result, in one transaction.
+   */
+  async insertFollowers(leader: FlightLeader, jobs: NewJob[]): Promise<FollowResult> {
+    if (!jobs.some((j) => j.webhook)) return this.r.jobs.insertFollowers(leader, jobs);
+    const { result, events } = await this.r.db.transaction(async (client) => {
+      const result = await this.r.jobs.insertFollowers(leader, jobs, client);
+      return { result, events: await recordJobEvents(this.r.events, result.inserted, client) };
+    });
+    await this.afterCommit({ channels: [], events });
+    return result;
+  }
+
+  /**
    * Writes a batch chunk's outcomes (index-aligned with its claim) on its own: one transaction
    * already carries up to 512 items, the batch's accounting and `batch.completed` when this
    * completes the batch.
@@ -105,6 +162,18 @@ export class OutcomeSystem {
   }
 
   /**
+   * Commits a batch being created (see BatchDraft.commit). A batch whose items were all answered
+   * from the result cache completes with it: its `batch.completed` event is recorded in the same
+   * transaction and delivered after commit, as any completion's.
+   */
+  async commitBatch(draft: BatchDraft, total: number, requestHash: string | null): Promise<CommittedDraft<RecordedEvent>> {
+    const batchId = draft.batch.id;
+    const committed = await draft.commit(total, requestHash, (client) => recordBatchCompleted(this.r.events, this.r.batches, batchId, client));
+    if (committed.completed) await this.afterCommit({ channels: [batchId], events: committed.recorded });
+    return committed;
+  }
+
+  /**
    * Cancels a queued or running job of the tenant. An id that is no such job but names a batch
    * item (see batchItemId) cancels that item through its chunk, in the same transaction. False
    * when nothing was canceled: terminal already, or not the tenant's.
@@ -114,7 +183,7 @@ export class OutcomeSystem {
     const item = parseBatchItemId(id);
     const committed = await this.r.db.transaction(async (client): Promise<Committed | null> => {
       const job = await this.r.jobs.cancel(tenantId, id, client);
-      if (job) return { channels: [id], events: await recordJobEvents(this.r.events, [job], client) };
+      if (job) return { channels: [id], events: await recordJobEvents(this.r.events, [job], client), released: await this.releaseFollowers([job], client), ended: jobsEnded([job]) };
       const done = item && (await this.r.chunks.cancelItem(tenantId, item.batchId, item.index, client));
       if (!item || !done) return null;
       // Long-polls on an item listen on its batch's id.
@@ -133,7 +202,7 @@ export class OutcomeSystem {
     const committed = await this.r.db.transaction(async (client): Promise<Committed | null> => {
       const done = await this.r.batches.cancel(batchId, client);
       // Wakes long-polls on the batch and on its items (which listen on the batch id).
-      return done && { channels: [batchId], events: await this.batchCompletedEvents(done.settlement, client) };
+      return done && { channels: [batchId], events: await this.batchCompletedEvents(done.settlement, client), ended: [{ kind: "item", model: done.model, status: "canceled", count: done.canceled }] };
     });
     if (!committed) return false;
     await this.afterCommit(committed);
@@ -207,7 +276,10 @@ export class OutcomeSystem {
       for (const settlement of expired.settlements) events.push(...(await this.batchCompletedEvents(settlement, client)));
       return { expired, events };
     });
-    if (expired.items > 0) await this.afterCommit({ channels: expired.batchIds, events });
+    if (expired.items > 0) {
+      const ended = expired.byModel.map((m): EndedWork => ({ kind: "item", model: m.model, status: "expired", count: m.items }));
+      await this.afterCommit({ channels: expired.batchIds, events, ended });
+    }
     return expired;
   }
 
@@ -223,25 +295,40 @@ export class OutcomeSystem {
 
   /** Jobs a statement ended (expired or canceled) with their events, in one transaction; then wakes their waiters and enqueues the deliveries. */
   private async endJobs(end: (client: Queryable) => Promise<FinishedJob[]>): Promise<FinishedJob[]> {
-    const { finished, events } = await this.r.db.transaction(async (client) => {
+    const { finished, events, released } = await this.r.db.transaction(async (client) => {
       const finished = await end(client);
-      return { finished, events: await recordJobEvents(this.r.events, finished, client) };
+      return { finished, events: await recordJobEvents(this.r.events, finished, client), released: await this.releaseFollowers(finished, client) };
     });
-    if (finished.length > 0) await this.afterCommit({ channels: finished.map((f) => f.id), events });
+    if (finished.length > 0) await this.afterCommit({ channels: finished.map((f) => f.id), events, released, ended: jobsEnded(finished) });
     return finished;
   }
 
-  /** The ResultWriter's persist: one group's results, done queue entries and events, in one transaction. */
+  /**
+   * The ResultWriter's persist: one group's results, done queue entries and events, in one
+   * transaction; the followers of single flights these results end (see JobStore.finishFollowers)
+   * finish in it too, with their events, and are woken with the rest.
+   */
   private writeJobs(outcomes: JobOutcome[], doneEntries: string[]): Promise<Written<RecordedEvent[]>> {
     return this.r.db.transaction(async (client) => {
       const finished = await this.r.jobs.finish(outcomes, doneEntries, client);
-      return { finished, recorded: await recordJobEvents(this.r.events, finished, client) };
+      const leaders = finished.filter((f) => f.cacheKey && (f.status === "succeeded" || f.status === "failed")).map((f) => f.id);
+      const all = leaders.length > 0 ? [...finished, ...(await this.r.jobs.finishFollowers(leaders, client))] : finished;
+      return { finished: all, recorded: await recordJobEvents(this.r.events, all, client) };
     });
+  }
+
+  /** Followers of jobs that just ended without a run's outcome (canceled, expired), released onto queue entries in the caller's transaction. */
+  private releaseFollowers(ended: FinishedJob[], client: Queryable): Promise<ReleasedFollowers[]> {
+    return this.r.jobs.releaseFollowers(
+      ended.filter((f) => f.cacheKey && (f.status === "canceled" || f.status === "expired")).map((f) => f.id),
+      undefined,
+      client,
+    );
   }
 
   /** The ResultWriter's after: runs once per committed group. */
   private async afterJobs({ finished, recorded }: Written<RecordedEvent[]>): Promise<void> {
-    await this.afterCommit({ channels: finished.map((f) => f.id), events: recorded });
+    await this.afterCommit({ channels: finished.map((f) => f.id), events: recorded, ended: jobsEnded(finished) });
     await this.hooks.onFinished?.(finished);
   }
 
@@ -254,9 +341,28 @@ export class OutcomeSystem {
    * One notification for the write, then the deliveries, carrying each event's tenant so the
    * webhook worker need not look it up.
    */
-  private async afterCommit({ channels, events }: Committed): Promise<void> {
-    await this.r.notifier.publish(channels).catch((err: Error) => this.r.logger.warn({ err: err.message }, "finished notification failed; long-polls look again on their own"));
+  private async afterCommit({ channels, events, released = [], ended = [] }: Committed): Promise<void> {
+    const counted = ended.filter((e) => e.count > 0);
+    if (counted.length > 0) this.hooks.ended?.(counted);
+    if (released.length > 0) {
+      const groups = released.map((r) => ({ dispatchId: r.dispatchId, model: r.model, version: r.version, priority: r.priority, jobIds: r.jobIds, tenantId: r.tenantId }));
+      await this.r.entries?.enqueue(groups).catch((err: Error) => this.r.logger.warn({ err: err.message }, "enqueueing released followers failed; the reconciler will"));
+    }
+    if (channels.length > 0)
+      await this.r.notifier.publish(channels).catch((err: Error) => this.r.logger.warn({ err: err.message }, "finished notification failed; long-polls look again on their own"));
     if (events.length === 0) return;
     await this.r.deliveries.enqueue(events).catch((err: Error) => this.r.logger.warn({ err: err.message }, "webhook enqueue failed; the sweep will retry"));
   }
+}
+
+/** Jobs that one commit ended, counted by model and status. */
+function jobsEnded(jobs: FinishedJob[]): EndedWork[] {
+  const counts = new Map<string, EndedWork>();
+  for (const job of jobs) {
+    const key = `${job.model}\u0000${job.status}`;
+    const work = counts.get(key);
+    if (work) work.count++;
+    else counts.set(key, { kind: "job", model: job.model, status: job.status, count: 1 });
+  }
+  return [...counts.values()];
 }

@@ -43,7 +43,7 @@ class FakeResults {
     if (this.outage) throw this.outage;
     const fault = outcomes.map((o) => this.guilty.get(o.id)).find(Boolean);
     if (fault) throw fault;
-    const finished: FinishedJob[] = outcomes.filter((o) => !this.terminal.has(o.id)).map((o) => ({ id: o.id, tenantId: "t", status: o.status, webhook: null }));
+    const finished: FinishedJob[] = outcomes.filter((o) => !this.terminal.has(o.id)).map((o) => ({ id: o.id, tenantId: "t", status: o.status, webhook: null, model: "m" }));
     return { finished, recorded: finished.map((f) => `event:${f.id}`) };
   };
 

@@ -5,3 +5,6 @@ export { entryPriority, CLASS_BASE, CLASS_SPAN, MAX_QUEUE_PRIORITY } from "./fai
 export { Dispatcher, type DispatcherOptions, type DispatchGroup } from "./dispatcher.ts";
 export { FinishedNotifier, FinishedListener, DEFAULT_RECHECK_MS } from "./finished-events.ts";
 export { keyRevokedChannel, KeyRevocationNotifier, KeyRevocationListener, publishKeyRevocation, type KeyRevocationHandlers } from "./key-events.ts";
+export { modelReadinessKey, modelReportKey } from "./names.ts";
+export { ModelReadinessPublisher, type ModelReadinessPublisherOptions, type ReadinessPublisherRedis } from "./model-readiness-publisher.ts";
+export { ModelReadinessReader, type ReadinessReaderRedis } from "./model-readiness-reader.ts";

@@ -20,7 +20,7 @@ export const LOOKUP_TABLE = [
  * an index outside the table, which the manifest cannot rule out. Tests use it for model errors
  * and for one bad item in a batch.
  */
-function lookupModel(): Uint8Array {
+function lookupModel(table: number[][] = LOOKUP_TABLE): Uint8Array {
   const model = onnx.ModelProto.create({
     irVersion: 8,
     opsetImport: [{ domain: "", version: 13 }],
@@ -28,7 +28,7 @@ function lookupModel(): Uint8Array {
       name: "lookup",
       input: [{ name: "index", type: { tensorType: { elemType: onnx.TensorProto.DataType.INT64, shape: { dim: [{ dimParam: "batch" }, { dimValue: 1 }] } } } }],
       output: [{ name: "values", type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: "batch" }, { dimValue: 1 }, { dimValue: 2 }] } } } }],
-      initializer: [{ name: "table", dataType: onnx.TensorProto.DataType.FLOAT, dims: [3, 2], floatData: LOOKUP_TABLE.flat() }],
+      initializer: [{ name: "table", dataType: onnx.TensorProto.DataType.FLOAT, dims: [table.length, 2], floatData: table.flat() }],
       node: [{ name: "gather", opType: "Gather", input: ["table", "index"], output: ["values"], attribute: [{ name: "axis", type: onnx.AttributeProto.AttributeType.INT, i: 0 }] }],
     },
   });
@@ -80,16 +80,44 @@ function writeLookupModel(dir: string, manifest: Record<string, unknown>): void 
   fs.writeFileSync(path.join(dir, manifest.name as string, "model.json"), JSON.stringify({ ...manifest, ...LOOKUP_SPEC }));
 }
 
+/** Rows of `lookup-cached` version 2's table: version 1's times ten, so a result of one version is never the other's. */
+export const LOOKUP_TABLE_V2 = LOOKUP_TABLE.map((row) => row.map((v) => v * 10));
+
+/**
+ * `lookup-cached`: the lookup model with a result cache and two versions (version 1 on
+ * LOOKUP_TABLE, version 2 on LOOKUP_TABLE_V2), for tests of the cache across versions and of
+ * model errors under single flight (an index out of range fails inside onnxruntime).
+ */
+function writeCachedLookupModel(dir: string): void {
+  const folder = path.join(dir, "lookup-cached");
+  fs.mkdirSync(folder);
+  fs.writeFileSync(path.join(folder, "lookup.onnx"), lookupModel());
+  fs.writeFileSync(path.join(folder, "lookup-v2.onnx"), lookupModel(LOOKUP_TABLE_V2));
+  const manifest = {
+    ...LOOKUP_SPEC,
+    name: "lookup-cached",
+    description: "test model: lookup with a result cache, in two versions whose tables differ",
+    versions: [
+      { version: "1", file: "lookup.onnx" },
+      { version: "2", file: "lookup-v2.onnx" },
+    ],
+    cache: { ttlSeconds: 3600 },
+  };
+  fs.writeFileSync(path.join(folder, "model.json"), JSON.stringify(manifest));
+}
+
 /**
  * A model repository in a temp dir: the real iris model plus the `lookup` test model, and with
  * `faultModels` the test-only `hang`, `crash`, `slow` and `poison` models (see FAULT_MODELS),
  * which need FIXTURE_ADAPTERS_MODULE to load. They are opt-in so that the workers of other tests
- * neither start their threads nor list them.
+ * neither start their threads nor list them. `cachedModels` adds `lookup-cached` (see
+ * writeCachedLookupModel).
  */
-export function createTestModelRepository(options: { faultModels?: boolean } = {}): { dir: string; remove(): void } {
+export function createTestModelRepository(options: { faultModels?: boolean; cachedModels?: boolean } = {}): { dir: string; remove(): void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-models-"));
   fs.cpSync(path.join(DEFAULT_MODELS_DIR, "iris"), path.join(dir, "iris"), { recursive: true, filter: (src) => !src.endsWith(".ts") });
   writeLookupModel(dir, { name: "lookup", description: "test model: Gather over a 3-row table; an index out of range fails inside onnxruntime" });
   if (options.faultModels) for (const manifest of FAULT_MODELS) writeLookupModel(dir, manifest);
+  if (options.cachedModels) writeCachedLookupModel(dir);
   return { dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }

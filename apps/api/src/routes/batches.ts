@@ -17,7 +17,7 @@ const isNdjson = (type: string | undefined) => /^application\/(x-)?(nd|jsonl|jso
 /** A request whose raw JSON body was hashed as it was parsed (only when it carries an Idempotency-Key). */
 type HashedRequest = http.IncomingMessage & { bodySha256?: string };
 
-export function batchesRouter(batches: BatchService, limit: string, metrics?: Pick<ApiMetrics, "resultStreams" | "resultStreamsAborted">): Router {
+export function batchesRouter(batches: BatchService, limit: string, metrics?: Pick<ApiMetrics, "resultStreams" | "resultStreamsAborted" | "submitted">): Router {
   const router = Router();
   const limitBytes = bytes.parse(limit) ?? 200 * 1024 * 1024;
   const json = express.json({
@@ -75,6 +75,7 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
       const { items, ...settings } = body.data;
       created = await batches.create(req.tenant!, settings, items, key?.data ? { key: key.data, digest: () => digest } : undefined, cancelAfter.seconds);
     }
+    if (!created.replayed) metrics?.submitted("batch", created.batch.model, created.batch.total);
     res
       .status(created.replayed ? 200 : 202)
       .location(`/v1/batches/${created.batch.id}`)

@@ -1,15 +1,17 @@
 import { Router } from "express";
-import { JobListQuery, JobSubmission } from "@inferline/contracts";
+import { hops, JobListQuery, JobSubmission } from "@inferline/contracts";
 import type { JobService } from "../services/job-service.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
 import { IdempotencyKey } from "../services/idempotency.ts";
 import { CANCEL_AFTER_FAULT, CANCEL_AFTER_HINT, cancelAfterHeader } from "../services/deadlines.ts";
 import { longPollHandler } from "./long-poll-handler.ts";
+import type { ApiMetrics } from "../metrics.ts";
 
-export function jobsRouter(jobs: JobService): Router {
+export function jobsRouter(jobs: JobService, metrics?: Pick<ApiMetrics, "submitted">): Router {
   const router = Router();
 
   router.post("/", async (req, res) => {
+    const arrived = hops.now(); // the bench's hop trace (off: 0); the id is known only after submit
     const parsed = JobSubmission.safeParse(req.body);
     if (!parsed.success) return sendProblem(res, 422, "validation_failed", "the request has invalid fields", zodFaults(parsed.error));
     const keyHeader = req.header("idempotency-key");
@@ -18,6 +20,8 @@ export function jobsRouter(jobs: JobService): Router {
     const cancelAfter = cancelAfterHeader(req.header("cancel-after"));
     if (!cancelAfter) return sendProblem(res, 400, "invalid_cancel_after", CANCEL_AFTER_HINT, [CANCEL_AFTER_FAULT]);
     const { job, replayed } = await jobs.submit(req.tenant!, parsed.data, key?.data, cancelAfter.seconds);
+    if (!replayed) metrics?.submitted("job", job.model);
+    hops.mark(job.id, "api.in", arrived);
     res
       .status(replayed ? 200 : 202)
       .location(`/v1/jobs/${job.id}`)

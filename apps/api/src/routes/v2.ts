@@ -5,7 +5,9 @@ import type { JobService } from "../services/job-service.ts";
 import { modelView } from "./models.ts";
 import type { WaiterLimit } from "../services/long-poll.ts";
 import { holdWaiterSlot } from "./long-poll-handler.ts";
+import type { ApiMetrics } from "../metrics.ts";
 import { CANCEL_AFTER_HINT, cancelAfterHeader } from "../services/deadlines.ts";
+import { MODEL_UNAVAILABLE_RETRY_AFTER_S, type ModelAvailability } from "../services/model-availability.ts";
 
 /** The Open Inference Protocol v2 request body. */
 const InferRequest = z.object({
@@ -35,6 +37,9 @@ export function v2Router(deps: {
   bodyLimit: string;
   timeoutSeconds: number;
   waiters: WaiterLimit;
+  metrics?: Pick<ApiMetrics, "submitted">;
+  /** Model readiness as live workers report it; absent, every known model answers ready. */
+  availability?: Pick<ModelAvailability, "of">;
 }): Router {
   const router = Router();
   router.get("/health/live", (_req, res) => void res.json({ live: true }));
@@ -57,7 +62,20 @@ export function v2Router(deps: {
   };
   router.get("/models/:name", (req, res) => void res.json(metadata(req.params.name)));
   router.get("/models/:name/versions/:version", (req, res) => void res.json(metadata(req.params.name, req.params.version)));
-  router.get("/models/:name/ready", (req, res) => void res.json({ name: deps.models.resolve(req.params.name).manifest.name, ready: true }));
+  // OIP v2 model readiness: 200 when at least one live worker serves the version (the default's,
+  // or any, for the model), else 503 with why: `failed` (workers tried and could not load it) or
+  // `unknown` (no live worker reported it). Read fresh, not from the submit path's cache.
+  const ready = async (res: express.Response, name: string, version?: string) => {
+    const model = deps.models.resolve(name, version);
+    if (!deps.availability) return void res.json({ name: model.manifest.name, ready: true });
+    const readiness = await deps.availability.of(model.manifest.name, { fresh: true });
+    const state = version ? readiness.versions[model.version]! : readiness;
+    if (state.state === "ready") return void res.json({ name: model.manifest.name, ...(version ? { version: model.version } : {}), ready: true });
+    res.setHeader("Retry-After", String(MODEL_UNAVAILABLE_RETRY_AFTER_S));
+    res.status(503).json({ name: model.manifest.name, ...(version ? { version: model.version } : {}), ready: false, state: state.state, versions: version ? undefined : readiness.versions });
+  };
+  router.get("/models/:name/ready", (req, res) => ready(res, req.params.name));
+  router.get("/models/:name/versions/:version/ready", (req, res) => ready(res, req.params.name, req.params.version));
 
   const infer: RequestHandler = async (req, res) => {
     const body = InferRequest.safeParse(req.body);
@@ -85,6 +103,7 @@ export function v2Router(deps: {
       undefined,
       cancelAfter.seconds,
     );
+    deps.metrics?.submitted("job", job.model);
     const done = await deps.jobs.wait(req.tenant!.id, job.id, deps.timeoutSeconds, abort.signal);
     if (!isTerminal(done.status)) return v2Error(res, 504, `inference did not finish within ${deps.timeoutSeconds} s; job ${done.id} is still ${done.status}`);
     if (done.status !== "succeeded" || !done.result) return v2Error(res, done.status === "failed" ? 422 : 409, done.error ? `${done.error.code}: ${done.error.message}` : `job ${done.status}`);

@@ -12,7 +12,8 @@ import {
   type FlatTensor,
   type ResolvedModel,
 } from "@inferline/contracts";
-import type { BatchDraft } from "@inferline/db";
+import type { BatchDraft, CommittedDraft, NewBatchChunk } from "@inferline/db";
+import type { BatchItemCache } from "./batch-item-cache.ts";
 
 /** Faults reported for one batch; past this the client has enough to fix its file. */
 export const MAX_FAULTS = 100;
@@ -22,6 +23,20 @@ export interface BatchIntakeDeps {
   open: () => Promise<BatchDraft>;
   /** Throws when `count` items would take the model's queue past MAX_QUEUE_DEPTH. */
   checkDepth: (count: number) => Promise<void>;
+  /** Commits the draft (through the outcome path: a batch answered whole from the cache completes with it). */
+  commit: (draft: BatchDraft, total: number, requestHash: string | null) => Promise<CommittedDraft<unknown>>;
+  /** The result cache of the batch's items; absent when the model has none. */
+  cache?: BatchItemCache;
+}
+
+/** A committed batch: its item count, and the chunks to queue with their fair-share ranks. */
+export interface IntakeResult {
+  total: number;
+  /** Items queued (the total less cache hits). */
+  queued: number;
+  chunkIds: string[];
+  ranks: number[];
+  completed: boolean;
 }
 
 /**
@@ -34,10 +49,11 @@ export interface BatchIntakeDeps {
 export class BatchIntake {
   private readonly faults: FieldFault[];
   private count = 0;
+  /** Items stored so far that wait for a run (not answered from the cache): what the queue and quota guards count. */
+  private queued = 0;
   private inputs: FlatTensor[][] = [];
   private customIds: Array<string | null> = [];
   private draft: BatchDraft | undefined;
-  private readonly chunkIds: string[] = [];
 
   constructor(
     private readonly model: ResolvedModel,
@@ -57,13 +73,13 @@ export class BatchIntake {
     }
   }
 
-  /** Commits the batch; returns its item count, chunk ids and their fair-share ranks (see BatchDraft.commit), or throws the faults found (422). */
-  async finish(requestHash: () => string | null): Promise<{ total: number; chunkIds: string[]; ranks: number[] }> {
+  /** Commits the batch; returns its item count and the chunks to queue with their fair-share ranks (see BatchDraft.commit), or throws the faults found (422). */
+  async finish(requestHash: () => string | null): Promise<IntakeResult> {
     if (this.faults.length > 0) throw new ValidationError("the batch has invalid items; nothing was created", this.faults.slice(0, MAX_FAULTS));
     if (this.count === 0) throw new ValidationError("a batch needs at least one item", [{ path: "/items", message: "no items" }]);
     if (this.inputs.length > 0) await this.closeChunk();
-    const ranks = await this.draft!.commit(this.count, requestHash());
-    return { total: this.count, chunkIds: this.chunkIds, ranks };
+    const committed = await this.deps.commit(this.draft!, this.count, requestHash());
+    return { total: this.count, queued: committed.queued, chunkIds: committed.chunkIds, ranks: committed.ranks, completed: committed.completed };
   }
 
   /** Rolls back whatever was written; safe after finish. */
@@ -97,12 +113,22 @@ export class BatchIntake {
   }
 
   private async closeChunk(): Promise<void> {
-    const chunk = { id: crypto.randomUUID(), firstIndex: this.count - this.inputs.length, inputs: this.inputs, customIds: this.customIds };
+    const inputs = this.inputs;
+    const chunk: NewBatchChunk = { id: crypto.randomUUID(), firstIndex: this.count - inputs.length, inputs, customIds: this.customIds };
     this.inputs = [];
     this.customIds = [];
-    await this.deps.checkDepth(this.count);
+    if (this.deps.cache) {
+      const state = await this.deps.cache.chunk(inputs);
+      chunk.cacheKeys = state.cacheKeys;
+      chunk.hits = state.hits;
+      this.queued += inputs.length - state.hitCount;
+      // A chunk answered whole from the cache queues nothing: a full queue or quota does not refuse it.
+      if (state.hitCount < inputs.length) await this.deps.checkDepth(this.queued);
+    } else {
+      this.queued += inputs.length;
+      await this.deps.checkDepth(this.queued);
+    }
     this.draft ??= await this.deps.open();
     await this.draft.add(chunk);
-    this.chunkIds.push(chunk.id);
   }
 }

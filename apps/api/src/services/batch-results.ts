@@ -3,8 +3,10 @@ import type { ResultChunk } from "@inferline/db";
 
 /**
  * GET /v1/batches/:id/results as NDJSON text, one string per page of chunks: a line
- * `{index, customId, jobId, status, result?, error?}` per item, in submission order (`status`
- * any JobStatus; an `expired` item's error is `deadline_exceeded`, stored with it). Results and
+ * `{index, customId, jobId, status, result?, cached?, error?}` per item, in submission order
+ * (`status` any JobStatus; an `expired` item's error is `deadline_exceeded`, stored with it;
+ * `cached: true` only on an item answered from the result cache, so that a line is otherwise
+ * byte for byte what an uncached run writes). Results and
  * errors are spliced in as the JSON text they are stored as, never parsed and serialised again
  * (that was the API's largest cost streaming results). Returning this generator stops the pages'.
  */
@@ -24,6 +26,7 @@ function chunkLines(batchId: string, chunk: ResultChunk): string {
     const result = chunk.results?.[i];
     const error = chunk.errors?.[i];
     if (result && result !== "null") text += `,"result":${result}`;
+    if (chunk.cached[i]) text += `,"cached":true`;
     if (error && error !== "null") text += `,"error":${error}`;
     text += "}\n";
   }

@@ -5,12 +5,15 @@ import type { Batch, BatchChunkStore, BatchStore, NewBatch, Tenant } from "@infe
 import type { OutcomeSystem } from "@inferline/outcomes";
 import { longPoll } from "./long-poll.ts";
 import type { Dispatcher, FinishedListener } from "@inferline/queue";
-import { BatchIntake } from "./batch-intake.ts";
+import { BatchIntake, type IntakeResult } from "./batch-intake.ts";
 import { batchResultLines } from "./batch-results.ts";
 import type { BatchUploadSlots } from "./batch-upload-slots.ts";
 import type { QueueDepthGuard } from "./queue-depth-guard.ts";
 import type { TenantQuotaGuard } from "./quota-guard.ts";
+import type { ModelAvailability } from "./model-availability.ts";
 import { deadlineAfter, maxQueueSecondsOf } from "./deadlines.ts";
+import type { CacheMetrics, ResultCache } from "@inferline/cache";
+import { BatchItemCache } from "./batch-item-cache.ts";
 
 /** An Idempotency-Key, and the SHA-256 of the request body's bytes (complete once the items are read). */
 export interface BatchIdempotency {
@@ -37,6 +40,14 @@ export interface BatchServiceOptions {
   checkWebhook?: (url: string) => Promise<void>;
   /** DEFAULT_MAX_QUEUE_SECONDS, as for JobService. */
   defaultMaxQueueSeconds?: number;
+  /** The result cache (items of models whose manifest sets `cache`); absent, nothing is looked up and no digest is stored. */
+  cache?: Pick<ResultCache, "getMany">;
+  /** Where lookups are counted (ApiMetrics.cache). */
+  cacheMetrics?: Pick<CacheMetrics, "lookups">;
+  /** CACHE_COMMAND_TIMEOUT_MS (default 250): a lookup that took this long did not answer; the batch's later chunks skip the cache. */
+  cacheCommandTimeoutMs?: number;
+  /** Refuses a batch for a model version no worker can serve (shared with JobService). */
+  availability?: Pick<ModelAvailability, "assertServable">;
 }
 
 /**
@@ -47,8 +58,8 @@ export type BatchItems = unknown[] | AsyncIterable<unknown>;
 
 export class BatchService {
   constructor(
-    /** Cancels (with `batch.completed`, waiters and deliveries). */
-    private readonly outcomes: Pick<OutcomeSystem, "cancelBatch">,
+    /** Cancels, and commits new batches (a batch answered whole from the cache completes with `batch.completed`). */
+    private readonly outcomes: Pick<OutcomeSystem, "cancelBatch" | "commitBatch">,
     private readonly batches: BatchStore,
     private readonly chunks: BatchChunkStore,
     private readonly models: ModelRepository,
@@ -102,9 +113,16 @@ export class BatchService {
     }
     if (header.webhook) await this.options.checkWebhook?.(header.webhook.url);
     const { depthGuard: depth, quotaGuard: quota } = this.options;
-    // Before reading the body: a full queue or quota refuses at once (a JSON body's size is known already).
-    await depth.assertRoom(model.manifest.name, knownCount);
-    await quota.assertRoom(tenant, knownCount);
+    const itemCache = BatchItemCache.for(model, tenantId, { requestedOutputs: (header.outputs ?? []).map((o) => o.name), bypass: header.cache === "bypass" }, this.options.cache, {
+      commandTimeoutMs: this.options.cacheCommandTimeoutMs ?? 250,
+    });
+    // Before reading the body: a full queue or quota refuses at once, and so does a JSON body whose
+    // size would pass it, unless the cache may answer its items: hits queue nothing, so then each
+    // chunk's misses are checked once it is looked up.
+    const upfront = itemCache?.looksUp ? 0 : knownCount;
+    await this.options.availability?.assertServable(model.manifest.name, model.version);
+    await depth.assertRoom(model.manifest.name, upfront);
+    await quota.assertRoom(tenant, upfront);
     const createdAt = new Date();
     const batch: NewBatch = {
       id: newBatchId(),
@@ -126,8 +144,13 @@ export class BatchService {
       await depth.assertRoom(batch.model, n);
       await quota.assertRoom(tenant, n);
     };
-    const intake = new BatchIntake(model, header, { open: () => this.batches.open(batch), checkDepth: (n) => admit(n) });
-    let created: { total: number; chunkIds: string[]; ranks: number[] };
+    const intake = new BatchIntake(model, header, {
+      open: () => this.batches.open(batch),
+      checkDepth: (n) => admit(n),
+      commit: (draft, total, hash) => this.outcomes.commitBatch(draft, total, hash),
+      cache: itemCache,
+    });
+    let created: IntakeResult;
     try {
       await intake.read(source);
       created = await intake.finish(() => (idempotency ? requestHash(header, idempotency) : null));
@@ -138,8 +161,9 @@ export class BatchService {
       if (!first) throw err;
       return this.replay(first, header, source, idempotency!);
     }
-    depth.noteQueued(batch.model, created.total);
-    quota.noteQueued(tenantId, created.total);
+    if (itemCache && this.options.cacheMetrics) itemCache.report(this.options.cacheMetrics);
+    depth.noteQueued(batch.model, created.queued);
+    quota.noteQueued(tenantId, created.queued);
     // Ranked like submitted jobs' entries (see SubmitWriter), so a huge batch takes turns with other tenants' work.
     const groups = created.chunkIds.map((id, i) => ({
       dispatchId: id,
@@ -152,7 +176,8 @@ export class BatchService {
       weight: tenant.weight,
     }));
     // A failed enqueue leaves the chunks pending in PostgreSQL; the workers' reconciler enqueues them.
-    await this.dispatcher.enqueue(groups).catch(() => {});
+    // Chunks answered whole from the cache have no entry; a batch answered whole has none at all.
+    if (groups.length > 0) await this.dispatcher.enqueue(groups).catch(() => {});
     return { batch: await this.get(tenantId, batch.id), replayed: false };
   }
 

@@ -1,16 +1,20 @@
 import crypto from "node:crypto";
+import { cacheKeyDigest } from "@inferline/cache";
 import {
   ConflictError,
   InvalidCursorError,
   isTerminal,
   isUuid,
   MAX_BATCH_ITEMS,
+  modelFingerprint,
   NotFoundError,
   parseBatchItemId,
   validateInputs,
   validateOutputNames,
   ValidationError,
   type JobListQuery,
+  type CacheMode,
+  type InferenceResult,
   type JobSubmission,
   type JobView,
   type ModelRepository,
@@ -24,6 +28,8 @@ import { longPoll } from "./long-poll.ts";
 import type { QueueDepthGuard } from "./queue-depth-guard.ts";
 import type { TenantQuotaGuard } from "./quota-guard.ts";
 import { deadlineAfter, maxQueueSecondsOf } from "./deadlines.ts";
+import type { CacheableJob, JobResultCache, JobWrites } from "./job-result-cache.ts";
+import type { ModelAvailability } from "./model-availability.ts";
 
 export interface JobServiceOptions {
   /** MAX_QUEUE_DEPTH, shared with BatchService so that batch items and jobs count against one depth. */
@@ -34,6 +40,10 @@ export interface JobServiceOptions {
   checkWebhook?: (url: string) => Promise<void>;
   /** DEFAULT_MAX_QUEUE_SECONDS: the queue deadline of jobs that name none on a model that sets none; unset, no limit. */
   defaultMaxQueueSeconds?: number;
+  /** The result cache of models whose manifest sets `cache`; absent, nothing is looked up or cached. */
+  cache?: JobResultCache;
+  /** Refuses work for a model version no worker can serve (shared with BatchService); absent, every known model is accepted. */
+  availability?: Pick<ModelAvailability, "assertServable">;
 }
 
 export type SubmitResult = { job: JobView; replayed: boolean };
@@ -52,7 +62,9 @@ export class JobService {
 
   /**
    * Validates against the model's manifest and builds the row; throws 404/422 before anything is
-   * stored. The queue deadline counts from the job's creation (see maxQueueSecondsOf).
+   * stored. The queue deadline counts from the job's creation (see maxQueueSecondsOf). For a model
+   * with a result cache, the row carries the digest of what its result depends on (cacheKeyDigest
+   * over the validated inputs, so key order and number spelling in the body do not matter).
    */
   async prepare(tenantId: string, body: JobSubmission, extra: Partial<NewJob> = {}): Promise<NewJob> {
     const model = this.models.resolve(body.model, body.version);
@@ -61,6 +73,11 @@ export class JobService {
     if (!value || faults.length > 0) throw new ValidationError("the inputs do not match the model", faults);
     if (body.webhook) await this.options.checkWebhook?.(body.webhook.url);
     const createdAt = new Date();
+    const requestedOutputs = (body.outputs ?? []).map((o) => o.name);
+    const cacheKey =
+      model.manifest.cache && this.options.cache
+        ? cacheKeyDigest({ tenantId, model: model.manifest.name, version: model.version, fingerprint: modelFingerprint(model), inputs: value.inputs, requestedOutputs })
+        : null;
     return {
       id: crypto.randomUUID(),
       tenantId,
@@ -68,7 +85,7 @@ export class JobService {
       version: model.version,
       priority: body.priority,
       inputs: value.inputs,
-      requestedOutputs: (body.outputs ?? []).map((o) => o.name),
+      requestedOutputs,
       metadata: body.metadata,
       webhook: body.webhook ?? null,
       idempotencyKey: null,
@@ -77,6 +94,7 @@ export class JobService {
       queueDeadline: deadlineAfter(createdAt, maxQueueSecondsOf(body.maxQueueSeconds, model.manifest, this.options.defaultMaxQueueSeconds)),
       cancelAt: null,
       createdAt,
+      cacheKey,
       ...extra,
     };
   }
@@ -84,15 +102,44 @@ export class JobService {
   /**
    * Stores and enqueues a job of `tenant` (its weight orders its entries, its quota bounds its
    * queued work). With `cancelAfterSeconds` (the Cancel-After header), the job is canceled if it
-   * is not terminal that long from now.
+   * is not terminal that long from now. A job the result cache answers is stored succeeded and
+   * never enqueued (see JobResultCache).
    */
   async submit(tenant: Tenant, body: JobSubmission, idempotencyKey?: string, cancelAfterSeconds?: number): Promise<SubmitResult> {
     const job = await this.prepare(tenant.id, body, { cancelAt: deadlineAfter(new Date(), cancelAfterSeconds) });
-    await this.assertQueueHasRoom(tenant, job.model);
     if (idempotencyKey) return this.submitIdempotent(tenant, job, body, idempotencyKey);
-    await this.writer.submit(job, tenant.weight);
-    this.noteQueued(job);
-    return { job: viewOfNew(job), replayed: false };
+    return { job: await this.place(tenant, job, body.cache, false), replayed: false };
+  }
+
+  /**
+   * Stores the job: through the result cache for a model that has one (a hit, a follower of an
+   * identical job in flight, or a run), else queued to run. `alone`: each write in a statement of
+   * its own, so a constraint violation (an Idempotency-Key race) reaches this caller only.
+   */
+  private async place(tenant: Tenant, job: NewJob, mode: CacheMode | undefined, alone: boolean): Promise<JobView> {
+    const writes: JobWrites = {
+      admit: () => this.assertQueueHasRoom(tenant, job.model, job.version),
+      run: async (j) => {
+        await (alone ? this.writer.submitOne(j, tenant.weight) : this.writer.submit(j, tenant.weight));
+        this.noteQueued(j);
+      },
+      answer: (j) => (alone ? this.writer.answerOne(j) : this.writer.answer(j)),
+      follow: (leader, j) => (alone ? this.writer.followOne(leader, j) : this.writer.follow(leader, j)),
+    };
+    const spec = job.cacheKey && this.options.cache ? this.models.resolve(job.model, job.version).manifest.cache : undefined;
+    if (!spec || !this.options.cache) {
+      await writes.admit();
+      await writes.run(job);
+      return viewOfNew(job);
+    }
+    const placed = await this.options.cache.place(job as CacheableJob, spec, mode === "bypass", writes);
+    if (placed.kind === "answered") return viewOfAnswered(job, placed.result, placed.answeredAt);
+    if (placed.kind === "answeredByLeader") {
+      // Answered in PostgreSQL from the identical job's stored result: shown as stored.
+      const row = await this.store.get(job.tenantId, job.id);
+      if (row) return toJobView(row);
+    }
+    return viewOfNew(job);
   }
 
   /**
@@ -110,9 +157,7 @@ export class JobService {
       }
       if (existing) await this.store.releaseIdempotencyKey(existing.id);
       try {
-        await this.writer.submitOne({ ...job, idempotencyKey: key, requestHash: hash }, tenant.weight);
-        this.noteQueued(job);
-        return { job: viewOfNew(job), replayed: false };
+        return { job: await this.place(tenant, { ...job, idempotencyKey: key, requestHash: hash }, body.cache, true), replayed: false };
       } catch (err) {
         if ((err as { code?: string }).code !== "23505") throw err;
       }
@@ -182,8 +227,13 @@ export class JobService {
     this.options.depthGuard.noteQueued(job.model);
   }
 
-  /** 503 queue_full when the model's queue is at MAX_QUEUE_DEPTH; 429 quota_exceeded when the tenant is at its maxQueued (else the job counts against it). */
-  private async assertQueueHasRoom(tenant: Tenant, model: string): Promise<void> {
+  /**
+   * 503 model_unavailable when workers reported the version failed to load and none serves it; 503
+   * queue_full when the model's queue is at MAX_QUEUE_DEPTH; 429 quota_exceeded when the tenant is
+   * at its maxQueued (else the job counts against it).
+   */
+  private async assertQueueHasRoom(tenant: Tenant, model: string, version: string): Promise<void> {
+    await this.options.availability?.assertServable(model, version);
     await this.options.depthGuard.assertRoom(model);
     await this.options.quotaGuard.admit(tenant);
   }
@@ -191,4 +241,10 @@ export class JobService {
 
 function viewOfNew(job: NewJob): JobView {
   return { id: job.id, status: "queued", model: job.model, version: job.version, priority: job.priority, createdAt: job.createdAt.toISOString(), attempts: 0, metadata: job.metadata };
+}
+
+/** A job answered from the result cache, as GET /v1/jobs/:id will show it (see JobStore.insertAnswered). */
+function viewOfAnswered(job: NewJob, result: InferenceResult, answeredAt: Date): JobView {
+  const at = answeredAt.toISOString();
+  return { ...viewOfNew(job), status: "succeeded", startedAt: at, completedAt: at, result, cached: true };
 }

@@ -1,3 +1,4 @@
+import { hops } from "@inferline/contracts";
 import type { FinishedListener } from "@inferline/queue";
 
 /**
@@ -26,9 +27,10 @@ export async function longPoll<T>(listener: FinishedListener, channel: string, w
     }
     if (done(now)) {
       waiter.cancel();
+      hops.mark(channel, "api.read");
       return now;
     }
-    await waiter.promise; // woken, rechecking, at the deadline or aborted: the loop decides
+    if (await waiter.promise) hops.mark(channel, "api.woken"); // else rechecking, at the deadline or aborted: the loop decides
   }
 }
 

@@ -1,4 +1,7 @@
-import { isRowFault, type JobStore, type NewJob } from "@inferline/db";
+import { hops } from "@inferline/contracts";
+import type { JobStatus } from "@inferline/contracts";
+import { isRowFault, type AnsweredJob, type FlightLeader, type InsertedFollower, type JobStore, type NewJob } from "@inferline/db";
+import type { OutcomeSystem } from "@inferline/outcomes";
 import type { Dispatcher, DispatchGroup } from "@inferline/queue";
 import type { Logger } from "pino";
 import type { TenantBacklog } from "./tenant-backlog.ts";
@@ -10,6 +13,30 @@ interface Waiting {
   resolve: () => void;
   reject: (err: unknown) => void;
 }
+
+/** A job answered from the result cache: stored succeeded, never enqueued. */
+interface WaitingAnswer {
+  job: AnsweredJob;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/** A job identical to one in flight: stored as its follower, answered from its result, or refused (see Followed). */
+interface WaitingFollower {
+  job: NewJob;
+  leader: FlightLeader;
+  resolve: (followed: Followed) => void;
+  reject: (err: unknown) => void;
+}
+
+/** What became of a follower: inserted (waiting, or answered from the leader's result) or not, with the leader's status as seen under its lock. */
+export interface Followed {
+  leaderStatus: JobStatus | null;
+  inserted?: InsertedFollower;
+}
+
+/** Where answered jobs and followers are stored, with their webhook events (the outcome path). */
+export type CachedJobWriter = Pick<OutcomeSystem, "insertAnswered" | "insertFollowers">;
 
 /**
  * Group commit for submits: jobs that arrive while a write is in flight are inserted with one
@@ -25,6 +52,8 @@ interface Waiting {
  */
 export class SubmitWriter {
   private waiting: Waiting[] = [];
+  private answers: WaitingAnswer[] = [];
+  private followers: WaitingFollower[] = [];
   private writing = false;
 
   constructor(
@@ -32,14 +61,44 @@ export class SubmitWriter {
     private readonly dispatcher: Dispatcher,
     private readonly backlog: Pick<TenantBacklog, "rank">,
     private readonly logger: Logger,
+    /** Stores the result cache's jobs (answered, single-flight followers); needed only when a model caches. */
+    private readonly cached?: CachedJobWriter,
   ) {}
 
   /** Stores and enqueues the job with the others that arrive meanwhile; `weight` is its tenant's. */
   submit(job: NewJob, weight = 1): Promise<void> {
+    hops.mark(job.id, "api.accepted");
     return new Promise((resolve, reject) => {
       this.waiting.push({ job, weight, resolve, reject });
-      if (!this.writing) void this.drain();
+      this.wake();
     });
+  }
+
+  /** Stores a job answered from the result cache (succeeded, never enqueued), group-committed with the other submits that arrive meanwhile. */
+  answer(job: AnsweredJob): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.answers.push({ job, resolve, reject });
+      this.wake();
+    });
+  }
+
+  /** Stores a job as a follower of `leader` (see JobStore.insertFollowers), group-committed with the other followers of that leader. */
+  follow(leader: FlightLeader, job: NewJob): Promise<Followed> {
+    return new Promise((resolve, reject) => {
+      this.followers.push({ job, leader, resolve, reject });
+      this.wake();
+    });
+  }
+
+  /** answer() in a statement of its own, so that a constraint violation reaches this caller only (the Idempotency-Key path). */
+  async answerOne(job: AnsweredJob): Promise<void> {
+    await this.cachedWriter().insertAnswered([job]);
+  }
+
+  /** follow() in a statement of its own (the Idempotency-Key path). */
+  async followOne(leader: FlightLeader, job: NewJob): Promise<Followed> {
+    const { leaderStatus, inserted } = await this.cachedWriter().insertFollowers(leader, [job]);
+    return { leaderStatus, inserted: inserted[0] };
   }
 
   /** Inserts one job on its own (so a constraint violation reaches this caller only), then enqueues it. */
@@ -50,27 +109,103 @@ export class SubmitWriter {
     await this.dispatcher.enqueue(await ranking).catch((err: Error) => this.logger.warn({ err: err.message }, "enqueue failed; the reconciler will enqueue this job"));
   }
 
+  private wake(): void {
+    if (!this.writing) void this.drain();
+  }
+
+  /** Writes what waits, the three kinds side by side (each on statements of its own), until nothing does. Never rejects: each caller hears of its own job. */
   private async drain(): Promise<void> {
     this.writing = true;
-    while (this.waiting.length > 0) {
-      const group = this.waiting;
-      this.waiting = [];
-      let stored: Waiting[];
-      try {
-        const plan = this.plan(group);
-        // Ranked while the insert runs (the reading leaves this write's entries out); never rejects.
-        const ranking = this.ranked(plan);
-        stored = await this.insert(group);
-        const ids = new Set(stored.map((w) => w.job.id));
-        const entries = (await ranking).map((g) => ({ ...g, jobIds: g.jobIds.filter((id) => ids.has(id)) })).filter((g) => g.jobIds.length > 0);
-        await this.dispatcher.enqueue(entries).catch((err: Error) => this.logger.warn({ err: err.message, jobs: stored.length }, "enqueue failed; the reconciler will enqueue these jobs"));
-      } catch (err) {
-        for (const w of group) w.reject(err);
-        continue;
-      }
-      for (const w of stored) w.resolve();
+    while (this.waiting.length > 0 || this.answers.length > 0 || this.followers.length > 0) {
+      const [runs, answers, followers] = [this.waiting, this.answers, this.followers];
+      [this.waiting, this.answers, this.followers] = [[], [], []];
+      await Promise.all([this.writeRuns(runs), this.writeAnswers(answers), this.writeFollowers(followers)]);
     }
     this.writing = false;
+  }
+
+  private async writeRuns(group: Waiting[]): Promise<void> {
+    if (group.length === 0) return;
+    let stored: Waiting[];
+    try {
+      const plan = this.plan(group);
+      // Ranked while the insert runs (the reading leaves this write's entries out); never rejects.
+      const ranking = this.ranked(plan);
+      stored = await this.insert(group);
+      const ids = new Set(stored.map((w) => w.job.id));
+      if (hops.enabled) hops.markAll([...ids], "api.stored");
+      const entries = (await ranking).map((g) => ({ ...g, jobIds: g.jobIds.filter((id) => ids.has(id)) })).filter((g) => g.jobIds.length > 0);
+      if (hops.enabled) hops.markAll([...ids], "api.adding");
+      await this.dispatcher.enqueue(entries).catch((err: Error) => this.logger.warn({ err: err.message, jobs: stored.length }, "enqueue failed; the reconciler will enqueue these jobs"));
+      if (hops.enabled) hops.markAll([...ids], "api.enqueued");
+    } catch (err) {
+      for (const w of group) w.reject(err);
+      return;
+    }
+    for (const w of stored) w.resolve();
+  }
+
+  /** One insert (with its events' transaction) for the group's answered jobs; after a row fault, each on its own. */
+  private async writeAnswers(group: WaitingAnswer[]): Promise<void> {
+    if (group.length === 0) return;
+    const stored = await this.storeGroup(group, (list) => this.cachedWriter().insertAnswered(list.map((w) => w.job)));
+    for (const w of stored) w.resolve();
+  }
+
+  /** One statement per leader (see JobStore.insertFollowers), the leaders side by side. */
+  private async writeFollowers(group: WaitingFollower[]): Promise<void> {
+    const byLeader = new Map<string, WaitingFollower[]>();
+    for (const w of group) {
+      const key = `${w.leader.id}\u0000${w.leader.tenantId}\u0000${w.leader.cacheKey}`;
+      const list = byLeader.get(key);
+      if (list) list.push(w);
+      else byLeader.set(key, [w]);
+    }
+    await Promise.all(
+      [...byLeader.values()].map(async (list) => {
+        const results = new Map<string, Followed>();
+        const stored = await this.storeGroup(list, async (part) => {
+          const { leaderStatus, inserted } = await this.cachedWriter().insertFollowers(
+            part[0]!.leader,
+            part.map((w) => w.job),
+          );
+          const byId = new Map(inserted.map((f) => [f.id, f]));
+          for (const w of part) results.set(w.job.id, { leaderStatus, inserted: byId.get(w.job.id) });
+        });
+        for (const w of stored) w.resolve(results.get(w.job.id)!);
+      }),
+    );
+  }
+
+  /**
+   * Writes a group with `write`; after a row fault, each member on its own, so only the guilty
+   * request fails (as insertOneByOne does for runs). Rejects the members that failed; returns the stored.
+   */
+  private async storeGroup<W extends { reject: (err: unknown) => void }>(group: W[], write: (list: W[]) => Promise<unknown>): Promise<W[]> {
+    try {
+      await write(group);
+      return group;
+    } catch (err) {
+      if (group.length === 1 || !isRowFault(err)) {
+        for (const w of group) w.reject(err);
+        return [];
+      }
+    }
+    const stored: W[] = [];
+    for (const w of group) {
+      try {
+        await write([w]);
+        stored.push(w);
+      } catch (err) {
+        w.reject(err);
+      }
+    }
+    return stored;
+  }
+
+  private cachedWriter(): CachedJobWriter {
+    if (!this.cached) throw new Error("SubmitWriter: no writer for the result cache's jobs was given");
+    return this.cached;
   }
 
   /** One statement for the group; after a row fault, each job on its own (see insertOneByOne). Returns the stored. */

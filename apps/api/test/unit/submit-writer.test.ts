@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import pino from "pino";
-import type { NewJob } from "@inferline/db";
+import type { AnsweredJob, FlightLeader, FollowResult, NewJob } from "@inferline/db";
 import { SubmitWriter } from "../../src/services/submit-writer.ts";
 
 // Unit tests of the grouping logic, over in-memory fakes; the PostgreSQL and Redis paths are
@@ -247,3 +247,108 @@ describe("SubmitWriter", () => {
     expect(store.inserts).toEqual([["a"], ["b"]]);
   });
 });
+
+/** The outcome path's inserts of the result cache's jobs: each call recorded; `held` makes calls wait; a guilty job fails its statement. */
+class FakeCachedWriter {
+  answered: string[][] = [];
+  followed: Array<{ leader: string; jobs: string[] }> = [];
+  guilty = new Map<string, Error>();
+  held = false;
+  private holds: Array<() => void> = [];
+
+  async insertAnswered(jobs: AnsweredJob[]): Promise<void> {
+    this.answered.push(jobs.map((j) => j.id));
+    await this.hold();
+    const fault = jobs.map((j) => this.guilty.get(j.id)).find(Boolean);
+    if (fault) throw fault;
+  }
+
+  async insertFollowers(leader: FlightLeader, jobs: NewJob[]): Promise<FollowResult> {
+    this.followed.push({ leader: leader.id, jobs: jobs.map((j) => j.id) });
+    await this.hold();
+    return { leaderStatus: "queued", inserted: jobs.map((j) => ({ id: j.id, tenantId: j.tenantId, model: j.model, status: "queued", webhook: null, result: null })) };
+  }
+
+  release(): void {
+    this.holds.shift()!();
+  }
+
+  private async hold(): Promise<void> {
+    if (!this.held) return;
+    const gate = deferred();
+    this.holds.push(gate.resolve);
+    await gate.promise;
+  }
+}
+
+function setupCached() {
+  const base = setup();
+  const cached = new FakeCachedWriter();
+  const writer = new SubmitWriter(asStore(base.store), asDispatcher(base.dispatcher), new FakeBacklog(), pino({ level: "silent" }), cached);
+  return { ...base, cached, writer };
+}
+
+const answeredJob = (id: string): AnsweredJob => ({ ...newJob(id), resultJson: "{}", answeredAt: new Date(0) });
+const leaderOf = (id: string): FlightLeader => ({ id, tenantId: "t", cacheKey: `key-${id}` });
+
+describe("SubmitWriter, the result cache's jobs", () => {
+  it("groups answered jobs that arrive during a write into one insert, beside the runs, and never enqueues them", async () => {
+    const { cached, store, dispatcher, writer } = setupCached();
+    cached.held = true;
+    const first = writer.answer(answeredJob("h1"));
+    const rest = [writer.answer(answeredJob("h2")), writer.answer(answeredJob("h3")), writer.submit(newJob("r1"))];
+    await flush();
+    cached.release();
+    await first;
+    await flush();
+    cached.release();
+    await Promise.all(rest);
+    expect(cached.answered).toEqual([["h1"], ["h2", "h3"]]);
+    expect(store.inserts).toEqual([["r1"]]);
+    expect(dispatcher.enqueued.flat().flatMap((g) => g.jobIds)).toEqual(["r1"]);
+  });
+
+  it("after a row fault in a group of answered jobs, fails only the guilty one", async () => {
+    const { cached, writer } = setupCached();
+    cached.held = true;
+    const first = writer.answer(answeredJob("h0"));
+    const [ok, bad] = [track(writer.answer(answeredJob("h1"))), track(writer.answer(answeredJob("h2")))];
+    cached.guilty.set("h2", rowFault("22P05"));
+    cached.release();
+    await first;
+    cached.held = false;
+    await sleepUntilSettled([ok, bad]);
+    expect(ok.state).toBe("resolved");
+    expect(bad.state).toBe("rejected");
+    expect(cached.answered).toEqual([["h0"], ["h1", "h2"], ["h1"], ["h2"]]);
+  });
+
+  it("writes followers in one statement per leader, each caller told its own outcome", async () => {
+    const { cached, writer } = setupCached();
+    cached.held = true;
+    const first = writer.follow(leaderOf("L0"), newJob("f0"));
+    const later = [writer.follow(leaderOf("L1"), newJob("f1")), writer.follow(leaderOf("L2"), newJob("f2")), writer.follow(leaderOf("L1"), newJob("f3"))];
+    await flush();
+    cached.release();
+    await first;
+    await flush();
+    cached.release();
+    cached.release();
+    const outcomes = await Promise.all(later);
+    expect(cached.followed).toEqual([
+      { leader: "L0", jobs: ["f0"] },
+      { leader: "L1", jobs: ["f1", "f3"] },
+      { leader: "L2", jobs: ["f2"] },
+    ]);
+    expect(outcomes.map((o) => [o.leaderStatus, o.inserted?.id])).toEqual([
+      ["queued", "f1"],
+      ["queued", "f2"],
+      ["queued", "f3"],
+    ]);
+  });
+});
+
+/** Lets settled promises' callbacks run until every tracked promise has settled (macrotask turns, no wall-clock wait). */
+async function sleepUntilSettled(tracked: Array<{ state: string }>): Promise<void> {
+  for (let i = 0; i < 100 && tracked.some((t) => t.state === "pending"); i++) await flush();
+}

@@ -21,6 +21,8 @@ interface ScoreFlags {
   remote?: string;
   apiKey?: string;
   concurrency: number;
+  /** false with --no-cache. */
+  cache: boolean;
 }
 
 /** The environment `score` reads: the worker's variables of the same names, with the same meaning. */
@@ -74,6 +76,7 @@ export function registerScore(program: Command): void {
     .option("--remote <url>", "score through a running cluster's batches API instead of in-process", process.env.INFERLINE_URL)
     .option("--api-key <key>", "API key for --remote (default: $INFERLINE_API_KEY)", process.env.INFERLINE_API_KEY)
     .option("--concurrency <n>", "with --remote: batches in flight at once", positiveInt("--concurrency"), 4)
+    .option("--no-cache", 'with --remote: run every row, even rows the cluster\'s result cache could answer (sends cache: "bypass"; the results still refresh the cache)')
     .addHelpText("after", HELP)
     .action(async (input: string, flags: ScoreFlags) => {
       if (flags.remote && !flags.apiKey) throw new UsageError("--remote needs --api-key (or INFERLINE_API_KEY)");
@@ -97,7 +100,7 @@ export function registerScore(program: Command): void {
         ...(env.INFERENCE_TIMEOUT_MS !== undefined ? { timeoutMs: env.INFERENCE_TIMEOUT_MS } : {}),
       };
       process.exitCode = 1; // until the run says otherwise: a run that never finishes must not look like success
-      const remote = flags.remote ? { url: flags.remote, apiKey: flags.apiKey!, concurrency: flags.concurrency } : undefined;
+      const remote = flags.remote ? { url: flags.remote, apiKey: flags.apiKey!, concurrency: flags.concurrency, bypassCache: !flags.cache } : undefined;
       process.exitCode = await runScore(options, remote ? (model, settings) => new RemoteScorer(model, settings, remote) : undefined);
     });
 }

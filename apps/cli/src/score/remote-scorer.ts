@@ -12,6 +12,8 @@ export interface RemoteOptions {
   apiKey: string;
   /** Batches in flight at once (the CLI's --concurrency, default 4, states the default). */
   concurrency: number;
+  /** --no-cache: every row runs (`cache: "bypass"`), even those the cluster's result cache could answer. */
+  bypassCache?: boolean;
 }
 
 interface ResultLine {
@@ -82,6 +84,9 @@ export class RemoteScorer implements Scorer {
   private async runBatch(parsed: ParsedChunk, seq: number): Promise<ResultLine[]> {
     const body = Array.from({ length: parsed.count }, (_, i) => JSON.stringify({ inputs: this.rowInputs(parsed, i) })).join("\n");
     const query = new URLSearchParams({ model: this.model.manifest.name, version: this.model.version, priority: "low" });
+    // Without it, rows scored before (same tenant, model version and inputs) come back from the
+    // cluster's result cache, marked `cached` on their result lines; the output does not show it.
+    if (this.options.bypassCache) query.set("cache", "bypass");
     const key: Record<string, string> = this.settings.runId ? { "idempotency-key": `inferline-score/${this.settings.runId}/${seq}` } : {};
     const created = await this.request("POST", `/v1/batches?${query.toString()}`, body, "application/x-ndjson", key);
     if (created.status !== 202 && created.status !== 200) throw new Error(`batch submit answered ${created.status}: ${(await created.text()).slice(0, 500)}`);

@@ -1,0 +1,121 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
+import { Database, TenantStore } from "@inferline/db";
+import { createTestDatabase, deletePrefix, sleepUntil, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
+import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
+
+// `inferline score --remote` re-scoring a file: its batches are answered per item from the result
+// cache (iris's manifest sets `cache`), so a second run needs no worker; `--no-cache` runs every row.
+
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const MAIN = path.join(ROOT, "apps/cli/src/main.ts");
+const logger = pino({ level: "silent" });
+
+let dir: string;
+let db: TestDatabase;
+let admin: Database;
+let prefix: string;
+let api: RunningApi;
+let worker: RunningWorker | undefined;
+let key: string;
+let tenantId: string;
+let workerEnv: Record<string, string>;
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-remote-cache-"));
+  db = await createTestDatabase();
+  prefix = uniquePrefix();
+  const env = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", WORKER_MODELS: "iris" };
+  workerEnv = { ...env, METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", WEBHOOK_SWEEP_INTERVAL_MS: "0" };
+  api = await startApi(loadApiEnv({ ...env, PORT: "0", HOST: "127.0.0.1" }), logger);
+  worker = await startWorker(loadWorkerEnv(workerEnv), logger);
+  admin = new Database(db.url, { poolSize: 1 });
+  const created = await new TenantStore(admin.pool, admin.prisma).createKey("rescorer");
+  key = created.key;
+  tenantId = created.tenant.id;
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await api?.close();
+  await admin?.close();
+  await db?.drop();
+  await deletePrefix(prefix);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...args], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stderr })));
+}
+
+/** The tenant's batches in creation order, with how many of their items were answered from the cache. */
+async function batches(): Promise<Array<{ id: string; status: string; total: number; cached: number }>> {
+  const { rows } = await admin.pool.query<{ id: string; status: string; total: number; cached: number }>(
+    `select b.id, case when b."completedAt" is null then 'open' else 'completed' end as status, b.total,
+       (select count(*)::int from batch_chunks c, unnest(c.cached) as x(hit) where c."batchId" = b.id and x.hit) as cached
+     from batches b where b."tenantId" = $1 order by b."createdAt", b.id`,
+    [tenantId],
+  );
+  return rows;
+}
+
+async function cacheWrites(): Promise<number> {
+  const m = (await worker!.metrics.registry.metrics()).match(/^inferline_cache_writes_total\{model="iris",outcome="stored"\} (\d+)/m);
+  return m ? Number(m[1]) : 0;
+}
+
+function writeCsv(file: string, rows: number): void {
+  let s = "id,sepal_length,sepal_width,petal_length,petal_width\n";
+  // Distinct rows (the first column alone differs on every row), so no row of the first run hits another's entry.
+  for (let i = 0; i < rows; i++) s += `r${i},${4 + i / 1000},${2 + ((i * 3) % 25) / 10},${1 + ((i * 11) % 60) / 10},${0.1 + ((i * 5) % 24) / 10}\n`;
+  fs.writeFileSync(file, s);
+}
+
+describe("score --remote and the result cache", () => {
+  it("re-scoring a file needs no worker: every item is cached and the output is byte-identical", async () => {
+    const input = path.join(dir, "rows.csv");
+    writeCsv(input, 3000);
+    const first = path.join(dir, "first.jsonl");
+    const second = path.join(dir, "second.jsonl");
+    const flags = [input, "--model", "iris", "--progress", "off", "--chunk-size", "16384", "--remote", api.url, "--api-key", key, "--concurrency", "3"];
+
+    expect((await cli([...flags, "--out", first])).code).toBe(0);
+    const firstBatches = await batches();
+    expect(firstBatches.length).toBeGreaterThan(1);
+    expect(firstBatches.every((b) => b.cached === 0)).toBe(true);
+    // The worker stores results after each chunk's commit: every row's is in before the re-run.
+    await sleepUntil(async () => (await cacheWrites()) >= 3000, { timeoutMs: 10_000, message: "results never stored" });
+
+    // No worker at all now: a batch item that needed a run would never finish.
+    await worker!.close();
+    worker = undefined;
+    const rerun = await cli([...flags, "--out", second]);
+    expect(rerun.stderr).not.toMatch(/\n\s+at /);
+    expect(rerun.code).toBe(0);
+    // The CLI writes results without `cached`: the file is what the first run wrote.
+    expect(fs.readFileSync(second).equals(fs.readFileSync(first))).toBe(true);
+    const rerunBatches = (await batches()).slice(firstBatches.length);
+    expect(rerunBatches.length).toBe(firstBatches.length);
+    expect(rerunBatches.every((b) => b.status === "completed" && b.cached === b.total)).toBe(true);
+    expect(rerunBatches.reduce((n, b) => n + b.total, 0)).toBe(3000);
+
+    // --no-cache sends cache: "bypass": with a worker back, every row runs again, nothing is marked cached.
+    worker = await startWorker(loadWorkerEnv(workerEnv), logger);
+    const third = path.join(dir, "third.jsonl");
+    const before = (await batches()).length;
+    expect((await cli([...flags, "--out", third, "--no-cache"])).code).toBe(0);
+    expect(fs.readFileSync(third).equals(fs.readFileSync(first))).toBe(true);
+    expect((await batches()).slice(before).every((b) => b.cached === 0)).toBe(true);
+    const ran = (await worker.metrics.itemsFinished.get()).values.reduce((n, v) => n + v.value, 0);
+    expect(ran).toBe(3000);
+  }, 90_000);
+});

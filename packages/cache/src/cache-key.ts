@@ -1,0 +1,30 @@
+import crypto from "node:crypto";
+import type { FlatTensor } from "@inferline/contracts";
+
+/** Everything a cached result depends on. */
+export interface CacheKeyParts {
+  tenantId: string;
+  model: string;
+  version: string;
+  /** The model version's fingerprint (contracts' modelFingerprint): its file and result-shaping manifest parts. */
+  fingerprint: string;
+  /** Validated inputs (flat data, numbers as parsed). */
+  inputs: readonly FlatTensor[];
+  /** The outputs the request names; empty for all. */
+  requestedOutputs: readonly string[];
+}
+
+/**
+ * The digest a result is cached under. Canonical: inputs in name order, each as name, datatype,
+ * shape and flat data; requested outputs sorted and without repeats. JSON numbers are compared as
+ * parsed, so `1.0`, `1` and `1e0` are one value, while any change of a value, a shape or a datatype
+ * is another key. The tenant is part of the digest, so no tenant can ever reach another's entry.
+ */
+export function cacheKeyDigest(parts: CacheKeyParts): string {
+  const inputs = [...parts.inputs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((t) => [t.name, t.datatype, t.shape, t.data]);
+  const outputs = [...new Set(parts.requestedOutputs)].sort();
+  return crypto
+    .createHash("sha256")
+    .update(JSON.stringify([parts.tenantId, parts.model, parts.version, parts.fingerprint, outputs, inputs]))
+    .digest("hex");
+}
