@@ -1,5 +1,5 @@
 import crypto from "node:crypto";
-import type { FlatTensor } from "@inferline/contracts";
+import { modelFingerprint, type FlatTensor, type ResolvedModel } from "@inferline/contracts";
 
 /** Everything a cached result depends on. */
 export interface CacheKeyParts {
@@ -27,4 +27,13 @@ export function cacheKeyDigest(parts: CacheKeyParts): string {
     .createHash("sha256")
     .update(JSON.stringify([parts.tenantId, parts.model, parts.version, parts.fingerprint, outputs, inputs]))
     .digest("hex");
+}
+
+/**
+ * The digest of a request to a resolved model: its name, version and fingerprint (see
+ * modelFingerprint) beside the tenant, inputs and requested outputs. The one place that says what a
+ * cached result depends on; jobs and batch items both key through it.
+ */
+export function requestCacheKey(tenantId: string, model: ResolvedModel, inputs: readonly FlatTensor[], requestedOutputs: readonly string[]): string {
+  return cacheKeyDigest({ tenantId, model: model.manifest.name, version: model.version, fingerprint: modelFingerprint(model), inputs, requestedOutputs });
 }

@@ -1,5 +1,5 @@
-import { cacheKeyDigest, type CacheMetrics, type ResultCache } from "@inferline/cache";
-import { modelFingerprint, type CacheSpec, type FlatTensor, type ResolvedModel } from "@inferline/contracts";
+import { requestCacheKey, type CacheMetrics, type ResultCache } from "@inferline/cache";
+import { type CacheSpec, type FlatTensor, type ResolvedModel } from "@inferline/contracts";
 import { MAX_CHUNK_RESULT_BYTES } from "@inferline/db";
 
 /** A chunk's items as the result cache sees them: each one's digest, and the results found (null: a miss; absent: no hit at all). */
@@ -16,7 +16,7 @@ export interface BatchItemCacheOptions {
 
 /**
  * The result cache for one batch's items: each item's digest (tenant, model, version, the model's
- * fingerprint, its validated inputs, the batch's requested outputs; see cacheKeyDigest), and one
+ * fingerprint, its validated inputs, the batch's requested outputs; see requestCacheKey), and one
  * lookup (MGET) per chunk. No single flight for batch items: the items of a batch are distinct
  * work, and identical items (within a batch or in two batches) each run. With `cache: "bypass"`
  * nothing is looked up, but digests are still kept, so the run refreshes the entries. Counts are
@@ -63,8 +63,7 @@ export class BatchItemCache {
    * have been without the cache.
    */
   async chunk(inputs: readonly FlatTensor[][]): Promise<ChunkCacheState> {
-    const base = { tenantId: this.tenantId, model: this.model.manifest.name, version: this.model.version, fingerprint: modelFingerprint(this.model), requestedOutputs: this.requestedOutputs };
-    const cacheKeys = inputs.map((item) => cacheKeyDigest({ ...base, inputs: item }));
+    const cacheKeys = inputs.map((item) => requestCacheKey(this.tenantId, this.model, item, this.requestedOutputs));
     if (this.bypass) {
       this.bypassed += cacheKeys.length;
       return { cacheKeys, hitCount: 0 };

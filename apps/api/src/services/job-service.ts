@@ -1,12 +1,11 @@
 import crypto from "node:crypto";
-import { cacheKeyDigest } from "@inferline/cache";
+import { requestCacheKey } from "@inferline/cache";
 import {
   ConflictError,
   InvalidCursorError,
   isTerminal,
   isUuid,
   MAX_BATCH_ITEMS,
-  modelFingerprint,
   NotFoundError,
   parseBatchItemId,
   validateInputs,
@@ -63,7 +62,7 @@ export class JobService {
   /**
    * Validates against the model's manifest and builds the row; throws 404/422 before anything is
    * stored. The queue deadline counts from the job's creation (see maxQueueSecondsOf). For a model
-   * with a result cache, the row carries the digest of what its result depends on (cacheKeyDigest
+   * with a result cache, the row carries the digest of what its result depends on (requestCacheKey
    * over the validated inputs, so key order and number spelling in the body do not matter).
    */
   async prepare(tenantId: string, body: JobSubmission, extra: Partial<NewJob> = {}): Promise<NewJob> {
@@ -74,10 +73,7 @@ export class JobService {
     if (body.webhook) await this.options.checkWebhook?.(body.webhook.url);
     const createdAt = new Date();
     const requestedOutputs = (body.outputs ?? []).map((o) => o.name);
-    const cacheKey =
-      model.manifest.cache && this.options.cache
-        ? cacheKeyDigest({ tenantId, model: model.manifest.name, version: model.version, fingerprint: modelFingerprint(model), inputs: value.inputs, requestedOutputs })
-        : null;
+    const cacheKey = model.manifest.cache && this.options.cache ? requestCacheKey(tenantId, model, value.inputs, requestedOutputs) : null;
     return {
       id: crypto.randomUUID(),
       tenantId,
