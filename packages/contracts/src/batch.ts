@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import { z } from "zod";
 import { Tensor } from "./tensor.ts";
-import { CacheMode, isUuid, JobPriority, MaxQueueSeconds, Metadata, OutputRequest, WebhookSpec, type JobStatus } from "./job.ts";
+import { CacheMode, isUuid, JobPriority, Timestamp, MaxQueueSeconds, Metadata, OutputRequest, WebhookSpec, type JobStatus } from "./job.ts";
 import { StorableText } from "./text.ts";
 
 export const MAX_BATCH_ITEMS = 100_000;
@@ -33,20 +33,43 @@ export const BatchSubmission = BatchHeader.extend({
 });
 export type BatchSubmission = z.infer<typeof BatchSubmission>;
 
-export type BatchStatus = "queued" | "running" | "completed" | "canceled";
+export const BatchStatus = z.enum(["queued", "running", "completed", "canceled"]);
+export type BatchStatus = z.infer<typeof BatchStatus>;
 
-export interface BatchView {
-  id: string;
-  status: BatchStatus;
-  model: string;
-  version: string;
-  priority: JobPriority;
-  total: number;
-  counts: Record<JobStatus, number>;
-  createdAt: string;
-  completedAt?: string;
-  canceledAt?: string;
-}
+const count = z.number().int().min(0);
+
+/** A batch as the API shows it (POST /v1/batches, GET /v1/batches/:id, its cancel). */
+export const BatchView = z
+  .object({
+    id: z.string().meta({ description: "A UUID ending in 00000 (item i's job id ends in i + 1, in hex)" }),
+    status: BatchStatus,
+    model: z.string(),
+    version: z.string(),
+    priority: JobPriority,
+    total: count.meta({ description: "Items in the batch" }),
+    counts: z
+      .object({ queued: count, running: count, succeeded: count, failed: count, canceled: count, expired: count } satisfies Record<JobStatus, typeof count>)
+      .meta({ description: "Items by status" }),
+    createdAt: Timestamp,
+    completedAt: Timestamp.optional(),
+    canceledAt: Timestamp.optional(),
+  })
+  .meta({
+    description: "A batch: its items' counts by status",
+    examples: [
+      {
+        id: "3c9d6a52-0f1b-4a7e-8d2c-6b1e4f900000",
+        status: "running",
+        model: "iris",
+        version: "1",
+        priority: "low",
+        total: 3,
+        counts: { queued: 1, running: 1, succeeded: 1, failed: 0, canceled: 0, expired: 0 },
+        createdAt: "2026-01-05T10:00:00.000Z",
+      },
+    ],
+  });
+export type BatchView = z.infer<typeof BatchView>;
 
 /** Items per stored chunk (and queue entry) of a batch; see the BatchChunk model. */
 export const BATCH_CHUNK_SIZE = 512;

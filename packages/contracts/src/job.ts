@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Tensor, type FlatTensor } from "./tensor.ts";
+import { Datatype, Tensor } from "./tensor.ts";
 import { isStorableText, StorableText, UNSTORABLE_TEXT_MESSAGE } from "./text.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -57,41 +57,92 @@ export const JobSubmission = z.strictObject({
 });
 export type JobSubmission = z.infer<typeof JobSubmission>;
 
-export interface JobError {
-  code: string;
-  message: string;
-}
+/** An instant as the API writes it: ISO 8601 in UTC with milliseconds (Date#toISOString). */
+export const Timestamp = z.iso.datetime().meta({ description: "ISO 8601, UTC", examples: ["2026-01-05T10:00:00.000Z"] });
+
+export const JobError = z
+  .object({
+    code: z.string().meta({ description: "A stable machine-readable code: `deadline_exceeded`, `canceled`, `inference_failed`, `inference_timeout`…" }),
+    message: z.string(),
+  })
+  .meta({ description: "Why a job did not succeed" });
+export type JobError = z.infer<typeof JobError>;
+
+/** A tensor of a result: flat row-major data (FlatTensor's shape). */
+export const OutputTensor = z.object({
+  name: z.string(),
+  shape: z.array(z.number().int()),
+  datatype: Datatype,
+  data: z.array(z.union([z.number(), z.boolean(), z.string()])),
+});
+export type OutputTensor = z.infer<typeof OutputTensor>;
+
+/** One row of a classifier output with labels: the top label and every class's probability. */
+export const Classification = z.object({
+  output: z.string(),
+  label: z.string(),
+  score: z.number(),
+  probabilities: z.record(z.string(), z.number()),
+});
+export type Classification = z.infer<typeof Classification>;
 
 /** A v2 inference response, plus decoded classes where the model has labels. */
-export interface InferenceResult {
-  model_name: string;
-  model_version: string;
-  outputs: FlatTensor[];
-  /** One entry per row of a classifier output with labels: the top label and every class's probability. */
-  classifications?: Array<{ output: string; label: string; score: number; probabilities: Record<string, number> }>;
-  /** Free-form decoded output from a post-processor (e.g. recognised text). */
-  decoded?: unknown;
-}
+export const InferenceResult = z
+  .object({
+    model_name: z.string(),
+    model_version: z.string(),
+    outputs: z.array(OutputTensor),
+    classifications: z.array(Classification).optional().meta({ description: "One entry per row of a classifier output with labels" }),
+    decoded: z.unknown().optional().meta({ description: "Free-form decoded output from a post-processor (e.g. recognised text)" }),
+  })
+  .meta({ description: "An Open Inference Protocol v2 inference response, plus `classifications` where the model has labels" });
+export type InferenceResult = z.infer<typeof InferenceResult>;
 
-/** The job as `GET /v1/jobs/:id` returns it (and as webhooks carry it). */
-export interface JobView {
-  id: string;
-  status: JobStatus;
-  model: string;
-  version: string;
-  priority: JobPriority;
-  createdAt: string;
-  startedAt?: string;
-  completedAt?: string;
-  attempts: number;
-  metadata: Record<string, string>;
-  batchId?: string;
-  customId?: string;
-  result?: InferenceResult;
-  /** Present (true) when the result came from the model's result cache, not from a run. */
-  cached?: true;
-  error?: JobError;
-}
+const EXAMPLE_RESULT: InferenceResult = {
+  model_name: "iris",
+  model_version: "1",
+  outputs: [{ name: "probabilities", datatype: "FP32", shape: [1, 3], data: [0.98, 0.015, 0.005] }],
+  classifications: [{ output: "probabilities", label: "setosa", score: 0.98, probabilities: { setosa: 0.98, versicolor: 0.015, virginica: 0.005 } }],
+};
+
+/** The job as `GET /v1/jobs/:id` returns it (and as webhooks carry it). Responses are built against this type. */
+export const JobView = z
+  .object({
+    id: z.string().meta({ description: "A UUID" }),
+    status: JobStatus,
+    model: z.string(),
+    version: z.string(),
+    priority: JobPriority,
+    createdAt: Timestamp,
+    startedAt: Timestamp.optional(),
+    completedAt: Timestamp.optional(),
+    attempts: z.number().int().min(0).meta({ description: "Runs a worker started (0 for a job the result cache answered)" }),
+    metadata: z.record(z.string(), z.string()),
+    batchId: z.string().optional().meta({ description: "Set on a batch item" }),
+    customId: z.string().optional().meta({ description: "A batch item's customId" }),
+    result: InferenceResult.optional(),
+    cached: z.literal(true).optional().meta({ description: "Present when the result came from the model's result cache (or from an identical request's run in flight), not from a run of its own" }),
+    error: JobError.optional(),
+  })
+  .meta({
+    description: "A job as the API shows it",
+    examples: [
+      {
+        id: "7f0c2d1e-5b1a-4c1e-9a43-2f0d5c1b8e01",
+        status: "succeeded",
+        model: "iris",
+        version: "1",
+        priority: "normal",
+        createdAt: "2026-01-05T10:00:00.000Z",
+        startedAt: "2026-01-05T10:00:00.004Z",
+        completedAt: "2026-01-05T10:00:00.006Z",
+        attempts: 1,
+        metadata: { customer: "c-17" },
+        result: EXAMPLE_RESULT,
+      },
+    ],
+  });
+export type JobView = z.infer<typeof JobView>;
 
 export const JobListQuery = z.strictObject({
   status: JobStatus.optional(),

@@ -1,9 +1,9 @@
 import { Router } from "express";
-import type { ModelManifest, ModelRepository } from "@inferline/contracts";
+import type { ModelList, ModelManifest, ModelRepository, ModelView } from "@inferline/contracts";
 import type { QueueStatusService } from "../services/queue-status.ts";
 
 /** The model as clients see it: its contract, not where its file lives. */
-export function modelView(m: ModelManifest) {
+export function modelView(m: ModelManifest): ModelView {
   return {
     name: m.name,
     description: m.description,
@@ -19,7 +19,7 @@ export function modelView(m: ModelManifest) {
 export function modelsRouter(models: ModelRepository, queues: QueueStatusService): Router {
   const router = Router();
   router.get("/", (_req, res) => {
-    res.json({ models: models.names().map((n) => modelView(models.manifest(n))) });
+    res.json({ models: models.names().map((n) => modelView(models.manifest(n))) } satisfies ModelList);
   });
   router.get("/:name", (req, res) => {
     res.json(modelView(models.manifest(req.params.name)));

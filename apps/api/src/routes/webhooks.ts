@@ -1,5 +1,5 @@
 import { Router } from "express";
-import { InferlineError, isUuid, NotFoundError } from "@inferline/contracts";
+import { InferlineError, isUuid, NotFoundError, type JobWebhooks, type WebhookRedelivery, type WebhookSecret } from "@inferline/contracts";
 import type { JobWebhookStore, WebhookSecretStore } from "@inferline/db";
 import { getWebhookSecret, listJobWebhooks, rotateWebhookSecret, type WebhookQueue } from "@inferline/webhooks";
 
@@ -30,19 +30,19 @@ export function webhooksRouter(deps: WebhooksRouterDeps): Router {
   router.get("/webhooks/secret", async (req, res) => {
     const secret = await getWebhookSecret(deps.tenants, req.tenant!.id);
     if (!secret) throw new NotFoundError("tenant", req.tenant!.id);
-    res.json(secret);
+    res.json(secret satisfies WebhookSecret);
   });
 
   router.post("/webhooks/secret/rotate", async (req, res) => {
     const secret = await rotateWebhookSecret(deps.tenants, req.tenant!.id, deps.rotationWindowSeconds);
     if (!secret) throw new NotFoundError("tenant", req.tenant!.id);
-    res.json(secret);
+    res.json(secret satisfies WebhookSecret);
   });
 
   router.get("/jobs/:id/webhooks", async (req, res) => {
     const record = isUuid(req.params.id) ? await listJobWebhooks(deps.events, req.tenant!.id, req.params.id) : null;
     if (!record) throw new NotFoundError("job", req.params.id);
-    res.json(record);
+    res.json(record satisfies JobWebhooks);
   });
 
   // Sends the job's latest event again as a new attempt with the same webhook-id; 202 because the
@@ -60,7 +60,7 @@ export function webhooksRouter(deps: WebhooksRouterDeps): Router {
       await deps.events.refundRedelivery(claim.eventId).catch(() => {});
       throw err;
     }
-    res.status(202).json({ eventId: claim.eventId, status: "queued", redeliveries: claim.redeliveries, maxRedeliveries: max });
+    res.status(202).json({ eventId: claim.eventId, status: "queued", redeliveries: claim.redeliveries, maxRedeliveries: max } satisfies WebhookRedelivery);
   });
 
   return router;
