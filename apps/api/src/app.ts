@@ -1,5 +1,5 @@
 import express, { type Express } from "express";
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { ModelRepository } from "@inferline/contracts";
 import type { Database, JobWebhookStore, WebhookSecretStore } from "@inferline/db";
@@ -31,7 +31,7 @@ export interface AppDeps {
   logger: Logger;
   /** Readiness pings PostgreSQL through it. */
   db: Pick<Database, "ping">;
-  redis: Redis;
+  redis: Redis | Cluster;
   models: ModelRepository;
   /** The tenants' webhook signing secrets. */
   tenants: WebhookSecretStore;

@@ -1,6 +1,6 @@
 import { InferlineError } from "@inferline/contracts";
 import { assertPostgresReachable } from "@inferline/db";
-import { assertRedisReachable } from "@inferline/queue";
+import { assertRedisReachable, redisTarget } from "@inferline/queue";
 import { loadApiEnv } from "./env.ts";
 import { createLogger } from "./logger.ts";
 import { startApi } from "./server.ts";
@@ -8,7 +8,7 @@ import { startApi } from "./server.ts";
 async function main(): Promise<void> {
   const env = loadApiEnv();
   const logger = createLogger(env.LOG_LEVEL, env.LOG_PRETTY, "api");
-  await Promise.all([assertPostgresReachable(env.DATABASE_URL), assertRedisReachable(env.REDIS_URL)]);
+  await Promise.all([assertPostgresReachable(env.DATABASE_URL), assertRedisReachable(redisTarget(env))]);
   const api = await startApi(env, logger);
   let stopping = false;
   const stop = (signal: string) => {

@@ -1,6 +1,6 @@
 import { InferlineError } from "@inferline/contracts";
 import { assertPostgresReachable } from "@inferline/db";
-import { assertRedisReachable } from "@inferline/queue";
+import { assertRedisReachable, redisTarget } from "@inferline/queue";
 import { loadWorkerEnv } from "./env.ts";
 import { createLogger } from "./logger.ts";
 import { startWorker } from "./worker-service.ts";
@@ -8,7 +8,7 @@ import { startWorker } from "./worker-service.ts";
 async function main(): Promise<void> {
   const env = loadWorkerEnv();
   const logger = createLogger(env.LOG_LEVEL, env.LOG_PRETTY, "worker");
-  await Promise.all([assertPostgresReachable(env.DATABASE_URL), assertRedisReachable(env.REDIS_URL)]);
+  await Promise.all([assertPostgresReachable(env.DATABASE_URL), assertRedisReachable(redisTarget(env))]);
   const worker = await startWorker(env, logger);
   let stopping = false;
   const stop = (signal: string) => {

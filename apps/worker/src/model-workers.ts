@@ -1,7 +1,6 @@
 import { Worker, type Processor } from "bullmq";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { inferQueueName, type DispatchPayload } from "@inferline/queue";
+import { bullmqPrefix, inferQueueName, type DispatchPayload, type RedisConnection } from "@inferline/queue";
 import type { WorkerEnv } from "./env.ts";
 import { ChunkRetryError } from "./processor.ts";
 
@@ -15,17 +14,17 @@ export class ModelWorkers {
   constructor(
     models: string[],
     processor: Processor<DispatchPayload>,
-    connection: Redis,
+    connection: RedisConnection,
     env: WorkerEnv,
     private readonly logger: Logger,
   ) {
     this.workers = models.map((model) => this.start(model, processor, connection, env));
   }
 
-  private start(model: string, processor: Processor<DispatchPayload>, connection: Redis, env: WorkerEnv): Worker<DispatchPayload> {
+  private start(model: string, processor: Processor<DispatchPayload>, connection: RedisConnection, env: WorkerEnv): Worker<DispatchPayload> {
     const worker = new Worker<DispatchPayload>(inferQueueName(model), processor, {
       connection,
-      prefix: env.QUEUE_PREFIX,
+      prefix: bullmqPrefix(env.QUEUE_PREFIX, connection),
       concurrency: env.WORKER_CONCURRENCY,
       lockDuration: env.QUEUE_LOCK_MS,
       stalledInterval: env.QUEUE_LOCK_MS,

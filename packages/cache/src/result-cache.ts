@@ -25,6 +25,12 @@ export interface CacheEntry {
 
 export const DEFAULT_FLIGHT_TTL_MS = 600_000;
 
+/** The commands the cache uses; a Cluster connection (`isCluster` true) has them too. */
+export type CacheRedis = Pick<Redis, "mget" | "get" | "set" | "call" | "pipeline" | "isCluster">;
+
+/** One command and its arguments (SET, EVAL), sent as is. */
+type KeyCommand = [name: string, ...args: Array<string | number>];
+
 // Deletes a flight only while it is still the named job's (another leader may hold it since).
 const LAND = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0`;
 
@@ -38,7 +44,7 @@ export class ResultCache {
   private readonly flightTtlMs: number;
 
   constructor(
-    private readonly redis: Pick<Redis, "mget" | "set" | "eval" | "pipeline">,
+    private readonly redis: CacheRedis,
     private readonly options: ResultCacheOptions,
   ) {
     this.flightTtlMs = options.flightTtlMs ?? DEFAULT_FLIGHT_TTL_MS;
@@ -52,7 +58,9 @@ export class ResultCache {
     if (digests.length === 0) return [];
     let raw: Array<string | null>;
     try {
-      raw = await this.redis.mget(...digests.map((d) => this.entryKey(d)));
+      const keys = digests.map((d) => this.entryKey(d));
+      // Digests hash to any slot, and a cluster refuses an MGET across slots (CROSSSLOT): one GET each there.
+      raw = this.redis.isCluster ? await Promise.all(keys.map((k) => this.redis.get(k))) : await this.redis.mget(...keys);
     } catch (err) {
       this.degraded(err, "cache read failed; running the model");
       return digests.map(() => null);
@@ -73,10 +81,8 @@ export class ResultCache {
     const tooLarge = entries.length - fitting.length;
     if (fitting.length === 0) return { stored: 0, tooLarge };
     const now = Date.now();
-    const pipeline = this.redis.pipeline();
-    for (const e of fitting) pipeline.set(this.entryKey(e.digest), `${now}:${e.resultJson}`, "PX", spec.ttlSeconds * 1000);
     try {
-      const replies = (await pipeline.exec()) ?? [];
+      const replies = await this.each(fitting.map((e) => ["set", this.entryKey(e.digest), `${now}:${e.resultJson}`, "PX", spec.ttlSeconds * 1000]));
       // A pipeline on a dead connection resolves with each command's error rather than rejecting.
       const refused = replies.find(([err]) => err);
       if (refused) this.degraded(refused[0], "cache write failed; results are not cached");
@@ -106,14 +112,27 @@ export class ResultCache {
   /** Ends the flights these jobs lead (their results are written, or they failed), so the next identical request is answered from the entry or leads anew. */
   async land(flights: ReadonlyArray<{ digest: string; jobId: string }>): Promise<void> {
     if (flights.length === 0) return;
-    const pipeline = this.redis.pipeline();
-    for (const f of flights) pipeline.eval(LAND, 1, this.flightKey(f.digest), f.jobId);
     try {
-      const refused = ((await pipeline.exec()) ?? []).find(([err]) => err);
+      const refused = (await this.each(flights.map((f) => ["eval", LAND, 1, this.flightKey(f.digest), f.jobId]))).find(([err]) => err);
       if (refused) this.degraded(refused[0], "cache flight release failed; the flights expire on their own");
     } catch (err) {
       this.degraded(err, "cache flight release failed; the flights expire on their own");
     }
+  }
+
+  /**
+   * Runs single-key commands and resolves with each one's error or reply: in one pipeline on a
+   * single Redis; on a cluster, whose pipelines must keep to one node, as separate commands that
+   * ioredis sends to each key's node.
+   */
+  private async each(commands: readonly KeyCommand[]): Promise<Array<[Error | null, unknown]>> {
+    if (!this.redis.isCluster) {
+      const pipeline = this.redis.pipeline();
+      for (const [name, ...args] of commands) pipeline.call(name, ...args);
+      return (await pipeline.exec()) ?? [];
+    }
+    const settled = await Promise.allSettled(commands.map(([name, ...args]) => this.redis.call(name, ...args)));
+    return settled.map((s) => (s.status === "fulfilled" ? [null, s.value] : [s.reason instanceof Error ? s.reason : new Error(String(s.reason)), null]));
   }
 
   private entryKey(digest: string): string {

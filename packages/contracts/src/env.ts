@@ -35,8 +35,15 @@ export const DEFAULT_RETRY_BACKOFF_MS = 1000;
 export const SharedEnv = z.object({
   DATABASE_URL: z.string().url().default(DEFAULT_DATABASE_URL),
   REDIS_URL: z.string().url().default(DEFAULT_REDIS_URL),
-  /** BullMQ key prefix; wrap in {braces} for Redis Cluster hash-tagging. */
+  /** Key prefix of everything in Redis. On a cluster BullMQ's keys get it as a hash tag, `{QUEUE_PREFIX}` (see REDIS_CLUSTER_NODES). */
   QUEUE_PREFIX: z.string().min(1).default("inferline"),
+  /**
+   * Redis Cluster seed nodes, comma-separated `host:port` (a few suffice; the rest are discovered).
+   * When set, every connection is a cluster connection (queues, pub/sub, the result cache unless
+   * CACHE_REDIS_URL names a single Redis), REDIS_URL then only gives the credentials (user,
+   * password) and TLS (`rediss:`), and BullMQ's prefix becomes `{QUEUE_PREFIX}`. Default: unset (one Redis at REDIS_URL).
+   */
+  REDIS_CLUSTER_NODES: z.string().optional().transform(parseHostPorts),
   MODELS_DIR: z.string().default(DEFAULT_MODELS_DIR),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   LOG_PRETTY: envBoolean.default(false),
@@ -59,6 +66,34 @@ export const SharedEnv = z.object({
   CACHE_FLIGHT_TTL_MS: z.coerce.number().int().min(1000).default(600_000),
 });
 export type SharedEnv = z.infer<typeof SharedEnv>;
+
+/** One `host:port` of a comma-separated list (REDIS_CLUSTER_NODES). */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+/** Parses `host:port,host:port` (IPv6 in brackets); unset or blank is undefined. */
+function parseHostPorts(value: string | undefined, ctx: z.RefinementCtx): HostPort[] | undefined {
+  const items = (value ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (items.length === 0) return undefined;
+  const nodes: HostPort[] = [];
+  for (const item of items) {
+    const m = HOST_PORT.exec(item);
+    const port = Number(m?.[2]);
+    if (!m || port < 1 || port > 65535) {
+      ctx.addIssue({ code: "custom", message: `expected host:port, got ${JSON.stringify(item.slice(0, 100))}` });
+      return z.NEVER;
+    }
+    nodes.push({ host: m[1]!.replace(/^\[|\]$/g, ""), port });
+  }
+  return nodes;
+}
 
 /** Hides the password of a connection URL, for messages and logs. */
 export function redactUrl(url: string): string {

@@ -1,9 +1,9 @@
 import crypto from "node:crypto";
 import { Queue, type JobsOptions } from "bullmq";
-import type { Redis } from "ioredis";
 import { DEFAULT_JOB_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS, type JobPriority } from "@inferline/contracts";
 import { entryPriority } from "./fair-priority.ts";
 import { inferQueueName, type DispatchPayload } from "./names.ts";
+import { bullmqPrefix, type RedisConnection } from "./redis.ts";
 
 export interface DispatcherOptions {
   prefix: string;
@@ -48,7 +48,7 @@ export class Dispatcher {
   private readonly defaults: JobsOptions;
 
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: RedisConnection,
     private readonly options: DispatcherOptions,
   ) {
     this.maxJobsPerEntry = options.maxJobsPerEntry ?? 256;
@@ -63,7 +63,7 @@ export class Dispatcher {
   queue(model: string): Queue<DispatchPayload> {
     let queue = this.queues.get(model);
     if (!queue) {
-      queue = new Queue<DispatchPayload>(inferQueueName(model), { connection: this.connection, prefix: this.options.prefix });
+      queue = new Queue<DispatchPayload>(inferQueueName(model), { connection: this.connection, prefix: bullmqPrefix(this.options.prefix, this.connection) });
       queue.on("error", () => {});
       this.queues.set(model, queue);
     }

@@ -1,10 +1,10 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./redis.ts";
 import { finishedChannel } from "./names.ts";
 
 /** Workers announce finished jobs in one message per write, not one per job. */
 export class FinishedNotifier {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 
@@ -25,11 +25,11 @@ export class FinishedListener {
   private readonly waiters = new Map<string, Set<() => void>>();
 
   private constructor(
-    private readonly subscriber: Redis,
+    private readonly subscriber: RedisConnection,
     readonly recheckMs: number,
   ) {}
 
-  static async start(subscriber: Redis, prefix: string, options: { recheckMs?: number } = {}): Promise<FinishedListener> {
+  static async start(subscriber: RedisConnection, prefix: string, options: { recheckMs?: number } = {}): Promise<FinishedListener> {
     const listener = new FinishedListener(subscriber, options.recheckMs ?? DEFAULT_RECHECK_MS);
     // The subscriber may carry other channels too (key revocations): only ours are job ids.
     const channel = finishedChannel(prefix);

@@ -1,4 +1,15 @@
-export { createRedis, assertRedisReachable, REDIS_HINT, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, type RedisRole } from "./redis.ts";
+export {
+  createRedis,
+  assertRedisReachable,
+  redisTarget,
+  bullmqPrefix,
+  describeRedisTarget,
+  REDIS_HINT,
+  DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+  type RedisRole,
+  type RedisConnection,
+  type RedisTarget,
+} from "./redis.ts";
 export { redisFailure, isRedisUnavailable, type RedisFailure } from "./redis-errors.ts";
 export { inferQueueName, finishedChannel, WEBHOOK_QUEUE, type DispatchPayload } from "./names.ts";
 export { entryPriority, CLASS_BASE, CLASS_SPAN, MAX_QUEUE_PRIORITY } from "./fair-priority.ts";

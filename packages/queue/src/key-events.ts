@@ -1,4 +1,4 @@
-import { Redis } from "ioredis";
+import { oneShotConnections, type RedisConnection, type RedisTarget } from "./redis.ts";
 
 /** Redis pub/sub channel on which `inferline keys revoke` announces revoked keys to every API process. */
 export function keyRevokedChannel(prefix: string): string {
@@ -13,7 +13,7 @@ const KEY_HASH = /^[0-9a-f]{64}$/;
  */
 export class KeyRevocationNotifier {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 
@@ -27,20 +27,25 @@ export class KeyRevocationNotifier {
 /**
  * Publishes a revocation over a connection of its own that gives up after `timeoutMs` instead of
  * retrying: the CLI must not hang when Redis is down (the revocation itself is already stored).
+ * On a cluster one node suffices (a PUBLISH reaches the subscribers of every node), so the seed
+ * nodes are tried in order; the count is then that node's subscribers only.
  */
-export async function publishKeyRevocation(url: string, prefix: string, keyHashes: string[], timeoutMs = 3000): Promise<number> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, commandTimeout: timeoutMs });
-  // The 'error' event carries the cause (ECONNREFUSED...); the rejection only says "Connection is closed".
-  let cause: Error | undefined;
-  redis.on("error", (err: Error) => (cause = err));
-  try {
-    await redis.connect();
-    return await new KeyRevocationNotifier(redis, prefix).publish(keyHashes);
-  } catch (err) {
-    throw cause ?? err;
-  } finally {
-    redis.disconnect();
+export async function publishKeyRevocation(target: RedisTarget, prefix: string, keyHashes: string[], timeoutMs = 3000): Promise<number> {
+  let failure: unknown;
+  for (const redis of oneShotConnections(target, timeoutMs)) {
+    // The 'error' event carries the cause (ECONNREFUSED...); the rejection only says "Connection is closed".
+    let cause: Error | undefined;
+    redis.on("error", (err: Error) => (cause = err));
+    try {
+      await redis.connect();
+      return await new KeyRevocationNotifier(redis, prefix).publish(keyHashes);
+    } catch (err) {
+      failure = cause ?? err;
+    } finally {
+      redis.disconnect();
+    }
   }
+  throw failure;
 }
 
 export interface KeyRevocationHandlers {
@@ -56,12 +61,12 @@ export interface KeyRevocationHandlers {
 /** Listens for revocations on a subscriber connection it shares (with the FinishedListener). */
 export class KeyRevocationListener {
   private constructor(
-    private readonly subscriber: Redis,
+    private readonly subscriber: RedisConnection,
     private readonly onMessage: (channel: string, message: string) => void,
     private readonly onReady: () => void,
   ) {}
 
-  static async start(subscriber: Redis, prefix: string, handlers: KeyRevocationHandlers): Promise<KeyRevocationListener> {
+  static async start(subscriber: RedisConnection, prefix: string, handlers: KeyRevocationHandlers): Promise<KeyRevocationListener> {
     const channel = keyRevokedChannel(prefix);
     const onMessage = (from: string, message: string) => {
       if (from !== channel) return;

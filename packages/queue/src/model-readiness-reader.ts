@@ -7,8 +7,8 @@ export type ReadinessReaderRedis = Pick<Redis, "smembers" | "get" | "srem">;
 
 /**
  * Reads what live workers report about models (see ModelReadinessPublisher). One SMEMBERS and one
- * GET per reporting worker for each model: single-key commands, so a Redis Cluster needs no hash
- * tag beyond the prefix's. A worker whose report expired is dropped from the model's set here.
+ * GET per reporting worker for each model: single-key commands, so on a Redis Cluster each goes to
+ * its own key's node and needs no hash tag. A worker whose report expired is dropped from the model's set here.
  */
 export class ModelReadinessReader {
   constructor(

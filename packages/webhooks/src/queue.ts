@@ -1,7 +1,6 @@
 import crypto from "node:crypto";
 import { Queue, type JobsOptions } from "bullmq";
-import type { Redis } from "ioredis";
-import { WEBHOOK_QUEUE } from "@inferline/queue";
+import { bullmqPrefix, WEBHOOK_QUEUE, type RedisConnection } from "@inferline/queue";
 
 /** Payload of one entry on the webhooks queue. */
 export interface DeliveryPayload {
@@ -30,8 +29,8 @@ export const MAX_QUEUE_ATTEMPTS = 100;
 export class WebhookQueue {
   readonly queue: Queue<DeliveryPayload>;
 
-  constructor(connection: Redis, prefix: string) {
-    this.queue = new Queue<DeliveryPayload>(WEBHOOK_QUEUE, { connection, prefix });
+  constructor(connection: RedisConnection, prefix: string) {
+    this.queue = new Queue<DeliveryPayload>(WEBHOOK_QUEUE, { connection, prefix: bullmqPrefix(prefix, connection) });
     this.queue.on("error", () => {});
   }
 

@@ -1,8 +1,7 @@
 import { DelayedError, Worker, type Job } from "bullmq";
-import type { Redis } from "ioredis";
 import { RetryAfterError } from "@inferline/contracts";
 import type { WebhookWorkerStore } from "@inferline/db";
-import { WEBHOOK_QUEUE } from "@inferline/queue";
+import { bullmqPrefix, WEBHOOK_QUEUE, type RedisConnection } from "@inferline/queue";
 import { DEFAULT_TIMEOUT_MS, deliverEvent, type DeliveryOptions, type DeliveryResult } from "./deliver.ts";
 import type { DeliveryPayload, WebhookQueue } from "./queue.ts";
 import { TenantSlots } from "./tenant-slots.ts";
@@ -56,14 +55,14 @@ export class WebhookWorker {
 
   constructor(
     private readonly store: WebhookWorkerStore,
-    connection: Redis,
+    connection: RedisConnection,
     private readonly queue: WebhookQueue,
     private readonly options: WebhookWorkerOptions,
   ) {
     this.slots = new TenantSlots(options.tenantConcurrency ?? DEFAULT_TENANT_CONCURRENCY);
     this.worker = new Worker<DeliveryPayload>(WEBHOOK_QUEUE, (job, token) => this.process(job, token), {
       connection,
-      prefix: options.prefix,
+      prefix: bullmqPrefix(options.prefix, connection),
       concurrency: options.concurrency ?? DEFAULT_WEBHOOK_CONCURRENCY,
       // An attempt can take the whole timeout; keep the lock well past it.
       lockDuration: Math.max(30_000, (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) * 2),

@@ -1,6 +1,6 @@
 import { Router } from "express";
-import type { Redis } from "ioredis";
-import type { ModelReadiness, ModelRepository } from "@inferline/contracts";
+import type { Cluster, Redis } from "ioredis";
+import type { Healthz, ModelReadiness, ModelRepository, NotReady, Readyz } from "@inferline/contracts";
 import { postgresFailure, type Database } from "@inferline/db";
 import { redisFailure } from "@inferline/queue";
 import { DEPENDENCY_RETRY_AFTER_SECONDS } from "../problem.ts";
@@ -27,7 +27,7 @@ async function check(probe: () => Promise<unknown>, classify: (err: unknown) => 
   }
 }
 
-type HealthDeps = { db: Pick<Database, "ping">; redis: Redis; models: ModelRepository; availability?: Pick<ModelAvailability, "all"> };
+type HealthDeps = { db: Pick<Database, "ping">; redis: Redis | Cluster; models: ModelRepository; availability?: Pick<ModelAvailability, "all"> };
 
 /**
  * `models`: each model's readiness as live workers report it (ready, failed, unknown; per version,
@@ -58,11 +58,11 @@ export async function readiness(deps: HealthDeps): Promise<Readiness> {
 export function healthRouter(deps: HealthDeps): Router {
   const router = Router();
   router.get("/healthz", (_req, res) => {
-    res.json({ status: "ok" });
+    res.json({ status: "ok" } satisfies Healthz);
   });
   router.get("/readyz", async (_req, res) => {
     const { ready, checks, models } = await readiness(deps);
-    if (ready) return void res.json({ status: "ready", checks, models });
+    if (ready) return void res.json({ status: "ready", checks, models } satisfies Readyz);
     // Not ready: a problem document like every other 503, with the states as an extension member.
     const down = Object.entries(checks).filter(([, state]) => state !== "ok");
     res.setHeader("Retry-After", String(DEPENDENCY_RETRY_AFTER_SECONDS));
@@ -74,7 +74,7 @@ export function healthRouter(deps: HealthDeps): Router {
       code: "not_ready",
       checks,
       models,
-    };
+    } satisfies NotReady;
     res.status(503).type("application/problem+json").send(JSON.stringify(body));
   });
   return router;

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, redactUrl } from "@inferline/contracts";
+import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, SharedEnv, type HostPort } from "@inferline/contracts";
 import type { ApiKeyInfo, TenantStore } from "@inferline/db";
 
 /** How long an API process may keep accepting a revoked key it did not hear about (its auth cache TTL). */
@@ -51,15 +51,18 @@ export function registerKeys(program: Command): void {
     .argument("<keyId>", "the key's id, as `keys create` and `keys list` print it")
     .option(...databaseUrlOption)
     .option("--redis-url <url>", "Redis URL the API processes use", process.env.REDIS_URL ?? DEFAULT_REDIS_URL)
+    .option("--redis-cluster-nodes <host:port,...>", "the API processes' REDIS_CLUSTER_NODES (a Redis Cluster; --redis-url then gives only the credentials)", process.env.REDIS_CLUSTER_NODES)
     .option("--queue-prefix <prefix>", "the API processes' QUEUE_PREFIX", process.env.QUEUE_PREFIX ?? "inferline")
-    .action(async (keyId: string, opts: { databaseUrl: string; redisUrl: string; queuePrefix: string }) => {
+    .action(async (keyId: string, opts: { databaseUrl: string; redisUrl: string; redisClusterNodes?: string; queuePrefix: string }) => {
+      const nodes = SharedEnv.shape.REDIS_CLUSTER_NODES.safeParse(opts.redisClusterNodes);
+      if (!nodes.success) return fail(`--redis-cluster-nodes: ${nodes.error.issues[0]?.message ?? "invalid"}`);
       await withTenantStore(opts.databaseUrl, async (tenants) => {
         const revoked = await tenants.revokeKey(keyId);
         if (!revoked) return fail(`no API key with id ${JSON.stringify(keyId)}`);
         const when = revoked.revokedAt.toISOString();
         console.log(revoked.alreadyRevoked ? `key ${keyId} of tenant ${revoked.tenant.name} was already revoked at ${when}` : `revoked key ${keyId} of tenant ${revoked.tenant.name} at ${when}`);
         // Announced again on a repeated revoke too: that is how to retry after Redis was down.
-        await announce(opts.redisUrl, opts.queuePrefix, revoked.keyHash);
+        await announce({ REDIS_URL: opts.redisUrl, REDIS_CLUSTER_NODES: nodes.data }, opts.queuePrefix, revoked.keyHash);
       });
     });
 }
@@ -75,14 +78,15 @@ async function withTenantStore(databaseUrl: string, fn: (tenants: TenantStore) =
   }
 }
 
-async function announce(redisUrl: string, prefix: string, keyHash: string): Promise<void> {
-  const { publishKeyRevocation } = await import("@inferline/queue");
+async function announce(env: { REDIS_URL: string; REDIS_CLUSTER_NODES?: HostPort[] | undefined }, prefix: string, keyHash: string): Promise<void> {
+  const { describeRedisTarget, publishKeyRevocation, redisTarget } = await import("@inferline/queue");
+  const target = redisTarget(env);
   try {
-    await publishKeyRevocation(redisUrl, prefix, [keyHash]);
+    await publishKeyRevocation(target, prefix, [keyHash]);
   } catch (err) {
     const reason = (err as { code?: string }).code ?? (err as Error).message;
     console.error(
-      `inferline: warning: the key is revoked, but Redis at ${redactUrl(redisUrl)} could not be told (${reason}); API processes may keep accepting it for up to ${AUTH_CACHE_TTL_S} s (their cache TTL). Run the command again once Redis is up to announce it at once.`,
+      `inferline: warning: the key is revoked, but Redis at ${describeRedisTarget(target)} could not be told (${reason}); API processes may keep accepting it for up to ${AUTH_CACHE_TTL_S} s (their cache TTL). Run the command again once Redis is up to announce it at once.`,
     );
   }
 }
