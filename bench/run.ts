@@ -5,6 +5,7 @@
  *   npx pnpm@10 bench --models iris --scenarios drain,queue-ceiling
  *   npx pnpm@10 bench --scale 0.5                      # half the jobs everywhere
  *   npx pnpm@10 bench --profile                        # node --cpu-prof for every process → bench/profiles/
+ *   npx pnpm@10 bench --models iris --scenarios submit --otel   # OpenTelemetry on: spans exported to a local OTLP sink
  *   npx pnpm@10 bench --models iris --scenarios fairness   # a light tenant's latency behind a heavy tenant's backlog
  *   npx pnpm@10 bench --models iris --scenarios cache      # result-cache hits beside misses (jobs, and a batch)
  *   npx pnpm@10 bench --models iris --scenarios latency-sweep   # latency and queue-latency at 50 … 1,600 jobs/s → bench/latency-chart.svg
@@ -31,6 +32,7 @@ import pg from "pg";
 import { Database, migrate, TenantStore } from "@inferline/db";
 import { breakdownTable, type Breakdown } from "./support/hop-breakdown.ts";
 import { latencyChartSvg, type SweepPoint } from "./support/latency-chart.ts";
+import { OtlpSink } from "./support/otlp-sink.ts";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "..");
@@ -57,6 +59,8 @@ const MODELS = (flag("models") ?? "iris,ocr-text-line").split(",");
 const SCENARIOS = (flag("scenarios") ?? "raw,queue-ceiling,naive,drain,submit,express-ceiling,latency,queue-latency,fairness,cache").split(",");
 const SCALE = Number(flag("scale") ?? 1);
 const PROFILE = flag("profile") !== undefined;
+/** Tracing on in every scenario process (OTEL_EXPORTER_OTLP_ENDPOINT pointed at a local sink that only counts). */
+const OTEL = flag("otel") !== undefined;
 const QUIET_WAIT_S = Number(process.env.BENCH_QUIET_WAIT_S ?? 30);
 
 const runSuffix = crypto.randomBytes(2).toString("hex");
@@ -534,7 +538,15 @@ async function main(): Promise<void> {
   const { key, tenant } = await new TenantStore(db.pool, db.prisma).createKey("bench");
   await db.close();
   if (PROFILE) fs.mkdirSync(path.join(HERE, "profiles"), { recursive: true });
-  const env = { BENCH_DATABASE_URL: databaseUrl, BENCH_REDIS_URL: redisUrl, BENCH_RUN_ID: runId, BENCH_TENANT_ID: tenant.id, BENCH_API_KEY: key };
+  const sink = OTEL ? await OtlpSink.start() : undefined;
+  const env = {
+    BENCH_DATABASE_URL: databaseUrl,
+    BENCH_REDIS_URL: redisUrl,
+    BENCH_RUN_ID: runId,
+    BENCH_TENANT_ID: tenant.id,
+    BENCH_API_KEY: key,
+    ...(sink ? { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url } : {}),
+  };
 
   const results: Result[] = [];
   const sweeps: Sweep[] = [];
@@ -586,6 +598,8 @@ async function main(): Promise<void> {
   const fairnessP99Ratio = (results.find((r) => r.scenario === "fairness" && !r.error) as { fairnessP99Ratio?: number } | undefined)?.fairnessP99Ratio;
   fs.writeFileSync(path.join(HERE, "results.json"), `${JSON.stringify({ ...meta, targets, ratios, fairnessP99Ratio, results, ...(sweeps.length ? { sweep: sweeps } : {}) }, null, 2)}\n`);
   log(`wrote bench/results.json (${meta.durationSeconds} s in all)`);
+  if (sink) log(`tracing on (--otel): ${sink.summary()}`);
+  await sink?.close();
 }
 
 main().catch(async (err: unknown) => {

@@ -1,7 +1,7 @@
 import type http from "node:http";
 import type { Logger } from "pino";
 import bytes from "bytes";
-import { ModelRepository } from "@inferline/contracts";
+import { ModelRepository, warmFingerprints } from "@inferline/contracts";
 import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, TenantStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem } from "@inferline/outcomes";
 import { BatchService } from "./services/batch-service.ts";
@@ -11,7 +11,7 @@ import { TenantQuotaGuard } from "./services/quota-guard.ts";
 import { QueueStatusService } from "./services/queue-status.ts";
 import { QueueReadings } from "./services/queue-readings.ts";
 import { ResultCache } from "@inferline/cache";
-import { createRedis, Dispatcher, FinishedListener, FinishedNotifier, KeyRevocationListener, ModelReadinessReader } from "@inferline/queue";
+import { createRedis, Dispatcher, FinishedListener, FinishedNotifier, KeyRevocationListener, ModelReadinessReader, redisTarget } from "@inferline/queue";
 import { ModelAvailability } from "./services/model-availability.ts";
 import { WebhookQueue, webhookTargetChecker } from "@inferline/webhooks";
 import { createApp } from "./app.ts";
@@ -23,6 +23,7 @@ import { JobService } from "./services/job-service.ts";
 import { SubmitWriter } from "./services/submit-writer.ts";
 import { JobResultCache } from "./services/job-result-cache.ts";
 import { TenantBacklog } from "./services/tenant-backlog.ts";
+import { startTelemetry } from "@inferline/telemetry";
 
 export interface RunningApi {
   server: http.Server;
@@ -34,18 +35,22 @@ export interface RunningApi {
 
 /** Builds every dependency of the API and listens on env.PORT (0 picks a free port). */
 export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi> {
+  // OpenTelemetry traces, only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see @inferline/telemetry).
+  const telemetry = await startTelemetry("inferline-api");
   const models = ModelRepository.load(env.MODELS_DIR);
+  // The result cache keys on each version's file: read them now, not on a first request.
+  warmFingerprints(models);
   const db = new Database(env.DATABASE_URL, {
     poolSize: 16,
     connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
     statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
     onConnectionError: (err) => logger.warn({ err: err.message, code: (err as { code?: string }).code }, "PostgreSQL connection lost; the pool reconnects"),
   });
-  const redis = createRedis(env.REDIS_URL, "producer", { commandTimeout: env.REDIS_COMMAND_TIMEOUT_MS });
+  const redis = createRedis(redisTarget(env), "producer", { commandTimeout: env.REDIS_COMMAND_TIMEOUT_MS });
   // Named so an operator (or a fault test) can tell it apart in CLIENT LIST.
-  const subscriber = createRedis(env.REDIS_URL, "worker", { connectionName: `${env.QUEUE_PREFIX}:api-subscriber` });
+  const subscriber = createRedis(redisTarget(env), "worker", { connectionName: `${env.QUEUE_PREFIX}:api-subscriber` });
   // A connection of its own with a tight bound: a slow or dead cache costs a submit at most this, then the model runs.
-  const cacheRedis = createRedis(env.CACHE_REDIS_URL ?? env.REDIS_URL, "producer", { commandTimeout: env.CACHE_COMMAND_TIMEOUT_MS, connectionName: `${env.QUEUE_PREFIX}:api-cache` });
+  const cacheRedis = createRedis(env.CACHE_REDIS_URL ?? redisTarget(env), "producer", { commandTimeout: env.CACHE_COMMAND_TIMEOUT_MS, connectionName: `${env.QUEUE_PREFIX}:api-cache` });
   const cache = new ResultCache(cacheRedis, { prefix: env.QUEUE_PREFIX, logger, flightTtlMs: env.CACHE_FLIGHT_TTL_MS });
   const dispatcher = new Dispatcher(redis, { prefix: env.QUEUE_PREFIX, attempts: env.JOB_ATTEMPTS, backoffMs: env.RETRY_BACKOFF_MS });
   const store = new JobStore(db.pool, db.prisma);
@@ -139,6 +144,8 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
       await db.close();
       redis.disconnect();
       cacheRedis.disconnect();
+      // Last: the spans of the requests drained above are exported before the process exits.
+      await telemetry.shutdown().catch((err: Error) => logger.warn({ err: err.message }, "flushing traces failed"));
     },
   };
 }

@@ -8,6 +8,8 @@ import type { WorkerMetrics } from "./metrics.ts";
 import type { ExclusiveGate } from "./exclusive-gate.ts";
 import type { CacheWriter } from "./cache-writer.ts";
 import type { ResultCache } from "@inferline/cache";
+import { ATTR, epochNow } from "@inferline/telemetry";
+import { EntryTrace, type TracedSubject } from "./entry-trace.ts";
 
 export interface ProcessorLimits {
   /** Attempts of a job (or a chunk) before it fails for good (JOB_ATTEMPTS). */
@@ -89,8 +91,10 @@ async function processJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayloa
 
 async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
   let claimed: ClaimedJob[] = [];
+  const trace = EntryTrace.begin(entry.queueName);
   try {
     claimed = await deps.outcomes.claimJobs(entry.data.jobIds, entry.id);
+    trace?.claimed(claimed.map(jobSubject));
     if (hops.enabled) hops.markAll(entry.data.jobIds, "worker.claimed");
     const outcomes: JobOutcome[] = [];
     const again: ClaimedJob[] = [];
@@ -98,7 +102,9 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
       claimed.map(async (job) => {
         if (job.attempts > deps.limits.maxAttempts) return void outcomes.push(exhausted(job.id, job.attempts - 1));
         // A job on its second run or later may be what sank its first: it runs in a batch of its own.
+        const span = trace?.inference(job.id);
         const outcome = await deps.engine.infer(job.model, job.version, { inputs: job.inputs, outputs: job.requestedOutputs }, { alone: job.attempts > 1 });
+        EntryTrace.inferred(span, outcome);
         hops.mark(job.id, "worker.inferred");
         if (isRetriable(outcome) && !lastAttempt && job.attempts < deps.limits.maxAttempts) return void again.push(job);
         outcomes.push(toJobOutcome(job, outcome, deps.limits));
@@ -113,11 +119,18 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
       );
       await enqueueIsolated(deps, moved, { delayMs: backoff(deps.limits.backoffMs, again[0]!.attempts), resumed: false });
     }
+    const writing = trace ? epochNow() : 0;
     const finished = await deps.outcomes.finishJobs(outcomes, entry.id);
+    trace?.written(
+      outcomes.map((o) => o.id),
+      writing,
+    );
     if (hops.enabled) hops.markAll(entry.data.jobIds, "worker.written");
     await cacheJobResults(deps, claimed, outcomes, finished);
+    trace?.end();
     return { jobs: finished.length };
   } catch (err) {
+    trace?.end(err);
     if (lastAttempt && claimed.length > 0) {
       const { code, message } = giveUp(entry, err);
       const failed: JobOutcome[] = claimed.map((j) => ({ id: j.id, status: "failed", errorCode: code, errorMessage: message }));
@@ -125,6 +138,17 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
     }
     throw err;
   }
+}
+
+/** A claimed job as its spans name it: ids and its attempt, never its inputs. */
+function jobSubject(job: ClaimedJob): TracedSubject {
+  return { key: job.id, traceParent: job.traceParent, attributes: { [ATTR.model]: job.model, [ATTR.version]: job.version, [ATTR.jobId]: job.id, [ATTR.attempt]: job.attempts } };
+}
+
+/** A claimed chunk as its spans name it (its items' count is the batch size). */
+function chunkSubject(chunk: ClaimedChunk): TracedSubject {
+  const attributes = { [ATTR.model]: chunk.model, [ATTR.version]: chunk.version, [ATTR.batchId]: chunk.batchId, [ATTR.chunkId]: chunk.id, [ATTR.attempt]: chunk.attempts };
+  return { key: chunk.id, traceParent: chunk.traceParent, attributes };
 }
 
 /**
@@ -160,15 +184,21 @@ async function enqueueIsolated(deps: ProcessorDeps, moved: IsolatedJob[], option
 async function processChunk(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
   const chunkId = entry.id!;
   const claimed: { chunk: ClaimedChunk | null } = { chunk: null };
+  const trace = EntryTrace.begin(entry.queueName);
   const run = async (): Promise<number> => {
+    trace?.claiming();
     const chunk = (claimed.chunk = await deps.outcomes.claimChunk(chunkId));
     // Finished, gone or overdue (a duplicate entry, a batch canceled meanwhile, a deadline passed): only its dispatch row may be left.
     if (!chunk) return (await deps.outcomes.finishChunk(chunkId, []))?.finished ?? 0;
-    return chunk.attempts > 1 ? runChunkAlone(deps, chunk, lastAttempt) : runChunkTogether(deps, chunk, lastAttempt);
+    trace?.claimed([chunkSubject(chunk)]);
+    return chunk.attempts > 1 ? runChunkAlone(deps, chunk, lastAttempt, trace) : runChunkTogether(deps, chunk, lastAttempt, trace);
   };
   try {
-    return { jobs: afterWorkerDeath(entry) ? await deps.gate.runExclusive(run) : await deps.gate.runShared(run) };
+    const jobs = afterWorkerDeath(entry) ? await deps.gate.runExclusive(run) : await deps.gate.runShared(run);
+    trace?.end();
+    return { jobs };
   } catch (err) {
+    trace?.end(err);
     const chunk = claimed.chunk;
     if (lastAttempt && chunk && !(err instanceof ChunkRetryError)) {
       const error = giveUp(entry, err);
@@ -182,8 +212,9 @@ async function processChunk(deps: ProcessorDeps, entry: QueueEntry<DispatchPaylo
 }
 
 /** A chunk's first attempt: every item at once through the batcher, written in one transaction. */
-async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, lastAttempt: boolean): Promise<number> {
+async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, lastAttempt: boolean, trace?: EntryTrace): Promise<number> {
   let retryLater = 0;
+  const span = trace?.inference(chunk.id, { [ATTR.batchSize]: chunk.items.filter(Boolean).length });
   const outcomes = await Promise.all(
     chunk.items.map(async (inputs): Promise<ChunkItemOutcome | undefined> => {
       if (!inputs) return undefined;
@@ -192,7 +223,8 @@ async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, lastAt
       return toChunkOutcome(outcome, chunk.attempts, deps.limits);
     }),
   );
-  const finished = await writeChunk(deps, chunk, outcomes);
+  span?.end();
+  const finished = await writeChunk(deps, chunk, outcomes, trace);
   if (retryLater > 0) throw new ChunkRetryError(`${retryLater} items of chunk ${chunk.id} timed out or crashed their thread; retrying them one at a time`);
   return finished;
 }
@@ -203,7 +235,7 @@ async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, lastAt
  * one it was running; once the chunk is past maxAttempts, that item fails (retries_exhausted)
  * and the others go on.
  */
-async function runChunkAlone(deps: ProcessorDeps, chunk: ClaimedChunk, lastAttempt: boolean): Promise<number> {
+async function runChunkAlone(deps: ProcessorDeps, chunk: ClaimedChunk, lastAttempt: boolean, trace?: EntryTrace): Promise<number> {
   const exhaustedNow = chunk.attempts > deps.limits.maxAttempts;
   let blamed = false;
   let retryLater = 0;
@@ -216,7 +248,9 @@ async function runChunkAlone(deps: ProcessorDeps, chunk: ClaimedChunk, lastAttem
       blamed = true;
       outcome = { status: "failed", error: exhaustedError(chunk.attempts - 1) };
     } else {
+      const span = trace?.inference(chunk.id, { [ATTR.batchSize]: 1 });
       const result = await deps.engine.infer(chunk.model, chunk.version, itemOf(chunk, inputs), { alone: true });
+      EntryTrace.inferred(span, result);
       if (isRetriable(result) && !lastAttempt && chunk.attempts < deps.limits.maxAttempts) {
         retryLater++;
         continue;
@@ -225,14 +259,16 @@ async function runChunkAlone(deps: ProcessorDeps, chunk: ClaimedChunk, lastAttem
     }
     const sparse = new Array<ChunkItemOutcome | undefined>(chunk.items.length);
     sparse[i] = outcome;
-    finished += await writeChunk(deps, chunk, sparse);
+    finished += await writeChunk(deps, chunk, sparse, trace);
   }
   if (retryLater > 0) throw new ChunkRetryError(`${retryLater} items of chunk ${chunk.id} timed out or crashed their thread again`);
   return finished;
 }
 
-async function writeChunk(deps: ProcessorDeps, chunk: ClaimedChunk, outcomes: Array<ChunkItemOutcome | undefined>): Promise<number> {
+async function writeChunk(deps: ProcessorDeps, chunk: ClaimedChunk, outcomes: Array<ChunkItemOutcome | undefined>, trace?: EntryTrace): Promise<number> {
+  const writing = trace ? epochNow() : 0;
   const finished = await deps.outcomes.finishChunk(chunk.id, outcomes);
+  trace?.written([chunk.id], writing);
   if (finished) {
     // Jobs are counted by the OutcomeSystem's `ended` hook; a chunk's run items here, where its model is known.
     deps.metrics.itemsFinished.inc({ model: chunk.model, status: "succeeded" }, finished.succeeded);

@@ -5,8 +5,9 @@ import type { Logger } from "pino";
 import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, RetentionStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem, type OutcomeHooks } from "@inferline/outcomes";
 import { ResultCache } from "@inferline/cache";
-import { createRedis, Dispatcher, FinishedNotifier, ModelReadinessPublisher } from "@inferline/queue";
+import { createRedis, Dispatcher, FinishedNotifier, ModelReadinessPublisher, redisTarget } from "@inferline/queue";
 import { WebhookQueue, WebhookWorker } from "@inferline/webhooks";
+import { startTelemetry } from "@inferline/telemetry";
 import type { WorkerEnv } from "./env.ts";
 import { WorkerMetrics } from "./metrics.ts";
 import { createProcessor } from "./processor.ts";
@@ -37,6 +38,8 @@ export interface RunningWorker {
 /** Starts a worker serving `env.WORKER_MODELS`: one BullMQ Worker per model queue, sharing one engine. */
 export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerHooks = {}): Promise<RunningWorker> {
   const metrics = new WorkerMetrics();
+  // OpenTelemetry traces, only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see @inferline/telemetry).
+  const telemetry = await startTelemetry("inferline-worker");
   const serving = await loadServingEngine(env, metrics, logger);
   const { engine, models, repository } = serving;
   const db = new Database(env.DATABASE_URL, {
@@ -46,10 +49,10 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     onConnectionError: (err) => logger.warn({ err: err.message, code: (err as { code?: string }).code }, "PostgreSQL connection lost; the pool reconnects"),
   });
   const store = new JobStore(db.pool, db.prisma);
-  const connection = createRedis(env.REDIS_URL, "worker");
-  const publisher = createRedis(env.REDIS_URL, "producer", { commandTimeout: env.REDIS_COMMAND_TIMEOUT_MS });
+  const connection = createRedis(redisTarget(env), "worker");
+  const publisher = createRedis(redisTarget(env), "producer", { commandTimeout: env.REDIS_COMMAND_TIMEOUT_MS });
   // The result cache's own connection, tightly bounded: a slow or dead cache only skips storing results.
-  const cacheRedis = createRedis(env.CACHE_REDIS_URL ?? env.REDIS_URL, "producer", { commandTimeout: env.CACHE_COMMAND_TIMEOUT_MS, connectionName: `${env.QUEUE_PREFIX}:worker-cache` });
+  const cacheRedis = createRedis(env.CACHE_REDIS_URL ?? redisTarget(env), "producer", { commandTimeout: env.CACHE_COMMAND_TIMEOUT_MS, connectionName: `${env.QUEUE_PREFIX}:worker-cache` });
   const cache = new ResultCache(cacheRedis, { prefix: env.QUEUE_PREFIX, logger, flightTtlMs: env.CACHE_FLIGHT_TTL_MS });
   // Deliveries run on their own BullMQ worker, so a slow receiver never holds an inference slot.
   const webhookQueue = new WebhookQueue(publisher, env.QUEUE_PREFIX);
@@ -150,6 +153,8 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
       connection.disconnect();
       publisher.disconnect();
       cacheRedis.disconnect();
+      // Last: the spans of the work finished above are exported before the process exits.
+      await telemetry.shutdown().catch((err: Error) => logger.warn({ err: err.message }, "flushing traces failed"));
     },
   };
 }

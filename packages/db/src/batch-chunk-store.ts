@@ -15,6 +15,8 @@ export interface ClaimedChunk {
   items: Array<FlatTensor[] | null>;
   /** Each item's result-cache digest (index-aligned; empty when the model has no cache): where the worker stores its result. */
   cacheKeys: string[];
+  /** The W3C traceparent stored with the batch (null: not traced). */
+  traceParent: string | null;
 }
 
 /** An item's outcome; a result travels as its JSON text, serialised (and size-checked) once by the worker. */
@@ -122,7 +124,8 @@ export class BatchChunkStore {
          update batch_chunks c set "startedAt" = coalesce(c."startedAt", now()), attempts = c.attempts + 1
          from batches b where c.id = $1 and b.id = c."batchId" and c."completedAt" is null
            and (c."startedAt" is not null or b."queueDeadline" is null or b."queueDeadline" > now()) and (b."cancelAt" is null or b."cancelAt" > now())
-         returning c.id, c."batchId", b."tenantId", b.model, b.version, b."requestedOutputs", c."firstIndex", c.attempts, c.inputs, c.statuses, c."cacheKeys"),
+         returning c.id, c."batchId", b."tenantId", b.model, b.version, b."requestedOutputs", c."firstIndex", c.attempts, c.inputs, c.statuses, c."cacheKeys",
+           b.trace_parent as "traceParent"),
        started as (update dispatches set "startedAt" = coalesce("startedAt", now()) where id = $1 and exists (select 1 from claimed))
        select * from claimed`,
       [id],

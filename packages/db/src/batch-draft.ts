@@ -18,6 +18,8 @@ export interface NewBatch {
   /** Items not terminal by then are canceled (Cancel-After). */
   cancelAt: Date | null;
   createdAt: Date;
+  /** The W3C traceparent of the create request's span (OpenTelemetry), which the workers' chunk spans continue; absent or null when not traced. */
+  traceParent?: string | null;
 }
 
 /** Consecutive items of a new batch, stored as one row and carried by one queue entry (whose id is `id`). */
@@ -120,8 +122,8 @@ export class BatchDraft {
       // Its statements carry megabytes of chunks, past the connection's short default bound.
       await client.query(`set local statement_timeout = ${DRAFT_STATEMENT_TIMEOUT_MS}`);
       await client.query(
-        `insert into batches (id, "tenantId", model, version, priority, total, remaining, webhook, "requestedOutputs", metadata, "idempotencyKey", "requestHash", "queueDeadline", "cancelAt", "createdAt")
-         values ($1, $2, $3, $4, $5::"JobPriority", 0, 0, $6, $7, $8, $9, null, $11, $12, $10)`,
+        `insert into batches (id, "tenantId", model, version, priority, total, remaining, webhook, "requestedOutputs", metadata, "idempotencyKey", "requestHash", "queueDeadline", "cancelAt", "createdAt", trace_parent)
+         values ($1, $2, $3, $4, $5::"JobPriority", 0, 0, $6, $7, $8, $9, null, $11, $12, $10, $13)`,
         [
           batch.id,
           batch.tenantId,
@@ -135,6 +137,7 @@ export class BatchDraft {
           batch.createdAt,
           batch.queueDeadline,
           batch.cancelAt,
+          batch.traceParent ?? null,
         ],
       );
     } catch (err) {

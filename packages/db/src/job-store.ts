@@ -26,6 +26,8 @@ export interface NewJob {
   createdAt: Date;
   /** The digest its result is cached under (see @inferline/cache), for a model whose manifest sets `cache`; the worker stores the result there. */
   cacheKey?: string | null;
+  /** The W3C traceparent of the submit's span (OpenTelemetry), which the worker's spans continue; absent or null when not traced. */
+  traceParent?: string | null;
 }
 
 /** A job answered from the result cache at submit: stored `succeeded` with the cached result (see JobStore.insertAnswered). */
@@ -77,6 +79,8 @@ export interface ClaimedJob {
   attempts: number;
   /** Where the worker stores its result (null: the model does not cache). */
   cacheKey: string | null;
+  /** The W3C traceparent stored at submit (null: not traced). */
+  traceParent: string | null;
 }
 
 /** What a claim took (see JobStore.claim): the jobs to run, and the ids of those it skipped for a passed deadline. */
@@ -133,7 +137,7 @@ const INSERT_CHUNK = 5000;
 /** A NewJob's fields as json_to_recordset reads them. */
 const NEW_JOB_COLUMNS = `id uuid, "tenantId" uuid, model text, version text, priority "JobPriority", inputs json, "requestedOutputs" text[], metadata jsonb,
   webhook jsonb, "idempotencyKey" text, "requestHash" text, "dispatchId" uuid, "queueDeadline" timestamptz, "cancelAt" timestamptz, "createdAt" timestamptz,
-  "cacheKey" text`;
+  "cacheKey" text, "traceParent" text`;
 
 /**
  * The hot-path statements on `jobs`: each handles many rows in one round trip (unnest arrays),
@@ -163,9 +167,9 @@ export class JobStore {
            from json_to_recordset($2::json) as x(id uuid, model text, version text, priority "JobPriority", jobs int, "jobIds" uuid[], "tenantId" uuid)
            on conflict (id) do update set jobs = dispatches.jobs + excluded.jobs, "jobIds" = dispatches."jobIds" || excluded."jobIds")
          insert into jobs (id, "tenantId", model, version, priority, inputs, "requestedOutputs", metadata, webhook,
-           "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt", "cacheKey")
+           "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt", "cacheKey", trace_parent)
          select id, "tenantId", model, version, priority, inputs, coalesce("requestedOutputs", '{}'), metadata, webhook,
-           "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt", "cacheKey"
+           "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt", "cacheKey", "traceParent"
          from json_to_recordset($1::json) as x(${NEW_JOB_COLUMNS})`,
         [JSON.stringify(chunk), JSON.stringify(dispatchRows(chunk))],
       );
@@ -187,14 +191,14 @@ export class JobStore {
          update jobs set status = 'running', attempts = attempts + 1, "startedAt" = coalesce("startedAt", now()), "queueDeadline" = null
          where id = any($1::uuid[]) and status in ('queued', 'running')
            and (status = 'running' or "queueDeadline" is null or "queueDeadline" > now()) and ("cancelAt" is null or "cancelAt" > now())
-         returning id, "tenantId", model, version, inputs, "requestedOutputs", attempts, "cacheKey"),
+         returning id, "tenantId", model, version, inputs, "requestedOutputs", attempts, "cacheKey", trace_parent as "traceParent"),
        started as (update dispatches set "startedAt" = coalesce("startedAt", now()) where id = $2::uuid and exists (select 1 from claimed)),
        -- The statement's snapshot, from before the update: the jobs it skipped for a deadline.
        overdue as (
          select id from jobs where (select count(*) from claimed) < cardinality($1::uuid[])
            and id = any($1::uuid[]) and status in ('queued', 'running') and ((status = 'queued' and "queueDeadline" <= now()) or "cancelAt" <= now()))
        select *, false as overdue from claimed
-       union all select id, null::uuid, null::text, null::text, null::json, null::text[], null::int, null::text, true from overdue`,
+       union all select id, null::uuid, null::text, null::text, null::json, null::text[], null::int, null::text, null::text, true from overdue`,
       [ids, entryId ?? null],
     );
     const result: ClaimResult = { claimed: [], overdue: [] };
@@ -342,9 +346,9 @@ export class JobStore {
     for (const document of answeredDocuments(jobs)) {
       const { rows } = await q.query<FinishedJob>(
         `insert into jobs (id, "tenantId", model, version, priority, inputs, "requestedOutputs", metadata, webhook, "idempotencyKey", "requestHash",
-           "createdAt", "cacheKey", status, result, cached, "startedAt", "completedAt")
+           "createdAt", "cacheKey", status, result, cached, "startedAt", "completedAt", trace_parent)
          select id, "tenantId", model, version, priority, inputs, coalesce("requestedOutputs", '{}'), metadata, webhook, "idempotencyKey", "requestHash",
-           "createdAt", "cacheKey", 'succeeded', result, true, "answeredAt", "answeredAt"
+           "createdAt", "cacheKey", 'succeeded', result, true, "answeredAt", "answeredAt", "traceParent"
          from json_to_recordset($1::json) as x(${NEW_JOB_COLUMNS}, "answeredAt" timestamptz, result json)
          returning ${finishedColumns()}`,
         [document],

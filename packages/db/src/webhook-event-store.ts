@@ -32,6 +32,12 @@ export interface ClaimedWebhookEvent {
   secret: string;
   previousSecret: string | null;
   previousExpiresAt: Date | null;
+  /** The event's type (job.succeeded, batch.completed, ...). */
+  type: string;
+  /** Its batch, for a batch event. */
+  batchId: string | null;
+  /** The W3C traceparent stored with its job or batch (OpenTelemetry; null: not traced), which the attempt's span continues. */
+  traceParent: string | null;
 }
 
 /** One attempt as recordAttempt writes it, with what it does to its event. */
@@ -139,7 +145,8 @@ export class WebhookEventStore {
      from tenants t
      where e.id = $1 and t.id = e."tenantId" and ($2::boolean or e.status = 'pending')
      returning e.id, e."jobId", e.url, e.payload::text as body, e.attempts, t."webhookSecret" as secret,
-       t."previousWebhookSecret" as "previousSecret", t."previousSecretExpiresAt" as "previousExpiresAt"`,
+       t."previousWebhookSecret" as "previousSecret", t."previousSecretExpiresAt" as "previousExpiresAt", e.type, e."batchId",
+       coalesce((select j.trace_parent from jobs j where j.id = e."jobId"), (select b.trace_parent from batches b where b.id = e."batchId")) as "traceParent"`,
       [eventId, manual],
     );
     return rows[0] ?? null;

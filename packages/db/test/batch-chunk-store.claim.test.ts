@@ -25,6 +25,7 @@ describe("BatchChunkStore.claim", () => {
       attempts: 1,
       items: [[tensor(2)], [tensor(3)], [tensor(4)]],
       cacheKeys: [],
+      traceParent: null,
     });
     expect((await chunkRow(database(), second))?.startedAt).toBeInstanceOf(Date);
     expect(await chunkRow(database(), batch.chunkIds[0]!)).toMatchObject({ attempts: 0, startedAt: null });

@@ -35,7 +35,19 @@ describe("WebhookEventStore.claimAttempt", () => {
   it("takes the next attempt number of a pending event and returns its body and its tenant's secrets", async () => {
     const { tenant, event } = await recordedEvent();
     const claimed = await events().claimAttempt(event.id, false);
-    expect(claimed).toEqual({ id: event.id, jobId: null, url: event.url, body: event.payload, attempts: 1, secret: "whsec_dGVzdA==", previousSecret: null, previousExpiresAt: null });
+    expect(claimed).toEqual({
+      id: event.id,
+      jobId: null,
+      url: event.url,
+      body: event.payload,
+      attempts: 1,
+      secret: "whsec_dGVzdA==",
+      previousSecret: null,
+      previousExpiresAt: null,
+      type: event.type,
+      batchId: null,
+      traceParent: null,
+    });
     expect((await events().claimAttempt(event.id, false))?.attempts).toBe(2);
 
     const rotated = await new TenantStore(database().pool, database().prisma).rotateWebhookSecret(tenant, 3600);

@@ -1,5 +1,6 @@
 import { Agent, fetch, type Response } from "undici";
 import type { ClaimedWebhookEvent, WebhookDeliveryStore } from "@inferline/db";
+import { ATTR, failSpan, SpanKind, startSpan, traceParentOf, tracing, type Span } from "@inferline/telemetry";
 import { nextRetryDelay, parseRetryAfter, DEFAULT_RETRY_SCHEDULE_MS } from "./schedule.ts";
 import { webhookHeaders } from "./signing.ts";
 import { assertPublicTarget, guardedLookup, type HostLookup } from "./ssrf.ts";
@@ -85,7 +86,8 @@ export async function deliverEvent(store: WebhookDeliveryStore, eventId: string,
   const event = await store.claimAttempt(eventId, manual);
   if (!event) return { outcome: "skipped" };
 
-  const attempt = await attemptOnce(event, options);
+  const span = tracing.enabled ? attemptSpan(event) : undefined;
+  const attempt = await attemptOnce(event, options, span ? traceParentOf(span) : null);
   const schedule = options.schedule ?? DEFAULT_RETRY_SCHEDULE_MS;
   let outcome: DeliveryOutcome;
   let retryInMs: number | undefined;
@@ -117,6 +119,7 @@ export async function deliverEvent(store: WebhookDeliveryStore, eventId: string,
     status,
     reschedule: !manual,
   });
+  if (span) endAttemptSpan(span, attempt, outcome);
   return { outcome, attempt: event.attempts, statusCode: attempt.statusCode, error: attempt.error, latencyMs: attempt.latencyMs, retryInMs, refused: attempt.refused };
 }
 
@@ -132,7 +135,36 @@ interface Attempt {
   refused?: boolean;
 }
 
-async function attemptOnce(event: ClaimedWebhookEvent, options: DeliveryOptions): Promise<Attempt> {
+/**
+ * The attempt's span, in the trace of its job or batch (the traceparent stored at submit). Its
+ * attributes name the event, never its URL (query strings carry tokens), body or secrets.
+ */
+function attemptSpan(event: ClaimedWebhookEvent): Span {
+  const attributes: Record<string, string | number> = { [ATTR.webhookEventId]: event.id, [ATTR.webhookEventType]: event.type, [ATTR.attempt]: event.attempts, [ATTR.httpMethod]: "POST" };
+  if (event.jobId) attributes[ATTR.jobId] = event.jobId;
+  if (event.batchId) attributes[ATTR.batchId] = event.batchId;
+  const host = hostOf(event.url);
+  if (host) attributes[ATTR.serverAddress] = host;
+  return startSpan("webhook attempt", { kind: SpanKind.CLIENT, parent: event.traceParent, attributes });
+}
+
+function endAttemptSpan(span: Span, attempt: Attempt, outcome: DeliveryOutcome): void {
+  span.setAttribute(ATTR.outcome, outcome);
+  if (attempt.statusCode !== undefined) span.setAttribute(ATTR.httpStatus, attempt.statusCode);
+  if (!attempt.ok) failSpan(span, undefined, attempt.refused ? "refused" : attempt.statusCode !== undefined ? String(attempt.statusCode) : "no_answer");
+  span.end();
+}
+
+function hostOf(url: string): string | undefined {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `traceParent`: sent as the `traceparent` header, so the receiver can continue the job's trace. */
+async function attemptOnce(event: ClaimedWebhookEvent, options: DeliveryOptions, traceParent: string | null): Promise<Attempt> {
   const at = new Date();
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const size = Buffer.byteLength(event.body);
@@ -154,7 +186,7 @@ async function attemptOnce(event: ClaimedWebhookEvent, options: DeliveryOptions)
     // undici's fetch (Node's own fetch, as a package) so that the connection can take a checked lookup.
     const res = await fetch(event.url, {
       method: "POST",
-      headers: webhookHeaders(secrets, event.id, new Date(), event.body),
+      headers: withTraceParent(webhookHeaders(secrets, event.id, new Date(), event.body), traceParent),
       body: event.body,
       redirect: "manual",
       signal,
@@ -176,6 +208,11 @@ async function attemptOnce(event: ClaimedWebhookEvent, options: DeliveryOptions)
     if (code === "EWEBHOOKTARGET") return { at, ok: false, retriable: true, statusCode, latencyMs, error, refused: true };
     return { at, ok: false, retriable: true, statusCode, latencyMs, error };
   }
+}
+
+function withTraceParent(headers: Record<string, string>, traceParent: string | null): Record<string, string> {
+  if (traceParent) headers.traceparent = traceParent;
+  return headers;
 }
 
 /** The first `limit` bytes of the body as text; the rest is never read (the stream is canceled). */

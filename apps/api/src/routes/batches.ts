@@ -11,6 +11,7 @@ import { IdempotencyKey } from "../services/idempotency.ts";
 import { CANCEL_AFTER_FAULT, CANCEL_AFTER_HINT, cancelAfterHeader } from "../services/deadlines.ts";
 import { ndjsonLines } from "./ndjson.ts";
 import { admitBatchUpload, closeUnread, uploadLease } from "../middleware/batch-upload-admission.ts";
+import { serverSpan } from "../middleware/server-span.ts";
 
 const isNdjson = (type: string | undefined) => /^application\/(x-)?(nd|jsonl|json-seq|x-ndjson)/i.test(type ?? "") || /ndjson|jsonl/i.test(type ?? "");
 
@@ -30,7 +31,7 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
   });
 
   // The upload slot first: nothing of the body is read before a creation is admitted.
-  router.post("/", admitBatchUpload(batches.uploads), json, async (req, res) => {
+  router.post("/", admitBatchUpload(batches.uploads), json, serverSpan("/v1/batches"), async (req, res) => {
     const lease = uploadLease(res);
     if (lease && !lease.hold()) return; // the client left while its body was parsed
     try {

@@ -1,16 +1,17 @@
 import { Router } from "express";
-import { hops, JobListQuery, JobSubmission } from "@inferline/contracts";
+import { hops, JobListQuery, JobSubmission, type JobListPage, type JobView } from "@inferline/contracts";
 import type { JobService } from "../services/job-service.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
 import { IdempotencyKey } from "../services/idempotency.ts";
 import { CANCEL_AFTER_FAULT, CANCEL_AFTER_HINT, cancelAfterHeader } from "../services/deadlines.ts";
 import { longPollHandler } from "./long-poll-handler.ts";
 import type { ApiMetrics } from "../metrics.ts";
+import { serverSpan } from "../middleware/server-span.ts";
 
 export function jobsRouter(jobs: JobService, metrics?: Pick<ApiMetrics, "submitted">): Router {
   const router = Router();
 
-  router.post("/", async (req, res) => {
+  router.post("/", serverSpan("/v1/jobs"), async (req, res) => {
     const arrived = hops.now(); // the bench's hop trace (off: 0); the id is known only after submit
     const parsed = JobSubmission.safeParse(req.body);
     if (!parsed.success) return sendProblem(res, 422, "validation_failed", "the request has invalid fields", zodFaults(parsed.error));
@@ -25,13 +26,13 @@ export function jobsRouter(jobs: JobService, metrics?: Pick<ApiMetrics, "submitt
     res
       .status(replayed ? 200 : 202)
       .location(`/v1/jobs/${job.id}`)
-      .json(job);
+      .json(job satisfies JobView);
   });
 
   router.get("/", async (req, res) => {
     const query = JobListQuery.safeParse(req.query);
     if (!query.success) return sendProblem(res, 422, "validation_failed", "invalid query parameters", zodFaults(query.error, "/query"));
-    res.json(await jobs.list(req.tenant!.id, query.data));
+    res.json((await jobs.list(req.tenant!.id, query.data)) satisfies JobListPage);
   });
 
   router.get(
@@ -40,7 +41,7 @@ export function jobsRouter(jobs: JobService, metrics?: Pick<ApiMetrics, "submitt
   );
 
   router.post("/:id/cancel", async (req, res) => {
-    res.json(await jobs.cancel(req.tenant!.id, req.params.id));
+    res.json((await jobs.cancel(req.tenant!.id, req.params.id)) satisfies JobView);
   });
 
   return router;

@@ -1,16 +1,17 @@
 import express, { Router, type RequestHandler } from "express";
 import { z } from "zod";
-import { isTerminal, StorableText, Tensor, type ModelRepository } from "@inferline/contracts";
+import { isTerminal, StorableText, Tensor, type ModelRepository, type V2Error, type V2InferResponse, type V2Live, type V2ModelMetadata, type V2ModelReady, type V2Ready } from "@inferline/contracts";
 import type { JobService } from "../services/job-service.ts";
 import { modelView } from "./models.ts";
 import type { WaiterLimit } from "../services/long-poll.ts";
 import { holdWaiterSlot } from "./long-poll-handler.ts";
+import { serverSpan } from "../middleware/server-span.ts";
 import type { ApiMetrics } from "../metrics.ts";
 import { CANCEL_AFTER_HINT, cancelAfterHeader } from "../services/deadlines.ts";
 import { MODEL_UNAVAILABLE_RETRY_AFTER_S, type ModelAvailability } from "../services/model-availability.ts";
 
 /** The Open Inference Protocol v2 request body. */
-const InferRequest = z.object({
+export const InferRequest = z.object({
   // Kept as the job's metadata, so it must be storable.
   id: StorableText.max(256).optional(),
   inputs: z.array(Tensor).min(1).max(16),
@@ -21,7 +22,7 @@ const InferRequest = z.object({
 });
 
 /** v2 answers errors as `{error: "..."}`; the v1 problem handler still catches unexpected ones. */
-const v2Error = (res: express.Response, status: number, error: string) => void res.status(status).json({ error });
+const v2Error = (res: express.Response, status: number, error: string) => void res.status(status).json({ error } satisfies V2Error);
 
 /**
  * Open Inference Protocol v2 (KServe/Triton) on the same pipeline: `infer` is a job at high
@@ -42,14 +43,14 @@ export function v2Router(deps: {
   availability?: Pick<ModelAvailability, "of">;
 }): Router {
   const router = Router();
-  router.get("/health/live", (_req, res) => void res.json({ live: true }));
+  router.get("/health/live", (_req, res) => void res.json({ live: true } satisfies V2Live));
   router.get("/health/ready", async (_req, res) => {
     const ready = await deps.ready();
-    res.status(ready ? 200 : 503).json({ ready });
+    res.status(ready ? 200 : 503).json({ ready } satisfies V2Ready);
   });
 
   router.use(...deps.auth);
-  const metadata = (name: string, version?: string) => {
+  const metadata = (name: string, version?: string): V2ModelMetadata => {
     const m = deps.models.resolve(name, version);
     const view = modelView(m.manifest);
     return {
@@ -67,12 +68,14 @@ export function v2Router(deps: {
   // `unknown` (no live worker reported it). Read fresh, not from the submit path's cache.
   const ready = async (res: express.Response, name: string, version?: string) => {
     const model = deps.models.resolve(name, version);
-    if (!deps.availability) return void res.json({ name: model.manifest.name, ready: true });
+    if (!deps.availability) return void res.json({ name: model.manifest.name, ready: true } satisfies V2ModelReady);
     const readiness = await deps.availability.of(model.manifest.name, { fresh: true });
     const state = version ? readiness.versions[model.version]! : readiness;
-    if (state.state === "ready") return void res.json({ name: model.manifest.name, ...(version ? { version: model.version } : {}), ready: true });
+    if (state.state === "ready") return void res.json({ name: model.manifest.name, ...(version ? { version: model.version } : {}), ready: true } satisfies V2ModelReady);
     res.setHeader("Retry-After", String(MODEL_UNAVAILABLE_RETRY_AFTER_S));
-    res.status(503).json({ name: model.manifest.name, ...(version ? { version: model.version } : {}), ready: false, state: state.state, versions: version ? undefined : readiness.versions });
+    res
+      .status(503)
+      .json({ name: model.manifest.name, ...(version ? { version: model.version } : {}), ready: false, state: state.state, versions: version ? undefined : readiness.versions } satisfies V2ModelReady);
   };
   router.get("/models/:name/ready", (req, res) => ready(res, req.params.name));
   router.get("/models/:name/versions/:version/ready", (req, res) => ready(res, req.params.name, req.params.version));
@@ -107,10 +110,10 @@ export function v2Router(deps: {
     const done = await deps.jobs.wait(req.tenant!.id, job.id, deps.timeoutSeconds, abort.signal);
     if (!isTerminal(done.status)) return v2Error(res, 504, `inference did not finish within ${deps.timeoutSeconds} s; job ${done.id} is still ${done.status}`);
     if (done.status !== "succeeded" || !done.result) return v2Error(res, done.status === "failed" ? 422 : 409, done.error ? `${done.error.code}: ${done.error.message}` : `job ${done.status}`);
-    res.json({ ...done.result, id: body.data.id ?? done.id });
+    res.json({ ...done.result, id: body.data.id ?? done.id } satisfies V2InferResponse);
   };
   const json = express.json({ limit: deps.bodyLimit, type: () => true });
-  router.post("/models/:name/infer", json, infer);
-  router.post("/models/:name/versions/:version/infer", json, infer);
+  router.post("/models/:name/infer", json, serverSpan("/v2/models/:name/infer"), infer);
+  router.post("/models/:name/versions/:version/infer", json, serverSpan("/v2/models/:name/versions/:version/infer"), infer);
   return router;
 }

@@ -3,6 +3,7 @@ import { BatchHeader, ConflictError, isUuid, newBatchId, NotFoundError, type Bat
 import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
 import type { Batch, BatchChunkStore, BatchStore, NewBatch, Tenant } from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";
+import { activeTraceParent, annotateActive, ATTR, tracing } from "@inferline/telemetry";
 import { longPoll } from "./long-poll.ts";
 import type { Dispatcher, FinishedListener } from "@inferline/queue";
 import { BatchIntake, type IntakeResult } from "./batch-intake.ts";
@@ -138,7 +139,10 @@ export class BatchService {
       queueDeadline: deadlineAfter(createdAt, maxQueueSecondsOf(header.maxQueueSeconds, model.manifest, this.options.defaultMaxQueueSeconds)),
       cancelAt,
       createdAt,
+      // The create request's span (OpenTelemetry; null when off): the chunks' spans join its trace.
+      traceParent: activeTraceParent(),
     };
+    if (tracing.enabled) annotateActive({ [ATTR.batchId]: batch.id, [ATTR.model]: batch.model, [ATTR.version]: batch.version });
     // Checked again as each chunk fills (an NDJSON body's size is known only as it is read).
     const admit = async (n: number) => {
       await depth.assertRoom(batch.model, n);

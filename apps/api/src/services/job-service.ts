@@ -29,6 +29,7 @@ import type { TenantQuotaGuard } from "./quota-guard.ts";
 import { deadlineAfter, maxQueueSecondsOf } from "./deadlines.ts";
 import type { CacheableJob, JobResultCache, JobWrites } from "./job-result-cache.ts";
 import type { ModelAvailability } from "./model-availability.ts";
+import { activeTraceParent, annotateActive, ATTR, tracing } from "@inferline/telemetry";
 
 export interface JobServiceOptions {
   /** MAX_QUEUE_DEPTH, shared with BatchService so that batch items and jobs count against one depth. */
@@ -74,8 +75,10 @@ export class JobService {
     const createdAt = new Date();
     const requestedOutputs = (body.outputs ?? []).map((o) => o.name);
     const cacheKey = model.manifest.cache && this.options.cache ? requestCacheKey(tenantId, model, value.inputs, requestedOutputs) : null;
+    const id = crypto.randomUUID();
+    if (tracing.enabled) annotateActive({ [ATTR.jobId]: id, [ATTR.model]: model.manifest.name, [ATTR.version]: model.version });
     return {
-      id: crypto.randomUUID(),
+      id,
       tenantId,
       model: model.manifest.name,
       version: model.version,
@@ -91,6 +94,8 @@ export class JobService {
       cancelAt: null,
       createdAt,
       cacheKey,
+      // The submit's span (OpenTelemetry; null when off): the worker's and webhooks' spans join its trace.
+      traceParent: activeTraceParent(),
       ...extra,
     };
   }
