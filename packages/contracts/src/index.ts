@@ -14,7 +14,7 @@ export {
 } from "./errors.ts";
 export { Datatype, ParameterValue, Tensor, elementCount, flattenData, type FlatTensor } from "./tensor.ts";
 export { DEFAULT_MAX_ROWS_PER_JOB, DEFAULT_CACHE_MAX_ENTRY_BYTES, TensorSpec, ModelVersionSpec, BatchingSpec, CacheSpec, ModelManifest } from "./manifest.ts";
-export { ModelRepository, modelFilePath, modelFingerprint, type ResolvedModel } from "./model-repository.ts";
+export { ModelRepository, modelFilePath, modelFingerprint, warmFingerprints, type ResolvedModel } from "./model-repository.ts";
 export { validateInputs, validateOutputNames, type ValidatedInputs } from "./validate-inputs.ts";
 export {
   isUuid,
@@ -31,9 +31,12 @@ export {
   JobSubmission,
   JobListQuery,
   WaitQuery,
-  type JobError,
-  type InferenceResult,
-  type JobView,
+  Timestamp,
+  JobError,
+  OutputTensor,
+  Classification,
+  InferenceResult,
+  JobView,
 } from "./job.ts";
 export {
   parseEnv,
@@ -47,9 +50,34 @@ export {
   DEFAULT_MODELS_DIR,
   DEFAULT_JOB_ATTEMPTS,
   DEFAULT_RETRY_BACKOFF_MS,
+  type HostPort,
 } from "./env.ts";
-export { MAX_BATCH_ITEMS, BATCH_CHUNK_SIZE, BatchItem, BatchHeader, BatchSubmission, newBatchId, batchItemId, parseBatchItemId, type BatchStatus, type BatchView } from "./batch.ts";
+export { MAX_BATCH_ITEMS, BATCH_CHUNK_SIZE, BatchItem, BatchHeader, BatchSubmission, newBatchId, batchItemId, parseBatchItemId, BatchStatus, BatchView } from "./batch.ts";
 export { StorableText, isStorableText, UNSTORABLE_TEXT_MESSAGE } from "./text.ts";
 export { zodFaults } from "./faults.ts";
 export { HopTrace, hops } from "./hop-trace.ts";
 export { WorkerModelReport, VersionReadiness, ModelReadiness, summarizeReadiness } from "./model-readiness.ts";
+export {
+  JobListPage,
+  BatchResultLine,
+  ModelView,
+  ModelList,
+  WebhookSecret,
+  WebhookEvent,
+  WebhookAttempt,
+  JobWebhooks,
+  WebhookRedelivery,
+  ProblemField,
+  Problem,
+  DependencyState,
+  ReadinessChecks,
+  Healthz,
+  Readyz,
+  NotReady,
+  V2Live,
+  V2Ready,
+  V2ModelMetadata,
+  V2ModelReady,
+  V2InferResponse,
+  V2Error,
+} from "./views.ts";

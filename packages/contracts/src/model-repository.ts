@@ -106,3 +106,16 @@ export function modelFingerprint(model: ResolvedModel): string {
   fingerprints.set(id, digest);
   return digest;
 }
+
+/**
+ * Fingerprints every version of every model whose manifest sets `cache`, so that the file reads
+ * happen at start-up and never on a request (a large model's file would stall the event loop of
+ * the first request that keys on it).
+ */
+export function warmFingerprints(models: ModelRepository): void {
+  for (const name of models.names()) {
+    const manifest = models.manifest(name);
+    if (!manifest.cache) continue;
+    for (const { version } of manifest.versions) modelFingerprint(models.resolve(name, version));
+  }
+}
