@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { InferlineClient } from "@inferline/client";
 import { DEFAULT_MODELS_DIR, ModelRepository } from "@inferline/contracts";
 import { registerModelSubcommands } from "./models.ts";
 
@@ -7,11 +8,10 @@ interface RemoteOptions {
   apiKey?: string;
 }
 
-async function getJson(url: string, apiKey: string | undefined): Promise<unknown> {
-  const res = await fetch(url, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {} });
-  const body = await res.text();
-  if (!res.ok) throw new Error(`${res.status} from ${url}: ${body}`);
-  return JSON.parse(body);
+/** A client of the cluster at --remote; errors print as one line (`401 unauthorized: …`). */
+function clientOf(opts: RemoteOptions): InferlineClient {
+  if (!opts.apiKey) throw new Error("--remote needs --api-key (or INFERLINE_API_KEY)");
+  return new InferlineClient({ baseUrl: opts.remote!, apiKey: opts.apiKey });
 }
 
 export function registerRemote(program: Command): void {
@@ -21,7 +21,7 @@ export function registerRemote(program: Command): void {
     .option("--remote <url>", "API base URL", process.env.INFERLINE_URL)
     .option("--api-key <key>", "API key", process.env.INFERLINE_API_KEY)
     .action(async (opts: RemoteOptions) => {
-      if (opts.remote) return void console.log(JSON.stringify(await getJson(`${opts.remote}/v1/models`, opts.apiKey), null, 2));
+      if (opts.remote) return void console.log(JSON.stringify({ models: await clientOf(opts).models.list() }, null, 2));
       const repo = ModelRepository.load(process.env.MODELS_DIR ?? DEFAULT_MODELS_DIR);
       for (const name of repo.names()) {
         const m = repo.manifest(name);
@@ -34,8 +34,11 @@ export function registerRemote(program: Command): void {
     .command("get <id>")
     .option("--remote <url>", "API base URL", process.env.INFERLINE_URL ?? "http://127.0.0.1:3000")
     .option("--api-key <key>", "API key", process.env.INFERLINE_API_KEY)
-    .option("--wait <seconds>", "long-poll until the job is done", "0")
+    .option("--wait <seconds>", "long-poll until the job is done, for at most this long (then print it as it is)", "0")
     .action(async (id: string, opts: RemoteOptions & { wait: string }) => {
-      console.log(JSON.stringify(await getJson(`${opts.remote}/v1/jobs/${encodeURIComponent(id)}?wait=${Number(opts.wait)}`, opts.apiKey), null, 2));
+      const seconds = Number(opts.wait);
+      if (!(seconds >= 0)) throw new Error(`--wait must be a number of seconds, not ${JSON.stringify(opts.wait)}`);
+      const jobs = clientOf(opts).jobs;
+      console.log(JSON.stringify(seconds > 0 ? await jobs.wait(id, { timeoutSeconds: seconds }) : await jobs.get(id), null, 2));
     });
 }

@@ -1,11 +1,18 @@
+import { InferlineClient, InferlineError, type BatchResultLine, type BatchHeaderInput } from "@inferline/client";
 import type { FlatTensor, ResolvedModel } from "@inferline/contracts";
 import { ChunkParser, type ParsedChunk, type RowError } from "./chunk-parser.ts";
 import { ResultFormatter, type OutputBlock } from "./formatter.ts";
 import { modelLayout, type ModelLayout } from "./model-layout.ts";
 import { UsageError, type RawChunk, type ScoredChunk, type ScoreSettings, type Scorer } from "./types.ts";
 
-/** Times a request the cluster answered 429 or 503 is sent again. */
+/**
+ * Times a request is sent again while the cluster answers 429 or 503 (nothing was created) or
+ * the connection fails, after the Retry-After it gives (up to 30 s) or a jittered backoff.
+ */
 const RETRIES = 20;
+const MAX_RETRY_DELAY_MS = 30_000;
+/** The start-up check retries little: an unreachable cluster is a usage error, reported soon. */
+const PROBE_RETRIES = 2;
 
 export interface RemoteOptions {
   url: string;
@@ -14,13 +21,6 @@ export interface RemoteOptions {
   concurrency: number;
   /** --no-cache: every row runs (`cache: "bypass"`), even those the cluster's result cache could answer. */
   bypassCache?: boolean;
-}
-
-interface ResultLine {
-  index: number;
-  status: string;
-  result?: { outputs: FlatTensor[] };
-  error?: { code: string; message: string };
 }
 
 const encoder = new TextEncoder();
@@ -38,6 +38,7 @@ export class RemoteScorer implements Scorer {
   private readonly formatter: ResultFormatter;
   private parser: ChunkParser | undefined;
   private readonly base: string;
+  private readonly client: InferlineClient;
 
   constructor(
     private readonly model: ResolvedModel,
@@ -48,17 +49,19 @@ export class RemoteScorer implements Scorer {
     this.layout = modelLayout(model.manifest, model.version);
     this.formatter = new ResultFormatter(this.layout, model.manifest, settings.outputFormat);
     this.base = options.url.replace(/\/+$/, "");
+    this.client = new InferlineClient({ baseUrl: this.base, apiKey: options.apiKey, retries: RETRIES, maxRetryDelayMs: MAX_RETRY_DELAY_MS });
   }
 
   async start(): Promise<void> {
     const contracts = await import("@inferline/contracts");
     this.parser = new ChunkParser(this.layout, this.model.manifest, this.settings, { Tensor: contracts.Tensor, validateInputs: contracts.validateInputs });
-    const res = await this.request("GET", `/v1/models/${encodeURIComponent(this.model.manifest.name)}`).catch((err: Error) => {
-      throw new UsageError(`cannot reach ${this.base}: ${err.message}`);
+    const probe = new InferlineClient({ baseUrl: this.base, apiKey: this.options.apiKey, retries: PROBE_RETRIES });
+    await probe.models.get(this.model.manifest.name).catch((err: Error) => {
+      if (!(err instanceof InferlineError)) throw new UsageError(`cannot reach ${this.base}: ${err.message}`);
+      if (err.status === 401) throw new UsageError(`${this.base} refused the API key (401)`);
+      if (err.status === 404) throw new UsageError(`${this.base} does not serve model ${this.model.manifest.name}`);
+      throw new UsageError(`${this.base} answered ${err.status} for the model: ${err.message}`);
     });
-    if (res.status === 401) throw new UsageError(`${this.base} refused the API key (401)`);
-    if (res.status === 404) throw new UsageError(`${this.base} does not serve model ${this.model.manifest.name}`);
-    if (!res.ok) throw new UsageError(`${this.base} answered ${res.status} for the model: ${await res.text()}`);
   }
 
   async score(chunk: RawChunk): Promise<ScoredChunk> {
@@ -68,7 +71,7 @@ export class RemoteScorer implements Scorer {
     let rows = 0;
     if (parsed.count > 0) {
       const lines = await this.runBatch(parsed, chunk.seq);
-      const scored = this.collect(parsed, lines, errors);
+      const scored = await this.collect(parsed, lines, errors);
       text = scored.text;
       rows = scored.rows;
     }
@@ -81,27 +84,18 @@ export class RemoteScorer implements Scorer {
    * batch's Idempotency-Key names this run and chunk, so a resumed run (or a retried request) gets
    * the batch created before the interruption back instead of scoring its rows again.
    */
-  private async runBatch(parsed: ParsedChunk, seq: number): Promise<ResultLine[]> {
-    const body = Array.from({ length: parsed.count }, (_, i) => JSON.stringify({ inputs: this.rowInputs(parsed, i) })).join("\n");
-    const query = new URLSearchParams({ model: this.model.manifest.name, version: this.model.version, priority: "low" });
+  private async runBatch(parsed: ParsedChunk, seq: number): Promise<AsyncIterable<BatchResultLine>> {
+    // An array, sent as one NDJSON body: the client may replay it on a 429, a 503 or a lost connection.
+    const items = Array.from({ length: parsed.count }, (_, i) => ({ inputs: this.rowInputs(parsed, i) }));
+    const header: BatchHeaderInput = { model: this.model.manifest.name, version: this.model.version, priority: "low" };
     // Without it, rows scored before (same tenant, model version and inputs) come back from the
     // cluster's result cache, marked `cached` on their result lines; the output does not show it.
-    if (this.options.bypassCache) query.set("cache", "bypass");
-    const key: Record<string, string> = this.settings.runId ? { "idempotency-key": `inferline-score/${this.settings.runId}/${seq}` } : {};
-    const created = await this.request("POST", `/v1/batches?${query.toString()}`, body, "application/x-ndjson", key);
-    if (created.status !== 202 && created.status !== 200) throw new Error(`batch submit answered ${created.status}: ${(await created.text()).slice(0, 500)}`);
-    const { id } = (await created.json()) as { id: string };
+    if (this.options.bypassCache) header.cache = "bypass";
+    const idempotencyKey = this.settings.runId ? `inferline-score/${this.settings.runId}/${seq}` : undefined;
+    const created = await this.client.batches.create(items, header, idempotencyKey ? { idempotencyKey } : {});
     // Long-poll: the API answers as soon as the batch's last item finishes.
-    for (;;) {
-      const status = (await (await this.request("GET", `/v1/batches/${id}?wait=30`)).json()) as { status: string };
-      if (status.status === "completed" || status.status === "canceled") break;
-    }
-    const results = await this.request("GET", `/v1/batches/${id}/results`);
-    if (!results.ok) throw new Error(`batch results answered ${results.status}`);
-    return (await results.text())
-      .split("\n")
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as ResultLine);
+    await this.client.batches.wait(created.id);
+    return this.client.batches.results(created.id);
   }
 
   /** Row i's tensors: a slice of each dense column, or the tensors a JSONL line gave. */
@@ -115,11 +109,11 @@ export class RemoteScorer implements Scorer {
     }));
   }
 
-  private collect(parsed: ParsedChunk, results: ResultLine[], errors: RowError[]): { text: string; rows: number } {
+  private async collect(parsed: ParsedChunk, results: AsyncIterable<BatchResultLine>, errors: RowError[]): Promise<{ text: string; rows: number }> {
     const lines: number[] = [];
     const ids: unknown[] = [];
     const blocks = new Map<string, { values: Array<number | boolean>; rowSize: number }>();
-    for (const r of results) {
+    for await (const r of results) {
       const id = parsed.ids?.[r.index];
       // Failed, canceled or expired (not started within its queue deadline): the row goes to the
       // errors file with its item's error, e.g. "deadline_exceeded: …".
@@ -140,24 +134,6 @@ export class RemoteScorer implements Scorer {
     const fp32 = new Set(this.model.manifest.outputs.filter((o) => o.datatype === "FP32").map((o) => o.name));
     const outputs: OutputBlock[] = [...blocks].map(([name, b]) => ({ name, data: fp32.has(name) ? Float32Array.from(b.values as number[]) : b.values, rowSize: b.rowSize }));
     return { text: this.formatter.rows(lines.length, lines, ids.some((i) => i !== undefined) ? ids : null, outputs), rows: lines.length };
-  }
-
-  /**
-   * One request, sent again while the cluster answers "not now" (429, 503: nothing was created),
-   * after the Retry-After it gives (1 to 30 s); at most RETRIES times, then its answer stands.
-   */
-  private async request(method: string, path: string, body?: string, contentType?: string, headers: Record<string, string> = {}): Promise<Response> {
-    for (let attempt = 0; ; attempt++) {
-      const res = await fetch(`${this.base}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${this.options.apiKey}`, ...(contentType ? { "content-type": contentType } : {}), ...headers },
-        ...(body !== undefined ? { body } : {}),
-      });
-      if ((res.status !== 429 && res.status !== 503) || attempt >= RETRIES) return res;
-      await res.body?.cancel();
-      const seconds = Math.min(30, Math.max(1, Number(res.headers.get("retry-after")) || 1));
-      await new Promise((resolve) => setTimeout(resolve, seconds * 1000 * (0.8 + Math.random() * 0.4)));
-    }
   }
 
   async close(): Promise<void> {}

@@ -1,0 +1,36 @@
+// The public surface of @inferline/client, named. Types only from @inferline/contracts: nothing of
+// zod loads with the client.
+export { InferlineClient } from "./inferline-client.ts";
+export type { ClientOptions } from "./client-options.ts";
+export { InferlineError } from "./inferline-error.ts";
+export { InferlineConnectionError } from "./connection-error.ts";
+export { WebhookVerificationError } from "./webhook-verification-error.ts";
+export { verifyWebhook, type WebhookHeaders } from "./verify-webhook.ts";
+export { isTerminalJob, type Jobs } from "./jobs.ts";
+export { isFinishedBatch, type Batches } from "./batches.ts";
+export type { Models } from "./models.ts";
+export type {
+  BatchHeaderInput,
+  BatchItemInput,
+  BatchResultLine,
+  BatchStatus,
+  BatchView,
+  Datatype,
+  FieldFault,
+  FlatTensor,
+  InferenceResult,
+  JobError,
+  JobListFilter,
+  JobPage,
+  JobPriority,
+  JobStatus,
+  JobSubmissionInput,
+  JobView,
+  ModelView,
+  SubmitOptions,
+  Tensor,
+  WaitOptions,
+  WebhookEvent,
+  WebhookEventType,
+  WebhookTarget,
+} from "./types.ts";

@@ -1,0 +1,63 @@
+import { randomUUID } from "node:crypto";
+import { longPoll } from "./long-poll.ts";
+import type { Transport } from "./transport.ts";
+import type { JobListFilter, JobPage, JobStatus, JobSubmissionInput, JobView, SubmitOptions, WaitOptions } from "./types.ts";
+
+const TERMINAL: ReadonlySet<JobStatus> = new Set(["succeeded", "failed", "canceled", "expired"]);
+
+/** Whether a job's status is final (it will not change again). */
+export const isTerminalJob = (job: Pick<JobView, "status">): boolean => TERMINAL.has(job.status);
+
+const jobPath = (id: string) => `/v1/jobs/${encodeURIComponent(id)}`;
+
+/** `client.jobs`: single jobs. */
+export class Jobs {
+  constructor(private readonly transport: Transport) {}
+
+  /**
+   * Submits a job (202 queued, or 200 with the first job when its Idempotency-Key was used before
+   * with the same body). Without a key one is generated, so every retry of this call names the
+   * same job and a retried submit never creates two.
+   */
+  submit(body: JobSubmissionInput, options: SubmitOptions = {}): Promise<JobView> {
+    return this.transport.json<JobView>({ method: "POST", path: "/v1/jobs", json: body, headers: submitHeaders(options), signal: options.signal });
+  }
+
+  get(id: string, options: { signal?: AbortSignal } = {}): Promise<JobView> {
+    return this.transport.json<JobView>({ method: "GET", path: jobPath(id), signal: options.signal });
+  }
+
+  /** Long-polls until the job is terminal or `timeoutSeconds` passes (then returns it as it is). */
+  wait(id: string, options: WaitOptions = {}): Promise<JobView> {
+    return longPoll<JobView>(this.transport, jobPath(id), isTerminalJob, options);
+  }
+
+  /** Cancels a queued or running job (a terminal one answers 409 `InferlineError`). */
+  cancel(id: string): Promise<JobView> {
+    return this.transport.json<JobView>({ method: "POST", path: `${jobPath(id)}/cancel` });
+  }
+
+  /** One page of `GET /v1/jobs` (newest first; with `batchId`, that batch's items). */
+  page(filter: JobListFilter & { cursor?: string } = {}): Promise<JobPage> {
+    return this.transport.json<JobPage>({ method: "GET", path: "/v1/jobs", query: { ...filter } });
+  }
+
+  /** Every job the filter matches, page after page, fetched as the loop asks for them. */
+  async *list(filter: JobListFilter = {}): AsyncGenerator<JobView> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.page({ ...filter, cursor });
+      yield* page.jobs;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+}
+
+/** Idempotency-Key (the caller's, else a fresh UUID) and Cancel-After. */
+export function submitHeaders(options: SubmitOptions, generateKey = true): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const key = options.idempotencyKey ?? (generateKey ? randomUUID() : undefined);
+  if (key !== undefined) headers["idempotency-key"] = key;
+  if (options.cancelAfter !== undefined) headers["cancel-after"] = String(options.cancelAfter);
+  return headers;
+}
