@@ -1,66 +1,30 @@
 // The client's request and response types. Shared shapes come from @inferline/contracts as types
 // only (`import type` is erased), so that nothing of zod or the contracts' code loads at run time.
-import type { BatchView, InferenceResult, JobError, JobPriority, JobStatus, JobView, Tensor, TensorSpec, WebhookEventType } from "@inferline/contracts";
+import type { BatchView, JobListPage, JobStatus, JobView } from "@inferline/contracts";
 
-export type { BatchStatus, BatchView, Datatype, FieldFault, FlatTensor, InferenceResult, JobError, JobPriority, JobStatus, JobView, Tensor, WebhookEventType } from "@inferline/contracts";
+export type {
+  BatchHeaderInput,
+  BatchItemInput,
+  BatchResultLine,
+  BatchStatus,
+  BatchView,
+  Datatype,
+  FieldFault,
+  FlatTensor,
+  InferenceResult,
+  JobError,
+  JobPriority,
+  JobStatus,
+  JobSubmissionInput,
+  JobView,
+  ModelView,
+  Tensor,
+  WebhookEventType,
+  WebhookTarget,
+} from "@inferline/contracts";
 
-/** A webhook target; `events` defaults to every job event (or `batch.completed` for a batch). */
-export interface WebhookTarget {
-  url: string;
-  events?: WebhookEventType[];
-}
-
-/** `POST /v1/jobs`' body as a caller writes it (priority and metadata have server defaults). */
-export interface JobSubmissionInput {
-  model: string;
-  version?: string;
-  inputs: Tensor[];
-  outputs?: Array<{ name: string }>;
-  webhook?: WebhookTarget;
-  priority?: JobPriority;
-  metadata?: Record<string, string>;
-  maxQueueSeconds?: number;
-  cache?: "bypass";
-}
-
-/** Per-request headers of a submit or a batch creation. */
-export interface SubmitOptions {
-  /** Same key and body within 24 h answers the first job or batch. Generated when not given (for a batch: when its items are an array). */
-  idempotencyKey?: string;
-  /** Cancel the work if it is not terminal after this long: seconds, or a duration such as `90s`, `5m`, `1h30m`. */
-  cancelAfter?: number | string;
-  signal?: AbortSignal;
-}
-
-/** Everything of a batch but its items. */
-export interface BatchHeaderInput {
-  model: string;
-  version?: string;
-  outputs?: Array<{ name: string }>;
-  webhook?: WebhookTarget;
-  priority?: JobPriority;
-  metadata?: Record<string, string>;
-  maxQueueSeconds?: number;
-  cache?: "bypass";
-}
-
-/** One batch item. */
-export interface BatchItemInput {
-  customId?: string;
-  inputs: Tensor[];
-}
-
-/** One line of `GET /v1/batches/:id/results`, in submission order. */
-export interface BatchResultLine {
-  index: number;
-  customId: string | null;
-  jobId: string;
-  status: JobStatus;
-  result?: InferenceResult;
-  /** True when the item was answered from the model's result cache. */
-  cached?: true;
-  error?: JobError;
-}
+/** A page of `GET /v1/jobs`. */
+export type JobPage = JobListPage;
 
 /** `GET /v1/jobs` filters. */
 export interface JobListFilter {
@@ -71,22 +35,13 @@ export interface JobListFilter {
   limit?: number;
 }
 
-export interface JobPage {
-  jobs: JobView[];
-  /** Pass as `cursor` for the next page; null on the last. */
-  nextCursor: string | null;
-}
-
-/** A model as `GET /v1/models/:name` shows it. */
-export interface ModelView {
-  name: string;
-  description?: string;
-  versions: string[];
-  defaultVersion: string;
-  inputs: TensorSpec[];
-  outputs: TensorSpec[];
-  batching?: { maxBatchSize: number; maxQueueDelayMs: number };
-  maxRowsPerJob?: number;
+/** Per-request headers of a submit or a batch creation. */
+export interface SubmitOptions {
+  /** Same key and body within 24 h answers the first job or batch. Generated when not given (for a batch: when its items are an array). */
+  idempotencyKey?: string;
+  /** Cancel the work if it is not terminal after this long: seconds, or a duration such as `90s`, `5m`, `1h30m`. */
+  cancelAfter?: number | string;
+  signal?: AbortSignal;
 }
 
 /** A verified webhook delivery's body. */

@@ -11,6 +11,8 @@ export const BatchItem = z.strictObject({
   inputs: z.array(Tensor).min(1).max(16),
 });
 export type BatchItem = z.infer<typeof BatchItem>;
+/** One batch item as a client writes it. */
+export type BatchItemInput = z.input<typeof BatchItem>;
 
 /** Everything of a batch but its items (which arrive in the JSON body or as NDJSON lines). */
 export const BatchHeader = z.strictObject({
@@ -27,6 +29,8 @@ export const BatchHeader = z.strictObject({
   cache: CacheMode.optional(),
 });
 export type BatchHeader = z.infer<typeof BatchHeader>;
+/** A batch's settings as a client writes them (fields with server defaults optional). */
+export type BatchHeaderInput = Omit<z.input<typeof BatchHeader>, "maxQueueSeconds"> & { maxQueueSeconds?: number };
 
 export const BatchSubmission = BatchHeader.extend({
   items: z.array(z.unknown()).min(1).max(MAX_BATCH_ITEMS),

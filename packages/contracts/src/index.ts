@@ -29,6 +29,8 @@ export {
   CacheMode,
   OutputRequest,
   JobSubmission,
+  type JobSubmissionInput,
+  type WebhookTarget,
   JobListQuery,
   WaitQuery,
   Timestamp,
@@ -52,7 +54,20 @@ export {
   DEFAULT_RETRY_BACKOFF_MS,
   type HostPort,
 } from "./env.ts";
-export { MAX_BATCH_ITEMS, BATCH_CHUNK_SIZE, BatchItem, BatchHeader, BatchSubmission, newBatchId, batchItemId, parseBatchItemId, BatchStatus, BatchView } from "./batch.ts";
+export {
+  MAX_BATCH_ITEMS,
+  BATCH_CHUNK_SIZE,
+  BatchItem,
+  BatchHeader,
+  BatchSubmission,
+  type BatchItemInput,
+  type BatchHeaderInput,
+  newBatchId,
+  batchItemId,
+  parseBatchItemId,
+  BatchStatus,
+  BatchView,
+} from "./batch.ts";
 export { StorableText, isStorableText, UNSTORABLE_TEXT_MESSAGE } from "./text.ts";
 export { zodFaults } from "./faults.ts";
 export { HopTrace, hops } from "./hop-trace.ts";

@@ -56,6 +56,10 @@ export const JobSubmission = z.strictObject({
   cache: CacheMode.optional(),
 });
 export type JobSubmission = z.infer<typeof JobSubmission>;
+/** A job submission as a client writes it (fields with server defaults optional). */
+export type JobSubmissionInput = z.input<typeof JobSubmission>;
+/** A webhook target as a client writes it. */
+export type WebhookTarget = z.input<typeof WebhookSpec>;
 
 /** An instant as the API writes it: ISO 8601 in UTC with milliseconds (Date#toISOString). */
 export const Timestamp = z.iso.datetime().meta({ description: "ISO 8601, UTC", examples: ["2026-01-05T10:00:00.000Z"] });
