@@ -223,6 +223,18 @@ describe("a hit", () => {
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ ...first.result, id: "r-1" });
   });
+
+  it("runs the model for a v2 infer whose parameters say cache: bypass, and refuses another mode naming the field", async () => {
+    const row = uniqueRow();
+    await runAndStore(stack.alpha, iris(row));
+    const bypassBefore = await lookups("iris", "bypass");
+    const res = await stack.alpha.post("/v2/models/iris/infer", { id: "r-2", inputs: [irisInput([row])], parameters: { cache: "bypass", other: 1 } });
+    expect(res.status).toBe(200);
+    expect(await lookups("iris", "bypass")).toBe(bypassBefore + 1);
+    const refused = await stack.alpha.post("/v2/models/iris/infer", { inputs: [irisInput([row])], parameters: { cache: "only" } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toContain("parameters.cache");
+  });
 });
 
 describe("single flight", () => {

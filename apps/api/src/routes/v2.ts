@@ -1,6 +1,18 @@
 import express, { Router, type RequestHandler } from "express";
 import { z } from "zod";
-import { isTerminal, StorableText, Tensor, type ModelRepository, type V2Error, type V2InferResponse, type V2Live, type V2ModelMetadata, type V2ModelReady, type V2Ready } from "@inferline/contracts";
+import {
+  CacheMode,
+  isTerminal,
+  StorableText,
+  Tensor,
+  type ModelRepository,
+  type V2Error,
+  type V2InferResponse,
+  type V2Live,
+  type V2ModelMetadata,
+  type V2ModelReady,
+  type V2Ready,
+} from "@inferline/contracts";
 import type { JobService } from "../services/job-service.ts";
 import { modelView } from "./models.ts";
 import type { WaiterLimit } from "../services/long-poll.ts";
@@ -19,6 +31,8 @@ export const InferRequest = z.object({
     .array(z.object({ name: z.string().min(1) }))
     .max(16)
     .optional(),
+  // The protocol's free-form request parameters; `cache: "bypass"` runs the model even when the result cache could answer (as on /v1). Others are ignored.
+  parameters: z.looseObject({ cache: CacheMode.optional() }).optional(),
 });
 
 /** v2 answers errors as `{error: "..."}`; the v1 problem handler still catches unexpected ones. */
@@ -102,6 +116,7 @@ export function v2Router(deps: {
         outputs: body.data.outputs,
         priority: "high",
         metadata: body.data.id ? { v2_request_id: body.data.id } : {},
+        cache: body.data.parameters?.cache,
       },
       undefined,
       cancelAfter.seconds,
