@@ -22,7 +22,7 @@ interface Pending<I, R> {
 
 /**
  * Triton-style dynamic batching: a batch is dispatched at once when it is full, otherwise when its
- * oldest item has waited `maxQueueDelayMs`. While every run slot is busy, items keep gathering,
+ * oldest item has waited `maxQueueDelayMs` (0: once the synchronous run that submitted it ends). While every run slot is busy, items keep gathering,
  * so batches grow with load.
  */
 export class DynamicBatcher<I, R> {
@@ -30,6 +30,8 @@ export class DynamicBatcher<I, R> {
   private queuedRows = 0;
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** A gatherTick flush is pending. */
+  private gathering = false;
   private readonly maxInFlight: number;
 
   constructor(private readonly options: BatcherOptions<I, R>) {
@@ -54,7 +56,9 @@ export class DynamicBatcher<I, R> {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
       const head = this.queue[0]!;
       const waited = performance.now() - head.at;
-      if (!head.alone && this.queuedRows < this.options.maxBatchSize && waited < this.options.maxQueueDelayMs) {
+      const full = head.alone || this.queuedRows >= this.options.maxBatchSize;
+      if (!full && this.options.maxQueueDelayMs === 0) return this.gatherTick();
+      if (!full && waited < this.options.maxQueueDelayMs) {
         this.timer ??= setTimeout(() => {
           this.timer = undefined;
           this.schedule();
@@ -63,6 +67,20 @@ export class DynamicBatcher<I, R> {
       }
       this.flushOne();
     }
+  }
+
+  /**
+   * With no queue delay, a batch that is not full still waits for the end of the synchronous run
+   * that submitted it (a microtask, no timer): the jobs of one queue entry, submitted in one loop,
+   * run as one batch instead of the first alone and the rest behind it.
+   */
+  private gatherTick(): void {
+    if (this.gathering) return;
+    this.gathering = true;
+    queueMicrotask(() => {
+      this.gathering = false;
+      while (this.inFlight < this.maxInFlight && this.queue.length > 0) this.flushOne();
+    });
   }
 
   private flushOne(): void {

@@ -51,13 +51,28 @@ describe("DynamicBatcher", () => {
     expect(r.batches()).toEqual([[1], [2]]);
   });
 
-  it("dispatches at once with maxQueueDelayMs 0", () => {
+  it("with maxQueueDelayMs 0 dispatches without a timer, the items submitted in one synchronous run together", async () => {
     const r = runs();
     const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 100, maxQueueDelayMs: 0, maxInFlight: 4, rowsOf: () => 1, run: r.run });
     void batcher.submit(1);
     void batcher.submit(2);
-    expect(r.batches()).toEqual([[1], [2]]);
     expect(vi.getTimerCount()).toBe(0);
+    await Promise.resolve();
+    expect(r.batches()).toEqual([[1, 2]]);
+    void batcher.submit(3);
+    await Promise.resolve();
+    expect(r.batches()).toEqual([[1, 2], [3]]);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("with maxQueueDelayMs 0 and maxBatchSize 1, runs each item of one synchronous run in a batch of its own, as many at once as there are slots", async () => {
+    const r = runs();
+    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 1, maxQueueDelayMs: 0, maxInFlight: 2, rowsOf: () => 1, run: r.run });
+    for (const x of [1, 2, 3]) void batcher.submit(x);
+    await Promise.resolve();
+    expect(r.batches()).toEqual([[1], [2]]);
+    r.calls[0]!.finish();
+    await vi.waitFor(() => expect(r.batches()).toEqual([[1], [2], [3]]));
   });
 
   it("counts rows, not items, against maxBatchSize: a full batch goes at once and the rest waits its own delay", async () => {
@@ -82,8 +97,13 @@ describe("DynamicBatcher", () => {
   it("keeps at most maxInFlight runs in flight, gathering items meanwhile into the next batch", async () => {
     const r = runs();
     const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 8, maxQueueDelayMs: 0, maxInFlight: 2, rowsOf: () => 1, run: r.run });
-    const results = [1, 2, 3, 4, 5].map((x) => batcher.submit(x));
+    const results = [batcher.submit(1)];
+    await Promise.resolve();
+    results.push(batcher.submit(2));
+    await Promise.resolve();
     expect(r.batches()).toEqual([[1], [2]]);
+    results.push(...[3, 4, 5].map((x) => batcher.submit(x)));
+    await Promise.resolve();
     expect(batcher.size).toBe(3);
     r.calls[0]!.finish();
     await vi.advanceTimersByTimeAsync(0);
@@ -131,13 +151,13 @@ describe("DynamicBatcher", () => {
     const r = runs();
     const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 2, maxQueueDelayMs: 0, maxInFlight: 2, rowsOf: () => 1, run: r.run });
     const results = [1, 2, 3].map((x) => batcher.submit(x));
-    expect(r.batches()).toEqual([[1], [2]]);
+    await Promise.resolve();
+    expect(r.batches()).toEqual([[1, 2], [3]]);
     const boom = new Error("session.run failed");
     r.calls[0]!.fail(boom);
     await expect(results[0]).rejects.toBe(boom);
+    await expect(results[1]).rejects.toBe(boom);
     r.calls[1]!.finish();
-    await vi.advanceTimersByTimeAsync(0);
-    r.calls[2]!.finish();
-    expect(await Promise.all(results.slice(1))).toEqual([4, 6]);
+    expect(await results[2]).toBe(6);
   });
 });
