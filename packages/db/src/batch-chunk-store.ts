@@ -124,7 +124,9 @@ export class BatchChunkStore {
          update batch_chunks c set "startedAt" = coalesce(c."startedAt", now()), attempts = c.attempts + 1
          from batches b where c.id = $1 and b.id = c."batchId" and c."completedAt" is null
            and (c."startedAt" is not null or b."queueDeadline" is null or b."queueDeadline" > now()) and (b."cancelAt" is null or b."cancelAt" > now())
-         returning c.id, c."batchId", b."tenantId", b.model, b.version, b."requestedOutputs", c."firstIndex", c.attempts, c.inputs, c.statuses, c."cacheKeys",
+         returning c.id, c."batchId", b."tenantId", b.model, b.version, b."requestedOutputs", c."firstIndex", c.attempts, c.inputs,
+           -- As JSON: JSON.parse reads 512 strings far faster than pg's text[] parser.
+           to_json(c.statuses) as statuses, to_json(c."cacheKeys") as "cacheKeys",
            b.trace_parent as "traceParent"),
        started as (update dispatches set "startedAt" = coalesce("startedAt", now()) where id = $1 and exists (select 1 from claimed))
        select * from claimed`,
