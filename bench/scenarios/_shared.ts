@@ -356,3 +356,39 @@ export async function waitHttp(url: string, timeoutMs = 30_000): Promise<void> {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** p50, p90, p99, max and mean of ascending-sorted milliseconds, rounded to `digits`. */
+export function latencySummary(sorted: number[], digits: number): { p50: number; p90: number; p99: number; max: number; mean: number } {
+  const ms = (x: number) => round(x, digits);
+  return {
+    p50: ms(quantile(sorted, 0.5)),
+    p90: ms(quantile(sorted, 0.9)),
+    p99: ms(quantile(sorted, 0.99)),
+    max: ms(sorted[sorted.length - 1] ?? NaN),
+    mean: ms(sorted.reduce((a, b) => a + b, 0) / sorted.length),
+  };
+}
+
+/** What `submitLoop` needs: an HTTP client (undici's Pool), the headers, bodies to cycle through, and where to count answers by status. */
+export interface SubmitLoop {
+  client: { request(options: { path: string; method: "POST"; headers: Record<string, string>; body: string }): Promise<{ statusCode: number; body: { dump(): Promise<unknown> } }> };
+  headers: Record<string, string>;
+  bodies: string[];
+  concurrency: number;
+  statuses: Map<number, number>;
+}
+
+/** `count` POST /v1/jobs by `concurrency` closed-loop senders (the submit and express-ceiling scenarios: same client, same load). */
+export async function submitLoop(loop: SubmitLoop, count: number): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: loop.concurrency }, async () => {
+      while (next < count) {
+        const i = next++;
+        const res = await loop.client.request({ path: "/v1/jobs", method: "POST", headers: loop.headers, body: loop.bodies[i % loop.bodies.length]! });
+        await res.body.dump();
+        loop.statuses.set(res.statusCode, (loop.statuses.get(res.statusCode) ?? 0) + 1);
+      }
+    }),
+  );
+}

@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { Pool } from "undici";
-import { childPids, emit, env, freePort, inputMaker, int, log, meter, pool, ROOT, round, stopApp } from "./_shared.ts";
+import { childPids, emit, env, freePort, inputMaker, int, log, meter, pool, ROOT, round, stopApp, submitLoop } from "./_shared.ts";
 
 const N = env.n;
 const concurrency = int("BENCH_SUBMIT_CONCURRENCY", 64);
@@ -38,19 +38,7 @@ const client = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency, 
 const headers = { authorization: `Bearer ${env.apiKey || "bench"}`, "content-type": "application/json" };
 const statuses = new Map<number, number>();
 
-async function run(count: number): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) {
-        const i = next++;
-        const res = await client.request({ path: "/v1/jobs", method: "POST", headers, body: bodies[i % bodies.length] });
-        await res.body.dump();
-        statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-      }
-    }),
-  );
-}
+const run = (count: number) => submitLoop({ client, headers, bodies, concurrency, statuses }, count);
 
 await run(warmup);
 statuses.clear();

@@ -16,7 +16,7 @@ import path from "node:path";
 import { Redis } from "ioredis";
 import { Pool } from "undici";
 import { breakdown, breakdownTable, readHops, type ClientTimes } from "../support/hop-breakdown.ts";
-import { emit, env, freePort, inputMaker, int, log, meter, pool, prefixFor, quantile, resetJobs, round, sleep, spawnApp, stopApp, waitHttp } from "./_shared.ts";
+import { emit, env, freePort, inputMaker, int, latencySummary, log, meter, pool, prefixFor, quantile, resetJobs, round, sleep, spawnApp, stopApp, waitHttp } from "./_shared.ts";
 
 const rate = int("BENCH_LATENCY_RATE", env.model === "iris" ? 100 : 20);
 const seconds = int("BENCH_LATENCY_SECONDS", 10);
@@ -98,11 +98,7 @@ const statuses: Record<string, number> = {};
 for (const s of samples) statuses[s.status] = (statuses[s.status] ?? 0) + 1;
 const ms = (x: number) => round(x, 1);
 const result = {
-  p50: ms(quantile(totals, 0.5)),
-  p90: ms(quantile(totals, 0.9)),
-  p99: ms(quantile(totals, 0.99)),
-  max: ms(totals[totals.length - 1] ?? NaN),
-  mean: ms(totals.reduce((a, b) => a + b, 0) / totals.length),
+  ...latencySummary(totals, 1),
   submitP50: ms(quantile(submits, 0.5)),
   submitP99: ms(quantile(submits, 0.99)),
 };

@@ -12,7 +12,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { Queue, QueueEvents } from "bullmq";
 import { Redis } from "ioredis";
-import { childPids, emit, env, int, log, meter, pool, prefixFor, quantile, ROOT, round, sleep, stopApp } from "./_shared.ts";
+import { childPids, emit, env, int, latencySummary, log, meter, pool, prefixFor, quantile, ROOT, round, sleep, stopApp } from "./_shared.ts";
 
 const rate = int("BENCH_LATENCY_RATE", env.model === "iris" ? 100 : 20);
 const seconds = int("BENCH_LATENCY_SECONDS", 10);
@@ -107,11 +107,7 @@ const totals = samples
 const adds = samples.map((s) => s.add).sort((a, b) => a - b);
 const ms = (x: number) => round(x, 2);
 const result = {
-  p50: ms(quantile(totals, 0.5)),
-  p90: ms(quantile(totals, 0.9)),
-  p99: ms(quantile(totals, 0.99)),
-  max: ms(totals[totals.length - 1] ?? NaN),
-  mean: ms(totals.reduce((a, b) => a + b, 0) / totals.length),
+  ...latencySummary(totals, 2),
   addP50: ms(quantile(adds, 0.5)),
   addP99: ms(quantile(adds, 0.99)),
 };

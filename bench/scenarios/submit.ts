@@ -14,7 +14,7 @@ import { Redis } from "ioredis";
 import pino from "pino";
 import { Pool } from "undici";
 import { loadApiEnv, startApi } from "@inferline/api";
-import { emit, env, freePort, inputMaker, int, log, meter, pool, prefixFor, resetJobs, round, spawnApp, stopApp, waitHttp } from "./_shared.ts";
+import { emit, env, freePort, inputMaker, int, log, meter, pool, prefixFor, resetJobs, round, spawnApp, stopApp, submitLoop, waitHttp } from "./_shared.ts";
 
 const N = env.n;
 const concurrency = int("BENCH_SUBMIT_CONCURRENCY", 64);
@@ -47,19 +47,7 @@ const client = new Pool(url, { connections: concurrency, pipelining: 1, keepAliv
 const headers = { authorization: `Bearer ${env.apiKey}`, "content-type": "application/json" };
 const statuses = new Map<number, number>();
 
-async function run(count: number): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) {
-        const i = next++;
-        const res = await client.request({ path: "/v1/jobs", method: "POST", headers, body: bodies[i % bodies.length] });
-        await res.body.dump();
-        statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-      }
-    }),
-  );
-}
+const run = (count: number) => submitLoop({ client, headers, bodies, concurrency, statuses }, count);
 
 if (!env.apiKey) throw new Error("BENCH_API_KEY is not set (bench/run.ts creates one)");
 await run(warmup);

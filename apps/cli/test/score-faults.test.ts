@@ -1,10 +1,9 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestModelRepository, FIXTURE_ADAPTERS_MODULE, LOOKUP_TABLE } from "@inferline/testing";
+import { runScore } from "./support/score-cli.ts";
 
 // `inferline score` in local mode on the test-only fault models, run as the real CLI in a child
 // process with real pool threads and onnxruntime: each model answers like `lookup` except for an
@@ -12,8 +11,6 @@ import { createTestModelRepository, FIXTURE_ADAPTERS_MODULE, LOOKUP_TABLE } from
 // (hang). The chunk holding that row runs twice, on a replaced thread each time, and its rows go
 // to the errors file; every other chunk scores, on one thread that keeps being replaced.
 
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const MAIN = path.join(ROOT, "apps/cli/src/main.ts");
 const ROWS = 40;
 const POISONED = 17;
 
@@ -37,13 +34,7 @@ function writeInput(file: string): void {
   fs.writeFileSync(file, `${lines.join("\n")}\n`);
 }
 
-function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const env = { ...process.env, MODELS_DIR: fixtures.dir, INFERENCE_ADAPTER_MODULES: FIXTURE_ADAPTERS_MODULE };
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...args], { cwd: ROOT, env, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stderr })));
-}
+const cli = (args: string[]) => runScore(args, { MODELS_DIR: fixtures.dir, INFERENCE_ADAPTER_MODULES: FIXTURE_ADAPTERS_MODULE });
 
 const jsonLines = (file: string): Array<Record<string, unknown>> =>
   fs

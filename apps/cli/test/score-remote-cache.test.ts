@@ -1,20 +1,17 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
 import { Database, TenantStore } from "@inferline/db";
 import { createTestDatabase, deletePrefix, sleepUntil, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
 import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
+import { runScore } from "./support/score-cli.ts";
 
 // `inferline score --remote` re-scoring a file: its batches are answered per item from the result
 // cache (iris's manifest sets `cache`), so a second run needs no worker; `--no-cache` runs every row.
 
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const MAIN = path.join(ROOT, "apps/cli/src/main.ts");
 const logger = pino({ level: "silent" });
 
 let dir: string;
@@ -50,12 +47,7 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...args], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stderr })));
-}
+const cli = (args: string[]) => runScore(args);
 
 /** The tenant's batches in creation order, with how many of their items were answered from the cache. */
 async function batches(): Promise<Array<{ id: string; status: string; total: number; cached: number }>> {

@@ -1,22 +1,19 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
 import { Database, TenantStore } from "@inferline/db";
 import { createTestDatabase, createTestModelRepository, deletePrefix, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
 import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
+import { runScore } from "./support/score-cli.ts";
 
 // `inferline score --remote` when the cluster's items expire: the API gives every batch a
 // queue deadline of 1 s (DEFAULT_MAX_QUEUE_SECONDS) and no worker serves iris, so the deadline
 // sweep of a worker serving another model expires them. Each row goes to the errors file with
 // its item's error, as a failed row does, and the run exits 2.
 
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const MAIN = path.join(ROOT, "apps/cli/src/main.ts");
 const logger = pino({ level: "silent" });
 
 let dir: string;
@@ -49,12 +46,7 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...args], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stderr })));
-}
+const cli = (args: string[]) => runScore(args);
 
 describe("score --remote with items that expire", () => {
   it("writes each expired row to the errors file with deadline_exceeded, and exits 2", async () => {

@@ -9,6 +9,7 @@ import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
 import { Database, TenantStore } from "@inferline/db";
 import { createTestDatabase, deletePrefix, sleepUntil, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
 import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
+import { runScore } from "./support/score-cli.ts";
 
 // `inferline score --remote` against a real API and worker (in this process), compared byte for
 // byte with local scoring of the same file.
@@ -44,12 +45,7 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...args], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stderr })));
-}
+const cli = (args: string[]) => runScore(args);
 
 async function createKey(tenant: string): Promise<{ key: string; tenantId: string }> {
   const admin = new Database(db.url, { poolSize: 1 });

@@ -9,28 +9,5 @@ export { verifyWebhook, type WebhookHeaders } from "./verify-webhook.ts";
 export { isTerminalJob, type Jobs } from "./jobs.ts";
 export { isFinishedBatch, type Batches } from "./batches.ts";
 export type { Models } from "./models.ts";
-export type {
-  BatchHeaderInput,
-  BatchItemInput,
-  BatchResultLine,
-  BatchStatus,
-  BatchView,
-  Datatype,
-  FieldFault,
-  FlatTensor,
-  InferenceResult,
-  JobError,
-  JobListFilter,
-  JobPage,
-  JobPriority,
-  JobStatus,
-  JobSubmissionInput,
-  JobView,
-  ModelView,
-  SubmitOptions,
-  Tensor,
-  WaitOptions,
-  WebhookEvent,
-  WebhookEventType,
-  WebhookTarget,
-} from "./types.ts";
+// The request and answer types, listed once in types.ts.
+export type * from "./types.ts";
