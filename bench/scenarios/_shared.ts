@@ -325,7 +325,9 @@ export function spawnApp(app: "api" | "worker", vars: Record<string, string>): C
   const flags = (process.env.BENCH_CHILD_NODE_FLAGS ?? "").split(" ").filter(Boolean);
   const child = spawn(process.execPath, [...flags, "--import", "tsx", path.join(ROOT, `apps/${app}/src/main.ts`)], {
     cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, LOG_LEVEL: "warn", METRICS_PORT: "0", ...vars },
+    // The hop trace only where a scenario asks for it (latency names a temporary directory): one set in
+    // the shell would have every child of every scenario write its trace under the working directory.
+    env: { ...process.env, INFERLINE_TRACE_HOPS: "", DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, LOG_LEVEL: "warn", METRICS_PORT: "0", ...vars },
     stdio: ["ignore", "ignore", "inherit"],
   });
   childPids.set(child.pid!, app);
