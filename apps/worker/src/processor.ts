@@ -120,7 +120,7 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
       await enqueueIsolated(deps, moved, { delayMs: backoff(deps.limits.backoffMs, again[0]!.attempts), resumed: false });
     }
     const writing = trace ? epochNow() : 0;
-    const finished = await deps.outcomes.finishJobs(outcomes, entry.id);
+    const finished = await deps.outcomes.finishJobs(outcomes, entry.id, { standalone: claimed.every((j) => j.standalone) });
     trace?.written(
       outcomes.map((o) => o.id),
       writing,
@@ -134,7 +134,7 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
     if (lastAttempt && claimed.length > 0) {
       const { code, message } = giveUp(entry, err);
       const failed: JobOutcome[] = claimed.map((j) => ({ id: j.id, status: "failed", errorCode: code, errorMessage: message }));
-      await cacheJobResults(deps, claimed, failed, await deps.outcomes.finishJobs(failed, entry.id));
+      await cacheJobResults(deps, claimed, failed, await deps.outcomes.finishJobs(failed, entry.id, { standalone: claimed.every((j) => j.standalone) }));
     }
     throw err;
   }

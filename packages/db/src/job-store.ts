@@ -28,6 +28,8 @@ export interface NewJob {
   cacheKey?: string | null;
   /** The W3C traceparent of the submit's span (OpenTelemetry), which the worker's spans continue; absent or null when not traced. */
   traceParent?: string | null;
+  /** Whether the job leads its digest's single flight (JobResultCache made it the leader); absent: it does not. */
+  leadsFlight?: boolean;
 }
 
 /** A job answered from the result cache at submit: stored `succeeded` with the cached result (see JobStore.insertAnswered). */
@@ -81,6 +83,11 @@ export interface ClaimedJob {
   cacheKey: string | null;
   /** The W3C traceparent stored at submit (null: not traced). */
   traceParent: string | null;
+  /**
+   * No webhook and no single flight led: its outcome touches its own row only, so its result may
+   * be written by one statement without a transaction (see OutcomeSystem.finishJobs).
+   */
+  standalone: boolean;
 }
 
 /** What a claim took (see JobStore.claim): the jobs to run, and the ids of those it skipped for a passed deadline. */
@@ -137,11 +144,14 @@ const INSERT_CHUNK = 5000;
 /** A NewJob's fields as json_to_recordset reads them. */
 const NEW_JOB_COLUMNS = `id uuid, "tenantId" uuid, model text, version text, priority "JobPriority", inputs json, "requestedOutputs" text[], metadata jsonb,
   webhook jsonb, "idempotencyKey" text, "requestHash" text, "dispatchId" uuid, "queueDeadline" timestamptz, "cancelAt" timestamptz, "createdAt" timestamptz,
-  "cacheKey" text, "traceParent" text`;
+  "cacheKey" text, "traceParent" text, "leadsFlight" boolean`;
 
 /**
  * The hot-path statements on `jobs`: each handles many rows in one round trip (unnest arrays),
- * because per-row statements would bound throughput long before the model does.
+ * because per-row statements would bound throughput long before the model does. Those every job
+ * passes (insert, claim, finish) are named: prepared once per connection, so PostgreSQL plans
+ * them once rather than on each call. Their texts are constants and return named columns, never
+ * `*`, so a migration that adds a column does not invalidate them.
  */
 export class JobStore {
   constructor(
@@ -160,19 +170,20 @@ export class JobStore {
       const chunk = jobs.slice(i, i + INSERT_CHUNK);
       // Rows travel as one JSON document: one native JSON.stringify instead of pg escaping every
       // element of a dozen parameter arrays, which showed up as the largest cost of a submit.
-      await client.query(
-        `with d as (
+      await client.query({
+        name: "inferline.jobs.insert",
+        text: `with d as (
            insert into dispatches (id, model, version, priority, jobs, "jobIds", "tenantId")
            select x.id, x.model, x.version, x.priority, x.jobs, x."jobIds", x."tenantId"
            from json_to_recordset($2::json) as x(id uuid, model text, version text, priority "JobPriority", jobs int, "jobIds" uuid[], "tenantId" uuid)
            on conflict (id) do update set jobs = dispatches.jobs + excluded.jobs, "jobIds" = dispatches."jobIds" || excluded."jobIds")
          insert into jobs (id, "tenantId", model, version, priority, inputs, "requestedOutputs", metadata, webhook,
-           "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt", "cacheKey", trace_parent)
+           "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt", "cacheKey", trace_parent, "leadsFlight")
          select id, "tenantId", model, version, priority, inputs, coalesce("requestedOutputs", '{}'), metadata, webhook,
-           "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt", "cacheKey", "traceParent"
+           "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt", "cacheKey", "traceParent", coalesce("leadsFlight", false)
          from json_to_recordset($1::json) as x(${NEW_JOB_COLUMNS})`,
-        [JSON.stringify(chunk), JSON.stringify(dispatchRows(chunk))],
-      );
+        values: [JSON.stringify(chunk), JSON.stringify(dispatchRows(chunk))],
+      });
     }
   }
 
@@ -184,23 +195,31 @@ export class JobStore {
    * queued job past its queue deadline, or any job past its Cancel-After time (looked for only
    * when the claim skipped some). A claimed job's queue deadline no longer applies and is cleared
    * (so the deadline index holds waiting jobs only).
+   *
+   * Committed without waiting for its WAL flush (synchronous_commit off for this statement): a
+   * claim that a PostgreSQL crash loses leaves the job queued, to be claimed and run again, the
+   * at-least-once a worker's crash already gives; the result write that follows it commits
+   * synchronously, which flushes the claim too. Saves a disk flush on every job's path.
    */
   async claim(ids: string[], entryId?: string): Promise<ClaimResult> {
-    const { rows } = await this.pool.query<ClaimedJob & { overdue: boolean }>(
-      `with claimed as (
+    const { rows } = await this.pool.query<ClaimedJob & { overdue: boolean }>({
+      name: "inferline.jobs.claim",
+      text: `with relaxed as (select set_config('synchronous_commit', 'off', true)),
+       claimed as (
          update jobs set status = 'running', attempts = attempts + 1, "startedAt" = coalesce("startedAt", now()), "queueDeadline" = null
          where id = any($1::uuid[]) and status in ('queued', 'running')
            and (status = 'running' or "queueDeadline" is null or "queueDeadline" > now()) and ("cancelAt" is null or "cancelAt" > now())
-         returning id, "tenantId", model, version, inputs, "requestedOutputs", attempts, "cacheKey", trace_parent as "traceParent"),
+         returning id, "tenantId", model, version, inputs, "requestedOutputs", attempts, "cacheKey", trace_parent as "traceParent",
+           webhook is null and "leadsFlight" is false as standalone),
        started as (update dispatches set "startedAt" = coalesce("startedAt", now()) where id = $2::uuid and exists (select 1 from claimed)),
        -- The statement's snapshot, from before the update: the jobs it skipped for a deadline.
        overdue as (
          select id from jobs where (select count(*) from claimed) < cardinality($1::uuid[])
            and id = any($1::uuid[]) and status in ('queued', 'running') and ((status = 'queued' and "queueDeadline" <= now()) or "cancelAt" <= now()))
-       select *, false as overdue from claimed
-       union all select id, null::uuid, null::text, null::text, null::json, null::text[], null::int, null::text, null::text, true from overdue`,
-      [ids, entryId ?? null],
-    );
+       select claimed.*, false as overdue from claimed cross join relaxed
+       union all select id, null::uuid, null::text, null::text, null::json, null::text[], null::int, null::text, null::text, null::boolean, true from overdue`,
+      values: [ids, entryId ?? null],
+    });
     const result: ClaimResult = { claimed: [], overdue: [] };
     for (const { overdue, ...job } of rows) {
       if (overdue) result.overdue.push(job.id);
@@ -284,8 +303,9 @@ export class JobStore {
   }
 
   private async finishPart(document: string, doneDispatches: string[], q: Queryable): Promise<FinishedJob[]> {
-    const { rows } = await q.query<FinishedJob>(
-      `with done as (
+    const { rows } = await q.query<FinishedJob>({
+      name: "inferline.jobs.finish",
+      text: `with done as (
          update jobs j set status = v.status, result = v.result, "errorCode" = v."errorCode", "errorMessage" = v."errorMessage",
            "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now()), "queueDeadline" = null, "cancelAt" = null
          from json_to_recordset($1::json) as v(id uuid, status "JobStatus", result json, "errorCode" text, "errorMessage" text)
@@ -294,8 +314,8 @@ export class JobStore {
        -- The entries whose results these are: processed, so the reconciler forgets them.
        gone as (delete from dispatches where id = any($2::uuid[]))
        select * from done`,
-      [document, doneDispatches],
-    );
+      values: [document, doneDispatches],
+    });
     return rows;
   }
 
@@ -373,13 +393,13 @@ export class JobStore {
       `with l as (select id, status, result from jobs where id = $2 and "tenantId" = $3 and "cacheKey" = $4 for share),
        ins as (
          insert into jobs (id, "tenantId", model, version, priority, inputs, "requestedOutputs", metadata, webhook, "idempotencyKey", "requestHash",
-           "createdAt", "cacheKey", "queueDeadline", "cancelAt", status, result, cached, "cacheLeader", "startedAt", "completedAt")
+           "createdAt", "cacheKey", "queueDeadline", "cancelAt", status, result, cached, "cacheLeader", "startedAt", "completedAt", "leadsFlight")
          select x.id, x."tenantId", x.model, x.version, x.priority, x.inputs, coalesce(x."requestedOutputs", '{}'), x.metadata, x.webhook, x."idempotencyKey",
            x."requestHash", x."createdAt", x."cacheKey",
            case when l.status = 'succeeded' then null else x."queueDeadline" end, case when l.status = 'succeeded' then null else x."cancelAt" end,
            case when l.status = 'succeeded' then 'succeeded'::"JobStatus" else 'queued'::"JobStatus" end,
            case when l.status = 'succeeded' then l.result end, l.status = 'succeeded', case when l.status = 'succeeded' then null else l.id end,
-           case when l.status = 'succeeded' then now() end, case when l.status = 'succeeded' then now() end
+           case when l.status = 'succeeded' then now() end, case when l.status = 'succeeded' then now() end, false
          from json_to_recordset($1::json) as x(${NEW_JOB_COLUMNS}) cross join l
          where l.status in ('queued', 'running', 'succeeded')
          returning ${finishedColumns()}, result)

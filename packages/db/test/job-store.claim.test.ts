@@ -25,12 +25,29 @@ describe("JobStore.claim", () => {
           attempts: 1,
           cacheKey: "d1",
           traceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+          standalone: true,
         },
       ],
       overdue: [],
     });
     expect(await jobRow(database(), job.id)).toMatchObject({ status: "running", attempts: 1, completedAt: null });
     expect((await jobRow(database(), job.id))?.startedAt).toBeInstanceOf(Date);
+  });
+
+  it("calls a job standalone only without a webhook and without a single flight led, and a row older than the column never", async () => {
+    const tenant = await createTenant(database());
+    const [plain, hooked, leader, legacy] = [
+      newJob(tenant, { cacheKey: "d1" }),
+      newJob(tenant, { webhook: { url: "https://example.com/hook" } }),
+      newJob(tenant, { cacheKey: "d2", leadsFlight: true }),
+      newJob(tenant, { cacheKey: "d3" }),
+    ];
+    await store().insertMany([plain, hooked, leader, legacy]);
+    // As an API that predates the column stores it: unknown, so written as a possible leader.
+    await database().pool.query(`update jobs set "leadsFlight" = null where id = $1`, [legacy.id]);
+    const { claimed } = await store().claim([plain.id, hooked.id, leader.id, legacy.id]);
+    const standalone = Object.fromEntries(claimed.map((c) => [c.id, c.standalone]));
+    expect(standalone).toEqual({ [plain.id]: true, [hooked.id]: false, [leader.id]: false, [legacy.id]: false });
   });
 
   it("claims a running job again (a retry), counting each attempt and keeping the first start time", async () => {

@@ -104,7 +104,7 @@ export class OutcomeSystem {
     private readonly hooks: OutcomeHooks = {},
   ) {
     this.results = new ResultWriter(
-      (outcomes, doneEntries) => this.writeJobs(outcomes, doneEntries),
+      (outcomes, doneEntries, standalone) => this.writeJobs(outcomes, doneEntries, standalone),
       (written) => this.afterJobs(written),
     );
   }
@@ -112,11 +112,14 @@ export class OutcomeSystem {
   /**
    * Writes the outcomes of jobs, group-committed with other callers' (see ResultWriter): one
    * transaction per group carries the results, the queue entries they complete and their events.
-   * `dispatchId` names the queue entry these are all the results of. Resolves with the jobs this
-   * write moved to a terminal state (a job already terminal, e.g. canceled, keeps its state).
+   * `dispatchId` names the queue entry these are all the results of. `standalone` says that every
+   * job of `outcomes` was claimed standalone (ClaimedJob.standalone: no webhook, no flight led):
+   * a group of only such writes has no event to record and no follower to finish, and is written
+   * without a transaction. Resolves with the jobs this write moved to a terminal state (a job
+   * already terminal, e.g. canceled, keeps its state).
    */
-  finishJobs(outcomes: JobOutcome[], dispatchId?: string): Promise<FinishedJob[]> {
-    return this.results.write(outcomes, dispatchId);
+  finishJobs(outcomes: JobOutcome[], dispatchId?: string, options: { standalone?: boolean } = {}): Promise<FinishedJob[]> {
+    return this.results.write(outcomes, dispatchId, options.standalone ?? false);
   }
 
   /**
@@ -306,9 +309,14 @@ export class OutcomeSystem {
   /**
    * The ResultWriter's persist: one group's results, done queue entries and events, in one
    * transaction; the followers of single flights these results end (see JobStore.finishFollowers)
-   * finish in it too, with their events, and are woken with the rest.
+   * finish in it too, with their events, and are woken with the rest. A standalone group has
+   * neither, so its statement runs alone: one round trip instead of four (begin, finish,
+   * followers, commit). Should its results span several statements, each commits on its own,
+   * which loses nothing: the entry's row goes with the last, so a crash between them leaves it
+   * for the reconciler, whose re-run skips the jobs already finished.
    */
-  private writeJobs(outcomes: JobOutcome[], doneEntries: string[]): Promise<Written<RecordedEvent[]>> {
+  private async writeJobs(outcomes: JobOutcome[], doneEntries: string[], standalone: boolean): Promise<Written<RecordedEvent[]>> {
+    if (standalone) return { finished: await this.r.jobs.finish(outcomes, doneEntries), recorded: [] };
     return this.r.db.transaction(async (client) => {
       const finished = await this.r.jobs.finish(outcomes, doneEntries, client);
       const leaders = finished.filter((f) => f.cacheKey && (f.status === "succeeded" || f.status === "failed")).map((f) => f.id);

@@ -9,6 +9,7 @@ export interface Written<E> {
 interface Waiting {
   outcomes: JobOutcome[];
   dispatchId: string | undefined;
+  standalone: boolean;
   resolve: (jobs: FinishedJob[]) => void;
   reject: (err: unknown) => void;
 }
@@ -25,18 +26,20 @@ export class ResultWriter<E> {
   private writing = false;
 
   constructor(
-    private readonly persist: (outcomes: JobOutcome[], doneDispatches: string[]) => Promise<Written<E>>,
+    /** `standalone`: every outcome of the group is of a job whose write touches its own row only (ClaimedJob.standalone). */
+    private readonly persist: (outcomes: JobOutcome[], doneDispatches: string[], standalone: boolean) => Promise<Written<E>>,
     private readonly after: (written: Written<E>) => Promise<void>,
   ) {}
 
   /**
    * Resolves, once written, with the jobs this write moved to a terminal state. `dispatchId`
-   * names the queue entry these are all the results of (it is then done).
+   * names the queue entry these are all the results of (it is then done); `standalone`, that
+   * each outcome's job has no webhook and leads no single flight (see ClaimedJob.standalone).
    */
-  write(outcomes: JobOutcome[], dispatchId?: string): Promise<FinishedJob[]> {
+  write(outcomes: JobOutcome[], dispatchId?: string, standalone = false): Promise<FinishedJob[]> {
     if (outcomes.length === 0 && !dispatchId) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      this.waiting.push({ outcomes, dispatchId, resolve, reject });
+      this.waiting.push({ outcomes, dispatchId, standalone, resolve, reject });
       if (!this.writing) void this.drain();
     });
   }
@@ -64,6 +67,7 @@ export class ResultWriter<E> {
     const written = await this.persist(
       group.flatMap((w) => w.outcomes),
       group.flatMap((w) => w.dispatchId ?? []),
+      group.every((w) => w.standalone),
     );
     await this.after(written).catch(() => {});
     const byId = new Map(written.finished.map((f) => [f.id, f]));

@@ -26,6 +26,8 @@ const rowFault = (code: string) => Object.assign(new Error(`row fault ${code}`),
  */
 class FakeResults {
   writes: Array<{ jobs: string[]; dispatches: string[] }> = [];
+  /** Each write's `standalone`, in the order of `writes`. */
+  standalone: boolean[] = [];
   afters: Array<Written<string[]>> = [];
   terminal = new Set<string>();
   guilty = new Map<string, Error>();
@@ -37,8 +39,9 @@ class FakeResults {
   held = false;
   private holds: Array<() => void> = [];
 
-  persist = async (outcomes: JobOutcome[], dispatches: string[]): Promise<Written<string[]>> => {
+  persist = async (outcomes: JobOutcome[], dispatches: string[], standalone: boolean): Promise<Written<string[]>> => {
     this.writes.push({ jobs: outcomes.map((o) => o.id), dispatches });
+    this.standalone.push(standalone);
     if (this.held) await new Promise<void>((r) => this.holds.push(r));
     if (this.outage) throw this.outage;
     const fault = outcomes.map((o) => this.guilty.get(o.id)).find(Boolean);
@@ -102,6 +105,25 @@ describe("ResultWriter", () => {
     await flush();
     expect(ids(second.value)).toEqual(["b1", "b2"]);
     expect(ids(third.value)).toEqual(["c1"]);
+  });
+
+  it("writes a group as standalone only when every write in it is (one that is not brings the transaction)", async () => {
+    const { results, writer } = setup();
+    results.held = true;
+    const first = writer.write([ok("a")], "d1", true);
+    const alone = [writer.write([ok("b")], "d2", true), writer.write([ok("c")], "d3", true)];
+    await flush();
+    results.release();
+    await first;
+    await flush();
+    const mixed = [writer.write([ok("d")], "d4", true), writer.write([ok("e")], "d5")];
+    results.release();
+    await Promise.all(alone);
+    await flush();
+    results.release();
+    await Promise.all(mixed);
+    expect(results.writes.map((w) => w.jobs)).toEqual([["a"], ["b", "c"], ["d", "e"]]);
+    expect(results.standalone).toEqual([true, true, false]);
   });
 
   it("runs `after` once per committed group, and resolves its callers once it has finished", async () => {

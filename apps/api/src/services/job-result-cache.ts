@@ -93,7 +93,8 @@ export class JobResultCache {
 
   private async runAsLeader(job: CacheableJob, writes: JobWrites): Promise<Placed> {
     this.metrics.lookups(job.model, "miss");
-    const inserted = writes.run(job);
+    // Stored as the leader: its result write then also finishes its followers (see JobStore.finishFollowers).
+    const inserted = writes.run({ ...job, leadsFlight: true });
     this.inserting.set(job.cacheKey, { jobId: job.id, inserted });
     try {
       await inserted;
