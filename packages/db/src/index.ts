@@ -4,6 +4,7 @@ export { migrate, ensureDatabase, MIGRATIONS_DIR } from "./migrate.ts";
 export {
   JobStore,
   toJobView,
+  ANNOUNCED_RESULT_BYTES,
   type NewJob,
   type AnsweredJob,
   type FlightLeader,

@@ -134,6 +134,26 @@ export interface FinishedJob {
   model: string;
   /** Its result cache digest (statements return it; null or absent: the model does not cache): a job with one may lead a single flight, whose followers end with it. */
   cacheKey?: string | null;
+  /**
+   * The job as `GET /v1/jobs/:id` shows it, as JSON text, when the write that finished it had it
+   * at hand: a run's outcome (JobStore.finish) whose result is at most ANNOUNCED_RESULT_BYTES.
+   * The finished message carries it, so that a long-poll answers without reading the job again.
+   */
+  viewJson?: string;
+}
+
+/** Results up to this many JSON bytes travel in the finished message (see FinishedJob.viewJson); a long-poll on a larger one reads it. */
+export const ANNOUNCED_RESULT_BYTES = 4096;
+
+/** What the finish statement returns of each job it finished: the FinishedJob, and the rest of its view. */
+interface FinishedRow extends FinishedJob {
+  version: string;
+  priority: JobPriority;
+  createdAt: Date;
+  attempts: number;
+  metadata: Record<string, string>;
+  startedAt: Date;
+  completedAt: Date;
 }
 
 /** The columns every statement that ends jobs returns (see FinishedJob). */
@@ -296,21 +316,27 @@ export class JobStore {
   async finish(outcomes: JobOutcome[], doneDispatches: string[] = [], q: Queryable = this.pool): Promise<FinishedJob[]> {
     if (outcomes.length === 0 && doneDispatches.length === 0) return [];
     const parts = outcomeDocuments(outcomes);
+    const byId = new Map(outcomes.map((o) => [o.id, o]));
     const finished: FinishedJob[] = [];
     // Every part but the last writes results only; the last also forgets the processed entries.
-    for (let i = 0; i < parts.length; i++) finished.push(...(await this.finishPart(parts[i]!, i === parts.length - 1 ? doneDispatches : [], q)));
+    for (let i = 0; i < parts.length; i++) {
+      for (const { version, priority, createdAt, attempts, metadata, startedAt, completedAt, ...job } of await this.finishPart(parts[i]!, i === parts.length - 1 ? doneDispatches : [], q)) {
+        const viewJson = announcedView({ ...job, version, priority, createdAt, attempts, metadata, startedAt, completedAt }, byId.get(job.id));
+        finished.push(viewJson ? { ...job, viewJson } : job);
+      }
+    }
     return finished;
   }
 
-  private async finishPart(document: string, doneDispatches: string[], q: Queryable): Promise<FinishedJob[]> {
-    const { rows } = await q.query<FinishedJob>({
+  private async finishPart(document: string, doneDispatches: string[], q: Queryable): Promise<FinishedRow[]> {
+    const { rows } = await q.query<FinishedRow>({
       name: "inferline.jobs.finish",
       text: `with done as (
          update jobs j set status = v.status, result = v.result, "errorCode" = v."errorCode", "errorMessage" = v."errorMessage",
            "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now()), "queueDeadline" = null, "cancelAt" = null
          from json_to_recordset($1::json) as v(id uuid, status "JobStatus", result json, "errorCode" text, "errorMessage" text)
          where j.id = v.id and j.status in ('queued', 'running')
-         returning ${finishedColumns("j.")}),
+         returning ${finishedColumns("j.")}, j.version, j.priority, j."createdAt", j.attempts, j.metadata, j."startedAt", j."completedAt"),
        -- The entries whose results these are: processed, so the reconciler forgets them.
        gone as (delete from dispatches where id = any($2::uuid[]))
        select * from done`,
@@ -576,6 +602,29 @@ function dispatchRows(jobs: NewJob[]): DispatchRow[] {
 }
 
 /** The job as the API shows it. */
+/**
+ * A job just finished by a run's outcome, as toJobView shows it (same fields, same order), as
+ * JSON text; the result is spliced in as the worker's JSON, not parsed again. Undefined for a
+ * result over ANNOUNCED_RESULT_BYTES.
+ */
+function announcedView(row: FinishedRow, outcome: JobOutcome | undefined): string | undefined {
+  if (!outcome || (outcome.status === "succeeded" && outcome.resultJson.length > ANNOUNCED_RESULT_BYTES)) return undefined;
+  const view: JobView = {
+    id: row.id,
+    status: row.status,
+    model: row.model,
+    version: row.version,
+    priority: row.priority,
+    createdAt: row.createdAt.toISOString(),
+    attempts: row.attempts,
+    metadata: row.metadata,
+    startedAt: row.startedAt.toISOString(),
+    completedAt: row.completedAt.toISOString(),
+  };
+  if (outcome.status === "failed") return JSON.stringify({ ...view, error: { code: outcome.errorCode, message: outcome.errorMessage } });
+  return `${JSON.stringify(view).slice(0, -1)},"result":${outcome.resultJson}}`;
+}
+
 export function toJobView(job: Job): JobView {
   const view: JobView = {
     id: job.id,

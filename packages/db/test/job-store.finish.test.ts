@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { isRowFault, JobStore } from "@inferline/db";
+import { ANNOUNCED_RESULT_BYTES, isRowFault, JobStore, toJobView } from "@inferline/db";
 import { useTestDatabase } from "./support/test-database.ts";
 import { createTenant, dispatchRow, jobRow, newJob } from "./support/rows.ts";
 
@@ -22,7 +22,7 @@ describe("JobStore.finish", () => {
       { id: queued.id, status: "succeeded", resultJson: "{}" },
     ]);
 
-    expect(finished.sort((x, y) => x.id.localeCompare(y.id))).toEqual(
+    expect(finished.map(({ viewJson: _, ...f }) => f).sort((x, y) => x.id.localeCompare(y.id))).toEqual(
       [
         { id: ran.id, tenantId: tenant, status: "succeeded", model: "iris", webhook, cacheKey: null },
         { id: failed.id, tenantId: tenant, status: "failed", model: "iris", webhook: null, cacheKey: null },
@@ -35,6 +35,27 @@ describe("JobStore.finish", () => {
     const row = await jobRow(database(), queued.id);
     expect(row?.startedAt).toBeInstanceOf(Date);
     expect(row?.completedAt).toBeInstanceOf(Date);
+  });
+
+  it("gives each job it finished its view as GET shows it (the finished message's), but none for a result too large to announce", async () => {
+    const tenant = await createTenant(database());
+    const [ran, failed, large] = [newJob(tenant, { metadata: { order: "17", customer: "c-9" }, priority: "high" }), newJob(tenant), newJob(tenant)];
+    await store().insertMany([ran, failed, large]);
+    await store().claim([ran.id, failed.id, large.id]);
+    const largeResult = { outputs: [{ name: "y", datatype: "BYTES", shape: [1], data: ["x".repeat(ANNOUNCED_RESULT_BYTES)] }] };
+    const finished = await store().finish([
+      { id: ran.id, status: "succeeded", resultJson: JSON.stringify(RESULT) },
+      { id: failed.id, status: "failed", errorCode: "inference_error", errorMessage: "bad input" },
+      { id: large.id, status: "succeeded", resultJson: JSON.stringify(largeResult) },
+    ]);
+    const byId = new Map(finished.map((f) => [f.id, f]));
+    for (const job of [ran, failed]) {
+      const viewJson = byId.get(job.id)?.viewJson;
+      expect(viewJson).toBeDefined();
+      // Same fields, same values, same order as a read of the row.
+      expect(viewJson).toBe(JSON.stringify(toJobView((await store().get(tenant, job.id))!)));
+    }
+    expect(byId.get(large.id)?.viewJson).toBeUndefined();
   });
 
   it("writes a job's outcome once: a retried or duplicate attempt returns nothing and overwrites nothing", async () => {

@@ -81,6 +81,8 @@ export interface SweptPage {
 /** What a committed write leaves to do: the channels to wake (job ids, or a batch id), the events to deliver and the followers to enqueue. */
 interface Committed {
   channels: string[];
+  /** Views of some of the channels' jobs, by id, for the message (see FinishedNotifier.publish). */
+  views?: ReadonlyMap<string, string>;
   events: RecordedEvent[];
   released?: ReleasedFollowers[];
   /** What the commit ended, for the `ended` hook. */
@@ -336,7 +338,9 @@ export class OutcomeSystem {
 
   /** The ResultWriter's after: runs once per committed group. */
   private async afterJobs({ finished, recorded }: Written<RecordedEvent[]>): Promise<void> {
-    await this.afterCommit({ channels: finished.map((f) => f.id), events: recorded, ended: jobsEnded(finished) });
+    const views = new Map<string, string>();
+    for (const f of finished) if (f.viewJson) views.set(f.id, f.viewJson);
+    await this.afterCommit({ channels: finished.map((f) => f.id), views, events: recorded, ended: jobsEnded(finished) });
     await this.hooks.onFinished?.(finished);
   }
 
@@ -349,7 +353,7 @@ export class OutcomeSystem {
    * One notification for the write, then the deliveries, carrying each event's tenant so the
    * webhook worker need not look it up.
    */
-  private async afterCommit({ channels, events, released = [], ended = [] }: Committed): Promise<void> {
+  private async afterCommit({ channels, views, events, released = [], ended = [] }: Committed): Promise<void> {
     const counted = ended.filter((e) => e.count > 0);
     if (counted.length > 0) this.hooks.ended?.(counted);
     if (released.length > 0) {
@@ -357,7 +361,7 @@ export class OutcomeSystem {
       await this.r.entries?.enqueue(groups).catch((err: Error) => this.r.logger.warn({ err: err.message }, "enqueueing released followers failed; the reconciler will"));
     }
     if (channels.length > 0)
-      await this.r.notifier.publish(channels).catch((err: Error) => this.r.logger.warn({ err: err.message }, "finished notification failed; long-polls look again on their own"));
+      await this.r.notifier.publish(channels, views).catch((err: Error) => this.r.logger.warn({ err: err.message }, "finished notification failed; long-polls look again on their own"));
     if (events.length === 0) return;
     await this.r.deliveries.enqueue(events).catch((err: Error) => this.r.logger.warn({ err: err.message }, "webhook enqueue failed; the sweep will retry"));
   }

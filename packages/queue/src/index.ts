@@ -14,7 +14,7 @@ export { redisFailure, isRedisUnavailable, type RedisFailure } from "./redis-err
 export { inferQueueName, finishedChannel, WEBHOOK_QUEUE, type DispatchPayload } from "./names.ts";
 export { entryPriority, CLASS_BASE, CLASS_SPAN, MAX_QUEUE_PRIORITY } from "./fair-priority.ts";
 export { Dispatcher, type DispatcherOptions, type DispatchGroup } from "./dispatcher.ts";
-export { FinishedNotifier, FinishedListener, DEFAULT_RECHECK_MS } from "./finished-events.ts";
+export { FinishedNotifier, FinishedListener, DEFAULT_RECHECK_MS, MAX_ANNOUNCED_VIEW_BYTES, type WaitEnd } from "./finished-events.ts";
 export { keyRevokedChannel, KeyRevocationNotifier, KeyRevocationListener, publishKeyRevocation, type KeyRevocationHandlers } from "./key-events.ts";
 export { modelReadinessKey, modelReportKey } from "./names.ts";
 export { ModelReadinessPublisher, type ModelReadinessPublisherOptions, type ReadinessPublisherRedis } from "./model-readiness-publisher.ts";

@@ -14,6 +14,7 @@ import {
   type JobListQuery,
   type CacheMode,
   type InferenceResult,
+  type JobStatus,
   type JobSubmission,
   type JobView,
   type ModelRepository,
@@ -191,6 +192,8 @@ export class JobService {
       signal,
       () => this.get(tenantId, id),
       (job) => isTerminal(job.status),
+      // The worker's message: the job as this tenant's read would show it (the first read above found it theirs).
+      (view) => (isAnnouncedView(view, id) ? view : undefined),
     );
   }
 
@@ -248,4 +251,11 @@ function viewOfNew(job: NewJob): JobView {
 function viewOfAnswered(job: NewJob, result: InferenceResult, answeredAt: Date): JobView {
   const at = answeredAt.toISOString();
   return { ...viewOfNew(job), status: "succeeded", startedAt: at, completedAt: at, result, cached: true };
+}
+
+/** A finished message's view of job `id` (see FinishedNotifier), checked for shape before it is answered. */
+function isAnnouncedView(view: unknown, id: string): view is JobView {
+  if (view === null || typeof view !== "object") return false;
+  const { id: viewId, status } = view as { id?: unknown; status?: unknown };
+  return viewId === id && typeof status === "string" && isTerminal(status as JobStatus);
 }

@@ -5,13 +5,22 @@ import type { FinishedListener } from "@inferline/queue";
  * Reads a job or batch, and while it is not done waits (up to `waitSeconds` in all) for the
  * workers' "finished" messages about `channel`, reading again after each. A batch's channel
  * carries one message per finished chunk, so one message need not mean done. Listens before each
- * read, so something that finishes between the read and the wait still wakes it.
+ * read, so something that finishes between the read and the wait still wakes it. A message that
+ * carries the job's view answers without that read, when `fromView` accepts it as done.
  *
  * Pub/sub is at-most-once (a message sent while the subscriber reconnects is gone), so it also
  * reads again every `listener.recheckMs` (with some jitter, so that waiters started together do
  * not read together): a lost message costs seconds, not the whole wait.
  */
-export async function longPoll<T>(listener: FinishedListener, channel: string, waitSeconds: number, signal: AbortSignal, read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
+export async function longPoll<T>(
+  listener: FinishedListener,
+  channel: string,
+  waitSeconds: number,
+  signal: AbortSignal,
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  fromView?: (view: unknown) => T | undefined,
+): Promise<T> {
   if (waitSeconds <= 0) return read();
   const deadline = Date.now() + waitSeconds * 1000;
   for (;;) {
@@ -30,7 +39,14 @@ export async function longPoll<T>(listener: FinishedListener, channel: string, w
       hops.mark(channel, "api.read");
       return now;
     }
-    if (await waiter.promise) hops.mark(channel, "api.woken"); // else rechecking, at the deadline or aborted: the loop decides
+    const end = await waiter.promise;
+    if (!end.announced) continue; // rechecking, at the deadline or aborted: the loop decides
+    hops.mark(channel, "api.woken");
+    const announced = end.view === undefined ? undefined : fromView?.(end.view);
+    if (announced !== undefined && done(announced)) {
+      hops.mark(channel, "api.read");
+      return announced;
+    }
   }
 }
 
