@@ -168,7 +168,7 @@ describe("batches and the result cache", () => {
     expect(ndjson.status).toBe(202);
     expect(ndjson.body).toMatchObject({ status: "queued", counts: { queued: 300 } });
     expect((await lookups("bypass")) - bypassBefore).toBe(600);
-    const bad = await stack.alpha.post("/v1/batches", { model: "iris", cache: "off", items: body.items.slice(0, 1) });
+    const bad = await stack.alpha.post("/v1/batches", { model: "iris", cache: "only", items: body.items.slice(0, 1) });
     expect(bad.status).toBe(422);
     expect(JSON.stringify(bad.body.errors)).toContain("/cache");
 

@@ -156,7 +156,28 @@ describe("a hit", () => {
     expect(await lookups("iris", "bypass")).toBe(bypassBefore + 1);
   });
 
-  it("refuses a cache mode other than bypass, naming the field", async () => {
+  it("off: runs the model although the cache holds the answer, and stores nothing (the next identical job misses)", async () => {
+    const cachedRow = uniqueRow();
+    await runAndStore(stack.alpha, iris(cachedRow));
+    const off = await stack.alpha.post("/v1/jobs", iris(cachedRow, { cache: "off" }));
+    expect(off.body.status).toBe("queued");
+    expect(await waitForEnd(stack.alpha, off.body.id)).toMatchObject({ status: "succeeded", attempts: 1 });
+
+    const row = uniqueRow();
+    const writes = await storedWrites();
+    const [misses, lookupsBefore] = [await lookups("iris", "miss"), await lookups("iris", "bypass")];
+    const first = await stack.alpha.post("/v1/jobs", iris(row, { cache: "off" }));
+    const done = await waitForEnd(stack.alpha, first.body.id);
+    expect(done).toMatchObject({ status: "succeeded", attempts: 1 });
+    expect(done).not.toHaveProperty("cached");
+    // The same row again, using the cache: a miss that runs, whose result is then the only one stored.
+    expect((await runAndStore(stack.alpha, iris(row))).cached).toBeUndefined();
+    expect(await lookups("iris", "miss")).toBe(misses + 1);
+    expect(await lookups("iris", "bypass")).toBe(lookupsBefore);
+    expect((await storedWrites()) - writes).toBe(1);
+  });
+
+  it("refuses a cache mode other than bypass or off, naming the field", async () => {
     const res = await stack.alpha.post("/v1/jobs", iris(uniqueRow(), { cache: "only" }));
     expect(res.status).toBe(422);
     expect(JSON.stringify(res.body.errors)).toContain("/cache");

@@ -10,7 +10,8 @@ import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worke
 import { runScore } from "./support/score-cli.ts";
 
 // `inferline score --remote` re-scoring a file: its batches are answered per item from the result
-// cache (iris's manifest sets `cache`), so a second run needs no worker; `--no-cache` runs every row.
+// cache (iris's manifest sets `cache`), so a second run needs no worker; `--no-cache` runs every row;
+// `--cache off` runs every row and stores nothing.
 
 const logger = pino({ level: "silent" });
 
@@ -65,10 +66,10 @@ async function cacheWrites(): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
-function writeCsv(file: string, rows: number): void {
+/** Rows `from` to `from + rows - 1`: distinct (the first column alone differs on every row), so no row hits another's entry. */
+function writeCsv(file: string, rows: number, from = 0): void {
   let s = "id,sepal_length,sepal_width,petal_length,petal_width\n";
-  // Distinct rows (the first column alone differs on every row), so no row of the first run hits another's entry.
-  for (let i = 0; i < rows; i++) s += `r${i},${4 + i / 1000},${2 + ((i * 3) % 25) / 10},${1 + ((i * 11) % 60) / 10},${0.1 + ((i * 5) % 24) / 10}\n`;
+  for (let i = from; i < from + rows; i++) s += `r${i},${4 + i / 1000},${2 + ((i * 3) % 25) / 10},${1 + ((i * 11) % 60) / 10},${0.1 + ((i * 5) % 24) / 10}\n`;
   fs.writeFileSync(file, s);
 }
 
@@ -109,5 +110,23 @@ describe("score --remote and the result cache", () => {
     expect((await batches()).slice(before).every((b) => b.cached === 0)).toBe(true);
     const ran = (await worker.metrics.itemsFinished.get()).values.reduce((n, v) => n + v.value, 0);
     expect(ran).toBe(3000);
+  }, 90_000);
+
+  it("--cache off runs every row and stores none of them: the file's next run runs them all again", async () => {
+    const input = path.join(dir, "fresh.csv");
+    writeCsv(input, 1000, 5000);
+    const flags = [input, "--model", "iris", "--progress", "off", "--chunk-size", "16384", "--remote", api.url, "--api-key", key];
+    worker ??= await startWorker(loadWorkerEnv(workerEnv), logger);
+    const ran = async () => (await worker!.metrics.itemsFinished.get()).values.reduce((n, v) => n + v.value, 0);
+    const [writes, runs, before] = [await cacheWrites(), await ran(), (await batches()).length];
+
+    expect((await cli([...flags, "--out", path.join(dir, "off.jsonl"), "--cache", "off"])).code).toBe(0);
+    expect((await ran()) - runs).toBe(1000);
+    expect((await cli([...flags, "--out", path.join(dir, "after-off.jsonl")])).code).toBe(0);
+    // Nothing of the first run was there to answer the second: it ran every row too, and stored them.
+    expect((await ran()) - runs).toBe(2000);
+    expect((await batches()).slice(before).every((b) => b.cached === 0)).toBe(true);
+    await sleepUntil(async () => (await cacheWrites()) - writes >= 1000, { timeoutMs: 10_000, message: "the second run's results were never stored" });
+    expect((await cacheWrites()) - writes).toBe(1000);
   }, 90_000);
 });

@@ -25,7 +25,7 @@ export const BatchHeader = z.strictObject({
   metadata: Metadata.default({}),
   /** Every item's queue deadline, from the batch's creation (see MaxQueueSeconds). */
   maxQueueSeconds: z.coerce.number().pipe(MaxQueueSeconds).optional(),
-  /** `bypass`: every item runs the model, even those the result cache could answer. */
+  /** `bypass`: every item runs the model, even those the result cache could answer, and stores its result; `off`: every item runs and the cache is left alone (see CacheMode). */
   cache: CacheMode.optional(),
 });
 export type BatchHeader = z.infer<typeof BatchHeader>;

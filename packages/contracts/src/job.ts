@@ -37,8 +37,13 @@ export const Metadata = z.record(StorableText.max(64), StorableText.max(512)).re
 export const MaxQueueSeconds = z.number().int().min(1).max(259_200);
 
 /** A requested output (v1 bodies are strict: an unknown field is a 422 naming it). */
-/** `cache: "bypass"` on a job or batch: run the model even when its result cache holds the answer (the result is still stored). */
-export const CacheMode = z.literal("bypass");
+/**
+ * How a job or batch uses its model's result cache; absent, it is looked up and the run's result
+ * stored. `bypass`: run the model even when the cache holds the answer, and store the result (a
+ * refresh). `off`: run it and leave the cache alone, no lookup and nothing stored (bulk scoring
+ * of rows that will not come again, which would only fill the cache and pay for it per row).
+ */
+export const CacheMode = z.enum(["bypass", "off"]);
 export type CacheMode = z.infer<typeof CacheMode>;
 
 export const OutputRequest = z.strictObject({ name: z.string().min(1).max(128) });

@@ -31,7 +31,7 @@ export const InferRequest = z.object({
     .array(z.object({ name: z.string().min(1) }))
     .max(16)
     .optional(),
-  // The protocol's free-form request parameters; `cache: "bypass"` runs the model even when the result cache could answer (as on /v1). Others are ignored.
+  // The protocol's free-form request parameters; `cache` is /v1's (CacheMode: "bypass" runs the model even when the result cache could answer, "off" also stores nothing). Others are ignored.
   parameters: z.looseObject({ cache: CacheMode.optional() }).optional(),
 });
 

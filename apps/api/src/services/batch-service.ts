@@ -114,9 +114,13 @@ export class BatchService {
     }
     if (header.webhook) await this.options.checkWebhook?.(header.webhook.url);
     const { depthGuard: depth, quotaGuard: quota } = this.options;
-    const itemCache = BatchItemCache.for(model, tenantId, { requestedOutputs: (header.outputs ?? []).map((o) => o.name), bypass: header.cache === "bypass" }, this.options.cache, {
-      commandTimeoutMs: this.options.cacheCommandTimeoutMs ?? 250,
-    });
+    // `cache: "off"`: no digests, so no item is looked up or stored (as for a model without a cache).
+    const itemCache =
+      header.cache === "off"
+        ? undefined
+        : BatchItemCache.for(model, tenantId, { requestedOutputs: (header.outputs ?? []).map((o) => o.name), bypass: header.cache === "bypass" }, this.options.cache, {
+            commandTimeoutMs: this.options.cacheCommandTimeoutMs ?? 250,
+          });
     // Before reading the body: a full queue or quota refuses at once, and so does a JSON body whose
     // size would pass it, unless the cache may answer its items: hits queue nothing, so then each
     // chunk's misses are checked once it is looked up.

@@ -75,7 +75,8 @@ export class JobService {
     if (body.webhook) await this.options.checkWebhook?.(body.webhook.url);
     const createdAt = new Date();
     const requestedOutputs = (body.outputs ?? []).map((o) => o.name);
-    const cacheKey = model.manifest.cache && this.options.cache ? requestCacheKey(tenantId, model, value.inputs, requestedOutputs) : null;
+    // `cache: "off"`: no digest, so the job neither looks up nor stores (it runs as a model without a cache would).
+    const cacheKey = model.manifest.cache && this.options.cache && body.cache !== "off" ? requestCacheKey(tenantId, model, value.inputs, requestedOutputs) : null;
     const id = crypto.randomUUID();
     if (tracing.enabled) annotateActive({ [ATTR.jobId]: id, [ATTR.model]: model.manifest.name, [ATTR.version]: model.version });
     return {

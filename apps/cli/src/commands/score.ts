@@ -1,7 +1,7 @@
 import os from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { z } from "zod";
-import { DEFAULT_MODELS_DIR, InferenceEnv, parseEnv } from "@inferline/contracts";
+import { DEFAULT_MODELS_DIR, InferenceEnv, parseEnv, type CacheMode } from "@inferline/contracts";
 import { runScore, type ScoreOptions } from "../score/pipeline.ts";
 import { UsageError } from "../score/types.ts";
 import { RemoteScorer } from "../score/remote-scorer.ts";
@@ -21,8 +21,8 @@ interface ScoreFlags {
   remote?: string;
   apiKey?: string;
   concurrency: number;
-  /** false with --no-cache. */
-  cache: boolean;
+  /** --cache's mode; false with --no-cache (the same as --cache bypass). */
+  cache: "use" | "bypass" | "off" | false;
 }
 
 /** The environment `score` reads: the worker's variables of the same names, with the same meaning. */
@@ -76,7 +76,12 @@ export function registerScore(program: Command): void {
     .option("--remote <url>", "score through a running cluster's batches API instead of in-process", process.env.INFERLINE_URL)
     .option("--api-key <key>", "API key for --remote (default: $INFERLINE_API_KEY)", process.env.INFERLINE_API_KEY)
     .option("--concurrency <n>", "with --remote: batches in flight at once", positiveInt("--concurrency"), 4)
-    .option("--no-cache", 'with --remote: run every row, even rows the cluster\'s result cache could answer (sends cache: "bypass"; the results still refresh the cache)')
+    .addOption(
+      new Option("--cache <mode>", "with --remote: the cluster's result cache; use: rows it holds come from it, bypass: every row runs and refreshes it, off: every row runs and it is left alone")
+        .choices(["use", "bypass", "off"])
+        .default("use"),
+    )
+    .option("--no-cache", "with --remote: the same as --cache bypass")
     .addHelpText("after", HELP)
     .action(async (input: string, flags: ScoreFlags) => {
       if (flags.remote && !flags.apiKey) throw new UsageError("--remote needs --api-key (or INFERLINE_API_KEY)");
@@ -100,7 +105,13 @@ export function registerScore(program: Command): void {
         ...(env.INFERENCE_TIMEOUT_MS !== undefined ? { timeoutMs: env.INFERENCE_TIMEOUT_MS } : {}),
       };
       process.exitCode = 1; // until the run says otherwise: a run that never finishes must not look like success
-      const remote = flags.remote ? { url: flags.remote, apiKey: flags.apiKey!, concurrency: flags.concurrency, bypassCache: !flags.cache } : undefined;
+      const remote = flags.remote ? { url: flags.remote, apiKey: flags.apiKey!, concurrency: flags.concurrency, cache: cacheMode(flags.cache) } : undefined;
       process.exitCode = await runScore(options, remote ? (model, settings) => new RemoteScorer(model, settings, remote) : undefined);
     });
+}
+
+/** The batches' `cache` for --cache (absent: use the cache). */
+function cacheMode(flag: ScoreFlags["cache"]): CacheMode | undefined {
+  if (flag === false) return "bypass";
+  return flag === "use" ? undefined : flag;
 }

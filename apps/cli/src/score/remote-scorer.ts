@@ -1,5 +1,5 @@
 import { InferlineClient, InferlineError, type BatchResultLine, type BatchHeaderInput } from "@inferline/client";
-import type { FlatTensor, ResolvedModel } from "@inferline/contracts";
+import type { CacheMode, FlatTensor, ResolvedModel } from "@inferline/contracts";
 import { ChunkParser, type ParsedChunk, type RowError } from "./chunk-parser.ts";
 import { ResultFormatter, type OutputBlock } from "./formatter.ts";
 import { modelLayout, type ModelLayout } from "./model-layout.ts";
@@ -19,8 +19,8 @@ export interface RemoteOptions {
   apiKey: string;
   /** Batches in flight at once (the CLI's --concurrency, default 4, states the default). */
   concurrency: number;
-  /** --no-cache: every row runs (`cache: "bypass"`), even those the cluster's result cache could answer. */
-  bypassCache?: boolean;
+  /** --cache bypass (or --no-cache): every row runs and refreshes the cluster's result cache; --cache off: every row runs and the cache is left alone. Absent: rows the cache holds come from it. */
+  cache?: CacheMode;
 }
 
 const encoder = new TextEncoder();
@@ -90,7 +90,7 @@ export class RemoteScorer implements Scorer {
     const header: BatchHeaderInput = { model: this.model.manifest.name, version: this.model.version, priority: "low" };
     // Without it, rows scored before (same tenant, model version and inputs) come back from the
     // cluster's result cache, marked `cached` on their result lines; the output does not show it.
-    if (this.options.bypassCache) header.cache = "bypass";
+    if (this.options.cache) header.cache = this.options.cache;
     const idempotencyKey = this.settings.runId ? `inferline-score/${this.settings.runId}/${seq}` : undefined;
     const created = await this.client.batches.create(items, header, idempotencyKey ? { idempotencyKey } : {});
     // Long-poll: the API answers as soon as the batch's last item finishes.
