@@ -214,14 +214,13 @@ export class BatchService {
 
   /** The batch once completed (or canceled), or as it is after `waitSeconds`; woken by the worker that finishes its last item. */
   wait(tenantId: string, id: string, waitSeconds: number, signal: AbortSignal): Promise<BatchView> {
-    return longPoll(
-      this.listener,
-      id,
+    return longPoll(this.listener, {
+      channel: id,
       waitSeconds,
       signal,
-      () => this.get(tenantId, id),
-      (b) => b.status === "completed" || b.status === "canceled",
-    );
+      read: () => this.get(tenantId, id),
+      done: (b) => b.status === "completed" || b.status === "canceled",
+    });
   }
 
   /** Results in submission order; throws 404 before the first line when the batch is not the tenant's. */

@@ -183,19 +183,18 @@ export class JobService {
    * Batch items are announced by their batch's id (one message per chunk, not one per item).
    */
   async wait(tenantId: string, id: string, waitSeconds: number, signal: AbortSignal): Promise<JobView> {
-    const first = await this.get(tenantId, id);
-    if (waitSeconds <= 0 || isTerminal(first.status)) return first;
-    const channel = first.batchId ?? id;
-    return longPoll(
-      this.listener,
-      channel,
+    // One read before the first wait: it listens on the id as a job's, and should the read show a
+    // batch item, on its batch's channel instead (then reading once more).
+    return longPoll(this.listener, {
+      channel: id,
       waitSeconds,
       signal,
-      () => this.get(tenantId, id),
-      (job) => isTerminal(job.status),
-      // The worker's message: the job as this tenant's read would show it (the first read above found it theirs).
-      (view) => (isAnnouncedView(view, id) ? view : undefined),
-    );
+      read: () => this.get(tenantId, id),
+      done: (job) => isTerminal(job.status),
+      // The worker's message: the job as this tenant's read would show it (the poll's first read found it theirs).
+      fromView: (view) => (isAnnouncedView(view, id) ? view : undefined),
+      channelOf: (job) => job.batchId ?? id,
+    });
   }
 
   /** Newest first. With `batchId`, the batch's items (highest index first); otherwise jobs submitted one by one. */

@@ -1,26 +1,35 @@
 import { hops } from "@inferline/contracts";
 import type { FinishedListener } from "@inferline/queue";
 
+/** What a long-poll reads and waits on. */
+export interface LongPoll<T> {
+  /** The finished messages' channel to wait on: a job's id, or a batch's (which its items share). */
+  channel: string;
+  waitSeconds: number;
+  signal: AbortSignal;
+  read: () => Promise<T>;
+  done: (value: T) => boolean;
+  /** A message's view of the job as the answer, or undefined to read it instead. */
+  fromView?: (view: unknown) => T | undefined;
+  /** The channel the value read says to wait on, when the id alone could not tell (a batch item's id looks like a job's). */
+  channelOf?: (value: T) => string;
+}
+
 /**
  * Reads a job or batch, and while it is not done waits (up to `waitSeconds` in all) for the
  * workers' "finished" messages about `channel`, reading again after each. A batch's channel
  * carries one message per finished chunk, so one message need not mean done. Listens before each
  * read, so something that finishes between the read and the wait still wakes it. A message that
- * carries the job's view answers without that read, when `fromView` accepts it as done.
+ * carries the job's view answers without that read, when `fromView` accepts it as done. When the
+ * first read shows another channel (`channelOf`), it listens there and reads once more.
  *
  * Pub/sub is at-most-once (a message sent while the subscriber reconnects is gone), so it also
  * reads again every `listener.recheckMs` (with some jitter, so that waiters started together do
  * not read together): a lost message costs seconds, not the whole wait.
  */
-export async function longPoll<T>(
-  listener: FinishedListener,
-  channel: string,
-  waitSeconds: number,
-  signal: AbortSignal,
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  fromView?: (view: unknown) => T | undefined,
-): Promise<T> {
+export async function longPoll<T>(listener: FinishedListener, poll: LongPoll<T>): Promise<T> {
+  const { waitSeconds, signal, read, done, fromView, channelOf } = poll;
+  let channel = poll.channel;
   if (waitSeconds <= 0) return read();
   const deadline = Date.now() + waitSeconds * 1000;
   for (;;) {
@@ -38,6 +47,12 @@ export async function longPoll<T>(
       waiter.cancel();
       hops.mark(channel, "api.read");
       return now;
+    }
+    const shown = channelOf?.(now);
+    if (shown !== undefined && shown !== channel) {
+      waiter.cancel();
+      channel = shown;
+      continue;
     }
     const end = await waiter.promise;
     if (!end.announced) continue; // rechecking, at the deadline or aborted: the loop decides
