@@ -144,6 +144,7 @@ try {
       "-f",
       "cli-cpu %U %S",
       process.execPath,
+      ...(process.env.PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PROFILE}/cli`] : []),
       "--import",
       "tsx",
       "apps/cli/src/main.ts",
@@ -206,7 +207,9 @@ try {
     node: process.version,
     date: new Date().toISOString(),
   };
-  console.log(`\nscore --remote: ${rows} rows in ${result.seconds} s = ${result.rowsPerSecond} rows/s (workers ${WORKERS}, concurrency ${CONCURRENCY}, chunk ${CHUNK} B, --cache ${CACHE}, exit ${code})`);
+  console.log(
+    `\nscore --remote: ${rows} rows in ${result.seconds} s = ${result.rowsPerSecond} rows/s (workers ${WORKERS}, concurrency ${CONCURRENCY}, chunk ${CHUNK} B, --cache ${CACHE}, exit ${code})`,
+  );
   console.log(`CPU seconds during the run (${seconds.toFixed(1)} s wall, ${os.cpus().length} cores):`);
   console.table(Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, { seconds: Number(v.toFixed(2)), "µs per row": Math.round((v / rows) * 1e6) }])));
   console.log(`all four: ${cpuUsPerRow} µs of CPU per row (goal ≤ 55); redis-server beside them ${result.redisUsPerRow} µs per row`);
