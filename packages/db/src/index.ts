@@ -5,6 +5,7 @@ export {
   JobStore,
   toJobView,
   ANNOUNCED_RESULT_BYTES,
+  ANNOUNCED_MAX_JOBS,
   type NewJob,
   type AnsweredJob,
   type FlightLeader,

@@ -136,7 +136,8 @@ export interface FinishedJob {
   cacheKey?: string | null;
   /**
    * The job as `GET /v1/jobs/:id` shows it, as JSON text, when the write that finished it had it
-   * at hand: a run's outcome (JobStore.finish) whose result is at most ANNOUNCED_RESULT_BYTES.
+   * at hand: a run's outcome (JobStore.finish, in a write of at most ANNOUNCED_MAX_JOBS jobs) whose
+   * result is at most ANNOUNCED_RESULT_BYTES.
    * The finished message carries it, so that a long-poll answers without reading the job again.
    */
   viewJson?: string;
@@ -144,6 +145,14 @@ export interface FinishedJob {
 
 /** Results up to this many JSON bytes travel in the finished message (see FinishedJob.viewJson); a long-poll on a larger one reads it. */
 export const ANNOUNCED_RESULT_BYTES = 4096;
+
+/**
+ * A write of more jobs than this builds no views: their views would not fit in one message
+ * (MAX_ANNOUNCED_VIEW_BYTES of @inferline/queue, 16 KiB, is about 40 small views), and reading
+ * and serialising them for every job of a drain cost the worker two thirds more CPU per job.
+ * Such groups come under load, when long-polls read the job as before.
+ */
+export const ANNOUNCED_MAX_JOBS = 32;
 
 /** What the finish statement returns of each job it finished: the FinishedJob, and the rest of its view. */
 interface FinishedRow extends FinishedJob {
@@ -316,11 +325,16 @@ export class JobStore {
   async finish(outcomes: JobOutcome[], doneDispatches: string[] = [], q: Queryable = this.pool): Promise<FinishedJob[]> {
     if (outcomes.length === 0 && doneDispatches.length === 0) return [];
     const parts = outcomeDocuments(outcomes);
-    const byId = new Map(outcomes.map((o) => [o.id, o]));
     const finished: FinishedJob[] = [];
-    // Every part but the last writes results only; the last also forgets the processed entries.
+    if (outcomes.length > ANNOUNCED_MAX_JOBS) {
+      // Every part but the last writes results only; the last also forgets the processed entries.
+      for (let i = 0; i < parts.length; i++) finished.push(...(await this.finishPart(parts[i]!, i === parts.length - 1 ? doneDispatches : [], q, false)));
+      return finished;
+    }
+    const byId = new Map(outcomes.map((o) => [o.id, o]));
     for (let i = 0; i < parts.length; i++) {
-      for (const { version, priority, createdAt, attempts, metadata, startedAt, completedAt, ...job } of await this.finishPart(parts[i]!, i === parts.length - 1 ? doneDispatches : [], q)) {
+      const rows = (await this.finishPart(parts[i]!, i === parts.length - 1 ? doneDispatches : [], q, true)) as FinishedRow[];
+      for (const { version, priority, createdAt, attempts, metadata, startedAt, completedAt, ...job } of rows) {
         const viewJson = announcedView({ ...job, version, priority, createdAt, attempts, metadata, startedAt, completedAt }, byId.get(job.id));
         finished.push(viewJson ? { ...job, viewJson } : job);
       }
@@ -328,15 +342,16 @@ export class JobStore {
     return finished;
   }
 
-  private async finishPart(document: string, doneDispatches: string[], q: Queryable): Promise<FinishedRow[]> {
-    const { rows } = await q.query<FinishedRow>({
-      name: "inferline.jobs.finish",
+  /** One statement of a finish; `withViews` also returns the rest of each job's view (FinishedRow). */
+  private async finishPart(document: string, doneDispatches: string[], q: Queryable, withViews: boolean): Promise<FinishedJob[]> {
+    const { rows } = await q.query<FinishedJob>({
+      name: withViews ? "inferline.jobs.finish-with-views" : "inferline.jobs.finish",
       text: `with done as (
          update jobs j set status = v.status, result = v.result, "errorCode" = v."errorCode", "errorMessage" = v."errorMessage",
            "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now()), "queueDeadline" = null, "cancelAt" = null
          from json_to_recordset($1::json) as v(id uuid, status "JobStatus", result json, "errorCode" text, "errorMessage" text)
          where j.id = v.id and j.status in ('queued', 'running')
-         returning ${finishedColumns("j.")}, j.version, j.priority, j."createdAt", j.attempts, j.metadata, j."startedAt", j."completedAt"),
+         returning ${finishedColumns("j.")}${withViews ? `, j.version, j.priority, j."createdAt", j.attempts, j.metadata, j."startedAt", j."completedAt"` : ""}),
        -- The entries whose results these are: processed, so the reconciler forgets them.
        gone as (delete from dispatches where id = any($2::uuid[]))
        select * from done`,

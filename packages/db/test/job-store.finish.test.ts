@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ANNOUNCED_RESULT_BYTES, isRowFault, JobStore, toJobView } from "@inferline/db";
+import { ANNOUNCED_MAX_JOBS, ANNOUNCED_RESULT_BYTES, isRowFault, JobStore, toJobView } from "@inferline/db";
 import { useTestDatabase } from "./support/test-database.ts";
 import { createTenant, dispatchRow, jobRow, newJob } from "./support/rows.ts";
 
@@ -56,6 +56,15 @@ describe("JobStore.finish", () => {
       expect(viewJson).toBe(JSON.stringify(toJobView((await store().get(tenant, job.id))!)));
     }
     expect(byId.get(large.id)?.viewJson).toBeUndefined();
+  });
+
+  it("builds no views for a write of more than ANNOUNCED_MAX_JOBS jobs (they would not fit in a message)", async () => {
+    const tenant = await createTenant(database());
+    const jobs = Array.from({ length: ANNOUNCED_MAX_JOBS + 1 }, () => newJob(tenant));
+    await store().insertMany(jobs);
+    const finished = await store().finish(jobs.map((j) => ({ id: j.id, status: "succeeded", resultJson: JSON.stringify(RESULT) })));
+    expect(finished).toHaveLength(jobs.length);
+    expect(finished.filter((f) => f.viewJson !== undefined)).toEqual([]);
   });
 
   it("writes a job's outcome once: a retried or duplicate attempt returns nothing and overwrites nothing", async () => {
