@@ -53,6 +53,12 @@ export class WorkerMetrics {
     labelNames: ["model", "status"],
     registers: [this.registry],
   });
+  readonly unclaimedRuns = new Counter({
+    name: "inferline_jobs_run_unclaimed_total",
+    help: "Lone small jobs of a fast model this worker ran straight from their queue entry, before a claim (see the processor's runCarried)",
+    labelNames: ["model"],
+    registers: [this.registry],
+  });
   readonly itemsFinished = new Counter({
     name: "inferline_batch_items_finished_total",
     help: "Batch items this worker moved to a terminal state, by model and status (succeeded, failed, canceled, expired)",

@@ -8,7 +8,8 @@ import type { WorkerMetrics } from "./metrics.ts";
 import type { ExclusiveGate } from "./exclusive-gate.ts";
 import type { CacheWriter } from "./cache-writer.ts";
 import type { ResultCache } from "@inferline/cache";
-import { ATTR, epochNow } from "@inferline/telemetry";
+import { ATTR, epochNow, tracing } from "@inferline/telemetry";
+import type { RunTimes } from "./run-times.ts";
 import { EntryTrace, type TracedSubject } from "./entry-trace.ts";
 
 export interface ProcessorLimits {
@@ -27,13 +28,15 @@ export interface ProcessorDeps {
    * Where work is claimed (what is past a deadline ends there instead of running) and results are
    * written: jobs group-committed, a chunk's items in one transaction of their own.
    */
-  outcomes: Pick<OutcomeSystem, "claimJobs" | "claimChunk" | "finishJobs" | "finishChunk">;
+  outcomes: Pick<OutcomeSystem, "claimJobs" | "claimChunk" | "finishJobs" | "finishChunk" | "finishUnclaimed">;
   /** Adds queue entries (for jobs moved onto entries of their own). */
   enqueue: (groups: DispatchGroup[]) => Promise<void>;
   metrics: WorkerMetrics;
   limits: ProcessorLimits;
   /** Runs ordinary entries side by side and entries whose worker died alone. */
   gate: ExclusiveGate;
+  /** Each model's job run times here: a lone small job of a fast one runs before its claim (see runCarried). Absent: every job is claimed first. */
+  runTimes?: RunTimes;
   /** Stores succeeded results of batch items (of models with a cache) once their chunk's write committed; absent, nothing is cached. */
   chunkCache?: Pick<CacheWriter, "store">;
   /**
@@ -80,6 +83,7 @@ function afterWorkerDeath(entry: QueueEntry<DispatchPayload>): boolean {
 }
 
 async function processJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
+  if (mayRunUnclaimed(deps, entry)) return deps.gate.runShared(() => runCarried(deps, entry, lastAttempt));
   if (!afterWorkerDeath(entry)) return deps.gate.runShared(() => runJobs(deps, entry, lastAttempt));
   if (entry.data.jobIds.length === 1) return deps.gate.runExclusive(() => runJobs(deps, entry, lastAttempt));
   // Any of these may have killed the worker: none runs here; each gets an entry of its own, which
@@ -88,6 +92,45 @@ async function processJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayloa
   await enqueueIsolated(deps, moved, { delayMs: 0, resumed: true });
   return { jobs: 0 };
 }
+
+/**
+ * A lone small job whose entry carries its inputs (see CarriedJob), on the entry's first delivery,
+ * of a model proved fast here (see RunTimes), with tracing off (its spans hang off the claim).
+ */
+function mayRunUnclaimed(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>): boolean {
+  return (
+    entry.data.carried !== undefined && entry.data.jobIds.length === 1 && entry.attemptsMade === 0 && !afterWorkerDeath(entry) && !tracing.enabled && deps.runTimes?.isFast(modelOf(entry)) === true
+  );
+}
+
+/**
+ * Runs a lone job from the inputs its entry carries, then writes its outcome only if it is still
+ * queued (JobStore.finishUnclaimed), counting the attempt there: the claim's round trip is saved.
+ * Whatever else happened meanwhile (a cancel, another run's claim) and any retriable failure take
+ * the claim path, which decides what is left to do. A worker that dies here leaves the entry
+ * stalled, and its next delivery claims (so that run and every later one counts).
+ */
+async function runCarried(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
+  const carried = entry.data.carried!;
+  const model = modelOf(entry);
+  const job: ClaimedJob = { id: entry.data.jobIds[0]!, model, version: entry.data.version, attempts: 1, standalone: true, ...carried };
+  if (hops.enabled) hops.mark(job.id, "worker.claimed");
+  const startedAt = new Date();
+  const started = performance.now();
+  const outcome = await deps.engine.infer(model, job.version, { inputs: job.inputs, outputs: job.requestedOutputs }, { alone: false });
+  deps.runTimes?.record(model, performance.now() - started);
+  hops.mark(job.id, "worker.inferred");
+  if (isRetriable(outcome)) return runJobs(deps, entry, lastAttempt);
+  const written = toJobOutcome(job, outcome, deps.limits);
+  const finished = await deps.outcomes.finishUnclaimed(written, entry.id!, startedAt);
+  if (finished.length === 0) return runJobs(deps, entry, lastAttempt);
+  if (hops.enabled) hops.mark(job.id, "worker.written");
+  deps.metrics.unclaimedRuns.inc({ model });
+  await cacheJobResults(deps, [job], [written], finished);
+  return { jobs: 1 };
+}
+
+const modelOf = (entry: QueueEntry<DispatchPayload>): string => entry.queueName.replace(/^infer-/, "");
 
 async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
   let claimed: ClaimedJob[] = [];
@@ -103,7 +146,9 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
         if (job.attempts > deps.limits.maxAttempts) return void outcomes.push(exhausted(job.id, job.attempts - 1));
         // A job on its second run or later may be what sank its first: it runs in a batch of its own.
         const span = trace?.inference(job.id);
+        const started = performance.now();
         const outcome = await deps.engine.infer(job.model, job.version, { inputs: job.inputs, outputs: job.requestedOutputs }, { alone: job.attempts > 1 });
+        deps.runTimes?.record(job.model, performance.now() - started);
         EntryTrace.inferred(span, outcome);
         hops.mark(job.id, "worker.inferred");
         if (isRetriable(outcome) && !lastAttempt && job.attempts < deps.limits.maxAttempts) return void again.push(job);

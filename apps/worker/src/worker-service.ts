@@ -13,6 +13,7 @@ import { WorkerMetrics } from "./metrics.ts";
 import { createProcessor } from "./processor.ts";
 import { CacheWriter } from "./cache-writer.ts";
 import { ExclusiveGate } from "./exclusive-gate.ts";
+import { RunTimes } from "./run-times.ts";
 import { ModelWorkers } from "./model-workers.ts";
 import { Reconciler } from "./reconciler.ts";
 import { DeadlineSweeper } from "./deadline-sweeper.ts";
@@ -90,6 +91,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     metrics,
     limits: { maxAttempts: env.JOB_ATTEMPTS, maxResultBytes: env.MAX_RESULT_BYTES, backoffMs: env.RETRY_BACKOFF_MS },
     gate: new ExclusiveGate(),
+    runTimes: new RunTimes(),
     chunkCache: cacheWriter,
     jobCache: { results: cacheWriter, flights: cache },
   });

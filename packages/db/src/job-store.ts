@@ -342,6 +342,32 @@ export class JobStore {
     return finished;
   }
 
+  /**
+   * Writes the outcome of a job that ran without a claim (a lone small job run straight from its
+   * queue entry; see the worker's processor): only while it is still `queued`, and counting its
+   * attempt, `startedAt` the time the run began. The entry's row goes with it. Returns the job,
+   * with its view, or nothing when it was not queued any more (canceled, or claimed by another
+   * run): the caller then takes the claim path, which decides what is left to do.
+   */
+  async finishUnclaimed(outcome: JobOutcome, dispatchId: string, startedAt: Date): Promise<FinishedJob[]> {
+    const { rows } = await this.pool.query<FinishedRow>({
+      name: "inferline.jobs.finish-unclaimed",
+      text: `with done as (
+         update jobs j set status = v.status, result = v.result, "errorCode" = v."errorCode", "errorMessage" = v."errorMessage",
+           attempts = j.attempts + 1, "startedAt" = $3, "completedAt" = now()
+         from json_to_recordset($1::json) as v(id uuid, status "JobStatus", result json, "errorCode" text, "errorMessage" text)
+         where j.id = v.id and j.status = 'queued' and j."queueDeadline" is null and j."cancelAt" is null
+         returning ${finishedColumns("j.")}, j.version, j.priority, j."createdAt", j.attempts, j.metadata, j."startedAt", j."completedAt"),
+       gone as (delete from dispatches where id = $2::uuid and exists (select 1 from done))
+       select * from done`,
+      values: [outcomeDocuments([outcome])[0]!, dispatchId, startedAt],
+    });
+    return rows.map(({ version, priority, createdAt, attempts, metadata, startedAt: started, completedAt, ...job }) => {
+      const viewJson = announcedView({ ...job, version, priority, createdAt, attempts, metadata, startedAt: started, completedAt }, outcome);
+      return viewJson ? { ...job, viewJson } : job;
+    });
+  }
+
   /** One statement of a finish; `withViews` also returns the rest of each job's view (FinishedRow). */
   private async finishPart(document: string, doneDispatches: string[], q: Queryable, withViews: boolean): Promise<FinishedJob[]> {
     const { rows } = await q.query<FinishedJob>({

@@ -36,7 +36,10 @@ export interface OutcomeLogger {
 /** The shared resources every outcome runs on, each narrowed to what outcomes touch. */
 export interface OutcomeResources {
   db: Pick<Database, "transaction">;
-  jobs: Pick<JobStore, "finish" | "cancel" | "claim" | "endOverdue" | "expireOverdue" | "cancelOverdue" | "insertAnswered" | "insertFollowers" | "finishFollowers" | "releaseFollowers">;
+  jobs: Pick<
+    JobStore,
+    "finish" | "finishUnclaimed" | "cancel" | "claim" | "endOverdue" | "expireOverdue" | "cancelOverdue" | "insertAnswered" | "insertFollowers" | "finishFollowers" | "releaseFollowers"
+  >;
   chunks: Pick<BatchChunkStore, "finish" | "cancelItem" | "claim" | "overdue" | "expire">;
   batches: Pick<BatchStore, "cancel" | "eventSubject" | "dueForCancel">;
   events: WebhookEventRecorder;
@@ -122,6 +125,17 @@ export class OutcomeSystem {
    */
   finishJobs(outcomes: JobOutcome[], dispatchId?: string, options: { standalone?: boolean } = {}): Promise<FinishedJob[]> {
     return this.results.write(outcomes, dispatchId, options.standalone ?? false);
+  }
+
+  /**
+   * Writes the outcome of a job that ran without a claim (see JobStore.finishUnclaimed): one
+   * statement, as a standalone job's write is; then wakes its waiters with its view. Resolves with
+   * the job when it was still queued, else with nothing (the caller takes the claim path).
+   */
+  async finishUnclaimed(outcome: JobOutcome, dispatchId: string, startedAt: Date): Promise<FinishedJob[]> {
+    const finished = await this.r.jobs.finishUnclaimed(outcome, dispatchId, startedAt);
+    if (finished.length > 0) await this.afterJobs({ finished, recorded: [] });
+    return finished;
   }
 
   /**

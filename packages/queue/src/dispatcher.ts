@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import { Queue, type JobsOptions } from "bullmq";
 import { DEFAULT_JOB_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS, type JobPriority } from "@inferline/contracts";
 import { entryPriority } from "./fair-priority.ts";
-import { inferQueueName, type DispatchPayload } from "./names.ts";
+import { inferQueueName, type CarriedJob, type DispatchPayload } from "./names.ts";
 import { bullmqPrefix, type RedisConnection } from "./redis.ts";
 
 export interface DispatcherOptions {
@@ -27,6 +27,8 @@ export interface DispatchGroup {
   delayMs?: number;
   /** Its jobs were running when their worker died (see DispatchPayload.resumed). */
   resumed?: boolean;
+  /** Its one job's run inputs (see CarriedJob). */
+  carried?: CarriedJob;
   /** The tenant whose work it carries (an entry carries one tenant's). */
   tenantId?: string;
   /**
@@ -95,7 +97,7 @@ export class Dispatcher {
         this.queue(model).addBulk(
           list.map((g) => ({
             name: "infer",
-            data: { jobIds: g.jobIds, version: g.version, ...(g.batchChunk ? { batchChunk: true } : {}), ...(g.resumed ? { resumed: true } : {}) },
+            data: { jobIds: g.jobIds, version: g.version, ...(g.batchChunk ? { batchChunk: true } : {}), ...(g.resumed ? { resumed: true } : {}), ...(g.carried ? { carried: g.carried } : {}) },
             opts: { ...this.defaults, jobId: g.dispatchId, priority: entryPriority(g.priority, g.rank, g.weight), ...(g.delayMs ? { delay: g.delayMs } : {}) },
           })),
         ),

@@ -1,3 +1,5 @@
+import type { FlatTensor } from "@inferline/contracts";
+
 /** One BullMQ queue per model, so workers can serve a subset of models. */
 export function inferQueueName(model: string): string {
   return `infer-${model}`;
@@ -20,6 +22,22 @@ export interface DispatchPayload {
   batchChunk?: boolean;
   /** The entry is run again after the worker running it died (its jobs are suspects of that death). */
   resumed?: boolean;
+  /** What a claim of the entry's one job would return, carried by the API for a lone small job (see CarriedJob). */
+  carried?: CarriedJob;
+}
+
+/**
+ * A lone job's run inputs, carried in its queue entry by the API when the job is small, has no
+ * webhook, leads no single flight and has no deadline: a worker may then run it before claiming
+ * it and write its outcome only if it is still queued (see the worker's processor), one
+ * PostgreSQL round trip less. Any other delivery of the entry claims as usual.
+ */
+export interface CarriedJob {
+  tenantId: string;
+  inputs: FlatTensor[];
+  requestedOutputs: string[];
+  cacheKey: string | null;
+  traceParent: string | null;
 }
 
 /** The set of worker ids that reported on `model` (see ModelReadinessPublisher). */

@@ -2,7 +2,7 @@ import { hops } from "@inferline/contracts";
 import type { JobStatus } from "@inferline/contracts";
 import { isRowFault, type AnsweredJob, type FlightLeader, type InsertedFollower, type JobStore, type NewJob } from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";
-import type { Dispatcher, DispatchGroup } from "@inferline/queue";
+import type { CarriedJob, Dispatcher, DispatchGroup } from "@inferline/queue";
 import type { Logger } from "pino";
 import type { TenantBacklog } from "./tenant-backlog.ts";
 
@@ -259,8 +259,11 @@ export class SubmitWriter {
         version,
         priority,
         list.map((w) => w.job),
-      ))
-        groups.push({ ...g, tenantId, weight });
+      )) {
+        const lone = g.jobIds.length === 1 ? list.find((w) => w.job.id === g.jobIds[0])?.job : undefined;
+        const carried = lone && carriedOf(lone);
+        groups.push({ ...g, tenantId, weight, ...(carried ? { carried } : {}) });
+      }
     }
     return groups;
   }
@@ -270,4 +273,19 @@ export class SubmitWriter {
     const ranks = await this.backlog.rank(groups.map((g) => ({ id: g.dispatchId, tenantId: g.tenantId!, model: g.model, priority: g.priority, jobs: g.jobIds.length })));
     return groups.map((g, i) => ({ ...g, rank: ranks[i] }));
   }
+}
+
+/** The most tensor elements a lone job's entry carries (see CarriedJob): rows of features, not images. */
+const MAX_CARRIED_ELEMENTS = 256;
+
+/** What a worker needs to run a lone job before claiming it, when the job allows it (see CarriedJob). */
+function carriedOf(job: NewJob): CarriedJob | undefined {
+  if (job.webhook || job.leadsFlight || job.queueDeadline || job.cancelAt) return undefined;
+  let elements = 0;
+  for (const tensor of job.inputs) {
+    if (tensor.datatype === "BYTES") return undefined;
+    elements += tensor.data.length;
+  }
+  if (elements > MAX_CARRIED_ELEMENTS) return undefined;
+  return { tenantId: job.tenantId, inputs: job.inputs, requestedOutputs: job.requestedOutputs, cacheKey: job.cacheKey ?? null, traceParent: job.traceParent ?? null };
 }

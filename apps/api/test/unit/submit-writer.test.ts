@@ -134,8 +134,30 @@ describe("SubmitWriter", () => {
     expect(store.inserts).toEqual([["a"]]); // called before submit returned
     expect(vi.getTimerCount()).toBe(0);
     await submitted;
-    expect(dispatcher.enqueued).toEqual([[{ dispatchId: "d1", model: "iris", version: "1", priority: "normal", jobIds: ["a"], tenantId: "t", rank: 0, weight: 1 }]]);
+    // A lone job without webhook, deadline or flight carries what its claim would return (CarriedJob).
+    const carried = { tenantId: "t", inputs: [], requestedOutputs: [], cacheKey: null, traceParent: null };
+    expect(dispatcher.enqueued).toEqual([[{ dispatchId: "d1", model: "iris", version: "1", priority: "normal", jobIds: ["a"], tenantId: "t", rank: 0, weight: 1, carried }]]);
     expect(job.dispatchId).toBe("d1"); // stored with the entry that carries it, for the reconciler
+  });
+
+  it("carries the inputs only of a lone job small enough, with no webhook, no deadline and no single flight led", async () => {
+    const { dispatcher, writer } = setup();
+    const row = { name: "x", datatype: "FP32" as const, shape: [1, 4], data: [1, 2, 3, 4] };
+    const jobs: NewJob[] = [
+      { ...newJob("small"), inputs: [row] },
+      { ...newJob("large"), inputs: [{ ...row, shape: [65, 4], data: Array.from({ length: 260 }, () => 1) }] },
+      { ...newJob("bytes"), inputs: [{ name: "image", datatype: "BYTES", shape: [1], data: ["aGk="] }] },
+      { ...newJob("hooked"), webhook: { url: "https://example.com/hook" } },
+      { ...newJob("deadline"), queueDeadline: new Date(60_000) },
+      { ...newJob("cancelAt"), cancelAt: new Date(60_000) },
+      { ...newJob("leader"), leadsFlight: true },
+    ];
+    for (const job of jobs) await writer.submit(job);
+    const carriedIds = dispatcher.enqueued
+      .flat()
+      .filter((g) => g.carried)
+      .map((g) => g.jobIds[0]);
+    expect(carriedIds).toEqual(["small"]);
   });
 
   it("groups submits that arrive during a write into the next write, with one enqueue per group", async () => {

@@ -1,0 +1,61 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { irisInput, irisJob, IRIS_SAMPLES, type ApiClient } from "@inferline/testing";
+import { startStack, type TestStack } from "./support/stack.ts";
+
+// A lone small job of a model that proved fast in the worker runs from the inputs its queue entry
+// carries, before any claim; its outcome is written only if it is still queued (the claim path
+// handles the rest). This file checks the jobs that may and may not take that path.
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startStack();
+});
+afterAll(async () => {
+  await stack?.close();
+});
+
+/** A job that may run unclaimed: iris leaves the cache alone with `cache: "off"` (a job that looks it up leads a single flight, and is claimed). */
+const plain = (extra: Record<string, unknown> = {}) => irisJob([IRIS_SAMPLES.setosa], { cache: "off", ...extra });
+
+/** Jobs the worker ran without a claim, so far. */
+async function unclaimed(): Promise<number> {
+  const metric = await stack.worker!.metrics.unclaimedRuns.get();
+  return metric.values.reduce((n, v) => n + v.value, 0);
+}
+
+async function runOne(client: ApiClient, body: unknown, headers: Record<string, string> = {}): Promise<Record<string, any>> {
+  const submit = await client.request("POST", "/v1/jobs", { body: JSON.stringify(body), headers: { "content-type": "application/json", ...headers } });
+  expect(submit.status).toBe(202);
+  const done = await client.get(`/v1/jobs/${submit.body.id}?wait=20`);
+  expect(done.body.status).toBe("succeeded");
+  return done.body;
+}
+
+describe("jobs run before their claim", () => {
+  it("a fast model's lone small jobs run unclaimed once it has proved fast, with the same answer and one attempt", async () => {
+    // The first runs are claimed: the model has not proved fast in this worker yet.
+    const before = await unclaimed();
+    const first = await runOne(stack.alpha, plain());
+    expect(await unclaimed()).toBe(before);
+    for (let i = 0; i < 25; i++) await runOne(stack.alpha, plain());
+    const counted = await unclaimed();
+    expect(counted).toBeGreaterThan(before);
+
+    const later = await runOne(stack.alpha, plain());
+    expect(await unclaimed()).toBe(counted + 1);
+    expect(later).toMatchObject({ status: "succeeded", attempts: 1, result: first.result });
+    expect(Date.parse(later.startedAt)).toBeLessThanOrEqual(Date.parse(later.completedAt));
+    // What GET shows afterwards is what the long-poll answered.
+    expect((await stack.alpha.get(`/v1/jobs/${later.id}`)).body).toEqual(later);
+  });
+
+  it("claims first a job that leads a single flight, has a deadline, or carries more than an entry holds", async () => {
+    for (let i = 0; i < 25; i++) await runOne(stack.alpha, plain());
+    const before = await unclaimed();
+    const rows = Array.from({ length: 100 }, () => IRIS_SAMPLES.versicolor);
+    await runOne(stack.alpha, { model: "iris", inputs: [irisInput(rows)], cache: "off" }); // 400 elements: past what an entry carries
+    await runOne(stack.alpha, plain({ maxQueueSeconds: 60 }));
+    await runOne(stack.alpha, plain(), { "cancel-after": "60s" });
+    await runOne(stack.alpha, irisJob([[5.01, 3.3, 1.4, 0.2]])); // looks the cache up, misses, leads its flight
+    expect(await unclaimed()).toBe(before);
+  });
+});
