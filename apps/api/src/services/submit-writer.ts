@@ -275,8 +275,8 @@ export class SubmitWriter {
   }
 }
 
-/** The most tensor elements a lone job's entry carries (see CarriedJob): rows of features, not images. */
-const MAX_CARRIED_ELEMENTS = 256;
+/** The most tensor elements a lone job's entry carries (see CarriedJob): a row of features, not images; about 400 bytes of JSON in Redis per waiting entry at most. */
+const MAX_CARRIED_ELEMENTS = 32;
 
 /** What a worker needs to run a lone job before claiming it, when the job allows it (see CarriedJob). */
 function carriedOf(job: NewJob): CarriedJob | undefined {

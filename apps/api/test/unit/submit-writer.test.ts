@@ -145,7 +145,7 @@ describe("SubmitWriter", () => {
     const row = { name: "x", datatype: "FP32" as const, shape: [1, 4], data: [1, 2, 3, 4] };
     const jobs: NewJob[] = [
       { ...newJob("small"), inputs: [row] },
-      { ...newJob("large"), inputs: [{ ...row, shape: [65, 4], data: Array.from({ length: 260 }, () => 1) }] },
+      { ...newJob("large"), inputs: [{ ...row, shape: [9, 4], data: Array.from({ length: 36 }, () => 1) }] }, // past 32 numbers
       { ...newJob("bytes"), inputs: [{ name: "image", datatype: "BYTES", shape: [1], data: ["aGk="] }] },
       { ...newJob("hooked"), webhook: { url: "https://example.com/hook" } },
       { ...newJob("deadline"), queueDeadline: new Date(60_000) },
