@@ -55,7 +55,7 @@ export class WorkerMetrics {
   });
   readonly unclaimedRuns = new Counter({
     name: "inferline_jobs_run_unclaimed_total",
-    help: "Lone small jobs of a fast model this worker ran straight from their queue entry, before a claim (see the processor's runCarried)",
+    help: "Runs of lone small jobs of a fast model straight from their queue entry, before a claim (see the processor's runCarried)",
     labelNames: ["model"],
     registers: [this.registry],
   });

@@ -120,12 +120,12 @@ async function runCarried(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload
   const outcome = await deps.engine.infer(model, job.version, { inputs: job.inputs, outputs: job.requestedOutputs }, { alone: false });
   deps.runTimes?.record(model, performance.now() - started);
   hops.mark(job.id, "worker.inferred");
+  deps.metrics.unclaimedRuns.inc({ model });
   if (isRetriable(outcome)) return runJobs(deps, entry, lastAttempt);
   const written = toJobOutcome(job, outcome, deps.limits);
   const finished = await deps.outcomes.finishUnclaimed(written, entry.id!, startedAt);
   if (finished.length === 0) return runJobs(deps, entry, lastAttempt);
   if (hops.enabled) hops.mark(job.id, "worker.written");
-  deps.metrics.unclaimedRuns.inc({ model });
   await cacheJobResults(deps, [job], [written], finished);
   return { jobs: 1 };
 }
