@@ -67,7 +67,7 @@ export class ChunkRetryError extends RetriableError {
 export function createProcessor(deps: ProcessorDeps) {
   return async (entry: QueueEntry<DispatchPayload>): Promise<{ jobs: number }> => {
     if (hops.enabled && entry.data.jobIds) hops.markAll(entry.data.jobIds, "worker.picked");
-    if (entry.processedOn) deps.metrics.queueWaitSeconds.observe({ model: entry.queueName.replace(/^infer-/, "") }, Math.max(0, entry.processedOn - entry.timestamp) / 1000);
+    if (entry.processedOn) deps.metrics.queueWaitSeconds.observe({ model: modelOf(entry) }, Math.max(0, entry.processedOn - entry.timestamp) / 1000);
     const lastAttempt = entry.attemptsMade + 1 >= (entry.opts.attempts ?? 1);
     return entry.data.batchChunk ? processChunk(deps, entry, lastAttempt) : processJobs(deps, entry, lastAttempt);
   };
@@ -116,9 +116,7 @@ async function runCarried(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload
   const job: ClaimedJob = { id: entry.data.jobIds[0]!, model, version: entry.data.version, attempts: 1, standalone: true, ...carried };
   if (hops.enabled) hops.mark(job.id, "worker.claimed");
   const startedAt = new Date();
-  const started = performance.now();
-  const outcome = await deps.engine.infer(model, job.version, { inputs: job.inputs, outputs: job.requestedOutputs }, { alone: false });
-  deps.runTimes?.record(model, performance.now() - started);
+  const outcome = await timedInfer(deps, job, false);
   hops.mark(job.id, "worker.inferred");
   deps.metrics.unclaimedRuns.inc({ model });
   if (isRetriable(outcome)) return runJobs(deps, entry, lastAttempt);
@@ -131,6 +129,17 @@ async function runCarried(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload
 }
 
 const modelOf = (entry: QueueEntry<DispatchPayload>): string => entry.queueName.replace(/^infer-/, "");
+
+/** A job's inference, its duration noted in RunTimes. `alone`: in a batch of its own. */
+async function timedInfer(deps: ProcessorDeps, job: ClaimedJob, alone: boolean): Promise<ItemOutcome> {
+  const started = performance.now();
+  const outcome = await deps.engine.infer(job.model, job.version, { inputs: job.inputs, outputs: job.requestedOutputs }, { alone });
+  deps.runTimes?.record(job.model, performance.now() - started);
+  return outcome;
+}
+
+/** finishJobs' options for the outcomes of `claimed`: standalone when every one is. */
+const writeOptions = (claimed: ClaimedJob[]) => ({ standalone: claimed.every((j) => j.standalone) });
 
 async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
   let claimed: ClaimedJob[] = [];
@@ -146,9 +155,7 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
         if (job.attempts > deps.limits.maxAttempts) return void outcomes.push(exhausted(job.id, job.attempts - 1));
         // A job on its second run or later may be what sank its first: it runs in a batch of its own.
         const span = trace?.inference(job.id);
-        const started = performance.now();
-        const outcome = await deps.engine.infer(job.model, job.version, { inputs: job.inputs, outputs: job.requestedOutputs }, { alone: job.attempts > 1 });
-        deps.runTimes?.record(job.model, performance.now() - started);
+        const outcome = await timedInfer(deps, job, job.attempts > 1);
         EntryTrace.inferred(span, outcome);
         hops.mark(job.id, "worker.inferred");
         if (isRetriable(outcome) && !lastAttempt && job.attempts < deps.limits.maxAttempts) return void again.push(job);
@@ -165,7 +172,7 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
       await enqueueIsolated(deps, moved, { delayMs: backoff(deps.limits.backoffMs, again[0]!.attempts), resumed: false });
     }
     const writing = trace ? epochNow() : 0;
-    const finished = await deps.outcomes.finishJobs(outcomes, entry.id, { standalone: claimed.every((j) => j.standalone) });
+    const finished = await deps.outcomes.finishJobs(outcomes, entry.id, writeOptions(claimed));
     trace?.written(
       outcomes.map((o) => o.id),
       writing,
@@ -179,7 +186,7 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
     if (lastAttempt && claimed.length > 0) {
       const { code, message } = giveUp(entry, err);
       const failed: JobOutcome[] = claimed.map((j) => ({ id: j.id, status: "failed", errorCode: code, errorMessage: message }));
-      await cacheJobResults(deps, claimed, failed, await deps.outcomes.finishJobs(failed, entry.id, { standalone: claimed.every((j) => j.standalone) }));
+      await cacheJobResults(deps, claimed, failed, await deps.outcomes.finishJobs(failed, entry.id, writeOptions(claimed)));
     }
     throw err;
   }

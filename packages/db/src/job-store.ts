@@ -154,16 +154,11 @@ export const ANNOUNCED_RESULT_BYTES = 4096;
  */
 export const ANNOUNCED_MAX_JOBS = 32;
 
-/** What the finish statement returns of each job it finished: the FinishedJob, and the rest of its view. */
-interface FinishedRow extends FinishedJob {
-  version: string;
-  priority: JobPriority;
-  createdAt: Date;
-  attempts: number;
-  metadata: Record<string, string>;
-  startedAt: Date;
-  completedAt: Date;
-}
+/** What a statement that announces the jobs it finished returns of each: the FinishedJob, and the rest of its view (VIEW_COLUMNS). */
+type FinishedRow = FinishedJob & Pick<Job, "version" | "priority" | "createdAt" | "attempts" | "metadata" | "startedAt" | "completedAt">;
+
+/** The columns of FinishedRow past FinishedJob's. */
+const VIEW_COLUMNS = `j.version, j.priority, j."createdAt", j.attempts, j.metadata, j."startedAt", j."completedAt"`;
 
 /** The columns every statement that ends jobs returns (see FinishedJob). */
 const finishedColumns = (t = "") => ["id", `"tenantId"`, "status", "webhook", "model", `"cacheKey"`].map((c) => `${t}${c}`).join(", ");
@@ -325,19 +320,13 @@ export class JobStore {
   async finish(outcomes: JobOutcome[], doneDispatches: string[] = [], q: Queryable = this.pool): Promise<FinishedJob[]> {
     if (outcomes.length === 0 && doneDispatches.length === 0) return [];
     const parts = outcomeDocuments(outcomes);
+    // Views only for groups whose views could travel in one finished message.
+    const byId = outcomes.length <= ANNOUNCED_MAX_JOBS ? new Map(outcomes.map((o) => [o.id, o])) : undefined;
     const finished: FinishedJob[] = [];
-    if (outcomes.length > ANNOUNCED_MAX_JOBS) {
-      // Every part but the last writes results only; the last also forgets the processed entries.
-      for (let i = 0; i < parts.length; i++) finished.push(...(await this.finishPart(parts[i]!, i === parts.length - 1 ? doneDispatches : [], q, false)));
-      return finished;
-    }
-    const byId = new Map(outcomes.map((o) => [o.id, o]));
+    // Every part but the last writes results only; the last also forgets the processed entries.
     for (let i = 0; i < parts.length; i++) {
-      const rows = (await this.finishPart(parts[i]!, i === parts.length - 1 ? doneDispatches : [], q, true)) as FinishedRow[];
-      for (const { version, priority, createdAt, attempts, metadata, startedAt, completedAt, ...job } of rows) {
-        const viewJson = announcedView({ ...job, version, priority, createdAt, attempts, metadata, startedAt, completedAt }, byId.get(job.id));
-        finished.push(viewJson ? { ...job, viewJson } : job);
-      }
+      const rows = await this.finishPart(parts[i]!, i === parts.length - 1 ? doneDispatches : [], q, byId !== undefined);
+      for (const row of rows) finished.push(byId ? announced(row as FinishedRow, byId.get(row.id)) : row);
     }
     return finished;
   }
@@ -357,15 +346,12 @@ export class JobStore {
            attempts = j.attempts + 1, "startedAt" = $3, "completedAt" = now()
          from json_to_recordset($1::json) as v(id uuid, status "JobStatus", result json, "errorCode" text, "errorMessage" text)
          where j.id = v.id and j.status = 'queued' and j."queueDeadline" is null and j."cancelAt" is null
-         returning ${finishedColumns("j.")}, j.version, j.priority, j."createdAt", j.attempts, j.metadata, j."startedAt", j."completedAt"),
+         returning ${finishedColumns("j.")}, ${VIEW_COLUMNS}),
        gone as (delete from dispatches where id = $2::uuid and exists (select 1 from done))
        select * from done`,
       values: [outcomeDocuments([outcome])[0]!, dispatchId, startedAt],
     });
-    return rows.map(({ version, priority, createdAt, attempts, metadata, startedAt: started, completedAt, ...job }) => {
-      const viewJson = announcedView({ ...job, version, priority, createdAt, attempts, metadata, startedAt: started, completedAt }, outcome);
-      return viewJson ? { ...job, viewJson } : job;
-    });
+    return rows.map((row) => announced(row, outcome));
   }
 
   /** One statement of a finish; `withViews` also returns the rest of each job's view (FinishedRow). */
@@ -377,7 +363,7 @@ export class JobStore {
            "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now()), "queueDeadline" = null, "cancelAt" = null
          from json_to_recordset($1::json) as v(id uuid, status "JobStatus", result json, "errorCode" text, "errorMessage" text)
          where j.id = v.id and j.status in ('queued', 'running')
-         returning ${finishedColumns("j.")}${withViews ? `, j.version, j.priority, j."createdAt", j.attempts, j.metadata, j."startedAt", j."completedAt"` : ""}),
+         returning ${finishedColumns("j.")}${withViews ? `, ${VIEW_COLUMNS}` : ""}),
        -- The entries whose results these are: processed, so the reconciler forgets them.
        gone as (delete from dispatches where id = any($2::uuid[]))
        select * from done`,
@@ -642,31 +628,28 @@ function dispatchRows(jobs: NewJob[]): DispatchRow[] {
   return [...rows.values()];
 }
 
-/** The job as the API shows it. */
 /**
- * A job just finished by a run's outcome, as toJobView shows it (same fields, same order), as
- * JSON text; the result is spliced in as the worker's JSON, not parsed again. Undefined for a
+ * A job just finished by a run's `outcome`, as a FinishedJob with its view (viewJson) as
+ * toJobView shows it; the result is spliced in as the worker's JSON text, not parsed again (it
+ * comes last in toJobView's order for a result of a run, which is never `cached`). No view for a
  * result over ANNOUNCED_RESULT_BYTES.
  */
-function announcedView(row: FinishedRow, outcome: JobOutcome | undefined): string | undefined {
-  if (!outcome || (outcome.status === "succeeded" && outcome.resultJson.length > ANNOUNCED_RESULT_BYTES)) return undefined;
-  const view: JobView = {
-    id: row.id,
-    status: row.status,
-    model: row.model,
-    version: row.version,
-    priority: row.priority,
-    createdAt: row.createdAt.toISOString(),
-    attempts: row.attempts,
-    metadata: row.metadata,
-    startedAt: row.startedAt.toISOString(),
-    completedAt: row.completedAt.toISOString(),
-  };
-  if (outcome.status === "failed") return JSON.stringify({ ...view, error: { code: outcome.errorCode, message: outcome.errorMessage } });
-  return `${JSON.stringify(view).slice(0, -1)},"result":${outcome.resultJson}}`;
+function announced({ version, priority, createdAt, attempts, metadata, startedAt, completedAt, ...job }: FinishedRow, outcome: JobOutcome | undefined): FinishedJob {
+  if (!outcome || (outcome.status === "succeeded" && outcome.resultJson.length > ANNOUNCED_RESULT_BYTES)) return job;
+  const failed = outcome.status === "failed";
+  const error = { errorCode: failed ? outcome.errorCode : null, errorMessage: failed ? outcome.errorMessage : null };
+  const view = JSON.stringify(toJobView({ ...job, version, priority, createdAt, attempts, metadata, startedAt, completedAt, result: null, cached: false, ...error }));
+  return { ...job, viewJson: failed ? view : `${view.slice(0, -1)},"result":${outcome.resultJson}}` };
 }
 
-export function toJobView(job: Job): JobView {
+/** The fields of a job that its view shows. */
+type JobViewFields = Pick<
+  Job,
+  "id" | "status" | "model" | "version" | "priority" | "createdAt" | "attempts" | "metadata" | "startedAt" | "completedAt" | "result" | "cached" | "errorCode" | "errorMessage"
+>;
+
+/** The job as the API shows it. */
+export function toJobView(job: JobViewFields): JobView {
   const view: JobView = {
     id: job.id,
     status: job.status,
