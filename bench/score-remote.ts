@@ -5,6 +5,7 @@
  *   node_modules/.bin/tsx bench/score-remote.ts            # 200,000 rows, 2 workers
  *   ROWS=100000 WORKERS=1 CONCURRENCY=8 CHUNK=524288 node_modules/.bin/tsx bench/score-remote.ts
  *   CACHE=bypass node_modules/.bin/tsx bench/score-remote.ts   # the CLI's --cache mode (default off)
+ *   ROWS_PER_ITEM=1 node_modules/.bin/tsx bench/score-remote.ts # the CLI's --rows-per-item (default: the CLI's, 32)
  *
  * Uses its own database (inferline_bench_remote, dropped at the end) and queue prefix; prints rows/s and
  * the CPU seconds each part used (API, workers, CLI, PostgreSQL), and writes bench/score-remote.json.
@@ -32,6 +33,8 @@ const CHUNK = process.env.CHUNK ?? String(256 * 1024); // the CLI's default --ch
 // figures stay comparable with runs before the result cache. `off` (a bulk scoring run that leaves the
 // cache alone) is the default; `bypass` also digests every row and stores every result in Redis.
 const CACHE = process.env.CACHE ?? "off";
+/** The CLI's --rows-per-item; unset, the CLI's default. */
+const ROWS_PER_ITEM = process.env.ROWS_PER_ITEM;
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const DB = "inferline_bench_remote";
 const DATABASE_URL = `postgresql://postgres@127.0.0.1:5432/${DB}`;
@@ -166,6 +169,7 @@ try {
       CHUNK,
       "--cache",
       CACHE,
+      ...(ROWS_PER_ITEM ? ["--rows-per-item", ROWS_PER_ITEM] : []),
     ],
     { cwd: ROOT, stdio: ["ignore", "inherit", "pipe"] },
   );
@@ -195,6 +199,7 @@ try {
     concurrency: Number(CONCURRENCY),
     chunkBytes: Number(CHUNK),
     cache: CACHE,
+    rowsPerItem: ROWS_PER_ITEM ? Number(ROWS_PER_ITEM) : "CLI default",
     exitCode: code,
     cpuSeconds: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, Number(v.toFixed(2))])),
     cpuUsPerRow,
@@ -208,7 +213,7 @@ try {
     date: new Date().toISOString(),
   };
   console.log(
-    `\nscore --remote: ${rows} rows in ${result.seconds} s = ${result.rowsPerSecond} rows/s (workers ${WORKERS}, concurrency ${CONCURRENCY}, chunk ${CHUNK} B, --cache ${CACHE}, exit ${code})`,
+    `\nscore --remote: ${rows} rows in ${result.seconds} s = ${result.rowsPerSecond} rows/s (workers ${WORKERS}, concurrency ${CONCURRENCY}, chunk ${CHUNK} B, --cache ${CACHE}, --rows-per-item ${ROWS_PER_ITEM ?? "default"}, exit ${code})`,
   );
   console.log(`CPU seconds during the run (${seconds.toFixed(1)} s wall, ${os.cpus().length} cores):`);
   console.table(Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, { seconds: Number(v.toFixed(2)), "µs per row": Math.round((v / rows) * 1e6) }])));

@@ -85,8 +85,12 @@ describe("score --remote and the result cache", () => {
     const firstBatches = await batches();
     expect(firstBatches.length).toBeGreaterThan(1);
     expect(firstBatches.every((b) => b.cached === 0)).toBe(true);
-    // The worker stores results after each chunk's commit: every row's is in before the re-run.
-    await sleepUntil(async () => (await cacheWrites()) >= 3000, { timeoutMs: 10_000, message: "results never stored" });
+    // An item (a job, one cache entry) carries up to 32 rows (--rows-per-item).
+    const items = firstBatches.reduce((n, b) => n + b.total, 0);
+    expect(items).toBeGreaterThanOrEqual(3000 / 32);
+    expect(items).toBeLessThan(3000);
+    // The worker stores results after each chunk's commit: every item's is in before the re-run.
+    await sleepUntil(async () => (await cacheWrites()) >= items, { timeoutMs: 10_000, message: "results never stored" });
 
     // No worker at all now: a batch item that needed a run would never finish.
     await worker!.close();
@@ -99,7 +103,7 @@ describe("score --remote and the result cache", () => {
     const rerunBatches = (await batches()).slice(firstBatches.length);
     expect(rerunBatches.length).toBe(firstBatches.length);
     expect(rerunBatches.every((b) => b.status === "completed" && b.cached === b.total)).toBe(true);
-    expect(rerunBatches.reduce((n, b) => n + b.total, 0)).toBe(3000);
+    expect(rerunBatches.reduce((n, b) => n + b.total, 0)).toBe(items);
 
     // --no-cache sends cache: "bypass": with a worker back, every row runs again, nothing is marked cached.
     worker = await startWorker(loadWorkerEnv(workerEnv), logger);
@@ -109,7 +113,7 @@ describe("score --remote and the result cache", () => {
     expect(fs.readFileSync(third).equals(fs.readFileSync(first))).toBe(true);
     expect((await batches()).slice(before).every((b) => b.cached === 0)).toBe(true);
     const ran = (await worker.metrics.itemsFinished.get()).values.reduce((n, v) => n + v.value, 0);
-    expect(ran).toBe(3000);
+    expect(ran).toBe(items);
   }, 90_000);
 
   it("--cache off runs every row and stores none of them: the file's next run runs them all again", async () => {
@@ -121,12 +125,13 @@ describe("score --remote and the result cache", () => {
     const [writes, runs, before] = [await cacheWrites(), await ran(), (await batches()).length];
 
     expect((await cli([...flags, "--out", path.join(dir, "off.jsonl"), "--cache", "off"])).code).toBe(0);
-    expect((await ran()) - runs).toBe(1000);
+    const items = (await batches()).slice(before).reduce((n, b) => n + b.total, 0);
+    expect((await ran()) - runs).toBe(items);
     expect((await cli([...flags, "--out", path.join(dir, "after-off.jsonl")])).code).toBe(0);
-    // Nothing of the first run was there to answer the second: it ran every row too, and stored them.
-    expect((await ran()) - runs).toBe(2000);
+    // Nothing of the first run was there to answer the second: it ran every item too, and stored them.
+    expect((await ran()) - runs).toBe(2 * items);
     expect((await batches()).slice(before).every((b) => b.cached === 0)).toBe(true);
-    await sleepUntil(async () => (await cacheWrites()) - writes >= 1000, { timeoutMs: 10_000, message: "the second run's results were never stored" });
-    expect((await cacheWrites()) - writes).toBe(1000);
+    await sleepUntil(async () => (await cacheWrites()) - writes >= items, { timeoutMs: 10_000, message: "the second run's results were never stored" });
+    expect((await cacheWrites()) - writes).toBe(items);
   }, 90_000);
 });

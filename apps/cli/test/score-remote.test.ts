@@ -57,11 +57,16 @@ async function createKey(tenant: string): Promise<{ key: string; tenantId: strin
   }
 }
 
-/** The tenant's batches: how many, and how many rows they hold in all. */
+/** The tenant's batches: how many, and how many rows their items hold in all (an item carries up to --rows-per-item rows). */
 async function batchesOf(tenantId: string): Promise<{ batches: number; rows: number }> {
   const admin = new Database(db.url, { poolSize: 1 });
   try {
-    const { rows } = await admin.pool.query<{ batches: number; rows: number }>(`select count(*)::int as batches, coalesce(sum(total), 0)::int as rows from batches where "tenantId" = $1`, [tenantId]);
+    const { rows } = await admin.pool.query<{ batches: number; rows: number }>(
+      `select count(distinct b.id)::int as batches, coalesce(sum((item -> 0 -> 'shape' ->> 0)::int), 0)::int as rows
+       from batches b left join batch_chunks c on c."batchId" = b.id left join lateral json_array_elements(c.inputs) as item on true
+       where b."tenantId" = $1`,
+      [tenantId],
+    );
     return rows[0]!;
   } finally {
     await admin.close();

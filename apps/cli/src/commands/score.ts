@@ -4,7 +4,7 @@ import { z } from "zod";
 import { DEFAULT_MODELS_DIR, InferenceEnv, parseEnv, type CacheMode } from "@inferline/contracts";
 import { runScore, type ScoreOptions } from "../score/pipeline.ts";
 import { UsageError } from "../score/types.ts";
-import { RemoteScorer } from "../score/remote-scorer.ts";
+import { DEFAULT_ROWS_PER_ITEM, RemoteScorer } from "../score/remote-scorer.ts";
 
 interface ScoreFlags {
   model: string;
@@ -21,6 +21,7 @@ interface ScoreFlags {
   remote?: string;
   apiKey?: string;
   concurrency: number;
+  rowsPerItem: number;
   /** --cache's mode; false with --no-cache (the same as --cache bypass). */
   cache: "use" | "bypass" | "off" | false;
 }
@@ -76,6 +77,12 @@ export function registerScore(program: Command): void {
     .option("--remote <url>", "score through a running cluster's batches API instead of in-process", process.env.INFERLINE_URL)
     .option("--api-key <key>", "API key for --remote (default: $INFERLINE_API_KEY)", process.env.INFERLINE_API_KEY)
     .option("--concurrency <n>", "with --remote: batches in flight at once", positiveInt("--concurrency"), 4)
+    .option(
+      "--rows-per-item <n>",
+      "with --remote: CSV rows one batch item (job) carries, up to the model's maxRowsPerJob; an item that fails is run again row by row",
+      positiveInt("--rows-per-item"),
+      DEFAULT_ROWS_PER_ITEM,
+    )
     .addOption(
       new Option("--cache <mode>", "with --remote: the cluster's result cache; use: rows it holds come from it, bypass: every row runs and refreshes it, off: every row runs and it is left alone")
         .choices(["use", "bypass", "off"])
@@ -105,7 +112,7 @@ export function registerScore(program: Command): void {
         ...(env.INFERENCE_TIMEOUT_MS !== undefined ? { timeoutMs: env.INFERENCE_TIMEOUT_MS } : {}),
       };
       process.exitCode = 1; // until the run says otherwise: a run that never finishes must not look like success
-      const remote = flags.remote ? { url: flags.remote, apiKey: flags.apiKey!, concurrency: flags.concurrency, cache: cacheMode(flags.cache) } : undefined;
+      const remote = flags.remote ? { url: flags.remote, apiKey: flags.apiKey!, concurrency: flags.concurrency, cache: cacheMode(flags.cache), rowsPerItem: flags.rowsPerItem } : undefined;
       process.exitCode = await runScore(options, remote ? (model, settings) => new RemoteScorer(model, settings, remote) : undefined);
     });
 }
