@@ -124,6 +124,14 @@ const EXPIRY_MESSAGE = `format('not started within its queue deadline of %s s (m
 /** Most bytes of outcome JSON one statement carries; a larger group is written in several. */
 const FINISH_STATEMENT_BYTES = 32 * 1024 * 1024;
 
+/**
+ * A statement's CTE that commits its transaction without waiting for the WAL flush
+ * (synchronous_commit off, local to the transaction). For writes a crash may lose because they
+ * are redone (a claim, a standalone result); the statement must reference `relaxed`, or
+ * PostgreSQL never evaluates it.
+ */
+const RELAXED_COMMIT = `relaxed as (select set_config('synchronous_commit', 'off', true))`;
+
 /** A job that a statement just moved to a terminal state (so its events fire exactly once). */
 export interface FinishedJob {
   id: string;
@@ -228,7 +236,7 @@ export class JobStore {
   async claim(ids: string[], entryId?: string): Promise<ClaimResult> {
     const { rows } = await this.pool.query<ClaimedJob & { overdue: boolean }>({
       name: "inferline.jobs.claim",
-      text: `with relaxed as (select set_config('synchronous_commit', 'off', true)),
+      text: `with ${RELAXED_COMMIT},
        claimed as (
          update jobs set status = 'running', attempts = attempts + 1, "startedAt" = coalesce("startedAt", now()), "queueDeadline" = null
          where id = any($1::uuid[]) and status in ('queued', 'running')
@@ -318,6 +326,23 @@ export class JobStore {
    * so for jobs without one the update stays HOT). Returns the jobs this call finished.
    */
   async finish(outcomes: JobOutcome[], doneDispatches: string[] = [], q: Queryable = this.pool): Promise<FinishedJob[]> {
+    return this.finishParts(outcomes, doneDispatches, q, false);
+  }
+
+  /**
+   * finish() for standalone jobs only (no webhook, no single flight led: ClaimedJob.standalone),
+   * each statement its own transaction, committed without waiting for its WAL flush
+   * (synchronous_commit off for that transaction). A result is what can be computed again: should
+   * a PostgreSQL crash lose the last few hundred ms of these commits, the jobs are queued or
+   * running again with their entries' dispatch rows, which the reconciler re-queues, and they run
+   * again; a job is never lost, as its insert is durable. Saves a disk flush on such a job's path
+   * to its long-poll. `q` is the pool but in tests (a transaction client shows the setting).
+   */
+  async finishStandalone(outcomes: JobOutcome[], doneDispatches: string[] = [], q: Queryable = this.pool): Promise<FinishedJob[]> {
+    return this.finishParts(outcomes, doneDispatches, q, true);
+  }
+
+  private async finishParts(outcomes: JobOutcome[], doneDispatches: string[], q: Queryable, relaxed: boolean): Promise<FinishedJob[]> {
     if (outcomes.length === 0 && doneDispatches.length === 0) return [];
     const parts = outcomeDocuments(outcomes);
     // Views only for groups whose views could travel in one finished message.
@@ -325,7 +350,7 @@ export class JobStore {
     const finished: FinishedJob[] = [];
     // Every part but the last writes results only; the last also forgets the processed entries.
     for (let i = 0; i < parts.length; i++) {
-      const rows = await this.finishPart(parts[i]!, i === parts.length - 1 ? doneDispatches : [], q, byId !== undefined);
+      const rows = await this.finishPart(parts[i]!, i === parts.length - 1 ? doneDispatches : [], q, byId !== undefined, relaxed);
       for (const row of rows) finished.push(byId ? announced(row as FinishedRow, byId.get(row.id)) : row);
     }
     return finished;
@@ -336,29 +361,33 @@ export class JobStore {
    * queue entry; see the worker's processor): only while it is still `queued`, and counting its
    * attempt, `startedAt` the time the run began. The entry's row goes with it. Returns the job,
    * with its view, or nothing when it was not queued any more (canceled, or claimed by another
-   * run): the caller then takes the claim path, which decides what is left to do.
+   * run): the caller then takes the claim path, which decides what is left to do. Committed
+   * without waiting for the WAL flush, as finishStandalone (such a job is standalone).
    */
-  async finishUnclaimed(outcome: JobOutcome, dispatchId: string, startedAt: Date): Promise<FinishedJob[]> {
-    const { rows } = await this.pool.query<FinishedRow>({
+  async finishUnclaimed(outcome: JobOutcome, dispatchId: string, startedAt: Date, q: Queryable = this.pool): Promise<FinishedJob[]> {
+    const { rows } = await q.query<FinishedRow>({
       name: "inferline.jobs.finish-unclaimed",
-      text: `with done as (
+      text: `with ${RELAXED_COMMIT}, done as (
          update jobs j set status = v.status, result = v.result, "errorCode" = v."errorCode", "errorMessage" = v."errorMessage",
            attempts = j.attempts + 1, "startedAt" = $3, "completedAt" = now()
          from json_to_recordset($1::json) as v(id uuid, status "JobStatus", result json, "errorCode" text, "errorMessage" text)
          where j.id = v.id and j.status = 'queued' and j."queueDeadline" is null and j."cancelAt" is null
          returning ${finishedColumns("j.")}, ${VIEW_COLUMNS}),
        gone as (delete from dispatches where id = $2::uuid and exists (select 1 from done))
-       select * from done`,
+       select done.* from done cross join relaxed`,
       values: [outcomeDocuments([outcome])[0]!, dispatchId, startedAt],
     });
     return rows.map((row) => announced(row, outcome));
   }
 
-  /** One statement of a finish; `withViews` also returns the rest of each job's view (FinishedRow). */
-  private async finishPart(document: string, doneDispatches: string[], q: Queryable, withViews: boolean): Promise<FinishedJob[]> {
+  /**
+   * One statement of a finish; `withViews` also returns the rest of each job's view (FinishedRow);
+   * `relaxed` commits its transaction without waiting for the WAL flush (see finishStandalone).
+   */
+  private async finishPart(document: string, doneDispatches: string[], q: Queryable, withViews: boolean, relaxed: boolean): Promise<FinishedJob[]> {
     const { rows } = await q.query<FinishedJob>({
-      name: withViews ? "inferline.jobs.finish-with-views" : "inferline.jobs.finish",
-      text: `with done as (
+      name: `inferline.jobs.finish${withViews ? "-with-views" : ""}${relaxed ? "-relaxed" : ""}`,
+      text: `with ${relaxed ? `${RELAXED_COMMIT}, ` : ""}done as (
          update jobs j set status = v.status, result = v.result, "errorCode" = v."errorCode", "errorMessage" = v."errorMessage",
            "completedAt" = now(), "startedAt" = coalesce(j."startedAt", now()), "queueDeadline" = null, "cancelAt" = null
          from json_to_recordset($1::json) as v(id uuid, status "JobStatus", result json, "errorCode" text, "errorMessage" text)
@@ -366,7 +395,7 @@ export class JobStore {
          returning ${finishedColumns("j.")}${withViews ? `, ${VIEW_COLUMNS}` : ""}),
        -- The entries whose results these are: processed, so the reconciler forgets them.
        gone as (delete from dispatches where id = any($2::uuid[]))
-       select * from done`,
+       select done.* from done${relaxed ? " cross join relaxed" : ""}`,
       values: [document, doneDispatches],
     });
     return rows;

@@ -38,7 +38,18 @@ export interface OutcomeResources {
   db: Pick<Database, "transaction">;
   jobs: Pick<
     JobStore,
-    "finish" | "finishUnclaimed" | "cancel" | "claim" | "endOverdue" | "expireOverdue" | "cancelOverdue" | "insertAnswered" | "insertFollowers" | "finishFollowers" | "releaseFollowers"
+    | "finish"
+    | "finishStandalone"
+    | "finishUnclaimed"
+    | "cancel"
+    | "claim"
+    | "endOverdue"
+    | "expireOverdue"
+    | "cancelOverdue"
+    | "insertAnswered"
+    | "insertFollowers"
+    | "finishFollowers"
+    | "releaseFollowers"
   >;
   chunks: Pick<BatchChunkStore, "finish" | "cancelItem" | "claim" | "overdue" | "expire">;
   batches: Pick<BatchStore, "cancel" | "eventSubject" | "dueForCancel">;
@@ -332,7 +343,7 @@ export class OutcomeSystem {
    * for the reconciler, whose re-run skips the jobs already finished.
    */
   private async writeJobs(outcomes: JobOutcome[], doneEntries: string[], standalone: boolean): Promise<Written<RecordedEvent[]>> {
-    if (standalone) return { finished: await this.r.jobs.finish(outcomes, doneEntries), recorded: [] };
+    if (standalone) return { finished: await this.r.jobs.finishStandalone(outcomes, doneEntries), recorded: [] };
     return this.r.db.transaction(async (client) => {
       const finished = await this.r.jobs.finish(outcomes, doneEntries, client);
       const leaders = finished.filter((f) => f.cacheKey && (f.status === "succeeded" || f.status === "failed")).map((f) => f.id);
