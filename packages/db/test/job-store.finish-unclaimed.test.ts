@@ -21,6 +21,16 @@ describe("JobStore.finishUnclaimed", () => {
     expect(finished!.viewJson).toBe(JSON.stringify(toJobView((await store().get(tenant, job.id))!)));
   });
 
+  it("writes a failure with its code and message, and no result", async () => {
+    const tenant = await createTenant(database());
+    const job = newJob(tenant);
+    await store().insertMany([job]);
+    const [finished] = await store().finishUnclaimed({ id: job.id, status: "failed", errorCode: "inference_error", errorMessage: "index 7 is out of range" }, job.dispatchId!, new Date());
+    expect(finished).toMatchObject({ id: job.id, status: "failed" });
+    expect(await jobRow(database(), job.id)).toMatchObject({ status: "failed", attempts: 1, result: null, errorCode: "inference_error", errorMessage: "index 7 is out of range" });
+    expect(await dispatchRow(database(), job.dispatchId!)).toBeUndefined();
+  });
+
   it("writes nothing, and keeps the entry, for a job that is not queued any more (canceled, or claimed by another run)", async () => {
     const tenant = await createTenant(database());
     const [canceled, claimed] = [newJob(tenant), newJob(tenant)];
