@@ -1,50 +1,28 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
-import { Database, TenantStore } from "@inferline/db";
-import { createTestDatabase, deletePrefix, sleepUntil, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
-import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
+import { sleepUntil } from "@inferline/testing";
+import { startCluster, type TestCluster } from "./support/cluster.ts";
 import { runScore } from "./support/score-cli.ts";
 
 // `inferline score --remote` re-scoring a file: its batches are answered per item from the result
 // cache (iris's manifest sets `cache`), so a second run needs no worker; `--no-cache` runs every row;
 // `--cache off` runs every row and stores nothing.
 
-const logger = pino({ level: "silent" });
-
 let dir: string;
-let db: TestDatabase;
-let admin: Database;
-let prefix: string;
-let api: RunningApi;
-let worker: RunningWorker | undefined;
+let cluster: TestCluster;
 let key: string;
 let tenantId: string;
-let workerEnv: Record<string, string>;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-remote-cache-"));
-  db = await createTestDatabase();
-  prefix = uniquePrefix();
-  const env = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", WORKER_MODELS: "iris" };
-  workerEnv = { ...env, METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", WEBHOOK_SWEEP_INTERVAL_MS: "0" };
-  api = await startApi(loadApiEnv({ ...env, PORT: "0", HOST: "127.0.0.1" }), logger);
-  worker = await startWorker(loadWorkerEnv(workerEnv), logger);
-  admin = new Database(db.url, { poolSize: 1 });
-  const created = await new TenantStore(admin.pool, admin.prisma).createKey("rescorer");
-  key = created.key;
-  tenantId = created.tenant.id;
+  cluster = await startCluster();
+  ({ key, tenantId } = await cluster.createKey("rescorer"));
 });
 
 afterAll(async () => {
-  await worker?.close();
-  await api?.close();
-  await admin?.close();
-  await db?.drop();
-  await deletePrefix(prefix);
+  await cluster?.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -52,7 +30,7 @@ const cli = (args: string[]) => runScore(args);
 
 /** The tenant's batches in creation order, with how many of their items were answered from the cache. */
 async function batches(): Promise<Array<{ id: string; status: string; total: number; cached: number }>> {
-  const { rows } = await admin.pool.query<{ id: string; status: string; total: number; cached: number }>(
+  const { rows } = await cluster.admin.pool.query<{ id: string; status: string; total: number; cached: number }>(
     `select b.id, case when b."completedAt" is null then 'open' else 'completed' end as status, b.total,
        (select count(*)::int from batch_chunks c, unnest(c.cached) as x(hit) where c."batchId" = b.id and x.hit) as cached
      from batches b where b."tenantId" = $1 order by b."createdAt", b.id`,
@@ -62,7 +40,7 @@ async function batches(): Promise<Array<{ id: string; status: string; total: num
 }
 
 async function cacheWrites(): Promise<number> {
-  const m = (await worker!.metrics.registry.metrics()).match(/^inferline_cache_writes_total\{model="iris",outcome="stored"\} (\d+)/m);
+  const m = (await cluster.worker!.metrics.registry.metrics()).match(/^inferline_cache_writes_total\{model="iris",outcome="stored"\} (\d+)/m);
   return m ? Number(m[1]) : 0;
 }
 
@@ -79,7 +57,7 @@ describe("score --remote and the result cache", () => {
     writeCsv(input, 3000);
     const first = path.join(dir, "first.jsonl");
     const second = path.join(dir, "second.jsonl");
-    const flags = [input, "--model", "iris", "--progress", "off", "--chunk-size", "16384", "--remote", api.url, "--api-key", key, "--concurrency", "3"];
+    const flags = [input, "--model", "iris", "--progress", "off", "--chunk-size", "16384", "--remote", cluster.api.url, "--api-key", key, "--concurrency", "3"];
 
     expect((await cli([...flags, "--out", first])).code).toBe(0);
     const firstBatches = await batches();
@@ -93,8 +71,8 @@ describe("score --remote and the result cache", () => {
     await sleepUntil(async () => (await cacheWrites()) >= items, { timeoutMs: 10_000, message: "results never stored" });
 
     // No worker at all now: a batch item that needed a run would never finish.
-    await worker!.close();
-    worker = undefined;
+    await cluster.worker!.close();
+    cluster.worker = undefined;
     const rerun = await cli([...flags, "--out", second]);
     expect(rerun.stderr).not.toMatch(/\n\s+at /);
     expect(rerun.code).toBe(0);
@@ -106,7 +84,7 @@ describe("score --remote and the result cache", () => {
     expect(rerunBatches.reduce((n, b) => n + b.total, 0)).toBe(items);
 
     // --no-cache sends cache: "bypass": with a worker back, every row runs again, nothing is marked cached.
-    worker = await startWorker(loadWorkerEnv(workerEnv), logger);
+    const worker = await cluster.startWorker();
     const third = path.join(dir, "third.jsonl");
     const before = (await batches()).length;
     expect((await cli([...flags, "--out", third, "--no-cache"])).code).toBe(0);
@@ -119,9 +97,9 @@ describe("score --remote and the result cache", () => {
   it("--cache off runs every row and stores none of them: the file's next run runs them all again", async () => {
     const input = path.join(dir, "fresh.csv");
     writeCsv(input, 1000, 5000);
-    const flags = [input, "--model", "iris", "--progress", "off", "--chunk-size", "16384", "--remote", api.url, "--api-key", key];
-    worker ??= await startWorker(loadWorkerEnv(workerEnv), logger);
-    const ran = async () => (await worker!.metrics.itemsFinished.get()).values.reduce((n, v) => n + v.value, 0);
+    const flags = [input, "--model", "iris", "--progress", "off", "--chunk-size", "16384", "--remote", cluster.api.url, "--api-key", key];
+    const worker = cluster.worker ?? (await cluster.startWorker());
+    const ran = async () => (await worker.metrics.itemsFinished.get()).values.reduce((n, v) => n + v.value, 0);
     const [writes, runs, before] = [await cacheWrites(), await ran(), (await batches()).length];
 
     expect((await cli([...flags, "--out", path.join(dir, "off.jsonl"), "--cache", "off"])).code).toBe(0);

@@ -1,12 +1,9 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
-import { Database, TenantStore } from "@inferline/db";
-import { createTestDatabase, createTestModelRepository, deletePrefix, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
-import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
+import { createTestModelRepository } from "@inferline/testing";
+import { startCluster, type TestCluster } from "./support/cluster.ts";
 import { runScore } from "./support/score-cli.ts";
 
 // `inferline score --remote` when the cluster's items expire: the API gives every batch a
@@ -14,34 +11,20 @@ import { runScore } from "./support/score-cli.ts";
 // sweep of a worker serving another model expires them. Each row goes to the errors file with
 // its item's error, as a failed row does, and the run exits 2.
 
-const logger = pino({ level: "silent" });
-
 let dir: string;
-let db: TestDatabase;
-let prefix: string;
 let models: { dir: string; remove(): void };
-let api: RunningApi;
-let worker: RunningWorker;
+let cluster: TestCluster;
 let key: string;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-remote-deadlines-"));
-  db = await createTestDatabase();
-  prefix = uniquePrefix();
   models = createTestModelRepository();
-  const env = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", MODELS_DIR: models.dir };
-  api = await startApi(loadApiEnv({ ...env, PORT: "0", HOST: "127.0.0.1", DEFAULT_MAX_QUEUE_SECONDS: "1" }), logger);
-  worker = await startWorker(loadWorkerEnv({ ...env, WORKER_MODELS: "lookup", METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", DEADLINE_SWEEP_INTERVAL_MS: "100" }), logger);
-  const admin = new Database(db.url, { poolSize: 1 });
-  key = (await new TenantStore(admin.pool, admin.prisma).createKey("scorer")).key;
-  await admin.close();
+  cluster = await startCluster({ modelsDir: models.dir, workerModels: "lookup", api: { DEFAULT_MAX_QUEUE_SECONDS: "1" }, worker: { DEADLINE_SWEEP_INTERVAL_MS: "100" } });
+  ({ key } = await cluster.createKey("scorer"));
 });
 
 afterAll(async () => {
-  await worker?.close();
-  await api?.close();
-  await db?.drop();
-  await deletePrefix(prefix);
+  await cluster?.close();
   models?.remove();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -53,7 +36,7 @@ describe("score --remote with items that expire", () => {
     const input = path.join(dir, "rows.csv");
     fs.writeFileSync(input, "id,sepal_length,sepal_width,petal_length,petal_width\nr0,5.1,3.5,1.4,0.2\nr1,7.0,3.2,4.7,1.4\nr2,6.3,3.3,6.0,2.5\n");
     const out = path.join(dir, "rows.jsonl");
-    const run = await cli([input, "--model", "iris", "--out", out, "--remote", api.url, "--api-key", key, "--progress", "off"]);
+    const run = await cli([input, "--model", "iris", "--out", out, "--remote", cluster.api.url, "--api-key", key, "--progress", "off"]);
     expect(run.code, run.stderr).toBe(2);
     expect(fs.readFileSync(out, "utf8")).toBe("");
     const errors = fs

@@ -1,12 +1,9 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
-import { Database, TenantStore } from "@inferline/db";
-import { createTestDatabase, createTestModelRepository, deletePrefix, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
-import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
+import { createTestModelRepository } from "@inferline/testing";
+import { startCluster, type TestCluster } from "./support/cluster.ts";
 import { runScore } from "./support/score-cli.ts";
 
 // `inferline score --remote` packs consecutive CSV rows into one batch item (--rows-per-item,
@@ -14,41 +11,24 @@ import { runScore } from "./support/score-cli.ts";
 // on the cluster; the CLI then runs that item's rows again one an item, so only that row fails,
 // as in local scoring. `lookup` fails inside onnxruntime for an index outside its 3-row table.
 
-const logger = pino({ level: "silent" });
-
 let dir: string;
-let db: TestDatabase;
-let admin: Database;
-let prefix: string;
 let models: { dir: string; remove(): void };
-let api: RunningApi;
-let worker: RunningWorker;
+let cluster: TestCluster;
 let key: string;
 let tenantId: string;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-remote-rows-"));
-  db = await createTestDatabase();
-  prefix = uniquePrefix();
   models = createTestModelRepository();
   // iris here takes at most 5 rows a job, to show the cap; lookup's one input is a CSV column.
   editManifest("iris", (m) => ({ ...m, maxRowsPerJob: 5 }));
   editManifest("lookup", (m) => ({ ...m, inputs: (m.inputs as object[]).map((i) => ({ ...i, features: ["index"] })) }));
-  const env = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", MODELS_DIR: models.dir };
-  api = await startApi(loadApiEnv({ ...env, PORT: "0", HOST: "127.0.0.1" }), logger);
-  worker = await startWorker(loadWorkerEnv({ ...env, WORKER_MODELS: "lookup,iris", METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", WEBHOOK_SWEEP_INTERVAL_MS: "0" }), logger);
-  admin = new Database(db.url, { poolSize: 1 });
-  const created = await new TenantStore(admin.pool, admin.prisma).createKey("scorer");
-  key = created.key;
-  tenantId = created.tenant.id;
+  cluster = await startCluster({ modelsDir: models.dir, workerModels: "lookup,iris" });
+  ({ key, tenantId } = await cluster.createKey("scorer"));
 });
 
 afterAll(async () => {
-  await worker?.close();
-  await api?.close();
-  await admin?.close();
-  await db?.drop();
-  await deletePrefix(prefix);
+  await cluster?.close();
   models?.remove();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -62,7 +42,7 @@ const cli = (args: string[]) => runScore(args, { MODELS_DIR: models.dir });
 
 /** The rows of each item of the tenant's batches created since `since` (batch by batch, in order). */
 async function itemRows(since: Date): Promise<number[][]> {
-  const { rows } = await admin.pool.query<{ rows: number[] }>(
+  const { rows } = await cluster.admin.pool.query<{ rows: number[] }>(
     `select array_agg((item -> 0 -> 'shape' ->> 0)::int order by c."firstIndex", n) as rows
      from batches b join batch_chunks c on c."batchId" = b.id, json_array_elements(c.inputs) with ordinality as x(item, n)
      where b."tenantId" = $1 and b."createdAt" >= $2 group by b.id, b."createdAt" order by b."createdAt", b.id`,
@@ -86,7 +66,7 @@ describe("score --remote --rows-per-item", () => {
     const common = [input, "--model", "lookup", "--progress", "off"];
     const since = new Date();
     const l = await cli([...common, "--out", local]);
-    const r = await cli([...common, "--out", remote, "--remote", api.url, "--api-key", key]);
+    const r = await cli([...common, "--out", remote, "--remote", cluster.api.url, "--api-key", key]);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect([l.code, r.code], l.stderr + r.stderr).toEqual([2, 2]);
     expect(fs.readFileSync(remote, "utf8")).toBe(fs.readFileSync(local, "utf8"));
@@ -109,7 +89,7 @@ describe("score --remote --rows-per-item", () => {
     let s = "sepal_length,sepal_width,petal_length,petal_width\n";
     for (let i = 0; i < 12; i++) s += `${4 + i / 10},3.1,${1 + i / 5},0.${(i % 9) + 1}\n`;
     fs.writeFileSync(input, s);
-    const common = [input, "--model", "iris", "--progress", "off", "--remote", api.url, "--api-key", key];
+    const common = [input, "--model", "iris", "--progress", "off", "--remote", cluster.api.url, "--api-key", key];
 
     let since = new Date();
     expect((await cli([...common, "--out", path.join(dir, "one.jsonl"), "--rows-per-item", "1"])).code).toBe(0);

@@ -3,12 +3,9 @@ import os from "node:os";
 import path from "node:path";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
-import { Database, TenantStore } from "@inferline/db";
-import { createTestDatabase, deletePrefix, sleepUntil, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
-import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
+import { sleepUntil } from "@inferline/testing";
+import { startCluster, type TestCluster } from "./support/cluster.ts";
 import { runScore } from "./support/score-cli.ts";
 
 // `inferline score --remote` against a real API and worker (in this process), compared byte for
@@ -16,61 +13,33 @@ import { runScore } from "./support/score-cli.ts";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const MAIN = path.join(ROOT, "apps/cli/src/main.ts");
-const logger = pino({ level: "silent" });
 
 let dir: string;
-let db: TestDatabase;
-let prefix: string;
-let api: RunningApi;
-let worker: RunningWorker;
+let cluster: TestCluster;
 let key: string;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-remote-"));
-  db = await createTestDatabase();
-  prefix = uniquePrefix();
-  const env = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", WORKER_MODELS: "iris" };
-  api = await startApi(loadApiEnv({ ...env, PORT: "0", HOST: "127.0.0.1" }), logger);
-  worker = await startWorker(loadWorkerEnv({ ...env, METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", WEBHOOK_SWEEP_INTERVAL_MS: "0" }), logger);
-  const admin = new Database(db.url, { poolSize: 1 });
-  key = (await new TenantStore(admin.pool, admin.prisma).createKey("scorer")).key;
-  await admin.close();
+  cluster = await startCluster();
+  ({ key } = await cluster.createKey("scorer"));
 });
 
 afterAll(async () => {
-  await worker?.close();
-  await api?.close();
-  await db?.drop();
-  await deletePrefix(prefix);
+  await cluster?.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
 const cli = (args: string[]) => runScore(args);
 
-async function createKey(tenant: string): Promise<{ key: string; tenantId: string }> {
-  const admin = new Database(db.url, { poolSize: 1 });
-  try {
-    const created = await new TenantStore(admin.pool, admin.prisma).createKey(tenant);
-    return { key: created.key, tenantId: created.tenant.id };
-  } finally {
-    await admin.close();
-  }
-}
-
 /** The tenant's batches: how many, and how many rows their items hold in all (an item carries up to --rows-per-item rows). */
 async function batchesOf(tenantId: string): Promise<{ batches: number; rows: number }> {
-  const admin = new Database(db.url, { poolSize: 1 });
-  try {
-    const { rows } = await admin.pool.query<{ batches: number; rows: number }>(
-      `select count(distinct b.id)::int as batches, coalesce(sum((item -> 0 -> 'shape' ->> 0)::int), 0)::int as rows
-       from batches b left join batch_chunks c on c."batchId" = b.id left join lateral json_array_elements(c.inputs) as item on true
-       where b."tenantId" = $1`,
-      [tenantId],
-    );
-    return rows[0]!;
-  } finally {
-    await admin.close();
-  }
+  const { rows } = await cluster.admin.pool.query<{ batches: number; rows: number }>(
+    `select count(distinct b.id)::int as batches, coalesce(sum((item -> 0 -> 'shape' ->> 0)::int), 0)::int as rows
+     from batches b left join batch_chunks c on c."batchId" = b.id left join lateral json_array_elements(c.inputs) as item on true
+     where b."tenantId" = $1`,
+    [tenantId],
+  );
+  return rows[0]!;
 }
 
 function writeCsv(file: string, rows: number): void {
@@ -92,7 +61,7 @@ describe("score --remote", () => {
       const remote = path.join(dir, `remote.${format}`);
       const common = [input, "--model", "iris", "--format", format, "--progress", "off", "--chunk-size", "16384"];
       const l = await cli([...common, "--out", local]);
-      const r = await cli([...common, "--out", remote, "--remote", api.url, "--api-key", key, "--concurrency", "3"]);
+      const r = await cli([...common, "--out", remote, "--remote", cluster.api.url, "--api-key", key, "--concurrency", "3"]);
       expect(r.stderr).not.toMatch(/\n\s+at /);
       expect([l.code, r.code]).toEqual([2, 2]); // row 17 is not a number
       expect(fs.readFileSync(remote, "utf8")).toBe(fs.readFileSync(local, "utf8"));
@@ -107,11 +76,11 @@ describe("score --remote", () => {
     writeCsv(input, 100_000);
     const local = path.join(dir, "resume-local.jsonl");
     const out = path.join(dir, "resume-remote.jsonl");
-    const tenantKey = await createKey("resumer");
+    const tenantKey = await cluster.createKey("resumer");
     const flags = [input, "--model", "iris", "--progress", "off", "--chunk-size", "32768", "--checkpoint-interval", "50"];
     expect((await cli([...flags, "--out", local])).code).toBe(2);
 
-    const remote = [...flags, "--out", out, "--remote", api.url, "--api-key", tenantKey.key, "--concurrency", "4"];
+    const remote = [...flags, "--out", out, "--remote", cluster.api.url, "--api-key", tenantKey.key, "--concurrency", "4"];
     const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...remote], { cwd: ROOT, stdio: "ignore" });
     const exited = new Promise((resolve) => child.on("close", resolve));
     await sleepUntil(
@@ -140,7 +109,7 @@ describe("score --remote", () => {
   it("a wrong key or an unreachable cluster is a usage error (exit 1, one clear line)", async () => {
     const input = path.join(dir, "small.csv");
     writeCsv(input, 5);
-    const badKey = await cli([input, "--model", "iris", "--out", path.join(dir, "x.jsonl"), "--remote", api.url, "--api-key", "il_wrong", "--progress", "off"]);
+    const badKey = await cli([input, "--model", "iris", "--out", path.join(dir, "x.jsonl"), "--remote", cluster.api.url, "--api-key", "il_wrong", "--progress", "off"]);
     expect(badKey.code).toBe(1);
     expect(badKey.stderr).toContain("refused the API key");
     const down = await cli([input, "--model", "iris", "--out", path.join(dir, "y.jsonl"), "--remote", "http://127.0.0.1:1", "--api-key", key, "--progress", "off"]);
