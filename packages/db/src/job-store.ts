@@ -230,8 +230,10 @@ export class JobStore {
    *
    * Committed without waiting for its WAL flush (synchronous_commit off for this statement): a
    * claim that a PostgreSQL crash loses leaves the job queued, to be claimed and run again, the
-   * at-least-once a worker's crash already gives; the result write that follows it commits
-   * synchronously, which flushes the claim too. Saves a disk flush on every job's path.
+   * at-least-once a worker's crash already gives. The result write that follows flushes the
+   * claim too when it commits durably (a job with a webhook or leading a flight); a standalone
+   * job's result is relaxed as well (finishStandalone), and is redone the same way. Saves a disk
+   * flush on every job's path.
    */
   async claim(ids: string[], entryId?: string): Promise<ClaimResult> {
     const { rows } = await this.pool.query<ClaimedJob & { overdue: boolean }>({
