@@ -135,14 +135,16 @@ export class SubmitWriter {
       const ids = new Set(stored.map((w) => w.job.id));
       if (hops.enabled) hops.markAll([...ids], "api.stored");
       const entries = (await ranking).map((g) => ({ ...g, jobIds: g.jobIds.filter((id) => ids.has(id)) })).filter((g) => g.jobIds.length > 0);
+      // Stored with their dispatch rows, the jobs are accepted whether or not the queue takes
+      // their entries now (the reconciler adds what it missed): their submits are answered while
+      // the entries are added, not after. The next group still waits for this enqueue.
+      for (const w of stored) w.resolve();
       if (hops.enabled) hops.markAll([...ids], "api.adding");
       await this.dispatcher.enqueue(entries).catch((err: Error) => this.logger.warn({ err: err.message, jobs: stored.length }, "enqueue failed; the reconciler will enqueue these jobs"));
       if (hops.enabled) hops.markAll([...ids], "api.enqueued");
     } catch (err) {
       for (const w of group) w.reject(err);
-      return;
     }
-    for (const w of stored) w.resolve();
   }
 
   /** One insert (with its events' transaction) for the group's answered jobs; after a row fault, each on its own. */
