@@ -39,8 +39,8 @@ function maxDifference(a: Uint8Array, b: Uint8Array): number {
   return max;
 }
 
-/** A PNG of `width`×`height` whose only pixel data is one empty row: its header is all that is read. */
-function pngWithHeader(width: number, height: number): Buffer {
+/** A PNG of `width`×`height` whose image data inflates to `raw` (default one byte: too few for any image). */
+function pngWithHeader(width: number, height: number, raw = Buffer.alloc(1)): Buffer {
   const chunk = (type: string, data: Buffer) => {
     const body = Buffer.concat([Buffer.from(type, "latin1"), data]);
     const out = Buffer.alloc(body.length + 8);
@@ -54,7 +54,7 @@ function pngWithHeader(width: number, height: number): Buffer {
   ihdr.writeUInt32BE(height, 4);
   ihdr.set([8, 2, 0, 0, 0], 8);
   const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, chunk("IHDR", ihdr), chunk("IDAT", zlib.deflateSync(Buffer.alloc(1))), chunk("IEND", Buffer.alloc(0))]);
+  return Buffer.concat([signature, chunk("IHDR", ihdr), chunk("IDAT", zlib.deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
 }
 
 describe("decodeRgb", () => {
@@ -91,6 +91,16 @@ describe("decodeRgb", () => {
     await expect(decodeRgb(pngWithHeader(100_000, 100_000), LIMITS)).rejects.toThrow(/exceeds the limit/);
     // The same header within the limit is read, and its missing pixels are an error, not a crash.
     await expect(decodeRgb(pngWithHeader(100, 100), LIMITS)).rejects.toThrow();
+  });
+
+  it("refuses a PNG whose image data inflates far past what its header allows (a zlib bomb), before decoding it", async () => {
+    // 10×10 RGB needs 310 bytes; these 16 KB of deflate inflate to 16 MB (8 MB of input could give 8 GB).
+    const bomb = pngWithHeader(10, 10, Buffer.alloc(16 * 1024 * 1024));
+    expect(bomb.length).toBeLessThan(64 * 1024);
+    await expect(decodeRgb(bomb, LIMITS)).rejects.toThrow(/inflates to more than the \d+ bytes its header allows/);
+    // Data of the right size is read.
+    const exact = pngWithHeader(2, 1, Buffer.from([0, 10, 20, 30, 40, 50, 60]));
+    expect(await decodeRgb(exact, LIMITS)).toMatchObject({ width: 2, height: 1, decodedBy: "fast-png", rgb: Uint8Array.from([10, 20, 30, 40, 50, 60]) });
   });
 
   it("refuses a PNG with a corrupted chunk", async () => {

@@ -1,3 +1,4 @@
+import zlib from "node:zlib";
 import { convertIndexedToRgb, decode as decodePng, hasPngSignature, type DecodedPng } from "fast-png";
 import sharp from "sharp";
 
@@ -54,7 +55,9 @@ function plainPng(bytes: Buffer, limits: DecodeLimits): RgbImage | undefined {
   const height = bytes.readUInt32BE(20);
   if (width === 0 || height === 0) throw new Error("the PNG header gives no dimensions");
   if (width * height > limits.maxPixels) throw new Error(`${width}×${height} exceeds the limit of ${limits.maxPixels} pixels`);
-  if (hasChunk(bytes, NEEDS_LIBVIPS)) return undefined;
+  const chunks = scanChunks(bytes);
+  if (chunks.needsLibvips) return undefined;
+  assertInflatesWithin(chunks.idat, rawBound(bytes, width, height));
   const png = decodePng(bytes, { checkCrc: true });
   // Samples below 8 bits are packed per scan line: libvips unpacks those.
   if (png.depth < 8) return undefined;
@@ -63,15 +66,41 @@ function plainPng(bytes: Buffer, limits: DecodeLimits): RgbImage | undefined {
   return toRgb(png.width, png.height, png.data, png.channels, png.depth === 16 ? 65535 : 255);
 }
 
-/** Walks the chunk list (not the data) looking for any of `types`; stops at the first IDAT. */
-function hasChunk(bytes: Buffer, types: ReadonlySet<string>): boolean {
+/** The chunk list: whether a chunk asks for libvips (NEEDS_LIBVIPS), and the image data (IDAT) chunks' bytes. */
+function scanChunks(bytes: Buffer): { needsLibvips: boolean; idat: Buffer[] } {
+  const idat: Buffer[] = [];
   for (let at = 8; at + 8 <= bytes.length;) {
+    const length = bytes.readUInt32BE(at);
     const type = bytes.toString("latin1", at + 4, at + 8);
-    if (types.has(type)) return true;
-    if (type === "IDAT") return false;
-    at += 12 + bytes.readUInt32BE(at);
+    if (NEEDS_LIBVIPS.has(type)) return { needsLibvips: true, idat };
+    if (type === "IDAT") idat.push(bytes.subarray(at + 8, Math.min(bytes.length, at + 8 + length)));
+    if (type === "IEND") break;
+    at += 12 + length;
   }
-  return false;
+  return { needsLibvips: false, idat };
+}
+
+/** Channels per colour type (IHDR byte 25): grey, -, RGB, palette, grey+alpha, -, RGBA. */
+const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * Most bytes the image data may inflate to: a filter byte and the samples of each scan line,
+ * doubled for Adam7's passes and slack. Anything beyond is not this image (a zlib bomb: 8 MB of
+ * PNG can inflate to 8 GB), and fast-png, unlike libpng, would inflate it all.
+ */
+function rawBound(bytes: Buffer, width: number, height: number): number {
+  const bits = bytes[24]! * (CHANNELS[bytes[25]!] ?? 4);
+  return 2 * height * (1 + Math.ceil((width * bits) / 8)) + 1024;
+}
+
+/** Inflates the image data natively, stopping at `bound` bytes: throws for data that would go past it. */
+function assertInflatesWithin(idat: Buffer[], bound: number): void {
+  try {
+    zlib.inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat), { maxOutputLength: bound });
+  } catch (err) {
+    if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw new Error(`the image data inflates to more than the ${bound} bytes its header allows`, { cause: err });
+    throw err;
+  }
 }
 
 /** Grey, grey+alpha, RGB or RGBA samples (8 or 16 bits) → RGB bytes on a white background. */
