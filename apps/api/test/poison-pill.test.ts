@@ -95,5 +95,5 @@ describe("a job that kills every worker that runs it", () => {
     await sleepUntil(async () => (await leftEntries()).length === 0, { timeoutMs: 60_000, intervalMs: 200, message: "dispatch rows were left" }).catch(async (err: Error) => {
       throw new Error(`${err.message}: ${JSON.stringify(await leftEntries())}`);
     });
-  }, 150_000);
+  }, 200_000);
 });
