@@ -48,12 +48,13 @@ export class WebhookQueue {
    */
   async enqueue(events: readonly EventRef[]): Promise<void> {
     if (events.length === 0) return;
-    await this.queue.addBulk(
-      events.map((event) => {
-        const data: DeliveryPayload = typeof event === "string" ? { eventId: event } : { eventId: event.id, ...(event.tenantId ? { tenantId: event.tenantId } : {}) };
-        return { name: "deliver", data, opts: { ...WebhookQueue.entryOptions, jobId: data.eventId } };
-      }),
-    );
+    const entries = events.map((event) => {
+      const data: DeliveryPayload = typeof event === "string" ? { eventId: event } : { eventId: event.id, ...(event.tenantId ? { tenantId: event.tenantId } : {}) };
+      return { name: "deliver", data, opts: { ...WebhookQueue.entryOptions, jobId: data.eventId } };
+    });
+    // One event: Queue.add, since addBulk's ioredis pipeline costs about 50 µs to build (see Dispatcher.enqueue).
+    if (entries.length === 1) await this.queue.add(entries[0]!.name, entries[0]!.data, entries[0]!.opts);
+    else await this.queue.addBulk(entries);
   }
 
   /** A single extra attempt of an event (same webhook-id), on an entry of its own. */
