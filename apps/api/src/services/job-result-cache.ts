@@ -8,8 +8,8 @@ export type CacheableJob = NewJob & { cacheKey: string };
 
 /** How a job is stored, each as the caller's submit path does it (group-committed, or alone for an Idempotency-Key). */
 export interface JobWrites {
-  /** The depth and quota checks of a job that will wait for a worker (a hit waits for none, so it skips them). */
-  admit(): Promise<void>;
+  /** The depth and quota checks of a job that will wait for a worker (a hit waits for none, so it skips them); undefined when decided at once. */
+  admit(): Promise<void> | undefined;
   /** Stores the job queued and enqueues it. */
   run(job: NewJob): Promise<void>;
   /** Stores the job answered from the cache. */
@@ -54,7 +54,8 @@ export class JobResultCache {
     if (bypass) {
       // No lookup and no flight; the digest stays on the row, so the run refreshes the entry.
       this.metrics.lookups(job.model, "bypass");
-      await writes.admit();
+      const admitting = writes.admit();
+      if (admitting) await admitting;
       await writes.run(job);
       return QUEUED;
     }

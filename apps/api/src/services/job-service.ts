@@ -44,7 +44,7 @@ export interface JobServiceOptions {
   /** The result cache of models whose manifest sets `cache`; absent, nothing is looked up or cached. */
   cache?: JobResultCache;
   /** Refuses work for a model version no worker can serve (shared with BatchService); absent, every known model is accepted. */
-  availability?: Pick<ModelAvailability, "assertServable">;
+  availability?: Pick<ModelAvailability, "assertServable" | "servableNow">;
 }
 
 export type SubmitResult = { job: JobView; replayed: boolean };
@@ -131,7 +131,8 @@ export class JobService {
     };
     const spec = job.cacheKey && this.options.cache ? this.models.resolve(job.model, job.version).manifest.cache : undefined;
     if (!spec || !this.options.cache) {
-      await writes.admit();
+      const admitting = writes.admit();
+      if (admitting) await admitting;
       await writes.run(job);
       return viewOfNew(job);
     }
@@ -236,7 +237,17 @@ export class JobService {
    * queue_full when the model's queue is at MAX_QUEUE_DEPTH; 429 quota_exceeded when the tenant is
    * at its maxQueued (else the job counts against it).
    */
-  private async assertQueueHasRoom(tenant: Tenant, model: string, version: string): Promise<void> {
+  /**
+   * The submit's guards: model servable, queue not full, tenant under its quota. Synchronous while
+   * their readings are fresh (nearly every submit), so the hot path awaits nothing here.
+   */
+  private assertQueueHasRoom(tenant: Tenant, model: string, version: string): Promise<void> | undefined {
+    const { availability, depthGuard, quotaGuard } = this.options;
+    if ((availability?.servableNow(model, version) ?? true) && depthGuard.roomNow(model) && quotaGuard.admitNow(tenant)) return undefined;
+    return this.awaitRoom(tenant, model, version);
+  }
+
+  private async awaitRoom(tenant: Tenant, model: string, version: string): Promise<void> {
     await this.options.availability?.assertServable(model, version);
     await this.options.depthGuard.assertRoom(model);
     await this.options.quotaGuard.admit(tenant);

@@ -73,13 +73,21 @@ export class ModelAvailability {
    */
   async assertServable(model: string, version: string): Promise<void> {
     const models = await this.forSubmit();
-    const state = models?.get(model)?.versions[version];
-    if (state?.state !== "failed") return;
-    throw new ServiceUnavailableError(
-      "model_unavailable",
-      `model ${model}@${version} cannot be served: ${state.failedWorkers === 1 ? "the worker" : `all ${state.failedWorkers} workers`} told to serve it failed to load it (${(state.codes ?? []).join(", ")}) and none serves it; retry after an operator fixed it`,
-      MODEL_UNAVAILABLE_RETRY_AFTER_S,
-    );
+    if (models) refuseIfFailed(models, model, version);
+  }
+
+  /**
+   * assertServable without waiting: true once decided (it throws when refused), false when a new
+   * reading is due (the caller then awaits assertServable).
+   */
+  servableNow(model: string, version: string): boolean {
+    const current = this.snapshot;
+    const now = Date.now();
+    if (current && now - current.at < this.maxAgeMs) {
+      refuseIfFailed(current.models, model, version);
+      return true;
+    }
+    return now - this.failedAt < this.maxAgeMs;
   }
 
   private async forSubmit(): Promise<Map<string, ModelReadiness> | undefined> {
@@ -131,4 +139,14 @@ export class ModelAvailability {
       throw err;
     }
   }
+}
+
+function refuseIfFailed(models: Map<string, ModelReadiness>, model: string, version: string): void {
+  const state = models.get(model)?.versions[version];
+  if (state?.state !== "failed") return;
+  throw new ServiceUnavailableError(
+    "model_unavailable",
+    `model ${model}@${version} cannot be served: ${state.failedWorkers === 1 ? "the worker" : `all ${state.failedWorkers} workers`} told to serve it failed to load it (${(state.codes ?? []).join(", ")}) and none serves it; retry after an operator fixed it`,
+    MODEL_UNAVAILABLE_RETRY_AFTER_S,
+  );
 }

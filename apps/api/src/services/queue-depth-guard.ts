@@ -23,7 +23,18 @@ export class QueueDepthGuard {
    * known yet).
    */
   async assertRoom(model: string, adding = 1): Promise<void> {
-    const depth = await this.depth(model);
+    this.decide(model, this.freshDepth(model) ?? (await this.read(model)), adding);
+  }
+
+  /** assertRoom without waiting: true once decided (it throws when full), false when the cached depth is too old to decide on. */
+  roomNow(model: string, adding = 1): boolean {
+    const depth = this.freshDepth(model);
+    if (depth === undefined) return false;
+    this.decide(model, depth, adding);
+    return true;
+  }
+
+  private decide(model: string, depth: number, adding: number): void {
     if (depth >= this.maxDepth) {
       throw new ServiceUnavailableError("queue_full", `model ${model} has ${depth} queued jobs (limit ${this.maxDepth}); retry later`, RETRY_AFTER_S);
     }
@@ -38,9 +49,12 @@ export class QueueDepthGuard {
     if (cached) cached.depth += n;
   }
 
-  private async depth(model: string): Promise<number> {
+  private freshDepth(model: string): number | undefined {
     const cached = this.cache.get(model);
-    if (cached && Date.now() - cached.at < this.maxAgeMs) return cached.depth;
+    return cached && Date.now() - cached.at < this.maxAgeMs ? cached.depth : undefined;
+  }
+
+  private async read(model: string): Promise<number> {
     const depth = await this.pending(model);
     this.cache.set(model, { depth, at: Date.now() });
     return depth;

@@ -68,6 +68,19 @@ export class TenantQuotaGuard {
     await this.check(tenant, adding, true);
   }
 
+  /**
+   * admit without waiting: true once decided (it throws past the quota, and counts the jobs in
+   * when admitted), false when the tenant's reading is too old to decide on (nothing counted).
+   */
+  admitNow(tenant: Pick<Tenant, "id" | "name" | "maxQueued">, adding = 1): boolean {
+    const limit = this.limitOf(tenant);
+    if (limit === undefined) return true;
+    const cached = this.readings.get(tenant.id);
+    if (!cached || Date.now() - cached.at >= this.maxAgeMs) return false;
+    this.decide(tenant, limit, cached.queued, adding, true);
+    return true;
+  }
+
   /** Counts `n` jobs or items this process just queued for the tenant into its reading. */
   noteQueued(tenantId: string, n = 1): void {
     const cached = this.readings.get(tenantId);
@@ -79,10 +92,15 @@ export class TenantQuotaGuard {
     if (limit === undefined) return;
     const read = await this.queued(tenant.id);
     // From here on without an await: concurrent admissions see each other's counts.
-    const queued = this.readings.get(tenant.id)?.queued ?? read;
-    const quota = `tenant ${tenant.name} has ${queued} jobs and batch items queued; its quota (maxQueued) is ${limit}`;
-    if (queued >= limit) throw new QuotaExceededError(`${quota}; retry once some have started`);
-    if (queued + adding > limit) throw new QuotaExceededError(`${quota}; ${adding} more would exceed it; retry later or send fewer`);
+    this.decide(tenant, limit, this.readings.get(tenant.id)?.queued ?? read, adding, count);
+  }
+
+  private decide(tenant: Pick<Tenant, "id" | "name">, limit: number, queued: number, adding: number, count: boolean): void {
+    if (queued + adding > limit || queued >= limit) {
+      const quota = `tenant ${tenant.name} has ${queued} jobs and batch items queued; its quota (maxQueued) is ${limit}`;
+      if (queued >= limit) throw new QuotaExceededError(`${quota}; retry once some have started`);
+      throw new QuotaExceededError(`${quota}; ${adding} more would exceed it; retry later or send fewer`);
+    }
     if (count) this.noteQueued(tenant.id, adding);
   }
 

@@ -60,6 +60,25 @@ describe("ModelAvailability", () => {
     await expect(availability.assertServable("b", "1")).resolves.toBeUndefined(); // nobody reported b
   });
 
+  it("decides without waiting while its reading is fresh or Redis just failed, and asks for a reading otherwise", async () => {
+    const failedA1 = new Map([["a", [report("w1", "a", [["1", false]])]]]);
+    const availability = new ModelAvailability(async () => failedA1, repo, { maxAgeMs: 60_000 });
+    expect(availability.servableNow("a", "1")).toBe(false); // nothing read yet: the caller awaits assertServable
+    await availability.all();
+    expect(() => availability.servableNow("a", "1")).toThrow(expect.objectContaining({ code: "model_unavailable", status: 503 }));
+    expect(availability.servableNow("b", "1")).toBe(true);
+
+    const down = new ModelAvailability(
+      async () => {
+        throw new Error("down");
+      },
+      repo,
+      { maxAgeMs: 60_000 },
+    );
+    await down.assertServable("a", "1");
+    expect(down.servableNow("a", "1")).toBe(true); // admitted without waiting on Redis again
+  });
+
   it("reads once per maxAgeMs, sharing a reading in flight", async () => {
     let reads = 0;
     const availability = new ModelAvailability(async () => (reads++, new Map()), repo, { maxAgeMs: 60_000 });

@@ -46,6 +46,20 @@ describe("TenantQuotaGuard", () => {
     await batches.assertRoom(tenant("b", 20), 10);
   });
 
+  it("admits without waiting on a fresh reading, counting the job in; with no fresh reading it counts nothing and asks for one", async () => {
+    vi.useFakeTimers();
+    const { guard, reads } = setup({ t: 3 });
+    expect(guard.admitNow(tenant("free"))).toBe(true); // no quota: nothing to read
+    expect(guard.admitNow(tenant("t", 5))).toBe(false);
+    await guard.admit(tenant("t", 5)); // reads 3, counts 4
+    expect(guard.admitNow(tenant("t", 5))).toBe(true); // 5
+    expect(() => guard.admitNow(tenant("t", 5))).toThrow(QuotaExceededError);
+    vi.advanceTimersByTime(1000);
+    expect(guard.admitNow(tenant("t", 5))).toBe(false);
+    await guard.admit(tenant("t", 5)); // read again: 3, so admitted (4)
+    expect(reads).toEqual(["t", "t"]);
+  });
+
   it("reads a tenant again once its reading is a second old", async () => {
     vi.useFakeTimers();
     const queued = { t: 5 };
