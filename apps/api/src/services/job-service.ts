@@ -66,13 +66,14 @@ export class JobService {
    * stored. The queue deadline counts from the job's creation (see maxQueueSecondsOf). For a model
    * with a result cache, the row carries the digest of what its result depends on (requestCacheKey
    * over the validated inputs, so key order and number spelling in the body do not matter).
+   * `cancelAfterSeconds` (the Cancel-After header) counts from the same instant. Synchronous: the
+   * webhook target's check, which may resolve a name, is submit's.
    */
-  async prepare(tenantId: string, body: JobSubmission, extra: Partial<NewJob> = {}): Promise<NewJob> {
+  prepare(tenantId: string, body: JobSubmission, cancelAfterSeconds?: number): NewJob {
     const model = this.models.resolve(body.model, body.version);
     const { value, faults } = validateInputs(model.manifest, body.inputs);
     faults.push(...validateOutputNames(model.manifest, body.outputs));
     if (!value || faults.length > 0) throw new ValidationError("the inputs do not match the model", faults);
-    if (body.webhook) await this.options.checkWebhook?.(body.webhook.url);
     const createdAt = new Date();
     const requestedOutputs = (body.outputs ?? []).map((o) => o.name);
     // `cache: "off"`: no digest, so the job neither looks up nor stores (it runs as a model without a cache would).
@@ -93,12 +94,11 @@ export class JobService {
       requestHash: null,
       dispatchId: null,
       queueDeadline: deadlineAfter(createdAt, maxQueueSecondsOf(body.maxQueueSeconds, model.manifest, this.options.defaultMaxQueueSeconds)),
-      cancelAt: null,
+      cancelAt: deadlineAfter(createdAt, cancelAfterSeconds),
       createdAt,
       cacheKey,
       // The submit's span (OpenTelemetry; null when off): the worker's and webhooks' spans join its trace.
       traceParent: activeTraceParent(),
-      ...extra,
     };
   }
 
@@ -109,7 +109,9 @@ export class JobService {
    * never enqueued (see JobResultCache).
    */
   async submit(tenant: Tenant, body: JobSubmission, idempotencyKey?: string, cancelAfterSeconds?: number): Promise<SubmitResult> {
-    const job = await this.prepare(tenant.id, body, { cancelAt: deadlineAfter(new Date(), cancelAfterSeconds) });
+    const job = this.prepare(tenant.id, body, cancelAfterSeconds);
+    // The webhook target's check (it may resolve a name), after the inputs' so 422s keep their order.
+    if (body.webhook) await this.options.checkWebhook?.(body.webhook.url);
     if (idempotencyKey) return this.submitIdempotent(tenant, job, body, idempotencyKey);
     return { job: await this.place(tenant, job, body.cache, false), replayed: false };
   }
