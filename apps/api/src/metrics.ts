@@ -142,7 +142,8 @@ export class ApiMetrics {
     const children = new Map<string, ReturnType<Histogram<string>["labels"]>>();
     return (req, res, next) => {
       const started = performance.now();
-      res.once("finish", () => {
+      // on, not once: a response finishes once, and once's wrapper is an allocation per request.
+      res.on("finish", () => {
         // The matched route pattern, not the raw path, keeps label cardinality bounded.
         const route = `${req.baseUrl}${(req.route as { path?: string } | undefined)?.path ?? ""}` || "unmatched";
         const key = `${req.method} ${route} ${res.statusCode}`;
