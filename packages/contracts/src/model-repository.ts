@@ -81,7 +81,7 @@ export function modelFilePath(model: ResolvedModel): string {
   return path.join(root, pkg.path);
 }
 
-const fingerprints = new Map<string, string>();
+const fingerprints = new WeakMap<ResolvedModel["spec"], string>();
 
 /**
  * What a model version's results depend on, as a hex digest: the ONNX file's bytes and the
@@ -92,8 +92,9 @@ const fingerprints = new Map<string, string>();
  * which is when a process loads models anyway). A file that cannot be read fingerprints by path.
  */
 export function modelFingerprint(model: ResolvedModel): string {
-  const id = `${model.dir}\u0000${model.version}`;
-  const known = fingerprints.get(id);
+  // By the version's manifest entry, which the repository keeps for the process's life: an
+  // identity lookup, where a key string built per submit cost more than the rest of the lookup.
+  const known = fingerprints.get(model.spec);
   if (known) return known;
   const { version, inputs, outputs, preprocess, postprocess } = { ...model.manifest, version: model.version };
   const hash = crypto.createHash("sha256").update(JSON.stringify({ version, spec: model.spec, inputs, outputs, preprocess, postprocess }));
@@ -103,7 +104,7 @@ export function modelFingerprint(model: ResolvedModel): string {
     hash.update(`unreadable:${model.spec.file ?? model.spec.package?.path ?? ""}`);
   }
   const digest = hash.digest("hex");
-  fingerprints.set(id, digest);
+  fingerprints.set(model.spec, digest);
   return digest;
 }
 

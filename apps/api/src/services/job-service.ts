@@ -28,7 +28,8 @@ import { longPoll } from "./long-poll.ts";
 import type { QueueDepthGuard } from "./queue-depth-guard.ts";
 import type { TenantQuotaGuard } from "./quota-guard.ts";
 import { deadlineAfter, maxQueueSecondsOf } from "./deadlines.ts";
-import type { CacheableJob, JobResultCache, JobWrites } from "./job-result-cache.ts";
+import type { CacheableJob, JobResultCache } from "./job-result-cache.ts";
+import { SubmitWrites } from "./submit-writes.ts";
 import type { ModelAvailability } from "./model-availability.ts";
 import { activeTraceParent, annotateActive, ATTR, tracing } from "@inferline/telemetry";
 
@@ -122,15 +123,7 @@ export class JobService {
    * its own, so a constraint violation (an Idempotency-Key race) reaches this caller only.
    */
   private async place(tenant: Tenant, job: NewJob, mode: CacheMode | undefined, alone: boolean): Promise<JobView> {
-    const writes: JobWrites = {
-      admit: () => this.assertQueueHasRoom(tenant, job.model, job.version),
-      run: async (j) => {
-        await (alone ? this.writer.submitOne(j, tenant.weight) : this.writer.submit(j, tenant.weight));
-        this.noteQueued(j);
-      },
-      answer: (j) => (alone ? this.writer.answerOne(j) : this.writer.answer(j)),
-      follow: (leader, j) => (alone ? this.writer.followOne(leader, j) : this.writer.follow(leader, j)),
-    };
+    const writes = new SubmitWrites(this.writer, this.options, tenant, job, alone);
     const spec = job.cacheKey && this.options.cache ? this.models.resolve(job.model, job.version).manifest.cache : undefined;
     if (!spec || !this.options.cache) {
       const admitting = writes.admit();
@@ -227,32 +220,6 @@ export class JobService {
       throw new ConflictError("job_not_cancelable", `job is already ${job.status}`);
     }
     return this.get(tenantId, id);
-  }
-
-  /** Counts this process's own submits into the cached depth (see QueueDepthGuard). */
-  private noteQueued(job: NewJob): void {
-    this.options.depthGuard.noteQueued(job.model);
-  }
-
-  /**
-   * 503 model_unavailable when workers reported the version failed to load and none serves it; 503
-   * queue_full when the model's queue is at MAX_QUEUE_DEPTH; 429 quota_exceeded when the tenant is
-   * at its maxQueued (else the job counts against it).
-   */
-  /**
-   * The submit's guards: model servable, queue not full, tenant under its quota. Synchronous while
-   * their readings are fresh (nearly every submit), so the hot path awaits nothing here.
-   */
-  private assertQueueHasRoom(tenant: Tenant, model: string, version: string): Promise<void> | undefined {
-    const { availability, depthGuard, quotaGuard } = this.options;
-    if ((availability?.servableNow(model, version) ?? true) && depthGuard.roomNow(model) && quotaGuard.admitNow(tenant)) return undefined;
-    return this.awaitRoom(tenant, model, version);
-  }
-
-  private async awaitRoom(tenant: Tenant, model: string, version: string): Promise<void> {
-    await this.options.availability?.assertServable(model, version);
-    await this.options.depthGuard.assertRoom(model);
-    await this.options.quotaGuard.admit(tenant);
   }
 }
 
