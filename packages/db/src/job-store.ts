@@ -214,7 +214,7 @@ export class JobStore {
          select id, "tenantId", model, version, priority, inputs, coalesce("requestedOutputs", '{}'), metadata, webhook,
            "idempotencyKey", "requestHash", "dispatchId", "queueDeadline", "cancelAt", "createdAt", "cacheKey", "traceParent", coalesce("leadsFlight", false)
          from json_to_recordset($1::json) as x(${NEW_JOB_COLUMNS})`,
-        values: [JSON.stringify(chunk), JSON.stringify(dispatchRows(chunk))],
+        values: [JSON.stringify(chunk.map(newJobRow)), JSON.stringify(dispatchRows(chunk))],
       });
     }
   }
@@ -646,6 +646,35 @@ interface DispatchRow {
   jobIds: string[];
   /** An entry carries one tenant's jobs (SubmitWriter plans per tenant). */
   tenantId: string;
+}
+
+/**
+ * A job as insertMany's JSON document holds it (NEW_JOB_COLUMNS): timestamps already as text, and
+ * one literal so every row has one shape. JSON.stringify leaves its fast path for a Date (its
+ * toJSON), which made the document cost twice as much per job (2.9 against 1.7 µs, measured in the
+ * API under the submit bench).
+ */
+function newJobRow(j: NewJob) {
+  return {
+    id: j.id,
+    tenantId: j.tenantId,
+    model: j.model,
+    version: j.version,
+    priority: j.priority,
+    inputs: j.inputs,
+    requestedOutputs: j.requestedOutputs,
+    metadata: j.metadata,
+    webhook: j.webhook,
+    idempotencyKey: j.idempotencyKey,
+    requestHash: j.requestHash,
+    dispatchId: j.dispatchId,
+    queueDeadline: j.queueDeadline?.toISOString() ?? null,
+    cancelAt: j.cancelAt?.toISOString() ?? null,
+    createdAt: j.createdAt.toISOString(),
+    cacheKey: j.cacheKey ?? null,
+    traceParent: j.traceParent ?? null,
+    leadsFlight: j.leadsFlight ?? null,
+  };
 }
 
 function dispatchRows(jobs: NewJob[]): DispatchRow[] {
