@@ -73,6 +73,52 @@ function getFrom(api: RunningApi, from: string, key: string | undefined, route =
   });
 }
 
+/** GETs over one kept-alive connection (an agent of one socket), with whatever Authorization header each request names. */
+function overOneSocket(api: RunningApi) {
+  const { port } = new URL(api.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const sockets = new Set<unknown>();
+  const get = (route: string, authorization?: string): Promise<{ status: number; code?: string }> =>
+    new Promise((resolve, reject) => {
+      const req = http.get({ host: "127.0.0.1", port, path: route, agent, headers: authorization ? { authorization } : {} }, (res) => {
+        sockets.add(res.socket);
+        let body = "";
+        res.setEncoding("utf8").on("data", (d: string) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode!, code: res.statusCode === 200 ? undefined : (JSON.parse(body) as { code: string }).code }));
+      });
+      req.on("error", reject);
+    });
+  return { get, sockets, close: () => agent.destroy() };
+}
+
+describe("one connection, many keys", () => {
+  it("each request on a kept-alive connection is its own key's: another tenant's, a malformed one, none, and a revoked one are each answered as such", async () => {
+    const a = await tenants.createKey("socket-a");
+    const b = await tenants.createKey("socket-b");
+    const submitted = await new ApiClient(stack.api.url, a.key).request<{ id: string }>("POST", "/v1/jobs", {
+      json: { model: "iris", inputs: [{ name: "features", shape: [1, 4], datatype: "FP32", data: [5.1, 3.5, 1.4, 0.2] }] },
+    });
+    expect(submitted.status).toBe(202);
+    const route = `/v1/jobs/${submitted.body.id}`;
+    const conn = overOneSocket(stack.api);
+    try {
+      expect(await conn.get(route, `Bearer ${a.key}`)).toEqual({ status: 200 });
+      expect(await conn.get(route, `Bearer ${b.key}`)).toMatchObject({ status: 404 }); // not b's job
+      expect(await conn.get(route, `Bearer ${a.key}`)).toEqual({ status: 200 });
+      expect(await conn.get(route, "Bearer not-a-key")).toMatchObject({ status: 401, code: "invalid_api_key" });
+      expect(await conn.get(route)).toMatchObject({ status: 401, code: "missing_api_key" });
+      expect(await conn.get(route, `Bearer ${a.key}`)).toEqual({ status: 200 });
+      const revoked = await cli(["keys", "revoke", a.keyId, "--database-url", stack.db.url, "--redis-url", testRedisUrl(), "--queue-prefix", stack.prefix]);
+      expect(revoked.code, revoked.stderr).toBe(0);
+      await sleepUntil(async () => (await conn.get(route, `Bearer ${a.key}`)).status === 401, { timeoutMs: 5000, message: "the revoked key is refused on the connection that used it" });
+      expect(await conn.get(route, `Bearer ${b.key}`)).toMatchObject({ status: 404 });
+      expect(conn.sockets.size).toBe(1);
+    } finally {
+      conn.close();
+    }
+  });
+});
+
 describe("key revocation", () => {
   it("`inferline keys revoke` makes both API processes refuse a key they had cached, within a second or so", async () => {
     const { key, keyId } = await tenants.createKey("revokee");
