@@ -35,13 +35,12 @@ export class ApiMetrics {
   /** The API looks up; the worker writes (see WorkerMetrics). */
   // Children cached per model and outcome: every cached model's submit counts one lookup, and
   // prom-client resolves a label object by building a key string each time.
-  private readonly lookupChildren = new Map<string, Map<string, { inc(n?: number): void }>>();
+  private readonly lookupChildren = new Map<string, { inc(n?: number): void }>();
   readonly cache: CacheMetrics = {
     lookups: (model, outcome, n = 1) => {
-      let byOutcome = this.lookupChildren.get(model);
-      if (!byOutcome) this.lookupChildren.set(model, (byOutcome = new Map<string, { inc(n?: number): void }>()));
-      let child = byOutcome.get(outcome);
-      if (!child) byOutcome.set(outcome, (child = this.cacheLookups.labels(model, outcome)));
+      const key = `${model}\u0000${outcome}`;
+      let child = this.lookupChildren.get(key);
+      if (!child) this.lookupChildren.set(key, (child = this.cacheLookups.labels(model, outcome)));
       child.inc(n);
     },
     writes: () => {},

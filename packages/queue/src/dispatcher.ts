@@ -1,6 +1,7 @@
 import crypto from "node:crypto";
 import { Queue, type JobsOptions } from "bullmq";
 import { DEFAULT_JOB_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS, type JobPriority } from "@inferline/contracts";
+import { addEntries, type QueueEntrySpec } from "./add-entries.ts";
 import { entryPriority } from "./fair-priority.ts";
 import { inferQueueName, type CarriedJob, type DispatchPayload } from "./names.ts";
 import { bullmqPrefix, type RedisConnection } from "./redis.ts";
@@ -88,12 +89,7 @@ export class Dispatcher {
     return groups;
   }
 
-  /**
-   * Adds the groups' queue entries, one addBulk per model. Re-adding an existing dispatch id is a
-   * no-op. A model's lone entry goes through Queue.add: addBulk builds an ioredis pipeline, whose
-   * constructor copies every script BullMQ defines onto it (about 50 µs of CPU a call, the largest
-   * part of a lone submit's enqueue in a CPU profile), and one command needs no pipeline.
-   */
+  /** Adds the groups' queue entries, one addEntries per model. Re-adding an existing dispatch id is a no-op. */
   async enqueue(groups: DispatchGroup[]): Promise<void> {
     const byModel = new Map<string, DispatchGroup[]>();
     for (const g of groups) {
@@ -102,18 +98,16 @@ export class Dispatcher {
       else byModel.set(g.model, [g]);
     }
     await Promise.all(
-      [...byModel].map(([model, list]) => {
-        const queue = this.queue(model);
-        if (list.length === 1) {
-          const { name, data, opts } = this.entry(list[0]!);
-          return queue.add(name, data, opts);
-        }
-        return queue.addBulk(list.map((g) => this.entry(g)));
-      }),
+      [...byModel].map(([model, list]) =>
+        addEntries(
+          this.queue(model),
+          list.map((g) => this.entry(g)),
+        ),
+      ),
     );
   }
 
-  private entry(g: DispatchGroup): { name: "infer"; data: DispatchPayload; opts: JobsOptions } {
+  private entry(g: DispatchGroup): QueueEntrySpec<DispatchPayload> {
     return {
       name: "infer",
       data: { jobIds: g.jobIds, version: g.version, ...(g.batchChunk ? { batchChunk: true } : {}), ...(g.resumed ? { resumed: true } : {}), ...(g.carried ? { carried: g.carried } : {}) },

@@ -14,6 +14,7 @@ export { redisFailure, isRedisUnavailable, type RedisFailure } from "./redis-err
 export { inferQueueName, finishedChannel, WEBHOOK_QUEUE, type CarriedJob, type DispatchPayload } from "./names.ts";
 export { entryPriority, CLASS_BASE, CLASS_SPAN, MAX_QUEUE_PRIORITY } from "./fair-priority.ts";
 export { Dispatcher, type DispatcherOptions, type DispatchGroup } from "./dispatcher.ts";
+export { addEntries, type QueueEntrySpec } from "./add-entries.ts";
 export { FinishedNotifier, FinishedListener, DEFAULT_RECHECK_MS, MAX_ANNOUNCED_VIEW_BYTES, type WaitEnd } from "./finished-events.ts";
 export { keyRevokedChannel, KeyRevocationNotifier, KeyRevocationListener, publishKeyRevocation, type KeyRevocationHandlers } from "./key-events.ts";
 export { modelReadinessKey, modelReportKey } from "./names.ts";

@@ -54,8 +54,7 @@ export class JobResultCache {
     if (bypass) {
       // No lookup and no flight; the digest stays on the row, so the run refreshes the entry.
       this.metrics.lookups(job.model, "bypass");
-      const admitting = writes.admit();
-      if (admitting) await admitting;
+      await writes.admit();
       await writes.run(job);
       return QUEUED;
     }

@@ -25,27 +25,18 @@ import type { FinishedListener } from "@inferline/queue";
 import type { SubmitWriter } from "./submit-writer.ts";
 import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
 import { longPoll } from "./long-poll.ts";
-import type { QueueDepthGuard } from "./queue-depth-guard.ts";
-import type { TenantQuotaGuard } from "./quota-guard.ts";
 import { deadlineAfter, maxQueueSecondsOf } from "./deadlines.ts";
 import type { CacheableJob, JobResultCache } from "./job-result-cache.ts";
-import { SubmitWrites } from "./submit-writes.ts";
-import type { ModelAvailability } from "./model-availability.ts";
+import { SubmitWrites, type SubmitGuards } from "./submit-writes.ts";
 import { activeTraceParent, annotateActive, ATTR, tracing } from "@inferline/telemetry";
 
-export interface JobServiceOptions {
-  /** MAX_QUEUE_DEPTH, shared with BatchService so that batch items and jobs count against one depth. */
-  depthGuard: QueueDepthGuard;
-  /** Each tenant's maxQueued, shared with BatchService. */
-  quotaGuard: TenantQuotaGuard;
+export interface JobServiceOptions extends SubmitGuards {
   /** Checks a webhook target (SSRF guard); throws ValidationError when refused. */
   checkWebhook?: (url: string) => Promise<void>;
   /** DEFAULT_MAX_QUEUE_SECONDS: the queue deadline of jobs that name none on a model that sets none; unset, no limit. */
   defaultMaxQueueSeconds?: number;
   /** The result cache of models whose manifest sets `cache`; absent, nothing is looked up or cached. */
   cache?: JobResultCache;
-  /** Refuses work for a model version no worker can serve (shared with BatchService); absent, every known model is accepted. */
-  availability?: Pick<ModelAvailability, "assertServable" | "servableNow">;
 }
 
 export type SubmitResult = { job: JobView; replayed: boolean };
@@ -126,8 +117,7 @@ export class JobService {
     const writes = new SubmitWrites(this.writer, this.options, tenant, job, alone);
     const spec = job.cacheKey && this.options.cache ? this.models.resolve(job.model, job.version).manifest.cache : undefined;
     if (!spec || !this.options.cache) {
-      const admitting = writes.admit();
-      if (admitting) await admitting;
+      await writes.admit();
       await writes.run(job);
       return viewOfNew(job);
     }

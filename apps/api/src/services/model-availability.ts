@@ -81,19 +81,26 @@ export class ModelAvailability {
    * reading is due (the caller then awaits assertServable).
    */
   servableNow(model: string, version: string): boolean {
-    const current = this.snapshot;
+    const models = this.decidedNow();
+    if (models === undefined) return false;
+    if (models) refuseIfFailed(models, model, version);
+    return true;
+  }
+
+  /**
+   * What a submit goes on with without reading Redis: the fresh reading's models, null within
+   * maxAgeMs of a failed reading (admit, as with no reports), or undefined when a reading is due.
+   */
+  private decidedNow(): Map<string, ModelReadiness> | null | undefined {
     const now = Date.now();
-    if (current && now - current.at < this.maxAgeMs) {
-      refuseIfFailed(current.models, model, version);
-      return true;
-    }
-    return now - this.failedAt < this.maxAgeMs;
+    const current = this.snapshot;
+    if (current && now - current.at < this.maxAgeMs) return current.models;
+    return now - this.failedAt < this.maxAgeMs ? null : undefined;
   }
 
   private async forSubmit(): Promise<Map<string, ModelReadiness> | undefined> {
-    const current = this.snapshot;
-    if (current && Date.now() - current.at < this.maxAgeMs) return current.models;
-    if (Date.now() - this.failedAt < this.maxAgeMs) return undefined;
+    const decided = this.decidedNow();
+    if (decided !== undefined) return decided ?? undefined;
     let timer: NodeJS.Timeout | undefined;
     try {
       const bound = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), this.submitWaitMs)));

@@ -75,9 +75,9 @@ export class TenantQuotaGuard {
   admitNow(tenant: Pick<Tenant, "id" | "name" | "maxQueued">, adding = 1): boolean {
     const limit = this.limitOf(tenant);
     if (limit === undefined) return true;
-    const cached = this.readings.get(tenant.id);
-    if (!cached || Date.now() - cached.at >= this.maxAgeMs) return false;
-    this.decide(tenant, limit, cached.queued, adding, true);
+    const reading = this.freshReading(tenant.id);
+    if (!reading) return false;
+    this.decide(tenant, limit, reading.queued, adding, true);
     return true;
   }
 
@@ -104,9 +104,15 @@ export class TenantQuotaGuard {
     if (count) this.noteQueued(tenant.id, adding);
   }
 
+  /** The tenant's reading while it is under maxAgeMs old. */
+  private freshReading(tenantId: string): Reading | undefined {
+    const reading = this.readings.get(tenantId);
+    return reading && Date.now() - reading.at < this.maxAgeMs ? reading : undefined;
+  }
+
   private async queued(tenantId: string): Promise<number> {
-    const cached = this.readings.get(tenantId);
-    if (cached && Date.now() - cached.at < this.maxAgeMs) return cached.queued;
+    const fresh = this.freshReading(tenantId);
+    if (fresh) return fresh.queued;
     let pending = this.reading.get(tenantId);
     if (!pending) {
       pending = this.queuedOf(tenantId)

@@ -7,8 +7,11 @@ import type { Followed, SubmitWriter } from "./submit-writer.ts";
 
 /** What a submit's writes check before a job is queued. */
 export interface SubmitGuards {
+  /** MAX_QUEUE_DEPTH, shared with BatchService so that batch items and jobs count against one depth. */
   depthGuard: QueueDepthGuard;
+  /** Each tenant's maxQueued, shared with BatchService. */
   quotaGuard: TenantQuotaGuard;
+  /** Refuses work for a model version no worker can serve (shared with BatchService); absent, every known model is accepted. */
   availability?: Pick<ModelAvailability, "assertServable" | "servableNow">;
 }
 
