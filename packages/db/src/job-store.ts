@@ -411,6 +411,11 @@ export class JobStore {
    * again): new dispatch rows, the jobs' dispatchId, and, with `removeEntry`, the old entry's
    * row. Jobs already terminal are left alone. The caller adds the queue entries; should that
    * fail, the reconciler finds the rows.
+   *
+   * A job's new entry id derives from the old entry's and its own (isolationEntryId), so isolating
+   * the same entry again (its worker died after this committed, before the entries were added)
+   * makes the same rows and entries, not a second set whose first would be left behind, counted
+   * in the tenant's queue with no entry to ever run and delete it.
    */
   async isolate(entryId: string, jobIds: string[], options: { removeEntry: boolean }, q: Queryable = this.pool): Promise<IsolatedJob[]> {
     if (jobIds.length === 0) return [];
@@ -422,10 +427,11 @@ export class JobStore {
          returning j.id, x.dispatch, j.model, j.version, j.priority, j."tenantId"),
        added as (
          insert into dispatches (id, model, version, priority, jobs, "jobIds", "tenantId")
-         select dispatch, model, version, priority, 1, array[id], "tenantId" from moved),
+         select dispatch, model, version, priority, 1, array[id], "tenantId" from moved
+         on conflict (id) do nothing),
        gone as (delete from dispatches where id = $1 and $4::boolean)
        select id as "jobId", dispatch as "dispatchId", model, version, priority from moved`,
-      [entryId, jobIds, jobIds.map(() => crypto.randomUUID()), options.removeEntry],
+      [entryId, jobIds, jobIds.map((jobId) => isolationEntryId(entryId, jobId)), options.removeEntry],
     );
     return rows;
   }
@@ -593,6 +599,18 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
  * The outcomes as JSON documents for json_to_recordset, each under FINISH_STATEMENT_BYTES (one
  * outcome larger than that goes alone). Results are spliced in as the text they already are.
  */
+/**
+ * The id of the entry JobStore.isolate moves `jobId` of `entryId` onto: a name-based UUID
+ * (RFC 9562 version 5 layout over SHA-1 of both ids), the same each time for the same pair.
+ */
+function isolationEntryId(entryId: string, jobId: string): string {
+  const b = crypto.createHash("sha1").update(`${entryId}/${jobId}`).digest();
+  b[6] = (b[6]! & 0x0f) | 0x50;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = b.toString("hex", 0, 16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
 function outcomeDocuments(outcomes: JobOutcome[]): string[] {
   const documents: string[] = [];
   let rows: string[] = [];

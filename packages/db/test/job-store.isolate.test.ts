@@ -71,6 +71,29 @@ describe("JobStore.isolate", () => {
     expect(rows).toEqual([]);
   });
 
+  it("isolating the same entry again (its worker died before adding the entries) makes the same rows, none left behind", async () => {
+    const { entry, jobs } = await entryOf(3);
+    const ids = jobs.map((j) => j.id);
+    const first = await store().isolate(entry, ids, { removeEntry: true });
+    await store().finish([{ id: jobs[0]!.id, status: "succeeded", resultJson: "{}" }], [first.find((m) => m.jobId === jobs[0]!.id)!.dispatchId]);
+    const again = await store().isolate(entry, ids, { removeEntry: true });
+
+    const byJob = (moved: typeof first) => Object.fromEntries(moved.map((m) => [m.jobId, m.dispatchId]));
+    expect(byJob(again)).toEqual({ [jobs[1]!.id]: byJob(first)[jobs[1]!.id], [jobs[2]!.id]: byJob(first)[jobs[2]!.id] });
+    const { rows } = await database().pool.query<{ id: string; jobIds: string[] }>(`select id, "jobIds" from dispatches where "jobIds" && $1::uuid[] order by id`, [ids]);
+    expect(rows.map((r) => r.id).sort()).toEqual(again.map((m) => m.dispatchId).sort());
+    for (const m of again) expect((await jobRow(database(), m.jobId))?.dispatchId).toBe(m.dispatchId);
+  });
+
+  it("gives the same job of another entry another new entry", async () => {
+    const { entry, jobs } = await entryOf(1);
+    const [first] = await store().isolate(entry, [jobs[0]!.id], { removeEntry: false });
+    const [second] = await store().isolate(first!.dispatchId, [jobs[0]!.id], { removeEntry: true });
+    expect(second!.dispatchId).not.toBe(first!.dispatchId);
+    expect(await dispatchRow(database(), first!.dispatchId)).toBeUndefined();
+    expect(await dispatchRow(database(), second!.dispatchId)).toMatchObject({ jobs: 1, jobIds: [jobs[0]!.id] });
+  });
+
   it("does nothing for no jobs, not even remove the entry", async () => {
     const { entry } = await entryOf(1);
     expect(await store().isolate(entry, [], { removeEntry: true })).toEqual([]);
