@@ -596,10 +596,6 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
 }
 
 /**
- * The outcomes as JSON documents for json_to_recordset, each under FINISH_STATEMENT_BYTES (one
- * outcome larger than that goes alone). Results are spliced in as the text they already are.
- */
-/**
  * The id of the entry JobStore.isolate moves `jobId` of `entryId` onto: a name-based UUID
  * (RFC 9562 version 5 layout over SHA-1 of both ids), the same each time for the same pair.
  */
@@ -611,6 +607,10 @@ function isolationEntryId(entryId: string, jobId: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+/**
+ * The outcomes as JSON documents for json_to_recordset, each under FINISH_STATEMENT_BYTES (one
+ * outcome larger than that goes alone). Results are spliced in as the text they already are.
+ */
 function outcomeDocuments(outcomes: JobOutcome[]): string[] {
   const documents: string[] = [];
   let rows: string[] = [];
