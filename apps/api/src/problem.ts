@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, Response } from "express";
 import { z } from "zod";
-import { InferlineError, ServiceUnavailableError, ValidationError, zodFaults, type FieldFault } from "@inferline/contracts";
+import { InferlineError, OverloadedError, ServiceUnavailableError, ValidationError, zodFaults, type FieldFault } from "@inferline/contracts";
 import { isRowFault, postgresFailure } from "@inferline/db";
 import { redisFailure } from "@inferline/queue";
 import type { Logger } from "pino";
@@ -90,6 +90,12 @@ function outageLogger(logger: Logger, intervalMs = 10_000): (outage: { dependenc
   };
 }
 
+/** The pool's OverloadedError, also when a library passed it on in its own (Prisma keeps only its code). */
+function overloadInside(err: unknown): ServiceUnavailableError | undefined {
+  if (postgresFailure(err) !== "busy") return undefined;
+  return err instanceof OverloadedError ? err : new OverloadedError((err as Error).message.split("\n").at(-1) ?? "overloaded");
+}
+
 /** Maps known errors to problem details; anything else is a 500 whose detail hides internals. */
 export function problemHandler(logger: Logger): ErrorRequestHandler {
   const logOutage = outageLogger(logger);
@@ -115,9 +121,10 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
     if (err instanceof URIError) return sendProblem(res, 400, "malformed_path", "the request path holds a malformed percent-encoding");
     if (err instanceof z.ZodError) return sendProblem(res, 422, "validation_failed", "the request has invalid fields", zodFaults(err));
     if (err instanceof ValidationError) return sendProblem(res, err.status, err.code, err.message, err.errors);
-    if (err instanceof ServiceUnavailableError) {
-      res.setHeader("Retry-After", String(err.retryAfterSeconds ?? DEPENDENCY_RETRY_AFTER_SECONDS));
-      return sendProblem(res, 503, err.code, err.message);
+    const unavailable = err instanceof ServiceUnavailableError ? err : overloadInside(err);
+    if (unavailable) {
+      res.setHeader("Retry-After", String(unavailable.retryAfterSeconds ?? DEPENDENCY_RETRY_AFTER_SECONDS));
+      return sendProblem(res, 503, unavailable.code, unavailable.message);
     }
     const outage = dependencyOutage(err);
     if (outage) {

@@ -48,9 +48,20 @@ export class ConflictError extends InferlineError {
 /** Raised when a dependency is unreachable; `hint` says how to start it. */
 export class ServiceUnavailableError extends InferlineError {
   readonly retryAfterSeconds: number | undefined;
-  constructor(code: string, message: string, retryAfterSeconds?: number) {
-    super(code, message, { status: 503, retriable: true });
+  constructor(code: string, message: string, retryAfterSeconds?: number, cause?: unknown) {
+    super(code, message, { status: 503, retriable: true, cause });
     this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/**
+ * This process has more work in flight than it can serve promptly (requests at the door, or a
+ * wait for a database connection past its bound): refused at once, before any more work is
+ * spent on it, so that the work already admitted finishes and the backlog drains.
+ */
+export class OverloadedError extends ServiceUnavailableError {
+  constructor(message: string, retryAfterSeconds = 1, cause?: unknown) {
+    super("overloaded", message, retryAfterSeconds, cause);
   }
 }
 

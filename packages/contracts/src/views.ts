@@ -146,7 +146,7 @@ export const Problem = z
 export type Problem = z.infer<typeof Problem>;
 
 /** A dependency's state as one word. */
-export const DependencyState = z.enum(["ok", "unreachable", "timeout", "terminated", "starting", "overloaded", "error"]);
+export const DependencyState = z.enum(["ok", "unreachable", "timeout", "terminated", "starting", "overloaded", "busy", "error"]);
 export type DependencyState = z.infer<typeof DependencyState>;
 
 export const ReadinessChecks = z.object({ postgres: DependencyState, redis: DependencyState, models: z.enum(["ok", "empty"]) });

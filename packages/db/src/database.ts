@@ -1,7 +1,7 @@
 import pg from "pg";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaClient } from "./generated/prisma/client.ts";
-import { redactUrl, ServiceUnavailableError } from "@inferline/contracts";
+import { OverloadedError, redactUrl, ServiceUnavailableError } from "@inferline/contracts";
 import { isPostgresUnavailable } from "./dependency-errors.ts";
 
 /** A pool or a client inside a transaction: what the multi-row statements run on. */
@@ -53,7 +53,7 @@ export class Database {
   ) {
     const statementTimeout = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
     const queryTimeout = options.queryTimeoutMs ?? (statementTimeout > 0 ? statementTimeout + Math.min(1000, Math.round(statementTimeout / 5)) : 0);
-    this.pool = new pg.Pool({
+    this.pool = new BoundedPool({
       connectionString: url,
       max: options.poolSize ?? 10,
       connectionTimeoutMillis: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
@@ -88,6 +88,43 @@ export class Database {
   async close(): Promise<void> {
     await this.prisma.$disconnect();
     await this.pool.end();
+  }
+}
+
+/** pg-pool's message when a checkout waited its whole connectionTimeoutMillis in the pool's queue. */
+const QUEUE_TIMEOUT = /^timeout exceeded when trying to connect/;
+
+type ConnectCallback = (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void;
+
+/**
+ * A pg pool that tells a wait for one of its own connections from PostgreSQL being down. A
+ * checkout that timed out in the queue while PostgreSQL kept finishing statements on this pool's
+ * connections within that time means every connection was busy with work it was answering: this
+ * process is overloaded (OverloadedError, 503 `overloaded`, Retry-After 1), not its database. Had
+ * no statement finished meanwhile, PostgreSQL stopped answering, and pg's own error stands (a
+ * dependency outage).
+ */
+class BoundedPool extends pg.Pool {
+  private lastAnswer = 0;
+
+  constructor(config: pg.PoolConfig) {
+    super(config);
+    // The protocol's ReadyForQuery ends every statement (and a transaction's each): PostgreSQL answered.
+    this.on("connect", (client) => client.connection.on("readyForQuery", () => (this.lastAnswer = performance.now())));
+  }
+
+  override connect(): Promise<pg.PoolClient>;
+  override connect(callback: ConnectCallback): void;
+  override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | void {
+    if (!callback) return super.connect().catch((err: Error) => Promise.reject(this.translate(err)));
+    super.connect((err, client, done) => callback(err ? this.translate(err) : undefined, client, done));
+  }
+
+  private translate(err: Error): Error {
+    if (!QUEUE_TIMEOUT.test(err.message)) return err;
+    const waited = this.options.connectionTimeoutMillis ?? 0;
+    if (performance.now() - this.lastAnswer > waited) return err;
+    return new OverloadedError(`every PostgreSQL connection of this process (${this.options.max}) was busy for ${waited} ms`, 1, err);
   }
 }
 

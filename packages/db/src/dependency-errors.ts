@@ -1,3 +1,7 @@
+import { OverloadedError } from "@inferline/contracts";
+
+const OVERLOADED = new OverloadedError("").code;
+
 /**
  * Which errors mean "PostgreSQL is unavailable right now" (stopped, restarting, unreachable,
  * hung or overloaded) rather than "this request is wrong" or "this code has a bug": the API
@@ -16,8 +20,11 @@
  *   adapter cannot map (the plain pg Errors above) come through Prisma unchanged.
  */
 
-/** What is wrong with PostgreSQL, as one word (also what /readyz reports). */
-export type PostgresFailure = "unreachable" | "timeout" | "terminated" | "starting" | "overloaded";
+/**
+ * What is wrong with PostgreSQL, as one word (also what /readyz reports). `busy`: not PostgreSQL
+ * but this process, whose every pool connection was busy past the wait's bound (see BoundedPool).
+ */
+export type PostgresFailure = "unreachable" | "timeout" | "terminated" | "starting" | "overloaded" | "busy";
 
 /** SQLSTATEs of an unavailable server; classes 08 (connection exception) are matched by prefix. */
 const SQLSTATES: Record<string, PostgresFailure> = {
@@ -82,6 +89,9 @@ type Node = {
 };
 
 function classifyOne(e: Node): PostgresFailure | undefined {
+  // A wait for a connection of this process's own pool (see BoundedPool): retried as any outage.
+  // Prisma passes it on as a PrismaClientKnownRequestError that keeps only its code.
+  if (e instanceof OverloadedError || (e.code === OVERLOADED && String(e.name).startsWith("PrismaClient"))) return "busy";
   const sqlstate = typeof e.originalCode === "string" ? e.originalCode : typeof e.code === "string" && (typeof e.severity === "string" || e.kind === "postgres") ? e.code : undefined;
   if (sqlstate) return SQLSTATES[sqlstate] ?? (sqlstate.startsWith("08") ? "unreachable" : undefined);
   if (typeof e.kind === "string" && ADAPTER_KINDS[e.kind]) return ADAPTER_KINDS[e.kind];

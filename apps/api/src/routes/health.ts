@@ -1,13 +1,10 @@
 import { Router } from "express";
 import type { Cluster, Redis } from "ioredis";
-import type { Healthz, ModelReadiness, ModelRepository, NotReady, Readyz } from "@inferline/contracts";
+import type { DependencyState, Healthz, ModelReadiness, ModelRepository, NotReady, Readyz } from "@inferline/contracts";
 import { postgresFailure, type Database } from "@inferline/db";
 import { redisFailure } from "@inferline/queue";
 import { DEPENDENCY_RETRY_AFTER_SECONDS } from "../problem.ts";
 import type { ModelAvailability } from "../services/model-availability.ts";
-
-/** A dependency's state as one word: "ok", or what is wrong ("unreachable", "timeout", "terminated", "starting", "overloaded", "error"). */
-export type DependencyState = "ok" | "unreachable" | "timeout" | "terminated" | "starting" | "overloaded" | "error";
 
 /** Each check gets this long, so that /readyz itself answers within 2 s when a dependency hangs. */
 const CHECK_TIMEOUT_MS = 1500;
