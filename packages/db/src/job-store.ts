@@ -550,13 +550,25 @@ export class JobStore {
     return rows[0] ?? null;
   }
 
+  /** The tenant's job stored under an Idempotency-Key. Raw SQL: every retry of a keyed submit reads it. */
   async findByIdempotencyKey(tenantId: string, key: string): Promise<Job | null> {
-    return this.prisma.job.findFirst({ where: { tenantId, idempotencyKey: key } });
+    const { rows } = await this.pool.query<Job>({
+      name: "inferline.jobs.by-idempotency-key",
+      text: `select * from jobs where "tenantId" = $1 and "idempotencyKey" = $2`,
+      values: [tenantId, key],
+    });
+    return rows[0] ?? null;
   }
 
   /** Frees an idempotency key older than its retention so that it can be used again. */
   async releaseIdempotencyKey(jobId: string): Promise<void> {
-    await this.prisma.job.update({ where: { id: jobId }, data: { idempotencyKey: null } });
+    await this.pool.query(`update jobs set "idempotencyKey" = null where id = $1`, [jobId]);
+  }
+
+  /** Which of `ids` are stored: after a write whose commit went unanswered, what it did. */
+  async existing(ids: string[]): Promise<Set<string>> {
+    const { rows } = await this.pool.query<{ id: string }>(`select id from jobs where id = any($1::uuid[])`, [ids]);
+    return new Set(rows.map((r) => r.id));
   }
 
   /** Newest first; the cursor is the last row's (createdAt, id), so pages never skip or repeat. */

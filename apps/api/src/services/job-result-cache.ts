@@ -6,7 +6,7 @@ import type { Followed } from "./submit-writer.ts";
 /** A job of a model with a result cache: its digest is set (see JobService.prepare). */
 export type CacheableJob = NewJob & { cacheKey: string };
 
-/** How a job is stored, each as the caller's submit path does it (group-committed, or alone for an Idempotency-Key). */
+/** How a job is stored (group-committed with the submits arriving meanwhile). */
 export interface JobWrites {
   /** The depth and quota checks of a job that will wait for a worker (a hit waits for none, so it skips them); undefined when decided at once. */
   admit(): Promise<void> | undefined;

@@ -37,11 +37,19 @@ export interface JobServiceOptions extends SubmitGuards {
   defaultMaxQueueSeconds?: number;
   /** The result cache of models whose manifest sets `cache`; absent, nothing is looked up or cached. */
   cache?: JobResultCache;
+  /**
+   * Where lists read: stores over a pool of their own, so that however long a tenant's lists run
+   * they never hold the connections submits need. Default: the service's own stores.
+   */
+  scans?: { jobs: Pick<JobStore, "list">; items: Pick<BatchChunkStore, "listItems"> };
 }
 
 export type SubmitResult = { job: JobView; replayed: boolean };
 
 export class JobService {
+  /** Submits with an Idempotency-Key in progress in this process, by tenant and key (see submitIdempotent). */
+  private readonly keyed = new Map<string, Promise<unknown>>();
+
   constructor(
     /** Cancels (with their events, waiters and deliveries). */
     private readonly outcomes: Pick<OutcomeSystem, "cancelJob">,
@@ -105,16 +113,15 @@ export class JobService {
     // The webhook target's check (it may resolve a name), after the inputs' so 422s keep their order.
     if (body.webhook) await this.options.checkWebhook?.(body.webhook.url);
     if (idempotencyKey) return this.submitIdempotent(tenant, job, body, idempotencyKey);
-    return { job: await this.place(tenant, job, body.cache, false), replayed: false };
+    return { job: await this.place(tenant, job, body.cache), replayed: false };
   }
 
   /**
    * Stores the job: through the result cache for a model that has one (a hit, a follower of an
-   * identical job in flight, or a run), else queued to run. `alone`: each write in a statement of
-   * its own, so a constraint violation (an Idempotency-Key race) reaches this caller only.
+   * identical job in flight, or a run), else queued to run.
    */
-  private async place(tenant: Tenant, job: NewJob, mode: CacheMode | undefined, alone: boolean): Promise<JobView> {
-    const writes = new SubmitWrites(this.writer, this.options, tenant, job, alone);
+  private async place(tenant: Tenant, job: NewJob, mode: CacheMode | undefined): Promise<JobView> {
+    const writes = new SubmitWrites(this.writer, this.options, tenant, job);
     const spec = job.cacheKey && this.options.cache ? this.models.resolve(job.model, job.version).manifest.cache : undefined;
     if (!spec || !this.options.cache) {
       await writes.admit();
@@ -133,10 +140,25 @@ export class JobService {
 
   /**
    * Same key and same body within 24 h returns the first job; same key and another body is a
-   * conflict. Goes through a single-row insert so a race between two requests with one key ends
-   * in the unique index, not in a failed group.
+   * conflict. A client that retries a slow request sends the same key again while the first is
+   * still in progress: in this process such requests take turns, each reading what the one before
+   * it stored, so a retry storm costs one lookup per retry and never a failed write. The job is
+   * group-committed like any other; a race with another API process ends in the unique index
+   * (that row alone fails, see SubmitWriter) and the loser answers with the winner's job.
    */
   private async submitIdempotent(tenant: Tenant, job: NewJob, body: JobSubmission, key: string): Promise<SubmitResult> {
+    const turn = `${tenant.id}\u0000${key}`;
+    for (let before = this.keyed.get(turn); before; before = this.keyed.get(turn)) await before.catch(() => {});
+    const mine = this.storeIdempotent(tenant, job, body, key);
+    this.keyed.set(turn, mine);
+    try {
+      return await mine;
+    } finally {
+      if (this.keyed.get(turn) === mine) this.keyed.delete(turn);
+    }
+  }
+
+  private async storeIdempotent(tenant: Tenant, job: NewJob, body: JobSubmission, key: string): Promise<SubmitResult> {
     const hash = crypto.createHash("sha256").update(canonicalJson(body)).digest("hex");
     for (let attempt = 0; attempt < 2; attempt++) {
       const existing = await this.store.findByIdempotencyKey(job.tenantId, key);
@@ -146,7 +168,7 @@ export class JobService {
       }
       if (existing) await this.store.releaseIdempotencyKey(existing.id);
       try {
-        return { job: await this.place(tenant, { ...job, idempotencyKey: key, requestHash: hash }, body.cache, true), replayed: false };
+        return { job: await this.place(tenant, { ...job, idempotencyKey: key, requestHash: hash }, body.cache), replayed: false };
       } catch (err) {
         if ((err as { code?: string }).code !== "23505") throw err;
       }
@@ -186,7 +208,7 @@ export class JobService {
   /** Newest first. With `batchId`, the batch's items (highest index first); otherwise jobs submitted one by one. */
   async list(tenantId: string, query: JobListQuery): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
     if (query.batchId) return this.listItems(tenantId, query.batchId, query);
-    const page = await this.store.list(tenantId, query);
+    const page = await (this.options.scans?.jobs ?? this.store).list(tenantId, query);
     return { jobs: page.jobs.map(toJobView), nextCursor: page.nextCursor };
   }
 
@@ -197,7 +219,7 @@ export class JobService {
       if (!match || Number(match[1]) > MAX_BATCH_ITEMS) throw new InvalidCursorError();
       beforeIndex = Number(match[1]);
     }
-    const page = await this.items.listItems(tenantId, batchId, { beforeIndex, limit: query.limit, status: query.status, model: query.model });
+    const page = await (this.options.scans?.items ?? this.items).listItems(tenantId, batchId, { beforeIndex, limit: query.limit, status: query.status, model: query.model });
     const last = page.jobs[page.jobs.length - 1];
     const nextCursor = page.more && last ? Buffer.from(`item:${parseBatchItemId(last.id)!.index}`).toString("base64url") : null;
     return { jobs: page.jobs, nextCursor };

@@ -1,6 +1,6 @@
 import { hops } from "@inferline/contracts";
 import type { JobStatus } from "@inferline/contracts";
-import { isRowFault, type AnsweredJob, type FlightLeader, type InsertedFollower, type JobStore, type NewJob } from "@inferline/db";
+import { isRowFault, postgresFailure, type AnsweredJob, type FlightLeader, type InsertedFollower, type JobStore, type NewJob } from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";
 import type { CarriedJob, Dispatcher, DispatchGroup } from "@inferline/queue";
 import type { Logger } from "pino";
@@ -90,25 +90,6 @@ export class SubmitWriter {
     });
   }
 
-  /** answer() in a statement of its own, so that a constraint violation reaches this caller only (the Idempotency-Key path). */
-  async answerOne(job: AnsweredJob): Promise<void> {
-    await this.cachedWriter().insertAnswered([job]);
-  }
-
-  /** follow() in a statement of its own (the Idempotency-Key path). */
-  async followOne(leader: FlightLeader, job: NewJob): Promise<Followed> {
-    const { leaderStatus, inserted } = await this.cachedWriter().insertFollowers(leader, [job]);
-    return { leaderStatus, inserted: inserted[0] };
-  }
-
-  /** Inserts one job on its own (so a constraint violation reaches this caller only), then enqueues it. */
-  async submitOne(job: NewJob, weight = 1): Promise<void> {
-    const plan = this.plan([{ job, weight }]);
-    const ranking = this.ranked(plan);
-    await this.store.insertMany([job]);
-    await this.dispatcher.enqueue(await ranking).catch((err: Error) => this.logger.warn({ err: err.message }, "enqueue failed; the reconciler will enqueue this job"));
-  }
-
   private wake(): void {
     if (!this.writing) void this.drain();
   }
@@ -147,10 +128,20 @@ export class SubmitWriter {
     }
   }
 
-  /** One insert (with its events' transaction) for the group's answered jobs; after a row fault, each on its own. */
+  /**
+   * One insert (with its events' transaction) for the group's answered jobs; after a row fault,
+   * each on its own; after a lost answer, those that committed all the same.
+   */
   private async writeAnswers(group: WaitingAnswer[]): Promise<void> {
     if (group.length === 0) return;
-    const stored = await this.storeGroup(group, (list) => this.cachedWriter().insertAnswered(list.map((w) => w.job)));
+    const insert = async (list: WaitingAnswer[]) => {
+      try {
+        await this.cachedWriter().insertAnswered(list.map((w) => w.job));
+      } catch (err) {
+        if (!(await this.committedAnyway(list, err))) throw err;
+      }
+    };
+    const stored = await this.storeGroup(group, insert);
     for (const w of stored) w.resolve();
   }
 
@@ -183,7 +174,7 @@ export class SubmitWriter {
    * Writes a group with `write`; after a row fault, each member on its own, so only the guilty
    * request fails (as insertOneByOne does for runs). Rejects the members that failed; returns the stored.
    */
-  private async storeGroup<W extends { reject: (err: unknown) => void }>(group: W[], write: (list: W[]) => Promise<unknown>): Promise<W[]> {
+  private async storeGroup<W extends { job: NewJob; reject: (err: unknown) => void }>(group: W[], write: (list: W[]) => Promise<unknown>): Promise<W[]> {
     try {
       await write(group);
       return group;
@@ -210,15 +201,34 @@ export class SubmitWriter {
     return this.cached;
   }
 
-  /** One statement for the group; after a row fault, each job on its own (see insertOneByOne). Returns the stored. */
+  /**
+   * One statement for the group; after a row fault, each job on its own (see insertOneByOne).
+   * Returns the stored: those of a statement whose answer was lost but whose commit happened too.
+   */
   private async insert(group: Waiting[]): Promise<Waiting[]> {
     try {
       await this.store.insertMany(group.map((w) => w.job));
       return group;
     } catch (err) {
-      if (group.length === 1 || !isRowFault(err)) throw err;
-      return this.insertOneByOne(group);
+      if (group.length > 1 && isRowFault(err)) return this.insertOneByOne(group);
+      if (await this.committedAnyway(group, err)) return group;
+      throw err;
     }
+  }
+
+  /**
+   * Whether a write whose connection dropped before its answer came (a restart, a failover, a
+   * killed backend: possibly after the commit) committed all the same: its jobs are then stored
+   * and their submits are answered with them, not refused. Asked only then, and briefly: a server
+   * that stopped answering (a timeout) would only make the refusal late. Unknown: false.
+   */
+  private async committedAnyway(group: Array<{ job: NewJob }>, err: unknown): Promise<boolean> {
+    if (postgresFailure(err) !== "terminated") return false;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), COMMIT_CHECK_MS)));
+    const asked = this.store.existing(group.map((w) => w.job.id)).catch(() => undefined);
+    const found = await Promise.race([asked, late]).finally(() => clearTimeout(timer));
+    return found !== undefined && group.every((w) => found.has(w.job.id));
   }
 
   /**
@@ -276,6 +286,9 @@ export class SubmitWriter {
     return groups.map((g, i) => ({ ...g, rank: ranks[i] }));
   }
 }
+
+/** How long a submit whose connection dropped waits to learn whether its insert committed. */
+const COMMIT_CHECK_MS = 500;
 
 /** The most tensor elements a lone job's entry carries (see CarriedJob): a row of features, not images; about 400 bytes of JSON in Redis per waiting entry at most. */
 const MAX_CARRIED_ELEMENTS = 32;

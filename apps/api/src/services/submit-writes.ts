@@ -17,9 +17,8 @@ export interface SubmitGuards {
 
 /**
  * One submit's writes (JobWrites), for `tenant`'s `job`: its guards, then the writer's group
- * commit, or with `alone` a statement of its own (the Idempotency-Key path, so a constraint
- * violation reaches this caller only). A class rather than an object of closures: a submit then
- * allocates one object, and names no functions (tsx keeps function names, at a cost per closure).
+ * commit. A class rather than an object of closures: a submit then allocates one object, and
+ * names no functions (tsx keeps function names, at a cost per closure).
  */
 export class SubmitWrites implements JobWrites {
   constructor(
@@ -27,7 +26,6 @@ export class SubmitWrites implements JobWrites {
     private readonly guards: SubmitGuards,
     private readonly tenant: Tenant,
     private readonly job: NewJob,
-    private readonly alone: boolean,
   ) {}
 
   /**
@@ -45,16 +43,16 @@ export class SubmitWrites implements JobWrites {
 
   /** Stores and enqueues the job, counting it into this process's cached depth (see QueueDepthGuard). */
   async run(job: NewJob): Promise<void> {
-    await (this.alone ? this.writer.submitOne(job, this.tenant.weight) : this.writer.submit(job, this.tenant.weight));
+    await this.writer.submit(job, this.tenant.weight);
     this.guards.depthGuard.noteQueued(job.model);
   }
 
   answer(job: AnsweredJob): Promise<void> {
-    return this.alone ? this.writer.answerOne(job) : this.writer.answer(job);
+    return this.writer.answer(job);
   }
 
   follow(leader: FlightLeader, job: NewJob): Promise<Followed> {
-    return this.alone ? this.writer.followOne(leader, job) : this.writer.follow(leader, job);
+    return this.writer.follow(leader, job);
   }
 
   private async awaitRoom(): Promise<void> {

@@ -31,11 +31,15 @@ function track(promise: Promise<unknown>): { state: "pending" | "resolved" | "re
 const rowFault = (code: string) => Object.assign(new Error(`row fault ${code}`), { code });
 
 /** insertMany records each call; `held` makes each call wait for release(); a guilty job fails its statement. */
-class FakeStore implements Pick<Store, "insertMany"> {
+class FakeStore implements Pick<Store, "insertMany" | "existing"> {
   inserts: string[][] = [];
   held = false;
   guilty = new Map<string, Error>();
   outage: Error | undefined;
+  /** Ids whose insert commits although its statement then fails with `outage` (an answer lost on the way back). */
+  committedDespiteOutage = new Set<string>();
+  /** What existing() answers; undefined: it fails as the insert did. */
+  stored = new Set<string>();
   private holds: Array<() => void> = [];
 
   async insertMany(jobs: NewJob[]): Promise<void> {
@@ -45,9 +49,17 @@ class FakeStore implements Pick<Store, "insertMany"> {
       this.holds.push(gate.resolve);
       await gate.promise;
     }
-    if (this.outage) throw this.outage;
+    if (this.outage) {
+      for (const j of jobs) if (this.committedDespiteOutage.has(j.id)) this.stored.add(j.id);
+      throw this.outage;
+    }
     const fault = jobs.map((j) => this.guilty.get(j.id)).find(Boolean);
     if (fault) throw fault;
+    for (const j of jobs) this.stored.add(j.id);
+  }
+
+  async existing(ids: string[]): Promise<Set<string>> {
+    return new Set(ids.filter((id) => this.stored.has(id)));
   }
 
   release(): void {
@@ -260,13 +272,30 @@ describe("SubmitWriter", () => {
     expect(store.inserts.at(-1)).toEqual(["e"]);
   });
 
-  it("submitOne inserts its job alone and outlives a failing enqueue", async () => {
+  it("fails only the job whose Idempotency-Key another process took (23505): the rest of its group is stored", async () => {
+    const { store, writer } = setup();
+    store.held = true;
+    const first = track(writer.submit(newJob("a")));
+    await flush();
+    store.guilty.set("c", rowFault("23505"));
+    const group = ["b", "c", "d"].map((id) => track(writer.submit(newJob(id))));
+    store.release();
+    await flush();
+    store.held = false;
+    store.release();
+    await flush();
+    expect(first.state).toBe("resolved");
+    expect(group.map((t) => t.state)).toEqual(["resolved", "rejected", "resolved"]);
+    expect(group[1]!.error).toMatchObject({ code: "23505" });
+  });
+
+  it("answers submits whose insert committed though its answer was lost, and refuses those it cannot confirm", async () => {
     const { store, dispatcher, writer } = setup();
-    dispatcher.failing = true;
-    await writer.submitOne(newJob("a"));
-    store.guilty.set("b", rowFault("23505"));
-    await expect(writer.submitOne(newJob("b"))).rejects.toMatchObject({ code: "23505" });
-    expect(store.inserts).toEqual([["a"], ["b"]]);
+    store.outage = new Error("Connection terminated unexpectedly");
+    store.committedDespiteOutage.add("a");
+    await expect(writer.submit(newJob("a"))).resolves.toBeUndefined();
+    expect(dispatcher.enqueued.flat().flatMap((g) => g.jobIds)).toEqual(["a"]);
+    await expect(writer.submit(newJob("b"))).rejects.toThrow("Connection terminated unexpectedly");
   });
 });
 
