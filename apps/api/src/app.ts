@@ -25,6 +25,7 @@ import type { QueueStatusService } from "./services/queue-status.ts";
 import type { ApiMetrics } from "./metrics.ts";
 import { WaiterLimit } from "./services/long-poll.ts";
 import { longPollAdmission } from "./routes/long-poll-handler.ts";
+import { tenantCap, TOO_MANY_LISTS } from "./middleware/tenant-cap.ts";
 import type { ModelAvailability } from "./services/model-availability.ts";
 
 export interface AppDeps {
@@ -73,6 +74,7 @@ export function createApp(deps: AppDeps): Express {
   // One cap for every kind of long-poll (jobs, batches, v2 infer) of a tenant in this process.
   const waiters = new WaiterLimit(deps.env.LONG_POLL_MAX_WAITERS_PER_TENANT, { waiters: deps.metrics.longPollWaiters, rejected: deps.metrics.longPollRejected });
   v1.get(["/jobs/:id", "/batches/:id"], longPollAdmission(waiters));
+  v1.get("/jobs", tenantCap(new WaiterLimit(deps.env.MAX_LISTS_PER_TENANT), TOO_MANY_LISTS));
   v1.use("/jobs", json, jobsRouter(deps.jobs));
   // Batches parse their own (larger, possibly streamed) bodies.
   v1.use("/batches", batchesRouter(deps.batches, deps.env.BATCH_BODY_LIMIT, deps.metrics));

@@ -32,6 +32,8 @@ export const ApiEnv = SharedEnv.extend({
   LONG_POLL_MAX_WAITERS_PER_TENANT: z.coerce.number().int().min(1).default(200),
   /** A long-poll reads its job or batch again this often even without a pub/sub message (a lost message costs this long). Default 5000. */
   LONG_POLL_RECHECK_MS: z.coerce.number().int().min(10).max(60_000).default(DEFAULT_RECHECK_MS),
+  /** List requests (GET /v1/jobs) one tenant may have in progress at once in one API process; past it 429 too_many_lists. Default 4. */
+  MAX_LISTS_PER_TENANT: z.coerce.number().int().min(1).default(4),
   /** Requests per second one client address may send without a cached API key (missing, malformed or not yet looked up), counted before any database lookup; past it 429 auth_rate_limited. 0 disables. Default 50. */
   AUTH_RATE_LIMIT_PER_IP: z.coerce.number().int().min(0).default(50),
   /** API keys the auth cache holds per process (valid keys; refused keys get a separate cache of the same size). Default 10,000. */
@@ -58,6 +60,11 @@ export const ApiEnv = SharedEnv.extend({
    * reads and grouped writes; a batch upload's chunk inserts have their own 30 s bound. Default 1500.
    */
   DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(1500),
+  /**
+   * Requests one API process serves at once (health probes, metrics scrapes and long-polls while
+   * they wait aside); past it 503 `overloaded` with Retry-After, before any database work. Default 256.
+   */
+  MAX_REQUESTS_IN_FLIGHT: z.coerce.number().int().min(1).default(256),
   /** Bound on one Redis command of the API (queue adds, publishes, reads); past it the request answers 503 (a submit is still accepted). Default 1000. */
   REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
 });

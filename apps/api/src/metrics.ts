@@ -2,6 +2,7 @@ import type { RequestHandler } from "express";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { CacheMetrics } from "@inferline/cache";
 import type { QueueReading, QueueReadings } from "./services/queue-readings.ts";
+import type { RequestAdmission } from "./middleware/admission.ts";
 
 /** What a submit counts: a single job, or a batch with its items. */
 export type SubmitKind = "job" | "batch";
@@ -114,6 +115,23 @@ export class ApiMetrics {
     },
   });
 
+  private admission: RequestAdmission | undefined;
+  private readonly requestsInFlight: Gauge = new Gauge({
+    name: "inferline_api_requests_in_flight",
+    help: "Requests in progress in this API process, as admission control counts them (probes, scrapes and waiting long-polls aside)",
+    registers: [this.registry],
+    collect: () => this.requestsInFlight.set(this.admission?.current ?? 0),
+  });
+  private readonly requestsRefused: Counter = new Counter({
+    name: "inferline_api_requests_overloaded_total",
+    help: "Requests answered 503 overloaded at the door (MAX_REQUESTS_IN_FLIGHT reached)",
+    registers: [this.registry],
+    collect: () => {
+      this.requestsRefused.reset();
+      this.requestsRefused.inc(this.admission?.refused ?? 0);
+    },
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "inferline_api_" });
   }
@@ -121,6 +139,11 @@ export class ApiMetrics {
   /** Has the queue gauges read through `readings` (server.ts; without it they stay empty). */
   watchQueues(readings: QueueReadings): void {
     this.readings = readings;
+  }
+
+  /** Shows the door's in-flight count and refusals (server.ts). */
+  watchAdmission(admission: RequestAdmission): void {
+    this.admission = admission;
   }
 
   /** Counts an accepted submit: one job, or one batch of `items` items. */

@@ -17,6 +17,7 @@ import { WebhookQueue, webhookTargetChecker } from "@inferline/webhooks";
 import { createApp } from "./app.ts";
 import { closeHttp, listenHttp } from "./http-server.ts";
 import { ApiKeyAuth } from "./middleware/auth.ts";
+import { RequestAdmission } from "./middleware/admission.ts";
 import type { ApiEnv } from "./env.ts";
 import { ApiMetrics } from "./metrics.ts";
 import { JobService } from "./services/job-service.ts";
@@ -24,6 +25,9 @@ import { SubmitWriter } from "./services/submit-writer.ts";
 import { JobResultCache } from "./services/job-result-cache.ts";
 import { TenantBacklog } from "./services/tenant-backlog.ts";
 import { startTelemetry } from "@inferline/telemetry";
+
+/** Connections of the lists' own pool (see `scans`), beside the 16 of everything else. */
+const SCAN_POOL_SIZE = 4;
 
 export interface RunningApi {
   server: http.Server;
@@ -33,8 +37,11 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
-/** Builds every dependency of the API and listens on env.PORT (0 picks a free port). */
-export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi> {
+/**
+ * Builds every dependency of the API and listens on env.PORT (0 picks a free port), or serves on
+ * `listening`, a server main.ts opened while it waited for PostgreSQL and Redis.
+ */
+export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Server): Promise<RunningApi> {
   // OpenTelemetry traces, only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see @inferline/telemetry).
   const telemetry = await startTelemetry("inferline-api");
   const models = ModelRepository.load(env.MODELS_DIR);
@@ -42,6 +49,13 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
   warmFingerprints(models);
   const db = new Database(env.DATABASE_URL, {
     poolSize: 16,
+    connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
+    statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
+    onConnectionError: (err) => logger.warn({ err: err.message, code: (err as { code?: string }).code }, "PostgreSQL connection lost; the pool reconnects"),
+  });
+  // Lists on a pool of their own: a tenant's slow scans never hold the connections submits need.
+  const scans = new Database(env.DATABASE_URL, {
+    poolSize: SCAN_POOL_SIZE,
     connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
     statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
     onConnectionError: (err) => logger.warn({ err: err.message, code: (err as { code?: string }).code }, "PostgreSQL connection lost; the pool reconnects"),
@@ -107,6 +121,7 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
     checkWebhook,
     defaultMaxQueueSeconds: env.DEFAULT_MAX_QUEUE_SECONDS,
     cache: new JobResultCache(cache, metrics.cache, { commandTimeoutMs: env.CACHE_COMMAND_TIMEOUT_MS }),
+    scans: { jobs: new JobStore(scans.pool, scans.prisma), items: new BatchChunkStore(scans.pool) },
   });
   const batches = new BatchService(outcomes, batchStore, chunkStore, models, dispatcher, listener, {
     availability,
@@ -128,7 +143,9 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
     resubscribed: () => auth.invalidateAll(),
   });
   const app = createApp({ env, logger, db, redis, models, tenants, auth, jobs, batches, queues: new QueueStatusService(dispatches), dispatcher, metrics, webhooks, webhookEvents, availability });
-  const { server, url } = await listenHttp(app, env.PORT, env.HOST);
+  const admission = new RequestAdmission(env.MAX_REQUESTS_IN_FLIGHT);
+  metrics.watchAdmission(admission);
+  const { server, url } = await listenHttp(admission.wrap(app), env.PORT, env.HOST, listening);
   logger.info({ url, models: models.names() }, "api listening");
 
   return {
@@ -142,6 +159,7 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
       await dispatcher.close();
       await webhooks.close();
       await db.close();
+      await scans.close();
       redis.disconnect();
       cacheRedis.disconnect();
       // Last: the spans of the requests drained above are exported before the process exits.
