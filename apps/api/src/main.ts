@@ -1,20 +1,25 @@
-import { InferlineError } from "@inferline/contracts";
+import { InferlineError, waitForDependencies } from "@inferline/contracts";
 import { assertPostgresReachable } from "@inferline/db";
 import { assertRedisReachable, redisTarget } from "@inferline/queue";
 import { loadApiEnv } from "./env.ts";
+import { startingServer } from "./http-server.ts";
 import { createLogger } from "./logger.ts";
-import { startApi } from "./server.ts";
+import { startApi, type RunningApi } from "./server.ts";
 
 async function main(): Promise<void> {
   const env = loadApiEnv();
   const logger = createLogger(env.LOG_LEVEL, env.LOG_PRETTY, "api");
-  await Promise.all([assertPostgresReachable(env.DATABASE_URL), assertRedisReachable(redisTarget(env))]);
-  const api = await startApi(env, logger);
+  let api: RunningApi | undefined = undefined;
+  const waiting = new AbortController();
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "stopping: draining requests");
+    if (!api) {
+      waiting.abort();
+      return process.exit(0);
+    }
     api.close().then(
       () => process.exit(0),
       () => process.exit(1),
@@ -22,6 +27,17 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  // The port first: /healthz answers while PostgreSQL or Redis is still away, and the rest 503.
+  const listening = await startingServer(env.PORT, env.HOST);
+  await waitForDependencies(
+    [
+      { name: "PostgreSQL", check: () => assertPostgresReachable(env.DATABASE_URL) },
+      { name: "Redis", check: () => assertRedisReachable(redisTarget(env)) },
+    ],
+    logger,
+    waiting.signal,
+  );
+  api = await startApi(env, logger, listening);
 }
 
 main().catch((err: unknown) => {

@@ -1,20 +1,25 @@
-import { InferlineError } from "@inferline/contracts";
+import { InferlineError, waitForDependencies } from "@inferline/contracts";
 import { assertPostgresReachable } from "@inferline/db";
 import { assertRedisReachable, redisTarget } from "@inferline/queue";
 import { loadWorkerEnv } from "./env.ts";
 import { createLogger } from "./logger.ts";
-import { startWorker } from "./worker-service.ts";
+import { WorkerMetrics } from "./metrics.ts";
+import { startWorker, type RunningWorker } from "./worker-service.ts";
 
 async function main(): Promise<void> {
   const env = loadWorkerEnv();
   const logger = createLogger(env.LOG_LEVEL, env.LOG_PRETTY, "worker");
-  await Promise.all([assertPostgresReachable(env.DATABASE_URL), assertRedisReachable(redisTarget(env))]);
-  const worker = await startWorker(env, logger);
+  let worker: RunningWorker | undefined = undefined;
+  const waiting = new AbortController();
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "stopping: finishing in-flight jobs");
+    if (!worker) {
+      waiting.abort();
+      return process.exit(0);
+    }
     worker.close().then(
       () => {
         logger.info("worker stopped");
@@ -28,6 +33,18 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  // The probes first: alive while PostgreSQL or Redis is still away, and not ready until started.
+  const metrics = new WorkerMetrics();
+  metrics.serve(env.METRICS_PORT, async () => (worker ? worker.unready() : "starting: waiting for PostgreSQL and Redis"));
+  await waitForDependencies(
+    [
+      { name: "PostgreSQL", check: () => assertPostgresReachable(env.DATABASE_URL) },
+      { name: "Redis", check: () => assertRedisReachable(redisTarget(env)) },
+    ],
+    logger,
+    waiting.signal,
+  );
+  worker = await startWorker(env, logger, {}, metrics);
 }
 
 main().catch((err: unknown) => {

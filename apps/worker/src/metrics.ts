@@ -109,12 +109,21 @@ export class WorkerMetrics {
     if (result.latencyMs !== undefined && outcome !== "refused") this.webhookSeconds.observe({ outcome }, result.latencyMs / 1000);
   };
 
-  /** Serves /metrics on `port` (0 = do not serve). */
-  serve(port: number): http.Server | undefined {
+  /**
+   * Serves /metrics on `port` (0 = do not serve), with /healthz (the process is alive: a liveness
+   * probe) and /readyz (200 once `ready` says so: started, with PostgreSQL and Redis answering;
+   * else 503 and the reason).
+   */
+  serve(port: number, ready: () => Promise<string | undefined> = async () => undefined): http.Server | undefined {
     if (port === 0) return undefined;
     const server = http.createServer((req, res) => {
-      // /healthz: the process is alive (a Kubernetes liveness probe); a worker takes no traffic, so it has no readiness.
       if (req.url === "/healthz") return void res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+      if (req.url === "/readyz") {
+        return void ready().then(
+          (reason) => res.writeHead(reason ? 503 : 200, { "content-type": "text/plain" }).end(reason ?? "ready"),
+          () => res.writeHead(503, { "content-type": "text/plain" }).end("unknown"),
+        );
+      }
       if (req.url !== "/metrics") return void res.writeHead(404).end();
       this.registry.metrics().then(
         (text) => res.writeHead(200, { "content-type": this.registry.contentType }).end(text),

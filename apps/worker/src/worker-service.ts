@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import type http from "node:http";
 import os from "node:os";
 import type { Logger } from "pino";
-import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, RetentionStore, WebhookEventStore } from "@inferline/db";
+import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, postgresFailure, RetentionStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem, type OutcomeHooks } from "@inferline/outcomes";
 import { ResultCache } from "@inferline/cache";
 import { createRedis, Dispatcher, FinishedNotifier, ModelReadinessPublisher, redisTarget } from "@inferline/queue";
@@ -20,6 +20,24 @@ import { DeadlineSweeper } from "./deadline-sweeper.ts";
 import { RetentionSweeper } from "./retention.ts";
 import { loadServingEngine, readinessReports } from "./serving-engine.ts";
 
+/** How long /readyz waits for PostgreSQL's answer before calling it away. */
+const READY_PING_MS = 1000;
+
+/** Why PostgreSQL does not answer within `ms`, or undefined when it does. */
+async function pingWithin(db: Database, ms: number): Promise<string | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve("PostgreSQL does not answer"), ms)));
+  const answer = db.ping().then(
+    () => undefined,
+    (err: unknown) => `PostgreSQL is ${postgresFailure(err) ?? "failing"}`,
+  );
+  try {
+    return await Promise.race([answer, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** `onFinished`: called after each committed result write with the jobs it finished (tests hang here). */
 export type WorkerHooks = OutcomeHooks;
 
@@ -32,13 +50,19 @@ export interface RunningWorker {
   deadlines: DeadlineSweeper;
   /** Webhook delivery of this process (absent when WEBHOOK_CONCURRENCY is 0). */
   webhooks?: WebhookWorker;
+  /** Why this worker is not ready (Redis or PostgreSQL away), or undefined when it is: its /readyz. */
+  unready(): Promise<string | undefined>;
   /** Stops taking work, lets in-flight entries finish (up to the shutdown timeout, then hands them back), and closes every connection. */
   close(): Promise<void>;
 }
 
-/** Starts a worker serving `env.WORKER_MODELS`: one BullMQ Worker per model queue, sharing one engine. */
-export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerHooks = {}): Promise<RunningWorker> {
-  const metrics = new WorkerMetrics();
+/**
+ * Starts a worker serving `env.WORKER_MODELS`: one BullMQ Worker per model queue, sharing one
+ * engine. `metrics`: already serving (main.ts opens its port before waiting for dependencies);
+ * without it the worker makes its own and serves it on METRICS_PORT.
+ */
+export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerHooks = {}, served?: WorkerMetrics): Promise<RunningWorker> {
+  const metrics = served ?? new WorkerMetrics();
   // OpenTelemetry traces, only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see @inferline/telemetry).
   const telemetry = await startTelemetry("inferline-worker");
   const serving = await loadServingEngine(env, metrics, logger);
@@ -119,7 +143,16 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
           onAttempt: metrics.countWebhookAttempt,
         })
       : undefined;
-  const metricsServer: http.Server | undefined = metrics.serve(env.METRICS_PORT);
+  const unready = async (): Promise<string | undefined> => {
+    for (const [name, redis] of [
+      ["Redis", connection],
+      ["Redis (producer)", publisher],
+    ] as const) {
+      if (redis.status !== "ready") return `${name} connection is ${redis.status}`;
+    }
+    return pingWithin(db, READY_PING_MS);
+  };
+  const metricsServer: http.Server | undefined = served ? undefined : metrics.serve(env.METRICS_PORT, unready);
   // Which models this worker serves and which failed to load, renewed in Redis for the API's
   // readiness answers and its 503 for a model no worker can serve (see ModelReadinessPublisher).
   // Published once the queues' BullMQ Workers exist, so "ready" means jobs are being claimed.
@@ -139,6 +172,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     retention,
     deadlines,
     webhooks,
+    unready,
     async close() {
       // First, so API processes stop counting this worker at once instead of after the reports' TTL.
       await readiness.stop();

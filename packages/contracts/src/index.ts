@@ -5,6 +5,7 @@ export {
   NotFoundError,
   ConflictError,
   ServiceUnavailableError,
+  OverloadedError,
   NonRetriableError,
   RetriableError,
   RetryAfterError,
@@ -12,6 +13,8 @@ export {
   InvalidCursorError,
   type FieldFault,
 } from "./errors.ts";
+export { backoffDelay, type BackoffSchedule } from "./backoff.ts";
+export { waitForDependencies, START_UP_BACKOFF, type DependencyCheck, type DependencyWaitLog } from "./dependency-wait.ts";
 export { Datatype, ParameterValue, Tensor, elementCount, flattenData, type FlatTensor } from "./tensor.ts";
 export { DEFAULT_MAX_ROWS_PER_JOB, DEFAULT_CACHE_MAX_ENTRY_BYTES, TensorSpec, ModelVersionSpec, BatchingSpec, CacheSpec, ModelManifest } from "./manifest.ts";
 export { ModelRepository, modelFilePath, modelFingerprint, warmFingerprints, type ResolvedModel } from "./model-repository.ts";
