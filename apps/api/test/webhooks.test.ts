@@ -3,7 +3,9 @@ import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Database, WebhookEventStore } from "@inferline/db";
-import { irisJob, sleepUntil, type ApiClient } from "@inferline/testing";
+import { irisJob, sleepUntil, testRedisUrl, type ApiClient } from "@inferline/testing";
+import { createRedis } from "@inferline/queue";
+import { WebhookQueue } from "@inferline/webhooks";
 import { recordJobEvents } from "@inferline/outcomes";
 import { startStack, type TestStack } from "./support/stack.ts";
 
@@ -306,6 +308,28 @@ describe("record and redelivery", () => {
     expect(receiver.hits("/swept")).toHaveLength(1);
     // Recording the same event again is a no-op (its id is derived from the job and the type).
     expect(await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", model: "iris", webhook: { url } }])).toEqual([]);
+  });
+});
+
+describe("the sweep, when the queue lost or stalled an entry", () => {
+  it("brings forward an entry delayed past its event's next attempt (a backoff that outlived an outage)", async () => {
+    const url = receiver.on("/late", () => ({ status: 200 }));
+    const id = await submit(stack.alpha, undefined);
+    expect((await stack.alpha.get(`/v1/jobs/${id}?wait=10`)).body.status).toBe("succeeded");
+    const { rows } = await db.pool.query<{ tenantId: string }>(`select "tenantId" from jobs where id = $1`, [id]);
+    const [event] = await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", model: "iris", webhook: { url } }]);
+    const redis = createRedis(testRedisUrl());
+    const queue = new WebhookQueue(redis, stack.prefix);
+    try {
+      await queue.queue.add("deliver", { eventId: event!.id }, { ...WebhookQueue.entryOptions, jobId: event!.id, delay: 600_000 });
+      expect(await queue.queue.getJobState(event!.id)).toBe("delayed");
+      expect(await stack.worker!.webhooks!.sweepOnce(0)).toBe(0); // nothing re-added: the entry is there
+      await webhooksOf(id, (r) => r.events[0]?.status === "delivered");
+      expect(receiver.hits("/late")).toHaveLength(1);
+    } finally {
+      await queue.close();
+      redis.disconnect();
+    }
   });
 });
 

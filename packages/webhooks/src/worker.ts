@@ -1,5 +1,5 @@
 import { DelayedError, Worker, type Job } from "bullmq";
-import { RetryAfterError } from "@inferline/contracts";
+import { backoffDelay, RetryAfterError, type BackoffSchedule } from "@inferline/contracts";
 import type { WebhookWorkerStore } from "@inferline/db";
 import { bullmqPrefix, WEBHOOK_QUEUE, type RedisConnection } from "@inferline/queue";
 import { DEFAULT_TIMEOUT_MS, deliverEvent, type DeliveryOptions, type DeliveryResult } from "./deliver.ts";
@@ -40,6 +40,13 @@ export const DEFAULT_SWEEP_INTERVAL_MS = 30_000;
 export const DEFAULT_SWEEP_AFTER_MS = 60_000;
 
 /**
+ * How an entry whose attempt failed for want of PostgreSQL or Redis (not a receiver's answer,
+ * which the schedule spaces) is retried: from 1 s, doubling, at most 30 s apart, so that the
+ * delivery goes out within seconds of the outage's end.
+ */
+const ERROR_BACKOFF: BackoffSchedule = { baseMs: 1000, maxMs: 30_000 };
+
+/**
  * Delivers webhook events from the webhooks queue, apart from inference: a slow or dead receiver
  * holds a delivery slot, never an inference slot. Each entry makes one attempt per run; a failed
  * attempt that the schedule retries throws RetryAfterError, and BullMQ re-runs the same entry (same
@@ -70,8 +77,8 @@ export class WebhookWorker {
       settings: {
         backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => {
           if (err instanceof RetryAfterError) return err.retryAfterMs;
-          // An unexpected failure (PostgreSQL down): back off exponentially, at most 10 min.
-          return Math.min(600_000, 1000 * 2 ** Math.min(attemptsMade, 10));
+          // An unexpected failure (PostgreSQL down): soon again, and no later than an outage's length.
+          return backoffDelay(ERROR_BACKOFF, attemptsMade - 1);
         },
       },
     });
@@ -126,9 +133,11 @@ export class WebhookWorker {
   }
 
   /**
-   * Crash safety: an event row is written before its queue entry is added, so a crash between
-   * the two (or a Redis that lost its data) leaves a pending event with no entry. This re-adds
-   * entries for pending events overdue by `afterMs` that have none. Returns how many it re-added.
+   * At-least-once delivery whatever happens to the queue: an event row is written before its
+   * queue entry is added, so a crash between the two, a Redis that lost its data, or an entry that
+   * failed for good leaves a pending event that no entry will deliver. This re-adds entries for
+   * pending events overdue by `afterMs` that have none (or only a finished one), and brings
+   * forward an entry still delayed past the event's own next attempt. Returns how many it re-added.
    */
   sweepOnce(afterMs = this.options.sweepAfterMs ?? DEFAULT_SWEEP_AFTER_MS): Promise<number> {
     this.sweeping ??= this.sweep(afterMs).finally(() => (this.sweeping = undefined));
@@ -145,6 +154,9 @@ export class WebhookWorker {
         // The entry ended without settling the event (errors until its attempts ran out): start a new one.
         await this.queue.queue.remove(row.id).catch(() => 0);
         lost.push(row);
+      } else if (state === "delayed") {
+        // Its backoff outlived the event's schedule (errors while PostgreSQL was away): due now.
+        await (await this.queue.queue.getJob(row.id))?.promote().catch(() => {});
       }
     }
     await this.queue.enqueue(lost);
