@@ -2,7 +2,7 @@ import type { Job as QueueEntry } from "bullmq";
 import type { ChunkItemOutcome, ClaimedChunk, ClaimedJob, FinishedJob, IsolatedJob, JobOutcome, JobStore } from "@inferline/db";
 import { hops, RetriableError, type JobError } from "@inferline/contracts";
 import type { InferenceEngine, InferenceItem, ItemOutcome } from "@inferline/inference";
-import type { DispatchGroup, DispatchPayload } from "@inferline/queue";
+import { parseInferQueueName, type DispatchGroup, type DispatchPayload } from "@inferline/queue";
 import type { OutcomeSystem } from "@inferline/outcomes";
 import type { WorkerMetrics } from "./metrics.ts";
 import type { ExclusiveGate } from "./exclusive-gate.ts";
@@ -128,7 +128,7 @@ async function runCarried(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload
   return { jobs: 1 };
 }
 
-const modelOf = (entry: QueueEntry<DispatchPayload>): string => entry.queueName.replace(/^infer-/, "");
+const modelOf = (entry: QueueEntry<DispatchPayload>): string => parseInferQueueName(entry.queueName).model;
 
 /** A job's inference, its duration noted in RunTimes. `alone`: in a batch of its own. */
 async function timedInfer(deps: ProcessorDeps, job: ClaimedJob, alone: boolean): Promise<ItemOutcome> {

@@ -36,7 +36,7 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
-/** Starts a worker serving `env.WORKER_MODELS`: one BullMQ Worker per model queue, sharing one engine. */
+/** Starts a worker serving `env.WORKER_MODELS`: one BullMQ Worker per queue of a loaded model version, sharing one engine. */
 export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerHooks = {}): Promise<RunningWorker> {
   const metrics = new WorkerMetrics();
   // OpenTelemetry traces, only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see @inferline/telemetry).
@@ -95,7 +95,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     chunkCache: cacheWriter,
     jobCache: { results: cacheWriter, flights: cache },
   });
-  const workers = new ModelWorkers(models, processor, connection, env, logger);
+  const workers = new ModelWorkers(serving.versions, processor, connection, env, logger);
   const reconciler = new Reconciler(new DispatchStore(db.pool), dispatcher, models, { intervalMs: env.RECONCILE_INTERVAL_MS, afterMs: env.RECONCILE_AFTER_MS, logger });
   reconciler.start();
   const retention = new RetentionSweeper(new RetentionStore(db.pool), { days: env.RETENTION_DAYS, intervalMs: env.RETENTION_INTERVAL_MS, logger });
