@@ -18,7 +18,7 @@ import { ModelWorkers } from "./model-workers.ts";
 import { Reconciler } from "./reconciler.ts";
 import { DeadlineSweeper } from "./deadline-sweeper.ts";
 import { RetentionSweeper } from "./retention.ts";
-import { loadServingEngine, readinessReports } from "./serving-engine.ts";
+import { cachedModels, loadServingEngine, readinessReports } from "./serving-engine.ts";
 
 /** `onFinished`: called after each committed result write with the jobs it finished (tests hang here). */
 export type WorkerHooks = OutcomeHooks;
@@ -82,7 +82,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
       },
     },
   );
-  const cacheWriter = new CacheWriter(cache, (model) => (repository.has(model) ? repository.manifest(model).cache : undefined), metrics.cache);
+  const cacheWriter = new CacheWriter(cache, cachedModels(repository), metrics.cache);
   const processor = createProcessor({
     store,
     engine,
