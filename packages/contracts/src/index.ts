@@ -10,6 +10,8 @@ export {
   RetryAfterError,
   ConfigError,
   InvalidCursorError,
+  INPUT_FAULT_CODES,
+  isInputFault,
   type FieldFault,
 } from "./errors.ts";
 export { Datatype, ParameterValue, Tensor, elementCount, flattenData, type FlatTensor } from "./tensor.ts";
