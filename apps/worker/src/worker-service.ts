@@ -36,7 +36,7 @@ export interface RunningWorker {
   close(): Promise<void>;
 }
 
-/** Starts a worker serving `env.WORKER_MODELS`: one BullMQ Worker per queue of a loaded model version, sharing one engine. */
+/** Starts a worker serving `env.WORKER_MODELS`: one BullMQ Worker per model queue, sharing one engine. */
 export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerHooks = {}): Promise<RunningWorker> {
   const metrics = new WorkerMetrics();
   // OpenTelemetry traces, only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see @inferline/telemetry).
