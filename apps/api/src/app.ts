@@ -94,7 +94,8 @@ export function createApp(deps: AppDeps): Express {
   const openapi = openApiDocument();
   app.get("/openapi.json", (_req, res) => void res.json(openapi));
   app.use("/docs", swaggerUi.serve, swaggerUi.setup(openapi, { customSiteTitle: "Inferline API" }));
-  app.use(adminRouter(deps.env.ADMIN_API_KEY, [...deps.models.names().map((m) => deps.dispatcher.queue(m)), deps.webhooks.queue]));
+  const inferQueues = deps.models.names().flatMap((m) => deps.models.manifest(m).versions.map((v) => deps.dispatcher.queue(m, v.version)));
+  app.use(adminRouter(deps.env.ADMIN_API_KEY, [...inferQueues, deps.webhooks.queue]));
   app.use(
     "/v2",
     v2Router({

@@ -20,7 +20,7 @@ describe("queue dashboard", () => {
     expect(page.text).toMatch(/<html/i);
     const queues = await stack.anonymous.withKey(ADMIN_KEY).get("/admin/queues/api/queues");
     expect(queues.status).toBe(200);
-    expect(queues.body.queues.map((q: { name: string }) => q.name)).toEqual(expect.arrayContaining(["infer-iris", "infer-lookup"]));
+    expect(queues.body.queues.map((q: { name: string }) => q.name)).toEqual(expect.arrayContaining(["infer-iris@1", "infer-lookup@1"]));
   });
 });
 

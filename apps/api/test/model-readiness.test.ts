@@ -88,7 +88,7 @@ describe("a worker whose models partly fail to load", () => {
     const connection = new Redis(testRedisUrl(), { maxRetriesPerRequest: null });
     try {
       const workersOf = async (model: string) => {
-        const queue = new Queue(inferQueueName(model), { connection, prefix });
+        const queue = new Queue(inferQueueName(model, "1"), { connection, prefix });
         try {
           return (await queue.getWorkers()).length;
         } finally {

@@ -144,12 +144,12 @@ describe("on a Redis Cluster", () => {
   it("keeps BullMQ's keys in one hash slot ({prefix}) and the rest under the plain prefix", async () => {
     const keys = await clusterKeys();
     const bull = keys.filter((k) => k.key.startsWith(`{${stack.prefix}}:`));
-    expect(bull.some((k) => k.key.startsWith(`{${stack.prefix}}:infer-iris:`))).toBe(true);
+    expect(bull.some((k) => k.key.startsWith(`{${stack.prefix}}:infer-iris@1:`))).toBe(true);
     expect(bull.some((k) => k.key.startsWith(`{${stack.prefix}}:webhooks:`))).toBe(true);
     expect(new Set(bull.map((k) => k.port)).size).toBe(1);
     const clients = cluster.nodeClients();
     try {
-      const slots = await Promise.all([`{${stack.prefix}}:infer-iris:id`, `{${stack.prefix}}:webhooks:id`].map((k) => clients[0]!.cluster("KEYSLOT", k)));
+      const slots = await Promise.all([`{${stack.prefix}}:infer-iris@1:id`, `{${stack.prefix}}:webhooks:id`].map((k) => clients[0]!.cluster("KEYSLOT", k)));
       expect(slots[0]).toBe(slots[1]);
     } finally {
       for (const c of clients) c.disconnect();

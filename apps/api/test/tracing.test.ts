@@ -174,7 +174,7 @@ describe("tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)", () => {
     for (const name of ["claim", "inference", "result write"]) {
       expect(spans.find((s) => s.name === name)?.attributes, name).toMatchObject({ "inferline.model": "iris", "inferline.model.version": "1", "inferline.job.id": jobId });
     }
-    const consumer = spans.find((s) => s.name === "process infer-iris")!;
+    const consumer = spans.find((s) => s.name === "process infer-iris@1")!;
     expect(consumer.parentSpanId).toBe(api.spanId);
     expect(consumer.attributes["inferline.batch.size"]).toBe("1");
     const attempt = spans.find((s) => s.name === "webhook attempt")!;

@@ -24,7 +24,7 @@ export const WorkerEnv = SharedEnv.extend(InferenceEnv.shape).extend({
         .map((m) => m.trim())
         .filter(Boolean),
     ),
-  /** Queue entries (each up to 256 jobs, or one batch chunk of up to 512 items) processed at once per model. Default 8. */
+  /** Queue entries (each up to 256 jobs, or one batch chunk of up to 512 items) processed at once per model version served. Default 8. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
   /** Inference threads per model, overriding each manifest's `instances`; 0 runs every model on the main thread. Default: the manifests'. */
   INFERENCE_THREADS: z.coerce.number().int().min(0).max(64).optional(),

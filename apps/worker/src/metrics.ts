@@ -81,7 +81,7 @@ export class WorkerMetrics {
 
   private readonly cacheWrites = new Counter({
     name: "inferline_cache_writes_total",
-    help: "Results offered to the result cache by model and outcome (stored, too_large: over maxEntryBytes, failed: Redis refused)",
+    help: "Results offered to the result cache by model and outcome (stored, too_large: over maxEntryBytes, failed: Redis refused, fingerprint_mismatch: keyed for another model file)",
     labelNames: ["model", "outcome"],
     registers: [this.registry],
   });

@@ -3,26 +3,31 @@ import type { Logger } from "pino";
 import { bullmqPrefix, inferQueueName, type DispatchPayload, type RedisConnection } from "@inferline/queue";
 import type { WorkerEnv } from "./env.ts";
 import { ChunkRetryError } from "./processor.ts";
+import type { ServedVersion } from "./serving-engine.ts";
 
 /** BullMQ's limit on an entry's stalls, out of reach on purpose (see maxStalledCount below). */
 const MAX_STALLS = 1000;
 
-/** One BullMQ Worker per model queue, all running one processor. */
+/**
+ * One BullMQ Worker per queue of a model version this process loaded, all running one processor
+ * (WORKER_CONCURRENCY entries at a time each). A version it lacks or failed to load has no Worker
+ * here, so its jobs wait for a process that serves it instead of failing on this one.
+ */
 export class ModelWorkers {
   private readonly workers: Worker<DispatchPayload>[];
 
   constructor(
-    models: string[],
+    versions: ServedVersion[],
     processor: Processor<DispatchPayload>,
     connection: RedisConnection,
     env: WorkerEnv,
     private readonly logger: Logger,
   ) {
-    this.workers = models.map((model) => this.start(model, processor, connection, env));
+    this.workers = versions.map((served) => this.start(served, processor, connection, env));
   }
 
-  private start(model: string, processor: Processor<DispatchPayload>, connection: RedisConnection, env: WorkerEnv): Worker<DispatchPayload> {
-    const worker = new Worker<DispatchPayload>(inferQueueName(model), processor, {
+  private start({ model, version }: ServedVersion, processor: Processor<DispatchPayload>, connection: RedisConnection, env: WorkerEnv): Worker<DispatchPayload> {
+    const worker = new Worker<DispatchPayload>(inferQueueName(model, version), processor, {
       connection,
       prefix: bullmqPrefix(env.QUEUE_PREFIX, connection),
       concurrency: env.WORKER_CONCURRENCY,
@@ -35,10 +40,10 @@ export class ModelWorkers {
       // raise), so BullMQ's is set out of reach; the reconciler re-adds anything it fails anyway.
       maxStalledCount: MAX_STALLS,
     });
-    worker.on("error", (err) => this.logger.error({ err: err.message, model }, "queue error (connection, or an entry this worker no longer holds)"));
+    worker.on("error", (err) => this.logger.error({ err: err.message, model, version }, "queue error (connection, or an entry this worker no longer holds)"));
     worker.on("failed", (entry, err) => {
       if (err instanceof ChunkRetryError) return;
-      this.logger.warn({ model, entry: entry?.id, attempt: entry?.attemptsMade, err: err.message }, "queue entry failed");
+      this.logger.warn({ model, version, entry: entry?.id, attempt: entry?.attemptsMade, err: err.message }, "queue entry failed");
     });
     return worker;
   }

@@ -2,11 +2,11 @@ import type { Job as QueueEntry } from "bullmq";
 import type { ChunkItemOutcome, ClaimedChunk, ClaimedJob, FinishedJob, IsolatedJob, JobOutcome, JobStore } from "@inferline/db";
 import { hops, RetriableError, type JobError } from "@inferline/contracts";
 import type { InferenceEngine, InferenceItem, ItemOutcome } from "@inferline/inference";
-import type { DispatchGroup, DispatchPayload } from "@inferline/queue";
+import { parseInferQueueName, type DispatchGroup, type DispatchPayload } from "@inferline/queue";
 import type { OutcomeSystem } from "@inferline/outcomes";
 import type { WorkerMetrics } from "./metrics.ts";
 import type { ExclusiveGate } from "./exclusive-gate.ts";
-import type { CacheWriter } from "./cache-writer.ts";
+import type { CacheableResult, CacheWriter } from "./cache-writer.ts";
 import type { ResultCache } from "@inferline/cache";
 import { ATTR, epochNow, tracing } from "@inferline/telemetry";
 import type { RunTimes } from "./run-times.ts";
@@ -128,7 +128,7 @@ async function runCarried(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload
   return { jobs: 1 };
 }
 
-const modelOf = (entry: QueueEntry<DispatchPayload>): string => entry.queueName.replace(/^infer-/, "");
+const modelOf = (entry: QueueEntry<DispatchPayload>): string => parseInferQueueName(entry.queueName).model;
 
 /** A job's inference, its duration noted in RunTimes. `alone`: in a batch of its own. */
 async function timedInfer(deps: ProcessorDeps, job: ClaimedJob, alone: boolean): Promise<ItemOutcome> {
@@ -212,18 +212,19 @@ async function cacheJobResults(deps: ProcessorDeps, claimed: ClaimedJob[], outco
   if (!deps.jobCache) return;
   const byId = new Map(claimed.map((j) => [j.id, j]));
   const done = new Set(finished.map((f) => f.id));
-  const results = new Map<string, Array<{ digest: string; resultJson: string }>>();
+  const results = new Map<string, { job: ClaimedJob; list: CacheableResult[] }>();
   const flights: Array<{ digest: string; jobId: string }> = [];
   for (const o of outcomes) {
     const job = byId.get(o.id);
     if (!job?.cacheKey || !done.has(o.id)) continue;
     flights.push({ digest: job.cacheKey, jobId: job.id });
     if (o.status !== "succeeded") continue;
-    const list = results.get(job.model);
-    if (list) list.push({ digest: job.cacheKey, resultJson: o.resultJson });
-    else results.set(job.model, [{ digest: job.cacheKey, resultJson: o.resultJson }]);
+    const key = `${job.model}@${job.version}`;
+    const group = results.get(key);
+    if (group) group.list.push({ digest: job.cacheKey, resultJson: o.resultJson });
+    else results.set(key, { job, list: [{ digest: job.cacheKey, resultJson: o.resultJson }] });
   }
-  for (const [model, list] of results) await deps.jobCache.results.store(model, list);
+  for (const { job, list } of results.values()) await deps.jobCache.results.store(job.model, job.version, list);
   await deps.jobCache.flights.land(flights);
 }
 
@@ -326,13 +327,13 @@ async function writeChunk(deps: ProcessorDeps, chunk: ClaimedChunk, outcomes: Ar
     deps.metrics.itemsFinished.inc({ model: chunk.model, status: "succeeded" }, finished.succeeded);
     deps.metrics.itemsFinished.inc({ model: chunk.model, status: "failed" }, finished.failed);
     // After the commit, and only what it wrote as succeeded (failures are never cached).
-    if (deps.chunkCache && chunk.cacheKeys.length > 0) await deps.chunkCache.store(chunk.model, cacheableItems(chunk, outcomes, finished.succeededItems));
+    if (deps.chunkCache && chunk.cacheKeys.length > 0) await deps.chunkCache.store(chunk.model, chunk.version, cacheableItems(chunk, outcomes, finished.succeededItems));
   }
   return finished?.finished ?? 0;
 }
 
 /** The items a chunk write made succeeded, each with the digest the API stored for it. */
-function cacheableItems(chunk: ClaimedChunk, outcomes: Array<ChunkItemOutcome | undefined>, succeeded: number[]): Array<{ digest: string; resultJson: string }> {
+function cacheableItems(chunk: ClaimedChunk, outcomes: Array<ChunkItemOutcome | undefined>, succeeded: number[]): CacheableResult[] {
   return succeeded.flatMap((i) => {
     const outcome = outcomes[i];
     const digest = chunk.cacheKeys[i];

@@ -33,7 +33,7 @@ export class Reconciler {
     const rows = await this.dispatches.pendingEntries(this.models, this.options.afterMs);
     let requeued = 0;
     for (const pending of rows) {
-      const entry = await this.dispatcher.queue(pending.model).getJob(pending.id);
+      const entry = await this.dispatcher.queue(pending.model, pending.version).getJob(pending.id);
       const state = entry ? await entry.getState() : "unknown";
       if (state !== "failed" && state !== "unknown" && state !== "completed") continue;
       const { left, started } = await this.dispatches.pendingItems(pending);

@@ -1,20 +1,29 @@
 import type { Logger } from "pino";
-import { InferlineError, ModelRepository, type ResolvedModel, type WorkerModelReport } from "@inferline/contracts";
+import { InferlineError, ModelRepository, modelFingerprint, type ResolvedModel, type WorkerModelReport } from "@inferline/contracts";
 import { InferenceEngine, InProcessRunner, ThreadPoolRunner, type ModelLoadFailure, type ModelRunner } from "@inferline/inference";
 import type { WorkerEnv } from "./env.ts";
 import type { WorkerMetrics } from "./metrics.ts";
+import type { CachedModels } from "./cache-writer.ts";
 
 /** The engine a worker serves from, and the models it loaded. */
 export interface ServingEngine {
   engine: InferenceEngine;
   /** WORKER_MODELS that loaded, in their order; a model that failed to load is left out. */
   models: string[];
+  /** The model versions that loaded: the queues this worker consumes (a version it lacks or failed is left to others). */
+  versions: ServedVersion[];
   /** The manifests they were loaded from (the result cache's settings are read there). */
   repository: ModelRepository;
   /** Every model this worker was told to serve (WORKER_MODELS, "*" expanded), loaded or not. */
   wanted: string[];
   /** The model versions that failed to load or warm up: reported unready, their queues not consumed. */
   failed: ModelLoadFailure[];
+}
+
+/** A model version a worker loaded, whose queue it consumes. */
+export interface ServedVersion {
+  model: string;
+  version: string;
 }
 
 /**
@@ -38,9 +47,20 @@ export async function loadServingEngine(env: WorkerEnv, metrics: WorkerMetrics, 
       );
     },
   });
-  const { served, failed } = await engine.load(InferenceEngine.resolveAll(repo, wanted), { partial: true });
+  const { loaded, served, failed } = await engine.load(InferenceEngine.resolveAll(repo, wanted), { partial: true });
   if (served.length === 0 && wanted.length > 0) logger.error({ models: wanted }, "no model loaded; this worker serves none of its models and reports them unready");
-  return { engine, models: wanted.filter((m) => served.includes(m)), repository: repo, wanted, failed };
+  // Read now, right after the sessions loaded these files, and never on a job's path.
+  for (const m of loaded) if (m.manifest.cache) modelFingerprint(m);
+  const versions = loaded.map((m) => ({ model: m.manifest.name, version: m.version }));
+  return { engine, models: wanted.filter((m) => served.includes(m)), versions, repository: repo, wanted, failed };
+}
+
+/** The cache settings of the repository's models, and the fingerprints of the files this worker loaded (see CacheWriter). */
+export function cachedModels(repository: ModelRepository): CachedModels {
+  return {
+    spec: (model) => (repository.has(model) ? repository.manifest(model).cache : undefined),
+    fingerprint: (model, version) => modelFingerprint(repository.resolve(model, version)),
+  };
 }
 
 /**

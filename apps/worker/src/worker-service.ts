@@ -18,7 +18,7 @@ import { ModelWorkers } from "./model-workers.ts";
 import { Reconciler } from "./reconciler.ts";
 import { DeadlineSweeper } from "./deadline-sweeper.ts";
 import { RetentionSweeper } from "./retention.ts";
-import { loadServingEngine, readinessReports } from "./serving-engine.ts";
+import { cachedModels, loadServingEngine, readinessReports } from "./serving-engine.ts";
 
 /** How long /readyz waits for PostgreSQL's answer before calling it away. */
 const READY_PING_MS = 1000;
@@ -106,7 +106,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
       },
     },
   );
-  const cacheWriter = new CacheWriter(cache, (model) => (repository.has(model) ? repository.manifest(model).cache : undefined), metrics.cache);
+  const cacheWriter = new CacheWriter(cache, cachedModels(repository), metrics.cache);
   const processor = createProcessor({
     store,
     engine,
@@ -119,7 +119,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     chunkCache: cacheWriter,
     jobCache: { results: cacheWriter, flights: cache },
   });
-  const workers = new ModelWorkers(models, processor, connection, env, logger);
+  const workers = new ModelWorkers(serving.versions, processor, connection, env, logger);
   const reconciler = new Reconciler(new DispatchStore(db.pool), dispatcher, models, { intervalMs: env.RECONCILE_INTERVAL_MS, afterMs: env.RECONCILE_AFTER_MS, logger });
   reconciler.start();
   const retention = new RetentionSweeper(new RetentionStore(db.pool), { days: env.RETENTION_DAYS, intervalMs: env.RETENTION_INTERVAL_MS, logger });

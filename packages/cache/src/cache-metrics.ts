@@ -1,8 +1,11 @@
 /** How a request met the cache: answered from it, ran the model, asked to bypass it, or waited on an identical request in flight. */
 export type CacheLookupOutcome = "hit" | "miss" | "bypass" | "merged";
 
-/** What became of a result offered to the cache. */
-export type CacheWriteOutcome = "stored" | "too_large" | "failed";
+/**
+ * What became of a result offered to the cache: `fingerprint_mismatch` when its key was computed
+ * for another model file than the one that produced it (see keyMatchesFingerprint).
+ */
+export type CacheWriteOutcome = "stored" | "too_large" | "failed" | "fingerprint_mismatch";
 
 /**
  * The counters a process keeps of its cache use, per model (the API counts lookups, the worker

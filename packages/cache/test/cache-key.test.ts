@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_MODELS_DIR, ModelRepository, Tensor, validateInputs, type FlatTensor } from "@inferline/contracts";
-import { cacheKeyDigest, type CacheKeyParts } from "@inferline/cache";
+import { cacheKeyDigest, keyMatchesFingerprint, type CacheKeyParts } from "@inferline/cache";
 
 // The digest a result is cached under: what must and must not change it.
 
@@ -49,6 +49,13 @@ describe("cacheKeyDigest", () => {
     ];
     for (const other of others) expect(other).not.toBe(d);
     expect(new Set(others).size).toBe(others.length);
+  });
+
+  it("tells which fingerprint it was computed with, and no other", () => {
+    expect(keyMatchesFingerprint(digest(), "f-1")).toBe(true);
+    expect(keyMatchesFingerprint(digest({ fingerprint: "f-2" }), "f-2")).toBe(true);
+    expect(keyMatchesFingerprint(digest(), "f-2")).toBe(false);
+    expect(keyMatchesFingerprint(digest({ fingerprint: "f-2" }), "f-1")).toBe(false);
   });
 
   it("ignores the order (and repeats) of requested outputs", () => {

@@ -104,3 +104,20 @@ export class InvalidCursorError extends InferlineError {
     super("invalid_cursor", message, { status: 400 });
   }
 }
+
+/**
+ * The failures of a run that its input caused: the same input fails the same model file the same
+ * way, so the followers of a single flight (identical requests waiting on one run) share their
+ * leader's failure rather than running it again. `inference_timeout` and `inference_crashed` are
+ * final only after JOB_ATTEMPTS runs, the later ones each alone in a session run of its own: by
+ * then the input is what hangs or kills the model, and each follower would pay as many runs to
+ * fail the same way. Every other failure says nothing about the input (`retries_exhausted`: the
+ * workers running it died or a dependency kept failing; `inference_unavailable`;
+ * `model_not_served`): followers then run on their own, as when their leader is canceled.
+ */
+export const INPUT_FAULT_CODES: ReadonlySet<string> = new Set(["inference_error", "invalid_input", "result_too_large", "inference_timeout", "inference_crashed"]);
+
+/** Whether a failed job's `code` is its input's fault (see INPUT_FAULT_CODES). */
+export function isInputFault(code: string): boolean {
+  return INPUT_FAULT_CODES.has(code);
+}

@@ -11,6 +11,8 @@ export {
   RetryAfterError,
   ConfigError,
   InvalidCursorError,
+  INPUT_FAULT_CODES,
+  isInputFault,
   type FieldFault,
 } from "./errors.ts";
 export { backoffDelay, type BackoffSchedule } from "./backoff.ts";

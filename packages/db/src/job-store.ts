@@ -506,7 +506,8 @@ export class JobStore {
    * the leaders' outcomes and in a later statement (READ COMMITTED: its snapshot sees followers
    * inserted under the leader's row lock up to that write): followers of a succeeded leader
    * succeed with its result (`cached`), those of a failed one fail with its error (same input,
-   * same model). Returns them as finished, for their events.
+   * same model; the caller passes only leaders whose failure was their input's, and releases the
+   * others' followers). Returns them as finished, for their events.
    */
   async finishFollowers(leaderIds: string[], q: Queryable = this.pool): Promise<FinishedJob[]> {
     if (leaderIds.length === 0) return [];
@@ -522,7 +523,8 @@ export class JobStore {
   }
 
   /**
-   * Releases the followers of leaders that ended without a run's outcome (canceled, expired), in
+   * Releases the followers of leaders that ended without a run's outcome of their input (canceled,
+   * expired, or failed for another reason than their input: see isInputFault), in
    * the transaction that ended them and in a later statement (see finishFollowers): each loses
    * its leader and joins a queue entry of its own tenant, model, version and priority (new
    * dispatch rows of at most `entrySize` jobs). The caller adds the queue entries after commit;

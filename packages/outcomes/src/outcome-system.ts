@@ -1,4 +1,4 @@
-import { isUuid, parseBatchItemId, type JobStatus } from "@inferline/contracts";
+import { isInputFault, isUuid, parseBatchItemId, type JobStatus } from "@inferline/contracts";
 import type {
   AnsweredJob,
   BatchChunkStore,
@@ -103,6 +103,14 @@ interface Committed {
   ended?: EndedWork[];
 }
 
+/** What a group of job results recorded with them: their events, and the followers released onto entries of their own. */
+interface JobsRecorded {
+  events: RecordedEvent[];
+  released: ReleasedFollowers[];
+}
+
+const NOTHING_RECORDED: JobsRecorded = { events: [], released: [] };
+
 /**
  * The outcome path: every write that makes jobs or batch items terminal (results, failures,
  * cancels, expiries, and the claims that end overdue work instead of running it) goes through
@@ -113,7 +121,7 @@ interface Committed {
  * events, and the reconciler re-adds queue entries.
  */
 export class OutcomeSystem {
-  private readonly results: ResultWriter<RecordedEvent[]>;
+  private readonly results: ResultWriter<JobsRecorded>;
 
   constructor(
     private readonly r: OutcomeResources,
@@ -145,7 +153,7 @@ export class OutcomeSystem {
    */
   async finishUnclaimed(outcome: JobOutcome, dispatchId: string, startedAt: Date): Promise<FinishedJob[]> {
     const finished = await this.r.jobs.finishUnclaimed(outcome, dispatchId, startedAt);
-    if (finished.length > 0) await this.afterJobs({ finished, recorded: [] });
+    if (finished.length > 0) await this.afterJobs({ finished, recorded: NOTHING_RECORDED });
     return finished;
   }
 
@@ -335,20 +343,22 @@ export class OutcomeSystem {
 
   /**
    * The ResultWriter's persist: one group's results, done queue entries and events, in one
-   * transaction; the followers of single flights these results end (see JobStore.finishFollowers)
-   * finish in it too, with their events, and are woken with the rest. A standalone group has
-   * neither, so its statement runs alone: one round trip instead of four (begin, finish,
-   * followers, commit). Should its results span several statements, each commits on its own,
-   * which loses nothing: the entry's row goes with the last, so a crash between them leaves it
-   * for the reconciler, whose re-run skips the jobs already finished.
+   * transaction; the followers of single flights these results end finish in it too (see
+   * JobStore.finishFollowers), with their events, and are woken with the rest, or are released
+   * onto queue entries of their own when the leader's failure was not its input's (see
+   * isInputFault). A standalone group has neither, so its statement runs alone: one round trip
+   * instead of four (begin, finish, followers, commit). Should its results span several
+   * statements, each commits on its own, which loses nothing: the entry's row goes with the last,
+   * so a crash between them leaves it for the reconciler, whose re-run skips the jobs already finished.
    */
-  private async writeJobs(outcomes: JobOutcome[], doneEntries: string[], standalone: boolean): Promise<Written<RecordedEvent[]>> {
-    if (standalone) return { finished: await this.r.jobs.finishStandalone(outcomes, doneEntries), recorded: [] };
+  private async writeJobs(outcomes: JobOutcome[], doneEntries: string[], standalone: boolean): Promise<Written<JobsRecorded>> {
+    if (standalone) return { finished: await this.r.jobs.finishStandalone(outcomes, doneEntries), recorded: NOTHING_RECORDED };
     return this.r.db.transaction(async (client) => {
       const finished = await this.r.jobs.finish(outcomes, doneEntries, client);
-      const leaders = finished.filter((f) => f.cacheKey && (f.status === "succeeded" || f.status === "failed")).map((f) => f.id);
-      const all = leaders.length > 0 ? [...finished, ...(await this.r.jobs.finishFollowers(leaders, client))] : finished;
-      return { finished: all, recorded: await recordJobEvents(this.r.events, all, client) };
+      const { shared, rerun } = flightsEnded(finished, outcomes);
+      const all = shared.length > 0 ? [...finished, ...(await this.r.jobs.finishFollowers(shared, client))] : finished;
+      const released = rerun.length > 0 ? await this.r.jobs.releaseFollowers(rerun, undefined, client) : [];
+      return { finished: all, recorded: { events: await recordJobEvents(this.r.events, all, client), released } };
     });
   }
 
@@ -362,10 +372,10 @@ export class OutcomeSystem {
   }
 
   /** The ResultWriter's after: runs once per committed group. */
-  private async afterJobs({ finished, recorded }: Written<RecordedEvent[]>): Promise<void> {
+  private async afterJobs({ finished, recorded }: Written<JobsRecorded>): Promise<void> {
     const views = new Map<string, string>();
     for (const f of finished) if (f.viewJson) views.set(f.id, f.viewJson);
-    await this.afterCommit({ channels: finished.map((f) => f.id), views, events: recorded, ended: jobsEnded(finished) });
+    await this.afterCommit({ channels: finished.map((f) => f.id), views, events: recorded.events, released: recorded.released, ended: jobsEnded(finished) });
     await this.hooks.onFinished?.(finished);
   }
 
@@ -390,6 +400,24 @@ export class OutcomeSystem {
     if (events.length === 0) return;
     await this.r.deliveries.enqueue(events).catch((err: Error) => this.r.logger.warn({ err: err.message }, "webhook enqueue failed; the sweep will retry"));
   }
+}
+
+/**
+ * The single flights that a write of results ended, by what their followers do: share the
+ * leader's outcome (it succeeded, or failed for its input: see isInputFault), or run anew (it
+ * failed for another reason, which the followers, never run, have no part in).
+ */
+function flightsEnded(finished: FinishedJob[], outcomes: JobOutcome[]): { shared: string[]; rerun: string[] } {
+  const shared: string[] = [];
+  const rerun: string[] = [];
+  const failures = new Map<string, string>();
+  for (const o of outcomes) if (o.status === "failed") failures.set(o.id, o.errorCode);
+  for (const f of finished) {
+    if (!f.cacheKey) continue;
+    if (f.status === "succeeded") shared.push(f.id);
+    else if (f.status === "failed") (isInputFault(failures.get(f.id) ?? "") ? shared : rerun).push(f.id);
+  }
+  return { shared, rerun };
 }
 
 /** Jobs that one commit ended, counted by model and status. */

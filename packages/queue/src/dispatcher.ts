@@ -41,7 +41,7 @@ export interface DispatchGroup {
 }
 
 /**
- * Puts jobs on their model's queue. Jobs travel in groups (one queue entry for many jobs) because
+ * Puts jobs on their model version's queue. Jobs travel in groups (one queue entry for many jobs) because
  * BullMQ's per-entry bookkeeping costs more than a small model's inference; each job keeps its
  * own row, status and result in PostgreSQL.
  */
@@ -63,12 +63,14 @@ export class Dispatcher {
     };
   }
 
-  queue(model: string): Queue<DispatchPayload> {
-    let queue = this.queues.get(model);
+  /** The queue of one model version (see inferQueueName). */
+  queue(model: string, version: string): Queue<DispatchPayload> {
+    const name = inferQueueName(model, version);
+    let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue<DispatchPayload>(inferQueueName(model), { connection: this.connection, prefix: bullmqPrefix(this.options.prefix, this.connection) });
+      queue = new Queue<DispatchPayload>(name, { connection: this.connection, prefix: bullmqPrefix(this.options.prefix, this.connection) });
       queue.on("error", () => {});
-      this.queues.set(model, queue);
+      this.queues.set(name, queue);
     }
     return queue;
   }
@@ -89,18 +91,19 @@ export class Dispatcher {
     return groups;
   }
 
-  /** Adds the groups' queue entries, one addEntries per model. Re-adding an existing dispatch id is a no-op. */
+  /** Adds the groups' queue entries, one addEntries per model version. Re-adding an existing dispatch id is a no-op. */
   async enqueue(groups: DispatchGroup[]): Promise<void> {
-    const byModel = new Map<string, DispatchGroup[]>();
+    const byQueue = new Map<Queue<DispatchPayload>, DispatchGroup[]>();
     for (const g of groups) {
-      const list = byModel.get(g.model);
+      const queue = this.queue(g.model, g.version);
+      const list = byQueue.get(queue);
       if (list) list.push(g);
-      else byModel.set(g.model, [g]);
+      else byQueue.set(queue, [g]);
     }
     await Promise.all(
-      [...byModel].map(([model, list]) =>
+      [...byQueue].map(([queue, list]) =>
         addEntries(
-          this.queue(model),
+          queue,
           list.map((g) => this.entry(g)),
         ),
       ),
@@ -113,12 +116,6 @@ export class Dispatcher {
       data: { jobIds: g.jobIds, version: g.version, ...(g.batchChunk ? { batchChunk: true } : {}), ...(g.resumed ? { resumed: true } : {}), ...(g.carried ? { carried: g.carried } : {}) },
       opts: { ...this.defaults, jobId: g.dispatchId, priority: entryPriority(g.priority, g.rank, g.weight), ...(g.delayMs ? { delay: g.delayMs } : {}) },
     };
-  }
-
-  /** Jobs waiting (not yet picked up) on a model's queue. */
-  async waiting(model: string): Promise<number> {
-    const counts = await this.queue(model).getJobCounts("wait", "prioritized");
-    return (counts.wait ?? 0) + (counts.prioritized ?? 0);
   }
 
   async close(): Promise<void> {

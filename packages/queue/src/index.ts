@@ -11,7 +11,7 @@ export {
   type RedisTarget,
 } from "./redis.ts";
 export { redisFailure, isRedisUnavailable, type RedisFailure } from "./redis-errors.ts";
-export { inferQueueName, finishedChannel, WEBHOOK_QUEUE, type CarriedJob, type DispatchPayload } from "./names.ts";
+export { inferQueueName, parseInferQueueName, finishedChannel, WEBHOOK_QUEUE, type CarriedJob, type DispatchPayload } from "./names.ts";
 export { entryPriority, CLASS_BASE, CLASS_SPAN, MAX_QUEUE_PRIORITY } from "./fair-priority.ts";
 export { Dispatcher, type DispatcherOptions, type DispatchGroup } from "./dispatcher.ts";
 export { addEntries, type QueueEntrySpec } from "./add-entries.ts";

@@ -1,8 +1,19 @@
 import type { FlatTensor } from "@inferline/contracts";
 
-/** One BullMQ queue per model, so workers can serve a subset of models. */
-export function inferQueueName(model: string): string {
-  return `infer-${model}`;
+/**
+ * One BullMQ queue per model version, so that a worker consumes only the versions it loaded: a
+ * version that failed to load on a worker, or that its manifest lacks (a rolling deploy adding
+ * one), is left to the workers that serve it, and its jobs wait in the queue until one does. The
+ * version is URI-encoded (BullMQ refuses ':' in a name); a model's name never holds '@'.
+ */
+export function inferQueueName(model: string, version: string): string {
+  return `infer-${model}@${encodeURIComponent(version)}`;
+}
+
+/** The model and version whose queue is `queueName` (see inferQueueName). */
+export function parseInferQueueName(queueName: string): { model: string; version: string } {
+  const at = queueName.indexOf("@");
+  return { model: queueName.slice("infer-".length, at), version: decodeURIComponent(queueName.slice(at + 1)) };
 }
 
 export const WEBHOOK_QUEUE = "webhooks";

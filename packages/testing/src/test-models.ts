@@ -121,3 +121,13 @@ export function createTestModelRepository(options: { faultModels?: boolean; cach
   if (options.cachedModels) writeCachedLookupModel(dir);
   return { dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
+
+/**
+ * A copy of model repository `source` in a temp dir, for a worker whose models differ from the
+ * API's (a rolling deploy): the test then edits the copy (drops a version, replaces a file).
+ */
+export function copyModelRepository(source: string): { dir: string; remove(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-models-"));
+  fs.cpSync(source, dir, { recursive: true });
+  return { dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
