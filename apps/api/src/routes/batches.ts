@@ -10,7 +10,9 @@ import type { ApiMetrics } from "../metrics.ts";
 import { IdempotencyKey } from "../services/idempotency.ts";
 import { CANCEL_AFTER_FAULT, CANCEL_AFTER_HINT, cancelAfterHeader } from "../services/deadlines.ts";
 import { ndjsonLines } from "./ndjson.ts";
-import { admitBatchUpload, closeUnread, uploadLease } from "../middleware/batch-upload-admission.ts";
+import { admitBatchUpload, closeUnread } from "../middleware/batch-upload-admission.ts";
+import { slotLease } from "../middleware/slot-admission.ts";
+import { admitResultStream, writePages } from "./result-stream.ts";
 import { serverSpan } from "../middleware/server-span.ts";
 
 const isNdjson = (type: string | undefined) => /^application\/(x-)?(nd|jsonl|json-seq|x-ndjson)/i.test(type ?? "") || /ndjson|jsonl/i.test(type ?? "");
@@ -32,7 +34,7 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
 
   // The upload slot first: nothing of the body is read before a creation is admitted.
   router.post("/", admitBatchUpload(batches.uploads), json, serverSpan("/v1/batches"), async (req, res) => {
-    const lease = uploadLease(res);
+    const lease = slotLease(res);
     if (lease && !lease.hold()) return; // the client left while its body was parsed
     try {
       await createBatch(req, res);
@@ -88,29 +90,16 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
     longPollHandler((tenantId, id, seconds, signal) => batches.wait(tenantId, id, seconds, signal)),
   );
 
-  // Stops when the client goes away: 'drain' never comes on a closed socket, so each wait for it
-  // races the response's 'close', and leaving the loop returns the generator (no further page is
-  // read). Without that, a client that disconnects on a full socket held the handler forever.
+  // One slot per stream, held until the response closes (a client that stops reading is cut off
+  // after RESULT_STREAM_IDLE_MS; see writePages).
+  router.get("/:id/results", admitResultStream(batches.resultStreams.slots));
   router.get("/:id/results", async (req, res) => {
     const pages = await batches.results(req.tenant!.id, req.params.id);
-    let gone = res.closed;
-    const closed = new Promise<void>((resolve) =>
-      res.once("close", () => {
-        gone = true;
-        resolve();
-      }),
-    );
-    const drained = () => new Promise<void>((resolve) => res.once("drain", resolve));
     res.status(200).type("application/x-ndjson");
     metrics?.resultStreams.inc();
     try {
-      for await (const page of pages) {
-        if (gone) break;
-        if (!res.write(page)) await Promise.race([drained(), closed]);
-        if (gone) break;
-      }
-      if (gone) metrics?.resultStreamsAborted.inc();
-      else res.end();
+      const end = await writePages(res, pages, batches.resultStreams.idleMs);
+      if (end !== "ended") metrics?.resultStreamsAborted.inc();
     } finally {
       metrics?.resultStreams.dec();
     }

@@ -8,7 +8,7 @@ import { longPoll } from "./long-poll.ts";
 import type { Dispatcher, FinishedListener } from "@inferline/queue";
 import { BatchIntake, type IntakeResult } from "./batch-intake.ts";
 import { batchResultLines } from "./batch-results.ts";
-import type { BatchUploadSlots } from "./batch-upload-slots.ts";
+import type { TenantSlots } from "./tenant-slots.ts";
 import type { QueueDepthGuard } from "./queue-depth-guard.ts";
 import type { TenantQuotaGuard } from "./quota-guard.ts";
 import type { ModelAvailability } from "./model-availability.ts";
@@ -35,7 +35,9 @@ export interface BatchServiceOptions {
   /** Each tenant's maxQueued, shared with JobService. */
   quotaGuard: TenantQuotaGuard;
   /** Admission of creations (MAX_BATCH_UPLOADS, MAX_BATCH_UPLOADS_PER_TENANT); the route takes a slot before reading the body. */
-  uploads: BatchUploadSlots;
+  uploads: TenantSlots;
+  /** Bounds of GET /v1/batches/:id/results. */
+  resultStreams: ResultStreamLimits;
   /** BATCH_MAX_LINE_BYTES: the longest NDJSON line (one item). */
   maxLineBytes: number;
   checkWebhook?: (url: string) => Promise<void>;
@@ -49,6 +51,16 @@ export interface BatchServiceOptions {
   cacheCommandTimeoutMs?: number;
   /** Refuses a batch for a model version no worker can serve (shared with JobService). */
   availability?: Pick<ModelAvailability, "assertServable">;
+}
+
+/** What one results stream may hold and how long it may wait on its client; how many may run. */
+export interface ResultStreamLimits {
+  /** Admission (MAX_RESULT_STREAMS, MAX_RESULT_STREAMS_PER_TENANT); the route takes a slot before reading. */
+  slots: TenantSlots;
+  /** RESULT_STREAM_PAGE_BYTES: most bytes of result and error JSON read at a time (at least one item). */
+  pageBytes: number;
+  /** RESULT_STREAM_IDLE_MS: a write that has not drained for this long closes the stream. */
+  idleMs: number;
 }
 
 /**
@@ -69,8 +81,12 @@ export class BatchService {
     private readonly options: BatchServiceOptions,
   ) {}
 
-  get uploads(): BatchUploadSlots {
+  get uploads(): TenantSlots {
     return this.options.uploads;
+  }
+
+  get resultStreams(): ResultStreamLimits {
+    return this.options.resultStreams;
   }
 
   get maxLineBytes(): number {
@@ -223,10 +239,13 @@ export class BatchService {
     });
   }
 
-  /** Results in submission order; throws 404 before the first line when the batch is not the tenant's. */
+  /**
+   * Results in submission order, a page of at most `resultStreams.pageBytes` of results at a time
+   * (see BatchChunkStore.resultPages); throws 404 before the first line when the batch is not the tenant's.
+   */
   async results(tenantId: string, id: string): Promise<AsyncGenerator<string>> {
     await this.get(tenantId, id);
-    return batchResultLines(id, this.chunks.resultPages(id));
+    return batchResultLines(id, this.chunks.resultPages(id, this.options.resultStreams.pageBytes));
   }
 
   async cancel(tenantId: string, id: string): Promise<BatchView> {
