@@ -128,7 +128,7 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
       // A refusal that waiting cures (quota_exceeded) says how long to wait.
       const retryAfter = (err as { retryAfterSeconds?: unknown }).retryAfterSeconds;
       if (typeof retryAfter === "number") res.setHeader("Retry-After", String(retryAfter));
-      return sendProblem(res, err.status, err.code, err.message);
+      return sendProblem(res, err.status, err.code, err.message, err.errors);
     }
     // Validation refuses what PostgreSQL cannot store; should a value slip through, it fails
     // only its own request (see SubmitWriter), and as the client's fault, not ours.

@@ -7,7 +7,7 @@ import type { BatchService } from "../services/batch-service.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
 import { longPollHandler } from "./long-poll-handler.ts";
 import type { ApiMetrics } from "../metrics.ts";
-import { IdempotencyKey } from "../services/idempotency.ts";
+import { IDEMPOTENCY_KEY_FAULT, IdempotencyKey } from "../services/idempotency.ts";
 import { CANCEL_AFTER_FAULT, CANCEL_AFTER_HINT, cancelAfterHeader } from "../services/deadlines.ts";
 import { ndjsonLines } from "./ndjson.ts";
 import { admitBatchUpload, closeUnread } from "../middleware/batch-upload-admission.ts";
@@ -54,7 +54,7 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
     };
     const keyHeader = req.header("idempotency-key");
     const key = keyHeader === undefined ? undefined : IdempotencyKey.safeParse(keyHeader);
-    if (key && !key.success) return refuse(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters");
+    if (key && !key.success) return refuse(400, "invalid_idempotency_key", IDEMPOTENCY_KEY_FAULT.message, [IDEMPOTENCY_KEY_FAULT]);
     const cancelAfter = cancelAfterHeader(req.header("cancel-after"));
     if (!cancelAfter) return refuse(400, "invalid_cancel_after", CANCEL_AFTER_HINT, [CANCEL_AFTER_FAULT]);
     let created;
@@ -68,7 +68,7 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
       const idempotency = key?.data ? { key: key.data, digest: () => (digest ??= hash.digest("hex")) } : undefined;
       const declared = req.headers["content-length"] === undefined ? undefined : Number(req.headers["content-length"]);
       const lines = ndjsonLines(req, declared, { bodyBytes: limitBytes, lineBytes: batches.maxLineBytes }, idempotency ? hash : undefined);
-      created = await batches.create(req.tenant!, header.data, lines, idempotency, cancelAfter.seconds);
+      created = await batches.create(req.tenant!, header.data, lines, { idempotency, cancelAfterSeconds: cancelAfter.seconds, settingsAt: "/query" });
     } else {
       const body = BatchSubmission.safeParse(req.body);
       // The parsed body lives on only in `items`, which create() empties as it reads: no second copy.
@@ -76,7 +76,8 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
       if (!body.success) return refuse(422, "validation_failed", "the request has invalid fields", zodFaults(body.error));
       const digest = (req as HashedRequest).bodySha256 ?? "";
       const { items, ...settings } = body.data;
-      created = await batches.create(req.tenant!, settings, items, key?.data ? { key: key.data, digest: () => digest } : undefined, cancelAfter.seconds);
+      const idempotency = key?.data ? { key: key.data, digest: () => digest } : undefined;
+      created = await batches.create(req.tenant!, settings, items, { idempotency, cancelAfterSeconds: cancelAfter.seconds });
     }
     if (!created.replayed) metrics?.submitted("batch", created.batch.model, created.batch.total);
     res

@@ -1,5 +1,5 @@
 import crypto from "node:crypto";
-import { BatchHeader, ConflictError, isUuid, newBatchId, NotFoundError, type BatchView, type ModelRepository } from "@inferline/contracts";
+import { BatchHeader, ConflictError, isUuid, newBatchId, NotFoundError, type BatchView, type ModelRepository, type ResolvedModel } from "@inferline/contracts";
 import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
 import type { Batch, BatchChunkStore, BatchStore, NewBatch, Tenant } from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";
@@ -20,6 +20,16 @@ import { BatchItemCache } from "./batch-item-cache.ts";
 export interface BatchIdempotency {
   key: string;
   digest: () => string;
+}
+
+/** How a create request was sent, besides its settings and items. */
+export interface BatchCreateOptions {
+  /** The Idempotency-Key, and the body's hash. */
+  idempotency?: BatchIdempotency;
+  /** The Cancel-After header, in seconds. */
+  cancelAfterSeconds?: number;
+  /** Where the request holds the settings, for the pointers of faults in them: "" (a JSON body) or "/query" (NDJSON). Default "". */
+  settingsAt?: "" | "/query";
 }
 
 /** The body's hash together with the settings, which an NDJSON create carries in its query string. */
@@ -102,12 +112,14 @@ export class BatchService {
    * first batch instead. With `cancelAfterSeconds` (the Cancel-After header), every item not
    * terminal that long after the request is canceled.
    */
-  async create(tenant: Tenant, header: BatchHeader, items: BatchItems, idempotency?: BatchIdempotency, cancelAfterSeconds?: number): Promise<{ batch: BatchView; replayed: boolean }> {
+  async create(tenant: Tenant, header: BatchHeader, items: BatchItems, options: BatchCreateOptions = {}): Promise<{ batch: BatchView; replayed: boolean }> {
     const source = itemsOf(items);
     // Cancel-After counts from the request, before a long body is read.
-    const cancelAt = deadlineAfter(new Date(), cancelAfterSeconds);
+    const cancelAt = deadlineAfter(new Date(), options.cancelAfterSeconds);
     try {
-      return await this.createFrom(tenant, header, Array.isArray(items) ? items.length : 0, source, idempotency, cancelAt);
+      // An unknown model or version is a 404 naming the field, before the body is read.
+      const model = this.models.resolve(header.model, header.version, options.settingsAt ?? "");
+      return await this.createFrom(tenant, header, model, Array.isArray(items) ? items.length : 0, source, options.idempotency, cancelAt);
     } finally {
       // A body left unread (a 4xx before its end) stops being read, without destroying the request.
       await source.return?.(undefined);
@@ -117,13 +129,13 @@ export class BatchService {
   private async createFrom(
     tenant: Tenant,
     header: BatchHeader,
+    model: ResolvedModel,
     knownCount: number,
     source: AsyncIterator<unknown>,
     idempotency: BatchIdempotency | undefined,
     cancelAt: Date | null,
   ): Promise<{ batch: BatchView; replayed: boolean }> {
     const tenantId = tenant.id;
-    const model = this.models.resolve(header.model, header.version);
     if (idempotency) {
       const first = await this.firstWithKey(tenantId, idempotency.key);
       if (first) return this.replay(first, header, source, idempotency);
