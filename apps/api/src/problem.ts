@@ -4,6 +4,7 @@ import { InferlineError, ServiceUnavailableError, ValidationError, zodFaults, ty
 import { isRowFault, postgresFailure } from "@inferline/db";
 import { redisFailure } from "@inferline/queue";
 import type { Logger } from "pino";
+import { CONTENT_ENCODING_FAULT } from "./body-encoding.ts";
 
 /** An RFC 9457 problem details body. `code` is our stable machine-readable name. */
 export interface Problem {
@@ -105,7 +106,8 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
     const e = err as { type?: string; status?: number; message?: string };
     if (e.type === "entity.too.large") return sendProblem(res, 413, "body_too_large", `request body exceeds the limit of this route`);
     if (e.type === "entity.parse.failed") return sendProblem(res, 400, "malformed_json", `request body is not valid JSON: ${e.message}`);
-    if (e.type === "encoding.unsupported" || e.type === "charset.unsupported") return sendProblem(res, 415, "unsupported_encoding", e.message ?? "");
+    if (e.type === "encoding.unsupported") return sendProblem(res, 415, "unsupported_encoding", e.message ?? "", [CONTENT_ENCODING_FAULT]);
+    if (e.type === "charset.unsupported") return sendProblem(res, 415, "unsupported_encoding", e.message ?? "", [{ path: "/headers/content-type", message: e.message ?? "" }]);
     // Any other client error of the body parser (a body that does not inflate, a wrong length):
     // its own 4xx, never a 500.
     if ((err as { expose?: boolean }).expose === true && typeof e.status === "number" && e.status >= 400 && e.status < 500) {

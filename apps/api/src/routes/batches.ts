@@ -3,7 +3,8 @@ import type http from "node:http";
 import express, { Router, type Request, type Response } from "express";
 import bytes from "bytes";
 import { BatchHeader, BatchSubmission, type FieldFault } from "@inferline/contracts";
-import type { BatchService } from "../services/batch-service.ts";
+import type { BatchCreateOptions, BatchService } from "../services/batch-service.ts";
+import { CONTENT_ENCODING_FAULT, decodedBody } from "../body-encoding.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
 import { longPollHandler } from "./long-poll-handler.ts";
 import type { ApiMetrics } from "../metrics.ts";
@@ -16,6 +17,10 @@ import { admitResultStream, writePages } from "./result-stream.ts";
 import { serverSpan } from "../middleware/server-span.ts";
 
 const isNdjson = (type: string | undefined) => /^application\/(x-)?(nd|jsonl|json-seq|x-ndjson)/i.test(type ?? "") || /ndjson|jsonl/i.test(type ?? "");
+
+/** Answers a create with a problem, discarding what is left of its body. */
+type Refuse = (status: number, code: string, detail: string, errors?: FieldFault[]) => void;
+type Created = Awaited<ReturnType<BatchService["create"]>>;
 
 /** A request whose raw JSON body was hashed as it was parsed (only when it carries an Idempotency-Key). */
 type HashedRequest = http.IncomingMessage & { bodySha256?: string };
@@ -48,7 +53,7 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
   });
 
   async function createBatch(req: Request, res: Response): Promise<void> {
-    const refuse = (status: number, code: string, detail: string, errors?: FieldFault[]) => {
+    const refuse: Refuse = (status, code, detail, errors) => {
       closeUnread(req, res);
       sendProblem(res, status, code, detail, errors);
     };
@@ -57,33 +62,45 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
     if (key && !key.success) return refuse(400, "invalid_idempotency_key", IDEMPOTENCY_KEY_FAULT.message, [IDEMPOTENCY_KEY_FAULT]);
     const cancelAfter = cancelAfterHeader(req.header("cancel-after"));
     if (!cancelAfter) return refuse(400, "invalid_cancel_after", CANCEL_AFTER_HINT, [CANCEL_AFTER_FAULT]);
-    let created;
-    if (isNdjson(req.headers["content-type"])) {
-      // NDJSON: the batch's settings come from the query string, one item per line of the body.
-      const { webhookUrl, ...settings } = req.query;
-      const header = BatchHeader.safeParse({ ...settings, ...(webhookUrl === undefined ? {} : { webhook: { url: webhookUrl } }) });
-      if (!header.success) return refuse(422, "validation_failed", "invalid query parameters", zodFaults(header.error, "/query"));
-      const hash = crypto.createHash("sha256");
-      let digest: string | undefined;
-      const idempotency = key?.data ? { key: key.data, digest: () => (digest ??= hash.digest("hex")) } : undefined;
-      const declared = req.headers["content-length"] === undefined ? undefined : Number(req.headers["content-length"]);
-      const lines = ndjsonLines(req, declared, { bodyBytes: limitBytes, lineBytes: batches.maxLineBytes }, idempotency ? hash : undefined);
-      created = await batches.create(req.tenant!, header.data, lines, { idempotency, cancelAfterSeconds: cancelAfter.seconds, settingsAt: "/query" });
-    } else {
-      const body = BatchSubmission.safeParse(req.body);
-      // The parsed body lives on only in `items`, which create() empties as it reads: no second copy.
-      req.body = undefined;
-      if (!body.success) return refuse(422, "validation_failed", "the request has invalid fields", zodFaults(body.error));
-      const digest = (req as HashedRequest).bodySha256 ?? "";
-      const { items, ...settings } = body.data;
-      const idempotency = key?.data ? { key: key.data, digest: () => digest } : undefined;
-      created = await batches.create(req.tenant!, settings, items, { idempotency, cancelAfterSeconds: cancelAfter.seconds });
-    }
+    const options = { cancelAfterSeconds: cancelAfter.seconds };
+    const created = isNdjson(req.headers["content-type"]) ? await createFromNdjson(req, refuse, key?.data, options) : await createFromJson(req, refuse, key?.data, options);
+    if (!created) return;
     if (!created.replayed) metrics?.submitted("batch", created.batch.model, created.batch.total);
     res
       .status(created.replayed ? 200 : 202)
       .location(`/v1/batches/${created.batch.id}`)
       .json(created.batch);
+  }
+
+  /** NDJSON: the batch's settings come from the query string, one item per line of the (possibly compressed) body. */
+  async function createFromNdjson(req: Request, refuse: Refuse, key: string | undefined, options: BatchCreateOptions): Promise<Created | undefined> {
+    const { webhookUrl, ...settings } = req.query;
+    const header = BatchHeader.safeParse({ ...settings, ...(webhookUrl === undefined ? {} : { webhook: { url: webhookUrl } }) });
+    if (!header.success) return void refuse(422, "validation_failed", "invalid query parameters", zodFaults(header.error, "/query"));
+    const decoded = decodedBody(req);
+    if (!decoded) return void refuse(415, "unsupported_encoding", `unsupported content encoding "${req.headers["content-encoding"]}"`, [CONTENT_ENCODING_FAULT]);
+    // The hash and the limits count the inflated bytes, as express.json's do for a JSON body.
+    const hash = crypto.createHash("sha256");
+    let digest: string | undefined;
+    const idempotency = key ? { key, digest: () => (digest ??= hash.digest("hex")) } : undefined;
+    const declared = decoded.encoded || req.headers["content-length"] === undefined ? undefined : Number(req.headers["content-length"]);
+    const lines = ndjsonLines(decoded.body, declared, { bodyBytes: limitBytes, lineBytes: batches.maxLineBytes }, idempotency ? hash : undefined);
+    try {
+      return await batches.create(req.tenant!, header.data, lines, { ...options, idempotency, settingsAt: "/query" });
+    } finally {
+      decoded.stop(); // a body refused part way (413, 422) is inflated no further
+    }
+  }
+
+  /** JSON: parsed (and inflated) by express.json, which hashed its bytes when there is an Idempotency-Key. */
+  async function createFromJson(req: Request, refuse: Refuse, key: string | undefined, options: BatchCreateOptions): Promise<Created | undefined> {
+    const body = BatchSubmission.safeParse(req.body);
+    // The parsed body lives on only in `items`, which create() empties as it reads: no second copy.
+    req.body = undefined;
+    if (!body.success) return void refuse(422, "validation_failed", "the request has invalid fields", zodFaults(body.error));
+    const digest = (req as HashedRequest).bodySha256 ?? "";
+    const { items, ...settings } = body.data;
+    return batches.create(req.tenant!, settings, items, { ...options, idempotency: key ? { key, digest: () => digest } : undefined });
   }
 
   router.get(
