@@ -37,7 +37,8 @@ export interface DecodedBody {
  * counts bytes stops a zip bomb at its limit). Null when the encoding is none of DECODERS.
  */
 export function decodedBody(req: IncomingMessage): DecodedBody | null {
-  const encoding = (req.headers["content-encoding"] ?? "identity").trim().toLowerCase();
+  // Read as body-parser reads it (an empty header is identity), so both forms agree on every value.
+  const encoding = req.headers["content-encoding"]?.toLowerCase() || "identity";
   if (encoding === "identity") return { body: req, encoded: false, stop: () => {} };
   const decoder = DECODERS.get(encoding)?.();
   if (!decoder) return null;

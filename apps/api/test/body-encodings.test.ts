@@ -90,6 +90,13 @@ describe("compressed request bodies", () => {
     expect(results.text.trimEnd().split("\n").map((l) => (JSON.parse(l) as { customId: string }).customId)).toEqual(["c0", "c1", "c2"]);
   });
 
+  it("reads Content-Encoding as express.json does: any case, and an empty value is identity", async () => {
+    for (const [encoding, body] of [["GZIP", zlib.gzipSync(ndjson(1))], ["", Buffer.from(ndjson(1))], ["Identity", Buffer.from(ndjson(1))]] as const) {
+      const res = await post("/v1/batches?model=iris", { "content-type": NDJSON, "content-encoding": encoding }, body);
+      expect([res.status, encoding]).toEqual([202, encoding]);
+    }
+  });
+
   it("the Idempotency-Key hashes the inflated body: the same items sent compressed replay the first batch", async () => {
     const body = Buffer.from(ndjson(2));
     const headers = { "content-type": NDJSON, "idempotency-key": "gzip-replay" };
