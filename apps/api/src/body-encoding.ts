@@ -12,9 +12,10 @@ const DECODERS = new Map<string, () => Transform>([
   ["gzip", () => zlib.createGunzip()],
   ["deflate", () => zlib.createInflate()],
   ["br", () => zlib.createBrotliDecompress()],
-  // Node 22.15 and later (body-parser takes it where Node has it).
-  ...("createZstdDecompress" in zlib ? [["zstd", () => (zlib as unknown as { createZstdDecompress(): Transform }).createZstdDecompress()] as const] : []),
 ]);
+// Node 22.15 and later inflate zstd, and body-parser takes it where Node can.
+const zstd = (zlib as { createZstdDecompress?: () => Transform }).createZstdDecompress;
+if (zstd) DECODERS.set("zstd", () => zstd.call(zlib));
 
 /** The field fault of a Content-Encoding no route inflates (415 unsupported_encoding). */
 export const CONTENT_ENCODING_FAULT: FieldFault = {

@@ -106,8 +106,11 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
     const e = err as { type?: string; status?: number; message?: string };
     if (e.type === "entity.too.large") return sendProblem(res, 413, "body_too_large", `request body exceeds the limit of this route`);
     if (e.type === "entity.parse.failed") return sendProblem(res, 400, "malformed_json", `request body is not valid JSON: ${e.message}`);
-    if (e.type === "encoding.unsupported") return sendProblem(res, 415, "unsupported_encoding", e.message ?? "", [CONTENT_ENCODING_FAULT]);
-    if (e.type === "charset.unsupported") return sendProblem(res, 415, "unsupported_encoding", e.message ?? "", [{ path: "/headers/content-type", message: e.message ?? "" }]);
+    if (e.type === "encoding.unsupported" || e.type === "charset.unsupported") {
+      const detail = e.message ?? "";
+      const header = e.type === "charset.unsupported" ? { path: "/headers/content-type", message: detail } : CONTENT_ENCODING_FAULT;
+      return sendProblem(res, 415, "unsupported_encoding", detail, [header]);
+    }
     // Any other client error of the body parser (a body that does not inflate, a wrong length):
     // its own 4xx, never a 500.
     if ((err as { expose?: boolean }).expose === true && typeof e.status === "number" && e.status >= 400 && e.status < 500) {

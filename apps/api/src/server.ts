@@ -112,7 +112,11 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
     availability,
     depthGuard,
     quotaGuard,
-    uploads: new TenantSlots({ perProcess: env.MAX_BATCH_UPLOADS, perTenant: env.MAX_BATCH_UPLOADS_PER_TENANT, waitMs: env.BATCH_UPLOAD_WAIT_MS }),
+    uploads: new TenantSlots({
+      perProcess: env.MAX_BATCH_UPLOADS,
+      perTenant: env.MAX_BATCH_UPLOADS_PER_TENANT,
+      waitMs: env.BATCH_UPLOAD_WAIT_MS,
+    }),
     resultStreams: {
       // Refused at once: a stream lasts as long as its client reads, too long to queue behind.
       slots: new TenantSlots({ perProcess: env.MAX_RESULT_STREAMS, perTenant: env.MAX_RESULT_STREAMS_PER_TENANT, waitMs: 0 }),

@@ -18,7 +18,13 @@ afterAll(async () => {
 const NDJSON = "application/x-ndjson";
 const item = (customId: string) => ({ customId, inputs: [irisInput([IRIS_SAMPLES.setosa])] });
 const ndjson = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify(item(`c${i}`))).join("\n") + "\n";
-const ENCODE: Record<string, (b: Buffer) => Buffer> = { gzip: zlib.gzipSync, deflate: zlib.deflateSync, br: zlib.brotliCompressSync };
+const JSON_TYPE = "application/json";
+const jsonBatch = (...customIds: string[]) => JSON.stringify({ model: "iris", items: customIds.map(item) });
+const ENCODE: Record<string, (b: Buffer | string) => Buffer> = {
+  gzip: (b) => zlib.gzipSync(b),
+  deflate: (b) => zlib.deflateSync(b),
+  br: (b) => zlib.brotliCompressSync(b),
+};
 
 interface RawAnswer {
   status: number;
@@ -31,7 +37,8 @@ interface RawAnswer {
  * not apply); `answer` settles as soon as the server answers, whether or not the body was ended.
  */
 function openPost(path: string, headers: Record<string, string>) {
-  const req = http.request(new URL(path, stack.api.url), { method: "POST", headers: { authorization: `Bearer ${stack.alpha.apiKey}`, ...headers } });
+  const url = new URL(path, stack.api.url);
+  const req = http.request(url, { method: "POST", headers: { authorization: `Bearer ${stack.alpha.apiKey}`, ...headers } });
   let answered = false;
   const answer = new Promise<RawAnswer>((resolve, reject) => {
     req.on("response", (res) => {
@@ -48,11 +55,14 @@ function openPost(path: string, headers: Record<string, string>) {
   return { req, answer };
 }
 
-function post(path: string, headers: Record<string, string>, body: Buffer): Promise<RawAnswer> {
+function post(path: string, headers: Record<string, string>, body: Buffer | string): Promise<RawAnswer> {
   const { req, answer } = openPost(path, headers);
   req.end(body);
   return answer;
 }
+
+/** A POST of `body` as `type`, its Content-Encoding header `encoding`. */
+const send = (path: string, type: string, encoding: string, body: Buffer | string) => post(path, { "content-type": type, "content-encoding": encoding }, body);
 
 /** Counts the bytes every gunzip created meanwhile inflates (body-parser's and the batch route's alike). */
 function countInflated() {
@@ -73,26 +83,36 @@ function countInflated() {
 /** Settles with `promise`, or fails naming `what` after `ms` (a hang is a failure, not a wait). */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms: ${what}`)), ms)));
+  const fail = () => new Error(`no answer within ${ms} ms: ${what}`);
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(fail()), ms)));
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 describe("compressed request bodies", () => {
   it.each(Object.keys(ENCODE))("a %s batch is created from an NDJSON or a JSON body", async (encoding) => {
     const encode = ENCODE[encoding]!;
-    const streamed = await post("/v1/batches?model=iris", { "content-type": NDJSON, "content-encoding": encoding }, encode(Buffer.from(ndjson(3))));
+    const streamed = await send("/v1/batches?model=iris", NDJSON, encoding, encode(ndjson(3)));
     expect(streamed.status).toBe(202);
     expect(streamed.body.total).toBe(3);
-    const json = await post("/v1/batches", { "content-type": "application/json", "content-encoding": encoding }, encode(Buffer.from(JSON.stringify({ model: "iris", items: [item("a"), item("b")] }))));
+    const json = await send("/v1/batches", JSON_TYPE, encoding, encode(jsonBatch("a", "b")));
     expect(json.status).toBe(202);
     expect(json.body.total).toBe(2);
     const results = await stack.alpha.get(`/v1/batches/${streamed.body.id}/results`);
-    expect(results.text.trimEnd().split("\n").map((l) => (JSON.parse(l) as { customId: string }).customId)).toEqual(["c0", "c1", "c2"]);
+    expect(
+      results.text
+        .trimEnd()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { customId: string }).customId),
+    ).toEqual(["c0", "c1", "c2"]);
   });
 
   it("reads Content-Encoding as express.json does: any case, and an empty value is identity", async () => {
-    for (const [encoding, body] of [["GZIP", zlib.gzipSync(ndjson(1))], ["", Buffer.from(ndjson(1))], ["Identity", Buffer.from(ndjson(1))]] as const) {
-      const res = await post("/v1/batches?model=iris", { "content-type": NDJSON, "content-encoding": encoding }, body);
+    for (const [encoding, body] of [
+      ["GZIP", zlib.gzipSync(ndjson(1))],
+      ["", Buffer.from(ndjson(1))],
+      ["Identity", Buffer.from(ndjson(1))],
+    ] as const) {
+      const res = await send("/v1/batches?model=iris", NDJSON, encoding, body);
       expect([res.status, encoding]).toEqual([202, encoding]);
     }
   });
@@ -108,26 +128,27 @@ describe("compressed request bodies", () => {
   });
 
   it("single jobs and v2 infer take the same encodings", async () => {
-    const job = await post("/v1/jobs", { "content-type": "application/json", "content-encoding": "gzip" }, zlib.gzipSync(JSON.stringify(irisJob())));
+    const job = await send("/v1/jobs", JSON_TYPE, "gzip", zlib.gzipSync(JSON.stringify(irisJob())));
     expect(job.status).toBe(202);
     // Inflated and parsed: the 422 names a field of the compressed JSON (no worker runs here to answer a valid one).
     const petals = { inputs: [{ name: "petals", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] };
-    const infer = await post("/v2/models/iris/infer", { "content-type": "application/json", "content-encoding": "br" }, zlib.brotliCompressSync(JSON.stringify(petals)));
+    const infer = await send("/v2/models/iris/infer", JSON_TYPE, "br", zlib.brotliCompressSync(JSON.stringify(petals)));
     expect(infer.status).toBe(422);
     expect(infer.body.errors[0].path).toBe("/inputs/0/name");
   });
 
   it("an unknown Content-Encoding is a 415 naming /headers/content-encoding, on every form", async () => {
-    const cases: Array<[string, Record<string, string>, Buffer]> = [
-      ["/v1/batches?model=iris", { "content-type": NDJSON, "content-encoding": "compress" }, Buffer.from(ndjson(1))],
-      ["/v1/batches", { "content-type": "application/json", "content-encoding": "x-bogus" }, Buffer.from(JSON.stringify({ model: "iris", items: [item("a")] }))],
-      ["/v1/jobs", { "content-type": "application/json", "content-encoding": "gzip, br" }, Buffer.from(JSON.stringify(irisJob()))],
+    const cases: Array<[string, string, string, string]> = [
+      ["/v1/batches?model=iris", NDJSON, "compress", ndjson(1)],
+      ["/v1/batches", JSON_TYPE, "x-bogus", jsonBatch("a")],
+      ["/v1/jobs", JSON_TYPE, "gzip, br", JSON.stringify(irisJob())],
     ];
-    for (const [path, headers, body] of cases) {
-      const res = await post(path, headers, body);
+    for (const [path, type, encoding, body] of cases) {
+      const res = await send(path, type, encoding, body);
       expect(res.status, path).toBe(415);
-      expect(res.body).toMatchObject({ code: "unsupported_encoding", errors: [{ path: "/headers/content-encoding", message: expect.stringContaining("gzip") }] });
-      expect(res.body.detail).toContain(headers["content-encoding"]);
+      const named = { path: "/headers/content-encoding", message: expect.stringContaining("gzip") };
+      expect(res.body).toMatchObject({ code: "unsupported_encoding", errors: [named] });
+      expect(res.body.detail).toContain(encoding);
     }
   });
 
@@ -136,9 +157,9 @@ describe("compressed request bodies", () => {
     for (const [path, type, body] of [
       ["/v1/batches?model=iris", NDJSON, Buffer.from("not gzip at all\n")],
       ["/v1/batches?model=iris", NDJSON, truncated],
-      ["/v1/batches", "application/json", Buffer.from("not gzip")],
+      ["/v1/batches", JSON_TYPE, Buffer.from("not gzip")],
     ] as const) {
-      const res = await post(path, { "content-type": type, "content-encoding": "gzip" }, body);
+      const res = await send(path, type, "gzip", body);
       expect([res.status, res.body.code], path).toEqual([400, "malformed_body"]);
     }
   });
@@ -160,7 +181,7 @@ describe("compressed request bodies", () => {
       expect(inflated.bytes()).toBeLessThan(BATCH_LIMIT + 1024 * 1024);
 
       const before = inflated.bytes();
-      const json = await post("/v1/batches", { "content-type": "application/json", "content-encoding": "gzip" }, bomb);
+      const json = await send("/v1/batches", JSON_TYPE, "gzip", bomb);
       expect([json.status, json.body.code]).toEqual([413, "body_too_large"]);
       expect(inflated.bytes() - before).toBeLessThan(BATCH_LIMIT + 1024 * 1024);
     } finally {

@@ -55,7 +55,8 @@ describe("bad input never reaches a worker", () => {
 
   it("a batch's unknown model or version names its field: /model in a JSON body, /query/model for NDJSON", async () => {
     const item = { inputs: [irisInput([IRIS_SAMPLES.setosa])] };
-    const ndjson = (query: string) => stack.alpha.request("POST", `/v1/batches?${query}`, { body: `${JSON.stringify(item)}\n`, headers: { "content-type": "application/x-ndjson" } });
+    const body = `${JSON.stringify(item)}\n`;
+    const ndjson = (query: string) => stack.alpha.request("POST", `/v1/batches?${query}`, { body, headers: { "content-type": "application/x-ndjson" } });
     const cases: Array<[Promise<{ status: number; headers: Headers; body: any }>, string]> = [
       [stack.alpha.post("/v1/batches", { model: "nope", items: [item] }), "/model"],
       [stack.alpha.post("/v1/batches", { model: "iris", version: "9", items: [item] }), "/version"],
@@ -72,7 +73,8 @@ describe("bad input never reaches a worker", () => {
   it("a bad Idempotency-Key names /headers/idempotency-key; a cursor this API did not return names /query/cursor", async () => {
     const key = "k".repeat(256);
     const job = await refused(() => stack.alpha.post("/v1/jobs", irisJob(), { "idempotency-key": key }));
-    const batch = await stack.alpha.post("/v1/batches", { model: "iris", items: [{ inputs: irisJob().inputs }] }, { "idempotency-key": key });
+    const items = [{ inputs: irisJob().inputs }];
+    const batch = await stack.alpha.post("/v1/batches", { model: "iris", items }, { "idempotency-key": key });
     for (const res of [job, batch]) {
       expectProblem(res, 400, "invalid_idempotency_key");
       expect(res.body.errors).toEqual([{ path: "/headers/idempotency-key", message: expect.any(String) }]);

@@ -11,6 +11,14 @@ export interface FieldFault {
   message: string;
 }
 
+/** How an InferlineError is answered and retried, besides its code and message. */
+export interface InferlineErrorOptions {
+  status?: number;
+  retriable?: boolean;
+  cause?: unknown;
+  errors?: FieldFault[];
+}
+
 export class InferlineError extends Error {
   readonly code: string;
   readonly status: number;
@@ -18,7 +26,7 @@ export class InferlineError extends Error {
   /** The request's fields at fault, when the error is the request's (a problem's `errors`). */
   readonly errors: FieldFault[] | undefined;
 
-  constructor(code: string, message: string, options: { status?: number; retriable?: boolean; cause?: unknown; errors?: FieldFault[] } = {}) {
+  constructor(code: string, message: string, options: InferlineErrorOptions = {}) {
     super(message, { cause: options.cause });
     this.name = new.target.name;
     this.code = code;

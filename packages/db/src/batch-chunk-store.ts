@@ -85,6 +85,17 @@ export interface ResultPage {
   errors: Array<string | null>;
 }
 
+/** One item of a results page, with its own elements of its chunk's arrays (see BatchChunkStore.resultPages). */
+interface ResultItemRow {
+  customId: string | null;
+  status: string;
+  /** Whether its chunk has started (an item not terminal then shows `running`). */
+  started: boolean;
+  cached: boolean;
+  result: string | null;
+  error: string | null;
+}
+
 /** One item of a chunk, with only its own elements of the chunk's arrays (see BatchChunkStore.item). */
 interface ItemRow {
   firstIndex: number;
@@ -281,10 +292,12 @@ export class BatchChunkStore {
    */
   async item(tenantId: string, batchId: string, index: number): Promise<JobView | null> {
     const { rows } = await this.pool.query<ItemRow & ItemBatchRow>(
-      `select c."firstIndex", c.size, c."customIds"[k.n] as "customId", c.statuses[k.n] as status, coalesce(c.cached[k.n], false) as cached,
-         (c.results -> (k.n - 1))::text as result, (c.errors -> (k.n - 1))::text as error, c.attempts, c."startedAt", c."completedAt",
+      `select c."firstIndex", c.size, c."customIds"[k.n] as "customId", c.statuses[k.n] as status,
+         coalesce(c.cached[k.n], false) as cached, (c.results -> (k.n - 1))::text as result, (c.errors -> (k.n - 1))::text as error,
+         c.attempts, c."startedAt", c."completedAt",
          b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"
-       from batch_chunks c join batches b on b.id = c."batchId" cross join lateral (select $3::int - c."firstIndex" + 1 as n) k
+       from batch_chunks c join batches b on b.id = c."batchId"
+         cross join lateral (select $3::int - c."firstIndex" + 1 as n) k
        where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" <= $3
        order by c."firstIndex" desc limit 1`,
       [batchId, tenantId, index],
@@ -346,7 +359,8 @@ export class BatchChunkStore {
    * error as the JSON text stored: the API splices them into its lines without parsing them.
    */
   async *resultPages(batchId: string, pageBytes: number): AsyncGenerator<ResultPage> {
-    for (let from = 0; ; ) {
+    let from = 0;
+    for (;;) {
       const page = await this.resultPage(batchId, from, pageBytes);
       if (!page) return;
       yield page;
@@ -356,17 +370,19 @@ export class BatchChunkStore {
 
   /** The page of items from index `from` (see resultPages), or null past the last item. */
   private async resultPage(batchId: string, from: number, pageBytes: number): Promise<ResultPage | null> {
-    const { rows } = await this.pool.query<{ customId: string | null; status: string; started: boolean; cached: boolean; result: string | null; error: string | null }>(
+    const { rows } = await this.pool.query<ResultItemRow>(
       `with chunk as (
          select "firstIndex", size, "customIds", statuses, cached, "startedAt", results, errors from batch_chunks
          where "batchId" = $1 and "firstIndex" <= $2 order by "firstIndex" desc limit 1),
        items as (
-         select c."firstIndex" + x.n - 1 as index, c."customIds"[x.n] as "customId", c.statuses[x.n] as status, c."startedAt" is not null as started,
-           coalesce(c.cached[x.n], false) as cached, x.r::text as result, x.e::text as error
-         from chunk c cross join lateral rows from (generate_series(1, c.size), json_array_elements(c.results), json_array_elements(c.errors)) as x(n, r, e)
+         select c."firstIndex" + x.n - 1 as index, c."customIds"[x.n] as "customId", c.statuses[x.n] as status,
+           c."startedAt" is not null as started, coalesce(c.cached[x.n], false) as cached, x.r::text as result, x.e::text as error
+         from chunk c cross join lateral
+           rows from (generate_series(1, c.size), json_array_elements(c.results), json_array_elements(c.errors)) as x(n, r, e)
          where x.n > $2 - c."firstIndex")
        select "customId", status, started, cached, result, error from (
-         select i.*, row_number() over w as k, sum(coalesce(octet_length(i.result), 0) + coalesce(octet_length(i.error), 0)) over w as upto
+         select i.*, row_number() over w as k,
+           sum(coalesce(octet_length(i.result), 0) + coalesce(octet_length(i.error), 0)) over w as upto
          from items i window w as (order by i.index)) s
        where k = 1 or upto <= $3 order by index`,
       [batchId, from, pageBytes],

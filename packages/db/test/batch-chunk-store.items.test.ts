@@ -63,13 +63,20 @@ describe("BatchChunkStore.item", () => {
     const { batchId, chunkIds } = await createBatch(database(), tenant, { sizes: [40] });
     const pad = (i: number) => ({ i, pad: "x".repeat(100_000) });
     await chunks().claim(chunkIds[0]!);
-    await database().transaction((client) => chunks().finish(chunkIds[0]!, Array.from({ length: 40 }, (_, i) => (i === 7 ? bad : ok(pad(i)))), client));
+    await database().transaction((client) =>
+      chunks().finish(
+        chunkIds[0]!,
+        Array.from({ length: 40 }, (_, i) => (i === 7 ? bad : ok(pad(i)))),
+        client,
+      ),
+    );
     const query = vi.spyOn(database().pool, "query");
     try {
       expect(await chunks().item(tenant, batchId, 12)).toMatchObject({ status: "succeeded", customId: "c12", result: pad(12) });
       expect(await chunks().item(tenant, batchId, 7)).toMatchObject({ status: "failed", error: bad.error });
       // What the database sent: one item's result, not the chunk's 4 MB.
-      const received = await Promise.all(query.mock.results.map(async (r) => JSON.stringify((await (r.value as Promise<{ rows: unknown[] }>)).rows).length));
+      const rowsOf = async (r: { value: unknown }) => (await (r.value as Promise<{ rows: unknown[] }>)).rows;
+      const received = await Promise.all(query.mock.results.map(async (r) => JSON.stringify(await rowsOf(r)).length));
       expect(received[0]).toBeLessThan(110_000);
       expect(received[1]).toBeLessThan(10_000);
     } finally {

@@ -60,7 +60,15 @@ describe("BatchChunkStore.resultPages", () => {
       results: [result, "null", "null"],
       errors: ["null", '{"code":"e","message":"m"}', "null"],
     });
-    expect(b).toEqual({ firstIndex: 3, size: 2, customIds: ["c3", "c4"], statuses: ["running", "running"], cached: [false, false], results: [null, null], errors: [null, null] });
+    expect(b).toEqual({
+      firstIndex: 3,
+      size: 2,
+      customIds: ["c3", "c4"],
+      statuses: ["running", "running"],
+      cached: [false, false],
+      results: [null, null],
+      errors: [null, null],
+    });
     expect(c).toMatchObject({ statuses: ["queued"], results: [null], errors: [null] });
   });
 

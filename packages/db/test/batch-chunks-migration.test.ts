@@ -74,7 +74,9 @@ describe("migration to batch chunks", () => {
     const parsed = (text: string | null | undefined) => (text && text !== "null" ? (JSON.parse(text) as unknown) : undefined);
     const lines: Array<{ customId: string | null; status: string; result?: unknown; error?: unknown }> = [];
     for await (const c of new BatchChunkStore(pool).resultPages(BATCH, 1024 * 1024)) {
-      for (let i = 0; i < c.size; i++) lines.push({ customId: c.customIds[i] ?? null, status: c.statuses[i]!, result: parsed(c.results[i]), error: parsed(c.errors[i]) });
+      for (let i = 0; i < c.size; i++) {
+        lines.push({ customId: c.customIds[i] ?? null, status: c.statuses[i]!, result: parsed(c.results[i]), error: parsed(c.errors[i]) });
+      }
     }
     expect(lines.map((l) => l.customId)).toEqual(Array.from({ length: 600 }, (_, i) => `c${i}`));
     expect(lines.slice(0, 3).map((l) => [l.status, l.result, l.error])).toEqual([

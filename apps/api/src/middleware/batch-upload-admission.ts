@@ -9,8 +9,14 @@ const RETRY_AFTER_S = 5;
 
 const UPLOAD_PROBLEMS: SlotProblems = {
   retryAfterSeconds: RETRY_AFTER_S,
-  tenant: { code: "too_many_batch_uploads", detail: (n) => `this tenant already has ${n} batch uploads in progress on this server; retry after ${RETRY_AFTER_S} s` },
-  process: { code: "batch_uploads_busy", detail: (n) => `this server already has ${n} batch uploads in progress; retry after ${RETRY_AFTER_S} s` },
+  tenant: {
+    code: "too_many_batch_uploads",
+    detail: (n) => `this tenant already has ${n} batch uploads in progress on this server; retry after ${RETRY_AFTER_S} s`,
+  },
+  process: {
+    code: "batch_uploads_busy",
+    detail: (n) => `this server already has ${n} batch uploads in progress; retry after ${RETRY_AFTER_S} s`,
+  },
   beforeRefusal: closeUnread,
 };
 

@@ -15,13 +15,16 @@ export interface SlotProblems {
   beforeRefusal?: (req: Request, res: Response) => void;
 }
 
+/** What runs once a request has its slot, before its handler. */
+type Admitted = (req: Request, res: Response) => void;
+
 /**
  * Takes one of `slots` before the handler runs: over the tenant's cap 429, over the process's cap
  * 503, both with Retry-After. The slot is held by the exchange until its response closes
  * (answered, or the client gone) and by whoever else holds the lease (see slotLease), whichever
  * ends last. `admitted` runs once a slot is taken, before the handler.
  */
-export function admitWithSlot(slots: TenantSlots, problems: SlotProblems, admitted?: (req: Request, res: Response) => void): RequestHandler {
+export function admitWithSlot(slots: TenantSlots, problems: SlotProblems, admitted?: Admitted): RequestHandler {
   return async (req, res, next) => {
     const gone = new AbortController();
     let lease: SlotLease | undefined;

@@ -3,7 +3,7 @@ import type http from "node:http";
 import express, { Router, type Request, type Response } from "express";
 import bytes from "bytes";
 import { BatchHeader, BatchSubmission, type FieldFault } from "@inferline/contracts";
-import type { BatchCreateOptions, BatchService } from "../services/batch-service.ts";
+import type { BatchCreateOptions, BatchService, CreatedBatch } from "../services/batch-service.ts";
 import { CONTENT_ENCODING_FAULT, decodedBody } from "../body-encoding.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
 import { longPollHandler } from "./long-poll-handler.ts";
@@ -20,7 +20,14 @@ const isNdjson = (type: string | undefined) => /^application\/(x-)?(nd|jsonl|jso
 
 /** Answers a create with a problem, discarding what is left of its body. */
 type Refuse = (status: number, code: string, detail: string, errors?: FieldFault[]) => void;
-type Created = Awaited<ReturnType<BatchService["create"]>>;
+
+/** A create whose headers passed: how to refuse it, its Idempotency-Key, and what the headers set. */
+interface CreateRequest {
+  req: Request;
+  refuse: Refuse;
+  key: string | undefined;
+  options: BatchCreateOptions;
+}
 
 /** A request whose raw JSON body was hashed as it was parsed (only when it carries an Idempotency-Key). */
 type HashedRequest = http.IncomingMessage & { bodySha256?: string };
@@ -59,11 +66,14 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
     };
     const keyHeader = req.header("idempotency-key");
     const key = keyHeader === undefined ? undefined : IdempotencyKey.safeParse(keyHeader);
-    if (key && !key.success) return refuse(400, "invalid_idempotency_key", IDEMPOTENCY_KEY_FAULT.message, [IDEMPOTENCY_KEY_FAULT]);
+    if (key && !key.success) {
+      return refuse(400, "invalid_idempotency_key", IDEMPOTENCY_KEY_FAULT.message, [IDEMPOTENCY_KEY_FAULT]);
+    }
     const cancelAfter = cancelAfterHeader(req.header("cancel-after"));
     if (!cancelAfter) return refuse(400, "invalid_cancel_after", CANCEL_AFTER_HINT, [CANCEL_AFTER_FAULT]);
-    const options = { cancelAfterSeconds: cancelAfter.seconds };
-    const created = isNdjson(req.headers["content-type"]) ? await createFromNdjson(req, refuse, key?.data, options) : await createFromJson(req, refuse, key?.data, options);
+    const request: CreateRequest = { req, refuse, key: key?.data, options: { cancelAfterSeconds: cancelAfter.seconds } };
+    const ndjson = isNdjson(req.headers["content-type"]);
+    const created = ndjson ? await createFromNdjson(request) : await createFromJson(request);
     if (!created) return;
     if (!created.replayed) metrics?.submitted("batch", created.batch.model, created.batch.total);
     res
@@ -73,18 +83,27 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
   }
 
   /** NDJSON: the batch's settings come from the query string, one item per line of the (possibly compressed) body. */
-  async function createFromNdjson(req: Request, refuse: Refuse, key: string | undefined, options: BatchCreateOptions): Promise<Created | undefined> {
+  async function createFromNdjson({ req, refuse, key, options }: CreateRequest): Promise<CreatedBatch | undefined> {
     const { webhookUrl, ...settings } = req.query;
-    const header = BatchHeader.safeParse({ ...settings, ...(webhookUrl === undefined ? {} : { webhook: { url: webhookUrl } }) });
-    if (!header.success) return void refuse(422, "validation_failed", "invalid query parameters", zodFaults(header.error, "/query"));
+    const webhook = webhookUrl === undefined ? {} : { webhook: { url: webhookUrl } };
+    const header = BatchHeader.safeParse({ ...settings, ...webhook });
+    if (!header.success) {
+      return void refuse(422, "validation_failed", "invalid query parameters", zodFaults(header.error, "/query"));
+    }
     const decoded = decodedBody(req);
-    if (!decoded) return void refuse(415, "unsupported_encoding", `unsupported content encoding "${req.headers["content-encoding"]}"`, [CONTENT_ENCODING_FAULT]);
-    // The hash and the limits count the inflated bytes, as express.json's do for a JSON body.
+    if (!decoded) {
+      const detail = `unsupported content encoding "${req.headers["content-encoding"]}"`;
+      return void refuse(415, "unsupported_encoding", detail, [CONTENT_ENCODING_FAULT]);
+    }
+    // The hash and the limits count the inflated bytes, as express.json's do for a JSON body (whose
+    // Content-Length, when encoded, counts the compressed bytes instead).
     const hash = crypto.createHash("sha256");
     let digest: string | undefined;
     const idempotency = key ? { key, digest: () => (digest ??= hash.digest("hex")) } : undefined;
-    const declared = decoded.encoded || req.headers["content-length"] === undefined ? undefined : Number(req.headers["content-length"]);
-    const lines = ndjsonLines(decoded.body, declared, { bodyBytes: limitBytes, lineBytes: batches.maxLineBytes }, idempotency ? hash : undefined);
+    const length = req.headers["content-length"];
+    const declared = decoded.encoded || length === undefined ? undefined : Number(length);
+    const limits = { bodyBytes: limitBytes, lineBytes: batches.maxLineBytes };
+    const lines = ndjsonLines(decoded.body, declared, limits, idempotency ? hash : undefined);
     try {
       return await batches.create(req.tenant!, header.data, lines, { ...options, idempotency, settingsAt: "/query" });
     } finally {
@@ -93,14 +112,17 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
   }
 
   /** JSON: parsed (and inflated) by express.json, which hashed its bytes when there is an Idempotency-Key. */
-  async function createFromJson(req: Request, refuse: Refuse, key: string | undefined, options: BatchCreateOptions): Promise<Created | undefined> {
+  async function createFromJson({ req, refuse, key, options }: CreateRequest): Promise<CreatedBatch | undefined> {
     const body = BatchSubmission.safeParse(req.body);
     // The parsed body lives on only in `items`, which create() empties as it reads: no second copy.
     req.body = undefined;
-    if (!body.success) return void refuse(422, "validation_failed", "the request has invalid fields", zodFaults(body.error));
+    if (!body.success) {
+      return void refuse(422, "validation_failed", "the request has invalid fields", zodFaults(body.error));
+    }
     const digest = (req as HashedRequest).bodySha256 ?? "";
     const { items, ...settings } = body.data;
-    return batches.create(req.tenant!, settings, items, { ...options, idempotency: key ? { key, digest: () => digest } : undefined });
+    const idempotency = key ? { key, digest: () => digest } : undefined;
+    return batches.create(req.tenant!, settings, items, { ...options, idempotency });
   }
 
   router.get(

@@ -7,11 +7,17 @@ const RETRY_AFTER_S = 5;
 
 const STREAM_PROBLEMS: SlotProblems = {
   retryAfterSeconds: RETRY_AFTER_S,
-  tenant: { code: "too_many_result_streams", detail: (n) => `this tenant already reads ${n} batch results streams on this server; retry after ${RETRY_AFTER_S} s` },
-  process: { code: "result_streams_busy", detail: (n) => `this server already writes ${n} batch results streams; retry after ${RETRY_AFTER_S} s` },
+  tenant: {
+    code: "too_many_result_streams",
+    detail: (n) => `this tenant already reads ${n} batch results streams on this server; retry after ${RETRY_AFTER_S} s`,
+  },
+  process: {
+    code: "result_streams_busy",
+    detail: (n) => `this server already writes ${n} batch results streams; retry after ${RETRY_AFTER_S} s`,
+  },
 };
 
-/** A results-stream slot, held until the response closes: 429 `too_many_result_streams` / 503 `result_streams_busy` past the caps. */
+/** A results-stream slot, held until the response closes; past the caps 429 / 503 (see STREAM_PROBLEMS). */
 export function admitResultStream(slots: TenantSlots): RequestHandler {
   return admitWithSlot(slots, STREAM_PROBLEMS);
 }

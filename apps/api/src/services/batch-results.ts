@@ -18,7 +18,8 @@ function pageLines(batchId: string, page: ResultPage): string {
   let text = "";
   for (let i = 0; i < page.size; i++) {
     const index = page.firstIndex + i;
-    text += `{"index":${index},"customId":${JSON.stringify(page.customIds[i] ?? null)},"jobId":"${batchItemId(batchId, index)}","status":"${page.statuses[i]}"`;
+    const customId = JSON.stringify(page.customIds[i] ?? null);
+    text += `{"index":${index},"customId":${customId},"jobId":"${batchItemId(batchId, index)}","status":"${page.statuses[i]}"`;
     const result = page.results[i];
     const error = page.errors[i];
     if (result && result !== "null") text += `,"result":${result}`;

@@ -22,13 +22,16 @@ export interface BatchIdempotency {
   digest: () => string;
 }
 
+/** A batch as create() answers it: new, or the first one created with the request's Idempotency-Key. */
+export type CreatedBatch = { batch: BatchView; replayed: boolean };
+
 /** How a create request was sent, besides its settings and items. */
 export interface BatchCreateOptions {
   /** The Idempotency-Key, and the body's hash. */
   idempotency?: BatchIdempotency;
   /** The Cancel-After header, in seconds. */
   cancelAfterSeconds?: number;
-  /** Where the request holds the settings, for the pointers of faults in them: "" (a JSON body) or "/query" (NDJSON). Default "". */
+  /** Where the request holds the settings, for the pointers of their faults: "" (a JSON body, the default) or "/query" (NDJSON). */
   settingsAt?: "" | "/query";
 }
 
@@ -112,14 +115,15 @@ export class BatchService {
    * first batch instead. With `cancelAfterSeconds` (the Cancel-After header), every item not
    * terminal that long after the request is canceled.
    */
-  async create(tenant: Tenant, header: BatchHeader, items: BatchItems, options: BatchCreateOptions = {}): Promise<{ batch: BatchView; replayed: boolean }> {
+  async create(tenant: Tenant, header: BatchHeader, items: BatchItems, options: BatchCreateOptions = {}): Promise<CreatedBatch> {
     const source = itemsOf(items);
     // Cancel-After counts from the request, before a long body is read.
     const cancelAt = deadlineAfter(new Date(), options.cancelAfterSeconds);
     try {
       // An unknown model or version is a 404 naming the field, before the body is read.
       const model = this.models.resolve(header.model, header.version, options.settingsAt ?? "");
-      return await this.createFrom(tenant, header, model, Array.isArray(items) ? items.length : 0, source, options.idempotency, cancelAt);
+      const knownCount = Array.isArray(items) ? items.length : 0;
+      return await this.createFrom(tenant, header, model, knownCount, source, options.idempotency, cancelAt);
     } finally {
       // A body left unread (a 4xx before its end) stops being read, without destroying the request.
       await source.return?.(undefined);
@@ -134,7 +138,7 @@ export class BatchService {
     source: AsyncIterator<unknown>,
     idempotency: BatchIdempotency | undefined,
     cancelAt: Date | null,
-  ): Promise<{ batch: BatchView; replayed: boolean }> {
+  ): Promise<CreatedBatch> {
     const tenantId = tenant.id;
     if (idempotency) {
       const first = await this.firstWithKey(tenantId, idempotency.key);
@@ -228,7 +232,7 @@ export class BatchService {
   }
 
   /** The first batch, once the rest of the body is read (it must be, to hash it) and matches. */
-  private async replay(first: Batch, header: BatchHeader, rest: AsyncIterator<unknown>, idempotency: BatchIdempotency): Promise<{ batch: BatchView; replayed: boolean }> {
+  private async replay(first: Batch, header: BatchHeader, rest: AsyncIterator<unknown>, idempotency: BatchIdempotency): Promise<CreatedBatch> {
     while (!(await rest.next()).done);
     if (first.requestHash !== requestHash(header, idempotency)) throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was used with a different batch");
     return { batch: await this.batches.view(first), replayed: true };
