@@ -51,6 +51,23 @@ export const ApiEnv = SharedEnv.extend({
   MAX_BATCH_UPLOADS_PER_TENANT: z.coerce.number().int().min(1).default(2),
   /** How long a batch creation waits for a free upload slot before that 429 or 503 (0: refuse at once). Default 5000. */
   BATCH_UPLOAD_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
+  /**
+   * GET /v1/batches/:id/results streams at once in one API process; past it 503
+   * result_streams_busy with Retry-After. Default 32.
+   */
+  MAX_RESULT_STREAMS: z.coerce.number().int().min(1).default(32),
+  /** Results streams at once of one tenant in one API process; past it 429 too_many_result_streams. Default 8. */
+  MAX_RESULT_STREAMS_PER_TENANT: z.coerce.number().int().min(1).default(8),
+  /**
+   * Most bytes of result and error JSON a results stream reads from PostgreSQL at a time, e.g.
+   * 512kb (an item larger than that is read alone). Default 1mb.
+   */
+  RESULT_STREAM_PAGE_BYTES: z
+    .string()
+    .refine((v) => (bytes.parse(v) ?? 0) > 0, { message: "must be a size such as 1mb or 1048576" })
+    .default("1mb"),
+  /** A results stream whose client has not taken a written page for this long is closed, its slot freed. Default 30000. */
+  RESULT_STREAM_IDLE_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
   /** How long opening a PostgreSQL connection (or waiting for a free one) may take before a request answers 503. Default 1500. */
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_CONNECT_TIMEOUT_MS),
   /**

@@ -23,7 +23,7 @@ export class ApiMetrics {
   readonly resultStreams = new Gauge({ name: "inferline_api_batch_result_streams", help: "GET /v1/batches/:id/results responses being written", registers: [this.registry] });
   readonly resultStreamsAborted = new Counter({
     name: "inferline_api_batch_result_streams_aborted_total",
-    help: "Batch result streams stopped early because the client went away",
+    help: "Batch result streams stopped early: the client went away, or stopped reading for RESULT_STREAM_IDLE_MS",
     registers: [this.registry],
   });
 

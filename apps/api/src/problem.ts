@@ -4,6 +4,7 @@ import { InferlineError, OverloadedError, ServiceUnavailableError, ValidationErr
 import { isRowFault, postgresFailure } from "@inferline/db";
 import { redisFailure } from "@inferline/queue";
 import type { Logger } from "pino";
+import { CONTENT_ENCODING_FAULT } from "./body-encoding.ts";
 
 /** An RFC 9457 problem details body. `code` is our stable machine-readable name. */
 export interface Problem {
@@ -111,7 +112,11 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
     const e = err as { type?: string; status?: number; message?: string };
     if (e.type === "entity.too.large") return sendProblem(res, 413, "body_too_large", `request body exceeds the limit of this route`);
     if (e.type === "entity.parse.failed") return sendProblem(res, 400, "malformed_json", `request body is not valid JSON: ${e.message}`);
-    if (e.type === "encoding.unsupported" || e.type === "charset.unsupported") return sendProblem(res, 415, "unsupported_encoding", e.message ?? "");
+    if (e.type === "encoding.unsupported" || e.type === "charset.unsupported") {
+      const detail = e.message ?? "";
+      const header = e.type === "charset.unsupported" ? { path: "/headers/content-type", message: detail } : CONTENT_ENCODING_FAULT;
+      return sendProblem(res, 415, "unsupported_encoding", detail, [header]);
+    }
     // Any other client error of the body parser (a body that does not inflate, a wrong length):
     // its own 4xx, never a 500.
     if ((err as { expose?: boolean }).expose === true && typeof e.status === "number" && e.status >= 400 && e.status < 500) {
@@ -135,7 +140,7 @@ export function problemHandler(logger: Logger): ErrorRequestHandler {
       // A refusal that waiting cures (quota_exceeded) says how long to wait.
       const retryAfter = (err as { retryAfterSeconds?: unknown }).retryAfterSeconds;
       if (typeof retryAfter === "number") res.setHeader("Retry-After", String(retryAfter));
-      return sendProblem(res, err.status, err.code, err.message);
+      return sendProblem(res, err.status, err.code, err.message, err.errors);
     }
     // Validation refuses what PostgreSQL cannot store; should a value slip through, it fails
     // only its own request (see SubmitWriter), and as the client's fault, not ours.

@@ -5,7 +5,7 @@ import { ModelRepository, warmFingerprints } from "@inferline/contracts";
 import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, TenantStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem } from "@inferline/outcomes";
 import { BatchService } from "./services/batch-service.ts";
-import { BatchUploadSlots } from "./services/batch-upload-slots.ts";
+import { TenantSlots } from "./services/tenant-slots.ts";
 import { QueueDepthGuard } from "./services/queue-depth-guard.ts";
 import { TenantQuotaGuard } from "./services/quota-guard.ts";
 import { QueueStatusService } from "./services/queue-status.ts";
@@ -127,7 +127,17 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
     availability,
     depthGuard,
     quotaGuard,
-    uploads: new BatchUploadSlots({ perProcess: env.MAX_BATCH_UPLOADS, perTenant: env.MAX_BATCH_UPLOADS_PER_TENANT, waitMs: env.BATCH_UPLOAD_WAIT_MS }),
+    uploads: new TenantSlots({
+      perProcess: env.MAX_BATCH_UPLOADS,
+      perTenant: env.MAX_BATCH_UPLOADS_PER_TENANT,
+      waitMs: env.BATCH_UPLOAD_WAIT_MS,
+    }),
+    resultStreams: {
+      // Refused at once: a stream lasts as long as its client reads, too long to queue behind.
+      slots: new TenantSlots({ perProcess: env.MAX_RESULT_STREAMS, perTenant: env.MAX_RESULT_STREAMS_PER_TENANT, waitMs: 0 }),
+      pageBytes: bytes.parse(env.RESULT_STREAM_PAGE_BYTES) ?? 1024 * 1024,
+      idleMs: env.RESULT_STREAM_IDLE_MS,
+    },
     maxLineBytes: bytes.parse(env.BATCH_MAX_LINE_BYTES ?? env.BODY_LIMIT) ?? 1024 * 1024,
     checkWebhook,
     defaultMaxQueueSeconds: env.DEFAULT_MAX_QUEUE_SECONDS,

@@ -10,7 +10,7 @@ import { BatchStore, Database, hashApiKey } from "@inferline/db";
 import { IRIS_SAMPLES, irisInput, sleepUntil } from "@inferline/testing";
 import { loadApiEnv } from "../src/env.ts";
 import { LineSplitter, ndjsonLines } from "../src/routes/ndjson.ts";
-import { BatchUploadSlots, UploadLease } from "../src/services/batch-upload-slots.ts";
+import { TenantSlots, SlotLease } from "../src/services/tenant-slots.ts";
 import { admitBatchUpload } from "../src/middleware/batch-upload-admission.ts";
 import { problemHandler } from "../src/problem.ts";
 import { startStack, testLogger, type TestStack } from "./support/stack.ts";
@@ -185,26 +185,26 @@ describe("NDJSON reader", () => {
 
 describe("upload slots", () => {
   it("a creation over a cap waits for a slot, and is refused by the cap that stayed full", async () => {
-    const slots = new BatchUploadSlots({ perProcess: 3, perTenant: 2, waitMs: 60_000 });
+    const slots = new TenantSlots({ perProcess: 3, perTenant: 2, waitMs: 60_000 });
     const a1 = await slots.acquire("a");
     const a2 = await slots.acquire("a");
     const b1 = await slots.acquire("b");
-    expect([a1, a2, b1].every((l) => l instanceof UploadLease)).toBe(true);
+    expect([a1, a2, b1].every((l) => l instanceof SlotLease)).toBe(true);
     const a3 = slots.acquire("a");
     const c1 = slots.acquire("c");
     expect(slots.stats()).toEqual({ active: 3, waiting: 2 });
-    (b1 as UploadLease).release(); // frees a process slot: "a" is still at its own cap, so "c" gets it
-    expect(await c1).toBeInstanceOf(UploadLease);
-    (a1 as UploadLease).release();
-    expect(await a3).toBeInstanceOf(UploadLease);
+    (b1 as SlotLease).release(); // frees a process slot: "a" is still at its own cap, so "c" gets it
+    expect(await c1).toBeInstanceOf(SlotLease);
+    (a1 as SlotLease).release();
+    expect(await a3).toBeInstanceOf(SlotLease);
 
-    const quick = new BatchUploadSlots({ perProcess: 2, perTenant: 1, waitMs: 20 });
-    const held = (await quick.acquire("a")) as UploadLease;
+    const quick = new TenantSlots({ perProcess: 2, perTenant: 1, waitMs: 20 });
+    const held = (await quick.acquire("a")) as SlotLease;
     expect(await quick.acquire("a")).toBe("tenant");
     await quick.acquire("b");
     expect(await quick.acquire("c")).toBe("process");
     const gone = new AbortController();
-    const waiting = new BatchUploadSlots({ perProcess: 1, perTenant: 1, waitMs: 60_000 });
+    const waiting = new TenantSlots({ perProcess: 1, perTenant: 1, waitMs: 60_000 });
     await waiting.acquire("a");
     const aborted = waiting.acquire("b", gone.signal);
     gone.abort();
@@ -222,13 +222,13 @@ describe("upload slots", () => {
 
 describe("upload admission", () => {
   it("a body that stops arriving is answered 408 upload_stalled and frees its slot", async () => {
-    const slots = new BatchUploadSlots({ perProcess: 1, perTenant: 1, waitMs: 0, bodyIdleMs: 200 });
+    const slots = new TenantSlots({ perProcess: 1, perTenant: 1, waitMs: 0 });
     const app = express();
     app.use((req, _res, next) => {
       req.tenant = { id: "t", name: "t", weight: 1, maxQueued: null };
       next();
     });
-    app.post("/", admitBatchUpload(slots), async (req, res) => {
+    app.post("/", admitBatchUpload(slots, 200), async (req, res) => {
       for await (const _ of req.iterator({ destroyOnReturn: false }));
       res.json({ read: true });
     });

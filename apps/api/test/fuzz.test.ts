@@ -1,4 +1,5 @@
 import http from "node:http";
+import zlib from "node:zlib";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IRIS_SAMPLES, irisInput, irisJob, sleepUntil } from "@inferline/testing";
@@ -13,9 +14,16 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 400);
 let stack: TestStack;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 const betaJobs: string[] = [];
+/** A batch of alpha's, so that the results route streams real lines under fuzzed query strings. */
+let alphaBatch = "";
 
 beforeAll(async () => {
-  stack = await startStack({ api: { BODY_LIMIT: "64kb", RATE_LIMIT_PER_SECOND: "0", WEBHOOK_ALLOW_PRIVATE: "false" } });
+  const api = { BODY_LIMIT: "64kb", BATCH_BODY_LIMIT: "2mb", RATE_LIMIT_PER_SECOND: "0", WEBHOOK_ALLOW_PRIVATE: "false" };
+  stack = await startStack({ api });
+  const items = Array.from({ length: 600 }, () => ({ inputs: [irisInput([IRIS_SAMPLES.setosa])] }));
+  const created = await stack.alpha.post("/v1/batches", { model: "iris", items });
+  expect(created.status).toBe(202);
+  alphaBatch = created.body.id;
 });
 afterAll(async () => {
   agent.destroy();
@@ -136,6 +144,30 @@ const query = fc.dictionary(
   fc.oneof(hostileString, hostileNumber.map(String)),
   { maxKeys: 3 },
 );
+/** Query strings as they are sent: encoded pairs, or raw text no encoder writes (bad escapes, repeats, brackets). */
+const queryString = fc.oneof(
+  query.map((q) => new URLSearchParams(q).toString()),
+  fc.constantFrom(
+    "%",
+    "%zz",
+    "a=%E0%A4%A",
+    "&&&",
+    "=",
+    "==x",
+    "wait=1&wait=2",
+    "cursor[]=1&cursor[]=2",
+    "limit[$gt]=1",
+    "__proto__[x]=1",
+    "constructor[prototype][x]=1",
+    "%00=%00",
+    "limit=1e400",
+    "wait=-0",
+    "wait=Infinity",
+    "cursor=" + "A".repeat(600),
+    "x=" + "%41".repeat(2000),
+  ),
+  fc.string({ unit: fc.constantFrom(..."azAZ09%=&[]._~-+,;:@!$'()*/?"), maxLength: 60 }),
+);
 
 const routes: Array<{ method: string; path: (id: string) => string; body?: boolean }> = [
   { method: "POST", path: () => "/v1/jobs", body: true },
@@ -147,6 +179,7 @@ const routes: Array<{ method: string; path: (id: string) => string; body?: boole
   { method: "POST", path: () => "/v1/batches", body: true },
   { method: "GET", path: (i) => `/v1/batches/${i}` },
   { method: "GET", path: (i) => `/v1/batches/${i}/results` },
+  { method: "GET", path: () => `/v1/batches/${alphaBatch}/results` },
   { method: "POST", path: (i) => `/v1/batches/${i}/cancel`, body: true },
   { method: "GET", path: () => "/v1/models" },
   { method: "GET", path: (i) => `/v1/models/${i}` },
@@ -167,11 +200,55 @@ const routes: Array<{ method: string; path: (id: string) => string; body?: boole
 const request = fc.record({
   route: fc.constantFrom(...routes),
   id,
-  query,
+  query: queryString,
   body,
   contentType,
   encoding,
   auth: fc.constantFrom("alpha", "alpha", "alpha", "none", "garbage"),
+});
+
+// ---- compressed batch bodies ------------------------------------------------------------------
+
+const validItem = JSON.stringify({ customId: "c", inputs: [irisInput([IRIS_SAMPLES.setosa])] });
+/** Bodies for POST /v1/batches in either form, from valid to garbage. */
+const batchBody = fc.oneof(
+  fc.constant(JSON.stringify({ model: "iris", items: [JSON.parse(validItem)] })),
+  fc.integer({ min: 1, max: 5 }).map((n) => `${validItem}\n`.repeat(n)),
+  mutatedJob.map((j) => JSON.stringify({ model: "iris", items: [{ inputs: j.inputs }] })),
+  hostileValue.map((v) => `${JSON.stringify(v) ?? "null"}\n`),
+  hostileJsonText,
+  fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+);
+/** 8 MiB that gzip to a few KiB: past BATCH_BODY_LIMIT (2mb) and BATCH_MAX_LINE_BYTES once inflated. */
+const BOMB = zlib.gzipSync(Buffer.alloc(8 * 1024 * 1024, "["), { level: 9 });
+/** How the body's bytes are encoded, whatever the header then claims. */
+const ENCODINGS: Record<string, (b: Buffer) => Buffer> = {
+  none: (b) => b,
+  gzip: (b) => zlib.gzipSync(b),
+  deflate: (b) => zlib.deflateSync(b),
+  br: (b) => zlib.brotliCompressSync(b),
+  "gzip-truncated": (b) => zlib.gzipSync(b).subarray(0, 12),
+  "gzip-twice": (b) => zlib.gzipSync(zlib.gzipSync(b)),
+  bomb: () => BOMB,
+};
+/** NDJSON query strings of a model and version the API serves. */
+const SERVABLE_SETTINGS = ["model=iris", "model=iris&priority=high"];
+/** NDJSON query strings the batch settings refuse (422). */
+const INVALID_SETTINGS = ["", "model=iris&maxQueueSeconds=x"];
+const KNOWN_ENCODINGS = new Set(["", "identity", "gzip", "deflate", "br", ...("createZstdDecompress" in zlib ? ["zstd"] : [])]);
+const batchRequest = fc.record({
+  body: batchBody,
+  encoding: fc.constantFrom(...Object.keys(ENCODINGS)),
+  // Mostly what the bytes are, else any claim: wrong, odd case, lists, parameters, nonsense.
+  header: fc.oneof(
+    { weight: 3, arbitrary: fc.constant(undefined) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom("gzip", "deflate", "br", "identity", "", "GZIP", "Gzip", "gzip, gzip", "gzip,br", "x-gzip", "gzip;q=1", "zstd", "*"),
+    },
+  ),
+  ndjson: fc.boolean(),
+  query: fc.constantFrom(...SERVABLE_SETTINGS, "model=nope", "model=iris&version=9", ...INVALID_SETTINGS),
 });
 
 function headersFor(r: { contentType: string; encoding: string | undefined; auth: string }): Record<string, string> {
@@ -191,9 +268,9 @@ async function betaSubmits(): Promise<void> {
 }
 
 /** fc.assert with a fixed seed (CI stays repeatable; FUZZ_SEED and FUZZ_RUNS explore further by hand) and a readable failure (counterexamples hold 100 KiB strings). */
-async function assertQuietly<T>(property: fc.IAsyncProperty<[T]>): Promise<void> {
+async function assertQuietly<T>(property: fc.IAsyncProperty<[T]>, numRuns = RUNS): Promise<void> {
   try {
-    await fc.assert(property, { numRuns: RUNS, seed: Number(process.env.FUZZ_SEED ?? 20261201), verbose: 0 });
+    await fc.assert(property, { numRuns, seed: Number(process.env.FUZZ_SEED ?? 20261201), verbose: 0 });
   } catch (err) {
     const cause = (err as { cause?: Error }).cause?.message ?? "";
     const message = `${(err as Error).message}\ncaused by: ${cause}`.replace(/(.)\1{200,}/g, (run, ch: string) => `${ch}×${run.length}`);
@@ -205,8 +282,7 @@ describe("fuzzing every route", () => {
   it("answers hostile input with 4xx (or a documented 2xx), never 5xx; another tenant's valid submits succeed meanwhile", async () => {
     await assertQuietly(
       fc.asyncProperty(request, async (r) => {
-        const qs = new URLSearchParams(r.query).toString();
-        const path = `${r.route.path(r.id)}${qs ? `?${qs}` : ""}`;
+        const path = `${r.route.path(r.id)}${r.query ? `?${r.query}` : ""}`;
         const [answer] = await Promise.all([raw(r.route.method, path, headersFor(r), r.route.body ? r.body : undefined), betaSubmits()]);
         expect(answer.status, `${r.route.method} ${path} → ${answer.status} ${answer.body.slice(0, 300)}`).toBeGreaterThanOrEqual(200);
         expect(answer.status, `${r.route.method} ${path} → ${answer.status} ${answer.body.slice(0, 300)}`).toBeLessThan(500);
@@ -228,5 +304,32 @@ describe("fuzzing every route", () => {
     // And the fuzzed tenant's valid requests still work afterwards.
     const res = await stack.alpha.post("/v1/jobs", { model: "iris", inputs: [irisInput([IRIS_SAMPLES.setosa])] });
     expect(res.status).toBe(202);
+  }, 240_000);
+
+  it("answers compressed, mislabelled and bomb batch bodies with 4xx or 2xx, never 5xx; unknown encodings 415", async () => {
+    await assertQuietly(
+      fc.asyncProperty(batchRequest, async (r) => {
+        const body = ENCODINGS[r.encoding]!(Buffer.from(r.body));
+        const claimed = r.header ?? (r.encoding === "none" ? undefined : r.encoding.replace(/-.*/, "").replace("bomb", "gzip"));
+        const type = r.ndjson ? "application/x-ndjson" : "application/json";
+        const headers: Record<string, string> = { authorization: `Bearer ${stack.alpha.apiKey}`, "content-type": type };
+        if (claimed !== undefined) headers["content-encoding"] = claimed;
+        const path = r.ndjson ? `/v1/batches?${r.query}` : "/v1/batches";
+        const answer = await raw("POST", path, headers, body);
+        const what = `POST ${path} (${r.encoding} as ${claimed}) → ${answer.status} ${answer.body.slice(0, 300)}`;
+        expect(answer.status, what).toBeGreaterThanOrEqual(200);
+        expect(answer.status, what).toBeLessThan(500);
+        if (answer.status >= 400) expect(answer.contentType, what).toMatch(/^application\/problem\+json/);
+        const known = claimed === undefined || KNOWN_ENCODINGS.has(claimed.toLowerCase());
+        // NDJSON settings are checked first: a query string they refuse is answered 422 before the body.
+        const settingsOk = !r.ndjson || !INVALID_SETTINGS.includes(r.query);
+        if (!known && settingsOk) expect(answer.status, what).toBe(415);
+        // A bomb is refused once inflated past the limit, unless the batch was refused before its body (an unknown model).
+        const readsBody = !r.ndjson || SERVABLE_SETTINGS.includes(r.query);
+        if (r.encoding === "bomb" && claimed?.toLowerCase() === "gzip" && readsBody) expect(answer.status, what).toBe(413);
+      }),
+      Math.ceil(RUNS / 4),
+    );
+    expect((await raw("GET", "/healthz", {})).status).toBe(200);
   }, 240_000);
 });

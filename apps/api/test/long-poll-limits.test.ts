@@ -1,9 +1,8 @@
-import fs from "node:fs";
-import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Database } from "@inferline/db";
 import { irisInput, irisJob, IRIS_SAMPLES, sleepUntil, type ApiClient, type HttpResponse } from "@inferline/testing";
 import { startStack, type TestStack } from "./support/stack.ts";
+import { kernelBufferBytes, stalledGet } from "./support/stalled-reader.ts";
 
 // No worker: jobs and batch items stay queued until the test finishes or cancels them itself.
 const CAP = 3;
@@ -133,16 +132,7 @@ describe("long-poll limits", () => {
     const responseBytes = items * (customId(0).length + 80);
     expect(responseBytes).toBeGreaterThan(2 * kernelBufferBytes());
 
-    const { port } = new URL(stack.api.url);
-    const socket = net.connect(Number(port), "127.0.0.1");
-    socket.on("error", () => {});
-    const head = await new Promise<string>((resolve) => {
-      socket.once("data", (chunk: Buffer) => {
-        socket.pause(); // read a little, then nothing more: the server's socket fills up
-        resolve(chunk.toString("latin1"));
-      });
-      socket.write(`GET /v1/batches/${created.body.id}/results HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${stack.alpha.apiKey}\r\n\r\n`);
-    });
+    const { head, socket } = await stalledGet(stack.api.url, `/v1/batches/${created.body.id}/results`, stack.alpha.apiKey!);
     expect(head).toMatch(/^HTTP\/1\.1 200/);
     expect(await metric("inferline_api_batch_result_streams")).toBe(1);
     socket.destroy();
@@ -160,15 +150,3 @@ describe("long-poll limits", () => {
     expect(await metric("inferline_api_batch_result_streams_aborted_total")).toBe(1);
   });
 });
-
-/** Most a loopback connection can buffer: the sender's largest send buffer plus the receiver's default. */
-function kernelBufferBytes(): number {
-  const max = (file: string, field: number) => {
-    try {
-      return Number(fs.readFileSync(file, "utf8").trim().split(/\s+/)[field]);
-    } catch {
-      return 0;
-    }
-  };
-  return max("/proc/sys/net/ipv4/tcp_wmem", 2) + max("/proc/sys/net/ipv4/tcp_rmem", 1);
-}

@@ -1,3 +1,4 @@
+import crypto from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Database } from "@inferline/db";
 import { IRIS_SAMPLES, irisInput, irisJob } from "@inferline/testing";
@@ -39,15 +40,51 @@ describe("bad input never reaches a worker", () => {
     expectProblem(res, 400, "malformed_json");
   });
 
-  it("unknown model: 404", async () => {
+  it("unknown model: 404 naming /model", async () => {
     const res = await refused(() => stack.alpha.post("/v1/jobs", { model: "nope", inputs: [irisInput([IRIS_SAMPLES.setosa])] }));
     expectProblem(res, 404, "not_found");
     expect(res.body.detail).toContain("nope");
+    expect(res.body.errors).toEqual([{ path: "/model", message: expect.stringContaining("nope") }]);
   });
 
-  it("unknown version: 404", async () => {
+  it("unknown version: 404 naming /version", async () => {
     const res = await refused(() => stack.alpha.post("/v1/jobs", irisJob(undefined, { version: "9" })));
     expectProblem(res, 404, "not_found");
+    expect(res.body.errors).toEqual([{ path: "/version", message: expect.stringContaining('"9"') }]);
+  });
+
+  it("a batch's unknown model or version names its field: /model in a JSON body, /query/model for NDJSON", async () => {
+    const item = { inputs: [irisInput([IRIS_SAMPLES.setosa])] };
+    const body = `${JSON.stringify(item)}\n`;
+    const ndjson = (query: string) => stack.alpha.request("POST", `/v1/batches?${query}`, { body, headers: { "content-type": "application/x-ndjson" } });
+    const cases: Array<[Promise<{ status: number; headers: Headers; body: any }>, string]> = [
+      [stack.alpha.post("/v1/batches", { model: "nope", items: [item] }), "/model"],
+      [stack.alpha.post("/v1/batches", { model: "iris", version: "9", items: [item] }), "/version"],
+      [ndjson("model=nope"), "/query/model"],
+      [ndjson("model=iris&version=9"), "/query/version"],
+    ];
+    for (const [send, path] of cases) {
+      const res = await send;
+      expectProblem(res, 404, "not_found");
+      expect(res.body.errors).toEqual([{ path, message: expect.any(String) }]);
+    }
+  });
+
+  it("a bad Idempotency-Key names /headers/idempotency-key; a cursor this API did not return names /query/cursor", async () => {
+    const key = "k".repeat(256);
+    const job = await refused(() => stack.alpha.post("/v1/jobs", irisJob(), { "idempotency-key": key }));
+    const items = [{ inputs: irisJob().inputs }];
+    const batch = await stack.alpha.post("/v1/batches", { model: "iris", items }, { "idempotency-key": key });
+    for (const res of [job, batch]) {
+      expectProblem(res, 400, "invalid_idempotency_key");
+      expect(res.body.errors).toEqual([{ path: "/headers/idempotency-key", message: expect.any(String) }]);
+    }
+    const batchId = crypto.randomUUID();
+    for (const query of ["cursor=not-a-cursor", `batchId=${batchId}&cursor=not-a-cursor`]) {
+      const res = await stack.alpha.get(`/v1/jobs?${query}`);
+      expectProblem(res, 400, "invalid_cursor");
+      expect(res.body.errors).toEqual([{ path: "/query/cursor", message: expect.any(String) }]);
+    }
   });
 
   it.each([

@@ -11,31 +11,42 @@ export interface FieldFault {
   message: string;
 }
 
+/** How an InferlineError is answered and retried, besides its code and message. */
+export interface InferlineErrorOptions {
+  status?: number;
+  retriable?: boolean;
+  cause?: unknown;
+  errors?: FieldFault[];
+}
+
 export class InferlineError extends Error {
   readonly code: string;
   readonly status: number;
   readonly retriable: boolean;
+  /** The request's fields at fault, when the error is the request's (a problem's `errors`). */
+  readonly errors: FieldFault[] | undefined;
 
-  constructor(code: string, message: string, options: { status?: number; retriable?: boolean; cause?: unknown } = {}) {
+  constructor(code: string, message: string, options: InferlineErrorOptions = {}) {
     super(message, { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.status = options.status ?? 500;
     this.retriable = options.retriable ?? false;
+    this.errors = options.errors;
   }
 }
 
 export class ValidationError extends InferlineError {
-  readonly errors: FieldFault[];
+  declare readonly errors: FieldFault[];
   constructor(message: string, errors: FieldFault[], status = 422) {
-    super("validation_failed", message, { status });
-    this.errors = errors;
+    super("validation_failed", message, { status, errors });
   }
 }
 
 export class NotFoundError extends InferlineError {
-  constructor(what: string, id: string) {
-    super("not_found", `${what} ${JSON.stringify(id)} was not found`, { status: 404 });
+  /** `errors`: where the request named the missing thing, when it is a field of it (`/model`). */
+  constructor(what: string, id: string, errors?: FieldFault[]) {
+    super("not_found", `${what} ${JSON.stringify(id)} was not found`, { status: 404, errors });
   }
 }
 
@@ -101,7 +112,7 @@ export class ConfigError extends InferlineError {
 /** A list cursor this API did not hand out. */
 export class InvalidCursorError extends InferlineError {
   constructor(message = "cursor is not one this API returned") {
-    super("invalid_cursor", message, { status: 400 });
+    super("invalid_cursor", message, { status: 400, errors: [{ path: "/query/cursor", message }] });
   }
 }
 

@@ -51,14 +51,24 @@ export class ModelRepository {
     return entry.manifest;
   }
 
-  /** The model at a version (default: the manifest's defaultVersion or its last version). */
-  resolve(name: string, version?: string): ResolvedModel {
+  /**
+   * The model at a version (default: the manifest's defaultVersion or its last version). `at`:
+   * where a request holds `model` and `version` ("" for a body's top level, "/query"), which the
+   * 404 then names (`/model`, `/query/version`).
+   */
+  resolve(name: string, version?: string, at?: string): ResolvedModel {
+    const fault = (field: "model" | "version", message: string) => {
+      return at === undefined ? undefined : [{ path: `${at}/${field}`, message }];
+    };
     const entry = this.models.get(name);
-    if (!entry) throw new NotFoundError("model", name);
+    if (!entry) throw new NotFoundError("model", name, fault("model", `no model named ${JSON.stringify(name)}`));
     const { manifest, dir } = entry;
     const wanted = version ?? manifest.defaultVersion ?? manifest.versions[manifest.versions.length - 1]!.version;
     const spec = manifest.versions.find((v) => v.version === wanted);
-    if (!spec) throw new NotFoundError("model version", `${name}/${wanted}`);
+    if (!spec) {
+      const missing = fault("version", `model ${name} has no version ${JSON.stringify(wanted)}`);
+      throw new NotFoundError("model version", `${name}/${wanted}`, missing);
+    }
     return { manifest, version: wanted, dir, spec };
   }
 }

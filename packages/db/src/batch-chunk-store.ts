@@ -68,18 +68,46 @@ interface ChunkRow {
   completedAt: Date | null;
 }
 
-/** A chunk as the results stream reads it (see BatchChunkStore.resultPages). */
-export interface ResultChunk {
+/**
+ * Consecutive items of one chunk as the results stream reads them (see BatchChunkStore.resultPages):
+ * index-aligned arrays of `size` items from `firstIndex`.
+ */
+export interface ResultPage {
   firstIndex: number;
   size: number;
   customIds: Array<string | null>;
   /** Each item's status as the API shows it: its own once terminal, else its chunk's. */
   statuses: JobStatus[];
-  /** Which items were answered from the result cache (empty: none). */
+  /** Which items were answered from the result cache. */
   cached: boolean[];
-  /** Each item's result and error as stored JSON text ("null" for none); null when the chunk has none at all. */
-  results: string[] | null;
-  errors: string[] | null;
+  /** Each item's result and error as the JSON text stored ("null" or null for none). */
+  results: Array<string | null>;
+  errors: Array<string | null>;
+}
+
+/** One item of a results page, with its own elements of its chunk's arrays (see BatchChunkStore.resultPages). */
+interface ResultItemRow {
+  customId: string | null;
+  status: string;
+  /** Whether its chunk has started (an item not terminal then shows `running`). */
+  started: boolean;
+  cached: boolean;
+  result: string | null;
+  error: string | null;
+}
+
+/** One item of a chunk, with only its own elements of the chunk's arrays (see BatchChunkStore.item). */
+interface ItemRow {
+  firstIndex: number;
+  size: number;
+  customId: string | null;
+  status: string;
+  cached: boolean;
+  result: string | null;
+  error: string | null;
+  attempts: number;
+  startedAt: Date | null;
+  completedAt: Date | null;
 }
 
 /** The batch columns an item's job view shows. */
@@ -92,9 +120,6 @@ interface ItemBatchRow {
   createdAt: Date;
   canceledAt: Date | null;
 }
-
-/** Chunks per page of a results stream (up to ~5,000 items). */
-const RESULT_PAGE_CHUNKS = 10;
 
 /**
  * Most bytes of result JSON one chunk row holds: an item whose result would take its chunk past
@@ -260,10 +285,36 @@ export class BatchChunkStore {
     return { settlement: await settleBatch(client, batchId, 1) };
   }
 
-  /** One item as a job, or null when the batch is not the tenant's or has no such item. */
+  /**
+   * One item as a job, or null when the batch is not the tenant's or has no such item. Reads only
+   * that item's elements of its chunk's arrays: PostgreSQL extracts them, so a chunk of 8 MiB of
+   * results costs the API one item's bytes.
+   */
   async item(tenantId: string, batchId: string, index: number): Promise<JobView | null> {
-    const row = await this.chunkBelow(tenantId, batchId, index + 1);
-    return row && index < row.firstIndex + row.size ? itemView(split(row), row, index - row.firstIndex) : null;
+    const { rows } = await this.pool.query<ItemRow & ItemBatchRow>(
+      `select c."firstIndex", c.size, c."customIds"[k.n] as "customId", c.statuses[k.n] as status,
+         coalesce(c.cached[k.n], false) as cached, (c.results -> (k.n - 1))::text as result, (c.errors -> (k.n - 1))::text as error,
+         c.attempts, c."startedAt", c."completedAt",
+         b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"
+       from batch_chunks c join batches b on b.id = c."batchId"
+         cross join lateral (select $3::int - c."firstIndex" + 1 as n) k
+       where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" <= $3
+       order by c."firstIndex" desc limit 1`,
+      [batchId, tenantId, index],
+    );
+    const row = rows[0];
+    if (!row || index >= row.firstIndex + row.size) return null;
+    const chunk: SplitChunk = {
+      ...row,
+      firstIndex: index,
+      size: 1,
+      customIds: [row.customId],
+      statuses: [row.status],
+      cached: [row.cached],
+      results: [row.result ?? "null"],
+      errors: [row.error ?? "null"],
+    };
+    return itemView(chunk, row, 0);
   }
 
   /**
@@ -301,22 +352,51 @@ export class BatchChunkStore {
   }
 
   /**
-   * A batch's chunks in submission order, a page of them at a time (so a 100,000-item batch
-   * streams in flat memory), with each item's status and its result and error as the JSON text
-   * they are stored as: the API splices them into its lines without parsing them.
+   * A batch's items in submission order, a page at a time: consecutive items of one chunk whose
+   * result and error JSON take at most `pageBytes` (a page holds at least one item, however
+   * large), so a stream holds one page whatever the chunks hold. PostgreSQL extracts the elements
+   * (a chunk of large results is parsed there once per page) and gives each item's result and
+   * error as the JSON text stored: the API splices them into its lines without parsing them.
    */
-  async *resultPages(batchId: string): AsyncGenerator<ResultChunk[]> {
-    let after = -1;
+  async *resultPages(batchId: string, pageBytes: number): AsyncGenerator<ResultPage> {
+    let from = 0;
     for (;;) {
-      const { rows } = await this.pool.query<ChunkRow>(
-        `select "firstIndex", size, "customIds", statuses, cached, results::text as results, errors::text as errors, "startedAt" from batch_chunks
-         where "batchId" = $1 and "firstIndex" > $2 order by "firstIndex" limit $3`,
-        [batchId, after, RESULT_PAGE_CHUNKS],
-      );
-      if (rows.length === 0) return;
-      yield rows.map(resultChunk);
-      after = rows[rows.length - 1]!.firstIndex;
+      const page = await this.resultPage(batchId, from, pageBytes);
+      if (!page) return;
+      yield page;
+      from = page.firstIndex + page.size;
     }
+  }
+
+  /** The page of items from index `from` (see resultPages), or null past the last item. */
+  private async resultPage(batchId: string, from: number, pageBytes: number): Promise<ResultPage | null> {
+    const { rows } = await this.pool.query<ResultItemRow>(
+      `with chunk as (
+         select "firstIndex", size, "customIds", statuses, cached, "startedAt", results, errors from batch_chunks
+         where "batchId" = $1 and "firstIndex" <= $2 order by "firstIndex" desc limit 1),
+       items as (
+         select c."firstIndex" + x.n - 1 as index, c."customIds"[x.n] as "customId", c.statuses[x.n] as status,
+           c."startedAt" is not null as started, coalesce(c.cached[x.n], false) as cached, x.r::text as result, x.e::text as error
+         from chunk c cross join lateral
+           rows from (generate_series(1, c.size), json_array_elements(c.results), json_array_elements(c.errors)) as x(n, r, e)
+         where x.n > $2 - c."firstIndex")
+       select "customId", status, started, cached, result, error from (
+         select i.*, row_number() over w as k,
+           sum(coalesce(octet_length(i.result), 0) + coalesce(octet_length(i.error), 0)) over w as upto
+         from items i window w as (order by i.index)) s
+       where k = 1 or upto <= $3 order by index`,
+      [batchId, from, pageBytes],
+    );
+    if (rows.length === 0) return null;
+    return {
+      firstIndex: from,
+      size: rows.length,
+      customIds: rows.map((r) => r.customId),
+      statuses: rows.map((r) => itemStatus(r.status, r.started)),
+      cached: rows.map((r) => r.cached),
+      results: rows.map((r) => r.result),
+      errors: rows.map((r) => r.error),
+    };
   }
 }
 
@@ -362,16 +442,10 @@ function expiredChunk(row: OverdueChunkRow): { id: string; statuses: string[]; e
   return { id: row.id, statuses, errors: arrayText(errors), n };
 }
 
-function resultChunk(row: ChunkRow): ResultChunk {
-  const statuses = Array.from({ length: row.size }, (_, i) => itemStatus(row, i));
-  return { firstIndex: row.firstIndex, size: row.size, customIds: row.customIds, statuses, cached: row.cached ?? [], results: elementTexts(row.results), errors: elementTexts(row.errors) };
-}
-
 /** An item's status: its own once terminal, else its chunk's (running once a worker took it). */
-function itemStatus(row: Pick<ChunkRow, "statuses" | "startedAt">, i: number): JobStatus {
-  const own = row.statuses[i] as JobStatus;
-  if (own !== "queued") return own;
-  return row.startedAt ? "running" : "queued";
+function itemStatus(own: string, started: boolean): JobStatus {
+  if (own !== "queued") return own as JobStatus;
+  return started ? "running" : "queued";
 }
 
 /** A chunk row with its result and error arrays split into each item's JSON text. */
@@ -382,7 +456,7 @@ function split(row: ChunkRow): SplitChunk {
 }
 
 function itemView(chunk: SplitChunk, batch: ItemBatchRow, i: number): JobView {
-  const status = itemStatus(chunk, i);
+  const status = itemStatus(chunk.statuses[i]!, chunk.startedAt !== null);
   // Answered from the cache when the batch was created: never run, whatever its chunk does since.
   const cached = chunk.cached?.[i] === true;
   const view: JobView = {

@@ -1,5 +1,5 @@
 import crypto from "node:crypto";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { batchItemId, type JobStatus } from "@inferline/contracts";
 import { BatchChunkStore } from "@inferline/db";
 import { useTestDatabase } from "./support/test-database.ts";
@@ -57,6 +57,31 @@ describe("BatchChunkStore.item", () => {
     expect(await chunks().item(other, batchId, 0)).toBeNull();
     expect(await chunks().item(tenant, batchId, 7)).toBeNull();
     expect(await chunks().item(tenant, crypto.randomUUID(), 0)).toBeNull();
+  });
+  it("reads only the item's elements of its chunk, not the chunk's arrays", async () => {
+    const tenant = await createTenant(database());
+    const { batchId, chunkIds } = await createBatch(database(), tenant, { sizes: [40] });
+    const pad = (i: number) => ({ i, pad: "x".repeat(100_000) });
+    await chunks().claim(chunkIds[0]!);
+    await database().transaction((client) =>
+      chunks().finish(
+        chunkIds[0]!,
+        Array.from({ length: 40 }, (_, i) => (i === 7 ? bad : ok(pad(i)))),
+        client,
+      ),
+    );
+    const query = vi.spyOn(database().pool, "query");
+    try {
+      expect(await chunks().item(tenant, batchId, 12)).toMatchObject({ status: "succeeded", customId: "c12", result: pad(12) });
+      expect(await chunks().item(tenant, batchId, 7)).toMatchObject({ status: "failed", error: bad.error });
+      // What the database sent: one item's result, not the chunk's 4 MB.
+      const rowsOf = async (r: { value: unknown }) => (await (r.value as Promise<{ rows: unknown[] }>)).rows;
+      const received = await Promise.all(query.mock.results.map(async (r) => JSON.stringify(await rowsOf(r)).length));
+      expect(received[0]).toBeLessThan(110_000);
+      expect(received[1]).toBeLessThan(10_000);
+    } finally {
+      query.mockRestore();
+    }
   });
 });
 

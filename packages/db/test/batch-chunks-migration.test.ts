@@ -71,10 +71,12 @@ describe("migration to batch chunks", () => {
     expect((await pool.query(`select count(*)::int as n from jobs`)).rows[0].n).toBe(1);
 
     // Each item as the results stream shows it (its stored JSON text parsed back).
-    const parsed = (text: string | undefined) => (text && text !== "null" ? (JSON.parse(text) as unknown) : undefined);
+    const parsed = (text: string | null | undefined) => (text && text !== "null" ? (JSON.parse(text) as unknown) : undefined);
     const lines: Array<{ customId: string | null; status: string; result?: unknown; error?: unknown }> = [];
-    for await (const page of new BatchChunkStore(pool).resultPages(BATCH)) {
-      for (const c of page) for (let i = 0; i < c.size; i++) lines.push({ customId: c.customIds[i] ?? null, status: c.statuses[i]!, result: parsed(c.results?.[i]), error: parsed(c.errors?.[i]) });
+    for await (const c of new BatchChunkStore(pool).resultPages(BATCH, 1024 * 1024)) {
+      for (let i = 0; i < c.size; i++) {
+        lines.push({ customId: c.customIds[i] ?? null, status: c.statuses[i]!, result: parsed(c.results[i]), error: parsed(c.errors[i]) });
+      }
     }
     expect(lines.map((l) => l.customId)).toEqual(Array.from({ length: 600 }, (_, i) => `c${i}`));
     expect(lines.slice(0, 3).map((l) => [l.status, l.result, l.error])).toEqual([

@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { BatchChunkStore, BatchStore, type ResultChunk } from "@inferline/db";
+import { BatchChunkStore, BatchStore, type ResultPage } from "@inferline/db";
 import { useTestDatabase } from "./support/test-database.ts";
 import { batchRow, chunkRow, createTenant, dispatchRow, newBatch, tensor } from "./support/rows.ts";
 
@@ -8,9 +8,9 @@ const database = useTestDatabase();
 const chunks = () => new BatchChunkStore(database().pool);
 const hit = (i: number) => JSON.stringify({ outputs: [{ name: "y", data: [i] }] });
 
-async function pages(batchId: string): Promise<ResultChunk[]> {
-  const all: ResultChunk[] = [];
-  for await (const page of chunks().resultPages(batchId)) all.push(...page);
+async function pages(batchId: string): Promise<ResultPage[]> {
+  const all: ResultPage[] = [];
+  for await (const page of chunks().resultPages(batchId, 1024 * 1024)) all.push(page);
   return all;
 }
 
@@ -44,10 +44,10 @@ describe("BatchDraft with result-cache hits", () => {
     const claimed = await chunks().claim(mixed);
     expect(claimed).toMatchObject({ items: [[tensor(2)], null, [tensor(4)]], cacheKeys: keys(2, 3) });
 
-    const [a, b, c] = (await pages(draft.batch.id)) as [ResultChunk, ResultChunk, ResultChunk];
+    const [a, b, c] = (await pages(draft.batch.id)) as [ResultPage, ResultPage, ResultPage];
     expect(a).toMatchObject({ statuses: ["succeeded", "succeeded"], cached: [true, true], results: [hit(0), hit(1)] });
     expect(b).toMatchObject({ statuses: ["running", "succeeded", "running"], cached: [false, true, false] });
-    expect(c).toMatchObject({ cached: [] });
+    expect(c).toMatchObject({ cached: [false] });
 
     const item = await chunks().item(tenant, draft.batch.id, 3);
     expect(item).toMatchObject({ status: "succeeded", cached: true, attempts: 0, result: JSON.parse(hit(3)) });

@@ -1,43 +1,35 @@
 import type { Request, RequestHandler, Response } from "express";
 import { DRAFT_IDLE_TIMEOUT_MS } from "@inferline/db";
 import { sendProblem } from "../problem.ts";
-import { UploadLease, type BatchUploadSlots } from "../services/batch-upload-slots.ts";
+import type { TenantSlots } from "../services/tenant-slots.ts";
+import { admitWithSlot, type SlotProblems } from "./slot-admission.ts";
 
 /** Seconds a refused upload is told to wait: about what a large upload takes. */
 const RETRY_AFTER_S = 5;
 
-const LEASE = "batchUploadLease";
+const UPLOAD_PROBLEMS: SlotProblems = {
+  retryAfterSeconds: RETRY_AFTER_S,
+  tenant: {
+    code: "too_many_batch_uploads",
+    detail: (n) => `this tenant already has ${n} batch uploads in progress on this server; retry after ${RETRY_AFTER_S} s`,
+  },
+  process: {
+    code: "batch_uploads_busy",
+    detail: (n) => `this server already has ${n} batch uploads in progress; retry after ${RETRY_AFTER_S} s`,
+  },
+  beforeRefusal: closeUnread,
+};
 
 /**
  * Takes a batch-creation slot before the body is read (put it before any body parser): over the
  * tenant's cap 429 `too_many_batch_uploads`, over the process's cap 503 `batch_uploads_busy`,
  * both with Retry-After. The slot is held by the exchange until its response closes (answered,
- * or the client gone) and by the handler while it runs (see uploadLease), whichever ends last.
+ * or the client gone) and by the handler while it runs (see slotLease), whichever ends last. A
+ * body that stops arriving for `bodyIdleMs` (default DRAFT_IDLE_TIMEOUT_MS, 30 s) is answered 408
+ * `upload_stalled` and its slot freed.
  */
-export function admitBatchUpload(slots: BatchUploadSlots): RequestHandler {
-  return async (req, res, next) => {
-    const gone = new AbortController();
-    let lease: UploadLease | undefined;
-    res.once("close", () => {
-      gone.abort();
-      lease?.release();
-    });
-    const answer = await slots.acquire(req.tenant!.id, gone.signal);
-    if (answer === "aborted") return;
-    if (answer instanceof UploadLease) {
-      if (gone.signal.aborted) return answer.release();
-      lease = answer;
-      res.locals[LEASE] = answer;
-      guardStall(req, res, slots.limits.bodyIdleMs ?? DRAFT_IDLE_TIMEOUT_MS);
-      return next();
-    }
-    closeUnread(req, res);
-    res.setHeader("Retry-After", String(RETRY_AFTER_S));
-    if (answer === "tenant") {
-      return sendProblem(res, 429, "too_many_batch_uploads", `this tenant already has ${slots.limits.perTenant} batch uploads in progress on this server; retry after ${RETRY_AFTER_S} s`);
-    }
-    sendProblem(res, 503, "batch_uploads_busy", `this server already has ${slots.limits.perProcess} batch uploads in progress; retry after ${RETRY_AFTER_S} s`);
-  };
+export function admitBatchUpload(slots: TenantSlots, bodyIdleMs = DRAFT_IDLE_TIMEOUT_MS): RequestHandler {
+  return admitWithSlot(slots, UPLOAD_PROBLEMS, (req, res) => guardStall(req, res, bodyIdleMs));
 }
 
 /**
@@ -54,12 +46,6 @@ function guardStall(req: Request, res: Response, idleMs: number): void {
   });
   // Once the body is in, the create may take its time (nothing more is read from the socket).
   req.once("end", () => req.setTimeout(0));
-}
-
-/** The slot admitBatchUpload took for this request, if any. */
-export function uploadLease(res: Response): UploadLease | undefined {
-  const lease: unknown = res.locals[LEASE];
-  return lease instanceof UploadLease ? lease : undefined;
 }
 
 /**

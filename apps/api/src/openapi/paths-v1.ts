@@ -46,7 +46,7 @@ const jobs = {
         },
         200: json("Replay of an idempotent request: the first job", "JobView"),
         400: SUBMIT_400,
-        404: problem("Unknown model or version (not_found)"),
+        404: problem("Unknown model or version (not_found, naming /model or /version)"),
         409: problem("Idempotency-Key reused with another body"),
         413: problem("Body over BODY_LIMIT (body_too_large)"),
         415: problem("Unsupported content encoding or charset"),
@@ -61,7 +61,7 @@ const jobs = {
       operationId: "listJobs",
       summary: "List jobs, newest first (with batchId: that batch's items, in submission order from the last)",
       parameters: queryParams(JobListQuery),
-      responses: withCommon({ 200: json("A page of jobs", "JobListPage"), 400: problem("A cursor this API did not return (invalid_cursor)"), 422: QUERY_422 }),
+      responses: withCommon({ 200: json("A page of jobs", "JobListPage"), 400: problem("A cursor this API did not return (invalid_cursor, naming /query/cursor)"), 422: QUERY_422 }),
     },
   },
   "/v1/jobs/{id}": {
@@ -103,7 +103,7 @@ const batches = {
         202: { ...json("The batch", "BatchView"), headers: { Location: { description: "/v1/batches/{id}", schema: { type: "string" } } } },
         200: json("Replay of an idempotent request: the first batch", "BatchView"),
         400: SUBMIT_400,
-        404: problem("Unknown model or version"),
+        404: problem("Unknown model or version (not_found, naming /model or /version; /query/model or /query/version for NDJSON)"),
         409: problem("Idempotency-Key reused with another body"),
         413: problem("Body over BATCH_BODY_LIMIT, more than 100,000 items, or one NDJSON line over BATCH_MAX_LINE_BYTES (line_too_large)"),
         422: problem("Invalid items, each named by item and field (up to 100); nothing was created"),
@@ -130,10 +130,12 @@ const batches = {
       responses: withCommon({
         200: {
           description:
-            "NDJSON: one BatchResultLine per item; an expired item carries error deadline_exceeded; `cached: true` marks an item answered from the result cache (the line is otherwise what a run writes)",
+            "NDJSON: one BatchResultLine per item; an expired item carries error deadline_exceeded; `cached: true` marks an item answered from the result cache (the line is otherwise what a run writes). A client that takes no bytes for RESULT_STREAM_IDLE_MS has its stream closed, cut short",
           content: { "application/x-ndjson": { schema: ref("BatchResultLine") } },
         },
         404: problem("Not found"),
+        429: problem("The tenant reads MAX_RESULT_STREAMS_PER_TENANT results streams in this API process (too_many_result_streams), or over the key's rate; see Retry-After"),
+        503: problem("This API process writes MAX_RESULT_STREAMS results streams (result_streams_busy), or a dependency is unavailable (dependency_unavailable); see Retry-After"),
       }),
     },
   },

@@ -43,7 +43,9 @@ export const QUOTA_429 = problem(
   "The tenant has as many jobs and batch items queued (not started) as its quota allows (quota_exceeded: the tenant's maxQueued, else DEFAULT_TENANT_MAX_QUEUED; the detail names it), or over the key's rate; see Retry-After",
 );
 export const WAIT_429 = problem("Over the key's rate, or the tenant holds too many long-polls in this API process (too_many_waiters); see Retry-After");
-export const SUBMIT_400 = problem(`${COMMON[400].description}, a bad Idempotency-Key (invalid_idempotency_key) or a bad Cancel-After (invalid_cancel_after, naming /headers/cancel-after)`);
+export const SUBMIT_400 = problem(
+  `${COMMON[400].description}, a bad Idempotency-Key (invalid_idempotency_key, naming /headers/idempotency-key) or a bad Cancel-After (invalid_cancel_after, naming /headers/cancel-after)`,
+);
 
 /** The 503 of a submit: the queue, the model's workers, or a dependency. */
 export const submit503 = (queue: string): ResponseObject =>

@@ -3,17 +3,31 @@ import type http from "node:http";
 import express, { Router, type Request, type Response } from "express";
 import bytes from "bytes";
 import { BatchHeader, BatchSubmission, type FieldFault } from "@inferline/contracts";
-import type { BatchService } from "../services/batch-service.ts";
+import type { BatchCreateOptions, BatchService, CreatedBatch } from "../services/batch-service.ts";
+import { CONTENT_ENCODING_FAULT, decodedBody } from "../body-encoding.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
 import { longPollHandler } from "./long-poll-handler.ts";
 import type { ApiMetrics } from "../metrics.ts";
-import { IdempotencyKey } from "../services/idempotency.ts";
+import { IDEMPOTENCY_KEY_FAULT, IdempotencyKey } from "../services/idempotency.ts";
 import { CANCEL_AFTER_FAULT, CANCEL_AFTER_HINT, cancelAfterHeader } from "../services/deadlines.ts";
 import { ndjsonLines } from "./ndjson.ts";
-import { admitBatchUpload, closeUnread, uploadLease } from "../middleware/batch-upload-admission.ts";
+import { admitBatchUpload, closeUnread } from "../middleware/batch-upload-admission.ts";
+import { slotLease } from "../middleware/slot-admission.ts";
+import { admitResultStream, writePages } from "./result-stream.ts";
 import { serverSpan } from "../middleware/server-span.ts";
 
 const isNdjson = (type: string | undefined) => /^application\/(x-)?(nd|jsonl|json-seq|x-ndjson)/i.test(type ?? "") || /ndjson|jsonl/i.test(type ?? "");
+
+/** Answers a create with a problem, discarding what is left of its body. */
+type Refuse = (status: number, code: string, detail: string, errors?: FieldFault[]) => void;
+
+/** A create whose headers passed: how to refuse it, its Idempotency-Key, and what the headers set. */
+interface CreateRequest {
+  req: Request;
+  refuse: Refuse;
+  key: string | undefined;
+  options: BatchCreateOptions;
+}
 
 /** A request whose raw JSON body was hashed as it was parsed (only when it carries an Idempotency-Key). */
 type HashedRequest = http.IncomingMessage & { bodySha256?: string };
@@ -32,7 +46,7 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
 
   // The upload slot first: nothing of the body is read before a creation is admitted.
   router.post("/", admitBatchUpload(batches.uploads), json, serverSpan("/v1/batches"), async (req, res) => {
-    const lease = uploadLease(res);
+    const lease = slotLease(res);
     if (lease && !lease.hold()) return; // the client left while its body was parsed
     try {
       await createBatch(req, res);
@@ -46,36 +60,21 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
   });
 
   async function createBatch(req: Request, res: Response): Promise<void> {
-    const refuse = (status: number, code: string, detail: string, errors?: FieldFault[]) => {
+    const refuse: Refuse = (status, code, detail, errors) => {
       closeUnread(req, res);
       sendProblem(res, status, code, detail, errors);
     };
     const keyHeader = req.header("idempotency-key");
     const key = keyHeader === undefined ? undefined : IdempotencyKey.safeParse(keyHeader);
-    if (key && !key.success) return refuse(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters");
+    if (key && !key.success) {
+      return refuse(400, "invalid_idempotency_key", IDEMPOTENCY_KEY_FAULT.message, [IDEMPOTENCY_KEY_FAULT]);
+    }
     const cancelAfter = cancelAfterHeader(req.header("cancel-after"));
     if (!cancelAfter) return refuse(400, "invalid_cancel_after", CANCEL_AFTER_HINT, [CANCEL_AFTER_FAULT]);
-    let created;
-    if (isNdjson(req.headers["content-type"])) {
-      // NDJSON: the batch's settings come from the query string, one item per line of the body.
-      const { webhookUrl, ...settings } = req.query;
-      const header = BatchHeader.safeParse({ ...settings, ...(webhookUrl === undefined ? {} : { webhook: { url: webhookUrl } }) });
-      if (!header.success) return refuse(422, "validation_failed", "invalid query parameters", zodFaults(header.error, "/query"));
-      const hash = crypto.createHash("sha256");
-      let digest: string | undefined;
-      const idempotency = key?.data ? { key: key.data, digest: () => (digest ??= hash.digest("hex")) } : undefined;
-      const declared = req.headers["content-length"] === undefined ? undefined : Number(req.headers["content-length"]);
-      const lines = ndjsonLines(req, declared, { bodyBytes: limitBytes, lineBytes: batches.maxLineBytes }, idempotency ? hash : undefined);
-      created = await batches.create(req.tenant!, header.data, lines, idempotency, cancelAfter.seconds);
-    } else {
-      const body = BatchSubmission.safeParse(req.body);
-      // The parsed body lives on only in `items`, which create() empties as it reads: no second copy.
-      req.body = undefined;
-      if (!body.success) return refuse(422, "validation_failed", "the request has invalid fields", zodFaults(body.error));
-      const digest = (req as HashedRequest).bodySha256 ?? "";
-      const { items, ...settings } = body.data;
-      created = await batches.create(req.tenant!, settings, items, key?.data ? { key: key.data, digest: () => digest } : undefined, cancelAfter.seconds);
-    }
+    const request: CreateRequest = { req, refuse, key: key?.data, options: { cancelAfterSeconds: cancelAfter.seconds } };
+    const ndjson = isNdjson(req.headers["content-type"]);
+    const created = ndjson ? await createFromNdjson(request) : await createFromJson(request);
+    if (!created) return;
     if (!created.replayed) metrics?.submitted("batch", created.batch.model, created.batch.total);
     res
       .status(created.replayed ? 200 : 202)
@@ -83,34 +82,64 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
       .json(created.batch);
   }
 
+  /** NDJSON: the batch's settings come from the query string, one item per line of the (possibly compressed) body. */
+  async function createFromNdjson({ req, refuse, key, options }: CreateRequest): Promise<CreatedBatch | undefined> {
+    const { webhookUrl, ...settings } = req.query;
+    const webhook = webhookUrl === undefined ? {} : { webhook: { url: webhookUrl } };
+    const header = BatchHeader.safeParse({ ...settings, ...webhook });
+    if (!header.success) {
+      return void refuse(422, "validation_failed", "invalid query parameters", zodFaults(header.error, "/query"));
+    }
+    const decoded = decodedBody(req);
+    if (!decoded) {
+      const detail = `unsupported content encoding "${req.headers["content-encoding"]}"`;
+      return void refuse(415, "unsupported_encoding", detail, [CONTENT_ENCODING_FAULT]);
+    }
+    // The hash and the limits count the inflated bytes, as express.json's do for a JSON body (whose
+    // Content-Length, when encoded, counts the compressed bytes instead).
+    const hash = crypto.createHash("sha256");
+    let digest: string | undefined;
+    const idempotency = key ? { key, digest: () => (digest ??= hash.digest("hex")) } : undefined;
+    const length = req.headers["content-length"];
+    const declared = decoded.encoded || length === undefined ? undefined : Number(length);
+    const limits = { bodyBytes: limitBytes, lineBytes: batches.maxLineBytes };
+    const lines = ndjsonLines(decoded.body, declared, limits, idempotency ? hash : undefined);
+    try {
+      return await batches.create(req.tenant!, header.data, lines, { ...options, idempotency, settingsAt: "/query" });
+    } finally {
+      decoded.stop(); // a body refused part way (413, 422) is inflated no further
+    }
+  }
+
+  /** JSON: parsed (and inflated) by express.json, which hashed its bytes when there is an Idempotency-Key. */
+  async function createFromJson({ req, refuse, key, options }: CreateRequest): Promise<CreatedBatch | undefined> {
+    const body = BatchSubmission.safeParse(req.body);
+    // The parsed body lives on only in `items`, which create() empties as it reads: no second copy.
+    req.body = undefined;
+    if (!body.success) {
+      return void refuse(422, "validation_failed", "the request has invalid fields", zodFaults(body.error));
+    }
+    const digest = (req as HashedRequest).bodySha256 ?? "";
+    const { items, ...settings } = body.data;
+    const idempotency = key ? { key, digest: () => digest } : undefined;
+    return batches.create(req.tenant!, settings, items, { ...options, idempotency });
+  }
+
   router.get(
     "/:id",
     longPollHandler((tenantId, id, seconds, signal) => batches.wait(tenantId, id, seconds, signal)),
   );
 
-  // Stops when the client goes away: 'drain' never comes on a closed socket, so each wait for it
-  // races the response's 'close', and leaving the loop returns the generator (no further page is
-  // read). Without that, a client that disconnects on a full socket held the handler forever.
+  // One slot per stream, held until the response closes (a client that stops reading is cut off
+  // after RESULT_STREAM_IDLE_MS; see writePages).
+  router.get("/:id/results", admitResultStream(batches.resultStreams.slots));
   router.get("/:id/results", async (req, res) => {
     const pages = await batches.results(req.tenant!.id, req.params.id);
-    let gone = res.closed;
-    const closed = new Promise<void>((resolve) =>
-      res.once("close", () => {
-        gone = true;
-        resolve();
-      }),
-    );
-    const drained = () => new Promise<void>((resolve) => res.once("drain", resolve));
     res.status(200).type("application/x-ndjson");
     metrics?.resultStreams.inc();
     try {
-      for await (const page of pages) {
-        if (gone) break;
-        if (!res.write(page)) await Promise.race([drained(), closed]);
-        if (gone) break;
-      }
-      if (gone) metrics?.resultStreamsAborted.inc();
-      else res.end();
+      const end = await writePages(res, pages, batches.resultStreams.idleMs);
+      if (end !== "ended") metrics?.resultStreamsAborted.inc();
     } finally {
       metrics?.resultStreams.dec();
     }

@@ -2,7 +2,7 @@ import { Router, type RequestHandler } from "express";
 import { hops, JobListQuery, JobSubmission, type JobListPage, type JobView } from "@inferline/contracts";
 import type { JobService } from "../services/job-service.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
-import { IdempotencyKey } from "../services/idempotency.ts";
+import { IDEMPOTENCY_KEY_FAULT, IdempotencyKey } from "../services/idempotency.ts";
 import { CANCEL_AFTER_FAULT, CANCEL_AFTER_HINT, cancelAfterHeader } from "../services/deadlines.ts";
 import { longPollHandler } from "./long-poll-handler.ts";
 import type { ApiMetrics } from "../metrics.ts";
@@ -18,7 +18,9 @@ export function submitJobHandler(jobs: JobService, metrics?: Pick<ApiMetrics, "s
     if (!parsed.success) return sendProblem(res, 422, "validation_failed", "the request has invalid fields", zodFaults(parsed.error));
     const keyHeader = req.header("idempotency-key");
     const key = keyHeader === undefined ? undefined : IdempotencyKey.safeParse(keyHeader);
-    if (key && !key.success) return sendProblem(res, 400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters");
+    if (key && !key.success) {
+      return sendProblem(res, 400, "invalid_idempotency_key", IDEMPOTENCY_KEY_FAULT.message, [IDEMPOTENCY_KEY_FAULT]);
+    }
     const cancelAfter = cancelAfterHeader(req.header("cancel-after"));
     if (!cancelAfter) return sendProblem(res, 400, "invalid_cancel_after", CANCEL_AFTER_HINT, [CANCEL_AFTER_FAULT]);
     const { job, replayed } = await jobs.submit(req.tenant!, parsed.data, key?.data, cancelAfter.seconds);

@@ -1,5 +1,5 @@
 import crypto from "node:crypto";
-import { BatchHeader, ConflictError, isUuid, newBatchId, NotFoundError, type BatchView, type ModelRepository } from "@inferline/contracts";
+import { BatchHeader, ConflictError, isUuid, newBatchId, NotFoundError, type BatchView, type ModelRepository, type ResolvedModel } from "@inferline/contracts";
 import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
 import type { Batch, BatchChunkStore, BatchStore, NewBatch, Tenant } from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";
@@ -8,7 +8,7 @@ import { longPoll } from "./long-poll.ts";
 import type { Dispatcher, FinishedListener } from "@inferline/queue";
 import { BatchIntake, type IntakeResult } from "./batch-intake.ts";
 import { batchResultLines } from "./batch-results.ts";
-import type { BatchUploadSlots } from "./batch-upload-slots.ts";
+import type { TenantSlots } from "./tenant-slots.ts";
 import type { QueueDepthGuard } from "./queue-depth-guard.ts";
 import type { TenantQuotaGuard } from "./quota-guard.ts";
 import type { ModelAvailability } from "./model-availability.ts";
@@ -20,6 +20,19 @@ import { BatchItemCache } from "./batch-item-cache.ts";
 export interface BatchIdempotency {
   key: string;
   digest: () => string;
+}
+
+/** A batch as create() answers it: new, or the first one created with the request's Idempotency-Key. */
+export type CreatedBatch = { batch: BatchView; replayed: boolean };
+
+/** How a create request was sent, besides its settings and items. */
+export interface BatchCreateOptions {
+  /** The Idempotency-Key, and the body's hash. */
+  idempotency?: BatchIdempotency;
+  /** The Cancel-After header, in seconds. */
+  cancelAfterSeconds?: number;
+  /** Where the request holds the settings, for the pointers of their faults: "" (a JSON body, the default) or "/query" (NDJSON). */
+  settingsAt?: "" | "/query";
 }
 
 /** The body's hash together with the settings, which an NDJSON create carries in its query string. */
@@ -35,7 +48,9 @@ export interface BatchServiceOptions {
   /** Each tenant's maxQueued, shared with JobService. */
   quotaGuard: TenantQuotaGuard;
   /** Admission of creations (MAX_BATCH_UPLOADS, MAX_BATCH_UPLOADS_PER_TENANT); the route takes a slot before reading the body. */
-  uploads: BatchUploadSlots;
+  uploads: TenantSlots;
+  /** Bounds of GET /v1/batches/:id/results. */
+  resultStreams: ResultStreamLimits;
   /** BATCH_MAX_LINE_BYTES: the longest NDJSON line (one item). */
   maxLineBytes: number;
   checkWebhook?: (url: string) => Promise<void>;
@@ -49,6 +64,16 @@ export interface BatchServiceOptions {
   cacheCommandTimeoutMs?: number;
   /** Refuses a batch for a model version no worker can serve (shared with JobService). */
   availability?: Pick<ModelAvailability, "assertServable">;
+}
+
+/** What one results stream may hold and how long it may wait on its client; how many may run. */
+export interface ResultStreamLimits {
+  /** Admission (MAX_RESULT_STREAMS, MAX_RESULT_STREAMS_PER_TENANT); the route takes a slot before reading. */
+  slots: TenantSlots;
+  /** RESULT_STREAM_PAGE_BYTES: most bytes of result and error JSON read at a time (at least one item). */
+  pageBytes: number;
+  /** RESULT_STREAM_IDLE_MS: a write that has not drained for this long closes the stream. */
+  idleMs: number;
 }
 
 /**
@@ -69,8 +94,12 @@ export class BatchService {
     private readonly options: BatchServiceOptions,
   ) {}
 
-  get uploads(): BatchUploadSlots {
+  get uploads(): TenantSlots {
     return this.options.uploads;
+  }
+
+  get resultStreams(): ResultStreamLimits {
+    return this.options.resultStreams;
   }
 
   get maxLineBytes(): number {
@@ -86,12 +115,15 @@ export class BatchService {
    * first batch instead. With `cancelAfterSeconds` (the Cancel-After header), every item not
    * terminal that long after the request is canceled.
    */
-  async create(tenant: Tenant, header: BatchHeader, items: BatchItems, idempotency?: BatchIdempotency, cancelAfterSeconds?: number): Promise<{ batch: BatchView; replayed: boolean }> {
+  async create(tenant: Tenant, header: BatchHeader, items: BatchItems, options: BatchCreateOptions = {}): Promise<CreatedBatch> {
     const source = itemsOf(items);
     // Cancel-After counts from the request, before a long body is read.
-    const cancelAt = deadlineAfter(new Date(), cancelAfterSeconds);
+    const cancelAt = deadlineAfter(new Date(), options.cancelAfterSeconds);
     try {
-      return await this.createFrom(tenant, header, Array.isArray(items) ? items.length : 0, source, idempotency, cancelAt);
+      // An unknown model or version is a 404 naming the field, before the body is read.
+      const model = this.models.resolve(header.model, header.version, options.settingsAt ?? "");
+      const knownCount = Array.isArray(items) ? items.length : 0;
+      return await this.createFrom(tenant, header, model, knownCount, source, options.idempotency, cancelAt);
     } finally {
       // A body left unread (a 4xx before its end) stops being read, without destroying the request.
       await source.return?.(undefined);
@@ -101,13 +133,13 @@ export class BatchService {
   private async createFrom(
     tenant: Tenant,
     header: BatchHeader,
+    model: ResolvedModel,
     knownCount: number,
     source: AsyncIterator<unknown>,
     idempotency: BatchIdempotency | undefined,
     cancelAt: Date | null,
-  ): Promise<{ batch: BatchView; replayed: boolean }> {
+  ): Promise<CreatedBatch> {
     const tenantId = tenant.id;
-    const model = this.models.resolve(header.model, header.version);
     if (idempotency) {
       const first = await this.firstWithKey(tenantId, idempotency.key);
       if (first) return this.replay(first, header, source, idempotency);
@@ -200,7 +232,7 @@ export class BatchService {
   }
 
   /** The first batch, once the rest of the body is read (it must be, to hash it) and matches. */
-  private async replay(first: Batch, header: BatchHeader, rest: AsyncIterator<unknown>, idempotency: BatchIdempotency): Promise<{ batch: BatchView; replayed: boolean }> {
+  private async replay(first: Batch, header: BatchHeader, rest: AsyncIterator<unknown>, idempotency: BatchIdempotency): Promise<CreatedBatch> {
     while (!(await rest.next()).done);
     if (first.requestHash !== requestHash(header, idempotency)) throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was used with a different batch");
     return { batch: await this.batches.view(first), replayed: true };
@@ -223,10 +255,13 @@ export class BatchService {
     });
   }
 
-  /** Results in submission order; throws 404 before the first line when the batch is not the tenant's. */
+  /**
+   * Results in submission order, a page of at most `resultStreams.pageBytes` of results at a time
+   * (see BatchChunkStore.resultPages); throws 404 before the first line when the batch is not the tenant's.
+   */
   async results(tenantId: string, id: string): Promise<AsyncGenerator<string>> {
     await this.get(tenantId, id);
-    return batchResultLines(id, this.chunks.resultPages(id));
+    return batchResultLines(id, this.chunks.resultPages(id, this.options.resultStreams.pageBytes));
   }
 
   async cancel(tenantId: string, id: string): Promise<BatchView> {

@@ -3,6 +3,12 @@ import { z } from "zod";
 /** The Idempotency-Key header of a create request. */
 export const IdempotencyKey = z.string().min(1).max(255);
 
+/** The field fault of a refused Idempotency-Key header (400 invalid_idempotency_key). */
+export const IDEMPOTENCY_KEY_FAULT = {
+  path: "/headers/idempotency-key",
+  message: "Idempotency-Key must be 1 to 255 characters",
+};
+
 /** How long an Idempotency-Key returns the first job or batch created with it. */
 export const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
 

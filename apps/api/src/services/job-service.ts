@@ -70,7 +70,7 @@ export class JobService {
    * webhook target's check, which may resolve a name, is submit's.
    */
   prepare(tenantId: string, body: JobSubmission, cancelAfterSeconds?: number): NewJob {
-    const model = this.models.resolve(body.model, body.version);
+    const model = this.models.resolve(body.model, body.version, "");
     const { value, faults } = validateInputs(model.manifest, body.inputs);
     faults.push(...validateOutputNames(model.manifest, body.outputs));
     if (!value || faults.length > 0) throw new ValidationError("the inputs do not match the model", faults);

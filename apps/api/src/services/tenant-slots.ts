@@ -1,24 +1,27 @@
-/** Caps on batch creations running at once in this process. */
-export interface BatchUploadLimits {
-  /** MAX_BATCH_UPLOADS: creations at once in this process (each streams a body and holds a PostgreSQL connection). */
+/**
+ * Caps on requests of one kind running at once in this process: batch creations
+ * (MAX_BATCH_UPLOADS, MAX_BATCH_UPLOADS_PER_TENANT, BATCH_UPLOAD_WAIT_MS), batch result streams
+ * (MAX_RESULT_STREAMS, MAX_RESULT_STREAMS_PER_TENANT; no wait).
+ */
+export interface SlotLimits {
+  /** Requests at once in this process. */
   perProcess: number;
-  /** MAX_BATCH_UPLOADS_PER_TENANT: creations at once of one tenant in this process. */
+  /** Requests at once of one tenant in this process. */
   perTenant: number;
-  /** BATCH_UPLOAD_WAIT_MS: how long a creation may wait for a free slot before it is refused. */
+  /** How long a request may wait for a free slot before it is refused (0: refused at once). */
   waitMs: number;
-  /** A body that stops arriving for this long is answered 408 `upload_stalled` and its slot freed. Default 30 s (DRAFT_IDLE_TIMEOUT_MS). */
-  bodyIdleMs?: number;
 }
 
-/** Which cap refused a creation: the tenant's own (429) or the process's (503). */
-export type UploadRefusal = "tenant" | "process";
+/** Which cap refused a request: the tenant's own (429) or the process's (503). */
+export type SlotRefusal = "tenant" | "process";
 
 /**
- * One creation's slot. Its holders (the HTTP exchange, and the create running on it) each
- * release it once; the slot frees when the last one does, so neither a client that disconnects
- * mid-create nor an answer sent before the body was read leaves a slot taken or frees one early.
+ * One request's slot. Its holders (the HTTP exchange, and the work running on it, such as a
+ * create) each release it once; the slot frees when the last one does, so neither a client that
+ * disconnects mid-create nor an answer sent before the body was read leaves a slot taken or frees
+ * one early.
  */
-export class UploadLease {
+export class SlotLease {
   private holders = 1;
 
   constructor(private readonly free: () => void) {}
@@ -38,32 +41,32 @@ export class UploadLease {
 
 interface Waiter {
   tenantId: string;
-  grant: (lease: UploadLease) => void;
+  grant: (lease: SlotLease) => void;
 }
 
 /**
- * Admission for batch creations, per process and per tenant. A creation that finds its caps
- * full waits up to `waitMs` (first come, first served, skipping waiters whose own tenant is
- * still at its cap) so that a client's burst of small batches (`inferline score --remote` keeps
- * a few in flight) queues briefly instead of failing; each tenant may have at most `perTenant`
- * waiting, and past that or past the wait it is refused.
+ * Admission per process and per tenant. A request that finds its caps full waits up to `waitMs`
+ * (first come, first served, skipping waiters whose own tenant is still at its cap) so that a
+ * client's burst of small batches (`inferline score --remote` keeps a few in flight) queues
+ * briefly instead of failing; each tenant may have at most `perTenant` waiting, and past that or
+ * past the wait it is refused.
  */
-export class BatchUploadSlots {
+export class TenantSlots {
   private active = 0;
   private readonly activeByTenant = new Map<string, number>();
   private readonly waiting: Waiter[] = [];
 
-  constructor(readonly limits: BatchUploadLimits) {}
+  constructor(readonly limits: SlotLimits) {}
 
   /** A lease, the cap that refused it, or "aborted" when `signal` fired while it waited. */
-  acquire(tenantId: string, signal?: AbortSignal): Promise<UploadLease | UploadRefusal | "aborted"> {
+  acquire(tenantId: string, signal?: AbortSignal): Promise<SlotLease | SlotRefusal | "aborted"> {
     if (signal?.aborted) return Promise.resolve("aborted");
     // Every release serves the waiters it can, so none that could start is ever left waiting here.
     if (this.canStart(tenantId)) return Promise.resolve(this.grant(tenantId));
     const waitingOfTenant = this.waiting.filter((w) => w.tenantId === tenantId).length;
     if (this.limits.waitMs <= 0 || waitingOfTenant >= this.limits.perTenant) return Promise.resolve(this.refusal(tenantId));
     return new Promise((resolve) => {
-      const done = (answer: UploadLease | UploadRefusal | "aborted") => {
+      const done = (answer: SlotLease | SlotRefusal | "aborted") => {
         clearTimeout(timer);
         signal?.removeEventListener("abort", onAbort);
         const at = this.waiting.indexOf(waiter);
@@ -78,7 +81,7 @@ export class BatchUploadSlots {
     });
   }
 
-  /** Creations running and waiting now (for tests and metrics). */
+  /** Requests holding a slot and waiting for one now (for tests and metrics). */
   stats(): { active: number; waiting: number } {
     return { active: this.active, waiting: this.waiting.length };
   }
@@ -87,14 +90,14 @@ export class BatchUploadSlots {
     return this.active < this.limits.perProcess && (this.activeByTenant.get(tenantId) ?? 0) < this.limits.perTenant;
   }
 
-  private refusal(tenantId: string): UploadRefusal {
+  private refusal(tenantId: string): SlotRefusal {
     return (this.activeByTenant.get(tenantId) ?? 0) >= this.limits.perTenant ? "tenant" : "process";
   }
 
-  private grant(tenantId: string): UploadLease {
+  private grant(tenantId: string): SlotLease {
     this.active++;
     this.activeByTenant.set(tenantId, (this.activeByTenant.get(tenantId) ?? 0) + 1);
-    return new UploadLease(() => this.free(tenantId));
+    return new SlotLease(() => this.free(tenantId));
   }
 
   private free(tenantId: string): void {
