@@ -26,7 +26,7 @@ import { JobResultCache } from "./services/job-result-cache.ts";
 import { TenantBacklog } from "./services/tenant-backlog.ts";
 import { startTelemetry } from "@inferline/telemetry";
 
-/** Connections of the lists' own pool (see `scans`), beside the 16 of everything else. */
+/** Connections of the pool lists and result streams read on (see `scans`), beside the 16 of everything else. */
 const SCAN_POOL_SIZE = 4;
 
 export interface RunningApi {
@@ -53,13 +53,14 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
     statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
     onConnectionError: (err) => logger.warn({ err: err.message, code: (err as { code?: string }).code }, "PostgreSQL connection lost; the pool reconnects"),
   });
-  // Lists on a pool of their own: a tenant's slow scans never hold the connections submits need.
+  // Lists and result streams on a pool of their own: a tenant's slow scans never hold the connections submits need.
   const scans = new Database(env.DATABASE_URL, {
     poolSize: SCAN_POOL_SIZE,
     connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
     statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
     onConnectionError: (err) => logger.warn({ err: err.message, code: (err as { code?: string }).code }, "PostgreSQL connection lost; the pool reconnects"),
   });
+  const scanChunks = new BatchChunkStore(scans.pool);
   const redis = createRedis(redisTarget(env), "producer", { commandTimeout: env.REDIS_COMMAND_TIMEOUT_MS });
   // Named so an operator (or a fault test) can tell it apart in CLIENT LIST.
   const subscriber = createRedis(redisTarget(env), "worker", { connectionName: `${env.QUEUE_PREFIX}:api-subscriber` });
@@ -121,7 +122,7 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
     checkWebhook,
     defaultMaxQueueSeconds: env.DEFAULT_MAX_QUEUE_SECONDS,
     cache: new JobResultCache(cache, metrics.cache, { commandTimeoutMs: env.CACHE_COMMAND_TIMEOUT_MS }),
-    scans: { jobs: new JobStore(scans.pool, scans.prisma), items: new BatchChunkStore(scans.pool) },
+    scans: { jobs: new JobStore(scans.pool, scans.prisma), items: scanChunks },
   });
   const batches = new BatchService(outcomes, batchStore, chunkStore, models, dispatcher, listener, {
     availability,
@@ -137,6 +138,7 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
       slots: new TenantSlots({ perProcess: env.MAX_RESULT_STREAMS, perTenant: env.MAX_RESULT_STREAMS_PER_TENANT, waitMs: 0 }),
       pageBytes: bytes.parse(env.RESULT_STREAM_PAGE_BYTES) ?? 1024 * 1024,
       idleMs: env.RESULT_STREAM_IDLE_MS,
+      pages: scanChunks,
     },
     maxLineBytes: bytes.parse(env.BATCH_MAX_LINE_BYTES ?? env.BODY_LIMIT) ?? 1024 * 1024,
     checkWebhook,

@@ -74,6 +74,8 @@ export interface ResultStreamLimits {
   pageBytes: number;
   /** RESULT_STREAM_IDLE_MS: a write that has not drained for this long closes the stream. */
   idleMs: number;
+  /** Where pages are read: a pool of their own (the lists'), so streams never hold the connections submits need. Default: the service's store. */
+  pages?: Pick<BatchChunkStore, "resultPages">;
 }
 
 /**
@@ -261,7 +263,8 @@ export class BatchService {
    */
   async results(tenantId: string, id: string): Promise<AsyncGenerator<string>> {
     await this.get(tenantId, id);
-    return batchResultLines(id, this.chunks.resultPages(id, this.options.resultStreams.pageBytes));
+    const { pages = this.chunks, pageBytes } = this.options.resultStreams;
+    return batchResultLines(id, pages.resultPages(id, pageBytes));
   }
 
   async cancel(tenantId: string, id: string): Promise<BatchView> {
