@@ -12,7 +12,8 @@ export {
   InvalidCursorError,
   type FieldFault,
 } from "./errors.ts";
-export { Datatype, ParameterValue, Tensor, elementCount, flattenData, type FlatTensor } from "./tensor.ts";
+export { DATATYPES, Datatype, canonicalElement, elementExpectation, integerElement, zeroElement, type DatatypeFacts, type TensorElement } from "./datatypes.ts";
+export { ParameterValue, Tensor, elementCount, flattenData, type FlatTensor } from "./tensor.ts";
 export { DEFAULT_MAX_ROWS_PER_JOB, DEFAULT_CACHE_MAX_ENTRY_BYTES, TensorSpec, ModelVersionSpec, BatchingSpec, CacheSpec, ModelManifest } from "./manifest.ts";
 export { ModelRepository, modelFilePath, modelFingerprint, warmFingerprints, type ResolvedModel } from "./model-repository.ts";
 export { validateInputs, validateOutputNames, type ValidatedInputs } from "./validate-inputs.ts";

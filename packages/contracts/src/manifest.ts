@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Datatype } from "./tensor.ts";
+import { Datatype } from "./datatypes.ts";
 
 export const DEFAULT_MAX_ROWS_PER_JOB = 1024;
 
