@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { BroadcastChannel } from "node:worker_threads";
 import onnxProto from "onnx-proto";
 import { DEFAULT_MODELS_DIR } from "@inferline/contracts";
+import { writeEchoModels } from "./datatype-models.ts";
 
 const { onnx } = onnxProto;
 
@@ -111,13 +112,14 @@ function writeCachedLookupModel(dir: string): void {
  * `faultModels` the test-only `hang`, `crash`, `slow` and `poison` models (see FAULT_MODELS),
  * which need FIXTURE_ADAPTERS_MODULE to load. They are opt-in so that the workers of other tests
  * neither start their threads nor list them. `cachedModels` adds `lookup-cached` (see
- * writeCachedLookupModel).
+ * writeCachedLookupModel); `echoModels` an echo model of every datatype (see writeEchoModels).
  */
-export function createTestModelRepository(options: { faultModels?: boolean; cachedModels?: boolean } = {}): { dir: string; remove(): void } {
+export function createTestModelRepository(options: { faultModels?: boolean; cachedModels?: boolean; echoModels?: boolean } = {}): { dir: string; remove(): void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-models-"));
   fs.cpSync(path.join(DEFAULT_MODELS_DIR, "iris"), path.join(dir, "iris"), { recursive: true, filter: (src) => !src.endsWith(".ts") });
   writeLookupModel(dir, { name: "lookup", description: "test model: Gather over a 3-row table; an index out of range fails inside onnxruntime" });
   if (options.faultModels) for (const manifest of FAULT_MODELS) writeLookupModel(dir, manifest);
   if (options.cachedModels) writeCachedLookupModel(dir);
+  if (options.echoModels) writeEchoModels(dir);
   return { dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
