@@ -1,4 +1,5 @@
-import { canonicalElement, elementExpectation } from "./datatypes.ts";
+import { canonicalElement, elementExpectation, type TensorElement } from "./datatypes.ts";
+import { imageLimitFault, readImageHeader, type ImageLimits } from "./image-header.ts";
 import type { ModelManifest, TensorSpec } from "./manifest.ts";
 import { elementCount, flattenData, type FlatTensor, type Tensor } from "./tensor.ts";
 import type { FieldFault } from "./errors.ts";
@@ -43,7 +44,21 @@ function checkData(spec: TensorSpec, tensor: Tensor, base: string, faults: Field
       data[i] = element;
     }
   }
+  if (spec.image && spec.datatype === "BYTES" && !checkImages(spec.image, data, base, faults)) return undefined;
   return { name: tensor.name, shape: tensor.shape, datatype: tensor.datatype, data };
+}
+
+/** Whether every image (base64) is within `limits` by its header; an image whose header this cannot read is left to the worker. */
+function checkImages(limits: ImageLimits, data: TensorElement[], base: string, faults: FieldFault[]): boolean {
+  for (let i = 0; i < data.length; i++) {
+    const header = readImageHeader(Buffer.from(data[i] as string, "base64"));
+    const fault = header && imageLimitFault(header, limits);
+    if (fault) {
+      faults.push({ path: `${base}/data/${i}`, message: fault });
+      return false;
+    }
+  }
+  return true;
 }
 
 /**
