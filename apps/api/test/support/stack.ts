@@ -31,14 +31,23 @@ export const testLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }
  * prefix of the test file's own. Everything is removed by close().
  */
 export async function startStack(
-  options: { worker?: boolean; api?: Record<string, string>; workerEnv?: Record<string, string>; faultModels?: boolean; cachedModels?: boolean; echoModels?: boolean } = {},
+  options: {
+    worker?: boolean;
+    api?: Record<string, string>;
+    workerEnv?: Record<string, string>;
+    faultModels?: boolean;
+    cachedModels?: boolean;
+    echoModels?: boolean;
+    ocrTextLine?: boolean;
+  } = {},
 ): Promise<TestStack> {
   const db = await createTestDatabase();
   const prefix = uniquePrefix();
   // Fault models (hang, crash, slow, poison) need FIXTURE_ADAPTERS_MODULE in the worker's INFERENCE_ADAPTER_MODULES.
   // `lookup-cached` (two versions, with a result cache) only where asked for, like the fault models.
-  // Echo models of every datatype likewise.
-  const models = createTestModelRepository({ faultModels: options.faultModels, cachedModels: options.cachedModels, echoModels: options.echoModels });
+  // Echo models of every datatype and ocr-text-line likewise.
+  const { faultModels, cachedModels, echoModels, ocrTextLine } = options;
+  const models = createTestModelRepository({ faultModels, cachedModels, echoModels, ocrTextLine });
   const shared = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", MODELS_DIR: models.dir };
   const apiEnv = { ...shared, PORT: "0", HOST: "127.0.0.1", RETRY_BACKOFF_MS: "50", ...options.api };
   const workerEnvBase = { ...shared, METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", RETRY_BACKOFF_MS: "50", SHUTDOWN_TIMEOUT_MS: "5000", ...options.workerEnv };
