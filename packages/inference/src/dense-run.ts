@@ -5,15 +5,14 @@ import { DENSE_DATATYPES, denseOutputData, denseTensor, outputDatatype, type Den
 /**
  * Why a model cannot run dense, or undefined when it can. A dense run feeds the session typed
  * arrays as they are, so the model needs no pre/post-processing, a dynamic batch dimension first
- * and a fixed shape after it, and datatypes among `datatypes` (a caller that fills the arrays
- * itself may take fewer).
+ * and a fixed shape after it, and datatypes that typed arrays hold (every one but BYTES).
  */
-export function denseReason(manifest: ModelManifest, datatypes: ReadonlySet<Datatype> = DENSE_DATATYPES): string | undefined {
+export function denseReason(manifest: ModelManifest): string | undefined {
   if (manifest.preprocess || manifest.postprocess) return "it has pre/post-processing steps";
   for (const spec of manifest.inputs) {
     if (spec.shape[0] !== -1) return `input ${spec.name} has no dynamic batch dimension`;
     if (spec.shape.slice(1).some((d) => d < 1)) return `input ${spec.name} has dynamic dimensions after the batch dimension`;
-    if (!datatypes.has(spec.datatype)) return `input ${spec.name} is ${spec.datatype}`;
+    if (!DENSE_DATATYPES.has(spec.datatype)) return `input ${spec.name} is ${spec.datatype}`;
   }
   return undefined;
 }

@@ -71,7 +71,6 @@ describe("denseReason", () => {
     expect(denseReason(manifest({}, { shape: [4, 1] }))).toBe("input index has no dynamic batch dimension");
     expect(denseReason(manifest({}, { shape: [-1, -1] }))).toBe("input index has dynamic dimensions after the batch dimension");
     expect(denseReason(manifest({}, { datatype: "BYTES" }))).toBe("input index is BYTES");
-    expect(denseReason(repo.manifest("lookup"), new Set(["FP32"]))).toBe("input index is INT64");
   });
 });
 

@@ -32,7 +32,7 @@ export const OCR_MIN_WIDTH = 16;
 const MAX_IMAGE_BYTES = 8 * 1024 * 1024;
 /**
  * What an image of one text line can be (a long line at high resolution: 16384×256, or 2048×2048),
- * for a manifest whose `image` input declares no `image` limits. A larger one is refused by its
+ * where the manifest declares no limits on its `image` input. A larger one is refused by its
  * header before anything is decoded (a 1 MB PNG can claim hundreds of MB of pixels). The shipped
  * manifest declares these on its input, so the API refuses such images at submit.
  */
