@@ -17,7 +17,9 @@ export {
 } from "./errors.ts";
 export { backoffDelay, type BackoffSchedule } from "./backoff.ts";
 export { waitForDependencies, START_UP_BACKOFF, type DependencyCheck, type DependencyWaitLog } from "./dependency-wait.ts";
-export { Datatype, ParameterValue, Tensor, elementCount, flattenData, type FlatTensor } from "./tensor.ts";
+export { DATATYPES, Datatype, canonicalElement, elementExpectation, integerElement, zeroElement, type DatatypeFacts, type TensorElement } from "./datatypes.ts";
+export { ImageLimits, readImageHeader, imageLimitFault, type ImageHeader } from "./image-header.ts";
+export { ParameterValue, Tensor, elementCount, flattenData, type FlatTensor } from "./tensor.ts";
 export { DEFAULT_MAX_ROWS_PER_JOB, DEFAULT_CACHE_MAX_ENTRY_BYTES, TensorSpec, ModelVersionSpec, BatchingSpec, CacheSpec, ModelManifest } from "./manifest.ts";
 export { ModelRepository, modelFilePath, modelFingerprint, warmFingerprints, type ResolvedModel } from "./model-repository.ts";
 export { validateInputs, validateOutputNames, type ValidatedInputs } from "./validate-inputs.ts";

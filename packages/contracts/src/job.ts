@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { Datatype, Tensor } from "./tensor.ts";
+import { Datatype } from "./datatypes.ts";
+import { Tensor } from "./tensor.ts";
 import { isStorableText, StorableText, UNSTORABLE_TEXT_MESSAGE } from "./text.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -82,7 +83,11 @@ export const OutputTensor = z.object({
   name: z.string(),
   shape: z.array(z.number().int()),
   datatype: Datatype,
-  data: z.array(z.union([z.number(), z.boolean(), z.string()])),
+  data: z.array(z.union([z.number(), z.boolean(), z.string()])).meta({
+    description:
+      "Elements, flat row-major. BOOL: true/false; integers: numbers, but INT64 values past ±9007199254740991 as " +
+      "decimal strings; FP16/FP32: the exact value of the model's output as a number; BYTES: base64 strings",
+  }),
 });
 export type OutputTensor = z.infer<typeof OutputTensor>;
 

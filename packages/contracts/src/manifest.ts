@@ -1,19 +1,28 @@
 import { z } from "zod";
-import { Datatype } from "./tensor.ts";
+import { Datatype } from "./datatypes.ts";
+import { ImageLimits } from "./image-header.ts";
 
 export const DEFAULT_MAX_ROWS_PER_JOB = 1024;
 
-export const TensorSpec = z.object({
-  name: z.string().min(1),
-  datatype: Datatype,
-  /** -1 marks a dynamic dimension; the first dimension is the batch dimension when it is -1. */
-  shape: z.array(z.number().int().min(-1)),
-  /** Named features of a tabular input, in column order (used by the CLI's CSV mapping). */
-  features: z.array(z.string()).optional(),
-  /** Class names of a classifier output, by index along the last dimension. */
-  labels: z.array(z.string()).optional(),
-  description: z.string().optional(),
-});
+export const TensorSpec = z
+  .object({
+    name: z.string().min(1),
+    datatype: Datatype,
+    /** -1 marks a dynamic dimension; the first dimension is the batch dimension when it is -1. */
+    shape: z.array(z.number().int().min(-1)),
+    /** Named features of a tabular input, in column order (used by the CLI's CSV mapping). */
+    features: z.array(z.string()).optional(),
+    /**
+     * For a BYTES input of encoded images: the largest image each element may be, by its header.
+     * Larger ones are refused at submit (PNG and JPEG) and by the worker before decoding (422 /
+     * `invalid_image`).
+     */
+    image: ImageLimits.optional(),
+    /** Class names of a classifier output, by index along the last dimension. */
+    labels: z.array(z.string()).optional(),
+    description: z.string().optional(),
+  })
+  .refine((spec) => !spec.image || spec.datatype === "BYTES", { message: "image limits apply to BYTES inputs only", path: ["image"] });
 export type TensorSpec = z.infer<typeof TensorSpec>;
 
 export const ModelVersionSpec = z

@@ -1,8 +1,6 @@
 import { z } from "zod";
+import { Datatype, type TensorElement } from "./datatypes.ts";
 import { StorableText } from "./text.ts";
-
-export const Datatype = z.enum(["BOOL", "UINT8", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"]);
-export type Datatype = z.infer<typeof Datatype>;
 
 /** An OIP v2 parameter value: the protocol allows only scalars, which also bounds nesting. */
 export const ParameterValue = z.union([StorableText.max(1024), z.number(), z.boolean()]);
@@ -18,7 +16,11 @@ export const Tensor = z.strictObject({
   datatype: Datatype,
   // Elements are checked against the model's datatype by validateInputs, which also flattens
   // nested data; a per-element zod union here cost more than the rest of a submit.
-  data: z.array(z.unknown()),
+  data: z.array(z.unknown()).meta({
+    description:
+      "Elements, flat row-major or nested to the shape. BOOL: true/false; integers: JSON integers or decimal strings " +
+      "(INT64 values past ±9007199254740991 must be strings); FP16/FP32/FP64: numbers; BYTES: base64 strings",
+  }),
   parameters: z.record(StorableText.max(128), ParameterValue).optional(),
 });
 export type Tensor = z.infer<typeof Tensor>;
@@ -28,7 +30,7 @@ export interface FlatTensor {
   name: string;
   shape: number[];
   datatype: Datatype;
-  data: Array<number | boolean | string>;
+  data: TensorElement[];
 }
 
 export function elementCount(shape: readonly number[]): number {
@@ -36,13 +38,13 @@ export function elementCount(shape: readonly number[]): number {
 }
 
 /** Flattens nested data; returns undefined when the nesting is ragged or deeper than `shape`. */
-export function flattenData(data: readonly unknown[], shape: readonly number[]): Array<number | boolean | string> | undefined {
-  if (!data.some(Array.isArray)) return data as Array<number | boolean | string>;
-  const out: Array<number | boolean | string> = [];
+export function flattenData(data: readonly unknown[], shape: readonly number[]): TensorElement[] | undefined {
+  if (!data.some(Array.isArray)) return data as TensorElement[];
+  const out: TensorElement[] = [];
   const walk = (node: unknown, depth: number): boolean => {
     if (!Array.isArray(node)) {
       if (depth !== shape.length) return false;
-      out.push(node as number | boolean | string);
+      out.push(node as TensorElement);
       return true;
     }
     if (depth >= shape.length || node.length !== shape[depth]) return false;

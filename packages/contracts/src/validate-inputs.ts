@@ -1,3 +1,5 @@
+import { canonicalElement, elementExpectation, type TensorElement } from "./datatypes.ts";
+import { imageLimitFault, readImageHeader, type ImageLimits } from "./image-header.ts";
 import type { ModelManifest, TensorSpec } from "./manifest.ts";
 import { elementCount, flattenData, type FlatTensor, type Tensor } from "./tensor.ts";
 import type { FieldFault } from "./errors.ts";
@@ -6,24 +8,6 @@ export interface ValidatedInputs {
   inputs: FlatTensor[];
   /** Rows along the batch dimension (1 when the model has no dynamic batch dimension). */
   rows: number;
-}
-
-const INT_RANGES: Record<string, [number, number]> = {
-  UINT8: [0, 255],
-  INT8: [-128, 127],
-  INT16: [-32768, 32767],
-  INT32: [-2147483648, 2147483647],
-  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-};
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-function elementFault(datatype: string, value: unknown): string | undefined {
-  if (datatype === "BOOL") return typeof value === "boolean" ? undefined : "must be a boolean";
-  if (datatype === "BYTES") return typeof value === "string" && BASE64.test(value) ? undefined : "must be a base64 string";
-  if (typeof value !== "number" || !Number.isFinite(value)) return "must be a finite number";
-  const range = INT_RANGES[datatype];
-  if (range && (!Number.isInteger(value) || value < range[0] || value > range[1])) return `must be an integer in ${datatype} range`;
-  return undefined;
 }
 
 function checkShape(spec: TensorSpec, shape: number[], base: string, faults: FieldFault[]): void {
@@ -47,14 +31,34 @@ function checkData(spec: TensorSpec, tensor: Tensor, base: string, faults: Field
     faults.push({ path: `${base}/data`, message: `has ${flat.length} elements; shape [${tensor.shape.join(", ")}] needs ${expected}` });
     return undefined;
   }
+  // Elements in canonical form (see DATATYPES); the request's own array is copied only when one changes.
+  let data = flat;
   for (let i = 0; i < flat.length; i++) {
-    const fault = elementFault(spec.datatype, flat[i]);
-    if (fault) {
-      faults.push({ path: `${base}/data/${i}`, message: `${fault} (datatype ${spec.datatype})` });
+    const element = canonicalElement(spec.datatype, flat[i]);
+    if (element === undefined) {
+      faults.push({ path: `${base}/data/${i}`, message: `${elementExpectation(spec.datatype)} (datatype ${spec.datatype})` });
       return undefined;
     }
+    if (element !== flat[i]) {
+      if (data === flat) data = flat.slice();
+      data[i] = element;
+    }
   }
-  return { name: tensor.name, shape: tensor.shape, datatype: tensor.datatype, data: flat };
+  if (spec.image && spec.datatype === "BYTES" && !checkImages(spec.image, data, base, faults)) return undefined;
+  return { name: tensor.name, shape: tensor.shape, datatype: tensor.datatype, data };
+}
+
+/** Whether every image (base64) is within `limits` by its header; an image whose header this cannot read is left to the worker. */
+function checkImages(limits: ImageLimits, data: TensorElement[], base: string, faults: FieldFault[]): boolean {
+  for (let i = 0; i < data.length; i++) {
+    const header = readImageHeader(Buffer.from(data[i] as string, "base64"));
+    const fault = header && imageLimitFault(header, limits);
+    if (fault) {
+      faults.push({ path: `${base}/data/${i}`, message: fault });
+      return false;
+    }
+  }
+  return true;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Datatype } from "./tensor.ts";
+import { Datatype } from "./datatypes.ts";
 import { TensorSpec } from "./manifest.ts";
 import { InferenceResult, JobError, JobStatus, JobView, Timestamp } from "./job.ts";
 import { ModelReadiness, VersionReadiness } from "./model-readiness.ts";

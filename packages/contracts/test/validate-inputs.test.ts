@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ModelManifest } from "../src/manifest.ts";
-import type { Datatype, Tensor } from "../src/tensor.ts";
+import type { Datatype } from "../src/datatypes.ts";
+import type { Tensor } from "../src/tensor.ts";
 import { validateInputs, validateOutputNames } from "../src/validate-inputs.ts";
 
 function manifest(inputs: Array<{ name: string; datatype: Datatype; shape: number[] }>, maxRowsPerJob?: number): ModelManifest {
@@ -55,13 +56,49 @@ describe("validateInputs: element types per datatype", () => {
     ["INT16", 32768, /INT16 range/],
     ["INT32", 2147483648, /INT32 range/],
     ["INT32", -2147483649, /INT32 range/],
-    ["INT64", Number.MAX_SAFE_INTEGER + 1, /INT64 range/],
-    ["INT64", "5", /finite number/],
+    ["INT64", Number.MAX_SAFE_INTEGER + 1, /INT64 range.*decimal string/],
+    ["INT64", "9223372036854775808", /INT64 range/],
+    ["INT64", "-9223372036854775809", /INT64 range/],
+    ["INT64", "1.5", /INT64 range/],
+    ["INT64", "0x10", /INT64 range/],
+    ["INT64", " 5", /INT64 range/],
+    ["INT64", "", /INT64 range/],
+    ["INT64", "1".repeat(21), /INT64 range/],
+    ["UINT8", "256", /UINT8 range/],
+    ["FP16", 65520, /FP16 range \(±65504\)/],
+    ["FP16", -1e6, /FP16 range/],
+    ["FP32", 3.5e38, /FP32 range/],
   ])("%s refuses %j", (datatype, value, message) => {
     const result = check(datatype, value);
     expect(result.value).toBeUndefined();
     expect(result.faults).toEqual([{ path: "/inputs/0/data/0", message: expect.stringMatching(message) }]);
     expect(result.faults[0]!.message).toContain(`datatype ${datatype}`);
+  });
+
+  it.each<[Datatype, unknown, unknown]>([
+    ["INT64", "9007199254740993", "9007199254740993"],
+    ["INT64", "-9223372036854775808", "-9223372036854775808"],
+    ["INT64", "9223372036854775807", "9223372036854775807"],
+    ["INT64", "-9007199254740991", -9007199254740991],
+    ["INT64", "0042", 42],
+    ["INT8", "-128", -128],
+    ["UINT8", "255", 255],
+    ["FP16", 65519, 65519],
+    ["FP32", 3.4028235e38, 3.4028235e38],
+  ])("%s takes %j as %j: integers past ±(2^53-1) stay decimal strings, the rest become numbers", (datatype, value, canonical) => {
+    const result = check(datatype, value);
+    expect(result.faults).toEqual([]);
+    expect(result.value?.inputs[0]?.data).toEqual([canonical]);
+  });
+
+  it("copies the request's data only when an element changes form", () => {
+    const data = [1, "2", "9007199254740993"];
+    const given = tensor("x", "INT64", [1, 3], data);
+    const result = validateInputs(manifest([{ name: "x", datatype: "INT64", shape: [-1, 3] }]), [given]);
+    expect(result.value?.inputs[0]?.data).toEqual([1, 2, "9007199254740993"]);
+    expect(data).toEqual([1, "2", "9007199254740993"]);
+    const numbers = [1, 2, 3];
+    expect(validateInputs(manifest([{ name: "x", datatype: "INT64", shape: [-1, 3] }]), [tensor("x", "INT64", [1, 3], numbers)]).value?.inputs[0]?.data).toBe(numbers);
   });
 
   it("names the first bad element by its flat index, nested data too", () => {

@@ -1,5 +1,5 @@
 import type * as ort from "onnxruntime-node";
-import type { FlatTensor, ModelManifest } from "@inferline/contracts";
+import { zeroElement, type FlatTensor, type ModelManifest, type TensorElement } from "@inferline/contracts";
 import { sliceRows, stackRows } from "./tensors.ts";
 
 /** One job's request as the inference layer sees it. */
@@ -58,7 +58,7 @@ export function defaultAdapter(manifest: ModelManifest): ModelAdapter {
       inputs: manifest.inputs.map((spec) => {
         const shape = spec.shape.map((d) => (d === -1 ? 1 : d));
         const n = shape.reduce((a, b) => a * b, 1);
-        return { name: spec.name, datatype: spec.datatype, shape, data: new Array<number>(n).fill(0) };
+        return { name: spec.name, datatype: spec.datatype, shape, data: new Array<TensorElement>(n).fill(zeroElement(spec.datatype)) };
       }),
     }),
   };

@@ -1,31 +1,31 @@
 import type * as ort from "onnxruntime-node";
 import { elementCount, type Datatype, type ModelManifest } from "@inferline/contracts";
-import { datatypeOf, denseTensor, type DenseArray, type NumericDatatype } from "./tensors.ts";
-
-/** Datatypes a dense run takes unless the caller narrows them (every one a typed array holds). */
-const NUMERIC_DATATYPES: ReadonlySet<Datatype> = new Set<Datatype>(["BOOL", "UINT8", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"]);
+import { DENSE_DATATYPES, denseOutputData, denseTensor, outputDatatype, type DenseArray, type NumericDatatype } from "./tensors.ts";
 
 /**
  * Why a model cannot run dense, or undefined when it can. A dense run feeds the session typed
  * arrays as they are, so the model needs no pre/post-processing, a dynamic batch dimension first
- * and a fixed shape after it, and datatypes among `datatypes` (a caller that fills the arrays
- * itself may take fewer).
+ * and a fixed shape after it, and datatypes that typed arrays hold (every one but BYTES).
  */
-export function denseReason(manifest: ModelManifest, datatypes: ReadonlySet<Datatype> = NUMERIC_DATATYPES): string | undefined {
+export function denseReason(manifest: ModelManifest): string | undefined {
   if (manifest.preprocess || manifest.postprocess) return "it has pre/post-processing steps";
   for (const spec of manifest.inputs) {
     if (spec.shape[0] !== -1) return `input ${spec.name} has no dynamic batch dimension`;
     if (spec.shape.slice(1).some((d) => d < 1)) return `input ${spec.name} has dynamic dimensions after the batch dimension`;
-    if (!datatypes.has(spec.datatype)) return `input ${spec.name} is ${spec.datatype}`;
+    if (!DENSE_DATATYPES.has(spec.datatype)) return `input ${spec.name} is ${spec.datatype}`;
   }
   return undefined;
 }
 
-/** One output over the rows of a segment: `rowShape` elements per row, row-major. */
+/**
+ * One output over the rows of a segment: `rowShape` elements per row, row-major, as
+ * denseOutputData gives them (typed arrays as the session returns them, FP16 as float32 values,
+ * BYTES as base64 strings).
+ */
 export interface DenseOutput {
   name: string;
-  datatype: NumericDatatype;
-  data: DenseArray;
+  datatype: Datatype;
+  data: ArrayLike<number | bigint | string>;
   rowShape: number[];
 }
 
@@ -68,7 +68,8 @@ async function runRows(manifest: ModelManifest, run: SessionRun, columns: Readon
   }
   const outputs = names.map((name) => {
     const t = results[name] as ort.Tensor;
-    return { name, datatype: datatypeOf(t.type), data: t.data as DenseArray, rowShape: t.dims.slice(1) };
+    const datatype = outputDatatype(name, t.type);
+    return { name, datatype, data: denseOutputData(datatype, t.data), rowShape: t.dims.slice(1) };
   });
   segments.push({ from, to, outputs });
 }
@@ -80,7 +81,7 @@ function feedsOf(manifest: ModelManifest, columns: Readonly<Record<string, Dense
     const rowSize = elementCount(rowShape);
     const column = columns[spec.name];
     if (!column) throw new Error(`a dense run of ${manifest.name} needs input ${spec.name}`);
-    feeds[spec.name] = denseTensor(spec.datatype, column.subarray(from * rowSize, to * rowSize), [to - from, ...rowShape]);
+    feeds[spec.name] = denseTensor(spec.datatype as NumericDatatype, column.subarray(from * rowSize, to * rowSize), [to - from, ...rowShape]);
   }
   return feeds;
 }

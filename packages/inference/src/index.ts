@@ -8,5 +8,5 @@ export { LoadedModel, type ItemOutcome, type SessionSettings } from "./loaded-mo
 export { DynamicBatcher, type BatcherOptions } from "./batcher.ts";
 export { registerAdapter, importAdapterModules, type AdapterFactory } from "./adapters.ts";
 export { defaultAdapter, type InferenceItem, type ModelAdapter, type PreparedItem, type SplitItem } from "./adapter.ts";
-export { stackRows, sliceRows, denseArray, denseTensor, ortType, datatypeOf, type DenseArray, type NumericDatatype } from "./tensors.ts";
+export { stackRows, sliceRows, denseArray, denseTensor, setDenseElement, jsonElements, ortType, datatypeOf, DENSE_DATATYPES, type DenseArray, type NumericDatatype } from "./tensors.ts";
 export { readOnnxSignature, type GraphSignature, type GraphTensor } from "./onnx-signature.ts";

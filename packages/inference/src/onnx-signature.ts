@@ -1,5 +1,6 @@
 import * as ort from "onnxruntime-node";
 import type { Datatype } from "@inferline/contracts";
+import { datatypeOf } from "./tensors.ts";
 
 /** One input or output of an ONNX graph as onnxruntime reads it. */
 export interface GraphTensor {
@@ -17,20 +18,6 @@ export interface GraphSignature {
   outputs: GraphTensor[];
 }
 
-/** onnxruntime's tensor types against the API's datatypes. */
-const DATATYPES: Partial<Record<string, Datatype>> = {
-  bool: "BOOL",
-  uint8: "UINT8",
-  int8: "INT8",
-  int16: "INT16",
-  int32: "INT32",
-  int64: "INT64",
-  float16: "FP16",
-  float32: "FP32",
-  float64: "FP64",
-  string: "BYTES",
-};
-
 /**
  * The inputs and outputs an ONNX file declares (onnxruntime-node's inputMetadata/outputMetadata),
  * read by creating a session and releasing it at once: what `inferline models add` writes a
@@ -47,5 +34,5 @@ export async function readOnnxSignature(file: string): Promise<GraphSignature> {
 
 function graphTensor(meta: ort.InferenceSession.ValueMetadata): GraphTensor {
   if (!meta.isTensor) return { name: meta.name, datatype: undefined, onnxType: "non-tensor", shape: [] };
-  return { name: meta.name, datatype: DATATYPES[meta.type], onnxType: meta.type, shape: meta.shape.map((d) => (typeof d === "number" && d >= 0 ? d : -1)) };
+  return { name: meta.name, datatype: datatypeOf(meta.type), onnxType: meta.type, shape: meta.shape.map((d) => (typeof d === "number" && d >= 0 ? d : -1)) };
 }

@@ -1,12 +1,12 @@
-import zlib from "node:zlib";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
-import { decodeRgb, resizeToBgrPlanes, type RgbImage } from "../src/adapters/line-image.ts";
+import { jpegWithHeader, pngWithHeader } from "@inferline/testing";
+import { decodeRgb, ImageTooLargeError, resizeToBgrPlanes, type RgbImage } from "../src/adapters/line-image.ts";
 
 // The OCR adapter's image decoding: plain PNGs through fast-png, everything else through libvips,
 // both handing the same RGB-on-white pixels to one resize. libvips is the reference here.
 
-const LIMITS = { maxPixels: 40_000_000 };
+const LIMITS = { maxWidth: 16_384, maxHeight: 2048, maxPixels: 4 * 1024 * 1024 };
 const W = 37;
 const H = 11;
 
@@ -39,24 +39,6 @@ function maxDifference(a: Uint8Array, b: Uint8Array): number {
   return max;
 }
 
-/** A PNG of `width`×`height` whose image data inflates to `raw` (default one byte: too few for any image). */
-function pngWithHeader(width: number, height: number, raw = Buffer.alloc(1)): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const body = Buffer.concat([Buffer.from(type, "latin1"), data]);
-    const out = Buffer.alloc(body.length + 8);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(zlib.crc32(body), body.length + 4);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, chunk("IHDR", ihdr), chunk("IDAT", zlib.deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
-}
-
 describe("decodeRgb", () => {
   const plain: Array<[string, () => Promise<Buffer>]> = [
     ["RGB", () => raw(3).png().toBuffer()],
@@ -87,10 +69,33 @@ describe("decodeRgb", () => {
     expect([image.width, image.height]).toEqual([H, W]);
   });
 
-  it("refuses a PNG whose header gives more pixels than the limit, before inflating anything", async () => {
-    await expect(decodeRgb(pngWithHeader(100_000, 100_000), LIMITS)).rejects.toThrow(/exceeds the limit/);
-    // The same header within the limit is read, and its missing pixels are an error, not a crash.
-    await expect(decodeRgb(pngWithHeader(100, 100), LIMITS)).rejects.toThrow();
+  it.each([
+    [100_000, 48, /PNG of 100000×48 pixels is wider than this input's maxWidth of 16384/],
+    [300, 5000, /taller than this input's maxHeight of 2048/],
+    [8000, 600, /PNG of 8000×600 pixels has more than this input's maxPixels of 4194304/],
+    [100_000, 100_000, /wider than/],
+    [0, 10, /has no pixels/],
+  ])("refuses a PNG whose header gives %i×%i, past a limit, before inflating anything", async (width, height, message) => {
+    // 16 MB of image data in 16 KB of deflate: within what a 100000×100000 header allows, so only the header's bounds stop it.
+    const bytes = pngWithHeader(width, height, Buffer.alloc(16 * 1024 * 1024));
+    const refused = decodeRgb(bytes, LIMITS);
+    await expect(refused).rejects.toThrow(ImageTooLargeError);
+    await expect(refused).rejects.toThrow(message);
+  });
+
+  it("refuses a JPEG, and a format only libvips reads, whose header gives more than the limits", async () => {
+    // A frame header claiming 60000×60000 and nothing after it: only the header is read.
+    await expect(decodeRgb(jpegWithHeader(60_000, 60_000), LIMITS)).rejects.toThrow(/JPEG of 60000×60000 pixels is wider/);
+    const webp = await sharp({ create: { width: 3000, height: 1500, channels: 3, background: "#fff" } })
+      .webp()
+      .toBuffer();
+    await expect(decodeRgb(webp, LIMITS)).rejects.toThrow(/WEBP of 3000×1500 pixels has more than this input's maxPixels/);
+  });
+
+  it("reads a header within the limits, and a PNG's missing pixels are an error, not a crash", async () => {
+    const short = decodeRgb(pngWithHeader(100, 100), LIMITS);
+    await expect(short).rejects.toThrow();
+    await expect(short).rejects.not.toThrow(ImageTooLargeError);
   });
 
   it("refuses a PNG whose image data inflates far past what its header allows (a zlib bomb), before decoding it", async () => {

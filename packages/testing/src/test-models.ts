@@ -4,7 +4,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { BroadcastChannel } from "node:worker_threads";
 import onnxProto from "onnx-proto";
-import { DEFAULT_MODELS_DIR } from "@inferline/contracts";
+import { DEFAULT_MODELS_DIR, ModelRepository, modelFilePath } from "@inferline/contracts";
+import { writeEchoModels } from "./datatype-models.ts";
 
 const { onnx } = onnxProto;
 
@@ -107,18 +108,33 @@ function writeCachedLookupModel(dir: string): void {
 }
 
 /**
+ * `ocr-text-line` as shipped, but its version's ONNX file named by absolute path: its npm package
+ * cannot be found from a temp folder.
+ */
+function writeOcrTextLine(dir: string): void {
+  const shipped = ModelRepository.load(DEFAULT_MODELS_DIR).resolve("ocr-text-line");
+  const manifest = JSON.parse(fs.readFileSync(path.join(shipped.dir, "model.json"), "utf8")) as Record<string, unknown>;
+  fs.mkdirSync(path.join(dir, "ocr-text-line"));
+  const versions = [{ version: shipped.version, file: modelFilePath(shipped) }];
+  fs.writeFileSync(path.join(dir, "ocr-text-line", "model.json"), JSON.stringify({ ...manifest, versions }));
+}
+
+/**
  * A model repository in a temp dir: the real iris model plus the `lookup` test model, and with
  * `faultModels` the test-only `hang`, `crash`, `slow` and `poison` models (see FAULT_MODELS),
  * which need FIXTURE_ADAPTERS_MODULE to load. They are opt-in so that the workers of other tests
  * neither start their threads nor list them. `cachedModels` adds `lookup-cached` (see
- * writeCachedLookupModel).
+ * writeCachedLookupModel); `echoModels` an echo model of every datatype (see writeEchoModels);
+ * `ocrTextLine` the shipped `ocr-text-line` (see writeOcrTextLine).
  */
-export function createTestModelRepository(options: { faultModels?: boolean; cachedModels?: boolean } = {}): { dir: string; remove(): void } {
+export function createTestModelRepository(options: { faultModels?: boolean; cachedModels?: boolean; echoModels?: boolean; ocrTextLine?: boolean } = {}): { dir: string; remove(): void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-models-"));
   fs.cpSync(path.join(DEFAULT_MODELS_DIR, "iris"), path.join(dir, "iris"), { recursive: true, filter: (src) => !src.endsWith(".ts") });
   writeLookupModel(dir, { name: "lookup", description: "test model: Gather over a 3-row table; an index out of range fails inside onnxruntime" });
   if (options.faultModels) for (const manifest of FAULT_MODELS) writeLookupModel(dir, manifest);
   if (options.cachedModels) writeCachedLookupModel(dir);
+  if (options.echoModels) writeEchoModels(dir);
+  if (options.ocrTextLine) writeOcrTextLine(dir);
   return { dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 

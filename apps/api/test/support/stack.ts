@@ -39,13 +39,17 @@ export async function startStack(
     cachedModels?: boolean;
     /** Edits the model repository before any process reads it (e.g. gives a fault model a result cache). */
     editModels?: (dir: string) => void;
+    echoModels?: boolean;
+    ocrTextLine?: boolean;
   } = {},
 ): Promise<TestStack> {
   const db = await createTestDatabase();
   const prefix = uniquePrefix();
   // Fault models (hang, crash, slow, poison) need FIXTURE_ADAPTERS_MODULE in the worker's INFERENCE_ADAPTER_MODULES.
   // `lookup-cached` (two versions, with a result cache) only where asked for, like the fault models.
-  const models = createTestModelRepository({ faultModels: options.faultModels, cachedModels: options.cachedModels });
+  // Echo models of every datatype and ocr-text-line likewise.
+  const { faultModels, cachedModels, echoModels, ocrTextLine } = options;
+  const models = createTestModelRepository({ faultModels, cachedModels, echoModels, ocrTextLine });
   options.editModels?.(models.dir);
   const shared = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", MODELS_DIR: models.dir };
   const apiEnv = { ...shared, PORT: "0", HOST: "127.0.0.1", RETRY_BACKOFF_MS: "50", ...options.api };

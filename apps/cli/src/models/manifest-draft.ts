@@ -61,7 +61,7 @@ export function draftManifest(signature: GraphSignature, options: DraftOptions):
     output.shape[output.shape.length - 1] = options.labels.length;
   }
   for (const input of inputs) {
-    if (input.datatype === "BYTES") notes.push(`input '${input.name}' is BYTES (strings): the default adapter cannot feed it; set "preprocess" to an adapter that can`);
+    if (input.datatype === "BYTES") notes.push(`input '${input.name}' is BYTES (strings): requests give each element as the base64 of its UTF-8 text`);
   }
 
   const batchable = inputs.every((i) => i.shape.length > 0 && i.shape[0] === -1);

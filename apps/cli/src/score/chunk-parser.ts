@@ -1,6 +1,7 @@
 import Papa from "papaparse";
-import type { Datatype, FlatTensor, ModelManifest, Tensor, validateInputs } from "@inferline/contracts";
-import { denseArray, type DenseArray } from "@inferline/inference";
+import { canonicalElement, DATATYPES, elementExpectation } from "@inferline/contracts";
+import type { Datatype, FlatTensor, ModelManifest, Tensor, TensorElement, validateInputs } from "@inferline/contracts";
+import { denseArray, setDenseElement, type DenseArray, type NumericDatatype } from "@inferline/inference";
 import type { ModelLayout, RowInput } from "./model-layout.ts";
 import { splitCsvRecords } from "./record-bounds.ts";
 import type { ParseSettings } from "./types.ts";
@@ -25,37 +26,22 @@ export interface ParsedChunk {
   errors: RowError[];
 }
 
-const INT_RANGES: Partial<Record<Datatype, [number, number]>> = {
-  UINT8: [0, 255],
-  INT8: [-128, 127],
-  INT16: [-32768, 32767],
-  INT32: [-2147483648, 2147483647],
-  INT64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-};
-
-/** Why `v` cannot be an element of `datatype`, or undefined when it can. */
-function valueFault(datatype: Datatype, v: number): string | undefined {
-  if (!Number.isFinite(v)) return "is not a finite number";
-  if (datatype === "BOOL") return v === 0 || v === 1 ? undefined : "is not a boolean (0/1/true/false)";
-  const range = INT_RANGES[datatype];
-  if (range && (!Number.isInteger(v) || v < range[0] || v > range[1])) return `is not an integer in ${datatype} range`;
-  return undefined;
-}
-
-function put(column: DenseArray, at: number, v: number): void {
-  if (column instanceof BigInt64Array) column[at] = BigInt(v);
-  else column[at] = v;
-}
-
-/** A CSV cell as a number; NaN when it is empty or not a number. */
-function cellNumber(cell: string, datatype: Datatype): number {
-  const v = +cell;
-  if (v === 0 && cell.trim() === "") return Number.NaN;
-  if (v !== v && datatype === "BOOL") {
-    const t = cell.trim().toLowerCase();
-    return t === "true" ? 1 : t === "false" ? 0 : Number.NaN;
+/** A CSV cell as an element of `datatype` in canonical form; undefined when it is empty or not one. */
+function cellElement(cell: string, datatype: Datatype): TensorElement | undefined {
+  const text = cell.trim();
+  if (text === "") return undefined;
+  if (DATATYPES[datatype].kind === "bool") {
+    const t = text.toLowerCase();
+    return t === "true" || +t === 1 ? true : t === "false" || +t === 0 ? false : undefined;
   }
-  return v;
+  // Digits are read as text first, so that an INT64 past 2^53 keeps every digit.
+  return canonicalElement(datatype, text) ?? canonicalElement(datatype, +text);
+}
+
+/** Why a CSV cell is not an element of `datatype` (it is not empty). */
+function cellFault(cell: string, datatype: Datatype): string {
+  if (DATATYPES[datatype].kind === "bool") return "is not a boolean (0/1/true/false)";
+  return Number.isNaN(+cell) ? "is not a number" : elementExpectation(datatype);
 }
 
 /** What JSONL lines of v2 tensors need from the contracts package (zod), loaded only for JSONL input. */
@@ -89,7 +75,7 @@ export class ChunkParser {
       count: 0,
       lines: [],
       ids: null,
-      columns: this.layout.dense ? this.inputs.map((i) => denseArray(i.datatype, capacity * i.rowSize)) : [],
+      columns: this.layout.dense ? this.inputs.map((i) => denseArray(i.datatype as NumericDatatype, capacity * i.rowSize)) : [],
       items: this.layout.dense ? null : [],
       errors: [],
     };
@@ -148,20 +134,19 @@ export class ChunkParser {
       const base = row * input.rowSize;
       for (let j = 0; j < cols.length; j++) {
         const cell = record[cols[j]!];
-        const v = cell === undefined ? Number.NaN : cellNumber(cell, input.datatype);
-        const fault = v !== v ? undefined : valueFault(input.datatype, v);
-        if (v !== v || fault) {
+        const element = cell === undefined ? undefined : cellElement(cell, input.datatype);
+        if (element === undefined) {
           const name = csvHeader?.[cols[j]!]?.trim() ?? input.features![j]!;
           const error =
             cell === undefined
               ? `column ${JSON.stringify(name)} is missing (the row has ${record.length} fields)`
               : cell.trim() === ""
                 ? `column ${JSON.stringify(name)} is empty`
-                : `column ${JSON.stringify(name)}: ${JSON.stringify(cell)} ${fault ?? "is not a number"}`;
+                : `column ${JSON.stringify(name)}: ${JSON.stringify(cell)} ${cellFault(cell, input.datatype)}`;
           chunk.errors.push({ line, ...(id !== undefined && id !== "" ? { id } : {}), error });
           return;
         }
-        put(column, base + j, v);
+        setDenseElement(input.datatype as NumericDatatype, column, base + j, element);
       }
     }
     this.addId(chunk, id === "" ? undefined : id);
@@ -238,11 +223,13 @@ export class ChunkParser {
   }
 
   private jsonValue(column: DenseArray, at: number, datatype: Datatype, v: unknown): string | undefined {
-    const n = typeof v === "number" ? v : typeof v === "boolean" && datatype === "BOOL" ? Number(v) : undefined;
-    if (n === undefined) return `must be a number, got ${v === null ? "null" : typeof v}`;
-    const fault = valueFault(datatype, n);
-    if (fault) return `${JSON.stringify(v)} ${fault}`;
-    put(column, at, n);
+    const bool = DATATYPES[datatype].kind === "bool";
+    const element = canonicalElement(datatype, bool && (v === 0 || v === 1) ? v === 1 : v);
+    if (element === undefined) {
+      if (typeof v === "object" || typeof v === "undefined") return `${elementExpectation(datatype)}, got ${v === null ? "null" : typeof v}`;
+      return `${JSON.stringify(v)} ${elementExpectation(datatype)}`;
+    }
+    setDenseElement(datatype as NumericDatatype, column, at, element);
     return undefined;
   }
 
@@ -264,10 +251,7 @@ export class ChunkParser {
       const input = this.inputs[k]!;
       const tensor = value.inputs.find((t) => t.name === input.name)!;
       const column = chunk.columns[k]!;
-      for (let j = 0; j < input.rowSize; j++) {
-        const v = tensor.data[j]!;
-        put(column, row * input.rowSize + j, typeof v === "boolean" ? Number(v) : (v as number));
-      }
+      for (let j = 0; j < input.rowSize; j++) setDenseElement(input.datatype as NumericDatatype, column, row * input.rowSize + j, tensor.data[j]!);
     }
     return undefined;
   }

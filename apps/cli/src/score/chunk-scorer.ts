@@ -1,4 +1,4 @@
-import type { FlatTensor } from "@inferline/contracts";
+import type { FlatTensor, TensorElement } from "@inferline/contracts";
 import type { DenseArray, LoadedModel } from "@inferline/inference";
 import { ChunkParser, type ParsedChunk, type RowError, type TensorCheck } from "./chunk-parser.ts";
 import { ResultFormatter, type OutputBlock } from "./formatter.ts";
@@ -150,7 +150,7 @@ export class ChunkScorer {
     const outcomes = await this.model.run(p.items!.map((inputs) => ({ inputs })));
     const lines: number[] = [];
     const ids: unknown[] = [];
-    const perOutput = new Map<string, { values: Array<number | bigint | boolean>; rowSize: number }>();
+    const perOutput = new Map<string, { values: TensorElement[]; rowSize: number }>();
     outcomes.forEach((outcome, i) => {
       const id = p.ids?.[i];
       if (!outcome.ok) {
@@ -161,7 +161,7 @@ export class ChunkScorer {
       ids.push(id);
       for (const o of this.layout.outputs) {
         const t = outcome.result.outputs.find((x: FlatTensor) => x.name === o.name);
-        const data = (t?.data ?? []) as Array<number | boolean>;
+        const data = t?.data ?? [];
         let acc = perOutput.get(o.name);
         if (!acc) perOutput.set(o.name, (acc = { values: [], rowSize: data.length }));
         for (const v of data) acc.values.push(v);

@@ -1,13 +1,16 @@
 import Papa from "papaparse";
-import type { ModelManifest } from "@inferline/contracts";
+import { DATATYPES, integerElement, type Datatype, type ModelManifest } from "@inferline/contracts";
 import type { RowError } from "./chunk-parser.ts";
 import type { ModelLayout } from "./model-layout.ts";
 import { UsageError, type OutputFormat } from "./types.ts";
 
+/** An output element as local runs (typed arrays, base64 strings) or the API's JSON (remote) give it. */
+type OutputElement = number | bigint | boolean | string;
+
 /** One model output over the rows of a chunk: `rowSize` elements per row, row-major. */
 export interface OutputBlock {
   name: string;
-  data: ArrayLike<number | bigint | boolean>;
+  data: ArrayLike<OutputElement>;
   rowSize: number;
 }
 
@@ -31,8 +34,9 @@ function plan(layout: ModelLayout, manifest: ModelManifest): Plan {
   return { ...(labelled ? { labelled } : {}), raw };
 }
 
-const num = (v: number | bigint | boolean | undefined): string =>
-  typeof v === "number" ? (Number.isFinite(v) ? `${v}` : "null") : typeof v === "bigint" ? `${v}` : typeof v === "boolean" ? `${v}` : "null";
+type ElementText = (v: OutputElement | undefined) => string;
+
+const num = (v: OutputElement | undefined): string => (typeof v === "number" && Number.isFinite(v) ? `${v}` : "null");
 
 /** Drops trailing zeros of a decimal mantissa ("0.500000000" → "0.5", "1.00000000e-7" → "1e-7"). */
 function trimZeros(s: string): string {
@@ -49,10 +53,33 @@ function trimZeros(s: string): string {
  * A float32 in at most 9 significant digits: always enough to read back the very same float32
  * (`Math.fround(parseFloat(s)) === v`), shorter and faster to write than the float64 digits.
  */
-const f32 = (v: number): string => (Number.isFinite(v) ? trimZeros(v.toPrecision(9)) : "null");
+const f32 = (v: OutputElement | undefined): string => (typeof v === "number" && Number.isFinite(v) ? trimZeros(v.toPrecision(9)) : "null");
 
-const formatterOf = (data: OutputBlock["data"]): ((v: number | bigint | boolean | undefined) => string) =>
-  data instanceof Float32Array ? (f32 as (v: number | bigint | boolean | undefined) => string) : num;
+/** BOOL: a local run gives 0/1 bytes, the API true/false. */
+const bool = (v: OutputElement | undefined): string => (v === undefined ? "null" : v === true || v === 1 ? "true" : "false");
+
+/** An integer in JSON as the API writes it (integerElement): a local run gives INT64 as bigint, the API as a number or a decimal string. */
+const intJson = (v: OutputElement | undefined): string => (typeof v === "bigint" ? JSON.stringify(integerElement(v)) : typeof v === "string" ? JSON.stringify(v) : num(v));
+const intText = (v: OutputElement | undefined): string => (typeof v === "bigint" || typeof v === "string" ? `${v}` : num(v));
+
+/**
+ * How the elements of an output of `datatype` are written, so that a local run and the API's
+ * results (remote) give the same text: FP16 and FP32 in at most 9 digits (which read back to the
+ * same float32), integers exact, BYTES as their base64 (a JSON string in JSONL).
+ */
+function elementText(datatype: Datatype, json: boolean): ElementText {
+  if (datatype === "FP32" || datatype === "FP16") return f32;
+  switch (DATATYPES[datatype].kind) {
+    case "bool":
+      return bool;
+    case "int":
+      return json ? intJson : intText;
+    case "bytes":
+      return json ? (v) => JSON.stringify(v ?? null) : (v) => (v === undefined ? "" : `${v}`);
+    default:
+      return num;
+  }
+}
 
 /**
  * Writes result rows. JSONL, one object per scored row:
@@ -66,6 +93,8 @@ export class ResultFormatter {
   private readonly plan: Plan;
   private readonly labelKeys: string[];
   private readonly labelValues: string[];
+  /** How each output's elements are written, by output name. */
+  private readonly texts: Map<string, ElementText>;
 
   constructor(
     layout: ModelLayout,
@@ -73,6 +102,7 @@ export class ResultFormatter {
     private readonly format: OutputFormat,
   ) {
     this.plan = plan(layout, manifest);
+    this.texts = new Map(manifest.outputs.map((o) => [o.name, elementText(o.datatype, format !== "csv")]));
     const labels = this.plan.labelled?.labels ?? [];
     this.labelValues = labels.map((l) => JSON.stringify(l));
     this.labelKeys = labels.map((l, i) => `${i === 0 ? "" : ","}${JSON.stringify(l)}:`);
@@ -80,6 +110,10 @@ export class ResultFormatter {
       const dynamic = this.plan.raw.find((r) => r.rowSize === undefined);
       if (dynamic) throw new UsageError(`output ${dynamic.name} of model ${layout.name} has a dynamic shape, which CSV columns cannot hold; use --format jsonl`);
     }
+  }
+
+  private textOf(output: string): ElementText {
+    return this.texts.get(output) ?? num;
   }
 
   /** What the output starts with (the CSV header line; nothing for JSONL). */
@@ -101,8 +135,8 @@ export class ResultFormatter {
   private jsonRows(count: number, lines: number[], ids: unknown[] | null, labelled: OutputBlock | undefined, raw: OutputBlock[]): string {
     let s = "";
     const k = this.labelKeys.length;
-    const fmtL = labelled ? formatterOf(labelled.data) : num;
-    const fmtRaw = raw.map((o) => formatterOf(o.data));
+    const fmtL = labelled ? this.textOf(labelled.name) : num;
+    const fmtRaw = raw.map((o) => this.textOf(o.name));
     for (let r = 0; r < count; r++) {
       s += `{"line":${lines[r]}`;
       const id = ids?.[r];
@@ -133,8 +167,8 @@ export class ResultFormatter {
   private csvRows(count: number, lines: number[], ids: unknown[] | null, labelled: OutputBlock | undefined, raw: OutputBlock[]): string {
     const records = new Array<Array<string | number>>(count);
     const k = this.labelKeys.length;
-    const fmtL = labelled ? formatterOf(labelled.data) : num;
-    const fmtRaw = raw.map((o) => formatterOf(o.data));
+    const fmtL = labelled ? this.textOf(labelled.name) : num;
+    const fmtRaw = raw.map((o) => this.textOf(o.name));
     for (let r = 0; r < count; r++) {
       const id = ids?.[r];
       const rec: Array<string | number> = [lines[r]!, id === undefined ? "" : typeof id === "string" ? id : JSON.stringify(id)];

@@ -35,11 +35,8 @@ export interface ModelLayout {
   notTabularReason?: string;
 }
 
-/** Datatypes the chunk parser writes into typed arrays from CSV cells and JSON numbers (not FP16). */
-const DENSE_TYPES: ReadonlySet<Datatype> = new Set<Datatype>(["FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "BOOL"]);
-
 export function modelLayout(manifest: ModelManifest, version: string): ModelLayout {
-  const notDense = denseReason(manifest, DENSE_TYPES);
+  const notDense = denseReason(manifest);
   const inputs: RowInput[] = manifest.inputs.map((spec) => {
     const rowShape = spec.shape.slice(1);
     const rowSize = rowShape.reduce((a, b) => a * b, 1);

@@ -1,5 +1,6 @@
 import { InferlineClient, InferlineError, type BatchResultLine, type BatchHeaderInput } from "@inferline/client";
-import type { CacheMode, FlatTensor, ResolvedModel } from "@inferline/contracts";
+import type { CacheMode, FlatTensor, ResolvedModel, TensorElement } from "@inferline/contracts";
+import { jsonElements } from "@inferline/inference";
 import { ChunkParser, type ParsedChunk, type RowError } from "./chunk-parser.ts";
 import { ResultFormatter, type OutputBlock } from "./formatter.ts";
 import { modelLayout, type ModelLayout } from "./model-layout.ts";
@@ -42,7 +43,7 @@ interface RowGroup {
 }
 
 /** What became of a group: its outputs by name (rows in order), or the result line that failed it. */
-type GroupOutcome = { outputs: Map<string, ArrayLike<number | boolean>> } | { failed: BatchResultLine };
+type GroupOutcome = { outputs: Map<string, ArrayLike<TensorElement>> } | { failed: BatchResultLine };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -131,7 +132,7 @@ export class RemoteScorer implements Scorer {
     await this.client.batches.wait(created.id);
     const outcomes = new Array<GroupOutcome>(groups.length);
     for await (const r of this.client.batches.results(created.id)) {
-      outcomes[r.index] = r.status === "succeeded" && r.result ? { outputs: new Map(r.result.outputs.map((t) => [t.name, t.data as Array<number | boolean>])) } : { failed: r };
+      outcomes[r.index] = r.status === "succeeded" && r.result ? { outputs: new Map(r.result.outputs.map((t) => [t.name, t.data])) } : { failed: r };
     }
     return outcomes;
   }
@@ -161,7 +162,7 @@ export class RemoteScorer implements Scorer {
       name: input.name,
       datatype: input.datatype,
       shape: [g.to - g.from, ...input.rowShape],
-      data: Array.from(parsed.columns[k]!.subarray(g.from * input.rowSize, g.to * input.rowSize) as ArrayLike<number | bigint>, Number),
+      data: jsonElements(input.datatype, parsed.columns[k]!, g.from * input.rowSize, (g.to - g.from) * input.rowSize),
     }));
   }
 
@@ -169,7 +170,7 @@ export class RemoteScorer implements Scorer {
   private format(parsed: ParsedChunk, groups: RowGroup[], outcomes: GroupOutcome[], retried: Map<number, GroupOutcome>, errors: RowError[]): { text: string; rows: number } {
     const lines: number[] = [];
     const ids: unknown[] = [];
-    const blocks = new Map<string, { values: Array<number | boolean>; rowSize: number }>();
+    const blocks = new Map<string, { values: TensorElement[]; rowSize: number }>();
     const take = (from: number, to: number, outcome: GroupOutcome | undefined): void => {
       if (!outcome || "failed" in outcome) {
         // Failed, canceled or expired (not started within its queue deadline): the rows go to the
@@ -197,9 +198,8 @@ export class RemoteScorer implements Scorer {
       if (!retried.has(g.from)) return take(g.from, g.to, outcomes[i]);
       for (let r = g.from; r < g.to; r++) take(r, r + 1, retried.get(r));
     });
-    // JSON carries float32 outputs as doubles; back in a Float32Array they format exactly as local scoring formats them.
-    const fp32 = new Set(this.model.manifest.outputs.filter((o) => o.datatype === "FP32").map((o) => o.name));
-    const outputs: OutputBlock[] = [...blocks].map(([name, b]) => ({ name, data: fp32.has(name) ? Float32Array.from(b.values as number[]) : b.values, rowSize: b.rowSize }));
+    // The formatter writes each output by its datatype, so JSON's values format as local scoring's typed arrays do.
+    const outputs: OutputBlock[] = [...blocks].map(([name, b]) => ({ name, data: b.values, rowSize: b.rowSize }));
     return { text: this.formatter.rows(lines.length, lines, ids.some((i) => i !== undefined) ? ids : null, outputs), rows: lines.length };
   }
 

@@ -1,6 +1,7 @@
 import zlib from "node:zlib";
 import { convertIndexedToRgb, decode as decodePng, hasPngSignature, type DecodedPng } from "fast-png";
 import sharp from "sharp";
+import { imageLimitFault, readImageHeader, type ImageLimits } from "@inferline/contracts";
 
 /**
  * Decoding a text-line image into the model's input: RGB bytes, then a bilinear resize to the
@@ -23,14 +24,16 @@ export interface RgbImage {
   decodedBy: "fast-png" | "libvips";
 }
 
-export interface DecodeLimits {
-  /** Decompression-bomb guard: images with more pixels are refused before decoding. */
-  maxPixels: number;
-}
+/** An image whose header gives dimensions past the limits: refused before any of it is decoded. */
+export class ImageTooLargeError extends Error {}
 
-/** Decodes an encoded image (PNG fast path, anything libvips reads otherwise). Throws on bad input. */
-export async function decodeRgb(bytes: Buffer, limits: DecodeLimits): Promise<RgbImage> {
-  const png = plainPng(bytes, limits);
+/**
+ * Decodes an encoded image (PNG fast path, anything libvips reads otherwise). Throws on bad input,
+ * and ImageTooLargeError, before inflating or decoding anything, for an image past `limits`.
+ */
+export async function decodeRgb(bytes: Buffer, limits: ImageLimits): Promise<RgbImage> {
+  await assertWithinLimits(bytes, limits);
+  const png = plainPng(bytes);
   if (png) return png;
   const { data, info } = await sharp(bytes, { autoOrient: true, limitInputPixels: limits.maxPixels, failOn: "error" })
     .flatten({ background: "#ffffff" })
@@ -42,19 +45,31 @@ export async function decodeRgb(bytes: Buffer, limits: DecodeLimits): Promise<Rg
   return { width: info.width, height: info.height, rgb: data, decodedBy: "libvips" };
 }
 
+/**
+ * Refuses an image past `limits` by the dimensions its header gives: PNG and JPEG headers are read
+ * here, other formats' by libvips, which reads only the header for metadata.
+ */
+async function assertWithinLimits(bytes: Buffer, limits: ImageLimits): Promise<void> {
+  const fault = imageLimitFault(readImageHeader(bytes) ?? (await libvipsHeader(bytes)), limits);
+  if (fault) throw new ImageTooLargeError(fault);
+}
+
+async function libvipsHeader(bytes: Buffer): Promise<{ format: string; width: number; height: number }> {
+  const meta = await sharp(bytes, { failOn: "error" }).metadata();
+  return { format: meta.format.toUpperCase(), width: meta.width, height: meta.height };
+}
+
 /** Chunks whose meaning the fast path does not apply: sharp decodes such PNGs. */
 const NEEDS_LIBVIPS = new Set(["eXIf", "iCCP"]);
 
 /**
  * A PNG the fast path can decode exactly as libvips would, decoded; undefined when it is not such
- * a PNG. The header is read before anything is inflated, so an oversized image costs nothing.
+ * a PNG. Its dimensions were checked against the limits already (assertWithinLimits).
  */
-function plainPng(bytes: Buffer, limits: DecodeLimits): RgbImage | undefined {
+function plainPng(bytes: Buffer): RgbImage | undefined {
   if (bytes.length < 33 || !hasPngSignature(bytes)) return undefined;
   const width = bytes.readUInt32BE(16);
   const height = bytes.readUInt32BE(20);
-  if (width === 0 || height === 0) throw new Error("the PNG header gives no dimensions");
-  if (width * height > limits.maxPixels) throw new Error(`${width}×${height} exceeds the limit of ${limits.maxPixels} pixels`);
   const chunks = scanChunks(bytes);
   if (chunks.needsLibvips) return undefined;
   assertInflatesWithin(chunks.idat, rawBound(bytes, width, height));

@@ -2,9 +2,9 @@ import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import * as ort from "onnxruntime-node";
-import { InferlineError, NonRetriableError, type FlatTensor, type ModelManifest } from "@inferline/contracts";
+import { InferlineError, NonRetriableError, type FlatTensor, type ImageLimits, type ModelManifest } from "@inferline/contracts";
 import type { InferenceItem, ModelAdapter, PreparedItem, SplitItem } from "../adapter.ts";
-import { decodeRgb, resizeToBgrPlanes, type RgbImage } from "./line-image.ts";
+import { decodeRgb, ImageTooLargeError, resizeToBgrPlanes, type RgbImage } from "./line-image.ts";
 
 /**
  * PaddleOCR v4 text-line recognition (`ch_PP-OCRv4_rec_infer.onnx`, SVTR-LCNet + CTC head).
@@ -30,8 +30,13 @@ export const OCR_MAX_WIDTH = 1280;
 export const OCR_MIN_WIDTH = 16;
 /** Encoded images larger than this are refused before decoding. */
 const MAX_IMAGE_BYTES = 8 * 1024 * 1024;
-/** Decompression-bomb guard: a text line has no business being larger than this. */
-const MAX_INPUT_PIXELS = 40_000_000;
+/**
+ * What an image of one text line can be (a long line at high resolution: 16384×256, or 2048×2048),
+ * where the manifest declares no limits on its `image` input. A larger one is refused by its
+ * header before anything is decoded (a 1 MB PNG can claim hundreds of MB of pixels). The shipped
+ * manifest declares these on its input, so the API refuses such images at submit.
+ */
+export const TEXT_LINE_IMAGE_LIMITS: ImageLimits = { maxWidth: 16_384, maxHeight: 2048, maxPixels: 4 * 1024 * 1024 };
 /** Time steps of the output for an input W px wide (strided convolutions to ceil(W/4), then a /2 pooling); checked for W = 16..1280. */
 export function ocrSteps(width: number): number {
   return Math.floor(Math.ceil(width / 4) / 2);
@@ -63,6 +68,7 @@ export interface OcrOptions {
 /** Builds the adapter; the dictionary is read once, from next to the ONNX file of the default version. */
 export function ocrTextLineAdapter(manifest: ModelManifest, modelDir: string, options: OcrOptions = {}): ModelAdapter {
   const charset = loadCharset(dictionaryPath(manifest, modelDir));
+  const imageLimits = manifest.inputs.find((spec) => spec.name === "image")?.image ?? TEXT_LINE_IMAGE_LIMITS;
   const minPadded = options.minPaddedWidth ?? OCR_MIN_PADDED_WIDTH;
   const maxWidth = options.maxWidth ?? OCR_MAX_WIDTH;
   const paddedWidth = (lines: Iterable<Line>): number => {
@@ -75,7 +81,7 @@ export function ocrTextLineAdapter(manifest: ModelManifest, modelDir: string, op
     async prepare(item: InferenceItem): Promise<PreparedItem> {
       const input = item.inputs.find((t) => t.name === "image") ?? item.inputs[0];
       if (!input || input.datatype !== "BYTES") throw new NonRetriableError("invalid_input", "ocr-text-line expects a BYTES input named image");
-      const lines = await Promise.all(input.data.map((value, row) => decodeLine(value, row, maxWidth)));
+      const lines = await Promise.all(input.data.map((value, row) => decodeLine(value, row, maxWidth, imageLimits)));
       if (lines.length === 0) throw new NonRetriableError("invalid_input", "image holds no rows");
       const data: OcrPrepared = { lines, wantProbabilities: item.outputs?.includes(OCR_PROBABILITIES) ?? false };
       return { rows: lines.length, data };
@@ -215,16 +221,17 @@ export function packageRoot(name: string, fromDir: string): string {
   throw new InferlineError("model_package_missing", `npm package ${name} is not installed (run the install command)`);
 }
 
-async function decodeLine(value: unknown, row: number, maxWidth: number): Promise<Line> {
+async function decodeLine(value: unknown, row: number, maxWidth: number, limits: ImageLimits): Promise<Line> {
   if (typeof value !== "string" || value.length === 0) throw new NonRetriableError("invalid_image", `image[${row}] is not a base64 string`);
   const bytes = Buffer.from(value, "base64");
   if (bytes.length === 0) throw new NonRetriableError("invalid_image", `image[${row}] is not valid base64`);
   if (bytes.length > MAX_IMAGE_BYTES) throw new NonRetriableError("invalid_image", `image[${row}] is larger than ${MAX_IMAGE_BYTES} bytes`);
   let image: RgbImage;
   try {
-    image = await decodeRgb(bytes, { maxPixels: MAX_INPUT_PIXELS });
+    image = await decodeRgb(bytes, limits);
   } catch (err) {
-    throw new NonRetriableError("invalid_image", `image[${row}] could not be decoded as an image: ${(err as Error).message}`, err);
+    const why = err instanceof ImageTooLargeError ? "is larger than a text line may be" : "could not be decoded as an image";
+    throw new NonRetriableError("invalid_image", `image[${row}] ${why}: ${(err as Error).message}`, err);
   }
   // PaddleOCR: resized_w = ceil(48 * w / h), capped.
   const width = Math.min(maxWidth, Math.max(OCR_MIN_WIDTH, Math.ceil((OCR_HEIGHT * image.width) / image.height)));
