@@ -65,6 +65,7 @@ export async function startApi(env: ApiEnv, logger: Logger): Promise<RunningApi>
     jobs: store,
     chunks: chunkStore,
     batches: batchStore,
+    dispatches,
     events: webhookEvents,
     notifier: new FinishedNotifier(redis, env.QUEUE_PREFIX),
     deliveries: webhooks,

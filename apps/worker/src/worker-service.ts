@@ -60,12 +60,14 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const chunks = new BatchChunkStore(db.pool);
   const webhookEvents = new WebhookEventStore(db.pool);
   const dispatcher = new Dispatcher(publisher, { prefix: env.QUEUE_PREFIX, attempts: env.JOB_ATTEMPTS, backoffMs: env.RETRY_BACKOFF_MS });
+  const dispatches = new DispatchStore(db.pool);
   const outcomes = new OutcomeSystem(
     {
       db,
       jobs: store,
       chunks,
       batches: new BatchStore(db.pool, db.prisma),
+      dispatches,
       events: webhookEvents,
       notifier: new FinishedNotifier(publisher, env.QUEUE_PREFIX),
       deliveries: webhookQueue,
@@ -96,7 +98,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     jobCache: { results: cacheWriter, flights: cache },
   });
   const workers = new ModelWorkers(models, processor, connection, env, logger);
-  const reconciler = new Reconciler(new DispatchStore(db.pool), dispatcher, models, { intervalMs: env.RECONCILE_INTERVAL_MS, afterMs: env.RECONCILE_AFTER_MS, logger });
+  const reconciler = new Reconciler(dispatches, dispatcher, models, { intervalMs: env.RECONCILE_INTERVAL_MS, afterMs: env.RECONCILE_AFTER_MS, logger });
   reconciler.start();
   const retention = new RetentionSweeper(new RetentionStore(db.pool), { days: env.RETENTION_DAYS, intervalMs: env.RETENTION_INTERVAL_MS, logger });
   retention.start();

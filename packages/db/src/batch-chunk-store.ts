@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { batchItemId, isTerminal, type FlatTensor, type InferenceResult, type JobError, type JobPriority, type JobStatus, type JobView } from "@inferline/contracts";
 import { settleBatch, type BatchSettlement } from "./batch-store.ts";
+import { EMPTIED_COLUMNS, type EmptiedEntry } from "./dispatch-store.ts";
 
 /** A chunk a worker took: the inputs of its items (null for those already terminal: canceled, or answered from the cache). */
 export interface ClaimedChunk {
@@ -51,6 +52,8 @@ export interface ExpiredChunks {
   settlements: BatchSettlement[];
   /** Items expired per model (the workers count them by model). */
   byModel: Array<{ model: string; items: number }>;
+  /** The chunks' queue entries, whose rows it deleted (no worker had taken them). */
+  emptied: EmptiedEntry[];
 }
 
 interface ChunkRow {
@@ -164,14 +167,14 @@ export class BatchChunkStore {
    */
   async expire(select: { ids: string[] } | { limit: number }, client: pg.PoolClient): Promise<ExpiredChunks> {
     const rows = await lockUnstartedOverdue(select, client);
-    if (rows.length === 0) return { chunks: 0, items: 0, batchIds: [], settlements: [], byModel: [] };
+    if (rows.length === 0) return { chunks: 0, items: 0, batchIds: [], settlements: [], byModel: [], emptied: [] };
     const updates = rows.map((row) => expiredChunk(row));
     await client.query(
       `update batch_chunks c set statuses = v.statuses, errors = v.errors::json, expired = c.expired + v.n, "completedAt" = now()
        from json_to_recordset($1::json) as v(id uuid, statuses text[], errors text, n int) where c.id = v.id`,
       [JSON.stringify(updates)],
     );
-    await client.query(`delete from dispatches where id = any($1::uuid[])`, [rows.map((r) => r.id)]);
+    const { rows: emptied } = await client.query<EmptiedEntry>(`delete from dispatches where id = any($1::uuid[]) returning ${EMPTIED_COLUMNS}`, [rows.map((r) => r.id)]);
     const perBatch = new Map<string, number>();
     rows.forEach((row, i) => perBatch.set(row.batchId, (perBatch.get(row.batchId) ?? 0) + updates[i]!.n));
     const batchIds = [...perBatch.keys()].sort();
@@ -183,7 +186,7 @@ export class BatchChunkStore {
     const perModel = new Map<string, number>();
     rows.forEach((row, i) => perModel.set(row.model, (perModel.get(row.model) ?? 0) + updates[i]!.n));
     const byModel = [...perModel].map(([model, items]) => ({ model, items }));
-    return { chunks: rows.length, items: updates.reduce((n, u) => n + u.n, 0), batchIds, settlements, byModel };
+    return { chunks: rows.length, items: updates.reduce((n, u) => n + u.n, 0), batchIds, settlements, byModel, emptied };
   }
 
   /**
@@ -238,10 +241,11 @@ export class BatchChunkStore {
   }
 
   /**
-   * Cancels one item of the tenant's batch if it is not yet terminal, in the caller's transaction;
+   * Cancels one item of the tenant's batch if it is not yet terminal, in the caller's transaction,
+   * and takes it off its chunk's queue entry (the entry's row goes with the chunk's last item);
    * null when there is no such item or it was not cancelable.
    */
-  async cancelItem(tenantId: string, batchId: string, index: number, client: pg.PoolClient): Promise<{ settlement: BatchSettlement | null } | null> {
+  async cancelItem(tenantId: string, batchId: string, index: number, client: pg.PoolClient): Promise<{ settlement: BatchSettlement | null; emptied: EmptiedEntry[] } | null> {
     const { rows } = await client.query<{ id: string; k: number; status: string | null; size: number; done: number }>(
       `select c.id, $2::int - c."firstIndex" + 1 as k, c.statuses[$2::int - c."firstIndex" + 1] as status, c.size, c.succeeded + c.failed + c.canceled + c.expired as done
        from batch_chunks c join batches b on b.id = c."batchId" and b."tenantId" = $3
@@ -256,8 +260,11 @@ export class BatchChunkStore {
       chunk.k,
       completes,
     ]);
-    if (completes) await client.query(`delete from dispatches where id = $1`, [chunk.id]);
-    return { settlement: await settleBatch(client, batchId, 1) };
+    // The item stops counting in its entry at once (the depth, the quotas, the queue route).
+    let emptied: EmptiedEntry[] = [];
+    if (completes) emptied = (await client.query<EmptiedEntry>(`delete from dispatches where id = $1 returning ${EMPTIED_COLUMNS}`, [chunk.id])).rows;
+    else await client.query(`update dispatches set jobs = jobs - 1 where id = $1`, [chunk.id]);
+    return { settlement: await settleBatch(client, batchId, 1), emptied };
   }
 
   /** One item as a job, or null when the batch is not the tenant's or has no such item. */

@@ -25,6 +25,8 @@ export {
   DispatchStore,
   type PendingDispatch,
   type PendingItems,
+  type EmptiedEntry,
+  type EntryCountStore,
   type ReconcilerStore,
   type QueueDepthStore,
   type TenantQuotaStore,

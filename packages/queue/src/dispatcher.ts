@@ -115,6 +115,15 @@ export class Dispatcher {
     };
   }
 
+  /**
+   * Removes queue entries whose work all ended before a worker took them (see
+   * DispatchStore.takeOff). An entry a worker holds already is left to it (BullMQ refuses to
+   * remove a locked entry): its claim finds nothing to run.
+   */
+  async remove(entries: Array<{ id: string; model: string }>): Promise<void> {
+    await Promise.all(entries.map((e) => this.queue(e.model).remove(e.id)));
+  }
+
   /** Jobs waiting (not yet picked up) on a model's queue. */
   async waiting(model: string): Promise<number> {
     const counts = await this.queue(model).getJobCounts("wait", "prioritized");
