@@ -1,4 +1,5 @@
 import { Agent, fetch, type Response } from "undici";
+import { toStorableText } from "@inferline/contracts";
 import type { ClaimedWebhookEvent, WebhookDeliveryStore } from "@inferline/db";
 import { ATTR, failSpan, SpanKind, startSpan, traceParentOf, tracing, type Span } from "@inferline/telemetry";
 import { nextRetryDelay, parseRetryAfter, DEFAULT_RETRY_SCHEDULE_MS } from "./schedule.ts";
@@ -113,8 +114,10 @@ export async function deliverEvent(store: WebhookDeliveryStore, eventId: string,
     attemptedAt: attempt.at,
     statusCode: attempt.statusCode ?? null,
     latencyMs: attempt.latencyMs ?? null,
-    error: attempt.error ?? null,
-    responseBody: attempt.responseBody ?? null,
+    // Whatever bytes the receiver sent (NUL, invalid UTF-8) are stored: an attempt that could not
+    // be recorded would leave its event pending, and a 2xx would be sent again and again.
+    error: attempt.error === undefined ? null : toStorableText(attempt.error),
+    responseBody: attempt.responseBody === undefined ? null : toStorableText(attempt.responseBody),
     nextRetryAt,
     status,
     reschedule: !manual,
