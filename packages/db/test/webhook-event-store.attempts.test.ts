@@ -41,6 +41,7 @@ describe("WebhookEventStore.claimAttempt", () => {
       url: event.url,
       body: event.payload,
       attempts: 1,
+      automaticAttempts: 1,
       secret: "whsec_dGVzdA==",
       previousSecret: null,
       previousExpiresAt: null,
@@ -61,6 +62,14 @@ describe("WebhookEventStore.claimAttempt", () => {
     expect((await webhookEventRow(database(), event.id))?.attempts).toBe(0);
     expect((await events().claimAttempt(event.id, true))?.attempts).toBe(1);
     expect(await events().claimAttempt("msg_unknown", true)).toBeNull();
+  });
+
+  it("counts a manual redelivery's attempt apart: it numbers the attempts but is no automatic one", async () => {
+    const { event } = await recordedEvent();
+    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 1, automaticAttempts: 1 });
+    expect(await events().claimAttempt(event.id, true)).toMatchObject({ attempts: 2, automaticAttempts: 1 });
+    expect(await events().claimAttempt(event.id, true)).toMatchObject({ attempts: 3, automaticAttempts: 1 });
+    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 4, automaticAttempts: 2 });
   });
 
   it("gives every concurrent claim its own attempt number", async () => {

@@ -97,7 +97,7 @@ export async function deliverEvent(store: WebhookDeliveryStore, eventId: string,
   else if (manual) outcome = "manual_failed";
   else if (!attempt.retriable) outcome = "failed";
   else {
-    const delay = nextRetryDelay(schedule, event.attempts, attempt.retryAfterMs);
+    const delay = nextRetryDelay(schedule, event.automaticAttempts, attempt.retryAfterMs);
     if (delay === null) outcome = "failed";
     else {
       outcome = "retry";

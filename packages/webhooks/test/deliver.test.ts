@@ -104,3 +104,18 @@ describe("deliverEvent with a receiver's hostile answer", () => {
     expect(attempt!.responseBody.startsWith("x\u20ac")).toBe(true);
   });
 });
+
+describe("deliverEvent's retry schedule", () => {
+  it("counts only automatic attempts: manual redeliveries in between leave the event its whole schedule", async () => {
+    const id = await eventAnswered(500, Buffer.from("down"));
+    const schedule = { ...options, schedule: [0, 10, 10] };
+    expect(await deliverEvent(store, id, schedule)).toMatchObject({ outcome: "retry", attempt: 1 });
+    // The tenant redelivers twice while the receiver is still down.
+    expect(await deliverEvent(store, id, schedule, { manual: true })).toMatchObject({ outcome: "manual_failed", attempt: 2 });
+    expect(await deliverEvent(store, id, schedule, { manual: true })).toMatchObject({ outcome: "manual_failed", attempt: 3 });
+    // The second and third automatic attempts are still the schedule's.
+    expect(await deliverEvent(store, id, schedule)).toMatchObject({ outcome: "retry", attempt: 4 });
+    expect(await deliverEvent(store, id, schedule)).toMatchObject({ outcome: "failed", attempt: 5 });
+    expect(await eventRow(id)).toMatchObject({ status: "failed", attempts: 5 });
+  });
+});
