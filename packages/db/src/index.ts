@@ -58,6 +58,7 @@ export {
   hashApiKey,
   isWellFormedApiKey,
   newWebhookSecret,
+  MAX_PREVIOUS_WEBHOOK_SECRETS,
   type Tenant,
   type TenantSettings,
   type CreatedKey,

@@ -33,8 +33,8 @@ export interface ClaimedWebhookEvent {
   /** Automatic attempts made (manual redeliveries left out), this one included when it is one: where the retry schedule stands. */
   automaticAttempts: number;
   secret: string;
-  previousSecret: string | null;
-  previousExpiresAt: Date | null;
+  /** The tenant's previous secrets still signing (a rotation's overlap window), newest first. */
+  previousSecrets: string[];
   /** The event's type (job.succeeded, batch.completed, ...). */
   type: string;
   /** Its batch, for a batch event. */
@@ -149,7 +149,8 @@ export class WebhookEventStore {
      from tenants t
      where e.id = $1 and t.id = e."tenantId" and ($2::boolean or e.status = 'pending')
      returning e.id, e."jobId", e.url, e.payload::text as body, e.attempts, e.attempts - e."manualAttempts" as "automaticAttempts", t."webhookSecret" as secret,
-       t."previousWebhookSecret" as "previousSecret", t."previousSecretExpiresAt" as "previousExpiresAt", e.type, e."batchId",
+       array(select p->>'secret' from jsonb_array_elements(t."previousWebhookSecrets") as p
+         where (p->>'expiresAt')::timestamptz > now() order by (p->>'expiresAt')::timestamptz desc) as "previousSecrets", e.type, e."batchId",
        coalesce((select j.trace_parent from jobs j where j.id = e."jobId"), (select b.trace_parent from batches b where b.id = e."batchId")) as "traceParent"`,
       [eventId, manual],
     );

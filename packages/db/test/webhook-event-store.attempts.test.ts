@@ -43,16 +43,21 @@ describe("WebhookEventStore.claimAttempt", () => {
       attempts: 1,
       automaticAttempts: 1,
       secret: "whsec_dGVzdA==",
-      previousSecret: null,
-      previousExpiresAt: null,
+      previousSecrets: [],
       type: event.type,
       batchId: null,
       traceParent: null,
     });
     expect((await events().claimAttempt(event.id, false))?.attempts).toBe(2);
 
-    const rotated = await new TenantStore(database().pool, database().prisma).rotateWebhookSecret(tenant, 3600);
-    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 3, secret: rotated!.secret, previousSecret: "whsec_dGVzdA==", previousExpiresAt: rotated!.previousExpiresAt });
+    const tenants = new TenantStore(database().pool, database().prisma);
+    const rotated = await tenants.rotateWebhookSecret(tenant, 3600);
+    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 3, secret: rotated!.secret, previousSecrets: ["whsec_dGVzdA=="] });
+    const again = await tenants.rotateWebhookSecret(tenant, 3600);
+    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 4, secret: again!.secret, previousSecrets: [rotated!.secret, "whsec_dGVzdA=="] });
+    // A previous secret past its window signs no more.
+    await database().pool.query(`update tenants set "previousWebhookSecrets" = jsonb_set("previousWebhookSecrets", '{1,expiresAt}', to_jsonb(now() - interval '1 second')) where id = $1`, [tenant]);
+    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 5, previousSecrets: [rotated!.secret] });
   });
 
   it("claims a settled event only for a manual redelivery, and nothing for an unknown one", async () => {

@@ -77,7 +77,7 @@ export interface DeliveryResult {
 
 /**
  * One delivery attempt of one event: claims an attempt number, checks the target again (DNS may
- * have changed since submit), signs with the tenant's secret (and the previous one during a
+ * have changed since submit), signs with the tenant's secret (and each previous one still in its
  * rotation window), POSTs without following redirects under a timeout, reads at most a few KiB of
  * the answer, and records the attempt together with the event's new status in one statement.
  * Never throws for a receiver's failure: the result says whether and when to retry.
@@ -178,8 +178,7 @@ async function attemptOnce(event: ClaimedWebhookEvent, options: DeliveryOptions,
     // Retried on the schedule: DNS (or the operator's allow switch) may change.
     return { at, ok: false, retriable: true, refused: true, error: `refused: ${(err as Error).message}` };
   }
-  const secrets = [event.secret];
-  if (event.previousSecret && event.previousExpiresAt && event.previousExpiresAt.getTime() > Date.now()) secrets.push(event.previousSecret);
+  const secrets = [event.secret, ...event.previousSecrets];
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const connectTimeoutMs = Math.min(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, timeoutMs);
   const signal = AbortSignal.timeout(timeoutMs);
