@@ -22,7 +22,7 @@ export interface ProcessorLimits {
 }
 
 export interface ProcessorDeps {
-  store: Pick<JobStore, "isolate">;
+  store: Pick<JobStore, "isolate" | "isQueued">;
   engine: InferenceEngine;
   /**
    * Where work is claimed (what is past a deadline ends there instead of running) and results are
@@ -105,15 +105,19 @@ function mayRunUnclaimed(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>
 
 /**
  * Runs a lone job from the inputs its entry carries, then writes its outcome only if it is still
- * queued (JobStore.finishUnclaimed), counting the attempt there: the claim's round trip is saved.
- * Whatever else happened meanwhile (a cancel, another run's claim) and any retriable failure take
- * the claim path, which decides what is left to do. A worker that dies here leaves the entry
- * stalled, and its next delivery claims (so that run and every later one counts).
+ * queued (JobStore.finishUnclaimed), counting the attempt there: the claim's write is saved. A
+ * job no longer queued when its entry arrives (canceled, expired or claimed meanwhile) is not run
+ * here, nor is anything else that happened meanwhile; those and any retriable failure take the
+ * claim path, which decides what is left to do. A worker that dies here leaves the entry stalled,
+ * and its next delivery claims (so that run and every later one counts).
  */
 async function runCarried(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
   const carried = entry.data.carried!;
   const model = modelOf(entry);
   const job: ClaimedJob = { id: entry.data.jobIds[0]!, model, version: entry.data.version, attempts: 1, standalone: true, ...carried };
+  // A cancel may commit while the entry waits, and its entry may not be removed in time (a worker
+  // took it first, or Redis refused): the claim path never runs a canceled job.
+  if (!(await deps.store.isQueued(job.id))) return runJobs(deps, entry, lastAttempt);
   if (hops.enabled) hops.mark(job.id, "worker.claimed");
   const startedAt = new Date();
   const outcome = await timedInfer(deps, job, false);

@@ -367,6 +367,16 @@ export class JobStore {
   }
 
   /**
+   * Whether the job is still `queued`: what a worker checks before it runs a lone job without a
+   * claim (see finishUnclaimed), so that a job canceled before its entry reached the worker never
+   * runs. One read by primary key, no write.
+   */
+  async isQueued(id: string): Promise<boolean> {
+    const { rows } = await this.pool.query<{ queued: boolean }>({ name: "inferline.jobs.is-queued", text: `select status = 'queued' as queued from jobs where id = $1`, values: [id] });
+    return rows[0]?.queued === true;
+  }
+
+  /**
    * Writes the outcome of a job that ran without a claim (a lone small job run straight from its
    * queue entry; see the worker's processor): only while it is still `queued`, and counting its
    * attempt, `startedAt` the time the run began. The entry's row goes with it. Returns the job,
