@@ -87,6 +87,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const cacheWriter = new CacheWriter(cache, (model) => (repository.has(model) ? repository.manifest(model).cache : undefined), metrics.cache);
   const processor = createProcessor({
     store,
+    chunks,
     engine,
     outcomes,
     enqueue: (groups) => dispatcher.enqueue(groups),

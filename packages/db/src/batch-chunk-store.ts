@@ -143,6 +143,22 @@ export class BatchChunkStore {
   }
 
   /**
+   * Gives back a claim of the chunk whose run was abandoned, not failed (the worker's shutdown
+   * timeout passed): the claim's attempt is taken back, and a chunk on its first attempt (no item
+   * written yet: its items are written together) is not started again, nor is its queue entry.
+   */
+  async releaseClaim(id: string): Promise<void> {
+    await this.pool.query(
+      `with released as (
+         update batch_chunks set attempts = attempts - 1, "startedAt" = case when attempts <= 1 then null else "startedAt" end
+         where id = $1 and "completedAt" is null and attempts > 0
+         returning "startedAt")
+       update dispatches set "startedAt" = null where id = $1 and exists (select 1 from released where "startedAt" is null)`,
+      [id],
+    );
+  }
+
+  /**
    * Which deadline a chunk that is not complete has passed, if any: `expire` when it was not
    * started by its batch's queue deadline, `cancel` when its batch is past its Cancel-After time.
    * Null when the chunk is complete or gone. What a claim returned null for comes here.

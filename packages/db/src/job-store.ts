@@ -367,6 +367,24 @@ export class JobStore {
   }
 
   /**
+   * Gives back claims of queue entry `entryId` whose runs were abandoned, not failed (the worker's
+   * shutdown timeout passed): the jobs still `running` are `queued` again with the claim's attempt
+   * taken back (its start time too, when it was their first), and the entry counts as not started.
+   * Another worker then runs them as if this one never had. Their queue deadline, cleared by the
+   * claim, stays cleared: they were started in time.
+   */
+  async releaseClaims(ids: string[], entryId: string): Promise<void> {
+    await this.pool.query(
+      `with released as (
+         update jobs set status = 'queued', attempts = greatest(attempts - 1, 0), "startedAt" = case when attempts <= 1 then null else "startedAt" end
+         where id = any($1::uuid[]) and status = 'running'
+         returning id)
+       update dispatches set "startedAt" = null where id = $2::uuid and exists (select 1 from released)`,
+      [ids, entryId],
+    );
+  }
+
+  /**
    * Whether the job is still `queued`: what a worker checks before it runs a lone job without a
    * claim (see finishUnclaimed), so that a job canceled before its entry reached the worker never
    * runs. One read by primary key, no write.
