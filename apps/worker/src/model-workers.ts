@@ -7,7 +7,7 @@ import { ChunkRetryError } from "./processor.ts";
 /** BullMQ's limit on an entry's stalls, out of reach on purpose (see maxStalledCount below). */
 const MAX_STALLS = 1000;
 
-/** How long runs told to hand their entries back at shutdown may take to do it (a statement and a Redis command each). */
+/** How long runs told to hand their entries back at shutdown may take to (a statement and a Redis command each). */
 const HAND_BACK_MS = 5000;
 
 /** One BullMQ Worker per model queue, all running one processor. */

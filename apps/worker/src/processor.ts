@@ -99,7 +99,7 @@ export function createProcessor(deps: ProcessorDeps) {
  * worker takes it as a first delivery. Best effort: a claim that cannot be given back stays
  * counted, and an entry that cannot be moved is taken once its lock lapses.
  */
-async function handBack(entry: QueueEntry<DispatchPayload>, run: Delivery, release: () => Promise<void>): Promise<never> {
+async function handBack(entry: QueueEntry<DispatchPayload>, run: Delivery, release: Release): Promise<never> {
   await release().catch(() => {});
   await entry.moveToWait(run.token);
   throw new HandedBackError();
@@ -109,7 +109,7 @@ async function handBack(entry: QueueEntry<DispatchPayload>, run: Delivery, relea
  * `work`'s value, unless the worker's shutdown timeout passes first: then the entry is handed
  * back (see handBack) and `work` goes on unheeded (closing the engine ends it).
  */
-async function orHandBack<T>(work: Promise<T>, entry: QueueEntry<DispatchPayload>, run: Delivery, release: () => Promise<void>): Promise<T> {
+async function orHandBack<T>(work: Promise<T>, entry: QueueEntry<DispatchPayload>, run: Delivery, release: Release): Promise<T> {
   const { signal } = run;
   if (!signal) return work;
   let onAbort = (): void => {};
@@ -125,8 +125,11 @@ async function orHandBack<T>(work: Promise<T>, entry: QueueEntry<DispatchPayload
   return handBack(entry, run, release);
 }
 
+/** Gives back what a run claimed (see handBack). */
+type Release = () => Promise<void>;
+
 /** Gives nothing back: for a run that claimed nothing yet. */
-const nothingClaimed = async (): Promise<void> => {};
+const nothingClaimed: Release = async () => {};
 
 /**
  * Whether the last worker that ran this entry died with it: BullMQ found the entry stalled (its
@@ -207,11 +210,8 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
   const trace = EntryTrace.begin(entry.queueName);
   try {
     claimed = await deps.outcomes.claimJobs(entry.data.jobIds, entry.id);
-    const release = () =>
-      deps.store.releaseClaims(
-        claimed.map((j) => j.id),
-        entry.id!,
-      );
+    const claimedIds = claimed.map((j) => j.id);
+    const release = () => deps.store.releaseClaims(claimedIds, entry.id!);
     trace?.claimed(claimed.map(jobSubject));
     if (hops.enabled) hops.markAll(entry.data.jobIds, "worker.claimed");
     const outcomes: JobOutcome[] = [];
@@ -340,7 +340,7 @@ async function processChunk(deps: ProcessorDeps, entry: QueueEntry<DispatchPaylo
 interface ChunkRun {
   entry: QueueEntry<DispatchPayload>;
   run: Delivery;
-  release: () => Promise<void>;
+  release: Release;
 }
 
 /** A chunk's first attempt: every item at once through the batcher, written in one transaction. */
@@ -382,7 +382,8 @@ async function runChunkAlone(deps: ProcessorDeps, chunk: ClaimedChunk, hand: Chu
       outcome = { status: "failed", error: exhaustedError(chunk.attempts - 1) };
     } else {
       const span = trace?.inference(chunk.id, { [ATTR.batchSize]: 1 });
-      const result = await orHandBack(deps.engine.infer(chunk.model, chunk.version, itemOf(chunk, inputs), { alone: true }), hand.entry, hand.run, hand.release);
+      const inferring = deps.engine.infer(chunk.model, chunk.version, itemOf(chunk, inputs), { alone: true });
+      const result = await orHandBack(inferring, hand.entry, hand.run, hand.release);
       EntryTrace.inferred(span, result);
       if (isRetriable(result) && !hand.run.lastAttempt && chunk.attempts < deps.limits.maxAttempts) {
         retryLater++;

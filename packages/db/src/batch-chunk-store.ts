@@ -1,7 +1,7 @@
 import type pg from "pg";
 import { batchItemId, isTerminal, type FlatTensor, type InferenceResult, type JobError, type JobPriority, type JobStatus, type JobView } from "@inferline/contracts";
 import { settleBatch, type BatchSettlement } from "./batch-store.ts";
-import { EMPTIED_COLUMNS, type EmptiedEntry } from "./dispatch-store.ts";
+import { deleteEntries, type EmptiedEntry } from "./dispatch-store.ts";
 
 /** A chunk a worker took: the inputs of its items (null for those already terminal: canceled, or answered from the cache). */
 export interface ClaimedChunk {
@@ -32,6 +32,12 @@ export interface FinishedChunk {
   /** Chunk-relative indexes of the items this write made `succeeded` (their results may be cached). */
   succeededItems: number[];
   settlement: BatchSettlement | null;
+}
+
+/** What canceling one item did: the batch's settlement, and its chunk's queue entry when the item was its last. */
+export interface CanceledItem {
+  settlement: BatchSettlement | null;
+  emptied: EmptiedEntry[];
 }
 
 /** Which deadline a chunk not yet complete has passed (see BatchChunkStore.overdue). */
@@ -153,7 +159,8 @@ export class BatchChunkStore {
          update batch_chunks set attempts = attempts - 1, "startedAt" = case when attempts <= 1 then null else "startedAt" end
          where id = $1 and "completedAt" is null and attempts > 0
          returning "startedAt")
-       update dispatches set "startedAt" = null where id = $1 and exists (select 1 from released where "startedAt" is null)`,
+       update dispatches set "startedAt" = null
+       where id = $1 and exists (select 1 from released where "startedAt" is null)`,
       [id],
     );
   }
@@ -190,7 +197,8 @@ export class BatchChunkStore {
        from json_to_recordset($1::json) as v(id uuid, statuses text[], errors text, n int) where c.id = v.id`,
       [JSON.stringify(updates)],
     );
-    const { rows: emptied } = await client.query<EmptiedEntry>(`delete from dispatches where id = any($1::uuid[]) returning ${EMPTIED_COLUMNS}`, [rows.map((r) => r.id)]);
+    const chunkIds = rows.map((r) => r.id);
+    const emptied = await deleteEntries(client, chunkIds);
     const perBatch = new Map<string, number>();
     rows.forEach((row, i) => perBatch.set(row.batchId, (perBatch.get(row.batchId) ?? 0) + updates[i]!.n));
     const batchIds = [...perBatch.keys()].sort();
@@ -261,7 +269,7 @@ export class BatchChunkStore {
    * and takes it off its chunk's queue entry (the entry's row goes with the chunk's last item);
    * null when there is no such item or it was not cancelable.
    */
-  async cancelItem(tenantId: string, batchId: string, index: number, client: pg.PoolClient): Promise<{ settlement: BatchSettlement | null; emptied: EmptiedEntry[] } | null> {
+  async cancelItem(tenantId: string, batchId: string, index: number, client: pg.PoolClient): Promise<CanceledItem | null> {
     const { rows } = await client.query<{ id: string; k: number; status: string | null; size: number; done: number }>(
       `select c.id, $2::int - c."firstIndex" + 1 as k, c.statuses[$2::int - c."firstIndex" + 1] as status, c.size, c.succeeded + c.failed + c.canceled + c.expired as done
        from batch_chunks c join batches b on b.id = c."batchId" and b."tenantId" = $3
@@ -278,7 +286,7 @@ export class BatchChunkStore {
     ]);
     // The item stops counting in its entry at once (the depth, the quotas, the queue route).
     let emptied: EmptiedEntry[] = [];
-    if (completes) emptied = (await client.query<EmptiedEntry>(`delete from dispatches where id = $1 returning ${EMPTIED_COLUMNS}`, [chunk.id])).rows;
+    if (completes) emptied = await deleteEntries(client, [chunk.id]);
     else await client.query(`update dispatches set jobs = jobs - 1 where id = $1`, [chunk.id]);
     return { settlement: await settleBatch(client, batchId, 1), emptied };
   }

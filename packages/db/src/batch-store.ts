@@ -3,13 +3,21 @@ import type { BatchStatus, BatchView, JobStatus, WebhookSpec } from "@inferline/
 import type { PrismaClient, Batch } from "./generated/prisma/client.ts";
 import type { Queryable } from "./database.ts";
 import { BatchDraft, DRAFT_IDLE_TIMEOUT_MS, type NewBatch } from "./batch-draft.ts";
-import { EMPTIED_COLUMNS, type EmptiedEntry } from "./dispatch-store.ts";
+import { deleteEntries, type EmptiedEntry } from "./dispatch-store.ts";
 
 /** What settling a batch's count produced: whether the batch completed with it. */
 export interface BatchSettlement {
   batchId: string;
   tenantId: string;
   completed: boolean;
+}
+
+/** What canceling a batch did: items it canceled, the batch's settlement, and the queue entries whose rows it deleted. */
+export interface CanceledBatch {
+  canceled: number;
+  model: string;
+  settlement: BatchSettlement | null;
+  emptied: EmptiedEntry[];
 }
 
 export interface BatchStoreOptions {
@@ -87,7 +95,7 @@ export class BatchStore {
    * after those locks, so a worker that completed it a moment ago is seen), with the queue
    * entries whose rows it deleted.
    */
-  async cancel(id: string, client: pg.PoolClient): Promise<{ canceled: number; model: string; settlement: BatchSettlement | null; emptied: EmptiedEntry[] } | null> {
+  async cancel(id: string, client: pg.PoolClient): Promise<CanceledBatch | null> {
     // Chunks before the batch row: the order a worker's finish locks them in, so the two never deadlock.
     const { rows } = await client.query<{ id: string; n: number }>(
       `select id, size - succeeded - failed - canceled - expired as n from batch_chunks where "batchId" = $1 and "completedAt" is null order by id for update`,
@@ -105,7 +113,7 @@ export class BatchStore {
        where id = any($1::uuid[])`,
       [ids],
     );
-    const { rows: emptied } = await client.query<EmptiedEntry>(`delete from dispatches where id = any($1::uuid[]) returning ${EMPTIED_COLUMNS}`, [ids]);
+    const emptied = await deleteEntries(client, ids);
     const canceled = rows.reduce((sum, r) => sum + r.n, 0);
     return { canceled, model, settlement: await settleBatch(client, id, canceled), emptied };
   }

@@ -30,7 +30,13 @@ export interface EmptiedEntry {
 }
 
 /** What a statement deleting `dispatches` rows returns of each, as an EmptiedEntry. */
-export const EMPTIED_COLUMNS = `id, model, "startedAt" is null as waiting`;
+const EMPTIED_COLUMNS = `id, model, "startedAt" is null as waiting`;
+
+/** Deletes the rows of entries whose work is all done or ended, in the caller's transaction; returns them. */
+export async function deleteEntries(q: Queryable, ids: string[]): Promise<EmptiedEntry[]> {
+  const { rows } = await q.query<EmptiedEntry>(`delete from dispatches where id = any($1::uuid[]) returning ${EMPTIED_COLUMNS}`, [ids]);
+  return rows;
+}
 
 /** A tenant's work of one model and priority class: what the fair-share rank of its next queue entry counts. */
 export interface QueueClass {
@@ -111,14 +117,19 @@ export class DispatchStore {
     if (ids.length === 0) return [];
     const { rows } = await q.query<{ id: string; jobs: number }>(
       `with n as (select id, count(*)::int as n from unnest($1::uuid[]) as u(id) group by id),
-       locked as materialized (select d.id from dispatches d join n on n.id = d.id where not d."batchChunk" order by d.id for update of d)
+       locked as materialized (
+         select d.id from dispatches d join n on n.id = d.id where not d."batchChunk" order by d.id for update of d)
        update dispatches d set jobs = d.jobs - n.n from n, locked where d.id = n.id and locked.id = d.id
        returning d.id, d.jobs`,
       [ids],
     );
     const emptied = rows.filter((r) => r.jobs <= 0).map((r) => r.id);
     if (emptied.length === 0) return [];
-    const { rows: gone } = await q.query<EmptiedEntry>(`delete from dispatches where id = any($1::uuid[]) and jobs <= 0 returning ${EMPTIED_COLUMNS}`, [emptied]);
+    const { rows: gone } = await q.query<EmptiedEntry>(
+      `delete from dispatches where id = any($1::uuid[]) and jobs <= 0
+       returning ${EMPTIED_COLUMNS}`,
+      [emptied],
+    );
     return gone;
   }
 

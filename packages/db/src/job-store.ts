@@ -376,7 +376,8 @@ export class JobStore {
   async releaseClaims(ids: string[], entryId: string): Promise<void> {
     await this.pool.query(
       `with released as (
-         update jobs set status = 'queued', attempts = greatest(attempts - 1, 0), "startedAt" = case when attempts <= 1 then null else "startedAt" end
+         update jobs set status = 'queued', attempts = greatest(attempts - 1, 0),
+           "startedAt" = case when attempts <= 1 then null else "startedAt" end
          where id = any($1::uuid[]) and status = 'running'
          returning id)
        update dispatches set "startedAt" = null where id = $2::uuid and exists (select 1 from released)`,
@@ -390,7 +391,8 @@ export class JobStore {
    * runs. One read by primary key, no write.
    */
   async isQueued(id: string): Promise<boolean> {
-    const { rows } = await this.pool.query<{ queued: boolean }>({ name: "inferline.jobs.is-queued", text: `select status = 'queued' as queued from jobs where id = $1`, values: [id] });
+    const text = `select status = 'queued' as queued from jobs where id = $1`;
+    const { rows } = await this.pool.query<{ queued: boolean }>({ name: "inferline.jobs.is-queued", text, values: [id] });
     return rows[0]?.queued === true;
   }
 

@@ -69,7 +69,7 @@ export function newWebhookSecret(): string {
   return `whsec_${crypto.randomBytes(32).toString("base64")}`;
 }
 
-/** A tenant's webhook signing secret, and until when a previous one still signs (the latest expiry; null when none does). */
+/** A tenant's webhook signing secret, and until when a previous one still signs (the latest expiry; null: none does). */
 export interface WebhookSecret {
   secret: string;
   previousExpiresAt: Date | null;
@@ -179,7 +179,11 @@ export class TenantStore {
 
   /** The tenant's webhook signing secret; null for an unknown tenant. */
   async webhookSecret(tenantId: string): Promise<WebhookSecret | null> {
-    const { rows } = await this.pool.query<WebhookSecret>(`select t."webhookSecret" as secret, ${PREVIOUS_EXPIRES_AT} as "previousExpiresAt" from tenants t where t.id = $1`, [tenantId]);
+    const { rows } = await this.pool.query<WebhookSecret>(
+      `select t."webhookSecret" as secret, ${PREVIOUS_EXPIRES_AT} as "previousExpiresAt"
+       from tenants t where t.id = $1`,
+      [tenantId],
+    );
     return rows[0] ?? null;
   }
 
@@ -195,7 +199,8 @@ export class TenantStore {
          select coalesce(jsonb_agg(p order by (p->>'expiresAt')::timestamptz desc), '[]'::jsonb) from (
            select p from (
              select p from jsonb_array_elements(t."previousWebhookSecrets") as p
-             union all select jsonb_build_object('secret', t."webhookSecret", 'expiresAt', now() + make_interval(secs => $3::double precision))
+             union all
+             select jsonb_build_object('secret', t."webhookSecret", 'expiresAt', now() + make_interval(secs => $3::double precision))
            ) as all_secrets(p)
            where (p->>'expiresAt')::timestamptz > now() order by (p->>'expiresAt')::timestamptz desc limit $4
          ) as kept(p))

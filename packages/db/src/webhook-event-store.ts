@@ -30,7 +30,10 @@ export interface ClaimedWebhookEvent {
   body: string;
   /** Attempts made, this one included: its number. */
   attempts: number;
-  /** Automatic attempts made (manual redeliveries left out), this one included when it is one: where the retry schedule stands. */
+  /**
+   * Automatic attempts made (manual redeliveries left out), this one included when it is one:
+   * where the retry schedule stands.
+   */
   automaticAttempts: number;
   secret: string;
   /** The tenant's previous secrets still signing (a rotation's overlap window), newest first. */
@@ -148,7 +151,8 @@ export class WebhookEventStore {
       `update webhook_events e set attempts = e.attempts + 1, "manualAttempts" = e."manualAttempts" + $2::boolean::int
      from tenants t
      where e.id = $1 and t.id = e."tenantId" and ($2::boolean or e.status = 'pending')
-     returning e.id, e."jobId", e.url, e.payload::text as body, e.attempts, e.attempts - e."manualAttempts" as "automaticAttempts", t."webhookSecret" as secret,
+     returning e.id, e."jobId", e.url, e.payload::text as body, e.attempts,
+       e.attempts - e."manualAttempts" as "automaticAttempts", t."webhookSecret" as secret,
        array(select p->>'secret' from jsonb_array_elements(t."previousWebhookSecrets") as p
          where (p->>'expiresAt')::timestamptz > now() order by (p->>'expiresAt')::timestamptz desc) as "previousSecrets", e.type, e."batchId",
        coalesce((select j.trace_parent from jobs j where j.id = e."jobId"), (select b.trace_parent from batches b where b.id = e."batchId")) as "traceParent"`,

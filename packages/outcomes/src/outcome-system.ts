@@ -222,7 +222,8 @@ export class OutcomeSystem {
       const job = await this.r.jobs.cancel(tenantId, id, client);
       if (job) {
         const emptied = await this.r.dispatches.takeOff([job.dispatchId], client);
-        return { channels: [id], events: await recordJobEvents(this.r.events, [job], client), released: await this.releaseFollowers([job], client), emptied, ended: jobsEnded([job]) };
+        const events = await recordJobEvents(this.r.events, [job], client);
+        return { channels: [id], events, released: await this.releaseFollowers([job], client), emptied, ended: jobsEnded([job]) };
       }
       const done = item && (await this.r.chunks.cancelItem(tenantId, item.batchId, item.index, client));
       if (!item || !done) return null;
@@ -342,10 +343,8 @@ export class OutcomeSystem {
   private async endJobs(end: (client: Queryable) => Promise<FinishedJob[]>): Promise<FinishedJob[]> {
     const { finished, events, released, emptied } = await this.r.db.transaction(async (client) => {
       const finished = await end(client);
-      const emptied = await this.r.dispatches.takeOff(
-        finished.map((f) => f.dispatchId),
-        client,
-      );
+      const entries = finished.map((f) => f.dispatchId);
+      const emptied = await this.r.dispatches.takeOff(entries, client);
       return { finished, events: await recordJobEvents(this.r.events, finished, client), released: await this.releaseFollowers(finished, client), emptied };
     });
     if (finished.length > 0) await this.afterCommit({ channels: finished.map((f) => f.id), events, released, emptied, ended: jobsEnded(finished) });
@@ -403,7 +402,8 @@ export class OutcomeSystem {
     const waiting = emptied.filter((e) => e.waiting);
     if (waiting.length > 0) {
       // Best effort: an entry left behind is taken by a worker, whose claim finds nothing to run.
-      await this.r.entries?.remove(waiting).catch((err: Error) => this.r.logger.warn({ err: err.message }, "removing emptied queue entries failed; a worker skips them"));
+      const warn = (err: Error) => this.r.logger.warn({ err: err.message }, "removing emptied queue entries failed; a worker skips them");
+      await this.r.entries?.remove(waiting).catch(warn);
     }
     if (released.length > 0) {
       const groups = released.map((r) => ({ dispatchId: r.dispatchId, model: r.model, version: r.version, priority: r.priority, jobIds: r.jobIds, tenantId: r.tenantId }));
