@@ -7,9 +7,6 @@ import { ChunkRetryError } from "./processor.ts";
 /** BullMQ's limit on an entry's stalls, out of reach on purpose (see maxStalledCount below). */
 const MAX_STALLS = 1000;
 
-/** How long runs told to hand their entries back at shutdown may take to (a statement and a Redis command each). */
-const HAND_BACK_MS = 5000;
-
 /** One BullMQ Worker per model queue, all running one processor. */
 export class ModelWorkers {
   private readonly workers: Worker<DispatchPayload>[];
@@ -62,6 +59,9 @@ export class ModelWorkers {
     this.logger.warn("in-flight jobs not handed back in time: another worker takes them once their locks lapse");
   }
 }
+
+/** How long runs told to hand their entries back at shutdown may take to (a statement and a Redis command each). */
+const HAND_BACK_MS = 5000;
 
 /** Whether `work` settles within `ms`. */
 async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {

@@ -99,7 +99,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     jobCache: { results: cacheWriter, flights: cache },
   });
   const workers = new ModelWorkers(models, processor, connection, env, logger);
-  const reconciler = new Reconciler(dispatches, dispatcher, models, { intervalMs: env.RECONCILE_INTERVAL_MS, afterMs: env.RECONCILE_AFTER_MS, logger });
+  const reconciler = new Reconciler(new DispatchStore(db.pool), dispatcher, models, { intervalMs: env.RECONCILE_INTERVAL_MS, afterMs: env.RECONCILE_AFTER_MS, logger });
   reconciler.start();
   const retention = new RetentionSweeper(new RetentionStore(db.pool), { days: env.RETENTION_DAYS, intervalMs: env.RETENTION_INTERVAL_MS, logger });
   retention.start();

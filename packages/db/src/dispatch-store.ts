@@ -25,12 +25,13 @@ export interface PendingItems {
 export interface EmptiedEntry {
   id: string;
   model: string;
+  version: string;
   /** No worker had taken it: its queue entry still waits, and may be removed from the queue. */
   waiting: boolean;
 }
 
 /** What a statement deleting `dispatches` rows returns of each, as an EmptiedEntry. */
-const EMPTIED_COLUMNS = `id, model, "startedAt" is null as waiting`;
+const EMPTIED_COLUMNS = `id, model, version, "startedAt" is null as waiting`;
 
 /** Deletes the rows of entries whose work is all done or ended, in the caller's transaction; returns them. */
 export async function deleteEntries(q: Queryable, ids: string[]): Promise<EmptiedEntry[]> {

@@ -24,7 +24,10 @@ describe("BatchChunkStore.cancelItem", () => {
     const batch = await createBatch(database(), tenant, { sizes: [2] });
     const id = batch.chunkIds[0]!;
     await database().transaction((client) => chunks().finish(id, [{ status: "succeeded", resultJson: "1" }, undefined], client));
-    expect(await cancelItem(tenant, batch.batchId, 1)).toEqual({ settlement: { batchId: batch.batchId, tenantId: tenant, completed: true }, emptied: [{ id, model: "iris", waiting: true }] });
+    expect(await cancelItem(tenant, batch.batchId, 1)).toEqual({
+      settlement: { batchId: batch.batchId, tenantId: tenant, completed: true },
+      emptied: [{ id, model: "iris", version: "1", waiting: true }],
+    });
     expect((await chunkRow(database(), id))?.completedAt).toBeInstanceOf(Date);
     expect(await dispatchRow(database(), id)).toBeUndefined();
     expect(await batchRow(database(), batch.batchId)).toMatchObject({ remaining: 0 });

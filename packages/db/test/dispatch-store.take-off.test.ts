@@ -22,7 +22,7 @@ describe("DispatchStore.takeOff", () => {
     const entry = await entryOfThree(tenant);
     expect(await takeOff([entry, null])).toEqual([]);
     expect(await dispatchRow(database(), entry)).toMatchObject({ jobs: 2 });
-    expect(await takeOff([entry, entry])).toEqual([{ id: entry, model: "iris", waiting: true }]);
+    expect(await takeOff([entry, entry])).toEqual([{ id: entry, model: "iris", version: "1", waiting: true }]);
     expect(await dispatchRow(database(), entry)).toBeUndefined();
     // A job whose entry is gone already changes nothing.
     expect(await takeOff([entry])).toEqual([]);
@@ -33,7 +33,7 @@ describe("DispatchStore.takeOff", () => {
     const job = newJob(tenant);
     await jobs().insertMany([job]);
     await jobs().claim([job.id], job.dispatchId!);
-    expect(await takeOff([job.dispatchId])).toEqual([{ id: job.dispatchId, model: "iris", waiting: false }]);
+    expect(await takeOff([job.dispatchId])).toEqual([{ id: job.dispatchId, model: "iris", version: "1", waiting: false }]);
   });
 
   it("leaves a batch chunk's entry alone (its items come off it through BatchChunkStore)", async () => {
@@ -48,7 +48,7 @@ describe("DispatchStore.takeOff", () => {
     const [a, b] = [await entryOfThree(tenant), await entryOfThree(tenant)];
     // Opposite orders: the rows are locked in id order, so the transactions never deadlock.
     const results = await Promise.all([takeOff([a, b, a]), takeOff([b, a, b]), takeOff([a]), takeOff([b])]);
-    expect(results.flat().sort((x, y) => x.id.localeCompare(y.id))).toEqual([a, b].sort().map((id) => ({ id, model: "iris", waiting: true })));
+    expect(results.flat().sort((x, y) => x.id.localeCompare(y.id))).toEqual([a, b].sort().map((id) => ({ id, model: "iris", version: "1", waiting: true })));
     expect(await dispatchRow(database(), a)).toBeUndefined();
     expect(await dispatchRow(database(), b)).toBeUndefined();
   });
