@@ -80,6 +80,7 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
     jobs: store,
     chunks: chunkStore,
     batches: batchStore,
+    dispatches,
     events: webhookEvents,
     notifier: new FinishedNotifier(redis, env.QUEUE_PREFIX),
     deliveries: webhooks,

@@ -1,5 +1,9 @@
+import crypto from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { irisInput, irisJob, IRIS_SAMPLES, type ApiClient } from "@inferline/testing";
+import type { FlatTensor } from "@inferline/contracts";
+import { Database, JobStore, type NewJob } from "@inferline/db";
+import { createRedis, Dispatcher } from "@inferline/queue";
+import { irisInput, irisJob, IRIS_SAMPLES, sleepUntil, testRedisUrl, type ApiClient } from "@inferline/testing";
 import { startStack, type TestStack } from "./support/stack.ts";
 
 // A lone small job of a model that proved fast in the worker runs from the inputs its queue entry
@@ -15,6 +19,12 @@ afterAll(async () => {
 
 /** A job that may run unclaimed: iris leaves the cache alone with `cache: "off"` (a job that looks it up leads a single flight, and is claimed). */
 const plain = (extra: Record<string, unknown> = {}) => irisJob([IRIS_SAMPLES.setosa], { cache: "off", ...extra });
+
+/** Session runs of iris in the worker, so far: every run of a job, claimed or not, is in one. */
+async function irisRuns(): Promise<number> {
+  const metric = await stack.worker!.metrics.batchSize.get();
+  return metric.values.filter((v) => v.metricName === "inferline_batch_size_items_count" && v.labels.model === "iris").reduce((n, v) => n + v.value, 0);
+}
 
 /** Jobs the worker ran without a claim, so far. */
 async function unclaimed(): Promise<number> {
@@ -63,5 +73,39 @@ describe("jobs run before their claim", () => {
     await runOne(stack.alpha, plain(), { "cancel-after": "60s" });
     await runOne(stack.alpha, irisJob([[5.01, 3.3, 1.4, 0.2]])); // looks the cache up, misses, leads its flight
     expect(await unclaimed()).toBe(before);
+  });
+});
+
+describe("a lone job canceled before its entry reaches the worker", () => {
+  it("is never run: not before its claim, and not by the claim, which skips it", async () => {
+    await firstUnclaimed(); // the model has proved fast: an entry carrying its job's inputs would run unclaimed
+    const db = new Database(stack.db.url, { poolSize: 1 });
+    const redis = createRedis(testRedisUrl());
+    const dispatcher = new Dispatcher(redis, { prefix: stack.prefix });
+    try {
+      const tenantId = (await db.pool.query<{ id: string }>(`select id from tenants where name = 'alpha'`)).rows[0]!.id;
+      const inputs = [irisInput([IRIS_SAMPLES.virginica]) as FlatTensor];
+      const job: NewJob = {
+        ...{ id: crypto.randomUUID(), dispatchId: crypto.randomUUID(), tenantId, model: "iris", version: "1", priority: "normal", inputs, requestedOutputs: [], metadata: {} },
+        ...{ webhook: null, idempotencyKey: null, requestHash: null, queueDeadline: null, cancelAt: null, createdAt: new Date() },
+      };
+      const store = new JobStore(db.pool, db.prisma);
+      await store.insertMany([job]);
+      // Its entry, as the API adds a lone small job's, is still on its way (delayed) when the cancel commits.
+      const carried = { tenantId, inputs, requestedOutputs: [], cacheKey: null, traceParent: null };
+      await dispatcher.enqueue([{ dispatchId: job.dispatchId!, model: "iris", version: "1", priority: "normal", jobIds: [job.id], carried, delayMs: 300, tenantId }]);
+      const [runs, unclaimedRuns] = [await irisRuns(), await unclaimed()];
+      expect(await store.cancel(tenantId, job.id)).toBeDefined();
+
+      const queue = dispatcher.queue("iris");
+      await sleepUntil(async () => ((await queue.getJobState(job.dispatchId!)) === "unknown" ? true : undefined), { message: "the entry was never processed" });
+      expect(await unclaimed()).toBe(unclaimedRuns);
+      expect(await irisRuns()).toBe(runs);
+      expect((await stack.alpha.get(`/v1/jobs/${job.id}`)).body).toMatchObject({ status: "canceled", attempts: 0 });
+    } finally {
+      await dispatcher.close();
+      redis.disconnect();
+      await db.close();
+    }
   });
 });

@@ -257,6 +257,29 @@ describe("secrets", () => {
     expect(verify(before, hit!)).toBeTruthy();
     expect(verify(after, hit!)).toBeTruthy();
   });
+
+  it("rotating twice inside the window keeps the original secret signing too, for its own full window", async () => {
+    const delta = stack.alpha.withKey(await stack.createKey("delta"));
+    const original = await secretOf(delta);
+    const first = await delta.post("/v1/webhooks/secret/rotate");
+    const second = await delta.post("/v1/webhooks/secret/rotate");
+    expect(second.status).toBe(200);
+    const [middle, latest] = [first.body.secret as string, second.body.secret as string];
+    // The view names the latest expiry among the secrets still signing: the one the second rotation replaced.
+    expect(Date.parse(second.body.previousSecretExpiresAt)).toBeGreaterThanOrEqual(Date.parse(first.body.previousSecretExpiresAt));
+
+    const url = receiver.on("/rotated-twice", () => ({ status: 200 }));
+    await submit(delta, { url });
+    const [hit] = await sleepUntil(() => (receiver.hits("/rotated-twice").length > 0 ? receiver.hits("/rotated-twice") : undefined));
+    const signatures = hit!.headers["webhook-signature"]!.split(" ");
+    expect(signatures).toHaveLength(3);
+    const only = (signature: string) => ({ ...hit!, headers: { ...hit!.headers, "webhook-signature": signature } });
+    // Newest first: the current secret, then each it replaced.
+    expect(verify(latest, only(signatures[0]!))).toMatchObject({ type: "job.succeeded" });
+    expect(verify(middle, only(signatures[1]!))).toMatchObject({ type: "job.succeeded" });
+    expect(verify(original, only(signatures[2]!))).toMatchObject({ type: "job.succeeded" });
+    for (const secret of [original, middle, latest]) expect(verify(secret, hit!)).toBeTruthy();
+  });
 });
 
 describe("record and redelivery", () => {

@@ -48,15 +48,29 @@ export class ModelWorkers {
     return worker;
   }
 
-  /** Stops taking work and lets in-flight entries finish, for up to `timeoutMs`; then hands them back. */
+  /**
+   * Stops taking work and lets in-flight entries finish, for up to `timeoutMs`; then hands them
+   * back: each run still in flight gives back its claims, counting no attempt (a job on its last
+   * one is not failed), and puts its entry back on the queue for another worker (see the
+   * processor's handBack). A run that cannot within HAND_BACK_MS is left to its lock's expiry,
+   * after which another worker's stalled check takes its entry.
+   */
   async close(timeoutMs: number): Promise<void> {
     const graceful = Promise.all(this.workers.map((w) => w.close()));
-    const timedOut = await Promise.race([graceful.then(() => false), sleep(timeoutMs).then(() => true)]);
-    if (!timedOut) return;
-    // Forced close leaves the entries' locks to expire; another worker's stalled check takes them.
+    if (await settlesWithin(graceful, timeoutMs)) return;
     this.logger.warn("shutdown timeout: handing in-flight jobs back to the queue");
-    await Promise.all(this.workers.map((w) => w.close(true)));
+    for (const w of this.workers) w.cancelAllJobs("shutdown timeout");
+    if (await settlesWithin(graceful, HAND_BACK_MS)) return;
+    this.logger.warn("in-flight jobs not handed back in time: another worker takes them once their locks lapse");
   }
+}
+
+/** How long runs told to hand their entries back at shutdown may take to (a statement and a Redis command each). */
+const HAND_BACK_MS = 5000;
+
+/** Whether `work` settles within `ms`. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  return Promise.race([work.then(() => true), sleep(ms).then(() => false)]);
 }
 
 function sleep(ms: number): Promise<void> {

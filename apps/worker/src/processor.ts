@@ -1,5 +1,5 @@
-import type { Job as QueueEntry } from "bullmq";
-import type { ChunkItemOutcome, ClaimedChunk, ClaimedJob, FinishedJob, IsolatedJob, JobOutcome, JobStore } from "@inferline/db";
+import { WaitingError, type Job as QueueEntry } from "bullmq";
+import type { BatchChunkStore, ChunkItemOutcome, ClaimedChunk, ClaimedJob, FinishedJob, IsolatedJob, JobOutcome, JobStore } from "@inferline/db";
 import { hops, RetriableError, type JobError } from "@inferline/contracts";
 import type { InferenceEngine, InferenceItem, ItemOutcome } from "@inferline/inference";
 import { parseInferQueueName, type DispatchGroup, type DispatchPayload } from "@inferline/queue";
@@ -22,7 +22,9 @@ export interface ProcessorLimits {
 }
 
 export interface ProcessorDeps {
-  store: Pick<JobStore, "isolate">;
+  store: Pick<JobStore, "isolate" | "isQueued" | "releaseClaims">;
+  /** Where a chunk's claim is given back when its run is handed back at shutdown. */
+  chunks: Pick<BatchChunkStore, "releaseClaim">;
   engine: InferenceEngine;
   /**
    * Where work is claimed (what is past a deadline ends there instead of running) and results are
@@ -47,6 +49,22 @@ export interface ProcessorDeps {
   jobCache?: { results: Pick<CacheWriter, "store">; flights: Pick<ResultCache, "land"> };
 }
 
+/**
+ * Thrown once an entry was handed back at shutdown (see handBack): it is on its queue again, and
+ * BullMQ counts no attempt for it.
+ */
+export class HandedBackError extends WaitingError {}
+
+/** One delivery of an entry, as its run sees it. */
+interface Delivery {
+  /** The entry's last attempt: what a run cannot finish fails for good. */
+  lastAttempt: boolean;
+  /** BullMQ's lock token of this delivery. */
+  token?: string;
+  /** Aborted when the worker's shutdown timeout passes (see ModelWorkers.close): the run hands its entry back. */
+  signal?: AbortSignal;
+}
+
 /** Thrown to have BullMQ run a chunk's entry again with backoff (its retriable items, one at a time). */
 export class ChunkRetryError extends RetriableError {
   constructor(message: string) {
@@ -62,16 +80,56 @@ export class ChunkRetryError extends RetriableError {
  * infrastructure error (database) throws so BullMQ retries the entry with backoff, and the last
  * attempt fails what is left. A worker that dies mid-entry makes every job of the entry a
  * suspect: each then runs on an entry of its own, alone in its process, so one job that kills
- * workers fails by itself (retries_exhausted, once claimed more than maxAttempts times).
+ * workers fails by itself (retries_exhausted, once claimed more than maxAttempts times). A run
+ * still in flight when the worker's shutdown timeout passes hands its entry back (see handBack).
  */
 export function createProcessor(deps: ProcessorDeps) {
-  return async (entry: QueueEntry<DispatchPayload>): Promise<{ jobs: number }> => {
+  // Three parameters: BullMQ passes the abort signal only to a processor that declares it.
+  return async (entry: QueueEntry<DispatchPayload>, token?: string, signal?: AbortSignal): Promise<{ jobs: number }> => {
     if (hops.enabled && entry.data.jobIds) hops.markAll(entry.data.jobIds, "worker.picked");
     if (entry.processedOn) deps.metrics.queueWaitSeconds.observe({ model: modelOf(entry) }, Math.max(0, entry.processedOn - entry.timestamp) / 1000);
-    const lastAttempt = entry.attemptsMade + 1 >= (entry.opts.attempts ?? 1);
-    return entry.data.batchChunk ? processChunk(deps, entry, lastAttempt) : processJobs(deps, entry, lastAttempt);
+    const run: Delivery = { lastAttempt: entry.attemptsMade + 1 >= (entry.opts.attempts ?? 1), token, signal };
+    return entry.data.batchChunk ? processChunk(deps, entry, run) : processJobs(deps, entry, run);
   };
 }
+
+/**
+ * Hands the entry back at shutdown: gives back what its run claimed (`release`: no attempt is
+ * counted against the work, which failed nothing) and puts it back on its queue, where another
+ * worker takes it as a first delivery. Best effort: a claim that cannot be given back stays
+ * counted, and an entry that cannot be moved is taken once its lock lapses.
+ */
+async function handBack(entry: QueueEntry<DispatchPayload>, run: Delivery, release: Release): Promise<never> {
+  await release().catch(() => {});
+  await entry.moveToWait(run.token);
+  throw new HandedBackError();
+}
+
+/**
+ * `work`'s value, unless the worker's shutdown timeout passes first: then the entry is handed
+ * back (see handBack) and `work` goes on unheeded (closing the engine ends it).
+ */
+async function orHandBack<T>(work: Promise<T>, entry: QueueEntry<DispatchPayload>, run: Delivery, release: Release): Promise<T> {
+  const { signal } = run;
+  if (!signal) return work;
+  let onAbort = (): void => {};
+  const aborted = new Promise<{ aborted: true }>((resolve) => (onAbort = () => resolve({ aborted: true })));
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const first = await Promise.race([work.then((value) => ({ value })), aborted]);
+    if ("value" in first) return first.value;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+  return handBack(entry, run, release);
+}
+
+/** Gives back what a run claimed (see handBack). */
+type Release = () => Promise<void>;
+
+/** Gives nothing back: for a run that claimed nothing yet. */
+const nothingClaimed: Release = async () => {};
 
 /**
  * Whether the last worker that ran this entry died with it: BullMQ found the entry stalled (its
@@ -82,10 +140,10 @@ function afterWorkerDeath(entry: QueueEntry<DispatchPayload>): boolean {
   return entry.stalledCounter > 0 || entry.data.resumed === true;
 }
 
-async function processJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
-  if (mayRunUnclaimed(deps, entry)) return deps.gate.runShared(() => runCarried(deps, entry, lastAttempt));
-  if (!afterWorkerDeath(entry)) return deps.gate.runShared(() => runJobs(deps, entry, lastAttempt));
-  if (entry.data.jobIds.length === 1) return deps.gate.runExclusive(() => runJobs(deps, entry, lastAttempt));
+async function processJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, run: Delivery): Promise<{ jobs: number }> {
+  if (mayRunUnclaimed(deps, entry)) return deps.gate.runShared(() => runCarried(deps, entry, run));
+  if (!afterWorkerDeath(entry)) return deps.gate.runShared(() => runJobs(deps, entry, run));
+  if (entry.data.jobIds.length === 1) return deps.gate.runExclusive(() => runJobs(deps, entry, run));
   // Any of these may have killed the worker: none runs here; each gets an entry of its own, which
   // then runs alone (see ExclusiveGate), so the one that kills workers dies by itself.
   const moved = await deps.store.isolate(entry.id!, entry.data.jobIds, { removeEntry: true });
@@ -105,24 +163,28 @@ function mayRunUnclaimed(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>
 
 /**
  * Runs a lone job from the inputs its entry carries, then writes its outcome only if it is still
- * queued (JobStore.finishUnclaimed), counting the attempt there: the claim's round trip is saved.
- * Whatever else happened meanwhile (a cancel, another run's claim) and any retriable failure take
- * the claim path, which decides what is left to do. A worker that dies here leaves the entry
- * stalled, and its next delivery claims (so that run and every later one counts).
+ * queued (JobStore.finishUnclaimed), counting the attempt there: the claim's write is saved. A
+ * job no longer queued when its entry arrives (canceled, expired or claimed meanwhile) is not run
+ * here, nor is anything else that happened meanwhile; those and any retriable failure take the
+ * claim path, which decides what is left to do. A worker that dies here leaves the entry stalled,
+ * and its next delivery claims (so that run and every later one counts).
  */
-async function runCarried(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
+async function runCarried(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, run: Delivery): Promise<{ jobs: number }> {
   const carried = entry.data.carried!;
   const model = modelOf(entry);
   const job: ClaimedJob = { id: entry.data.jobIds[0]!, model, version: entry.data.version, attempts: 1, standalone: true, ...carried };
+  // A cancel may commit while the entry waits, and its entry may not be removed in time (a worker
+  // took it first, or Redis refused): the claim path never runs a canceled job.
+  if (!(await deps.store.isQueued(job.id))) return runJobs(deps, entry, run);
   if (hops.enabled) hops.mark(job.id, "worker.claimed");
   const startedAt = new Date();
-  const outcome = await timedInfer(deps, job, false);
+  const outcome = await orHandBack(timedInfer(deps, job, false), entry, run, nothingClaimed);
   hops.mark(job.id, "worker.inferred");
   deps.metrics.unclaimedRuns.inc({ model });
-  if (isRetriable(outcome)) return runJobs(deps, entry, lastAttempt);
+  if (isRetriable(outcome)) return runJobs(deps, entry, run);
   const written = toJobOutcome(job, outcome, deps.limits);
   const finished = await deps.outcomes.finishUnclaimed(written, entry.id!, startedAt);
-  if (finished.length === 0) return runJobs(deps, entry, lastAttempt);
+  if (finished.length === 0) return runJobs(deps, entry, run);
   if (hops.enabled) hops.mark(job.id, "worker.written");
   await cacheJobResults(deps, [job], [written], finished);
   return { jobs: 1 };
@@ -141,16 +203,20 @@ async function timedInfer(deps: ProcessorDeps, job: ClaimedJob, alone: boolean):
 /** finishJobs' options for the outcomes of `claimed`: standalone when every one is. */
 const writeOptions = (claimed: ClaimedJob[]) => ({ standalone: claimed.every((j) => j.standalone) });
 
-async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
+async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, run: Delivery): Promise<{ jobs: number }> {
+  // Held at the gate until the shutdown timeout passed: nothing claimed, nothing to give back.
+  if (run.signal?.aborted) return handBack(entry, run, nothingClaimed);
   let claimed: ClaimedJob[] = [];
   const trace = EntryTrace.begin(entry.queueName);
   try {
     claimed = await deps.outcomes.claimJobs(entry.data.jobIds, entry.id);
+    const claimedIds = claimed.map((j) => j.id);
+    const release = () => deps.store.releaseClaims(claimedIds, entry.id!);
     trace?.claimed(claimed.map(jobSubject));
     if (hops.enabled) hops.markAll(entry.data.jobIds, "worker.claimed");
     const outcomes: JobOutcome[] = [];
     const again: ClaimedJob[] = [];
-    await Promise.all(
+    const inferring = Promise.all(
       claimed.map(async (job) => {
         if (job.attempts > deps.limits.maxAttempts) return void outcomes.push(exhausted(job.id, job.attempts - 1));
         // A job on its second run or later may be what sank its first: it runs in a batch of its own.
@@ -158,10 +224,11 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
         const outcome = await timedInfer(deps, job, job.attempts > 1);
         EntryTrace.inferred(span, outcome);
         hops.mark(job.id, "worker.inferred");
-        if (isRetriable(outcome) && !lastAttempt && job.attempts < deps.limits.maxAttempts) return void again.push(job);
+        if (isRetriable(outcome) && !run.lastAttempt && job.attempts < deps.limits.maxAttempts) return void again.push(job);
         outcomes.push(toJobOutcome(job, outcome, deps.limits));
       }),
     );
+    await orHandBack(inferring, entry, run, release);
     if (again.length > 0) {
       // A run that timed out or crashed its thread: each job tries again later on an entry of its own.
       const moved = await deps.store.isolate(
@@ -183,7 +250,9 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
     return { jobs: finished.length };
   } catch (err) {
     trace?.end(err);
-    if (lastAttempt && claimed.length > 0) {
+    // Past the shutdown timeout, what fails is the closing worker, not the jobs: none is failed.
+    if (err instanceof HandedBackError || run.signal?.aborted) throw err;
+    if (run.lastAttempt && claimed.length > 0) {
       const { code, message } = giveUp(entry, err);
       const failed: JobOutcome[] = claimed.map((j) => ({ id: j.id, status: "failed", errorCode: code, errorMessage: message }));
       await cacheJobResults(deps, claimed, failed, await deps.outcomes.finishJobs(failed, entry.id, writeOptions(claimed)));
@@ -234,26 +303,30 @@ async function enqueueIsolated(deps: ProcessorDeps, moved: IsolatedJob[], option
   await deps.enqueue(groups).catch(() => {});
 }
 
-async function processChunk(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, lastAttempt: boolean): Promise<{ jobs: number }> {
+async function processChunk(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, run: Delivery): Promise<{ jobs: number }> {
   const chunkId = entry.id!;
   const claimed: { chunk: ClaimedChunk | null } = { chunk: null };
   const trace = EntryTrace.begin(entry.queueName);
-  const run = async (): Promise<number> => {
+  const release = () => deps.chunks.releaseClaim(chunkId);
+  const runChunk = async (): Promise<number> => {
+    if (run.signal?.aborted) return handBack(entry, run, nothingClaimed);
     trace?.claiming();
     const chunk = (claimed.chunk = await deps.outcomes.claimChunk(chunkId));
     // Finished, gone or overdue (a duplicate entry, a batch canceled meanwhile, a deadline passed): only its dispatch row may be left.
     if (!chunk) return (await deps.outcomes.finishChunk(chunkId, []))?.finished ?? 0;
     trace?.claimed([chunkSubject(chunk)]);
-    return chunk.attempts > 1 ? runChunkAlone(deps, chunk, lastAttempt, trace) : runChunkTogether(deps, chunk, lastAttempt, trace);
+    const hand = { entry, run, release };
+    return chunk.attempts > 1 ? runChunkAlone(deps, chunk, hand, trace) : runChunkTogether(deps, chunk, hand, trace);
   };
   try {
-    const jobs = afterWorkerDeath(entry) ? await deps.gate.runExclusive(run) : await deps.gate.runShared(run);
+    const jobs = afterWorkerDeath(entry) ? await deps.gate.runExclusive(runChunk) : await deps.gate.runShared(runChunk);
     trace?.end();
     return { jobs };
   } catch (err) {
     trace?.end(err);
     const chunk = claimed.chunk;
-    if (lastAttempt && chunk && !(err instanceof ChunkRetryError)) {
+    if (err instanceof HandedBackError || run.signal?.aborted) throw err;
+    if (run.lastAttempt && chunk && !(err instanceof ChunkRetryError)) {
       const error = giveUp(entry, err);
       await deps.outcomes.finishChunk(
         chunkId,
@@ -264,18 +337,26 @@ async function processChunk(deps: ProcessorDeps, entry: QueueEntry<DispatchPaylo
   }
 }
 
+/** A chunk's run, with what it needs to hand its entry back at shutdown (see orHandBack). */
+interface ChunkRun {
+  entry: QueueEntry<DispatchPayload>;
+  run: Delivery;
+  release: Release;
+}
+
 /** A chunk's first attempt: every item at once through the batcher, written in one transaction. */
-async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, lastAttempt: boolean, trace?: EntryTrace): Promise<number> {
+async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, hand: ChunkRun, trace?: EntryTrace): Promise<number> {
   let retryLater = 0;
   const span = trace?.inference(chunk.id, { [ATTR.batchSize]: chunk.items.filter(Boolean).length });
-  const outcomes = await Promise.all(
+  const inferring = Promise.all(
     chunk.items.map(async (inputs): Promise<ChunkItemOutcome | undefined> => {
       if (!inputs) return undefined;
       const outcome = await deps.engine.infer(chunk.model, chunk.version, itemOf(chunk, inputs));
-      if (isRetriable(outcome) && !lastAttempt && chunk.attempts < deps.limits.maxAttempts) return void retryLater++;
+      if (isRetriable(outcome) && !hand.run.lastAttempt && chunk.attempts < deps.limits.maxAttempts) return void retryLater++;
       return toChunkOutcome(outcome, chunk.attempts, deps.limits);
     }),
   );
+  const outcomes = await orHandBack(inferring, hand.entry, hand.run, hand.release);
   span?.end();
   const finished = await writeChunk(deps, chunk, outcomes, trace);
   if (retryLater > 0) throw new ChunkRetryError(`${retryLater} items of chunk ${chunk.id} timed out or crashed their thread; retrying them one at a time`);
@@ -288,7 +369,7 @@ async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, lastAt
  * one it was running; once the chunk is past maxAttempts, that item fails (retries_exhausted)
  * and the others go on.
  */
-async function runChunkAlone(deps: ProcessorDeps, chunk: ClaimedChunk, lastAttempt: boolean, trace?: EntryTrace): Promise<number> {
+async function runChunkAlone(deps: ProcessorDeps, chunk: ClaimedChunk, hand: ChunkRun, trace?: EntryTrace): Promise<number> {
   const exhaustedNow = chunk.attempts > deps.limits.maxAttempts;
   let blamed = false;
   let retryLater = 0;
@@ -302,9 +383,10 @@ async function runChunkAlone(deps: ProcessorDeps, chunk: ClaimedChunk, lastAttem
       outcome = { status: "failed", error: exhaustedError(chunk.attempts - 1) };
     } else {
       const span = trace?.inference(chunk.id, { [ATTR.batchSize]: 1 });
-      const result = await deps.engine.infer(chunk.model, chunk.version, itemOf(chunk, inputs), { alone: true });
+      const inferring = deps.engine.infer(chunk.model, chunk.version, itemOf(chunk, inputs), { alone: true });
+      const result = await orHandBack(inferring, hand.entry, hand.run, hand.release);
       EntryTrace.inferred(span, result);
-      if (isRetriable(result) && !lastAttempt && chunk.attempts < deps.limits.maxAttempts) {
+      if (isRetriable(result) && !hand.run.lastAttempt && chunk.attempts < deps.limits.maxAttempts) {
         retryLater++;
         continue;
       }

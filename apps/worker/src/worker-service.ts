@@ -84,12 +84,14 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const chunks = new BatchChunkStore(db.pool);
   const webhookEvents = new WebhookEventStore(db.pool);
   const dispatcher = new Dispatcher(publisher, { prefix: env.QUEUE_PREFIX, attempts: env.JOB_ATTEMPTS, backoffMs: env.RETRY_BACKOFF_MS });
+  const dispatches = new DispatchStore(db.pool);
   const outcomes = new OutcomeSystem(
     {
       db,
       jobs: store,
       chunks,
       batches: new BatchStore(db.pool, db.prisma),
+      dispatches,
       events: webhookEvents,
       notifier: new FinishedNotifier(publisher, env.QUEUE_PREFIX),
       deliveries: webhookQueue,
@@ -109,6 +111,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const cacheWriter = new CacheWriter(cache, cachedModels(repository), metrics.cache);
   const processor = createProcessor({
     store,
+    chunks,
     engine,
     outcomes,
     enqueue: (groups) => dispatcher.enqueue(groups),

@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BatchChunkStore, BatchStore, Database, JobStore, WebhookEventStore, type RecordedEvent } from "@inferline/db";
+import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, WebhookEventStore, type RecordedEvent } from "@inferline/db";
 import { OutcomeSystem } from "@inferline/outcomes";
 import { createTestDatabase, type TestDatabase } from "@inferline/testing";
 import { DeadlineSweeper, type DeadlinePass } from "@inferline/worker";
@@ -21,6 +21,7 @@ beforeAll(async () => {
     jobs: new JobStore(db.pool, db.prisma),
     chunks: new BatchChunkStore(db.pool),
     batches: new BatchStore(db.pool, db.prisma),
+    dispatches: new DispatchStore(db.pool),
     events: new WebhookEventStore(db.pool),
     notifier: { publish: async (channels) => void published.push(...channels) },
     // The outcome path enqueues the events it recorded, whole.

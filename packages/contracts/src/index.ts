@@ -75,7 +75,7 @@ export {
   BatchStatus,
   BatchView,
 } from "./batch.ts";
-export { StorableText, isStorableText, UNSTORABLE_TEXT_MESSAGE } from "./text.ts";
+export { StorableText, isStorableText, toStorableText, UNSTORABLE_TEXT_MESSAGE } from "./text.ts";
 export { zodFaults } from "./faults.ts";
 export { HopTrace, hops } from "./hop-trace.ts";
 export { WorkerModelReport, VersionReadiness, ModelReadiness, summarizeReadiness } from "./model-readiness.ts";

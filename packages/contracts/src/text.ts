@@ -15,6 +15,17 @@ export function isStorableText(s: string): boolean {
   return !UNSTORABLE.test(s);
 }
 
+const UNSTORABLE_ALL = new RegExp(UNSTORABLE.source, "g");
+
+/**
+ * `s` with each character PostgreSQL cannot store (see isStorableText) replaced by U+FFFD: for
+ * text a third party sent that is kept as a record, such as a webhook receiver's answer, which
+ * must be stored whatever its bytes rather than refused.
+ */
+export function toStorableText(s: string): string {
+  return s.replace(UNSTORABLE_ALL, "\ufffd");
+}
+
 /**
  * A string that reaches the database. Every such field of a request uses it, so that one
  * request's bad string is a 422 naming its field, never a failed statement shared with others.

@@ -74,7 +74,9 @@ export type ModelList = z.infer<typeof ModelList>;
 export const WebhookSecret = z
   .object({
     secret: z.string().meta({ description: "A Standard Webhooks secret (`whsec_…`)" }),
-    previousSecretExpiresAt: Timestamp.optional().meta({ description: "During a rotation window: until when the previous secret still signs (alongside this one)" }),
+    previousSecretExpiresAt: Timestamp.optional().meta({
+      description: "During a rotation window: until when a previous secret still signs, alongside this one (each previous secret signs for its own full window; this is the latest)",
+    }),
   })
   .meta({ examples: [{ secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" }] });
 export type WebhookSecret = z.infer<typeof WebhookSecret>;

@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { batchItemId, isTerminal, type FlatTensor, type InferenceResult, type JobError, type JobPriority, type JobStatus, type JobView } from "@inferline/contracts";
 import { settleBatch, type BatchSettlement } from "./batch-store.ts";
+import { deleteEntries, type EmptiedEntry } from "./dispatch-store.ts";
 
 /** A chunk a worker took: the inputs of its items (null for those already terminal: canceled, or answered from the cache). */
 export interface ClaimedChunk {
@@ -33,6 +34,12 @@ export interface FinishedChunk {
   settlement: BatchSettlement | null;
 }
 
+/** What canceling one item did: the batch's settlement, and its chunk's queue entry when the item was its last. */
+export interface CanceledItem {
+  settlement: BatchSettlement | null;
+  emptied: EmptiedEntry[];
+}
+
 /** Which deadline a chunk not yet complete has passed (see BatchChunkStore.overdue). */
 export interface ChunkOverdue {
   batchId: string;
@@ -51,6 +58,8 @@ export interface ExpiredChunks {
   settlements: BatchSettlement[];
   /** Items expired per model (the workers count them by model). */
   byModel: Array<{ model: string; items: number }>;
+  /** The chunks' queue entries, whose rows it deleted (no worker had taken them). */
+  emptied: EmptiedEntry[];
 }
 
 interface ChunkRow {
@@ -165,6 +174,23 @@ export class BatchChunkStore {
   }
 
   /**
+   * Gives back a claim of the chunk whose run was abandoned, not failed (the worker's shutdown
+   * timeout passed): the claim's attempt is taken back, and a chunk on its first attempt (no item
+   * written yet: its items are written together) is not started again, nor is its queue entry.
+   */
+  async releaseClaim(id: string): Promise<void> {
+    await this.pool.query(
+      `with released as (
+         update batch_chunks set attempts = attempts - 1, "startedAt" = case when attempts <= 1 then null else "startedAt" end
+         where id = $1 and "completedAt" is null and attempts > 0
+         returning "startedAt")
+       update dispatches set "startedAt" = null
+       where id = $1 and exists (select 1 from released where "startedAt" is null)`,
+      [id],
+    );
+  }
+
+  /**
    * Which deadline a chunk that is not complete has passed, if any: `expire` when it was not
    * started by its batch's queue deadline, `cancel` when its batch is past its Cancel-After time.
    * Null when the chunk is complete or gone. What a claim returned null for comes here.
@@ -189,14 +215,15 @@ export class BatchChunkStore {
    */
   async expire(select: { ids: string[] } | { limit: number }, client: pg.PoolClient): Promise<ExpiredChunks> {
     const rows = await lockUnstartedOverdue(select, client);
-    if (rows.length === 0) return { chunks: 0, items: 0, batchIds: [], settlements: [], byModel: [] };
+    if (rows.length === 0) return { chunks: 0, items: 0, batchIds: [], settlements: [], byModel: [], emptied: [] };
     const updates = rows.map((row) => expiredChunk(row));
     await client.query(
       `update batch_chunks c set statuses = v.statuses, errors = v.errors::json, expired = c.expired + v.n, "completedAt" = now()
        from json_to_recordset($1::json) as v(id uuid, statuses text[], errors text, n int) where c.id = v.id`,
       [JSON.stringify(updates)],
     );
-    await client.query(`delete from dispatches where id = any($1::uuid[])`, [rows.map((r) => r.id)]);
+    const chunkIds = rows.map((r) => r.id);
+    const emptied = await deleteEntries(client, chunkIds);
     const perBatch = new Map<string, number>();
     rows.forEach((row, i) => perBatch.set(row.batchId, (perBatch.get(row.batchId) ?? 0) + updates[i]!.n));
     const batchIds = [...perBatch.keys()].sort();
@@ -208,7 +235,7 @@ export class BatchChunkStore {
     const perModel = new Map<string, number>();
     rows.forEach((row, i) => perModel.set(row.model, (perModel.get(row.model) ?? 0) + updates[i]!.n));
     const byModel = [...perModel].map(([model, items]) => ({ model, items }));
-    return { chunks: rows.length, items: updates.reduce((n, u) => n + u.n, 0), batchIds, settlements, byModel };
+    return { chunks: rows.length, items: updates.reduce((n, u) => n + u.n, 0), batchIds, settlements, byModel, emptied };
   }
 
   /**
@@ -263,10 +290,11 @@ export class BatchChunkStore {
   }
 
   /**
-   * Cancels one item of the tenant's batch if it is not yet terminal, in the caller's transaction;
+   * Cancels one item of the tenant's batch if it is not yet terminal, in the caller's transaction,
+   * and takes it off its chunk's queue entry (the entry's row goes with the chunk's last item);
    * null when there is no such item or it was not cancelable.
    */
-  async cancelItem(tenantId: string, batchId: string, index: number, client: pg.PoolClient): Promise<{ settlement: BatchSettlement | null } | null> {
+  async cancelItem(tenantId: string, batchId: string, index: number, client: pg.PoolClient): Promise<CanceledItem | null> {
     const { rows } = await client.query<{ id: string; k: number; status: string | null; size: number; done: number }>(
       `select c.id, $2::int - c."firstIndex" + 1 as k, c.statuses[$2::int - c."firstIndex" + 1] as status, c.size, c.succeeded + c.failed + c.canceled + c.expired as done
        from batch_chunks c join batches b on b.id = c."batchId" and b."tenantId" = $3
@@ -281,8 +309,11 @@ export class BatchChunkStore {
       chunk.k,
       completes,
     ]);
-    if (completes) await client.query(`delete from dispatches where id = $1`, [chunk.id]);
-    return { settlement: await settleBatch(client, batchId, 1) };
+    // The item stops counting in its entry at once (the depth, the quotas, the queue route).
+    let emptied: EmptiedEntry[] = [];
+    if (completes) emptied = await deleteEntries(client, [chunk.id]);
+    else await client.query(`update dispatches set jobs = jobs - 1 where id = $1`, [chunk.id]);
+    return { settlement: await settleBatch(client, batchId, 1), emptied };
   }
 
   /**

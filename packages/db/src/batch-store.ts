@@ -3,12 +3,21 @@ import type { BatchStatus, BatchView, JobStatus, WebhookSpec } from "@inferline/
 import type { PrismaClient, Batch } from "./generated/prisma/client.ts";
 import type { Queryable } from "./database.ts";
 import { BatchDraft, DRAFT_IDLE_TIMEOUT_MS, type NewBatch } from "./batch-draft.ts";
+import { deleteEntries, type EmptiedEntry } from "./dispatch-store.ts";
 
 /** What settling a batch's count produced: whether the batch completed with it. */
 export interface BatchSettlement {
   batchId: string;
   tenantId: string;
   completed: boolean;
+}
+
+/** What canceling a batch did: items it canceled, the batch's settlement, and the queue entries whose rows it deleted. */
+export interface CanceledBatch {
+  canceled: number;
+  model: string;
+  settlement: BatchSettlement | null;
+  emptied: EmptiedEntry[];
 }
 
 export interface BatchStoreOptions {
@@ -83,9 +92,10 @@ export class BatchStore {
    * first, so a worker writing a chunk's results either finished before (its items stay as
    * written) or writes after and keeps the cancel. Returns how many items it canceled and
    * whether the batch completed with them, or null when the batch had completed already (read
-   * after those locks, so a worker that completed it a moment ago is seen).
+   * after those locks, so a worker that completed it a moment ago is seen), with the queue
+   * entries whose rows it deleted.
    */
-  async cancel(id: string, client: pg.PoolClient): Promise<{ canceled: number; model: string; settlement: BatchSettlement | null } | null> {
+  async cancel(id: string, client: pg.PoolClient): Promise<CanceledBatch | null> {
     // Chunks before the batch row: the order a worker's finish locks them in, so the two never deadlock.
     const { rows } = await client.query<{ id: string; n: number }>(
       `select id, size - succeeded - failed - canceled - expired as n from batch_chunks where "batchId" = $1 and "completedAt" is null order by id for update`,
@@ -95,7 +105,7 @@ export class BatchStore {
     if (!batch[0] || batch[0].completedAt) return null;
     await client.query(`update batches set "canceledAt" = coalesce("canceledAt", now()) where id = $1`, [id]);
     const model = batch[0].model;
-    if (rows.length === 0) return { canceled: 0, model, settlement: null };
+    if (rows.length === 0) return { canceled: 0, model, settlement: null, emptied: [] };
     const ids = rows.map((r) => r.id);
     await client.query(
       `update batch_chunks set canceled = size - succeeded - failed - expired, "completedAt" = now(),
@@ -103,9 +113,9 @@ export class BatchStore {
        where id = any($1::uuid[])`,
       [ids],
     );
-    await client.query(`delete from dispatches where id = any($1::uuid[])`, [ids]);
+    const emptied = await deleteEntries(client, ids);
     const canceled = rows.reduce((sum, r) => sum + r.n, 0);
-    return { canceled, model, settlement: await settleBatch(client, id, canceled) };
+    return { canceled, model, settlement: await settleBatch(client, id, canceled), emptied };
   }
 
   /**

@@ -1,5 +1,6 @@
 import type pg from "pg";
 import type { JobPriority } from "@inferline/contracts";
+import type { Queryable } from "./database.ts";
 
 /** A `dispatches` row: a queue entry not yet processed (its jobs, or one batch chunk whose id it shares). */
 export interface PendingDispatch {
@@ -18,6 +19,24 @@ export interface PendingItems {
   left: string[];
   /** Whether a worker had started any of them. */
   started: boolean;
+}
+
+/** An entry whose work all ended before it was processed (see DispatchStore.takeOff): its row is gone. */
+export interface EmptiedEntry {
+  id: string;
+  model: string;
+  version: string;
+  /** No worker had taken it: its queue entry still waits, and may be removed from the queue. */
+  waiting: boolean;
+}
+
+/** What a statement deleting `dispatches` rows returns of each, as an EmptiedEntry. */
+const EMPTIED_COLUMNS = `id, model, version, "startedAt" is null as waiting`;
+
+/** Deletes the rows of entries whose work is all done or ended, in the caller's transaction; returns them. */
+export async function deleteEntries(q: Queryable, ids: string[]): Promise<EmptiedEntry[]> {
+  const { rows } = await q.query<EmptiedEntry>(`delete from dispatches where id = any($1::uuid[]) returning ${EMPTIED_COLUMNS}`, [ids]);
+  return rows;
 }
 
 /** A tenant's work of one model and priority class: what the fair-share rank of its next queue entry counts. */
@@ -55,7 +74,9 @@ export interface ModelQueueLine {
  * (`startedAt` null while no worker has taken it). Rows are written with the work they carry
  * (JobStore.insertMany, BatchDraft.commit, which also reads its chunks' fair-share rank, and
  * JobStore.isolate) and deleted with its outcome (JobStore.finish, BatchChunkStore.finish, the
- * cancels), in those statements.
+ * cancels), in those statements. Work that ends without a run (a cancel, an expiry) comes off
+ * its row at once (takeOff, BatchChunkStore.cancelItem), so `jobs` counts what is still to run
+ * in an entry no worker has taken.
  */
 export class DispatchStore {
   constructor(private readonly pool: pg.Pool) {}
@@ -80,6 +101,37 @@ export class DispatchStore {
       ? await this.pool.query<{ id: string; started: boolean }>(`select id, "startedAt" is not null as started from batch_chunks where id = $1 and "completedAt" is null`, [entry.id])
       : await this.pool.query<{ id: string; started: boolean }>(`select id, status = 'running' as started from jobs where id = any($1::uuid[]) and status in ('queued', 'running')`, [entry.jobIds]);
     return { left: rows.map((r) => r.id), started: rows.some((r) => r.started) };
+  }
+
+  /**
+   * Takes jobs that ended without a run's outcome (canceled, expired) off their entries' rows,
+   * in the caller's transaction, so that they stop counting at once in the depth, the quotas,
+   * the queue route and the gauges, rather than when a worker processes the entry (never, for a
+   * model no worker serves). `dispatchIds` holds each ended job's entry (null: none, such as a
+   * single-flight follower); a row left with no job is deleted, and returned so that its queue
+   * entry can be removed. A row's count only falls when its job ends, which happens once.
+   * Rows are locked in id order (two sweeps' pages never deadlock), and decremented before
+   * emptied rows are deleted in a statement of their own, whose snapshot sees every decrement.
+   */
+  async takeOff(dispatchIds: Array<string | null | undefined>, q: Queryable = this.pool): Promise<EmptiedEntry[]> {
+    const ids = dispatchIds.filter((id): id is string => typeof id === "string");
+    if (ids.length === 0) return [];
+    const { rows } = await q.query<{ id: string; jobs: number }>(
+      `with n as (select id, count(*)::int as n from unnest($1::uuid[]) as u(id) group by id),
+       locked as materialized (
+         select d.id from dispatches d join n on n.id = d.id where not d."batchChunk" order by d.id for update of d)
+       update dispatches d set jobs = d.jobs - n.n from n, locked where d.id = n.id and locked.id = d.id
+       returning d.id, d.jobs`,
+      [ids],
+    );
+    const emptied = rows.filter((r) => r.jobs <= 0).map((r) => r.id);
+    if (emptied.length === 0) return [];
+    const { rows: gone } = await q.query<EmptiedEntry>(
+      `delete from dispatches where id = any($1::uuid[]) and jobs <= 0
+       returning ${EMPTIED_COLUMNS}`,
+      [emptied],
+    );
+    return gone;
   }
 
   /** Forgets an entry whose work is all done. */
@@ -157,6 +209,9 @@ export class DispatchStore {
     return rows;
   }
 }
+
+/** What the outcome path updates when jobs end without a run (see DispatchStore.takeOff). */
+export type EntryCountStore = Pick<DispatchStore, "takeOff">;
 
 /** What the workers' reconciler reads and deletes. */
 export type ReconcilerStore = Pick<DispatchStore, "pendingEntries" | "pendingItems" | "delete">;

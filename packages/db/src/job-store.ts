@@ -143,6 +143,11 @@ export interface FinishedJob {
   /** Its result cache digest (statements return it; null or absent: the model does not cache): a job with one may lead a single flight, whose followers end with it. */
   cacheKey?: string | null;
   /**
+   * Its queue entry, returned by the statements that end jobs without a run (cancels, expiries):
+   * the job comes off that entry's count (DispatchStore.takeOff). Null: it has none.
+   */
+  dispatchId?: string | null;
+  /**
    * The job as `GET /v1/jobs/:id` shows it, as JSON text, when the write that finished it had it
    * at hand: a run's outcome (JobStore.finish, in a write of at most ANNOUNCED_MAX_JOBS jobs) whose
    * result is at most ANNOUNCED_RESULT_BYTES.
@@ -170,6 +175,9 @@ const VIEW_COLUMNS = `j.version, j.priority, j."createdAt", j.attempts, j.metada
 
 /** The columns every statement that ends jobs returns (see FinishedJob). */
 const finishedColumns = (t = "") => ["id", `"tenantId"`, "status", "webhook", "model", `"cacheKey"`].map((c) => `${t}${c}`).join(", ");
+
+/** finishedColumns, and the job's queue entry: what the statements that end jobs without a run return. */
+const endedColumns = (t = "") => `${finishedColumns(t)}, ${t}"dispatchId"`;
 
 const INSERT_CHUNK = 5000;
 
@@ -275,7 +283,7 @@ export class JobStore {
          "errorCode" = case when ${EXPIRES} then 'deadline_exceeded' end, "errorMessage" = case when ${EXPIRES} then ${EXPIRY_MESSAGE} end,
          "completedAt" = now(), "queueDeadline" = null, "cancelAt" = null
        where id = any($1::uuid[]) and status in ('queued', 'running') and ((status = 'queued' and "queueDeadline" <= now()) or "cancelAt" <= now())
-       returning ${finishedColumns()}`,
+       returning ${endedColumns()}`,
       [ids],
     );
     return rows;
@@ -294,7 +302,7 @@ export class JobStore {
          update jobs j set status = 'expired', "errorCode" = 'deadline_exceeded', "errorMessage" = ${EXPIRY_MESSAGE},
            "completedAt" = now(), "queueDeadline" = null, "cancelAt" = null
          from due where j.id = due.id and j.status = 'queued'
-         returning ${finishedColumns("j.")}),
+         returning ${endedColumns("j.")}),
        cleared as (update jobs j set "queueDeadline" = null from due where j.id = due.id and j.status <> 'queued')
        select (select count(*) from due)::int as due, coalesce((select json_agg(ended) from ended), '[]'::json) as finished`,
       [limit],
@@ -313,7 +321,7 @@ export class JobStore {
        ended as (
          update jobs j set status = 'canceled', "completedAt" = now(), "queueDeadline" = null, "cancelAt" = null
          from due where j.id = due.id and j.status in ('queued', 'running')
-         returning ${finishedColumns("j.")}),
+         returning ${endedColumns("j.")}),
        cleared as (update jobs j set "cancelAt" = null from due where j.id = due.id and j.status not in ('queued', 'running'))
        select (select count(*) from due)::int as due, coalesce((select json_agg(ended) from ended), '[]'::json) as finished`,
       [limit],
@@ -356,6 +364,36 @@ export class JobStore {
       for (const row of rows) finished.push(byId ? announced(row as FinishedRow, byId.get(row.id)) : row);
     }
     return finished;
+  }
+
+  /**
+   * Gives back claims of queue entry `entryId` whose runs were abandoned, not failed (the worker's
+   * shutdown timeout passed): the jobs still `running` are `queued` again with the claim's attempt
+   * taken back (its start time too, when it was their first), and the entry counts as not started.
+   * Another worker then runs them as if this one never had. Their queue deadline, cleared by the
+   * claim, stays cleared: they were started in time.
+   */
+  async releaseClaims(ids: string[], entryId: string): Promise<void> {
+    await this.pool.query(
+      `with released as (
+         update jobs set status = 'queued', attempts = greatest(attempts - 1, 0),
+           "startedAt" = case when attempts <= 1 then null else "startedAt" end
+         where id = any($1::uuid[]) and status = 'running'
+         returning id)
+       update dispatches set "startedAt" = null where id = $2::uuid and exists (select 1 from released)`,
+      [ids, entryId],
+    );
+  }
+
+  /**
+   * Whether the job is still `queued`: what a worker checks before it runs a lone job without a
+   * claim (see finishUnclaimed), so that a job canceled before its entry reached the worker never
+   * runs. One read by primary key, no write.
+   */
+  async isQueued(id: string): Promise<boolean> {
+    const text = `select status = 'queued' as queued from jobs where id = $1`;
+    const { rows } = await this.pool.query<{ queued: boolean }>({ name: "inferline.jobs.is-queued", text, values: [id] });
+    return rows[0]?.queued === true;
   }
 
   /**
@@ -441,7 +479,7 @@ export class JobStore {
     const { rows } = await q.query<FinishedJob>(
       `update jobs set status = 'canceled', "completedAt" = now(), "queueDeadline" = null, "cancelAt" = null
        where id = $1 and "tenantId" = $2 and status in ('queued', 'running')
-       returning ${finishedColumns()}`,
+       returning ${endedColumns()}`,
       [id, tenantId],
     );
     return rows[0];

@@ -69,11 +69,21 @@ export function newWebhookSecret(): string {
   return `whsec_${crypto.randomBytes(32).toString("base64")}`;
 }
 
-/** A tenant's webhook signing secret, and until when the previous one still signs (null when there is none). */
+/** A tenant's webhook signing secret, and until when a previous one still signs (the latest expiry; null: none does). */
 export interface WebhookSecret {
   secret: string;
   previousExpiresAt: Date | null;
 }
+
+/**
+ * Most previous secrets a tenant keeps signing with: a rotation past it drops the oldest before
+ * its window ends. Each costs every delivery of the tenant a signature (about 50 bytes of header).
+ */
+export const MAX_PREVIOUS_WEBHOOK_SECRETS = 10;
+
+/** The latest expiry of a tenant row's previous secrets still signing (SQL; the row's table is `t`). */
+const PREVIOUS_EXPIRES_AT = `(select max((p->>'expiresAt')::timestamptz) from jsonb_array_elements(t."previousWebhookSecrets") as p
+  where (p->>'expiresAt')::timestamptz > now())`;
 
 export class TenantStore {
   constructor(
@@ -169,21 +179,34 @@ export class TenantStore {
 
   /** The tenant's webhook signing secret; null for an unknown tenant. */
   async webhookSecret(tenantId: string): Promise<WebhookSecret | null> {
-    const { rows } = await this.pool.query<WebhookSecret>(`select "webhookSecret" as secret, "previousSecretExpiresAt" as "previousExpiresAt" from tenants where id = $1`, [tenantId]);
+    const { rows } = await this.pool.query<WebhookSecret>(
+      `select t."webhookSecret" as secret, ${PREVIOUS_EXPIRES_AT} as "previousExpiresAt"
+       from tenants t where t.id = $1`,
+      [tenantId],
+    );
     return rows[0] ?? null;
   }
 
   /**
-   * A new signing secret; the current one becomes the previous one and keeps signing (a second
-   * signature in the same header) for `windowSeconds`. Null for an unknown tenant.
+   * A new signing secret; the current one joins the previous ones and keeps signing (one more
+   * signature in the same header) for `windowSeconds`, while each earlier one keeps its own
+   * expiry: rotating twice inside a window drops no secret early. Previous secrets past their
+   * expiry are dropped, and the oldest past MAX_PREVIOUS_WEBHOOK_SECRETS. Null for an unknown tenant.
    */
   async rotateWebhookSecret(tenantId: string, windowSeconds: number): Promise<WebhookSecret | null> {
     const { rows } = await this.pool.query<WebhookSecret>(
-      `update tenants set "previousWebhookSecret" = "webhookSecret", "webhookSecret" = $2,
-       "previousSecretExpiresAt" = now() + make_interval(secs => $3::double precision)
-     where id = $1
-     returning "webhookSecret" as secret, "previousSecretExpiresAt" as "previousExpiresAt"`,
-      [tenantId, newWebhookSecret(), windowSeconds],
+      `update tenants t set "webhookSecret" = $2, "previousWebhookSecrets" = (
+         select coalesce(jsonb_agg(p order by (p->>'expiresAt')::timestamptz desc), '[]'::jsonb) from (
+           select p from (
+             select p from jsonb_array_elements(t."previousWebhookSecrets") as p
+             union all
+             select jsonb_build_object('secret', t."webhookSecret", 'expiresAt', now() + make_interval(secs => $3::double precision))
+           ) as all_secrets(p)
+           where (p->>'expiresAt')::timestamptz > now() order by (p->>'expiresAt')::timestamptz desc limit $4
+         ) as kept(p))
+       where t.id = $1
+       returning t."webhookSecret" as secret, ${PREVIOUS_EXPIRES_AT} as "previousExpiresAt"`,
+      [tenantId, newWebhookSecret(), windowSeconds, MAX_PREVIOUS_WEBHOOK_SECRETS],
     );
     return rows[0] ?? null;
   }

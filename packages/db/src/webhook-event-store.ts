@@ -28,10 +28,16 @@ export interface ClaimedWebhookEvent {
   jobId: string | null;
   url: string;
   body: string;
+  /** Attempts made, this one included: its number. */
   attempts: number;
+  /**
+   * Automatic attempts made (manual redeliveries left out), this one included when it is one:
+   * where the retry schedule stands.
+   */
+  automaticAttempts: number;
   secret: string;
-  previousSecret: string | null;
-  previousExpiresAt: Date | null;
+  /** The tenant's previous secrets still signing (a rotation's overlap window), newest first. */
+  previousSecrets: string[];
   /** The event's type (job.succeeded, batch.completed, ...). */
   type: string;
   /** Its batch, for a batch event. */
@@ -136,16 +142,19 @@ export class WebhookEventStore {
   }
 
   /**
-   * Takes the next attempt number of a pending event (of any event when `manual`) and reads what
-   * the attempt sends; null when there is no such event.
+   * Takes the next attempt number of a pending event (of any event when `manual`, counted apart
+   * so that it uses up none of the automatic retries) and reads what the attempt sends; null when
+   * there is no such event.
    */
   async claimAttempt(eventId: string, manual: boolean): Promise<ClaimedWebhookEvent | null> {
     const { rows } = await this.pool.query<ClaimedWebhookEvent>(
-      `update webhook_events e set attempts = e.attempts + 1
+      `update webhook_events e set attempts = e.attempts + 1, "manualAttempts" = e."manualAttempts" + $2::boolean::int
      from tenants t
      where e.id = $1 and t.id = e."tenantId" and ($2::boolean or e.status = 'pending')
-     returning e.id, e."jobId", e.url, e.payload::text as body, e.attempts, t."webhookSecret" as secret,
-       t."previousWebhookSecret" as "previousSecret", t."previousSecretExpiresAt" as "previousExpiresAt", e.type, e."batchId",
+     returning e.id, e."jobId", e.url, e.payload::text as body, e.attempts,
+       e.attempts - e."manualAttempts" as "automaticAttempts", t."webhookSecret" as secret,
+       array(select p->>'secret' from jsonb_array_elements(t."previousWebhookSecrets") as p
+         where (p->>'expiresAt')::timestamptz > now() order by (p->>'expiresAt')::timestamptz desc) as "previousSecrets", e.type, e."batchId",
        coalesce((select j.trace_parent from jobs j where j.id = e."jobId"), (select b.trace_parent from batches b where b.id = e."batchId")) as "traceParent"`,
       [eventId, manual],
     );

@@ -8,13 +8,14 @@ const chunks = () => new BatchChunkStore(database().pool);
 const cancelItem = (tenantId: string, batchId: string, index: number) => database().transaction((client) => chunks().cancelItem(tenantId, batchId, index, client));
 
 describe("BatchChunkStore.cancelItem", () => {
-  it("cancels one queued item of the tenant's batch and counts it against the batch", async () => {
+  it("cancels one queued item of the tenant's batch, counts it against the batch and takes it off its chunk's queue entry", async () => {
     const tenant = await createTenant(database());
     const batch = await createBatch(database(), tenant, { sizes: [2, 3] });
-    expect(await cancelItem(tenant, batch.batchId, 3)).toEqual({ settlement: { batchId: batch.batchId, tenantId: tenant, completed: false } });
+    expect(await cancelItem(tenant, batch.batchId, 3)).toEqual({ settlement: { batchId: batch.batchId, tenantId: tenant, completed: false }, emptied: [] });
     expect(await chunkRow(database(), batch.chunkIds[1]!)).toMatchObject({ statuses: ["queued", "canceled", "queued"], canceled: 1, completedAt: null });
     expect(await chunkRow(database(), batch.chunkIds[0]!)).toMatchObject({ statuses: ["queued", "queued"], canceled: 0 });
-    expect(await dispatchRow(database(), batch.chunkIds[1]!)).toBeDefined();
+    expect(await dispatchRow(database(), batch.chunkIds[1]!)).toMatchObject({ jobs: 2 });
+    expect(await dispatchRow(database(), batch.chunkIds[0]!)).toMatchObject({ jobs: 2 });
     expect(await batchRow(database(), batch.batchId)).toMatchObject({ remaining: 4 });
   });
 
@@ -23,7 +24,10 @@ describe("BatchChunkStore.cancelItem", () => {
     const batch = await createBatch(database(), tenant, { sizes: [2] });
     const id = batch.chunkIds[0]!;
     await database().transaction((client) => chunks().finish(id, [{ status: "succeeded", resultJson: "1" }, undefined], client));
-    expect(await cancelItem(tenant, batch.batchId, 1)).toEqual({ settlement: { batchId: batch.batchId, tenantId: tenant, completed: true } });
+    expect(await cancelItem(tenant, batch.batchId, 1)).toEqual({
+      settlement: { batchId: batch.batchId, tenantId: tenant, completed: true },
+      emptied: [{ id, model: "iris", version: "1", waiting: true }],
+    });
     expect((await chunkRow(database(), id))?.completedAt).toBeInstanceOf(Date);
     expect(await dispatchRow(database(), id)).toBeUndefined();
     expect(await batchRow(database(), batch.batchId)).toMatchObject({ remaining: 0 });

@@ -22,7 +22,16 @@ describe("BatchChunkStore.expire", () => {
     await database().pool.query(`update batches set "createdAt" = now() - interval '5 seconds', "queueDeadline" = now() - interval '4 seconds' where id = $1`, [batch.batchId]);
 
     const expired = await expire({ limit: 10 });
-    expect(expired).toEqual({ chunks: 2, items: 4, batchIds: [batch.batchId], settlements: [{ batchId: batch.batchId, tenantId: tenant, completed: true }], byModel: [{ model: "iris", items: 4 }] });
+    expect(expired).toEqual({
+      chunks: 2,
+      items: 4,
+      batchIds: [batch.batchId],
+      settlements: [{ batchId: batch.batchId, tenantId: tenant, completed: true }],
+      byModel: [{ model: "iris", items: 4 }],
+      emptied: expect.any(Array),
+    });
+    expect(expired.emptied.map((e) => e.id).sort()).toEqual([canceledOne, untouched].sort());
+    expect(expired.emptied.every((e) => e.model === "iris" && e.waiting)).toBe(true);
     const error = { code: "deadline_exceeded", message: "not started within its queue deadline of 1 s (maxQueueSeconds)" };
     expect(await chunkRow(database(), canceledOne)).toMatchObject({ statuses: ["expired", "canceled", "expired"], errors: [error, null, error], canceled: 1 });
     expect(await chunkRow(database(), untouched)).toMatchObject({ statuses: ["expired", "expired"], errors: [error, error] });
@@ -58,7 +67,7 @@ describe("BatchChunkStore.expire", () => {
     expect((await chunkRow(database(), batch.chunkIds[0]!))?.statuses).toEqual(["queued"]);
     expect(await expire({ limit: 1 })).toMatchObject({ chunks: 1 });
     expect(await expire({ limit: 1 })).toMatchObject({ chunks: 1, settlements: [{ completed: true }] });
-    expect(await expire({ limit: 1 })).toEqual({ chunks: 0, items: 0, batchIds: [], settlements: [], byModel: [] });
+    expect(await expire({ limit: 1 })).toEqual({ chunks: 0, items: 0, batchIds: [], settlements: [], byModel: [], emptied: [] });
   });
 
   it("skips a chunk another transaction holds (a worker claiming it)", async () => {

@@ -17,7 +17,10 @@ describe("BatchStore.cancel", () => {
     await database().transaction((client) => chunks().finish(done, [ok, ok], client));
     await database().transaction((client) => chunks().finish(partial, [ok, undefined], client));
 
-    expect(await cancel(batch.batchId)).toEqual({ canceled: 3, model: "iris", settlement: { batchId: batch.batchId, tenantId: tenant, completed: true } });
+    const canceled = await cancel(batch.batchId);
+    expect(canceled).toEqual({ canceled: 3, model: "iris", settlement: { batchId: batch.batchId, tenantId: tenant, completed: true }, emptied: expect.any(Array) });
+    // The entries it forgot (the done chunk's went with its results): a worker had taken none.
+    expect(canceled?.emptied.sort((a, b) => a.id.localeCompare(b.id))).toEqual([partial, untouched].sort().map((id) => ({ id, model: "iris", version: "1", waiting: true })));
     expect(await chunkRow(database(), partial)).toMatchObject({ statuses: ["succeeded", "canceled"], succeeded: 1, canceled: 1 });
     expect(await chunkRow(database(), untouched)).toMatchObject({ statuses: ["canceled", "canceled"], canceled: 2 });
     expect(await chunkRow(database(), done)).toMatchObject({ statuses: ["succeeded", "succeeded"], canceled: 0 });

@@ -7,20 +7,20 @@ const database = useTestDatabase();
 const store = () => new JobStore(database().pool, database().prisma);
 
 describe("JobStore.cancel", () => {
-  it("cancels a queued or a running job of the tenant and returns it", async () => {
+  it("cancels a queued or a running job of the tenant and returns it, with its queue entry", async () => {
     const tenant = await createTenant(database());
     const webhook = { url: "https://example.com/hook" };
     const [queued, running] = [newJob(tenant, { webhook }), newJob(tenant)];
     await store().insertMany([queued, running]);
     await store().claim([running.id]);
 
-    expect(await store().cancel(tenant, queued.id)).toEqual({ id: queued.id, tenantId: tenant, status: "canceled", model: "iris", webhook, cacheKey: null });
-    expect(await store().cancel(tenant, running.id)).toEqual({ id: running.id, tenantId: tenant, status: "canceled", model: "iris", webhook: null, cacheKey: null });
+    expect(await store().cancel(tenant, queued.id)).toEqual({ id: queued.id, tenantId: tenant, status: "canceled", model: "iris", webhook, cacheKey: null, dispatchId: queued.dispatchId });
+    expect(await store().cancel(tenant, running.id)).toEqual({ id: running.id, tenantId: tenant, status: "canceled", model: "iris", webhook: null, cacheKey: null, dispatchId: running.dispatchId });
     expect(await jobRow(database(), running.id)).toMatchObject({ status: "canceled", attempts: 1 });
     expect((await jobRow(database(), queued.id))?.completedAt).toBeInstanceOf(Date);
   });
 
-  it("leaves the queue entry's dispatch row to the worker that processes the entry", async () => {
+  it("leaves the queue entry's dispatch row to its caller (the outcome path takes the job off it: DispatchStore.takeOff)", async () => {
     const tenant = await createTenant(database());
     const job = newJob(tenant);
     await store().insertMany([job]);

@@ -15,7 +15,7 @@ describe("JobStore.endOverdue", () => {
     const job = newJob(tenant, { webhook, createdAt, queueDeadline: new Date(createdAt.getTime() + 2000), cancelAt: fromNow(60) });
     await store().insertMany([job]);
 
-    expect(await store().endOverdue([job.id])).toEqual([{ id: job.id, tenantId: tenant, status: "expired", model: "iris", webhook, cacheKey: null }]);
+    expect(await store().endOverdue([job.id])).toEqual([{ id: job.id, tenantId: tenant, status: "expired", model: "iris", webhook, cacheKey: null, dispatchId: job.dispatchId }]);
     const row = await jobRow(database(), job.id);
     expect(row).toMatchObject({ status: "expired", attempts: 0, startedAt: null, errorCode: "deadline_exceeded", errorMessage: "not started within its queue deadline of 2 s (maxQueueSeconds)" });
     expect(row?.completedAt).toBeInstanceOf(Date);

@@ -20,7 +20,7 @@ describe("JobStore.expireOverdue", () => {
     expect(first.due).toBe(2);
     expect(first.finished.map((j) => j.id).sort()).toEqual([jobs[1]!.id, jobs[2]!.id].sort());
     const second = await store().expireOverdue(2);
-    expect(second).toEqual({ due: 1, finished: [{ id: jobs[0]!.id, tenantId: tenant, status: "expired", model: "iris", webhook, cacheKey: null }] });
+    expect(second).toEqual({ due: 1, finished: [{ id: jobs[0]!.id, tenantId: tenant, status: "expired", model: "iris", webhook, cacheKey: null, dispatchId: jobs[0]!.dispatchId }] });
     expect(await store().expireOverdue(2)).toEqual({ due: 0, finished: [] });
 
     for (const job of jobs) expect(await jobRow(database(), job.id)).toMatchObject({ status: "expired", errorCode: "deadline_exceeded", attempts: 0 });

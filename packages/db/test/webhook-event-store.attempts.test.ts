@@ -41,17 +41,23 @@ describe("WebhookEventStore.claimAttempt", () => {
       url: event.url,
       body: event.payload,
       attempts: 1,
+      automaticAttempts: 1,
       secret: "whsec_dGVzdA==",
-      previousSecret: null,
-      previousExpiresAt: null,
+      previousSecrets: [],
       type: event.type,
       batchId: null,
       traceParent: null,
     });
     expect((await events().claimAttempt(event.id, false))?.attempts).toBe(2);
 
-    const rotated = await new TenantStore(database().pool, database().prisma).rotateWebhookSecret(tenant, 3600);
-    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 3, secret: rotated!.secret, previousSecret: "whsec_dGVzdA==", previousExpiresAt: rotated!.previousExpiresAt });
+    const tenants = new TenantStore(database().pool, database().prisma);
+    const rotated = await tenants.rotateWebhookSecret(tenant, 3600);
+    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 3, secret: rotated!.secret, previousSecrets: ["whsec_dGVzdA=="] });
+    const again = await tenants.rotateWebhookSecret(tenant, 3600);
+    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 4, secret: again!.secret, previousSecrets: [rotated!.secret, "whsec_dGVzdA=="] });
+    // A previous secret past its window signs no more.
+    await database().pool.query(`update tenants set "previousWebhookSecrets" = jsonb_set("previousWebhookSecrets", '{1,expiresAt}', to_jsonb(now() - interval '1 second')) where id = $1`, [tenant]);
+    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 5, previousSecrets: [rotated!.secret] });
   });
 
   it("claims a settled event only for a manual redelivery, and nothing for an unknown one", async () => {
@@ -61,6 +67,14 @@ describe("WebhookEventStore.claimAttempt", () => {
     expect((await webhookEventRow(database(), event.id))?.attempts).toBe(0);
     expect((await events().claimAttempt(event.id, true))?.attempts).toBe(1);
     expect(await events().claimAttempt("msg_unknown", true)).toBeNull();
+  });
+
+  it("counts a manual redelivery's attempt apart: it numbers the attempts but is no automatic one", async () => {
+    const { event } = await recordedEvent();
+    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 1, automaticAttempts: 1 });
+    expect(await events().claimAttempt(event.id, true)).toMatchObject({ attempts: 2, automaticAttempts: 1 });
+    expect(await events().claimAttempt(event.id, true)).toMatchObject({ attempts: 3, automaticAttempts: 1 });
+    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 4, automaticAttempts: 2 });
   });
 
   it("gives every concurrent claim its own attempt number", async () => {

@@ -10,6 +10,8 @@ import type {
   ClaimedChunk,
   ClaimedJob,
   Database,
+  EmptiedEntry,
+  EntryCountStore,
   ExpiredChunks,
   FinishedChunk,
   FinishedJob,
@@ -53,6 +55,8 @@ export interface OutcomeResources {
   >;
   chunks: Pick<BatchChunkStore, "finish" | "cancelItem" | "claim" | "overdue" | "expire">;
   batches: Pick<BatchStore, "cancel" | "eventSubject" | "dueForCancel">;
+  /** Queue entries' counts: jobs that end without a run come off them in the transaction that ends them. */
+  dispatches: EntryCountStore;
   events: WebhookEventRecorder;
   /** Wakes long-polls: one message per write. */
   notifier: Pick<FinishedNotifier, "publish">;
@@ -60,9 +64,10 @@ export interface OutcomeResources {
   deliveries: Pick<WebhookQueue, "enqueue">;
   /**
    * Adds queue entries: for the followers of a single flight whose leader was canceled or expired
-   * (released onto entries of their own). Without it their rows wait for the reconciler.
+   * (released onto entries of their own). Without it their rows wait for the reconciler. Also
+   * removes the waiting entries whose jobs all ended before a worker took them.
    */
-  entries?: Pick<Dispatcher, "enqueue">;
+  entries?: Pick<Dispatcher, "enqueue" | "remove">;
   logger: OutcomeLogger;
 }
 
@@ -99,6 +104,8 @@ interface Committed {
   views?: ReadonlyMap<string, string>;
   events: RecordedEvent[];
   released?: ReleasedFollowers[];
+  /** Queue entries whose rows the commit deleted (all their jobs ended): those still waiting are removed. */
+  emptied?: EmptiedEntry[];
   /** What the commit ended, for the `ended` hook. */
   ended?: EndedWork[];
 }
@@ -221,11 +228,15 @@ export class OutcomeSystem {
     const item = parseBatchItemId(id);
     const committed = await this.r.db.transaction(async (client): Promise<Committed | null> => {
       const job = await this.r.jobs.cancel(tenantId, id, client);
-      if (job) return { channels: [id], events: await recordJobEvents(this.r.events, [job], client), released: await this.releaseFollowers([job], client), ended: jobsEnded([job]) };
+      if (job) {
+        const emptied = await this.r.dispatches.takeOff([job.dispatchId], client);
+        const events = await recordJobEvents(this.r.events, [job], client);
+        return { channels: [id], events, released: await this.releaseFollowers([job], client), emptied, ended: jobsEnded([job]) };
+      }
       const done = item && (await this.r.chunks.cancelItem(tenantId, item.batchId, item.index, client));
       if (!item || !done) return null;
       // Long-polls on an item listen on its batch's id.
-      return { channels: [item.batchId], events: await this.batchCompletedEvents(done.settlement, client) };
+      return { channels: [item.batchId], events: await this.batchCompletedEvents(done.settlement, client), emptied: done.emptied };
     });
     if (!committed) return false;
     await this.afterCommit(committed);
@@ -240,7 +251,9 @@ export class OutcomeSystem {
     const committed = await this.r.db.transaction(async (client): Promise<Committed | null> => {
       const done = await this.r.batches.cancel(batchId, client);
       // Wakes long-polls on the batch and on its items (which listen on the batch id).
-      return done && { channels: [batchId], events: await this.batchCompletedEvents(done.settlement, client), ended: [{ kind: "item", model: done.model, status: "canceled", count: done.canceled }] };
+      if (!done) return null;
+      const ended: EndedWork[] = [{ kind: "item", model: done.model, status: "canceled", count: done.canceled }];
+      return { channels: [batchId], events: await this.batchCompletedEvents(done.settlement, client), emptied: done.emptied, ended };
     });
     if (!committed) return false;
     await this.afterCommit(committed);
@@ -316,7 +329,7 @@ export class OutcomeSystem {
     });
     if (expired.items > 0) {
       const ended = expired.byModel.map((m): EndedWork => ({ kind: "item", model: m.model, status: "expired", count: m.items }));
-      await this.afterCommit({ channels: expired.batchIds, events, ended });
+      await this.afterCommit({ channels: expired.batchIds, events, emptied: expired.emptied, ended });
     }
     return expired;
   }
@@ -331,13 +344,18 @@ export class OutcomeSystem {
     return { due, ended: ended.length };
   }
 
-  /** Jobs a statement ended (expired or canceled) with their events, in one transaction; then wakes their waiters and enqueues the deliveries. */
+  /**
+   * Jobs a statement ended (expired or canceled) with their events, taken off their queue
+   * entries' counts, in one transaction; then wakes their waiters and enqueues the deliveries.
+   */
   private async endJobs(end: (client: Queryable) => Promise<FinishedJob[]>): Promise<FinishedJob[]> {
-    const { finished, events, released } = await this.r.db.transaction(async (client) => {
+    const { finished, events, released, emptied } = await this.r.db.transaction(async (client) => {
       const finished = await end(client);
-      return { finished, events: await recordJobEvents(this.r.events, finished, client), released: await this.releaseFollowers(finished, client) };
+      const entries = finished.map((f) => f.dispatchId);
+      const emptied = await this.r.dispatches.takeOff(entries, client);
+      return { finished, events: await recordJobEvents(this.r.events, finished, client), released: await this.releaseFollowers(finished, client), emptied };
     });
-    if (finished.length > 0) await this.afterCommit({ channels: finished.map((f) => f.id), events, released, ended: jobsEnded(finished) });
+    if (finished.length > 0) await this.afterCommit({ channels: finished.map((f) => f.id), events, released, emptied, ended: jobsEnded(finished) });
     return finished;
   }
 
@@ -388,9 +406,15 @@ export class OutcomeSystem {
    * One notification for the write, then the deliveries, carrying each event's tenant so the
    * webhook worker need not look it up.
    */
-  private async afterCommit({ channels, views, events, released = [], ended = [] }: Committed): Promise<void> {
+  private async afterCommit({ channels, views, events, released = [], emptied = [], ended = [] }: Committed): Promise<void> {
     const counted = ended.filter((e) => e.count > 0);
     if (counted.length > 0) this.hooks.ended?.(counted);
+    const waiting = emptied.filter((e) => e.waiting);
+    if (waiting.length > 0) {
+      // Best effort: an entry left behind is taken by a worker, whose claim finds nothing to run.
+      const warn = (err: Error) => this.r.logger.warn({ err: err.message }, "removing emptied queue entries failed; a worker skips them");
+      await this.r.entries?.remove(waiting).catch(warn);
+    }
     if (released.length > 0) {
       const groups = released.map((r) => ({ dispatchId: r.dispatchId, model: r.model, version: r.version, priority: r.priority, jobIds: r.jobIds, tenantId: r.tenantId }));
       await this.r.entries?.enqueue(groups).catch((err: Error) => this.r.logger.warn({ err: err.message }, "enqueueing released followers failed; the reconciler will"));

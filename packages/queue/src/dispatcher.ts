@@ -110,6 +110,15 @@ export class Dispatcher {
     );
   }
 
+  /**
+   * Removes queue entries whose work all ended before a worker took them (see
+   * DispatchStore.takeOff). An entry a worker holds already is left to it (BullMQ refuses to
+   * remove a locked entry): its claim finds nothing to run.
+   */
+  async remove(entries: Array<{ id: string; model: string; version: string }>): Promise<void> {
+    await Promise.all(entries.map((e) => this.queue(e.model).remove(e.id)));
+  }
+
   private entry(g: DispatchGroup): QueueEntrySpec<DispatchPayload> {
     return {
       name: "infer",

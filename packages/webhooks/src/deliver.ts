@@ -1,4 +1,5 @@
 import { Agent, fetch, type Response } from "undici";
+import { toStorableText } from "@inferline/contracts";
 import type { ClaimedWebhookEvent, WebhookDeliveryStore } from "@inferline/db";
 import { ATTR, failSpan, SpanKind, startSpan, traceParentOf, tracing, type Span } from "@inferline/telemetry";
 import { nextRetryDelay, parseRetryAfter, DEFAULT_RETRY_SCHEDULE_MS } from "./schedule.ts";
@@ -76,7 +77,7 @@ export interface DeliveryResult {
 
 /**
  * One delivery attempt of one event: claims an attempt number, checks the target again (DNS may
- * have changed since submit), signs with the tenant's secret (and the previous one during a
+ * have changed since submit), signs with the tenant's secret (and each previous one still in its
  * rotation window), POSTs without following redirects under a timeout, reads at most a few KiB of
  * the answer, and records the attempt together with the event's new status in one statement.
  * Never throws for a receiver's failure: the result says whether and when to retry.
@@ -96,7 +97,7 @@ export async function deliverEvent(store: WebhookDeliveryStore, eventId: string,
   else if (manual) outcome = "manual_failed";
   else if (!attempt.retriable) outcome = "failed";
   else {
-    const delay = nextRetryDelay(schedule, event.attempts, attempt.retryAfterMs);
+    const delay = nextRetryDelay(schedule, event.automaticAttempts, attempt.retryAfterMs);
     if (delay === null) outcome = "failed";
     else {
       outcome = "retry";
@@ -113,8 +114,10 @@ export async function deliverEvent(store: WebhookDeliveryStore, eventId: string,
     attemptedAt: attempt.at,
     statusCode: attempt.statusCode ?? null,
     latencyMs: attempt.latencyMs ?? null,
-    error: attempt.error ?? null,
-    responseBody: attempt.responseBody ?? null,
+    // Whatever bytes the receiver sent (NUL, invalid UTF-8) are stored: an attempt that could not
+    // be recorded would leave its event pending, and a 2xx would be sent again and again.
+    error: attempt.error === undefined ? null : toStorableText(attempt.error),
+    responseBody: attempt.responseBody === undefined ? null : toStorableText(attempt.responseBody),
     nextRetryAt,
     status,
     reschedule: !manual,
@@ -175,8 +178,7 @@ async function attemptOnce(event: ClaimedWebhookEvent, options: DeliveryOptions,
     // Retried on the schedule: DNS (or the operator's allow switch) may change.
     return { at, ok: false, retriable: true, refused: true, error: `refused: ${(err as Error).message}` };
   }
-  const secrets = [event.secret];
-  if (event.previousSecret && event.previousExpiresAt && event.previousExpiresAt.getTime() > Date.now()) secrets.push(event.previousSecret);
+  const secrets = [event.secret, ...event.previousSecrets];
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const connectTimeoutMs = Math.min(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, timeoutMs);
   const signal = AbortSignal.timeout(timeoutMs);

@@ -2,7 +2,7 @@ import type { JobWebhookStore, WebhookSecret, WebhookSecretStore } from "@inferl
 
 export interface WebhookSecretView {
   secret: string;
-  /** During a rotation window: until when the previous secret still signs (alongside this one). */
+  /** During a rotation window: until when a previous secret still signs alongside this one (the latest of their expiries). */
   previousSecretExpiresAt?: string;
 }
 
@@ -18,8 +18,9 @@ export async function getWebhookSecret(tenants: Pick<WebhookSecretStore, "webhoo
 }
 
 /**
- * A new signing secret; the current one becomes the previous one and keeps signing (a second
- * signature in the same header) for `windowSeconds`, so receivers can switch without a gap.
+ * A new signing secret; the current one keeps signing (one more signature in the same header) for
+ * `windowSeconds`, and each earlier one until its own window ends, so receivers can switch
+ * without a gap however often the secret is rotated.
  */
 export async function rotateWebhookSecret(tenants: Pick<WebhookSecretStore, "rotateWebhookSecret">, tenantId: string, windowSeconds: number): Promise<WebhookSecretView | null> {
   return secretView(await tenants.rotateWebhookSecret(tenantId, windowSeconds));

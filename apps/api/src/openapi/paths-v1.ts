@@ -197,7 +197,7 @@ const webhooks = {
   "/v1/webhooks/secret/rotate": {
     post: {
       operationId: "rotateWebhookSecret",
-      summary: "Rotate the signing secret; the previous one keeps signing for WEBHOOK_ROTATION_WINDOW_S",
+      summary: "Rotate the signing secret; the one it replaces keeps signing for WEBHOOK_ROTATION_WINDOW_S, as each earlier one does for its own",
       responses: withCommon({ 200: json("The new secret", "WebhookSecret"), 404: problem("Unknown tenant") }),
     },
   },

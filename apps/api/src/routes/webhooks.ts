@@ -7,7 +7,7 @@ export interface WebhooksRouterDeps {
   tenants: WebhookSecretStore;
   events: Pick<JobWebhookStore, "listForJob" | "claimRedelivery" | "refundRedelivery">;
   webhooks: WebhookQueue;
-  /** How long the previous secret keeps signing after a rotation, in seconds. */
+  /** How long a secret a rotation replaces keeps signing, in seconds. */
   rotationWindowSeconds: number;
   /** Manual redeliveries allowed per event (WEBHOOK_MAX_REDELIVERIES). */
   maxRedeliveries: number;
