@@ -160,7 +160,7 @@ async function waitingEntries(): Promise<number> {
   const redis = createRedis(testRedisUrl());
   const dispatcher = new Dispatcher(redis, { prefix: stack.prefix });
   try {
-    const counts = await dispatcher.queue("iris").getJobCounts("wait", "prioritized", "delayed");
+    const counts = await dispatcher.queue("iris", "1").getJobCounts("wait", "prioritized", "delayed");
     return Object.values(counts).reduce((n, c) => n + c, 0);
   } finally {
     await dispatcher.close();

@@ -97,7 +97,7 @@ describe("a lone job canceled before its entry reaches the worker", () => {
       const [runs, unclaimedRuns] = [await irisRuns(), await unclaimed()];
       expect(await store.cancel(tenantId, job.id)).toBeDefined();
 
-      const queue = dispatcher.queue("iris");
+      const queue = dispatcher.queue("iris", "1");
       await sleepUntil(async () => ((await queue.getJobState(job.dispatchId!)) === "unknown" ? true : undefined), { message: "the entry was never processed" });
       expect(await unclaimed()).toBe(unclaimedRuns);
       expect(await irisRuns()).toBe(runs);

@@ -116,7 +116,7 @@ export class Dispatcher {
    * remove a locked entry): its claim finds nothing to run.
    */
   async remove(entries: Array<{ id: string; model: string; version: string }>): Promise<void> {
-    await Promise.all(entries.map((e) => this.queue(e.model).remove(e.id)));
+    await Promise.all(entries.map((e) => this.queue(e.model, e.version).remove(e.id)));
   }
 
   private entry(g: DispatchGroup): QueueEntrySpec<DispatchPayload> {
