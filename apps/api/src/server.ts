@@ -1,7 +1,7 @@
 import type http from "node:http";
 import type { Logger } from "pino";
 import bytes from "bytes";
-import { ModelRepository, warmFingerprints } from "@inferline/contracts";
+import { ModelRepository, throttledLogger, warmFingerprints } from "@inferline/contracts";
 import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, TenantStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem } from "@inferline/outcomes";
 import { BatchService } from "./services/batch-service.ts";
@@ -47,18 +47,20 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
   const models = ModelRepository.load(env.MODELS_DIR);
   // The result cache keys on each version's file: read them now, not on a first request.
   warmFingerprints(models);
+  // What a dependency's outage makes happen again and again is logged once per 10 s per kind.
+  const outages = throttledLogger(logger);
   const db = new Database(env.DATABASE_URL, {
     poolSize: 16,
     connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
     statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
-    onConnectionError: (err) => logger.warn({ err: err.message, code: (err as { code?: string }).code }, "PostgreSQL connection lost; the pool reconnects"),
+    onConnectionError: (err) => outages.warn({ err: err.message, code: (err as { code?: string }).code }, "PostgreSQL connection lost; the pool reconnects"),
   });
   // Lists and result streams on a pool of their own: a tenant's slow scans never hold the connections submits need.
   const scans = new Database(env.DATABASE_URL, {
     poolSize: SCAN_POOL_SIZE,
     connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
     statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
-    onConnectionError: (err) => logger.warn({ err: err.message, code: (err as { code?: string }).code }, "PostgreSQL connection lost; the pool reconnects"),
+    onConnectionError: (err) => outages.warn({ err: err.message, code: (err as { code?: string }).code }, "PostgreSQL connection lost; the pool reconnects"),
   });
   const scanChunks = new BatchChunkStore(scans.pool);
   const redis = createRedis(redisTarget(env), "producer", { commandTimeout: env.REDIS_COMMAND_TIMEOUT_MS });
@@ -86,21 +88,20 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
     deliveries: webhooks,
     // Followers of a canceled or expired single-flight leader are released onto queue entries.
     entries: dispatcher,
-    logger,
+    logger: outages,
   });
   // Answered jobs and single-flight followers are stored through the outcome path (with their events).
-  const writer = new SubmitWriter(store, dispatcher, new TenantBacklog((classes, leaveOut) => dispatches.queuedByClass(classes, leaveOut)), logger, outcomes);
+  const writer = new SubmitWriter(store, dispatcher, new TenantBacklog((classes, leaveOut) => dispatches.queuedByClass(classes, leaveOut)), outages, outcomes);
   // One MAX_QUEUE_DEPTH for single jobs and batch items.
   const depthGuard = new QueueDepthGuard((model) => dispatches.pendingByModel(model), env.MAX_QUEUE_DEPTH);
   const quotaGuard = new TenantQuotaGuard((tenantId) => dispatches.queuedByTenant(tenantId), { defaultMaxQueued: env.DEFAULT_TENANT_MAX_QUEUED });
   const checkWebhook = webhookTargetChecker({ allowPrivate: env.WEBHOOK_ALLOW_PRIVATE });
   const metrics = new ApiMetrics();
   // The queue gauges of /metrics (the autoscaling signal): every model's queue in one read, at most once a second.
-  metrics.watchQueues(new QueueReadings(dispatches, models.names(), { onFailure: (err) => logger.warn({ err: err.message }, "reading the queue gauges failed; /metrics keeps the last values") }));
+  metrics.watchQueues(new QueueReadings(dispatches, models.names(), { onFailure: (err) => outages.warn({ err: err.message }, "reading the queue gauges failed; /metrics keeps the last values") }));
   // What live workers report about their models: /readyz details, /v2 model readiness, and 503
   // model_unavailable for a model version every reporting worker failed to load.
   const readinessReader = new ModelReadinessReader(redis, env.QUEUE_PREFIX);
-  let readinessWarnedAt = 0;
   const availability = new ModelAvailability(
     async (names) => {
       // While ioredis reconnects, its commands would wait in the offline queue: say so at once.
@@ -108,13 +109,7 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
       return readinessReader.read(names);
     },
     models,
-    {
-      onFailure: (err) => {
-        if (Date.now() - readinessWarnedAt < 10_000) return;
-        readinessWarnedAt = Date.now();
-        logger.warn({ err: err.message }, "reading the workers' model readiness failed; submits are accepted meanwhile");
-      },
-    },
+    { onFailure: (err) => outages.warn({ err: err.message }, "reading the workers' model readiness failed; submits are accepted meanwhile") },
   );
   const jobs = new JobService(outcomes, store, chunkStore, models, writer, listener, {
     availability,

@@ -1,5 +1,6 @@
 import { Worker, type Processor } from "bullmq";
 import type { Logger } from "pino";
+import { throttledLogger } from "@inferline/contracts";
 import { bullmqPrefix, inferQueueName, type DispatchPayload, type RedisConnection } from "@inferline/queue";
 import type { WorkerEnv } from "./env.ts";
 import { ChunkRetryError } from "./processor.ts";
@@ -15,6 +16,7 @@ const MAX_STALLS = 1000;
  */
 export class ModelWorkers {
   private readonly workers: Worker<DispatchPayload>[];
+  private readonly outages;
 
   constructor(
     versions: ServedVersion[],
@@ -23,6 +25,7 @@ export class ModelWorkers {
     env: WorkerEnv,
     private readonly logger: Logger,
   ) {
+    this.outages = throttledLogger(logger);
     this.workers = versions.map((served) => this.start(served, processor, connection, env));
   }
 
@@ -40,7 +43,8 @@ export class ModelWorkers {
       // raise), so BullMQ's is set out of reach; the reconciler re-adds anything it fails anyway.
       maxStalledCount: MAX_STALLS,
     });
-    worker.on("error", (err) => this.logger.error({ err: err.message, model, version }, "queue error (connection, or an entry this worker no longer holds)"));
+    // Every reconnect attempt while Redis is away errors: one line per 10 s says so.
+    worker.on("error", (err) => this.outages.error({ err: err.message, model, version }, "queue error (connection, or an entry this worker no longer holds)"));
     worker.on("failed", (entry, err) => {
       if (err instanceof ChunkRetryError) return;
       this.logger.warn({ model, version, entry: entry?.id, attempt: entry?.attemptsMade, err: err.message }, "queue entry failed");

@@ -2,6 +2,7 @@ import crypto from "node:crypto";
 import type http from "node:http";
 import os from "node:os";
 import type { Logger } from "pino";
+import { throttledLogger } from "@inferline/contracts";
 import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, postgresFailure, RetentionStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem, type OutcomeHooks } from "@inferline/outcomes";
 import { ResultCache } from "@inferline/cache";
@@ -62,6 +63,8 @@ export interface RunningWorker {
  * without it the worker makes its own and serves it on METRICS_PORT.
  */
 export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerHooks = {}, served?: WorkerMetrics): Promise<RunningWorker> {
+  // What a dependency's outage makes happen again and again is logged once per 10 s per kind.
+  const outages = throttledLogger(logger);
   const metrics = served ?? new WorkerMetrics();
   // OpenTelemetry traces, only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see @inferline/telemetry).
   const telemetry = await startTelemetry("inferline-worker");
@@ -71,7 +74,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     poolSize: 8,
     connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
     statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
-    onConnectionError: (err) => logger.warn({ err: err.message, code: (err as { code?: string }).code }, "PostgreSQL connection lost; the pool reconnects"),
+    onConnectionError: (err) => outages.warn({ err: err.message, code: (err as { code?: string }).code }, "PostgreSQL connection lost; the pool reconnects"),
   });
   const store = new JobStore(db.pool, db.prisma);
   const connection = createRedis(redisTarget(env), "worker");
@@ -97,7 +100,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
       deliveries: webhookQueue,
       // Followers of a single-flight leader that expired or was canceled (the sweeps, claims) are released onto queue entries.
       entries: dispatcher,
-      logger,
+      logger: outages,
     },
     {
       ...hooks,
@@ -163,7 +166,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   for (const r of reports) for (const v of r.versions) metrics.modelReady.set({ model: r.model, version: v.version }, v.ready ? 1 : 0);
   const readiness = new ModelReadinessPublisher(publisher, env.QUEUE_PREFIX, reports, {
     intervalMs: env.MODEL_HEARTBEAT_MS,
-    onError: (err) => logger.warn({ err: err.message }, "renewing the model readiness report failed; the next beat tries again"),
+    onError: (err) => outages.warn({ err: err.message }, "renewing the model readiness report failed; the next beat tries again"),
   });
   await readiness.start();
   logger.info({ models, concurrency: env.WORKER_CONCURRENCY }, "worker ready");

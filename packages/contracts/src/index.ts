@@ -16,6 +16,7 @@ export {
   type FieldFault,
 } from "./errors.ts";
 export { backoffDelay, type BackoffSchedule } from "./backoff.ts";
+export { LogThrottle, DEFAULT_LOG_INTERVAL_MS, throttledLogger, type LevelLogger } from "./log-throttle.ts";
 export { waitForDependencies, START_UP_BACKOFF, type DependencyCheck, type DependencyWaitLog } from "./dependency-wait.ts";
 export { DATATYPES, Datatype, canonicalElement, elementExpectation, integerElement, zeroElement, type DatatypeFacts, type TensorElement } from "./datatypes.ts";
 export { ImageLimits, readImageHeader, imageLimitFault, type ImageHeader } from "./image-header.ts";

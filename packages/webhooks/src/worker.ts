@@ -1,5 +1,5 @@
 import { DelayedError, Worker, type Job } from "bullmq";
-import { backoffDelay, RetryAfterError, type BackoffSchedule } from "@inferline/contracts";
+import { backoffDelay, RetryAfterError, throttledLogger, type BackoffSchedule } from "@inferline/contracts";
 import type { WebhookWorkerStore } from "@inferline/db";
 import { bullmqPrefix, WEBHOOK_QUEUE, type RedisConnection } from "@inferline/queue";
 import { DEFAULT_TIMEOUT_MS, deliverEvent, type DeliveryOptions, type DeliveryResult } from "./deliver.ts";
@@ -82,13 +82,15 @@ export class WebhookWorker {
         },
       },
     });
-    this.worker.on("error", (err) => options.logger.error({ err: err.message }, "webhook queue connection error"));
+    // What an outage makes happen on every reconnect and every entry: one line per 10 s each.
+    const outages = throttledLogger(options.logger);
+    this.worker.on("error", (err) => outages.error({ err: err.message }, "webhook queue connection error"));
     this.worker.on("failed", (job, err) => {
-      if (!(err instanceof RetryAfterError)) options.logger.warn({ event: job?.data.eventId, err: err.message }, "webhook delivery errored");
+      if (!(err instanceof RetryAfterError)) outages.warn({ event: job?.data.eventId, err: err.message }, "webhook delivery errored");
     });
     const interval = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
     if (interval > 0) {
-      this.timer = setInterval(() => void this.sweepOnce().catch((err: Error) => options.logger.warn({ err: err.message }, "webhook sweep failed")), interval);
+      this.timer = setInterval(() => void this.sweepOnce().catch((err: Error) => outages.warn({ err: err.message }, "webhook sweep failed")), interval);
       this.timer.unref();
     }
   }

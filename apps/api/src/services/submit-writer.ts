@@ -1,9 +1,8 @@
-import { hops } from "@inferline/contracts";
+import { hops, type LevelLogger } from "@inferline/contracts";
 import type { JobStatus } from "@inferline/contracts";
 import { isRowFault, postgresFailure, type AnsweredJob, type FlightLeader, type InsertedFollower, type JobStore, type NewJob } from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";
 import type { CarriedJob, Dispatcher, DispatchGroup } from "@inferline/queue";
-import type { Logger } from "pino";
 import type { TenantBacklog } from "./tenant-backlog.ts";
 
 interface Waiting {
@@ -60,7 +59,8 @@ export class SubmitWriter {
     private readonly store: JobStore,
     private readonly dispatcher: Dispatcher,
     private readonly backlog: Pick<TenantBacklog, "rank">,
-    private readonly logger: Logger,
+    /** Where a refused enqueue is reported (throttled: a Redis outage refuses every group). */
+    private readonly logger: LevelLogger,
     /** Stores the result cache's jobs (answered, single-flight followers); needed only when a model caches. */
     private readonly cached?: CachedJobWriter,
   ) {}
