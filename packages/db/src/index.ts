@@ -4,6 +4,7 @@ export { migrate, ensureDatabase, MIGRATIONS_DIR } from "./migrate.ts";
 export {
   JobStore,
   toJobView,
+  type JobStoreOptions,
   ANNOUNCED_RESULT_BYTES,
   ANNOUNCED_MAX_JOBS,
   type NewJob,
@@ -18,6 +19,7 @@ export {
   type FinishedJob,
   type IsolatedJob,
 } from "./job-store.ts";
+export { LIST_SCAN_ROWS } from "./job-listing.ts";
 export { BatchStore, settleBatch, type BatchStoreOptions, type BatchSettlement } from "./batch-store.ts";
 export { BatchDraft, DRAFT_IDLE_TIMEOUT_MS, type NewBatch, type NewBatchChunk, type CommittedDraft } from "./batch-draft.ts";
 export { BatchChunkStore, MAX_CHUNK_RESULT_BYTES, type ClaimedChunk, type ChunkItemOutcome, type ChunkOverdue, type ExpiredChunks, type FinishedChunk, type ResultChunk } from "./batch-chunk-store.ts";

@@ -6,18 +6,27 @@ import { useTestDatabase } from "./support/test-database.ts";
 import { createTenant, newJob } from "./support/rows.ts";
 
 const database = useTestDatabase();
-const store = () => new JobStore(database().pool, database().prisma);
+const store = (listScanRows?: number) => new JobStore(database().pool, database().prisma, { listScanRows });
 
 /** Every page of a listing, following the cursors to the end. */
-async function allPages(tenantId: string, query: Partial<JobListQuery>): Promise<string[][]> {
+async function allPages(tenantId: string, query: Partial<JobListQuery>, listScanRows?: number): Promise<string[][]> {
   const pages: string[][] = [];
   let cursor: string | undefined;
   do {
-    const page = await store().list(tenantId, JobListQuery.parse({ ...query, cursor }));
+    const page = await store(listScanRows).list(tenantId, JobListQuery.parse({ ...query, cursor }));
     pages.push(page.jobs.map((j) => j.id));
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
   return pages;
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
+
+async function otherJob(tenantId: string): Promise<string | undefined> {
+  const { rows } = await database().pool.query<{ id: string }>(`select id from jobs where "tenantId" = $1 limit 1`, [tenantId]);
+  return rows[0]?.id;
 }
 
 /** Newest first, as the listing orders them: createdAt, then id, both descending. */
@@ -67,6 +76,32 @@ describe("JobStore.list", () => {
     expect((await allPages(tenant, { model: "a" })).flat().sort()).toEqual([a.id, c.id].sort());
     expect((await allPages(tenant, { model: "a", status: "queued" })).flat()).toEqual([a.id]);
     expect((await allPages(tenant, { status: "canceled", limit: 1 })).flat()).toEqual([c.id]);
+  });
+
+  it("reads at most listScanRows jobs for a status filter: a page without matches comes back empty with a cursor, and the cursors find every match once, in order", async () => {
+    const [tenant, other] = [await createTenant(database()), await createTenant(database())];
+    const base = Date.UTC(2026, 0, 1);
+    // 3,000 jobs, newest first once listed; pairs share a millisecond, so scans end among ties.
+    const jobs = Array.from({ length: 3000 }, (_, i) => newJob(tenant, { createdAt: new Date(base + Math.floor(i / 2)), model: i % 3 ? "a" : "b" }));
+    await store().insertMany([...jobs, ...Array.from({ length: 50 }, () => newJob(other))]);
+    const listed = newestFirst(jobs);
+    // None among the newest 500 (one scan's worth); a run of 25 that fills pages; some in the
+    // middle, one on each side of the 1,000th and 1,500th, and the oldest.
+    const failedAt = [...range(600, 625), 900, 999, 1000, 1499, 1500, 2200, 2999];
+    const failed = failedAt.map((i) => listed[i]!);
+    await database().pool.query(`update jobs set status = 'failed' where id = any($1::uuid[])`, [[...failed, (await otherJob(other))!]]);
+
+    const first = await store(500).list(tenant, JobListQuery.parse({ status: "failed", limit: 10 }));
+    expect(first.jobs).toEqual([]);
+    expect(first.nextCursor).not.toBeNull();
+
+    const pages = await allPages(tenant, { status: "failed", limit: 10 }, 500);
+    expect(pages.flat()).toEqual(failed);
+    expect(Math.max(...pages.map((p) => p.length))).toBe(10);
+    const ofModel = failed.filter((id) => jobs.find((j) => j.id === id)!.model === "b");
+    expect((await allPages(tenant, { status: "failed", model: "b", limit: 10 }, 500)).flat()).toEqual(ofModel);
+    // Without a status filter the bound does not apply: pages are full.
+    expect((await allPages(tenant, { model: "b", limit: 500 }, 500)).map((p) => p.length)).toEqual([500, 500]);
   });
 
   it("refuses a cursor it did not make with InvalidCursorError, before any statement", async () => {
