@@ -1,6 +1,7 @@
 import type pg from "pg";
-import { batchItemId, isTerminal, type FlatTensor, type InferenceResult, type JobError, type JobPriority, type JobStatus, type JobView } from "@inferline/contracts";
+import { BATCH_CHUNK_SIZE, batchItemId, isTerminal, type FlatTensor, type InferenceResult, type JobError, type JobPriority, type JobStatus, type JobView } from "@inferline/contracts";
 import { settleBatch, type BatchSettlement } from "./batch-store.ts";
+import { LIST_SCAN_ROWS } from "./job-listing.ts";
 
 /** A chunk a worker took: the inputs of its items (null for those already terminal: canceled, or answered from the cache). */
 export interface ClaimedChunk {
@@ -93,6 +94,29 @@ interface ItemBatchRow {
   canceledAt: Date | null;
 }
 
+/** The columns of a chunk and of its batch that its items' job views show (aliases c and b). */
+const ITEM_COLUMNS = `c."firstIndex", c.size, c."customIds", c.statuses, c.cached, c.results::text as results, c.errors::text as errors, c.attempts,
+  c."startedAt", c."completedAt", b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"`;
+
+export interface ItemListOptions {
+  /** Items below this index only. */
+  beforeIndex: number;
+  limit: number;
+  status?: JobStatus;
+  /** Items of a batch of this model only. */
+  model?: string;
+}
+
+export interface BatchChunkStoreOptions {
+  /** Chunks whose statuses one page of listItems reads at most. Default: LIST_SCAN_ROWS items' worth. */
+  listScanChunks?: number;
+  /** Chunks whose items one page of listItems shows at most (their results are read whole). Default 4. */
+  pageChunks?: number;
+}
+
+/** A chunk as listItems first reads it: what its items' statuses need. */
+type ScannedChunk = Pick<ChunkRow, "firstIndex" | "size" | "statuses" | "startedAt">;
+
 /** Chunks per page of a results stream (up to ~5,000 items). */
 const RESULT_PAGE_CHUNKS = 10;
 
@@ -109,7 +133,16 @@ export const MAX_CHUNK_RESULT_BYTES = 8 * 1024 * 1024;
  * one per item.
  */
 export class BatchChunkStore {
-  constructor(private readonly pool: pg.Pool) {}
+  private readonly listScanChunks: number;
+  private readonly pageChunks: number;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    options: BatchChunkStoreOptions = {},
+  ) {
+    this.listScanChunks = options.listScanChunks ?? Math.ceil(LIST_SCAN_ROWS / BATCH_CHUNK_SIZE);
+    this.pageChunks = options.pageChunks ?? 4;
+  }
 
   /**
    * Marks the chunk running (its first start) and counts the attempt, and marks its queue entry
@@ -267,32 +300,48 @@ export class BatchChunkStore {
   }
 
   /**
-   * Items of a batch as jobs, newest (highest index) first, below `beforeIndex`, optionally of one
-   * status: reads chunk after chunk until the page is full.
+   * A page of a batch's items as jobs, newest (highest index) first, below `beforeIndex`,
+   * optionally of one status. Reads the statuses of at most `listScanChunks` chunks below it, then
+   * the results of the chunks that hold the page's items, at most `pageChunks` of them: an item's
+   * result is read with its chunk's (up to MAX_CHUNK_RESULT_BYTES), so a page of sparse matches
+   * would otherwise read a chunk per item. `nextBefore` is where the next page starts, null when
+   * no item is left; a page may hold fewer than `limit` items, even none, while it is not null.
    */
-  async listItems(tenantId: string, batchId: string, options: { beforeIndex: number; limit: number; status?: JobStatus; model?: string }): Promise<{ jobs: JobView[]; more: boolean }> {
-    const jobs: JobView[] = [];
-    let before = options.beforeIndex;
-    for (;;) {
-      const row = await this.chunkBelow(tenantId, batchId, before, options.model);
-      if (!row) return { jobs, more: false };
-      const chunk = split(row);
-      for (let i = Math.min(row.size, before - row.firstIndex) - 1; i >= 0; i--) {
-        const view = itemView(chunk, row, i);
-        if (options.status && view.status !== options.status) continue;
-        if (jobs.length === options.limit) return { jobs, more: true };
-        jobs.push(view);
-      }
-      before = row.firstIndex;
-    }
+  async listItems(tenantId: string, batchId: string, options: ItemListOptions): Promise<{ jobs: JobView[]; nextBefore: number | null }> {
+    const { rows: scanned } = await this.pool.query<ScannedChunk>(
+      `select c."firstIndex", c.size, c.statuses, c."startedAt" from batch_chunks c join batches b on b.id = c."batchId"
+       where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" < $3 and ($4::text is null or b.model = $4)
+       order by c."firstIndex" desc limit $5`,
+      [batchId, tenantId, options.beforeIndex, options.model ?? null, this.listScanChunks],
+    );
+    const page = pickItems(scanned, options, this.pageChunks);
+    const lowest = scanned[scanned.length - 1];
+    const nextBefore = page.nextBefore ?? (scanned.length === this.listScanChunks && lowest && lowest.firstIndex > 0 ? lowest.firstIndex : null);
+    if (page.items.length === 0) return { jobs: [], nextBefore };
+    const chunks = await this.chunksAt(tenantId, batchId, [...new Set(page.items.map((item) => item.firstIndex))]);
+    const jobs = page.items.flatMap(({ firstIndex, i }) => {
+      const chunk = chunks.get(firstIndex);
+      const view = chunk && itemView(chunk, chunk, i);
+      // Read a moment after the statuses: an item that has moved on since is left out.
+      return view && (!options.status || view.status === options.status) ? [view] : [];
+    });
+    return { jobs, nextBefore };
+  }
+
+  /** The tenant's chunks of the batch that start at `firstIndexes`, whole, with what an item's job view shows of its batch. */
+  private async chunksAt(tenantId: string, batchId: string, firstIndexes: number[]): Promise<Map<number, SplitChunk<ChunkRow & ItemBatchRow>>> {
+    const { rows } = await this.pool.query<ChunkRow & ItemBatchRow>(
+      `select ${ITEM_COLUMNS} from batch_chunks c join batches b on b.id = c."batchId"
+       where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" = any($3::int[])`,
+      [batchId, tenantId, firstIndexes],
+    );
+    return new Map(rows.map((row) => [row.firstIndex, split(row)]));
   }
 
   /** The tenant's chunk holding the items just below index `below` (of `model`, when given), with what an item's job view shows of its batch. */
   private async chunkBelow(tenantId: string, batchId: string, below: number, model?: string): Promise<(ChunkRow & ItemBatchRow) | undefined> {
     const { rows } = await this.pool.query<ChunkRow & ItemBatchRow>(
-      `select c."firstIndex", c.size, c."customIds", c.statuses, c.cached, c.results::text as results, c.errors::text as errors, c.attempts, c."startedAt", c."completedAt",
-         b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"
-       from batch_chunks c join batches b on b.id = c."batchId"
+      `select ${ITEM_COLUMNS} from batch_chunks c join batches b on b.id = c."batchId"
        where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" < $3 and ($4::text is null or b.model = $4)
        order by c."firstIndex" desc limit 1`,
       [batchId, tenantId, below, model ?? null],
@@ -362,6 +411,28 @@ function expiredChunk(row: OverdueChunkRow): { id: string; statuses: string[]; e
   return { id: row.id, statuses, errors: arrayText(errors), n };
 }
 
+/**
+ * The items of a page among the scanned chunks (newest first): up to `limit` of the status, from
+ * at most `maxChunks` chunks. `nextBefore` when the page ended before the scanned chunks did:
+ * below its last item.
+ */
+function pickItems(scanned: ScannedChunk[], options: ItemListOptions, maxChunks: number): { items: Array<{ firstIndex: number; i: number }>; nextBefore: number | null } {
+  const items: Array<{ firstIndex: number; i: number }> = [];
+  let chunks = 0;
+  for (const chunk of scanned) {
+    let shown = false;
+    for (let i = Math.min(chunk.size, options.beforeIndex - chunk.firstIndex) - 1; i >= 0; i--) {
+      if (options.status && itemStatus(chunk, i) !== options.status) continue;
+      const last = items[items.length - 1];
+      if (last && (items.length === options.limit || (!shown && chunks === maxChunks))) return { items, nextBefore: last.firstIndex + last.i };
+      if (!shown) chunks++;
+      shown = true;
+      items.push({ firstIndex: chunk.firstIndex, i });
+    }
+  }
+  return { items, nextBefore: null };
+}
+
 function resultChunk(row: ChunkRow): ResultChunk {
   const statuses = Array.from({ length: row.size }, (_, i) => itemStatus(row, i));
   return { firstIndex: row.firstIndex, size: row.size, customIds: row.customIds, statuses, cached: row.cached ?? [], results: elementTexts(row.results), errors: elementTexts(row.errors) };
@@ -375,9 +446,9 @@ function itemStatus(row: Pick<ChunkRow, "statuses" | "startedAt">, i: number): J
 }
 
 /** A chunk row with its result and error arrays split into each item's JSON text. */
-type SplitChunk = Omit<ChunkRow, "results" | "errors"> & { results: string[] | null; errors: string[] | null };
+type SplitChunk<Row extends ChunkRow = ChunkRow> = Omit<Row, "results" | "errors"> & { results: string[] | null; errors: string[] | null };
 
-function split(row: ChunkRow): SplitChunk {
+function split<Row extends ChunkRow>(row: Row): SplitChunk<Row> {
   return { ...row, results: elementTexts(row.results), errors: elementTexts(row.errors) };
 }
 

@@ -19,10 +19,21 @@ export {
   type FinishedJob,
   type IsolatedJob,
 } from "./job-store.ts";
-export { LIST_SCAN_ROWS } from "./job-listing.ts";
+export { LIST_SCAN_ROWS, encodeCursor } from "./job-listing.ts";
 export { BatchStore, settleBatch, type BatchStoreOptions, type BatchSettlement } from "./batch-store.ts";
 export { BatchDraft, DRAFT_IDLE_TIMEOUT_MS, type NewBatch, type NewBatchChunk, type CommittedDraft } from "./batch-draft.ts";
-export { BatchChunkStore, MAX_CHUNK_RESULT_BYTES, type ClaimedChunk, type ChunkItemOutcome, type ChunkOverdue, type ExpiredChunks, type FinishedChunk, type ResultChunk } from "./batch-chunk-store.ts";
+export {
+  BatchChunkStore,
+  MAX_CHUNK_RESULT_BYTES,
+  type BatchChunkStoreOptions,
+  type ItemListOptions,
+  type ClaimedChunk,
+  type ChunkItemOutcome,
+  type ChunkOverdue,
+  type ExpiredChunks,
+  type FinishedChunk,
+  type ResultChunk,
+} from "./batch-chunk-store.ts";
 export {
   DispatchStore,
   type PendingDispatch,

@@ -10,7 +10,7 @@ import { InvalidCursorError, isUuid, type JobListQuery } from "@inferline/contra
  * jobs of one tenant; the total work to walk a filter to its end does not depend on this bound,
  * only how it is cut into requests.
  */
-export const LIST_SCAN_ROWS = 20_000;
+export const LIST_SCAN_ROWS = 10_000;
 
 /** Where a page of a tenant's jobs ended, newest first: pages continue strictly after it. */
 export interface ListPosition {
