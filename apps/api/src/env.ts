@@ -43,6 +43,12 @@ export const ApiEnv = SharedEnv.extend({
     .string()
     .refine((v) => (bytes.parse(v) ?? 0) > 0, { message: "must be a size such as 1mb or 1048576" })
     .optional(),
+  /**
+   * GET /v1/jobs requests of one tenant that read the database at once in one API process (a page
+   * may read up to LIST_SCAN_ROWS jobs); up to 32 more wait their turn, each at most 10 s, and
+   * past that 429 too_many_lists. Other tenants' lists never wait for them. Default 2.
+   */
+  MAX_LISTS_PER_TENANT: z.coerce.number().int().min(1).default(2),
   /** Batch creations at once in one API process; each streams its body into one open transaction (one of the API's 16 PostgreSQL connections). Past it 503 batch_uploads_busy. Default 4. */
   MAX_BATCH_UPLOADS: z.coerce.number().int().min(1).max(12).default(4),
   /** Batch creations at once of one tenant in one API process; past it 429 too_many_batch_uploads. Default 2. */
