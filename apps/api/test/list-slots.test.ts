@@ -9,7 +9,9 @@ import { startStack, type TestStack } from "./support/stack.ts";
 let stack: TestStack;
 let db: Database;
 beforeAll(async () => {
-  stack = await startStack({ worker: false, api: { MAX_LISTS_PER_TENANT: "1", DATABASE_STATEMENT_TIMEOUT_MS: "30000" } });
+  // One slot a tenant; statements that wait on the test's lock as long as it holds it.
+  const api = { MAX_LISTS_PER_TENANT: "1", DATABASE_STATEMENT_TIMEOUT_MS: "30000" };
+  stack = await startStack({ worker: false, api });
   db = new Database(stack.db.url, { poolSize: 2 });
 });
 afterAll(async () => {
@@ -20,21 +22,22 @@ afterAll(async () => {
 /** List statements (JobStore.list's) waiting on a lock; `filter` tells alpha's (status) from beta's (model). */
 async function blockedLists(filter: "status" | "model"): Promise<number> {
   const { rows } = await db.pool.query<{ n: number }>(
-    `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%scanned%' and query like $1`,
+    `select count(*)::int as n from pg_stat_activity
+     where datname = current_database() and wait_event_type = 'Lock' and query like '%scanned%' and query like $1`,
     [filter === "status" ? "%where status = %" : "%and model = %"],
   );
   return rows[0]!.n;
 }
 
 describe("GET /v1/jobs slots per tenant", () => {
-  it("runs MAX_LISTS_PER_TENANT of a tenant's lists at once, queues the next ones, refuses past the queue; another tenant's list goes straight through", async () => {
+  it("runs a tenant's MAX_LISTS_PER_TENANT lists at once, queues more, refuses past the queue; another's goes through", async () => {
     const lock = await db.pool.connect();
     const answers: Promise<HttpResponse>[] = [];
     try {
       await lock.query("begin");
       await lock.query("lock table jobs in access exclusive mode");
       answers.push(stack.alpha.get("/v1/jobs?status=failed"));
-      await sleepUntil(async () => (await blockedLists("status")) === 1, { message: "alpha's first list never reached the database" });
+      await sleepUntil(async () => (await blockedLists("status")) === 1, { message: "alpha's list never reached PostgreSQL" });
 
       // One slot, LIST_WAITING.perTenant waiting: the one past them is refused at once.
       const queued = Array.from({ length: LIST_WAITING.perTenant + 1 }, () => stack.alpha.get("/v1/jobs?status=failed"));

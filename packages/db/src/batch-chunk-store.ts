@@ -1,5 +1,6 @@
 import type pg from "pg";
-import { BATCH_CHUNK_SIZE, batchItemId, isTerminal, type FlatTensor, type InferenceResult, type JobError, type JobPriority, type JobStatus, type JobView } from "@inferline/contracts";
+import { BATCH_CHUNK_SIZE, batchItemId, isTerminal } from "@inferline/contracts";
+import type { FlatTensor, InferenceResult, JobError, JobPriority, JobStatus, JobView } from "@inferline/contracts";
 import { settleBatch, type BatchSettlement } from "./batch-store.ts";
 import { LIST_SCAN_ROWS } from "./job-listing.ts";
 
@@ -95,8 +96,9 @@ interface ItemBatchRow {
 }
 
 /** The columns of a chunk and of its batch that its items' job views show (aliases c and b). */
-const ITEM_COLUMNS = `c."firstIndex", c.size, c."customIds", c.statuses, c.cached, c.results::text as results, c.errors::text as errors, c.attempts,
-  c."startedAt", c."completedAt", b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"`;
+const ITEM_COLUMNS = `c."firstIndex", c.size, c."customIds", c.statuses, c.cached,
+  c.results::text as results, c.errors::text as errors, c.attempts, c."startedAt", c."completedAt",
+  b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"`;
 
 export interface ItemListOptions {
   /** Items below this index only. */
@@ -112,6 +114,18 @@ export interface BatchChunkStoreOptions {
   listScanChunks?: number;
   /** Chunks whose items one page of listItems shows at most (their results are read whole). Default 4. */
   pageChunks?: number;
+}
+
+/** A page of a batch's items, and where the next starts (null: no items left below it). */
+export interface ItemPage {
+  jobs: JobView[];
+  nextBefore: number | null;
+}
+
+/** The items a page shows, by chunk and index in it; where the next page starts when it ended early. */
+interface PickedItems {
+  items: Array<{ firstIndex: number; i: number }>;
+  nextBefore: number | null;
 }
 
 /** A chunk as listItems first reads it: what its items' statuses need. */
@@ -307,7 +321,7 @@ export class BatchChunkStore {
    * would otherwise read a chunk per item. `nextBefore` is where the next page starts, null when
    * no item is left; a page may hold fewer than `limit` items, even none, while it is not null.
    */
-  async listItems(tenantId: string, batchId: string, options: ItemListOptions): Promise<{ jobs: JobView[]; nextBefore: number | null }> {
+  async listItems(tenantId: string, batchId: string, options: ItemListOptions): Promise<ItemPage> {
     const { rows: scanned } = await this.pool.query<ScannedChunk>(
       `select c."firstIndex", c.size, c.statuses, c."startedAt" from batch_chunks c join batches b on b.id = c."batchId"
        where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" < $3 and ($4::text is null or b.model = $4)
@@ -315,8 +329,9 @@ export class BatchChunkStore {
       [batchId, tenantId, options.beforeIndex, options.model ?? null, this.listScanChunks],
     );
     const page = pickItems(scanned, options, this.pageChunks);
-    const lowest = scanned[scanned.length - 1];
-    const nextBefore = page.nextBefore ?? (scanned.length === this.listScanChunks && lowest && lowest.firstIndex > 0 ? lowest.firstIndex : null);
+    // Not ended inside the scan: go on below the lowest chunk read, unless the scan reached index 0.
+    const lowest = scanned.length === this.listScanChunks ? scanned[scanned.length - 1]!.firstIndex : 0;
+    const nextBefore = page.nextBefore ?? (lowest > 0 ? lowest : null);
     if (page.items.length === 0) return { jobs: [], nextBefore };
     const chunks = await this.chunksAt(tenantId, batchId, [...new Set(page.items.map((item) => item.firstIndex))]);
     const jobs = page.items.flatMap(({ firstIndex, i }) => {
@@ -328,8 +343,8 @@ export class BatchChunkStore {
     return { jobs, nextBefore };
   }
 
-  /** The tenant's chunks of the batch that start at `firstIndexes`, whole, with what an item's job view shows of its batch. */
-  private async chunksAt(tenantId: string, batchId: string, firstIndexes: number[]): Promise<Map<number, SplitChunk<ChunkRow & ItemBatchRow>>> {
+  /** The tenant's chunks of the batch that start at `firstIndexes`, whole, with what their items' views show of the batch. */
+  private async chunksAt(tenantId: string, batchId: string, firstIndexes: number[]): Promise<Map<number, ItemChunk>> {
     const { rows } = await this.pool.query<ChunkRow & ItemBatchRow>(
       `select ${ITEM_COLUMNS} from batch_chunks c join batches b on b.id = c."batchId"
        where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" = any($3::int[])`,
@@ -338,13 +353,13 @@ export class BatchChunkStore {
     return new Map(rows.map((row) => [row.firstIndex, split(row)]));
   }
 
-  /** The tenant's chunk holding the items just below index `below` (of `model`, when given), with what an item's job view shows of its batch. */
-  private async chunkBelow(tenantId: string, batchId: string, below: number, model?: string): Promise<(ChunkRow & ItemBatchRow) | undefined> {
+  /** The tenant's chunk holding the items just below index `below`, with what an item's job view shows of its batch. */
+  private async chunkBelow(tenantId: string, batchId: string, below: number): Promise<(ChunkRow & ItemBatchRow) | undefined> {
     const { rows } = await this.pool.query<ChunkRow & ItemBatchRow>(
       `select ${ITEM_COLUMNS} from batch_chunks c join batches b on b.id = c."batchId"
-       where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" < $3 and ($4::text is null or b.model = $4)
+       where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" < $3
        order by c."firstIndex" desc limit 1`,
-      [batchId, tenantId, below, model ?? null],
+      [batchId, tenantId, below],
     );
     return rows[0];
   }
@@ -416,15 +431,16 @@ function expiredChunk(row: OverdueChunkRow): { id: string; statuses: string[]; e
  * at most `maxChunks` chunks. `nextBefore` when the page ended before the scanned chunks did:
  * below its last item.
  */
-function pickItems(scanned: ScannedChunk[], options: ItemListOptions, maxChunks: number): { items: Array<{ firstIndex: number; i: number }>; nextBefore: number | null } {
-  const items: Array<{ firstIndex: number; i: number }> = [];
+function pickItems(scanned: ScannedChunk[], options: ItemListOptions, maxChunks: number): PickedItems {
+  const items: PickedItems["items"] = [];
   let chunks = 0;
   for (const chunk of scanned) {
     let shown = false;
     for (let i = Math.min(chunk.size, options.beforeIndex - chunk.firstIndex) - 1; i >= 0; i--) {
       if (options.status && itemStatus(chunk, i) !== options.status) continue;
       const last = items[items.length - 1];
-      if (last && (items.length === options.limit || (!shown && chunks === maxChunks))) return { items, nextBefore: last.firstIndex + last.i };
+      const full = items.length === options.limit || (!shown && chunks === maxChunks);
+      if (last && full) return { items, nextBefore: last.firstIndex + last.i };
       if (!shown) chunks++;
       shown = true;
       items.push({ firstIndex: chunk.firstIndex, i });
@@ -446,7 +462,13 @@ function itemStatus(row: Pick<ChunkRow, "statuses" | "startedAt">, i: number): J
 }
 
 /** A chunk row with its result and error arrays split into each item's JSON text. */
-type SplitChunk<Row extends ChunkRow = ChunkRow> = Omit<Row, "results" | "errors"> & { results: string[] | null; errors: string[] | null };
+type SplitChunk<Row extends ChunkRow = ChunkRow> = Omit<Row, "results" | "errors"> & {
+  results: string[] | null;
+  errors: string[] | null;
+};
+
+/** A chunk as a page of items reads it: whole, with what its items' views show of the batch. */
+type ItemChunk = SplitChunk<ChunkRow & ItemBatchRow>;
 
 function split<Row extends ChunkRow>(row: Row): SplitChunk<Row> {
   return { ...row, results: elementTexts(row.results), errors: elementTexts(row.errors) };

@@ -27,6 +27,7 @@ export {
   MAX_CHUNK_RESULT_BYTES,
   type BatchChunkStoreOptions,
   type ItemListOptions,
+  type ItemPage,
   type ClaimedChunk,
   type ChunkItemOutcome,
   type ChunkOverdue,

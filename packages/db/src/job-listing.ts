@@ -35,9 +35,8 @@ export function decodeCursor(cursor: string): ListPosition {
 }
 
 /** The columns of a job that its view shows (see toJobView), as the list statement returns them. */
-const LISTED_COLUMNS = ["status", "model", "version", "priority", "attempts", "metadata", `"startedAt"`, `"completedAt"`, "result", "cached", `"errorCode"`, `"errorMessage"`]
-  .map((c) => `j.${c}`)
-  .join(", ");
+const LISTED_COLUMNS = `j.status, j.model, j.version, j.priority, j.attempts, j.metadata, j."startedAt", j."completedAt",
+  j.result, j.cached, j."errorCode", j."errorMessage"`;
 
 /**
  * One page of a tenant's jobs: rows with `hit` are the page's jobs, newest first (at most

@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import type pg from "pg";
-import { type FlatTensor, type InferenceResult, type JobListQuery, type JobPriority, type JobStatus, type JobView, type WebhookSpec } from "@inferline/contracts";
+import type { FlatTensor, InferenceResult, JobListQuery, JobPriority, JobStatus, JobView, WebhookSpec } from "@inferline/contracts";
 import type { PrismaClient } from "./generated/prisma/client.ts";
 import type { Queryable } from "./database.ts";
 import type { Job } from "./generated/prisma/client.ts";

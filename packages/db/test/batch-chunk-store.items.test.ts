@@ -1,7 +1,7 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { batchItemId, type JobStatus } from "@inferline/contracts";
-import { BatchChunkStore, type BatchChunkStoreOptions } from "@inferline/db";
+import { BatchChunkStore, type BatchChunkStoreOptions, type ChunkItemOutcome } from "@inferline/db";
 import { useTestDatabase } from "./support/test-database.ts";
 import { createBatch, createTenant } from "./support/rows.ts";
 
@@ -22,8 +22,10 @@ async function progressedBatch() {
   return { tenant, ...batch };
 }
 
+type PageOptions = { limit: number; status?: JobStatus };
+
 /** Every page of a batch's items from the top, following nextBefore to the end: each page's item ids. */
-async function allPages(tenant: string, batchId: string, total: number, options: { limit: number; status?: JobStatus }, store = chunks()): Promise<string[][]> {
+async function allPages(tenant: string, batchId: string, total: number, options: PageOptions, store = chunks()): Promise<string[][]> {
   const pages: string[][] = [];
   let before: number | null = total;
   while (before !== null) {
@@ -99,27 +101,31 @@ describe("BatchChunkStore.listItems", () => {
   it("lists nothing for another tenant, for another model, or below index 0", async () => {
     const { tenant, batchId, total } = await progressedBatch();
     const other = await createTenant(database());
-    expect(await chunks().listItems(other, batchId, { beforeIndex: total, limit: 10 })).toEqual({ jobs: [], nextBefore: null });
-    expect(await chunks().listItems(tenant, batchId, { beforeIndex: total, limit: 10, model: "other" })).toEqual({ jobs: [], nextBefore: null });
+    const nothing = { jobs: [], nextBefore: null };
+    expect(await chunks().listItems(other, batchId, { beforeIndex: total, limit: 10 })).toEqual(nothing);
+    expect(await chunks().listItems(tenant, batchId, { beforeIndex: total, limit: 10, model: "other" })).toEqual(nothing);
     expect((await chunks().listItems(tenant, batchId, { beforeIndex: total, limit: 10, model: "iris" })).jobs).toHaveLength(7);
-    expect(await chunks().listItems(tenant, batchId, { beforeIndex: 0, limit: 10 })).toEqual({ jobs: [], nextBefore: null });
+    expect(await chunks().listItems(tenant, batchId, { beforeIndex: 0, limit: 10 })).toEqual(nothing);
   });
 
-  it("reads the statuses of at most listScanChunks chunks a page: one without matches comes back empty with where to go on", async () => {
+  it("reads the statuses of at most listScanChunks chunks a page: one without matches is empty and says where to go on", async () => {
     const tenant = await createTenant(database());
-    const { batchId, chunkIds, total } = await createBatch(database(), tenant, { sizes: Array.from({ length: 12 }, () => 2) });
-    await chunks().claim(chunkIds[0]!);
-    await database().transaction((client) => chunks().finish(chunkIds[0]!, [ok({ y: 0 }), bad], client));
-    await chunks().claim(chunkIds[5]!);
-    await database().transaction((client) => chunks().finish(chunkIds[5]!, [bad, bad], client));
+    const { batchId, chunkIds, total } = await createBatch(database(), tenant, { sizes: Array(12).fill(2) });
+    const finish = async (id: string, outcomes: ChunkItemOutcome[]) => {
+      await chunks().claim(id);
+      await database().transaction((client) => chunks().finish(id, outcomes, client));
+    };
+    await finish(chunkIds[0]!, [ok({ y: 0 }), bad]);
+    await finish(chunkIds[5]!, [bad, bad]);
     const store = chunks({ listScanChunks: 3 });
+    const failedBelow = (beforeIndex: number) => store.listItems(tenant, batchId, { beforeIndex, limit: 10, status: "failed" });
 
-    expect(await store.listItems(tenant, batchId, { beforeIndex: total, limit: 10, status: "failed" })).toEqual({ jobs: [], nextBefore: 18 });
+    expect(await failedBelow(total)).toEqual({ jobs: [], nextBefore: 18 });
     const pages = await allPages(tenant, batchId, total, { limit: 10, status: "failed" }, store);
     expect(pages.map((p) => p.length)).toEqual([0, 0, 2, 1]);
     expect(pages.flat()).toEqual([11, 10, 1].map((i) => batchItemId(batchId, i)));
     // The last chunk scanned is the batch's first: no cursor then.
-    expect(await store.listItems(tenant, batchId, { beforeIndex: 6, limit: 10, status: "failed" })).toEqual({ jobs: [expect.objectContaining({ id: batchItemId(batchId, 1) })], nextBefore: null });
+    expect(await failedBelow(6)).toEqual({ jobs: [expect.objectContaining({ id: batchItemId(batchId, 1) })], nextBefore: null });
   });
 
   it("shows the items of at most pageChunks chunks a page", async () => {
@@ -127,22 +133,11 @@ describe("BatchChunkStore.listItems", () => {
     const { batchId, chunkIds, total } = await createBatch(database(), tenant, { sizes: [3, 3, 3] });
     for (const id of chunkIds) {
       await chunks().claim(id);
-      await database().transaction((client) =>
-        chunks().finish(
-          id,
-          [0, 1, 2].map((y) => ok({ y })),
-          client,
-        ),
-      );
+      await database().transaction((client) => chunks().finish(id, [ok({ y: 0 }), ok({ y: 1 }), ok({ y: 2 })], client));
     }
     const pages = await allPages(tenant, batchId, total, { limit: 10, status: "succeeded" }, chunks({ pageChunks: 1 }));
-    expect(pages).toEqual(
-      [
-        [8, 7, 6],
-        [5, 4, 3],
-        [2, 1, 0],
-      ].map((p) => p.map((i) => batchItemId(batchId, i))),
-    );
+    const ids = (indexes: number[]) => indexes.map((i) => batchItemId(batchId, i));
+    expect(pages).toEqual([ids([8, 7, 6]), ids([5, 4, 3]), ids([2, 1, 0])]);
     expect((await allPages(tenant, batchId, total, { limit: 10 })).map((p) => p.length)).toEqual([9]);
   });
 });

@@ -24,11 +24,6 @@ function range(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, i) => from + i);
 }
 
-async function otherJob(tenantId: string): Promise<string | undefined> {
-  const { rows } = await database().pool.query<{ id: string }>(`select id from jobs where "tenantId" = $1 limit 1`, [tenantId]);
-  return rows[0]?.id;
-}
-
 /** Newest first, as the listing orders them: createdAt, then id, both descending. */
 function newestFirst(jobs: NewJob[]): string[] {
   return [...jobs].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1)).map((j) => j.id);
@@ -78,18 +73,19 @@ describe("JobStore.list", () => {
     expect((await allPages(tenant, { status: "canceled", limit: 1 })).flat()).toEqual([c.id]);
   });
 
-  it("reads at most listScanRows jobs for a status filter: a page without matches comes back empty with a cursor, and the cursors find every match once, in order", async () => {
+  it("reads at most listScanRows jobs for a status: a page with no match in them is empty but has a cursor; cursors find every match once, in order", async () => {
     const [tenant, other] = [await createTenant(database()), await createTenant(database())];
     const base = Date.UTC(2026, 0, 1);
-    // 3,000 jobs, newest first once listed; pairs share a millisecond, so scans end among ties.
-    const jobs = Array.from({ length: 3000 }, (_, i) => newJob(tenant, { createdAt: new Date(base + Math.floor(i / 2)), model: i % 3 ? "a" : "b" }));
-    await store().insertMany([...jobs, ...Array.from({ length: 50 }, () => newJob(other))]);
+    // 3,000 jobs; pairs share a millisecond, so scans end among ties.
+    const at = (i: number) => new Date(base + Math.floor(i / 2));
+    const jobs = Array.from({ length: 3000 }, (_, i) => newJob(tenant, { createdAt: at(i), model: i % 3 ? "a" : "b" }));
+    const others = Array.from({ length: 50 }, () => newJob(other));
+    await store().insertMany([...jobs, ...others]);
     const listed = newestFirst(jobs);
-    // None among the newest 500 (one scan's worth); a run of 25 that fills pages; some in the
-    // middle, one on each side of the 1,000th and 1,500th, and the oldest.
-    const failedAt = [...range(600, 625), 900, 999, 1000, 1499, 1500, 2200, 2999];
-    const failed = failedAt.map((i) => listed[i]!);
-    await database().pool.query(`update jobs set status = 'failed' where id = any($1::uuid[])`, [[...failed, (await otherJob(other))!]]);
+    // None among the newest 500 (one scan's worth), a run of 25 that fills pages, a few apart, the oldest.
+    const failed = [...range(600, 625), 900, 999, 1000, 1499, 1500, 2200, 2999].map((i) => listed[i]!);
+    const fail = `update jobs set status = 'failed' where id = any($1::uuid[])`;
+    await database().pool.query(fail, [[...failed, others[0]!.id]]);
 
     const first = await store(500).list(tenant, JobListQuery.parse({ status: "failed", limit: 10 }));
     expect(first.jobs).toEqual([]);
@@ -100,7 +96,7 @@ describe("JobStore.list", () => {
     expect(Math.max(...pages.map((p) => p.length))).toBe(10);
     const ofModel = failed.filter((id) => jobs.find((j) => j.id === id)!.model === "b");
     expect((await allPages(tenant, { status: "failed", model: "b", limit: 10 }, 500)).flat()).toEqual(ofModel);
-    // Without a status filter the bound does not apply: pages are full.
+    // Without a status every job matches: pages are full whatever the bound.
     expect((await allPages(tenant, { model: "b", limit: 500 }, 500)).map((p) => p.length)).toEqual([500, 500]);
   });
 

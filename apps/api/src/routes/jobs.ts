@@ -36,7 +36,7 @@ export function submitJobHandler(jobs: JobService, metrics?: Pick<ApiMetrics, "s
 /** Lists of one tenant that wait for one of its MAX_LISTS_PER_TENANT slots in an API process, and how long each may. */
 export const LIST_WAITING = { perTenant: 32, ms: 10_000 };
 
-/** The slots GET /v1/jobs takes: `perTenant` (MAX_LISTS_PER_TENANT) lists of a tenant at once, LIST_WAITING more waiting. */
+/** The slots GET /v1/jobs takes: `perTenant` (MAX_LISTS_PER_TENANT) lists of a tenant at once, more waiting. */
 export function listSlots(perTenant: number): TenantSlots {
   return new TenantSlots({ perTenant, waitingPerTenant: LIST_WAITING.perTenant, waitMs: LIST_WAITING.ms });
 }
@@ -56,8 +56,8 @@ export function jobsRouter(jobs: JobService, lists: TenantSlots): Router {
     if (slot === "aborted") return;
     if (slot === "refused") {
       res.setHeader("Retry-After", "1");
-      const { perTenant } = lists.limits;
-      return sendProblem(res, 429, "too_many_lists", `your tenant already has ${perTenant} lists running and more waiting on this API process; retry after 1 s`);
+      const detail = `your tenant already has ${lists.limits.perTenant} lists running and more waiting on this API process`;
+      return sendProblem(res, 429, "too_many_lists", `${detail}; retry after 1 s`);
     }
     try {
       res.json((await jobs.list(req.tenant!.id, query.data)) satisfies JobListPage);

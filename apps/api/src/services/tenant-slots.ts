@@ -7,7 +7,7 @@ export interface TenantSlotLimits {
   waitMs: number;
 }
 
-/** Why no slot was given: refused (the tenant's slots and waiting room full, or waited waitMs), or the caller gave up. */
+/** Why no slot was given: refused (its slots and waiting room full, or it waited waitMs), or the caller gave up. */
 export type NoSlot = "refused" | "aborted";
 
 interface Waiter {

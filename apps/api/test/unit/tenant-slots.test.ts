@@ -10,7 +10,7 @@ afterEach(() => {
 const slots = (waitMs = 10_000) => new TenantSlots({ perTenant: 2, waitingPerTenant: 2, waitMs });
 
 describe("TenantSlots", () => {
-  it("runs perTenant of a tenant at once, the next waiting in order; another tenant never waits; past the waiting room refused", async () => {
+  it("runs perTenant of a tenant at once, the next in order; another tenant never waits; past the queue refused", async () => {
     const s = slots();
     const [a1, a2] = [await s.acquire("a"), await s.acquire("a")];
     const order: string[] = [];
