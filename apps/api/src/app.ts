@@ -9,7 +9,7 @@ import type { ApiKeyAuth } from "./middleware/auth.ts";
 import { rateLimit } from "./middleware/rate-limit.ts";
 import { problemHandler, sendProblem } from "./problem.ts";
 import { healthRouter, readiness } from "./routes/health.ts";
-import { jobsRouter, submitJobHandler } from "./routes/jobs.ts";
+import { jobsRouter, listSlots, submitJobHandler } from "./routes/jobs.ts";
 import { serverSpan } from "./middleware/server-span.ts";
 import { batchesRouter } from "./routes/batches.ts";
 import type { BatchService } from "./services/batch-service.ts";
@@ -25,7 +25,6 @@ import type { QueueStatusService } from "./services/queue-status.ts";
 import type { ApiMetrics } from "./metrics.ts";
 import { WaiterLimit } from "./services/long-poll.ts";
 import { longPollAdmission } from "./routes/long-poll-handler.ts";
-import { tenantCap, TOO_MANY_LISTS } from "./middleware/tenant-cap.ts";
 import type { ModelAvailability } from "./services/model-availability.ts";
 
 export interface AppDeps {
@@ -74,8 +73,7 @@ export function createApp(deps: AppDeps): Express {
   // One cap for every kind of long-poll (jobs, batches, v2 infer) of a tenant in this process.
   const waiters = new WaiterLimit(deps.env.LONG_POLL_MAX_WAITERS_PER_TENANT, { waiters: deps.metrics.longPollWaiters, rejected: deps.metrics.longPollRejected });
   v1.get(["/jobs/:id", "/batches/:id"], longPollAdmission(waiters));
-  v1.get("/jobs", tenantCap(new WaiterLimit(deps.env.MAX_LISTS_PER_TENANT), TOO_MANY_LISTS));
-  v1.use("/jobs", json, jobsRouter(deps.jobs));
+  v1.use("/jobs", json, jobsRouter(deps.jobs, listSlots(deps.env.MAX_LISTS_PER_TENANT)));
   // Batches parse their own (larger, possibly streamed) bodies.
   v1.use("/batches", batchesRouter(deps.batches, deps.env.BATCH_BODY_LIMIT, deps.metrics));
   v1.use("/models", modelsRouter(deps.models, deps.queues));

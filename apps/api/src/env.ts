@@ -32,8 +32,6 @@ export const ApiEnv = SharedEnv.extend({
   LONG_POLL_MAX_WAITERS_PER_TENANT: z.coerce.number().int().min(1).default(200),
   /** A long-poll reads its job or batch again this often even without a pub/sub message (a lost message costs this long). Default 5000. */
   LONG_POLL_RECHECK_MS: z.coerce.number().int().min(10).max(60_000).default(DEFAULT_RECHECK_MS),
-  /** List requests (GET /v1/jobs) one tenant may have in progress at once in one API process; past it 429 too_many_lists. Default 4. */
-  MAX_LISTS_PER_TENANT: z.coerce.number().int().min(1).default(4),
   /** Requests per second one client address may send without a cached API key (missing, malformed or not yet looked up), counted before any database lookup; past it 429 auth_rate_limited. 0 disables. Default 50. */
   AUTH_RATE_LIMIT_PER_IP: z.coerce.number().int().min(0).default(50),
   /** API keys the auth cache holds per process (valid keys; refused keys get a separate cache of the same size). Default 10,000. */
@@ -45,6 +43,12 @@ export const ApiEnv = SharedEnv.extend({
     .string()
     .refine((v) => (bytes.parse(v) ?? 0) > 0, { message: "must be a size such as 1mb or 1048576" })
     .optional(),
+  /**
+   * GET /v1/jobs requests of one tenant that read the database at once in one API process (a page
+   * may read up to LIST_SCAN_ROWS jobs); up to 32 more wait their turn, each at most 10 s, and
+   * past that 429 too_many_lists. Other tenants' lists never wait for them. Default 2.
+   */
+  MAX_LISTS_PER_TENANT: z.coerce.number().int().min(1).default(2),
   /** Batch creations at once in one API process; each streams its body into one open transaction (one of the API's 16 PostgreSQL connections). Past it 503 batch_uploads_busy. Default 4. */
   MAX_BATCH_UPLOADS: z.coerce.number().int().min(1).max(12).default(4),
   /** Batch creations at once of one tenant in one API process; past it 429 too_many_batch_uploads. Default 2. */

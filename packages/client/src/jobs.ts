@@ -37,12 +37,16 @@ export class Jobs {
     return this.transport.json<JobView>({ method: "POST", path: `${jobPath(id)}/cancel` });
   }
 
-  /** One page of `GET /v1/jobs` (newest first; with `batchId`, that batch's items). */
+  /**
+   * One page of `GET /v1/jobs` (newest first; with `batchId`, that batch's items). A page reads a
+   * bounded part of the jobs, so with a status filter it may hold fewer than `limit`, even none,
+   * while `nextCursor` is not null: only a null `nextCursor` means there are no more.
+   */
   page(filter: JobListFilter & { cursor?: string } = {}): Promise<JobPage> {
     return this.transport.json<JobPage>({ method: "GET", path: "/v1/jobs", query: { ...filter } });
   }
 
-  /** Every job the filter matches, page after page, fetched as the loop asks for them. */
+  /** Every job the filter matches, page after page (short and empty pages included) until `nextCursor` is null, fetched as the loop asks for them. */
   async *list(filter: JobListFilter = {}): AsyncGenerator<JobView> {
     let cursor: string | undefined;
     do {

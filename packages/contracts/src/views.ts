@@ -16,7 +16,10 @@ const count = z.number().int().min(0);
 export const JobListPage = z
   .object({
     jobs: z.array(JobView),
-    nextCursor: z.string().nullable().meta({ description: "Pass as `cursor` for the next page; null on the last page" }),
+    nextCursor: z
+      .string()
+      .nullable()
+      .meta({ description: "Pass as `cursor` for the next page; null on the last page. A page with a status filter may hold fewer than `limit` jobs, even none, before the last" }),
   })
   .meta({ description: "A page of jobs, newest first" });
 export type JobListPage = z.infer<typeof JobListPage>;

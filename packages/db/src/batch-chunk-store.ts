@@ -1,6 +1,7 @@
 import type pg from "pg";
-import { batchItemId, isTerminal, type FlatTensor, type InferenceResult, type JobError, type JobPriority, type JobStatus, type JobView } from "@inferline/contracts";
+import { BATCH_CHUNK_SIZE, batchItemId, isTerminal, type FlatTensor, type InferenceResult, type JobError, type JobPriority, type JobStatus, type JobView } from "@inferline/contracts";
 import { settleBatch, type BatchSettlement } from "./batch-store.ts";
+import { LIST_SCAN_ROWS } from "./job-listing.ts";
 import { deleteEntries, type EmptiedEntry } from "./dispatch-store.ts";
 
 /** A chunk a worker took: the inputs of its items (null for those already terminal: canceled, or answered from the cache). */
@@ -130,6 +131,40 @@ interface ItemBatchRow {
   canceledAt: Date | null;
 }
 
+export interface ItemListOptions {
+  /** Items below this index only. */
+  beforeIndex: number;
+  limit: number;
+  status?: JobStatus;
+  /** Items of a batch of this model only. */
+  model?: string;
+}
+
+export interface BatchChunkStoreOptions {
+  /** Chunks whose statuses one page of listItems reads at most. Default: LIST_SCAN_ROWS items' worth. */
+  listScanChunks?: number;
+  /** Chunks whose items one page of listItems shows at most. Default 4. */
+  pageChunks?: number;
+}
+
+/** A page of a batch's items, and where the next starts (null: no items left below it). */
+export interface ItemPage {
+  jobs: JobView[];
+  nextBefore: number | null;
+}
+
+/** The items a page shows, by chunk and index in it; where the next page starts when it ended early. */
+interface PickedItems {
+  items: Array<{ firstIndex: number; i: number }>;
+  nextBefore: number | null;
+}
+
+/** A chunk as listItems first reads it: what its items' statuses need. */
+type ScannedChunk = Pick<ChunkRow, "firstIndex" | "size" | "statuses" | "startedAt">;
+
+/** One item a page of listItems shows, with only its own elements of its chunk's arrays. */
+type ListedItemRow = ItemRow & ItemBatchRow & { n: number };
+
 /**
  * Most bytes of result JSON one chunk row holds: an item whose result would take its chunk past
  * it fails with `result_too_large`. Keeps a row, and a page of the results stream, bounded
@@ -143,7 +178,16 @@ export const MAX_CHUNK_RESULT_BYTES = 8 * 1024 * 1024;
  * one per item.
  */
 export class BatchChunkStore {
-  constructor(private readonly pool: pg.Pool) {}
+  private readonly listScanChunks: number;
+  private readonly pageChunks: number;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    options: BatchChunkStoreOptions = {},
+  ) {
+    this.listScanChunks = options.listScanChunks ?? Math.ceil(LIST_SCAN_ROWS / BATCH_CHUNK_SIZE);
+    this.pageChunks = options.pageChunks ?? 4;
+  }
 
   /**
    * Marks the chunk running (its first start) and counts the attempt, and marks its queue entry
@@ -335,51 +379,55 @@ export class BatchChunkStore {
     );
     const row = rows[0];
     if (!row || index >= row.firstIndex + row.size) return null;
-    const chunk: SplitChunk = {
-      ...row,
-      firstIndex: index,
-      size: 1,
-      customIds: [row.customId],
-      statuses: [row.status],
-      cached: [row.cached],
-      results: [row.result ?? "null"],
-      errors: [row.error ?? "null"],
-    };
-    return itemView(chunk, row, 0);
+    return itemView(oneItemChunk(row, index), row, 0);
   }
 
   /**
-   * Items of a batch as jobs, newest (highest index) first, below `beforeIndex`, optionally of one
-   * status: reads chunk after chunk until the page is full.
+   * A page of a batch's items as jobs, newest (highest index) first, below `beforeIndex`,
+   * optionally of one status. Reads the statuses of at most `listScanChunks` chunks below it, then
+   * only the page's items' elements of at most `pageChunks` chunks' arrays (PostgreSQL extracts
+   * them), so a page of sparse matches reads neither a chunk per item nor whole chunks of
+   * results. `nextBefore` is where the next page starts, null when no item is left; a page may
+   * hold fewer than `limit` items, even none, while it is not null.
    */
-  async listItems(tenantId: string, batchId: string, options: { beforeIndex: number; limit: number; status?: JobStatus; model?: string }): Promise<{ jobs: JobView[]; more: boolean }> {
-    const jobs: JobView[] = [];
-    let before = options.beforeIndex;
-    for (;;) {
-      const row = await this.chunkBelow(tenantId, batchId, before, options.model);
-      if (!row) return { jobs, more: false };
-      const chunk = split(row);
-      for (let i = Math.min(row.size, before - row.firstIndex) - 1; i >= 0; i--) {
-        const view = itemView(chunk, row, i);
-        if (options.status && view.status !== options.status) continue;
-        if (jobs.length === options.limit) return { jobs, more: true };
-        jobs.push(view);
-      }
-      before = row.firstIndex;
-    }
+  async listItems(tenantId: string, batchId: string, options: ItemListOptions): Promise<ItemPage> {
+    const { rows: scanned } = await this.pool.query<ScannedChunk>(
+      `select c."firstIndex", c.size, c.statuses, c."startedAt" from batch_chunks c join batches b on b.id = c."batchId"
+       where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" < $3 and ($4::text is null or b.model = $4)
+       order by c."firstIndex" desc limit $5`,
+      [batchId, tenantId, options.beforeIndex, options.model ?? null, this.listScanChunks],
+    );
+    const page = pickItems(scanned, options, this.pageChunks);
+    // Not ended inside the scan: go on below the lowest chunk read, unless the scan reached index 0.
+    const lowest = scanned.length === this.listScanChunks ? scanned[scanned.length - 1]!.firstIndex : 0;
+    const nextBefore = page.nextBefore ?? (lowest > 0 ? lowest : null);
+    if (page.items.length === 0) return { jobs: [], nextBefore };
+    const rows = await this.listedItems(tenantId, batchId, page.items);
+    const jobs = rows.flatMap((row) => {
+      const view = itemView(oneItemChunk(row, row.firstIndex + row.n - 1), row, 0);
+      // Read a moment after the statuses: an item that has moved on since is left out.
+      return !options.status || view.status === options.status ? [view] : [];
+    });
+    return { jobs, nextBefore };
   }
 
-  /** The tenant's chunk holding the items just below index `below` (of `model`, when given), with what an item's job view shows of its batch. */
-  private async chunkBelow(tenantId: string, batchId: string, below: number, model?: string): Promise<(ChunkRow & ItemBatchRow) | undefined> {
-    const { rows } = await this.pool.query<ChunkRow & ItemBatchRow>(
-      `select c."firstIndex", c.size, c."customIds", c.statuses, c.cached, c.results::text as results, c.errors::text as errors, c.attempts, c."startedAt", c."completedAt",
+  /** The picked items, highest index first, each with its own elements of its chunk's arrays. */
+  private async listedItems(tenantId: string, batchId: string, items: PickedItems["items"]): Promise<ListedItemRow[]> {
+    const { rows } = await this.pool.query<ListedItemRow>(
+      `with picked as (select * from unnest($3::int[], $4::int[]) as p(first, n))
+       select c."firstIndex", x.n, c.size, c."customIds"[x.n] as "customId", c.statuses[x.n] as status,
+         coalesce(c.cached[x.n], false) as cached, x.r::text as result, x.e::text as error,
+         c.attempts, c."startedAt", c."completedAt",
          b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"
-       from batch_chunks c join batches b on b.id = c."batchId"
-       where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" < $3 and ($4::text is null or b.model = $4)
-       order by c."firstIndex" desc limit 1`,
-      [batchId, tenantId, below, model ?? null],
+       from batch_chunks c join batches b on b.id = c."batchId" and b."tenantId" = $2
+         cross join lateral
+           rows from (generate_series(1, c.size), json_array_elements(c.results), json_array_elements(c.errors)) as x(n, r, e)
+       where c."batchId" = $1 and c."firstIndex" = any($3::int[])
+         and (c."firstIndex", x.n) in (select first, n from picked)
+       order by c."firstIndex" + x.n desc`,
+      [batchId, tenantId, items.map((it) => it.firstIndex), items.map((it) => it.i + 1)],
     );
-    return rows[0];
+    return rows;
   }
 
   /**
@@ -479,12 +527,45 @@ function itemStatus(own: string, started: boolean): JobStatus {
   return started ? "running" : "queued";
 }
 
+/**
+ * The items of a page among the scanned chunks (newest first): up to `limit` of the status, from
+ * at most `maxChunks` chunks. `nextBefore` when the page ended before the scanned chunks did:
+ * below its last item.
+ */
+function pickItems(scanned: ScannedChunk[], options: ItemListOptions, maxChunks: number): PickedItems {
+  const items: PickedItems["items"] = [];
+  let chunks = 0;
+  for (const chunk of scanned) {
+    let shown = false;
+    for (let i = Math.min(chunk.size, options.beforeIndex - chunk.firstIndex) - 1; i >= 0; i--) {
+      if (options.status && itemStatus(chunk.statuses[i]!, chunk.startedAt !== null) !== options.status) continue;
+      const last = items[items.length - 1];
+      const full = items.length === options.limit || (!shown && chunks === maxChunks);
+      if (last && full) return { items, nextBefore: last.firstIndex + last.i };
+      if (!shown) chunks++;
+      shown = true;
+      items.push({ firstIndex: chunk.firstIndex, i });
+    }
+  }
+  return { items, nextBefore: null };
+}
+
+/** One item read with its own elements (ItemRow) as a chunk of that one item at `index`, for itemView. */
+function oneItemChunk(row: ItemRow, index: number): SplitChunk {
+  return {
+    ...row,
+    firstIndex: index,
+    size: 1,
+    customIds: [row.customId],
+    statuses: [row.status],
+    cached: [row.cached],
+    results: [row.result ?? "null"],
+    errors: [row.error ?? "null"],
+  };
+}
+
 /** A chunk row with its result and error arrays split into each item's JSON text. */
 type SplitChunk = Omit<ChunkRow, "results" | "errors"> & { results: string[] | null; errors: string[] | null };
-
-function split(row: ChunkRow): SplitChunk {
-  return { ...row, results: elementTexts(row.results), errors: elementTexts(row.errors) };
-}
 
 function itemView(chunk: SplitChunk, batch: ItemBatchRow, i: number): JobView {
   const status = itemStatus(chunk.statuses[i]!, chunk.startedAt !== null);

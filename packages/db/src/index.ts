@@ -4,6 +4,7 @@ export { migrate, ensureDatabase, MIGRATIONS_DIR } from "./migrate.ts";
 export {
   JobStore,
   toJobView,
+  type JobStoreOptions,
   ANNOUNCED_RESULT_BYTES,
   ANNOUNCED_MAX_JOBS,
   type NewJob,
@@ -18,9 +19,22 @@ export {
   type FinishedJob,
   type IsolatedJob,
 } from "./job-store.ts";
+export { LIST_SCAN_ROWS, encodeCursor } from "./job-listing.ts";
 export { BatchStore, settleBatch, type BatchStoreOptions, type BatchSettlement } from "./batch-store.ts";
 export { BatchDraft, DRAFT_IDLE_TIMEOUT_MS, type NewBatch, type NewBatchChunk, type CommittedDraft } from "./batch-draft.ts";
-export { BatchChunkStore, MAX_CHUNK_RESULT_BYTES, type ClaimedChunk, type ChunkItemOutcome, type ChunkOverdue, type ExpiredChunks, type FinishedChunk, type ResultPage } from "./batch-chunk-store.ts";
+export {
+  BatchChunkStore,
+  MAX_CHUNK_RESULT_BYTES,
+  type BatchChunkStoreOptions,
+  type ItemListOptions,
+  type ItemPage,
+  type ClaimedChunk,
+  type ChunkItemOutcome,
+  type ChunkOverdue,
+  type ExpiredChunks,
+  type FinishedChunk,
+  type ResultPage,
+} from "./batch-chunk-store.ts";
 export {
   DispatchStore,
   type PendingDispatch,

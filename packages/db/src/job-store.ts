@@ -1,9 +1,10 @@
 import crypto from "node:crypto";
 import type pg from "pg";
-import { InvalidCursorError, isUuid, type FlatTensor, type InferenceResult, type JobListQuery, type JobPriority, type JobStatus, type JobView, type WebhookSpec } from "@inferline/contracts";
+import type { FlatTensor, InferenceResult, JobListQuery, JobPriority, JobStatus, JobView, WebhookSpec } from "@inferline/contracts";
 import type { PrismaClient } from "./generated/prisma/client.ts";
 import type { Queryable } from "./database.ts";
 import type { Job } from "./generated/prisma/client.ts";
+import { encodeCursor, LIST_SCAN_ROWS, listStatement, type ListPosition } from "./job-listing.ts";
 
 export interface NewJob {
   id: string;
@@ -186,6 +187,14 @@ const NEW_JOB_COLUMNS = `id uuid, "tenantId" uuid, model text, version text, pri
   webhook jsonb, "idempotencyKey" text, "requestHash" text, "dispatchId" uuid, "queueDeadline" timestamptz, "cancelAt" timestamptz, "createdAt" timestamptz,
   "cacheKey" text, "traceParent" text, "leadsFlight" boolean`;
 
+export interface JobStoreOptions {
+  /** The most jobs one page of `list` reads to check a status filter. Default LIST_SCAN_ROWS. */
+  listScanRows?: number;
+}
+
+/** A row of the list statement: a job of the page (`hit`), or where the page's scan ended. */
+type ListedRow = JobViewFields & { hit: boolean };
+
 /**
  * The hot-path statements on `jobs`: each handles many rows in one round trip (unnest arrays),
  * because per-row statements would bound throughput long before the model does. Those every job
@@ -194,10 +203,15 @@ const NEW_JOB_COLUMNS = `id uuid, "tenantId" uuid, model text, version text, pri
  * `*`, so a migration that adds a column does not invalidate them.
  */
 export class JobStore {
+  private readonly listScanRows: number;
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly prisma: PrismaClient,
-  ) {}
+    options: JobStoreOptions = {},
+  ) {
+    this.listScanRows = options.listScanRows ?? LIST_SCAN_ROWS;
+  }
 
   /**
    * Inserts jobs, and the `dispatches` rows of their queue entries, in one statement per chunk.
@@ -611,39 +625,24 @@ export class JobStore {
     return new Set(rows.map((r) => r.id));
   }
 
-  /** Newest first; the cursor is the last row's (createdAt, id), so pages never skip or repeat. */
-  async list(tenantId: string, query: JobListQuery): Promise<{ jobs: Job[]; nextCursor: string | null }> {
-    const cursor = query.cursor ? decodeCursor(query.cursor) : undefined;
-    const jobs = await this.prisma.job.findMany({
-      where: {
-        tenantId,
-        status: query.status,
-        model: query.model,
-        ...(cursor ? { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] } : {}),
-      },
-      orderBy: [{ createdAt: "desc" }, { id: "desc" }],
-      take: query.limit + 1,
-    });
-    const more = jobs.length > query.limit;
-    const page = more ? jobs.slice(0, query.limit) : jobs;
-    const last = page[page.length - 1];
-    return { jobs: page, nextCursor: more && last ? encodeCursor(last.createdAt, last.id) : null };
-  }
-}
-
-function encodeCursor(createdAt: Date, id: string): string {
-  return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString("base64url");
-}
-
-function decodeCursor(cursor: string): { createdAt: Date; id: string } {
-  try {
-    const [at, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as [string, string];
-    const createdAt = new Date(at);
-    // A forged id would otherwise reach the uuid column and fail the statement.
-    if (Number.isNaN(createdAt.getTime()) || typeof id !== "string" || !isUuid(id)) throw new Error("bad cursor");
-    return { createdAt, id };
-  } catch {
-    throw new InvalidCursorError();
+  /**
+   * A page of the tenant's jobs, newest first; `nextCursor` continues after the page (see
+   * listStatement). With a status filter a page reads at most `listScanRows` jobs, so it may hold
+   * fewer than `limit` (even none) while `nextCursor` is not null.
+   */
+  async list(tenantId: string, query: JobListQuery): Promise<{ jobs: JobViewFields[]; nextCursor: string | null }> {
+    const { rows } = await this.pool.query<ListedRow>(listStatement(tenantId, query, this.listScanRows));
+    const jobs: JobViewFields[] = [];
+    let end: ListPosition | undefined;
+    for (const { hit, ...row } of rows) {
+      if (hit) jobs.push(row);
+      else end = row;
+    }
+    if (jobs.length > query.limit) {
+      jobs.length = query.limit;
+      end = jobs[jobs.length - 1];
+    }
+    return { jobs, nextCursor: end ? encodeCursor(end) : null };
   }
 }
 

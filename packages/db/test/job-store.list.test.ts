@@ -6,18 +6,22 @@ import { useTestDatabase } from "./support/test-database.ts";
 import { createTenant, newJob } from "./support/rows.ts";
 
 const database = useTestDatabase();
-const store = () => new JobStore(database().pool, database().prisma);
+const store = (listScanRows?: number) => new JobStore(database().pool, database().prisma, { listScanRows });
 
 /** Every page of a listing, following the cursors to the end. */
-async function allPages(tenantId: string, query: Partial<JobListQuery>): Promise<string[][]> {
+async function allPages(tenantId: string, query: Partial<JobListQuery>, listScanRows?: number): Promise<string[][]> {
   const pages: string[][] = [];
   let cursor: string | undefined;
   do {
-    const page = await store().list(tenantId, JobListQuery.parse({ ...query, cursor }));
+    const page = await store(listScanRows).list(tenantId, JobListQuery.parse({ ...query, cursor }));
     pages.push(page.jobs.map((j) => j.id));
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
   return pages;
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
 }
 
 /** Newest first, as the listing orders them: createdAt, then id, both descending. */
@@ -67,6 +71,33 @@ describe("JobStore.list", () => {
     expect((await allPages(tenant, { model: "a" })).flat().sort()).toEqual([a.id, c.id].sort());
     expect((await allPages(tenant, { model: "a", status: "queued" })).flat()).toEqual([a.id]);
     expect((await allPages(tenant, { status: "canceled", limit: 1 })).flat()).toEqual([c.id]);
+  });
+
+  it("reads at most listScanRows jobs for a status: a page with no match in them is empty but has a cursor; cursors find every match once, in order", async () => {
+    const [tenant, other] = [await createTenant(database()), await createTenant(database())];
+    const base = Date.UTC(2026, 0, 1);
+    // 3,000 jobs; pairs share a millisecond, so scans end among ties.
+    const at = (i: number) => new Date(base + Math.floor(i / 2));
+    const jobs = Array.from({ length: 3000 }, (_, i) => newJob(tenant, { createdAt: at(i), model: i % 3 ? "a" : "b" }));
+    const others = Array.from({ length: 50 }, () => newJob(other));
+    await store().insertMany([...jobs, ...others]);
+    const listed = newestFirst(jobs);
+    // None among the newest 500 (one scan's worth), a run of 25 that fills pages, a few apart, the oldest.
+    const failed = [...range(600, 625), 900, 999, 1000, 1499, 1500, 2200, 2999].map((i) => listed[i]!);
+    const fail = `update jobs set status = 'failed' where id = any($1::uuid[])`;
+    await database().pool.query(fail, [[...failed, others[0]!.id]]);
+
+    const first = await store(500).list(tenant, JobListQuery.parse({ status: "failed", limit: 10 }));
+    expect(first.jobs).toEqual([]);
+    expect(first.nextCursor).not.toBeNull();
+
+    const pages = await allPages(tenant, { status: "failed", limit: 10 }, 500);
+    expect(pages.flat()).toEqual(failed);
+    expect(Math.max(...pages.map((p) => p.length))).toBe(10);
+    const ofModel = failed.filter((id) => jobs.find((j) => j.id === id)!.model === "b");
+    expect((await allPages(tenant, { status: "failed", model: "b", limit: 10 }, 500)).flat()).toEqual(ofModel);
+    // Without a status every job matches: pages are full whatever the bound.
+    expect((await allPages(tenant, { model: "b", limit: 500 }, 500)).map((p) => p.length)).toEqual([500, 500]);
   });
 
   it("refuses a cursor it did not make with InvalidCursorError, before any statement", async () => {

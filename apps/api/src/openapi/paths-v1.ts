@@ -60,8 +60,15 @@ const jobs = {
     get: {
       operationId: "listJobs",
       summary: "List jobs, newest first (with batchId: that batch's items, in submission order from the last)",
+      description:
+        "A page reads a bounded part of the tenant's jobs (or of the batch's items), so with a status filter it may hold fewer than `limit` jobs, even none, while `nextCursor` is not null: follow `nextCursor` until it is null.",
       parameters: queryParams(JobListQuery),
-      responses: withCommon({ 200: json("A page of jobs", "JobListPage"), 400: problem("A cursor this API did not return (invalid_cursor, naming /query/cursor)"), 422: QUERY_422 }),
+      responses: withCommon({
+        200: json("A page of jobs", "JobListPage"),
+        400: problem("A cursor this API did not return (invalid_cursor, naming /query/cursor)"),
+        422: QUERY_422,
+        429: problem("The tenant has MAX_LISTS_PER_TENANT lists running and 32 waiting in this API process, or one waited 10 s (too_many_lists), or over the key's rate; see Retry-After"),
+      }),
     },
   },
   "/v1/jobs/{id}": {

@@ -1,8 +1,10 @@
 import type { RequestHandler, Response } from "express";
 import { WaitQuery } from "@inferline/contracts";
 import { sendProblem, zodFaults } from "../problem.ts";
-import { holdTenantSlot, type CapRefusal } from "../middleware/tenant-cap.ts";
 import type { WaiterLimit } from "../services/long-poll.ts";
+
+/** A slot frees as soon as any of the tenant's waits ends, so clients may retry soon. */
+const RETRY_AFTER_SECONDS = 1;
 
 /**
  * `GET /:id[?wait=N]` for anything that can be long-polled: validates `wait`, and aborts the wait
@@ -34,12 +36,18 @@ export function longPollAdmission(limit: WaiterLimit): RequestHandler {
   };
 }
 
-/** Holds one of the tenant's waiter slots until `res` closes (see holdTenantSlot). */
+/**
+ * Holds a slot until `res` closes and returns true; or answers the 429 and returns false; or,
+ * when the client has already gone (its 'close' came before this listener could), returns false.
+ */
 export function holdWaiterSlot(limit: WaiterLimit, tenantId: string, res: Response): boolean {
-  return holdTenantSlot(limit, tenantId, res, TOO_MANY_WAITERS);
+  if (res.closed) return false;
+  const release = limit.tryAcquire(tenantId);
+  if (!release) {
+    res.setHeader("Retry-After", String(RETRY_AFTER_SECONDS));
+    sendProblem(res, 429, "too_many_waiters", `your tenant already has ${limit.maxPerTenant} long-polls waiting on this API process; retry later, or read without wait`);
+    return false;
+  }
+  res.once("close", release);
+  return true;
 }
-
-const TOO_MANY_WAITERS: CapRefusal = {
-  code: "too_many_waiters",
-  detail: (max) => `your tenant already has ${max} long-polls waiting on this API process; retry later, or read without wait`,
-};

@@ -220,8 +220,7 @@ export class JobService {
       beforeIndex = Number(match[1]);
     }
     const page = await (this.options.scans?.items ?? this.items).listItems(tenantId, batchId, { beforeIndex, limit: query.limit, status: query.status, model: query.model });
-    const last = page.jobs[page.jobs.length - 1];
-    const nextCursor = page.more && last ? Buffer.from(`item:${parseBatchItemId(last.id)!.index}`).toString("base64url") : null;
+    const nextCursor = page.nextBefore === null ? null : Buffer.from(`item:${page.nextBefore}`).toString("base64url");
     return { jobs: page.jobs, nextCursor };
   }
 

@@ -10,6 +10,8 @@ export interface SlotLimits {
   perTenant: number;
   /** How long a request may wait for a free slot before it is refused (0: refused at once). */
   waitMs: number;
+  /** Requests of one tenant that may wait at once; past it refused at once. Default: perTenant. */
+  waitingPerTenant?: number;
 }
 
 /** Which cap refused a request: the tenant's own (429) or the process's (503). */
@@ -48,8 +50,8 @@ interface Waiter {
  * Admission per process and per tenant. A request that finds its caps full waits up to `waitMs`
  * (first come, first served, skipping waiters whose own tenant is still at its cap) so that a
  * client's burst of small batches (`inferline score --remote` keeps a few in flight) queues
- * briefly instead of failing; each tenant may have at most `perTenant` waiting, and past that or
- * past the wait it is refused.
+ * briefly instead of failing; each tenant may have at most `waitingPerTenant` waiting, and past
+ * that or past the wait it is refused.
  */
 export class TenantSlots {
   private active = 0;
@@ -64,7 +66,8 @@ export class TenantSlots {
     // Every release serves the waiters it can, so none that could start is ever left waiting here.
     if (this.canStart(tenantId)) return Promise.resolve(this.grant(tenantId));
     const waitingOfTenant = this.waiting.filter((w) => w.tenantId === tenantId).length;
-    if (this.limits.waitMs <= 0 || waitingOfTenant >= this.limits.perTenant) return Promise.resolve(this.refusal(tenantId));
+    const room = this.limits.waitingPerTenant ?? this.limits.perTenant;
+    if (this.limits.waitMs <= 0 || waitingOfTenant >= room) return Promise.resolve(this.refusal(tenantId));
     return new Promise((resolve) => {
       const done = (answer: SlotLease | SlotRefusal | "aborted") => {
         clearTimeout(timer);
