@@ -1,4 +1,5 @@
 import type http from "node:http";
+import type { Express } from "express";
 import type { Logger } from "pino";
 import bytes from "bytes";
 import { ModelRepository, throttledLogger, warmFingerprints } from "@inferline/contracts";
@@ -32,6 +33,8 @@ const SCAN_POOL_SIZE = 4;
 export interface RunningApi {
   server: http.Server;
   url: string;
+  /** The Express app behind the server's admission control (tests read its routes). */
+  app: Express;
   /** The process's key cache (tests read its sizes). */
   auth: ApiKeyAuth;
   close(): Promise<void>;
@@ -159,6 +162,7 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
   return {
     server,
     url,
+    app,
     auth,
     async close() {
       await closeHttp(server);

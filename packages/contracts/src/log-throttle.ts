@@ -31,13 +31,19 @@ export interface LevelLogger {
 }
 
 /**
- * `logger` with each message written at most once per interval (the message is the kind), the
- * lines held back counted in `held`: for what a dependency's outage makes happen many times.
+ * `logger` with each message written at most once per interval, the lines held back counted in
+ * `held`: for what a dependency's outage makes happen many times. A kind is the message and the
+ * error's own (`obj.err`), so every reconnect's "connect ECONNREFUSED" is one kind while a
+ * different error under the same message still gets its line.
  */
 export function throttledLogger(logger: LevelLogger, throttle = new LogThrottle()): LevelLogger {
   const withHeld = (obj: object, held: number) => (held > 0 ? { ...obj, held } : obj);
+  const kind = (obj: object, msg: string) => {
+    const err = (obj as { err?: unknown }).err;
+    return typeof err === "string" ? `${msg}\u0000${err}` : msg;
+  };
   return {
-    warn: (obj, msg) => throttle.write(msg, (held) => logger.warn(withHeld(obj, held), msg)),
-    error: (obj, msg) => throttle.write(msg, (held) => logger.error(withHeld(obj, held), msg)),
+    warn: (obj, msg) => throttle.write(kind(obj, msg), (held) => logger.warn(withHeld(obj, held), msg)),
+    error: (obj, msg) => throttle.write(kind(obj, msg), (held) => logger.error(withHeld(obj, held), msg)),
   };
 }
