@@ -112,7 +112,9 @@ async function main(): Promise<void> {
   const started = Date.now();
   log(`MIX=${MIX}: N=${N} jobs + ${N} batch items (batches of ${BATCH_SIZE}), ${RATE} jobs/s, ${WORKERS} workers, ${CLIENTS === HARD ? "hard" : "careful"} clients`);
   const expected = await expectedResults();
-  const cluster = await createPgCluster();
+  // Commits wait for their WAL as on a real server: PostgreSQL restarted in immediate mode must
+  // lose none a client was told of.
+  const cluster = await createPgCluster({ crashSafe: true });
   const redis = await startRedisServer();
   const databaseUrl = await cluster.createDatabase("inferline_soak");
   const admin = new Database(databaseUrl, { poolSize: 2 });

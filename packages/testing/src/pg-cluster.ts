@@ -88,14 +88,20 @@ async function dropStaleClusters(version: string): Promise<void> {
   }
 }
 
-/** Creates and starts a cluster (about 3 s here: initdb, then a start that waits until it accepts connections). */
-export async function createPgCluster(): Promise<PgCluster> {
+/**
+ * Creates and starts a cluster (about 3 s here: initdb, then a start that waits until it accepts
+ * connections). fsync is off (the data is thrown away; an OS that does not crash keeps what was
+ * written). `crashSafe`: commits wait for their WAL to be written, as PostgreSQL's default does,
+ * so an immediate shutdown (a crash of PostgreSQL alone) loses no commit a client was told of;
+ * without it commits return before that, which outage tests that never crash it do not need.
+ */
+export async function createPgCluster(options: { crashSafe?: boolean } = {}): Promise<PgCluster> {
   const version = postgresVersion();
   await dropStaleClusters(version);
   const name = `inferline_t${Date.now()}_${crypto.randomBytes(3).toString("hex")}`;
   const port = await freePort();
-  // fsync off: the data is thrown away, and durability is not what outage tests look at.
-  await run("pg_createcluster", [version, name, "-p", String(port), "--start-conf=manual", "-o", "fsync=off", "-o", "synchronous_commit=off", "-o", "full_page_writes=off", "--", "--auth=trust"]);
+  const commit = `synchronous_commit=${options.crashSafe ? "on" : "off"}`;
+  await run("pg_createcluster", [version, name, "-p", String(port), "--start-conf=manual", "-o", "fsync=off", "-o", commit, "-o", "full_page_writes=off", "--", "--auth=trust"]);
   let paused: number[] = [];
   const cluster: PgCluster = {
     name,
