@@ -14,6 +14,7 @@ import { TenantSlots, SlotLease } from "../src/services/tenant-slots.ts";
 import { admitBatchUpload } from "../src/middleware/batch-upload-admission.ts";
 import { problemHandler } from "../src/problem.ts";
 import { startStack, testLogger, type TestStack } from "./support/stack.ts";
+import { openPost } from "./support/raw-http.ts";
 
 // Tests of batch creation under hostile or heavy input: the NDJSON reader's cost and line cap,
 // all-or-nothing creation while items stream into PostgreSQL, upload caps, and queue depth.
@@ -38,32 +39,13 @@ afterAll(async () => {
 const itemLine = (rows = 1) => JSON.stringify({ inputs: [irisInput(Array.from({ length: rows }, () => IRIS_SAMPLES.setosa))] });
 const ndjson = (n: number) => Array.from({ length: n }, () => itemLine()).join("\n") + "\n";
 
-interface RawAnswer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: any;
-}
-
 /**
  * An NDJSON upload over node:http, whose body the test writes piece by piece (or not at all):
  * `answer` settles as soon as the server answers, whether or not the body was ended.
  */
 function openUpload(apiKey: string, query = "model=iris") {
   const url = new URL(`/v1/batches?${query}`, stack.api.url);
-  const req = http.request(url, { method: "POST", headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/x-ndjson" } });
-  let answered = false;
-  const answer = new Promise<RawAnswer>((resolve, reject) => {
-    req.on("response", (res) => {
-      answered = true;
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => (text += d));
-      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: text ? JSON.parse(text) : undefined }));
-      res.on("error", reject);
-    });
-    // Writing on after an early answer may meet a closed socket; that is expected then.
-    req.on("error", (err) => (answered ? undefined : reject(err)));
-  });
+  const { req, answer } = openPost(url, { authorization: `Bearer ${apiKey}`, "content-type": "application/x-ndjson" });
   answer.catch(() => {}); // an upload the test aborts never answers
   req.flushHeaders();
   return {

@@ -1,8 +1,8 @@
-import http from "node:http";
 import zlib from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { IRIS_SAMPLES, irisInput, irisJob } from "@inferline/testing";
 import { startStack, type TestStack } from "./support/stack.ts";
+import { openPost, type RawAnswer } from "./support/raw-http.ts";
 
 // Compressed request bodies: every body route inflates gzip, deflate and br as it streams, counts
 // its limit in inflated bytes, and answers an unknown Content-Encoding 415 naming the header.
@@ -26,37 +26,13 @@ const ENCODE: Record<string, (b: Buffer | string) => Buffer> = {
   br: (b) => zlib.brotliCompressSync(b),
 };
 
-interface RawAnswer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: any;
-}
-
-/**
- * A POST over node:http whose body the test writes (fetch would not send a Content-Encoding it did
- * not apply); `answer` settles as soon as the server answers, whether or not the body was ended.
- */
-function openPost(path: string, headers: Record<string, string>) {
-  const url = new URL(path, stack.api.url);
-  const req = http.request(url, { method: "POST", headers: { authorization: `Bearer ${stack.alpha.apiKey}`, ...headers } });
-  let answered = false;
-  const answer = new Promise<RawAnswer>((resolve, reject) => {
-    req.on("response", (res) => {
-      answered = true;
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (d: string) => (text += d));
-      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: text ? JSON.parse(text) : undefined }));
-      res.on("error", reject);
-    });
-    // Writing on after an early answer may meet a closed socket; that is expected then.
-    req.on("error", (err) => (answered ? undefined : reject(err)));
-  });
-  return { req, answer };
+/** A POST over node:http (see openPost), with the test's key. */
+function openAlphaPost(path: string, headers: Record<string, string>) {
+  return openPost(new URL(path, stack.api.url), { authorization: `Bearer ${stack.alpha.apiKey}`, ...headers });
 }
 
 function post(path: string, headers: Record<string, string>, body: Buffer | string): Promise<RawAnswer> {
-  const { req, answer } = openPost(path, headers);
+  const { req, answer } = openAlphaPost(path, headers);
   req.end(body);
   return answer;
 }
@@ -171,7 +147,7 @@ describe("compressed request bodies", () => {
     const inflated = countInflated();
     try {
       // NDJSON: answered while the client is still sending, the rest never inflated.
-      const streamed = openPost("/v1/batches?model=iris", { "content-type": NDJSON, "content-encoding": "gzip" });
+      const streamed = openAlphaPost("/v1/batches?model=iris", { "content-type": NDJSON, "content-encoding": "gzip" });
       streamed.req.write(bomb);
       const answer = await within(streamed.answer, 10_000, "an NDJSON zip bomb");
       streamed.req.destroy();

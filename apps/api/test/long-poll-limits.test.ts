@@ -3,6 +3,7 @@ import { Database } from "@inferline/db";
 import { irisInput, irisJob, IRIS_SAMPLES, sleepUntil, type ApiClient, type HttpResponse } from "@inferline/testing";
 import { startStack, type TestStack } from "./support/stack.ts";
 import { kernelBufferBytes, stalledGet } from "./support/stalled-reader.ts";
+import { apiMetric } from "./support/raw-http.ts";
 
 // No worker: jobs and batch items stay queued until the test finishes or cancels them itself.
 const CAP = 3;
@@ -18,12 +19,7 @@ afterAll(async () => {
 });
 
 /** A value of the API's /metrics (an unlabelled series). */
-async function metric(name: string): Promise<number> {
-  const text = await (await fetch(`${stack.api.url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  if (!line) throw new Error(`no ${name} in /metrics`);
-  return Number(line.slice(name.length + 1));
-}
+const metric = (name: string) => apiMetric(stack.api.url, name);
 const waiters = () => metric("inferline_api_long_poll_waiters");
 
 /** A GET the test can abort (ApiClient's requests cannot be). */

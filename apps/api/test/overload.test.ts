@@ -1,7 +1,7 @@
-import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { irisJob, irisInput, IRIS_SAMPLES, sleepUntil } from "@inferline/testing";
 import { startStack, type TestStack } from "./support/stack.ts";
+import { apiMetric, openPost } from "./support/raw-http.ts";
 
 /**
  * Admission control at the door: past MAX_REQUESTS_IN_FLIGHT a request is answered 503
@@ -22,21 +22,12 @@ afterAll(async () => {
 /** A batch upload that sends one line and then holds its request open: a request in flight until end(). */
 function heldUpload(key: string): { end(): void; answered: Promise<number> } {
   const url = new URL(`${stack.api.url}/v1/batches?model=iris`);
-  let settle!: (status: number) => void;
-  const answered = new Promise<number>((resolve) => (settle = resolve));
-  const req = http.request(url, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/x-ndjson", "transfer-encoding": "chunked" } }, (res) => {
-    res.resume();
-    res.on("end", () => settle(res.statusCode ?? 0));
-  });
-  req.on("error", () => settle(0));
+  const { req, answer } = openPost(url, { authorization: `Bearer ${key}`, "content-type": "application/x-ndjson", "transfer-encoding": "chunked" });
   req.write(`${JSON.stringify({ inputs: [irisInput([IRIS_SAMPLES.setosa])] })}\n`);
-  return { end: () => req.end(), answered };
+  return { end: () => req.end(), answered: answer.then((a) => a.status) };
 }
 
-async function inFlight(): Promise<number> {
-  const text = await (await fetch(`${stack.api.url}/metrics`)).text();
-  return Number(/^inferline_api_requests_in_flight (\d+)/m.exec(text)?.[1] ?? NaN);
-}
+const inFlight = () => apiMetric(stack.api.url, "inferline_api_requests_in_flight");
 
 describe("the door", () => {
   it("refuses past MAX_REQUESTS_IN_FLIGHT with 503 overloaded and Retry-After, before authentication; probes pass; it opens again when work ends", async () => {

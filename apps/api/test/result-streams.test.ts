@@ -4,6 +4,7 @@ import { Database } from "@inferline/db";
 import { irisInput, IRIS_SAMPLES, sleepUntil, type ApiClient, type HttpResponse } from "@inferline/testing";
 import { startStack, type TestStack } from "./support/stack.ts";
 import { kernelBufferBytes, stalledGet } from "./support/stalled-reader.ts";
+import { apiMetric } from "./support/raw-http.ts";
 
 // Bounds of GET /v1/batches/:id/results: streams per tenant and per process, a page's bytes, and
 // a client that stops reading. No worker: results are written into the chunks by the test.
@@ -29,12 +30,7 @@ afterAll(async () => {
 });
 
 /** A value of the API's /metrics (an unlabelled series). */
-async function metric(name: string): Promise<number> {
-  const text = await (await fetch(`${stack.api.url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  if (!line) throw new Error(`no ${name} in /metrics`);
-  return Number(line.slice(name.length + 1));
-}
+const metric = (name: string) => apiMetric(stack.api.url, name);
 
 /** A batch of `items` items whose every result is `resultBytes` bytes of JSON (written straight into its chunks). */
 async function batchWithResults(client: ApiClient, items: number, resultBytes: number): Promise<string> {
