@@ -18,7 +18,8 @@
  *   6. walks `status=running`, alone and with the rarest model, from the top to the last page
  *      (WALK=0 skips it);
  *   7. starts an API in this process (API=0 skips it) and sends 30 list requests of tenant A at
- *      once while tenant B submits 20 jobs, as in the report that led here, after B's 20 alone;
+ *      once while tenant B submits 20 jobs (one tenant's lists must not stall another's submits),
+ *      after B's 20 alone;
  *      once per MAX_LISTS_PER_TENANT in API_MAX_LISTS (default 2; API_MAX_LISTS=1,2,1000 compares).
  * Prints a table and writes bench/list-at-scale.json.
  *

@@ -88,7 +88,7 @@ const PLAN: Record<string, Partial<Record<string, number>>> = {
     fairness: 100_000,
     cache: 5_000,
   },
-  // ocr drain: 600 lines (about 10 s); at 200 (3-4 s) drainOverRaw moved 0.74-0.97 from run to run.
+  // ocr drain: 600 lines (about 10 s); a few seconds of draining are too short for drainOverRaw to settle.
   "ocr-text-line": { raw: 0, naive: 120, drain: 600, latency: 0 },
 };
 const SHORT: Record<string, string> = { iris: "IRIS", "ocr-text-line": "OCR" };
@@ -342,12 +342,13 @@ function report(results: Result[], meta: Record<string, unknown>) {
     ratios[model] = { drainOverQueueCeiling: ratio(drain, rate(model, "queue-ceiling")), drainOverNaive: ratio(drain, rate(model, "naive")), drainOverRaw: ratio(drain, rate(model, "raw")) };
     const rawAdapter = (get(model, "raw") as { withAdapter?: { rowsPerSecond: number } } | undefined)?.withAdapter?.rowsPerSecond;
     ratios[model].drainOverRawWithAdapter = ratio(drain, rawAdapter);
-    // Issue 13: latency against BullMQ's own floor at the same rate, submit against bare Express under the same client.
+    // What Inferline adds to what it is built on: latency against BullMQ's own floor at the same rate,
+    // submit against bare Express under the same client.
     const floor = get(model, "queue-latency") as (Result & { p50: number; p99: number }) | undefined;
     ratios[model].latencyP50OverQueue = ratio(lat?.p50, floor?.p50);
     ratios[model].latencyP99OverQueue = ratio(lat?.p99, floor?.p99);
     ratios[model].submitOverExpressCeiling = ratio(rate(model, "submit"), rate(model, "express-ceiling"));
-    // Issue 12: the result cache, hits beside misses in one scenario (bench/scenarios/cache.ts).
+    // The result cache, hits beside misses in one scenario (bench/scenarios/cache.ts).
     const cache = get(model, "cache") as (Result & { cacheHitOverMissJobsPerSecond: number; cacheHitP50OverMiss: number }) | undefined;
     ratios[model].cacheHitOverMissJobsPerSecond = cache?.cacheHitOverMissJobsPerSecond;
     ratios[model].cacheHitP50OverMiss = cache?.cacheHitP50OverMiss;
@@ -438,7 +439,7 @@ function report(results: Result[], meta: Record<string, unknown>) {
   lines.push("", "Targets", "", "| target | measured | |", "|---|--:|:-:|");
   for (const t of targets) lines.push(`| ${t.target} | ${t.value} | ${t.met === undefined ? "–" : t.met ? "✓" : "✗"} |`);
 
-  // Issue 13's explanations beside its ratios: each hop's share of the latency, and CPU per request against bare Express.
+  // What explains those ratios: each hop's share of the latency, and CPU per request against bare Express.
   for (const model of MODELS) {
     const lat = get(model, "latency") as (Result & { rate: number; breakdown?: Breakdown & { runMsPerBatch: number; jobsPerBatch: number } }) | undefined;
     const floor = get(model, "queue-latency") as (Result & { p50: number; p99: number }) | undefined;

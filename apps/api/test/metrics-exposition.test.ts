@@ -198,7 +198,7 @@ describe("metrics for autoscaling and alerts, on a real API and worker", () => {
         expect(exported.has(name), `${where} names ${name}, which neither process exports`).toBe(true);
       }
     }
-    // The dashboard covers the metrics the issue asks for.
+    // The dashboard covers the metrics operators need: queues, outcomes, latency, webhooks, cache.
     for (const name of [
       "inferline_queue_queued",
       "inferline_queue_oldest_age_seconds",

@@ -22,14 +22,14 @@ import { loadApiEnv, startApi, type RunningApi } from "../src/index.ts";
 import { exitOf, runProcess, WORKER_MAIN, type RunningProcess } from "./support/processes.ts";
 
 /**
- * Dependency outages (issue 9, item 2) against a PostgreSQL cluster and a redis-server of this
- * file's own, which it stops, freezes and kills: every route answers 503 + Retry-After as
- * problem+json within 2 s, no process dies, and everything serves again once the dependency is
- * back. The API runs in this process (an unhandled 'error' would fail the run), the worker as a
- * child process (so its survival is visible as a live pid).
+ * Dependency outages against a PostgreSQL cluster and a redis-server of this file's own, which it
+ * stops, freezes and kills: every route answers 503 + Retry-After as problem+json within 2 s, no
+ * process dies, and everything serves again once the dependency is back. The API runs in this
+ * process (an unhandled 'error' would fail the run), the worker as a child process (so its survival
+ * is visible as a live pid).
  */
 
-/** The issue's functional bound on an answer while a dependency is down. */
+/** How long an answer may take while a dependency is down: a client must hear 503 soon, not hang. */
 const BOUND_MS = 2000;
 
 let cluster: PgCluster;

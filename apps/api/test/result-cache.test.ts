@@ -5,7 +5,7 @@ import { Database } from "@inferline/db";
 import { deletePrefix, freePort, irisInput, LOOKUP_TABLE, LOOKUP_TABLE_V2, sleepUntil, type ApiClient } from "@inferline/testing";
 import { startStack, type TestStack } from "./support/stack.ts";
 
-// The result cache of single jobs (issue 12), end to end: API, Redis, worker and PostgreSQL.
+// The result cache of single jobs, end to end: API, Redis, worker and PostgreSQL.
 // Every test sends inputs of its own (see uniqueRow), so that no test hits another's entry.
 
 let stack: TestStack;

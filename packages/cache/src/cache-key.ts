@@ -51,7 +51,7 @@ export function cacheKeyDigest(parts: CacheKeyParts): string {
   const sorted = parts.inputs.length > 1 ? [...parts.inputs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) : parts.inputs;
   const inputs = sorted.map((t) => [t.name, t.datatype, t.shape, t.data]);
   const outputs = parts.requestedOutputs.length > 0 ? [...new Set(parts.requestedOutputs)].sort() : [];
-  // One-shot hash: a Hash object per submit cost more than the digest itself (CPU profile of submit).
+  // One-shot hash: a Hash object per submit costs more than the digest itself.
   const hash = crypto.hash("sha256", JSON.stringify([parts.tenantId, parts.model, parts.version, parts.fingerprint, outputs, inputs]), "hex");
   return fingerprintTag(parts.fingerprint) + hash.slice(TAG_DIGITS);
 }

@@ -603,8 +603,8 @@ function itemView(chunk: SplitChunk, batch: ItemBatchRow, i: number): JobView {
 /**
  * A chunk's result and error arrays are written one element per line ("[\n" + elements joined
  * by ",\n" + "\n]"; JSON.stringify never emits a raw newline): still one json value, which a
- * reader splits into each item's JSON text without parsing and re-serialising every result (that
- * was the API's largest cost streaming results). Arrays in another layout (the migration's
+ * reader splits into each item's JSON text without parsing and re-serialising every result (which
+ * would be the API's largest cost when streaming results). Arrays in another layout (the migration's
  * json_agg) are parsed.
  */
 function elementTexts(text: string | null): string[] | null {

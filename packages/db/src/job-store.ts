@@ -419,8 +419,8 @@ export class JobStore {
    * without waiting for the WAL flush, as finishStandalone (such a job is standalone).
    */
   async finishUnclaimed(outcome: JobOutcome, dispatchId: string, startedAt: Date, q: Queryable = this.pool): Promise<FinishedJob[]> {
-    // One row: plain parameters, not a json_to_recordset document (a quarter of the statement's
-    // time at rest, measured), since this write is on a lone job's path to its answer.
+    // One row: plain parameters, not a json_to_recordset document, whose parsing would be a large
+    // part of a one-row statement; this write is on a lone job's path to its answer.
     const succeeded = outcome.status === "succeeded";
     const { rows } = await q.query<FinishedRow>({
       name: "inferline.jobs.finish-unclaimed",
@@ -720,8 +720,7 @@ interface DispatchRow {
 /**
  * A job as the inserts' JSON documents hold it (NEW_JOB_COLUMNS): timestamps already as text, and
  * one literal so every row has one shape. JSON.stringify leaves its fast path for a Date (its
- * toJSON), which made the document cost twice as much per job (2.9 against 1.7 µs, measured in the
- * API under the submit bench).
+ * toJSON), which would double the document's cost per job on the submit path.
  */
 function newJobRow(j: NewJob) {
   return {

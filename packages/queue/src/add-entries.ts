@@ -15,9 +15,8 @@ export interface EntryAdder<D> {
 
 /**
  * Adds queue entries: one through Queue.add, several through Queue.addBulk. addBulk builds an
- * ioredis pipeline, whose constructor copies every script BullMQ defines onto it (about 50 µs of
- * CPU a call, the largest part of a lone submit's enqueue in a CPU profile); one command needs no
- * pipeline. Either way, an entry whose job id exists already is left as it is.
+ * ioredis pipeline, whose constructor copies every script BullMQ defines onto it (more CPU than
+ * the rest of a lone submit's enqueue); one command needs no pipeline. Either way, an entry whose job id exists already is left as it is.
  */
 export async function addEntries<D>(queue: EntryAdder<D>, entries: ReadonlyArray<QueueEntrySpec<D>>): Promise<void> {
   if (entries.length === 1) {

@@ -8,7 +8,7 @@ import type { ResultPage } from "@inferline/db";
  * `cached: true` only on an item answered from the result cache, so that a line is otherwise
  * byte for byte what an uncached run writes). Results and
  * errors are spliced in as the JSON text they are stored as, never parsed and serialised again
- * (that was the API's largest cost streaming results). Returning this generator stops the pages'.
+ * (which would be the API's largest cost when streaming results). Returning this generator stops the pages'.
  */
 export async function* batchResultLines(batchId: string, pages: AsyncIterable<ResultPage>): AsyncGenerator<string> {
   for await (const page of pages) yield pageLines(batchId, page);

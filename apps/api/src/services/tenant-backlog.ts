@@ -19,9 +19,9 @@ interface Reading {
  * is read from PostgreSQL at most once per `maxAgeMs` (one grouped statement for every stale class
  * of a write), and every entry ranked since counts itself in, as QueueDepthGuard does for depths.
  *
- * Read in the insert statement instead, the rank cost a sum over the tenant's every queued entry
- * on each write: submit throughput fell about 10% with a few thousand queued entries, and further
- * as the backlog grew. The price of the reading's age: work that started within the last
+ * Read in the insert statement instead, the rank would cost a sum over the tenant's every queued
+ * entry on each write, so submits would slow down as a backlog grew. The price of the reading's
+ * age: work that started within the last
  * `maxAgeMs` still counts, so a tenant that keeps submitting is ranked by up to that long of its
  * own recent submits, and another API process's submits of that time are not counted yet.
  */

@@ -16,8 +16,8 @@ const MAX_RETRY_DELAY_MS = 30_000;
 const PROBE_RETRIES = 2;
 /**
  * Rows of a CSV (or feature-JSONL) chunk one batch item carries, by default. Every item is a job
- * with its own row in PostgreSQL, queue work, result line and parse on both ends: 32 rows an item
- * cut the CPU of all processes per row from about 74 µs to 31 on iris (bench/score-remote.ts).
+ * with its own row in PostgreSQL, queue work, result line and parse on both ends, a cost per item
+ * that 32 rows an item share (bench/score-remote.ts measures the CPU per row).
  */
 export const DEFAULT_ROWS_PER_ITEM = 32;
 
