@@ -18,7 +18,7 @@ import {
   scaledObjectQuery,
   type Manifest,
 } from "./support/deploy-files.ts";
-import { labelCatalog, labelFaults } from "./support/promql-labels.ts";
+import { labelCatalog, labelFaults, type LabelCatalog } from "./support/promql-labels.ts";
 
 // deploy/ as files: the alert rules checked and unit-tested by promtool, the Prometheus
 // configuration, the Grafana dashboard and the Kubernetes manifests parsed and cross-checked.
@@ -133,28 +133,42 @@ describe("deploy/grafana/inferline.json", () => {
   });
 });
 
-/** The target labels both scrape setups give every target, with the same values: prometheus.yml's relabelled ones and a PodMonitor's. */
+/** The target labels both scrape setups give every target: prometheus.yml's relabelled ones and a PodMonitor's. */
 function sharedTargetLabels(): string[] {
   const fromConfig = readScrapeJobs().map((j) => new Set(j.relabel_configs.map((r) => r.target_label)));
-  // The operator adds these to every PodMonitor target; `job`, `instance` and `pod` differ from prometheus.yml's or are absent there.
-  const fromMonitor = readPodMonitor().spec.podMetricsEndpoints.map((e) => new Set(["namespace", ...(e.relabelings ?? []).map((r) => r.targetLabel)]));
+  // The operator adds `namespace` (and `pod`, `container`, `endpoint`) to every PodMonitor target;
+  // `job` and `instance` exist in both setups with values that differ.
+  const endpoints = readPodMonitor().spec.podMetricsEndpoints;
+  const fromMonitor = endpoints.map((e) => new Set(["namespace", ...(e.relabelings ?? []).map((r) => r.targetLabel)]));
   return [...fromConfig[0]!].filter((l) => [...fromConfig, ...fromMonitor].every((set) => set.has(l))).sort();
 }
 
-describe("labels of deploy/ expressions, under prometheus.yml and under a PodMonitor alike", () => {
-  const catalog = labelCatalog([new ApiMetrics().registry, new WorkerMetrics().registry], sharedTargetLabels());
+type Container = { name: string; image: string; command?: string[]; env: Array<{ name: string }>; ports?: Port[] };
+type Port = { name: string; containerPort: number };
+type Labels = Record<string, string>;
 
-  it("prometheus.yml and podmonitor.yaml give each component's targets the same component and namespace labels", () => {
+const containersOf = (d: Manifest): Container[] => d.spec.template.spec.containers;
+const podLabelsOf = (d: Manifest): Labels => d.spec.template.metadata.labels;
+const selects = (selector: Labels, labels: Labels) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+function faultsOf(exprs: string[], catalog: LabelCatalog): string[] {
+  return exprs.flatMap((e) => labelFaults(e, catalog).map((f) => `${e}\n  ${f}`));
+}
+
+describe("labels of deploy/ expressions, under prometheus.yml and under a PodMonitor alike", () => {
+  const registries = [new ApiMetrics().registry, new WorkerMetrics().registry];
+  const catalog = labelCatalog(registries, sharedTargetLabels());
+  const metricsOnly = labelCatalog(registries, []);
+
+  it("prometheus.yml and podmonitor.yaml give each component's targets the same component and namespace", () => {
     expect(sharedTargetLabels()).toEqual(["component", "namespace"]);
-    const manifests = readManifests().map((m) => m.manifest);
-    const deployments = manifests.filter((m) => m.kind === "Deployment");
-    /** The component of the Deployment whose container has `port` (a name or a number). */
-    const componentWithPort = (port: string | number) =>
-      deployments
-        .filter((d) =>
-          (d.spec.template.spec.containers as Array<{ ports?: Array<{ name: string; containerPort: number }> }>).some((c) => c.ports?.some((p) => p.name === port || p.containerPort === port)),
-        )
-        .map((d) => d.spec.template.metadata.labels["app.kubernetes.io/component"] as string);
+    const deployments = readManifests()
+      .map((m) => m.manifest)
+      .filter((m) => m.kind === "Deployment");
+    /** The component of each Deployment whose container has `port` (a name or a number). */
+    const componentWithPort = (port: string | number) => {
+      const hasPort = (c: Container) => c.ports?.some((p) => p.name === port || p.containerPort === port);
+      return deployments.filter((d) => containersOf(d).some(hasPort)).map((d) => podLabelsOf(d)["app.kubernetes.io/component"]);
+    };
     for (const job of readScrapeJobs()) {
       const set = Object.fromEntries(job.relabel_configs.map((r) => [r.target_label, r.replacement]));
       expect(componentWithPort(job.dns_sd_configs[0]!.port), job.job_name).toEqual([set.component]);
@@ -167,31 +181,57 @@ describe("labels of deploy/ expressions, under prometheus.yml and under a PodMon
       expect(componentWithPort(endpoint.port), endpoint.port).toEqual([component]);
       expect(endpoint.path).toBe("/metrics");
     }
-    for (const d of deployments) expect(d.spec.template.metadata.labels).toMatchObject(monitor.spec.selector.matchLabels);
+    const monitored = deployments.filter((d) => selects(monitor.spec.selector.matchLabels, podLabelsOf(d)));
+    expect(monitored).toEqual(deployments);
   });
 
-  it("every dashboard expression groups, matches and selects only on the labels of the metrics it reads (no target label)", () => {
-    const metricsOnly = labelCatalog([new ApiMetrics().registry, new WorkerMetrics().registry], []);
+  it("every dashboard expression groups, matches and selects only on the labels of the metrics it reads", () => {
     const dashboard = readDashboard();
-    const faults = dashboardExpressions(dashboard).flatMap((e) => labelFaults(e, metricsOnly).map((f) => `${e}\n  ${f}`));
-    expect(faults).toEqual([]);
-    for (const v of dashboard.templating.list) if (typeof v.query === "object") expect(v.query.query).toMatch(/^label_values\(inferline_queue_queued, model\)$/);
+    expect(faultsOf(dashboardExpressions(dashboard), metricsOnly)).toEqual([]);
+    const variables = dashboard.templating.list.flatMap((v) => (typeof v.query === "object" ? [v.query.query] : []));
+    expect(variables).toEqual(["label_values(inferline_queue_queued, model)"]);
   });
 
-  it("every alert and the KEDA query group and match only on the metrics' labels and the target labels both setups give", () => {
+  it("every alert and the KEDA query use only the metrics' labels and the target labels both setups give", () => {
     const exprs = [...alertRules().map((r) => r.expr), scaledObjectQuery(readManifests().map((m) => m.manifest))];
-    expect(exprs.flatMap((e) => labelFaults(e, catalog).map((f) => `${e}\n  ${f}`))).toEqual([]);
+    expect(faultsOf(exprs, catalog)).toEqual([]);
   });
 
-  it("the check is real: a grouping by a target label, a label the metric lacks, or vectors that cannot match are faults", () => {
-    const metricsOnly = labelCatalog([new ApiMetrics().registry, new WorkerMetrics().registry], []);
-    expect(labelFaults("sum by (pod) (rate(inferline_api_process_cpu_seconds_total[5m]))", metricsOnly)).toEqual(['sum by (pod): its series do not carry "pod"']);
-    expect(labelFaults('max by (model) (inferline_queue_queued{component="api"})', metricsOnly)).toEqual(['matches on "component", which inferline_queue_queued do not carry']);
-    expect(labelFaults("sum by (instance) (up)", catalog)).toEqual(['sum by (instance): its series do not carry "instance"']);
-    expect(labelFaults("sum by (model) (inferline_queue_queued) / sum(inferline_queue_running)", catalog)).toEqual(["/ between series labelled {model} and {}: none match"]);
-    expect(labelFaults("max by (model) (sum by (kind) (inferline_queue_queued))", catalog)).toEqual(['max by (model): its series do not carry "model"']);
-    expect(labelFaults("x unless on (model) inferline_queue_running", catalog)).toEqual(["selects x, which no process exports", 'on (model): both sides must carry "model"']);
-    expect(labelFaults("histogram_quantile(0.9, sum by (le, route) (rate(inferline_http_request_duration_seconds_bucket[5m])))", catalog)).toEqual([]);
+  it("the check is real: a target label, a label the metric lacks, or vectors that cannot match are faults", () => {
+    const cases: Array<{ expr: string; labels: LabelCatalog; faults: string[] }> = [
+      {
+        expr: "sum by (pod) (rate(inferline_api_process_cpu_seconds_total[5m]))",
+        labels: metricsOnly,
+        faults: ['sum by (pod): its series do not carry "pod"'],
+      },
+      {
+        expr: 'max by (model) (inferline_queue_queued{component="api"})',
+        labels: metricsOnly,
+        faults: ['matches on "component", which inferline_queue_queued do not carry'],
+      },
+      { expr: "sum by (instance) (up)", labels: catalog, faults: ['sum by (instance): its series do not carry "instance"'] },
+      {
+        expr: "sum by (model) (inferline_queue_queued) / sum(inferline_queue_running)",
+        labels: catalog,
+        faults: ["/ between series labelled {model} and {}: none match"],
+      },
+      {
+        expr: "max by (model) (sum by (kind) (inferline_queue_queued))",
+        labels: catalog,
+        faults: ['max by (model): its series do not carry "model"'],
+      },
+      {
+        expr: "x unless on (model) inferline_queue_running",
+        labels: catalog,
+        faults: ["selects x, which no process exports", 'on (model): both sides must carry "model"'],
+      },
+      {
+        expr: "histogram_quantile(0.9, sum by (le, route) (rate(inferline_http_request_duration_seconds_bucket[5m])))",
+        labels: catalog,
+        faults: [],
+      },
+    ];
+    for (const { expr, labels, faults } of cases) expect(labelFaults(expr, labels), expr).toEqual(faults);
   });
 });
 
@@ -204,7 +244,6 @@ describe("deploy/kubernetes", () => {
     return found;
   };
   const config = () => byKind("ConfigMap").find((c) => c.metadata.name === "inferline-config");
-  const matches = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
   it("every file parses as YAML, every document has apiVersion, kind and a name, and kustomization.yaml lists every file", () => {
     for (const { file, manifest } of manifests) {
@@ -212,65 +251,68 @@ describe("deploy/kubernetes", () => {
       expect(manifest.kind, file).toBeTruthy();
       expect(manifest.metadata?.name, file).toBeTruthy();
     }
-    const kustomization = parse(fs.readFileSync(path.join(DEPLOY_DIR, "kubernetes/kustomization.yaml"), "utf8")) as { resources: string[]; images: Array<{ name: string }> };
+    const text = fs.readFileSync(path.join(DEPLOY_DIR, "kubernetes/kustomization.yaml"), "utf8");
+    const kustomization = parse(text) as { resources: string[]; images: Array<{ name: string }> };
     expect([...kustomization.resources].sort()).toEqual([...new Set(manifests.map((m) => m.file))].sort());
-    expect(byKind("Service").map((s) => s.metadata.name)).toEqual(expect.arrayContaining(["inferline-api", "inferline-api-pods", "inferline-worker-metrics"]));
+    const services = byKind("Service").map((s) => s.metadata.name);
+    expect(services).toEqual(expect.arrayContaining(["inferline-api", "inferline-api-pods", "inferline-worker-metrics"]));
     // Every image a pod names is one kustomization.yaml points at a registry.
-    const images = byKind("Deployment").flatMap((d) => [...(d.spec.template.spec.initContainers ?? []), ...d.spec.template.spec.containers].map((c: { image: string }) => c.image));
+    const podContainers = (d: Manifest): Container[] => [...(d.spec.template.spec.initContainers ?? []), ...containersOf(d)];
+    const images = byKind("Deployment").flatMap((d) => podContainers(d).map((c) => c.image));
     expect(new Set(images)).toEqual(new Set(kustomization.images.map((i) => i.name)));
     expect(new Set(images)).toEqual(new Set(["inferline-api", "inferline-worker"]));
   });
 
-  it("each Deployment's selector matches its pods' labels, each Service selects a Deployment's pods on a port they name, and each has a PodDisruptionBudget", () => {
+  it("each Deployment has a PodDisruptionBudget of its own, and selectors match the pods' labels", () => {
     const deployments = byKind("Deployment");
     expect(deployments.map((d) => d.metadata.name).sort()).toEqual(["inferline-api", "inferline-worker"]);
     const budgets = byKind("PodDisruptionBudget");
     for (const d of deployments) {
-      const podLabels = d.spec.template.metadata.labels as Record<string, string>;
-      expect(matches(d.spec.selector.matchLabels, podLabels), d.metadata.name).toBe(true);
-      // One budget per Deployment, selecting exactly its pods, that never blocks a drain for good.
-      const own = budgets.filter((b) => matches(b.spec.selector.matchLabels, podLabels));
+      expect(selects(d.spec.selector.matchLabels, podLabelsOf(d)), d.metadata.name).toBe(true);
+      // One budget per Deployment, selecting its pods and no other's, that never blocks a drain for good.
+      const own = budgets.filter((b) => selects(b.spec.selector.matchLabels, podLabelsOf(d)));
       expect(
         own.map((b) => b.metadata.name),
         d.metadata.name,
       ).toEqual([d.metadata.name]);
       expect(own[0]!.apiVersion).toBe("policy/v1");
-      expect(own[0]!.spec.maxUnavailable).toBe(1);
-      expect(own[0]!.spec.unhealthyPodEvictionPolicy).toBe("AlwaysAllow");
-      for (const other of deployments.filter((o) => o !== d)) expect(matches(own[0]!.spec.selector.matchLabels, other.spec.template.metadata.labels), `${d.metadata.name} budget`).toBe(false);
+      expect(own[0]!.spec).toMatchObject({ maxUnavailable: 1, unhealthyPodEvictionPolicy: "AlwaysAllow" });
+      const covered = deployments.filter((o) => selects(own[0]!.spec.selector.matchLabels, podLabelsOf(o)));
+      expect(covered, `${d.metadata.name} budget`).toEqual([d]);
     }
     for (const service of byKind("Service")) {
-      const selected = deployments.filter((d) => matches(service.spec.selector, d.spec.template.metadata.labels));
+      const selected = deployments.filter((d) => selects(service.spec.selector, podLabelsOf(d)));
       expect(selected.length, service.metadata.name).toBe(1);
-      const ports = (selected[0]!.spec.template.spec.containers as Array<{ ports: Array<{ name: string }> }>).flatMap((c) => c.ports.map((p) => p.name));
-      for (const p of service.spec.ports as Array<{ targetPort: string }>) expect(ports, service.metadata.name).toContain(p.targetPort);
+      const ports = containersOf(selected[0]!).flatMap((c) => (c.ports ?? []).map((p) => p.name));
+      const targets = (service.spec.ports as Array<{ targetPort: string }>).map((p) => p.targetPort);
+      expect(ports, service.metadata.name).toEqual(expect.arrayContaining(targets));
     }
     // The scrape Services list pods that are not ready too, so a pod that stops answering is `up == 0`, not gone.
     for (const name of ["inferline-api-pods", "inferline-worker-metrics"]) {
-      expect(byKind("Service").find((s) => s.metadata.name === name)?.spec).toMatchObject({ clusterIP: "None", publishNotReadyAddresses: true });
+      const spec = byKind("Service").find((s) => s.metadata.name === name)?.spec;
+      expect(spec, name).toMatchObject({ clusterIP: "None", publishNotReadyAddresses: true });
     }
   });
 
-  it("the API and the worker take their settings from the ConfigMap and their URLs from the Secret, and run their image's own command", () => {
+  it("the API and the worker take settings from the ConfigMap and URLs from the Secret, and run their image's command", () => {
     expect(config()?.data).toMatchObject({ PORT: "3000", METRICS_PORT: "9464" });
     for (const name of ["inferline-api", "inferline-worker"]) {
       const container = deployment(name).spec.template.spec.containers[0];
       expect(container.command, name).toBeUndefined();
       expect(container.args, name).toBeUndefined();
+      expect(container.image, name).toBe(name);
       expect(container.envFrom).toEqual([{ configMapRef: { name: "inferline-config" } }]);
-      const secrets = (container.env as Array<{ name: string; valueFrom: { secretKeyRef: { name: string } } }>).map((e) => [e.name, e.valueFrom.secretKeyRef.name]);
-      expect(secrets).toEqual(
+      const env = container.env as Array<{ name: string; valueFrom: { secretKeyRef: { name: string } } }>;
+      expect(env.map((e) => [e.name, e.valueFrom.secretKeyRef.name])).toEqual(
         expect.arrayContaining([
           ["DATABASE_URL", "inferline-secrets"],
           ["REDIS_URL", "inferline-secrets"],
         ]),
       );
     }
-    expect(deployment("inferline-api").spec.template.spec.containers[0].image).toBe("inferline-api");
-    expect(deployment("inferline-worker").spec.template.spec.containers[0].image).toBe("inferline-worker");
   });
 
-  it("probes: the API starts on /readyz and stays in its Service on /healthz; the worker is ready on /readyz; both live on /healthz", () => {
+  it("probes: the API starts on /readyz and then stays in its Service on /healthz; the worker is ready on /readyz", () => {
     const api = deployment("inferline-api").spec.template.spec.containers[0];
     expect(api.startupProbe.httpGet).toEqual({ path: "/readyz", port: "http" });
     expect(api.readinessProbe.httpGet).toEqual({ path: "/healthz", port: "http" });
@@ -280,24 +322,24 @@ describe("deploy/kubernetes", () => {
     expect(worker.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "metrics" });
   });
 
-  it("the API pauses before SIGTERM so its endpoints drain, and each grace period covers that pause and SHUTDOWN_TIMEOUT_MS", () => {
+  it("the API pauses before SIGTERM so its endpoints drain; each grace period covers the pause and SHUTDOWN_TIMEOUT_MS", () => {
     const preStopMs = (container: { lifecycle?: { preStop?: { exec: { command: string[] } } } }): number => {
       const command = container.lifecycle?.preStop?.exec.command;
       if (!command) return 0;
       expect(command.slice(0, 2)).toEqual(["node", "-e"]);
       return Number(/^setTimeout\(\(\) => \{\}, (\d+)\)$/.exec(command[2]!)?.[1]);
     };
-    const api = deployment("inferline-api").spec.template.spec;
-    expect(preStopMs(api.containers[0])).toBeGreaterThanOrEqual(5000);
+    expect(preStopMs(deployment("inferline-api").spec.template.spec.containers[0])).toBeGreaterThanOrEqual(5000);
+    const shutdownMs = Number(config()?.data?.SHUTDOWN_TIMEOUT_MS);
     for (const name of ["inferline-api", "inferline-worker"]) {
       const spec = deployment(name).spec.template.spec;
-      expect(spec.terminationGracePeriodSeconds * 1000, name).toBeGreaterThan(preStopMs(spec.containers[0]) + Number(config()?.data?.SHUTDOWN_TIMEOUT_MS));
+      expect(spec.terminationGracePeriodSeconds * 1000, name).toBeGreaterThan(preStopMs(spec.containers[0]) + shutdownMs);
     }
   });
 
-  it("every pod runs the migrations first: an init container with the worker image's migration runner and the database URL alone", () => {
+  it("every pod runs the migrations first: an init container of the worker image's runner, with the database URL alone", () => {
     for (const name of ["inferline-api", "inferline-worker"]) {
-      const init = deployment(name).spec.template.spec.initContainers as Array<{ name: string; image: string; command: string[]; env: Array<{ name: string }>; envFrom?: unknown }>;
+      const init = deployment(name).spec.template.spec.initContainers as Container[];
       expect(
         init.map((c) => c.name),
         name,

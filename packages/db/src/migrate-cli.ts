@@ -5,9 +5,11 @@ import { migrate } from "./migrate.ts";
 const url = process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
 try {
   const applied = await migrate(url);
-  console.log(applied.length ? `applied ${applied.length} migration(s): ${applied.join(", ")}` : "database is up to date");
+  if (applied.length === 0) console.log("database is up to date");
+  else console.log(`applied ${applied.length} migration(s): ${applied.join(", ")}`);
 } catch (err) {
   // Known failures (unreachable, a changed or failed migration) say what to do; a lost connection says what it was.
-  console.error(`inferline migrate: ${err instanceof InferlineError ? err.message : `migration failed: ${(err as Error).message}`}`);
+  const message = err instanceof InferlineError ? err.message : `migration failed: ${(err as Error).message}`;
+  console.error(`inferline migrate: ${message}`);
   process.exitCode = 1;
 }

@@ -5,7 +5,8 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { ConfigError, InferlineError, redactUrl, ServiceUnavailableError } from "@inferline/contracts";
 import { POSTGRES_HINT } from "./database.ts";
-import { checksumMatches, readMigrations, splitStatements, type Migration, type QualifiedName } from "./migration-files.ts";
+import { checksumMatches, readMigrations, splitStatements } from "./migration-files.ts";
+import type { Migration, QualifiedName } from "./migration-files.ts";
 
 /** The committed migrations, in Prisma Migrate's layout. */
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../prisma/migrations");
@@ -74,7 +75,9 @@ async function applyPending(client: pg.Client, migrations: Migration[]): Promise
     try {
       await (m.noTransaction ? applyOutsideTransaction(client, m) : applyInTransaction(client, m));
     } catch (err) {
-      throw err instanceof InferlineError ? err : new InferlineError("migration_failed", `migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
+      if (err instanceof InferlineError) throw err;
+      const message = `migration ${m.name} failed: ${(err as Error).message}`;
+      throw new InferlineError("migration_failed", message, { cause: err });
     }
     applied.push(m.name);
   }
@@ -84,18 +87,20 @@ async function applyPending(client: pg.Client, migrations: Migration[]): Promise
 /** The checksums recorded for each applied migration (finished, not rolled back). */
 async function appliedChecksums(client: pg.Client): Promise<Map<string, string[]>> {
   const { rows } = await client.query<{ migration_name: string; checksum: string }>(
-    `select migration_name, checksum from "_prisma_migrations" where finished_at is not null and rolled_back_at is null`,
+    `select migration_name, checksum from "_prisma_migrations"
+      where finished_at is not null and rolled_back_at is null`,
   );
   const byName = new Map<string, string[]>();
   for (const r of rows) byName.set(r.migration_name, [...(byName.get(r.migration_name) ?? []), r.checksum]);
   return byName;
 }
 
+const RESTORE = "restore the applied file and put the change in a new migration";
+
 function changedAfterApplying(m: Migration, recorded: string[]): ConfigError {
-  return new ConfigError(
-    `migration ${m.name} was changed after it was applied (checksum ${m.checksum.slice(0, 12)}… on disk, ` +
-      `${recorded[0]!.slice(0, 12)}… in _prisma_migrations): restore the applied file and put the change in a new migration`,
-  );
+  const [now, then] = [m.checksum.slice(0, 12), recorded[0]!.slice(0, 12)];
+  const changed = `migration ${m.name} was changed after it was applied`;
+  return new ConfigError(`${changed} (checksum ${now}… on disk, ${then}… in _prisma_migrations): ${RESTORE}`);
 }
 
 async function applyInTransaction(client: pg.Client, m: Migration): Promise<void> {
@@ -110,6 +115,9 @@ async function applyInTransaction(client: pg.Client, m: Migration): Promise<void
   }
 }
 
+const INVALID_INDEX_CAUSE = "a failed CREATE INDEX CONCURRENTLY leaves one behind, which IF NOT EXISTS then skips";
+const INVALID_INDEX_FIX = "drop it with DROP INDEX CONCURRENTLY and migrate again";
+
 /** Each statement on its own (in autocommit), then the record: a failure part-way records nothing. */
 async function applyOutsideTransaction(client: pg.Client, m: Migration): Promise<void> {
   const statements = await splitStatements(m);
@@ -117,11 +125,8 @@ async function applyOutsideTransaction(client: pg.Client, m: Migration): Promise
   const indexes = statements.flatMap((s) => (s.createsIndex ? [s.createsIndex] : []));
   const invalid = await invalidIndexes(client, indexes);
   if (invalid.length > 0) {
-    throw new InferlineError(
-      "migration_incomplete",
-      `migration ${m.name} left index ${invalid.join(", ")} invalid (a CREATE INDEX CONCURRENTLY that failed, now or on an ` +
-        `earlier run, leaves one behind and IF NOT EXISTS then skips it): drop it with DROP INDEX CONCURRENTLY and migrate again`,
-    );
+    const left = `migration ${m.name} left index ${invalid.join(", ")} invalid`;
+    throw new InferlineError("migration_incomplete", `${left} (${INVALID_INDEX_CAUSE}): ${INVALID_INDEX_FIX}`);
   }
   await record(client, m);
 }
@@ -132,7 +137,8 @@ async function invalidIndexes(client: pg.Client, indexes: QualifiedName[]): Prom
   const { rows } = await client.query<{ index: string }>(
     `select i.indexrelid::regclass::text as index
        from unnest($1::text[], $2::text[]) as n(schema, name)
-       join pg_index i on i.indexrelid = to_regclass(case when n.schema is null then format('%I', n.name) else format('%I.%I', n.schema, n.name) end)
+       join pg_index i on i.indexrelid = to_regclass(
+              case when n.schema is null then format('%I', n.name) else format('%I.%I', n.schema, n.name) end)
       where not i.indisvalid`,
     [indexes.map((i) => i.schema ?? null), indexes.map((i) => i.name)],
   );
@@ -140,7 +146,9 @@ async function invalidIndexes(client: pg.Client, indexes: QualifiedName[]): Prom
 }
 
 async function record(client: pg.Client, m: Migration): Promise<void> {
-  await client.query(`insert into "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count) values ($1, $2, now(), $3, 1)`, [crypto.randomUUID(), m.checksum, m.name]);
+  const insert = `insert into "_prisma_migrations" (id, checksum, finished_at, migration_name, applied_steps_count)
+    values ($1, $2, now(), $3, 1)`;
+  await client.query(insert, [crypto.randomUUID(), m.checksum, m.name]);
 }
 
 /** Creates the URL's database through the server's `postgres` database when it is missing. */

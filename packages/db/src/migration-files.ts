@@ -35,8 +35,9 @@ export function parseMigration(name: string, sql: string): Migration {
     if (directive === undefined) continue;
     const [word, ...args] = directive.split(/\s+/);
     if (word === "no-transaction" && args.length === 0) migration.noTransaction = true;
-    else if (word === "replaces-checksum" && args.length === 1 && SHA256_HEX.test(args[0]!)) migration.replacesChecksums.push(args[0]!);
-    else {
+    else if (word === "replaces-checksum" && args.length === 1 && SHA256_HEX.test(args[0]!)) {
+      migration.replacesChecksums.push(args[0]!);
+    } else {
       const known = `"-- inferline: no-transaction" and "-- inferline: replaces-checksum <sha256 in hex>"`;
       throw new ConfigError(`migration ${name}: unknown directive "${line.trim()}" (known: ${known})`);
     }
@@ -60,7 +61,7 @@ export function checksumMatches(migration: Migration, recorded: string): boolean
  * (libpg-query): comments, quoted strings and dollar-quoted bodies may hold semicolons. Loaded
  * only for no-transaction migrations, which are rare.
  */
-export async function splitStatements(migration: Migration): Promise<Array<{ sql: string; createsIndex?: QualifiedName }>> {
+export async function splitStatements(migration: Migration): Promise<Statement[]> {
   const { loadModule, parseSync } = await import("libpg-query");
   await loadModule();
   let parsed: ReturnType<typeof parseSync>;
@@ -74,10 +75,20 @@ export async function splitStatements(migration: Migration): Promise<Array<{ sql
   return (parsed.stmts ?? []).map((s) => {
     const start = s.stmt_location ?? 0;
     const sql = bytes.subarray(start, s.stmt_len ? start + s.stmt_len : undefined).toString("utf8");
-    const index = (s.stmt as { IndexStmt?: { idxname?: string; relation?: { schemaname?: string } } } | undefined)?.IndexStmt;
-    return index?.idxname ? { sql, createsIndex: { schema: index.relation?.schemaname, name: index.idxname } } : { sql };
+    const index = (s.stmt as { IndexStmt?: IndexStmt } | undefined)?.IndexStmt;
+    if (!index?.idxname) return { sql };
+    return { sql, createsIndex: { schema: index.relation?.schemaname, name: index.idxname } };
   });
 }
+
+/** One statement of a migration, and the index it creates if it is a CREATE INDEX. */
+export interface Statement {
+  sql: string;
+  createsIndex?: QualifiedName;
+}
+
+/** What the parse tree of a CREATE INDEX holds that the runner reads. */
+type IndexStmt = { idxname?: string; relation?: { schemaname?: string } };
 
 /** An index name as a statement wrote it: schema-qualified or left to the search path. */
 export interface QualifiedName {

@@ -141,15 +141,15 @@ export interface ScrapeJob {
 }
 
 export function readScrapeJobs(): ScrapeJob[] {
-  const config = parse(fs.readFileSync(path.join(DEPLOY_DIR, "prometheus/prometheus.yml"), "utf8")) as { scrape_configs: ScrapeJob[] };
-  return config.scrape_configs;
+  const text = fs.readFileSync(path.join(DEPLOY_DIR, "prometheus/prometheus.yml"), "utf8");
+  return (parse(text) as { scrape_configs: ScrapeJob[] }).scrape_configs;
 }
 
 /** The PodMonitor of deploy/prometheus/podmonitor.yaml. */
 export interface PodMonitor extends Manifest {
   spec: {
     selector: { matchLabels: Record<string, string> };
-    podMetricsEndpoints: Array<{ port: string; path: string; relabelings?: Array<{ targetLabel: string; replacement: string; sourceLabels?: string[] }> }>;
+    podMetricsEndpoints: Array<{ port: string; path: string; relabelings?: Array<{ targetLabel: string; replacement: string }> }>;
   };
 }
 

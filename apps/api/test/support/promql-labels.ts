@@ -13,13 +13,19 @@ type Node = ReturnType<typeof parser.parse>["topNode"];
 /** The label names of each series name: a metric's own labels, plus what every target carries. */
 export type LabelCatalog = ReadonlyMap<string, ReadonlySet<string>>;
 
+interface MetricDeclaration {
+  name: string;
+  type: string;
+  labelNames?: string[];
+}
+
 /** What a sub-expression yields: a scalar, or an instant vector whose series carry these labels. */
 type Shape = { scalar: true } | { scalar: false; labels: Set<string> };
 const SCALAR: Shape = { scalar: true };
 const vector = (labels: Iterable<string>): Shape => ({ scalar: false, labels: new Set(labels) });
 
-/** Functions whose result drops or replaces the argument's labels. */
-const SCALAR_FUNCTIONS = new Set(["time", "scalar", "pi", "minute", "hour", "day_of_month", "day_of_week", "month", "year"]);
+/** Functions that yield a scalar. */
+const SCALAR_FUNCTIONS = new Set(["time", "scalar", "pi"]);
 
 /**
  * The label names every series of the registries' metrics carries (prom-client's declared label
@@ -31,7 +37,8 @@ export function labelCatalog(registries: Registry[], targetLabels: Iterable<stri
   const catalog = new Map<string, Set<string>>([["up", new Set(target)]]);
   for (const registry of registries) {
     for (const metric of registry.getMetricsAsArray()) {
-      const { name, type, labelNames = [] } = metric as unknown as { name: string; type: string; labelNames?: string[] };
+      // prom-client keeps each metric's declared label names on it, though its types do not say so.
+      const { name, type, labelNames = [] } = metric as unknown as MetricDeclaration;
       const own = [...labelNames, ...target];
       catalog.set(name, new Set(own));
       if (type === "histogram") {
@@ -73,7 +80,9 @@ function children(node: Node): Node[] {
 }
 
 const text = (node: Node, walk: Walk): string => walk.expr.slice(node.from, node.to);
-const labelNames = (node: Node | undefined, walk: Walk): string[] => (node ? node.getChildren("LabelName").map((l) => text(l, walk)) : []);
+function labelNames(node: Node | null | undefined, walk: Walk): string[] {
+  return (node?.getChildren("LabelName") ?? []).map((l) => text(l, walk));
+}
 
 function shapeOf(node: Node, walk: Walk): Shape {
   switch (node.name) {
@@ -102,7 +111,7 @@ function shapeOf(node: Node, walk: Walk): Shape {
   }
 }
 
-/** A selector's series: the metrics it names (by name, or an alternation of names in `__name__`), their labels in common. */
+/** A selector's series: the metrics it names (by name, or alternated in `__name__`), and their labels in common. */
 function selectorShape(node: Node, walk: Walk): Shape {
   const names: string[] = [];
   const identifier = node.getChild("Identifier");
@@ -120,8 +129,11 @@ function selectorShape(node: Node, walk: Walk): Shape {
     walk.faults.push(`selects ${n}, which no process exports`);
     return false;
   });
-  const labels = known.map((n) => walk.catalog.get(n)!).reduce<Set<string> | undefined>((a, b) => (a ? new Set([...a].filter((l) => b.has(l))) : new Set(b)), undefined) ?? new Set();
-  for (const label of matched) if (!labels.has(label)) walk.faults.push(`matches on "${label}", which ${names.join(" and ")} do not carry`);
+  const [first, ...rest] = known.map((n) => walk.catalog.get(n)!);
+  const labels = new Set([...(first ?? [])].filter((l) => rest.every((r) => r.has(l))));
+  for (const label of matched.filter((l) => !labels.has(l))) {
+    walk.faults.push(`matches on "${label}", which ${names.join(" and ")} do not carry`);
+  }
   return vector(labels);
 }
 
@@ -152,7 +164,9 @@ function aggregateShape(node: Node, walk: Walk): Shape {
   const grouped = labelNames(modifier?.getChild("GroupingLabels") ?? undefined, walk);
   if (!modifier) return vector(op === "topk" || op === "bottomk" ? inner.labels : []);
   if (modifier.getChild("Without")) return vector([...inner.labels].filter((l) => !grouped.includes(l)));
-  for (const label of grouped) if (!inner.labels.has(label)) walk.faults.push(`${op} by (${grouped.join(", ")}): its series do not carry "${label}"`);
+  for (const label of grouped.filter((l) => !inner.labels.has(l))) {
+    walk.faults.push(`${op} by (${grouped.join(", ")}): its series do not carry "${label}"`);
+  }
   return vector(grouped);
 }
 
@@ -169,12 +183,14 @@ function binaryShape(node: Node, walk: Walk): Shape {
     // `or` joins series of any labels; everything else matches series one to one on all their labels.
     if (op.name === "Or") return vector([...left.labels].filter((l) => right.labels.has(l)));
     const same = left.labels.size === right.labels.size && [...left.labels].every((l) => right.labels.has(l));
-    if (!same) walk.faults.push(`${text(op, walk)} between series labelled {${[...left.labels].join(", ")}} and {${[...right.labels].join(", ")}}: none match`);
+    const [l, r] = [left, right].map((side) => `{${[...side.labels].join(", ")}}`);
+    if (!same) walk.faults.push(`${text(op, walk)} between series labelled ${l} and ${r}: none match`);
     return left;
   }
   const [on, ...include] = matching.getChildren("GroupingLabels").map((g) => labelNames(g, walk));
   if (matching.getChild("On")) {
-    for (const label of on ?? []) if (!left.labels.has(label) || !right.labels.has(label)) walk.faults.push(`on (${on!.join(", ")}): both sides must carry "${label}"`);
+    const missing = (on ?? []).filter((label) => !left.labels.has(label) || !right.labels.has(label));
+    for (const label of missing) walk.faults.push(`on (${on!.join(", ")}): both sides must carry "${label}"`);
   }
   const grouped = matching.getChild("GroupRight") ? right : left;
   return vector([...grouped.labels, ...include.flat()]);
