@@ -192,7 +192,10 @@ describe("metrics for autoscaling and alerts, on a real API and worker", () => {
     const named = new Set<string>();
     for (const [where, expr] of uses) {
       const names = inferlineNames(expr);
-      if (where.startsWith("alert") || where === "KEDA ScaledObject") expect(names.length, `${where} names no Inferline metric`).toBeGreaterThan(0);
+      // Alerts on Prometheus's own `up` of the Inferline targets (selected by `component`) name no Inferline metric.
+      const onTargets = /\bup\{component=/.test(expr);
+      const mustName = where.startsWith("alert") || where === "KEDA ScaledObject";
+      if (mustName) expect(names.length > 0 || onTargets, `${where} names no Inferline metric`).toBe(true);
       for (const name of names) {
         named.add(name);
         expect(exported.has(name), `${where} names ${name}, which neither process exports`).toBe(true);
@@ -208,8 +211,28 @@ describe("metrics for autoscaling and alerts, on a real API and worker", () => {
       "inferline_webhook_delivery_duration_seconds_bucket",
       "inferline_api_long_poll_waiters",
       "inferline_cache_lookups_total",
+      "inferline_cache_writes_total",
+      "inferline_api_requests_in_flight",
+      "inferline_api_requests_overloaded_total",
+      "inferline_api_batch_result_streams",
+      "inferline_api_batch_result_streams_aborted_total",
+      "inferline_model_ready",
     ]) {
       expect(named.has(name), `nothing in deploy/ shows ${name}`).toBe(true);
     }
+  });
+
+  it("the alerts' HTTP ratios leave out exactly the probe and scrape routes, by the route labels the API gives them", async () => {
+    const probes = ["/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"];
+    for (const path of probes) await fetch(`${stack.api.url}${path}`);
+    const text = await apiMetrics();
+    const counted = text.matchAll(/^inferline_http_request_duration_seconds_count\{[^}]*route="([^"]+)"/gm);
+    const routes = new Set([...counted].map((m) => m[1]!));
+    for (const route of probes) expect(routes, `no series for ${route}`).toContain(route);
+    const exclusions = new Set(alertRules().flatMap((r) => [...r.expr.matchAll(/route!~"([^"]+)"/g)].map((m) => m[1]!)));
+    expect(exclusions.size).toBe(1);
+    // PromQL regexes are anchored at both ends.
+    const excluded = new RegExp(`^(?:${[...exclusions][0]})$`);
+    for (const route of routes) expect(excluded.test(route), route).toBe(probes.includes(route));
   });
 });

@@ -3,3 +3,4 @@ export { WorkerEnv, loadWorkerEnv } from "./env.ts";
 export { createLogger } from "./logger.ts";
 export { RetentionSweeper, type RetentionOptions, type RetentionPass } from "./retention.ts";
 export { DeadlineSweeper, type DeadlineSweepOptions, type DeadlinePass } from "./deadline-sweeper.ts";
+export { WorkerMetrics } from "./metrics.ts";

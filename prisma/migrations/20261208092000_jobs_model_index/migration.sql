@@ -1,7 +1,13 @@
+-- inferline: no-transaction
+-- inferline: replaces-checksum 06f22a065114506b4c7f1c4cb29df9a866ee0c4674b09baf56144c53bea53a64
 -- GET /v1/jobs?model=: a tenant's jobs of one model, newest first, read through an index instead
 -- of a scan over all of the tenant's jobs (at 10,000,000 jobs of one tenant such a scan outlived
 -- the API's statement timeout). A job's model never changes, so this index costs an insert one
 -- more entry and leaves claim and result updates HOT. The status filter stays unindexed (see
--- JobStore.list). IF NOT EXISTS: an operator with a large table may build it beforehand without
--- blocking inserts (CREATE INDEX CONCURRENTLY, same name), as a migration cannot.
-CREATE INDEX IF NOT EXISTS "jobs_tenantId_model_createdAt_id_idx" ON "jobs" ("tenantId", "model", "createdAt" DESC, "id" DESC);
+-- JobStore.list).
+-- CONCURRENTLY, outside a transaction (the directive above): a plain CREATE INDEX on a large
+-- `jobs` table would block every submit until it is built. IF NOT EXISTS makes a rerun after a
+-- failure, or after an operator built it beforehand under this name, a no-op (the runner then
+-- checks that the index is valid). The checksum it replaces is this file's first text, the
+-- same index built inside a transaction: databases that applied that one have the index.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS "jobs_tenantId_model_createdAt_id_idx" ON "jobs" ("tenantId", "model", "createdAt" DESC, "id" DESC);

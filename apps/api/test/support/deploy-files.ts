@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 
 /** The repository's deploy/ folder. */
 export const DEPLOY_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../deploy");
@@ -131,4 +131,28 @@ export function alertRules(): Array<{ alert: string; expr: string; for?: string;
     groups: Array<{ rules: Array<{ alert: string; expr: string; for?: string; labels?: Record<string, string>; annotations?: Record<string, string> }> }>;
   };
   return doc.groups.flatMap((g) => g.rules);
+}
+
+/** A scrape job of deploy/prometheus/prometheus.yml as far as the checks read it. */
+export interface ScrapeJob {
+  job_name: string;
+  dns_sd_configs: Array<{ names: string[]; port: number }>;
+  relabel_configs: Array<{ target_label: string; replacement: string; source_labels?: string[] }>;
+}
+
+export function readScrapeJobs(): ScrapeJob[] {
+  const text = fs.readFileSync(path.join(DEPLOY_DIR, "prometheus/prometheus.yml"), "utf8");
+  return (parse(text) as { scrape_configs: ScrapeJob[] }).scrape_configs;
+}
+
+/** The PodMonitor of deploy/prometheus/podmonitor.yaml. */
+export interface PodMonitor extends Manifest {
+  spec: {
+    selector: { matchLabels: Record<string, string> };
+    podMetricsEndpoints: Array<{ port: string; path: string; relabelings?: Array<{ targetLabel: string; replacement: string }> }>;
+  };
+}
+
+export function readPodMonitor(): PodMonitor {
+  return parse(fs.readFileSync(path.join(DEPLOY_DIR, "prometheus/podmonitor.yaml"), "utf8")) as PodMonitor;
 }
