@@ -18,9 +18,13 @@ const PAGE: ResultPage = {
   errors: ["null", "null", JSON.stringify(ERROR), null],
 };
 
+async function* pagesOf(pages: ResultPage[]): AsyncGenerator<ResultPage> {
+  yield* pages;
+}
+
 async function lines(pages: ResultPage[]): Promise<unknown[]> {
   let text = "";
-  for await (const chunk of batchResultLines(BATCH, pages)) text += chunk;
+  for await (const chunk of batchResultLines(BATCH, pagesOf(pages))) text += chunk;
   expect(text.endsWith("\n")).toBe(true);
   return text
     .slice(0, -1)

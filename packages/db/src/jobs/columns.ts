@@ -85,7 +85,7 @@ export type JobViewFields = Pick<Job, ViewField>;
 /** A request's field as a NewJob holds it: absent from the request, null. */
 type Submitted<F extends keyof JobSubmission> = Exclude<JobSubmission[F], undefined> | (undefined extends JobSubmission[F] ? null : never);
 /** The columns whose insert writes a default (their `orElse`) when the NewJob leaves them out. */
-type Defaulted = FieldsWhere<{ orElse: string }>;
+export type Defaulted = FieldsWhere<{ orElse: string }>;
 
 /**
  * The request's fields a job takes as they are (see submittedFields); optional where the insert

@@ -1,6 +1,6 @@
 import type { InferenceResult, JobView } from "@inferline/contracts";
 import type { Job } from "../generated/prisma/client.ts";
-import { columnList, JOB_COLUMNS, VIEW_FIELDS, type InsertField, type JobViewFields, type NewJob, type ViewField } from "./columns.ts";
+import { columnList, JOB_COLUMNS, VIEW_FIELDS, type Defaulted, type InsertField, type JobViewFields, type NewJob, type ViewField } from "./columns.ts";
 import { FINISHED_FIELDS, type FinishedJob, type JobOutcome } from "./finished.ts";
 
 /**
@@ -20,7 +20,10 @@ type Agrees<Missing, Extra> = [Missing, Extra] extends [never, never] ? true : {
 /** The table shows every key of the JobView contract but a batch item's, and no other: else this fails to compile. */
 const _VIEW_AGREES: Agrees<Exclude<keyof JobView, ViewKey | BatchItemKey>, Exclude<ViewKey, keyof JobView>> = true;
 
-type Shown = (job: JobViewFields) => unknown;
+/** A job as toJobView reads it: a column the insert defaults may be absent (a NewJob built without it), and is then not shown. */
+type ViewSource = Omit<JobViewFields, Defaulted> & Partial<Pick<JobViewFields, Defaulted & ViewField>>;
+
+type Shown = (job: ViewSource) => unknown;
 
 function shown(f: ViewField): Shown | undefined {
   switch (JOB_COLUMNS[f].view) {
@@ -44,7 +47,7 @@ const VIEW_ENTRIES = [...VIEW_FIELDS.filter((f) => !isOutcome(f)), ...VIEW_FIELD
 });
 
 /** The job as the API shows it (and as its webhook events and finished messages carry it). */
-export function toJobView(job: JobViewFields): JobView {
+export function toJobView(job: ViewSource): JobView {
   const view: Record<string, unknown> = {};
   for (const { key, show } of VIEW_ENTRIES) {
     const value = show(job);
