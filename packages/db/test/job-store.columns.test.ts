@@ -97,11 +97,16 @@ describe("the job column table", () => {
     );
   });
 
-  it("carries the request's fields the table marks as submitted into the job", () => {
-    const body = JobSubmission.parse({ model: "iris", inputs: [{ name: "x", datatype: "FP32", shape: [1], data: [1] }], priority: "low", metadata: { a: "b" } });
+  it("carries the request's fields the table marks as submitted into the job and its insert document, as the request schema reads them", () => {
+    const inputs = [{ name: "x", datatype: "FP32", shape: [1], data: [1] }];
+    const body = JobSubmission.parse({ model: "iris", inputs, priority: "low", metadata: { a: "b" }, webhook: { url: "https://example.com/hook" } });
     const fields = submittedFields(body) as Record<string, unknown>;
     expect(Object.keys(fields).sort()).toEqual([...SUBMITTED_FIELDS].sort());
-    for (const f of SUBMITTED_FIELDS) expect(fields[f], f).toEqual(body[f as keyof JobSubmission] ?? null);
+    const row = newJobRow({ ...fullJob("tenant"), ...fields }) as Record<string, unknown>;
+    for (const f of SUBMITTED_FIELDS) {
+      expect(fields[f], f).toEqual(body[f] ?? null);
+      expect(JobSubmission.shape[f].parse(row[f] ?? undefined), f).toEqual(body[f]);
+    }
   });
 });
 
