@@ -52,7 +52,7 @@ export class BatchChunkStore {
     return chunkOverdue(this.pool, id);
   }
 
-  /** Expires the queued items of chunks not started by their batch's queue deadline, in the caller's transaction (see expireChunks). */
+  /** Expires the queued items of chunks not started in time, in the caller's transaction (see expireChunks). */
   async expire(select: { ids: string[] } | { limit: number }, client: pg.PoolClient): Promise<ExpiredChunks> {
     return expireChunks(client, select);
   }

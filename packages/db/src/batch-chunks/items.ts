@@ -67,8 +67,12 @@ interface PickedItems {
 /** One item a page of listItems shows, with only its own elements of its chunk's arrays. */
 type ListedItemRow = ItemRow & ItemBatchRow & { n: number };
 
-/** An item's columns (`c` its chunk, `b` its batch) but its own elements of the chunk's arrays, which each statement extracts its way. */
-const ITEM_COLUMNS = `c.attempts, c."startedAt", c."completedAt", b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"`;
+/**
+ * An item's columns (`c` its chunk, `b` its batch) but its own elements of the chunk's arrays,
+ * which each statement extracts its way.
+ */
+const ITEM_COLUMNS = `c.attempts, c."startedAt", c."completedAt",
+  b.id as "batchId", b.model, b.version, b.priority, b.metadata, b."createdAt", b."canceledAt"`;
 
 /**
  * One item as a job, or null when the batch is not the tenant's or has no such item. Reads only

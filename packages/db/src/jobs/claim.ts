@@ -29,7 +29,7 @@ export interface ClaimResult {
 }
 
 /** The columns of a ClaimedJob but `standalone`, which the claim computes. */
-const CLAIMED_FIELDS = ["tenantId", "model", "version", "inputs", "requestedOutputs", "attempts", "cacheKey", "traceParent"] as const satisfies readonly JobField[];
+const CLAIMED_FIELDS: readonly JobField[] = ["tenantId", "model", "version", "inputs", "requestedOutputs", "attempts", "cacheKey", "traceParent"];
 
 const CLAIM_TEXT = `with ${RELAXED_COMMIT},
    claimed as (
@@ -62,7 +62,11 @@ const CLAIM_TEXT = `with ${RELAXED_COMMIT},
  * flush on every job's path.
  */
 export async function claimJobs(pool: pg.Pool, ids: string[], entryId?: string): Promise<ClaimResult> {
-  const { rows } = await pool.query<ClaimedJob & { overdue: boolean }>({ name: "inferline.jobs.claim", text: CLAIM_TEXT, values: [ids, entryId ?? null] });
+  const { rows } = await pool.query<ClaimedJob & { overdue: boolean }>({
+    name: "inferline.jobs.claim",
+    text: CLAIM_TEXT,
+    values: [ids, entryId ?? null],
+  });
   const result: ClaimResult = { claimed: [], overdue: [] };
   for (const { overdue, ...job } of rows) {
     if (overdue) result.overdue.push(job.id);

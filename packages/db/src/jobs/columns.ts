@@ -82,8 +82,9 @@ export const VIEW_FIELDS = FIELDS.filter((f) => column(f).view !== undefined) as
 /** The fields of a job its view reads (see toJobView). */
 export type JobViewFields = Pick<Job, ViewField>;
 
+type Absent<F extends keyof JobSubmission> = undefined extends JobSubmission[F] ? null : never;
 /** A request's field as a NewJob holds it: absent from the request, null. */
-type Submitted<F extends keyof JobSubmission> = Exclude<JobSubmission[F], undefined> | (undefined extends JobSubmission[F] ? null : never);
+type Submitted<F extends keyof JobSubmission> = Exclude<JobSubmission[F], undefined> | Absent<F>;
 /** The columns whose insert writes a default (their `orElse`) when the NewJob leaves them out. */
 export type Defaulted = FieldsWhere<{ orElse: string }>;
 
@@ -95,7 +96,7 @@ export type SubmittedFields = { [F in Exclude<SubmittedField, Defaulted> & keyof
   [F in SubmittedField & Defaulted & keyof JobSubmission]?: Submitted<F>;
 };
 
-/** A job as the inserts write it: the table's insert columns, those from the request typed as the request's. */
+/** A job as the inserts write it: the table's insert columns, those from the request typed as its. */
 export interface NewJob extends SubmittedFields {
   id: string;
   tenantId: string;
@@ -141,13 +142,14 @@ export const columnName = (f: JobField): string => column(f).name ?? quoted(f);
 
 /** A select or returning list of the fields' columns (each prefixed with `t`), each read under its field's name. */
 export function columnList(fields: readonly JobField[], t = ""): string {
-  return fields.map((f) => (column(f).name ? `${t}${columnName(f)} as ${quoted(f)}` : `${t}${columnName(f)}`)).join(", ");
+  const read = (f: JobField) => (column(f).name ? `${t}${columnName(f)} as ${quoted(f)}` : `${t}${columnName(f)}`);
+  return fields.map(read).join(", ");
 }
 
 /** Typed nulls in the fields' column types: a union's row that has none of them. */
 export const typedNulls = (fields: readonly JobField[]): string => fields.map((f) => `null::${column(f).type}`).join(", ");
 
-/** The columns of a json_to_recordset document of NewJob rows (see newJobRow), declared under their field names. */
+/** The columns of a json_to_recordset document of NewJob rows (see newJobRow), under their field names. */
 export const NEW_JOB_RECORDSET = INSERT_FIELDS.map((f) => `${quoted(f)} ${column(f).type}`).join(", ");
 
 /**
@@ -158,5 +160,8 @@ export const NEW_JOB_RECORDSET = INSERT_FIELDS.map((f) => `${quoted(f)} ${column
 export function jobInsert(values: Partial<Record<JobField, string>> = {}): { columns: string; values: string } {
   const fields = [...new Set([...INSERT_FIELDS, ...(Object.keys(values) as JobField[])])];
   const fromDocument = (f: JobField) => (column(f).orElse ? `coalesce(x.${quoted(f)}, ${column(f).orElse})` : `x.${quoted(f)}`);
-  return { columns: fields.map(columnName).join(", "), values: fields.map((f) => values[f] ?? fromDocument(f)).join(", ") };
+  return {
+    columns: fields.map(columnName).join(", "),
+    values: fields.map((f) => values[f] ?? fromDocument(f)).join(", "),
+  };
 }

@@ -21,7 +21,10 @@ function finishText(withViews: boolean, relaxed: boolean): string {
 
 /** The finish statements by `withViews` and `relaxed`: named, so prepared once per connection. */
 const FINISH_STATEMENTS = [false, true].map((withViews) =>
-  [false, true].map((relaxed) => ({ name: `inferline.jobs.finish${withViews ? "-with-views" : ""}${relaxed ? "-relaxed" : ""}`, text: finishText(withViews, relaxed) })),
+  [false, true].map((relaxed) => ({
+    name: `inferline.jobs.finish${withViews ? "-with-views" : ""}${relaxed ? "-relaxed" : ""}`,
+    text: finishText(withViews, relaxed),
+  })),
 );
 
 /**

@@ -69,7 +69,8 @@ const INSERT_FOLLOWERS_TEXT = `with l as (select id, status, result from jobs wh
  * statement holding one row lock while it waits for no other cannot deadlock with a result write.
  */
 export async function insertFollowers(q: Queryable, leader: FlightLeader, jobs: NewJob[]): Promise<FollowResult> {
-  const { rows } = await q.query<FollowResult>(INSERT_FOLLOWERS_TEXT, [JSON.stringify(jobs.map(newJobRow)), leader.id, leader.tenantId, leader.cacheKey]);
+  const document = JSON.stringify(jobs.map(newJobRow));
+  const { rows } = await q.query<FollowResult>(INSERT_FOLLOWERS_TEXT, [document, leader.id, leader.tenantId, leader.cacheKey]);
   return rows[0]!;
 }
 

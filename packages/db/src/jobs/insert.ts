@@ -34,7 +34,11 @@ export async function insertJobs(q: Queryable, jobs: NewJob[]): Promise<void> {
     const chunk = jobs.slice(i, i + INSERT_CHUNK);
     // Rows travel as one JSON document: one native JSON.stringify instead of pg escaping every
     // element of a dozen parameter arrays, which showed up as the largest cost of a submit.
-    await q.query({ name: "inferline.jobs.insert", text: INSERT_TEXT, values: [JSON.stringify(chunk.map(newJobRow)), JSON.stringify(dispatchRows(chunk))] });
+    await q.query({
+      name: "inferline.jobs.insert",
+      text: INSERT_TEXT,
+      values: [JSON.stringify(chunk.map(newJobRow)), JSON.stringify(dispatchRows(chunk))],
+    });
   }
 }
 

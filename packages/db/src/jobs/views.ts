@@ -12,15 +12,20 @@ const OUTCOME_FIELDS = ["result", "cached", "errorCode", "errorMessage"] as cons
 type OutcomeField = (typeof OUTCOME_FIELDS)[number];
 const isOutcome = (f: ViewField): f is OutcomeField => (OUTCOME_FIELDS as readonly ViewField[]).includes(f);
 
+type ViewOf<F extends ViewField> = (typeof JOB_COLUMNS)[F]["view"];
 /** The view's keys, from the table: a column's field name, but `error` for the error code's; none for the message's. */
-type ViewKey = { [F in ViewField]: (typeof JOB_COLUMNS)[F]["view"] extends "message" ? never : (typeof JOB_COLUMNS)[F]["view"] extends "error" ? "error" : F }[ViewField];
+type ViewKey = { [F in ViewField]: ViewOf<F> extends "message" ? never : ViewOf<F> extends "error" ? "error" : F }[ViewField];
 /** The keys only a batch item's view has (see the batch items' itemView). */
 type BatchItemKey = "batchId" | "customId";
 type Agrees<Missing, Extra> = [Missing, Extra] extends [never, never] ? true : { missing: Missing; extra: Extra };
+type Unshown = Exclude<keyof JobView, ViewKey | BatchItemKey>;
 /** The table shows every key of the JobView contract but a batch item's, and no other: else this fails to compile. */
-const _VIEW_AGREES: Agrees<Exclude<keyof JobView, ViewKey | BatchItemKey>, Exclude<ViewKey, keyof JobView>> = true;
+const _VIEW_AGREES: Agrees<Unshown, Exclude<ViewKey, keyof JobView>> = true;
 
-/** A job as toJobView reads it: a column the insert defaults may be absent (a NewJob built without it), and is then not shown. */
+/**
+ * A job as toJobView reads it: a column the insert defaults may be absent (a NewJob built
+ * without it), and is then not shown.
+ */
 type ViewSource = Omit<JobViewFields, Defaulted> & Partial<Pick<JobViewFields, Defaulted & ViewField>>;
 
 type Shown = (job: ViewSource) => unknown;
@@ -75,7 +80,13 @@ export function viewOfNewJob(job: NewJob): JobView {
 
 /** A job answered from the result cache, as GET /v1/jobs/:id will show it (see JobStore.insertAnswered). */
 export function viewOfAnsweredJob(job: NewJob, result: InferenceResult, answeredAt: Date): JobView {
-  const answered = { status: "succeeded", startedAt: answeredAt, completedAt: answeredAt, result: result as Job["result"], cached: true } as const;
+  const answered = {
+    status: "succeeded",
+    startedAt: answeredAt,
+    completedAt: answeredAt,
+    result: result as Job["result"],
+    cached: true,
+  } as const;
   return toJobView({ ...job, ...AS_INSERTED, ...answered });
 }
 
@@ -95,7 +106,10 @@ type AnnouncedField = Exclude<ViewField, FinishedField | OutcomeField>;
 const isFinished = (f: ViewField): boolean => (FINISHED_FIELDS as readonly string[]).includes(f);
 const ANNOUNCED_FIELDS = VIEW_FIELDS.filter((f) => !isFinished(f) && !isOutcome(f)) as AnnouncedField[];
 
-/** What a statement that announces the jobs it finished returns of each: the FinishedJob, and the rest of its view (ANNOUNCED_COLUMNS). */
+/**
+ * What a statement that announces the jobs it finished returns of each: the FinishedJob, and the
+ * rest of its view (ANNOUNCED_COLUMNS).
+ */
 export type FinishedRow = FinishedJob & Pick<Job, AnnouncedField>;
 
 /** The columns of FinishedRow past FinishedJob's (of `jobs j`). */
