@@ -2,6 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { JobView } from "@inferline/contracts";
 import { Database, WebhookEventStore } from "@inferline/db";
 import { irisJob, sleepUntil, testRedisUrl, type ApiClient } from "@inferline/testing";
 import { createRedis } from "@inferline/queue";
@@ -144,6 +145,26 @@ describe("delivery", () => {
     expect(record.attempts).toEqual([expect.objectContaining({ eventId: hit!.headers["webhook-id"], attempt: 1, url, statusCode: 204, error: null, nextRetryAt: null })]);
     expect(record.attempts[0].latencyMs).toBeGreaterThanOrEqual(0);
     expect(receiver.hits("/ok")).toHaveLength(1);
+  });
+
+  it("carries the job in the same JSON shape as GET /v1/jobs/:id: every field, in the same order, and only the contract's", async () => {
+    const url = receiver.on("/shape", () => ({ status: 200 }));
+    const res = await stack.alpha.post("/v1/jobs", irisJob(undefined, { cache: "bypass", priority: "low", metadata: { order: "17", customer: "c-9" }, webhook: { url } }));
+    expect(res.status, res.text).toBe(202);
+    const [hit] = await sleepUntil(() => (receiver.hits("/shape").length > 0 ? receiver.hits("/shape") : undefined));
+    const data = (JSON.parse(hit!.body) as { data: Record<string, unknown> }).data;
+    const shown = JSON.parse((await stack.alpha.get(`/v1/jobs/${res.body.id}`)).text) as Record<string, unknown>;
+
+    expect(Object.keys(data)).toEqual(Object.keys(shown));
+    expect(data).toStrictEqual(shown);
+    expect(JobView.strict().parse(data)).toStrictEqual(data);
+    // A run's success shows every field of the contract but a batch item's and those of other outcomes.
+    const absent = ["batchId", "customId", "cached", "error"];
+    expect(Object.keys(data).sort()).toEqual(
+      Object.keys(JobView.shape)
+        .filter((k) => !absent.includes(k))
+        .sort(),
+    );
   });
 
   it("retries a receiver that fails twice, then succeeds: three attempts, one webhook-id", async () => {

@@ -37,6 +37,7 @@ export {
   CacheMode,
   OutputRequest,
   JobSubmission,
+  SUBMISSION_DEFAULTS,
   type JobSubmissionInput,
   type WebhookTarget,
   JobListQuery,

@@ -62,6 +62,12 @@ export const JobSubmission = z.strictObject({
   cache: CacheMode.optional(),
 });
 export type JobSubmission = z.infer<typeof JobSubmission>;
+/**
+ * What the schema fills in on a submission that leaves fields out (priority, metadata, ...): for
+ * code that builds a submission itself rather than parsing one, so a new defaulted field needs no
+ * change there.
+ */
+export const SUBMISSION_DEFAULTS = JobSubmission.omit({ model: true, inputs: true }).parse({});
 /** A job submission as a client writes it (fields with server defaults optional). */
 export type JobSubmissionInput = z.input<typeof JobSubmission>;
 /** A webhook target as a client writes it. */

@@ -4,6 +4,10 @@ export { migrate, ensureDatabase, MIGRATIONS_DIR } from "./migrate.ts";
 export {
   JobStore,
   toJobView,
+  viewOfNewJob,
+  viewOfAnsweredJob,
+  submittedFields,
+  type SubmittedFields,
   type JobStoreOptions,
   ANNOUNCED_RESULT_BYTES,
   ANNOUNCED_MAX_JOBS,
@@ -19,7 +23,7 @@ export {
   type FinishedJob,
   type IsolatedJob,
 } from "./job-store.ts";
-export { LIST_SCAN_ROWS, encodeCursor } from "./job-listing.ts";
+export { LIST_SCAN_ROWS, encodeCursor } from "./jobs/listing.ts";
 export { BatchStore, settleBatch, type BatchStoreOptions, type BatchSettlement } from "./batch-store.ts";
 export { BatchDraft, DRAFT_IDLE_TIMEOUT_MS, type NewBatch, type NewBatchChunk, type CommittedDraft } from "./batch-draft.ts";
 export {
@@ -61,6 +65,7 @@ export {
   type WebhookEventRow,
   type WebhookAttemptRow,
   type RedeliveryClaim,
+  type EventJob,
   type WebhookEventRecorder,
   type WebhookDeliveryStore,
   type WebhookWorkerStore,

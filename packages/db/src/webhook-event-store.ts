@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import type pg from "pg";
 import type { WebhookEventType } from "@inferline/contracts";
 import { inTransaction, type Queryable } from "./database.ts";
-import type { Job } from "./generated/prisma/client.ts";
+import { columnList, VIEW_FIELDS, type JobViewFields } from "./jobs/columns.ts";
 
 /** An event as recording it returns it: what its queue entry carries. */
 export interface RecordedEvent {
@@ -98,8 +98,11 @@ export type RedeliveryClaim =
   /** The event has had `max` redeliveries already. */
   | { eventId: string; limitReached: true };
 
-/** Columns toJobView reads (all but the inputs, which can be large and are not shown). */
-const VIEW_COLUMNS = `id, "tenantId", status, model, version, priority, "createdAt", "startedAt", "completedAt", attempts, metadata, result, cached, "errorCode", "errorMessage"`;
+/** A job as its events show it (see toJobView), and its tenant. */
+export type EventJob = JobViewFields & { tenantId: string };
+
+/** Reads EventJobs: every column the view reads, not the inputs, which can be large and are not shown. */
+const EVENT_JOBS_TEXT = `select ${columnList([...VIEW_FIELDS, "tenantId"])} from jobs where id = any($1::uuid[])`;
 
 /**
  * `webhook_events` and `webhook_deliveries`: events recorded in the transaction that finished
@@ -110,8 +113,8 @@ export class WebhookEventStore {
   constructor(private readonly pool: pg.Pool) {}
 
   /** The jobs as their events show them (every column toJobView reads), in the caller's transaction. */
-  async jobsForEvents(ids: string[], q: Queryable = this.pool): Promise<Job[]> {
-    const { rows } = await q.query<Job>(`select ${VIEW_COLUMNS} from jobs where id = any($1::uuid[])`, [ids]);
+  async jobsForEvents(ids: string[], q: Queryable = this.pool): Promise<EventJob[]> {
+    const { rows } = await q.query<EventJob>(EVENT_JOBS_TEXT, [ids]);
     return rows;
   }
 

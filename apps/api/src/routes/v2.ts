@@ -4,6 +4,7 @@ import {
   CacheMode,
   isTerminal,
   StorableText,
+  SUBMISSION_DEFAULTS,
   Tensor,
   type ModelRepository,
   type V2Error,
@@ -110,6 +111,7 @@ export function v2Router(deps: {
     const { job } = await deps.jobs.submit(
       req.tenant!,
       {
+        ...SUBMISSION_DEFAULTS,
         model: params.name,
         version: params.version,
         inputs: body.data.inputs,

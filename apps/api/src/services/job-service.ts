@@ -13,13 +13,12 @@ import {
   ValidationError,
   type JobListQuery,
   type CacheMode,
-  type InferenceResult,
   type JobStatus,
   type JobSubmission,
   type JobView,
   type ModelRepository,
 } from "@inferline/contracts";
-import { toJobView, type BatchChunkStore, type JobStore, type NewJob, type Tenant } from "@inferline/db";
+import { submittedFields, toJobView, viewOfAnsweredJob, viewOfNewJob, type BatchChunkStore, type JobStore, type NewJob, type Tenant } from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";
 import type { FinishedListener } from "@inferline/queue";
 import type { SubmitWriter } from "./submit-writer.ts";
@@ -66,8 +65,10 @@ export class JobService {
    * stored. The queue deadline counts from the job's creation (see maxQueueSecondsOf). For a model
    * with a result cache, the row carries the digest of what its result depends on (requestCacheKey
    * over the validated inputs, so key order and number spelling in the body do not matter).
-   * `cancelAfterSeconds` (the Cancel-After header) counts from the same instant. Synchronous: the
-   * webhook target's check, which may resolve a name, is submit's.
+   * `cancelAfterSeconds` (the Cancel-After header) counts from the same instant. The request's
+   * fields a job stores as they are (priority, metadata, webhook, ...) come as the column table
+   * lists them (submittedFields). Synchronous: the webhook target's check, which may resolve a
+   * name, is submit's.
    */
   prepare(tenantId: string, body: JobSubmission, cancelAfterSeconds?: number): NewJob {
     const model = this.models.resolve(body.model, body.version, "");
@@ -81,15 +82,13 @@ export class JobService {
     const id = crypto.randomUUID();
     if (tracing.enabled) annotateActive({ [ATTR.jobId]: id, [ATTR.model]: model.manifest.name, [ATTR.version]: model.version });
     return {
+      ...submittedFields(body),
       id,
       tenantId,
       model: model.manifest.name,
       version: model.version,
-      priority: body.priority,
       inputs: value.inputs,
       requestedOutputs,
-      metadata: body.metadata,
-      webhook: body.webhook ?? null,
       idempotencyKey: null,
       requestHash: null,
       dispatchId: null,
@@ -126,16 +125,16 @@ export class JobService {
     if (!spec || !this.options.cache) {
       await writes.admit();
       await writes.run(job);
-      return viewOfNew(job);
+      return viewOfNewJob(job);
     }
     const placed = await this.options.cache.place(job as CacheableJob, spec, mode === "bypass", writes);
-    if (placed.kind === "answered") return viewOfAnswered(job, placed.result, placed.answeredAt);
+    if (placed.kind === "answered") return viewOfAnsweredJob(job, placed.result, placed.answeredAt);
     if (placed.kind === "answeredByLeader") {
       // Answered in PostgreSQL from the identical job's stored result: shown as stored.
       const row = await this.store.get(job.tenantId, job.id);
       if (row) return toJobView(row);
     }
-    return viewOfNew(job);
+    return viewOfNewJob(job);
   }
 
   /**
@@ -232,16 +231,6 @@ export class JobService {
     }
     return this.get(tenantId, id);
   }
-}
-
-function viewOfNew(job: NewJob): JobView {
-  return { id: job.id, status: "queued", model: job.model, version: job.version, priority: job.priority, createdAt: job.createdAt.toISOString(), attempts: 0, metadata: job.metadata };
-}
-
-/** A job answered from the result cache, as GET /v1/jobs/:id will show it (see JobStore.insertAnswered). */
-function viewOfAnswered(job: NewJob, result: InferenceResult, answeredAt: Date): JobView {
-  const at = answeredAt.toISOString();
-  return { ...viewOfNew(job), status: "succeeded", startedAt: at, completedAt: at, result, cached: true };
 }
 
 /** A finished message's view of job `id` (see FinishedNotifier), checked for shape before it is answered. */

@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { InvalidCursorError, isUuid, type JobListQuery } from "@inferline/contracts";
+import { columnList, VIEW_FIELDS, type JobViewFields } from "./columns.ts";
 
 /**
  * The most of a tenant's jobs one page of GET /v1/jobs reads to check a status filter. No index
@@ -36,9 +37,11 @@ export function decodeCursor(cursor: string): ListPosition {
   }
 }
 
-/** The columns of a job that its view shows (see toJobView), as the list statement returns them. */
-const LISTED_COLUMNS = `j.status, j.model, j.version, j.priority, j.attempts, j.metadata, j."startedAt", j."completedAt",
-  j.result, j.cached, j."errorCode", j."errorMessage"`;
+/** The columns of a job that its view reads (see toJobView) but those the page has, as the list statement returns them. */
+const LISTED_COLUMNS = columnList(
+  VIEW_FIELDS.filter((f) => f !== "id" && f !== "createdAt"),
+  "j.",
+);
 
 /**
  * One page of a tenant's jobs: rows with `hit` are the page's jobs, newest first (at most
@@ -77,4 +80,27 @@ export function listStatement(tenantId: string, query: JobListQuery, scanRows: n
       order by page.hit desc, page."createdAt" desc, page.id desc`,
     values,
   };
+}
+
+/** A row of the list statement: a job of the page (`hit`), or where the page's scan ended. */
+type ListedRow = JobViewFields & { hit: boolean };
+
+/**
+ * A page of the tenant's jobs, newest first; `nextCursor` continues after the page (see
+ * listStatement). With a status filter a page reads at most `scanRows` jobs, so it may hold
+ * fewer than `limit` (even none) while `nextCursor` is not null.
+ */
+export async function listJobs(pool: pg.Pool, tenantId: string, query: JobListQuery, scanRows: number): Promise<{ jobs: JobViewFields[]; nextCursor: string | null }> {
+  const { rows } = await pool.query<ListedRow>(listStatement(tenantId, query, scanRows));
+  const jobs: JobViewFields[] = [];
+  let end: ListPosition | undefined;
+  for (const { hit, ...row } of rows) {
+    if (hit) jobs.push(row);
+    else end = row;
+  }
+  if (jobs.length > query.limit) {
+    jobs.length = query.limit;
+    end = jobs[jobs.length - 1];
+  }
+  return { jobs, nextCursor: end ? encodeCursor(end) : null };
 }
