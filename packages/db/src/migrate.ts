@@ -1,23 +1,24 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { redactUrl, ServiceUnavailableError } from "@inferline/contracts";
+import { MigrationEnv, parseEnv, redactUrl, ServiceUnavailableError } from "@inferline/contracts";
 import { POSTGRES_HINT } from "./database.ts";
 
-/** The committed migrations, in Prisma Migrate's layout. */
-export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../prisma/migrations");
+/** The migrations to apply: MIGRATIONS_DIR, else the repository's prisma/migrations. */
+export function migrationsDir(env: NodeJS.ProcessEnv = process.env): string {
+  return parseEnv(MigrationEnv, env).MIGRATIONS_DIR;
+}
 
 const LOCK_ID = 72_617_301; // arbitrary, fixed: serialises concurrent migrators
 
 /**
- * Applies pending migrations from prisma/migrations and records them in `_prisma_migrations`
+ * Applies pending migrations from `dir` (migrationsDir()) and records them in `_prisma_migrations`
  * exactly as `prisma migrate deploy` would. We do it ourselves because Prisma 6.19's offline
  * (JS engine) path cannot run `migrate deploy` against PostgreSQL. Creates the database first
  * when it does not exist. Returns the names of the migrations it applied.
  */
-export async function migrate(url: string, dir = MIGRATIONS_DIR): Promise<string[]> {
+export async function migrate(url: string, dir = migrationsDir()): Promise<string[]> {
   await ensureDatabase(url);
   const client = new pg.Client({ connectionString: url });
   client.on("error", () => {});
