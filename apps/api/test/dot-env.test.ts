@@ -10,17 +10,21 @@ const SETTINGS = ["PORT", "HOST", "METRICS_PORT", "DATABASE_URL", "REDIS_URL"];
 const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !SETTINGS.includes(name)));
 
 const running: RunningProcess[] = [];
+const folders: string[] = [];
 afterEach(async () => {
   for (const run of running.splice(0)) {
     run.child.kill("SIGTERM");
     await exitOf(run.child);
   }
+  for (const dir of folders.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 /** A working directory holding a `.env` with these lines. */
 function withDotEnv(settings: Record<string, string | number>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-dotenv-"));
-  fs.writeFileSync(path.join(dir, ".env"), Object.entries(settings).map(([name, value]) => `${name}=${value}\n`).join(""));
+  const lines = Object.entries(settings).map(([name, value]) => `${name}=${value}\n`);
+  fs.writeFileSync(path.join(dir, ".env"), lines.join(""));
+  folders.push(dir);
   return dir;
 }
 
