@@ -25,6 +25,7 @@ RUN for app in apps/api apps/worker apps/cli models; do \
       pnpm --filter "./$app" deploy --prod --offline --ignore-scripts \
         --config.inject-workspace-packages=true --config.node-linker=hoisted "/out/$app" || exit 1; \
     done \
+ && rm /out/models/pnpm-lock.yaml \
  && node deploy/docker/prune-node-modules.mjs /out/apps/* /out/models \
  && node deploy/docker/dedupe-node-modules.mjs /out/apps/worker/node_modules /out/apps/cli/node_modules
 
