@@ -39,6 +39,7 @@ worker_image=inferline-worker:smoke
 api_container=inferline-smoke-api-$run_id
 worker_container=inferline-smoke-worker-$run_id
 dockerd_pid=""
+dot_env=""
 logs=/var/log/inferline
 mkdir -p "$logs"
 
@@ -58,6 +59,7 @@ cleanup() {
     done
   fi
   [ -n "$docker_bin" ] && docker_cli rm -f "$api_container" "$worker_container" >/dev/null 2>&1
+  [ -n "$dot_env" ] && rm -f "$dot_env"
   psql "$server_url" -qc "drop database if exists \"$database\" with (force)" >/dev/null 2>&1
   redis-cli -u "$redis_url" --scan --pattern "$prefix*" 2>/dev/null | xargs -r redis-cli -u "$redis_url" del >/dev/null 2>&1
   if [ -n "$dockerd_pid" ]; then
@@ -117,6 +119,7 @@ for image in "$api_image" "$worker_image"; do
   dev=$(docker_cli run --rm "$image" find /app -path '*/node_modules/*' -type d \( -name tsx -o -name typescript -o -name esbuild -o -name vitest \) -prune -print)
   [ -z "$dev" ] || fail "$image holds development tools: $dev"
   [ -z "$(docker_cli run --rm "$image" find /app/dist -name '*.ts')" ] || fail "$image holds TypeScript"
+  [ -z "$(docker_cli run --rm "$image" find /app -name '.env*')" ] || fail "$image holds a .env file"
 done
 native=$(docker_cli run --rm "$api_image" find /app -path '*/node_modules/*' -type d \( -name onnxruntime-node -o -name sharp -o -name 'sharp-*' \) -prune -print)
 [ -z "$native" ] || fail "the API image holds $native"
@@ -128,13 +131,21 @@ docker_cli run --rm --network host -e "DATABASE_URL=$database_url" "$worker_imag
 log "key"
 key=$(docker_cli run --rm --network host -e "DATABASE_URL=$database_url" "$worker_image" inferline keys create --tenant smoke | tail -n 1)
 [[ "$key" == il_* ]] || fail "inferline keys create printed no key: $key"
+# The API and the CLI take these settings from a .env in their working directory (/app); the
+# worker from its environment.
+dot_env=$(mktemp)
+chmod 644 "$dot_env"
+printf 'DATABASE_URL=%s\nREDIS_URL=%s\nQUEUE_PREFIX=%s\n' "$database_url" "$redis_url" "$prefix" >"$dot_env"
+listed=$(docker_cli run --rm --network host -v "$dot_env:/app/.env:ro" "$worker_image" inferline keys list --tenant smoke) ||
+  fail "inferline keys list did not read DATABASE_URL from /app/.env"
+[ "$(wc -l <<<"$listed")" = 1 ] || fail "inferline keys list: $listed"
 
 log "api and worker"
 api_port=$(free_port)
 metrics_port=$(free_port)
-common=(--network host -e "DATABASE_URL=$database_url" -e "REDIS_URL=$redis_url" -e "QUEUE_PREFIX=$prefix")
-docker_cli run -d --name "$api_container" "${common[@]}" -e "PORT=$api_port" -e HOST=127.0.0.1 "$api_image" >/dev/null
-docker_cli run -d --name "$worker_container" "${common[@]}" -e "METRICS_PORT=$metrics_port" "$worker_image" >/dev/null
+docker_cli run -d --name "$api_container" --network host -v "$dot_env:/app/.env:ro" -e "PORT=$api_port" -e HOST=127.0.0.1 "$api_image" >/dev/null
+docker_cli run -d --name "$worker_container" --network host -e "DATABASE_URL=$database_url" -e "REDIS_URL=$redis_url" -e "QUEUE_PREFIX=$prefix" \
+  -e "METRICS_PORT=$metrics_port" "$worker_image" >/dev/null
 api=http://127.0.0.1:$api_port
 ready=""
 for _ in $(seq 1 120); do
