@@ -16,6 +16,11 @@
 # NODE_IMAGE (the base to pull, default the Dockerfile's), LOCAL_BASE (the base built when that
 # cannot be pulled, default inferline-local-base:trixie).
 set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "smoke: needs root (Docker, debootstrap, apt), and there is no sudo" >&2; exit 1; }
+  exec sudo --preserve-env bash "$0" "$@"
+fi
 cd "$(dirname "$0")/.."
 
 started=$SECONDS
