@@ -218,3 +218,8 @@ added_api=$(($(image_size "$api_image") - base_size))
 added_worker=$(($(image_size "$worker_image") - base_size))
 [ "$added_api" -le 200000000 ] || fail "the API image adds more than 200 MB to its base"
 [ "$added_worker" -le 500000000 ] || fail "the worker image adds more than 500 MB to its base"
+if [ "$base" = "$node_image" ]; then
+  # On a slim official Node base: the images in all.
+  [ "$(image_size "$api_image")" -le 400000000 ] || fail "the API image is larger than 400 MB"
+  [ "$(image_size "$worker_image")" -le 700000000 ] || fail "the worker image is larger than 700 MB"
+fi
