@@ -21,8 +21,6 @@ export const DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/inferl
 export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
 /** The repository's own models/ folder, wherever the process was started from. */
 export const DEFAULT_MODELS_DIR = fileURLToPath(new URL("../../../models", import.meta.url));
-/** The repository's committed migrations (prisma/migrations), wherever the process was started from. */
-export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL("../../../prisma/migrations", import.meta.url));
 
 /** Attempts of a queue entry before its jobs fail for good (JOB_ATTEMPTS, the dispatcher's `attempts`). */
 export const DEFAULT_JOB_ATTEMPTS = 5;
@@ -120,10 +118,16 @@ export function moduleList(value: string): string[] {
     .map((m) => (m.startsWith("file:") ? m : path.resolve(m)));
 }
 
-/** Variables of every process that applies migrations (`node dist/migrate.js` in the images, `inferline keys create`, `pnpm start`). */
+/**
+ * Variables of every process that applies migrations: `node dist/migrate.js` in the images,
+ * `pnpm db:migrate`, `pnpm start`, `inferline keys create`.
+ */
 export const MigrationEnv = z.object({
-  /** The migrations to apply, in Prisma Migrate's layout. Default: the repository's prisma/migrations (/app/migrations in the images). */
-  MIGRATIONS_DIR: z.string().min(1).default(DEFAULT_MIGRATIONS_DIR),
+  /**
+   * The migrations to apply, in Prisma Migrate's layout. Default: the repository's
+   * prisma/migrations (the images set /app/migrations).
+   */
+  MIGRATIONS_DIR: z.string().min(1).optional(),
 });
 export type MigrationEnv = z.infer<typeof MigrationEnv>;
 

@@ -1,13 +1,20 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { MigrationEnv, parseEnv, redactUrl, ServiceUnavailableError } from "@inferline/contracts";
 import { POSTGRES_HINT } from "./database.ts";
 
-/** The migrations to apply: MIGRATIONS_DIR, else the repository's prisma/migrations. */
+/** The committed migrations, in Prisma Migrate's layout. */
+export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../prisma/migrations");
+
+/**
+ * The migrations to apply: the MIGRATIONS_DIR variable when set (a bundle, such as the images',
+ * runs away from the repository), else the repository's committed ones.
+ */
 export function migrationsDir(env: NodeJS.ProcessEnv = process.env): string {
-  return parseEnv(MigrationEnv, env).MIGRATIONS_DIR;
+  return parseEnv(MigrationEnv, env).MIGRATIONS_DIR ?? MIGRATIONS_DIR;
 }
 
 const LOCK_ID = 72_617_301; // arbitrary, fixed: serialises concurrent migrators

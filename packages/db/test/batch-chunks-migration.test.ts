@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BatchChunkStore, migrate, migrationsDir } from "@inferline/db";
+import { BatchChunkStore, migrate, MIGRATIONS_DIR } from "@inferline/db";
 
 // A database migrated only to the init migration, with batch items as job rows (the old layout),
 // then migrated to the latest: the batch_chunks migration must carry every item over.
@@ -21,7 +21,7 @@ const BATCH = "00000000-0000-4000-8000-0000000000bb";
 
 beforeAll(async () => {
   initOnly = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-migrations-"));
-  fs.cpSync(path.join(migrationsDir(), INIT), path.join(initOnly, INIT), { recursive: true });
+  fs.cpSync(path.join(MIGRATIONS_DIR, INIT), path.join(initOnly, INIT), { recursive: true });
   await migrate(url, initOnly);
   pool = new pg.Pool({ connectionString: url, max: 2 });
 });
@@ -52,7 +52,7 @@ describe("migration to batch chunks", () => {
 
     expect(await migrate(url)).toEqual(
       fs
-        .readdirSync(migrationsDir())
+        .readdirSync(MIGRATIONS_DIR)
         .filter((d) => /^\d{14}_/.test(d) && d !== INIT)
         .sort(),
     );

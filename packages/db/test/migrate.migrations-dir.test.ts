@@ -4,8 +4,8 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { ConfigError, DEFAULT_MIGRATIONS_DIR } from "@inferline/contracts";
-import { migrate, migrationsDir } from "@inferline/db";
+import { ConfigError } from "@inferline/contracts";
+import { migrate, migrationsDir, MIGRATIONS_DIR } from "@inferline/db";
 
 // The images keep their migrations in /app/migrations and say so in MIGRATIONS_DIR: every caller
 // that names no folder (the migrate entry, `inferline keys create`, `pnpm start`) must apply those.
@@ -15,7 +15,7 @@ const name = `inferline_test_${Date.now()}_${crypto.randomBytes(5).toString("hex
 const url = Object.assign(new URL(template), { pathname: `/${name}` }).toString();
 const adminUrl = Object.assign(new URL(template), { pathname: "/postgres" }).toString();
 const initOnly = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-migrations-"));
-fs.cpSync(path.join(DEFAULT_MIGRATIONS_DIR, INIT), path.join(initOnly, INIT), { recursive: true });
+fs.cpSync(path.join(MIGRATIONS_DIR, INIT), path.join(initOnly, INIT), { recursive: true });
 
 afterEach(() => {
   delete process.env.MIGRATIONS_DIR;
@@ -31,8 +31,8 @@ afterAll(async () => {
 
 describe("the migrations folder", () => {
   it("is the repository's prisma/migrations unless MIGRATIONS_DIR names another", () => {
-    expect(migrationsDir()).toBe(DEFAULT_MIGRATIONS_DIR);
-    expect(fs.existsSync(path.join(DEFAULT_MIGRATIONS_DIR, INIT, "migration.sql"))).toBe(true);
+    expect(migrationsDir()).toBe(MIGRATIONS_DIR);
+    expect(fs.existsSync(path.join(MIGRATIONS_DIR, INIT, "migration.sql"))).toBe(true);
     process.env.MIGRATIONS_DIR = initOnly;
     expect(migrationsDir()).toBe(initOnly);
   });

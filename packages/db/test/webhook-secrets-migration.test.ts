@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { migrate, migrationsDir } from "@inferline/db";
+import { migrate, MIGRATIONS_DIR } from "@inferline/db";
 
 // A database migrated up to the migration before the list of previous webhook secrets, with
 // tenants in the single-previous-secret layout, then migrated to the latest: a previous secret
@@ -19,8 +19,8 @@ let pool: pg.Pool;
 
 beforeAll(async () => {
   before = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-migrations-"));
-  for (const dir of fs.readdirSync(migrationsDir()).filter((d) => /^\d{14}_/.test(d) && d < MIGRATION)) {
-    fs.cpSync(path.join(migrationsDir(), dir), path.join(before, dir), { recursive: true });
+  for (const dir of fs.readdirSync(MIGRATIONS_DIR).filter((d) => /^\d{14}_/.test(d) && d < MIGRATION)) {
+    fs.cpSync(path.join(MIGRATIONS_DIR, dir), path.join(before, dir), { recursive: true });
   }
   await migrate(url, before);
   pool = new pg.Pool({ connectionString: url, max: 2 });
