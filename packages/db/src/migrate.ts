@@ -20,7 +20,7 @@ export function migrationsDir(env: NodeJS.ProcessEnv = process.env): string {
 const LOCK_ID = 72_617_301; // arbitrary, fixed: serialises concurrent migrators
 
 /**
- * Applies pending migrations from `dir` (migrationsDir()) and records them in `_prisma_migrations`
+ * Applies pending migrations from prisma/migrations and records them in `_prisma_migrations`
  * exactly as `prisma migrate deploy` would. We do it ourselves because Prisma 6.19's offline
  * (JS engine) path cannot run `migrate deploy` against PostgreSQL. Creates the database first
  * when it does not exist. Returns the names of the migrations it applied.
