@@ -1,3 +1,4 @@
+import "@inferline/contracts/load-dot-env";
 import { InferlineError, waitForDependencies } from "@inferline/contracts";
 import { assertPostgresReachable } from "@inferline/db";
 import { assertRedisReachable, redisTarget } from "@inferline/queue";

@@ -118,6 +118,19 @@ export function moduleList(value: string): string[] {
     .map((m) => (m.startsWith("file:") ? m : path.resolve(m)));
 }
 
+/**
+ * Variables of every process that applies migrations: `node dist/migrate.js` in the images,
+ * `pnpm db:migrate`, `pnpm start`, `inferline keys create`.
+ */
+export const MigrationEnv = z.object({
+  /**
+   * The migrations to apply, in Prisma Migrate's layout. Default: the repository's
+   * prisma/migrations (the images set /app/migrations).
+   */
+  MIGRATIONS_DIR: z.string().min(1).optional(),
+});
+export type MigrationEnv = z.infer<typeof MigrationEnv>;
+
 /** Variables of every process that runs models (the worker, and the CLI's local scoring). */
 export const InferenceEnv = z.object({
   /**

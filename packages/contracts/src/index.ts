@@ -56,6 +56,7 @@ export {
   moduleList,
   SharedEnv,
   InferenceEnv,
+  MigrationEnv,
   DEFAULT_DATABASE_URL,
   DEFAULT_REDIS_URL,
   DEFAULT_MODELS_DIR,

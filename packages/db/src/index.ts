@@ -1,6 +1,6 @@
 export { Database, inTransaction, assertPostgresReachable, POSTGRES_HINT, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, type DatabaseOptions, type Queryable } from "./database.ts";
 export { postgresFailure, isPostgresUnavailable, type PostgresFailure } from "./dependency-errors.ts";
-export { migrate, ensureDatabase, MIGRATIONS_DIR } from "./migrate.ts";
+export { migrate, migrationsDir, ensureDatabase, MIGRATIONS_DIR } from "./migrate.ts";
 export {
   JobStore,
   toJobView,

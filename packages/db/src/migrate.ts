@@ -3,13 +3,21 @@ import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { ConfigError, InferlineError, redactUrl, ServiceUnavailableError } from "@inferline/contracts";
+import { ConfigError, InferlineError, MigrationEnv, parseEnv, redactUrl, ServiceUnavailableError } from "@inferline/contracts";
 import { POSTGRES_HINT } from "./database.ts";
 import { checksumMatches, readMigrations, splitStatements } from "./migration-files.ts";
 import type { Migration, QualifiedName } from "./migration-files.ts";
 
 /** The committed migrations, in Prisma Migrate's layout. */
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../prisma/migrations");
+
+/**
+ * The migrations to apply: the MIGRATIONS_DIR variable when set (a bundle, such as the images',
+ * runs away from the repository), else the repository's committed ones.
+ */
+export function migrationsDir(env: NodeJS.ProcessEnv = process.env): string {
+  return parseEnv(MigrationEnv, env).MIGRATIONS_DIR ?? MIGRATIONS_DIR;
+}
 
 const LOCK_ID = 72_617_301; // arbitrary, fixed: serialises concurrent migrators
 
@@ -29,7 +37,7 @@ const APPLICATION_NAME = "inferline-migrate";
  * statements succeeded: it must be idempotent (`IF NOT EXISTS`), as a failure part-way leaves
  * what ran and the next run starts it over. Returns the names of the migrations it applied.
  */
-export async function migrate(url: string, dir = MIGRATIONS_DIR): Promise<string[]> {
+export async function migrate(url: string, dir = migrationsDir()): Promise<string[]> {
   await ensureDatabase(url);
   const client = new pg.Client({ connectionString: url, application_name: APPLICATION_NAME });
   client.on("error", () => {});

@@ -9,6 +9,7 @@ import { ItemRun, TaskRun, type PoolRun } from "./pool-runs.ts";
 import { ThreadHandle, type ThreadFailure } from "./thread-handle.ts";
 import { DEFAULT_REPLACE_BACKOFF_MS, DEFAULT_RUN_TIMEOUT_MS, MAX_REPLACE_BACKOFF_MS, type ThreadPoolEvents, type ThreadPoolSettings } from "./thread-pool-settings.ts";
 
+// The tsx shim in development; in an app's bundle, the compiled thread (scripts/app-bundle.ts).
 const THREAD_URL = new URL("./pool-thread.mjs", import.meta.url);
 
 /**

@@ -1,11 +1,15 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("../../../..", import.meta.url));
 export const API_MAIN = path.join(ROOT, "apps/api/src/main.ts");
 export const WORKER_MAIN = path.join(ROOT, "apps/worker/src/main.ts");
+export const START_SCRIPT = path.join(ROOT, "scripts/start.ts");
+/** tsx's loader by URL, so that a process started in any directory finds it. */
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 
 export interface RunningProcess {
   child: ChildProcess;
@@ -13,9 +17,13 @@ export interface RunningProcess {
   output(): string;
 }
 
-/** Runs one of the apps as a real child process (through tsx), with `env` over this process's environment. */
-export function runProcess(file: string, env: Record<string, string>): RunningProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", file], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * Runs one of the apps as a real child process (through tsx), with `env` over this process's
+ * environment (or instead of it, given `baseEnv`), in the repository's root or in `cwd`.
+ */
+export function runProcess(file: string, env: Record<string, string>, options: { cwd?: string; baseEnv?: NodeJS.ProcessEnv } = {}): RunningProcess {
+  const { cwd = ROOT, baseEnv = process.env } = options;
+  const child = spawn(process.execPath, ["--import", TSX, file], { cwd, env: { ...baseEnv, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));

@@ -1,0 +1,7 @@
+import { appBundle, THREAD_ENTRY, workspaceEntry } from "../../scripts/app-bundle.ts";
+
+export default appBundle({
+  main: "src/main.ts",
+  migrate: workspaceEntry("@inferline/db/migrate-cli"),
+  [THREAD_ENTRY]: workspaceEntry("@inferline/inference/pool-thread"),
+});
