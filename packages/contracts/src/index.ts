@@ -75,6 +75,7 @@ export {
   parseBatchItemId,
   BatchStatus,
   BatchView,
+  BatchListQuery,
 } from "./batch.ts";
 export { StorableText, isStorableText, toStorableText, UNSTORABLE_TEXT_MESSAGE } from "./text.ts";
 export { zodFaults } from "./faults.ts";
@@ -82,6 +83,7 @@ export { HopTrace, hops } from "./hop-trace.ts";
 export { WorkerModelReport, VersionReadiness, ModelReadiness, summarizeReadiness } from "./model-readiness.ts";
 export {
   JobListPage,
+  BatchListPage,
   BatchResultLine,
   ModelView,
   ModelList,

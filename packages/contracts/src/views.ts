@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { Datatype } from "./datatypes.ts";
 import { TensorSpec } from "./manifest.ts";
+import { BatchView } from "./batch.ts";
 import { InferenceResult, JobError, JobStatus, JobView, Timestamp } from "./job.ts";
 import { ModelReadiness, VersionReadiness } from "./model-readiness.ts";
 
@@ -23,6 +24,18 @@ export const JobListPage = z
   })
   .meta({ description: "A page of jobs, newest first" });
 export type JobListPage = z.infer<typeof JobListPage>;
+
+/** GET /v1/batches: a page of batches, newest first. */
+export const BatchListPage = z
+  .object({
+    batches: z.array(BatchView),
+    nextCursor: z
+      .string()
+      .nullable()
+      .meta({ description: "Pass as `cursor` for the next page; null on the last page. A page with a status filter may hold fewer than `limit` batches, even none, before the last" }),
+  })
+  .meta({ description: "A page of batches, newest first" });
+export type BatchListPage = z.infer<typeof BatchListPage>;
 
 /** One NDJSON line of GET /v1/batches/:id/results, in submission order. */
 export const BatchResultLine = z

@@ -44,37 +44,85 @@ const LISTED_COLUMNS = `j.status, j.model, j.version, j.priority, j.attempts, j.
  * One page of a tenant's jobs: rows with `hit` are the page's jobs, newest first (at most
  * `limit + 1`, the last telling that more follow); a row without is the last job the scan read,
  * present only when the scan read all `scanRows` it may and found at most `limit` matches.
- *
- * The inner scan reads the tenant's jobs (of the model: its own index) after the cursor, newest
- * first, at most `scanRows` of them; the status is checked on what it yields, and the scan stops
- * as soon as `limit + 1` match. Only when it ran out does the second branch run, reading the
- * same index entries again (index-only once vacuum has marked the pages) to find where it ended.
- * The SQL is put together from fixed parts, so each filter gets its own plan: a parameter that
- * may be null would leave a generic plan without the cursor as an index condition.
+ * The statement is boundedPage's; the scan reads the tenant's index (of the model: its own).
  */
 export function listStatement(tenantId: string, query: JobListQuery, scanRows: number): pg.QueryConfig {
   const values: unknown[] = [tenantId];
   const param = (value: unknown, type: string) => `$${values.push(value)}::${type}`;
   const range = [`"tenantId" = $1::uuid`];
   if (query.model !== undefined) range.push(`model = ${param(query.model, "text")}`);
-  if (query.cursor !== undefined) {
-    const after = decodeCursor(query.cursor);
-    range.push(`("createdAt", id) < (${param(after.createdAt, "timestamptz")}, ${param(after.id, "uuid")})`);
-  }
+  if (query.cursor !== undefined) range.push(afterCursor(query.cursor, param));
   const match = query.status === undefined ? "" : `where status = ${param(query.status, `"JobStatus"`)}`;
-  // At least one more than a page, so that a full page knows whether more follow.
-  const [scan, take] = [param(Math.max(scanRows, query.limit + 1), "int"), param(query.limit + 1, "int")];
-  const inRange = `from jobs where ${range.join(" and ")} order by "createdAt" desc, id desc`;
+  const page = boundedPage({ table: "jobs", range, scanned: "status", match, scanRows, limit: query.limit, param });
   return {
-    text: `with page as (
-        (select id, "createdAt", true as hit from (select id, "createdAt", status ${inRange} limit ${scan}) scanned
-         ${match} order by "createdAt" desc, id desc limit ${take})
-        union all
-        (select id, "createdAt", false ${inRange} offset ${scan} - 1 limit 1)
-        limit ${take})
+    text: `${page}
       select page.hit, page.id, page."createdAt", ${LISTED_COLUMNS}
       from page left join jobs j on page.hit and j.id = page.id
       order by page.hit desc, page."createdAt" desc, page.id desc`,
     values,
   };
+}
+
+/**
+ * A bounded page's rows split: the page (at most `limit`, newest first) and where the next one
+ * goes on after (undefined when there are no more).
+ */
+export function splitPage<Row extends ListPosition & { hit: boolean }>(rows: Row[], limit: number): { items: Omit<Row, "hit">[]; end: ListPosition | undefined } {
+  const items: Omit<Row, "hit">[] = [];
+  let end: ListPosition | undefined;
+  for (const { hit, ...row } of rows) {
+    if (hit) items.push(row);
+    else end = row;
+  }
+  if (items.length > limit) {
+    items.length = limit;
+    end = items[items.length - 1];
+  }
+  return { items, end };
+}
+
+/** Adds a statement parameter of a type and answers its placeholder (`$3::uuid`). */
+export type AddParam = (value: unknown, type: string) => string;
+
+/** The keyset condition of rows strictly after a cursor, newest first. */
+export function afterCursor(cursor: string, param: AddParam): string {
+  const after = decodeCursor(cursor);
+  return `("createdAt", id) < (${param(after.createdAt, "timestamptz")}, ${param(after.id, "uuid")})`;
+}
+
+/** What boundedPage scans and how it filters. */
+export interface BoundedPageSpec {
+  table: string;
+  /** Conditions an index answers (tenant, cursor): they bound the scan. */
+  range: string[];
+  /** Columns or expressions (`x as name`) the filter reads, besides id and "createdAt". */
+  scanned: string;
+  /** The filter over what the scan yields (`where …`), or "" for none. */
+  match: string;
+  scanRows: number;
+  limit: number;
+  param: AddParam;
+}
+
+/**
+ * A `with page as (…)` clause: the page's rows (`hit`, newest first, at most `limit + 1`) and,
+ * when the scan ran out, the last row it read (not `hit`), where the next page goes on.
+ *
+ * The inner scan reads the rows in range after the cursor, newest first, at most `scanRows` of
+ * them; the filter is checked on what it yields, and the scan stops as soon as `limit + 1` match.
+ * Only when it ran out does the second branch run, reading the same index entries again
+ * (index-only once vacuum has marked the pages) to find where it ended. The SQL is put together
+ * from fixed parts, so each filter gets its own plan: a parameter that may be null would leave a
+ * generic plan without the cursor as an index condition.
+ */
+export function boundedPage({ table, range, scanned, match, scanRows, limit, param }: BoundedPageSpec): string {
+  // At least one more than a page, so that a full page knows whether more follow.
+  const [scan, take] = [param(Math.max(scanRows, limit + 1), "int"), param(limit + 1, "int")];
+  const inRange = `from ${table} where ${range.join(" and ")} order by "createdAt" desc, id desc`;
+  return `with page as (
+        (select id, "createdAt", true as hit from (select id, "createdAt", ${scanned} ${inRange} limit ${scan}) scanned
+         ${match} order by "createdAt" desc, id desc limit ${take})
+        union all
+        (select id, "createdAt", false ${inRange} offset ${scan} - 1 limit 1)
+        limit ${take})`;
 }

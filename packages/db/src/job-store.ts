@@ -4,7 +4,7 @@ import type { FlatTensor, InferenceResult, JobListQuery, JobPriority, JobStatus,
 import type { PrismaClient } from "./generated/prisma/client.ts";
 import type { Queryable } from "./database.ts";
 import type { Job } from "./generated/prisma/client.ts";
-import { encodeCursor, LIST_SCAN_ROWS, listStatement, type ListPosition } from "./job-listing.ts";
+import { encodeCursor, LIST_SCAN_ROWS, listStatement, splitPage } from "./job-listing.ts";
 
 export interface NewJob {
   id: string;
@@ -632,17 +632,8 @@ export class JobStore {
    */
   async list(tenantId: string, query: JobListQuery): Promise<{ jobs: JobViewFields[]; nextCursor: string | null }> {
     const { rows } = await this.pool.query<ListedRow>(listStatement(tenantId, query, this.listScanRows));
-    const jobs: JobViewFields[] = [];
-    let end: ListPosition | undefined;
-    for (const { hit, ...row } of rows) {
-      if (hit) jobs.push(row);
-      else end = row;
-    }
-    if (jobs.length > query.limit) {
-      jobs.length = query.limit;
-      end = jobs[jobs.length - 1];
-    }
-    return { jobs, nextCursor: end ? encodeCursor(end) : null };
+    const { items, end } = splitPage(rows, query.limit);
+    return { jobs: items, nextCursor: end ? encodeCursor(end) : null };
   }
 }
 

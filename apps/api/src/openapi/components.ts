@@ -1,5 +1,6 @@
 import { z } from "zod";
 import {
+  BatchListPage,
   BatchResultLine,
   BatchStatus,
   BatchSubmission,
@@ -54,6 +55,7 @@ const RESPONSES: Record<string, z.ZodType> = {
   JobListPage,
   BatchStatus,
   BatchView,
+  BatchListPage,
   BatchResultLine,
   TensorSpec,
   ModelView,
