@@ -25,8 +25,8 @@ export interface SqlFinding {
 
 /** Folders scanned, relative to the root; everything under them is checked unless skipped below. */
 const SCANNED = ["apps", "packages", "scripts", "models"];
-/** Skipped: dependencies, the db package, tests and their support, and this checker (its patterns read as SQL). */
-const SKIPPED = [/(^|\/)node_modules\//, /^packages\/db\//, /^packages\/testing\//, /(^|\/)test\//, /\.test\.[cm]?[jt]s$/, /(^|\/)generated\//, /^scripts\/check-sql\.ts$/];
+/** Skipped: dependencies, built bundles (which hold the db package), the db package, tests and their support, and this checker (its patterns read as SQL). */
+const SKIPPED = [/(^|\/)node_modules\//, /(^|\/)dist\//, /^packages\/db\//, /^packages\/testing\//, /(^|\/)test\//, /\.test\.[cm]?[jt]s$/, /(^|\/)generated\//, /^scripts\/check-sql\.ts$/];
 const SOURCE_FILE = /\.(ts|mts|cts|js|mjs|cjs)$/;
 
 /** Member names whose calls (or tagged templates) run SQL. */

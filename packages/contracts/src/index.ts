@@ -86,6 +86,7 @@ export {
   BatchListPage,
   BatchResultLine,
   ModelView,
+  modelView,
   ModelList,
   WebhookSecret,
   WebhookEvent,

@@ -3,6 +3,7 @@ import { z } from "zod";
 import {
   CacheMode,
   isTerminal,
+  modelView,
   StorableText,
   Tensor,
   type ModelRepository,
@@ -14,7 +15,6 @@ import {
   type V2Ready,
 } from "@inferline/contracts";
 import type { JobService } from "../services/job-service.ts";
-import { modelView } from "./models.ts";
 import type { WaiterLimit } from "../services/long-poll.ts";
 import { holdWaiterSlot } from "./long-poll-handler.ts";
 import { serverSpan } from "../middleware/server-span.ts";

@@ -1,4 +1,5 @@
 import { AuthenticationError, InferlineAPIError, InferlineClient, NotFoundError, type BatchResultLine, type BatchHeaderInput } from "@inferline/client";
+import { EXIT, ExitError, exitCodeOf } from "../exit-codes.ts";
 import type { CacheMode, FlatTensor, ResolvedModel, TensorElement } from "@inferline/contracts";
 import { jsonElements } from "@inferline/inference";
 import { ChunkParser, type ParsedChunk, type RowError } from "./chunk-parser.ts";
@@ -80,10 +81,11 @@ export class RemoteScorer implements Scorer {
     this.parser = new ChunkParser(this.layout, this.model.manifest, this.settings, { Tensor: contracts.Tensor, validateInputs: contracts.validateInputs });
     const probe = new InferlineClient({ baseUrl: this.base, apiKey: this.options.apiKey, maxRetries: PROBE_RETRIES });
     const served = await probe.models.get(this.model.manifest.name).catch((err: Error) => {
-      if (!(err instanceof InferlineAPIError) || err.status === undefined) throw new UsageError(`cannot reach ${this.base}: ${err.message}`);
-      if (err instanceof AuthenticationError) throw new UsageError(`${this.base} refused the API key (${err.status})`);
+      if (!(err instanceof InferlineAPIError)) throw err;
+      if (err.status === undefined) throw new ExitError(`cannot reach ${this.base}: ${err.message}`, EXIT.unavailable, { cause: err });
+      if (err instanceof AuthenticationError) throw new ExitError(`${this.base} refused the API key (${err.status})`, EXIT.auth, { cause: err });
       if (err instanceof NotFoundError) throw new UsageError(`${this.base} does not serve model ${this.model.manifest.name}`);
-      throw new UsageError(`${this.base} answered ${err.status} for the model: ${err.message}`);
+      throw new ExitError(`${this.base} answered ${err.status} for the model: ${err.message}`, exitCodeOf(err), { cause: err });
     });
     this.rowsPerItem = Math.max(1, Math.min(this.options.rowsPerItem ?? DEFAULT_ROWS_PER_ITEM, served.maxRowsPerJob ?? 1));
   }
