@@ -44,8 +44,7 @@ export function build(pkg: PublishedPackage): void {
 
 /** Packs the built package with `npm pack` into `destination`; answers the tarball's path. */
 export function pack(pkg: PublishedPackage, destination: string): string {
-  const options = { cwd: path.join(ROOT, pkg.dir), env: npmEnv(), encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] } as const;
-  const out = execFileSync("npm", ["pack", "--json", "--pack-destination", destination], options);
+  const out = execFileSync("npm", ["pack", "--json", "--pack-destination", destination], { cwd: path.join(ROOT, pkg.dir), env: npmEnv(), encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   const [packed] = JSON.parse(out) as Array<{ filename: string }>;
   return path.join(destination, packed!.filename);
 }
