@@ -50,7 +50,7 @@ export function registerJobs(program: Command): void {
     .option("--inputs <json>", 'the inputs: a JSON array of v2 tensors, e.g. [{"name":"features","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]')
     .option("--inputs-file <file>", "read the inputs from a file (- for standard input): a JSON array of v2 tensors, or an object with `inputs`")
     .addOption(new Option("--priority <priority>", "queue priority").choices(["high", "normal", "low"]))
-    .option("--metadata <key=value>", "metadata shown on the job (repeatable)", keyValue, {})
+    .option("--metadata <key=value>", "metadata shown on the job (repeatable)", keyValue)
     .addOption(new Option("--cache <mode>", "the result cache: bypass (run anyway, refresh it), off (run, leave it alone)").choices(["bypass", "off"]))
     .option("--idempotency-key <key>", "the same key and body within 24 h answer the first job")
     .option("--cancel-after <duration>", "cancel the job unless it ended within this long (90s, 5m, 1h30m)")
@@ -124,7 +124,7 @@ function readInputs(flags: SubmitFlags): Tensor[] {
 }
 
 /** `--metadata key=value`, repeatable, gathered into one object. */
-function keyValue(value: string, previous: Record<string, string>): Record<string, string> {
+function keyValue(value: string, previous: Record<string, string> | undefined): Record<string, string> {
   const at = value.indexOf("=");
   if (at < 1) throw new InvalidArgumentError("expected key=value");
   return { ...previous, [value.slice(0, at)]: value.slice(at + 1) };
