@@ -13,13 +13,22 @@ export const remoteOption = (description: string, fallback?: string) => {
   return fallback ? option.default(fallback) : option;
 };
 
-export const apiKeyOption = () => new Option("--api-key <key>", "API key of a tenant (inferline keys create)").env("INFERLINE_API_KEY");
+export function apiKeyOption(): Option {
+  return new Option("--api-key <key>", "API key of a tenant (inferline keys create)").env("INFERLINE_API_KEY");
+}
 
-export const databaseUrlOption = () => new Option("--database-url <url>", "PostgreSQL URL").env("DATABASE_URL").default(DEFAULT_DATABASE_URL);
+export function databaseUrlOption(): Option {
+  return new Option("--database-url <url>", "PostgreSQL URL").env("DATABASE_URL").default(DEFAULT_DATABASE_URL);
+}
 
-export const redisUrlOption = () => new Option("--redis-url <url>", "Redis URL the API processes use").env("REDIS_URL").default(DEFAULT_REDIS_URL);
+export function redisUrlOption(): Option {
+  return new Option("--redis-url <url>", "Redis URL the API processes use").env("REDIS_URL").default(DEFAULT_REDIS_URL);
+}
 
-export const modelsDirOption = () => new Option("--models-dir <dir>", "the model repository").env("MODELS_DIR").default(SHIPPED_MODELS_DIR, "the models shipped with inferline");
+export function modelsDirOption(): Option {
+  const shipped = "the models shipped with inferline";
+  return new Option("--models-dir <dir>", "the model repository").env("MODELS_DIR").default(SHIPPED_MODELS_DIR, shipped);
+}
 
 export const jsonOption = () => new Option("--json", "print JSON instead of a table");
 

@@ -7,8 +7,8 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, unavailable: 3, auth: 4, waitE
 
 export const EXIT_CODES: ReadonlyArray<readonly [code: number, meaning: string]> = [
   [EXIT.ok, "success"],
-  [EXIT.failed, "the work failed: rows that did not score, a waited-for job or batch item that did not succeed, a model check mismatch, or an unexpected error"],
-  [EXIT.usage, "usage: a bad option or argument, a missing or unreadable input, an unknown model, tenant, key, job or batch, a request the API refused as invalid"],
+  [EXIT.failed, "failed: rows that did not score, a waited-for job or batch item that did not succeed, a model mismatch, a bug"],
+  [EXIT.usage, "usage: a bad option or argument, a missing input, an unknown model, tenant, key, job or batch, a request refused as invalid"],
   [EXIT.unavailable, "unavailable: the API, PostgreSQL or Redis could not be reached, timed out, or answered 429 or 5xx after the retries"],
   [EXIT.auth, "authentication: the API refused the API key (401, 403)"],
   [EXIT.waitEnded, "--wait ended before the job or batch did (it goes on)"],
@@ -38,7 +38,10 @@ export function exitCodeOf(err: unknown): number {
   if (err instanceof InferlineAPIError) return answerExit(err.status);
   if (err instanceof ConfigError) return EXIT.usage;
   // The CLI's own errors (and those of the packages it runs in-process) carry the status the API would answer them with.
-  if (err instanceof InferlineError) return err.status === 503 ? EXIT.unavailable : err.status >= 400 && err.status < 500 ? answerExit(err.status) : EXIT.failed;
+  if (err instanceof InferlineError) {
+    if (err.status === 503) return EXIT.unavailable;
+    return err.status >= 400 && err.status < 500 ? answerExit(err.status) : EXIT.failed;
+  }
   const code = (err as NodeJS.ErrnoException | null)?.code;
   if (code === "ENOENT" || code === "EACCES" || code === "EISDIR") return EXIT.usage;
   return EXIT.failed;

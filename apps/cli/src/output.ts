@@ -10,7 +10,9 @@ export interface Column<T> {
  * line breaks inside a value are spaces, so each record stays one line. `--json` prints JSON instead.
  */
 export function formatTable<T>(records: readonly T[], columns: ReadonlyArray<Column<T>>): string {
-  const cell = (value: ReturnType<Column<T>["value"]>) => (value === null || value === undefined || value === "" ? "-" : String(value).replace(/[\t\r\n]+/g, " "));
+  const cell = (value: ReturnType<Column<T>["value"]>) => {
+    return value === null || value === undefined || value === "" ? "-" : String(value).replace(/[\t\r\n]+/g, " ");
+  };
   const rows = [columns.map((c) => c.header.toUpperCase()), ...records.map((r) => columns.map((c) => cell(c.value(r))))];
   const widths = columns.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   return rows.map((row) => row.map((text, i) => (i === row.length - 1 ? text : text.padEnd(widths[i]!))).join("  ")).join("\n") + "\n";

@@ -40,7 +40,8 @@ function checkRequiredAfterUnknown(command: Command): void {
   for (const option of required) option.makeOptionMandatory(false);
   command.hook("preAction", () => {
     const missing = required.find((o) => command.getOptionValue(o.attributeName()) === undefined);
-    if (missing) command.error(`error: required option '${missing.flags}' not specified`, { code: "commander.missingMandatoryOptionValue" });
+    if (!missing) return;
+    command.error(`error: required option '${missing.flags}' not specified`, { code: "commander.missingMandatoryOptionValue" });
   });
 }
 

@@ -66,7 +66,8 @@ export class InferlineAPIError extends Error {
     }
     const code = typeof problem.code === "string" ? problem.code : `http_${res.status}`;
     const detail = typeof problem.detail === "string" ? problem.detail : (problem.title ?? "");
-    const faults = Array.isArray(problem.errors) && problem.errors.length ? ` (${problem.errors.map((e) => `${e.path}: ${e.message}`).join("; ")})` : "";
+    const errors = Array.isArray(problem.errors) ? problem.errors : [];
+    const faults = errors.length ? ` (${errors.map((e) => `${e.path}: ${e.message}`).join("; ")})` : "";
     const Kind = ERROR_BY_STATUS[res.status] ?? InferlineAPIError;
     return new Kind(`${res.status} ${code}: ${detail}${faults}`, code, { ...origin, status: res.status, problem });
   }

@@ -49,7 +49,8 @@ export class InferlineClient {
     }
     if (!isTerminalJob(job)) job = await this.cancelQuietly(job.id, request);
     if (job.status === "succeeded" && job.result) return job.result;
-    throw new JobFailedError(job, job.status === "canceled" && timeoutSeconds !== undefined ? `not finished within ${timeoutSeconds} s` : undefined);
+    const late = job.status === "canceled" && timeoutSeconds !== undefined;
+    throw new JobFailedError(job, late ? `not finished within ${timeoutSeconds} s` : undefined);
   }
 
   /** Cancels the job if it is not terminal yet, and answers it as it is then (a job that finished meanwhile keeps its outcome). */

@@ -69,7 +69,8 @@ export class Transport {
         if (res.ok) return await read(res);
         const serverMs = retryAfterMs(res.headers.get("retry-after"));
         if (!mayRetry || !isRetryableStatus(res.status, idempotent)) {
-          throw await InferlineAPIError.fromResponse(res, { ...origin, ...(serverMs === undefined ? {} : { retryAfterSeconds: serverMs / 1000 }) });
+          const retryAfter = serverMs === undefined ? {} : { retryAfterSeconds: serverMs / 1000 };
+          throw await InferlineAPIError.fromResponse(res, { ...origin, ...retryAfter });
         }
         await res.body?.cancel();
         waitMs = retryDelayMs(attempt, this.options.maxRetryDelayMs, serverMs);
@@ -78,7 +79,9 @@ export class Transport {
         const timedOut = timer.signal.aborted;
         // fetch fails with a TypeError (the socket error as its cause); anything else (a body that is not JSON) is no connection problem.
         if (!timedOut && !(err instanceof TypeError) && !isNetworkError(err)) throw err;
-        if (!mayRetry || !idempotent || !(timedOut || isNetworkError(err))) throw this.noAnswer(spec, timedOut ? timer.signal.reason : err, timedOut, origin.attempts);
+        if (!mayRetry || !idempotent || !(timedOut || isNetworkError(err))) {
+          throw this.noAnswer(spec, timedOut ? timer.signal.reason : err, timedOut, origin.attempts);
+        }
         waitMs = retryDelayMs(attempt, this.options.maxRetryDelayMs);
       } finally {
         clearTimeout(timeout);
@@ -102,7 +105,12 @@ export class Transport {
   }
 
   private init(spec: RequestSpec, signal: AbortSignal): RequestInit {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.options.apiKey}`, accept: "application/json", "user-agent": USER_AGENT, ...spec.headers };
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.options.apiKey}`,
+      accept: "application/json",
+      "user-agent": USER_AGENT,
+      ...spec.headers,
+    };
     let body: RequestInit["body"];
     if (spec.json !== undefined) {
       headers["content-type"] = "application/json";

@@ -87,10 +87,21 @@ export interface WaitOptions extends RequestOptions {
 /** What `client.run()` takes besides the model and inputs: the job's own fields, its headers, and how long to wait. */
 export type RunOptions = Omit<Api.JobSubmission, "model" | "inputs"> &
   SubmitOptions & {
-    /** Seconds to wait for the job; past them it is canceled and run() throws JobFailedError. Without it, run() waits until the job ends. */
+    /** Seconds to wait for the job; past them it is canceled and run() throws JobFailedError. Default: until it ends. */
     timeoutSeconds?: number;
   };
 
 /** A verified webhook delivery's body. */
-export type WebhookEvent =
-  { type: "job.succeeded" | "job.failed" | "job.canceled" | "job.expired"; timestamp: string; data: Api.JobView } | { type: "batch.completed"; timestamp: string; data: Api.BatchView };
+export type WebhookEvent = JobEvent | BatchEvent;
+
+interface JobEvent {
+  type: "job.succeeded" | "job.failed" | "job.canceled" | "job.expired";
+  timestamp: string;
+  data: Api.JobView;
+}
+
+interface BatchEvent {
+  type: "batch.completed";
+  timestamp: string;
+  data: Api.BatchView;
+}

@@ -29,10 +29,7 @@ export type JobListPage = z.infer<typeof JobListPage>;
 export const BatchListPage = z
   .object({
     batches: z.array(BatchView),
-    nextCursor: z
-      .string()
-      .nullable()
-      .meta({ description: "Pass as `cursor` for the next page; null on the last page. A page with a status filter may hold fewer than `limit` batches, even none, before the last" }),
+    nextCursor: z.string().nullable().meta({ description: "Pass as `cursor` for the next page; null on the last page. A filtered page may hold fewer than `limit`, even none, before the last" }),
   })
   .meta({ description: "A page of batches, newest first" });
 export type BatchListPage = z.infer<typeof BatchListPage>;

@@ -148,7 +148,7 @@ export async function settleBatch(q: Queryable, batchId: string, n: number): Pro
 }
 
 /** The fields of a batch that its view shows. */
-type BatchViewFields = Pick<Batch, "id" | "model" | "version" | "priority" | "total" | "remaining" | "createdAt" | "completedAt" | "canceledAt">;
+type BatchViewFields = Pick<Batch, "id" | "model" | "version" | "priority" | "total" | "remaining" | "createdAt"> & Pick<Batch, "completedAt" | "canceledAt">;
 
 /** A row of the list statement: a batch of the page (`hit`), or where the page's scan ended. */
 type ListedBatch = BatchViewFields & { hit: boolean };
@@ -166,6 +166,7 @@ const ITEM_COUNTS = `coalesce(sum(succeeded), 0)::int as succeeded, coalesce(sum
 
 /** The batch as the API shows it. */
 function toBatchView(batch: BatchViewFields, counts: ItemCounts): BatchView {
+  const { queued, running, succeeded, failed, canceled, expired } = counts;
   const view: BatchView = {
     id: batch.id,
     status: batchStatus(batch, counts),
@@ -173,7 +174,7 @@ function toBatchView(batch: BatchViewFields, counts: ItemCounts): BatchView {
     version: batch.version,
     priority: batch.priority,
     total: batch.total,
-    counts: { queued: counts.queued, running: counts.running, succeeded: counts.succeeded, failed: counts.failed, canceled: counts.canceled, expired: counts.expired },
+    counts: { queued, running, succeeded, failed, canceled, expired },
     createdAt: batch.createdAt.toISOString(),
   };
   if (batch.completedAt) view.completedAt = batch.completedAt.toISOString();

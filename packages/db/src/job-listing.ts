@@ -63,11 +63,14 @@ export function listStatement(tenantId: string, query: JobListQuery, scanRows: n
   };
 }
 
+/** A row of a bounded page: one of the page's (`hit`), or where its scan ended. */
+type ListedPosition = ListPosition & { hit: boolean };
+
 /**
  * A bounded page's rows split: the page (at most `limit`, newest first) and where the next one
  * goes on after (undefined when there are no more).
  */
-export function splitPage<Row extends ListPosition & { hit: boolean }>(rows: Row[], limit: number): { items: Omit<Row, "hit">[]; end: ListPosition | undefined } {
+export function splitPage<Row extends ListedPosition>(rows: Row[], limit: number): { items: Omit<Row, "hit">[]; end: ListPosition | undefined } {
   const items: Omit<Row, "hit">[] = [];
   let end: ListPosition | undefined;
   for (const { hit, ...row } of rows) {

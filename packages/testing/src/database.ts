@@ -7,7 +7,10 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh database for one test file, cloned from the run's migrated template (with `empty`, one without any table, for migrations to run on). */
+/**
+ * A fresh database for one test file, cloned from the run's migrated template (with `empty`, one
+ * without any table, for migrations to run on).
+ */
 export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
   const template = process.env.INFERLINE_TEST_TEMPLATE_URL;
   if (!template) throw new Error("INFERLINE_TEST_TEMPLATE_URL is unset: run tests through vitest with the root config (globalSetup)");

@@ -34,7 +34,10 @@ interface CreateRequest {
 /** A request whose raw JSON body was hashed as it was parsed (only when it carries an Idempotency-Key). */
 type HashedRequest = http.IncomingMessage & { bodySha256?: string };
 
-export function batchesRouter(batches: BatchService, limit: string, lists: TenantSlots, metrics?: Pick<ApiMetrics, "resultStreams" | "resultStreamsAborted" | "submitted">): Router {
+/** What the batch routes count. */
+type BatchRouteMetrics = Pick<ApiMetrics, "resultStreams" | "resultStreamsAborted" | "submitted">;
+
+export function batchesRouter(batches: BatchService, limit: string, lists: TenantSlots, metrics?: BatchRouteMetrics): Router {
   const router = Router();
   const limitBytes = bytes.parse(limit) ?? 200 * 1024 * 1024;
   const json = express.json({

@@ -9,15 +9,19 @@ export const LIST_WAITING = { perTenant: 32, ms: 10_000 };
 /** The slots lists (GET /v1/jobs, GET /v1/batches) take: `perTenant` (MAX_LISTS_PER_TENANT) lists of a tenant at once, more waiting. */
 export function listSlots(perTenant: number): TenantSlots {
   // No cap per process: the lists' pool of connections is one, and other tenants never wait here.
-  return new TenantSlots({ perProcess: Number.POSITIVE_INFINITY, perTenant, waitingPerTenant: LIST_WAITING.perTenant, waitMs: LIST_WAITING.ms });
+  const waiting = { waitingPerTenant: LIST_WAITING.perTenant, waitMs: LIST_WAITING.ms };
+  return new TenantSlots({ perProcess: Number.POSITIVE_INFINITY, perTenant, ...waiting });
 }
+
+/** Reads one page of a tenant's list. */
+type ReadPage<Query> = (tenantId: string, query: Query) => Promise<unknown>;
 
 /**
  * A list route: its query validated (422 naming /query/…), then read in one of the tenant's list
  * slots. A page may read thousands of rows: a tenant's burst of lists takes turns in its own
  * slots, so it holds few of the pool's connections and never makes another tenant's requests wait.
  */
-export function listHandler<Query>(schema: z.ZodType<Query>, lists: TenantSlots, read: (tenantId: string, query: Query) => Promise<unknown>): RequestHandler {
+export function listHandler<Query>(schema: z.ZodType<Query>, lists: TenantSlots, read: ReadPage<Query>): RequestHandler {
   return async (req, res) => {
     const query = schema.safeParse(req.query);
     if (!query.success) return sendProblem(res, 422, "validation_failed", "invalid query parameters", zodFaults(query.error, "/query"));

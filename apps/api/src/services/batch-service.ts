@@ -64,7 +64,10 @@ export interface BatchServiceOptions {
   cacheCommandTimeoutMs?: number;
   /** Refuses a batch for a model version no worker can serve (shared with JobService). */
   availability?: Pick<ModelAvailability, "assertServable">;
-  /** Where lists read: a store over the lists' pool, so that a tenant's long lists never hold the connections submits need. Default: the service's store. */
+  /**
+   * Where lists read: a store over the lists' pool, so that a tenant's long lists never hold the
+   * connections submits need. Default: the service's store.
+   */
   scans?: Pick<BatchStore, "list">;
 }
 

@@ -6,7 +6,7 @@ import { clientOf, type RemoteFlags } from "../cli-options.ts";
 import { EXIT } from "../exit-codes.ts";
 import { printRecords, type Column } from "../output.ts";
 import { UsageError } from "../score/types.ts";
-import { collectPages, hintMore, pageOptions, remoteCommand, waitOption, waitSeconds } from "./remote-work.ts";
+import { cacheOption, collectPages, hintMore, pageOptions, remoteCommand, waitOption, waitSeconds } from "./remote-work.ts";
 
 const BATCH_STATUSES: BatchStatus[] = ["queued", "running", "completed", "canceled"];
 /** The most batches one GET /v1/batches answers. */
@@ -50,12 +50,12 @@ export function registerBatches(program: Command): void {
   const batches = program.command("batches").description("batches on a cluster: create, list, get, results, cancel");
 
   remoteCommand(batches.command("create"))
-    .description("create a batch from a JSONL file of items ({customId?, inputs} a line), streamed; print it (with --wait, once it has ended)")
+    .description("create a batch from a JSONL file, one item {customId?, inputs} a line, streamed; print it (with --wait, when it ended)")
     .argument("<file>", "the items, one JSON object a line (- for standard input)")
     .requiredOption("-m, --model <name>", "model name")
     .option("--model-version <version>", "model version (default: the model's default)")
     .addOption(new Option("--priority <priority>", "queue priority (default low)").choices(["high", "normal", "low"]))
-    .addOption(new Option("--cache <mode>", "the result cache: bypass (run anyway, refresh it), off (run, leave it alone)").choices(["bypass", "off"]))
+    .addOption(cacheOption())
     .option("--idempotency-key <key>", "the same key and items within 24 h answer the first batch (send them again after a lost answer)")
     .option("--cancel-after <duration>", "cancel the items not ended within this long (90s, 5m, 1h30m)")
     .addOption(waitOption())
@@ -147,7 +147,8 @@ class ItemFile implements AsyncIterable<BatchItemInput> {
       try {
         yield JSON.parse(text) as BatchItemInput;
       } catch (err) {
-        this.failure = new UsageError(`${this.file === "-" ? "standard input" : this.file} line ${line} is not JSON: ${(err as Error).message}`);
+        const where = this.file === "-" ? "standard input" : this.file;
+        this.failure = new UsageError(`${where} line ${line} is not JSON: ${(err as Error).message}`);
         throw this.failure;
       }
     }

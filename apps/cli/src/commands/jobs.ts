@@ -5,9 +5,10 @@ import { clientOf, type RemoteFlags } from "../cli-options.ts";
 import { EXIT } from "../exit-codes.ts";
 import { printRecords, type Column } from "../output.ts";
 import { UsageError } from "../score/types.ts";
-import { collectPages, hintMore, pageOptions, remoteCommand, waitOption, waitSeconds } from "./remote-work.ts";
+import { cacheOption, collectPages, hintMore, pageOptions, remoteCommand, waitOption, waitSeconds } from "./remote-work.ts";
 
 const JOB_STATUSES: JobStatus[] = ["queued", "running", "succeeded", "failed", "canceled", "expired"];
+const INPUTS_EXAMPLE = '[{"name":"features","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]';
 /** The most jobs one GET /v1/jobs answers. */
 const MAX_PAGE = 500;
 
@@ -47,19 +48,19 @@ export function registerJobs(program: Command): void {
     .description("submit a job and print it (with --wait, once it has ended)")
     .requiredOption("-m, --model <name>", "model name")
     .option("--model-version <version>", "model version (default: the model's default)")
-    .option("--inputs <json>", 'the inputs: a JSON array of v2 tensors, e.g. [{"name":"features","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]')
-    .option("--inputs-file <file>", "read the inputs from a file (- for standard input): a JSON array of v2 tensors, or an object with `inputs`")
+    .option("--inputs <json>", `the inputs: a JSON array of v2 tensors, e.g. ${INPUTS_EXAMPLE}`)
+    .option("--inputs-file <file>", "read the inputs from a file (- for standard input): the same array, or an object with `inputs`")
     .addOption(new Option("--priority <priority>", "queue priority").choices(["high", "normal", "low"]))
     .option("--metadata <key=value>", "metadata shown on the job (repeatable)", keyValue)
-    .addOption(new Option("--cache <mode>", "the result cache: bypass (run anyway, refresh it), off (run, leave it alone)").choices(["bypass", "off"]))
+    .addOption(cacheOption())
     .option("--idempotency-key <key>", "the same key and body within 24 h answer the first job")
     .option("--cancel-after <duration>", "cancel the job unless it ended within this long (90s, 5m, 1h30m)")
     .addOption(waitOption())
     .action(async (flags: SubmitFlags) => {
       const client = clientOf(flags);
       const inputs = readInputs(flags);
-      const fields = { model: flags.model, inputs, version: flags.modelVersion, priority: flags.priority, cache: flags.cache, metadata: flags.metadata };
-      const job = await client.jobs.create(fields, { idempotencyKey: flags.idempotencyKey, cancelAfter: flags.cancelAfter });
+      const { model, modelVersion: version, priority, cache, metadata, idempotencyKey, cancelAfter } = flags;
+      const job = await client.jobs.create({ model, inputs, version, priority, cache, metadata }, { idempotencyKey, cancelAfter });
       await printWaited(flags, job, (timeoutSeconds) => client.jobs.wait(job.id, { timeoutSeconds }));
     });
 
@@ -110,7 +111,9 @@ async function printWaited(flags: Flags, job: JobView, wait: (timeoutSeconds: nu
 
 /** The job's inputs from --inputs or --inputs-file: a JSON array of tensors, or an object holding `inputs`. */
 function readInputs(flags: SubmitFlags): Tensor[] {
-  if ((flags.inputs === undefined) === (flags.inputsFile === undefined)) throw new UsageError("give the inputs with one of --inputs or --inputs-file");
+  if ((flags.inputs === undefined) === (flags.inputsFile === undefined)) {
+    throw new UsageError("give the inputs with one of --inputs or --inputs-file");
+  }
   const text = flags.inputs ?? fs.readFileSync(flags.inputsFile === "-" ? 0 : flags.inputsFile!, "utf8");
   let parsed: unknown;
   try {

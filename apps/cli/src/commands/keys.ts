@@ -9,6 +9,8 @@ import { SHIPPED_MIGRATIONS_DIR } from "../shipped-files.ts";
 /** How long an API process may keep accepting a revoked key it did not hear about (its auth cache TTL). */
 const AUTH_CACHE_TTL_S = 30;
 
+const CLUSTER_NODES_HELP = "the API processes' Redis Cluster nodes (--redis-url then gives only the credentials)";
+
 /** A key as `keys list` shows it (never the key itself, nor its hash). */
 const KEY_COLUMNS: ReadonlyArray<Column<ApiKeyInfo>> = [
   { header: "id", value: (k) => k.id },
@@ -64,7 +66,7 @@ export function registerKeys(program: Command): void {
     .argument("<keyId>", "the key's id, as `keys create` and `keys list` print it")
     .addOption(databaseUrlOption())
     .addOption(redisUrlOption())
-    .addOption(new Option("--redis-cluster-nodes <host:port,...>", "the API processes' Redis Cluster nodes (--redis-url then gives only the credentials)").env("REDIS_CLUSTER_NODES"))
+    .addOption(new Option("--redis-cluster-nodes <host:port,...>", CLUSTER_NODES_HELP).env("REDIS_CLUSTER_NODES"))
     .addOption(new Option("--queue-prefix <prefix>", "the API processes' queue prefix").env("QUEUE_PREFIX").default("inferline"))
     .action(async (keyId: string, opts: { databaseUrl: string; redisUrl: string; redisClusterNodes?: string; queuePrefix: string }) => {
       const nodes = SharedEnv.shape.REDIS_CLUSTER_NODES.safeParse(opts.redisClusterNodes);

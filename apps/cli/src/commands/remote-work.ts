@@ -9,9 +9,11 @@ export function remoteCommand(command: Command): Command {
   return command.addOption(remoteOption("API base URL", DEFAULT_API_URL)).addOption(apiKeyOption()).addOption(jsonOption());
 }
 
+const WAIT_HELP = `wait until it ends (at most this many seconds; exit ${EXIT.waitEnded} if it had not ended by then)`;
+
 /** `--wait [seconds]`: alone, until the work ends; with seconds, at most that long. */
 export const waitOption = () =>
-  new Option("--wait [seconds]", `wait until it ends (at most this many seconds; exit ${EXIT.waitEnded} if it had not ended by then)`).argParser((value: string): number => {
+  new Option("--wait [seconds]", WAIT_HELP).argParser((value: string): number => {
     const seconds = Number(value);
     if (!(seconds > 0)) throw new InvalidArgumentError("expected a number of seconds above 0");
     return seconds;
@@ -19,6 +21,9 @@ export const waitOption = () =>
 
 /** The wait's deadline for the client: undefined (until it ends) for a bare --wait. */
 export const waitSeconds = (wait: number | true): number | undefined => (wait === true ? undefined : wait);
+
+/** `--cache`: what a job or batch does with the model's result cache. */
+export const cacheOption = () => new Option("--cache <mode>", "the result cache: bypass (run anyway, refresh it), off (run, leave it alone)").choices(["bypass", "off"]);
 
 /** `--limit`, `--cursor` of a list command. */
 export function pageOptions(command: Command, noun: string): Command {

@@ -67,7 +67,7 @@ export function registerTenants(program: Command): void {
 
   tenants
     .command("show")
-    .description("a tenant's id, weight, quota (max queued; default: the API's DEFAULT_TENANT_MAX_QUEUED) and the jobs and batch items it has queued now")
+    .description("a tenant's id, weight, quota (max queued; default: the API's DEFAULT_TENANT_MAX_QUEUED) and the work it has queued now")
     .argument("<name>", "tenant name")
     .addOption(databaseUrlOption())
     .addOption(jsonOption())

@@ -253,7 +253,7 @@ export interface components {
     /** @description A page of batches, newest first */
     BatchListPage: {
       batches: components["schemas"]["BatchView"][];
-      /** @description Pass as `cursor` for the next page; null on the last page. A page with a status filter may hold fewer than `limit` batches, even none, before the last */
+      /** @description Pass as `cursor` for the next page; null on the last page. A filtered page may hold fewer than `limit`, even none, before the last */
       nextCursor: string | null;
     };
     /**
