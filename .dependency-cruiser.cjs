@@ -31,7 +31,8 @@ module.exports = {
       severity: "error",
       comment: "A relative path into another package (e.g. ../../testing/src/x.ts) bypasses its exports. Import it by name (@inferline/x), declared as a workspace:* dependency.",
       from: { path: "^(apps|packages)/([^/]+)/" },
-      to: { path: "^(apps|packages)/", pathNot: "^$1/$2/", dependencyTypes: ["local"] },
+      // An import by package name that tsconfig.base.json's paths resolve to the package's source is aliased, not relative.
+      to: { path: "^(apps|packages)/", pathNot: "^$1/$2/", dependencyTypes: ["local"], dependencyTypesNot: ["aliased-tsconfig-paths"] },
     },
     {
       name: "no-relative-import-into-packages",

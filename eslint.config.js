@@ -10,7 +10,7 @@ import tseslint from "typescript-eslint";
 
 export default defineConfig(
   {
-    ignores: ["**/node_modules/", "packages/db/src/generated/", "coverage/", "**/dist/", "bench/profiles/"],
+    ignores: ["**/node_modules/", "packages/db/src/generated/", "coverage/", "**/dist/", "release/", "bench/profiles/"],
   },
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,

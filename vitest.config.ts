@@ -1,6 +1,8 @@
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  // @inferline/client resolves to its source through tsconfig.base.json's paths (its exports name dist/).
+  resolve: { tsconfigPaths: true },
   test: {
     include: ["apps/*/test/**/*.test.ts", "packages/*/test/**/*.test.ts", "models/**/*.test.ts", "scripts/**/*.test.ts"],
     globalSetup: ["./packages/testing/src/global-setup.ts"],

@@ -26,12 +26,12 @@ export interface SqlFinding {
 /** Folders scanned, relative to the root; everything under them is checked unless skipped below. */
 const SCANNED = ["apps", "packages", "scripts", "models"];
 /**
- * Skipped: dependencies, build outputs (the apps' bundles hold packages/db), the db package, tests
- * and their support, and this checker (its patterns read as SQL).
+ * Skipped: dependencies, built bundles (which hold the db package), the db package, tests and
+ * their support, and this checker (its patterns read as SQL).
  */
 const SKIPPED = [
   /(^|\/)node_modules\//,
-  /^(apps|packages)\/[^/]+\/dist\//,
+  /(^|\/)dist\//,
   /^packages\/db\//,
   /^packages\/testing\//,
   /(^|\/)test\//,

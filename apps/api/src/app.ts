@@ -9,7 +9,8 @@ import type { ApiKeyAuth } from "./middleware/auth.ts";
 import { rateLimit } from "./middleware/rate-limit.ts";
 import { problemHandler, sendProblem } from "./problem.ts";
 import { healthRouter, readiness } from "./routes/health.ts";
-import { jobsRouter, listSlots, submitJobHandler } from "./routes/jobs.ts";
+import { jobsRouter, submitJobHandler } from "./routes/jobs.ts";
+import { listSlots } from "./routes/list-handler.ts";
 import { serverSpan } from "./middleware/server-span.ts";
 import { batchesRouter } from "./routes/batches.ts";
 import type { BatchService } from "./services/batch-service.ts";
@@ -73,9 +74,11 @@ export function createApp(deps: AppDeps): Express {
   // One cap for every kind of long-poll (jobs, batches, v2 infer) of a tenant in this process.
   const waiters = new WaiterLimit(deps.env.LONG_POLL_MAX_WAITERS_PER_TENANT, { waiters: deps.metrics.longPollWaiters, rejected: deps.metrics.longPollRejected });
   v1.get(["/jobs/:id", "/batches/:id"], longPollAdmission(waiters));
-  v1.use("/jobs", json, jobsRouter(deps.jobs, listSlots(deps.env.MAX_LISTS_PER_TENANT)));
+  // One set of list slots for jobs and batches: MAX_LISTS_PER_TENANT counts both.
+  const lists = listSlots(deps.env.MAX_LISTS_PER_TENANT);
+  v1.use("/jobs", json, jobsRouter(deps.jobs, lists));
   // Batches parse their own (larger, possibly streamed) bodies.
-  v1.use("/batches", batchesRouter(deps.batches, deps.env.BATCH_BODY_LIMIT, deps.metrics));
+  v1.use("/batches", batchesRouter(deps.batches, deps.env.BATCH_BODY_LIMIT, lists, deps.metrics));
   v1.use("/models", modelsRouter(deps.models, deps.queues));
   v1.use(
     json,

@@ -44,8 +44,8 @@ export const ApiEnv = SharedEnv.extend({
     .refine((v) => (bytes.parse(v) ?? 0) > 0, { message: "must be a size such as 1mb or 1048576" })
     .optional(),
   /**
-   * GET /v1/jobs requests of one tenant that read the database at once in one API process (a page
-   * may read up to LIST_SCAN_ROWS jobs); up to 32 more wait their turn, each at most 10 s, and
+   * GET /v1/jobs and GET /v1/batches requests of one tenant that read the database at once in one
+   * API process (a page may read up to LIST_SCAN_ROWS rows); up to 32 more wait their turn, each at most 10 s, and
    * past that 429 too_many_lists. Other tenants' lists never wait for them. Default 2.
    */
   MAX_LISTS_PER_TENANT: z.coerce.number().int().min(1).default(2),

@@ -139,6 +139,7 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
       idleMs: env.RESULT_STREAM_IDLE_MS,
       pages: scanChunks,
     },
+    scans: new BatchStore(scans.pool, scans.prisma),
     maxLineBytes: bytes.parse(env.BATCH_MAX_LINE_BYTES ?? env.BODY_LIMIT) ?? 1024 * 1024,
     checkWebhook,
     defaultMaxQueueSeconds: env.DEFAULT_MAX_QUEUE_SECONDS,

@@ -1,8 +1,21 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InferlineClient, InferlineConnectionError, InferlineError, verifyWebhook, WebhookVerificationError, type BatchItemInput, type JobSubmissionInput, type Tensor } from "@inferline/client";
-import { ApiClient, freePort, IRIS_SAMPLES, sleepUntil } from "@inferline/testing";
+import {
+  ConflictError,
+  ConnectionError,
+  InferlineClient,
+  JobFailedError,
+  NotFoundError,
+  RateLimitError,
+  ValidationError,
+  verifyWebhook,
+  WebhookVerificationError,
+  type BatchItemInput,
+  type JobSubmissionInput,
+  type Tensor,
+} from "@inferline/client";
+import { freePort, IRIS_SAMPLES, sleepUntil } from "@inferline/testing";
 import { FaultProxy } from "./support/fault-proxy.ts";
 import { startStack, type TestStack } from "./support/stack.ts";
 
@@ -63,7 +76,7 @@ async function allJobs(client: InferlineClient): Promise<string[]> {
 describe("jobs", () => {
   it("submits, waits until the job is terminal, and gets it", async () => {
     const client = await tenantClient("jobs");
-    const submitted = await client.jobs.submit(irisSubmission({ metadata: { customer: "c-1" } }));
+    const submitted = await client.jobs.create(irisSubmission({ metadata: { customer: "c-1" } }));
     expect(submitted).toMatchObject({ status: "queued", model: "iris", metadata: { customer: "c-1" } });
     const done = await client.jobs.wait(submitted.id, { timeoutSeconds: 20 });
     expect(done.status).toBe("succeeded");
@@ -71,10 +84,16 @@ describe("jobs", () => {
     expect(await client.jobs.get(submitted.id)).toEqual(done);
   });
 
+  it("keeps submit as a deprecated name of create", async () => {
+    const client = await tenantClient("submit-alias");
+    const job = await client.jobs.submit(irisSubmission(), { idempotencyKey: "alias-1" });
+    expect(await client.jobs.create(irisSubmission(), { idempotencyKey: "alias-1" })).toEqual(job);
+  });
+
   it("iterates every job across pages", async () => {
     const client = await tenantClient("pages");
     const ids: string[] = [];
-    for (let i = 0; i < 5; i++) ids.push((await client.jobs.submit(irisSubmission())).id);
+    for (let i = 0; i < 5; i++) ids.push((await client.jobs.create(irisSubmission())).id);
     const first = await client.jobs.page({ limit: 2 });
     expect(first.jobs).toHaveLength(2);
     expect(first.nextCursor).toEqual(expect.any(String));
@@ -89,13 +108,13 @@ describe("jobs", () => {
     const client = await tenantClient("cancels");
     await stack.stopWorker();
     try {
-      const job = await client.jobs.submit(irisSubmission());
+      const job = await client.jobs.create(irisSubmission());
       expect((await client.jobs.wait(job.id, { timeoutSeconds: 1 })).status).toBe("queued");
       expect((await client.jobs.cancel(job.id)).status).toBe("canceled");
       expect((await client.jobs.get(job.id)).status).toBe("canceled");
       const again = await client.jobs.cancel(job.id).catch((err: unknown) => err);
-      expect(again).toBeInstanceOf(InferlineError);
-      expect((again as InferlineError).status).toBe(409);
+      expect(again).toBeInstanceOf(ConflictError);
+      expect((again as ConflictError).status).toBe(409);
 
       const batch = await client.batches.create([item(0), item(1)], { model: "iris" });
       const canceled = await client.batches.cancel(batch.id);
@@ -122,6 +141,24 @@ describe("batches", () => {
     expect(lines.map((l) => l.customId)).toEqual(Array.from({ length: 30 }, (_, i) => `row-${i}`));
     expect(lines.map((l) => l.result?.classifications?.[0]?.label)).toEqual(Array.from({ length: 30 }, (_, i) => SPECIES[i % 3]));
     expect((await client.batches.get(batch.id)).counts.succeeded).toBe(30);
+  });
+
+  it("lists batches newest first, page by page, filtered by status", async () => {
+    const client = await tenantClient("batch-list");
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await client.batches.create([item(i)], { model: "iris" })).id);
+    for (const id of ids) await client.batches.wait(id, { timeoutSeconds: 20 });
+    const first = await client.batches.page({ limit: 2 });
+    expect(first.batches.map((b) => b.id)).toEqual([ids[2], ids[1]]);
+    expect(first.nextCursor).toEqual(expect.any(String));
+    const listed = async (filter: Parameters<typeof client.batches.list>[0]) => {
+      const found: string[] = [];
+      for await (const batch of client.batches.list(filter)) found.push(batch.id);
+      return found;
+    };
+    expect(await listed({ limit: 1 })).toEqual([...ids].reverse());
+    expect(await listed({ status: "completed" })).toEqual([...ids].reverse());
+    expect(await listed({ status: "canceled" })).toEqual([]);
   });
 
   it("sends a header the query cannot carry (metadata) as a JSON body", async () => {
@@ -159,14 +196,65 @@ describe("batches", () => {
   });
 });
 
+describe("run", () => {
+  it("creates a job, waits for it and answers its result", async () => {
+    const client = await tenantClient("run");
+    const result = await client.run("iris", [features([IRIS_SAMPLES.virginica])], { cache: "bypass", metadata: { via: "run" } });
+    expect(result.classifications?.[0]?.label).toBe("virginica");
+    const [job] = await allJobs(client);
+    expect((await client.jobs.get(job!)).metadata).toEqual({ via: "run" });
+  });
+
+  it("throws JobFailedError with the job when it fails", async () => {
+    const client = await tenantClient("run-fails");
+    // Index 99 is past the lookup table: the model's Gather refuses it at run time.
+    const err = await client.run("lookup", [{ name: "index", datatype: "INT64", shape: [1, 1], data: [99] }]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(JobFailedError);
+    expect(err).toMatchObject({ job: { status: "failed", model: "lookup" }, code: expect.any(String) });
+    expect((err as JobFailedError).code).toBe((err as JobFailedError).job.error?.code);
+  });
+
+  it("cancels a job not finished within timeoutSeconds, and one whose signal aborts", async () => {
+    const client = await tenantClient("run-deadline");
+    await stack.stopWorker();
+    try {
+      const late = await client.run("iris", [features([IRIS_SAMPLES.setosa])], { timeoutSeconds: 1 }).catch((e: unknown) => e);
+      expect(late).toBeInstanceOf(JobFailedError);
+      expect(late).toMatchObject({ code: "canceled", job: { status: "canceled" } });
+      expect((late as Error).message).toContain("not finished within 1 s");
+
+      const abort = new AbortController();
+      const running = client.run("iris", [features([IRIS_SAMPLES.setosa])], { signal: abort.signal });
+      const job = await sleepUntil(async () => (await client.jobs.page({ status: "queued" })).jobs[0], { message: "run() to create its job" });
+      abort.abort(new Error("the caller left"));
+      await expect(running).rejects.toThrow("the caller left");
+      expect((await client.jobs.get(job.id)).status).toBe("canceled");
+    } finally {
+      await stack.startWorker();
+    }
+  });
+});
+
 describe("models", () => {
-  it("lists the models and reads one; an unknown one is a 404 InferlineError", async () => {
+  it("lists the models and reads one; an unknown one is a 404 NotFoundError", async () => {
     const client = await tenantClient("models");
     expect((await client.models.list()).map((m) => m.name)).toContain("iris");
     const iris = await client.models.get("iris");
     expect(iris).toMatchObject({ name: "iris", versions: ["1"], defaultVersion: "1" });
     expect(iris.inputs[0]).toMatchObject({ name: "features", datatype: "FP32", shape: [-1, 4] });
-    await expect(client.models.get("no-such-model")).rejects.toMatchObject({ name: "InferlineError", status: 404 });
+    await expect(client.models.get("no-such-model")).rejects.toMatchObject({ name: "NotFoundError", status: 404 });
+    await expect(client.models.get("no-such-model")).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it("reads the model's queue: the caller's queued work and the model's depth", async () => {
+    const client = await tenantClient("queue");
+    await stack.stopWorker();
+    try {
+      await client.jobs.create(irisSubmission());
+      expect(await client.models.queue("iris")).toMatchObject({ model: "iris", tenant: { queued: 1, running: 0 }, depth: expect.any(Number) });
+    } finally {
+      await stack.startWorker();
+    }
   });
 });
 
@@ -175,13 +263,11 @@ describe("verifyWebhook", () => {
   const deliveryTo = (path: string) => sleepUntil(() => deliveries.find((d) => d.path === path), { message: `a webhook delivery to ${path}` });
 
   it("verifies a real delivery, refuses a tampered body and a wrong secret, and accepts either secret during a rotation", async () => {
-    const key = await stack.createKey("hooks");
-    const client = new InferlineClient({ baseUrl: stack.api.url, apiKey: key });
-    const admin = new ApiClient(stack.api.url, key);
-    const oldSecret = (await admin.get("/v1/webhooks/secret")).body.secret as string;
+    const client = await tenantClient("hooks");
+    const oldSecret = (await client.webhooks.secret()).secret;
     const otherSecret = (await stack.alpha.get("/v1/webhooks/secret")).body.secret as string;
 
-    const job = await client.jobs.submit(irisSubmission({ webhook: { url: `${receiverUrl}/first` } }));
+    const job = await client.jobs.create(irisSubmission({ webhook: { url: `${receiverUrl}/first` } }));
     const first = await deliveryTo("/first");
     const event = verifyWebhook(oldSecret, first.headers, first.body);
     expect(event.type).toBe("job.succeeded");
@@ -192,13 +278,34 @@ describe("verifyWebhook", () => {
     const fetchHeaders = new Headers(Object.entries(first.headers).map(([k, v]) => [k, String(v)]));
     expect(verifyWebhook([otherSecret, oldSecret], fetchHeaders, Buffer.from(first.body)).type).toBe("job.succeeded");
 
-    const newSecret = (await admin.post("/v1/webhooks/secret/rotate", {})).body.secret as string;
+    const rotation = await client.webhooks.rotateSecret();
+    const newSecret = rotation.secret;
     expect(newSecret).not.toBe(oldSecret);
-    await client.jobs.submit(irisSubmission({ webhook: { url: `${receiverUrl}/rotated` } }));
+    expect(rotation.previousSecretExpiresAt).toEqual(expect.any(String));
+    expect((await client.webhooks.secret()).secret).toBe(newSecret);
+    await client.jobs.create(irisSubmission({ webhook: { url: `${receiverUrl}/rotated` } }));
     const rotated = await deliveryTo("/rotated");
     expect(String(rotated.headers["webhook-signature"]).split(" ")).toHaveLength(2);
     for (const secrets of [oldSecret, newSecret, [otherSecret, newSecret]]) expect(verifyWebhook(secrets, rotated.headers, rotated.body).type).toBe("job.succeeded");
     expect(() => verifyWebhook(otherSecret, rotated.headers, rotated.body)).toThrow(WebhookVerificationError);
+  });
+
+  it("reads a job's deliveries and redelivers its event under the same webhook-id", async () => {
+    const client = await tenantClient("redeliver");
+    const job = await client.jobs.create(irisSubmission({ webhook: { url: `${receiverUrl}/redeliver` } }));
+    const first = await deliveryTo("/redeliver");
+    const record = await sleepUntil(async () => {
+      const r = await client.webhooks.deliveries(job.id);
+      return r.events[0]?.status === "delivered" ? r : undefined;
+    });
+    expect(record.events).toEqual([expect.objectContaining({ id: first.headers["webhook-id"], type: "job.succeeded", attempts: 1 })]);
+    expect(record.attempts).toEqual([expect.objectContaining({ attempt: 1, statusCode: 204 })]);
+
+    const redelivery = await client.webhooks.redeliver(job.id);
+    expect(redelivery).toMatchObject({ eventId: first.headers["webhook-id"], status: "queued", redeliveries: 1 });
+    await sleepUntil(async () => (await client.webhooks.deliveries(job.id)).attempts.length === 2, { message: "the redelivery's attempt" });
+    expect(deliveries.filter((d) => d.path === "/redeliver").map((d) => d.headers["webhook-id"])).toEqual([first.headers["webhook-id"], first.headers["webhook-id"]]);
+    await expect(client.webhooks.deliveries("00000000-0000-4000-8000-000000000000")).rejects.toBeInstanceOf(NotFoundError);
   });
 });
 
@@ -208,7 +315,7 @@ describe("retries", () => {
   it("retries a submit answered 503 with Retry-After under the same Idempotency-Key: one job", async () => {
     const client = await tenantClient("retry-503", "proxy");
     proxy.when((r) => (r.method === "POST" && r.n === 1 ? { status: 503, headers: { "retry-after": "1", "content-type": "application/problem+json" }, body: problem(503, "queue_full") } : "forward"));
-    const job = await client.jobs.submit(irisSubmission());
+    const job = await client.jobs.create(irisSubmission());
     const posts = proxy.requests("POST", "/v1/jobs");
     expect(posts).toHaveLength(2);
     expect(posts[0]!.headers["idempotency-key"]).toEqual(expect.any(String));
@@ -219,7 +326,7 @@ describe("retries", () => {
   it("retries a submit whose answer was lost with the connection: the API replays the first job, none is doubled", async () => {
     const client = await tenantClient("retry-drop", "proxy");
     proxy.when((r) => (r.method === "POST" && r.n === 1 ? "drop-after-forward" : "forward"));
-    const job = await client.jobs.submit(irisSubmission(), { idempotencyKey: "order-42" });
+    const job = await client.jobs.create(irisSubmission(), { idempotencyKey: "order-42" });
     const posts = proxy.requests("POST", "/v1/jobs");
     expect(posts.map((p) => p.headers["idempotency-key"])).toEqual(["order-42", "order-42"]);
     expect(await allJobs(client)).toEqual([job.id]);
@@ -228,8 +335,8 @@ describe("retries", () => {
   it("does not retry a 422, and its error names the field", async () => {
     const client = await tenantClient("no-retry-422", "proxy");
     proxy.when(() => "forward");
-    const err = await client.jobs.submit({ ...irisSubmission(), priorty: "high" } as JobSubmissionInput).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(InferlineError);
+    const err = await client.jobs.create({ ...irisSubmission(), priorty: "high" } as JobSubmissionInput).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ValidationError);
     expect(err).toMatchObject({ status: 422, code: "validation_failed", errors: [expect.objectContaining({ path: "/priorty" })] });
     expect((err as Error).message).toContain("/priorty");
     expect(proxy.requests("POST", "/v1/jobs")).toHaveLength(1);
@@ -252,14 +359,15 @@ describe("retries", () => {
         { model: "iris" },
       )
       .catch((e: unknown) => e);
-    expect(streamed).toMatchObject({ name: "InferlineError", status: 429, code: "rate_limited", retryAfterSeconds: 1, retryable: true });
+    expect(streamed).toBeInstanceOf(RateLimitError);
+    expect(streamed).toMatchObject({ name: "RateLimitError", status: 429, code: "rate_limited", retryAfterSeconds: 1, retryable: true });
     expect(proxy.requests("POST", "/v1/batches")).toHaveLength(1);
   });
 
-  it("gives up on an unreachable API with an InferlineConnectionError after its retries", async () => {
-    const client = new InferlineClient({ baseUrl: `http://127.0.0.1:${await freePort()}`, apiKey: "il_unused", retries: 2, maxRetryDelayMs: 50 });
+  it("gives up on an unreachable API with a ConnectionError after its retries", async () => {
+    const client = new InferlineClient({ baseUrl: `http://127.0.0.1:${await freePort()}`, apiKey: "il_unused", maxRetries: 2, maxRetryDelayMs: 50 });
     const err = await client.models.list().catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(InferlineConnectionError);
+    expect(err).toBeInstanceOf(ConnectionError);
     expect(err).toMatchObject({ attempts: 3 });
     expect((err as Error).message).toContain("ECONNREFUSED");
   });

@@ -181,7 +181,7 @@ describe("live answers match the document", () => {
     expectDocumented("post", "/v1/jobs", await stack.anonymous.post("/v1/jobs", irisJob()));
   });
 
-  it("batches: create, get, results, cancel", async () => {
+  it("batches: create, get, list, results, cancel", async () => {
     const items = [IRIS_SAMPLES.setosa, IRIS_SAMPLES.virginica].map((row, i) => ({ customId: `row-${i}`, inputs: irisJob([row]).inputs }));
     const created = await stack.alpha.post("/v1/batches", { model: "iris", items });
     expect(created.status).toBe(202);
@@ -189,6 +189,8 @@ describe("live answers match the document", () => {
     const done = await stack.alpha.get(`/v1/batches/${created.body.id}?wait=10`);
     expect(done.body.status).toBe("completed");
     expectDocumented("get", "/v1/batches/{id}", done);
+    expectDocumented("get", "/v1/batches", await stack.alpha.get("/v1/batches?limit=1&status=completed"));
+    expectDocumented("get", "/v1/batches", await stack.alpha.get("/v1/batches?status=done"));
     const results = await stack.alpha.get(`/v1/batches/${created.body.id}/results`);
     expect(results.text.trimEnd().split("\n")).toHaveLength(2);
     expectDocumented("get", "/v1/batches/{id}/results", results);

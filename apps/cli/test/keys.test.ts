@@ -43,9 +43,9 @@ describe("inferline keys create", () => {
     }
   });
 
-  it("with PostgreSQL down: exit 1 and one line naming the URL", async () => {
+  it("with PostgreSQL down: exit 3 and one line naming the URL", async () => {
     const run = await cli(["keys", "create", "--tenant", "acme"], { DATABASE_URL: "postgresql://postgres@127.0.0.1:1/inferline" });
-    expect(run.code).toBe(1);
+    expect(run.code).toBe(3);
     expect(run.stderr.trim().split("\n")).toHaveLength(1);
     expect(run.stderr).toContain("PostgreSQL is not reachable at postgresql://postgres@127.0.0.1:1/inferline");
   });
@@ -62,34 +62,37 @@ describe("inferline keys list and revoke", () => {
     await admin?.close();
   });
 
-  it("list: one tab-separated line per key (id, prefix, name, created, last used, revoked-at or active); an unknown tenant is exit 1 with one line", async () => {
+  it("list: a table of keys (id, prefix, name, created, last used, revoked or active), or JSON; an unknown tenant is exit 2 with one line", async () => {
     const first = await tenants.createKey("lister", "ci\tbot");
     const second = await tenants.createKey("lister");
     // A lookup records lastUsedAt.
     const before = Date.now();
     expect(await tenants.authenticate(first.key)).toMatchObject({ name: "lister" });
 
-    const [listed, unknown] = await Promise.all([cli(["keys", "list", "--tenant", "lister", "--database-url", db.url], {}), cli(["keys", "list", "--tenant", "nobody", "--database-url", db.url], {})]);
-    expect(listed.code).toBe(0);
-    const lines = listed.stdout
-      .trim()
-      .split("\n")
-      .map((l) => l.split("\t"));
-    expect(lines).toHaveLength(2);
-    const byId = new Map(lines.map((f) => [f[0], f]));
-    const [, prefix, name, created, lastUsed, status] = byId.get(first.keyId)!;
-    expect(prefix).toBe(first.key.slice(0, 10));
-    expect(name).toBe("ci bot");
-    expect(new Date(created!).toISOString()).toBe(created);
-    expect(new Date(lastUsed!).toISOString()).toBe(lastUsed);
-    // Written in UTC like Prisma's own timestamps (the column has no time zone).
-    expect(Math.abs(new Date(lastUsed!).getTime() - before)).toBeLessThan(60_000);
-    expect(status).toBe("active");
-    expect(byId.get(second.keyId)!.slice(2)).toEqual(["-", expect.any(String), "-", "active"]);
-    expect(listed.stdout).not.toContain(first.key);
-    expect(listed.stdout).not.toContain(hashApiKey(first.key));
+    const args = ["keys", "list", "--tenant", "lister", "--database-url", db.url];
+    const [table, listed, unknown] = await Promise.all([cli(args, {}), cli([...args, "--json"], {}), cli(["keys", "list", "--tenant", "nobody", "--database-url", db.url], {})]);
+    expect(table.code).toBe(0);
+    const rows = table.stdout.trim().split("\n");
+    expect(rows[0]!.split(/\s{2,}/)).toEqual(["ID", "PREFIX", "NAME", "CREATED", "LAST USED", "REVOKED"]);
+    expect(rows.slice(1).find((r) => r.startsWith(first.keyId))).toContain("ci bot");
+    expect(rows).toHaveLength(3);
 
-    expect(unknown.code).toBe(1);
+    expect(listed.code).toBe(0);
+    const keys = JSON.parse(listed.stdout) as Array<Record<string, string | null>>;
+    expect(keys).toHaveLength(2);
+    const byId = new Map(keys.map((k) => [k.id, k]));
+    const shown = byId.get(first.keyId)!;
+    expect(shown).toMatchObject({ prefix: first.key.slice(0, 10), name: "ci\tbot", revokedAt: null });
+    expect(new Date(shown.createdAt!).toISOString()).toBe(shown.createdAt);
+    // Written in UTC like Prisma's own timestamps (the column has no time zone).
+    expect(Math.abs(new Date(shown.lastUsedAt!).getTime() - before)).toBeLessThan(60_000);
+    expect(byId.get(second.keyId)).toMatchObject({ name: null, lastUsedAt: null, revokedAt: null });
+    for (const out of [table.stdout, listed.stdout]) {
+      expect(out).not.toContain(first.key);
+      expect(out).not.toContain(hashApiKey(first.key));
+    }
+
+    expect(unknown.code).toBe(2);
     expect(unknown.stdout).toBe("");
     expect(unknown.stderr.trim().split("\n")).toEqual(['inferline: no tenant named "nobody"']);
   });
@@ -118,23 +121,23 @@ describe("inferline keys list and revoke", () => {
       // Announced again: a repeat is how an operator retries after Redis was down.
       await sleepUntil(() => messages.length >= 2, { message: "second announcement" });
 
-      const listed = await cli(["keys", "list", "--tenant", "revoker", "--database-url", db.url], {});
-      expect(listed.stdout.trim().split("\t").at(-1)).toBe(revokedAt.toISOString());
+      const listed = await cli(["keys", "list", "--tenant", "revoker", "--database-url", db.url, "--json"], {});
+      expect((JSON.parse(listed.stdout) as Array<{ revokedAt: string }>)[0]!.revokedAt).toBe(revokedAt.toISOString());
     } finally {
       subscriber.disconnect();
     }
   });
 
-  it("revoke: an unknown id is exit 1 with one line; with Redis down it still revokes and warns about the cache TTL", async () => {
+  it("revoke: an unknown id is exit 2 with one line; with Redis down it still revokes and warns about the cache TTL", async () => {
     const created = await tenants.createKey("redisless");
     const [unknown, notUuid, redisDown] = await Promise.all([
       cli(["keys", "revoke", "00000000-0000-4000-8000-000000000000", "--database-url", db.url], {}),
       cli(["keys", "revoke", "not-a-key-id", "--database-url", db.url], {}),
       cli(["keys", "revoke", created.keyId, "--database-url", db.url, "--redis-url", "redis://127.0.0.1:1"], {}),
     ]);
-    expect(unknown.code).toBe(1);
+    expect(unknown.code).toBe(2);
     expect(unknown.stderr.trim().split("\n")).toEqual(['inferline: no API key with id "00000000-0000-4000-8000-000000000000"']);
-    expect(notUuid.code).toBe(1);
+    expect(notUuid.code).toBe(2);
     expect(notUuid.stderr.trim().split("\n")).toHaveLength(1);
 
     expect(redisDown.code, redisDown.stderr).toBe(0);

@@ -73,15 +73,15 @@ describe("inferline models add", () => {
 
   it("refuses to overwrite a model unless --force, refuses bad names and labels that do not fit, and references with --reference", async () => {
     const again = await cli(["add", CLS, "--name", "text-direction"]);
-    expect(again.code).toBe(1);
+    expect(again.code).toBe(2);
     expect(again.stderr).toContain("model text-direction exists");
     expect(readManifest("text-direction")).toMatchObject({ outputs: [{ labels: ["0", "180"] }] });
 
     const badName = await cli(["add", CLS, "--name", "Text_Direction"]);
-    expect(badName.code).toBe(1);
+    expect(badName.code).toBe(2);
     expect(badName.stderr).toContain("model name 'Text_Direction'");
     const badLabels = await cli(["add", CLS, "--name", "three-labels", "--labels", "a,b,c"]);
-    expect(badLabels.code).toBe(1);
+    expect(badLabels.code).toBe(2);
     expect(badLabels.stderr).toContain("3 labels for output 'softmax_0.tmp_0', whose last dimension is 2");
     expect(fs.existsSync(path.join(modelsDir, "three-labels"))).toBe(false);
 
@@ -105,7 +105,7 @@ describe("inferline models add", () => {
 });
 
 describe("inferline models check", () => {
-  it("names every mismatch between a manifest and its ONNX file, and exits 2", async () => {
+  it("names every mismatch between a manifest and its ONNX file, and exits 1", async () => {
     const good = await cli(["check", "text-direction"]);
     expect(good.code).toBe(0);
     expect(good.stdout).toContain("text-direction@1");
@@ -124,7 +124,7 @@ describe("inferline models check", () => {
     };
     fs.writeFileSync(path.join(modelsDir, "planted", "model.json"), JSON.stringify(planted));
     const bad = await cli(["check"]);
-    expect(bad.code).toBe(2);
+    expect(bad.code).toBe(1);
     expect(bad.stdout).toContain("planted@1");
     expect(bad.stdout).toContain("manifest input 'foo'; the model has 'x' FP32 [-1,3,-1,-1]");
     expect(bad.stdout).toContain("the model's input 'x' FP32 [-1,3,-1,-1] is not in the manifest");
@@ -137,7 +137,7 @@ describe("inferline models check", () => {
 
     fs.writeFileSync(path.join(modelsDir, "planted", "model.json"), JSON.stringify({ ...planted, inputs: [{ name: "x", datatype: "FP32", shape: [-1, 3, 48] }], outputs: [planted.outputs[0]] }));
     const rank = await cli(["check", "planted"]);
-    expect(rank.code).toBe(2);
+    expect(rank.code).toBe(1);
     expect(rank.stdout).toContain("input 'x': manifest shape [-1,3,48] has rank 3; the model's 'x' FP32 [-1,3,-1,-1] has rank 4");
     expect(rank.stdout).not.toContain("text-direction@");
     fs.rmSync(path.join(modelsDir, "planted"), { recursive: true });

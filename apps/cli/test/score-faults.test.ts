@@ -55,7 +55,7 @@ describe("inferline score (local) when a chunk's run kills or hangs its thread",
       const out = path.join(dir, `${model}.out.jsonl`);
       // Chunks of a few lines each, one thread: every chunk after the bad one runs on a replacement.
       const run = await cli([input, "--model", model, "--out", out, "--chunk-size", "300", "--threads", "1", "--progress", "off"]);
-      expect(run.code).toBe(2);
+      expect(run.code).toBe(1);
       expect(run.stderr).toMatch(/scoring them again/);
 
       const scored = jsonLines(out);

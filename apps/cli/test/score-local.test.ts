@@ -190,7 +190,7 @@ describe("inferline score (local)", () => {
     lines.forEach((l, i) => expectScored(l.probabilities as Record<string, number>, l.label as string, expected, i));
   });
 
-  it("sends bad rows to the errors file with their line numbers, scores the rest, and exits 2", async () => {
+  it("sends bad rows to the errors file with their line numbers, scores the rest, and exits 1", async () => {
     const csv = path.join(dir, "bad.csv");
     fs.writeFileSync(
       csv,
@@ -207,7 +207,7 @@ describe("inferline score (local)", () => {
     );
     const out = path.join(dir, "bad.jsonl");
     const run = await cli([csv, "--model", "iris", "--out", out]);
-    expect(run.code).toBe(2);
+    expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/3 rows scored, 3 failed/);
     expect(jsonLines(out).map((l) => [l.line, l.id])).toEqual([
       [2, "a"],
@@ -232,7 +232,7 @@ describe("inferline score (local)", () => {
     );
     const out2 = path.join(dir, "bad2.jsonl");
     const run2 = await cli([jsonl, "--model", "iris", "--out", out2]);
-    expect(run2.code).toBe(2);
+    expect(run2.code).toBe(1);
     expect(jsonLines(out2).map((l) => l.line)).toEqual([1, 4]);
     const errors2 = jsonLines(`${out2}.errors.jsonl`);
     expect(errors2.map((e) => e.line)).toEqual([2, 3]);
@@ -240,22 +240,22 @@ describe("inferline score (local)", () => {
     expect(errors2[1]).toMatchObject({ id: 3 });
   });
 
-  it("fails with exit 1 and one clear message on a missing column, a missing file or an unknown model", async () => {
+  it("fails with exit 2 and one clear message on a missing column, a missing file or an unknown model", async () => {
     const csv = path.join(dir, "cols.csv");
     fs.writeFileSync(csv, "sepal_length,sepal_width,petal_length\n5.1,3.5,1.4\n");
     const out = path.join(dir, "cols.jsonl");
     const run = await cli([csv, "--model", "iris", "--out", out]);
-    expect(run.code).toBe(1);
+    expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/^inferline: the CSV header lacks column "petal_width" needed by model iris/);
     expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
     expect(fs.existsSync(out)).toBe(false);
 
     const missing = await cli([path.join(dir, "nope.csv"), "--model", "iris"]);
-    expect(missing.code).toBe(1);
+    expect(missing.code).toBe(2);
     expect(missing.stderr.trim()).toBe(`inferline: input file ${path.join(dir, "nope.csv")} does not exist`);
 
     const unknown = await cli([csv, "--model", "no-such-model"]);
-    expect(unknown.code).toBe(1);
+    expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/^inferline: model "no-such-model" was not found; the models are: .*iris/);
   });
 
@@ -272,7 +272,7 @@ describe("inferline score (local)", () => {
       writeCsv(input, rows);
       uninterrupted = path.join(dir, "uninterrupted.jsonl");
       const run = await cli([input, "--out", uninterrupted, ...flags]);
-      expect(run.code).toBe(2);
+      expect(run.code).toBe(1);
     }, 60_000);
 
     async function interrupt(out: string, how: NodeJS.Signals): Promise<Run> {
@@ -295,12 +295,12 @@ describe("inferline score (local)", () => {
       expect(killed.signal).toBe("SIGKILL");
 
       const again = await cli([input, "--out", out, ...flags]);
-      expect(again.code).toBe(1);
+      expect(again.code).toBe(2);
       expect(again.stderr).toMatch(/add --resume to continue it, or --force to start over/);
 
       const resumed = await cli([input, "--out", out, "--resume", ...flags]);
       expect(resumed.stderr).toMatch(/resumed after/);
-      expect(resumed.code).toBe(2);
+      expect(resumed.code).toBe(1);
       expect(fs.readFileSync(out).equals(fs.readFileSync(uninterrupted))).toBe(true);
       expect(fs.readFileSync(`${out}.errors.jsonl`).equals(fs.readFileSync(`${uninterrupted}.errors.jsonl`))).toBe(true);
       expect(fs.existsSync(`${out}.checkpoint.json`)).toBe(false);
@@ -313,7 +313,7 @@ describe("inferline score (local)", () => {
       expect(stopped.stderr).toMatch(/interrupted; rerun with --resume/);
 
       const resumed = await cli([input, "--out", out, "--resume", ...flags]);
-      expect(resumed.code).toBe(2);
+      expect(resumed.code).toBe(1);
       expect(fs.readFileSync(out).equals(fs.readFileSync(uninterrupted))).toBe(true);
     }, 60_000);
   });

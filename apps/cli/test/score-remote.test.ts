@@ -63,7 +63,7 @@ describe("score --remote", () => {
       const l = await cli([...common, "--out", local]);
       const r = await cli([...common, "--out", remote, "--remote", cluster.api.url, "--api-key", key, "--concurrency", "3"]);
       expect(r.stderr).not.toMatch(/\n\s+at /);
-      expect([l.code, r.code]).toEqual([2, 2]); // row 17 is not a number
+      expect([l.code, r.code]).toEqual([1, 1]); // row 17 is not a number
       expect(fs.readFileSync(remote, "utf8")).toBe(fs.readFileSync(local, "utf8"));
       expect(fs.readFileSync(`${remote}.errors.jsonl`, "utf8")).toBe(fs.readFileSync(`${local}.errors.jsonl`, "utf8"));
       expect(fs.readFileSync(remote, "utf8").split("\n").filter(Boolean)).toHaveLength(format === "csv" ? 3000 : 2999);
@@ -78,7 +78,7 @@ describe("score --remote", () => {
     const out = path.join(dir, "resume-remote.jsonl");
     const tenantKey = await cluster.createKey("resumer");
     const flags = [input, "--model", "iris", "--progress", "off", "--chunk-size", "32768", "--checkpoint-interval", "50"];
-    expect((await cli([...flags, "--out", local])).code).toBe(2);
+    expect((await cli([...flags, "--out", local])).code).toBe(1);
 
     const remote = [...flags, "--out", out, "--remote", cluster.api.url, "--api-key", tenantKey.key, "--concurrency", "4"];
     const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...remote], { cwd: ROOT, stdio: "ignore" });
@@ -99,21 +99,21 @@ describe("score --remote", () => {
     expect(beforeResume.rows).toBeLessThan(99_999); // killed before every batch was created
 
     const resumed = await cli([...remote, "--resume"]);
-    expect(resumed.code).toBe(2);
+    expect(resumed.code).toBe(1);
     expect(fs.readFileSync(out).equals(fs.readFileSync(local))).toBe(true);
     // Batches in flight at the kill were fetched again under their keys, not created again:
     // every valid row was submitted exactly once.
     expect(await batchesOf(tenantKey.tenantId)).toMatchObject({ rows: 99_999 });
   }, 90_000);
 
-  it("a wrong key or an unreachable cluster is a usage error (exit 1, one clear line)", async () => {
+  it("a wrong key exits 4, an unreachable cluster 3, each with one clear line", async () => {
     const input = path.join(dir, "small.csv");
     writeCsv(input, 5);
     const badKey = await cli([input, "--model", "iris", "--out", path.join(dir, "x.jsonl"), "--remote", cluster.api.url, "--api-key", "il_wrong", "--progress", "off"]);
-    expect(badKey.code).toBe(1);
+    expect(badKey.code).toBe(4);
     expect(badKey.stderr).toContain("refused the API key");
     const down = await cli([input, "--model", "iris", "--out", path.join(dir, "y.jsonl"), "--remote", "http://127.0.0.1:1", "--api-key", key, "--progress", "off"]);
-    expect(down.code).toBe(1);
+    expect(down.code).toBe(3);
     expect(down.stderr).toContain("cannot reach http://127.0.0.1:1");
   });
 });

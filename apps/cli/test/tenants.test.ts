@@ -31,21 +31,19 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
   return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
 }
 
-/** `key: value` lines as an object. */
-const fields = (stdout: string) =>
-  Object.fromEntries(
-    stdout
-      .trim()
-      .split("\n")
-      .map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)]),
-  );
+/** The one record a table of one row shows, by header. */
+function fields(stdout: string): Record<string, string> {
+  const [header, row] = stdout.trimEnd().split("\n");
+  const starts = [...header!.matchAll(/\S+(?: \S+)*/g)].map((m) => m.index);
+  return Object.fromEntries(starts.map((start, i) => [header!.slice(start, starts[i + 1]).trim(), row!.slice(start, starts[i + 1]).trim()]));
+}
 
 describe("inferline tenants", () => {
   it("set changes the weight and quota it is given and prints the tenant; show prints it with its queued work", async () => {
     const { tenant, key } = await tenants.createKey("acme");
     const set = await cli(["tenants", "set", "acme", "--max-queued", "5000", "--weight", "3"]);
     expect(set.code).toBe(0);
-    expect(fields(set.stdout)).toMatchObject({ name: "acme", id: tenant.id, weight: "3", maxQueued: "5000", queued: "0" });
+    expect(fields(set.stdout)).toEqual({ NAME: "acme", ID: tenant.id, WEIGHT: "3", "MAX QUEUED": "5000", QUEUED: "0" });
     // What the API reads at authentication.
     expect(await tenants.authenticate(key)).toMatchObject({ weight: 3, maxQueued: 5000 });
 
@@ -71,7 +69,9 @@ describe("inferline tenants", () => {
     await new JobStore(admin.pool, admin.prisma).insertMany([job(crypto.randomUUID()), job(crypto.randomUUID())]);
     const shown = await cli(["tenants", "show", "acme"]);
     expect(shown.code).toBe(0);
-    expect(fields(shown.stdout)).toMatchObject({ weight: "3", maxQueued: "5000", queued: "2" });
+    expect(fields(shown.stdout)).toMatchObject({ WEIGHT: "3", "MAX QUEUED": "5000", QUEUED: "2" });
+    const json = await cli(["tenants", "show", "acme", "--json"]);
+    expect(JSON.parse(json.stdout)).toEqual({ name: "acme", id: tenant.id, weight: 3, maxQueued: 5000, queued: 2 });
   });
 
   it("--max-queued 0 or none clears the quota and leaves the weight; --weight alone leaves the quota", async () => {
@@ -81,13 +81,13 @@ describe("inferline tenants", () => {
       await tenants.updateSettings("clearing", { maxQueued: 10 });
       const run = await cli(["tenants", "set", "clearing", "--max-queued", clear]);
       expect(run.code).toBe(0);
-      expect(fields(run.stdout)).toMatchObject({ weight: "2", maxQueued: "default (DEFAULT_TENANT_MAX_QUEUED of the API)" });
+      expect(fields(run.stdout)).toMatchObject({ WEIGHT: "2", "MAX QUEUED": "default" });
     }
     await cli(["tenants", "set", "clearing", "--max-queued", "7"]);
-    expect(fields((await cli(["tenants", "set", "clearing", "--weight", "5"])).stdout)).toMatchObject({ weight: "5", maxQueued: "7" });
+    expect(fields((await cli(["tenants", "set", "clearing", "--weight", "5"])).stdout)).toMatchObject({ WEIGHT: "5", "MAX QUEUED": "7" });
   });
 
-  it("refuses bad values, an unknown tenant and nothing to set, with exit 1 and nothing changed", async () => {
+  it("refuses bad values, an unknown tenant and nothing to set, with exit 2 and nothing changed", async () => {
     await tenants.createKey("strict");
     const runs = await Promise.all([
       cli(["tenants", "set", "strict", "--weight", "0"]),
@@ -98,7 +98,7 @@ describe("inferline tenants", () => {
       cli(["tenants", "set", "nobody", "--weight", "2"]),
       cli(["tenants", "show", "nobody"]),
     ]);
-    expect(runs.map((r) => r.code)).toEqual([1, 1, 1, 1, 1, 1, 1]);
+    expect(runs.map((r) => r.code)).toEqual([2, 2, 2, 2, 2, 2, 2]);
     expect(runs[0].stderr).toContain("expected a whole number from 1 to 1000");
     expect(runs[3].stderr).toContain("0 or `none` clears the quota");
     expect(runs[4].stderr).toContain("nothing to set");

@@ -2,7 +2,8 @@ import { submitHeaders } from "./jobs.ts";
 import { longPoll } from "./long-poll.ts";
 import { ndjsonLines, ndjsonStream, ndjsonText } from "./ndjson.ts";
 import type { Query, RequestSpec, Transport } from "./transport.ts";
-import type { BatchHeaderInput, BatchItemInput, BatchResultLine, BatchView, SubmitOptions, WaitOptions } from "./types.ts";
+import { pages } from "./pages.ts";
+import type { BatchHeaderInput, BatchItemInput, BatchListFilter, BatchPage, BatchResultLine, BatchView, RequestOptions, SubmitOptions, WaitOptions } from "./types.ts";
 
 const batchPath = (id: string) => `/v1/batches/${encodeURIComponent(id)}`;
 
@@ -25,7 +26,7 @@ export class Batches {
    */
   async create(items: readonly BatchItemInput[] | Iterable<BatchItemInput> | AsyncIterable<BatchItemInput>, header: BatchHeaderInput, options: SubmitOptions = {}): Promise<BatchView> {
     const replayable = Array.isArray(items);
-    const spec: RequestSpec = { method: "POST", path: "/v1/batches", headers: submitHeaders(options, replayable), signal: options.signal };
+    const spec: RequestSpec = { method: "POST", path: "/v1/batches", headers: submitHeaders(options, replayable), options };
     const query = headerQuery(header);
     if (!query) {
       if (!replayable) throw new TypeError("a streamed batch takes its settings from the query string, which cannot carry outputs, metadata or webhook events: pass the items as an array");
@@ -35,8 +36,25 @@ export class Batches {
     return this.transport.json<BatchView>({ ...spec, query, body, contentType: "application/x-ndjson" });
   }
 
-  get(id: string, options: { signal?: AbortSignal } = {}): Promise<BatchView> {
-    return this.transport.json<BatchView>({ method: "GET", path: batchPath(id), signal: options.signal });
+  get(id: string, options: RequestOptions = {}): Promise<BatchView> {
+    return this.transport.json<BatchView>({ method: "GET", path: batchPath(id), options });
+  }
+
+  /**
+   * One page of `GET /v1/batches`, newest first. A page reads a bounded part of the batches, so
+   * with a filter it may hold fewer than `limit`, even none, while `nextCursor` is not null: only
+   * a null `nextCursor` means there are no more.
+   */
+  page(filter: BatchListFilter & { cursor?: string } = {}, options: RequestOptions = {}): Promise<BatchPage> {
+    return this.transport.json<BatchPage>({ method: "GET", path: "/v1/batches", query: { ...filter }, options });
+  }
+
+  /** Every batch the filter matches, newest first, page after page until `nextCursor` is null, fetched as the loop asks for them. */
+  list(filter: BatchListFilter = {}, options: RequestOptions = {}): AsyncGenerator<BatchView> {
+    return pages(
+      (cursor) => this.page({ ...filter, cursor }, options),
+      (page) => page.batches,
+    );
   }
 
   /** Long-polls until the batch is completed or canceled, or `timeoutSeconds` passes (then returns it as it is). */
@@ -48,15 +66,15 @@ export class Batches {
    * The batch's result lines in submission order (index 0 first), parsed as they stream in: a
    * batch of any size is never held whole. Stopping the loop early closes the stream.
    */
-  async *results(id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<BatchResultLine> {
-    const res = await this.transport.response({ method: "GET", path: `${batchPath(id)}/results`, signal: options.signal });
+  async *results(id: string, options: RequestOptions = {}): AsyncGenerator<BatchResultLine> {
+    const res = await this.transport.response({ method: "GET", path: `${batchPath(id)}/results`, options });
     if (!res.body) return;
     yield* ndjsonLines<BatchResultLine>(res.body);
   }
 
-  /** Cancels every item not yet terminal. */
-  cancel(id: string): Promise<BatchView> {
-    return this.transport.json<BatchView>({ method: "POST", path: `${batchPath(id)}/cancel` });
+  /** Cancels every item not yet terminal (a finished batch answers 409: ConflictError). */
+  cancel(id: string, options: RequestOptions = {}): Promise<BatchView> {
+    return this.transport.json<BatchView>({ method: "POST", path: `${batchPath(id)}/cancel`, options });
   }
 }
 

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { longPoll } from "./long-poll.ts";
 import type { Transport } from "./transport.ts";
-import type { JobListFilter, JobPage, JobStatus, JobSubmissionInput, JobView, SubmitOptions, WaitOptions } from "./types.ts";
+import type { JobListFilter, JobPage, JobStatus, JobSubmissionInput, JobView, RequestOptions, SubmitOptions, WaitOptions } from "./types.ts";
+import { pages } from "./pages.ts";
 
 const TERMINAL: ReadonlySet<JobStatus> = new Set(["succeeded", "failed", "canceled", "expired"]);
 
@@ -15,16 +16,21 @@ export class Jobs {
   constructor(private readonly transport: Transport) {}
 
   /**
-   * Submits a job (202 queued, or 200 with the first job when its Idempotency-Key was used before
+   * Creates a job (202 queued, or 200 with the first job when its Idempotency-Key was used before
    * with the same body). Without a key one is generated, so every retry of this call names the
-   * same job and a retried submit never creates two.
+   * same job and a retried create never makes two.
    */
-  submit(body: JobSubmissionInput, options: SubmitOptions = {}): Promise<JobView> {
-    return this.transport.json<JobView>({ method: "POST", path: "/v1/jobs", json: body, headers: submitHeaders(options), signal: options.signal });
+  create(body: JobSubmissionInput, options: SubmitOptions = {}): Promise<JobView> {
+    return this.transport.json<JobView>({ method: "POST", path: "/v1/jobs", json: body, headers: submitHeaders(options), options });
   }
 
-  get(id: string, options: { signal?: AbortSignal } = {}): Promise<JobView> {
-    return this.transport.json<JobView>({ method: "GET", path: jobPath(id), signal: options.signal });
+  /** @deprecated Use `create` (the name `batches.create` has too). */
+  submit(body: JobSubmissionInput, options: SubmitOptions = {}): Promise<JobView> {
+    return this.create(body, options);
+  }
+
+  get(id: string, options: RequestOptions = {}): Promise<JobView> {
+    return this.transport.json<JobView>({ method: "GET", path: jobPath(id), options });
   }
 
   /** Long-polls until the job is terminal or `timeoutSeconds` passes (then returns it as it is). */
@@ -32,9 +38,9 @@ export class Jobs {
     return longPoll<JobView>(this.transport, jobPath(id), isTerminalJob, options);
   }
 
-  /** Cancels a queued or running job (a terminal one answers 409 `InferlineError`). */
-  cancel(id: string): Promise<JobView> {
-    return this.transport.json<JobView>({ method: "POST", path: `${jobPath(id)}/cancel` });
+  /** Cancels a queued or running job (a terminal one answers 409: ConflictError). */
+  cancel(id: string, options: RequestOptions = {}): Promise<JobView> {
+    return this.transport.json<JobView>({ method: "POST", path: `${jobPath(id)}/cancel`, options });
   }
 
   /**
@@ -42,18 +48,16 @@ export class Jobs {
    * bounded part of the jobs, so with a status filter it may hold fewer than `limit`, even none,
    * while `nextCursor` is not null: only a null `nextCursor` means there are no more.
    */
-  page(filter: JobListFilter & { cursor?: string } = {}): Promise<JobPage> {
-    return this.transport.json<JobPage>({ method: "GET", path: "/v1/jobs", query: { ...filter } });
+  page(filter: JobListFilter & { cursor?: string } = {}, options: RequestOptions = {}): Promise<JobPage> {
+    return this.transport.json<JobPage>({ method: "GET", path: "/v1/jobs", query: { ...filter }, options });
   }
 
   /** Every job the filter matches, page after page (short and empty pages included) until `nextCursor` is null, fetched as the loop asks for them. */
-  async *list(filter: JobListFilter = {}): AsyncGenerator<JobView> {
-    let cursor: string | undefined;
-    do {
-      const page = await this.page({ ...filter, cursor });
-      yield* page.jobs;
-      cursor = page.nextCursor ?? undefined;
-    } while (cursor);
+  list(filter: JobListFilter = {}, options: RequestOptions = {}): AsyncGenerator<JobView> {
+    return pages(
+      (cursor) => this.page({ ...filter, cursor }, options),
+      (page) => page.jobs,
+    );
   }
 }
 

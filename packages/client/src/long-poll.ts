@@ -10,11 +10,12 @@ const MAX_WAIT_SECONDS = 60;
  * left of the deadline.
  */
 export async function longPoll<T>(transport: Transport, path: string, done: (view: T) => boolean, options: WaitOptions = {}): Promise<T> {
-  const deadline = options.timeoutSeconds === undefined ? Infinity : Date.now() + options.timeoutSeconds * 1000;
+  const { timeoutSeconds, ...request } = options;
+  const deadline = timeoutSeconds === undefined ? Infinity : Date.now() + timeoutSeconds * 1000;
   for (;;) {
     const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
     const wait = Math.min(MAX_WAIT_SECONDS, left);
-    const view = await transport.json<T>({ method: "GET", path, query: { wait }, holdSeconds: wait, signal: options.signal });
+    const view = await transport.json<T>({ method: "GET", path, query: { wait }, holdSeconds: wait, options: request });
     if (done(view) || Date.now() >= deadline) return view;
   }
 }

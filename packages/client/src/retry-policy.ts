@@ -18,8 +18,17 @@ const RETRYABLE_CODES = new Set([
   "UND_ERR_CLOSED",
 ]);
 
-/** Answers that say "not now" (nothing was done): rate limits, quotas, a full queue, a dependency down. */
-export const isRetryableStatus = (status: number): boolean => status === 429 || status === 503;
+/** Answers that say "not now" and that nothing was done: rate limits, quotas, a full queue, a dependency down. */
+const NOTHING_DONE = new Set([429, 503]);
+/** Answers after which the request may or may not have been carried out: a proxy's or gateway's timeout, a bad gateway. */
+const OUTCOME_UNKNOWN = new Set([408, 502, 504]);
+
+/**
+ * Whether an answer is worth another attempt: 429 and 503 for any request that can be sent again,
+ * 408, 502 and 504 only for an idempotent one (a read, or a create with an Idempotency-Key),
+ * which the API carries out at most once however often it arrives.
+ */
+export const isRetryableStatus = (status: number, idempotent: boolean): boolean => NOTHING_DONE.has(status) || (idempotent && OUTCOME_UNKNOWN.has(status));
 
 /**
  * Whether `err`, thrown by fetch or while reading a body, is a network failure worth another

@@ -1,8 +1,9 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { DEFAULT_MAX_RETRY_DELAY_MS, DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS, type ClientOptions } from "./client-options.ts";
-import { InferlineConnectionError } from "./connection-error.ts";
-import { InferlineError } from "./inferline-error.ts";
+import { ConnectionError, InferlineAPIError, TimeoutError } from "./api-error.ts";
+import type { ResolvedClientOptions } from "./client-options.ts";
 import { isNetworkError, isRetryableStatus, retryAfterMs, retryDelayMs } from "./retry-policy.ts";
+import type { RequestOptions } from "./types.ts";
+import { VERSION } from "./version.ts";
 
 export type Query = Record<string, string | number | undefined>;
 
@@ -19,28 +20,24 @@ export interface RequestSpec {
   headers?: Record<string, string>;
   /** Seconds the server may hold the request (a long-poll's `wait`), added to the timeout. */
   holdSeconds?: number;
-  signal?: AbortSignal | undefined;
+  /** The caller's timeout, retries and signal for this call. */
+  options?: RequestOptions | undefined;
 }
 
+const USER_AGENT = `inferline-node/${VERSION}`;
+
 /**
- * Sends requests with the key, a timeout per attempt and the retry policy: network errors,
- * timeouts, 429 and 503 are tried again (after the server's Retry-After, else jittered backoff)
- * when the request can be replayed, which every one can except a streamed body. Any other non-2xx
- * answer throws InferlineError at once.
+ * Sends requests with the key, a timeout per attempt and the retry policy. A request is tried
+ * again (after the server's Retry-After, else jittered backoff) when it can be replayed, which
+ * every one can except a streamed body, and: it was answered 429 or 503 (nothing was done); or it
+ * is idempotent (a GET, or a create with an Idempotency-Key) and got no answer, or 408, 502 or
+ * 504. Any other non-2xx answer throws its InferlineAPIError subclass at once.
  */
 export class Transport {
-  readonly baseUrl: string;
-  private readonly retries: number;
-  private readonly maxDelayMs: number;
-  private readonly timeoutMs: number;
-  private readonly fetch: typeof fetch;
+  constructor(private readonly options: ResolvedClientOptions) {}
 
-  constructor(private readonly options: ClientOptions) {
-    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
-    this.retries = Math.max(0, options.retries ?? DEFAULT_RETRIES);
-    this.maxDelayMs = options.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS;
-    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.fetch = options.fetch ?? globalThis.fetch;
+  get baseUrl(): string {
+    return this.options.baseUrl;
   }
 
   /** The 2xx answer's JSON body. */
@@ -55,33 +52,49 @@ export class Transport {
 
   private async send<T>(spec: RequestSpec, read: (res: Response) => Promise<T>): Promise<T> {
     const replayable = !(spec.body instanceof ReadableStream);
+    const idempotent = spec.method === "GET" || spec.headers?.["idempotency-key"] !== undefined;
+    const maxRetries = Math.max(0, spec.options?.maxRetries ?? this.options.maxRetries);
+    const timeoutMs = (spec.options?.timeout ?? this.options.timeout) + (spec.holdSeconds ?? 0) * 1000;
+    const signal = spec.options?.signal;
     for (let attempt = 0; ; attempt++) {
-      const mayRetry = replayable && attempt < this.retries;
+      signal?.throwIfAborted();
+      const mayRetry = replayable && attempt < maxRetries;
       const timer = new AbortController();
-      const timeout = setTimeout(() => timer.abort(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs + (spec.holdSeconds ?? 0) * 1000);
-      const signal = spec.signal ? AbortSignal.any([spec.signal, timer.signal]) : timer.signal;
+      const timeout = setTimeout(() => timer.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      const attemptSignal = signal ? AbortSignal.any([signal, timer.signal]) : timer.signal;
+      const origin = { attempts: attempt + 1 };
       let waitMs: number;
       try {
-        const res = await this.fetch(this.url(spec), this.init(spec, signal));
+        const res = await this.options.fetch(this.url(spec), this.init(spec, attemptSignal));
         if (res.ok) return await read(res);
         const serverMs = retryAfterMs(res.headers.get("retry-after"));
-        if (!mayRetry || !isRetryableStatus(res.status)) throw await InferlineError.fromResponse(res, serverMs === undefined ? undefined : serverMs / 1000);
+        if (!mayRetry || !isRetryableStatus(res.status, idempotent)) {
+          const retryAfter = serverMs === undefined ? {} : { retryAfterSeconds: serverMs / 1000 };
+          throw await InferlineAPIError.fromResponse(res, { ...origin, ...retryAfter });
+        }
         await res.body?.cancel();
-        waitMs = retryDelayMs(attempt, this.maxDelayMs, serverMs);
+        waitMs = retryDelayMs(attempt, this.options.maxRetryDelayMs, serverMs);
       } catch (err) {
-        if (err instanceof InferlineError || spec.signal?.aborted) throw err;
+        if (err instanceof InferlineAPIError || signal?.aborted) throw err;
         const timedOut = timer.signal.aborted;
         // fetch fails with a TypeError (the socket error as its cause); anything else (a body that is not JSON) is no connection problem.
         if (!timedOut && !(err instanceof TypeError) && !isNetworkError(err)) throw err;
-        const cause: unknown = timedOut ? timer.signal.reason : err;
-        if (!mayRetry || !(timedOut || isNetworkError(err)))
-          throw new InferlineConnectionError(`${spec.method} ${this.baseUrl}${spec.path}: ${describe(cause)}${attempt ? ` (after ${attempt + 1} attempts)` : ""}`, attempt + 1, { cause });
-        waitMs = retryDelayMs(attempt, this.maxDelayMs);
+        if (!mayRetry || !idempotent || !(timedOut || isNetworkError(err))) {
+          throw this.noAnswer(spec, timedOut ? timer.signal.reason : err, timedOut, origin.attempts);
+        }
+        waitMs = retryDelayMs(attempt, this.options.maxRetryDelayMs);
       } finally {
         clearTimeout(timeout);
       }
-      await delay(waitMs, undefined, spec.signal ? { signal: spec.signal } : {});
+      await delay(waitMs, undefined, signal ? { signal } : {}).catch((err: unknown) => {
+        throw signal?.aborted ? signal.reason : err;
+      });
     }
+  }
+
+  private noAnswer(spec: RequestSpec, cause: unknown, timedOut: boolean, attempts: number): ConnectionError {
+    const message = `${spec.method} ${this.baseUrl}${spec.path}: ${describe(cause)}${attempts > 1 ? ` (after ${attempts} attempts)` : ""}`;
+    return timedOut ? new TimeoutError(message, { attempts, cause }) : new ConnectionError(message, { attempts, cause });
   }
 
   private url(spec: RequestSpec): string {
@@ -92,7 +105,12 @@ export class Transport {
   }
 
   private init(spec: RequestSpec, signal: AbortSignal): RequestInit {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.options.apiKey}`, accept: "application/json", ...spec.headers };
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.options.apiKey}`,
+      accept: "application/json",
+      "user-agent": USER_AGENT,
+      ...spec.headers,
+    };
     let body: RequestInit["body"];
     if (spec.json !== undefined) {
       headers["content-type"] = "application/json";

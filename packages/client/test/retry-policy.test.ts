@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isNetworkError, retryAfterMs, retryDelayMs } from "../src/retry-policy.ts";
+import { isNetworkError, isRetryableStatus, retryAfterMs, retryDelayMs } from "../src/retry-policy.ts";
 
 describe("retryAfterMs", () => {
   it("reads delta-seconds and HTTP dates, and nothing else", () => {
@@ -38,5 +38,13 @@ describe("isNetworkError", () => {
     expect(isNetworkError(fetchFailed(new Error("bad port")))).toBe(false);
     expect(isNetworkError(fetchFailed(Object.assign(new Error("getaddrinfo ENOTFOUND nope"), { code: "ENOTFOUND" })))).toBe(false);
     expect(isNetworkError(new SyntaxError("Unexpected token"))).toBe(false);
+  });
+});
+
+describe("isRetryableStatus", () => {
+  it("retries 429 and 503 for any request, 408, 502 and 504 only for idempotent ones, nothing else", () => {
+    for (const status of [429, 503]) expect([isRetryableStatus(status, false), isRetryableStatus(status, true)]).toEqual([true, true]);
+    for (const status of [408, 502, 504]) expect([isRetryableStatus(status, false), isRetryableStatus(status, true)]).toEqual([false, true]);
+    for (const status of [400, 401, 404, 409, 422, 500]) expect(isRetryableStatus(status, true)).toBe(false);
   });
 });

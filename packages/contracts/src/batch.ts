@@ -75,6 +75,15 @@ export const BatchView = z
   });
 export type BatchView = z.infer<typeof BatchView>;
 
+/** GET /v1/batches: a tenant's batches, newest first, a page at a time. */
+export const BatchListQuery = z.strictObject({
+  status: BatchStatus.optional(),
+  model: StorableText.max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().max(512).optional(),
+});
+export type BatchListQuery = z.infer<typeof BatchListQuery>;
+
 /** Items per stored chunk (and queue entry) of a batch; see the BatchChunk model. */
 export const BATCH_CHUNK_SIZE = 512;
 

@@ -77,6 +77,7 @@ export {
   parseBatchItemId,
   BatchStatus,
   BatchView,
+  BatchListQuery,
 } from "./batch.ts";
 export { StorableText, isStorableText, toStorableText, UNSTORABLE_TEXT_MESSAGE } from "./text.ts";
 export { zodFaults } from "./faults.ts";
@@ -84,8 +85,10 @@ export { HopTrace, hops } from "./hop-trace.ts";
 export { WorkerModelReport, VersionReadiness, ModelReadiness, summarizeReadiness } from "./model-readiness.ts";
 export {
   JobListPage,
+  BatchListPage,
   BatchResultLine,
   ModelView,
+  modelView,
   ModelList,
   WebhookSecret,
   WebhookEvent,

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { Datatype } from "./datatypes.ts";
-import { TensorSpec } from "./manifest.ts";
+import { TensorSpec, type ModelManifest } from "./manifest.ts";
+import { BatchView } from "./batch.ts";
 import { InferenceResult, JobError, JobStatus, JobView, Timestamp } from "./job.ts";
 import { ModelReadiness, VersionReadiness } from "./model-readiness.ts";
 
@@ -23,6 +24,15 @@ export const JobListPage = z
   })
   .meta({ description: "A page of jobs, newest first" });
 export type JobListPage = z.infer<typeof JobListPage>;
+
+/** GET /v1/batches: a page of batches, newest first. */
+export const BatchListPage = z
+  .object({
+    batches: z.array(BatchView),
+    nextCursor: z.string().nullable().meta({ description: "Pass as `cursor` for the next page; null on the last page. A filtered page may hold fewer than `limit`, even none, before the last" }),
+  })
+  .meta({ description: "A page of batches, newest first" });
+export type BatchListPage = z.infer<typeof BatchListPage>;
 
 /** One NDJSON line of GET /v1/batches/:id/results, in submission order. */
 export const BatchResultLine = z
@@ -69,6 +79,20 @@ export const ModelView = z
     ],
   });
 export type ModelView = z.infer<typeof ModelView>;
+
+/** The model as clients see it (GET /v1/models, `inferline models`): its contract, not where its file lives. */
+export function modelView(m: ModelManifest): ModelView {
+  return {
+    name: m.name,
+    description: m.description,
+    versions: m.versions.map((v) => v.version),
+    defaultVersion: m.defaultVersion ?? m.versions[m.versions.length - 1]!.version,
+    inputs: m.inputs,
+    outputs: m.outputs,
+    batching: m.batching,
+    maxRowsPerJob: m.maxRowsPerJob,
+  };
+}
 
 export const ModelList = z.object({ models: z.array(ModelView) }).meta({ description: "The model repository" });
 export type ModelList = z.infer<typeof ModelList>;

@@ -1,9 +1,12 @@
 import type pg from "pg";
-import type { BatchStatus, BatchView, JobStatus, WebhookSpec } from "@inferline/contracts";
+import type { BatchListPage, BatchListQuery, BatchStatus, BatchView, JobStatus, WebhookSpec } from "@inferline/contracts";
 import type { PrismaClient, Batch } from "./generated/prisma/client.ts";
 import type { Queryable } from "./database.ts";
 import { BatchDraft, DRAFT_IDLE_TIMEOUT_MS, type NewBatch } from "./batch-draft.ts";
 import { deleteEntries, type EmptiedEntry } from "./dispatch-store.ts";
+import { batchListStatement } from "./batch-listing.ts";
+import { encodeCursor, splitPage } from "./bounded-page.ts";
+import { LIST_SCAN_ROWS } from "./jobs/listing.ts";
 
 /** What settling a batch's count produced: whether the batch completed with it. */
 export interface BatchSettlement {
@@ -23,6 +26,8 @@ export interface CanceledBatch {
 export interface BatchStoreOptions {
   /** Idle-in-transaction timeout of a batch being created. Default DRAFT_IDLE_TIMEOUT_MS. */
   draftIdleTimeoutMs?: number;
+  /** The most batches one page of `list` reads to check its filters. Default LIST_SCAN_ROWS. */
+  listScanRows?: number;
 }
 
 export class BatchStore {
@@ -63,28 +68,26 @@ export class BatchStore {
 
   /** The batch with its counts by status, summed over its chunks' counters (a few hundred rows at most). */
   async view(batch: Batch, q: Queryable = this.pool): Promise<BatchView> {
-    const { rows } = await q.query<Record<JobStatus, number>>(
-      `select coalesce(sum(succeeded), 0)::int as succeeded, coalesce(sum(failed), 0)::int as failed, coalesce(sum(canceled), 0)::int as canceled,
-         coalesce(sum(expired), 0)::int as expired,
-         coalesce(sum(size - succeeded - failed - canceled - expired) filter (where "startedAt" is null), 0)::int as queued,
-         coalesce(sum(size - succeeded - failed - canceled - expired) filter (where "startedAt" is not null), 0)::int as running
-       from batch_chunks where "batchId" = $1`,
-      [batch.id],
-    );
-    const counts = rows[0]!;
-    const view: BatchView = {
-      id: batch.id,
-      status: batchStatus(batch, counts),
-      model: batch.model,
-      version: batch.version,
-      priority: batch.priority,
-      total: batch.total,
-      counts: { queued: counts.queued, running: counts.running, succeeded: counts.succeeded, failed: counts.failed, canceled: counts.canceled, expired: counts.expired },
-      createdAt: batch.createdAt.toISOString(),
-    };
-    if (batch.completedAt) view.completedAt = batch.completedAt.toISOString();
-    if (batch.canceledAt) view.canceledAt = batch.canceledAt.toISOString();
-    return view;
+    const { rows } = await q.query<ItemCounts>(`select ${ITEM_COUNTS} from batch_chunks where "batchId" = $1`, [batch.id]);
+    return toBatchView(batch, rows[0]!);
+  }
+
+  /**
+   * A page of the tenant's batches, newest first, with their counts; `nextCursor` continues after
+   * it (see batchListStatement). With a filter a page reads at most `listScanRows` batches, so it
+   * may hold fewer than `limit` (even none) while `nextCursor` is not null.
+   */
+  async list(tenantId: string, query: BatchListQuery): Promise<BatchListPage> {
+    const { rows } = await this.pool.query<ListedBatch>(batchListStatement(tenantId, query, this.options.listScanRows ?? LIST_SCAN_ROWS));
+    const { items, end } = splitPage(rows, query.limit);
+    const counted = new Map<string, ItemCounts>();
+    if (items.length > 0) {
+      const { rows: counts } = await this.pool.query<ItemCounts & { batchId: string }>(`select "batchId", ${ITEM_COUNTS} from batch_chunks where "batchId" = any($1::uuid[]) group by "batchId"`, [
+        items.map((b) => b.id),
+      ]);
+      for (const { batchId, ...c } of counts) counted.set(batchId, c);
+    }
+    return { batches: items.map((b) => toBatchView(b, counted.get(b.id) ?? NO_ITEMS)), nextCursor: end ? encodeCursor(end) : null };
   }
 
   /**
@@ -145,7 +148,43 @@ export async function settleBatch(q: Queryable, batchId: string, n: number): Pro
   return row ? { batchId, tenantId: row.tenantId, completed: row.completed } : null;
 }
 
-function batchStatus(batch: Batch, counts: Record<JobStatus, number>): BatchStatus {
+/** The fields of a batch that its view shows. */
+type BatchViewFields = Pick<Batch, "id" | "model" | "version" | "priority" | "total" | "remaining" | "createdAt"> & Pick<Batch, "completedAt" | "canceledAt">;
+
+/** A row of the list statement: a batch of the page (`hit`), or where the page's scan ended. */
+type ListedBatch = BatchViewFields & { hit: boolean };
+
+/** A batch's items by status. */
+type ItemCounts = Record<JobStatus, number>;
+
+const NO_ITEMS: ItemCounts = { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0, expired: 0 };
+
+/** A batch's items by status, summed over its chunks' counters. */
+const ITEM_COUNTS = `coalesce(sum(succeeded), 0)::int as succeeded, coalesce(sum(failed), 0)::int as failed, coalesce(sum(canceled), 0)::int as canceled,
+  coalesce(sum(expired), 0)::int as expired,
+  coalesce(sum(size - succeeded - failed - canceled - expired) filter (where "startedAt" is null), 0)::int as queued,
+  coalesce(sum(size - succeeded - failed - canceled - expired) filter (where "startedAt" is not null), 0)::int as running`;
+
+/** The batch as the API shows it. */
+function toBatchView(batch: BatchViewFields, counts: ItemCounts): BatchView {
+  const { queued, running, succeeded, failed, canceled, expired } = counts;
+  const view: BatchView = {
+    id: batch.id,
+    status: batchStatus(batch, counts),
+    model: batch.model,
+    version: batch.version,
+    priority: batch.priority,
+    total: batch.total,
+    counts: { queued, running, succeeded, failed, canceled, expired },
+    createdAt: batch.createdAt.toISOString(),
+  };
+  if (batch.completedAt) view.completedAt = batch.completedAt.toISOString();
+  if (batch.canceledAt) view.canceledAt = batch.canceledAt.toISOString();
+  return view;
+}
+
+/** A batch's status; batchListStatement's STATUS tells it the same way in SQL. */
+function batchStatus(batch: BatchViewFields, counts: ItemCounts): BatchStatus {
   if (batch.completedAt || batch.remaining <= 0) return batch.canceledAt ? "canceled" : "completed";
   // Items canceled one by one are no progress: the batch is queued until one runs or finishes.
   return counts.running + counts.succeeded + counts.failed === 0 ? "queued" : "running";

@@ -23,7 +23,8 @@ export {
   type FinishedJob,
   type IsolatedJob,
 } from "./job-store.ts";
-export { LIST_SCAN_ROWS, encodeCursor } from "./jobs/listing.ts";
+export { LIST_SCAN_ROWS } from "./jobs/listing.ts";
+export { encodeCursor } from "./bounded-page.ts";
 export { BatchStore, settleBatch, type BatchStoreOptions, type BatchSettlement } from "./batch-store.ts";
 export { BatchDraft, DRAFT_IDLE_TIMEOUT_MS, type NewBatch, type NewBatchChunk, type CommittedDraft } from "./batch-draft.ts";
 export {

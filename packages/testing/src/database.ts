@@ -7,8 +7,11 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh database for one test file, cloned from the run's migrated template. */
-export async function createTestDatabase(): Promise<TestDatabase> {
+/**
+ * A fresh database for one test file, cloned from the run's migrated template (with `empty`, one
+ * without any table, for migrations to run on).
+ */
+export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
   const template = process.env.INFERLINE_TEST_TEMPLATE_URL;
   if (!template) throw new Error("INFERLINE_TEST_TEMPLATE_URL is unset: run tests through vitest with the root config (globalSetup)");
   const templateName = new URL(template).pathname.slice(1);
@@ -16,7 +19,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const admin = new pg.Client({ connectionString: adminUrl(template) });
   await admin.connect();
   try {
-    await admin.query(`create database "${name}" template "${templateName}"`);
+    await admin.query(`create database "${name}" template "${options.empty ? "template0" : templateName}"`);
   } finally {
     await admin.end();
   }

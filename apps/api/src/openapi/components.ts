@@ -1,5 +1,7 @@
 import { z } from "zod";
 import {
+  BatchItem,
+  BatchListPage,
   BatchResultLine,
   BatchStatus,
   BatchSubmission,
@@ -41,7 +43,7 @@ const STATUS_DESCRIPTION =
   "`queued`, `running`, or terminal: `succeeded`, `failed`, `canceled` (by the client, or at its Cancel-After time), `expired` (not started within its queue deadline, maxQueueSeconds; error `deadline_exceeded`; it never ran)";
 
 /** What clients send: read as zod reads it (fields with defaults are optional). */
-const REQUESTS: Record<string, z.ZodType> = { Tensor, JobSubmission, BatchSubmission, InferRequest };
+const REQUESTS: Record<string, z.ZodType> = { Tensor, JobSubmission, BatchItem, BatchSubmission, InferRequest };
 
 /** What the API answers: the schemas its routes build their answers against. */
 const RESPONSES: Record<string, z.ZodType> = {
@@ -54,6 +56,7 @@ const RESPONSES: Record<string, z.ZodType> = {
   JobListPage,
   BatchStatus,
   BatchView,
+  BatchListPage,
   BatchResultLine,
   TensorSpec,
   ModelView,

@@ -1,4 +1,4 @@
-import { BatchHeader, JobListQuery, WaitQuery } from "@inferline/contracts";
+import { BatchHeader, BatchListQuery, JobListQuery, WaitQuery } from "@inferline/contracts";
 import { ref } from "./components.ts";
 import { CANCEL_AFTER, ID, IDEMPOTENCY_KEY, json, jsonBody, MODEL_NAME, problem, queryParams, QUOTA_429, SUBMIT_400, submit503, WAIT_429, withCommon } from "./responses.ts";
 
@@ -14,6 +14,9 @@ const QUEUED_JOB = {
   metadata: { customer: "c-17" },
 };
 const QUERY_422 = problem("Invalid or unknown query parameters (validation_failed, naming /query/…)");
+const LIST_429 = problem(
+  "The tenant has MAX_LISTS_PER_TENANT lists (of jobs and batches) running and 32 waiting in this API process, or one waited 10 s (too_many_lists), or over the key's rate; see Retry-After",
+);
 
 const JOB_SUBMIT_DESCRIPTION =
   "`maxQueueSeconds` (1 to 259200) bounds how long the job may wait for a worker; unset, the model's manifest default applies, else the operator's DEFAULT_MAX_QUEUE_SECONDS, else none. A job not started by then ends `expired`. For a model whose manifest sets `cache`, a request identical to an earlier one of the same tenant (same model version, inputs and requested outputs; key order and number spelling do not matter) is answered from the result cache: the 202 shows the job already `succeeded` with the result and `cached: true`, and it never runs. Identical requests in flight at once run the model once. `cache: \"bypass\"` runs the model anyway (its result refreshes the cache).";
@@ -67,7 +70,7 @@ const jobs = {
         200: json("A page of jobs", "JobListPage"),
         400: problem("A cursor this API did not return (invalid_cursor, naming /query/cursor)"),
         422: QUERY_422,
-        429: problem("The tenant has MAX_LISTS_PER_TENANT lists running and 32 waiting in this API process, or one waited 10 s (too_many_lists), or over the key's rate; see Retry-After"),
+        429: LIST_429,
       }),
     },
   },
@@ -118,6 +121,19 @@ const batches = {
           "The tenant has MAX_BATCH_UPLOADS_PER_TENANT uploads in progress in this API process (too_many_batch_uploads), its items would pass the tenant's quota of queued work (quota_exceeded), or over the key's rate; see Retry-After",
         ),
         503: submit503("This API process has MAX_BATCH_UPLOADS uploads in progress (batch_uploads_busy), or the model's queue would pass MAX_QUEUE_DEPTH (queue_full)"),
+      }),
+    },
+    get: {
+      operationId: "listBatches",
+      summary: "List batches, newest first",
+      description:
+        "A page reads a bounded part of the tenant's batches, so with a status or model filter it may hold fewer than `limit` batches, even none, while `nextCursor` is not null: follow `nextCursor` until it is null.",
+      parameters: queryParams(BatchListQuery),
+      responses: withCommon({
+        200: json("A page of batches", "BatchListPage"),
+        400: problem("A cursor this API did not return (invalid_cursor, naming /query/cursor)"),
+        422: QUERY_422,
+        429: LIST_429,
       }),
     },
   },

@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import type http from "node:http";
 import express, { Router, type Request, type Response } from "express";
 import bytes from "bytes";
-import { BatchHeader, BatchSubmission, type FieldFault } from "@inferline/contracts";
+import { BatchHeader, BatchListQuery, BatchSubmission, type BatchListPage, type FieldFault } from "@inferline/contracts";
 import type { BatchCreateOptions, BatchService, CreatedBatch } from "../services/batch-service.ts";
 import { CONTENT_ENCODING_FAULT, decodedBody } from "../body-encoding.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
@@ -15,6 +15,8 @@ import { admitBatchUpload, closeUnread } from "../middleware/batch-upload-admiss
 import { slotLease } from "../middleware/slot-admission.ts";
 import { admitResultStream, writePages } from "./result-stream.ts";
 import { serverSpan } from "../middleware/server-span.ts";
+import type { TenantSlots } from "../services/tenant-slots.ts";
+import { listHandler } from "./list-handler.ts";
 
 const isNdjson = (type: string | undefined) => /^application\/(x-)?(nd|jsonl|json-seq|x-ndjson)/i.test(type ?? "") || /ndjson|jsonl/i.test(type ?? "");
 
@@ -32,7 +34,10 @@ interface CreateRequest {
 /** A request whose raw JSON body was hashed as it was parsed (only when it carries an Idempotency-Key). */
 type HashedRequest = http.IncomingMessage & { bodySha256?: string };
 
-export function batchesRouter(batches: BatchService, limit: string, metrics?: Pick<ApiMetrics, "resultStreams" | "resultStreamsAborted" | "submitted">): Router {
+/** What the batch routes count. */
+type BatchRouteMetrics = Pick<ApiMetrics, "resultStreams" | "resultStreamsAborted" | "submitted">;
+
+export function batchesRouter(batches: BatchService, limit: string, lists: TenantSlots, metrics?: BatchRouteMetrics): Router {
   const router = Router();
   const limitBytes = bytes.parse(limit) ?? 200 * 1024 * 1024;
   const json = express.json({
@@ -124,6 +129,11 @@ export function batchesRouter(batches: BatchService, limit: string, metrics?: Pi
     const idempotency = key ? { key, digest: () => digest } : undefined;
     return batches.create(req.tenant!, settings, items, { ...options, idempotency });
   }
+
+  router.get(
+    "/",
+    listHandler(BatchListQuery, lists, (tenantId, query) => batches.list(tenantId, query) satisfies Promise<BatchListPage>),
+  );
 
   router.get(
     "/:id",

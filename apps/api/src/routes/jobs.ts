@@ -2,10 +2,11 @@ import { Router, type RequestHandler } from "express";
 import { hops, JobListQuery, JobSubmission, type JobListPage, type JobView } from "@inferline/contracts";
 import type { JobService } from "../services/job-service.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
+import { listHandler } from "./list-handler.ts";
 import { IDEMPOTENCY_KEY_FAULT, IdempotencyKey } from "../services/idempotency.ts";
 import { CANCEL_AFTER_FAULT, CANCEL_AFTER_HINT, cancelAfterHeader } from "../services/deadlines.ts";
 import { longPollHandler } from "./long-poll-handler.ts";
-import { TenantSlots } from "../services/tenant-slots.ts";
+import type { TenantSlots } from "../services/tenant-slots.ts";
 import type { ApiMetrics } from "../metrics.ts";
 
 /**
@@ -35,39 +36,14 @@ export function submitJobHandler(jobs: JobService, metrics?: Pick<ApiMetrics, "s
   };
 }
 
-/** Lists of one tenant that wait for one of its MAX_LISTS_PER_TENANT slots in an API process, and how long each may. */
-export const LIST_WAITING = { perTenant: 32, ms: 10_000 };
-
-/** The slots GET /v1/jobs takes: `perTenant` (MAX_LISTS_PER_TENANT) lists of a tenant at once, more waiting. */
-export function listSlots(perTenant: number): TenantSlots {
-  // No cap per process: the lists' pool of connections is one, and other tenants never wait here.
-  return new TenantSlots({ perProcess: Number.POSITIVE_INFINITY, perTenant, waitingPerTenant: LIST_WAITING.perTenant, waitMs: LIST_WAITING.ms });
-}
-
 /** The rest of /v1/jobs (POST / is submitJobHandler, mounted apart). */
 export function jobsRouter(jobs: JobService, lists: TenantSlots): Router {
   const router = Router();
 
-  // A page may read thousands of rows: a tenant's burst of lists takes turns in its own slots, so
-  // it holds few of the pool's connections and never makes another tenant's requests wait.
-  router.get("/", async (req, res) => {
-    const query = JobListQuery.safeParse(req.query);
-    if (!query.success) return sendProblem(res, 422, "validation_failed", "invalid query parameters", zodFaults(query.error, "/query"));
-    const gone = new AbortController();
-    res.once("close", () => gone.abort());
-    const slot = await lists.acquire(req.tenant!.id, gone.signal);
-    if (slot === "aborted") return;
-    if (slot === "tenant" || slot === "process") {
-      res.setHeader("Retry-After", "1");
-      const detail = `your tenant already has ${lists.limits.perTenant} lists running and more waiting on this API process`;
-      return sendProblem(res, 429, "too_many_lists", `${detail}; retry after 1 s`);
-    }
-    try {
-      res.json((await jobs.list(req.tenant!.id, query.data)) satisfies JobListPage);
-    } finally {
-      slot.release();
-    }
-  });
+  router.get(
+    "/",
+    listHandler(JobListQuery, lists, (tenantId, query) => jobs.list(tenantId, query) satisfies Promise<JobListPage>),
+  );
 
   router.get(
     "/:id",

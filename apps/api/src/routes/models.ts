@@ -1,20 +1,6 @@
 import { Router } from "express";
-import type { ModelList, ModelManifest, ModelRepository, ModelView } from "@inferline/contracts";
+import { modelView, type ModelList, type ModelRepository } from "@inferline/contracts";
 import type { QueueStatusService } from "../services/queue-status.ts";
-
-/** The model as clients see it: its contract, not where its file lives. */
-export function modelView(m: ModelManifest): ModelView {
-  return {
-    name: m.name,
-    description: m.description,
-    versions: m.versions.map((v) => v.version),
-    defaultVersion: m.defaultVersion ?? m.versions[m.versions.length - 1]!.version,
-    inputs: m.inputs,
-    outputs: m.outputs,
-    batching: m.batching,
-    maxRowsPerJob: m.maxRowsPerJob,
-  };
-}
 
 export function modelsRouter(models: ModelRepository, queues: QueueStatusService): Router {
   const router = Router();

@@ -3,6 +3,7 @@ import { z } from "zod";
 import {
   CacheMode,
   isTerminal,
+  modelView,
   StorableText,
   SUBMISSION_DEFAULTS,
   Tensor,
@@ -15,7 +16,6 @@ import {
   type V2Ready,
 } from "@inferline/contracts";
 import type { JobService } from "../services/job-service.ts";
-import { modelView } from "./models.ts";
 import type { WaiterLimit } from "../services/long-poll.ts";
 import { holdWaiterSlot } from "./long-poll-handler.ts";
 import { serverSpan } from "../middleware/server-span.ts";

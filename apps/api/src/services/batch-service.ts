@@ -1,5 +1,5 @@
 import crypto from "node:crypto";
-import { BatchHeader, ConflictError, isUuid, newBatchId, NotFoundError, type BatchView, type ModelRepository, type ResolvedModel } from "@inferline/contracts";
+import { BatchHeader, ConflictError, isUuid, newBatchId, NotFoundError, type BatchListPage, type BatchListQuery, type BatchView, type ModelRepository, type ResolvedModel } from "@inferline/contracts";
 import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
 import type { Batch, BatchChunkStore, BatchStore, NewBatch, Tenant } from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";
@@ -64,6 +64,11 @@ export interface BatchServiceOptions {
   cacheCommandTimeoutMs?: number;
   /** Refuses a batch for a model version no worker can serve (shared with JobService). */
   availability?: Pick<ModelAvailability, "assertServable">;
+  /**
+   * Where lists read: a store over the lists' pool, so that a tenant's long lists never hold the
+   * connections submits need. Default: the service's store.
+   */
+  scans?: Pick<BatchStore, "list">;
 }
 
 /** What one results stream may hold and how long it may wait on its client; how many may run. */
@@ -238,6 +243,11 @@ export class BatchService {
     while (!(await rest.next()).done);
     if (first.requestHash !== requestHash(header, idempotency)) throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was used with a different batch");
     return { batch: await this.batches.view(first), replayed: true };
+  }
+
+  /** A page of the tenant's batches, newest first (read on the lists' pool when the service has one). */
+  list(tenantId: string, query: BatchListQuery): Promise<BatchListPage> {
+    return (this.options.scans ?? this.batches).list(tenantId, query);
   }
 
   async get(tenantId: string, id: string): Promise<BatchView> {

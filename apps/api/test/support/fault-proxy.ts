@@ -12,9 +12,10 @@ export interface ProxiedRequest {
 /**
  * What the proxy does with a request: pass it on; pass it on and, once the API has answered it in
  * full, drop the client's connection without a byte of the answer (the work is done, the client
- * does not know); or answer it itself without the API seeing it.
+ * does not know); hold it unanswered until the client gives up (or the proxy closes); or answer
+ * it itself without the API seeing it.
  */
-export type ProxyAction = "forward" | "drop-after-forward" | { status: number; headers?: Record<string, string>; body?: string };
+export type ProxyAction = "forward" | "drop-after-forward" | "hold" | { status: number; headers?: Record<string, string>; body?: string };
 
 /**
  * A fault-injecting HTTP proxy on 127.0.0.1 in front of a real API: each request goes through
@@ -54,6 +55,7 @@ export class FaultProxy {
     const seen: ProxiedRequest = { method: req.method ?? "GET", path, headers: req.headers, n: this.requests(req.method ?? "GET", path).length + 1 };
     this.seen.push(seen);
     const action = this.rule(seen);
+    if (action === "hold") return void req.resume();
     if (typeof action === "object") {
       req.resume();
       res.writeHead(action.status, action.headers).end(action.body ?? "");

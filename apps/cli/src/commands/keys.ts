@@ -1,11 +1,25 @@
-import type { Command } from "commander";
-import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, SharedEnv, type HostPort } from "@inferline/contracts";
+import { Option, type Command } from "commander";
+import { SharedEnv, type HostPort } from "@inferline/contracts";
 import type { ApiKeyInfo, TenantStore } from "@inferline/db";
+import { databaseUrlOption, jsonOption, redisUrlOption } from "../cli-options.ts";
+import { printRecords, type Column } from "../output.ts";
+import { UsageError } from "../score/types.ts";
+import { SHIPPED_MIGRATIONS_DIR } from "../shipped-files.ts";
 
 /** How long an API process may keep accepting a revoked key it did not hear about (its auth cache TTL). */
 const AUTH_CACHE_TTL_S = 30;
 
-const databaseUrlOption = ["--database-url <url>", "PostgreSQL URL", process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL] as const;
+const CLUSTER_NODES_HELP = "the API processes' Redis Cluster nodes (--redis-url then gives only the credentials)";
+
+/** A key as `keys list` shows it (never the key itself, nor its hash). */
+const KEY_COLUMNS: ReadonlyArray<Column<ApiKeyInfo>> = [
+  { header: "id", value: (k) => k.id },
+  { header: "prefix", value: (k) => k.prefix },
+  { header: "name", value: (k) => k.name },
+  { header: "created", value: (k) => k.createdAt.toISOString() },
+  { header: "last used", value: (k) => k.lastUsedAt?.toISOString() },
+  { header: "revoked", value: (k) => k.revokedAt?.toISOString() ?? "active" },
+];
 
 export function registerKeys(program: Command): void {
   const keys = program.command("keys").description("manage API keys (talks to PostgreSQL directly)");
@@ -14,12 +28,12 @@ export function registerKeys(program: Command): void {
     .description("create an API key for a tenant (creating the tenant if needed); the key is the last line of stdout")
     .requiredOption("--tenant <name>", "tenant name")
     .option("--name <label>", "a label for the key")
-    .option(...databaseUrlOption)
+    .addOption(databaseUrlOption())
     .action(async (opts: { tenant: string; name?: string; databaseUrl: string }) => {
       // Loaded here, not at the top: Prisma takes a while to load and only these commands need it.
       const { assertPostgresReachable, Database, migrate, TenantStore } = await import("@inferline/db");
       await assertPostgresReachable(opts.databaseUrl);
-      await migrate(opts.databaseUrl);
+      await migrate(opts.databaseUrl, SHIPPED_MIGRATIONS_DIR);
       const db = new Database(opts.databaseUrl, { poolSize: 1 });
       try {
         const created = await new TenantStore(db.pool, db.prisma).createKey(opts.tenant, opts.name);
@@ -32,14 +46,15 @@ export function registerKeys(program: Command): void {
 
   keys
     .command("list")
-    .description('list a tenant\'s keys, one per line: id, prefix, name, created, last used, revoked-at or "active" (tab-separated; - when unknown)')
+    .description("list a tenant's keys: id, prefix, name, created, last used, and when revoked (or active)")
     .requiredOption("--tenant <name>", "tenant name")
-    .option(...databaseUrlOption)
-    .action(async (opts: { tenant: string; databaseUrl: string }) => {
+    .addOption(databaseUrlOption())
+    .addOption(jsonOption())
+    .action(async (opts: { tenant: string; databaseUrl: string; json?: boolean }) => {
       await withTenantStore(opts.databaseUrl, async (tenants) => {
         const found = await tenants.listKeys(opts.tenant);
-        if (!found) return fail(`no tenant named ${JSON.stringify(opts.tenant)}`);
-        for (const key of found.keys) console.log(formatKey(key));
+        if (!found) throw new UsageError(`no tenant named ${JSON.stringify(opts.tenant)}`);
+        printRecords(found.keys, KEY_COLUMNS, opts.json);
         const revoked = found.keys.filter((k) => k.revokedAt).length;
         console.error(`tenant ${found.tenant.name} (${found.tenant.id}): ${found.keys.length} key(s), ${revoked} revoked`);
       });
@@ -49,16 +64,16 @@ export function registerKeys(program: Command): void {
     .command("revoke")
     .description("revoke a key (idempotent) and tell every API process over Redis to stop accepting it")
     .argument("<keyId>", "the key's id, as `keys create` and `keys list` print it")
-    .option(...databaseUrlOption)
-    .option("--redis-url <url>", "Redis URL the API processes use", process.env.REDIS_URL ?? DEFAULT_REDIS_URL)
-    .option("--redis-cluster-nodes <host:port,...>", "the API processes' REDIS_CLUSTER_NODES (a Redis Cluster; --redis-url then gives only the credentials)", process.env.REDIS_CLUSTER_NODES)
-    .option("--queue-prefix <prefix>", "the API processes' QUEUE_PREFIX", process.env.QUEUE_PREFIX ?? "inferline")
+    .addOption(databaseUrlOption())
+    .addOption(redisUrlOption())
+    .addOption(new Option("--redis-cluster-nodes <host:port,...>", CLUSTER_NODES_HELP).env("REDIS_CLUSTER_NODES"))
+    .addOption(new Option("--queue-prefix <prefix>", "the API processes' queue prefix").env("QUEUE_PREFIX").default("inferline"))
     .action(async (keyId: string, opts: { databaseUrl: string; redisUrl: string; redisClusterNodes?: string; queuePrefix: string }) => {
       const nodes = SharedEnv.shape.REDIS_CLUSTER_NODES.safeParse(opts.redisClusterNodes);
-      if (!nodes.success) return fail(`--redis-cluster-nodes: ${nodes.error.issues[0]?.message ?? "invalid"}`);
+      if (!nodes.success) throw new UsageError(`--redis-cluster-nodes: ${nodes.error.issues[0]?.message ?? "invalid"}`);
       await withTenantStore(opts.databaseUrl, async (tenants) => {
         const revoked = await tenants.revokeKey(keyId);
-        if (!revoked) return fail(`no API key with id ${JSON.stringify(keyId)}`);
+        if (!revoked) throw new UsageError(`no API key with id ${JSON.stringify(keyId)}`);
         const when = revoked.revokedAt.toISOString();
         console.log(revoked.alreadyRevoked ? `key ${keyId} of tenant ${revoked.tenant.name} was already revoked at ${when}` : `revoked key ${keyId} of tenant ${revoked.tenant.name} at ${when}`);
         // Announced again on a repeated revoke too: that is how to retry after Redis was down.
@@ -89,15 +104,4 @@ async function announce(env: { REDIS_URL: string; REDIS_CLUSTER_NODES?: HostPort
       `inferline: warning: the key is revoked, but Redis at ${describeRedisTarget(target)} could not be told (${reason}); API processes may keep accepting it for up to ${AUTH_CACHE_TTL_S} s (their cache TTL). Run the command again once Redis is up to announce it at once.`,
     );
   }
-}
-
-function formatKey(key: ApiKeyInfo): string {
-  const fields = [key.id, key.prefix, key.name ?? "-", key.createdAt.toISOString(), key.lastUsedAt?.toISOString() ?? "-", key.revokedAt?.toISOString() ?? "active"];
-  // A label is free text: keep it from breaking the one-line, tab-separated shape.
-  return fields.map((f) => f.replace(/[\t\r\n]/g, " ")).join("\t");
-}
-
-function fail(message: string): void {
-  console.error(`inferline: ${message}`);
-  process.exitCode = 1;
 }

@@ -1,8 +1,12 @@
 import fs from "node:fs";
 import path from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
-import { DEFAULT_MODELS_DIR, ModelManifest, modelFilePath, type ModelVersionSpec, type ResolvedModel } from "@inferline/contracts";
+import { ModelManifest, modelFilePath, ModelRepository, modelView, type ModelVersionSpec, type ModelView, type ResolvedModel, type TensorSpec } from "@inferline/contracts";
+import { apiKeyOption, clientOf, jsonOption, modelsDirOption, remoteOption, type RemoteFlags } from "../cli-options.ts";
+import { EXIT } from "../exit-codes.ts";
+import { printRecords, type Column } from "../output.ts";
 import { UsageError } from "../score/types.ts";
+import { SHIPPED_MODELS_DIR, SHIPPED_MODELS_READ_ONLY } from "../shipped-files.ts";
 import { checkManifest } from "../models/manifest-check.ts";
 import { draftManifest } from "../models/manifest-draft.ts";
 import { describeTensor } from "../models/tensor-text.ts";
@@ -24,8 +28,15 @@ interface AddFlags {
   modelsDir: string;
 }
 
-/** Exit code of `models check` when any manifest disagrees with its model (1 stays for usage and I/O errors). */
-const MISMATCH_EXIT_CODE = 2;
+const tensorsText = (tensors: readonly TensorSpec[]) => tensors.map((t) => `${t.name}:${t.datatype}[${t.shape.join(",")}]`).join(" ");
+
+/** A model as `inferline models` prints it. */
+const MODEL_COLUMNS: ReadonlyArray<Column<ModelView>> = [
+  { header: "name", value: (m) => m.name },
+  { header: "versions", value: (m) => m.versions.join(",") },
+  { header: "inputs", value: (m) => tensorsText(m.inputs) },
+  { header: "outputs", value: (m) => tensorsText(m.outputs) },
+];
 
 const list = (value: string): string[] =>
   value
@@ -41,9 +52,19 @@ function shapeOption(value: string, previous: Record<string, number[]>): Record<
   return { ...previous, [match[1]!.trim()]: dims };
 }
 
-/** `inferline models add` and `inferline models check`, under the existing `models` command (which lists the repository). */
-export function registerModelSubcommands(models: Command): void {
-  const modelsDir = () => process.env.MODELS_DIR ?? DEFAULT_MODELS_DIR;
+/** `inferline models` (the local repository's or a cluster's), `models add` and `models check`. */
+export function registerModels(program: Command): void {
+  const models = program
+    .command("models")
+    .description("list the models (of the local repository, or of a cluster with --remote); `models add`, `models check`")
+    .addOption(remoteOption("list a cluster's models instead (its API base URL)"))
+    .addOption(apiKeyOption())
+    .addOption(modelsDirOption())
+    .addOption(jsonOption())
+    .action(async (opts: RemoteFlags & { modelsDir: string; json?: boolean }) => {
+      const views = opts.remote ? await clientOf(opts).models.list() : localModels(opts.modelsDir);
+      printRecords(views, MODEL_COLUMNS, opts.json);
+    });
   models
     .command("add <file>")
     .description("add an ONNX model to the repository: writes <models dir>/<name>/model.json from the graph's own inputs and outputs")
@@ -60,17 +81,26 @@ export function registerModelSubcommands(models: Command): void {
     .option("--reference", "reference the file where it is (inside an installed npm package: by package name and path)")
     .option("--force", "replace a model of that name in this repository")
     .option("--no-warmup", "do not load and warm the model up before writing its manifest")
-    .option("--models-dir <dir>", "the model repository (default: MODELS_DIR, else models/)")
-    .action(async (file: string, flags: Omit<AddFlags, "modelsDir"> & { modelsDir?: string }) => {
-      await addModel(file, { ...flags, modelsDir: flags.modelsDir ?? modelsDir() });
+    .addOption(modelsDirOption())
+    .action(async (file: string, flags: AddFlags) => {
+      if (SHIPPED_MODELS_READ_ONLY && path.resolve(flags.modelsDir) === SHIPPED_MODELS_DIR) {
+        throw new UsageError("the models shipped with inferline are read-only: name your repository with --models-dir or MODELS_DIR");
+      }
+      await addModel(file, flags);
     });
   models
     .command("check [name]")
-    .description("compare each manifest (or the named one) with its ONNX files: names, datatypes, shapes, labels and features; exit 2 on any mismatch")
-    .option("--models-dir <dir>", "the model repository (default: MODELS_DIR, else models/)")
-    .action(async (name: string | undefined, flags: { modelsDir?: string }) => {
-      process.exitCode = await checkModels(flags.modelsDir ?? modelsDir(), name);
+    .description(`compare each manifest (or the named one) with its ONNX files: names, datatypes, shapes, labels and features; exit ${EXIT.failed} on any mismatch`)
+    .addOption(modelsDirOption())
+    .action(async (name: string | undefined, flags: { modelsDir: string }) => {
+      process.exitCode = await checkModels(flags.modelsDir, name);
     });
+}
+
+/** The local repository's models, as the API would show them. */
+function localModels(dir: string): ModelView[] {
+  const repo = ModelRepository.load(dir);
+  return repo.names().map((name) => modelView(repo.manifest(name)));
 }
 
 async function addModel(file: string, flags: AddFlags): Promise<void> {
@@ -206,7 +236,7 @@ function enclosingPackage(file: string): { name: string; path: string } | undefi
   return undefined;
 }
 
-/** Prints each version's result; answers the exit code: 0 all match, MISMATCH_EXIT_CODE any mismatch. */
+/** Prints each version's result; answers the exit code: 0 all match, EXIT.failed any mismatch. */
 async function checkModels(root: string, only: string | undefined): Promise<number> {
   if (!fs.existsSync(root)) throw new UsageError(`model repository ${path.resolve(root)} does not exist`);
   const { readOnnxSignature } = await import("@inferline/inference");
@@ -269,5 +299,5 @@ async function checkModels(root: string, only: string | undefined): Promise<numb
   }
   if (only && checked === 0) throw new UsageError(`no model named ${only} in ${path.resolve(root)}`);
   if (checked === 0) console.log(`no models in ${path.resolve(root)}`);
-  return faults > 0 ? MISMATCH_EXIT_CODE : 0;
+  return faults > 0 ? EXIT.failed : EXIT.ok;
 }

@@ -1,7 +1,8 @@
 import os from "node:os";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { z } from "zod";
-import { DEFAULT_MODELS_DIR, InferenceEnv, parseEnv, type CacheMode } from "@inferline/contracts";
+import { InferenceEnv, parseEnv, type CacheMode } from "@inferline/contracts";
+import { apiKeyOption, modelsDirOption, remoteOption } from "../cli-options.ts";
+import { EXIT } from "../exit-codes.ts";
 import { runScore, type ScoreOptions } from "../score/pipeline.ts";
 import { UsageError } from "../score/types.ts";
 import { DEFAULT_ROWS_PER_ITEM, RemoteScorer } from "../score/remote-scorer.ts";
@@ -20,14 +21,12 @@ interface ScoreFlags {
   progress: "auto" | "bar" | "lines" | "off";
   remote?: string;
   apiKey?: string;
+  modelsDir: string;
   concurrency: number;
   rowsPerItem: number;
   /** --cache's mode; false with --no-cache (the same as --cache bypass). */
   cache: "use" | "bypass" | "off" | false;
 }
-
-/** The environment `score` reads: the worker's variables of the same names, with the same meaning. */
-const ScoreEnv = InferenceEnv.extend({ MODELS_DIR: z.string().default(DEFAULT_MODELS_DIR) });
 
 const positiveInt =
   (what: string) =>
@@ -51,8 +50,11 @@ Output, in input order: JSONL lines {"line": N, "id"?: ..., "label": "<top class
 so the first data row is line 2). Rows that fail go to <out>.errors.jsonl (score-errors.jsonl when
 writing to standard output) as {"line": N, "id"?: ..., "error": "..."}; the rest still score.
 
-Exit codes: 0 every row scored; 2 some rows failed; 1 usage or I/O error (missing file, unknown
-model, missing CSV column); 130 interrupted by Ctrl-C (143 by SIGTERM).
+Exit codes: ${EXIT.ok} every row scored; ${EXIT.failed} some rows failed; ${EXIT.usage} usage or I/O error (missing file,
+unknown model, missing CSV column); ${EXIT.unavailable} the cluster could not be reached (--remote); ${EXIT.sigint} interrupted
+by Ctrl-C (${EXIT.sigterm} by SIGTERM).
+
+Local scoring reads INFERENCE_TIMEOUT_MS and INFERENCE_ADAPTER_MODULES as a worker does.
 
 Resume: with --out, progress is checkpointed to <out>.checkpoint.json (after fsyncing the output);
 after Ctrl-C, kill -9 or a crash, run the same command with --resume to continue: no row is scored
@@ -74,8 +76,9 @@ export function registerScore(program: Command): void {
     .option("--chunk-size <bytes>", "input bytes per chunk (a chunk is scored as one batch)", positiveInt("--chunk-size"), 256 * 1024)
     .option("--checkpoint-interval <ms>", "milliseconds between checkpoints", positiveInt("--checkpoint-interval"), 1000)
     .addOption(new Option("--progress <mode>", "progress display (auto: a bar on a terminal, plain lines otherwise)").choices(["auto", "bar", "lines", "off"]).default("auto"))
-    .option("--remote <url>", "score through a running cluster's batches API instead of in-process", process.env.INFERLINE_URL)
-    .option("--api-key <key>", "API key for --remote (default: $INFERLINE_API_KEY)", process.env.INFERLINE_API_KEY)
+    .addOption(modelsDirOption())
+    .addOption(remoteOption("score through a running cluster's batches API instead of in-process (its base URL)"))
+    .addOption(apiKeyOption())
     .option("--concurrency <n>", "with --remote: batches in flight at once", positiveInt("--concurrency"), 4)
     .option(
       "--rows-per-item <n>",
@@ -93,12 +96,12 @@ export function registerScore(program: Command): void {
     .action(async (input: string, flags: ScoreFlags) => {
       if (flags.remote && !flags.apiKey) throw new UsageError("--remote needs --api-key (or INFERLINE_API_KEY)");
       if (flags.resume && flags.force) throw new UsageError("--resume and --force exclude each other");
-      const env = parseEnv(ScoreEnv);
+      const env = parseEnv(InferenceEnv);
       const options: ScoreOptions = {
         input,
         model: flags.model,
         ...(flags.modelVersion ? { version: flags.modelVersion } : {}),
-        modelsDir: env.MODELS_DIR,
+        modelsDir: flags.modelsDir,
         ...(flags.out ? { out: flags.out } : {}),
         format: flags.format,
         ...(flags.inputFormat ? { inputFormat: flags.inputFormat } : {}),
@@ -111,7 +114,7 @@ export function registerScore(program: Command): void {
         ...(env.INFERENCE_ADAPTER_MODULES.length > 0 ? { adapterModules: env.INFERENCE_ADAPTER_MODULES } : {}),
         ...(env.INFERENCE_TIMEOUT_MS !== undefined ? { timeoutMs: env.INFERENCE_TIMEOUT_MS } : {}),
       };
-      process.exitCode = 1; // until the run says otherwise: a run that never finishes must not look like success
+      process.exitCode = EXIT.failed; // until the run says otherwise: a run that never finishes must not look like success
       const remote = flags.remote ? { url: flags.remote, apiKey: flags.apiKey!, concurrency: flags.concurrency, cache: cacheMode(flags.cache), rowsPerItem: flags.rowsPerItem } : undefined;
       process.exitCode = await runScore(options, remote ? (model, settings) => new RemoteScorer(model, settings, remote) : undefined);
     });

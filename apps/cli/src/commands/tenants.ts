@@ -1,13 +1,31 @@
 import { InvalidArgumentError, type Command } from "commander";
-import { DEFAULT_DATABASE_URL } from "@inferline/contracts";
 import type { DispatchStore, Tenant, TenantSettings, TenantStore } from "@inferline/db";
+import { databaseUrlOption, jsonOption } from "../cli-options.ts";
+import { printRecords, type Column } from "../output.ts";
+import { UsageError } from "../score/types.ts";
 
 /** How long an API process may go on with a tenant's old settings (its auth cache TTL). */
 const AUTH_CACHE_TTL_S = 30;
 /** Highest weight `tenants set` takes: enough for any share, small enough to stay meaningful. */
 const MAX_WEIGHT = 1000;
 
-const databaseUrlOption = ["--database-url <url>", "PostgreSQL URL", process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL] as const;
+/** A tenant as `tenants show` and `tenants set` print it: its settings and the work it has queued now. */
+interface TenantRecord {
+  name: string;
+  id: string;
+  weight: number;
+  /** Null: no quota of its own (the API's DEFAULT_TENANT_MAX_QUEUED applies). */
+  maxQueued: number | null;
+  queued: number;
+}
+
+const TENANT_COLUMNS: ReadonlyArray<Column<TenantRecord>> = [
+  { header: "name", value: (t) => t.name },
+  { header: "id", value: (t) => t.id },
+  { header: "weight", value: (t) => t.weight },
+  { header: "max queued", value: (t) => t.maxQueued ?? "default" },
+  { header: "queued", value: (t) => t.queued },
+];
 
 /** `--max-queued`: a count of jobs, 0 (or `none`) meaning no quota of the tenant's own (DEFAULT_TENANT_MAX_QUEUED applies). */
 export function parseMaxQueued(value: string): number {
@@ -33,39 +51,37 @@ export function registerTenants(program: Command): void {
     .argument("<name>", "tenant name")
     .option("--max-queued <n>", "most jobs and batch items queued (not started) at once; 0 or `none` clears it (the API's DEFAULT_TENANT_MAX_QUEUED applies)", parseMaxQueued)
     .option("--weight <w>", `share of the workers while several tenants wait, 1-${MAX_WEIGHT} (default 1)`, parseWeight)
-    .option(...databaseUrlOption)
-    .action(async (name: string, opts: { maxQueued?: number; weight?: number; databaseUrl: string }) => {
+    .addOption(databaseUrlOption())
+    .addOption(jsonOption())
+    .action(async (name: string, opts: { maxQueued?: number; weight?: number; databaseUrl: string; json?: boolean }) => {
       const settings: TenantSettings = {};
       if (opts.maxQueued !== undefined) settings.maxQueued = opts.maxQueued === 0 ? null : opts.maxQueued;
       if (opts.weight !== undefined) settings.weight = opts.weight;
-      if (Object.keys(settings).length === 0) return fail("nothing to set: give --max-queued and/or --weight");
+      if (Object.keys(settings).length === 0) throw new UsageError("nothing to set: give --max-queued and/or --weight");
       await withStores(opts.databaseUrl, async ({ tenants, dispatches }) => {
         const tenant = await tenants.updateSettings(name, settings);
-        if (!tenant) return fail(`no tenant named ${JSON.stringify(name)} (keys create --tenant ${name} creates it)`);
-        print(tenant, await dispatches.queuedByTenant(tenant.id));
+        if (!tenant) throw new UsageError(`no tenant named ${JSON.stringify(name)} (keys create --tenant ${name} creates it)`);
+        printRecords(tenantRecord(tenant, await dispatches.queuedByTenant(tenant.id)), TENANT_COLUMNS, opts.json);
       });
     });
 
   tenants
     .command("show")
-    .description("a tenant's id, weight, quota and the jobs and batch items it has queued now (one `key: value` per line)")
+    .description("a tenant's id, weight, quota (max queued; default: the API's DEFAULT_TENANT_MAX_QUEUED) and the work it has queued now")
     .argument("<name>", "tenant name")
-    .option(...databaseUrlOption)
-    .action(async (name: string, opts: { databaseUrl: string }) => {
+    .addOption(databaseUrlOption())
+    .addOption(jsonOption())
+    .action(async (name: string, opts: { databaseUrl: string; json?: boolean }) => {
       await withStores(opts.databaseUrl, async ({ tenants, dispatches }) => {
         const tenant = await tenants.find(name);
-        if (!tenant) return fail(`no tenant named ${JSON.stringify(name)}`);
-        print(tenant, await dispatches.queuedByTenant(tenant.id));
+        if (!tenant) throw new UsageError(`no tenant named ${JSON.stringify(name)}`);
+        printRecords(tenantRecord(tenant, await dispatches.queuedByTenant(tenant.id)), TENANT_COLUMNS, opts.json);
       });
     });
 }
 
-function print(tenant: Tenant, queued: number): void {
-  console.log(`name: ${tenant.name}`);
-  console.log(`id: ${tenant.id}`);
-  console.log(`weight: ${tenant.weight}`);
-  console.log(`maxQueued: ${tenant.maxQueued ?? "default (DEFAULT_TENANT_MAX_QUEUED of the API)"}`);
-  console.log(`queued: ${queued}`);
+function tenantRecord(tenant: Tenant, queued: number): TenantRecord {
+  return { name: tenant.name, id: tenant.id, weight: tenant.weight, maxQueued: tenant.maxQueued, queued };
 }
 
 interface Stores {
@@ -83,9 +99,4 @@ async function withStores(databaseUrl: string, fn: (stores: Stores) => Promise<v
   } finally {
     await database.close();
   }
-}
-
-function fail(message: string): void {
-  console.error(`inferline: ${message}`);
-  process.exitCode = 1;
 }

@@ -4,10 +4,11 @@ import { ChunkParser, type RowError } from "./chunk-parser.ts";
 import type { ChunkResult } from "./chunk-scorer.ts";
 import type { ChunkRequest } from "./chunk-task.ts";
 import { ResultFormatter } from "./formatter.ts";
+import { cliModuleUrl } from "../shipped-files.ts";
 import { modelLayout } from "./model-layout.ts";
 import { UsageError, type RawChunk, type ScoredChunk, type ScoreSettings, type Scorer } from "./types.ts";
 
-const CHUNK_TASK = new URL("./chunk-task.ts", import.meta.url).href;
+const CHUNK_TASK = cliModuleUrl("./chunk-task", import.meta.url);
 /** Young generation of a thread's heap: V8's default (48 MB) buys little speed here and costs RSS. */
 const THREAD_YOUNG_GENERATION_MB = 24;
 /**

@@ -6,7 +6,7 @@ import { reportScore } from "./score-report.ts";
 import { scoreChunks, startRun } from "./score-run.ts";
 import type { ScoreSettings, Scorer } from "./types.ts";
 
-export { EXIT, type ScoreOptions } from "./score-options.ts";
+export type { ScoreOptions } from "./score-options.ts";
 
 /**
  * `inferline score`: options → plan (model, checkpoint rules, input header) → run (reader →

@@ -1,4 +1,5 @@
-import { InferlineClient, InferlineError, type BatchResultLine, type BatchHeaderInput } from "@inferline/client";
+import { AuthenticationError, InferlineAPIError, InferlineClient, NotFoundError, type BatchResultLine, type BatchHeaderInput } from "@inferline/client";
+import { EXIT, ExitError, exitCodeOf } from "../exit-codes.ts";
 import type { CacheMode, FlatTensor, ResolvedModel, TensorElement } from "@inferline/contracts";
 import { jsonElements } from "@inferline/inference";
 import { ChunkParser, type ParsedChunk, type RowError } from "./chunk-parser.ts";
@@ -72,18 +73,19 @@ export class RemoteScorer implements Scorer {
     this.layout = modelLayout(model.manifest, model.version);
     this.formatter = new ResultFormatter(this.layout, model.manifest, settings.outputFormat);
     this.base = options.url.replace(/\/+$/, "");
-    this.client = new InferlineClient({ baseUrl: this.base, apiKey: options.apiKey, retries: RETRIES, maxRetryDelayMs: MAX_RETRY_DELAY_MS });
+    this.client = new InferlineClient({ baseUrl: this.base, apiKey: options.apiKey, maxRetries: RETRIES, maxRetryDelayMs: MAX_RETRY_DELAY_MS });
   }
 
   async start(): Promise<void> {
     const contracts = await import("@inferline/contracts");
     this.parser = new ChunkParser(this.layout, this.model.manifest, this.settings, { Tensor: contracts.Tensor, validateInputs: contracts.validateInputs });
-    const probe = new InferlineClient({ baseUrl: this.base, apiKey: this.options.apiKey, retries: PROBE_RETRIES });
+    const probe = new InferlineClient({ baseUrl: this.base, apiKey: this.options.apiKey, maxRetries: PROBE_RETRIES });
     const served = await probe.models.get(this.model.manifest.name).catch((err: Error) => {
-      if (!(err instanceof InferlineError)) throw new UsageError(`cannot reach ${this.base}: ${err.message}`);
-      if (err.status === 401) throw new UsageError(`${this.base} refused the API key (401)`);
-      if (err.status === 404) throw new UsageError(`${this.base} does not serve model ${this.model.manifest.name}`);
-      throw new UsageError(`${this.base} answered ${err.status} for the model: ${err.message}`);
+      if (!(err instanceof InferlineAPIError)) throw err;
+      if (err.status === undefined) throw new ExitError(`cannot reach ${this.base}: ${err.message}`, EXIT.unavailable, { cause: err });
+      if (err instanceof AuthenticationError) throw new ExitError(`${this.base} refused the API key (${err.status})`, EXIT.auth, { cause: err });
+      if (err instanceof NotFoundError) throw new UsageError(`${this.base} does not serve model ${this.model.manifest.name}`);
+      throw new ExitError(`${this.base} answered ${err.status} for the model: ${err.message}`, exitCodeOf(err), { cause: err });
     });
     this.rowsPerItem = Math.max(1, Math.min(this.options.rowsPerItem ?? DEFAULT_ROWS_PER_ITEM, served.maxRowsPerJob ?? 1));
   }

@@ -26,9 +26,6 @@ export interface ScoreOptions {
   timeoutMs?: number;
 }
 
-/** Exit codes: 0 every row scored, 2 some rows failed, 1 usage/IO error, 130/143 interrupted. */
-export const EXIT = { ok: 0, usage: 1, rowsFailed: 2, sigint: 130, sigterm: 143 } as const;
-
 /** Refuses options that cannot make a run (after the input file was found: a missing file is said first). */
 export function checkOptions(options: ScoreOptions, inputPath: string | null): void {
   if (options.out && inputPath && path.resolve(options.out) === inputPath) throw new UsageError("--out must not be the input file");

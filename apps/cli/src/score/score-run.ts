@@ -3,7 +3,8 @@ import { InferlineError } from "@inferline/contracts";
 import { removeCheckpoint, writeCheckpoint } from "./checkpoint.ts";
 import { FileSink, OrderedWriter, StreamSink, type Sink, type WrittenState } from "./ordered-writer.ts";
 import { Progress } from "./progress.ts";
-import { EXIT, type ScoreOptions } from "./score-options.ts";
+import { EXIT } from "../exit-codes.ts";
+import type { ScoreOptions } from "./score-options.ts";
 import type { ScorePlan } from "./score-plan.ts";
 import { UsageError, type RawChunk, type Scorer } from "./types.ts";
 

@@ -1,5 +1,6 @@
 import type pg from "pg";
-import { InvalidCursorError, isUuid, type JobListQuery } from "@inferline/contracts";
+import type { JobListQuery } from "@inferline/contracts";
+import { afterCursor, boundedPage, encodeCursor, splitPage } from "../bounded-page.ts";
 import { columnList, VIEW_FIELDS, type JobViewFields } from "./columns.ts";
 
 /**
@@ -15,28 +16,6 @@ import { columnList, VIEW_FIELDS, type JobViewFields } from "./columns.ts";
  */
 export const LIST_SCAN_ROWS = 10_000;
 
-/** Where a page of a tenant's jobs ended, newest first: pages continue strictly after it. */
-export interface ListPosition {
-  createdAt: Date;
-  id: string;
-}
-
-export function encodeCursor({ createdAt, id }: ListPosition): string {
-  return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString("base64url");
-}
-
-export function decodeCursor(cursor: string): ListPosition {
-  try {
-    const [at, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as [string, string];
-    const createdAt = new Date(at);
-    // A forged id would otherwise reach the uuid column and fail the statement.
-    if (Number.isNaN(createdAt.getTime()) || typeof id !== "string" || !isUuid(id)) throw new Error("bad cursor");
-    return { createdAt, id };
-  } catch {
-    throw new InvalidCursorError();
-  }
-}
-
 /** The columns of a job that its view reads (see toJobView) but those the page has, as the list statement returns them. */
 const LISTED_COLUMNS = columnList(
   VIEW_FIELDS.filter((f) => f !== "id" && f !== "createdAt"),
@@ -47,34 +26,18 @@ const LISTED_COLUMNS = columnList(
  * One page of a tenant's jobs: rows with `hit` are the page's jobs, newest first (at most
  * `limit + 1`, the last telling that more follow); a row without is the last job the scan read,
  * present only when the scan read all `scanRows` it may and found at most `limit` matches.
- *
- * The inner scan reads the tenant's jobs (of the model: its own index) after the cursor, newest
- * first, at most `scanRows` of them; the status is checked on what it yields, and the scan stops
- * as soon as `limit + 1` match. Only when it ran out does the second branch run, reading the
- * same index entries again (index-only once vacuum has marked the pages) to find where it ended.
- * The SQL is put together from fixed parts, so each filter gets its own plan: a parameter that
- * may be null would leave a generic plan without the cursor as an index condition.
+ * The statement is boundedPage's; the scan reads the tenant's index (of the model: its own).
  */
 export function listStatement(tenantId: string, query: JobListQuery, scanRows: number): pg.QueryConfig {
   const values: unknown[] = [tenantId];
   const param = (value: unknown, type: string) => `$${values.push(value)}::${type}`;
   const range = [`"tenantId" = $1::uuid`];
   if (query.model !== undefined) range.push(`model = ${param(query.model, "text")}`);
-  if (query.cursor !== undefined) {
-    const after = decodeCursor(query.cursor);
-    range.push(`("createdAt", id) < (${param(after.createdAt, "timestamptz")}, ${param(after.id, "uuid")})`);
-  }
+  if (query.cursor !== undefined) range.push(afterCursor(query.cursor, param));
   const match = query.status === undefined ? "" : `where status = ${param(query.status, `"JobStatus"`)}`;
-  // At least one more than a page, so that a full page knows whether more follow.
-  const [scan, take] = [param(Math.max(scanRows, query.limit + 1), "int"), param(query.limit + 1, "int")];
-  const inRange = `from jobs where ${range.join(" and ")} order by "createdAt" desc, id desc`;
+  const page = boundedPage({ table: "jobs", range, scanned: "status", match, scanRows, limit: query.limit, param });
   return {
-    text: `with page as (
-        (select id, "createdAt", true as hit from (select id, "createdAt", status ${inRange} limit ${scan}) scanned
-         ${match} order by "createdAt" desc, id desc limit ${take})
-        union all
-        (select id, "createdAt", false ${inRange} offset ${scan} - 1 limit 1)
-        limit ${take})
+    text: `${page}
       select page.hit, page.id, page."createdAt", ${LISTED_COLUMNS}
       from page left join jobs j on page.hit and j.id = page.id
       order by page.hit desc, page."createdAt" desc, page.id desc`,
@@ -92,15 +55,6 @@ type ListedRow = JobViewFields & { hit: boolean };
  */
 export async function listJobs(pool: pg.Pool, tenantId: string, query: JobListQuery, scanRows: number): Promise<{ jobs: JobViewFields[]; nextCursor: string | null }> {
   const { rows } = await pool.query<ListedRow>(listStatement(tenantId, query, scanRows));
-  const jobs: JobViewFields[] = [];
-  let end: ListPosition | undefined;
-  for (const { hit, ...row } of rows) {
-    if (hit) jobs.push(row);
-    else end = row;
-  }
-  if (jobs.length > query.limit) {
-    jobs.length = query.limit;
-    end = jobs[jobs.length - 1];
-  }
-  return { jobs, nextCursor: end ? encodeCursor(end) : null };
+  const { items, end } = splitPage(rows, query.limit);
+  return { jobs: items, nextCursor: end ? encodeCursor(end) : null };
 }

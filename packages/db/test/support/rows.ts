@@ -80,6 +80,7 @@ export interface BatchSpec {
   webhook?: NewBatch["webhook"];
   metadata?: Record<string, string>;
   requestedOutputs?: string[];
+  createdAt?: Date;
 }
 
 /** A committed batch (through BatchStore.open, as the API writes one); item i's customId is `c<i>` and its input tensor(i). */
@@ -112,7 +113,7 @@ export function newBatch(tenantId: string, spec: BatchSpec = {}): NewBatch {
     idempotencyKey: spec.idempotencyKey ?? null,
     queueDeadline: null,
     cancelAt: null,
-    createdAt: new Date(),
+    createdAt: spec.createdAt ?? new Date(),
   };
 }
 
