@@ -3,10 +3,10 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { freePort, sleepUntil, testRedisUrl } from "@inferline/testing";
-import { API_MAIN, exitOf, runProcess, START_SCRIPT, WORKER_MAIN, type RunningProcess } from "./support/processes.ts";
+import { API_MAIN, CLI_MAIN, exitOf, runProcess, START_SCRIPT, WORKER_MAIN, type RunningProcess } from "./support/processes.ts";
 
 /** The variables these tests set, left out of the environment the processes inherit. */
-const SETTINGS = ["PORT", "HOST", "METRICS_PORT", "DATABASE_URL", "REDIS_URL"];
+const SETTINGS = ["PORT", "HOST", "METRICS_PORT", "DATABASE_URL", "REDIS_URL", "INFERLINE_URL", "INFERLINE_API_KEY"];
 const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !SETTINGS.includes(name)));
 
 const running: RunningProcess[] = [];
@@ -33,8 +33,8 @@ async function nowhere(): Promise<{ DATABASE_URL: string; REDIS_URL: string }> {
   return { DATABASE_URL: `postgresql://postgres@127.0.0.1:${await freePort()}/dotenv`, REDIS_URL: `redis://127.0.0.1:${await freePort()}` };
 }
 
-function start(file: string, cwd: string, env: Record<string, string> = {}): RunningProcess {
-  const run = runProcess(file, env, { cwd, baseEnv: inherited });
+function start(file: string, cwd: string, env: Record<string, string> = {}, args: string[] = []): RunningProcess {
+  const run = runProcess(file, env, { cwd, baseEnv: inherited, args });
   running.push(run);
   return run;
 }
@@ -69,5 +69,13 @@ describe("a .env file in the working directory", () => {
     const run = start(START_SCRIPT, withDotEnv({ DATABASE_URL }), { REDIS_URL: testRedisUrl() });
     expect(await exitOf(run.child)).toBe(1);
     expect(run.output()).toContain(`PostgreSQL is not reachable at ${new URL("/postgres", DATABASE_URL).href}`);
+  });
+
+  it("gives the CLI its settings", async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const dotEnv = withDotEnv({ INFERLINE_URL: url, INFERLINE_API_KEY: "il_0123456789abcdef0123456789abcdef" });
+    const run = start(CLI_MAIN, dotEnv, {}, ["jobs", "get", "00000000-0000-4000-8000-000000000000"]);
+    expect(await exitOf(run.child)).toBe(3); // unavailable: nothing answers at the .env's URL
+    expect(run.output()).toContain(url);
   });
 });

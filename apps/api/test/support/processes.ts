@@ -8,6 +8,7 @@ export const ROOT = fileURLToPath(new URL("../../../..", import.meta.url));
 export const API_MAIN = path.join(ROOT, "apps/api/src/main.ts");
 export const WORKER_MAIN = path.join(ROOT, "apps/worker/src/main.ts");
 export const START_SCRIPT = path.join(ROOT, "scripts/start.ts");
+export const CLI_MAIN = path.join(ROOT, "apps/cli/src/main.ts");
 /** tsx's loader by URL, so that a process started in any directory finds it. */
 const TSX = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 
@@ -19,11 +20,11 @@ export interface RunningProcess {
 
 /**
  * Runs one of the apps as a real child process (through tsx), with `env` over this process's
- * environment (or instead of it, given `baseEnv`), in the repository's root or in `cwd`.
+ * environment (or instead of it, given `baseEnv`), in the repository's root or in `cwd`, with `args`.
  */
-export function runProcess(file: string, env: Record<string, string>, options: { cwd?: string; baseEnv?: NodeJS.ProcessEnv } = {}): RunningProcess {
-  const { cwd = ROOT, baseEnv = process.env } = options;
-  const child = spawn(process.execPath, ["--import", TSX, file], { cwd, env: { ...baseEnv, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+export function runProcess(file: string, env: Record<string, string>, options: { cwd?: string; baseEnv?: NodeJS.ProcessEnv; args?: string[] } = {}): RunningProcess {
+  const { cwd = ROOT, baseEnv = process.env, args = [] } = options;
+  const child = spawn(process.execPath, ["--import", TSX, file, ...args], { cwd, env: { ...baseEnv, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
