@@ -29,16 +29,7 @@ const SCANNED = ["apps", "packages", "scripts", "models"];
  * Skipped: dependencies, built bundles (which hold the db package), the db package, tests and
  * their support, and this checker (its patterns read as SQL).
  */
-const SKIPPED = [
-  /(^|\/)node_modules\//,
-  /(^|\/)dist\//,
-  /^packages\/db\//,
-  /^packages\/testing\//,
-  /(^|\/)test\//,
-  /\.test\.[cm]?[jt]s$/,
-  /(^|\/)generated\//,
-  /^scripts\/check-sql\.ts$/,
-];
+const SKIPPED = [/(^|\/)node_modules\//, /(^|\/)dist\//, /^packages\/db\//, /^packages\/testing\//, /(^|\/)test\//, /\.test\.[cm]?[jt]s$/, /(^|\/)generated\//, /^scripts\/check-sql\.ts$/];
 const SOURCE_FILE = /\.(ts|mts|cts|js|mjs|cjs)$/;
 
 /** Member names whose calls (or tagged templates) run SQL. */
