@@ -3,7 +3,7 @@
  * migrations, creates a development API key and prints it, then runs the API and one worker
  * with readable, prefixed logs. Ctrl-C stops both (each finishes its in-flight work first).
  */
-import "@inferline/contracts/load-dot-env";
+import "@inferline/runtime/load-dot-env";
 import concurrently from "concurrently";
 import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, InferlineError } from "@inferline/contracts";
 import { assertPostgresReachable, Database, migrate, TenantStore } from "@inferline/db";

@@ -12,7 +12,8 @@ import crypto from "node:crypto";
 import { Queue, Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import * as ort from "onnxruntime-node";
-import { DEFAULT_MODELS_DIR, ModelRepository } from "@inferline/contracts";
+import { DEFAULT_MODELS_DIR } from "@inferline/contracts";
+import { ModelRepository } from "@inferline/runtime";
 import { JobStore, type NewJob } from "@inferline/db";
 import { emit, env, inputMaker, int, log, meter, pool, prefixFor, resetJobs, round, tenantId, VERSION } from "./_shared.ts";
 

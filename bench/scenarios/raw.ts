@@ -12,7 +12,8 @@
  */
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import * as ort from "onnxruntime-node";
-import { DEFAULT_MODELS_DIR, ModelRepository, type ResolvedModel } from "@inferline/contracts";
+import { DEFAULT_MODELS_DIR } from "@inferline/contracts";
+import { ModelRepository, type ResolvedModel } from "@inferline/runtime";
 import { LoadedModel } from "@inferline/inference";
 
 /** Worker threads do not inherit tsx's loader: the thread registers it, then loads this file. */

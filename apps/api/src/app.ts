@@ -1,7 +1,7 @@
 import express, { type Express } from "express";
 import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { ModelRepository } from "@inferline/contracts";
+import type { ModelRepository } from "@inferline/runtime";
 import type { Database, JobWebhookStore, WebhookSecretStore } from "@inferline/db";
 import type { WebhookQueue } from "@inferline/webhooks";
 import type { ApiEnv } from "./env.ts";

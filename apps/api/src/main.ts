@@ -1,5 +1,6 @@
-import "@inferline/contracts/load-dot-env";
-import { InferlineError, waitForDependencies } from "@inferline/contracts";
+import "@inferline/runtime/load-dot-env";
+import { InferlineError } from "@inferline/contracts";
+import { waitForDependencies } from "@inferline/runtime";
 import { assertPostgresReachable } from "@inferline/db";
 import { assertRedisReachable, redisTarget } from "@inferline/queue";
 import { loadApiEnv } from "./env.ts";

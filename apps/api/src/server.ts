@@ -2,7 +2,7 @@ import type http from "node:http";
 import type { Express } from "express";
 import type { Logger } from "pino";
 import bytes from "bytes";
-import { ModelRepository, throttledLogger, warmFingerprints } from "@inferline/contracts";
+import { ModelRepository, throttledLogger, warmFingerprints } from "@inferline/runtime";
 import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, TenantStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem } from "@inferline/outcomes";
 import { BatchService } from "./services/batch-service.ts";

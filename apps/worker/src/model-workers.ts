@@ -1,6 +1,6 @@
 import { Worker, type Processor } from "bullmq";
 import type { Logger } from "pino";
-import { throttledLogger } from "@inferline/contracts";
+import { throttledLogger } from "@inferline/runtime";
 import { bullmqPrefix, inferQueueName, type DispatchPayload, type RedisConnection } from "@inferline/queue";
 import type { WorkerEnv } from "./env.ts";
 import { ChunkRetryError } from "./processor.ts";

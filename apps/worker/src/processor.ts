@@ -1,6 +1,7 @@
 import { WaitingError, type Job as QueueEntry } from "bullmq";
 import type { BatchChunkStore, ChunkItemOutcome, ClaimedChunk, ClaimedJob, FinishedJob, IsolatedJob, JobOutcome, JobStore } from "@inferline/db";
-import { hops, RetriableError, type JobError } from "@inferline/contracts";
+import { RetriableError, type JobError } from "@inferline/contracts";
+import { hops } from "@inferline/runtime";
 import type { InferenceEngine, InferenceItem, ItemOutcome } from "@inferline/inference";
 import { parseInferQueueName, type DispatchGroup, type DispatchPayload } from "@inferline/queue";
 import type { OutcomeSystem } from "@inferline/outcomes";

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
-import { InferlineError, ModelRepository, modelFingerprint, type ResolvedModel, type WorkerModelReport } from "@inferline/contracts";
+import { InferlineError, type WorkerModelReport } from "@inferline/contracts";
+import { ModelRepository, modelFingerprint, type ResolvedModel } from "@inferline/runtime";
 import { InferenceEngine, InProcessRunner, ThreadPoolRunner, type ModelLoadFailure, type ModelRunner } from "@inferline/inference";
 import type { WorkerEnv } from "./env.ts";
 import type { WorkerMetrics } from "./metrics.ts";

@@ -2,8 +2,8 @@ import crypto from "node:crypto";
 import type http from "node:http";
 import os from "node:os";
 import type { Logger } from "pino";
-import { throttledLogger } from "@inferline/contracts";
-import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, postgresFailure, RetentionStore, WebhookEventStore } from "@inferline/db";
+import { throttledLogger } from "@inferline/runtime";
+import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, RetentionStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem, type OutcomeHooks } from "@inferline/outcomes";
 import { ResultCache } from "@inferline/cache";
 import { createRedis, Dispatcher, FinishedNotifier, ModelReadinessPublisher, redisTarget } from "@inferline/queue";
@@ -19,25 +19,8 @@ import { ModelWorkers } from "./model-workers.ts";
 import { Reconciler } from "./reconciler.ts";
 import { DeadlineSweeper } from "./deadline-sweeper.ts";
 import { RetentionSweeper } from "./retention.ts";
+import { dependencyReadiness } from "./dependency-readiness.ts";
 import { cachedModels, loadServingEngine, readinessReports } from "./serving-engine.ts";
-
-/** How long /readyz waits for PostgreSQL's answer before calling it away. */
-const READY_PING_MS = 1000;
-
-/** Why PostgreSQL does not answer within `ms`, or undefined when it does. */
-async function pingWithin(db: Database, ms: number): Promise<string | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<string>((resolve) => (timer = setTimeout(() => resolve("PostgreSQL does not answer"), ms)));
-  const answer = db.ping().then(
-    () => undefined,
-    (err: unknown) => `PostgreSQL is ${postgresFailure(err) ?? "failing"}`,
-  );
-  try {
-    return await Promise.race([answer, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** `onFinished`: called after each committed result write with the jobs it finished (tests hang here). */
 export type WorkerHooks = OutcomeHooks;
@@ -149,15 +132,10 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
           onAttempt: metrics.countWebhookAttempt,
         })
       : undefined;
-  const unready = async (): Promise<string | undefined> => {
-    for (const [name, redis] of [
-      ["Redis", connection],
-      ["Redis (producer)", publisher],
-    ] as const) {
-      if (redis.status !== "ready") return `${name} connection is ${redis.status}`;
-    }
-    return pingWithin(db, READY_PING_MS);
-  };
+  const unready = dependencyReadiness(db, [
+    ["Redis", connection],
+    ["Redis (producer)", publisher],
+  ]);
   const metricsServer: http.Server | undefined = served ? undefined : metrics.serve(env.METRICS_PORT, unready);
   // Which models this worker serves and which failed to load, renewed in Redis for the API's
   // readiness answers and its 503 for a model no worker can serve (see ModelReadinessPublisher).

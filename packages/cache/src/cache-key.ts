@@ -1,5 +1,6 @@
 import crypto from "node:crypto";
-import { modelFingerprint, type FlatTensor, type ResolvedModel } from "@inferline/contracts";
+import { type FlatTensor } from "@inferline/contracts";
+import { modelFingerprint, type ResolvedModel } from "@inferline/runtime";
 
 /** Everything a cached result depends on. */
 export interface CacheKeyParts {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_MODELS_DIR, ModelRepository, Tensor, validateInputs, type FlatTensor } from "@inferline/contracts";
+import { DEFAULT_MODELS_DIR, Tensor, validateInputs, type FlatTensor } from "@inferline/contracts";
+import { ModelRepository } from "@inferline/runtime";
 import { cacheKeyDigest, keyMatchesFingerprint, type CacheKeyParts } from "@inferline/cache";
 
 // The digest a result is cached under: what must and must not change it.

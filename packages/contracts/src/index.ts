@@ -15,14 +15,10 @@ export {
   isInputFault,
   type FieldFault,
 } from "./errors.ts";
-export { backoffDelay, type BackoffSchedule } from "./backoff.ts";
-export { LogThrottle, DEFAULT_LOG_INTERVAL_MS, throttledLogger, type LevelLogger } from "./log-throttle.ts";
-export { waitForDependencies, START_UP_BACKOFF, type DependencyCheck, type DependencyWaitLog } from "./dependency-wait.ts";
 export { DATATYPES, Datatype, canonicalElement, elementExpectation, integerElement, zeroElement, type DatatypeFacts, type TensorElement } from "./datatypes.ts";
 export { ImageLimits, readImageHeader, imageLimitFault, type ImageHeader } from "./image-header.ts";
 export { ParameterValue, Tensor, elementCount, flattenData, type FlatTensor } from "./tensor.ts";
 export { DEFAULT_MAX_ROWS_PER_JOB, DEFAULT_CACHE_MAX_ENTRY_BYTES, TensorSpec, ModelVersionSpec, BatchingSpec, CacheSpec, ModelManifest } from "./manifest.ts";
-export { ModelRepository, modelFilePath, modelFingerprint, warmFingerprints, type ResolvedModel } from "./model-repository.ts";
 export { validateInputs, validateOutputNames, type ValidatedInputs } from "./validate-inputs.ts";
 export {
   isUuid,
@@ -81,7 +77,6 @@ export {
 } from "./batch.ts";
 export { StorableText, isStorableText, toStorableText, UNSTORABLE_TEXT_MESSAGE } from "./text.ts";
 export { zodFaults } from "./faults.ts";
-export { HopTrace, hops } from "./hop-trace.ts";
 export { WorkerModelReport, VersionReadiness, ModelReadiness, summarizeReadiness } from "./model-readiness.ts";
 export {
   JobListPage,

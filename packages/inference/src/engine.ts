@@ -1,4 +1,5 @@
-import { InferlineError, type ModelRepository, type ResolvedModel } from "@inferline/contracts";
+import { InferlineError } from "@inferline/contracts";
+import { type ModelRepository, type ResolvedModel } from "@inferline/runtime";
 import type { InferenceItem } from "./adapter.ts";
 import { DynamicBatcher } from "./batcher.ts";
 import type { ItemOutcome } from "./loaded-model.ts";

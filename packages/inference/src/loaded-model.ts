@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import * as ort from "onnxruntime-node";
-import { InferlineError, modelFilePath, type FlatTensor, type InferenceResult, type ResolvedModel } from "@inferline/contracts";
+import { InferlineError, type FlatTensor, type InferenceResult } from "@inferline/contracts";
+import { modelFilePath, type ResolvedModel } from "@inferline/runtime";
 import type { InferenceItem, ModelAdapter, PreparedItem } from "./adapter.ts";
 import { adapterFor } from "./adapters.ts";
 import { runDense, type DenseSegment } from "./dense-run.ts";

@@ -1,5 +1,6 @@
 import { parentPort, workerData, type MessagePort, type TransferListItem } from "node:worker_threads";
-import { InferlineError, type ResolvedModel } from "@inferline/contracts";
+import { InferlineError } from "@inferline/contracts";
+import { type ResolvedModel } from "@inferline/runtime";
 import type { InferenceItem } from "./adapter.ts";
 import type { ItemOutcome } from "./loaded-model.ts";
 import { InProcessRunner, modelKey, type RunnerSettings } from "./runner.ts";

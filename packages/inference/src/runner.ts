@@ -1,4 +1,4 @@
-import type { ResolvedModel } from "@inferline/contracts";
+import type { ResolvedModel } from "@inferline/runtime";
 import type { InferenceItem } from "./adapter.ts";
 import { importAdapterModules } from "./adapters.ts";
 import { LoadedModel, type ItemOutcome, type SessionSettings } from "./loaded-model.ts";

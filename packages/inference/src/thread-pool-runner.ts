@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import { Worker, type TransferListItem } from "node:worker_threads";
-import { InferlineError, type ResolvedModel } from "@inferline/contracts";
+import { InferlineError } from "@inferline/contracts";
+import { type ResolvedModel } from "@inferline/runtime";
 import type { InferenceItem } from "./adapter.ts";
 import type { ItemOutcome } from "./loaded-model.ts";
 import { modelKey, type ModelLoadFailure, type ModelRunner, type RunnerLogger } from "./runner.ts";

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEFAULT_MODELS_DIR, ModelRepository } from "@inferline/contracts";
+import { DEFAULT_MODELS_DIR } from "@inferline/contracts";
+import { ModelRepository } from "@inferline/runtime";
 import { DynamicBatcher, InferenceEngine, InProcessRunner, LoadedModel, ThreadPoolRunner } from "../src/index.ts";
 
 const repo = ModelRepository.load(DEFAULT_MODELS_DIR);

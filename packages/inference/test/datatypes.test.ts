@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Datatype, ModelRepository, type FlatTensor, type InferenceResult } from "@inferline/contracts";
+import { Datatype, type FlatTensor, type InferenceResult } from "@inferline/contracts";
+import { ModelRepository } from "@inferline/runtime";
 import { createTestModelRepository, DATATYPE_SAMPLES, ECHO_WIDTH, echoModelName } from "@inferline/testing";
 import { DENSE_DATATYPES, denseArray, InferenceEngine, InProcessRunner, jsonElements, LoadedModel, setDenseElement, ThreadPoolRunner, type NumericDatatype } from "../src/index.ts";
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ModelRepository, type ModelManifest } from "@inferline/contracts";
+import { type ModelManifest } from "@inferline/contracts";
+import { ModelRepository } from "@inferline/runtime";
 import { createTestModelRepository, LOOKUP_TABLE } from "@inferline/testing";
 import { datatypeOf, denseArray, denseReason, LoadedModel, ortType, sliceRows, stackRows, type DenseSegment } from "../src/index.ts";
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEFAULT_MODELS_DIR, ModelRepository, type InferenceResult } from "@inferline/contracts";
+import { DEFAULT_MODELS_DIR, type InferenceResult } from "@inferline/contracts";
+import { ModelRepository } from "@inferline/runtime";
 import { jpegWithHeader, pngWithHeader } from "@inferline/testing";
 import { LoadedModel, type InferenceItem, type ItemOutcome } from "../src/index.ts";
 import "../src/builtin-adapters.ts";

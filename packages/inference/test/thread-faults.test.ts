@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { once } from "node:events";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ModelRepository } from "@inferline/contracts";
+import { ModelRepository } from "@inferline/runtime";
 import { createTestModelRepository, exitFixtureThreads, FIXTURE_ADAPTERS_MODULE, LOOKUP_TABLE, sleepUntil } from "@inferline/testing";
 import { InferenceEngine, InProcessRunner, ThreadPoolRunner, type InferenceItem, type ItemOutcome, type ModelRunner } from "../src/index.ts";
 

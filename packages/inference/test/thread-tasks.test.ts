@@ -2,7 +2,7 @@ import path from "node:path";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ModelRepository } from "@inferline/contracts";
+import { ModelRepository } from "@inferline/runtime";
 import { createTestModelRepository, FIXTURE_ADAPTERS_MODULE, LOOKUP_TABLE } from "@inferline/testing";
 import { ThreadPoolRunner, type ThreadPoolSettings } from "../src/index.ts";
 import type { LookupTaskAnswer, LookupTaskRequest } from "./support/lookup-task.ts";

@@ -4,7 +4,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { BroadcastChannel } from "node:worker_threads";
 import onnxProto from "onnx-proto";
-import { DEFAULT_MODELS_DIR, ModelRepository, modelFilePath } from "@inferline/contracts";
+import { DEFAULT_MODELS_DIR } from "@inferline/contracts";
+import { ModelRepository, modelFilePath } from "@inferline/runtime";
 import { writeEchoModels } from "./datatype-models.ts";
 
 const { onnx } = onnxProto;

@@ -1,5 +1,6 @@
 import { DelayedError, Worker, type Job } from "bullmq";
-import { backoffDelay, RetryAfterError, throttledLogger, type BackoffSchedule } from "@inferline/contracts";
+import { RetryAfterError } from "@inferline/contracts";
+import { backoffDelay, throttledLogger, type BackoffSchedule } from "@inferline/runtime";
 import type { WebhookWorkerStore } from "@inferline/db";
 import { bullmqPrefix, WEBHOOK_QUEUE, type RedisConnection } from "@inferline/queue";
 import { DEFAULT_TIMEOUT_MS, deliverEvent, type DeliveryOptions, type DeliveryResult } from "./deliver.ts";

@@ -1,6 +1,7 @@
 import { Router } from "express";
 import type { Cluster, Redis } from "ioredis";
-import type { DependencyState, Healthz, ModelReadiness, ModelRepository, NotReady, Readyz } from "@inferline/contracts";
+import type { DependencyState, Healthz, ModelReadiness, NotReady, Readyz } from "@inferline/contracts";
+import type { ModelRepository } from "@inferline/runtime";
 import { postgresFailure, type Database } from "@inferline/db";
 import { redisFailure } from "@inferline/queue";
 import { DEPENDENCY_RETRY_AFTER_SECONDS } from "../problem.ts";

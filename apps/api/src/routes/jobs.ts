@@ -1,5 +1,6 @@
 import { Router, type RequestHandler } from "express";
-import { hops, JobListQuery, JobSubmission, type JobListPage, type JobView } from "@inferline/contracts";
+import { JobListQuery, JobSubmission, type JobListPage, type JobView } from "@inferline/contracts";
+import { hops } from "@inferline/runtime";
 import type { JobService } from "../services/job-service.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
 import { listHandler } from "./list-handler.ts";

@@ -1,5 +1,6 @@
 import { Router } from "express";
-import { modelView, type ModelList, type ModelRepository } from "@inferline/contracts";
+import { modelView, type ModelList } from "@inferline/contracts";
+import { type ModelRepository } from "@inferline/runtime";
 import type { QueueStatusService } from "../services/queue-status.ts";
 
 export function modelsRouter(models: ModelRepository, queues: QueueStatusService): Router {

@@ -7,7 +7,6 @@ import {
   StorableText,
   SUBMISSION_DEFAULTS,
   Tensor,
-  type ModelRepository,
   type V2Error,
   type V2InferResponse,
   type V2Live,
@@ -15,6 +14,7 @@ import {
   type V2ModelReady,
   type V2Ready,
 } from "@inferline/contracts";
+import { type ModelRepository } from "@inferline/runtime";
 import type { JobService } from "../services/job-service.ts";
 import type { WaiterLimit } from "../services/long-poll.ts";
 import { holdWaiterSlot } from "./long-poll-handler.ts";

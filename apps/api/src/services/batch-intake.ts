@@ -10,8 +10,8 @@ import {
   type BatchHeader,
   type FieldFault,
   type FlatTensor,
-  type ResolvedModel,
 } from "@inferline/contracts";
+import { type ResolvedModel } from "@inferline/runtime";
 import type { BatchDraft, CommittedDraft, NewBatchChunk } from "@inferline/db";
 import type { BatchItemCache } from "./batch-item-cache.ts";
 

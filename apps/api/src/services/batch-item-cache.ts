@@ -1,5 +1,6 @@
 import { requestCacheKey, type CacheMetrics, type ResultCache } from "@inferline/cache";
-import { type CacheSpec, type FlatTensor, type ResolvedModel } from "@inferline/contracts";
+import { type CacheSpec, type FlatTensor } from "@inferline/contracts";
+import { type ResolvedModel } from "@inferline/runtime";
 import { MAX_CHUNK_RESULT_BYTES } from "@inferline/db";
 
 /** A chunk's items as the result cache sees them: each one's digest, and the results found (null: a miss; absent: no hit at all). */

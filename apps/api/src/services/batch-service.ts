@@ -1,5 +1,6 @@
 import crypto from "node:crypto";
-import { BatchHeader, ConflictError, isUuid, newBatchId, NotFoundError, type BatchListPage, type BatchListQuery, type BatchView, type ModelRepository, type ResolvedModel } from "@inferline/contracts";
+import { BatchHeader, ConflictError, isUuid, newBatchId, NotFoundError, type BatchListPage, type BatchListQuery, type BatchView } from "@inferline/contracts";
+import { type ModelRepository, type ResolvedModel } from "@inferline/runtime";
 import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
 import type { Batch, BatchChunkStore, BatchStore, NewBatch, Tenant } from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";

@@ -16,8 +16,8 @@ import {
   type JobStatus,
   type JobSubmission,
   type JobView,
-  type ModelRepository,
 } from "@inferline/contracts";
+import { type ModelRepository } from "@inferline/runtime";
 import { submittedFields, toJobView, viewOfAnsweredJob, viewOfNewJob, type BatchChunkStore, type JobStore, type NewJob, type Tenant } from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";
 import type { FinishedListener } from "@inferline/queue";

@@ -1,4 +1,4 @@
-import { hops } from "@inferline/contracts";
+import { hops } from "@inferline/runtime";
 import type { FinishedListener } from "@inferline/queue";
 
 /** What a long-poll reads and waits on. */

@@ -1,4 +1,5 @@
-import { ServiceUnavailableError, summarizeReadiness, type ModelReadiness, type ModelRepository, type WorkerModelReport } from "@inferline/contracts";
+import { ServiceUnavailableError, summarizeReadiness, type ModelReadiness, type WorkerModelReport } from "@inferline/contracts";
+import { type ModelRepository } from "@inferline/runtime";
 
 /** What a client is told to wait before retrying a model no worker can serve: an operator has to act, so not seconds. */
 export const MODEL_UNAVAILABLE_RETRY_AFTER_S = 30;

@@ -1,4 +1,4 @@
-import { hops, type LevelLogger } from "@inferline/contracts";
+import { hops, type LevelLogger } from "@inferline/runtime";
 import type { JobStatus } from "@inferline/contracts";
 import { isRowFault, postgresFailure, type AnsweredJob, type FlightLeader, type InsertedFollower, type JobStore, type NewJob } from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { CacheEntry } from "@inferline/cache";
-import { DEFAULT_MODELS_DIR, ModelRepository, type FlatTensor } from "@inferline/contracts";
+import { DEFAULT_MODELS_DIR, type FlatTensor } from "@inferline/contracts";
+import { ModelRepository } from "@inferline/runtime";
 import { MAX_CHUNK_RESULT_BYTES } from "@inferline/db";
 import { BatchItemCache } from "../../src/services/batch-item-cache.ts";
 

@@ -1,7 +1,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
-import { ModelManifest, modelFilePath, ModelRepository, modelView, type ModelVersionSpec, type ModelView, type ResolvedModel, type TensorSpec } from "@inferline/contracts";
+import { ModelManifest, modelView, type ModelVersionSpec, type ModelView, type TensorSpec } from "@inferline/contracts";
+import { modelFilePath, ModelRepository, type ResolvedModel } from "@inferline/runtime";
 import { apiKeyOption, clientOf, jsonOption, modelsDirOption, remoteOption, type RemoteFlags } from "../cli-options.ts";
 import { EXIT } from "../exit-codes.ts";
 import { printRecords, type Column } from "../output.ts";

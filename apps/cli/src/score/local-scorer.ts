@@ -1,4 +1,5 @@
-import { InferlineError, Tensor, validateInputs, type ResolvedModel } from "@inferline/contracts";
+import { InferlineError, Tensor, validateInputs } from "@inferline/contracts";
+import { type ResolvedModel } from "@inferline/runtime";
 import { modelKey, ThreadPoolRunner } from "@inferline/inference";
 import { ChunkParser, type RowError } from "./chunk-parser.ts";
 import type { ChunkResult } from "./chunk-scorer.ts";

@@ -1,4 +1,4 @@
-import type { ResolvedModel } from "@inferline/contracts";
+import type { ResolvedModel } from "@inferline/runtime";
 import { LocalScorer } from "./local-scorer.ts";
 import type { ScoreOptions } from "./score-options.ts";
 import { planScore, type ScorePlan } from "./score-plan.ts";

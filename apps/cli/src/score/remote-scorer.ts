@@ -1,6 +1,7 @@
 import { AuthenticationError, InferlineAPIError, InferlineClient, NotFoundError, type BatchResultLine, type BatchHeaderInput } from "@inferline/client";
 import { EXIT, ExitError, exitCodeOf } from "../exit-codes.ts";
-import type { CacheMode, FlatTensor, ResolvedModel, TensorElement } from "@inferline/contracts";
+import type { CacheMode, FlatTensor, TensorElement } from "@inferline/contracts";
+import type { ResolvedModel } from "@inferline/runtime";
 import { jsonElements } from "@inferline/inference";
 import { ChunkParser, type ParsedChunk, type RowError } from "./chunk-parser.ts";
 import { ResultFormatter, type OutputBlock } from "./formatter.ts";

@@ -1,7 +1,8 @@
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { ModelRepository, NotFoundError, type ResolvedModel } from "@inferline/contracts";
+import { NotFoundError } from "@inferline/contracts";
+import { ModelRepository, type ResolvedModel } from "@inferline/runtime";
 import { assertResumable, checkpointPath, readCheckpoint, removeCheckpoint, type Checkpoint } from "./checkpoint.ts";
 import { ResultFormatter } from "./formatter.ts";
 import { InputReader } from "./input-reader.ts";

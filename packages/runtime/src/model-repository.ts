@@ -2,8 +2,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
-import { ModelManifest, type ModelVersionSpec } from "./manifest.ts";
-import { InferlineError, NotFoundError } from "./errors.ts";
+import { InferlineError, ModelManifest, NotFoundError, type ModelVersionSpec } from "@inferline/contracts";
 
 export interface ResolvedModel {
   manifest: ModelManifest;

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { throttledLogger } from "@inferline/contracts";
+import { throttledLogger } from "@inferline/runtime";
 
 afterEach(() => {
   vi.useRealTimers();
