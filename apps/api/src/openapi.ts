@@ -2,6 +2,20 @@ import { componentSchemas } from "./openapi/components.ts";
 import { opsPaths } from "./openapi/paths-ops.ts";
 import { v1Paths } from "./openapi/paths-v1.ts";
 import { v2Paths } from "./openapi/paths-v2.ts";
+import { ref } from "./openapi/components.ts";
+
+/** What the API POSTs to a job's or a batch's webhook URL (OpenAPI 3.1 `webhooks`). */
+const WEBHOOKS = {
+  workEnded: {
+    post: {
+      summary: "A job or a batch reached a terminal state",
+      description:
+        "Signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`; verify with `verifyWebhook` of @inferline/client). Retried on a non-2xx answer; a 410 stops the retries.",
+      requestBody: { required: true, content: { "application/json": { schema: ref("WebhookPayload") } } },
+      responses: { "200": { description: "Any 2xx: received" }, "410": { description: "Gone: no more attempts" } },
+    },
+  },
+};
 
 /**
  * The OpenAPI 3.1 description of the API. Request and response schemas are generated from the
@@ -23,5 +37,6 @@ export function openApiDocument(): Record<string, unknown> {
     },
     security: [{ apiKey: [] }],
     paths: { ...v1Paths, ...v2Paths, ...opsPaths },
+    webhooks: WEBHOOKS,
   };
 }

@@ -2,7 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { JobView } from "@inferline/contracts";
+import { JobView, WebhookPayload } from "@inferline/contracts";
 import { Database, WebhookEventStore } from "@inferline/db";
 import { irisJob, sleepUntil, testRedisUrl, type ApiClient } from "@inferline/testing";
 import { createRedis } from "@inferline/queue";
@@ -130,6 +130,9 @@ describe("delivery", () => {
 
     // Verified by the Standard Webhooks reference implementation, not by our code.
     const payload = verify(await secretOf(stack.alpha), hit!) as { type: string; timestamp: string; data: { id: string } };
+    // The one schema of the payload (the OpenAPI document's, so the SDK's type) has every field:
+    // parsing keeps only what it declares, and requires all of it.
+    expect(WebhookPayload.parse(payload)).toEqual(payload);
     expect(payload.type).toBe("job.succeeded");
     expect(payload.data).toEqual((await stack.alpha.get(`/v1/jobs/${id}`)).body);
     expect(Number.isNaN(Date.parse(payload.timestamp))).toBe(false);
@@ -463,6 +466,7 @@ describe("batch.completed", () => {
     expect(created.status).toBe(202);
     const [hit] = await sleepUntil(() => (receiver.hits("/batch-done").length > 0 ? receiver.hits("/batch-done") : undefined), { timeoutMs: 15_000 });
     const body = JSON.parse(hit!.body);
+    expect(WebhookPayload.parse(body)).toEqual(body);
     expect(body.type).toBe("batch.completed");
     expect(body.data).toMatchObject({ id: created.body.id, status: "completed", total: 40, counts: { succeeded: 40, queued: 0, running: 0 } });
     // Item jobs carry no webhook of their own: only the batch event is sent.

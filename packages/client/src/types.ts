@@ -91,17 +91,5 @@ export type RunOptions = Omit<Api.JobSubmission, "model" | "inputs"> &
     timeoutSeconds?: number;
   };
 
-/** A verified webhook delivery's body. */
-export type WebhookEvent = JobEvent | BatchEvent;
-
-interface JobEvent {
-  type: "job.succeeded" | "job.failed" | "job.canceled" | "job.expired";
-  timestamp: string;
-  data: Api.JobView;
-}
-
-interface BatchEvent {
-  type: "batch.completed";
-  timestamp: string;
-  data: Api.BatchView;
-}
+/** A verified webhook delivery's body: a job's or a batch's event, told apart by `type`. */
+export type WebhookEvent = Api.WebhookPayload;

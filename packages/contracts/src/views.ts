@@ -2,7 +2,7 @@ import { z } from "zod";
 import { Datatype } from "./datatypes.ts";
 import { TensorSpec, type ModelManifest } from "./manifest.ts";
 import { BatchView } from "./batch.ts";
-import { InferenceResult, JobError, JobStatus, JobView, Timestamp } from "./job.ts";
+import { InferenceResult, JobError, JobStatus, JobView, Timestamp, WebhookEventType } from "./job.ts";
 import { ModelReadiness, VersionReadiness } from "./model-readiness.ts";
 
 /*
@@ -108,7 +108,7 @@ export const WebhookSecret = z
   .meta({ examples: [{ secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" }] });
 export type WebhookSecret = z.infer<typeof WebhookSecret>;
 
-export const WebhookEvent = z.object({
+export const WebhookEventView = z.object({
   id: z.string().meta({ description: "The event's webhook-id (the same on every attempt and redelivery)" }),
   type: z.string().meta({ description: "A webhook event type: `job.succeeded`, `job.failed`, `job.canceled`, `job.expired`, `batch.completed`" }),
   url: z.string(),
@@ -119,7 +119,23 @@ export const WebhookEvent = z.object({
   deliveredAt: Timestamp.optional(),
   nextAttemptAt: Timestamp.optional(),
 });
-export type WebhookEvent = z.infer<typeof WebhookEvent>;
+export type WebhookEventView = z.infer<typeof WebhookEventView>;
+
+/** The body of every attempt of a job's event: the job as `GET /v1/jobs/:id` shows it. */
+export const JobWebhookPayload = z
+  .object({ type: WebhookEventType.extract(["job.succeeded", "job.failed", "job.canceled", "job.expired"]), timestamp: Timestamp, data: JobView })
+  .meta({ description: "A job's webhook event, sent when the job reaches a terminal state" });
+export type JobWebhookPayload = z.infer<typeof JobWebhookPayload>;
+
+/** The body of every attempt of `batch.completed`: the batch as `GET /v1/batches/:id` shows it. */
+export const BatchWebhookPayload = z
+  .object({ type: z.literal("batch.completed"), timestamp: Timestamp, data: BatchView })
+  .meta({ description: "A batch's webhook event, sent when every item is terminal" });
+export type BatchWebhookPayload = z.infer<typeof BatchWebhookPayload>;
+
+/** What a webhook receiver is POSTed (signed per Standard Webhooks), one shape per event type. */
+export const WebhookPayload = z.discriminatedUnion("type", [JobWebhookPayload, BatchWebhookPayload]);
+export type WebhookPayload = z.infer<typeof WebhookPayload>;
 
 export const WebhookAttempt = z.object({
   eventId: z.string(),
@@ -136,7 +152,7 @@ export type WebhookAttempt = z.infer<typeof WebhookAttempt>;
 
 /** GET /v1/jobs/:id/webhooks: the job's events and every delivery attempt, oldest first. */
 export const JobWebhooks = z
-  .object({ events: z.array(WebhookEvent), attempts: z.array(WebhookAttempt) })
+  .object({ events: z.array(WebhookEventView), attempts: z.array(WebhookAttempt) })
   .meta({ description: "A job's webhook events and every delivery attempt, oldest first", examples: [{ events: [], attempts: [] }] });
 export type JobWebhooks = z.infer<typeof JobWebhooks>;
 

@@ -1,16 +1,9 @@
 import crypto from "node:crypto";
-import type { JobView, WebhookEventType, WebhookSpec } from "@inferline/contracts";
+import { JobWebhookPayload, type BatchView, type BatchWebhookPayload, type WebhookEventType, type WebhookSpec } from "@inferline/contracts";
 import { toJobView, type BatchStore, type FinishedJob, type NewWebhookEvent, type Queryable, type RecordedEvent, type WebhookEventRecorder } from "@inferline/db";
 
-/** Events a job webhook receives when its spec names none. */
-export const JOB_EVENT_TYPES: readonly WebhookEventType[] = ["job.succeeded", "job.failed", "job.canceled", "job.expired"];
-
-/** The body every attempt of an event carries. */
-export interface WebhookPayload<T = unknown> {
-  type: WebhookEventType;
-  timestamp: string;
-  data: T;
-}
+/** Events a job webhook receives when its spec names none: every job event. */
+export const JOB_EVENT_TYPES: readonly WebhookEventType[] = JobWebhookPayload.shape.type.options;
 
 /**
  * The webhook-id of an event: derived from its subject and type, so that recording the same
@@ -32,9 +25,9 @@ export function wantsEvent(spec: WebhookSpec, type: WebhookEventType, defaults: 
  * caller enqueues the returned events after commit (what fails to enqueue, the sweep finds).
  */
 export async function recordJobEvents(store: WebhookEventRecorder, finished: FinishedJob[], q?: Queryable): Promise<RecordedEvent[]> {
-  const wanted = new Map<string, { job: FinishedJob; type: WebhookEventType }>();
+  const wanted = new Map<string, { job: FinishedJob; type: JobWebhookPayload["type"] }>();
   for (const job of finished) {
-    const type = `job.${job.status}` as WebhookEventType;
+    const type = `job.${job.status}` as JobWebhookPayload["type"];
     if (job.webhook && JOB_EVENT_TYPES.includes(type) && wantsEvent(job.webhook, type, JOB_EVENT_TYPES)) wanted.set(job.id, { job, type });
   }
   if (wanted.size === 0) return [];
@@ -43,25 +36,25 @@ export async function recordJobEvents(store: WebhookEventRecorder, finished: Fin
   const events: NewWebhookEvent[] = [];
   for (const job of jobs) {
     const { job: finishedJob, type } = wanted.get(job.id)!;
-    const payload: WebhookPayload<JobView> = { type, timestamp, data: toJobView(job) };
+    const payload: JobWebhookPayload = { type, timestamp, data: toJobView(job) };
     events.push({ id: webhookEventId(job.id, type), tenantId: job.tenantId, jobId: job.id, batchId: null, type, url: finishedJob.webhook!.url, payload: JSON.stringify(payload) });
   }
   return store.insert(events, q);
 }
 
-export interface CompletedBatch<V = unknown> {
+export interface CompletedBatch {
   id: string;
   tenantId: string;
   webhook: WebhookSpec | null;
   /** The batch as the API shows it; carried as the event's `data`. */
-  view: V;
+  view: BatchView;
 }
 
 /** Records `batch.completed` for a batch whose webhook wants it. Returns null when it does not. */
 export async function recordBatchCompletedEvent(store: WebhookEventRecorder, batch: CompletedBatch, q?: Queryable): Promise<RecordedEvent | null> {
-  const type: WebhookEventType = "batch.completed";
+  const type = "batch.completed";
   if (!batch.webhook || !wantsEvent(batch.webhook, type, [type])) return null;
-  const payload: WebhookPayload = { type, timestamp: new Date().toISOString(), data: batch.view };
+  const payload: BatchWebhookPayload = { type, timestamp: new Date().toISOString(), data: batch.view };
   const [event] = await store.insert(
     [{ id: webhookEventId(batch.id, type), tenantId: batch.tenantId, jobId: null, batchId: batch.id, type, url: batch.webhook.url, payload: JSON.stringify(payload) }],
     q,

@@ -33,6 +33,9 @@ import {
   VersionReadiness,
   WebhookRedelivery,
   WebhookSecret,
+  JobWebhookPayload,
+  BatchWebhookPayload,
+  WebhookPayload,
 } from "@inferline/contracts";
 import { QueueStatus } from "../services/queue-status.ts";
 import { InferRequest } from "../routes/v2.ts";
@@ -68,6 +71,9 @@ const RESPONSES: Record<string, z.ZodType> = {
   WebhookSecret,
   JobWebhooks,
   WebhookRedelivery,
+  JobWebhookPayload,
+  BatchWebhookPayload,
+  WebhookPayload,
   VersionReadiness,
   ModelReadiness,
   Healthz,

@@ -447,6 +447,21 @@ export interface components {
       redeliveries: number;
       maxRedeliveries: number;
     };
+    /** @description A job's webhook event, sent when the job reaches a terminal state */
+    JobWebhookPayload: {
+      /** @enum {string} */
+      type: "job.succeeded" | "job.failed" | "job.canceled" | "job.expired";
+      timestamp: components["schemas"]["Timestamp"];
+      data: components["schemas"]["JobView"];
+    };
+    /** @description A batch's webhook event, sent when every item is terminal */
+    BatchWebhookPayload: {
+      /** @constant */
+      type: "batch.completed";
+      timestamp: components["schemas"]["Timestamp"];
+      data: components["schemas"]["BatchView"];
+    };
+    WebhookPayload: components["schemas"]["JobWebhookPayload"] | components["schemas"]["BatchWebhookPayload"];
     VersionReadiness: {
       /** @enum {string} */
       state: "ready" | "failed" | "unknown";
@@ -749,6 +764,9 @@ export type QueueStatus = components["schemas"]["QueueStatus"];
 export type WebhookSecret = components["schemas"]["WebhookSecret"];
 export type JobWebhooks = components["schemas"]["JobWebhooks"];
 export type WebhookRedelivery = components["schemas"]["WebhookRedelivery"];
+export type JobWebhookPayload = components["schemas"]["JobWebhookPayload"];
+export type BatchWebhookPayload = components["schemas"]["BatchWebhookPayload"];
+export type WebhookPayload = components["schemas"]["WebhookPayload"];
 export type VersionReadiness = components["schemas"]["VersionReadiness"];
 export type ModelReadiness = components["schemas"]["ModelReadiness"];
 export type Healthz = components["schemas"]["Healthz"];
