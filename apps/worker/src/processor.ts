@@ -11,6 +11,7 @@ import type { ResultCache } from "@inferline/cache";
 import { ATTR, epochNow, tracing } from "@inferline/telemetry";
 import type { RunTimes } from "./run-times.ts";
 import { EntryTrace, type TracedSubject } from "./entry-trace.ts";
+import type { TenantCaps } from "./tenant-caps.ts";
 
 export interface ProcessorLimits {
   /** Attempts of a job (or a chunk) before it fails for good (JOB_ATTEMPTS). */
@@ -47,6 +48,8 @@ export interface ProcessorDeps {
    * the next identical request is answered from the entry or leads a run of its own.
    */
   jobCache?: { results: Pick<CacheWriter, "store">; flights: Pick<ResultCache, "land"> };
+  /** Per-tenant concurrency caps: an entry over its cap waits on the delayed set before anything is claimed. Absent: no caps. */
+  caps?: Pick<TenantCaps, "admit">;
 }
 
 /**
@@ -89,7 +92,12 @@ export function createProcessor(deps: ProcessorDeps) {
     if (hops.enabled && entry.data.jobIds) hops.markAll(entry.data.jobIds, "worker.picked");
     if (entry.processedOn) deps.metrics.queueWaitSeconds.observe({ model: modelOf(entry) }, Math.max(0, entry.processedOn - entry.timestamp) / 1000);
     const run: Delivery = { lastAttempt: entry.attemptsMade + 1 >= (entry.opts.attempts ?? 1), token, signal };
-    return entry.data.batchChunk ? processChunk(deps, entry, run) : processJobs(deps, entry, run);
+    const held = await deps.caps?.admit(entry, token);
+    try {
+      return await (entry.data.batchChunk ? processChunk(deps, entry, run) : processJobs(deps, entry, run));
+    } finally {
+      await held?.release();
+    }
   };
 }
 
