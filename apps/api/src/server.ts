@@ -3,7 +3,7 @@ import type { Express } from "express";
 import type { Logger } from "pino";
 import bytes from "bytes";
 import { ModelRepository, throttledLogger, warmFingerprints } from "@inferline/contracts";
-import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, TenantStore, WebhookEventStore } from "@inferline/db";
+import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, TenantCapStore, TenantStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem } from "@inferline/outcomes";
 import { BatchService } from "./services/batch-service.ts";
 import { TenantSlots } from "./services/tenant-slots.ts";
@@ -12,7 +12,7 @@ import { TenantQuotaGuard } from "./services/quota-guard.ts";
 import { QueueStatusService } from "./services/queue-status.ts";
 import { QueueReadings } from "./services/queue-readings.ts";
 import { ResultCache } from "@inferline/cache";
-import { createRedis, Dispatcher, FinishedListener, FinishedNotifier, KeyRevocationListener, ModelReadinessReader, redisTarget } from "@inferline/queue";
+import { createRedis, Dispatcher, FinishedListener, FinishedNotifier, KeyRevocationListener, ModelReadinessReader, redisTarget, runningUnderCap, tenantCapKey } from "@inferline/queue";
 import { ModelAvailability } from "./services/model-availability.ts";
 import { WebhookQueue, webhookTargetChecker } from "@inferline/webhooks";
 import { createApp } from "./app.ts";
@@ -154,7 +154,13 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
     revoked: (keyHashes) => auth.evict(keyHashes),
     resubscribed: () => auth.invalidateAll(),
   });
-  const app = createApp({ env, logger, db, redis, models, tenants, auth, jobs, batches, queues: new QueueStatusService(dispatches), dispatcher, metrics, webhooks, webhookEvents, availability });
+  // The queue status route shows the caller's concurrency caps and what runs under each (the workers' leases).
+  const capStore = new TenantCapStore(db.pool);
+  const queues = new QueueStatusService(dispatches, undefined, {
+    caps: (tenantId) => capStore.ofTenant(tenantId),
+    running: (tenantId, model) => runningUnderCap(redis, tenantCapKey(env.QUEUE_PREFIX, tenantId, model)),
+  });
+  const app = createApp({ env, logger, db, redis, models, tenants, auth, jobs, batches, queues, dispatcher, metrics, webhooks, webhookEvents, availability });
   const admission = new RequestAdmission(env.MAX_REQUESTS_IN_FLIGHT);
   metrics.watchAdmission(admission);
   const { server, url } = await listenHttp(admission.wrap(app), env.PORT, env.HOST, listening);

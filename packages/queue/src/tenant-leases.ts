@@ -90,9 +90,9 @@ export class TenantLeases {
   async release(lease: CapLease): Promise<void> {
     await Promise.all(lease.slots.map((s) => this.redis.zrem(s.key, s.member)));
   }
+}
 
-  /** The weight (jobs and batch items) running now under the cap at `key`. */
-  async running(key: string): Promise<number> {
-    return Number(await this.redis.eval(COUNT, 1, key, String(Date.now())));
-  }
+/** The jobs and batch items running now under the cap at `key` (see tenantCapKey): its live leases' weight. */
+export async function runningUnderCap(redis: RedisConnection, key: string): Promise<number> {
+  return Number(await redis.eval(COUNT, 1, key, String(Date.now())));
 }

@@ -77,11 +77,7 @@ export function registerTenants(program: Command): void {
     .argument("<name>", "tenant name")
     .option("--max-queued <n>", "most jobs and batch items queued (not started) at once; 0 or `none` clears it (the API's DEFAULT_TENANT_MAX_QUEUED applies)", parseMaxQueued)
     .option("--weight <w>", `share of the workers while several tenants wait, 1-${MAX_WEIGHT} (default 1)`, parseWeight)
-    .option(
-      "--max-running <n>",
-      `most jobs and batch items running at once over every model, or on --model's; 0 or \`none\` clears it; workers apply it within ${CAP_CACHE_S} s`,
-      parseMaxRunning,
-    )
+    .option("--max-running <n>", `most jobs and batch items running at once over every model, or on --model's; 0 or \`none\` clears it; workers apply it within ${CAP_CACHE_S} s`, parseMaxRunning)
     .option("--model <name>", "with --max-running: cap this model alone (the cap over every model still applies too)", parseCapModel)
     .addOption(databaseUrlOption())
     .addOption(jsonOption())
