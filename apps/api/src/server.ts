@@ -22,6 +22,7 @@ import { RequestAdmission } from "./middleware/admission.ts";
 import type { ApiEnv } from "./env.ts";
 import { ApiMetrics } from "./metrics.ts";
 import { JobService } from "./services/job-service.ts";
+import { CapSizes } from "./services/cap-sizes.ts";
 import { SubmitWriter } from "./services/submit-writer.ts";
 import { JobResultCache } from "./services/job-result-cache.ts";
 import { TenantBacklog } from "./services/tenant-backlog.ts";
@@ -94,7 +95,12 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
     logger: outages,
   });
   // Answered jobs and single-flight followers are stored through the outcome path (with their events).
-  const writer = new SubmitWriter(store, dispatcher, new TenantBacklog((classes, leaveOut) => dispatches.queuedByClass(classes, leaveOut)), outages, outcomes);
+  const capStore = new TenantCapStore(db.pool);
+  const capSizes = new CapSizes(() => capStore.all(), env.TENANT_CAP_CACHE_MS);
+  await capSizes.start();
+  const writer = new SubmitWriter(store, dispatcher, new TenantBacklog((classes, leaveOut) => dispatches.queuedByClass(classes, leaveOut)), outages, outcomes, (tenantId, model) =>
+    capSizes.entrySize(tenantId, model),
+  );
   // One MAX_QUEUE_DEPTH for single jobs and batch items.
   const depthGuard = new QueueDepthGuard((model) => dispatches.pendingByModel(model), env.MAX_QUEUE_DEPTH);
   const quotaGuard = new TenantQuotaGuard((tenantId) => dispatches.queuedByTenant(tenantId), { defaultMaxQueued: env.DEFAULT_TENANT_MAX_QUEUED });
@@ -155,7 +161,6 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
     resubscribed: () => auth.invalidateAll(),
   });
   // The queue status route shows the caller's concurrency caps and what runs under each (the workers' leases).
-  const capStore = new TenantCapStore(db.pool);
   const queues = new QueueStatusService(dispatches, undefined, {
     caps: (tenantId) => capStore.ofTenant(tenantId),
     running: (tenantId, model) => runningUnderCap(redis, tenantCapKey(env.QUEUE_PREFIX, tenantId, model)),
@@ -174,6 +179,7 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
     async close() {
       await closeHttp(server);
       revocations.close();
+      capSizes.stop();
       await listener.close();
       await dispatcher.close();
       await webhooks.close();

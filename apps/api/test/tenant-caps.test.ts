@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Database, TenantCapStore } from "@inferline/db";
-import { FIXTURE_ADAPTERS_MODULE, sleepUntil, type ApiClient } from "@inferline/testing";
+import { ApiClient, FIXTURE_ADAPTERS_MODULE, sleepUntil } from "@inferline/testing";
 import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
 import { startStack, testLogger, type TestStack } from "./support/stack.ts";
+import { loadApiEnv, startApi } from "../src/index.ts";
 import { exitOf, runProcess, WORKER_MAIN, type RunningProcess } from "./support/processes.ts";
 
 // Per-tenant concurrency caps, enforced by every worker through leases in Redis. Index 2 takes the
@@ -140,6 +141,28 @@ describe("per-tenant concurrency caps", () => {
     expect((await stack.beta.get("/v1/models/slow/queue")).body.tenant.caps).toEqual([{ model: "slow", maxRunning: 2, running: 0 }]);
     await caps.set("beta", "slow", null);
     await stopWorkers();
+  });
+
+  it("jobs submitted together go onto entries no larger than the cap, so they too run within it", async () => {
+    const key = await stack.createKey("gamma");
+    await caps.set("gamma", "*", 2);
+    // An API started now has read the cap before its first submit.
+    const api = await startApi(loadApiEnv(stack.apiEnv), testLogger);
+    try {
+      const gamma = new ApiClient(api.url, key);
+      await startTwoWorkers();
+      const answers = await Promise.all(Array.from({ length: 5 }, () => gamma.post("/v1/jobs", { model: "slow", inputs: slowInput, cache: "bypass" })));
+      const ids = answers.map((a) => a.body.id as string);
+      const runs = await finished(ids);
+      const { rows } = await db.pool.query<{ n: number }>(`select count(*)::int as n from jobs where id = any($1::uuid[]) group by "dispatchId"`, [ids]);
+      expect(Math.max(...rows.map((r) => r.n))).toBeLessThanOrEqual(2);
+      expect(mostAtOnce(runs)).toBe(2);
+      expect(runs.every((r) => r.attempts === 1)).toBe(true);
+    } finally {
+      await api.close();
+      await caps.set("gamma", "*", null);
+      await stopWorkers();
+    }
   });
 
   it("a worker killed while holding capacity: the lease lapses and the tenant's other work proceeds", async () => {
