@@ -40,11 +40,12 @@ export interface HeldCap {
  * runs and released when it ends; a lease whose worker died lapses after leaseMs. An entry that
  * does not fit goes back to the delayed set for a short while (BullMQ counts no attempt, and the
  * slot is free at once for other tenants' entries). An entry larger than a cap counts as the
- * whole cap, so it runs when nothing else of its tenant does, never never.
+ * whole cap, so it runs when nothing else of its tenant does under that cap (it never waits forever).
  *
- * Redis unreachable: the entry runs without a lease (fails open). It was already taken from
- * Redis, and moving it back would need Redis too; throwing would spend an attempt of work that
- * did nothing wrong. Caps unreadable (PostgreSQL away): the last ones read stay in force.
+ * Redis unreachable (or refusing the lease's script): the entry runs without a lease (fails open).
+ * It was already taken from Redis, and moving it back would need Redis too; throwing would spend
+ * an attempt of work that did nothing wrong. Caps unreadable (PostgreSQL away): the last ones read
+ * stay in force.
  */
 export class TenantCaps {
   private caps = new Map<string, number>();
@@ -80,8 +81,7 @@ export class TenantCaps {
     try {
       lease = await this.deps.leases.acquire(`${entry.id}:${crypto.randomUUID().slice(0, 8)}`, slots, weight);
     } catch (err) {
-      if (!isRedisUnavailable(err)) throw err;
-      this.deps.logger.warn({ err: (err as Error).message }, "Redis unreachable: running an entry without its tenant's concurrency cap");
+      this.deps.logger.warn({ err: (err as Error).message, unreachable: isRedisUnavailable(err) }, "taking a lease on a tenant's concurrency cap failed: the entry runs without it");
       return undefined;
     }
     if (!lease) {

@@ -1,8 +1,12 @@
 import type { RedisConnection } from "./redis.ts";
 
-/** The sorted set of live leases on one tenant's cap: on one model, or (`*`) over every model. Under the queue prefix, so a hash-tagged prefix keeps a tenant's keys in one cluster slot. */
+/**
+ * The sorted set of live leases on one tenant's cap: on one model, or (`*`) over every model. The
+ * tenant's id is a hash tag, so on a Redis Cluster a tenant's keys share a slot (one script takes
+ * leases on two of them); a prefix that carries a tag of its own puts every key in its slot.
+ */
 export function tenantCapKey(prefix: string, tenantId: string, model: string): string {
-  return `${prefix}:tenant-cap:${tenantId}:${model}`;
+  return `${prefix}:tenant-cap:{${tenantId}}:${model}`;
 }
 
 /** One cap an entry must fit under: its key and its limit. */

@@ -35,7 +35,7 @@ describe("TenantLeases", () => {
     expect(await leases.acquire("b", slots, 2)).not.toBeNull();
   });
 
-  it("counts an entry larger than the cap as the whole cap: it runs alone, never never", async () => {
+  it("counts an entry larger than the cap as the whole cap: it runs alone rather than never", async () => {
     const leases = new TenantLeases(redis, 60_000);
     const slots = [{ key: freshKey(), maxRunning: 2 }];
     const big = await leases.acquire("big", slots, 500);
