@@ -90,9 +90,10 @@ export function createProcessor(deps: ProcessorDeps) {
   // Three parameters: BullMQ passes the abort signal only to a processor that declares it.
   return async (entry: QueueEntry<DispatchPayload>, token?: string, signal?: AbortSignal): Promise<{ jobs: number }> => {
     if (hops.enabled && entry.data.jobIds) hops.markAll(entry.data.jobIds, "worker.picked");
+    // Over its tenant's cap, the entry goes back to wait (nothing claimed, no attempt) and is seen again.
+    const held = await deps.caps?.admit(entry, token);
     if (entry.processedOn) deps.metrics.queueWaitSeconds.observe({ model: modelOf(entry) }, Math.max(0, entry.processedOn - entry.timestamp) / 1000);
     const run: Delivery = { lastAttempt: entry.attemptsMade + 1 >= (entry.opts.attempts ?? 1), token, signal };
-    const held = await deps.caps?.admit(entry, token);
     try {
       return await (entry.data.batchChunk ? processChunk(deps, entry, run) : processJobs(deps, entry, run));
     } finally {
