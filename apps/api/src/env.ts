@@ -15,6 +15,8 @@ export const ApiEnv = SharedEnv.extend({
   MAX_QUEUE_DEPTH: z.coerce.number().int().min(1).default(1_000_000),
   /** Jobs and batch items a tenant may have queued (not started) at once, for tenants without a maxQueued of their own; past it 429 quota_exceeded. Unset: no limit. */
   DEFAULT_TENANT_MAX_QUEUED: z.coerce.number().int().min(1).optional(),
+  /** How often the API reads the tenants' concurrency caps, in ms: a capped tenant's jobs go onto entries no larger than its cap. Default 5000. */
+  TENANT_CAP_CACHE_MS: z.coerce.number().int().min(50).max(60_000).default(5000),
   /**
    * Queue deadline, in seconds (1 to 259200), of jobs and batches that name no maxQueueSeconds on
    * a model whose manifest sets none: work not started by then ends `expired`. Unset: no limit.

@@ -3,7 +3,7 @@ import type { Express } from "express";
 import type { Logger } from "pino";
 import bytes from "bytes";
 import { ModelRepository, throttledLogger, warmFingerprints } from "@inferline/runtime";
-import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, TenantStore, WebhookEventStore } from "@inferline/db";
+import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, TenantCapStore, TenantStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem } from "@inferline/outcomes";
 import { BatchService } from "./services/batch-service.ts";
 import { TenantSlots } from "./services/tenant-slots.ts";
@@ -12,7 +12,7 @@ import { TenantQuotaGuard } from "./services/quota-guard.ts";
 import { QueueStatusService } from "./services/queue-status.ts";
 import { QueueReadings } from "./services/queue-readings.ts";
 import { ResultCache } from "@inferline/cache";
-import { createRedis, Dispatcher, FinishedListener, FinishedNotifier, KeyRevocationListener, ModelReadinessReader, redisTarget } from "@inferline/queue";
+import { createRedis, Dispatcher, FinishedListener, FinishedNotifier, KeyRevocationListener, ModelReadinessReader, redisTarget, runningUnderCap, tenantCapKey } from "@inferline/queue";
 import { ModelAvailability } from "./services/model-availability.ts";
 import { WebhookQueue, webhookTargetChecker } from "@inferline/webhooks";
 import { createApp } from "./app.ts";
@@ -22,6 +22,7 @@ import { RequestAdmission } from "./middleware/admission.ts";
 import type { ApiEnv } from "./env.ts";
 import { ApiMetrics } from "./metrics.ts";
 import { JobService } from "./services/job-service.ts";
+import { CapSizes } from "./services/cap-sizes.ts";
 import { SubmitWriter } from "./services/submit-writer.ts";
 import { JobResultCache } from "./services/job-result-cache.ts";
 import { TenantBacklog } from "./services/tenant-backlog.ts";
@@ -94,7 +95,12 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
     logger: outages,
   });
   // Answered jobs and single-flight followers are stored through the outcome path (with their events).
-  const writer = new SubmitWriter(store, dispatcher, new TenantBacklog((classes, leaveOut) => dispatches.queuedByClass(classes, leaveOut)), outages, outcomes);
+  const capStore = new TenantCapStore(db.pool);
+  const capSizes = new CapSizes(() => capStore.all(), env.TENANT_CAP_CACHE_MS);
+  await capSizes.start();
+  const writer = new SubmitWriter(store, dispatcher, new TenantBacklog((classes, leaveOut) => dispatches.queuedByClass(classes, leaveOut)), outages, outcomes, (tenantId, model) =>
+    capSizes.entrySize(tenantId, model),
+  );
   // One MAX_QUEUE_DEPTH for single jobs and batch items.
   const depthGuard = new QueueDepthGuard((model) => dispatches.pendingByModel(model), env.MAX_QUEUE_DEPTH);
   const quotaGuard = new TenantQuotaGuard((tenantId) => dispatches.queuedByTenant(tenantId), { defaultMaxQueued: env.DEFAULT_TENANT_MAX_QUEUED });
@@ -154,7 +160,12 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
     revoked: (keyHashes) => auth.evict(keyHashes),
     resubscribed: () => auth.invalidateAll(),
   });
-  const app = createApp({ env, logger, db, redis, models, tenants, auth, jobs, batches, queues: new QueueStatusService(dispatches), dispatcher, metrics, webhooks, webhookEvents, availability });
+  // The queue status route shows the caller's concurrency caps and what runs under each (the workers' leases).
+  const queues = new QueueStatusService(dispatches, undefined, {
+    caps: (tenantId) => capStore.ofTenant(tenantId),
+    running: (tenantId, model) => runningUnderCap(redis, tenantCapKey(env.QUEUE_PREFIX, tenantId, model)),
+  });
+  const app = createApp({ env, logger, db, redis, models, tenants, auth, jobs, batches, queues, dispatcher, metrics, webhooks, webhookEvents, availability });
   const admission = new RequestAdmission(env.MAX_REQUESTS_IN_FLIGHT);
   metrics.watchAdmission(admission);
   const { server, url } = await listenHttp(admission.wrap(app), env.PORT, env.HOST, listening);
@@ -168,6 +179,7 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
     async close() {
       await closeHttp(server);
       revocations.close();
+      capSizes.stop();
       await listener.close();
       await dispatcher.close();
       await webhooks.close();

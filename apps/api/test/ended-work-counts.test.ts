@@ -101,7 +101,7 @@ describe("queued work that ends without running", () => {
       (s) => s.depth === DEPTH - 2,
       "the canceled work still counts in the depth",
     );
-    expect(status.tenant).toEqual({ queued: QUOTA - 2, running: 0 });
+    expect(status.tenant).toEqual({ queued: QUOTA - 2, running: 0, caps: [] });
     expect(await until(queuedGauge, (g) => g.job === 2, "the gauge still counts the canceled job")).toEqual({ job: 2, item: 2 });
     // a may queue again, and the model has room for c.
     await admitted(a, job());

@@ -25,7 +25,7 @@ const status = async (client = stack.alpha) => {
 
 describe("GET /v1/models/:name/queue", () => {
   it("counts the caller's queued and running jobs and batch items, the model's depth and its oldest wait; the model-wide part is at most about a second old", async () => {
-    expect(await status()).toEqual({ model: "iris", tenant: { queued: 0, running: 0 }, depth: 0, oldestQueuedAgeSeconds: null });
+    expect(await status()).toEqual({ model: "iris", tenant: { queued: 0, running: 0, caps: [] }, depth: 0, oldestQueuedAgeSeconds: null });
 
     // Identical jobs that each wait for a worker: the result cache and its single flight (which would queue one of them) are bypassed.
     const queued = irisJob(undefined, { cache: "bypass" });
@@ -42,7 +42,7 @@ describe("GET /v1/models/:name/queue", () => {
 
     // The caller's part is read each time; the model's, once its reading is a second old.
     const alpha = await sleepUntil(async () => ((await status()).depth === 9 ? status() : undefined), { timeoutMs: 10_000, message: "the depth never showed 9" });
-    expect(alpha.tenant).toEqual({ queued: 6, running: 1 });
+    expect(alpha.tenant).toEqual({ queued: 6, running: 1, caps: [] });
     expect(alpha.oldestQueuedAgeSeconds).toBeGreaterThanOrEqual(60);
     expect(alpha.oldestQueuedAgeSeconds).toBeLessThan(120);
     expect(await status(stack.beta)).toMatchObject({ tenant: { queued: 2, running: 0 }, depth: 9 });
@@ -56,7 +56,7 @@ describe("GET /v1/models/:name/queue", () => {
         },
         { timeoutMs: 20_000, message: "the queue never drained" },
       );
-      expect(drained).toEqual({ model: "iris", tenant: { queued: 0, running: 0 }, depth: 0, oldestQueuedAgeSeconds: null });
+      expect(drained).toEqual({ model: "iris", tenant: { queued: 0, running: 0, caps: [] }, depth: 0, oldestQueuedAgeSeconds: null });
     } finally {
       await stack.stopWorker();
     }

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Database, TenantStore } from "@inferline/db";
-import { publishKeyRevocation } from "@inferline/queue";
+import { createRedis, publishKeyRevocation, runningUnderCap, tenantCapKey, TenantLeases } from "@inferline/queue";
 import { ApiClient, freePort, IRIS_SAMPLES, irisInput, irisJob, sleepUntil, startRedisCluster, type RedisCluster } from "@inferline/testing";
 import { startStack, type TestStack } from "./support/stack.ts";
 
@@ -139,6 +139,27 @@ describe("on a Redis Cluster", () => {
     // The API holds a verified key for 30 s; only the announcement makes it refuse sooner.
     await publishKeyRevocation({ url: deadUrl, clusterNodes: cluster.ports.map((port) => ({ host: "127.0.0.1", port })) }, stack.prefix, [revoked!.keyHash]);
     await sleepUntil(async () => (await client.get("/v1/models")).status === 401, { timeoutMs: 5000, message: "the revoked key is still accepted" });
+  });
+
+  it("takes a lease on a tenant's cap on one model and over every model in one script (the tenant's hash tag)", async () => {
+    const redis = createRedis({ url: deadUrl, clusterNodes: cluster.ports.map((port) => ({ host: "127.0.0.1", port })) });
+    try {
+      const leases = new TenantLeases(redis, 60_000);
+      const [model, all] = [tenantCapKey(stack.prefix, "tenant-a", "iris"), tenantCapKey(stack.prefix, "tenant-a", "*")];
+      const slots = [
+        { key: model, maxRunning: 1 },
+        { key: all, maxRunning: 2 },
+      ];
+      const lease = await leases.acquire("one", slots, 1);
+      expect(lease).not.toBeNull();
+      expect(await leases.acquire("two", slots, 1)).toBeNull();
+      expect(await runningUnderCap(redis, all)).toBe(1);
+      await leases.renew(lease!);
+      await leases.release(lease!);
+      expect(await runningUnderCap(redis, model)).toBe(0);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it("keeps BullMQ's keys in one hash slot ({prefix}) and the rest under the plain prefix", async () => {

@@ -87,6 +87,12 @@ export const WorkerEnv = SharedEnv.extend(InferenceEnv.shape).extend({
    * twice this. Default 30000.
    */
   QUEUE_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
+  /** How old the tenants' concurrency caps (`inferline tenants set --max-running`) a worker enforces may be, in ms: it reads them all from PostgreSQL at most this often. Default 5000. */
+  TENANT_CAP_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
+  /** A lease on a tenant's cap lasts this long unless its worker renews it (every third of it while the work runs): how long a dead worker's capacity stays taken. Default 30000. */
+  TENANT_CAP_LEASE_MS: z.coerce.number().int().min(300).max(600_000).default(30_000),
+  /** How long an entry over its tenant's cap waits on the delayed set before it is tried again, in ms (plus up to as much again, at random). Default 250. */
+  TENANT_CAP_WAIT_MS: z.coerce.number().int().min(10).max(60_000).default(250),
   /** Webhook deliveries of one tenant in flight at once in this process (manual redeliveries included); its other entries wait on the delayed set. Default 4. */
   WEBHOOK_TENANT_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(DEFAULT_TENANT_CONCURRENCY),
   /** How long opening a webhook connection (DNS, TCP, TLS) may take, in ms; capped at WEBHOOK_TIMEOUT_MS. Default 5000. */

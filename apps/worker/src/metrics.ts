@@ -59,6 +59,12 @@ export class WorkerMetrics {
     labelNames: ["model"],
     registers: [this.registry],
   });
+  readonly tenantCapWaits = new Counter({
+    name: "inferline_tenant_cap_waits_total",
+    help: "Queue entries put back on the delayed set because their tenant was at its concurrency cap (no attempt spent), by model",
+    labelNames: ["model"],
+    registers: [this.registry],
+  });
   readonly itemsFinished = new Counter({
     name: "inferline_batch_items_finished_total",
     help: "Batch items this worker moved to a terminal state, by model and status (succeeded, failed, canceled, expired)",

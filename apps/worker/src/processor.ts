@@ -12,6 +12,7 @@ import type { ResultCache } from "@inferline/cache";
 import { ATTR, epochNow, tracing } from "@inferline/telemetry";
 import type { RunTimes } from "./run-times.ts";
 import { EntryTrace, type TracedSubject } from "./entry-trace.ts";
+import type { TenantCaps } from "./tenant-caps.ts";
 
 export interface ProcessorLimits {
   /** Attempts of a job (or a chunk) before it fails for good (JOB_ATTEMPTS). */
@@ -48,6 +49,8 @@ export interface ProcessorDeps {
    * the next identical request is answered from the entry or leads a run of its own.
    */
   jobCache?: { results: Pick<CacheWriter, "store">; flights: Pick<ResultCache, "land"> };
+  /** Per-tenant concurrency caps: an entry over its cap waits on the delayed set before anything is claimed. Absent: no caps. */
+  caps?: Pick<TenantCaps, "admit">;
 }
 
 /**
@@ -88,9 +91,15 @@ export function createProcessor(deps: ProcessorDeps) {
   // Three parameters: BullMQ passes the abort signal only to a processor that declares it.
   return async (entry: QueueEntry<DispatchPayload>, token?: string, signal?: AbortSignal): Promise<{ jobs: number }> => {
     if (hops.enabled && entry.data.jobIds) hops.markAll(entry.data.jobIds, "worker.picked");
+    // Over its tenant's cap, the entry goes back to wait (nothing claimed, no attempt) and is seen again.
+    const held = await deps.caps?.admit(entry, token);
     if (entry.processedOn) deps.metrics.queueWaitSeconds.observe({ model: modelOf(entry) }, Math.max(0, entry.processedOn - entry.timestamp) / 1000);
     const run: Delivery = { lastAttempt: entry.attemptsMade + 1 >= (entry.opts.attempts ?? 1), token, signal };
-    return entry.data.batchChunk ? processChunk(deps, entry, run) : processJobs(deps, entry, run);
+    try {
+      return await (entry.data.batchChunk ? processChunk(deps, entry, run) : processJobs(deps, entry, run));
+    } finally {
+      await held?.release();
+    }
   };
 }
 

@@ -3,10 +3,10 @@ import type http from "node:http";
 import os from "node:os";
 import type { Logger } from "pino";
 import { throttledLogger } from "@inferline/runtime";
-import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, RetentionStore, WebhookEventStore } from "@inferline/db";
+import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, RetentionStore, TenantCapStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem, type OutcomeHooks } from "@inferline/outcomes";
 import { ResultCache } from "@inferline/cache";
-import { createRedis, Dispatcher, FinishedNotifier, ModelReadinessPublisher, redisTarget } from "@inferline/queue";
+import { createRedis, Dispatcher, FinishedNotifier, ModelReadinessPublisher, redisTarget, TenantLeases } from "@inferline/queue";
 import { WebhookQueue, WebhookWorker } from "@inferline/webhooks";
 import { startTelemetry } from "@inferline/telemetry";
 import type { WorkerEnv } from "./env.ts";
@@ -15,6 +15,7 @@ import { createProcessor } from "./processor.ts";
 import { CacheWriter } from "./cache-writer.ts";
 import { ExclusiveGate } from "./exclusive-gate.ts";
 import { RunTimes } from "./run-times.ts";
+import { TenantCaps } from "./tenant-caps.ts";
 import { ModelWorkers } from "./model-workers.ts";
 import { Reconciler } from "./reconciler.ts";
 import { DeadlineSweeper } from "./deadline-sweeper.ts";
@@ -95,6 +96,17 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     },
   );
   const cacheWriter = new CacheWriter(cache, cachedModels(repository), metrics.cache);
+  const capStore = new TenantCapStore(db.pool);
+  const caps = new TenantCaps(
+    {
+      readCaps: () => capStore.all(),
+      tenantOf: (id) => dispatches.tenantOf(id),
+      leases: new TenantLeases(publisher, env.TENANT_CAP_LEASE_MS),
+      onWait: (model) => metrics.tenantCapWaits.inc({ model }),
+      logger: outages,
+    },
+    { prefix: env.QUEUE_PREFIX, cacheMs: env.TENANT_CAP_CACHE_MS, leaseMs: env.TENANT_CAP_LEASE_MS, waitMs: env.TENANT_CAP_WAIT_MS },
+  );
   const processor = createProcessor({
     store,
     chunks,
@@ -107,6 +119,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     runTimes: new RunTimes(),
     chunkCache: cacheWriter,
     jobCache: { results: cacheWriter, flights: cache },
+    caps,
   });
   const workers = new ModelWorkers(serving.versions, processor, connection, env, logger);
   const reconciler = new Reconciler(new DispatchStore(db.pool), dispatcher, models, { intervalMs: env.RECONCILE_INTERVAL_MS, afterMs: env.RECONCILE_AFTER_MS, logger });

@@ -164,6 +164,12 @@ export class DispatchStore {
     return rows.map((r) => r.n);
   }
 
+  /** Whose work the entry `id` carries (a worker enforcing caps on an entry that does not say); null when its row is gone or has no tenant. */
+  async tenantOf(id: string): Promise<string | null> {
+    const { rows } = await this.pool.query<{ tenantId: string | null }>(`select "tenantId"::text as "tenantId" from dispatches where id = $1`, [id]);
+    return rows[0]?.tenantId ?? null;
+  }
+
   /** The tenant's jobs and batch items not started yet, over every model: what its quota (maxQueued) counts. */
   async queuedByTenant(tenantId: string): Promise<number> {
     const { rows } = await this.pool.query<{ n: number }>(`select coalesce(sum(jobs), 0)::int as n from dispatches where "tenantId" = $1 and "startedAt" is null`, [tenantId]);

@@ -73,6 +73,7 @@ export {
   type JobWebhookStore,
 } from "./webhook-event-store.ts";
 export { RetentionStore } from "./retention-store.ts";
+export { TenantCapStore, ALL_MODELS, type TenantCap } from "./tenant-cap-store.ts";
 export {
   TenantStore,
   hashApiKey,

@@ -20,3 +20,4 @@ export { keyRevokedChannel, KeyRevocationNotifier, KeyRevocationListener, publis
 export { modelReadinessKey, modelReportKey } from "./names.ts";
 export { ModelReadinessPublisher, type ModelReadinessPublisherOptions, type ReadinessPublisherRedis } from "./model-readiness-publisher.ts";
 export { ModelReadinessReader, type ReadinessReaderRedis } from "./model-readiness-reader.ts";
+export { TenantLeases, tenantCapKey, runningUnderCap, type CapLease, type CapSlot } from "./tenant-leases.ts";

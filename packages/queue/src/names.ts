@@ -35,6 +35,8 @@ export interface DispatchPayload {
   resumed?: boolean;
   /** What a claim of the entry's one job would return, carried by the API for a lone small job (see CarriedJob). */
   carried?: CarriedJob;
+  /** The tenant whose work it carries, for its concurrency caps (absent on entries added before it was carried: workers then read it from the entry's row). */
+  tenantId?: string;
 }
 
 /**

@@ -65,8 +65,8 @@ const RESPONSES: Record<string, z.ZodType> = {
   ModelView,
   ModelList,
   QueueStatus: QueueStatus.meta({
-    description: "The caller's queued and running work on the model, the model's depth and the wait of its oldest queue entry not started",
-    examples: [{ model: "iris", tenant: { queued: 3, running: 1 }, depth: 12, oldestQueuedAgeSeconds: 0.4 }],
+    description: "The caller's queued and running work on the model and its concurrency caps there, the model's depth and the wait of its oldest queue entry not started",
+    examples: [{ model: "iris", tenant: { queued: 3, running: 1, caps: [{ model: "iris", maxRunning: 2, running: 1 }] }, depth: 12, oldestQueuedAgeSeconds: 0.4 }],
   }),
   WebhookSecret,
   JobWebhooks,

@@ -222,6 +222,7 @@ export class BatchService {
       batchChunk: true,
       rank: created.ranks[i],
       weight: tenant.weight,
+      tenantId,
     }));
     // A failed enqueue leaves the chunks pending in PostgreSQL; the workers' reconciler enqueues them.
     // Chunks answered whole from the cache have no entry; a batch answered whole has none at all.

@@ -63,6 +63,8 @@ export class SubmitWriter {
     private readonly logger: LevelLogger,
     /** Stores the result cache's jobs (answered, single-flight followers); needed only when a model caches. */
     private readonly cached?: CachedJobWriter,
+    /** The most jobs one entry of a tenant's work on a model carries, under its concurrency caps (see CapSizes); undefined: maxJobsPerEntry. */
+    private readonly entrySize?: (tenantId: string, model: string) => number | undefined,
   ) {}
 
   /** Stores and enqueues the job with the others that arrive meanwhile; `weight` is its tenant's. */
@@ -271,6 +273,7 @@ export class SubmitWriter {
         version,
         priority,
         list.map((w) => w.job),
+        Math.min(this.dispatcher.maxJobsPerEntry, this.entrySize?.(tenantId, model) ?? Infinity),
       )) {
         const lone = g.jobIds.length === 1 ? list.find((w) => w.job.id === g.jobIds[0])?.job : undefined;
         const carried = lone && carriedOf(lone);

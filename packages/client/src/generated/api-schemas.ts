@@ -365,12 +365,19 @@ export interface components {
       models: components["schemas"]["ModelView"][];
     };
     /**
-     * @description The caller's queued and running work on the model, the model's depth and the wait of its oldest queue entry not started
+     * @description The caller's queued and running work on the model and its concurrency caps there, the model's depth and the wait of its oldest queue entry not started
      * @example {
      *       "model": "iris",
      *       "tenant": {
      *         "queued": 3,
-     *         "running": 1
+     *         "running": 1,
+     *         "caps": [
+     *           {
+     *             "model": "iris",
+     *             "maxRunning": 2,
+     *             "running": 1
+     *           }
+     *         ]
      *       },
      *       "depth": 12,
      *       "oldestQueuedAgeSeconds": 0.4
@@ -381,6 +388,11 @@ export interface components {
       tenant: {
         queued: number;
         running: number;
+        caps: {
+          model: string | null;
+          maxRunning: number;
+          running: number | null;
+        }[];
       };
       depth: number;
       oldestQueuedAgeSeconds: number | null;
