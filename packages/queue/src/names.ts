@@ -35,6 +35,8 @@ export interface DispatchPayload {
   resumed?: boolean;
   /** What a claim of the entry's one job would return, carried by the API for a lone small job (see CarriedJob). */
   carried?: CarriedJob;
+  /** The tenant whose work the entry carries: a worker running another tenant's entry of this queue yields its slot to it (see the worker's SlotBound). */
+  tenantId?: string;
 }
 
 /**

@@ -219,6 +219,7 @@ export class BatchService {
       priority: batch.priority,
       jobIds: [],
       batchChunk: true,
+      tenantId,
       rank: created.ranks[i],
       weight: tenant.weight,
     }));

@@ -1,0 +1,80 @@
+/** Rows a slice of a model not yet measured here runs. */
+const PROBE_ROWS = 4;
+/** Weight of each new slice in a model's mean hold per row. */
+const ALPHA = 0.2;
+
+/** Who waits first in line on a queue: the tenant of its next entry (undefined: an entry that names none), or null when nothing waits. */
+export type NextInLine = (model: string, version: string) => Promise<string | undefined | null>;
+
+/** Where a sliced run is: the entry's model, version and tenant. */
+export interface SliceSite {
+  model: string;
+  version: string;
+  tenantId: string;
+}
+
+/**
+ * Bounds how long one tenant's work holds a worker slot while another tenant's waits. A queue
+ * entry carries up to 256 jobs, a batch chunk up to 512 items: for a heavy model that is seconds
+ * of inference. The processor runs an entry's rows in slices sized to about `boundMs` of the
+ * slot's time (each model's measured hold per row in this worker), and between slices asks who
+ * is next on the entry's queue; when that is another tenant's entry (or one that names no
+ * tenant), it writes what it ran and hands the rest back to the queue at the entry's priority,
+ * spending no attempt (see the processor's yieldRest). So a light tenant's job starts within
+ * about one slice of a slot freeing, and a tenant alone runs its entries whole as before.
+ */
+export class SlotBound {
+  private readonly holdPerRow = new Map<string, number>();
+
+  constructor(
+    private readonly boundMs: number,
+    private readonly nextInLine: NextInLine,
+  ) {}
+
+  /** Rows of `model` the next slice runs: about boundMs of the slot's time, at least one. */
+  sliceRows(model: string): number {
+    const perRow = this.holdPerRow.get(model);
+    if (perRow === undefined) return PROBE_ROWS;
+    return Math.max(1, Math.floor(this.boundMs / Math.max(perRow, 1e-3)));
+  }
+
+  /** Notes a slice of `rows` rows of `model` that held its slot `ms`. */
+  record(model: string, ms: number, rows: number): void {
+    if (rows <= 0) return;
+    const perRow = ms / rows;
+    const seen = this.holdPerRow.get(model);
+    this.holdPerRow.set(model, seen === undefined ? perRow : seen + ALPHA * (perRow - seen));
+  }
+
+  /** Whether another tenant's entry is next in line on the site's queue. A failed look counts as no (the run goes on). */
+  async othersWaiting(site: SliceSite): Promise<boolean> {
+    try {
+      const next = await this.nextInLine(site.model, site.version);
+      return next !== null && next !== site.tenantId;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/**
+ * Runs `run` over `items` in slices sized by `bound` (all at once without one), checking between
+ * slices whether another tenant waits; returns the items not run when it stopped for that
+ * (empty when all ran). `mayStop` can forbid stopping (what ran must then be finished as usual).
+ */
+export async function runInSlices<T>(bound: SlotBound | undefined, site: SliceSite, items: T[], run: (item: T) => Promise<void>, mayStop: () => boolean = () => true): Promise<T[]> {
+  if (!bound) {
+    await Promise.all(items.map(run));
+    return [];
+  }
+  let done = 0;
+  while (done < items.length) {
+    if (done > 0 && mayStop() && (await bound.othersWaiting(site))) return items.slice(done);
+    const slice = items.slice(done, done + bound.sliceRows(site.model));
+    const started = performance.now();
+    await Promise.all(slice.map(run));
+    bound.record(site.model, performance.now() - started, slice.length);
+    done += slice.length;
+  }
+  return [];
+}
