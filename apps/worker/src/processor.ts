@@ -132,15 +132,22 @@ async function orHandBack<T>(work: Promise<T>, entry: QueueEntry<DispatchPayload
  * Hands the rest of an entry back to its queue once its slot was held long enough while another
  * tenant waits (see SlotBound): what ran is written already; `release` gives back the claim of
  * what did not run (no attempt is counted against it), `data` narrows the entry to it, and the
- * entry goes back to waiting at its own priority, behind the entries of that priority added
- * before it. A worker that dies in between leaves the entry stalled, and its next delivery finds
+ * entry, marked as having yielded, goes back to waiting at its own priority, behind the entries
+ * of that priority added before it. A worker that dies in between leaves the entry stalled, and its next delivery finds
  * only what is still to run.
  */
 async function yieldRest(entry: QueueEntry<DispatchPayload>, run: Delivery, data: Partial<DispatchPayload>, release: Release): Promise<never> {
   await release();
-  if (Object.keys(data).length > 0) await entry.updateData({ ...entry.data, ...data });
+  await entry.updateData({ ...entry.data, ...data, yielded: true });
   await entry.moveToWait(run.token);
+  // BullMQ puts an entry moved back at the front of its priority; added again, it goes behind that priority's other entries.
+  await entry.changePriority({ priority: entry.priority }).catch(() => {});
   throw new HandedBackError();
+}
+
+/** Where an entry's run is sliced (see SlotBound), but for its tenant, which its claim tells. */
+function sliceSite(entry: QueueEntry<DispatchPayload>) {
+  return { model: modelOf(entry), version: entry.data.version, priority: entry.priority, yielded: entry.data.yielded === true };
 }
 
 /** Gives back what a run claimed (see handBack). */
@@ -234,7 +241,7 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
     if (hops.enabled) hops.markAll(entry.data.jobIds, "worker.claimed");
     const outcomes: JobOutcome[] = [];
     const again: ClaimedJob[] = [];
-    const site = { model: modelOf(entry), version: entry.data.version, tenantId: claimed[0]?.tenantId ?? "" };
+    const site = { ...sliceSite(entry), tenantId: claimed[0]?.tenantId ?? "" };
     const inferring = runInSlices(deps.slots, site, claimed, async (job) => {
       if (job.attempts > deps.limits.maxAttempts) return void outcomes.push(exhausted(job.id, job.attempts - 1));
       // A job on its second run or later may be what sank its first: it runs in a batch of its own.
@@ -369,7 +376,7 @@ async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, hand: 
   const span = trace?.inference(chunk.id, { [ATTR.batchSize]: chunk.items.filter(Boolean).length });
   const outcomes = new Array<ChunkItemOutcome | undefined>(chunk.items.length);
   const queued = chunk.items.flatMap((inputs, i) => (inputs ? [{ i, inputs }] : []));
-  const site = { model: chunk.model, version: chunk.version, tenantId: chunk.tenantId };
+  const site = { ...sliceSite(hand.entry), tenantId: chunk.tenantId };
   // Items to retry are retried by the whole chunk's next attempt: a run with any stops no earlier than its end.
   const inferring = runInSlices(
     deps.slots,
@@ -385,7 +392,7 @@ async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, hand: 
   const rest = await orHandBack(inferring, hand.entry, hand.run, hand.release);
   span?.end();
   const finished = await writeChunk(deps, chunk, outcomes, trace);
-  if (rest.length > 0) await yieldRest(hand.entry, hand.run, {}, hand.release);
+  if (rest.length > 0) await yieldRest(hand.entry, hand.run, {}, () => deps.chunks.releaseClaim(chunk.id, { started: true }));
   if (retryLater > 0) throw new ChunkRetryError(`${retryLater} items of chunk ${chunk.id} timed out or crashed their thread; retrying them one at a time`);
   return finished;
 }

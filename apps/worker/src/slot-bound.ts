@@ -3,14 +3,16 @@ const PROBE_ROWS = 4;
 /** Weight of each new slice in a model's mean hold per row. */
 const ALPHA = 0.2;
 
-/** Who waits first in line on a queue: the tenant of its next entry (undefined: an entry that names none), or null when nothing waits. */
-export type NextInLine = (model: string, version: string) => Promise<string | undefined | null>;
+/** The entry first in line on a queue: its tenant (undefined: an entry that names none) and BullMQ priority; null when nothing waits. */
+export type NextInLine = (model: string, version: string) => Promise<{ tenantId?: string; priority: number } | null>;
 
-/** Where a sliced run is: the entry's model, version and tenant. */
+/** Where a sliced run is: its entry's model, version, tenant and priority, and whether it yielded before. */
 export interface SliceSite {
   model: string;
   version: string;
   tenantId: string;
+  priority: number;
+  yielded: boolean;
 }
 
 /**
@@ -18,10 +20,13 @@ export interface SliceSite {
  * entry carries up to 256 jobs, a batch chunk up to 512 items: for a heavy model that is seconds
  * of inference. The processor runs an entry's rows in slices sized to about `boundMs` of the
  * slot's time (each model's measured hold per row in this worker), and between slices asks who
- * is next on the entry's queue; when that is another tenant's entry (or one that names no
- * tenant), it writes what it ran and hands the rest back to the queue at the entry's priority,
- * spending no attempt (see the processor's yieldRest). So a light tenant's job starts within
- * about one slice of a slot freeing, and a tenant alone runs its entries whole as before.
+ * is next on the entry's queue. When that is another tenant's entry (or one that names no
+ * tenant) that would have run first had the running one still waited (a lower priority value),
+ * or one of the same priority while this entry has not yielded yet, it writes what it ran and
+ * hands the rest back to the queue at its priority, spending no attempt (see the processor's
+ * yieldRest). So a light tenant's job starts within about one slice of a slot freeing; a tenant
+ * alone runs its entries whole as before, and two backlogged tenants' entries of one priority
+ * take turns once instead of slice by slice.
  */
 export class SlotBound {
   private readonly holdPerRow = new Map<string, number>();
@@ -29,6 +34,8 @@ export class SlotBound {
   constructor(
     private readonly boundMs: number,
     private readonly nextInLine: NextInLine,
+    /** Called each time a run is told to stop and hand its rest back. */
+    private readonly onYield: (model: string) => void = () => {},
   ) {}
 
   /** Rows of `model` the next slice runs: about boundMs of the slot's time, at least one. */
@@ -50,7 +57,10 @@ export class SlotBound {
   async othersWaiting(site: SliceSite): Promise<boolean> {
     try {
       const next = await this.nextInLine(site.model, site.version);
-      return next !== null && next !== site.tenantId;
+      if (next === null || next.tenantId === site.tenantId) return false;
+      const yields = next.priority < site.priority || (next.priority === site.priority && !site.yielded);
+      if (yields) this.onYield(site.model);
+      return yields;
     } catch {
       return false;
     }

@@ -123,7 +123,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     limits: { maxAttempts: env.JOB_ATTEMPTS, maxResultBytes: env.MAX_RESULT_BYTES, backoffMs: env.RETRY_BACKOFF_MS },
     gate: new ExclusiveGate(),
     runTimes: new RunTimes(),
-    ...(env.SLOT_HOLD_MS > 0 ? { slots: new SlotBound(env.SLOT_HOLD_MS, nextInLine(dispatcher)) } : {}),
+    ...(env.SLOT_HOLD_MS > 0 ? { slots: new SlotBound(env.SLOT_HOLD_MS, nextInLine(dispatcher), (model) => metrics.slotYields.inc({ model })) } : {}),
     chunkCache: cacheWriter,
     jobCache: { results: cacheWriter, flights: cache },
   });
@@ -207,6 +207,6 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
 function nextInLine(dispatcher: Dispatcher): NextInLine {
   return async (model, version) => {
     const [next] = await dispatcher.queue(model, version).getPrioritized(0, 0);
-    return next ? next.data.tenantId : null;
+    return next ? { tenantId: next.data.tenantId, priority: next.priority } : null;
   };
 }

@@ -122,7 +122,14 @@ export class Dispatcher {
   private entry(g: DispatchGroup): QueueEntrySpec<DispatchPayload> {
     return {
       name: "infer",
-      data: { jobIds: g.jobIds, version: g.version, ...(g.batchChunk ? { batchChunk: true } : {}), ...(g.resumed ? { resumed: true } : {}), ...(g.carried ? { carried: g.carried } : {}), ...(g.tenantId ? { tenantId: g.tenantId } : {}) },
+      data: {
+        jobIds: g.jobIds,
+        version: g.version,
+        ...(g.batchChunk ? { batchChunk: true } : {}),
+        ...(g.resumed ? { resumed: true } : {}),
+        ...(g.carried ? { carried: g.carried } : {}),
+        ...(g.tenantId ? { tenantId: g.tenantId } : {}),
+      },
       opts: { ...this.defaults, jobId: g.dispatchId, priority: entryPriority(g.priority, g.rank, g.weight), ...(g.delayMs ? { delay: g.delayMs } : {}) },
     };
   }
