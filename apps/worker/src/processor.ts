@@ -11,7 +11,7 @@ import type { ResultCache } from "@inferline/cache";
 import { ATTR, epochNow, tracing } from "@inferline/telemetry";
 import type { RunTimes } from "./run-times.ts";
 import { EntryTrace, type TracedSubject } from "./entry-trace.ts";
-import { runInSlices, type SlotBound } from "./slot-bound.ts";
+import { runInSlices, yieldedPriority, type SlotBound } from "./slot-bound.ts";
 
 export interface ProcessorLimits {
   /** Attempts of a job (or a chunk) before it fails for good (JOB_ATTEMPTS). */
@@ -130,24 +130,24 @@ async function orHandBack<T>(work: Promise<T>, entry: QueueEntry<DispatchPayload
 
 /**
  * Hands the rest of an entry back to its queue once its slot was held long enough while another
- * tenant waits (see SlotBound): what ran is written already; `release` gives back the claim of
+ * tenant waits (see SlotBound): what ran (`ran` rows) is written already; `release` gives back the claim of
  * what did not run (no attempt is counted against it), `data` narrows the entry to it, and the
- * entry, marked as having yielded, goes back to waiting at its own priority, behind the entries
- * of that priority added before it. A worker that dies in between leaves the entry stalled, and its next delivery finds
- * only what is still to run.
+ * entry goes back to waiting at the priority its rest ranks at once `ran` rows ran (see
+ * yieldedPriority). A worker that dies in between leaves the entry stalled, and its next delivery
+ * finds only what is still to run.
  */
-async function yieldRest(entry: QueueEntry<DispatchPayload>, run: Delivery, data: Partial<DispatchPayload>, release: Release): Promise<never> {
+async function yieldRest(entry: QueueEntry<DispatchPayload>, run: Delivery, ran: number, data: Partial<DispatchPayload>, release: Release): Promise<never> {
   await release();
-  await entry.updateData({ ...entry.data, ...data, yielded: true });
+  if (Object.keys(data).length > 0) await entry.updateData({ ...entry.data, ...data });
   await entry.moveToWait(run.token);
-  // BullMQ puts an entry moved back at the front of its priority; added again, it goes behind that priority's other entries.
-  await entry.changePriority({ priority: entry.priority }).catch(() => {});
+  // Added again one level lower, behind that level's entries (BullMQ puts one moved back in front of its level).
+  await entry.changePriority({ priority: yieldedPriority(entry.priority, ran, entry.data.weight ?? 1) }).catch(() => {});
   throw new HandedBackError();
 }
 
 /** Where an entry's run is sliced (see SlotBound), but for its tenant, which its claim tells. */
 function sliceSite(entry: QueueEntry<DispatchPayload>) {
-  return { model: modelOf(entry), version: entry.data.version, priority: entry.priority, yielded: entry.data.yielded === true };
+  return { model: modelOf(entry), version: entry.data.version, priority: entry.priority, weight: entry.data.weight ?? 1 };
 }
 
 /** Gives back what a run claimed (see handBack). */
@@ -272,7 +272,7 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
     await cacheJobResults(deps, claimed, outcomes, finished);
     trace?.end();
     const restIds = rest.map((j) => j.id);
-    if (restIds.length > 0) await yieldRest(entry, run, { jobIds: restIds }, () => deps.store.releaseClaims(restIds, entry.id!));
+    if (restIds.length > 0) await yieldRest(entry, run, claimed.length - restIds.length, { jobIds: restIds }, () => deps.store.releaseClaims(restIds, entry.id!));
     return { jobs: finished.length };
   } catch (err) {
     trace?.end(err);
@@ -392,7 +392,7 @@ async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, hand: 
   const rest = await orHandBack(inferring, hand.entry, hand.run, hand.release);
   span?.end();
   const finished = await writeChunk(deps, chunk, outcomes, trace);
-  if (rest.length > 0) await yieldRest(hand.entry, hand.run, {}, () => deps.chunks.releaseClaim(chunk.id, { started: true }));
+  if (rest.length > 0) await yieldRest(hand.entry, hand.run, queued.length - rest.length, {}, () => deps.chunks.releaseClaim(chunk.id, { started: true }));
   if (retryLater > 0) throw new ChunkRetryError(`${retryLater} items of chunk ${chunk.id} timed out or crashed their thread; retrying them one at a time`);
   return finished;
 }

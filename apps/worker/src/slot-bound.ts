@@ -1,3 +1,5 @@
+import { CLASS_BASE, CLASS_SPAN } from "@inferline/queue";
+
 /** Rows a slice of a model not yet measured here runs. */
 const PROBE_ROWS = 4;
 /** Weight of each new slice in a model's mean hold per row. */
@@ -6,13 +8,13 @@ const ALPHA = 0.2;
 /** The entry first in line on a queue: its tenant (undefined: an entry that names none) and BullMQ priority; null when nothing waits. */
 export type NextInLine = (model: string, version: string) => Promise<{ tenantId?: string; priority: number } | null>;
 
-/** Where a sliced run is: its entry's model, version, tenant and priority, and whether it yielded before. */
+/** Where a sliced run is: its entry's model, version, tenant, priority and its tenant's weight. */
 export interface SliceSite {
   model: string;
   version: string;
   tenantId: string;
   priority: number;
-  yielded: boolean;
+  weight: number;
 }
 
 /**
@@ -20,13 +22,13 @@ export interface SliceSite {
  * entry carries up to 256 jobs, a batch chunk up to 512 items: for a heavy model that is seconds
  * of inference. The processor runs an entry's rows in slices sized to about `boundMs` of the
  * slot's time (each model's measured hold per row in this worker), and between slices asks who
- * is next on the entry's queue. When that is another tenant's entry (or one that names no
- * tenant) that would have run first had the running one still waited (a lower priority value),
- * or one of the same priority while this entry has not yielded yet, it writes what it ran and
- * hands the rest back to the queue at its priority, spending no attempt (see the processor's
- * yieldRest). So a light tenant's job starts within about one slice of a slot freeing; a tenant
- * alone runs its entries whole as before, and two backlogged tenants' entries of one priority
- * take turns once instead of slice by slice.
+ * is next on the entry's queue. The rest of the entry ranks as fair share would rank it had it
+ * been queued alone: its tenant's work ahead of it grew by the rows that ran (see
+ * yieldedPriority). When the next entry is another tenant's (or one that names no tenant) of that
+ * priority or a better one, the run writes what it ran and hands the rest back at that priority,
+ * spending no attempt (see the processor's yieldRest). So a light tenant's job starts within
+ * about one slice of a slot freeing; a tenant alone runs its entries whole as before; and
+ * backlogged tenants take turns as their entries' ranks say, a slice being the smallest turn.
  */
 export class SlotBound {
   private readonly holdPerRow = new Map<string, number>();
@@ -54,11 +56,11 @@ export class SlotBound {
   }
 
   /** Whether another tenant's entry is next in line on the site's queue. A failed look counts as no (the run goes on). */
-  async othersWaiting(site: SliceSite): Promise<boolean> {
+  async othersWaiting(site: SliceSite, done: number): Promise<boolean> {
     try {
       const next = await this.nextInLine(site.model, site.version);
       if (next === null || next.tenantId === site.tenantId) return false;
-      const yields = next.priority < site.priority || (next.priority === site.priority && !site.yielded);
+      const yields = next.priority <= yieldedPriority(site.priority, done, site.weight);
       if (yields) this.onYield(site.model);
       return yields;
     } catch {
@@ -79,7 +81,7 @@ export async function runInSlices<T>(bound: SlotBound | undefined, site: SliceSi
   }
   let done = 0;
   while (done < items.length) {
-    if (done > 0 && mayStop() && (await bound.othersWaiting(site))) return items.slice(done);
+    if (done > 0 && mayStop() && (await bound.othersWaiting(site, done))) return items.slice(done);
     const slice = items.slice(done, done + bound.sliceRows(site.model));
     const started = performance.now();
     await Promise.all(slice.map(run));
@@ -87,4 +89,16 @@ export async function runInSlices<T>(bound: SlotBound | undefined, site: SliceSi
     done += slice.length;
   }
   return [];
+}
+
+/**
+ * The priority of the rest of an entry of `priority` once `done` of its rows ran: fair share's
+ * (see entryPriority) with its tenant's work ahead of it grown by those rows, per unit of weight,
+ * and at least one level lower (so an entry of the priority it yielded to runs before it, and
+ * that one does not yield back at once); within its class, whose last level it keeps.
+ */
+export function yieldedPriority(priority: number, done: number, weight: number): number {
+  const base = Object.values(CLASS_BASE).find((b) => priority >= b && priority < b + CLASS_SPAN);
+  if (base === undefined) return priority;
+  return Math.min(base + CLASS_SPAN - 1, priority + Math.max(1, Math.floor(done / Math.max(1, weight))));
 }

@@ -37,8 +37,8 @@ export interface DispatchPayload {
   carried?: CarriedJob;
   /** The tenant whose work the entry carries: a worker running another tenant's entry of this queue yields its slot to it (see the worker's SlotBound). */
   tenantId?: string;
-  /** A worker handed the rest of this entry back to let another tenant's entry run first (see the worker's SlotBound). */
-  yielded?: boolean;
+  /** That tenant's weight when the entry was added: what the rest of an entry handed back ranks by (see the worker's SlotBound). */
+  weight?: number;
 }
 
 /**
