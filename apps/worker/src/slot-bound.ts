@@ -5,7 +5,7 @@ const PROBE_ROWS = 4;
 /** Weight of each new slice in a model's mean hold per row. */
 const ALPHA = 0.2;
 
-/** The entry first in line on a queue: its tenant (undefined: an entry that names none) and BullMQ priority; null when nothing waits. */
+/** The entry first in line on a queue: its tenant (undefined: an entry that names none, such as the reconciler's and isolated jobs') and BullMQ priority; null when nothing waits. */
 export type NextInLine = (model: string, version: string) => Promise<{ tenantId?: string; priority: number } | null>;
 
 /** Where a sliced run is: its entry's model, version, tenant, priority and its tenant's weight. */
@@ -24,8 +24,7 @@ export interface SliceSite {
  * slot's time (each model's measured hold per row in this worker), and between slices asks who
  * is next on the entry's queue. The rest of the entry ranks as fair share would rank it had it
  * been queued alone: its tenant's work ahead of it grew by the rows that ran (see
- * yieldedPriority). When the next entry is another tenant's (or one that names no tenant) of that
- * priority or a better one, the run writes what it ran and hands the rest back at that priority,
+ * yieldedPriority). When the next entry is another tenant's of that priority or a better one, the run writes what it ran and hands the rest back at that priority,
  * spending no attempt (see the processor's yieldRest). So a light tenant's job starts within
  * about one slice of a slot freeing; a tenant alone runs its entries whole as before; and
  * backlogged tenants take turns as their entries' ranks say, a slice being the smallest turn.
@@ -59,7 +58,8 @@ export class SlotBound {
   async othersWaiting(site: SliceSite, done: number): Promise<boolean> {
     try {
       const next = await this.nextInLine(site.model, site.version);
-      if (next === null || next.tenantId === site.tenantId) return false;
+      // An entry that names no tenant (added before entries named theirs) gets no slot handed to it.
+      if (next === null || next.tenantId === undefined || next.tenantId === site.tenantId) return false;
       const yields = next.priority <= yieldedPriority(site.priority, done, site.weight);
       if (yields) this.onYield(site.model);
       return yields;
