@@ -89,7 +89,8 @@ const PLAN: Record<string, Partial<Record<string, number>>> = {
     cache: 5_000,
   },
   // ocr drain: 600 lines (about 10 s); a few seconds of draining are too short for drainOverRaw to settle.
-  "ocr-text-line": { raw: 0, naive: 120, drain: 600, latency: 0 },
+  // ocr fairness: the heavy tenant's 2,000 jobs (plus a 2,000-item batch), against 2 light jobs/s.
+  "ocr-text-line": { raw: 0, naive: 120, drain: 600, latency: 0, fairness: 2_000 },
 };
 const SHORT: Record<string, string> = { iris: "IRIS", "ocr-text-line": "OCR" };
 

@@ -1,11 +1,12 @@
 /**
  * fairness: what a heavy tenant's backlog costs a light tenant. Tenant B submits
- * BENCH_FAIRNESS_RATE jobs/s (default 10) for BENCH_FAIRNESS_SECONDS (default 20), paced
- * (open-loop), each POSTed and then long-polled to its result, twice: with tenant A idle, and
- * right after A queued a backlog while no worker ran: BENCH_N iris jobs (default 100,000),
- * stored as the submit path stores them (JobStore.insertMany, ranked entries of
- * Dispatcher.maxJobsPerEntry jobs, Dispatcher.enqueue), and a BENCH_FAIRNESS_BATCH-item batch
- * (default 100,000) POSTed as NDJSON. The worker starts just before B's second run.
+ * BENCH_FAIRNESS_RATE jobs/s (iris 10, ocr-text-line 2) for BENCH_FAIRNESS_SECONDS (default 20),
+ * paced (open-loop), each POSTed and then long-polled to its result, twice: with tenant A idle,
+ * and right after A queued a backlog while no worker ran: BENCH_N jobs (iris 100,000,
+ * ocr-text-line 2,000), POSTed (or stored as the submit path stores them with
+ * BENCH_FAIRNESS_ENTRY), and a BENCH_FAIRNESS_BATCH-item batch (iris 100,000, ocr-text-line
+ * 2,000) POSTed as NDJSON, all with the cache bypassed. The worker starts just before B's second
+ * run. Each variable may be given per model too (BENCH_IRIS_FAIRNESS_RATE, BENCH_OCR_FAIRNESS_RATE…).
  *
  * Reports B's p50/p90/p99 submit-to-result latency in both runs, the same for B's jobs submitted
  * while A still had work queued (A's backlog drains in a few seconds here, so most of B's second
@@ -18,17 +19,23 @@ import { Redis } from "ioredis";
 import { Pool } from "undici";
 import { Database, JobStore, TenantStore, type NewJob } from "@inferline/db";
 import { createRedis, Dispatcher } from "@inferline/queue";
-import { emit, env, freePort, irisInputs, irisRows, int, log, pool, prefixFor, quantile, resetJobs, round, sleep, spawnApp, stopApp, waitHttp } from "./_shared.ts";
+import { emit, env, freePort, inputMaker, int, log, pool, prefixFor, quantile, resetJobs, round, sleep, spawnApp, stopApp, VERSION, waitHttp } from "./_shared.ts";
 
-const rate = int("BENCH_FAIRNESS_RATE", 10);
-const seconds = int("BENCH_FAIRNESS_SECONDS", 20);
-const warmupSeconds = int("BENCH_FAIRNESS_WARMUP_S", 2);
-const batchItems = int("BENCH_FAIRNESS_BATCH", 100_000);
+const model = env.model;
+const iris = model === "iris";
+/** A setting of the scenario: BENCH_<MODEL>_FAIRNESS_<NAME>, else BENCH_FAIRNESS_<NAME>, else the model's default. */
+const setting = (name: string, irisDefault: number, ocrDefault: number): number =>
+  int(`BENCH_${iris ? "IRIS" : "OCR"}_FAIRNESS_${name}`, int(`BENCH_FAIRNESS_${name}`, iris ? irisDefault : ocrDefault));
+const rate = setting("RATE", 10, 2);
+const seconds = setting("SECONDS", 20, 20);
+const warmupSeconds = setting("WARMUP_S", 2, 2);
+const batchItems = setting("BATCH", 100_000, 2_000);
 /** 0 (default): A's jobs are POSTed, BENCH_FAIRNESS_SUBMIT_CONCURRENCY (64) at a time; N: stored directly in queue entries of N jobs (256 is the largest a write makes). */
-const entrySize = int("BENCH_FAIRNESS_ENTRY", 0);
-const submitConcurrency = int("BENCH_FAIRNESS_SUBMIT_CONCURRENCY", 64);
+const entrySize = setting("ENTRY", 0, 0);
+const submitConcurrency = setting("SUBMIT_CONCURRENCY", 64, 64);
 const backlogJobs = env.n;
-if (env.model !== "iris") throw new Error("the fairness scenario runs on iris");
+const version = VERSION[model];
+const inputsOf = await inputMaker();
 
 const prefix = prefixFor("fairness");
 const p = pool(4);
@@ -41,12 +48,11 @@ const [heavy, light] = [await tenants.createKey(`bench-heavy-${suffix}`), await 
 
 const shared = { DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, QUEUE_PREFIX: prefix, LOG_LEVEL: "warn" };
 const apiPort = await freePort();
-const workerSettings = { WORKER_MODELS: "iris", INFERENCE_THREADS: process.env.BENCH_WORKER_THREADS ?? "0", WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY ?? "8" };
+const workerSettings = { WORKER_MODELS: model, INFERENCE_THREADS: process.env.BENCH_WORKER_THREADS ?? (iris ? "0" : "2"), WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY ?? "8" };
 const api = spawnApp("api", { ...shared, PORT: String(apiPort), HOST: "127.0.0.1", RATE_LIMIT_PER_SECOND: "0", BATCH_BODY_LIMIT: "500mb" });
 const url = `http://127.0.0.1:${apiPort}`;
 await waitHttp(`${url}/healthz`);
 const client = new Pool(url, { connections: 128, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 120_000, bodyTimeout: 120_000 });
-const rows = irisRows();
 const headersOf = (key: string) => ({ authorization: `Bearer ${key}`, "content-type": "application/json" });
 
 async function startWorker() {
@@ -68,7 +74,7 @@ interface Sample {
 async function one(i: number): Promise<Sample> {
   const startedAt = performance.now();
   const headers = headersOf(light.key);
-  const post = await client.request({ path: "/v1/jobs", method: "POST", headers, body: JSON.stringify({ model: "iris", inputs: irisInputs(rows[i % rows.length]!), cache: "bypass" }) });
+  const post = await client.request({ path: "/v1/jobs", method: "POST", headers, body: JSON.stringify({ model, inputs: inputsOf(i), cache: "bypass" }) });
   const job = (await post.body.json()) as { id?: string };
   const submit = performance.now() - startedAt;
   if (post.statusCode !== 202 || !job.id) return { startedAt, total: submit, submit, status: `http_${post.statusCode}` };
@@ -117,9 +123,9 @@ async function queueBacklog(): Promise<{ jobsSeconds: number; batchSeconds: numb
   const jobsSeconds = round((performance.now() - t) / 1000, 2);
   t = performance.now();
   if (batchItems > 0) {
-    const lines = Array.from({ length: batchItems }, (_, i) => JSON.stringify({ inputs: irisInputs(rows[i % rows.length]!) })).join("\n");
+    const lines = Array.from({ length: batchItems }, (_, i) => JSON.stringify({ inputs: inputsOf(i) })).join("\n");
     const created = await client.request({
-      path: "/v1/batches?model=iris&priority=normal&cache=bypass",
+      path: `/v1/batches?model=${model}&priority=normal&cache=bypass`,
       method: "POST",
       headers: { ...headersOf(heavy.key), "content-type": "application/x-ndjson" },
       body: lines,
@@ -132,12 +138,11 @@ async function queueBacklog(): Promise<{ jobsSeconds: number; batchSeconds: numb
 
 /** A's jobs POSTed, BENCH_FAIRNESS_SUBMIT_CONCURRENCY at a time: queue entries as the API's group commit forms them. Returns how many entries. */
 async function postJobs(): Promise<number> {
-  const body = JSON.stringify({ model: "iris", inputs: irisInputs(rows[0]!), cache: "bypass" });
   let next = 0;
   await Promise.all(
     Array.from({ length: submitConcurrency }, async () => {
       while (next < backlogJobs) {
-        next++;
+        const body = JSON.stringify({ model, inputs: inputsOf(next++), cache: "bypass" });
         const res = await client.request({ path: "/v1/jobs", method: "POST", headers: headersOf(heavy.key), body });
         await res.body.dump();
         if (res.statusCode !== 202) throw new Error(`A's submit was refused: ${res.statusCode}`);
@@ -158,10 +163,10 @@ async function storeJobs(size: number): Promise<number> {
     const jobs: NewJob[] = Array.from({ length: Math.min(20_000, backlogJobs - from) }, (_, i) => ({
       id: crypto.randomUUID(),
       tenantId: heavy.tenant.id,
-      model: "iris",
-      version: "1",
+      model,
+      version,
       priority: "normal",
-      inputs: irisInputs(rows[(from + i) % rows.length]!),
+      inputs: inputsOf(from + i),
       requestedOutputs: [],
       metadata: {},
       webhook: null,
@@ -172,7 +177,7 @@ async function storeJobs(size: number): Promise<number> {
       cancelAt: null,
       createdAt: new Date(),
     }));
-    const groups = dispatcher.plan("iris", "1", "normal", jobs, size);
+    const groups = dispatcher.plan(model, version, "normal", jobs, size);
     await store.insertMany(jobs);
     // Ranked as SubmitWriter ranks them: A's queued work ahead of each entry (it had none before).
     await dispatcher.enqueue(groups.map((g, i) => ({ ...g, rank: from + i * size, weight: heavy.tenant.weight })));
@@ -186,7 +191,7 @@ async function storeJobs(size: number): Promise<number> {
 /** Polls A's queue status until it has nothing queued or running; resolves with when that was seen (performance.now() and Date.now()). */
 async function backlogEnd(): Promise<{ at: number; wall: number }> {
   for (;;) {
-    const res = await client.request({ path: "/v1/models/iris/queue", method: "GET", headers: headersOf(heavy.key) });
+    const res = await client.request({ path: `/v1/models/${model}/queue`, method: "GET", headers: headersOf(heavy.key) });
     const q = (await res.body.json()) as { tenant?: { queued: number; running: number } };
     if (res.statusCode === 200 && q.tenant && q.tenant.queued + q.tenant.running === 0) return { at: performance.now(), wall: Date.now() };
     await sleep(100);

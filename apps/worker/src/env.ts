@@ -26,6 +26,12 @@ export const WorkerEnv = SharedEnv.extend(InferenceEnv.shape).extend({
     ),
   /** Queue entries (each up to 256 jobs, or one batch chunk of up to 512 items) processed at once per model version served. Default 8. */
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(8),
+  /**
+   * About how long, in ms of a slot's time, one tenant's entry runs before its worker checks
+   * whether another tenant's entry is next in line, and if so hands the rest back (see
+   * SlotBound); 0 runs each entry whole. Default 100.
+   */
+  SLOT_HOLD_MS: z.coerce.number().int().min(0).max(600_000).default(100),
   /** Inference threads per model, overriding each manifest's `instances`; 0 runs every model on the main thread. Default: the manifests'. */
   INFERENCE_THREADS: z.coerce.number().int().min(0).max(64).optional(),
   /** Threads inside one session.run. Default 1. */

@@ -65,6 +65,12 @@ export class WorkerMetrics {
     labelNames: ["model"],
     registers: [this.registry],
   });
+  readonly slotYields = new Counter({
+    name: "inferline_slot_yields_total",
+    help: "Queue entries whose run stopped after a slice and handed the rest back because another tenant's entry was next in line (see SLOT_HOLD_MS)",
+    labelNames: ["model"],
+    registers: [this.registry],
+  });
   readonly itemsFinished = new Counter({
     name: "inferline_batch_items_finished_total",
     help: "Batch items this worker moved to a terminal state, by model and status (succeeded, failed, canceled, expired)",

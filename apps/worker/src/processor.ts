@@ -13,6 +13,7 @@ import { ATTR, epochNow, tracing } from "@inferline/telemetry";
 import type { RunTimes } from "./run-times.ts";
 import { EntryTrace, type TracedSubject } from "./entry-trace.ts";
 import type { TenantCaps } from "./tenant-caps.ts";
+import { runInSlices, yieldedPriority, type SlotBound } from "./slot-bound.ts";
 
 export interface ProcessorLimits {
   /** Attempts of a job (or a chunk) before it fails for good (JOB_ATTEMPTS). */
@@ -41,6 +42,8 @@ export interface ProcessorDeps {
   gate: ExclusiveGate;
   /** Each model's job run times here: a lone small job of a fast one runs before its claim (see runCarried). Absent: every job is claimed first. */
   runTimes?: RunTimes;
+  /** Bounds a slot's hold while another tenant waits: entries run in slices and hand back their rest (see SlotBound). Absent: each entry runs whole. */
+  slots?: SlotBound;
   /** Stores succeeded results of batch items (of models with a cache) once their chunk's write committed; absent, nothing is cached. */
   chunkCache?: Pick<CacheWriter, "store">;
   /**
@@ -135,6 +138,28 @@ async function orHandBack<T>(work: Promise<T>, entry: QueueEntry<DispatchPayload
   return handBack(entry, run, release);
 }
 
+/**
+ * Hands the rest of an entry back to its queue once its slot was held long enough while another
+ * tenant waits (see SlotBound): what ran (`ran` rows) is written already; `release` gives back the claim of
+ * what did not run (no attempt is counted against it), `data` narrows the entry to it, and the
+ * entry goes back to waiting at the priority its rest ranks at once `ran` rows ran (see
+ * yieldedPriority). A worker that dies in between leaves the entry stalled, and its next delivery
+ * finds only what is still to run.
+ */
+async function yieldRest(entry: QueueEntry<DispatchPayload>, run: Delivery, ran: number, data: Partial<DispatchPayload>, release: Release): Promise<never> {
+  await release();
+  if (Object.keys(data).length > 0) await entry.updateData({ ...entry.data, ...data });
+  await entry.moveToWait(run.token);
+  // Added again one level lower, behind that level's entries (BullMQ puts one moved back in front of its level).
+  await entry.changePriority({ priority: yieldedPriority(entry.priority, ran, entry.data.weight ?? 1) }).catch(() => {});
+  throw new HandedBackError();
+}
+
+/** Where an entry's run is sliced (see SlotBound), but for its tenant, which its claim tells. */
+function sliceSite(entry: QueueEntry<DispatchPayload>) {
+  return { model: modelOf(entry), version: entry.data.version, priority: entry.priority, weight: entry.data.weight ?? 1 };
+}
+
 /** Gives back what a run claimed (see handBack). */
 type Release = () => Promise<void>;
 
@@ -226,19 +251,18 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
     if (hops.enabled) hops.markAll(entry.data.jobIds, "worker.claimed");
     const outcomes: JobOutcome[] = [];
     const again: ClaimedJob[] = [];
-    const inferring = Promise.all(
-      claimed.map(async (job) => {
-        if (job.attempts > deps.limits.maxAttempts) return void outcomes.push(exhausted(job.id, job.attempts - 1));
-        // A job on its second run or later may be what sank its first: it runs in a batch of its own.
-        const span = trace?.inference(job.id);
-        const outcome = await timedInfer(deps, job, job.attempts > 1);
-        EntryTrace.inferred(span, outcome);
-        hops.mark(job.id, "worker.inferred");
-        if (isRetriable(outcome) && !run.lastAttempt && job.attempts < deps.limits.maxAttempts) return void again.push(job);
-        outcomes.push(toJobOutcome(job, outcome, deps.limits));
-      }),
-    );
-    await orHandBack(inferring, entry, run, release);
+    const site = { ...sliceSite(entry), tenantId: claimed[0]?.tenantId ?? "" };
+    const inferring = runInSlices(deps.slots, site, claimed, async (job) => {
+      if (job.attempts > deps.limits.maxAttempts) return void outcomes.push(exhausted(job.id, job.attempts - 1));
+      // A job on its second run or later may be what sank its first: it runs in a batch of its own.
+      const span = trace?.inference(job.id);
+      const outcome = await timedInfer(deps, job, job.attempts > 1);
+      EntryTrace.inferred(span, outcome);
+      hops.mark(job.id, "worker.inferred");
+      if (isRetriable(outcome) && !run.lastAttempt && job.attempts < deps.limits.maxAttempts) return void again.push(job);
+      outcomes.push(toJobOutcome(job, outcome, deps.limits));
+    });
+    const rest = await orHandBack(inferring, entry, run, release);
     if (again.length > 0) {
       // A run that timed out or crashed its thread: each job tries again later on an entry of its own.
       const moved = await deps.store.isolate(
@@ -257,6 +281,8 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
     if (hops.enabled) hops.markAll(entry.data.jobIds, "worker.written");
     await cacheJobResults(deps, claimed, outcomes, finished);
     trace?.end();
+    const restIds = rest.map((j) => j.id);
+    if (restIds.length > 0) await yieldRest(entry, run, claimed.length - restIds.length, { jobIds: restIds }, () => deps.store.releaseClaims(restIds, entry.id!));
     return { jobs: finished.length };
   } catch (err) {
     trace?.end(err);
@@ -358,17 +384,25 @@ interface ChunkRun {
 async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, hand: ChunkRun, trace?: EntryTrace): Promise<number> {
   let retryLater = 0;
   const span = trace?.inference(chunk.id, { [ATTR.batchSize]: chunk.items.filter(Boolean).length });
-  const inferring = Promise.all(
-    chunk.items.map(async (inputs): Promise<ChunkItemOutcome | undefined> => {
-      if (!inputs) return undefined;
+  const outcomes = new Array<ChunkItemOutcome | undefined>(chunk.items.length);
+  const queued = chunk.items.flatMap((inputs, i) => (inputs ? [{ i, inputs }] : []));
+  const site = { ...sliceSite(hand.entry), tenantId: chunk.tenantId };
+  // Items to retry are retried by the whole chunk's next attempt: a run with any stops no earlier than its end.
+  const inferring = runInSlices(
+    deps.slots,
+    site,
+    queued,
+    async ({ i, inputs }) => {
       const outcome = await deps.engine.infer(chunk.model, chunk.version, itemOf(chunk, inputs));
       if (isRetriable(outcome) && !hand.run.lastAttempt && chunk.attempts < deps.limits.maxAttempts) return void retryLater++;
-      return toChunkOutcome(outcome, chunk.attempts, deps.limits);
-    }),
+      outcomes[i] = toChunkOutcome(outcome, chunk.attempts, deps.limits);
+    },
+    () => retryLater === 0,
   );
-  const outcomes = await orHandBack(inferring, hand.entry, hand.run, hand.release);
+  const rest = await orHandBack(inferring, hand.entry, hand.run, hand.release);
   span?.end();
   const finished = await writeChunk(deps, chunk, outcomes, trace);
+  if (rest.length > 0) await yieldRest(hand.entry, hand.run, queued.length - rest.length, {}, () => deps.chunks.releaseClaim(chunk.id, { started: true }));
   if (retryLater > 0) throw new ChunkRetryError(`${retryLater} items of chunk ${chunk.id} timed out or crashed their thread; retrying them one at a time`);
   return finished;
 }

@@ -16,6 +16,7 @@ import { CacheWriter } from "./cache-writer.ts";
 import { ExclusiveGate } from "./exclusive-gate.ts";
 import { RunTimes } from "./run-times.ts";
 import { TenantCaps } from "./tenant-caps.ts";
+import { SlotBound, type NextInLine } from "./slot-bound.ts";
 import { ModelWorkers } from "./model-workers.ts";
 import { Reconciler } from "./reconciler.ts";
 import { DeadlineSweeper } from "./deadline-sweeper.ts";
@@ -117,6 +118,7 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     limits: { maxAttempts: env.JOB_ATTEMPTS, maxResultBytes: env.MAX_RESULT_BYTES, backoffMs: env.RETRY_BACKOFF_MS },
     gate: new ExclusiveGate(),
     runTimes: new RunTimes(),
+    ...(env.SLOT_HOLD_MS > 0 ? { slots: new SlotBound(env.SLOT_HOLD_MS, nextInLine(dispatcher), (model) => metrics.slotYields.inc({ model })) } : {}),
     chunkCache: cacheWriter,
     jobCache: { results: cacheWriter, flights: cache },
     caps,
@@ -189,5 +191,13 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
       // Last: the spans of the work finished above are exported before the process exits.
       await telemetry.shutdown().catch((err: Error) => logger.warn({ err: err.message }, "flushing traces failed"));
     },
+  };
+}
+
+/** The tenant of the entry first in line on a model version's queue (entries wait prioritized: none has priority 0). */
+function nextInLine(dispatcher: Dispatcher): NextInLine {
+  return async (model, version) => {
+    const [next] = await dispatcher.queue(model, version).getPrioritized(0, 0);
+    return next ? { tenantId: next.data.tenantId, priority: next.priority } : null;
   };
 }

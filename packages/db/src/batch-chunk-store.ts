@@ -42,9 +42,9 @@ export class BatchChunkStore {
     return claimChunk(this.pool, id);
   }
 
-  /** Gives back a claim of the chunk whose run was abandoned, not failed (see releaseChunkClaim). */
-  async releaseClaim(id: string): Promise<void> {
-    return releaseChunkClaim(this.pool, id);
+  /** Gives back a claim of the chunk whose run was abandoned, not failed, or stopped part way to let other work run (`started`; see releaseChunkClaim). */
+  async releaseClaim(id: string, options: { started?: boolean } = {}): Promise<void> {
+    return releaseChunkClaim(this.pool, id, options.started === true);
   }
 
   /** Which deadline a chunk that is not complete has passed, if any (see chunkOverdue). */

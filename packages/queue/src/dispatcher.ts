@@ -129,6 +129,7 @@ export class Dispatcher {
         ...(g.resumed ? { resumed: true } : {}),
         ...(g.carried ? { carried: g.carried } : {}),
         ...(g.tenantId ? { tenantId: g.tenantId } : {}),
+        ...(g.weight && g.weight !== 1 ? { weight: g.weight } : {}),
       },
       opts: { ...this.defaults, jobId: g.dispatchId, priority: entryPriority(g.priority, g.rank, g.weight), ...(g.delayMs ? { delay: g.delayMs } : {}) },
     };

@@ -35,8 +35,10 @@ export interface DispatchPayload {
   resumed?: boolean;
   /** What a claim of the entry's one job would return, carried by the API for a lone small job (see CarriedJob). */
   carried?: CarriedJob;
-  /** The tenant whose work it carries, for its concurrency caps (absent on entries added before it was carried: workers then read it from the entry's row). */
+  /** The tenant whose work the entry carries: for its concurrency caps, and so a worker running another tenant's entry of this queue yields its slot to it (see the worker's SlotBound). Absent on entries added before it was carried, and on workers' own re-adds. */
   tenantId?: string;
+  /** That tenant's weight when the entry was added: what the rest of an entry handed back ranks by (see the worker's SlotBound). */
+  weight?: number;
 }
 
 /**

@@ -56,6 +56,26 @@ for (const [name, misbehave] of Object.entries(misbehaviours)) {
   });
 }
 
+/** Milliseconds each row of the `costly` model takes, one row after another. */
+const COSTLY_ROW_MS = 20;
+let costlyTurn: Promise<void> = Promise.resolve();
+
+// `costly` answers as `lookup`, but its rows take COSTLY_ROW_MS each, one after another, as on a
+// busy core (without using one): a slot's hold grows with the rows it runs.
+registerAdapter("test-cost", (manifest): ModelAdapter => {
+  models.add(manifest.name);
+  const inner = defaultAdapter(manifest);
+  return {
+    ...inner,
+    async prepare(item) {
+      const turn = costlyTurn.then(() => new Promise<void>((resolve) => setTimeout(resolve, COSTLY_ROW_MS)));
+      costlyTurn = turn;
+      await turn;
+      return inner.prepare(item);
+    },
+  };
+});
+
 // A test can end the pool threads of one of these models while they are idle: see
 // exitFixtureThreads in test-models.ts. Never on the main thread, which is the whole process.
 if (!isMainThread) {

@@ -74,6 +74,7 @@ const FAULT_MODELS = [
   { name: "crash", description: "test model: index 2 ends its thread (process.exit in a worker thread)", instances: 1, preprocess: "test-crash" },
   { name: "slow", description: "test model: index 2 takes about 1.5 s without blocking the event loop", instances: 0, preprocess: "test-sleep" },
   { name: "poison", description: "test model: index 2 SIGKILLs the process that runs it", instances: 0, preprocess: "test-kill-process" },
+  { name: "costly", description: "test model: every row takes 20 ms, one after another, without blocking the event loop", instances: 0, preprocess: "test-cost" },
 ];
 
 function writeLookupModel(dir: string, manifest: Record<string, unknown>): void {
@@ -122,7 +123,7 @@ function writeOcrTextLine(dir: string): void {
 
 /**
  * A model repository in a temp dir: the real iris model plus the `lookup` test model, and with
- * `faultModels` the test-only `hang`, `crash`, `slow` and `poison` models (see FAULT_MODELS),
+ * `faultModels` the test-only `hang`, `crash`, `slow`, `poison` and `costly` models (see FAULT_MODELS),
  * which need FIXTURE_ADAPTERS_MODULE to load. They are opt-in so that the workers of other tests
  * neither start their threads nor list them. `cachedModels` adds `lookup-cached` (see
  * writeCachedLookupModel); `echoModels` an echo model of every datatype (see writeEchoModels);

@@ -220,9 +220,9 @@ export class BatchService {
       priority: batch.priority,
       jobIds: [],
       batchChunk: true,
+      tenantId,
       rank: created.ranks[i],
       weight: tenant.weight,
-      tenantId,
     }));
     // A failed enqueue leaves the chunks pending in PostgreSQL; the workers' reconciler enqueues them.
     // Chunks answered whole from the cache have no entry; a batch answered whole has none at all.

@@ -50,15 +50,17 @@ export async function claimChunk(pool: pg.Pool, id: string): Promise<ClaimedChun
  * Gives back a claim of the chunk whose run was abandoned, not failed (the worker's shutdown
  * timeout passed): the claim's attempt is taken back, and a chunk on its first attempt (no item
  * written yet: its items are written together) is not started again, nor is its queue entry.
+ * `started`: the run wrote some items before it stopped (it made way for other work), so the
+ * chunk stays started; its queue entry, waiting again, is not.
  */
-export async function releaseChunkClaim(pool: pg.Pool, id: string): Promise<void> {
+export async function releaseChunkClaim(pool: pg.Pool, id: string, started = false): Promise<void> {
   await pool.query(
     `with released as (
-       update batch_chunks set attempts = attempts - 1, "startedAt" = case when attempts <= 1 then null else "startedAt" end
+       update batch_chunks set attempts = attempts - 1, "startedAt" = case when attempts <= 1 and not $2::boolean then null else "startedAt" end
        where id = $1 and "completedAt" is null and attempts > 0
        returning "startedAt")
      update dispatches set "startedAt" = null
-     where id = $1 and exists (select 1 from released where "startedAt" is null)`,
-    [id],
+     where id = $1 and exists (select 1 from released where "startedAt" is null or $2::boolean)`,
+    [id, started],
   );
 }
