@@ -2,7 +2,7 @@ import type http from "node:http";
 import type { Express } from "express";
 import type { Logger } from "pino";
 import bytes from "bytes";
-import { ModelRepository, throttledLogger, warmFingerprints } from "@inferline/runtime";
+import { hops, ModelRepository, throttledLogger, warmFingerprints } from "@inferline/runtime";
 import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, TenantStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem } from "@inferline/outcomes";
 import { BatchService } from "./services/batch-service.ts";
@@ -47,6 +47,8 @@ export interface RunningApi {
 export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Server): Promise<RunningApi> {
   // OpenTelemetry traces, only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see @inferline/telemetry).
   const telemetry = await startTelemetry("inferline-api");
+  // The bench's hop trace, only when INFERLINE_TRACE_HOPS names a directory.
+  hops.start(env.INFERLINE_TRACE_HOPS, env.INFERLINE_TRACE_HOPS_SAMPLE);
   const models = ModelRepository.load(env.MODELS_DIR);
   // The result cache keys on each version's file: read them now, not on a first request.
   warmFingerprints(models);

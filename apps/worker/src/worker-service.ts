@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import type http from "node:http";
 import os from "node:os";
 import type { Logger } from "pino";
-import { throttledLogger } from "@inferline/runtime";
+import { hops, throttledLogger } from "@inferline/runtime";
 import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, RetentionStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem, type OutcomeHooks } from "@inferline/outcomes";
 import { ResultCache } from "@inferline/cache";
@@ -51,6 +51,8 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const metrics = served ?? new WorkerMetrics();
   // OpenTelemetry traces, only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see @inferline/telemetry).
   const telemetry = await startTelemetry("inferline-worker");
+  // The bench's hop trace, only when INFERLINE_TRACE_HOPS names a directory.
+  hops.start(env.INFERLINE_TRACE_HOPS, env.INFERLINE_TRACE_HOPS_SAMPLE);
   const serving = await loadServingEngine(env, metrics, logger);
   const { engine, models, repository } = serving;
   const db = new Database(env.DATABASE_URL, {
