@@ -1,6 +1,4 @@
-import crypto from "node:crypto";
 import type http from "node:http";
-import os from "node:os";
 import type { Logger } from "pino";
 import { hops, throttledLogger } from "@inferline/runtime";
 import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, RetentionStore, WebhookEventStore } from "@inferline/db";
@@ -20,7 +18,7 @@ import { Reconciler } from "./reconciler.ts";
 import { DeadlineSweeper } from "./deadline-sweeper.ts";
 import { RetentionSweeper } from "./retention.ts";
 import { dependencyReadiness } from "./dependency-readiness.ts";
-import { cachedModels, loadServingEngine, readinessReports } from "./serving-engine.ts";
+import { cachedModels, loadServingEngine, readinessReports, workerInstanceId } from "./serving-engine.ts";
 
 /** `onFinished`: called after each committed result write with the jobs it finished (tests hang here). */
 export type WorkerHooks = OutcomeHooks;
@@ -142,8 +140,8 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   // Which models this worker serves and which failed to load, renewed in Redis for the API's
   // readiness answers and its 503 for a model no worker can serve (see ModelReadinessPublisher).
   // Published once the queues' BullMQ Workers exist, so "ready" means jobs are being claimed.
-  const reports = readinessReports(`${os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`, serving);
-  for (const r of reports) for (const v of r.versions) metrics.modelReady.set({ model: r.model, version: v.version }, v.ready ? 1 : 0);
+  const reports = readinessReports(workerInstanceId(), serving);
+  metrics.showReadiness(reports);
   const readiness = new ModelReadinessPublisher(publisher, env.QUEUE_PREFIX, reports, {
     intervalMs: env.MODEL_HEARTBEAT_MS,
     onError: (err) => outages.warn({ err: err.message }, "renewing the model readiness report failed; the next beat tries again"),
