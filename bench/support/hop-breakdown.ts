@@ -1,6 +1,6 @@
 /**
  * Where the milliseconds of the latency scenario go: joins the hop trace that the API and the
- * worker write when INFERLINE_TRACE_HOPS is set (packages/contracts HopTrace: `jobId,hop,epochMs`
+ * worker write when INFERLINE_TRACE_HOPS is set (@inferline/runtime's HopTrace: `jobId,hop,epochMs`
  * lines, one file per process) with the client's own timestamps of the same jobs, and gives each
  * hop's p50/p90/p99. All processes run on this machine, so their clocks are one clock
  * (performance.timeOrigin + performance.now(), sub-millisecond).

@@ -94,3 +94,11 @@ export const ApiEnv = SharedEnv.extend({
 export type ApiEnv = z.infer<typeof ApiEnv>;
 
 export const loadApiEnv = (source: NodeJS.ProcessEnv = process.env): ApiEnv => parseEnv(ApiEnv, source);
+
+/** A size setting (`1mb`, `1048576`) in bytes; the schema has checked it, 1 MiB is only the type's fallback. */
+const sizeInBytes = (size: string): number => bytes.parse(size) ?? 1024 * 1024;
+
+/** The byte sizes of a batch's limits: the longest NDJSON line (BATCH_MAX_LINE_BYTES, else BODY_LIMIT) and a results stream's page (RESULT_STREAM_PAGE_BYTES). */
+export function batchByteLimits(env: Pick<ApiEnv, "BATCH_MAX_LINE_BYTES" | "BODY_LIMIT" | "RESULT_STREAM_PAGE_BYTES">): { maxLineBytes: number; pageBytes: number } {
+  return { maxLineBytes: sizeInBytes(env.BATCH_MAX_LINE_BYTES ?? env.BODY_LIMIT), pageBytes: sizeInBytes(env.RESULT_STREAM_PAGE_BYTES) };
+}

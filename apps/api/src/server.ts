@@ -1,8 +1,7 @@
 import type http from "node:http";
 import type { Express } from "express";
 import type { Logger } from "pino";
-import bytes from "bytes";
-import { ModelRepository, throttledLogger, warmFingerprints } from "@inferline/runtime";
+import { hops, ModelRepository, throttledLogger, warmFingerprints } from "@inferline/runtime";
 import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, TenantCapStore, TenantStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem } from "@inferline/outcomes";
 import { BatchService } from "./services/batch-service.ts";
@@ -19,7 +18,7 @@ import { createApp } from "./app.ts";
 import { closeHttp, listenHttp } from "./http-server.ts";
 import { ApiKeyAuth } from "./middleware/auth.ts";
 import { RequestAdmission } from "./middleware/admission.ts";
-import type { ApiEnv } from "./env.ts";
+import { batchByteLimits, type ApiEnv } from "./env.ts";
 import { ApiMetrics } from "./metrics.ts";
 import { JobService } from "./services/job-service.ts";
 import { CapSizes } from "./services/cap-sizes.ts";
@@ -48,6 +47,8 @@ export interface RunningApi {
 export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Server): Promise<RunningApi> {
   // OpenTelemetry traces, only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see @inferline/telemetry).
   const telemetry = await startTelemetry("inferline-api");
+  // The bench's hop trace, only when INFERLINE_TRACE_HOPS names a directory.
+  hops.start(env.INFERLINE_TRACE_HOPS, env.INFERLINE_TRACE_HOPS_SAMPLE);
   const models = ModelRepository.load(env.MODELS_DIR);
   // The result cache keys on each version's file: read them now, not on a first request.
   warmFingerprints(models);
@@ -111,15 +112,9 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
   // What live workers report about their models: /readyz details, /v2 model readiness, and 503
   // model_unavailable for a model version every reporting worker failed to load.
   const readinessReader = new ModelReadinessReader(redis, env.QUEUE_PREFIX);
-  const availability = new ModelAvailability(
-    async (names) => {
-      // While ioredis reconnects, its commands would wait in the offline queue: say so at once.
-      if (redis.status !== "ready") throw new Error(`Redis connection is ${redis.status}`);
-      return readinessReader.read(names);
-    },
-    models,
-    { onFailure: (err) => outages.warn({ err: err.message }, "reading the workers' model readiness failed; submits are accepted meanwhile") },
-  );
+  const availability = new ModelAvailability((names) => readinessReader.read(names), models, {
+    onFailure: (err) => outages.warn({ err: err.message }, "reading the workers' model readiness failed; submits are accepted meanwhile"),
+  });
   const jobs = new JobService(outcomes, store, chunkStore, models, writer, listener, {
     availability,
     depthGuard,
@@ -129,6 +124,7 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
     cache: new JobResultCache(cache, metrics.cache, { commandTimeoutMs: env.CACHE_COMMAND_TIMEOUT_MS }),
     scans: { jobs: new JobStore(scans.pool, scans.prisma), items: scanChunks },
   });
+  const byteLimits = batchByteLimits(env);
   const batches = new BatchService(outcomes, batchStore, chunkStore, models, dispatcher, listener, {
     availability,
     depthGuard,
@@ -141,12 +137,12 @@ export async function startApi(env: ApiEnv, logger: Logger, listening?: http.Ser
     resultStreams: {
       // Refused at once: a stream lasts as long as its client reads, too long to queue behind.
       slots: new TenantSlots({ perProcess: env.MAX_RESULT_STREAMS, perTenant: env.MAX_RESULT_STREAMS_PER_TENANT, waitMs: 0 }),
-      pageBytes: bytes.parse(env.RESULT_STREAM_PAGE_BYTES) ?? 1024 * 1024,
+      pageBytes: byteLimits.pageBytes,
       idleMs: env.RESULT_STREAM_IDLE_MS,
       pages: scanChunks,
     },
     scans: new BatchStore(scans.pool, scans.prisma),
-    maxLineBytes: bytes.parse(env.BATCH_MAX_LINE_BYTES ?? env.BODY_LIMIT) ?? 1024 * 1024,
+    maxLineBytes: byteLimits.maxLineBytes,
     checkWebhook,
     defaultMaxQueueSeconds: env.DEFAULT_MAX_QUEUE_SECONDS,
     cache,

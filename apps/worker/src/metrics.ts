@@ -1,6 +1,7 @@
 import http from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { CacheMetrics } from "@inferline/cache";
+import type { WorkerModelReport } from "@inferline/contracts";
 import type { EndedWork } from "@inferline/outcomes";
 import type { DeliveryResult } from "@inferline/webhooks";
 
@@ -105,6 +106,11 @@ export class WorkerMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "inferline_worker_" });
+  }
+
+  /** inferline_model_ready from this worker's readiness reports: 1 for each version it serves, 0 for each that failed to load. */
+  showReadiness(reports: readonly WorkerModelReport[]): void {
+    for (const r of reports) for (const v of r.versions) this.modelReady.set({ model: r.model, version: v.version }, v.ready ? 1 : 0);
   }
 
   /** The OutcomeSystem's `ended` hook: jobs and batch items ended by kind, model and status. */

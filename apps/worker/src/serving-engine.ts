@@ -1,3 +1,5 @@
+import crypto from "node:crypto";
+import os from "node:os";
 import type { Logger } from "pino";
 import { InferlineError, type WorkerModelReport } from "@inferline/contracts";
 import { ModelRepository, modelFingerprint, type ResolvedModel } from "@inferline/runtime";
@@ -62,6 +64,11 @@ export function cachedModels(repository: ModelRepository): CachedModels {
     spec: (model) => (repository.has(model) ? repository.manifest(model).cache : undefined),
     fingerprint: (model, version) => modelFingerprint(repository.resolve(model, version)),
   };
+}
+
+/** This worker process's name in its readiness reports: host, pid and a random suffix (a pid can come back after a restart). */
+export function workerInstanceId(): string {
+  return `${os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`;
 }
 
 /**

@@ -1,8 +1,6 @@
-import crypto from "node:crypto";
 import type http from "node:http";
-import os from "node:os";
 import type { Logger } from "pino";
-import { throttledLogger } from "@inferline/runtime";
+import { hops, throttledLogger } from "@inferline/runtime";
 import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, RetentionStore, TenantCapStore, WebhookEventStore } from "@inferline/db";
 import { OutcomeSystem, type OutcomeHooks } from "@inferline/outcomes";
 import { ResultCache } from "@inferline/cache";
@@ -22,7 +20,7 @@ import { Reconciler } from "./reconciler.ts";
 import { DeadlineSweeper } from "./deadline-sweeper.ts";
 import { RetentionSweeper } from "./retention.ts";
 import { dependencyReadiness } from "./dependency-readiness.ts";
-import { cachedModels, loadServingEngine, readinessReports } from "./serving-engine.ts";
+import { cachedModels, loadServingEngine, readinessReports, workerInstanceId } from "./serving-engine.ts";
 
 /** `onFinished`: called after each committed result write with the jobs it finished (tests hang here). */
 export type WorkerHooks = OutcomeHooks;
@@ -53,6 +51,8 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   const metrics = served ?? new WorkerMetrics();
   // OpenTelemetry traces, only when OTEL_EXPORTER_OTLP_ENDPOINT is set (see @inferline/telemetry).
   const telemetry = await startTelemetry("inferline-worker");
+  // The bench's hop trace, only when INFERLINE_TRACE_HOPS names a directory.
+  hops.start(env.INFERLINE_TRACE_HOPS, env.INFERLINE_TRACE_HOPS_SAMPLE);
   const serving = await loadServingEngine(env, metrics, logger);
   const { engine, models, repository } = serving;
   const db = new Database(env.DATABASE_URL, {
@@ -155,8 +155,8 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   // Which models this worker serves and which failed to load, renewed in Redis for the API's
   // readiness answers and its 503 for a model no worker can serve (see ModelReadinessPublisher).
   // Published once the queues' BullMQ Workers exist, so "ready" means jobs are being claimed.
-  const reports = readinessReports(`${os.hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`, serving);
-  for (const r of reports) for (const v of r.versions) metrics.modelReady.set({ model: r.model, version: v.version }, v.ready ? 1 : 0);
+  const reports = readinessReports(workerInstanceId(), serving);
+  metrics.showReadiness(reports);
   const readiness = new ModelReadinessPublisher(publisher, env.QUEUE_PREFIX, reports, {
     intervalMs: env.MODEL_HEARTBEAT_MS,
     onError: (err) => outages.warn({ err: err.message }, "renewing the model readiness report failed; the next beat tries again"),

@@ -64,6 +64,13 @@ export const SharedEnv = z.object({
   CACHE_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(10).max(10_000).default(250),
   /** How long a single-flight claim (identical requests in flight run once) holds at most, in ms. Default 600000. */
   CACHE_FLIGHT_TTL_MS: z.coerce.number().int().min(1000).default(600_000),
+  /** Bench diagnostics: a directory where the API and the worker append each job's hop times (`<dir>/<pid>.csv`, see docs/benchmarks.md). Default: unset (off). */
+  INFERLINE_TRACE_HOPS: z
+    .string()
+    .optional()
+    .transform((dir) => dir || undefined),
+  /** Share of jobs the hop trace follows (0..1), chosen by id. Default 1. */
+  INFERLINE_TRACE_HOPS_SAMPLE: z.coerce.number().default(1),
 });
 export type SharedEnv = z.infer<typeof SharedEnv>;
 

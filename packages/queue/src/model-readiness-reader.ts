@@ -2,8 +2,8 @@ import type { Redis } from "ioredis";
 import { WorkerModelReport } from "@inferline/contracts";
 import { modelReadinessKey, modelReportKey } from "./names.ts";
 
-/** The Redis commands the reader uses (a Cluster connection has them too). */
-export type ReadinessReaderRedis = Pick<Redis, "smembers" | "get" | "srem">;
+/** The Redis commands the reader uses, and the connection's status (a Cluster connection has them too). */
+export type ReadinessReaderRedis = Pick<Redis, "smembers" | "get" | "srem"> & { readonly status: string };
 
 /**
  * Reads what live workers report about models (see ModelReadinessPublisher). One SMEMBERS and one
@@ -16,8 +16,12 @@ export class ModelReadinessReader {
     private readonly prefix: string,
   ) {}
 
-  /** The live workers' reports of each model; a model no live worker reported maps to []. */
+  /**
+   * The live workers' reports of each model; a model no live worker reported maps to []. Fails at
+   * once while the connection is not ready: ioredis would hold the commands in its offline queue.
+   */
   async read(models: readonly string[]): Promise<Map<string, WorkerModelReport[]>> {
+    if (this.redis.status !== "ready") throw new Error(`Redis connection is ${this.redis.status}`);
     const entries = await Promise.all(models.map(async (model) => [model, await this.readModel(model)] as const));
     return new Map(entries);
   }

@@ -5,23 +5,32 @@ import path from "node:path";
  * Hop timestamps of single jobs, for the bench's latency breakdown (bench/scenarios/latency.ts):
  * where the milliseconds between a submit and its answer go, across the API and worker processes.
  *
- * Off unless INFERLINE_TRACE_HOPS names a directory; then every process appends lines
+ * Off until started with a directory (INFERLINE_TRACE_HOPS); then every process appends lines
  * `jobId,hop,epochMs` (microsecond precision, one clock for all processes of a machine) to
- * `<dir>/<pid>.csv`, buffered and written every 200 ms and at exit. INFERLINE_TRACE_HOPS_SAMPLE
- * (0..1, default 1) traces that share of jobs, chosen by id so that every process picks the same.
- * Off, a hop is one property read: the hot paths keep their marks in place.
+ * `<dir>/<pid>.csv`, buffered and written every 200 ms and at exit. `sample`
+ * (INFERLINE_TRACE_HOPS_SAMPLE, 0..1, default 1) traces that share of jobs, chosen by id so that
+ * every process picks the same. Off, a hop is one property read: the hot paths keep their marks in place.
  */
 export class HopTrace {
   private lines: string[] = [];
-  private readonly file: string | undefined;
+  private file: string | undefined;
   /** Jobs whose id's first hex digit is below this are traced (16 = all). */
-  private readonly cut: number;
+  private cut = 16;
 
-  constructor(dir: string | undefined, sample = 1) {
-    this.file = dir ? path.join(dir, `${process.pid}.csv`) : undefined;
+  /** Off without `dir`; `start` turns it on later. */
+  constructor(dir?: string, sample = 1) {
+    if (dir) this.start(dir, sample);
+  }
+
+  /**
+   * Starts tracing into `dir` (nothing without one). The first start of a trace wins: an API and a
+   * worker started in one process share its file.
+   */
+  start(dir: string | undefined, sample = 1): void {
+    if (!dir || this.file) return;
+    fs.mkdirSync(dir, { recursive: true });
+    this.file = path.join(dir, `${process.pid}.csv`);
     this.cut = Math.round(Math.min(1, Math.max(0, sample)) * 16);
-    if (!this.file) return;
-    fs.mkdirSync(dir!, { recursive: true });
     setInterval(() => this.flush(), 200).unref();
     process.on("exit", () => this.flush());
   }
@@ -60,5 +69,9 @@ export class HopTrace {
   }
 }
 
-/** This process's trace, from INFERLINE_TRACE_HOPS and INFERLINE_TRACE_HOPS_SAMPLE. */
-export const hops = new HopTrace(process.env.INFERLINE_TRACE_HOPS || undefined, Number(process.env.INFERLINE_TRACE_HOPS_SAMPLE ?? 1));
+/**
+ * This process's trace, which the API's and the worker's hot paths mark. Off at import (it reads
+ * no environment): startApi and startWorker start it from their parsed env (INFERLINE_TRACE_HOPS,
+ * INFERLINE_TRACE_HOPS_SAMPLE). One per process, since its file is the process's own.
+ */
+export const hops = new HopTrace();

@@ -2,7 +2,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { HopTrace } from "../src/hop-trace.ts";
 
 const dirs: string[] = [];
@@ -58,5 +58,36 @@ describe("HopTrace", () => {
     for (const id of ids) trace.mark(id, "worker.picked");
     trace.flush();
     expect(lines(dir).map(([id]) => id![0])).toEqual(["0", "1", "2", "3"]);
+  });
+
+  it("starts later when made off, and keeps its first directory when started again", () => {
+    const [first, second] = [tempDir(), tempDir()];
+    const trace = new HopTrace();
+    trace.start(undefined);
+    expect(trace.enabled).toBe(false);
+    trace.start(first, 1);
+    trace.start(second, 0);
+    const id = crypto.randomUUID();
+    trace.mark(id, "api.in");
+    trace.flush();
+    expect(lines(first).map(([j, hop]) => `${j === id ? "id" : "other"} ${hop}`)).toEqual(["id api.in"]);
+    expect(fs.readdirSync(second)).toEqual([]);
+  });
+});
+
+describe("the process's trace (hops)", () => {
+  it("reads no environment at import: it stays off until a composition root starts it", async () => {
+    const dir = tempDir();
+    vi.stubEnv("INFERLINE_TRACE_HOPS", dir);
+    vi.resetModules();
+    try {
+      const { hops } = await import("../src/hop-trace.ts");
+      expect(hops.enabled).toBe(false);
+      hops.mark(crypto.randomUUID(), "api.in");
+      hops.flush();
+      expect(fs.readdirSync(dir)).toEqual([]);
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 });

@@ -1,4 +1,5 @@
-import { AuthenticationError, InferlineAPIError, InferlineClient, NotFoundError, type BatchResultLine, type BatchHeaderInput } from "@inferline/client";
+// The SDK's 404 by an alias of its own: @inferline/contracts (loaded here too) has a NotFoundError of the server side.
+import { AuthenticationError, InferlineAPIError, InferlineClient, NotFoundError as ApiNotFoundError, type BatchResultLine, type BatchHeaderInput } from "@inferline/client";
 import { EXIT, ExitError, exitCodeOf } from "../exit-codes.ts";
 import type { CacheMode, FlatTensor, TensorElement } from "@inferline/contracts";
 import type { ResolvedModel } from "@inferline/runtime";
@@ -85,7 +86,7 @@ export class RemoteScorer implements Scorer {
       if (!(err instanceof InferlineAPIError)) throw err;
       if (err.status === undefined) throw new ExitError(`cannot reach ${this.base}: ${err.message}`, EXIT.unavailable, { cause: err });
       if (err instanceof AuthenticationError) throw new ExitError(`${this.base} refused the API key (${err.status})`, EXIT.auth, { cause: err });
-      if (err instanceof NotFoundError) throw new UsageError(`${this.base} does not serve model ${this.model.manifest.name}`);
+      if (err instanceof ApiNotFoundError) throw new UsageError(`${this.base} does not serve model ${this.model.manifest.name}`);
       throw new ExitError(`${this.base} answered ${err.status} for the model: ${err.message}`, exitCodeOf(err), { cause: err });
     });
     this.rowsPerItem = Math.max(1, Math.min(this.options.rowsPerItem ?? DEFAULT_ROWS_PER_ITEM, served.maxRowsPerJob ?? 1));
