@@ -1,9 +1,9 @@
 import { WaitingError, type Job as QueueEntry } from "bullmq";
 import type { BatchChunkStore, ChunkItemOutcome, ClaimedChunk, ClaimedJob, FinishedJob, IsolatedJob, JobOutcome, JobStore } from "@inferline/db";
 import { RetriableError, type JobError } from "@inferline/contracts";
-import { hops } from "@inferline/runtime";
+import { backoffDelay, hops, type BackoffSchedule } from "@inferline/runtime";
 import type { InferenceEngine, InferenceItem, ItemOutcome } from "@inferline/inference";
-import { parseInferQueueName, type DispatchGroup, type DispatchPayload } from "@inferline/queue";
+import { JOB_RETRY_JITTER, parseInferQueueName, type DispatchGroup, type DispatchPayload } from "@inferline/queue";
 import type { OutcomeSystem } from "@inferline/outcomes";
 import type { WorkerMetrics } from "./metrics.ts";
 import type { ExclusiveGate } from "./exclusive-gate.ts";
@@ -270,7 +270,7 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
         again.map((j) => j.id),
         { removeEntry: false },
       );
-      await enqueueIsolated(deps, moved, { delayMs: backoff(deps.limits.backoffMs, again[0]!.attempts), resumed: false });
+      await enqueueIsolated(deps, moved, { delayMs: backoffDelay(jobRetryBackoff(deps.limits.backoffMs), again[0]!.attempts - 1), resumed: false });
     }
     const writing = trace ? epochNow() : 0;
     const finished = await deps.outcomes.finishJobs(outcomes, entry.id, writeOptions(claimed));
@@ -512,8 +512,9 @@ function giveUp(entry: QueueEntry<DispatchPayload>, err: unknown): { code: strin
   return { code: "retries_exhausted", message: `gave up after ${entry.attemptsMade + 1} attempts: ${(err as Error).message}` };
 }
 
-/** Exponential backoff with jitter (half to all of the doubled delay). */
-function backoff(baseMs: number, attempts: number): number {
-  const full = baseMs * 2 ** Math.max(0, attempts - 1);
-  return Math.round(full / 2 + Math.random() * (full / 2));
-}
+/**
+ * Retries of items the worker re-enqueues itself: the schedule BullMQ gives a queue entry's retries
+ * (the dispatcher's exponential backoff), doubling from RETRY_BACKOFF_MS, uncapped, each delay
+ * between half and all of its ceiling.
+ */
+export const jobRetryBackoff = (baseMs: number): BackoffSchedule => ({ baseMs, maxMs: Number.POSITIVE_INFINITY, jitter: JOB_RETRY_JITTER });

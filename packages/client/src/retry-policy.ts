@@ -62,7 +62,8 @@ export function retryAfterMs(header: string | null, now = Date.now()): number | 
 /**
  * How long to wait before attempt `attempt + 1`: what the server asked for (capped at `maxMs`,
  * plus up to 10 % so that many clients told the same second do not return at once), else
- * exponential backoff with full jitter over [half, whole].
+ * exponential backoff with full jitter over [half, whole]. The same curve as @inferline/runtime's
+ * backoffDelay, written here on purpose: the published SDK depends on no workspace package.
  */
 export function retryDelayMs(attempt: number, maxMs: number, serverMs?: number, random = Math.random): number {
   if (serverMs !== undefined) return Math.min(maxMs, serverMs) * (1 + random() * 0.1);

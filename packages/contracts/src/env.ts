@@ -28,51 +28,128 @@ export const DEFAULT_JOB_ATTEMPTS = 5;
 export const DEFAULT_RETRY_BACKOFF_MS = 1000;
 
 /**
+ * What docs/configuration.md and .env.example say about a setting, attached to its schema with
+ * `.meta()`: scripts/generate-settings-docs.ts writes both files from the schemas, so a setting's
+ * default (the schema's `.default()`) and its description are written once, here and in the apps' env.ts.
+ */
+export interface SettingDoc {
+  /** One line of Markdown: what the setting does. */
+  description: string;
+  /** Shown as the default when the schema has none, or when its default is computed (a path). */
+  defaultText?: string;
+  /** Value of the commented-out line in .env.example for a setting without a fixed default. */
+  example?: string;
+}
+
+/** Attaches a setting's documentation to its schema (read back by the settings docs generator). */
+export const setting = <T extends z.ZodType>(schema: T, doc: SettingDoc): T => schema.meta({ ...doc });
+
+/** The documentation `setting` attached to a schema, if any. */
+export const settingDoc = (schema: z.ZodType): SettingDoc | undefined => {
+  const meta = schema.meta() as Partial<SettingDoc> | undefined;
+  return meta?.description ? (meta as SettingDoc) : undefined;
+};
+
+/** A setting's `.default()` value, looking through its transforms; undefined when it has none. */
+export function settingDefault(schema: z.ZodType): unknown {
+  if (schema instanceof z.ZodDefault) return schema.def.defaultValue;
+  if (schema instanceof z.ZodPipe) return settingDefault(schema.in as z.ZodType);
+  return undefined;
+}
+
+/**
  * Variables the API and the workers both read, declared once. Some must agree between them: a
  * queue entry's attempts and backoff are set by whichever process enqueues it, and a webhook
  * target the API accepts at submit must be one the worker delivers to.
  */
 export const SharedEnv = z.object({
-  DATABASE_URL: z.string().url().default(DEFAULT_DATABASE_URL),
-  REDIS_URL: z.string().url().default(DEFAULT_REDIS_URL),
-  /** Key prefix of everything in Redis. On a cluster BullMQ's keys get it as a hash tag, `{QUEUE_PREFIX}` (see REDIS_CLUSTER_NODES). */
-  QUEUE_PREFIX: z.string().min(1).default("inferline"),
+  DATABASE_URL: setting(z.string().url().default(DEFAULT_DATABASE_URL), { description: "PostgreSQL" }),
+  REDIS_URL: setting(z.string().url().default(DEFAULT_REDIS_URL), {
+    description: "Redis (queues, pub/sub, model readiness, and the cache unless `CACHE_REDIS_URL`)",
+  }),
   /**
-   * Redis Cluster seed nodes, comma-separated `host:port` (a few suffice; the rest are discovered).
-   * When set, every connection is a cluster connection (queues, pub/sub, the result cache unless
-   * CACHE_REDIS_URL names a single Redis), REDIS_URL then only gives the credentials (user,
-   * password) and TLS (`rediss:`), and BullMQ's prefix becomes `{QUEUE_PREFIX}`. Default: unset (one Redis at REDIS_URL).
+   * A few seed nodes suffice; the rest are discovered. The result cache becomes a cluster
+   * connection too unless CACHE_REDIS_URL names a single Redis.
    */
-  REDIS_CLUSTER_NODES: z.string().optional().transform(parseHostPorts),
-  MODELS_DIR: z.string().default(DEFAULT_MODELS_DIR),
-  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  LOG_PRETTY: envBoolean.default(false),
-  /** Attempts of a queue entry before its jobs fail for good. Default 5. */
-  JOB_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(DEFAULT_JOB_ATTEMPTS),
-  /** First retry delay in ms, doubling each attempt with jitter. Default 1000. */
-  RETRY_BACKOFF_MS: z.coerce.number().int().min(0).default(DEFAULT_RETRY_BACKOFF_MS),
-  /** Accept (API) and deliver to (worker) webhook targets on loopback/private/link-local addresses (tests, single-host setups). Default false. */
-  WEBHOOK_ALLOW_PRIVATE: envBoolean.default(false),
+  REDIS_CLUSTER_NODES: setting(z.string().optional().transform(parseHostPorts), {
+    description:
+      "Redis Cluster seed nodes, `host:port,host:port`: every connection becomes a cluster connection, `REDIS_URL` then gives only the credentials and TLS, and BullMQ's prefix becomes `{QUEUE_PREFIX}` ([Redis Cluster](architecture.md#redis-cluster))",
+    example: "10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379",
+  }),
+  QUEUE_PREFIX: setting(z.string().min(1).default("inferline"), { description: "key prefix of everything in Redis (on a cluster BullMQ's keys take it as a hash tag, `{inferline}`)" }),
+  MODELS_DIR: setting(z.string().default(DEFAULT_MODELS_DIR), {
+    description: "the [model repository](models.md)",
+    defaultText: "the repository's `models/` (images: `/app/models`)",
+    example: "/path/to/models",
+  }),
+  LOG_LEVEL: setting(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"), {
+    description: "`fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`",
+  }),
+  LOG_PRETTY: setting(envBoolean.default(false), { description: "human-readable logs instead of JSON lines (`pnpm start` sets it)" }),
+  JOB_ATTEMPTS: setting(z.coerce.number().int().min(1).max(100).default(DEFAULT_JOB_ATTEMPTS), {
+    description: "attempts of a queue entry before its jobs fail for good (1 to 100)",
+  }),
+  RETRY_BACKOFF_MS: setting(z.coerce.number().int().min(0).default(DEFAULT_RETRY_BACKOFF_MS), {
+    description: "first retry delay of a queue entry, doubling each attempt, with jitter",
+  }),
+  /** The API checks a target at submit, the worker again at delivery: both must read the same value. */
+  WEBHOOK_ALLOW_PRIVATE: setting(envBoolean.default(false), {
+    description: "accept (API) and deliver to (worker) webhook targets on loopback, private and link-local addresses: single-machine setups and tests only",
+  }),
   /**
-   * Redis of the result cache (models whose manifest sets `cache`). Default: REDIS_URL. A Redis of
-   * its own with `maxmemory` and `maxmemory-policy allkeys-lru` bounds the cache's memory; the
-   * queues' Redis must keep `noeviction` (BullMQ's requirement), so sharing it bounds the cache
-   * only by its entries' TTLs.
+   * The queues' Redis must keep `noeviction` (BullMQ's requirement), so sharing it bounds the
+   * cache only by its entries' TTLs.
    */
-  CACHE_REDIS_URL: z.string().url().optional(),
-  /** Bound on one cache command, in ms: past it the cache is skipped (the model runs). Default 250. */
-  CACHE_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(10).max(10_000).default(250),
-  /** How long a single-flight claim (identical requests in flight run once) holds at most, in ms. Default 600000. */
-  CACHE_FLIGHT_TTL_MS: z.coerce.number().int().min(1000).default(600_000),
-  /** Bench diagnostics: a directory where the API and the worker append each job's hop times (`<dir>/<pid>.csv`, see docs/benchmarks.md). Default: unset (off). */
-  INFERLINE_TRACE_HOPS: z
-    .string()
-    .optional()
-    .transform((dir) => dir || undefined),
-  /** Share of jobs the hop trace follows (0..1), chosen by id. Default 1. */
-  INFERLINE_TRACE_HOPS_SAMPLE: z.coerce.number().default(1),
+  CACHE_REDIS_URL: setting(z.string().url().optional(), {
+    description: "Redis of the [result cache](cache.md); one of its own with `maxmemory` and `allkeys-lru` bounds the cache's memory",
+    defaultText: "`REDIS_URL`",
+    example: "redis://127.0.0.1:6380",
+  }),
+  CACHE_COMMAND_TIMEOUT_MS: setting(z.coerce.number().int().min(10).max(10_000).default(250), {
+    description: "bound on one cache command; past it the cache is skipped and the model runs (10 to 10,000)",
+  }),
+  CACHE_FLIGHT_TTL_MS: setting(z.coerce.number().int().min(1000).default(600_000), {
+    description: "how long a single-flight claim (identical requests in flight run once) holds at most",
+  }),
+  INFERLINE_TRACE_HOPS: setting(
+    z
+      .string()
+      .optional()
+      .transform((dir) => dir || undefined),
+    {
+      description: "bench diagnostics: a directory where the API and the worker append each job's hop times (`<dir>/<pid>.csv`, see [benchmarks](benchmarks.md))",
+      defaultText: "unset (off)",
+      example: "/tmp/hops",
+    },
+  ),
+  INFERLINE_TRACE_HOPS_SAMPLE: setting(z.coerce.number().min(0).max(1).default(1), { description: "share of jobs the hop trace follows (0 to 1), chosen by id" }),
 });
 export type SharedEnv = z.infer<typeof SharedEnv>;
+
+/** Defaults of the connection bounds, which differ between the API (a request waits) and the worker (a result write may take longer). */
+export interface ConnectionDefaults {
+  connectTimeoutMs: number;
+  statementTimeoutMs: number;
+  redisCommandTimeoutMs: number;
+}
+
+/** Connection bounds the API and the workers both read, each process with defaults of its own. */
+export const ConnectionEnv = (defaults: ConnectionDefaults) =>
+  z.object({
+    DATABASE_CONNECT_TIMEOUT_MS: setting(z.coerce.number().int().min(100).max(60_000).default(defaults.connectTimeoutMs), {
+      description: "opening a PostgreSQL connection, or waiting for a free one; past it 503 (100 to 60,000)",
+    }),
+    /**
+     * A hung server can hold a request for the timeout plus its fifth: the API's default answers a
+     * frozen PostgreSQL with 503 within 2 s. A batch upload's chunk inserts have their own 30 s bound.
+     */
+    DATABASE_STATEMENT_TIMEOUT_MS: setting(z.coerce.number().int().min(0).default(defaults.statementTimeoutMs), {
+      description: "PostgreSQL `statement_timeout` (0: none); each query also gets a fifth of it (at most 1 s) on the client side, which bounds how long a hung server holds a request",
+    }),
+    REDIS_COMMAND_TIMEOUT_MS: setting(z.coerce.number().int().min(50).max(60_000).default(defaults.redisCommandTimeoutMs), {
+      description: "bound on one Redis command of a producer connection (never on BullMQ's blocking or subscriber connections)",
+    }),
+  });
 
 /** One `host:port` of a comma-separated list (REDIS_CLUSTER_NODES). */
 export interface HostPort {
@@ -130,26 +207,26 @@ export function moduleList(value: string): string[] {
  * `pnpm db:migrate`, `pnpm start`, `inferline keys create`.
  */
 export const MigrationEnv = z.object({
-  /**
-   * The migrations to apply, in Prisma Migrate's layout. Default: the repository's
-   * prisma/migrations (the images set /app/migrations).
-   */
-  MIGRATIONS_DIR: z.string().min(1).optional(),
+  MIGRATIONS_DIR: setting(z.string().min(1).optional(), {
+    description: "where the migration runner (`pnpm db:migrate`, `node dist/migrate.js`, `pnpm start`, the CLI's `keys create`) reads the migrations, in Prisma Migrate's layout",
+    defaultText: "the repository's `prisma/migrations` (images: `/app/migrations`)",
+    example: "/path/to/prisma/migrations",
+  }),
 });
 export type MigrationEnv = z.infer<typeof MigrationEnv>;
 
 /** Variables of every process that runs models (the worker, and the CLI's local scoring). */
 export const InferenceEnv = z.object({
-  /**
-   * Longest one inference run of any model may take on a thread, in ms, winning over every
-   * manifest's `timeoutMs`; a run past it has its thread replaced and its work retried
-   * (`inference_timeout`). Default: unset (each manifest's `timeoutMs`, else 60000).
-   */
-  INFERENCE_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).optional(),
-  /**
-   * Comma-separated ES modules imported on the main thread and in every inference thread before
-   * models load, so that they can call registerAdapter (see moduleList). Default: none.
-   */
-  INFERENCE_ADAPTER_MODULES: z.string().default("").transform(moduleList),
+  INFERENCE_TIMEOUT_MS: setting(z.coerce.number().int().min(1).max(3_600_000).optional(), {
+    description: "longest one inference run may take, overriding every manifest; a run past it has its thread replaced and its jobs retried (`inference_timeout`)",
+    defaultText: "unset (each manifest's `timeoutMs`, else 60000)",
+    example: "60000",
+  }),
+  /** Imported before models load so that they can call registerAdapter (see moduleList). */
+  INFERENCE_ADAPTER_MODULES: setting(z.string().default("").transform(moduleList), {
+    description: "ES modules (absolute paths or `file:` URLs, comma-separated) that call `registerAdapter`, imported on the main thread and in every inference thread before models load",
+    defaultText: "none",
+    example: "/srv/inferline/adapters/my-adapter.ts",
+  }),
 });
 export type InferenceEnv = z.infer<typeof InferenceEnv>;

@@ -1,14 +1,14 @@
 import { EventEmitter } from "node:events";
 import { Worker, type TransferListItem } from "node:worker_threads";
 import { InferlineError } from "@inferline/contracts";
-import { type ResolvedModel } from "@inferline/runtime";
+import { backoffDelay, type ResolvedModel } from "@inferline/runtime";
 import type { InferenceItem } from "./adapter.ts";
 import type { ItemOutcome } from "./loaded-model.ts";
 import { modelKey, type ModelLoadFailure, type ModelRunner, type RunnerLogger } from "./runner.ts";
 import type { ThreadData, ThreadReply } from "./pool-thread.ts";
 import { ItemRun, TaskRun, type PoolRun } from "./pool-runs.ts";
 import { ThreadHandle, type ThreadFailure } from "./thread-handle.ts";
-import { DEFAULT_REPLACE_BACKOFF_MS, DEFAULT_RUN_TIMEOUT_MS, MAX_REPLACE_BACKOFF_MS, type ThreadPoolEvents, type ThreadPoolSettings } from "./thread-pool-settings.ts";
+import { DEFAULT_RUN_TIMEOUT_MS, replaceBackoff, type ThreadPoolEvents, type ThreadPoolSettings } from "./thread-pool-settings.ts";
 
 // The tsx shim in development; in an app's bundle, the compiled thread (scripts/app-bundle.ts).
 const THREAD_URL = new URL("./pool-thread.mjs", import.meta.url);
@@ -268,7 +268,7 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
       (error: Error) => {
         if (this.closed) return;
         if (attempt === 0) this.failing++;
-        const retryInMs = Math.min((this.settings.replaceBackoffMs ?? DEFAULT_REPLACE_BACKOFF_MS) * 2 ** attempt, MAX_REPLACE_BACKOFF_MS);
+        const retryInMs = backoffDelay(replaceBackoff(this.settings.replaceBackoffMs), attempt);
         this.logger?.error({ err: error.message, attempt: attempt + 1, retryInMs, readyThreads: this.ready }, "replacement inference thread failed to load; retrying");
         this.emit("replacement-failed", { attempt: attempt + 1, retryInMs, error });
         const timer = setTimeout(() => {

@@ -1,4 +1,5 @@
 import type { ResourceLimits } from "node:worker_threads";
+import type { BackoffSchedule } from "@inferline/runtime";
 import type { RunnerSettings } from "./runner.ts";
 import type { ThreadTaskSpec } from "./thread-task.ts";
 
@@ -8,6 +9,9 @@ export const DEFAULT_RUN_TIMEOUT_MS = 60_000;
 export const DEFAULT_REPLACE_BACKOFF_MS = 1000;
 /** The longest delay between two retries of a replacement. */
 export const MAX_REPLACE_BACKOFF_MS = 30_000;
+
+/** Retries of a replacement thread that failed to load: doubling from `baseMs` up to MAX_REPLACE_BACKOFF_MS, exact (one pool retries alone). */
+export const replaceBackoff = (baseMs: number = DEFAULT_REPLACE_BACKOFF_MS): BackoffSchedule => ({ baseMs, maxMs: MAX_REPLACE_BACKOFF_MS, jitter: 0 });
 
 /** What a thread pool takes beyond a runner's settings. */
 export interface ThreadPoolSettings extends RunnerSettings {

@@ -41,6 +41,13 @@ export interface DispatchGroup {
 }
 
 /**
+ * Jitter of a queue entry's retries (BullMQ's "exponential" strategy, doubling from `backoffMs`):
+ * each delay between half and all of its ceiling. The worker's own re-enqueues of retried items
+ * use the same (its jobRetryBackoff).
+ */
+export const JOB_RETRY_JITTER = 0.5;
+
+/**
  * Puts jobs on their model version's queue. Jobs travel in groups (one queue entry for many jobs) because
  * BullMQ's per-entry bookkeeping costs more than a small model's inference; each job keeps its
  * own row, status and result in PostgreSQL.
@@ -57,7 +64,7 @@ export class Dispatcher {
     this.maxJobsPerEntry = options.maxJobsPerEntry ?? 256;
     this.defaults = {
       attempts: options.attempts ?? DEFAULT_JOB_ATTEMPTS,
-      backoff: { type: "exponential", delay: options.backoffMs ?? DEFAULT_RETRY_BACKOFF_MS, jitter: 0.5 },
+      backoff: { type: "exponential", delay: options.backoffMs ?? DEFAULT_RETRY_BACKOFF_MS, jitter: JOB_RETRY_JITTER },
       removeOnComplete: true,
       removeOnFail: { age: 7 * 24 * 3600 },
     };

@@ -1,6 +1,6 @@
 export { assertPublicTarget, guardedLookup, refusedAddressReason, UnsafeTargetError, RESERVED_RANGES, DEFAULT_LOOKUP_TIMEOUT_MS, type TargetOptions, type HostLookup } from "./ssrf.ts";
 export { signatureHeader, webhookHeaders } from "./signing.ts";
-export { DEFAULT_RETRY_SCHEDULE_MS, RETRY_JITTER, parseRetrySchedule, nextRetryDelay, parseRetryAfter } from "./schedule.ts";
+export { DEFAULT_RETRY_SCHEDULE_MS, MAX_WEBHOOK_ATTEMPTS, RETRY_JITTER, parseRetrySchedule, nextRetryDelay, parseRetryAfter } from "./schedule.ts";
 export { WebhookQueue, MAX_QUEUE_ATTEMPTS, type DeliveryPayload, type EventRef } from "./queue.ts";
 export {
   deliverEvent,

@@ -1,6 +1,7 @@
 import crypto from "node:crypto";
 import { Queue, type JobsOptions } from "bullmq";
 import { addEntries, bullmqPrefix, WEBHOOK_QUEUE, type RedisConnection } from "@inferline/queue";
+import { MAX_WEBHOOK_ATTEMPTS } from "./schedule.ts";
 
 /** Payload of one entry on the webhooks queue. */
 export interface DeliveryPayload {
@@ -21,9 +22,11 @@ export type EventRef = string | { id: string; tenantId?: string };
 /**
  * Upper bound on BullMQ attempts of one entry. The retry schedule itself is applied by the
  * delivery processor (which knows it): it stops an entry by returning, so producers (the API, the
- * worker) need not share the schedule's configuration.
+ * worker) need not share the schedule's configuration. Each scheduled attempt uses one BullMQ
+ * attempt, and so does each unexpected failure (PostgreSQL down): twice the longest schedule
+ * leaves the longest one as many again for those.
  */
-export const MAX_QUEUE_ATTEMPTS = 100;
+export const MAX_QUEUE_ATTEMPTS = 2 * MAX_WEBHOOK_ATTEMPTS;
 
 /** Producer side of the webhooks queue: the API and the worker both enqueue through this. */
 export class WebhookQueue {

@@ -1,9 +1,24 @@
 /**
- * Delay before each attempt, in ms, close to Svix's: immediately, then 5 s, 5 min, 30 min, 2 h,
- * 5 h, 10 h, 10 h. The length is the number of attempts; the first entry is the first attempt,
- * which is always made as soon as the event is recorded.
+ * Delay before each attempt, in ms, close to Svix's. The length is the number of attempts; the
+ * first entry is the first attempt, which is always made as soon as the event is recorded.
+ * WEBHOOK_RETRY_SCHEDULE_MS's default, in docs/configuration.md and .env.example too (generated).
  */
-export const DEFAULT_RETRY_SCHEDULE_MS: readonly number[] = [0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000];
+export const DEFAULT_RETRY_SCHEDULE_MS: readonly number[] = [
+  0, // immediately
+  5_000, // 5 s
+  300_000, // 5 min
+  1_800_000, // 30 min
+  7_200_000, // 2 h
+  18_000_000, // 5 h
+  36_000_000, // 10 h
+  36_000_000, // 10 h
+];
+
+/**
+ * Most attempts of one webhook event: the longest schedule WEBHOOK_RETRY_SCHEDULE_MS may set. The
+ * webhooks queue's entries allow more BullMQ attempts than this (MAX_QUEUE_ATTEMPTS), derived from it.
+ */
+export const MAX_WEBHOOK_ATTEMPTS = 50;
 
 /** Jitter spreads retries of events that failed together: each delay is scaled by a factor in [1 - JITTER, 1 + JITTER]. */
 export const RETRY_JITTER = 0.2;
@@ -18,8 +33,8 @@ export function parseRetrySchedule(value: string): number[] {
     .map((p) => p.trim())
     .filter(Boolean);
   const delays = parts.map(Number);
-  if (delays.length === 0 || delays.length > 50 || delays.some((d) => !Number.isInteger(d) || d < 0)) {
-    throw new Error(`a retry schedule is 1 to 50 comma-separated non-negative integers (ms), got ${JSON.stringify(value)}`);
+  if (delays.length === 0 || delays.length > MAX_WEBHOOK_ATTEMPTS || delays.some((d) => !Number.isInteger(d) || d < 0)) {
+    throw new Error(`a retry schedule is 1 to ${MAX_WEBHOOK_ATTEMPTS} comma-separated non-negative integers (ms), got ${JSON.stringify(value)}`);
   }
   return delays;
 }

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { DEFAULT_RETRY_SCHEDULE_MS, MAX_RETRY_AFTER_MS, nextRetryDelay, parseRetryAfter, parseRetrySchedule, RETRY_JITTER } from "../src/schedule.ts";
+import { DEFAULT_RETRY_SCHEDULE_MS, MAX_RETRY_AFTER_MS, MAX_WEBHOOK_ATTEMPTS, nextRetryDelay, parseRetryAfter, parseRetrySchedule, RETRY_JITTER } from "../src/schedule.ts";
+import { MAX_QUEUE_ATTEMPTS, WebhookQueue } from "../src/queue.ts";
 
 describe("parseRetrySchedule", () => {
   it("reads comma-separated milliseconds, ignoring spaces and empty entries", () => {
@@ -8,9 +9,24 @@ describe("parseRetrySchedule", () => {
     expect(parseRetrySchedule("7")).toEqual([7]);
   });
 
-  it("accepts 50 attempts and refuses 51", () => {
-    expect(parseRetrySchedule(Array(50).fill("1").join(","))).toHaveLength(50);
-    expect(() => parseRetrySchedule(Array(51).fill("1").join(","))).toThrow(/1 to 50/);
+  it("accepts MAX_WEBHOOK_ATTEMPTS attempts and refuses one more", () => {
+    expect(parseRetrySchedule(Array(MAX_WEBHOOK_ATTEMPTS).fill("1").join(","))).toHaveLength(MAX_WEBHOOK_ATTEMPTS);
+    expect(() =>
+      parseRetrySchedule(
+        Array(MAX_WEBHOOK_ATTEMPTS + 1)
+          .fill("1")
+          .join(","),
+      ),
+    ).toThrow(new RegExp(`1 to ${MAX_WEBHOOK_ATTEMPTS} `));
+  });
+
+  it("leaves a queue entry BullMQ attempts for the longest schedule, and as many again for errors", () => {
+    expect(WebhookQueue.entryOptions.attempts).toBe(MAX_QUEUE_ATTEMPTS);
+    expect(MAX_QUEUE_ATTEMPTS).toBeGreaterThanOrEqual(2 * MAX_WEBHOOK_ATTEMPTS);
+  });
+
+  it("reads back the default schedule, which is within the cap", () => {
+    expect(parseRetrySchedule(DEFAULT_RETRY_SCHEDULE_MS.join(","))).toEqual(DEFAULT_RETRY_SCHEDULE_MS);
   });
 
   it.each(["", " , ,", "0,-1", "0,1.5", "0,soon", "5s"])("refuses %j", (value) => {
@@ -32,9 +48,9 @@ describe("nextRetryDelay", () => {
   });
 
   it("stays within the jitter bounds with the default randomness", () => {
-    const delays = Array.from({ length: 500 }, () => nextRetryDelay(DEFAULT_RETRY_SCHEDULE_MS, 2)!);
-    expect(Math.min(...delays)).toBeGreaterThanOrEqual(300_000 * 0.8);
-    expect(Math.max(...delays)).toBeLessThanOrEqual(300_000 * 1.2);
+    const delays = Array.from({ length: 500 }, () => nextRetryDelay(schedule, 2)!);
+    expect(Math.min(...delays)).toBeGreaterThanOrEqual(60_000 * 0.8);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(60_000 * 1.2);
     expect(new Set(delays).size).toBeGreaterThan(1); // jittered, not fixed
   });
 

@@ -4,7 +4,7 @@ import { EXIT } from "../exit-codes.ts";
 
 // What `jobs` and `batches` share: the cluster's options, --wait, list paging and the exit code of a wait.
 
-/** --remote (default http://127.0.0.1:3000 or INFERLINE_URL), --api-key and --json on a command. */
+/** --remote (default DEFAULT_API_URL, or INFERLINE_URL), --api-key and --json on a command. */
 export function remoteCommand(command: Command): Command {
   return command.addOption(remoteOption("API base URL", DEFAULT_API_URL)).addOption(apiKeyOption()).addOption(jsonOption());
 }
