@@ -142,7 +142,7 @@ describe("settings", () => {
     const client = await proxied("user-agent");
     proxy.when(() => "forward");
     await client.models.list();
-    const manifest = JSON.parse(fs.readFileSync(new URL("../../../packages/client/package.json", import.meta.url), "utf8")) as { version: string };
+    const manifest = JSON.parse(fs.readFileSync(new URL("../packages/client/package.json", import.meta.url), "utf8")) as { version: string };
     expect(VERSION).toBe(manifest.version);
     expect(proxy.requests("GET", "/v1/models")[0]!.headers["user-agent"]).toBe(`inferline-node/${manifest.version}`);
   });

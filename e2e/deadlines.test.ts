@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Database } from "@inferline/db";
 import { ApiClient, FIXTURE_ADAPTERS_MODULE, irisJob, sleepUntil } from "@inferline/testing";
 import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
-import { loadApiEnv, startApi } from "../src/index.ts";
+import { loadApiEnv, startApi } from "@inferline/api";
 import { startStack, testLogger, type TestStack } from "./support/stack.ts";
 
 // Deadlines end to end: maxQueueSeconds (a job's, a batch's, a manifest's, the operator's

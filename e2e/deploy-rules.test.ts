@@ -4,7 +4,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { WorkerMetrics } from "@inferline/worker";
-import { ApiMetrics } from "../src/metrics.ts";
+import { ApiMetrics } from "@inferline/api";
 import {
   alertRules,
   dashboardExpressions,

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Database } from "@inferline/db";
 import { sleepUntil, type HttpResponse } from "@inferline/testing";
-import { LIST_WAITING } from "../src/routes/list-handler.ts";
+import { LIST_WAITING } from "@inferline/api";
 import { startStack, type TestStack } from "./support/stack.ts";
 
 // A lock on `jobs` holds every list statement in PostgreSQL for as long as the test wants, so

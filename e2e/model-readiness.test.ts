@@ -10,7 +10,7 @@ import { Database, TenantStore } from "@inferline/db";
 import { inferQueueName } from "@inferline/queue";
 import { ApiClient, createTestDatabase, deletePrefix, IRIS_SAMPLES, irisJob, sleepUntil, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
 import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
-import { loadApiEnv, startApi, type RunningApi } from "../src/index.ts";
+import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
 
 // A repository with iris and two models that cannot load: `broken` (iris's file under a manifest
 // whose input is named wrong: onnxruntime's "input 'features' is missing in 'feeds'" at warm-up)

@@ -14,7 +14,7 @@ import { startStack, type TestStack } from "./support/stack.ts";
 
 type Json = Record<string, any>;
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const DOC_ID = "https://inferline.dev/openapi.json";
 /** bull-board's own pages and API live below its mount; the document describes the mount. */
 const ADMIN_MOUNT = "/admin/queues";

@@ -18,7 +18,7 @@ import {
   type PgCluster,
   type RedisServer,
 } from "@inferline/testing";
-import { loadApiEnv, startApi, type RunningApi } from "../src/index.ts";
+import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
 import { exitOf, runProcess, WORKER_MAIN, type RunningProcess } from "./support/processes.ts";
 
 /**

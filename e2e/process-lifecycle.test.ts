@@ -7,7 +7,7 @@ import { Database } from "@inferline/db";
 import { createPgCluster, createTestModelRepository, freePort, irisJob, sleepUntil, startRedisServer, uniquePrefix, type PgCluster, type RedisServer } from "@inferline/testing";
 import { startStack, type TestStack } from "./support/stack.ts";
 
-const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const API_MAIN = path.join(ROOT, "apps/api/src/main.ts");
 const WORKER_MAIN = path.join(ROOT, "apps/worker/src/main.ts");
 

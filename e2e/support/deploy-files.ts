@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { parse, parseAllDocuments } from "yaml";
 
 /** The repository's deploy/ folder. */
-export const DEPLOY_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../deploy");
+export const DEPLOY_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../deploy");
 
 export interface PromtoolRun {
   status: number | null;

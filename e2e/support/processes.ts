@@ -4,7 +4,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-export const ROOT = fileURLToPath(new URL("../../../..", import.meta.url));
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const API_MAIN = path.join(ROOT, "apps/api/src/main.ts");
 export const WORKER_MAIN = path.join(ROOT, "apps/worker/src/main.ts");
 export const START_SCRIPT = path.join(ROOT, "scripts/start.ts");

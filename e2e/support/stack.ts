@@ -2,7 +2,7 @@ import pino from "pino";
 import { TenantStore, Database } from "@inferline/db";
 import { ApiClient, createTestDatabase, createTestModelRepository, deletePrefix, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
 import { loadWorkerEnv, startWorker, type RunningWorker, type WorkerHooks } from "@inferline/worker";
-import { loadApiEnv, startApi, type RunningApi } from "../../src/index.ts";
+import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
 
 export interface TestStack {
   db: TestDatabase;

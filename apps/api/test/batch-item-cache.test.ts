@@ -3,7 +3,7 @@ import type { CacheEntry } from "@inferline/cache";
 import { DEFAULT_MODELS_DIR, type FlatTensor } from "@inferline/contracts";
 import { ModelRepository } from "@inferline/runtime";
 import { MAX_CHUNK_RESULT_BYTES } from "@inferline/db";
-import { BatchItemCache } from "../../src/services/batch-item-cache.ts";
+import { BatchItemCache } from "../src/services/batch-item-cache.ts";
 
 // The batch path's use of the result cache, over an in-memory cache: digests, hits, bypass, the
 // chunk byte bound, a cache that does not answer, and the counts it reports.

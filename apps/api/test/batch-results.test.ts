@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { batchItemId, BatchResultLine, JobError, type InferenceResult } from "@inferline/contracts";
 import type { ResultPage } from "@inferline/db";
-import { batchResultLines } from "../../src/services/batch-results.ts";
+import { batchResultLines } from "../src/services/batch-results.ts";
 
 const BATCH = "3c9d6a52-0f1b-4a7e-8d2c-6b1e4f900000";
 const RESULT: InferenceResult = { model_name: "iris", model_version: "1", outputs: [{ name: "y", datatype: "FP32", shape: [1], data: [0.5] }] };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { canonicalJson } from "../../src/services/idempotency.ts";
+import { canonicalJson } from "../src/services/idempotency.ts";
 
 describe("canonicalJson", () => {
   it("sorts keys, so bodies that differ only in key order are the same text", () => {

@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import type { CacheEntry } from "@inferline/cache";
 import type { AnsweredJob, FlightLeader, NewJob } from "@inferline/db";
 import type { JobStatus } from "@inferline/contracts";
-import { JobResultCache, type CacheableJob, type JobWrites } from "../../src/services/job-result-cache.ts";
-import type { Followed } from "../../src/services/submit-writer.ts";
+import { JobResultCache, type CacheableJob, type JobWrites } from "../src/services/job-result-cache.ts";
+import type { Followed } from "../src/services/submit-writer.ts";
 
 // The submit path's decisions over in-memory fakes (no Redis, no PostgreSQL); result-cache.test.ts
 // covers the same end to end.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { summarizeReadiness, type ModelManifest, type WorkerModelReport } from "@inferline/contracts";
-import { ModelAvailability } from "../../src/services/model-availability.ts";
+import { ModelAvailability } from "../src/services/model-availability.ts";
 
 const repo = {
   names: () => ["a", "b"],

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { QueueDepthGuard } from "../../src/services/queue-depth-guard.ts";
+import { QueueDepthGuard } from "../src/services/queue-depth-guard.ts";
 
-// The depth guard's readings over an in-memory depth (the 503 itself: apps/api/test/limits.test.ts).
+// The depth guard's readings over an in-memory depth (the 503 itself: e2e/limits.test.ts).
 
 afterEach(() => {
   vi.useRealTimers();

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ModelQueueLine } from "@inferline/db";
-import { ApiMetrics } from "../../src/metrics.ts";
-import { QueueReadings } from "../../src/services/queue-readings.ts";
+import { ApiMetrics } from "../src/metrics.ts";
+import { QueueReadings } from "../src/services/queue-readings.ts";
 
 // The queue gauges over an in-memory store (the real statement: packages/db/test/dispatch-store.queues.test.ts;
-// the gauges of a real API: apps/api/test/metrics-exposition.test.ts).
+// the gauges of a real API: e2e/metrics-exposition.test.ts).
 
 afterEach(() => {
   vi.useRealTimers();

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { QuotaExceededError, TenantQuotaGuard } from "../../src/services/quota-guard.ts";
+import { QuotaExceededError, TenantQuotaGuard } from "../src/services/quota-guard.ts";
 
 // The quota's readings, over an in-memory reading of each tenant's queued work (the 429 itself:
-// apps/api/test/quotas.test.ts).
+// e2e/quotas.test.ts).
 
 afterEach(() => {
   vi.useRealTimers();

@@ -3,12 +3,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { WorkerEnv } from "@inferline/worker";
-import { ApiEnv } from "../../src/env.ts";
+import { ApiEnv } from "../src/env.ts";
 
 // Every variable the API and the worker parse is documented for users: a row of
 // docs/configuration.md and a line of .env.example. A setting added to an env schema alone fails here.
 
-const ROOT = fileURLToPath(new URL("../../../..", import.meta.url));
+const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const read = (file: string) => fs.readFileSync(path.join(ROOT, file), "utf8");
 
 describe.each([

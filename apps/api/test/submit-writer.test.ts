@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import pino from "pino";
 import type { AnsweredJob, FlightLeader, FollowResult, NewJob } from "@inferline/db";
-import { SubmitWriter } from "../../src/services/submit-writer.ts";
+import { SubmitWriter } from "../src/services/submit-writer.ts";
 
 // Unit tests of the grouping logic, over in-memory fakes; the PostgreSQL and Redis paths are
 // covered end to end (jobs.test.ts, outages.test.ts, hostile-input.test.ts).

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { QueueClass } from "@inferline/db";
-import { TenantBacklog } from "../../src/services/tenant-backlog.ts";
+import { TenantBacklog } from "../src/services/tenant-backlog.ts";
 
 // The fair-share rank's readings, over an in-memory `read` (its statement has a store test:
 // packages/db/test/dispatch-store.queue-reads.test.ts).

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { SlotLease, TenantSlots } from "../../src/services/tenant-slots.ts";
+import { SlotLease, TenantSlots } from "../src/services/tenant-slots.ts";
 
-// The slots alone; GET /v1/jobs taking them against a real database: apps/api/test/list-slots.test.ts.
+// The slots alone; GET /v1/jobs taking them against a real database: e2e/list-slots.test.ts.
 
 afterEach(() => {
   vi.useRealTimers();
