@@ -33,7 +33,7 @@ export default defineConfig(
   {
     // Tests read JSON responses through the test client's untyped bodies and assert their shape
     // with expect at run time; typing every body would restate the contracts' schemas in each test.
-    files: ["apps/*/test/**/*.ts", "packages/*/test/**/*.ts", "packages/testing/src/**/*.ts"],
+    files: ["e2e/**/*.ts", "apps/*/test/**/*.ts", "packages/*/test/**/*.ts", "packages/testing/src/**/*.ts"],
     rules: {
       "@typescript-eslint/no-explicit-any": "off",
       "@typescript-eslint/no-unsafe-argument": "off",

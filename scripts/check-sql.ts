@@ -7,7 +7,7 @@
 //     too (`select`, `delete from`) plus a SQL signal, or hold two distinct signals (`where … = $1`,
 //     a `::uuid` cast, `on conflict`, `returning id`).
 // Comments are not code, so SQL quoted in a comment is not reported.
-// Tests and test support (`test/` folders, packages/testing) and benchmarks (bench/, whose naive
+// Tests and test support (`test/` folders, packages/testing, the end-to-end suite in e2e/) and benchmarks (bench/, whose naive
 // baseline is hand-written SQL on purpose) may use SQL to set up and inspect state; they are skipped.
 //
 // Usage: tsx scripts/check-sql.ts [root]
@@ -23,7 +23,7 @@ export interface SqlFinding {
   text: string;
 }
 
-/** Folders scanned, relative to the root; everything under them is checked unless skipped below. */
+/** Folders scanned, relative to the root; everything under them is checked unless skipped below (e2e/ is all tests). */
 const SCANNED = ["apps", "packages", "scripts", "models"];
 /**
  * Skipped: dependencies, built bundles (which hold the db package), the db package, tests and

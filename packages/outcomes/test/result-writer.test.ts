@@ -3,7 +3,7 @@ import type { FinishedJob, JobOutcome } from "@inferline/db";
 import { ResultWriter, type Written } from "../src/result-writer.ts";
 
 // Unit tests of the grouping logic, over an in-memory persist; the transaction that really
-// writes results is covered end to end (apps/api/test: jobs, webhooks, zombie-worker, outages).
+// writes results is covered end to end (e2e: jobs, webhooks, zombie-worker, outages) and per system in this folder.
 
 /** Lets every pending promise callback run (one macrotask turn; no wall-clock wait). */
 const flush = () => new Promise<void>((r) => setImmediate(r));
