@@ -8,14 +8,16 @@ module.exports = {
     {
       name: "no-circular",
       severity: "error",
-      comment: "An import cycle: modules that need each other to load. Break it by moving what both need into a third module.",
+      comment:
+        "An import cycle: modules that need each other to load. Break it by moving what both need into a third module.",
       from: {},
       to: { circular: true },
     },
     {
       name: "api-no-inference",
       severity: "error",
-      comment: "The API validates and enqueues; only workers and the CLI run models. It may not import @inferline/inference.",
+      comment:
+        "The API validates and enqueues; only workers and the CLI run models. It may not import @inferline/inference.",
       from: { path: "^apps/api/src/" },
       to: { path: "^packages/inference/" },
     },
@@ -29,15 +31,22 @@ module.exports = {
     {
       name: "no-relative-import-across-packages",
       severity: "error",
-      comment: "A relative path into another package (e.g. ../../testing/src/x.ts) bypasses its exports. Import it by name (@inferline/x), declared as a workspace:* dependency.",
+      comment:
+        "A relative path into another package (e.g. ../../testing/src/x.ts) bypasses its exports. Import it by name (@inferline/x), declared as a workspace:* dependency.",
       from: { path: "^(apps|packages)/([^/]+)/" },
       // An import by package name that tsconfig.base.json's paths resolve to the package's source is aliased, not relative.
-      to: { path: "^(apps|packages)/", pathNot: "^$1/$2/", dependencyTypes: ["local"], dependencyTypesNot: ["aliased-tsconfig-paths"] },
+      to: {
+        path: "^(apps|packages)/",
+        pathNot: "^$1/$2/",
+        dependencyTypes: ["local"],
+        dependencyTypesNot: ["aliased-tsconfig-paths"],
+      },
     },
     {
       name: "no-relative-import-into-packages",
       severity: "error",
-      comment: "Scripts, benchmarks, models and the end-to-end suite import packages by name (@inferline/x), not by a relative path into their sources.",
+      comment:
+        "Scripts, benchmarks, models and the end-to-end suite import packages by name (@inferline/x), not by a relative path into their sources.",
       from: { pathNot: "^(apps|packages)/" },
       // As above: a name that tsconfig.base.json's paths resolve to a package's source (@inferline/client) is aliased, not relative.
       to: { path: "^(apps|packages)/", dependencyTypes: ["local"], dependencyTypesNot: ["aliased-tsconfig-paths"] },

@@ -24,7 +24,15 @@ export default defineConfig(
       "@typescript-eslint/no-floating-promises": "error",
       // A leading underscore marks a parameter a signature requires but the body does not use
       // (Express knows error middleware by its four parameters).
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrorsIgnorePattern: "^_", destructuredArrayIgnorePattern: "^_" }],
+      "@typescript-eslint/no-unused-vars": [
+        "error",
+        {
+          argsIgnorePattern: "^_",
+          varsIgnorePattern: "^_",
+          caughtErrorsIgnorePattern: "^_",
+          destructuredArrayIgnorePattern: "^_",
+        },
+      ],
       // Off: `async` without `await` is how a method meets a Promise-returning interface and turns a
       // synchronous throw into a rejection; the promise rules above catch the real hazards.
       "@typescript-eslint/require-await": "off",

@@ -73,7 +73,12 @@ function ask(api: ChildProcess, message: string): Promise<{ baseline: Memory; pe
 }
 
 /** POSTs `body` in 1 MB writes; resolves with the status and the answer's text. */
-function upload(pathAndQuery: string, apiKey: string, contentType: string, body: Buffer): Promise<{ status: number; text: string }> {
+function upload(
+  pathAndQuery: string,
+  apiKey: string,
+  contentType: string,
+  body: Buffer,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({
       host: "127.0.0.1",
@@ -129,21 +134,38 @@ const lines = itemLines();
 const ndjson = Buffer.from(lines.join("\n") + "\n");
 const json = Buffer.from(`{"model":"iris","items":[${lines.join(",")}]}`);
 lines.length = 0;
-console.log(`body: ${ITEMS} items of ${ROWS} rows; NDJSON ${(ndjson.length / MB).toFixed(1)} MiB, JSON ${(json.length / MB).toFixed(1)} MiB; API from ${API_ROOT}`);
+console.log(
+  `body: ${ITEMS} items of ${ROWS} rows; NDJSON ${(ndjson.length / MB).toFixed(1)} MiB, JSON ${(json.length / MB).toFixed(1)} MiB; API from ${API_ROOT}`,
+);
 
 const heapFlag = process.env.HEAP_MB ? [`--max-old-space-size=${process.env.HEAP_MB}`] : [];
-const api = spawn(process.execPath, [...heapFlag, "--expose-gc", "--import", "tsx", "--import", PROBE, "apps/api/src/main.ts"], {
-  cwd: API_ROOT,
-  env: { ...process.env, DATABASE_URL, QUEUE_PREFIX: PREFIX, PORT: String(PORT), HOST: "127.0.0.1", LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0" },
-  stdio: ["ignore", "inherit", "inherit", "ipc"],
-});
+const api = spawn(
+  process.execPath,
+  [...heapFlag, "--expose-gc", "--import", "tsx", "--import", PROBE, "apps/api/src/main.ts"],
+  {
+    cwd: API_ROOT,
+    env: {
+      ...process.env,
+      DATABASE_URL,
+      QUEUE_PREFIX: PREFIX,
+      PORT: String(PORT),
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "warn",
+      RATE_LIMIT_PER_SECOND: "0",
+    },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  },
+);
 const results: Record<string, unknown>[] = [];
 try {
   await waitFor(`http://127.0.0.1:${PORT}/readyz`);
   const scenarios: Record<string, () => Promise<Array<{ status: number; text: string }>>> = {
     ndjson: async () => [await upload("/v1/batches?model=iris", keys[0]!, "application/x-ndjson", ndjson)],
     json: async () => [await upload("/v1/batches", keys[0]!, "application/json", json)],
-    concurrent: () => Promise.all([0, 1, 2, 3].map((i) => upload("/v1/batches?model=iris", keys[i % 2]!, "application/x-ndjson", ndjson))),
+    concurrent: () =>
+      Promise.all(
+        [0, 1, 2, 3].map((i) => upload("/v1/batches?model=iris", keys[i % 2]!, "application/x-ndjson", ndjson)),
+      ),
   };
   for (const name of SCENARIOS) {
     const { baseline } = await ask(api, "reset");
@@ -152,18 +174,24 @@ try {
     const answers = await scenarios[name]!().catch((err: Error) => err);
     if (answers instanceof Error) {
       // An API out of memory dies mid-upload: the client sees its connection reset.
-      results.push({ scenario: name, statuses: `failed: ${answers.message}${api.exitCode !== null || api.signalCode ? ` (API exited: ${api.exitCode ?? api.signalCode})` : ""}` });
+      results.push({
+        scenario: name,
+        statuses: `failed: ${answers.message}${api.exitCode !== null || api.signalCode ? ` (API exited: ${api.exitCode ?? api.signalCode})` : ""}`,
+      });
       break;
     }
     const seconds = (performance.now() - started) / 1000;
     const { peak } = await ask(api, "report");
     const statuses = answers.map((a) => a.status);
-    if (statuses.some((s) => s !== 202)) console.error(`${name}: ${answers.map((a) => `${a.status} ${a.text.slice(0, 200)}`).join("; ")}`);
+    if (statuses.some((s) => s !== 202))
+      console.error(`${name}: ${answers.map((a) => `${a.status} ${a.text.slice(0, 200)}`).join("; ")}`);
     results.push({
       scenario: name,
       statuses: statuses.join(","),
       "heap growth MiB": Number(((peak!.heapUsed - baseline.heapUsed) / MB).toFixed(1)),
-      ...(process.env.PROBE_GC_MS ? { "live heap growth MiB": Number(((peak!.live! - baseline.heapUsed) / MB).toFixed(1)) } : {}),
+      ...(process.env.PROBE_GC_MS
+        ? { "live heap growth MiB": Number(((peak!.live! - baseline.heapUsed) / MB).toFixed(1)) }
+        : {}),
       "RSS growth MiB": Number(((peak!.rss - baseline.rss) / MB).toFixed(1)),
       "buffers peak MiB": Number((peak!.arrayBuffers / MB).toFixed(1)),
       seconds: Number(seconds.toFixed(2)),

@@ -35,7 +35,16 @@ import os from "node:os";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, JobListQuery, newBatchId } from "@inferline/contracts";
-import { BatchChunkStore, Database, encodeCursor, JobStore, LIST_SCAN_ROWS, migrate, TenantStore, type NewJob } from "@inferline/db";
+import {
+  BatchChunkStore,
+  Database,
+  encodeCursor,
+  JobStore,
+  LIST_SCAN_ROWS,
+  migrate,
+  TenantStore,
+  type NewJob,
+} from "@inferline/db";
 import { loadApiEnv, startApi } from "@inferline/api";
 
 const ROWS = Number(process.env.ROWS ?? 10_000_000);
@@ -123,8 +132,15 @@ async function measureInsertCost(tenantId: string) {
       wallMs: { min: Math.min(...xs.map((x) => x.wallMs)), median: median(xs.map((x) => x.wallMs)) },
       cpuMs: { min: Math.min(...xs.map((x) => x.cpuMs)), median: median(xs.map((x) => x.cpuMs)) },
     });
-    const result = { rowsPerInsert: 20_000, rounds: INSERT_ROUNDS, withIndex: summary(withIndex), withoutIndex: summary(without), raw: { withIndex, without } };
-    const ratio = (k: "wallMs" | "cpuMs") => Math.round((result.withIndex[k].min / result.withoutIndex[k].min) * 100) / 100;
+    const result = {
+      rowsPerInsert: 20_000,
+      rounds: INSERT_ROUNDS,
+      withIndex: summary(withIndex),
+      withoutIndex: summary(without),
+      raw: { withIndex, without },
+    };
+    const ratio = (k: "wallMs" | "cpuMs") =>
+      Math.round((result.withIndex[k].min / result.withoutIndex[k].min) * 100) / 100;
     log(
       `insertMany of 20,000 jobs, min of ${INSERT_ROUNDS}: ${result.withIndex.wallMs.min} ms wall / ${result.withIndex.cpuMs.min} ms server CPU with the model index, ` +
         `${result.withoutIndex.wallMs.min} / ${result.withoutIndex.cpuMs.min} without (×${ratio("wallMs")} wall, ×${ratio("cpuMs")} CPU)`,
@@ -136,7 +152,10 @@ async function measureInsertCost(tenantId: string) {
 }
 
 async function indexDefinition(db: Database, name: string): Promise<string> {
-  const { rows } = await db.pool.query<{ def: string }>(`select pg_get_indexdef(indexrelid) as def from pg_index where indexrelid = $1::regclass`, [`"${name}"`]);
+  const { rows } = await db.pool.query<{ def: string }>(
+    `select pg_get_indexdef(indexrelid) as def from pg_index where indexrelid = $1::regclass`,
+    [`"${name}"`],
+  );
   return rows[0]!.def;
 }
 
@@ -164,7 +183,11 @@ cross join lateral (select case
   when t.r < 0.90 then 'succeeded' when t.r < 0.95 then 'failed' when t.r < 0.98 then 'canceled' else 'expired' end as status) s
 cross join lateral (select case when t.r2 < 0.70 then 'iris' when t.r2 < 0.99 then 'ocr-text-line' else 'fraud-score' end as model) m`;
 
-async function fill(db: Database, a: string, b: string): Promise<{ total: number; tenantA: number; seconds: number; tableBytes: number; indexSeconds: number }> {
+async function fill(
+  db: Database,
+  a: string,
+  b: string,
+): Promise<{ total: number; tenantA: number; seconds: number; tableBytes: number; indexSeconds: number }> {
   const total = Math.round((ROWS * 20) / 19);
   const started = performance.now();
   await db.pool.query(`alter table webhook_deliveries drop constraint "webhook_deliveries_jobId_fkey"`);
@@ -177,7 +200,10 @@ async function fill(db: Database, a: string, b: string): Promise<{ total: number
   for (const { name } of indexes) await db.pool.query(`drop index if exists ${name}`);
   // Both cores: two statements over halves of the series.
   const half = Math.floor(total / 2);
-  await Promise.all([db.pool.query(FILL_SQL, [1, half, a, b, total]), db.pool.query(FILL_SQL, [half + 1, total, a, b, total])]);
+  await Promise.all([
+    db.pool.query(FILL_SQL, [1, half, a, b, total]),
+    db.pool.query(FILL_SQL, [half + 1, total, a, b, total]),
+  ]);
   log(`filled ${total.toLocaleString()} rows in ${ms(started) / 1000} s; building indexes`);
   const indexing = performance.now();
   const client = await db.pool.connect();
@@ -185,15 +211,25 @@ async function fill(db: Database, a: string, b: string): Promise<{ total: number
     await client.query(`set maintenance_work_mem = '512MB'`); // index builds sort in memory
     await client.query(`alter table jobs set (fillfactor = 30)`);
     await client.query(`alter table jobs add constraint jobs_pkey primary key (id)`);
-    for (const { name, def } of indexes) if (name !== "jobs_pkey" && !name.includes("jobs_tenantId_model_")) await client.query(def);
+    for (const { name, def } of indexes)
+      if (name !== "jobs_pkey" && !name.includes("jobs_tenantId_model_")) await client.query(def);
     await client.query(`vacuum (analyze) jobs`);
   } finally {
     client.release();
   }
   const indexSeconds = ms(indexing) / 1000;
-  const { rows } = await db.pool.query<{ a: string; bytes: string }>(`select (select count(*) from jobs where "tenantId" = $1) as a, pg_table_size('jobs') as bytes`, [a]);
+  const { rows } = await db.pool.query<{ a: string; bytes: string }>(
+    `select (select count(*) from jobs where "tenantId" = $1) as a, pg_table_size('jobs') as bytes`,
+    [a],
+  );
   log(`indexes and vacuum in ${indexSeconds} s; tenant A has ${Number(rows[0]!.a).toLocaleString()} jobs`);
-  return { total, tenantA: Number(rows[0]!.a), seconds: ms(started) / 1000, tableBytes: Number(rows[0]!.bytes), indexSeconds };
+  return {
+    total,
+    tenantA: Number(rows[0]!.a),
+    seconds: ms(started) / 1000,
+    tableBytes: Number(rows[0]!.bytes),
+    indexSeconds,
+  };
 }
 
 async function buildModelIndex(db: Database, definition: string): Promise<number> {
@@ -234,7 +270,10 @@ async function timeBefore(db: Database, tenantId: string, filter: Filter): Promi
   if (filter.query.model) where.push(`model = $${values.push(filter.query.model)}`);
   const started = performance.now();
   try {
-    await db.pool.query(`select * from jobs where ${where.join(" and ")} order by "createdAt" desc, id desc limit 51`, values);
+    await db.pool.query(
+      `select * from jobs where ${where.join(" and ")} order by "createdAt" desc, id desc limit 51`,
+      values,
+    );
     return ms(started);
   } catch (err) {
     if ((err as { code?: string }).code === "57014") return "timeout";
@@ -250,7 +289,13 @@ interface PageTiming {
   more: boolean;
 }
 
-async function pages(store: JobStore, tenantId: string, filter: Filter, cursor: string | undefined, count: number): Promise<PageTiming[]> {
+async function pages(
+  store: JobStore,
+  tenantId: string,
+  filter: Filter,
+  cursor: string | undefined,
+  count: number,
+): Promise<PageTiming[]> {
   const out: PageTiming[] = [];
   for (let i = 0; i < count; i++) {
     const started = performance.now();
@@ -263,12 +308,16 @@ async function pages(store: JobStore, tenantId: string, filter: Filter, cursor: 
 }
 
 /** Cursors at the top (none), the middle and near the oldest of the tenant's jobs. */
-async function positions(db: Database, tenantId: string, count: number): Promise<{ name: string; cursor: string | undefined }[]> {
+async function positions(
+  db: Database,
+  tenantId: string,
+  count: number,
+): Promise<{ name: string; cursor: string | undefined }[]> {
   const at = async (offset: number) => {
-    const { rows } = await db.pool.query<{ createdAt: Date; id: string }>(`select "createdAt", id from jobs where "tenantId" = $1 order by "createdAt" desc, id desc offset $2 limit 1`, [
-      tenantId,
-      offset,
-    ]);
+    const { rows } = await db.pool.query<{ createdAt: Date; id: string }>(
+      `select "createdAt", id from jobs where "tenantId" = $1 order by "createdAt" desc, id desc offset $2 limit 1`,
+      [tenantId, offset],
+    );
     return encodeCursor(rows[0]!);
   };
   return [
@@ -286,14 +335,16 @@ const BATCH_ITEMS = 100_000;
  * A finished 100,000-item batch of tenant A: every 1,000th item failed, the rest with a result of
  * about 2 KiB; results and errors in the layout the workers write (one element a line).
  */
-async function fillBatch(db: Database, tenantId: string): Promise<{ batchId: string; seconds: number; storedMiB: number }> {
+async function fillBatch(
+  db: Database,
+  tenantId: string,
+): Promise<{ batchId: string; seconds: number; storedMiB: number }> {
   const started = performance.now();
   const batchId = newBatchId();
-  await db.pool.query(`insert into batches (id, "tenantId", model, version, total, priority, remaining, "createdAt", "completedAt") values ($1, $2, 'iris', '1', $3, 'low', 0, now(), now())`, [
-    batchId,
-    tenantId,
-    BATCH_ITEMS,
-  ]);
+  await db.pool.query(
+    `insert into batches (id, "tenantId", model, version, total, priority, remaining, "createdAt", "completedAt") values ($1, $2, 'iris', '1', $3, 'low', 0, now(), now())`,
+    [batchId, tenantId, BATCH_ITEMS],
+  );
   await db.pool.query(
     `insert into batch_chunks (id, "batchId", "firstIndex", size, inputs, "customIds", statuses, results, errors, succeeded, failed, attempts, "startedAt", "completedAt")
      select gen_random_uuid(), $1, c.first, c.size, '[]'::json, array_fill(null::text, array[c.size]),
@@ -310,7 +361,10 @@ async function fillBatch(db: Database, tenantId: string): Promise<{ batchId: str
      from (select k * 512 as first, least(512, $2 - k * 512) as size, 0 as failed from generate_series(0, ($2 - 1) / 512) k) c`,
     [batchId, BATCH_ITEMS],
   );
-  const { rows } = await db.pool.query<{ bytes: string }>(`select sum(pg_column_size(results) + pg_column_size(errors)) as bytes from batch_chunks where "batchId" = $1`, [batchId]);
+  const { rows } = await db.pool.query<{ bytes: string }>(
+    `select sum(pg_column_size(results) + pg_column_size(errors)) as bytes from batch_chunks where "batchId" = $1`,
+    [batchId],
+  );
   return { batchId, seconds: ms(started) / 1000, storedMiB: Math.round(Number(rows[0]!.bytes) / 2 ** 20) };
 }
 
@@ -342,7 +396,13 @@ async function timeBatchItems(db: Database, tenantId: string, batchId: string) {
       jobs.push(page.jobs.length);
       beforeIndex = page.nextBefore;
     }
-    out.push({ filter: status ? `batchId&status=${status}` : "batchId", jobsPerPage: jobs.join(" "), firstMs: times[0], medianMs: median(times), maxMs: Math.max(...times) });
+    out.push({
+      filter: status ? `batchId&status=${status}` : "batchId",
+      jobsPerPage: jobs.join(" "),
+      firstMs: times[0],
+      medianMs: median(times),
+      maxMs: Math.max(...times),
+    });
   }
   return { before, pages: out };
 }
@@ -351,10 +411,25 @@ async function timeBatchItems(db: Database, tenantId: string, batchId: string) {
 
 async function apiScenario(keyA: string, keyB: string, maxLists: number) {
   const logger = pino({ level: "silent" });
-  const env = { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "silent" };
-  const api = await startApi(loadApiEnv({ ...env, RATE_LIMIT_PER_SECOND: "0", MAX_LISTS_PER_TENANT: String(maxLists) }), logger);
+  const env = {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: prefix,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "silent",
+  };
+  const api = await startApi(
+    loadApiEnv({ ...env, RATE_LIMIT_PER_SECOND: "0", MAX_LISTS_PER_TENANT: String(maxLists) }),
+    logger,
+  );
   try {
-    const paths = ["/v1/jobs?status=failed&limit=50", "/v1/jobs?status=queued&limit=50", "/v1/jobs?model=ocr-text-line&limit=50", "/v1/jobs?status=running&limit=50"];
+    const paths = [
+      "/v1/jobs?status=failed&limit=50",
+      "/v1/jobs?status=queued&limit=50",
+      "/v1/jobs?model=ocr-text-line&limit=50",
+      "/v1/jobs?status=running&limit=50",
+    ];
     const get = async (path: string) => {
       const started = performance.now();
       const res = await fetch(`${api.url}${path}`, { headers: { authorization: `Bearer ${keyA}` } });
@@ -366,7 +441,11 @@ async function apiScenario(keyA: string, keyB: string, maxLists: number) {
       const res = await fetch(`${api.url}/v1/jobs`, {
         method: "POST",
         headers: { authorization: `Bearer ${keyB}`, "content-type": "application/json" },
-        body: JSON.stringify({ model: "iris", cache: "bypass", inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] }] }),
+        body: JSON.stringify({
+          model: "iris",
+          cache: "bypass",
+          inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] }],
+        }),
       });
       await res.arrayBuffer();
       return { status: res.status, ms: ms(started) };
@@ -401,7 +480,12 @@ async function apiScenario(keyA: string, keyB: string, maxLists: number) {
       medianMs: median(answers.map((a) => a.ms)),
       maxMs: Math.max(...answers.map((a) => a.ms)),
     });
-    return { maxListsPerTenant: maxLists, tenantBSubmitsAlone: summary(alone), tenantALists: summary(listAnswers), tenantBSubmits: summary(submitAnswers) };
+    return {
+      maxListsPerTenant: maxLists,
+      tenantBSubmitsAlone: summary(alone),
+      tenantALists: summary(listAnswers),
+      tenantBSubmits: summary(submitAnswers),
+    };
   } finally {
     await api.close();
   }
@@ -513,7 +597,13 @@ async function main(): Promise<void> {
       batchItems,
       walks,
       api,
-      machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, memGiB: Math.round(os.totalmem() / 2 ** 30), loadAverage1mAtStart: loadAtStart },
+      machine: {
+        cpus: os.cpus().length,
+        cpu: os.cpus()[0]?.model,
+        node: process.version,
+        memGiB: Math.round(os.totalmem() / 2 ** 30),
+        loadAverage1mAtStart: loadAtStart,
+      },
     };
     fs.writeFileSync(new URL("./list-at-scale.json", import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
   } finally {
@@ -525,8 +615,13 @@ async function main(): Promise<void> {
 }
 
 async function dropDatabase(): Promise<void> {
-  const admin = new Database(Object.assign(new URL(base), { pathname: "/postgres" }).toString(), { poolSize: 1, statementTimeoutMs: 0 });
-  await admin.pool.query(`drop database if exists ${dbName} with (force)`).catch((err: Error) => log(`could not drop ${dbName}: ${err.message}`));
+  const admin = new Database(Object.assign(new URL(base), { pathname: "/postgres" }).toString(), {
+    poolSize: 1,
+    statementTimeoutMs: 0,
+  });
+  await admin.pool
+    .query(`drop database if exists ${dbName} with (force)`)
+    .catch((err: Error) => log(`could not drop ${dbName}: ${err.message}`));
   await admin.close();
   log(`dropped ${dbName}`);
 }

@@ -56,7 +56,9 @@ if (flag("help")) {
   process.exit(0);
 }
 const MODELS = (flag("models") ?? "iris,ocr-text-line").split(",");
-const SCENARIOS = (flag("scenarios") ?? "raw,queue-ceiling,naive,drain,submit,express-ceiling,latency,queue-latency,fairness,cache").split(",");
+const SCENARIOS = (
+  flag("scenarios") ?? "raw,queue-ceiling,naive,drain,submit,express-ceiling,latency,queue-latency,fairness,cache"
+).split(",");
 const SCALE = Number(flag("scale") ?? 1);
 const PROFILE = flag("profile") !== undefined;
 /** Tracing on in every scenario process (OTEL_EXPORTER_OTLP_ENDPOINT pointed at a local sink that only counts). */
@@ -104,7 +106,9 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 // ------------------------------------------------------------------ setup and cleanup
 
 async function recreateDatabase(): Promise<void> {
-  const admin = new pg.Client({ connectionString: Object.assign(new URL(databaseUrl), { pathname: "/postgres" }).toString() });
+  const admin = new pg.Client({
+    connectionString: Object.assign(new URL(databaseUrl), { pathname: "/postgres" }).toString(),
+  });
   await admin.connect();
   await admin.query(`drop database if exists "${dbName}" with (force)`);
   await admin.end();
@@ -112,7 +116,9 @@ async function recreateDatabase(): Promise<void> {
 }
 
 async function dropDatabase(): Promise<void> {
-  const admin = new pg.Client({ connectionString: Object.assign(new URL(databaseUrl), { pathname: "/postgres" }).toString() });
+  const admin = new pg.Client({
+    connectionString: Object.assign(new URL(databaseUrl), { pathname: "/postgres" }).toString(),
+  });
   await admin.connect();
   await admin.query(`drop database if exists "${dbName}" with (force)`);
   await admin.end();
@@ -163,7 +169,8 @@ async function busyCores(ms = 1000): Promise<number> {
 async function waitQuiet(): Promise<number> {
   const deadline = Date.now() + QUIET_WAIT_S * 1000;
   let busy = await busyCores();
-  if (busy > 0.5) log(`  machine busy with other work (${busy.toFixed(2)} cores); waiting up to ${QUIET_WAIT_S} s for it to settle`);
+  if (busy > 0.5)
+    log(`  machine busy with other work (${busy.toFixed(2)} cores); waiting up to ${QUIET_WAIT_S} s for it to settle`);
   while (busy > 0.5 && Date.now() < deadline) busy = await busyCores();
   if (busy > 0.5) log(`  still ${busy.toFixed(2)} cores busy: measuring anyway (noted in results.json)`);
   return Math.round(busy * 100) / 100;
@@ -171,28 +178,41 @@ async function waitQuiet(): Promise<number> {
 
 // ------------------------------------------------------------------ scenarios
 
-type Result = Record<string, unknown> & { jobsPerSecond?: number; usage?: { cores?: Record<string, number>; perJob?: Record<string, number | string> } };
+type Result = Record<string, unknown> & {
+  jobsPerSecond?: number;
+  usage?: { cores?: Record<string, number>; perJob?: Record<string, number | string> };
+};
 
 async function runScenario(model: string, scenario: string, env: Record<string, string>): Promise<Result> {
   const n = jobsFor(model, scenario);
   const out = path.join(os.tmpdir(), `${runId}-${scenario}-${model}.json`);
   const busyBefore = await waitQuiet();
-  const nodeFlags = PROFILE ? [`--cpu-prof`, `--cpu-prof-dir=${path.join(HERE, "profiles")}`, `--cpu-prof-name=${scenario}-${model}-${Date.now()}.cpuprofile`] : [];
+  const nodeFlags = PROFILE
+    ? [
+        `--cpu-prof`,
+        `--cpu-prof-dir=${path.join(HERE, "profiles")}`,
+        `--cpu-prof-name=${scenario}-${model}-${Date.now()}.cpuprofile`,
+      ]
+    : [];
   log(`▶ ${scenario} · ${model}${PLAN[model]![scenario] ? ` · ${n} jobs` : ""}`);
   const t = performance.now();
   const code = await new Promise<number>((resolve) => {
-    const child = spawn(process.execPath, [...nodeFlags, "--import", "tsx", path.join(HERE, "scenarios", `${scenario}.ts`)], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        ...env,
-        BENCH_MODEL: model,
-        BENCH_N: String(n),
-        BENCH_OUT: out,
-        ...(PROFILE ? { BENCH_CHILD_NODE_FLAGS: `--cpu-prof --cpu-prof-dir=${path.join(HERE, "profiles")}` } : {}),
+    const child = spawn(
+      process.execPath,
+      [...nodeFlags, "--import", "tsx", path.join(HERE, "scenarios", `${scenario}.ts`)],
+      {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          ...env,
+          BENCH_MODEL: model,
+          BENCH_N: String(n),
+          BENCH_OUT: out,
+          ...(PROFILE ? { BENCH_CHILD_NODE_FLAGS: `--cpu-prof --cpu-prof-dir=${path.join(HERE, "profiles")}` } : {}),
+        },
+        stdio: ["ignore", "inherit", "inherit"],
       },
-      stdio: ["ignore", "inherit", "inherit"],
-    });
+    );
     const limit = Number(process.env.BENCH_SCENARIO_TIMEOUT_S ?? 300);
     const timer = setTimeout(() => {
       log(`  ${scenario} · ${model} still running after ${limit} s: stopping it`);
@@ -253,12 +273,25 @@ async function runSweep(model: string, env: Record<string, string>): Promise<Swe
     for (const [system, scenario] of systems) {
       if (!live.has(system)) continue;
       log(`  sweep: ${scenario} at ${rate}/s`);
-      const r = await runScenario(model, scenario, { ...env, BENCH_LATENCY_RATE: String(rate), BENCH_LATENCY_SECONDS: SWEEP_SECONDS, BENCH_LATENCY_WARMUP_S: "1", BENCH_LATENCY_TRACE: "0" });
+      const r = await runScenario(model, scenario, {
+        ...env,
+        BENCH_LATENCY_RATE: String(rate),
+        BENCH_LATENCY_SECONDS: SWEEP_SECONDS,
+        BENCH_LATENCY_WARMUP_S: "1",
+        BENCH_LATENCY_TRACE: "0",
+      });
       if (r.error) {
         live.delete(system);
         continue;
       }
-      const f = r as Result & { p50: number; p90: number; p99: number; achievedRate: number; n: number; statuses: Record<string, number> };
+      const f = r as Result & {
+        p50: number;
+        p90: number;
+        p99: number;
+        achievedRate: number;
+        n: number;
+        statuses: Record<string, number>;
+      };
       const finished = (f.statuses.succeeded ?? f.statuses.completed ?? 0) / f.n;
       const first = sweep[system][0];
       const saturated =
@@ -290,7 +323,11 @@ async function runSweep(model: string, env: Record<string, string>): Promise<Swe
 }
 
 function sweepTable(sweep: Sweep): string {
-  const lines = ["", `Latency sweep (${sweep.model}, ${sweep.secondsPerStep} s per rate): submit-to-result (Inferline) and add-to-completed (BullMQ alone), ms`, ""];
+  const lines = [
+    "",
+    `Latency sweep (${sweep.model}, ${sweep.secondsPerStep} s per rate): submit-to-result (Inferline) and add-to-completed (BullMQ alone), ms`,
+    "",
+  ];
   lines.push(
     "| offered/s | Inferline achieved/s | p50 | p90 | p99 | other cores | BullMQ achieved/s | p50 | p90 | p99 | other cores | p50 ratio | p99 ratio |",
     "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
@@ -300,8 +337,18 @@ function sweepTable(sweep: Sweep): string {
     const b = sweep.queue.find((s) => s.rate === rate);
     if (!a && !b) continue;
     const cells = (s?: SweepStep) =>
-      s ? [`${fmt(s.achievedRate)}${s.saturated ? " (saturated)" : ""}`, fmt(s.p50, 1), fmt(s.p90, 1), fmt(s.p99, 1), fmt(s.otherCores, 2)] : ["—", "—", "—", "—", "—"];
-    lines.push(`| ${fmt(rate)} | ${[...cells(a), ...cells(b)].join(" | ")} | ${a && b ? fmt(a.p50 / b.p50, 2) : "—"} | ${a && b ? fmt(a.p99 / b.p99, 2) : "—"} |`);
+      s
+        ? [
+            `${fmt(s.achievedRate)}${s.saturated ? " (saturated)" : ""}`,
+            fmt(s.p50, 1),
+            fmt(s.p90, 1),
+            fmt(s.p99, 1),
+            fmt(s.otherCores, 2),
+          ]
+        : ["—", "—", "—", "—", "—"];
+    lines.push(
+      `| ${fmt(rate)} | ${[...cells(a), ...cells(b)].join(" | ")} | ${a && b ? fmt(a.p50 / b.p50, 2) : "—"} | ${a && b ? fmt(a.p99 / b.p99, 2) : "—"} |`,
+    );
   }
   for (const [name, steps] of [
     ["Inferline", sweep.inferline],
@@ -316,7 +363,9 @@ function sweepTable(sweep: Sweep): string {
 // ------------------------------------------------------------------ report
 
 const fmt = (x: number | undefined | null, digits = 0) =>
-  x === undefined || x === null || Number.isNaN(x) ? "—" : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  x === undefined || x === null || Number.isNaN(x)
+    ? "—"
+    : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /** A value of a scenario's JSON as table text. */
 function text(v: unknown): string {
@@ -327,21 +376,29 @@ function text(v: unknown): string {
 }
 
 function report(results: Result[], meta: Record<string, unknown>) {
-  const get = (model: string, scenario: string) => results.find((r) => r.model === model && r.scenario === scenario && !r.error);
+  const get = (model: string, scenario: string) =>
+    results.find((r) => r.model === model && r.scenario === scenario && !r.error);
   const rate = (model: string, scenario: string) => get(model, scenario)?.jobsPerSecond;
   const ratio = (a?: number, b?: number) => (a !== undefined && b ? a / b : undefined);
 
   const lines: string[] = [];
   const cols = ["raw", "queue-ceiling", "naive", "drain", "submit"];
   lines.push("", "Jobs per second (one job = one row/one request)", "");
-  lines.push(`| model | ${cols.join(" | ")} | latency p50 / p90 / p99 (ms) | drain/queue-ceiling | drain/naive | drain/raw |`);
+  lines.push(
+    `| model | ${cols.join(" | ")} | latency p50 / p90 / p99 (ms) | drain/queue-ceiling | drain/naive | drain/raw |`,
+  );
   lines.push(`|---|${cols.map(() => "--:").join("|")}|--:|--:|--:|--:|`);
   const ratios: Record<string, Record<string, number | undefined>> = {};
   for (const model of MODELS) {
     const lat = get(model, "latency") as (Result & { p50: number; p90: number; p99: number; rate: number }) | undefined;
     const drain = rate(model, "drain");
-    ratios[model] = { drainOverQueueCeiling: ratio(drain, rate(model, "queue-ceiling")), drainOverNaive: ratio(drain, rate(model, "naive")), drainOverRaw: ratio(drain, rate(model, "raw")) };
-    const rawAdapter = (get(model, "raw") as { withAdapter?: { rowsPerSecond: number } } | undefined)?.withAdapter?.rowsPerSecond;
+    ratios[model] = {
+      drainOverQueueCeiling: ratio(drain, rate(model, "queue-ceiling")),
+      drainOverNaive: ratio(drain, rate(model, "naive")),
+      drainOverRaw: ratio(drain, rate(model, "raw")),
+    };
+    const rawAdapter = (get(model, "raw") as { withAdapter?: { rowsPerSecond: number } } | undefined)?.withAdapter
+      ?.rowsPerSecond;
     ratios[model].drainOverRawWithAdapter = ratio(drain, rawAdapter);
     // What Inferline adds to what it is built on: latency against BullMQ's own floor at the same rate,
     // submit against bare Express under the same client.
@@ -350,7 +407,8 @@ function report(results: Result[], meta: Record<string, unknown>) {
     ratios[model].latencyP99OverQueue = ratio(lat?.p99, floor?.p99);
     ratios[model].submitOverExpressCeiling = ratio(rate(model, "submit"), rate(model, "express-ceiling"));
     // The result cache, hits beside misses in one scenario (bench/scenarios/cache.ts).
-    const cache = get(model, "cache") as (Result & { cacheHitOverMissJobsPerSecond: number; cacheHitP50OverMiss: number }) | undefined;
+    const cache = get(model, "cache") as
+      (Result & { cacheHitOverMissJobsPerSecond: number; cacheHitP50OverMiss: number }) | undefined;
     ratios[model].cacheHitOverMissJobsPerSecond = cache?.cacheHitOverMissJobsPerSecond;
     ratios[model].cacheHitP50OverMiss = cache?.cacheHitP50OverMiss;
     const r = ratios[model];
@@ -361,7 +419,11 @@ function report(results: Result[], meta: Record<string, unknown>) {
 
   const targets: Array<{ target: string; value: string; met: boolean | undefined }> = [];
   const check = (target: string, value: number | undefined, ok: (v: number) => boolean, show: (v: number) => string) =>
-    targets.push({ target, value: value === undefined ? "not measured" : show(value), met: value === undefined ? undefined : ok(value) });
+    targets.push({
+      target,
+      value: value === undefined ? "not measured" : show(value),
+      met: value === undefined ? undefined : ok(value),
+    });
   check(
     "iris drain ≥ 10,000 jobs/s",
     rate("iris", "drain"),
@@ -393,10 +455,30 @@ function report(results: Result[], meta: Record<string, unknown>) {
     (v) => `${fmt(v, 2)}×`,
   );
   const times = (v: number) => `${fmt(v, 2)}×`;
-  check("iris latency p50 ≤ 3 × BullMQ add→completed p50 (latencyP50OverQueue)", ratios.iris?.latencyP50OverQueue, (v) => v <= 3, times);
-  check("iris latency p99 ≤ 3 × BullMQ add→completed p99 (latencyP99OverQueue)", ratios.iris?.latencyP99OverQueue, (v) => v <= 3, times);
-  check("iris submit ≥ 0.8 × a minimal Express 5 app (submitOverExpressCeiling)", ratios.iris?.submitOverExpressCeiling, (v) => v >= 0.8, times);
-  check("iris cache hits ≥ 3 × the jobs/s of misses (cacheHitOverMissJobsPerSecond)", ratios.iris?.cacheHitOverMissJobsPerSecond, (v) => v >= 3, times);
+  check(
+    "iris latency p50 ≤ 3 × BullMQ add→completed p50 (latencyP50OverQueue)",
+    ratios.iris?.latencyP50OverQueue,
+    (v) => v <= 3,
+    times,
+  );
+  check(
+    "iris latency p99 ≤ 3 × BullMQ add→completed p99 (latencyP99OverQueue)",
+    ratios.iris?.latencyP99OverQueue,
+    (v) => v <= 3,
+    times,
+  );
+  check(
+    "iris submit ≥ 0.8 × a minimal Express 5 app (submitOverExpressCeiling)",
+    ratios.iris?.submitOverExpressCeiling,
+    (v) => v >= 0.8,
+    times,
+  );
+  check(
+    "iris cache hits ≥ 3 × the jobs/s of misses (cacheHitOverMissJobsPerSecond)",
+    ratios.iris?.cacheHitOverMissJobsPerSecond,
+    (v) => v >= 3,
+    times,
+  );
   check(
     "iris cache hit p50 ≤ 1/3 of a miss's (cacheHitP50OverMiss)",
     ratios.iris?.cacheHitP50OverMiss,
@@ -438,16 +520,27 @@ function report(results: Result[], meta: Record<string, unknown>) {
     (v) => `${fmt(v, 2)}×`,
   );
   lines.push("", "Targets", "", "| target | measured | |", "|---|--:|:-:|");
-  for (const t of targets) lines.push(`| ${t.target} | ${t.value} | ${t.met === undefined ? "–" : t.met ? "✓" : "✗"} |`);
+  for (const t of targets)
+    lines.push(`| ${t.target} | ${t.value} | ${t.met === undefined ? "–" : t.met ? "✓" : "✗"} |`);
 
   // What explains those ratios: each hop's share of the latency, and CPU per request against bare Express.
   for (const model of MODELS) {
-    const lat = get(model, "latency") as (Result & { rate: number; breakdown?: Breakdown & { runMsPerBatch: number; jobsPerBatch: number } }) | undefined;
+    const lat = get(model, "latency") as
+      (Result & { rate: number; breakdown?: Breakdown & { runMsPerBatch: number; jobsPerBatch: number } }) | undefined;
     const floor = get(model, "queue-latency") as (Result & { p50: number; p99: number }) | undefined;
     if (lat?.breakdown) {
-      lines.push("", `Where the milliseconds go: ${model} latency at ${lat.rate}/s, per hop (INFERLINE_TRACE_HOPS)`, "");
-      const extra = [`worker: mean session run ${fmt(lat.breakdown.runMsPerBatch, 2)} ms per batch of ${fmt(lat.breakdown.jobsPerBatch, 2)} jobs`];
-      if (floor) extra.push(`BullMQ alone (queue-latency, same rate): add → completed p50 ${fmt(floor.p50, 2)} ms, p99 ${fmt(floor.p99, 2)} ms`);
+      lines.push(
+        "",
+        `Where the milliseconds go: ${model} latency at ${lat.rate}/s, per hop (INFERLINE_TRACE_HOPS)`,
+        "",
+      );
+      const extra = [
+        `worker: mean session run ${fmt(lat.breakdown.runMsPerBatch, 2)} ms per batch of ${fmt(lat.breakdown.jobsPerBatch, 2)} jobs`,
+      ];
+      if (floor)
+        extra.push(
+          `BullMQ alone (queue-latency, same rate): add → completed p50 ${fmt(floor.p50, 2)} ms, p99 ${fmt(floor.p99, 2)} ms`,
+        );
       lines.push(breakdownTable(lat.breakdown, extra));
     }
     const submit = get(model, "submit");
@@ -462,8 +555,15 @@ function report(results: Result[], meta: Record<string, unknown>) {
   }
 
   // Where the time goes: CPU per job by process group, and round trips per job.
-  lines.push("", "Cost per job (µs of CPU; bench = the scenario's own processes: worker/API/client) and round trips per job", "");
-  lines.push("| scenario | model | jobs/s | bench µs | postgres µs | redis µs | other cores | redis cmds | pg xacts | notes |", "|---|---|--:|--:|--:|--:|--:|--:|--:|---|");
+  lines.push(
+    "",
+    "Cost per job (µs of CPU; bench = the scenario's own processes: worker/API/client) and round trips per job",
+    "",
+  );
+  lines.push(
+    "| scenario | model | jobs/s | bench µs | postgres µs | redis µs | other cores | redis cmds | pg xacts | notes |",
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|---|",
+  );
   for (const r of results) {
     if (r.error) {
       lines.push(`| ${text(r.scenario)} | ${text(r.model)} | failed: ${text(r.error)} | | | | | | | |`);
@@ -486,11 +586,18 @@ function report(results: Result[], meta: Record<string, unknown>) {
         );
       notes.push(`worker ${JSON.stringify(r.worker).replace(/"/g, "")}`);
     }
-    if (r.scenario === "queue-ceiling") notes.push(`addBulk ${fmt(r.addBulkPerSecond as number)}/s, concurrency ${text(r.concurrency)}`);
-    if (r.scenario === "submit") notes.push(`API ${r.mode === "inproc" ? "in the client's process" : "in its own process"}, concurrency ${text(r.concurrency)}, ${JSON.stringify(r.statuses)}`);
-    if (r.scenario === "latency") notes.push(`POST alone p50 ${text(r.submitP50)} ms p99 ${text(r.submitP99)} ms; ${JSON.stringify(r.statuses)}`);
+    if (r.scenario === "queue-ceiling")
+      notes.push(`addBulk ${fmt(r.addBulkPerSecond as number)}/s, concurrency ${text(r.concurrency)}`);
+    if (r.scenario === "submit")
+      notes.push(
+        `API ${r.mode === "inproc" ? "in the client's process" : "in its own process"}, concurrency ${text(r.concurrency)}, ${JSON.stringify(r.statuses)}`,
+      );
+    if (r.scenario === "latency")
+      notes.push(`POST alone p50 ${text(r.submitP50)} ms p99 ${text(r.submitP99)} ms; ${JSON.stringify(r.statuses)}`);
     if (r.scenario === "queue-latency")
-      notes.push(`add → completed p50 ${text(r.p50)} ms p99 ${text(r.p99)} ms at ${text(r.rate)}/s; add alone p50 ${text(r.addP50)} ms; ${JSON.stringify(r.statuses)}`);
+      notes.push(
+        `add → completed p50 ${text(r.p50)} ms p99 ${text(r.p99)} ms at ${text(r.rate)}/s; add alone p50 ${text(r.addP50)} ms; ${JSON.stringify(r.statuses)}`,
+      );
     if (r.scenario === "express-ceiling")
       notes.push(
         `minimal Express 5 app${r.lean ? " (lean)" : ""}: ${text(r.usage?.perJob?.expressCpuUs)} µs of its CPU per request, concurrency ${text(r.concurrency)}, ${JSON.stringify(r.statuses)}`,
@@ -510,14 +617,25 @@ function report(results: Result[], meta: Record<string, unknown>) {
 function remoteScoring(): { cpuUsPerRow: number; remoteOverLocal: number; date: string } | undefined {
   const file = path.join(HERE, "score-remote.json");
   if (!fs.existsSync(file)) return undefined;
-  const r = JSON.parse(fs.readFileSync(file, "utf8")) as { cpuUsPerRow?: number; remoteOverLocal?: number; date?: string };
-  return r.cpuUsPerRow === undefined || r.remoteOverLocal === undefined ? undefined : { cpuUsPerRow: r.cpuUsPerRow, remoteOverLocal: r.remoteOverLocal, date: r.date ?? "" };
+  const r = JSON.parse(fs.readFileSync(file, "utf8")) as {
+    cpuUsPerRow?: number;
+    remoteOverLocal?: number;
+    date?: string;
+  };
+  return r.cpuUsPerRow === undefined || r.remoteOverLocal === undefined
+    ? undefined
+    : { cpuUsPerRow: r.cpuUsPerRow, remoteOverLocal: r.remoteOverLocal, date: r.date ?? "" };
 }
 
 /** The cache scenario's figures in one line: hits beside misses, jobs and a batch. */
 function cacheNote(r: Result): string {
   type Side = { jobsPerSecond: number; p50: number; p99: number };
-  const c = r as Result & { hit: Side; miss: Side; bypass?: Side; batch: { items: number; hit: { itemsPerSecond: number }; miss: { itemsPerSecond: number } } };
+  const c = r as Result & {
+    hit: Side;
+    miss: Side;
+    bypass?: Side;
+    batch: { items: number; hit: { itemsPerSecond: number }; miss: { itemsPerSecond: number } };
+  };
   const side = (s: Side) => `${fmt(s.jobsPerSecond)} jobs/s, p50 ${fmt(s.p50, 2)} / p99 ${fmt(s.p99, 2)} ms`;
   return `concurrency ${text(r.concurrency)}: hits ${side(c.hit)}; misses ${side(c.miss)}${c.bypass ? `; bypass ${side(c.bypass)}` : ""}; a ${fmt(c.batch.items)}-item batch ${fmt(c.batch.hit.itemsPerSecond)} items/s all hits, ${fmt(c.batch.miss.itemsPerSecond)} never scored`;
 }
@@ -525,7 +643,13 @@ function cacheNote(r: Result): string {
 /** The fairness scenario's figures in one line: the light tenant's latency with the heavy one idle, and behind its backlog. */
 function fairnessNote(r: Result): string {
   type Summary = { p50: number; p99: number; n: number };
-  const f = r as Result & { idle: Summary; contended: Summary; whileBacklogged: Summary; backlogSeconds: number; fairnessP99Ratio: number };
+  const f = r as Result & {
+    idle: Summary;
+    contended: Summary;
+    whileBacklogged: Summary;
+    backlogSeconds: number;
+    fairnessP99Ratio: number;
+  };
   const pair = (s: Summary) => `p50 ${fmt(s.p50, 1)} / p99 ${fmt(s.p99, 1)} ms`;
   return `B at ${text(r.rate)}/s: A idle ${pair(f.idle)}; behind A's backlog ${pair(f.contended)} (ratio ${fmt(f.fairnessP99Ratio, 2)}); the ${f.whileBacklogged.n} submitted while A had work queued (${fmt(f.backlogSeconds, 1)} s) ${pair(f.whileBacklogged)}`;
 }
@@ -535,7 +659,9 @@ function fairnessNote(r: Result): string {
 async function main(): Promise<void> {
   const started = Date.now();
   process.on("SIGINT", () => void cleanup().then(() => process.exit(130)));
-  log(`inferline bench ${runId}: models ${MODELS.join(", ")}; scenarios ${SCENARIOS.join(", ")}${SCALE !== 1 ? `; scale ${SCALE}` : ""}`);
+  log(
+    `inferline bench ${runId}: models ${MODELS.join(", ")}; scenarios ${SCENARIOS.join(", ")}${SCALE !== 1 ? `; scale ${SCALE}` : ""}`,
+  );
   await recreateDatabase();
   const db = new Database(databaseUrl, { poolSize: 1 });
   const { key, tenant } = await new TenantStore(db.pool, db.prisma).createKey("bench");
@@ -564,7 +690,8 @@ async function main(): Promise<void> {
         const extra: Record<string, string> = {};
         // OCR latency at a rate the worker sustains here: half its measured drain rate, at most 20/s.
         const drained = results.find((r) => r.model === model && r.scenario === "drain")?.jobsPerSecond;
-        if (scenario === "latency" && model !== "iris" && !process.env.BENCH_LATENCY_RATE && drained) extra.BENCH_LATENCY_RATE = String(Math.max(1, Math.min(20, Math.floor(drained / 2))));
+        if (scenario === "latency" && model !== "iris" && !process.env.BENCH_LATENCY_RATE && drained)
+          extra.BENCH_LATENCY_RATE = String(Math.max(1, Math.min(20, Math.floor(drained / 2))));
         results.push(await runScenario(model, scenario, { ...env, ...extra }));
       }
     }
@@ -595,11 +722,19 @@ async function main(): Promise<void> {
       `open-loop paced client, ${sweep.secondsPerStep} s per offered rate (${sweep.rates.join(", ")}/s) up to saturation`,
     ];
     const chart = path.join(HERE, "latency-chart.svg");
-    fs.writeFileSync(chart, await latencyChartSvg({ Inferline: sweep.inferline, "BullMQ alone (add → completed)": sweep.queue }, subtitle));
+    fs.writeFileSync(
+      chart,
+      await latencyChartSvg({ Inferline: sweep.inferline, "BullMQ alone (add → completed)": sweep.queue }, subtitle),
+    );
     log(`wrote ${path.relative(ROOT, chart)}`);
   }
-  const fairnessP99Ratio = (results.find((r) => r.scenario === "fairness" && !r.error) as { fairnessP99Ratio?: number } | undefined)?.fairnessP99Ratio;
-  fs.writeFileSync(path.join(HERE, "results.json"), `${JSON.stringify({ ...meta, targets, ratios, fairnessP99Ratio, results, ...(sweeps.length ? { sweep: sweeps } : {}) }, null, 2)}\n`);
+  const fairnessP99Ratio = (
+    results.find((r) => r.scenario === "fairness" && !r.error) as { fairnessP99Ratio?: number } | undefined
+  )?.fairnessP99Ratio;
+  fs.writeFileSync(
+    path.join(HERE, "results.json"),
+    `${JSON.stringify({ ...meta, targets, ratios, fairnessP99Ratio, results, ...(sweeps.length ? { sweep: sweeps } : {}) }, null, 2)}\n`,
+  );
   log(`wrote bench/results.json (${meta.durationSeconds} s in all)`);
   if (sink) log(`tracing on (--otel): ${sink.summary()}`);
   await sink?.close();

@@ -56,7 +56,21 @@ function elapsedSeconds(text: string): number {
 }
 
 function runOnce(input: string, out: string): RunResult {
-  const args = ["-v", process.execPath, "--import", "tsx", "apps/cli/src/main.ts", "score", input, "--model", "iris", "--out", out, "--progress", "off"];
+  const args = [
+    "-v",
+    process.execPath,
+    "--import",
+    "tsx",
+    "apps/cli/src/main.ts",
+    "score",
+    input,
+    "--model",
+    "iris",
+    "--out",
+    out,
+    "--progress",
+    "off",
+  ];
   if (THREADS) args.push("--threads", THREADS);
   const r = spawnSync(TIME, args, { cwd: ROOT, encoding: "utf8" });
   if (r.status !== 0) throw new Error(`the CLI exited ${r.status}: ${r.stderr}`);

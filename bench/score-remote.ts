@@ -45,7 +45,8 @@ function generate(file: string): void {
   let seed = 7;
   const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296;
   let s = "id,sepal_length,sepal_width,petal_length,petal_width\n";
-  for (let i = 0; i < ROWS; i++) s += `r${i},${(4 + rand() * 4).toFixed(1)},${(2 + rand() * 2.5).toFixed(1)},${(1 + rand() * 6).toFixed(1)},${(0.1 + rand() * 2.4).toFixed(1)}\n`;
+  for (let i = 0; i < ROWS; i++)
+    s += `r${i},${(4 + rand() * 4).toFixed(1)},${(2 + rand() * 2.5).toFixed(1)},${(1 + rand() * 6).toFixed(1)},${(0.1 + rand() * 2.4).toFixed(1)}\n`;
   fs.writeFileSync(file, s);
 }
 
@@ -84,7 +85,9 @@ function pidsNamed(comm: string): number[] {
 }
 
 function launch(file: string, env: Record<string, string>): ChildProcess {
-  const prof = process.env.PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PROFILE}/${path.basename(path.dirname(path.dirname(file)))}`] : [];
+  const prof = process.env.PROFILE
+    ? ["--cpu-prof", `--cpu-prof-dir=${process.env.PROFILE}/${path.basename(path.dirname(path.dirname(file)))}`]
+    : [];
   const child = spawn(process.execPath, [...prof, "--import", "tsx", file], {
     cwd: ROOT,
     env: { ...process.env, DATABASE_URL, QUEUE_PREFIX: PREFIX, LOG_LEVEL: "warn", ...env },
@@ -109,14 +112,25 @@ async function waitFor(url: string): Promise<void> {
 }
 
 /** `inferline score` of the same file in local mode (in-process onnxruntime), timed as the remote run is: CLI spawn to exit. */
-function scoreLocally(file: string, out: string): { rowsPerSecond: number; pipelineRowsPerSecond: number; seconds: number } {
+function scoreLocally(
+  file: string,
+  out: string,
+): { rowsPerSecond: number; pipelineRowsPerSecond: number; seconds: number } {
   const t = performance.now();
-  const r = spawnSync(process.execPath, ["--import", "tsx", "apps/cli/src/main.ts", "score", file, "--model", "iris", "--out", out, "--progress", "off"], { cwd: ROOT, encoding: "utf8" });
+  const r = spawnSync(
+    process.execPath,
+    ["--import", "tsx", "apps/cli/src/main.ts", "score", file, "--model", "iris", "--out", out, "--progress", "off"],
+    { cwd: ROOT, encoding: "utf8" },
+  );
   const seconds = (performance.now() - t) / 1000;
   if (r.status !== 0) throw new Error(`local scoring exited ${r.status}: ${r.stderr}`);
   const summary = /([\d,]+) rows scored.*?, ([\d,]+) rows\/s/.exec(r.stderr);
   const rows = Number(summary?.[1]?.replaceAll(",", "") ?? Number.NaN);
-  return { rowsPerSecond: Math.round(rows / seconds), pipelineRowsPerSecond: Number(summary?.[2]?.replaceAll(",", "") ?? Number.NaN), seconds: Number(seconds.toFixed(2)) };
+  return {
+    rowsPerSecond: Math.round(rows / seconds),
+    pipelineRowsPerSecond: Number(summary?.[2]?.replaceAll(",", "") ?? Number.NaN),
+    seconds: Number(seconds.toFixed(2)),
+  };
 }
 
 const admin = new pg.Client({ connectionString: "postgresql://postgres@127.0.0.1:5432/postgres" });
@@ -132,7 +146,8 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-bench-remote-"));
 const input = path.join(dir, "in.csv");
 generate(input);
 const procs = [launch("apps/api/src/main.ts", { PORT: String(PORT), HOST: "127.0.0.1", RATE_LIMIT_PER_SECOND: "0" })];
-for (let i = 0; i < WORKERS; i++) procs.push(launch("apps/worker/src/main.ts", { WORKER_MODELS: "iris", METRICS_PORT: "0", WORKER_CONCURRENCY: "4" }));
+for (let i = 0; i < WORKERS; i++)
+  procs.push(launch("apps/worker/src/main.ts", { WORKER_MODELS: "iris", METRICS_PORT: "0", WORKER_CONCURRENCY: "4" }));
 try {
   await waitFor(`http://127.0.0.1:${PORT}/readyz`);
   await new Promise((r) => setTimeout(r, 2000)); // let the workers load their models
@@ -180,13 +195,19 @@ try {
   const cliCpu = m ? Number(m[1]) + Number(m[2]) : Number.NaN;
   process.stderr.write(stderr.replace(/cli-cpu .*\n?/, ""));
   const seconds = (performance.now() - started) / 1000;
-  const redisCpu = redisPids().reduce((sum, pid) => sum + Math.max(0, cpuSeconds(pid) - (redis0.find(([p]) => p === pid)?.[1] ?? 0)), 0);
+  const redisCpu = redisPids().reduce(
+    (sum, pid) => sum + Math.max(0, cpuSeconds(pid) - (redis0.find(([p]) => p === pid)?.[1] ?? 0)),
+    0,
+  );
   const cpu = {
     api: cpuSeconds(procs[0]!.pid) - procs0[0]!,
     workers: procs.slice(1).reduce((sum, p, i) => sum + cpuSeconds(p.pid) - procs0[i + 1]!, 0),
     cli: cliCpu,
     // Backends that started during the run count whole; ones that ended during it are missed.
-    postgres: postgresPids().reduce((sum, pid) => sum + Math.max(0, cpuSeconds(pid) - (pg0.find(([p]) => p === pid)?.[1] ?? 0)), 0),
+    postgres: postgresPids().reduce(
+      (sum, pid) => sum + Math.max(0, cpuSeconds(pid) - (pg0.find(([p]) => p === pid)?.[1] ?? 0)),
+      0,
+    ),
   };
   const rows = fs.readFileSync(path.join(dir, "out.jsonl"), "utf8").split("\n").filter(Boolean).length;
   const local = scoreLocally(input, path.join(dir, "out-local.jsonl"));
@@ -216,8 +237,17 @@ try {
     `\nscore --remote: ${rows} rows in ${result.seconds} s = ${result.rowsPerSecond} rows/s (workers ${WORKERS}, concurrency ${CONCURRENCY}, chunk ${CHUNK} B, --cache ${CACHE}, --rows-per-item ${ROWS_PER_ITEM ?? "default"}, exit ${code})`,
   );
   console.log(`CPU seconds during the run (${seconds.toFixed(1)} s wall, ${os.cpus().length} cores):`);
-  console.table(Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, { seconds: Number(v.toFixed(2)), "µs per row": Math.round((v / rows) * 1e6) }])));
-  console.log(`all four: ${cpuUsPerRow} µs of CPU per row (goal ≤ 55); redis-server beside them ${result.redisUsPerRow} µs per row`);
+  console.table(
+    Object.fromEntries(
+      Object.entries(cpu).map(([k, v]) => [
+        k,
+        { seconds: Number(v.toFixed(2)), "µs per row": Math.round((v / rows) * 1e6) },
+      ]),
+    ),
+  );
+  console.log(
+    `all four: ${cpuUsPerRow} µs of CPU per row (goal ≤ 55); redis-server beside them ${result.redisUsPerRow} µs per row`,
+  );
   console.log(
     `local mode, same file, same measure (CLI spawn to exit): ${local.rowsPerSecond} rows/s (its own pipeline figure ${local.pipelineRowsPerSecond} rows/s); remote/local ${result.remoteOverLocal} (goal ≥ 0.12; against the pipeline figure ${result.remoteOverLocalPipeline})`,
   );

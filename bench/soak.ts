@@ -74,7 +74,9 @@ async function expectedResults(): Promise<number[][]> {
   await engine.load([repo.resolve("iris")]);
   const out: number[][] = [];
   for (const row of SAMPLES) {
-    const r = await engine.infer("iris", "1", { inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: row }] });
+    const r = await engine.infer("iris", "1", {
+      inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: row }],
+    });
     if (!r.ok) throw new Error(r.message);
     out.push(r.result.outputs[0]!.data as number[]);
   }
@@ -111,7 +113,9 @@ interface AcceptedBatch {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  log(`MIX=${MIX}: N=${N} jobs + ${N} batch items (batches of ${BATCH_SIZE}), ${RATE} jobs/s, ${WORKERS} workers, ${CLIENTS === HARD ? "hard" : "careful"} clients`);
+  log(
+    `MIX=${MIX}: N=${N} jobs + ${N} batch items (batches of ${BATCH_SIZE}), ${RATE} jobs/s, ${WORKERS} workers, ${CLIENTS === HARD ? "hard" : "careful"} clients`,
+  );
   const expected = await expectedResults();
   // Commits wait for their WAL as on a real server: PostgreSQL restarted in immediate mode must
   // lose none a client was told of.
@@ -125,8 +129,22 @@ async function main(): Promise<void> {
   const hook = receiver.url;
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const shared = { DATABASE_URL: databaseUrl, REDIS_URL: redis.url, QUEUE_PREFIX: "soak", LOG_LEVEL: "warn", WEBHOOK_ALLOW_PRIVATE: "true", JOB_ATTEMPTS: "10", RETRY_BACKOFF_MS: "200" };
-  const api = new Supervised("api", path.join(ROOT, "apps/api/src/main.ts"), { ...shared, PORT: String(port), HOST: "127.0.0.1", RATE_LIMIT_PER_SECOND: "0" }, ROOT, () => 500 + Math.random() * 1500);
+  const shared = {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: "soak",
+    LOG_LEVEL: "warn",
+    WEBHOOK_ALLOW_PRIVATE: "true",
+    JOB_ATTEMPTS: "10",
+    RETRY_BACKOFF_MS: "200",
+  };
+  const api = new Supervised(
+    "api",
+    path.join(ROOT, "apps/api/src/main.ts"),
+    { ...shared, PORT: String(port), HOST: "127.0.0.1", RATE_LIMIT_PER_SECOND: "0" },
+    ROOT,
+    () => 500 + Math.random() * 1500,
+  );
   const workerEnv = {
     ...shared,
     WORKER_MODELS: "iris",
@@ -140,7 +158,10 @@ async function main(): Promise<void> {
     WEBHOOK_RETRY_SCHEDULE_MS: "0,200,500,1000,2000,3000,5000,5000,5000,5000,5000,5000",
   };
   const restart = COMPOUND ? () => 500 + Math.random() * 1500 : () => 300;
-  const workers = Array.from({ length: WORKERS }, (_, i) => new Supervised(`worker-${i}`, path.join(ROOT, "apps/worker/src/main.ts"), workerEnv, ROOT, restart));
+  const workers = Array.from(
+    { length: WORKERS },
+    (_, i) => new Supervised(`worker-${i}`, path.join(ROOT, "apps/worker/src/main.ts"), workerEnv, ROOT, restart),
+  );
   const spare = new Supervised("worker-spare", path.join(ROOT, "apps/worker/src/main.ts"), workerEnv, ROOT, restart);
   spare.hold();
   api.start();
@@ -163,30 +184,60 @@ async function main(): Promise<void> {
   const chaos = mix(cast, () => submitting, log, submitMs);
 
   const interval = 1000 / RATE;
-  const request = (p: string, key: string, body: string, contentType: string) => ({ url, apiKey, path: p, idempotencyKey: key, body, contentType });
+  const request = (p: string, key: string, body: string, contentType: string) => ({
+    url,
+    apiKey,
+    path: p,
+    idempotencyKey: key,
+    body,
+    contentType,
+  });
   for (let i = 0; i < N; i++) {
     while (Date.now() - t0 < i * interval) await sleep(Math.max(1, t0 + i * interval - Date.now()));
     while (inflight.size >= CLIENTS.maxInFlight) await Promise.race(inflight);
     const sample = i % SAMPLES.length;
     const key = `job-${i}`;
-    const body = JSON.stringify({ model: "iris", inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: SAMPLES[sample] }], webhook: { url: hook }, metadata: { key } });
-    track(submitUntilAccepted(request("/v1/jobs", key, body, "application/json"), CLIENTS, stats).then((id) => void (id && jobs.push({ key, id, sample }))));
+    const body = JSON.stringify({
+      model: "iris",
+      inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: SAMPLES[sample] }],
+      webhook: { url: hook },
+      metadata: { key },
+    });
+    track(
+      submitUntilAccepted(request("/v1/jobs", key, body, "application/json"), CLIENTS, stats).then(
+        (id) => void (id && jobs.push({ key, id, sample })),
+      ),
+    );
     if (i % BATCH_SIZE === BATCH_SIZE - 1) {
       const index = Math.floor(i / BATCH_SIZE);
       const samples = Array.from({ length: BATCH_SIZE }, (_, k) => (index * 7 + k) % SAMPLES.length);
       const bkey = `batch-${index}`;
-      const ndjson = samples.map((s, k) => JSON.stringify({ customId: `${bkey}-${k}`, inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: SAMPLES[s] }] })).join("\n");
+      const ndjson = samples
+        .map((s, k) =>
+          JSON.stringify({
+            customId: `${bkey}-${k}`,
+            inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: SAMPLES[s] }],
+          }),
+        )
+        .join("\n");
       const batchPath = `/v1/batches?model=iris&webhookUrl=${encodeURIComponent(hook)}`;
-      track(submitUntilAccepted(request(batchPath, bkey, ndjson, "application/x-ndjson"), CLIENTS, stats).then((id) => void (id && batches.push({ key: bkey, id, samples }))));
+      track(
+        submitUntilAccepted(request(batchPath, bkey, ndjson, "application/x-ndjson"), CLIENTS, stats).then(
+          (id) => void (id && batches.push({ key: bkey, id, samples })),
+        ),
+      );
     }
-    if (i % 2000 === 1999) log(`${i + 1} jobs submitted (${jobs.length} accepted, ${stats.retries} retries, ${stats.givenUp} given up)`);
+    if (i % 2000 === 1999)
+      log(`${i + 1} jobs submitted (${jobs.length} accepted, ${stats.retries} retries, ${stats.givenUp} given up)`);
   }
   await Promise.all(inflight);
   submitting = false;
   const faults = await chaos;
   const runEnd = Date.now();
   const submitSeconds = (runEnd - t0) / 1000;
-  log(`submits settled: ${jobs.length} jobs and ${batches.length} batches accepted, ${stats.givenUp} given up, in ${submitSeconds.toFixed(0)} s; draining`);
+  log(
+    `submits settled: ${jobs.length} jobs and ${batches.length} batches accepted, ${stats.givenUp} given up, in ${submitSeconds.toFixed(0)} s; draining`,
+  );
 
   const q = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   q.on("error", () => {});
@@ -211,18 +262,26 @@ async function main(): Promise<void> {
 
   const failures: string[] = [];
   const check = (ok: boolean, what: string) => void (ok || failures.push(what));
-  const { rows: jobRows } = await q.query<{ id: string; status: string; attempts: number; data: number[] | null; key: string }>(
-    `select id, status, attempts, (result->'outputs'->0->'data')::jsonb as data, metadata->>'key' as key from jobs`,
-  );
+  const { rows: jobRows } = await q.query<{
+    id: string;
+    status: string;
+    attempts: number;
+    data: number[] | null;
+    key: string;
+  }>(`select id, status, attempts, (result->'outputs'->0->'data')::jsonb as data, metadata->>'key' as key from jobs`);
   check(jobRows.length === jobs.length, `job rows ${jobRows.length} != accepted jobs ${jobs.length}`);
   const byId = new Map(jobRows.map((r) => [r.id, r]));
   let wrong = 0;
   for (const j of jobs) {
     const row = byId.get(j.id);
-    if (!row || row.status !== "succeeded" || row.key !== j.key || !row.data || !close(row.data, expected[j.sample]!)) wrong++;
+    if (!row || row.status !== "succeeded" || row.key !== j.key || !row.data || !close(row.data, expected[j.sample]!))
+      wrong++;
   }
   check(wrong === 0, `${wrong} accepted jobs did not end succeeded with their own right result`);
-  const attempts = jobRows.reduce<Record<number, number>>((acc, r) => ((acc[r.attempts] = (acc[r.attempts] ?? 0) + 1), acc), {});
+  const attempts = jobRows.reduce<Record<number, number>>(
+    (acc, r) => ((acc[r.attempts] = (acc[r.attempts] ?? 0) + 1), acc),
+    {},
+  );
 
   const { rows: batchRows } = await q.query<{ id: string }>(`select id from batches`);
   check(batchRows.length === batches.length, `batch rows ${batchRows.length} != accepted batches ${batches.length}`);
@@ -234,34 +293,63 @@ async function main(): Promise<void> {
     );
     const statuses = rows.flatMap((r) => r.statuses);
     const customIds = rows.flatMap((r) => r.customIds);
-    const results = rows.flatMap((r) => (r.results ? (JSON.parse(r.results) as Array<{ outputs: Array<{ data: number[] }> } | null>) : []));
+    const results = rows.flatMap((r) =>
+      r.results ? (JSON.parse(r.results) as Array<{ outputs: Array<{ data: number[] }> } | null>) : [],
+    );
     b.samples.forEach((s, k) => {
-      if (statuses[k] !== "succeeded" || customIds[k] !== `${b.key}-${k}` || !results[k] || !close(results[k].outputs[0]!.data, expected[s]!)) wrongItems++;
+      if (
+        statuses[k] !== "succeeded" ||
+        customIds[k] !== `${b.key}-${k}` ||
+        !results[k] ||
+        !close(results[k].outputs[0]!.data, expected[s]!)
+      )
+        wrongItems++;
     });
   }
   check(wrongItems === 0, `${wrongItems} accepted batch items did not end succeeded with their own right result`);
 
-  const { rows: events } = await q.query<{ id: string; jobId: string | null; batchId: string | null; type: string; status: string }>(`select id, "jobId", "batchId", type, status from webhook_events`);
+  const { rows: events } = await q.query<{
+    id: string;
+    jobId: string | null;
+    batchId: string | null;
+    type: string;
+    status: string;
+  }>(`select id, "jobId", "batchId", type, status from webhook_events`);
   const received = new Set(receiver.receipts.map((r) => r.id));
   const jobEvents = events.filter((e) => e.jobId);
   const perJob = new Map<string, number>();
   for (const e of jobEvents) perJob.set(e.jobId!, (perJob.get(e.jobId!) ?? 0) + 1);
-  check(jobEvents.length === jobs.length && jobs.every((j) => perJob.get(j.id) === 1), `job webhook events ${jobEvents.length} for ${jobs.length} jobs (each must have exactly one)`);
+  check(
+    jobEvents.length === jobs.length && jobs.every((j) => perJob.get(j.id) === 1),
+    `job webhook events ${jobEvents.length} for ${jobs.length} jobs (each must have exactly one)`,
+  );
   const batchEvents = events.filter((e) => e.batchId);
-  check(batchEvents.length === batches.length && batchEvents.every((e) => e.type === "batch.completed"), `batch.completed events ${batchEvents.length} for ${batches.length} batches`);
+  check(
+    batchEvents.length === batches.length && batchEvents.every((e) => e.type === "batch.completed"),
+    `batch.completed events ${batchEvents.length} for ${batches.length} batches`,
+  );
   const undelivered = events.filter((e) => !received.has(e.id));
-  check(undelivered.length === 0, `${undelivered.length} webhook events never reached the receiver (statuses: ${JSON.stringify(countBy(undelivered.map((e) => e.status)))})`);
+  check(
+    undelivered.length === 0,
+    `${undelivered.length} webhook events never reached the receiver (statuses: ${JSON.stringify(countBy(undelivered.map((e) => e.status)))})`,
+  );
   const duplicates = receiver.receipts.length - received.size;
 
   const everyone = [api, ...workers, spare];
   const exits = everyone.flatMap((p) => p.unexpected);
-  check(exits.length === 0, `${exits.length} processes exited on their own: ${exits.map((e) => `${e.name} code ${e.code} signal ${e.signal}`).join(", ")}`);
+  check(
+    exits.length === 0,
+    `${exits.length} processes exited on their own: ${exits.map((e) => `${e.name} code ${e.code} signal ${e.signal}`).join(", ")}`,
+  );
   const windows = faultWindows(faults, stats.refusals, t0, runEnd);
   const lateRefusals = windows.filter((w) => w.lastRefusalAfterEndS * 1000 > RECOVERY_MS);
   const unexplained = refusalsOutsideFaults(faults, stats.refusals, RECOVERY_MS);
   if (COMPOUND) {
     check(stats.givenUp === 0, `${stats.givenUp} submits given up by their clients`);
-    check(lateRefusals.length === 0, `refusals went on more than ${RECOVERY_MS / 1000} s after ${lateRefusals.map((w) => w.fault).join(", ")}`);
+    check(
+      lateRefusals.length === 0,
+      `refusals went on more than ${RECOVERY_MS / 1000} s after ${lateRefusals.map((w) => w.fault).join(", ")}`,
+    );
   }
 
   const summary = {

@@ -47,9 +47,19 @@ async function main(): Promise<void> {
   await recreateDatabase();
   const logger = createLogger(process.env.BENCH_LOG_LEVEL ?? "silent", false, "bench");
   const shared = { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix, LOG_LEVEL: "silent" };
-  const api = await startApi(loadApiEnv({ ...shared, PORT: "0", HOST: "127.0.0.1", WEBHOOK_ALLOW_PRIVATE: "true", RATE_LIMIT_PER_SECOND: "0" }), logger);
+  const api = await startApi(
+    loadApiEnv({ ...shared, PORT: "0", HOST: "127.0.0.1", WEBHOOK_ALLOW_PRIVATE: "true", RATE_LIMIT_PER_SECOND: "0" }),
+    logger,
+  );
   const worker = await startWorker(
-    loadWorkerEnv({ ...shared, WORKER_MODELS: "iris", METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", WEBHOOK_ALLOW_PRIVATE: "true", WEBHOOK_CONCURRENCY: process.env.WEBHOOK_CONCURRENCY ?? "16" }),
+    loadWorkerEnv({
+      ...shared,
+      WORKER_MODELS: "iris",
+      METRICS_PORT: "0",
+      RECONCILE_INTERVAL_MS: "0",
+      WEBHOOK_ALLOW_PRIVATE: "true",
+      WEBHOOK_CONCURRENCY: process.env.WEBHOOK_CONCURRENCY ?? "16",
+    }),
     logger,
   );
   const admin = new Database(databaseUrl, { poolSize: 1 });
@@ -79,7 +89,11 @@ async function main(): Promise<void> {
 
   const started = Date.now();
   let next = 0;
-  const body = JSON.stringify({ model: "iris", inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] }], webhook: { url: webhookUrl } });
+  const body = JSON.stringify({
+    model: "iris",
+    inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] }],
+    webhook: { url: webhookUrl },
+  });
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       while (next < JOBS) {
@@ -105,10 +119,23 @@ async function main(): Promise<void> {
     received: latencies.size,
     duplicates,
     webhookConcurrency: Number(process.env.WEBHOOK_CONCURRENCY ?? 16),
-    latencyMs: sorted.length ? { min: sorted[0], median: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99), max: sorted[sorted.length - 1] } : null,
+    latencyMs: sorted.length
+      ? {
+          min: sorted[0],
+          median: quantile(sorted, 0.5),
+          p90: quantile(sorted, 0.9),
+          p99: quantile(sorted, 0.99),
+          max: sorted[sorted.length - 1],
+        }
+      : null,
     submitSeconds: (submitted - started) / 1000,
     totalSeconds: (finished - started) / 1000,
-    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadAverage1mAtStart: loadAtStart },
+    machine: {
+      cpus: os.cpus().length,
+      cpu: os.cpus()[0]?.model,
+      node: process.version,
+      loadAverage1mAtStart: loadAtStart,
+    },
     note: "latency = receipt time at a loopback receiver minus the job's completedAt (PostgreSQL now() of the finishing statement); API, worker and receiver share one process",
   };
   fs.writeFileSync(new URL("./webhook-latency.json", import.meta.url), `${JSON.stringify(result, null, 2)}\n`);

@@ -20,7 +20,9 @@ describe("queue dashboard", () => {
     expect(page.text).toMatch(/<html/i);
     const queues = await stack.anonymous.withKey(ADMIN_KEY).get("/admin/queues/api/queues");
     expect(queues.status).toBe(200);
-    expect(queues.body.queues.map((q: { name: string }) => q.name)).toEqual(expect.arrayContaining(["infer-iris@1", "infer-lookup@1"]));
+    expect(queues.body.queues.map((q: { name: string }) => q.name)).toEqual(
+      expect.arrayContaining(["infer-iris@1", "infer-lookup@1"]),
+    );
   });
 });
 
@@ -29,7 +31,9 @@ describe("API description", () => {
     const doc = await stack.anonymous.get("/openapi.json");
     expect(doc.status).toBe(200);
     expect(doc.body.openapi).toBe("3.1.0");
-    expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(["/v1/jobs", "/v1/jobs/{id}", "/v1/batches", "/v1/models"]));
+    expect(Object.keys(doc.body.paths)).toEqual(
+      expect.arrayContaining(["/v1/jobs", "/v1/jobs/{id}", "/v1/batches", "/v1/models"]),
+    );
     expect(doc.body.components.schemas.JobSubmission.required).toEqual(expect.arrayContaining(["model", "inputs"]));
     const page = await stack.anonymous.get("/docs/");
     expect(page.status).toBe(200);

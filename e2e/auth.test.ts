@@ -28,7 +28,10 @@ let admin: Database;
 let tenants: TenantStore;
 
 beforeAll(async () => {
-  stack = await startStack({ worker: false, api: { AUTH_CACHE_SIZE: String(CACHE_SIZE), AUTH_RATE_LIMIT_PER_IP: "0" } });
+  stack = await startStack({
+    worker: false,
+    api: { AUTH_CACHE_SIZE: String(CACHE_SIZE), AUTH_RATE_LIMIT_PER_IP: "0" },
+  });
   second = await startApi(loadApiEnv(stack.apiEnv), testLogger);
   limited = await startApi(loadApiEnv({ ...stack.apiEnv, AUTH_RATE_LIMIT_PER_IP: String(PER_IP) }), testLogger);
   admin = new Database(stack.db.url, { poolSize: 2 });
@@ -48,7 +51,10 @@ const randomKey = () => `il_${crypto.randomBytes(32).toString("base64url")}`;
 const lookupsOf = (key: string) => lookups.mock.calls.filter(([k]) => k === key).length;
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -57,17 +63,32 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 }
 
 /** GET from a chosen local address (all of 127.0.0.0/8 is loopback), so tests can be two clients. */
-function getFrom(api: RunningApi, from: string, key: string | undefined, route = "/v1/models"): Promise<{ status: number; code?: string; retryAfter?: string }> {
+function getFrom(
+  api: RunningApi,
+  from: string,
+  key: string | undefined,
+  route = "/v1/models",
+): Promise<{ status: number; code?: string; retryAfter?: string }> {
   const { port } = new URL(api.url);
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: "127.0.0.1", port, path: route, localAddress: from, agent: false, headers: key ? { authorization: `Bearer ${key}` } : {} }, (res) => {
-      let body = "";
-      res.setEncoding("utf8").on("data", (d: string) => (body += d));
-      res.on("end", () => {
-        const code = res.statusCode === 200 ? undefined : (JSON.parse(body) as { code: string }).code;
-        resolve({ status: res.statusCode!, code, retryAfter: res.headers["retry-after"] });
-      });
-    });
+    const req = http.get(
+      {
+        host: "127.0.0.1",
+        port,
+        path: route,
+        localAddress: from,
+        agent: false,
+        headers: key ? { authorization: `Bearer ${key}` } : {},
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8").on("data", (d: string) => (body += d));
+        res.on("end", () => {
+          const code = res.statusCode === 200 ? undefined : (JSON.parse(body) as { code: string }).code;
+          resolve({ status: res.statusCode!, code, retryAfter: res.headers["retry-after"] });
+        });
+      },
+    );
     req.on("error", reject);
   });
 }
@@ -79,12 +100,20 @@ function overOneSocket(api: RunningApi) {
   const sockets = new Set<unknown>();
   const get = (route: string, authorization?: string): Promise<{ status: number; code?: string }> =>
     new Promise((resolve, reject) => {
-      const req = http.get({ host: "127.0.0.1", port, path: route, agent, headers: authorization ? { authorization } : {} }, (res) => {
-        sockets.add(res.socket);
-        let body = "";
-        res.setEncoding("utf8").on("data", (d: string) => (body += d));
-        res.on("end", () => resolve({ status: res.statusCode!, code: res.statusCode === 200 ? undefined : (JSON.parse(body) as { code: string }).code }));
-      });
+      const req = http.get(
+        { host: "127.0.0.1", port, path: route, agent, headers: authorization ? { authorization } : {} },
+        (res) => {
+          sockets.add(res.socket);
+          let body = "";
+          res.setEncoding("utf8").on("data", (d: string) => (body += d));
+          res.on("end", () =>
+            resolve({
+              status: res.statusCode!,
+              code: res.statusCode === 200 ? undefined : (JSON.parse(body) as { code: string }).code,
+            }),
+          );
+        },
+      );
       req.on("error", reject);
     });
   return { get, sockets, close: () => agent.destroy() };
@@ -95,7 +124,10 @@ describe("one connection, many keys", () => {
     const a = await tenants.createKey("socket-a");
     const b = await tenants.createKey("socket-b");
     const submitted = await new ApiClient(stack.api.url, a.key).request<{ id: string }>("POST", "/v1/jobs", {
-      json: { model: "iris", inputs: [{ name: "features", shape: [1, 4], datatype: "FP32", data: [5.1, 3.5, 1.4, 0.2] }] },
+      json: {
+        model: "iris",
+        inputs: [{ name: "features", shape: [1, 4], datatype: "FP32", data: [5.1, 3.5, 1.4, 0.2] }],
+      },
     });
     expect(submitted.status).toBe(202);
     const route = `/v1/jobs/${submitted.body.id}`;
@@ -107,9 +139,22 @@ describe("one connection, many keys", () => {
       expect(await conn.get(route, "Bearer not-a-key")).toMatchObject({ status: 401, code: "invalid_api_key" });
       expect(await conn.get(route)).toMatchObject({ status: 401, code: "missing_api_key" });
       expect(await conn.get(route, `Bearer ${a.key}`)).toEqual({ status: 200 });
-      const revoked = await cli(["keys", "revoke", a.keyId, "--database-url", stack.db.url, "--redis-url", testRedisUrl(), "--queue-prefix", stack.prefix]);
+      const revoked = await cli([
+        "keys",
+        "revoke",
+        a.keyId,
+        "--database-url",
+        stack.db.url,
+        "--redis-url",
+        testRedisUrl(),
+        "--queue-prefix",
+        stack.prefix,
+      ]);
       expect(revoked.code, revoked.stderr).toBe(0);
-      await sleepUntil(async () => (await conn.get(route, `Bearer ${a.key}`)).status === 401, { timeoutMs: 5000, message: "the revoked key is refused on the connection that used it" });
+      await sleepUntil(async () => (await conn.get(route, `Bearer ${a.key}`)).status === 401, {
+        timeoutMs: 5000,
+        message: "the revoked key is refused on the connection that used it",
+      });
       expect(await conn.get(route, `Bearer ${b.key}`)).toMatchObject({ status: 404 });
       expect(conn.sockets.size).toBe(1);
     } finally {
@@ -125,14 +170,27 @@ describe("key revocation", () => {
     expect((await one.get("/v1/models")).status).toBe(200);
     expect((await two.get("/v1/models")).status).toBe(200);
 
-    const run = await cli(["keys", "revoke", keyId, "--database-url", stack.db.url, "--redis-url", testRedisUrl(), "--queue-prefix", stack.prefix]);
+    const run = await cli([
+      "keys",
+      "revoke",
+      keyId,
+      "--database-url",
+      stack.db.url,
+      "--redis-url",
+      testRedisUrl(),
+      "--queue-prefix",
+      stack.prefix,
+    ]);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toBe("");
     // Both held the key for another 30 s without the announcement.
-    await sleepUntil(async () => (await one.get("/v1/models")).status === 401 && (await two.get("/v1/models")).status === 401, {
-      timeoutMs: 3000,
-      message: "both processes refuse the revoked key",
-    });
+    await sleepUntil(
+      async () => (await one.get("/v1/models")).status === 401 && (await two.get("/v1/models")).status === 401,
+      {
+        timeoutMs: 3000,
+        message: "both processes refuse the revoked key",
+      },
+    );
     const refused = await two.get("/v1/models");
     expect(refused.body.code).toBe("invalid_api_key");
   });
@@ -158,10 +216,13 @@ describe("key revocation", () => {
     } finally {
       redis.disconnect();
     }
-    await sleepUntil(async () => (await one.get("/v1/models")).status === 401 && (await two.get("/v1/models")).status === 401, {
-      timeoutMs: 5000,
-      message: "the revoked key is refused after the reconnect",
-    });
+    await sleepUntil(
+      async () => (await one.get("/v1/models")).status === 401 && (await two.get("/v1/models")).status === 401,
+      {
+        timeoutMs: 5000,
+        message: "the revoked key is refused after the reconnect",
+      },
+    );
   });
 });
 
@@ -214,7 +275,11 @@ describe("the key cache", () => {
 describe("per-address limit on unauthenticated requests", () => {
   it("past the budget: 429 auth_rate_limited with Retry-After, answered without a PostgreSQL lookup", async () => {
     const keys = Array.from({ length: 30 }, randomKey);
-    const answers = await Promise.all([...keys.map((k) => getFrom(limited, "127.0.0.1", k)), getFrom(limited, "127.0.0.1", undefined), getFrom(limited, "127.0.0.1", "il_malformed")]);
+    const answers = await Promise.all([
+      ...keys.map((k) => getFrom(limited, "127.0.0.1", k)),
+      getFrom(limited, "127.0.0.1", undefined),
+      getFrom(limited, "127.0.0.1", "il_malformed"),
+    ]);
     const limitedAnswers = answers.filter((a) => a.status === 429);
     // 32 requests meet at most two one-second windows of PER_IP each.
     expect(limitedAnswers.length).toBeGreaterThanOrEqual(answers.length - 2 * PER_IP);
@@ -228,7 +293,9 @@ describe("per-address limit on unauthenticated requests", () => {
 
   it("while one address sprays bad keys, its cached valid key and other addresses' new keys still work", async () => {
     const cached = (await tenants.createKey("neighbour")).key;
-    await sleepUntil(async () => (await getFrom(limited, "127.0.0.1", cached)).status === 200, { message: "the valid key is cached" });
+    await sleepUntil(async () => (await getFrom(limited, "127.0.0.1", cached)).status === 200, {
+      message: "the valid key is cached",
+    });
     let spraying = true;
     const sprayed: number[] = [];
     const sprayer = async () => {
@@ -236,7 +303,9 @@ describe("per-address limit on unauthenticated requests", () => {
     };
     const sprayers = [sprayer(), sprayer(), sprayer()];
     try {
-      await sleepUntil(() => sprayed.filter((s) => s === 429).length >= 10, { message: "the sprayer is over its budget" });
+      await sleepUntil(() => sprayed.filter((s) => s === 429).length >= 10, {
+        message: "the sprayer is over its budget",
+      });
       for (let i = 0; i < 20; i++) expect((await getFrom(limited, "127.0.0.1", cached)).status).toBe(200);
       // After a reconnect every key is checked again; a key the cache held is not charged to the
       // address, so the sprayer cannot lock it out.
@@ -247,7 +316,11 @@ describe("per-address limit on unauthenticated requests", () => {
       // Keys never seen by this process, from another address: their own budget.
       for (let i = 0; i < 3; i++) {
         const fresh = (await tenants.createKey(`elsewhere-${i}`)).key;
-        expect(await getFrom(limited, "127.0.0.2", fresh)).toEqual({ status: 200, code: undefined, retryAfter: undefined });
+        expect(await getFrom(limited, "127.0.0.2", fresh)).toEqual({
+          status: 200,
+          code: undefined,
+          retryAfter: undefined,
+        });
       }
     } finally {
       spraying = false;

@@ -16,12 +16,19 @@ afterAll(async () => {
 });
 
 const irisItems = (n: number, customId?: (i: number) => string) =>
-  Array.from({ length: n }, (_, i) => ({ ...(customId ? { customId: customId(i) } : {}), inputs: [irisInput([IRIS_SAMPLES.setosa])] }));
+  Array.from({ length: n }, (_, i) => ({
+    ...(customId ? { customId: customId(i) } : {}),
+    inputs: [irisInput([IRIS_SAMPLES.setosa])],
+  }));
 
 async function createBatch(n: number, customId?: (i: number) => string) {
   // These tests are about items running (cancels racing a worker, the reconciler): bypass iris's
   // result cache, which would answer identical items scored by an earlier test at creation.
-  const created = await stack.alpha.post("/v1/batches", { model: "iris", items: irisItems(n, customId), cache: "bypass" });
+  const created = await stack.alpha.post("/v1/batches", {
+    model: "iris",
+    items: irisItems(n, customId),
+    cache: "bypass",
+  });
   expect(created.status).toBe(202);
   return created.body as { id: string; total: number };
 }
@@ -63,7 +70,10 @@ describe("batch items as jobs", () => {
       // The neighbours are untouched: still queued.
       expect((await stack.alpha.get(`/v1/jobs/${batchItemId(batch.id, 2)}`)).body.status).toBe("queued");
       // One item canceled is no progress: the batch is still queued.
-      expect((await stack.alpha.get(`/v1/batches/${batch.id}`)).body).toMatchObject({ status: "queued", counts: { queued: 9, canceled: 1 } });
+      expect((await stack.alpha.get(`/v1/batches/${batch.id}`)).body).toMatchObject({
+        status: "queued",
+        counts: { queued: 9, canceled: 1 },
+      });
     } finally {
       await stack.startWorker();
     }
@@ -126,7 +136,9 @@ describe("batch items as jobs", () => {
     const listed: Array<{ id: string; customId?: string }> = [];
     let cursor: string | null = null;
     do {
-      const page: any = await stack.alpha.get(`/v1/jobs?batchId=${batch.id}&limit=500${cursor ? `&cursor=${cursor}` : ""}`);
+      const page: any = await stack.alpha.get(
+        `/v1/jobs?batchId=${batch.id}&limit=500${cursor ? `&cursor=${cursor}` : ""}`,
+      );
       expect(page.status).toBe(200);
       sizes.push(page.body.jobs.length);
       listed.push(...page.body.jobs);
@@ -139,7 +151,9 @@ describe("batch items as jobs", () => {
     const failed = await stack.alpha.get(`/v1/jobs?batchId=${batch.id}&status=failed`);
     expect(failed.status).toBe(200);
     expect(failed.body).toEqual({ jobs: [], nextCursor: null });
-    const bad = await stack.alpha.get(`/v1/jobs?batchId=${batch.id}&cursor=${Buffer.from("not-a-cursor").toString("base64url")}`);
+    const bad = await stack.alpha.get(
+      `/v1/jobs?batchId=${batch.id}&cursor=${Buffer.from("not-a-cursor").toString("base64url")}`,
+    );
     expect(bad.status).toBe(400);
     expect(bad.body.code).toBe("invalid_cursor");
     // Text that decodes to nothing (or a blank) is no cursor either, not "index 0".
@@ -154,7 +168,9 @@ describe("batch items as jobs", () => {
     await stack.stopWorker();
     try {
       const batch = await createBatch(5);
-      const { rows } = await db.pool.query<{ id: string }>(`select id from batch_chunks where "batchId" = $1`, [batch.id]);
+      const { rows } = await db.pool.query<{ id: string }>(`select id from batch_chunks where "batchId" = $1`, [
+        batch.id,
+      ]);
       expect(rows).toHaveLength(1);
       const chunkId = rows[0]!.id;
       const claimed = await chunks.claim(chunkId);
@@ -165,12 +181,18 @@ describe("batch items as jobs", () => {
       expect(canceled.status).toBe(200);
       expect(canceled.body).toMatchObject({ status: "canceled", counts: { canceled: 5, running: 0, succeeded: 0 } });
 
-      const outcomes = claimed!.items.map(() => ({ status: "succeeded" as const, resultJson: JSON.stringify({ model_name: "iris", model_version: "1", outputs: [] }) }));
+      const outcomes = claimed!.items.map(() => ({
+        status: "succeeded" as const,
+        resultJson: JSON.stringify({ model_name: "iris", model_version: "1", outputs: [] }),
+      }));
       const finished = await db.transaction((c) => chunks.finish(chunkId, outcomes, c));
       expect(finished).toMatchObject({ batchId: batch.id, finished: 0, succeeded: 0, settlement: null });
       const row = await batches.get(claimed!.tenantId, batch.id);
       expect(row?.remaining).toBe(0);
-      expect((await stack.alpha.get(`/v1/batches/${batch.id}`)).body).toMatchObject({ status: "canceled", counts: { canceled: 5, succeeded: 0 } });
+      expect((await stack.alpha.get(`/v1/batches/${batch.id}`)).body).toMatchObject({
+        status: "canceled",
+        counts: { canceled: 5, succeeded: 0 },
+      });
       const lines = await resultLines(batch.id);
       expect(lines.map((l) => l.status)).toEqual(Array(5).fill("canceled"));
       expect(lines.every((l) => l.result === undefined)).toBe(true);
@@ -184,18 +206,31 @@ describe("batch items as jobs", () => {
     await stack.stopWorker();
     try {
       const batch = await createBatch(5);
-      const chunkId = (await db.pool.query<{ id: string }>(`select id from batch_chunks where "batchId" = $1`, [batch.id])).rows[0]!.id;
+      const chunkId = (
+        await db.pool.query<{ id: string }>(`select id from batch_chunks where "batchId" = $1`, [batch.id])
+      ).rows[0]!.id;
       const claimed = (await chunks.claim(chunkId))!;
       const client = await db.pool.connect();
       try {
         await client.query("begin");
-        const outcomes = claimed.items.map(() => ({ status: "succeeded" as const, resultJson: JSON.stringify({ model_name: "iris", model_version: "1", outputs: [] }) }));
+        const outcomes = claimed.items.map(() => ({
+          status: "succeeded" as const,
+          resultJson: JSON.stringify({ model_name: "iris", model_version: "1", outputs: [] }),
+        }));
         expect((await chunks.finish(chunkId, outcomes, client))?.settlement?.completed).toBe(true);
         // The cancel reads the batch as running, then blocks on the chunk this transaction holds.
         const cancel = stack.alpha.post(`/v1/batches/${batch.id}/cancel`);
-        await sleepUntil(async () => (await db.pool.query(`select 1 from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`)).rowCount! > 0, {
-          message: "the cancel never waited on the lock",
-        });
+        await sleepUntil(
+          async () =>
+            (
+              await db.pool.query(
+                `select 1 from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`,
+              )
+            ).rowCount! > 0,
+          {
+            message: "the cancel never waited on the lock",
+          },
+        );
         await client.query("commit");
         const res = await cancel;
         expect(res.status).toBe(409);
@@ -220,7 +255,10 @@ describe("batch items as jobs", () => {
     expect((await stack.alpha.get(`/v1/batches/${batch.id}`)).body.status).toBe("queued");
     expect(await worker.reconciler.runOnce()).toBe(600);
     const done = await completed(batch.id);
-    expect(done).toMatchObject({ status: "completed", counts: { succeeded: 600, failed: 0, canceled: 0, queued: 0, running: 0 } });
+    expect(done).toMatchObject({
+      status: "completed",
+      counts: { succeeded: 600, failed: 0, canceled: 0, queued: 0, running: 0 },
+    });
     const first = (await stack.alpha.get(`/v1/jobs/${batchItemId(batch.id, 0)}`)).body;
     const last = (await stack.alpha.get(`/v1/jobs/${batchItemId(batch.id, 599)}`)).body;
     expect([first.status, first.attempts, last.status, last.attempts]).toEqual(["succeeded", 1, "succeeded", 1]);

@@ -18,7 +18,13 @@ let db: Database;
 beforeAll(async () => {
   stack = await startStack({
     worker: false, // queued work stays queued: the depth only grows
-    api: { BATCH_MAX_LINE_BYTES: String(LINE_LIMIT), MAX_BATCH_UPLOADS: "3", MAX_BATCH_UPLOADS_PER_TENANT: "2", BATCH_UPLOAD_WAIT_MS: "300", MAX_QUEUE_DEPTH: String(QUEUE_LIMIT) },
+    api: {
+      BATCH_MAX_LINE_BYTES: String(LINE_LIMIT),
+      MAX_BATCH_UPLOADS: "3",
+      MAX_BATCH_UPLOADS_PER_TENANT: "2",
+      BATCH_UPLOAD_WAIT_MS: "300",
+      MAX_QUEUE_DEPTH: String(QUEUE_LIMIT),
+    },
   });
   db = new Database(stack.db.url, { poolSize: 2 });
 });
@@ -27,7 +33,8 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const itemLine = (rows = 1) => JSON.stringify({ inputs: [irisInput(Array.from({ length: rows }, () => IRIS_SAMPLES.setosa))] });
+const itemLine = (rows = 1) =>
+  JSON.stringify({ inputs: [irisInput(Array.from({ length: rows }, () => IRIS_SAMPLES.setosa))] });
 const ndjson = (n: number) => Array.from({ length: n }, () => itemLine()).join("\n") + "\n";
 
 /**
@@ -50,19 +57,27 @@ function openUpload(apiKey: string, query = "model=iris") {
 /** Settles with `promise`, or fails naming `what` after `ms` (a hang is a failure, not a wait). */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms: ${what}`)), ms)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms: ${what}`)), ms)),
+  );
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function tenantId(apiKey: string): Promise<string> {
-  const { rows } = await db.pool.query<{ tenantId: string }>(`select "tenantId" from api_keys where "keyHash" = $1`, [hashApiKey(apiKey)]);
+  const { rows } = await db.pool.query<{ tenantId: string }>(`select "tenantId" from api_keys where "keyHash" = $1`, [
+    hashApiKey(apiKey),
+  ]);
   return rows[0]!.tenantId;
 }
 
 async function counts(tenant?: string) {
-  const one = async (sql: string, params: unknown[] = []) => (await db.pool.query<{ n: number }>(sql, params)).rows[0]!.n;
+  const one = async (sql: string, params: unknown[] = []) =>
+    (await db.pool.query<{ n: number }>(sql, params)).rows[0]!.n;
   return {
-    batches: await one(`select count(*)::int as n from batches${tenant ? ` where "tenantId" = $1` : ""}`, tenant ? [tenant] : []),
+    batches: await one(
+      `select count(*)::int as n from batches${tenant ? ` where "tenantId" = $1` : ""}`,
+      tenant ? [tenant] : [],
+    ),
     chunks: await one(`select count(*)::int as n from batch_chunks`),
     dispatches: await one(`select count(*)::int as n from dispatches`),
   };
@@ -101,7 +116,10 @@ describe("batch creation limits", () => {
     const upload = openUpload(key);
     await upload.write(`${line}\n`.repeat(2900));
     // While the body streams, the batch's transaction has inserted chunks, and none is visible.
-    await sleepUntil(async () => (await writersOf("batch_chunks")) > 0, { timeoutMs: 10_000, message: "no chunk was inserted while the body streamed" });
+    await sleepUntil(async () => (await writersOf("batch_chunks")) > 0, {
+      timeoutMs: 10_000,
+      message: "no chunk was inserted while the body streamed",
+    });
     expect(await counts()).toEqual(before);
     const bad = JSON.stringify({ inputs: [{ name: "features", datatype: "FP32", shape: [1, 3], data: [1, 2, 3] }] });
     await upload.write(`${line}\n`.repeat(99) + `${bad}\n` + `${line}\n`.repeat(2000));
@@ -117,7 +135,13 @@ describe("batch creation limits", () => {
   it("uploads past the per-tenant cap get 429 while another tenant's succeed; past the process cap 503; a client that leaves frees its slot", async () => {
     const gamma = await stack.createKey("gamma");
     const delta = await stack.createKey("delta");
-    const post = (key: string) => stack.alpha.withKey(key).request("POST", "/v1/batches?model=iris", { body: ndjson(1), headers: { "content-type": "application/x-ndjson" } });
+    const post = (key: string) =>
+      stack.alpha
+        .withKey(key)
+        .request("POST", "/v1/batches?model=iris", {
+          body: ndjson(1),
+          headers: { "content-type": "application/x-ndjson" },
+        });
     /** Posts until the answer is `status` (the stalled uploads are admitted a moment after they are sent); earlier ones succeed. */
     const postUntil = (key: string, status: number) =>
       sleepUntil(
@@ -172,8 +196,16 @@ describe("batch creation limits", () => {
       const draft = await store.open(batch);
       expect(guarded.pool.totalCount).toBe(1);
       // PostgreSQL ends the idle session; the draft hears it and has the pool discard the connection.
-      await sleepUntil(() => guarded.pool.totalCount === 0, { timeoutMs: 10_000, message: "the stalled draft kept its connection" });
-      const chunk = { id: randomUUID(), firstIndex: 0, inputs: [[{ name: "features", datatype: "FP32" as const, shape: [1, 4], data: [...IRIS_SAMPLES.setosa] }]], customIds: [null] };
+      await sleepUntil(() => guarded.pool.totalCount === 0, {
+        timeoutMs: 10_000,
+        message: "the stalled draft kept its connection",
+      });
+      const chunk = {
+        id: randomUUID(),
+        firstIndex: 0,
+        inputs: [[{ name: "features", datatype: "FP32" as const, shape: [1, 4], data: [...IRIS_SAMPLES.setosa] }]],
+        customIds: [null],
+      };
       await expect(draft.add(chunk)).rejects.toMatchObject({ code: "upload_stalled", status: 408 });
       await draft.rollback();
       expect(await counts(tenant)).toMatchObject({ batches: 0 });
@@ -186,7 +218,9 @@ describe("batch creation limits", () => {
     const key = await stack.createKey("deep");
     const tenant = await tenantId(key);
     const client = stack.alpha.withKey(key);
-    const { rows } = await db.pool.query<{ n: number }>(`select coalesce(sum(jobs), 0)::int as n from dispatches where model = 'iris'`);
+    const { rows } = await db.pool.query<{ n: number }>(
+      `select coalesce(sum(jobs), 0)::int as n from dispatches where model = 'iris'`,
+    );
     const room = QUEUE_LIMIT - rows[0]!.n;
     expect(room).toBeGreaterThan(1000);
     const items = (n: number) => Array.from({ length: n }, () => ({ inputs: [irisInput([IRIS_SAMPLES.virginica])] }));
@@ -197,7 +231,10 @@ describe("batch creation limits", () => {
     expect(Number(json.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     const streamed = openUpload(key);
     streamed.req.end(ndjson(room + 1));
-    expect(await within(streamed.answer, 10_000, "an NDJSON batch past the depth")).toMatchObject({ status: 503, body: { code: "queue_full" } });
+    expect(await within(streamed.answer, 10_000, "an NDJSON batch past the depth")).toMatchObject({
+      status: 503,
+      body: { code: "queue_full" },
+    });
     expect(await counts(tenant)).toMatchObject({ batches: 0 });
 
     expect((await client.post("/v1/batches", { model: "iris", items: items(room) })).status).toBe(202);

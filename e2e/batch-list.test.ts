@@ -13,7 +13,10 @@ afterAll(async () => {
 });
 
 async function createBatch(client: ApiClient, model = "iris"): Promise<string> {
-  const items = model === "iris" ? [{ inputs: [irisInput([IRIS_SAMPLES.setosa])] }] : [{ inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [1] }] }];
+  const items =
+    model === "iris"
+      ? [{ inputs: [irisInput([IRIS_SAMPLES.setosa])] }]
+      : [{ inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [1] }] }];
   const created = await client.post("/v1/batches", { model, items, cache: "bypass" });
   expect(created.status, JSON.stringify(created.body)).toBe(202);
   return created.body.id as string;
@@ -24,7 +27,9 @@ async function listAll(client: ApiClient, query: string): Promise<string[]> {
   const ids: string[] = [];
   let cursor: string | null = null;
   do {
-    const res: HttpResponse = await client.get(`/v1/batches?${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    const res: HttpResponse = await client.get(
+      `/v1/batches?${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
+    );
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     ids.push(...res.body.batches.map((b: { id: string }) => b.id));
     cursor = res.body.nextCursor;
@@ -53,8 +58,12 @@ describe("GET /v1/batches", () => {
     await stack.startWorker();
     try {
       const completed = await createBatch(client);
-      await sleepUntil(async () => (await client.get(`/v1/batches/${completed}?wait=5`)).body.status === "completed", { message: "the batch to complete" });
-      await sleepUntil(async () => (await listAll(client, "status=queued")).length === 0, { message: "every queued batch to run" });
+      await sleepUntil(async () => (await client.get(`/v1/batches/${completed}?wait=5`)).body.status === "completed", {
+        message: "the batch to complete",
+      });
+      await sleepUntil(async () => (await listAll(client, "status=queued")).length === 0, {
+        message: "every queued batch to run",
+      });
       expect(await listAll(client, "status=canceled")).toEqual([canceled]);
       expect(await listAll(client, "model=lookup")).toEqual([lookup]);
       expect(await listAll(client, "model=iris&status=completed")).toEqual([completed, queued]);

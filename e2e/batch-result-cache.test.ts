@@ -39,7 +39,14 @@ afterAll(async () => {
 function items(n: number, seed: number, from = 0) {
   return Array.from({ length: n }, (_, k) => {
     const i = from + k;
-    return { customId: `row-${i}`, inputs: [irisInput([[4 + seed * 10 + (i % 100) / 50, 2 + Math.floor(i / 100) / 10, 1 + (i % 7) / 3, 0.1 + (i % 11) / 10]])] };
+    return {
+      customId: `row-${i}`,
+      inputs: [
+        irisInput([
+          [4 + seed * 10 + (i % 100) / 50, 2 + Math.floor(i / 100) / 10, 1 + (i % 7) / 3, 0.1 + (i % 11) / 10],
+        ]),
+      ],
+    };
   });
 }
 
@@ -65,7 +72,10 @@ async function lines(client: ApiClient, id: string): Promise<string[]> {
 const comparable = (line: string) => line.replace(/"jobId":"[^"]+"/, "").replace(',"cached":true', "");
 
 async function dispatches(batchId: string): Promise<number> {
-  const { rows } = await db.pool.query<{ n: number }>(`select count(*)::int as n from dispatches d join batch_chunks c on c.id = d.id where c."batchId" = $1`, [batchId]);
+  const { rows } = await db.pool.query<{ n: number }>(
+    `select count(*)::int as n from dispatches d join batch_chunks c on c.id = d.id where c."batchId" = $1`,
+    [batchId],
+  );
   return rows[0]!.n;
 }
 
@@ -96,13 +106,20 @@ describe("batches and the result cache", () => {
     const firstLines = await lines(stack.alpha, first.id);
     expect(firstLines.every((l) => !l.includes('"cached"'))).toBe(true);
     // Results are stored after the chunk's commit: wait until the worker counted both chunks' writes.
-    await sleepUntil(async () => (await cacheWrites()) - writes >= 700, { timeoutMs: 10_000, message: "results never stored" });
+    await sleepUntil(async () => (await cacheWrites()) - writes >= 700, {
+      timeoutMs: 10_000,
+      message: "results never stored",
+    });
 
     await stack.stopWorker();
     const hitsBefore = await lookups("hit");
     const again = await create(stack.alpha, { ...body, webhook: { url: hookUrl, events: ["batch.completed"] } });
     // Answered in the 202 itself: nothing ran, nothing is queued.
-    expect(again).toMatchObject({ status: "completed", total: 700, counts: { queued: 0, running: 0, succeeded: 700, failed: 0 } });
+    expect(again).toMatchObject({
+      status: "completed",
+      total: 700,
+      counts: { queued: 0, running: 0, succeeded: 700, failed: 0 },
+    });
     expect(await dispatches(again.id)).toBe(0);
     expect((await stack.alpha.get(`/v1/batches/${again.id}?wait=30`)).body.status).toBe("completed");
     const againLines = await lines(stack.alpha, again.id);
@@ -112,7 +129,13 @@ describe("batches and the result cache", () => {
 
     // Each item is a job that says so; the list shows it too.
     const item = await stack.alpha.get(`/v1/jobs/${batchItemId(again.id, 5)}`);
-    expect(item.body).toMatchObject({ status: "succeeded", cached: true, attempts: 0, customId: "row-5", batchId: again.id });
+    expect(item.body).toMatchObject({
+      status: "succeeded",
+      cached: true,
+      attempts: 0,
+      customId: "row-5",
+      batchId: again.id,
+    });
     const firstItem = await stack.alpha.get(`/v1/jobs/${batchItemId(first.id, 5)}`);
     expect(firstItem.body.cached).toBeUndefined();
     expect(item.body.result).toEqual(firstItem.body.result);
@@ -121,10 +144,13 @@ describe("batches and the result cache", () => {
 
     // batch.completed was recorded with the creation, and is delivered once a worker (its webhook worker) runs.
     await stack.startWorker();
-    const event = await sleepUntil(async () => received.find((e) => e.type === "batch.completed" && e.data.id === again.id), {
-      timeoutMs: 15_000,
-      message: "batch.completed never delivered",
-    });
+    const event = await sleepUntil(
+      async () => received.find((e) => e.type === "batch.completed" && e.data.id === again.id),
+      {
+        timeoutMs: 15_000,
+        message: "batch.completed never delivered",
+      },
+    );
     expect(event.data).toMatchObject({ status: "completed", counts: { succeeded: 700 } });
     // The fresh worker ran nothing of it.
     expect(await workerRuns()).toBe(0);
@@ -134,7 +160,10 @@ describe("batches and the result cache", () => {
     const seen = items(600, 1);
     const writes = await cacheWrites();
     await completed(stack.alpha, (await create(stack.alpha, { items: seen })).id);
-    await sleepUntil(async () => (await cacheWrites()) - writes >= 600, { timeoutMs: 10_000, message: "results never stored" });
+    await sleepUntil(async () => (await cacheWrites()) - writes >= 600, {
+      timeoutMs: 10_000,
+      message: "results never stored",
+    });
     await stack.stopWorker();
     // Items 0-599 were scored; 600-799 are new. The first chunk (0-511) is all hits, the second mixed.
     const mixed = await create(stack.alpha, { items: items(800, 1) });
@@ -156,7 +185,10 @@ describe("batches and the result cache", () => {
     const body = { items: items(300, 2) };
     const writes = await cacheWrites();
     await completed(stack.alpha, (await create(stack.alpha, body)).id);
-    await sleepUntil(async () => (await cacheWrites()) - writes >= 300, { timeoutMs: 10_000, message: "results never stored" });
+    await sleepUntil(async () => (await cacheWrites()) - writes >= 300, {
+      timeoutMs: 10_000,
+      message: "results never stored",
+    });
     await stack.stopWorker();
     const bypassBefore = await lookups("bypass");
     const bypassed = await create(stack.alpha, { ...body, cache: "bypass" });
@@ -178,14 +210,20 @@ describe("batches and the result cache", () => {
     expect(await workerRuns()).toBe(600);
     expect((await lines(stack.alpha, bypassed.id)).some((l) => l.includes('"cached"'))).toBe(false);
     // The bypassing runs stored their results again.
-    await sleepUntil(async () => (await cacheWrites()) >= 600, { timeoutMs: 10_000, message: "bypass results never stored" });
+    await sleepUntil(async () => (await cacheWrites()) >= 600, {
+      timeoutMs: 10_000,
+      message: "bypass results never stored",
+    });
   });
 
   it("another tenant's batch of the same items misses and runs", async () => {
     const body = { items: items(100, 3) };
     const writes = await cacheWrites();
     await completed(stack.alpha, (await create(stack.alpha, body)).id);
-    await sleepUntil(async () => (await cacheWrites()) - writes >= 100, { timeoutMs: 10_000, message: "results never stored" });
+    await sleepUntil(async () => (await cacheWrites()) - writes >= 100, {
+      timeoutMs: 10_000,
+      message: "results never stored",
+    });
     await stack.stopWorker();
     // Alpha's re-run hits (so the entries are there), beta's identical batch does not.
     expect((await create(stack.alpha, body)).status).toBe("completed");

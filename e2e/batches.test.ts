@@ -39,7 +39,10 @@ async function resultLines(id: string, client = stack.alpha) {
 
 describe("batches", () => {
   it("a JSON batch runs every item; results stream in submission order with customIds", async () => {
-    const items = Array.from({ length: 300 }, (_, i) => ({ customId: `row-${i}`, inputs: [irisInput([samples[i % 3]!])] }));
+    const items = Array.from({ length: 300 }, (_, i) => ({
+      customId: `row-${i}`,
+      inputs: [irisInput([samples[i % 3]!])],
+    }));
     // About the run (attempts, startedAt): bypass iris's result cache, which earlier items may have filled.
     const created = await stack.alpha.post("/v1/batches", { model: "iris", items, cache: "bypass" });
     expect(created.status).toBe(202);
@@ -63,7 +66,13 @@ describe("batches", () => {
   it("GET /v1/batches/:id?wait=N returns as soon as the last item finishes", async () => {
     await stack.stopWorker();
     // Bypassing the result cache: a batch answered from it would be completed before the wait begins.
-    const created = (await stack.alpha.post("/v1/batches", { model: "iris", cache: "bypass", items: Array.from({ length: 20 }, () => ({ inputs: [irisInput([IRIS_SAMPLES.setosa])] })) })).body;
+    const created = (
+      await stack.alpha.post("/v1/batches", {
+        model: "iris",
+        cache: "bypass",
+        items: Array.from({ length: 20 }, () => ({ inputs: [irisInput([IRIS_SAMPLES.setosa])] })),
+      })
+    ).body;
     const waiting = stack.alpha.get(`/v1/batches/${created.id}?wait=30`);
     const started = Date.now();
     await stack.startWorker();
@@ -74,20 +83,32 @@ describe("batches", () => {
   });
 
   it("accepts an NDJSON body with the model in the query string", async () => {
-    const body = Array.from({ length: 100 }, (_, i) => JSON.stringify({ customId: `n${i}`, inputs: [irisInput([samples[(i + 1) % 3]!])] })).join("\n") + "\n";
-    const created = await stack.alpha.request("POST", "/v1/batches?model=iris", { body, headers: { "content-type": "application/x-ndjson" } });
+    const body =
+      Array.from({ length: 100 }, (_, i) =>
+        JSON.stringify({ customId: `n${i}`, inputs: [irisInput([samples[(i + 1) % 3]!])] }),
+      ).join("\n") + "\n";
+    const created = await stack.alpha.request("POST", "/v1/batches?model=iris", {
+      body,
+      headers: { "content-type": "application/x-ndjson" },
+    });
     expect(created.status).toBe(202);
     expect(created.body.total).toBe(100);
     await completed(stack.alpha, created.body.id);
     const lines = await resultLines(created.body.id);
     expect(lines.map((l) => l.customId)).toEqual(Array.from({ length: 100 }, (_, i) => `n${i}`));
-    expect(lines.map((l) => l.result.classifications[0].label)).toEqual(Array.from({ length: 100 }, (_, i) => labels[(i + 1) % 3]));
+    expect(lines.map((l) => l.result.classifications[0].label)).toEqual(
+      Array.from({ length: 100 }, (_, i) => labels[(i + 1) % 3]),
+    );
   });
 
   it("an Idempotency-Key returns the first batch for the same body (NDJSON or JSON) and 409 for another", async () => {
-    const ndjson = (n: number) => Array.from({ length: n }, () => JSON.stringify({ inputs: [irisInput([IRIS_SAMPLES.setosa])] })).join("\n") + "\n";
+    const ndjson = (n: number) =>
+      Array.from({ length: n }, () => JSON.stringify({ inputs: [irisInput([IRIS_SAMPLES.setosa])] })).join("\n") + "\n";
     const post = (client: typeof stack.alpha, body: string, key: string, model = "iris") =>
-      client.request("POST", `/v1/batches?model=${model}`, { body, headers: { "content-type": "application/x-ndjson", "idempotency-key": key } });
+      client.request("POST", `/v1/batches?model=${model}`, {
+        body,
+        headers: { "content-type": "application/x-ndjson", "idempotency-key": key },
+      });
     const first = await post(stack.alpha, ndjson(3), "nd-1");
     expect(first.status).toBe(202);
     const again = await post(stack.alpha, ndjson(3), "nd-1");
@@ -99,11 +120,22 @@ describe("batches", () => {
     expect(await db.prisma.batch.count({ where: { idempotencyKey: "nd-1" } })).toBe(2);
 
     const json = { model: "iris", items: [{ inputs: [irisInput([IRIS_SAMPLES.virginica])] }] };
-    const one = await stack.alpha.request("POST", "/v1/batches", { body: JSON.stringify(json), headers: { "content-type": "application/json", "idempotency-key": "js-1" } });
-    const two = await stack.alpha.request("POST", "/v1/batches", { body: JSON.stringify(json), headers: { "content-type": "application/json", "idempotency-key": "js-1" } });
+    const one = await stack.alpha.request("POST", "/v1/batches", {
+      body: JSON.stringify(json),
+      headers: { "content-type": "application/json", "idempotency-key": "js-1" },
+    });
+    const two = await stack.alpha.request("POST", "/v1/batches", {
+      body: JSON.stringify(json),
+      headers: { "content-type": "application/json", "idempotency-key": "js-1" },
+    });
     expect([one.status, two.status, two.body.id]).toEqual([202, 200, one.body.id]);
     expect(
-      (await stack.alpha.request("POST", "/v1/batches", { body: JSON.stringify({ ...json, priority: "high" }), headers: { "content-type": "application/json", "idempotency-key": "js-1" } })).status,
+      (
+        await stack.alpha.request("POST", "/v1/batches", {
+          body: JSON.stringify({ ...json, priority: "high" }),
+          headers: { "content-type": "application/json", "idempotency-key": "js-1" },
+        })
+      ).status,
     ).toBe(409);
   });
 
@@ -136,7 +168,10 @@ describe("batches", () => {
 
   it("item failures stay per item: counts and results show which", async () => {
     const indexes = [0, 1, 7, 2];
-    const items = indexes.map((i) => ({ customId: `i${i}`, inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [i] }] }));
+    const items = indexes.map((i) => ({
+      customId: `i${i}`,
+      inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [i] }],
+    }));
     const created = await stack.alpha.post("/v1/batches", { model: "lookup", items });
     const done = await completed(stack.alpha, created.body.id);
     expect(done.counts).toMatchObject({ succeeded: 3, failed: 1 });

@@ -38,7 +38,8 @@ function post(path: string, headers: Record<string, string>, body: Buffer | stri
 }
 
 /** A POST of `body` as `type`, its Content-Encoding header `encoding`. */
-const send = (path: string, type: string, encoding: string, body: Buffer | string) => post(path, { "content-type": type, "content-encoding": encoding }, body);
+const send = (path: string, type: string, encoding: string, body: Buffer | string) =>
+  post(path, { "content-type": type, "content-encoding": encoding }, body);
 
 /** Counts the bytes every gunzip created meanwhile inflates (body-parser's and the batch route's alike). */
 function countInflated() {

@@ -34,13 +34,20 @@ afterAll(async () => {
 
 const inputs = (index: number) => [{ name: "index", datatype: "INT64", shape: [1, 1], data: [index] }];
 const job = (index: number) => ({ model: "lookup-cached", version: "1", inputs: inputs(index) });
-const batch = (indexes: number[]) => ({ model: "lookup-cached", version: "1", items: indexes.map((i) => ({ inputs: inputs(i) })) });
+const batch = (indexes: number[]) => ({
+  model: "lookup-cached",
+  version: "1",
+  items: indexes.map((i) => ({ inputs: inputs(i) })),
+});
 
 /** The running worker's `inferline_cache_writes_total` for lookup-cached, by outcome. */
 async function writes(): Promise<Record<string, number>> {
-  const metric = (await stack.worker!.metrics.registry.getMetricsAsJSON()).find((m) => m.name === "inferline_cache_writes_total");
+  const metric = (await stack.worker!.metrics.registry.getMetricsAsJSON()).find(
+    (m) => m.name === "inferline_cache_writes_total",
+  );
   const counts: Record<string, number> = {};
-  for (const v of metric?.values ?? []) if (v.labels.model === "lookup-cached") counts[String(v.labels.outcome)] = v.value;
+  for (const v of metric?.values ?? [])
+    if (v.labels.model === "lookup-cached") counts[String(v.labels.outcome)] = v.value;
   return counts;
 }
 const offered = async () => Object.values(await writes()).reduce((a, b) => a + b, 0);
@@ -55,8 +62,11 @@ async function runJob(index: number): Promise<{ view: Record<string, any>; diges
   expect(submit.status).toBe(202);
   const view = (await stack.alpha.get(`/v1/jobs/${submit.body.id}?wait=20`)).body;
   expect(view.status).toBe("succeeded");
-  const digest = (await db.pool.query(`select "cacheKey" from jobs where id = $1`, [submit.body.id])).rows[0].cacheKey as string;
-  await sleepUntil(async () => (await offered()) > before && !(await flightHeld(digest)), { message: "the worker never offered the job's result to the cache" });
+  const digest = (await db.pool.query(`select "cacheKey" from jobs where id = $1`, [submit.body.id])).rows[0]
+    .cacheKey as string;
+  await sleepUntil(async () => (await offered()) > before && !(await flightHeld(digest)), {
+    message: "the worker never offered the job's result to the cache",
+  });
   return { view, digest };
 }
 
@@ -72,8 +82,11 @@ async function runBatch(indexes: number[]): Promise<{ lines: Array<Record<string
       .map((l) => JSON.parse(l));
     return parsed.every((l) => l.status === "succeeded") ? parsed : undefined;
   });
-  const digests = (await db.pool.query(`select "cacheKeys" from batch_chunks where "batchId" = $1`, [created.body.id])).rows[0].cacheKeys as string[];
-  await sleepUntil(async () => (await offered()) >= before + indexes.length, { message: "the worker never offered the items' results to the cache" });
+  const digests = (await db.pool.query(`select "cacheKeys" from batch_chunks where "batchId" = $1`, [created.body.id]))
+    .rows[0].cacheKeys as string[];
+  await sleepUntil(async () => (await offered()) >= before + indexes.length, {
+    message: "the worker never offered the items' results to the cache",
+  });
   return { lines, digests };
 }
 

@@ -33,7 +33,11 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const job: JobSubmissionInput = { model: "iris", inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: [...IRIS_SAMPLES.setosa] }], cache: "bypass" };
+const job: JobSubmissionInput = {
+  model: "iris",
+  inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: [...IRIS_SAMPLES.setosa] }],
+  cache: "bypass",
+};
 const problem = (status: number, code: string): ProxyAction => ({
   status,
   headers: { "content-type": "application/problem+json" },
@@ -42,7 +46,12 @@ const problem = (status: number, code: string): ProxyAction => ({
 
 /** A client of a tenant of its own through the proxy, with short backoffs. */
 async function proxied(name: string, options: ClientOptions = {}): Promise<InferlineClient> {
-  return new InferlineClient({ baseUrl: proxy.url, apiKey: await stack.createKey(name), maxRetryDelayMs: 100, ...options });
+  return new InferlineClient({
+    baseUrl: proxy.url,
+    apiKey: await stack.createKey(name),
+    maxRetryDelayMs: 100,
+    ...options,
+  });
 }
 
 const failure = (promise: Promise<unknown>) =>
@@ -60,7 +69,11 @@ describe("errors", () => {
     expect(await failure(client.jobs.get("00000000-0000-4000-8000-000000000000"))).toBeInstanceOf(NotFoundError);
     const invalid = await failure(client.jobs.create({ ...job, inputs: [] }));
     expect(invalid).toBeInstanceOf(ValidationError);
-    expect(invalid).toMatchObject({ status: 422, code: "validation_failed", errors: [expect.objectContaining({ path: "/inputs" })] });
+    expect(invalid).toMatchObject({
+      status: 422,
+      code: "validation_failed",
+      errors: [expect.objectContaining({ path: "/inputs" })],
+    });
     const done = await client.jobs.wait((await client.jobs.create(job)).id, { timeoutSeconds: 20 });
     expect(await failure(client.jobs.cancel(done.id))).toBeInstanceOf(ConflictError);
 
@@ -92,7 +105,11 @@ describe("retries", () => {
     expect(posts[1]!.headers["idempotency-key"]).toBe(posts[0]!.headers["idempotency-key"]);
 
     proxy.when((r) => (r.method === "POST" ? { status: 502 } : "forward"));
-    expect(await failure(client.jobs.cancel(created.id))).toMatchObject({ name: "UnavailableError", status: 502, attempts: 1 });
+    expect(await failure(client.jobs.cancel(created.id))).toMatchObject({
+      name: "UnavailableError",
+      status: 502,
+      attempts: 1,
+    });
     expect(proxy.requests("POST", `/v1/jobs/${created.id}/cancel`)).toHaveLength(1);
   });
 });
@@ -101,7 +118,10 @@ describe("per-call options", () => {
   it("takes maxRetries, timeout and signal on each call over the client's own", async () => {
     const client = await proxied("per-call", { maxRetries: 5, timeout: 60_000 });
     proxy.when(() => problem(503, "queue_full"));
-    expect(await failure(client.models.list({ maxRetries: 0 }))).toMatchObject({ name: "UnavailableError", attempts: 1 });
+    expect(await failure(client.models.list({ maxRetries: 0 }))).toMatchObject({
+      name: "UnavailableError",
+      attempts: 1,
+    });
     expect(proxy.requests("GET", "/v1/models")).toHaveLength(1);
 
     proxy.when(() => "hold");
@@ -142,7 +162,9 @@ describe("settings", () => {
     const client = await proxied("user-agent");
     proxy.when(() => "forward");
     await client.models.list();
-    const manifest = JSON.parse(fs.readFileSync(new URL("../packages/client/package.json", import.meta.url), "utf8")) as { version: string };
+    const manifest = JSON.parse(
+      fs.readFileSync(new URL("../packages/client/package.json", import.meta.url), "utf8"),
+    ) as { version: string };
     expect(VERSION).toBe(manifest.version);
     expect(proxy.requests("GET", "/v1/models")[0]!.headers["user-agent"]).toBe(`inferline-node/${manifest.version}`);
   });

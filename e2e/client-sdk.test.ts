@@ -46,7 +46,10 @@ const receiver = http.createServer((req, res) => {
 beforeAll(async () => {
   await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
   receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  stack = await startStack({ api: { WEBHOOK_ALLOW_PRIVATE: "true" }, workerEnv: { WEBHOOK_ALLOW_PRIVATE: "true", WEBHOOK_SWEEP_INTERVAL_MS: "0" } });
+  stack = await startStack({
+    api: { WEBHOOK_ALLOW_PRIVATE: "true" },
+    workerEnv: { WEBHOOK_ALLOW_PRIVATE: "true", WEBHOOK_SWEEP_INTERVAL_MS: "0" },
+  });
   proxy = await new FaultProxy(stack.api.url).start();
 });
 afterAll(async () => {
@@ -57,14 +60,31 @@ afterAll(async () => {
 });
 
 const SPECIES = ["setosa", "versicolor", "virginica"] as const;
-const features = (rows: ReadonlyArray<readonly number[]>): Tensor => ({ name: "features", datatype: "FP32", shape: [rows.length, 4], data: rows.flat() });
-const irisSubmission = (extra: Partial<JobSubmissionInput> = {}): JobSubmissionInput => ({ model: "iris", inputs: [features([IRIS_SAMPLES.setosa])], cache: "bypass", ...extra });
+const features = (rows: ReadonlyArray<readonly number[]>): Tensor => ({
+  name: "features",
+  datatype: "FP32",
+  shape: [rows.length, 4],
+  data: rows.flat(),
+});
+const irisSubmission = (extra: Partial<JobSubmissionInput> = {}): JobSubmissionInput => ({
+  model: "iris",
+  inputs: [features([IRIS_SAMPLES.setosa])],
+  cache: "bypass",
+  ...extra,
+});
 /** Item i is a sample of species i % 3, so each result line's label shows whether it is in its place. */
-const item = (i: number): BatchItemInput => ({ customId: `row-${i}`, inputs: [features([IRIS_SAMPLES[SPECIES[i % 3]!]])] });
+const item = (i: number): BatchItemInput => ({
+  customId: `row-${i}`,
+  inputs: [features([IRIS_SAMPLES[SPECIES[i % 3]!]])],
+});
 
 /** A client of a tenant of its own (so that its job counts are the test's alone), direct or through the proxy. */
 async function tenantClient(name: string, via: "api" | "proxy" = "api"): Promise<InferlineClient> {
-  return new InferlineClient({ baseUrl: via === "api" ? stack.api.url : proxy.url, apiKey: await stack.createKey(name), maxRetryDelayMs: 2000 });
+  return new InferlineClient({
+    baseUrl: via === "api" ? stack.api.url : proxy.url,
+    apiKey: await stack.createKey(name),
+    maxRetryDelayMs: 2000,
+  });
 }
 
 async function allJobs(client: InferlineClient): Promise<string[]> {
@@ -141,7 +161,9 @@ describe("batches", () => {
     for await (const line of client.batches.results(batch.id)) lines.push(line);
     expect(lines.map((l) => l.index)).toEqual(Array.from({ length: 30 }, (_, i) => i));
     expect(lines.map((l) => l.customId)).toEqual(Array.from({ length: 30 }, (_, i) => `row-${i}`));
-    expect(lines.map((l) => l.result?.classifications?.[0]?.label)).toEqual(Array.from({ length: 30 }, (_, i) => SPECIES[i % 3]));
+    expect(lines.map((l) => l.result?.classifications?.[0]?.label)).toEqual(
+      Array.from({ length: 30 }, (_, i) => SPECIES[i % 3]),
+    );
     expect((await client.batches.get(batch.id)).counts.succeeded).toBe(30);
   });
 
@@ -165,12 +187,17 @@ describe("batches", () => {
 
   it("sends a header the query cannot carry (metadata) as a JSON body", async () => {
     const client = await tenantClient("batch-json");
-    const batch = await client.batches.create([item(0), item(1), item(2)], { model: "iris", metadata: { run: "nightly" } });
+    const batch = await client.batches.create([item(0), item(1), item(2)], {
+      model: "iris",
+      metadata: { run: "nightly" },
+    });
     await client.batches.wait(batch.id, { timeoutSeconds: 30 });
     const page = await client.jobs.page({ batchId: batch.id });
     expect(page.jobs.map((j) => j.metadata)).toEqual([{ run: "nightly" }, { run: "nightly" }, { run: "nightly" }]);
     // A stream cannot: its settings travel in the query string.
-    await expect(client.batches.create((async function* () {})(), { model: "iris", metadata: { run: "x" } })).rejects.toThrow(TypeError);
+    await expect(
+      client.batches.create((async function* () {})(), { model: "iris", metadata: { run: "x" } }),
+    ).rejects.toThrow(TypeError);
   });
 
   it("streams a batch from an async generator, across several stored chunks, results in order", async () => {
@@ -201,7 +228,10 @@ describe("batches", () => {
 describe("run", () => {
   it("creates a job, waits for it and answers its result", async () => {
     const client = await tenantClient("run");
-    const result = await client.run("iris", [features([IRIS_SAMPLES.virginica])], { cache: "bypass", metadata: { via: "run" } });
+    const result = await client.run("iris", [features([IRIS_SAMPLES.virginica])], {
+      cache: "bypass",
+      metadata: { via: "run" },
+    });
     expect(result.classifications?.[0]?.label).toBe("virginica");
     const [job] = await allJobs(client);
     expect((await client.jobs.get(job!)).metadata).toEqual({ via: "run" });
@@ -210,7 +240,9 @@ describe("run", () => {
   it("throws JobFailedError with the job when it fails", async () => {
     const client = await tenantClient("run-fails");
     // Index 99 is past the lookup table: the model's Gather refuses it at run time.
-    const err = await client.run("lookup", [{ name: "index", datatype: "INT64", shape: [1, 1], data: [99] }]).catch((e: unknown) => e);
+    const err = await client
+      .run("lookup", [{ name: "index", datatype: "INT64", shape: [1, 1], data: [99] }])
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(JobFailedError);
     expect(err).toMatchObject({ job: { status: "failed", model: "lookup" }, code: expect.any(String) });
     expect((err as JobFailedError).code).toBe((err as JobFailedError).job.error?.code);
@@ -220,14 +252,18 @@ describe("run", () => {
     const client = await tenantClient("run-deadline");
     await stack.stopWorker();
     try {
-      const late = await client.run("iris", [features([IRIS_SAMPLES.setosa])], { timeoutSeconds: 1 }).catch((e: unknown) => e);
+      const late = await client
+        .run("iris", [features([IRIS_SAMPLES.setosa])], { timeoutSeconds: 1 })
+        .catch((e: unknown) => e);
       expect(late).toBeInstanceOf(JobFailedError);
       expect(late).toMatchObject({ code: "canceled", job: { status: "canceled" } });
       expect((late as Error).message).toContain("not finished within 1 s");
 
       const abort = new AbortController();
       const running = client.run("iris", [features([IRIS_SAMPLES.setosa])], { signal: abort.signal });
-      const job = await sleepUntil(async () => (await client.jobs.page({ status: "queued" })).jobs[0], { message: "run() to create its job" });
+      const job = await sleepUntil(async () => (await client.jobs.page({ status: "queued" })).jobs[0], {
+        message: "run() to create its job",
+      });
       abort.abort(new Error("the caller left"));
       await expect(running).rejects.toThrow("the caller left");
       expect((await client.jobs.get(job.id)).status).toBe("canceled");
@@ -253,7 +289,11 @@ describe("models", () => {
     await stack.stopWorker();
     try {
       await client.jobs.create(irisSubmission());
-      expect(await client.models.queue("iris")).toMatchObject({ model: "iris", tenant: { queued: 1, running: 0 }, depth: expect.any(Number) });
+      expect(await client.models.queue("iris")).toMatchObject({
+        model: "iris",
+        tenant: { queued: 1, running: 0 },
+        depth: expect.any(Number),
+      });
     } finally {
       await stack.startWorker();
     }
@@ -262,7 +302,8 @@ describe("models", () => {
 
 describe("verifyWebhook", () => {
   /** The first delivery to `path`, once it has arrived. */
-  const deliveryTo = (path: string) => sleepUntil(() => deliveries.find((d) => d.path === path), { message: `a webhook delivery to ${path}` });
+  const deliveryTo = (path: string) =>
+    sleepUntil(() => deliveries.find((d) => d.path === path), { message: `a webhook delivery to ${path}` });
 
   it("verifies a real delivery, refuses a tampered body and a wrong secret, and accepts either secret during a rotation", async () => {
     const client = await tenantClient("hooks");
@@ -274,7 +315,9 @@ describe("verifyWebhook", () => {
     const event = verifyWebhook(oldSecret, first.headers, first.body);
     expect(event.type).toBe("job.succeeded");
     expect(event.data).toEqual(await client.jobs.get(job.id));
-    expect(() => verifyWebhook(oldSecret, first.headers, first.body.replace('"succeeded"', '"failed"'))).toThrow(WebhookVerificationError);
+    expect(() => verifyWebhook(oldSecret, first.headers, first.body.replace('"succeeded"', '"failed"'))).toThrow(
+      WebhookVerificationError,
+    );
     expect(() => verifyWebhook(otherSecret, first.headers, first.body)).toThrow(WebhookVerificationError);
     // A Fetch API Headers object and a Buffer body work the same.
     const fetchHeaders = new Headers(Object.entries(first.headers).map(([k, v]) => [k, String(v)]));
@@ -288,7 +331,8 @@ describe("verifyWebhook", () => {
     await client.jobs.create(irisSubmission({ webhook: { url: `${receiverUrl}/rotated` } }));
     const rotated = await deliveryTo("/rotated");
     expect(String(rotated.headers["webhook-signature"]).split(" ")).toHaveLength(2);
-    for (const secrets of [oldSecret, newSecret, [otherSecret, newSecret]]) expect(verifyWebhook(secrets, rotated.headers, rotated.body).type).toBe("job.succeeded");
+    for (const secrets of [oldSecret, newSecret, [otherSecret, newSecret]])
+      expect(verifyWebhook(secrets, rotated.headers, rotated.body).type).toBe("job.succeeded");
     expect(() => verifyWebhook(otherSecret, rotated.headers, rotated.body)).toThrow(WebhookVerificationError);
   });
 
@@ -300,23 +344,41 @@ describe("verifyWebhook", () => {
       const r = await client.webhooks.deliveries(job.id);
       return r.events[0]?.status === "delivered" ? r : undefined;
     });
-    expect(record.events).toEqual([expect.objectContaining({ id: first.headers["webhook-id"], type: "job.succeeded", attempts: 1 })]);
+    expect(record.events).toEqual([
+      expect.objectContaining({ id: first.headers["webhook-id"], type: "job.succeeded", attempts: 1 }),
+    ]);
     expect(record.attempts).toEqual([expect.objectContaining({ attempt: 1, statusCode: 204 })]);
 
     const redelivery = await client.webhooks.redeliver(job.id);
     expect(redelivery).toMatchObject({ eventId: first.headers["webhook-id"], status: "queued", redeliveries: 1 });
-    await sleepUntil(async () => (await client.webhooks.deliveries(job.id)).attempts.length === 2, { message: "the redelivery's attempt" });
-    expect(deliveries.filter((d) => d.path === "/redeliver").map((d) => d.headers["webhook-id"])).toEqual([first.headers["webhook-id"], first.headers["webhook-id"]]);
-    await expect(client.webhooks.deliveries("00000000-0000-4000-8000-000000000000")).rejects.toBeInstanceOf(NotFoundError);
+    await sleepUntil(async () => (await client.webhooks.deliveries(job.id)).attempts.length === 2, {
+      message: "the redelivery's attempt",
+    });
+    expect(deliveries.filter((d) => d.path === "/redeliver").map((d) => d.headers["webhook-id"])).toEqual([
+      first.headers["webhook-id"],
+      first.headers["webhook-id"],
+    ]);
+    await expect(client.webhooks.deliveries("00000000-0000-4000-8000-000000000000")).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
   });
 });
 
 describe("retries", () => {
-  const problem = (status: number, code: string) => JSON.stringify({ type: "about:blank", title: "x", status, detail: "injected by the test proxy", code });
+  const problem = (status: number, code: string) =>
+    JSON.stringify({ type: "about:blank", title: "x", status, detail: "injected by the test proxy", code });
 
   it("retries a submit answered 503 with Retry-After under the same Idempotency-Key: one job", async () => {
     const client = await tenantClient("retry-503", "proxy");
-    proxy.when((r) => (r.method === "POST" && r.n === 1 ? { status: 503, headers: { "retry-after": "1", "content-type": "application/problem+json" }, body: problem(503, "queue_full") } : "forward"));
+    proxy.when((r) =>
+      r.method === "POST" && r.n === 1
+        ? {
+            status: 503,
+            headers: { "retry-after": "1", "content-type": "application/problem+json" },
+            body: problem(503, "queue_full"),
+          }
+        : "forward",
+    );
     const job = await client.jobs.create(irisSubmission());
     const posts = proxy.requests("POST", "/v1/jobs");
     expect(posts).toHaveLength(2);
@@ -337,16 +399,26 @@ describe("retries", () => {
   it("does not retry a 422, and its error names the field", async () => {
     const client = await tenantClient("no-retry-422", "proxy");
     proxy.when(() => "forward");
-    const err = await client.jobs.create({ ...irisSubmission(), priorty: "high" } as JobSubmissionInput).catch((e: unknown) => e);
+    const err = await client.jobs
+      .create({ ...irisSubmission(), priorty: "high" } as JobSubmissionInput)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ValidationError);
-    expect(err).toMatchObject({ status: 422, code: "validation_failed", errors: [expect.objectContaining({ path: "/priorty" })] });
+    expect(err).toMatchObject({
+      status: 422,
+      code: "validation_failed",
+      errors: [expect.objectContaining({ path: "/priorty" })],
+    });
     expect((err as Error).message).toContain("/priorty");
     expect(proxy.requests("POST", "/v1/jobs")).toHaveLength(1);
   });
 
   it("retries a batch from an array after a 429, but sends a streamed batch once", async () => {
     const client = await tenantClient("retry-batch", "proxy");
-    const busy = { status: 429, headers: { "retry-after": "1", "content-type": "application/problem+json" }, body: problem(429, "rate_limited") };
+    const busy = {
+      status: 429,
+      headers: { "retry-after": "1", "content-type": "application/problem+json" },
+      body: problem(429, "rate_limited"),
+    };
     proxy.when((r) => (r.method === "POST" && r.n === 1 ? busy : "forward"));
     const batch = await client.batches.create([item(0), item(1)], { model: "iris" });
     expect(proxy.requests("POST", "/v1/batches")).toHaveLength(2);
@@ -362,12 +434,23 @@ describe("retries", () => {
       )
       .catch((e: unknown) => e);
     expect(streamed).toBeInstanceOf(RateLimitError);
-    expect(streamed).toMatchObject({ name: "RateLimitError", status: 429, code: "rate_limited", retryAfterSeconds: 1, retryable: true });
+    expect(streamed).toMatchObject({
+      name: "RateLimitError",
+      status: 429,
+      code: "rate_limited",
+      retryAfterSeconds: 1,
+      retryable: true,
+    });
     expect(proxy.requests("POST", "/v1/batches")).toHaveLength(1);
   });
 
   it("gives up on an unreachable API with a ConnectionError after its retries", async () => {
-    const client = new InferlineClient({ baseUrl: `http://127.0.0.1:${await freePort()}`, apiKey: "il_unused", maxRetries: 2, maxRetryDelayMs: 50 });
+    const client = new InferlineClient({
+      baseUrl: `http://127.0.0.1:${await freePort()}`,
+      apiKey: "il_unused",
+      maxRetries: 2,
+      maxRetryDelayMs: 50,
+    });
     const err = await client.models.list().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectionError);
     expect(err).toMatchObject({ attempts: 3 });

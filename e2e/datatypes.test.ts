@@ -15,10 +15,16 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const job = (datatype: Datatype, data: unknown[]) => ({ model: echoModelName(datatype), inputs: [{ name: "x", datatype, shape: [1, ECHO_WIDTH], data }] });
+const job = (datatype: Datatype, data: unknown[]) => ({
+  model: echoModelName(datatype),
+  inputs: [{ name: "x", datatype, shape: [1, ECHO_WIDTH], data }],
+});
 const text = (base64: TensorElement): string => Buffer.from(base64 as string, "base64").toString("utf8");
 
-async function run(datatype: Datatype, data: unknown[]): Promise<{ y: TensorElement[]; seen: string[]; datatypes: string[] }> {
+async function run(
+  datatype: Datatype,
+  data: unknown[],
+): Promise<{ y: TensorElement[]; seen: string[]; datatypes: string[] }> {
   const submit = await stack.alpha.post("/v1/jobs", job(datatype, data));
   expect(submit.status).toBe(202);
   const done = await stack.alpha.get(`/v1/jobs/${submit.body.id}?wait=30`);
@@ -29,10 +35,17 @@ async function run(datatype: Datatype, data: unknown[]): Promise<{ y: TensorElem
 }
 
 describe("every datatype through the API and a worker", () => {
-  it.each(Datatype.options)("%s: the model gets the values sent and the result holds them exactly", async (datatype) => {
-    const sample = DATATYPE_SAMPLES[datatype];
-    expect(await run(datatype, sample.input)).toEqual({ y: sample.y, seen: sample.seen, datatypes: [datatype, "BYTES"] });
-  });
+  it.each(Datatype.options)(
+    "%s: the model gets the values sent and the result holds them exactly",
+    async (datatype) => {
+      const sample = DATATYPE_SAMPLES[datatype];
+      expect(await run(datatype, sample.input)).toEqual({
+        y: sample.y,
+        seen: sample.seen,
+        datatypes: [datatype, "BYTES"],
+      });
+    },
+  );
 
   it("INT64: takes any integer as a decimal string; answers numbers within ±(2^53-1) and strings past it", async () => {
     const result = await run("INT64", ["9007199254740993", "42", -9007199254740991, "-9223372036854775808"]);
@@ -64,8 +77,13 @@ describe("elements a datatype cannot hold are refused at submit, naming the elem
 
   it("INT64 2^53+1 as a JSON number, which JSON.parse rounds: refused, never run as 2^53", async () => {
     const body = JSON.stringify(job("INT64", [1, 2, 0, 4])).replace("[1,2,0,4]", "[1,2,9007199254740993,4]");
-    const submit = await stack.alpha.request("POST", "/v1/jobs", { body, headers: { "content-type": "application/json" } });
+    const submit = await stack.alpha.request("POST", "/v1/jobs", {
+      body,
+      headers: { "content-type": "application/json" },
+    });
     expect(submit.status).toBe(422);
-    expect(submit.body.errors).toEqual([{ path: "/inputs/0/data/2", message: expect.stringContaining("decimal string") }]);
+    expect(submit.body.errors).toEqual([
+      { path: "/inputs/0/data/2", message: expect.stringContaining("decimal string") },
+    ]);
   });
 });

@@ -48,11 +48,20 @@ class Receiver {
 let stack: TestStack;
 let receiver: Receiver;
 let db: Database;
-const WORKER = { WEBHOOK_ALLOW_PRIVATE: "true", INFERENCE_ADAPTER_MODULES: FIXTURE_ADAPTERS_MODULE, DEADLINE_SWEEP_INTERVAL_MS: "100" };
+const WORKER = {
+  WEBHOOK_ALLOW_PRIVATE: "true",
+  INFERENCE_ADAPTER_MODULES: FIXTURE_ADAPTERS_MODULE,
+  DEADLINE_SWEEP_INTERVAL_MS: "100",
+};
 
 beforeAll(async () => {
   receiver = await new Receiver().start();
-  stack = await startStack({ worker: false, faultModels: true, api: { WEBHOOK_ALLOW_PRIVATE: "true" }, workerEnv: WORKER });
+  stack = await startStack({
+    worker: false,
+    faultModels: true,
+    api: { WEBHOOK_ALLOW_PRIVATE: "true" },
+    workerEnv: WORKER,
+  });
   db = new Database(stack.db.url, { poolSize: 2 });
 });
 afterAll(async () => {
@@ -65,7 +74,8 @@ const lookupInput = (index: number) => [{ name: "index", datatype: "INT64", shap
 const hook = (name: string) => ({ url: `${receiver.url}/${name}` });
 
 /** Resolves once `seconds` have passed since `createdAt` (an ISO time): the deadline is behind us. */
-const passed = (createdAt: string, seconds: number) => sleepUntil(() => Date.now() > Date.parse(createdAt) + seconds * 1000 + 20, { timeoutMs: seconds * 1000 + 5000 });
+const passed = (createdAt: string, seconds: number) =>
+  sleepUntil(() => Date.now() > Date.parse(createdAt) + seconds * 1000 + 20, { timeoutMs: seconds * 1000 + 5000 });
 
 /** The job once `until` holds for it (long-polling, so a finished notification wakes the wait). */
 async function jobWhen(client: ApiClient, id: string, until: (job: any) => boolean): Promise<any> {
@@ -91,10 +101,13 @@ async function batchWhenDone(id: string): Promise<any> {
 /** Resolves once the job's queue entry was processed by a worker (its dispatch row is gone). */
 async function entryProcessed(jobId: string): Promise<void> {
   const { rows } = await db.pool.query<{ dispatchId: string }>(`select "dispatchId" from jobs where id = $1`, [jobId]);
-  await sleepUntil(async () => (await db.pool.query(`select 1 from dispatches where id = $1`, [rows[0]!.dispatchId])).rowCount === 0, {
-    timeoutMs: 20_000,
-    message: "the entry was processed",
-  });
+  await sleepUntil(
+    async () => (await db.pool.query(`select 1 from dispatches where id = $1`, [rows[0]!.dispatchId])).rowCount === 0,
+    {
+      timeoutMs: 20_000,
+      message: "the entry was processed",
+    },
+  );
 }
 
 async function resultLines(batchId: string): Promise<any[]> {
@@ -111,9 +124,17 @@ async function extraWorker(env: Record<string, string>): Promise<RunningWorker> 
 
 describe("with the deadline sweep off, a claim checks the queue deadline", () => {
   it("expires a job and a batch's items whose deadline passed while they waited; none of them runs", async () => {
-    const job = (await stack.alpha.post("/v1/jobs", irisJob(undefined, { maxQueueSeconds: 1, webhook: hook("claim-job") }))).body;
-    const batch = (await stack.alpha.post("/v1/batches", { model: "iris", maxQueueSeconds: 1, webhook: hook("claim-batch"), items: [{ inputs: irisJob().inputs }, { inputs: irisJob().inputs }] }))
-      .body;
+    const job = (
+      await stack.alpha.post("/v1/jobs", irisJob(undefined, { maxQueueSeconds: 1, webhook: hook("claim-job") }))
+    ).body;
+    const batch = (
+      await stack.alpha.post("/v1/batches", {
+        model: "iris",
+        maxQueueSeconds: 1,
+        webhook: hook("claim-batch"),
+        items: [{ inputs: irisJob().inputs }, { inputs: irisJob().inputs }],
+      })
+    ).body;
     await passed(batch.createdAt, 1);
     const worker = await extraWorker({ WORKER_MODELS: "iris", DEADLINE_SWEEP_INTERVAL_MS: "0" });
     try {
@@ -148,11 +169,16 @@ describe("with the deadline sweep on", () => {
   });
 
   it("expires a job that no worker takes in time, with a job.expired webhook; a worker that starts later never runs it", async () => {
-    const job = (await stack.alpha.post("/v1/jobs", irisJob(undefined, { maxQueueSeconds: 1, webhook: hook("sweep-job") }))).body;
+    const job = (
+      await stack.alpha.post("/v1/jobs", irisJob(undefined, { maxQueueSeconds: 1, webhook: hook("sweep-job") }))
+    ).body;
     const expired = await jobWhen(stack.alpha, job.id, (j) => j.status !== "queued");
     expect(expired).toMatchObject({ status: "expired", attempts: 0, error: { code: "deadline_exceeded" } });
     const [event] = await receiver.events("/sweep-job");
-    expect(event).toMatchObject({ type: "job.expired", data: { id: job.id, status: "expired", error: { code: "deadline_exceeded" } } });
+    expect(event).toMatchObject({
+      type: "job.expired",
+      data: { id: job.id, status: "expired", error: { code: "deadline_exceeded" } },
+    });
 
     const worker = await extraWorker({ WORKER_MODELS: "iris", DEADLINE_SWEEP_INTERVAL_MS: "0" });
     try {
@@ -166,7 +192,9 @@ describe("with the deadline sweep on", () => {
 
   it("expires a batch's unstarted items (JSON body or NDJSON with ?maxQueueSeconds) and completes it once, with counts.expired", async () => {
     const items = [0, 1, 2].map(() => ({ inputs: irisJob().inputs }));
-    const json = (await stack.alpha.post("/v1/batches", { model: "iris", maxQueueSeconds: 1, webhook: hook("sweep-batch"), items })).body;
+    const json = (
+      await stack.alpha.post("/v1/batches", { model: "iris", maxQueueSeconds: 1, webhook: hook("sweep-batch"), items })
+    ).body;
     const ndjson = await stack.alpha.request("POST", "/v1/batches?model=iris&maxQueueSeconds=1", {
       body: items.map((i) => JSON.stringify(i)).join("\n"),
       headers: { "content-type": "application/x-ndjson" },
@@ -174,27 +202,47 @@ describe("with the deadline sweep on", () => {
     expect(ndjson.status).toBe(202);
     for (const id of [json.id, ndjson.body.id]) {
       const done = await batchWhenDone(id);
-      expect(done).toMatchObject({ status: "completed", total: 3, counts: { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0, expired: 3 } });
-      expect((await resultLines(id)).every((l) => l.status === "expired" && l.error.code === "deadline_exceeded")).toBe(true);
+      expect(done).toMatchObject({
+        status: "completed",
+        total: 3,
+        counts: { queued: 0, running: 0, succeeded: 0, failed: 0, canceled: 0, expired: 3 },
+      });
+      expect((await resultLines(id)).every((l) => l.status === "expired" && l.error.code === "deadline_exceeded")).toBe(
+        true,
+      );
     }
     const [completed] = await receiver.events("/sweep-batch");
-    expect(completed).toMatchObject({ type: "batch.completed", data: { id: json.id, status: "completed", counts: { expired: 3 } } });
+    expect(completed).toMatchObject({
+      type: "batch.completed",
+      data: { id: json.id, status: "completed", counts: { expired: 3 } },
+    });
     // One batch.completed: the event's id is derived from the batch, and the batch completes once.
-    const { rows } = await db.pool.query(`select count(*)::int as n from webhook_events where "batchId" = $1`, [json.id]);
+    const { rows } = await db.pool.query(`select count(*)::int as n from webhook_events where "batchId" = $1`, [
+      json.id,
+    ]);
     expect(rows[0].n).toBe(1);
   }, 60_000);
 
   it("Cancel-After cancels a job and a batch still queued at their time (job.canceled, a canceled batch)", async () => {
-    const job = await stack.alpha.post("/v1/jobs", irisJob(undefined, { webhook: hook("cancel-queued") }), { "cancel-after": "1s" });
+    const job = await stack.alpha.post("/v1/jobs", irisJob(undefined, { webhook: hook("cancel-queued") }), {
+      "cancel-after": "1s",
+    });
     expect(job.status).toBe(202);
-    const batch = await stack.alpha.post("/v1/batches", { model: "iris", items: [{ inputs: irisJob().inputs }] }, { "cancel-after": "1" });
+    const batch = await stack.alpha.post(
+      "/v1/batches",
+      { model: "iris", items: [{ inputs: irisJob().inputs }] },
+      { "cancel-after": "1" },
+    );
     expect(batch.status).toBe(202);
 
     const canceled = await jobWhen(stack.alpha, job.body.id, (j) => j.status !== "queued");
     expect(canceled).toMatchObject({ status: "canceled", attempts: 0 });
     const [event] = await receiver.events("/cancel-queued");
     expect(event).toMatchObject({ type: "job.canceled", data: { id: job.body.id, status: "canceled" } });
-    expect(await batchWhenDone(batch.body.id)).toMatchObject({ status: "canceled", counts: { canceled: 1, queued: 0 } });
+    expect(await batchWhenDone(batch.body.id)).toMatchObject({
+      status: "canceled",
+      counts: { canceled: 1, queued: 0 },
+    });
   }, 60_000);
 });
 
@@ -208,7 +256,11 @@ describe("Cancel-After on a running job", () => {
 
   it("cancels it at its time; the run's late result then changes nothing", async () => {
     // Index 2 takes the `slow` model about 1.5 s: the job is running when its Cancel-After passes.
-    const submitted = await stack.alpha.post("/v1/jobs", { model: "slow", inputs: lookupInput(2), webhook: hook("cancel-running") }, { "cancel-after": "1s" });
+    const submitted = await stack.alpha.post(
+      "/v1/jobs",
+      { model: "slow", inputs: lookupInput(2), webhook: hook("cancel-running") },
+      { "cancel-after": "1s" },
+    );
     expect(submitted.status).toBe(202);
     await jobWhen(stack.alpha, submitted.body.id, (j) => j.status !== "queued");
     const canceled = await jobWhen(stack.alpha, submitted.body.id, (j) => j.status !== "running");
@@ -227,7 +279,10 @@ describe("Cancel-After on a running job", () => {
 
 describe("defaults and bad values", () => {
   const deadlineOf = async (table: "jobs" | "batches", id: string) => {
-    const { rows } = await db.pool.query<{ seconds: number | null }>(`select extract(epoch from "queueDeadline" - "createdAt")::float as seconds from ${table} where id = $1`, [id]);
+    const { rows } = await db.pool.query<{ seconds: number | null }>(
+      `select extract(epoch from "queueDeadline" - "createdAt")::float as seconds from ${table} where id = $1`,
+      [id],
+    );
     return rows[0]?.seconds;
   };
 
@@ -237,12 +292,21 @@ describe("defaults and bad values", () => {
     fs.mkdirSync(dir);
     fs.copyFileSync(path.join(stack.modelsDir, "lookup", "lookup.onnx"), path.join(dir, "lookup.onnx"));
     const manifest = JSON.parse(fs.readFileSync(path.join(stack.modelsDir, "lookup", "model.json"), "utf8"));
-    fs.writeFileSync(path.join(dir, "model.json"), JSON.stringify({ ...manifest, name: "lookup-deadline", maxQueueSeconds: 120 }));
+    fs.writeFileSync(
+      path.join(dir, "model.json"),
+      JSON.stringify({ ...manifest, name: "lookup-deadline", maxQueueSeconds: 120 }),
+    );
     const api = await startApi(loadApiEnv({ ...stack.apiEnv, DEFAULT_MAX_QUEUE_SECONDS: "600" }), testLogger);
     try {
       const client = new ApiClient(api.url, stack.alpha.apiKey);
-      const submit = async (body: Record<string, unknown>, c = client) => (await c.post("/v1/jobs", body)).body.id as string;
-      expect(await deadlineOf("jobs", await submit({ model: "lookup-deadline", inputs: lookupInput(0), maxQueueSeconds: 5 }))).toBe(5);
+      const submit = async (body: Record<string, unknown>, c = client) =>
+        (await c.post("/v1/jobs", body)).body.id as string;
+      expect(
+        await deadlineOf(
+          "jobs",
+          await submit({ model: "lookup-deadline", inputs: lookupInput(0), maxQueueSeconds: 5 }),
+        ),
+      ).toBe(5);
       expect(await deadlineOf("jobs", await submit({ model: "lookup-deadline", inputs: lookupInput(0) }))).toBe(120);
       expect(await deadlineOf("jobs", await submit(irisJob()))).toBe(600);
       // The stack's own API has no DEFAULT_MAX_QUEUE_SECONDS.
@@ -255,7 +319,12 @@ describe("defaults and bad values", () => {
         headers: { "content-type": "application/x-ndjson" },
       });
       expect(await deadlineOf("batches", ndjson.body.id)).toBe(7);
-      expect(await deadlineOf("batches", (await client.post("/v1/batches", { model: "iris", items: [{ inputs: irisJob().inputs }] })).body.id)).toBe(600);
+      expect(
+        await deadlineOf(
+          "batches",
+          (await client.post("/v1/batches", { model: "iris", items: [{ inputs: irisJob().inputs }] })).body.id,
+        ),
+      ).toBe(600);
     } finally {
       await api.close();
     }
@@ -283,10 +352,17 @@ describe("defaults and bad values", () => {
       expect(res.body).toMatchObject({ code: "invalid_cancel_after", errors: [{ path: "/headers/cancel-after" }] });
       expect(res.body.detail).toContain("Cancel-After");
     }
-    const batch = await stack.alpha.post("/v1/batches", { model: "iris", items: [{ inputs: irisJob().inputs }] }, { "cancel-after": "later" });
+    const batch = await stack.alpha.post(
+      "/v1/batches",
+      { model: "iris", items: [{ inputs: irisJob().inputs }] },
+      { "cancel-after": "later" },
+    );
     expect(batch.status).toBe(400);
     expect(batch.body.code).toBe("invalid_cancel_after");
-    const v2 = await stack.alpha.request("POST", "/v2/models/iris/infer", { json: { inputs: irisJob().inputs }, headers: { "cancel-after": "never" } });
+    const v2 = await stack.alpha.request("POST", "/v2/models/iris/infer", {
+      json: { inputs: irisJob().inputs },
+      headers: { "cancel-after": "never" },
+    });
     expect(v2.status).toBe(400);
     expect(v2.body.error).toContain("Cancel-After");
     expect((await stack.alpha.get("/v1/jobs?limit=500")).body.jobs.length).toBe(before);
@@ -305,7 +381,9 @@ describe("defaults and bad values", () => {
       const before = Date.now();
       const res = await stack.alpha.post("/v1/jobs", irisJob(), { "cancel-after": value });
       expect(res.status, value).toBe(202);
-      const { rows } = await db.pool.query<{ cancelAt: Date }>(`select "cancelAt" from jobs where id = $1`, [res.body.id]);
+      const { rows } = await db.pool.query<{ cancelAt: Date }>(`select "cancelAt" from jobs where id = $1`, [
+        res.body.id,
+      ]);
       const at = rows[0]!.cancelAt.getTime();
       expect(at, value).toBeGreaterThanOrEqual(before + seconds * 1000);
       expect(at, value).toBeLessThanOrEqual(Date.now() + seconds * 1000);

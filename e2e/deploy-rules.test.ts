@@ -31,7 +31,10 @@ function checkPromql(exprs: string[]): ReturnType<typeof promtool> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-promql-"));
   try {
     const file = path.join(dir, "exprs.yml");
-    fs.writeFileSync(file, stringify({ groups: [{ name: "exprs", rules: exprs.map((expr, i) => ({ record: `check:expr_${i}`, expr })) }] }));
+    fs.writeFileSync(
+      file,
+      stringify({ groups: [{ name: "exprs", rules: exprs.map((expr, i) => ({ record: `check:expr_${i}`, expr })) }] }),
+    );
     return promtool(["check", "rules", file]);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -72,7 +75,9 @@ describe("deploy/prometheus", () => {
       expect(r.annotations?.summary, r.alert).toBeTruthy();
       expect(r.annotations?.description, r.alert).toBeTruthy();
     }
-    const tests = parse(fs.readFileSync(path.join(DEPLOY_DIR, "prometheus/alerts.test.yml"), "utf8")) as { tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts: unknown[] }> }> };
+    const tests = parse(fs.readFileSync(path.join(DEPLOY_DIR, "prometheus/alerts.test.yml"), "utf8")) as {
+      tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts: unknown[] }> }>;
+    };
     const cases = tests.tests.flatMap((t) => t.alert_rule_test);
     for (const r of rules) {
       expect(
@@ -167,7 +172,9 @@ describe("labels of deploy/ expressions, under prometheus.yml and under a PodMon
     /** The component of each Deployment whose container has `port` (a name or a number). */
     const componentWithPort = (port: string | number) => {
       const hasPort = (c: Container) => c.ports?.some((p) => p.name === port || p.containerPort === port);
-      return deployments.filter((d) => containersOf(d).some(hasPort)).map((d) => podLabelsOf(d)["app.kubernetes.io/component"]);
+      return deployments
+        .filter((d) => containersOf(d).some(hasPort))
+        .map((d) => podLabelsOf(d)["app.kubernetes.io/component"]);
     };
     for (const job of readScrapeJobs()) {
       const set = Object.fromEntries(job.relabel_configs.map((r) => [r.target_label, r.replacement]));
@@ -209,7 +216,11 @@ describe("labels of deploy/ expressions, under prometheus.yml and under a PodMon
         labels: metricsOnly,
         faults: ['matches on "component", which inferline_queue_queued do not carry'],
       },
-      { expr: "sum by (instance) (up)", labels: catalog, faults: ['sum by (instance): its series do not carry "instance"'] },
+      {
+        expr: "sum by (instance) (up)",
+        labels: catalog,
+        faults: ['sum by (instance): its series do not carry "instance"'],
+      },
       {
         expr: "sum by (model) (inferline_queue_queued) / sum(inferline_queue_running)",
         labels: catalog,
@@ -255,9 +266,14 @@ describe("deploy/kubernetes", () => {
     const kustomization = parse(text) as { resources: string[]; images: Array<{ name: string }> };
     expect([...kustomization.resources].sort()).toEqual([...new Set(manifests.map((m) => m.file))].sort());
     const services = byKind("Service").map((s) => s.metadata.name);
-    expect(services).toEqual(expect.arrayContaining(["inferline-api", "inferline-api-pods", "inferline-worker-metrics"]));
+    expect(services).toEqual(
+      expect.arrayContaining(["inferline-api", "inferline-api-pods", "inferline-worker-metrics"]),
+    );
     // Every image a pod names is one kustomization.yaml points at a registry.
-    const podContainers = (d: Manifest): Container[] => [...(d.spec.template.spec.initContainers ?? []), ...containersOf(d)];
+    const podContainers = (d: Manifest): Container[] => [
+      ...(d.spec.template.spec.initContainers ?? []),
+      ...containersOf(d),
+    ];
     const images = byKind("Deployment").flatMap((d) => podContainers(d).map((c) => c.image));
     expect(new Set(images)).toEqual(new Set(kustomization.images.map((i) => i.name)));
     expect(new Set(images)).toEqual(new Set(["inferline-api", "inferline-worker"]));
@@ -333,7 +349,9 @@ describe("deploy/kubernetes", () => {
     const shutdownMs = Number(config()?.data?.SHUTDOWN_TIMEOUT_MS);
     for (const name of ["inferline-api", "inferline-worker"]) {
       const spec = deployment(name).spec.template.spec;
-      expect(spec.terminationGracePeriodSeconds * 1000, name).toBeGreaterThan(preStopMs(spec.containers[0]) + shutdownMs);
+      expect(spec.terminationGracePeriodSeconds * 1000, name).toBeGreaterThan(
+        preStopMs(spec.containers[0]) + shutdownMs,
+      );
     }
   });
 

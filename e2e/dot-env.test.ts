@@ -3,7 +3,15 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { freePort, sleepUntil, testRedisUrl } from "@inferline/testing";
-import { API_MAIN, CLI_MAIN, exitOf, runProcess, START_SCRIPT, WORKER_MAIN, type RunningProcess } from "./support/processes.ts";
+import {
+  API_MAIN,
+  CLI_MAIN,
+  exitOf,
+  runProcess,
+  START_SCRIPT,
+  WORKER_MAIN,
+  type RunningProcess,
+} from "./support/processes.ts";
 
 /** The variables these tests set, left out of the environment the processes inherit. */
 const SETTINGS = ["PORT", "HOST", "METRICS_PORT", "DATABASE_URL", "REDIS_URL", "INFERLINE_URL", "INFERLINE_API_KEY"];
@@ -30,7 +38,10 @@ function withDotEnv(settings: Record<string, string | number>): string {
 
 /** PostgreSQL and Redis URLs where nothing listens: the apps wait for them with their probes up. */
 async function nowhere(): Promise<{ DATABASE_URL: string; REDIS_URL: string }> {
-  return { DATABASE_URL: `postgresql://postgres@127.0.0.1:${await freePort()}/dotenv`, REDIS_URL: `redis://127.0.0.1:${await freePort()}` };
+  return {
+    DATABASE_URL: `postgresql://postgres@127.0.0.1:${await freePort()}/dotenv`,
+    REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+  };
 }
 
 function start(file: string, cwd: string, env: Record<string, string> = {}, args: string[] = []): RunningProcess {
@@ -54,13 +65,21 @@ describe("a .env file in the working directory", () => {
   ])("gives the %s its settings", async (name, main, portVariable) => {
     const port = await freePort();
     const run = start(main, withDotEnv({ [portVariable]: port, HOST: "127.0.0.1", ...(await nowhere()) }));
-    await sleepUntil(() => answersHealthz(port), { timeoutMs: 20_000, message: `the ${name} answers on the port its .env names:\n${run.output()}` });
+    await sleepUntil(() => answersHealthz(port), {
+      timeoutMs: 20_000,
+      message: `the ${name} answers on the port its .env names:\n${run.output()}`,
+    });
   });
 
   it("never overrides a variable the environment sets", async () => {
     const [filePort, envPort] = [await freePort(), await freePort()];
-    const run = start(API_MAIN, withDotEnv({ PORT: filePort, HOST: "127.0.0.1", ...(await nowhere()) }), { PORT: String(envPort) });
-    await sleepUntil(() => answersHealthz(envPort), { timeoutMs: 20_000, message: `the API answers on the environment's port:\n${run.output()}` });
+    const run = start(API_MAIN, withDotEnv({ PORT: filePort, HOST: "127.0.0.1", ...(await nowhere()) }), {
+      PORT: String(envPort),
+    });
+    await sleepUntil(() => answersHealthz(envPort), {
+      timeoutMs: 20_000,
+      message: `the API answers on the environment's port:\n${run.output()}`,
+    });
     expect(await answersHealthz(filePort)).toBe(false);
   });
 

@@ -15,7 +15,10 @@ let stack: TestStack;
 let admin: Database;
 let tenants: TenantStore;
 beforeAll(async () => {
-  stack = await startStack({ worker: false, api: { DEFAULT_TENANT_MAX_QUEUED: String(QUOTA), MAX_QUEUE_DEPTH: String(DEPTH) } });
+  stack = await startStack({
+    worker: false,
+    api: { DEFAULT_TENANT_MAX_QUEUED: String(QUOTA), MAX_QUEUE_DEPTH: String(DEPTH) },
+  });
   admin = new Database(stack.db.url, { poolSize: 1 });
   tenants = new TenantStore(admin.pool, admin.prisma);
 });
@@ -79,7 +82,12 @@ async function admitted(client: ApiClient, body: unknown): Promise<void> {
 describe("queued work that ends without running", () => {
   it("a canceled job or batch item of a model no worker serves frees its tenant's quota, the model's depth, the queue route and the gauge at once; its emptied entries leave the queue", async () => {
     const [a, b, c] = [await tenant("cancel-a"), await tenant("cancel-b"), await tenant("cancel-c")];
-    const batch = await a.post("/v1/batches", { model: "iris", items: [IRIS_SAMPLES.setosa, IRIS_SAMPLES.versicolor, IRIS_SAMPLES.virginica].map((r) => ({ inputs: [irisInput([r])] })) });
+    const batch = await a.post("/v1/batches", {
+      model: "iris",
+      items: [IRIS_SAMPLES.setosa, IRIS_SAMPLES.versicolor, IRIS_SAMPLES.virginica].map((r) => ({
+        inputs: [irisInput([r])],
+      })),
+    });
     expect(batch.status).toBe(202);
     const jobId = await submit(a, job());
     // a is at its quota; then the model at its depth.
@@ -102,7 +110,10 @@ describe("queued work that ends without running", () => {
       "the canceled work still counts in the depth",
     );
     expect(status.tenant).toEqual({ queued: QUOTA - 2, running: 0, caps: [] });
-    expect(await until(queuedGauge, (g) => g.job === 2, "the gauge still counts the canceled job")).toEqual({ job: 2, item: 2 });
+    expect(await until(queuedGauge, (g) => g.job === 2, "the gauge still counts the canceled job")).toEqual({
+      job: 2,
+      item: 2,
+    });
     // a may queue again, and the model has room for c.
     await admitted(a, job());
     expect((await c.post("/v1/jobs", job())).status).toBe(202);
@@ -126,8 +137,16 @@ describe("queued work that ends without running", () => {
     // A worker that serves another model: its deadline sweep ends iris work too.
     await stack.startWorker({ WORKER_MODELS: "lookup", DEADLINE_SWEEP_INTERVAL_MS: "100" });
     try {
-      const ids = [await submit(d, job({ maxQueueSeconds: 1 })), await submit(d, job({ maxQueueSeconds: 1 })), await submit(d, job(), { "cancel-after": "1s" })];
-      const batch = await d.post("/v1/batches", { model: "iris", maxQueueSeconds: 1, items: [{ inputs: [irisInput([IRIS_SAMPLES.setosa])] }] });
+      const ids = [
+        await submit(d, job({ maxQueueSeconds: 1 })),
+        await submit(d, job({ maxQueueSeconds: 1 })),
+        await submit(d, job(), { "cancel-after": "1s" }),
+      ];
+      const batch = await d.post("/v1/batches", {
+        model: "iris",
+        maxQueueSeconds: 1,
+        items: [{ inputs: [irisInput([IRIS_SAMPLES.setosa])] }],
+      });
       expect(batch.status).toBe(202);
       expect((await d.post("/v1/jobs", job())).body.code).toBe("quota_exceeded");
 
@@ -138,7 +157,8 @@ describe("queued work that ends without running", () => {
       );
       expect(ended).toEqual(["expired", "expired", "canceled"]);
       // The tenant's part is read each time; the model's may be a second old.
-      const nothingCounted = (s: Awaited<ReturnType<typeof queueStatus>>) => s.tenant.queued === 0 && s.tenant.running === 0 && s.depth === 0;
+      const nothingCounted = (s: Awaited<ReturnType<typeof queueStatus>>) =>
+        s.tenant.queued === 0 && s.tenant.running === 0 && s.depth === 0;
       await until(() => queueStatus(d), nothingCounted, "the ended work still counts");
       await admitted(d, job());
       expect(await waitingEntries()).toBe(1);
@@ -150,7 +170,10 @@ describe("queued work that ends without running", () => {
 
 /** Cancels a job as its owner would; the test does not know which tenant's it is, so it asks each. */
 async function cancelAny(id: string): Promise<void> {
-  const { rows } = await admin.pool.query<{ name: string }>(`select t.name from jobs j join tenants t on t.id = j."tenantId" where j.id = $1`, [id]);
+  const { rows } = await admin.pool.query<{ name: string }>(
+    `select t.name from jobs j join tenants t on t.id = j."tenantId" where j.id = $1`,
+    [id],
+  );
   const owner = await tenant(rows[0]!.name);
   expect((await owner.post(`/v1/jobs/${id}/cancel`)).status).toBe(200);
 }

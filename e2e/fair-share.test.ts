@@ -56,9 +56,15 @@ async function submit(client: ApiClient, n: number, concurrency: number): Promis
  */
 async function drain(total: number, until: () => Promise<boolean> = async () => true): Promise<string[]> {
   const order: string[] = [];
-  await stack.startWorker({ WORKER_CONCURRENCY: "1" }, { onFinished: async (jobs: FinishedJob[]) => void order.push(...jobs.map((j) => j.tenantId)) });
+  await stack.startWorker(
+    { WORKER_CONCURRENCY: "1" },
+    { onFinished: async (jobs: FinishedJob[]) => void order.push(...jobs.map((j) => j.tenantId)) },
+  );
   try {
-    await sleepUntil(async () => order.length >= total && (await until()), { timeoutMs: 60_000, message: `fewer than ${total} jobs finished, or the rest of the work did not` });
+    await sleepUntil(async () => order.length >= total && (await until()), {
+      timeoutMs: 60_000,
+      message: `fewer than ${total} jobs finished, or the rest of the work did not`,
+    });
   } finally {
     await stack.stopWorker();
   }
@@ -100,12 +106,17 @@ describe("fair share between tenants", () => {
     const big = await heavy.client.post("/v1/batches", { model: "iris", items: items(3000) });
     const small = await light.client.post("/v1/batches", { model: "iris", items: items(20) });
     expect([big.status, small.status]).toEqual([202, 202]);
-    const completed = async (client: ApiClient, id: string) => (await client.get(`/v1/batches/${id}`)).body.status === "completed";
-    await drain(0, async () => (await completed(heavy.client, big.body.id)) && (await completed(light.client, small.body.id)));
+    const completed = async (client: ApiClient, id: string) =>
+      (await client.get(`/v1/batches/${id}`)).body.status === "completed";
+    await drain(
+      0,
+      async () => (await completed(heavy.client, big.body.id)) && (await completed(light.client, small.body.id)),
+    );
 
-    const { rows } = await admin.pool.query<{ batchId: string; startedAt: Date }>(`select "batchId", "startedAt" from batch_chunks where "batchId" = any($1::uuid[]) order by "startedAt"`, [
-      [big.body.id, small.body.id],
-    ]);
+    const { rows } = await admin.pool.query<{ batchId: string; startedAt: Date }>(
+      `select "batchId", "startedAt" from batch_chunks where "batchId" = any($1::uuid[]) order by "startedAt"`,
+      [[big.body.id, small.body.id]],
+    );
     // 6 chunks of the big batch and 1 of the small one, run one at a time: only the big batch's
     // first chunk (queued with nothing of its tenant ahead, like the small one) runs before it.
     expect(rows).toHaveLength(7);

@@ -16,7 +16,12 @@ let stack: TestStack;
 let db: Database;
 let zombie: RunningProcess | undefined;
 
-const workerEnv = { WORKER_MODELS: "slow", INFERENCE_ADAPTER_MODULES: FIXTURE_ADAPTERS_MODULE, QUEUE_LOCK_MS: "1000", JOB_ATTEMPTS: "1" };
+const workerEnv = {
+  WORKER_MODELS: "slow",
+  INFERENCE_ADAPTER_MODULES: FIXTURE_ADAPTERS_MODULE,
+  QUEUE_LOCK_MS: "1000",
+  JOB_ATTEMPTS: "1",
+};
 
 beforeAll(async () => {
   const withCache = (dir: string) => {
@@ -51,16 +56,25 @@ async function ended(id: string) {
 describe("followers of a leader that failed for want of a working worker", () => {
   it("run on their own and succeed when the leader fails with retries_exhausted", async () => {
     zombie = runProcess(WORKER_MAIN, { ...stack.workerEnv, ...workerEnv, WEBHOOK_CONCURRENCY: "0", LOG_LEVEL: "info" });
-    await sleepUntil(() => zombie!.output().includes("worker ready"), { timeoutMs: 30_000, message: "the first worker never started" });
-    const leader = (await stack.alpha.post("/v1/jobs", slow)).body;
-    await sleepUntil(async () => (await db.pool.query(`select 1 from jobs where id = $1 and status = 'running'`, [leader.id])).rowCount === 1, {
-      intervalMs: 5,
-      message: "the leader never started",
+    await sleepUntil(() => zombie!.output().includes("worker ready"), {
+      timeoutMs: 30_000,
+      message: "the first worker never started",
     });
+    const leader = (await stack.alpha.post("/v1/jobs", slow)).body;
+    await sleepUntil(
+      async () =>
+        (await db.pool.query(`select 1 from jobs where id = $1 and status = 'running'`, [leader.id])).rowCount === 1,
+      {
+        intervalMs: 5,
+        message: "the leader never started",
+      },
+    );
     zombie.child.kill("SIGSTOP");
 
     const followers = await Promise.all([1, 2].map(async () => (await stack.alpha.post("/v1/jobs", slow)).body));
-    const { rows } = await db.pool.query(`select "cacheLeader" from jobs where id = any($1::uuid[])`, [followers.map((f) => f.id)]);
+    const { rows } = await db.pool.query(`select "cacheLeader" from jobs where id = any($1::uuid[])`, [
+      followers.map((f) => f.id),
+    ]);
     expect(rows.map((r) => r.cacheLeader)).toEqual([leader.id, leader.id]);
 
     // Takes the frozen worker's entry once its lock lapses: the leader's second claim is past JOB_ATTEMPTS.
@@ -68,7 +82,11 @@ describe("followers of a leader that failed for want of a working worker", () =>
     expect(await ended(leader.id)).toMatchObject({ status: "failed", error: { code: "retries_exhausted" } });
     for (const f of followers) {
       const job = await ended(f.id);
-      expect(job, JSON.stringify(job.error)).toMatchObject({ status: "succeeded", attempts: 1, result: { outputs: [{ data: LOOKUP_TABLE[2] }] } });
+      expect(job, JSON.stringify(job.error)).toMatchObject({
+        status: "succeeded",
+        attempts: 1,
+        result: { outputs: [{ data: LOOKUP_TABLE[2] }] },
+      });
       expect(job.cached).toBeUndefined();
     }
   }, 90_000);

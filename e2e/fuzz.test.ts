@@ -18,7 +18,12 @@ const betaJobs: string[] = [];
 let alphaBatch = "";
 
 beforeAll(async () => {
-  const api = { BODY_LIMIT: "64kb", BATCH_BODY_LIMIT: "2mb", RATE_LIMIT_PER_SECOND: "0", WEBHOOK_ALLOW_PRIVATE: "false" };
+  const api = {
+    BODY_LIMIT: "64kb",
+    BATCH_BODY_LIMIT: "2mb",
+    RATE_LIMIT_PER_SECOND: "0",
+    WEBHOOK_ALLOW_PRIVATE: "false",
+  };
   stack = await startStack({ api });
   const items = Array.from({ length: 600 }, () => ({ inputs: [irisInput([IRIS_SAMPLES.setosa])] }));
   const created = await stack.alpha.post("/v1/batches", { model: "iris", items });
@@ -37,13 +42,24 @@ interface RawAnswer {
 }
 
 /** A request with full control of method, path, headers and body bytes (fetch would refuse some of these). */
-function raw(method: string, path: string, headers: Record<string, string>, body?: Buffer | string): Promise<RawAnswer> {
+function raw(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: Buffer | string,
+): Promise<RawAnswer> {
   const url = new URL(stack.api.url);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: url.hostname, port: url.port, method, path, headers, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers["content-type"] ?? ""), body: Buffer.concat(chunks).toString("utf8") }));
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          contentType: String(res.headers["content-type"] ?? ""),
+          body: Buffer.concat(chunks).toString("utf8"),
+        }),
+      );
       res.on("error", reject);
     });
     req.on("error", reject);
@@ -54,25 +70,56 @@ function raw(method: string, path: string, headers: Record<string, string>, body
 
 // ---- hostile values -------------------------------------------------------------------------
 
-const nasty = fc.constantFrom("\u0000", "\ud800", "\udfff", "\u0001\u001f\u007f", "\u202e", "\ufeff", "%00", "../../etc/passwd", "' or 1=1 --", "$where", "__proto__", "constructor", "\\", "\n\r\t");
+const nasty = fc.constantFrom(
+  "\u0000",
+  "\ud800",
+  "\udfff",
+  "\u0001\u001f\u007f",
+  "\u202e",
+  "\ufeff",
+  "%00",
+  "../../etc/passwd",
+  "' or 1=1 --",
+  "$where",
+  "__proto__",
+  "constructor",
+  "\\",
+  "\n\r\t",
+);
 const hostileString = fc.oneof(
   fc.string({ unit: "binary", maxLength: 40 }),
   fc.tuple(fc.string({ maxLength: 10 }), nasty, fc.string({ maxLength: 10 })).map(([a, b, c]) => a + b + c),
   fc.string({ unit: "grapheme", maxLength: 20 }),
   fc.integer({ min: 70_000, max: 140_000 }).map((n) => "x".repeat(n)),
 );
-const hostileNumber = fc.oneof(fc.constantFrom(0, -0, -1, 1e308, -1e308, 2 ** 53 + 1, Number.MIN_VALUE, 1.5, -(2 ** 31), 2 ** 31, 2 ** 63), fc.double(), fc.integer());
+const hostileNumber = fc.oneof(
+  fc.constantFrom(0, -0, -1, 1e308, -1e308, 2 ** 53 + 1, Number.MIN_VALUE, 1.5, -(2 ** 31), 2 ** 31, 2 ** 63),
+  fc.double(),
+  fc.integer(),
+);
 const hostileScalar = fc.oneof(hostileString, hostileNumber, fc.boolean(), fc.constant(null));
 const hostileValue: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
-  value: fc.oneof({ depthSize: "small", withCrossShrink: true }, hostileScalar, fc.array(tie("value"), { maxLength: 4 }), fc.dictionary(hostileString, tie("value"), { maxKeys: 4 })),
+  value: fc.oneof(
+    { depthSize: "small", withCrossShrink: true },
+    hostileScalar,
+    fc.array(tie("value"), { maxLength: 4 }),
+    fc.dictionary(hostileString, tie("value"), { maxKeys: 4 }),
+  ),
 })).value;
 
 /** JSON text that JSON.stringify cannot produce: non-finite numbers, deep nesting, duplicate keys, garbage. */
 const hostileJsonText = fc.oneof(
-  fc.constantFrom("1e400", "-1e400", "[1e999]", '{"model":"iris","inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[1e400,0,0,0]}]}'),
+  fc.constantFrom(
+    "1e400",
+    "-1e400",
+    "[1e999]",
+    '{"model":"iris","inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[1e400,0,0,0]}]}',
+  ),
   fc.integer({ min: 1, max: 30_000 }).map((n) => "[".repeat(n) + "]".repeat(n)),
   fc.integer({ min: 1, max: 10_000 }).map((n) => '{"a":'.repeat(n) + "1" + "}".repeat(n)),
-  fc.integer({ min: 1, max: 5_000 }).map((n) => `{"model":"iris","metadata":${'{"m":'.repeat(n)}1${"}".repeat(n)},"inputs":[]}`),
+  fc
+    .integer({ min: 1, max: 5_000 })
+    .map((n) => `{"model":"iris","metadata":${'{"m":'.repeat(n)}1${"}".repeat(n)},"inputs":[]}`),
   fc.constant('{"model":"iris","model":"lookup","inputs":[]}'),
   fc.string({ unit: "binary", maxLength: 200 }),
   fc.constantFrom("", "null", "[]", "{}", '"x"', "true", "{", '{"model":', "\u0000"),
@@ -102,7 +149,11 @@ const mutatedJob = fc
     hostileValue,
   )
   .map(([field, value]) => {
-    const job: Record<string, any> = { ...irisJob(), webhook: { url: "https://example.com/hook" }, metadata: { k: "v" } };
+    const job: Record<string, any> = {
+      ...irisJob(),
+      webhook: { url: "https://example.com/hook" },
+      metadata: { k: "v" },
+    };
     const path = field.split(".");
     let target: any = job;
     for (const key of path.slice(0, -1)) target = target[key];
@@ -115,7 +166,9 @@ const body = fc.oneof(
   hostileValue.map((v) => JSON.stringify(v) ?? "null"),
   hostileJsonText,
   fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
-  fc.integer({ min: BODY_LIMIT + 1, max: BODY_LIMIT * 3 }).map((n) => JSON.stringify({ model: "iris", pad: "x".repeat(n) })),
+  fc
+    .integer({ min: BODY_LIMIT + 1, max: BODY_LIMIT * 3 })
+    .map((n) => JSON.stringify({ model: "iris", pad: "x".repeat(n) })),
 );
 
 const contentType = fc.constantFrom(
@@ -130,17 +183,51 @@ const contentType = fc.constantFrom(
   "application/x-ndjson",
   "",
 );
-const encoding = fc.constantFrom(undefined, undefined, undefined, "gzip", "deflate", "br", "identity", "compress", "x-bogus");
+const encoding = fc.constantFrom(
+  undefined,
+  undefined,
+  undefined,
+  "gzip",
+  "deflate",
+  "br",
+  "identity",
+  "compress",
+  "x-bogus",
+);
 
 /** A path segment: percent-encoded UTF-8 bytes (a lone surrogate becomes U+FFFD's, as a client's encoder would send it). */
-const segment = (s: string) => [...Buffer.from(s, "utf8")].map((b) => (/[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, "0")}`)).join("");
+const segment = (s: string) =>
+  [...Buffer.from(s, "utf8")]
+    .map((b) =>
+      /[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, "0")}`,
+    )
+    .join("");
 const id = fc.oneof(
-  fc.oneof(fc.uuid(), hostileString, fc.constant("00000000-0000-0000-0000-000000000000"), fc.constant("11111111-2222-3333-4444-555555000001")).map(segment),
+  fc
+    .oneof(
+      fc.uuid(),
+      hostileString,
+      fc.constant("00000000-0000-0000-0000-000000000000"),
+      fc.constant("11111111-2222-3333-4444-555555000001"),
+    )
+    .map(segment),
   // Malformed escapes, sent as they are.
   fc.constantFrom("%", "%zz", "%ED%A0%80", "%00", "%C0%AF", "..%2F..%2Fetc", "%FF%FE"),
 );
 const query = fc.dictionary(
-  fc.constantFrom("wait", "limit", "cursor", "status", "model", "batchId", "webhookUrl", "priority", "version", "x", "wait[]"),
+  fc.constantFrom(
+    "wait",
+    "limit",
+    "cursor",
+    "status",
+    "model",
+    "batchId",
+    "webhookUrl",
+    "priority",
+    "version",
+    "x",
+    "wait[]",
+  ),
   fc.oneof(hostileString, hostileNumber.map(String)),
   { maxKeys: 3 },
 );
@@ -235,7 +322,14 @@ const ENCODINGS: Record<string, (b: Buffer) => Buffer> = {
 const SERVABLE_SETTINGS = ["model=iris", "model=iris&priority=high"];
 /** NDJSON query strings the batch settings refuse (422). */
 const INVALID_SETTINGS = ["", "model=iris&maxQueueSeconds=x"];
-const KNOWN_ENCODINGS = new Set(["", "identity", "gzip", "deflate", "br", ...("createZstdDecompress" in zlib ? ["zstd"] : [])]);
+const KNOWN_ENCODINGS = new Set([
+  "",
+  "identity",
+  "gzip",
+  "deflate",
+  "br",
+  ...("createZstdDecompress" in zlib ? ["zstd"] : []),
+]);
 const batchRequest = fc.record({
   body: batchBody,
   encoding: fc.constantFrom(...Object.keys(ENCODINGS)),
@@ -244,7 +338,21 @@ const batchRequest = fc.record({
     { weight: 3, arbitrary: fc.constant(undefined) },
     {
       weight: 1,
-      arbitrary: fc.constantFrom("gzip", "deflate", "br", "identity", "", "GZIP", "Gzip", "gzip, gzip", "gzip,br", "x-gzip", "gzip;q=1", "zstd", "*"),
+      arbitrary: fc.constantFrom(
+        "gzip",
+        "deflate",
+        "br",
+        "identity",
+        "",
+        "GZIP",
+        "Gzip",
+        "gzip, gzip",
+        "gzip,br",
+        "x-gzip",
+        "gzip;q=1",
+        "zstd",
+        "*",
+      ),
     },
   ),
   ndjson: fc.boolean(),
@@ -273,7 +381,10 @@ async function assertQuietly<T>(property: fc.IAsyncProperty<[T]>, numRuns = RUNS
     await fc.assert(property, { numRuns, seed: Number(process.env.FUZZ_SEED ?? 20261201), verbose: 0 });
   } catch (err) {
     const cause = (err as { cause?: Error }).cause?.message ?? "";
-    const message = `${(err as Error).message}\ncaused by: ${cause}`.replace(/(.)\1{200,}/g, (run, ch: string) => `${ch}×${run.length}`);
+    const message = `${(err as Error).message}\ncaused by: ${cause}`.replace(
+      /(.)\1{200,}/g,
+      (run, ch: string) => `${ch}×${run.length}`,
+    );
     throw new Error(message.slice(0, 6000), { cause: err });
   }
 }
@@ -283,12 +394,21 @@ describe("fuzzing every route", () => {
     await assertQuietly(
       fc.asyncProperty(request, async (r) => {
         const path = `${r.route.path(r.id)}${r.query ? `?${r.query}` : ""}`;
-        const [answer] = await Promise.all([raw(r.route.method, path, headersFor(r), r.route.body ? r.body : undefined), betaSubmits()]);
-        expect(answer.status, `${r.route.method} ${path} → ${answer.status} ${answer.body.slice(0, 300)}`).toBeGreaterThanOrEqual(200);
-        expect(answer.status, `${r.route.method} ${path} → ${answer.status} ${answer.body.slice(0, 300)}`).toBeLessThan(500);
+        const [answer] = await Promise.all([
+          raw(r.route.method, path, headersFor(r), r.route.body ? r.body : undefined),
+          betaSubmits(),
+        ]);
+        expect(
+          answer.status,
+          `${r.route.method} ${path} → ${answer.status} ${answer.body.slice(0, 300)}`,
+        ).toBeGreaterThanOrEqual(200);
+        expect(answer.status, `${r.route.method} ${path} → ${answer.status} ${answer.body.slice(0, 300)}`).toBeLessThan(
+          500,
+        );
         expect(answer.body).not.toMatch(/\n\s+at \S+ \(/); // never a stack trace
         // Node itself answers 431 (headers, URL included, over 16 KiB) before any route runs.
-        if (answer.status >= 400 && answer.status !== 431 && path.startsWith("/v1")) expect(answer.contentType).toMatch(/^application\/problem\+json/);
+        if (answer.status >= 400 && answer.status !== 431 && path.startsWith("/v1"))
+          expect(answer.contentType).toMatch(/^application\/problem\+json/);
       }),
     );
     expect((await raw("GET", "/healthz", {})).status).toBe(200);
@@ -310,7 +430,8 @@ describe("fuzzing every route", () => {
     await assertQuietly(
       fc.asyncProperty(batchRequest, async (r) => {
         const body = ENCODINGS[r.encoding]!(Buffer.from(r.body));
-        const claimed = r.header ?? (r.encoding === "none" ? undefined : r.encoding.replace(/-.*/, "").replace("bomb", "gzip"));
+        const claimed =
+          r.header ?? (r.encoding === "none" ? undefined : r.encoding.replace(/-.*/, "").replace("bomb", "gzip"));
         const type = r.ndjson ? "application/x-ndjson" : "application/json";
         const headers: Record<string, string> = { authorization: `Bearer ${stack.alpha.apiKey}`, "content-type": type };
         if (claimed !== undefined) headers["content-encoding"] = claimed;
@@ -326,7 +447,8 @@ describe("fuzzing every route", () => {
         if (!known && settingsOk) expect(answer.status, what).toBe(415);
         // A bomb is refused once inflated past the limit, unless the batch was refused before its body (an unknown model).
         const readsBody = !r.ndjson || SERVABLE_SETTINGS.includes(r.query);
-        if (r.encoding === "bomb" && claimed?.toLowerCase() === "gzip" && readsBody) expect(answer.status, what).toBe(413);
+        if (r.encoding === "bomb" && claimed?.toLowerCase() === "gzip" && readsBody)
+          expect(answer.status, what).toBe(413);
       }),
       Math.ceil(RUNS / 4),
     );

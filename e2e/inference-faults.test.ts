@@ -11,7 +11,12 @@ let stack: TestStack;
 beforeAll(async () => {
   stack = await startStack({
     faultModels: true,
-    workerEnv: { WORKER_MODELS: "hang,crash", INFERENCE_ADAPTER_MODULES: FIXTURE_ADAPTERS_MODULE, JOB_ATTEMPTS: String(ATTEMPTS), RETRY_BACKOFF_MS: "50" },
+    workerEnv: {
+      WORKER_MODELS: "hang,crash",
+      INFERENCE_ADAPTER_MODULES: FIXTURE_ADAPTERS_MODULE,
+      JOB_ATTEMPTS: String(ATTEMPTS),
+      RETRY_BACKOFF_MS: "50",
+    },
   });
 });
 afterAll(async () => {
@@ -37,7 +42,9 @@ describe.each([
 ])("a %s run", (model, code) => {
   it(`fails its job with ${code} after ${ATTEMPTS} attempts; jobs beside it succeed`, async () => {
     const indexes = [0, 1, 2, 0, 1];
-    const jobs = await Promise.all(indexes.map(async (i) => (await stack.alpha.post("/v1/jobs", { model, inputs: input(i) })).body));
+    const jobs = await Promise.all(
+      indexes.map(async (i) => (await stack.alpha.post("/v1/jobs", { model, inputs: input(i) })).body),
+    );
     const done = await settle(jobs.map((j) => j.id));
     done.forEach((job, k) => {
       if (indexes[k] === 2) {
@@ -57,7 +64,8 @@ describe.each([
 
   it(`fails one batch item with ${code}; the others of its chunk succeed`, async () => {
     const indexes = [0, 2, 1, 0];
-    const batch = (await stack.alpha.post("/v1/batches", { model, items: indexes.map((i) => ({ inputs: input(i) })) })).body;
+    const batch = (await stack.alpha.post("/v1/batches", { model, items: indexes.map((i) => ({ inputs: input(i) })) }))
+      .body;
     for (;;) {
       const view = (await stack.alpha.get(`/v1/batches/${batch.id}?wait=20`)).body;
       if (view.status === "completed") break;

@@ -19,7 +19,12 @@ describe("submit, run, poll", () => {
     const submit = await stack.alpha.post("/v1/jobs", irisJob(rows, { metadata: { customer: "c-17" } }));
     expect(submit.status).toBe(202);
     expect(submit.headers.get("location")).toBe(`/v1/jobs/${submit.body.id}`);
-    expect(submit.body).toMatchObject({ status: "queued", model: "iris", version: "1", metadata: { customer: "c-17" } });
+    expect(submit.body).toMatchObject({
+      status: "queued",
+      model: "iris",
+      version: "1",
+      metadata: { customer: "c-17" },
+    });
 
     const done = await stack.alpha.get(`/v1/jobs/${submit.body.id}?wait=10`);
     expect(done.status).toBe(200);
@@ -32,13 +37,26 @@ describe("submit, run, poll", () => {
     const output = done.body.result.outputs[0];
     expect(output).toMatchObject({ name: "probabilities", datatype: "FP32", shape: [3, 3] });
     expect(output.data).toEqual(Array.from(expected.probabilities!.data as Float32Array));
-    expect(done.body.result.classifications.map((c: { label: string }) => c.label)).toEqual(["setosa", "versicolor", "virginica"]);
-    expect(Object.keys(done.body.result.classifications[0].probabilities).sort()).toEqual(["setosa", "versicolor", "virginica"]);
+    expect(done.body.result.classifications.map((c: { label: string }) => c.label)).toEqual([
+      "setosa",
+      "versicolor",
+      "virginica",
+    ]);
+    expect(Object.keys(done.body.result.classifications[0].probabilities).sort()).toEqual([
+      "setosa",
+      "versicolor",
+      "virginica",
+    ]);
     await session.release();
   });
 
   it("accepts nested data of the right shape", async () => {
-    const submit = await stack.alpha.post("/v1/jobs", { model: "iris", inputs: [{ name: "features", datatype: "FP32", shape: [2, 4], data: [IRIS_SAMPLES.setosa, IRIS_SAMPLES.virginica] }] });
+    const submit = await stack.alpha.post("/v1/jobs", {
+      model: "iris",
+      inputs: [
+        { name: "features", datatype: "FP32", shape: [2, 4], data: [IRIS_SAMPLES.setosa, IRIS_SAMPLES.virginica] },
+      ],
+    });
     expect(submit.status).toBe(202);
     const done = await stack.alpha.get(`/v1/jobs/${submit.body.id}?wait=10`);
     expect(done.body.result.classifications.map((c: { label: string }) => c.label)).toEqual(["setosa", "virginica"]);
@@ -81,18 +99,34 @@ describe("Open Inference Protocol v2", () => {
   });
 
   it("infer answers synchronously through the queue, and the job is on record", async () => {
-    const res = await stack.alpha.post("/v2/models/iris/infer", { id: "req-1", inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: IRIS_SAMPLES.virginica }] });
+    const res = await stack.alpha.post("/v2/models/iris/infer", {
+      id: "req-1",
+      inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: IRIS_SAMPLES.virginica }],
+    });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ id: "req-1", model_name: "iris", model_version: "1", outputs: [{ name: "probabilities", shape: [1, 3] }] });
+    expect(res.body).toMatchObject({
+      id: "req-1",
+      model_name: "iris",
+      model_version: "1",
+      outputs: [{ name: "probabilities", shape: [1, 3] }],
+    });
     expect(res.body.classifications[0].label).toBe("virginica");
     const listed = await stack.alpha.get("/v1/jobs?limit=1");
-    expect(listed.body.jobs[0]).toMatchObject({ priority: "high", metadata: { v2_request_id: "req-1" }, status: "succeeded" });
+    expect(listed.body.jobs[0]).toMatchObject({
+      priority: "high",
+      metadata: { v2_request_id: "req-1" },
+      status: "succeeded",
+    });
   });
 
   it("a bad tensor is a 422 and a model error is reported", async () => {
-    const bad = await stack.alpha.post("/v2/models/iris/infer", { inputs: [{ name: "features", datatype: "FP32", shape: [1, 3], data: [1, 2, 3] }] });
+    const bad = await stack.alpha.post("/v2/models/iris/infer", {
+      inputs: [{ name: "features", datatype: "FP32", shape: [1, 3], data: [1, 2, 3] }],
+    });
     expect(bad.status).toBe(422);
-    const failed = await stack.alpha.post("/v2/models/lookup/infer", { inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [5] }] });
+    const failed = await stack.alpha.post("/v2/models/lookup/infer", {
+      inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [5] }],
+    });
     expect(failed.status).toBe(422);
     expect(failed.body.error).toMatch(/^inference_error/);
   });

@@ -37,10 +37,14 @@ describe("GET /v1/jobs slots per tenant", () => {
       await lock.query("begin");
       await lock.query("lock table jobs in access exclusive mode");
       answers.push(stack.alpha.get("/v1/jobs?status=failed"));
-      await sleepUntil(async () => (await blockedLists("status")) === 1, { message: "alpha's list never reached PostgreSQL" });
+      await sleepUntil(async () => (await blockedLists("status")) === 1, {
+        message: "alpha's list never reached PostgreSQL",
+      });
 
       // One slot, LIST_WAITING.perTenant waiting: the one past them is refused at once.
-      const queued = Array.from({ length: LIST_WAITING.perTenant + 1 }, () => stack.alpha.get("/v1/jobs?status=failed"));
+      const queued = Array.from({ length: LIST_WAITING.perTenant + 1 }, () =>
+        stack.alpha.get("/v1/jobs?status=failed"),
+      );
       answers.push(...queued);
       const first = await Promise.race(queued);
       expect(first.status).toBe(429);
@@ -48,7 +52,9 @@ describe("GET /v1/jobs slots per tenant", () => {
       expect(first.headers.get("retry-after")).toBe("1");
 
       answers.push(stack.beta.get("/v1/jobs?model=iris"));
-      await sleepUntil(async () => (await blockedLists("model")) === 1, { message: "beta's list waited behind alpha's" });
+      await sleepUntil(async () => (await blockedLists("model")) === 1, {
+        message: "beta's list waited behind alpha's",
+      });
       expect(await blockedLists("status")).toBe(1);
     } finally {
       await lock.query("commit");

@@ -10,7 +10,10 @@ const CAP = 3;
 let stack: TestStack;
 let db: Database;
 beforeAll(async () => {
-  stack = await startStack({ worker: false, api: { LONG_POLL_MAX_WAITERS_PER_TENANT: String(CAP), LONG_POLL_RECHECK_MS: "300", V2_INFER_TIMEOUT_S: "1" } });
+  stack = await startStack({
+    worker: false,
+    api: { LONG_POLL_MAX_WAITERS_PER_TENANT: String(CAP), LONG_POLL_RECHECK_MS: "300", V2_INFER_TIMEOUT_S: "1" },
+  });
   db = new Database(stack.db.url, { poolSize: 1 });
 });
 afterAll(async () => {
@@ -23,8 +26,15 @@ const metric = (name: string) => apiMetric(stack.api.url, name);
 const waiters = () => metric("inferline_api_long_poll_waiters");
 
 /** A GET the test can abort (ApiClient's requests cannot be). */
-async function abortableGet(client: ApiClient, path: string, signal: AbortSignal): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${client.baseUrl}${path}`, { headers: { authorization: `Bearer ${client.apiKey}` }, signal });
+async function abortableGet(
+  client: ApiClient,
+  path: string,
+  signal: AbortSignal,
+): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${client.baseUrl}${path}`, {
+    headers: { authorization: `Bearer ${client.apiKey}` },
+    signal,
+  });
   return { status: res.status, body: await res.json() };
 }
 
@@ -45,10 +55,15 @@ describe("long-poll limits", () => {
   it("a tenant at its cap of waiters gets 429 too_many_waiters; another tenant still long-polls; the cap frees when waits end", async () => {
     const held = await Promise.all(Array.from({ length: CAP }, () => submit(stack.alpha)));
     const spare = await submit(stack.alpha);
-    const batch = await stack.alpha.post("/v1/batches", { model: "iris", items: [{ inputs: [irisInput([IRIS_SAMPLES.setosa])] }] });
+    const batch = await stack.alpha.post("/v1/batches", {
+      model: "iris",
+      items: [{ inputs: [irisInput([IRIS_SAMPLES.setosa])] }],
+    });
     expect(batch.status).toBe(202);
     const aborts = held.map(() => new AbortController());
-    const polls = held.map((id, i) => abortableGet(stack.alpha, `/v1/jobs/${id}?wait=30`, aborts[i]!.signal).catch((err: Error) => err));
+    const polls = held.map((id, i) =>
+      abortableGet(stack.alpha, `/v1/jobs/${id}?wait=30`, aborts[i]!.signal).catch((err: Error) => err),
+    );
     await sleepUntil(async () => (await waiters()) === CAP, { message: "alpha's long-polls never all waited" });
 
     // Short waits: without a cap they would answer 200 after 2 s, and the test would fail fast.
@@ -76,14 +91,16 @@ describe("long-poll limits", () => {
     const again = stack.alpha.get(`/v1/jobs/${spare}?wait=30`);
     await sleepUntil(async () => (await waiters()) === CAP, { message: "the freed slot was not reusable" });
     // An answer gives the slot back too: cancel the jobs being waited on.
-    for (const id of [spare, ...held.slice(1)]) expect((await stack.alpha.post(`/v1/jobs/${id}/cancel`)).status).toBe(200);
+    for (const id of [spare, ...held.slice(1)])
+      expect((await stack.alpha.post(`/v1/jobs/${id}/cancel`)).status).toBe(200);
     expect(await again).toMatchObject({ status: 200, body: { id: spare, status: "canceled" } });
     const answered = await Promise.all(polls.slice(1));
     expect(answered.map((r) => (r as { body: { status: string } }).body.status)).toEqual(["canceled", "canceled"]);
     await sleepUntil(async () => (await waiters()) === 0, { message: "answered long-polls kept their slots" });
 
     // And an error: a long-poll on an unknown job answers 404 and holds nothing afterwards.
-    for (let i = 0; i < CAP + 1; i++) expect((await stack.alpha.get(`/v1/jobs/00000000-0000-4000-8000-00000000000${i}?wait=5`)).status).toBe(404);
+    for (let i = 0; i < CAP + 1; i++)
+      expect((await stack.alpha.get(`/v1/jobs/00000000-0000-4000-8000-00000000000${i}?wait=5`)).status).toBe(404);
     await sleepUntil(async () => (await waiters()) === 0, { message: "a 404 kept its slot" });
     expect((await stack.alpha.get(`/v1/batches/${batch.body.id}?wait=0.2`)).body.status).toBe("queued");
     // v2 infer holds a slot while it waits for its job (no worker here: 504 after V2_INFER_TIMEOUT_S).
@@ -99,17 +116,28 @@ describe("long-poll limits", () => {
     const poll = stack.alpha.get(`/v1/jobs/${id}?wait=30`);
     await sleepUntil(async () => (await waiters()) === 1, { message: "the long-poll never waited" });
     // What a worker's write looks like when its "finished" message is lost.
-    const result = { model_name: "iris", model_version: "1", outputs: [{ name: "probabilities", datatype: "FP32", shape: [1, 3], data: [1, 0, 0] }] };
-    const updated = await db.pool.query(`update jobs set status = 'succeeded', result = $2::json, attempts = 1, "startedAt" = now(), "completedAt" = now() where id = $1`, [
-      id,
-      JSON.stringify(result),
-    ]);
+    const result = {
+      model_name: "iris",
+      model_version: "1",
+      outputs: [{ name: "probabilities", datatype: "FP32", shape: [1, 3], data: [1, 0, 0] }],
+    };
+    const updated = await db.pool.query(
+      `update jobs set status = 'succeeded', result = $2::json, attempts = 1, "startedAt" = now(), "completedAt" = now() where id = $1`,
+      [id, JSON.stringify(result)],
+    );
     expect(updated.rowCount).toBe(1);
     let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("the long-poll did not see the finished job within 15 s")), 15_000)));
+    const deadline = new Promise<never>(
+      (_, reject) =>
+        (timer = setTimeout(() => reject(new Error("the long-poll did not see the finished job within 15 s")), 15_000)),
+    );
     const done = await Promise.race([poll, deadline]).finally(() => clearTimeout(timer));
     expect(done.status).toBe(200);
-    expect(done.body).toMatchObject({ id, status: "succeeded", result: { outputs: [{ name: "probabilities", data: [1, 0, 0] }] } });
+    expect(done.body).toMatchObject({
+      id,
+      status: "succeeded",
+      result: { outputs: [{ name: "probabilities", data: [1, 0, 0] }] },
+    });
     expect(Date.now() - started).toBeLessThan(15_000);
   });
 
@@ -122,17 +150,26 @@ describe("long-poll limits", () => {
     const line = JSON.stringify({ customId: "@", inputs: [irisInput([IRIS_SAMPLES.setosa])] });
     for (let i = 0; i < items; i++) lines.push(line.replace("@", customId(i)));
     const body = lines.join("\n") + "\n";
-    const created = await stack.alpha.request("POST", "/v1/batches?model=iris", { body, headers: { "content-type": "application/x-ndjson" } });
+    const created = await stack.alpha.request("POST", "/v1/batches?model=iris", {
+      body,
+      headers: { "content-type": "application/x-ndjson" },
+    });
     expect(created.status).toBe(202);
     expect(created.body.total).toBe(items);
     const responseBytes = items * (customId(0).length + 80);
     expect(responseBytes).toBeGreaterThan(2 * kernelBufferBytes());
 
-    const { head, socket } = await stalledGet(stack.api.url, `/v1/batches/${created.body.id}/results`, stack.alpha.apiKey!);
+    const { head, socket } = await stalledGet(
+      stack.api.url,
+      `/v1/batches/${created.body.id}/results`,
+      stack.alpha.apiKey!,
+    );
     expect(head).toMatch(/^HTTP\/1\.1 200/);
     expect(await metric("inferline_api_batch_result_streams")).toBe(1);
     socket.destroy();
-    await sleepUntil(async () => (await metric("inferline_api_batch_result_streams")) === 0, { message: "the results handler never ended after its client left" });
+    await sleepUntil(async () => (await metric("inferline_api_batch_result_streams")) === 0, {
+      message: "the results handler never ended after its client left",
+    });
     expect(await metric("inferline_api_batch_result_streams_aborted_total")).toBe(1);
 
     // A client that reads on gets every line, in order, and the stream ends normally.
@@ -140,7 +177,11 @@ describe("long-poll limits", () => {
     expect(full.status).toBe(200);
     const got = full.text.trimEnd().split("\n");
     expect(got).toHaveLength(items);
-    expect(JSON.parse(got[items - 1]!)).toMatchObject({ index: items - 1, customId: customId(items - 1), status: "queued" });
+    expect(JSON.parse(got[items - 1]!)).toMatchObject({
+      index: items - 1,
+      customId: customId(items - 1),
+      status: "queued",
+    });
     expect(full.text.length).toBeGreaterThan(responseBytes);
     await sleepUntil(async () => (await metric("inferline_api_batch_result_streams")) === 0);
     expect(await metric("inferline_api_batch_result_streams_aborted_total")).toBe(1);

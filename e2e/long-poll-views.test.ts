@@ -75,7 +75,11 @@ describe("long-polls answered from the finished message", () => {
     const { id, view } = await submit();
     const other = await submit();
     const announced = succeeded(view);
-    const refused = [`${id},${JSON.stringify({ [id]: { ...succeeded(view), id: other.id } })}`, `${id},${JSON.stringify({ [id]: { ...view, status: "running" } })}`, `${id},{"${id}":`];
+    const refused = [
+      `${id},${JSON.stringify({ [id]: { ...succeeded(view), id: other.id } })}`,
+      `${id},${JSON.stringify({ [id]: { ...view, status: "running" } })}`,
+      `${id},{"${id}":`,
+    ];
     let body: Record<string, unknown> | undefined;
     const poll = stack.alpha.get(`/v1/jobs/${id}?wait=20`).then((res) => (body = res.body as Record<string, unknown>));
     await sleepUntil(async () => (await waiters()) === 1, { message: "the long-poll never waited" });
@@ -106,13 +110,19 @@ describe("the finished message", () => {
   it("carries views within its budget; the jobs past it wake without one, and a listener that splits on commas still finds every id", async () => {
     const notifier = new FinishedNotifier(publisher, prefix);
     const big = "x".repeat(MAX_ANNOUNCED_VIEW_BYTES - 100);
-    const ids = ["0b6f3c52-5f39-4a57-9f0c-0a5ad2d1c001", "0b6f3c52-5f39-4a57-9f0c-0a5ad2d1c002", "0b6f3c52-5f39-4a57-9f0c-0a5ad2d1c003"];
+    const ids = [
+      "0b6f3c52-5f39-4a57-9f0c-0a5ad2d1c001",
+      "0b6f3c52-5f39-4a57-9f0c-0a5ad2d1c002",
+      "0b6f3c52-5f39-4a57-9f0c-0a5ad2d1c003",
+    ];
     const views = new Map([
       [ids[0]!, JSON.stringify({ id: ids[0], status: "succeeded", note: big })],
       [ids[1]!, JSON.stringify({ id: ids[1], status: "failed", note: "a,b,c" })],
     ]);
     const raw = new Redis(testRedisUrl());
-    const rawMessage = new Promise<string>((resolve) => raw.on("message", (_channel: string, message: string) => resolve(message)));
+    const rawMessage = new Promise<string>((resolve) =>
+      raw.on("message", (_channel: string, message: string) => resolve(message)),
+    );
     await raw.subscribe(finishedChannel(prefix));
     const waits = ids.map((id) => listener.wait(id, 20_000).promise);
     // The first view fills the budget: the second is left out, and the third had none.

@@ -3,7 +3,16 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, irisInput, irisJob, IRIS_SAMPLES, sleepUntil } from "@inferline/testing";
 import { startStack, type TestStack } from "./support/stack.ts";
-import { alertRules, checkMetrics, dashboardExpressions, exportedNames, inferlineNames, readDashboard, readManifests, scaledObjectQuery } from "./support/deploy-files.ts";
+import {
+  alertRules,
+  checkMetrics,
+  dashboardExpressions,
+  exportedNames,
+  inferlineNames,
+  readDashboard,
+  readManifests,
+  scaledObjectQuery,
+} from "./support/deploy-files.ts";
 
 // /metrics of a real API and a real worker after real work: the queue gauges while work waits,
 // submits, jobs and batch items finished by status (results, failures, expiries and cancels by
@@ -39,7 +48,11 @@ class Receiver {
 let stack: TestStack;
 let receiver: Receiver;
 let workerMetricsUrl: string;
-const lookupJob = (index: number, extra: Record<string, unknown> = {}) => ({ model: "lookup", inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [index] }], ...extra });
+const lookupJob = (index: number, extra: Record<string, unknown> = {}) => ({
+  model: "lookup",
+  inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [index] }],
+  ...extra,
+});
 /** An iris job of its own input: iris has a result cache, and identical jobs in flight would run once (followers are never queued). */
 const distinctIris = (i: number, extra: Record<string, unknown> = {}) => irisJob([[5 + i / 10, 3.5, 1.4, 0.2]], extra);
 const hangItems = (n: number) => Array.from({ length: n }, () => ({ inputs: lookupJob(0).inputs }));
@@ -90,10 +103,19 @@ describe("metrics for autoscaling and alerts, on a real API and worker", () => {
   it("the API's queue gauges show queued jobs and batch items per model and the oldest wait, and its counters the submits", async () => {
     const alpha = stack.alpha;
     for (let i = 0; i < 3; i++) expect((await alpha.post("/v1/jobs", distinctIris(i))).status).toBe(202);
-    expect((await alpha.post("/v1/jobs", distinctIris(3, { webhook: { url: `${receiver.url}/hook` } }))).status).toBe(202);
-    expect((await alpha.post("/v1/batches", { model: "iris", items: [IRIS_SAMPLES.setosa, IRIS_SAMPLES.versicolor, IRIS_SAMPLES.virginica].map((r) => ({ inputs: [irisInput([r])] })) })).status).toBe(
+    expect((await alpha.post("/v1/jobs", distinctIris(3, { webhook: { url: `${receiver.url}/hook` } }))).status).toBe(
       202,
     );
+    expect(
+      (
+        await alpha.post("/v1/batches", {
+          model: "iris",
+          items: [IRIS_SAMPLES.setosa, IRIS_SAMPLES.versicolor, IRIS_SAMPLES.virginica].map((r) => ({
+            inputs: [irisInput([r])],
+          })),
+        })
+      ).status,
+    ).toBe(202);
     // Replayed with the same Idempotency-Key: one submit, not two.
     const keyed = distinctIris(4);
     expect((await alpha.post("/v1/jobs", keyed, { "idempotency-key": "metrics-1" })).status).toBe(202);
@@ -103,12 +125,17 @@ describe("metrics for autoscaling and alerts, on a real API and worker", () => {
     // No worker serves `hang`: these end by their deadlines (the worker's sweep), never run.
     expect((await alpha.post("/v1/jobs", lookupJob(0, { model: "hang", maxQueueSeconds: 1 }))).status).toBe(202);
     expect((await alpha.post("/v1/jobs", lookupJob(0, { model: "hang" }), { "cancel-after": "1s" })).status).toBe(202);
-    expect((await alpha.post("/v1/batches", { model: "hang", maxQueueSeconds: 1, items: hangItems(2) })).status).toBe(202);
+    expect((await alpha.post("/v1/batches", { model: "hang", maxQueueSeconds: 1, items: hangItems(2) })).status).toBe(
+      202,
+    );
 
     const text = await sleepUntil(
       async () => {
         const t = await apiMetrics();
-        return sample(t, "inferline_queue_queued", 'model="iris",kind="job"') === 5 && sample(t, "inferline_queue_queued", 'model="hang",kind="batch_item"') === 2 ? t : undefined;
+        return sample(t, "inferline_queue_queued", 'model="iris",kind="job"') === 5 &&
+          sample(t, "inferline_queue_queued", 'model="hang",kind="batch_item"') === 2
+          ? t
+          : undefined;
       },
       { message: "the queue gauges never showed the queued work" },
     );
@@ -146,19 +173,27 @@ describe("metrics for autoscaling and alerts, on a real API and worker", () => {
           sample(t, "inferline_webhook_attempts_total", 'outcome="delivered"') === 1;
         return done ? t : undefined;
       },
-      { message: "the worker's counters never showed the work it ended and the webhook it delivered", timeoutMs: 20_000 },
+      {
+        message: "the worker's counters never showed the work it ended and the webhook it delivered",
+        timeoutMs: 20_000,
+      },
     );
     expect(receiver.count("/hook")).toBe(2);
     expect(sample(workerText, "inferline_webhook_attempts_total", 'outcome="retrying"')).toBe(1);
     expect(sample(workerText, "inferline_webhook_delivery_duration_seconds_count", 'outcome="delivered"')).toBe(1);
     expect(sample(workerText, "inferline_webhook_delivery_duration_seconds_count", 'outcome="retrying"')).toBe(1);
-    expect(sample(workerText, "inferline_webhook_delivery_duration_seconds_sum", 'outcome="delivered"')).toBeGreaterThan(0);
+    expect(
+      sample(workerText, "inferline_webhook_delivery_duration_seconds_sum", 'outcome="delivered"'),
+    ).toBeGreaterThan(0);
 
     // The queue drains: the gauges follow (their reading is at most about a second old).
     apiText = await sleepUntil(
       async () => {
         const t = await apiMetrics();
-        return sample(t, "inferline_queue_queued", 'model="iris",kind="job"') === 0 && sample(t, "inferline_queue_queued", 'model="hang",kind="batch_item"') === 0 ? t : undefined;
+        return sample(t, "inferline_queue_queued", 'model="iris",kind="job"') === 0 &&
+          sample(t, "inferline_queue_queued", 'model="hang",kind="batch_item"') === 0
+          ? t
+          : undefined;
       },
       { message: "the queue gauges never showed the queue drained" },
     );
@@ -175,9 +210,11 @@ describe("metrics for autoscaling and alerts, on a real API and worker", () => {
       if (checked.status !== 0) expect(checked.filtered.length).toBeGreaterThan(0);
     }
     // The filter lets exactly those through: a finding of Inferline's own fails the check.
-    expect(checkMetrics("# HELP inferline_bad_total a gauge named like a counter\n# TYPE inferline_bad_total gauge\ninferline_bad_total 1\n").findings).toEqual([
-      'inferline_bad_total non-counter metrics should not have "_total" suffix',
-    ]);
+    expect(
+      checkMetrics(
+        "# HELP inferline_bad_total a gauge named like a counter\n# TYPE inferline_bad_total gauge\ninferline_bad_total 1\n",
+      ).findings,
+    ).toEqual(['inferline_bad_total non-counter metrics should not have "_total" suffix']);
   });
 
   it("every metric the alert rules, the Grafana dashboard and the KEDA ScaledObject name is one the API or the worker exports", () => {
@@ -186,7 +223,9 @@ describe("metrics for autoscaling and alerts, on a real API and worker", () => {
     const uses: Array<[string, string]> = [
       ...alertRules().map((r): [string, string] => [`alert ${r.alert}`, r.expr]),
       ...dashboardExpressions(dashboard).map((e): [string, string] => ["dashboard", e]),
-      ...dashboard.templating.list.flatMap((v): Array<[string, string]> => (typeof v.query === "object" ? [[`dashboard variable ${v.name}`, v.query.query]] : [])),
+      ...dashboard.templating.list.flatMap((v): Array<[string, string]> =>
+        typeof v.query === "object" ? [[`dashboard variable ${v.name}`, v.query.query]] : [],
+      ),
       ["KEDA ScaledObject", scaledObjectQuery(readManifests().map((m) => m.manifest))],
     ];
     const named = new Set<string>();
@@ -229,7 +268,9 @@ describe("metrics for autoscaling and alerts, on a real API and worker", () => {
     const counted = text.matchAll(/^inferline_http_request_duration_seconds_count\{[^}]*route="([^"]+)"/gm);
     const routes = new Set([...counted].map((m) => m[1]!));
     for (const route of probes) expect(routes, `no series for ${route}`).toContain(route);
-    const exclusions = new Set(alertRules().flatMap((r) => [...r.expr.matchAll(/route!~"([^"]+)"/g)].map((m) => m[1]!)));
+    const exclusions = new Set(
+      alertRules().flatMap((r) => [...r.expr.matchAll(/route!~"([^"]+)"/g)].map((m) => m[1]!)),
+    );
     expect(exclusions.size).toBe(1);
     // PromQL regexes are anchored at both ends.
     const excluded = new RegExp(`^(?:${[...exclusions][0]})$`);

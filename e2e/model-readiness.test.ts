@@ -8,7 +8,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_MODELS_DIR } from "@inferline/contracts";
 import { Database, TenantStore } from "@inferline/db";
 import { inferQueueName } from "@inferline/queue";
-import { ApiClient, createTestDatabase, deletePrefix, IRIS_SAMPLES, irisJob, sleepUntil, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
+import {
+  ApiClient,
+  createTestDatabase,
+  deletePrefix,
+  IRIS_SAMPLES,
+  irisJob,
+  sleepUntil,
+  testRedisUrl,
+  uniquePrefix,
+  type TestDatabase,
+} from "@inferline/testing";
 import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
 import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
 
@@ -29,22 +39,58 @@ let workerEnv: Record<string, string>;
 function writeModel(name: string, manifest: Record<string, unknown>, file: Buffer): void {
   fs.mkdirSync(path.join(dir, name));
   fs.writeFileSync(path.join(dir, name, "model.onnx"), file);
-  fs.writeFileSync(path.join(dir, name, "model.json"), JSON.stringify({ name, versions: [{ version: "1", file: "model.onnx" }], ...manifest }));
+  fs.writeFileSync(
+    path.join(dir, name, "model.json"),
+    JSON.stringify({ name, versions: [{ version: "1", file: "model.onnx" }], ...manifest }),
+  );
 }
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-readiness-"));
-  const { name: _name, versions: _versions, ...iris } = JSON.parse(fs.readFileSync(path.join(DEFAULT_MODELS_DIR, "iris", "model.json"), "utf8")) as Record<string, unknown>;
+  const {
+    name: _name,
+    versions: _versions,
+    ...iris
+  } = JSON.parse(fs.readFileSync(path.join(DEFAULT_MODELS_DIR, "iris", "model.json"), "utf8")) as Record<
+    string,
+    unknown
+  >;
   const irisFile = fs.readFileSync(path.join(DEFAULT_MODELS_DIR, "iris", "iris.onnx"));
   writeModel("iris", iris, irisFile);
-  writeModel("broken", { inputs: [{ name: "foo", datatype: "FP32", shape: [-1, 4] }], outputs: [{ name: "probabilities", datatype: "FP32", shape: [-1, 3] }] }, irisFile);
-  writeModel("corrupt", { inputs: [{ name: "x", datatype: "FP32", shape: [-1, 1] }], outputs: [{ name: "y", datatype: "FP32", shape: [-1, 1] }] }, Buffer.from("not an onnx model"));
+  writeModel(
+    "broken",
+    {
+      inputs: [{ name: "foo", datatype: "FP32", shape: [-1, 4] }],
+      outputs: [{ name: "probabilities", datatype: "FP32", shape: [-1, 3] }],
+    },
+    irisFile,
+  );
+  writeModel(
+    "corrupt",
+    {
+      inputs: [{ name: "x", datatype: "FP32", shape: [-1, 1] }],
+      outputs: [{ name: "y", datatype: "FP32", shape: [-1, 1] }],
+    },
+    Buffer.from("not an onnx model"),
+  );
 
   db = await createTestDatabase();
   prefix = uniquePrefix();
-  const shared = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", MODELS_DIR: dir };
+  const shared = {
+    DATABASE_URL: db.url,
+    REDIS_URL: testRedisUrl(),
+    QUEUE_PREFIX: prefix,
+    LOG_LEVEL: "silent",
+    MODELS_DIR: dir,
+  };
   api = await startApi(loadApiEnv({ ...shared, PORT: "0", HOST: "127.0.0.1" }), logger);
-  workerEnv = { ...shared, METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", WEBHOOK_SWEEP_INTERVAL_MS: "0", MODEL_HEARTBEAT_MS: "200" };
+  workerEnv = {
+    ...shared,
+    METRICS_PORT: "0",
+    RECONCILE_INTERVAL_MS: "0",
+    WEBHOOK_SWEEP_INTERVAL_MS: "0",
+    MODEL_HEARTBEAT_MS: "200",
+  };
   worker = await startWorker(loadWorkerEnv(workerEnv), logger);
   const admin = new Database(db.url, { poolSize: 1 });
   client = new ApiClient(api.url, (await new TenantStore(admin.pool, admin.prisma).createKey("readiness")).key);
@@ -67,15 +113,34 @@ describe("a worker whose models partly fail to load", () => {
     expect((await client.get("/v2/models/iris/ready")).body).toEqual({ name: "iris", ready: true });
     const broken = await client.get("/v2/models/broken/ready");
     expect(broken.status).toBe(503);
-    expect(broken.body).toMatchObject({ name: "broken", ready: false, state: "failed", versions: { "1": { state: "failed", readyWorkers: 0, failedWorkers: 1, codes: ["warmup_failed"] } } });
-    expect((await client.get("/v2/models/corrupt/versions/1/ready")).body).toMatchObject({ name: "corrupt", version: "1", ready: false, state: "failed" });
+    expect(broken.body).toMatchObject({
+      name: "broken",
+      ready: false,
+      state: "failed",
+      versions: { "1": { state: "failed", readyWorkers: 0, failedWorkers: 1, codes: ["warmup_failed"] } },
+    });
+    expect((await client.get("/v2/models/corrupt/versions/1/ready")).body).toMatchObject({
+      name: "corrupt",
+      version: "1",
+      ready: false,
+      state: "failed",
+    });
 
     const readyz = await anonymous.get("/readyz");
     expect(readyz.status).toBe(200); // the API serves every other model: not unready for one
     expect(readyz.body.checks).toEqual({ postgres: "ok", redis: "ok", models: "ok" });
-    expect(readyz.body.models.iris).toEqual({ state: "ready", versions: { "1": { state: "ready", readyWorkers: 1, failedWorkers: 0 } } });
-    expect(readyz.body.models.broken).toMatchObject({ state: "failed", versions: { "1": { codes: ["warmup_failed"] } } });
-    expect(readyz.body.models.corrupt).toMatchObject({ state: "failed", versions: { "1": { codes: ["load_failed"] } } });
+    expect(readyz.body.models.iris).toEqual({
+      state: "ready",
+      versions: { "1": { state: "ready", readyWorkers: 1, failedWorkers: 0 } },
+    });
+    expect(readyz.body.models.broken).toMatchObject({
+      state: "failed",
+      versions: { "1": { codes: ["warmup_failed"] } },
+    });
+    expect(readyz.body.models.corrupt).toMatchObject({
+      state: "failed",
+      versions: { "1": { codes: ["load_failed"] } },
+    });
     // Failure messages name files: they stay in the worker's log, never on an unauthenticated route.
     expect(readyz.text).not.toContain(dir);
 
@@ -127,7 +192,10 @@ describe("a worker whose models partly fail to load", () => {
     const done = await client.get(`/v1/jobs/${iris.body.id}?wait=10`);
     expect(done.body.status).toBe("succeeded");
     expect(done.body.result.classifications[0].label).toBe("virginica");
-    const irisBatch = await client.post("/v1/batches", { model: "iris", items: [{ inputs: irisJob([IRIS_SAMPLES.setosa]).inputs }] });
+    const irisBatch = await client.post("/v1/batches", {
+      model: "iris",
+      items: [{ inputs: irisJob([IRIS_SAMPLES.setosa]).inputs }],
+    });
     expect(irisBatch.status).toBe(202);
     expect((await client.get(`/v1/batches/${irisBatch.body.id}?wait=10`)).body.counts.succeeded).toBe(1);
   });
@@ -144,7 +212,10 @@ describe("a worker whose models partly fail to load", () => {
     expect(queued.status).toBe(202);
 
     worker = await startWorker(loadWorkerEnv(workerEnv), logger);
-    await sleepUntil(async () => (await client.get("/v2/models/broken/ready")).body.state === "failed", { timeoutMs: 10_000, message: "the restarted worker reports broken failed" });
+    await sleepUntil(async () => (await client.get("/v2/models/broken/ready")).body.state === "failed", {
+      timeoutMs: 10_000,
+      message: "the restarted worker reports broken failed",
+    });
     expect((await client.post("/v1/jobs", { model: "broken", inputs })).status).toBe(503);
     // The job accepted meanwhile waits in its queue: no worker claims it.
     expect((await client.get(`/v1/jobs/${queued.body.id}`)).body.status).toBe("queued");
@@ -158,8 +229,14 @@ describe("a worker whose models partly fail to load", () => {
       await redis.set(`${prefix}:model-readiness:iris:${report.worker}`, JSON.stringify(report), "PX", 300);
       await redis.sadd(`${prefix}:model-readiness:iris`, report.worker);
       expect((await anonymous.get("/readyz")).body.models.iris.versions["1"].readyWorkers).toBe(2);
-      await sleepUntil(async () => (await anonymous.get("/readyz")).body.models.iris.versions["1"].readyWorkers === 1, { timeoutMs: 5000, message: "the dead worker's report expires" });
-      await sleepUntil(async () => !(await redis.smembers(`${prefix}:model-readiness:iris`)).includes(report.worker), { timeoutMs: 5000, message: "the reader prunes it from the set" });
+      await sleepUntil(async () => (await anonymous.get("/readyz")).body.models.iris.versions["1"].readyWorkers === 1, {
+        timeoutMs: 5000,
+        message: "the dead worker's report expires",
+      });
+      await sleepUntil(async () => !(await redis.smembers(`${prefix}:model-readiness:iris`)).includes(report.worker), {
+        timeoutMs: 5000,
+        message: "the reader prunes it from the set",
+      });
     } finally {
       redis.disconnect();
     }

@@ -35,7 +35,8 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const pointer = (parts: readonly (string | number)[]) => parts.map((p) => String(p).replaceAll("~", "~0").replaceAll("/", "~1")).join("/");
+const pointer = (parts: readonly (string | number)[]) =>
+  parts.map((p) => String(p).replaceAll("~", "~0").replaceAll("/", "~1")).join("/");
 
 /** Validates `value` against the schema at `parts` in the document; returns ajv's errors. */
 function validateAt(parts: readonly (string | number)[], value: unknown): unknown[] {
@@ -49,11 +50,15 @@ function registeredRoutes(app: Express): Set<string> {
   const join = (prefix: string, p: string) => (p === "/" ? prefix || "/" : `${prefix}${p}`);
   const template = (p: string) => p.replace(/:(\w+)/g, "{$1}");
   const walk = (stack: any[], prefix: string) => {
-    const routerPaths = new Set(stack.filter((l) => Array.isArray(l.handle?.stack) && !l.route).flatMap((l) => [l.rawPath].flat()));
+    const routerPaths = new Set(
+      stack.filter((l) => Array.isArray(l.handle?.stack) && !l.route).flatMap((l) => [l.rawPath].flat()),
+    );
     for (const layer of stack) {
       const paths: string[] = [layer.rawPath].flat();
       if (layer.route) {
-        for (const p of [layer.route.path].flat() as string[]) for (const m of Object.keys(layer.route.methods)) found.add(`${m.toUpperCase()} ${template(join(prefix, p))}`);
+        for (const p of [layer.route.path].flat() as string[])
+          for (const m of Object.keys(layer.route.methods))
+            found.add(`${m.toUpperCase()} ${template(join(prefix, p))}`);
       } else if (paths.some((p) => join(prefix, p) === ADMIN_MOUNT)) {
         found.add(`GET ${ADMIN_MOUNT}`);
       } else if (Array.isArray(layer.handle?.stack)) {
@@ -70,7 +75,8 @@ function registeredRoutes(app: Express): Set<string> {
 
 function documentedRoutes(): Set<string> {
   const found = new Set<string>();
-  for (const [p, item] of Object.entries(doc.paths as Json)) for (const m of METHODS) if (item[m]) found.add(`${m.toUpperCase()} ${p}`);
+  for (const [p, item] of Object.entries(doc.paths as Json))
+    for (const m of METHODS) if (item[m]) found.add(`${m.toUpperCase()} ${p}`);
   return found;
 }
 
@@ -79,7 +85,10 @@ function expectDocumented(method: string, template: string, res: HttpResponse): 
   const type = (res.headers.get("content-type") ?? "").split(";")[0]!.trim();
   const parts = ["paths", template, method, "responses", String(res.status), "content", type, "schema"];
   const responses = doc.paths[template]?.[method]?.responses ?? {};
-  expect(responses[String(res.status)]?.content?.[type]?.schema, `${method} ${template} documents ${res.status} ${type}`).toBeDefined();
+  expect(
+    responses[String(res.status)]?.content?.[type]?.schema,
+    `${method} ${template} documents ${res.status} ${type}`,
+  ).toBeDefined();
   const bodies =
     type === "application/x-ndjson"
       ? res.text
@@ -111,7 +120,9 @@ describe("the OpenAPI document", () => {
         if (!op) continue;
         const success = Object.entries(op.responses as Json).filter(([status]) => status.startsWith("2"));
         expect(success.length, `${m} ${p}`).toBeGreaterThan(0);
-        for (const [status, response] of success) for (const media of Object.values<Json>(response.content ?? {})) expect(media.schema, `${m} ${p} ${status}`).toBeDefined();
+        for (const [status, response] of success)
+          for (const media of Object.values<Json>(response.content ?? {}))
+            expect(media.schema, `${m} ${p} ${status}`).toBeDefined();
         if (op.security?.length !== 0 && p.startsWith("/v")) expect(op.responses["401"], `${m} ${p}`).toBeDefined();
         const body = op.requestBody?.content?.["application/json"];
         if (body) expect(Object.keys(body.examples ?? {}).length, `${m} ${p}`).toBeGreaterThan(0);
@@ -144,26 +155,47 @@ describe("the OpenAPI document", () => {
       // In a schema `examples` is an array; in a media type it is a map of {value}, beside `schema`.
       if (Array.isArray(n.examples)) n.examples.forEach((e: unknown) => check(parts, e));
       if (n.schema && "example" in n) check([...parts, "schema"], n.example);
-      if (n.schema && n.examples && !Array.isArray(n.examples)) for (const e of Object.values<Json>(n.examples)) check([...parts, "schema"], e.value);
+      if (n.schema && n.examples && !Array.isArray(n.examples))
+        for (const e of Object.values<Json>(n.examples)) check([...parts, "schema"], e.value);
       for (const [k, v] of Object.entries(n)) if (k !== "examples" && k !== "example") visit(v, [...parts, k]);
     };
     visit(doc.components.schemas, ["components", "schemas"]);
     visit(doc.paths, ["paths"]);
     expect(checked).toBeGreaterThan(25);
-    for (const name of ["JobView", "BatchView", "ModelView", "QueueStatus", "Problem", "Readyz", "V2ModelMetadata", "V2InferResponse", "BatchResultLine"]) {
+    for (const name of [
+      "JobView",
+      "BatchView",
+      "ModelView",
+      "QueueStatus",
+      "Problem",
+      "Readyz",
+      "V2ModelMetadata",
+      "V2InferResponse",
+      "BatchResultLine",
+    ]) {
       expect(doc.components.schemas[name].examples?.length, name).toBeGreaterThan(0);
     }
   });
 
   it("refuses an example that does not match (the check bites)", () => {
-    expect(validateAt(["components", "schemas", "JobView"], { ...doc.components.schemas.JobView.examples[0], status: "done" })).not.toEqual([]);
-    expect(validateAt(["components", "schemas", "JobView"], { ...doc.components.schemas.JobView.examples[0], extra: 1 })).not.toEqual([]);
+    expect(
+      validateAt(["components", "schemas", "JobView"], {
+        ...doc.components.schemas.JobView.examples[0],
+        status: "done",
+      }),
+    ).not.toEqual([]);
+    expect(
+      validateAt(["components", "schemas", "JobView"], { ...doc.components.schemas.JobView.examples[0], extra: 1 }),
+    ).not.toEqual([]);
   });
 });
 
 describe("live answers match the document", () => {
   it("jobs: submit, get, list, cancel, webhooks", async () => {
-    const submit = await stack.alpha.post("/v1/jobs", irisJob([IRIS_SAMPLES.setosa], { metadata: { customer: "c-17" } }));
+    const submit = await stack.alpha.post(
+      "/v1/jobs",
+      irisJob([IRIS_SAMPLES.setosa], { metadata: { customer: "c-17" } }),
+    );
     expect(submit.status).toBe(202);
     expectDocumented("post", "/v1/jobs", submit);
     const done = await stack.alpha.get(`/v1/jobs/${submit.body.id}?wait=10`);
@@ -182,7 +214,10 @@ describe("live answers match the document", () => {
   });
 
   it("batches: create, get, list, results, cancel", async () => {
-    const items = [IRIS_SAMPLES.setosa, IRIS_SAMPLES.virginica].map((row, i) => ({ customId: `row-${i}`, inputs: irisJob([row]).inputs }));
+    const items = [IRIS_SAMPLES.setosa, IRIS_SAMPLES.virginica].map((row, i) => ({
+      customId: `row-${i}`,
+      inputs: irisJob([row]).inputs,
+    }));
     const created = await stack.alpha.post("/v1/batches", { model: "iris", items });
     expect(created.status).toBe(202);
     expectDocumented("post", "/v1/batches", created);
@@ -194,7 +229,11 @@ describe("live answers match the document", () => {
     const results = await stack.alpha.get(`/v1/batches/${created.body.id}/results`);
     expect(results.text.trimEnd().split("\n")).toHaveLength(2);
     expectDocumented("get", "/v1/batches/{id}/results", results);
-    expectDocumented("post", "/v1/batches/{id}/cancel", await stack.alpha.post(`/v1/batches/${created.body.id}/cancel`));
+    expectDocumented(
+      "post",
+      "/v1/batches/{id}/cancel",
+      await stack.alpha.post(`/v1/batches/${created.body.id}/cancel`),
+    );
   });
 
   it("models, queue, webhook secret", async () => {
@@ -209,10 +248,21 @@ describe("live answers match the document", () => {
     expectDocumented("get", "/v2/health/live", await stack.anonymous.get("/v2/health/live"));
     expectDocumented("get", "/v2/health/ready", await stack.anonymous.get("/v2/health/ready"));
     expectDocumented("get", "/v2/models/{name}", await stack.alpha.get("/v2/models/iris"));
-    expectDocumented("get", "/v2/models/{name}/versions/{version}", await stack.alpha.get("/v2/models/iris/versions/1"));
+    expectDocumented(
+      "get",
+      "/v2/models/{name}/versions/{version}",
+      await stack.alpha.get("/v2/models/iris/versions/1"),
+    );
     expectDocumented("get", "/v2/models/{name}/ready", await stack.alpha.get("/v2/models/iris/ready"));
-    expectDocumented("get", "/v2/models/{name}/versions/{version}/ready", await stack.alpha.get("/v2/models/iris/versions/1/ready"));
-    const infer = await stack.alpha.post("/v2/models/iris/infer", { id: "req-1", inputs: irisJob([IRIS_SAMPLES.virginica]).inputs });
+    expectDocumented(
+      "get",
+      "/v2/models/{name}/versions/{version}/ready",
+      await stack.alpha.get("/v2/models/iris/versions/1/ready"),
+    );
+    const infer = await stack.alpha.post("/v2/models/iris/infer", {
+      id: "req-1",
+      inputs: irisJob([IRIS_SAMPLES.virginica]).inputs,
+    });
     expect(infer.status).toBe(200);
     expectDocumented("post", "/v2/models/{name}/infer", infer);
     const bad = await stack.alpha.post("/v2/models/iris/versions/1/infer", { inputs: [] });
@@ -270,9 +320,21 @@ export const example: SubmitBody = { model: "iris", inputs: [{ name: "features",
   async function typecheck(document: Json): Promise<{ ok: boolean; output: string }> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-openapi-"));
     try {
-      fs.writeFileSync(path.join(dir, "schema.ts"), astToString(await openapiTS(document as never, { defaultNonNullable: false })));
+      fs.writeFileSync(
+        path.join(dir, "schema.ts"),
+        astToString(await openapiTS(document as never, { defaultNonNullable: false })),
+      );
       fs.writeFileSync(path.join(dir, "client.ts"), CLIENT);
-      const compilerOptions = { strict: true, noEmit: true, target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", allowImportingTsExtensions: true, types: [], lib: ["ES2022"] };
+      const compilerOptions = {
+        strict: true,
+        noEmit: true,
+        target: "ES2022",
+        module: "NodeNext",
+        moduleResolution: "NodeNext",
+        allowImportingTsExtensions: true,
+        types: [],
+        lib: ["ES2022"],
+      };
       fs.writeFileSync(path.join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions, files: ["client.ts"] }));
       try {
         const { stdout } = await promisify(execFile)(path.join(ROOT, "node_modules/.bin/tsc"), ["-p", dir]);

@@ -54,7 +54,14 @@ beforeAll(async () => {
   databaseUrl = await cluster.createDatabase();
   models = createTestModelRepository();
   const prefix = uniquePrefix();
-  const shared = { DATABASE_URL: databaseUrl, REDIS_URL: redisServer.url, QUEUE_PREFIX: prefix, MODELS_DIR: models.dir, RETRY_BACKOFF_MS: "50", WEBHOOK_ALLOW_PRIVATE: "true" };
+  const shared = {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisServer.url,
+    QUEUE_PREFIX: prefix,
+    MODELS_DIR: models.dir,
+    RETRY_BACKOFF_MS: "50",
+    WEBHOOK_ALLOW_PRIVATE: "true",
+  };
   worker = runProcess(WORKER_MAIN, {
     ...shared,
     LOG_LEVEL: "warn",
@@ -91,13 +98,24 @@ beforeAll(async () => {
   const first = await alpha.post("/v1/jobs", irisJob([IRIS_SAMPLES.setosa]));
   expect(first.status).toBe(202);
   jobId = first.body.id;
-  await sleepUntil(async () => (await alpha.get(`/v1/jobs/${jobId}`)).body.status === "succeeded", { timeoutMs: 45_000, message: `the worker runs a job (${worker.output()})` });
-  const hooked = await alpha.post("/v1/jobs", irisJob([IRIS_SAMPLES.virginica], { webhook: { url: "http://127.0.0.1:9/hook" } }));
+  await sleepUntil(async () => (await alpha.get(`/v1/jobs/${jobId}`)).body.status === "succeeded", {
+    timeoutMs: 45_000,
+    message: `the worker runs a job (${worker.output()})`,
+  });
+  const hooked = await alpha.post(
+    "/v1/jobs",
+    irisJob([IRIS_SAMPLES.virginica], { webhook: { url: "http://127.0.0.1:9/hook" } }),
+  );
   hookedJobId = hooked.body.id;
-  const batch = await alpha.post("/v1/batches", { model: "iris", items: [{ inputs: [irisInput([IRIS_SAMPLES.versicolor])] }] });
+  const batch = await alpha.post("/v1/batches", {
+    model: "iris",
+    items: [{ inputs: [irisInput([IRIS_SAMPLES.versicolor])] }],
+  });
   expect(batch.status).toBe(202);
   batchId = batch.body.id;
-  await sleepUntil(async () => (await alpha.get(`/v1/jobs/${hookedJobId}`)).body.status === "succeeded", { timeoutMs: 15_000 });
+  await sleepUntil(async () => (await alpha.get(`/v1/jobs/${hookedJobId}`)).body.status === "succeeded", {
+    timeoutMs: 15_000,
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -131,7 +149,9 @@ function postgresRoutes(key: string): Array<Promise<Timed>> {
     timed("GET /v1/jobs/:id", () => alpha.get(`/v1/jobs/${jobId}`)),
     timed("GET /v1/jobs/:id?wait", () => alpha.get(`/v1/jobs/${jobId}?wait=5`)),
     timed("GET /v1/jobs", () => alpha.get("/v1/jobs")),
-    timed("POST /v1/batches", () => alpha.post("/v1/batches", { model: "iris", items: [{ inputs: [irisInput([IRIS_SAMPLES.setosa])] }] })),
+    timed("POST /v1/batches", () =>
+      alpha.post("/v1/batches", { model: "iris", items: [{ inputs: [irisInput([IRIS_SAMPLES.setosa])] }] }),
+    ),
     timed("GET /v1/batches/:id", () => alpha.get(`/v1/batches/${batchId}`)),
     timed("POST /v1/jobs/:id/cancel", () => alpha.post(`/v1/jobs/${jobId}/cancel`)),
     timed("GET /v1/jobs/:id/webhooks", () => alpha.get(`/v1/jobs/${hookedJobId}/webhooks`)),
@@ -151,7 +171,9 @@ function expectUnavailable(answers: Timed[], dependency: "postgres" | "redis"): 
     expect(res.headers.get("content-type"), what).toMatch(/^application\/problem\+json/);
     expect(res.body, what).toMatchObject({ status: 503, code: "dependency_unavailable", dependency });
     // A state, never the raw error: no hosts, ports, SQLSTATEs or stack frames.
-    expect(res.text, what).not.toMatch(/127\.0\.0\.1|ECONNREFUSED|57P01|timeout exceeded|Connection terminated|\bat .*\.ts:\d+/);
+    expect(res.text, what).not.toMatch(
+      /127\.0\.0\.1|ECONNREFUSED|57P01|timeout exceeded|Connection terminated|\bat .*\.ts:\d+/,
+    );
     expect(ms, what).toBeLessThan(BOUND_MS);
   }
 }
@@ -177,10 +199,16 @@ function expectAlive(): void {
 
 /** Until the API answers again: readyz 200, then one submit that completes end to end. */
 async function expectRecovered(timeoutMs = 30_000): Promise<void> {
-  await sleepUntil(async () => (await anonymous.get("/readyz")).status === 200, { timeoutMs, message: "readyz answers 200 again" });
+  await sleepUntil(async () => (await anonymous.get("/readyz")).status === 200, {
+    timeoutMs,
+    message: "readyz answers 200 again",
+  });
   const after = await postgresRoutesOk();
   const submitted = after.find((a) => a.name === "POST /v1/jobs")!.res.body.id as string;
-  await sleepUntil(async () => (await alpha.get(`/v1/jobs/${submitted}?wait=2`)).body.status === "succeeded", { timeoutMs, message: "a job submitted after recovery completes" });
+  await sleepUntil(async () => (await alpha.get(`/v1/jobs/${submitted}?wait=2`)).body.status === "succeeded", {
+    timeoutMs,
+    message: "a job submitted after recovery completes",
+  });
 }
 
 async function postgresRoutesOk(): Promise<Timed[]> {
@@ -195,19 +223,31 @@ async function postgresRoutesOk(): Promise<Timed[]> {
 
 function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  const deadline = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)),
+  );
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** A streamed NDJSON batch upload: its draft transaction holds a checked-out PostgreSQL connection. */
 function startUpload(): { write(lines: number): void; end(): number; response: Promise<HttpResponse> } {
   const line = `${JSON.stringify({ inputs: [irisInput([IRIS_SAMPLES.setosa])] })}\n`;
-  const req = http.request(`${api.url}/v1/batches?model=iris`, { method: "POST", headers: { authorization: `Bearer ${alpha.apiKey}`, "content-type": "application/x-ndjson" } });
+  const req = http.request(`${api.url}/v1/batches?model=iris`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${alpha.apiKey}`, "content-type": "application/x-ndjson" },
+  });
   const response = new Promise<HttpResponse>((resolve, reject) => {
     req.on("response", (res) => {
       let text = "";
       res.on("data", (d) => (text += d));
-      res.on("end", () => resolve({ status: res.statusCode!, headers: new Headers(res.headers as Record<string, string>), body: text ? JSON.parse(text) : undefined, text }));
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode!,
+          headers: new Headers(res.headers as Record<string, string>),
+          body: text ? JSON.parse(text) : undefined,
+          text,
+        }),
+      );
     });
     req.on("error", reject);
   });
@@ -227,9 +267,10 @@ async function activity(where: string): Promise<number> {
   monitor.on("error", () => {});
   await monitor.connect();
   try {
-    const { rows } = await monitor.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where datname = $1 and pid <> pg_backend_pid() and ${where}`, [
-      new URL(databaseUrl).pathname.slice(1),
-    ]);
+    const { rows } = await monitor.query<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity where datname = $1 and pid <> pg_backend_pid() and ${where}`,
+      [new URL(databaseUrl).pathname.slice(1)],
+    );
     return rows[0]!.n;
   } finally {
     await monitor.end();
@@ -246,13 +287,22 @@ describe("PostgreSQL outages", () => {
     const lockerPid = (await locker.query<{ pid: number }>("select pg_backend_pid() as pid")).rows[0]!.pid;
     await locker.query("begin; lock table webhook_events in share mode");
     // A run (the result cache bypassed: setosa's result is cached since beforeAll).
-    const held = await alpha.post("/v1/jobs", irisJob([IRIS_SAMPLES.setosa], { webhook: { url: "http://127.0.0.1:9/hook" }, cache: "bypass" }));
+    const held = await alpha.post(
+      "/v1/jobs",
+      irisJob([IRIS_SAMPLES.setosa], { webhook: { url: "http://127.0.0.1:9/hook" }, cache: "bypass" }),
+    );
     expect(held.status).toBe(202);
-    await sleepUntil(async () => (await activity(`wait_event_type = 'Lock' and query ilike '%webhook_events%'`)) > 0, { timeoutMs: 15_000, message: "the worker's result write waits on the lock" });
+    await sleepUntil(async () => (await activity(`wait_event_type = 'Lock' and query ilike '%webhook_events%'`)) > 0, {
+      timeoutMs: 15_000,
+      message: "the worker's result write waits on the lock",
+    });
     // And a batch upload in the middle of its own transaction.
     const upload = startUpload();
     upload.write(600);
-    await sleepUntil(async () => (await activity(`state = 'idle in transaction' and pid <> ${lockerPid}`)) > 0, { timeoutMs: 10_000, message: "the upload's transaction is open" });
+    await sleepUntil(async () => (await activity(`state = 'idle in transaction' and pid <> ${lockerPid}`)) > 0, {
+      timeoutMs: 10_000,
+      message: "the upload's transaction is open",
+    });
     // Connections checked out and idle between two statements (the case that killed a worker in
     // the soak): the server's 57P01 arrives with no query to fail, as an 'error' on the client.
     const db = new Database(databaseUrl, { poolSize: 2 });
@@ -268,25 +318,46 @@ describe("PostgreSQL outages", () => {
       await gate;
       await tx.tenant.count();
     });
-    await sleepUntil(async () => (await activity(`state = 'idle in transaction'`)) >= 3, { timeoutMs: 10_000, message: "both transactions are open" });
+    await sleepUntil(async () => (await activity(`state = 'idle in transaction'`)) >= 3, {
+      timeoutMs: 10_000,
+      message: "both transactions are open",
+    });
     await cluster.stop("fast");
     await locker.end().catch(() => {});
     proceed();
     for (const outcome of await Promise.allSettled([inTransaction, inPrismaTransaction])) {
       expect(outcome.status).toBe("rejected");
-      expect(isPostgresUnavailable((outcome as PromiseRejectedResult).reason), String((outcome as PromiseRejectedResult).reason)).toBe(true);
+      expect(
+        isPostgresUnavailable((outcome as PromiseRejectedResult).reason),
+        String((outcome as PromiseRejectedResult).reason),
+      ).toBe(true);
     }
     // Both clients went back to the pool and were thrown away: none leaked (Prisma's adapter kept
     // its client for good before poolForPrisma).
-    await sleepUntil(() => db.pool.totalCount === 0, { timeoutMs: 3000, message: `no client is leaked (${db.pool.totalCount} left)` });
+    await sleepUntil(() => db.pool.totalCount === 0, {
+      timeoutMs: 3000,
+      message: `no client is leaked (${db.pool.totalCount} left)`,
+    });
     await db.close();
 
     upload.write(600);
     const ended = upload.end();
     const uploadAnswer = await upload.response;
-    expectUnavailable([{ name: "POST /v1/batches (streaming when stopped)", res: uploadAnswer, ms: Math.round(performance.now() - ended) }], "postgres");
+    expectUnavailable(
+      [
+        {
+          name: "POST /v1/batches (streaming when stopped)",
+          res: uploadAnswer,
+          ms: Math.round(performance.now() - ended),
+        },
+      ],
+      "postgres",
+    );
 
-    const [readyz, ...answers] = await Promise.all([timed("GET /readyz", () => anonymous.get("/readyz")), ...postgresRoutes(unusedKeys.shift()!)]);
+    const [readyz, ...answers] = await Promise.all([
+      timed("GET /readyz", () => anonymous.get("/readyz")),
+      ...postgresRoutes(unusedKeys.shift()!),
+    ]);
     expectUnavailable(answers, "postgres");
     expectReadyz(readyz, { postgres: "unreachable", redis: "ok", models: "ok" });
     expect((await anonymous.get("/healthz")).status).toBe(200);
@@ -296,7 +367,10 @@ describe("PostgreSQL outages", () => {
     await cluster.start();
     await expectRecovered();
     // The result write that the stop cut off is retried, and lands.
-    await sleepUntil(async () => (await alpha.get(`/v1/jobs/${held.body.id}?wait=2`)).body.status === "succeeded", { timeoutMs: 30_000, message: "the job whose result write was cut off completes" });
+    await sleepUntil(async () => (await alpha.get(`/v1/jobs/${held.body.id}?wait=2`)).body.status === "succeeded", {
+      timeoutMs: 30_000,
+      message: "the job whose result write was cut off completes",
+    });
     expectAlive();
   }, 60_000);
 
@@ -305,7 +379,10 @@ describe("PostgreSQL outages", () => {
     try {
       // A deadline of its own, so that requests that hang (the fault this looks for) still leave
       // time to thaw the server in `finally`.
-      const [readyz, ...answers] = await withDeadline(Promise.all([timed("GET /readyz", () => anonymous.get("/readyz")), ...postgresRoutes(unusedKeys.shift()!)]), 10_000);
+      const [readyz, ...answers] = await withDeadline(
+        Promise.all([timed("GET /readyz", () => anonymous.get("/readyz")), ...postgresRoutes(unusedKeys.shift()!)]),
+        10_000,
+      );
       expectUnavailable(answers, "postgres");
       expectReadyz(readyz, { postgres: "timeout", redis: "ok" });
     } finally {
@@ -338,8 +415,14 @@ describe("Redis outages", () => {
     } finally {
       redisServer.resume();
     }
-    await sleepUntil(async () => (await anonymous.get("/readyz")).status === 200, { timeoutMs: 10_000, message: "readyz answers 200 again" });
-    await sleepUntil(async () => (await alpha.get(`/v1/jobs/${frozenJobId}?wait=2`)).body.status === "succeeded", { timeoutMs: 30_000, message: "the job accepted while Redis was frozen completes" });
+    await sleepUntil(async () => (await anonymous.get("/readyz")).status === 200, {
+      timeoutMs: 10_000,
+      message: "readyz answers 200 again",
+    });
+    await sleepUntil(async () => (await alpha.get(`/v1/jobs/${frozenJobId}?wait=2`)).body.status === "succeeded", {
+      timeoutMs: 30_000,
+      message: "the job accepted while Redis was frozen completes",
+    });
     expectAlive();
   }, 60_000);
 
@@ -349,7 +432,12 @@ describe("Redis outages", () => {
       timed("GET /readyz", () => anonymous.get("/readyz")),
       timed("POST /v1/jobs/:id/webhooks/redeliver", () => alpha.post(`/v1/jobs/${hookedJobId}/webhooks/redeliver`)),
       timed("POST /v1/jobs", () => alpha.post("/v1/jobs", irisJob([IRIS_SAMPLES.virginica]))),
-      timed("POST /v1/batches", () => alpha.post("/v1/batches", { model: "iris", items: [{ inputs: [irisInput([IRIS_SAMPLES.setosa])] }, { inputs: [irisInput([IRIS_SAMPLES.virginica])] }] })),
+      timed("POST /v1/batches", () =>
+        alpha.post("/v1/batches", {
+          model: "iris",
+          items: [{ inputs: [irisInput([IRIS_SAMPLES.setosa])] }, { inputs: [irisInput([IRIS_SAMPLES.virginica])] }],
+        }),
+      ),
       timed("GET /v1/jobs/:id", () => alpha.get(`/v1/jobs/${jobId}`)),
     ]);
     expectReadyz(readyz, { redis: "unreachable", postgres: "ok" });
@@ -365,12 +453,21 @@ describe("Redis outages", () => {
     expectAlive();
 
     await redisServer.start();
-    await sleepUntil(async () => (await anonymous.get("/readyz")).status === 200, { timeoutMs: 20_000, message: "readyz answers 200 again" });
-    await sleepUntil(async () => (await alpha.get(`/v1/jobs/${job.res.body.id}?wait=2`)).body.status === "succeeded", { timeoutMs: 30_000, message: "the job accepted during the outage completes" });
-    await sleepUntil(async () => (await alpha.get(`/v1/batches/${batch.res.body.id}?wait=2`)).body.status === "completed", {
-      timeoutMs: 30_000,
-      message: "the batch accepted during the outage completes",
+    await sleepUntil(async () => (await anonymous.get("/readyz")).status === 200, {
+      timeoutMs: 20_000,
+      message: "readyz answers 200 again",
     });
+    await sleepUntil(async () => (await alpha.get(`/v1/jobs/${job.res.body.id}?wait=2`)).body.status === "succeeded", {
+      timeoutMs: 30_000,
+      message: "the job accepted during the outage completes",
+    });
+    await sleepUntil(
+      async () => (await alpha.get(`/v1/batches/${batch.res.body.id}?wait=2`)).body.status === "completed",
+      {
+        timeoutMs: 30_000,
+        message: "the batch accepted during the outage completes",
+      },
+    );
     expect((await alpha.post(`/v1/jobs/${hookedJobId}/webhooks/redeliver`)).status).toBe(202);
     expectAlive();
     console.log("answer times while a dependency was down (ms):", JSON.stringify(measured));

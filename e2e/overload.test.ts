@@ -22,7 +22,11 @@ afterAll(async () => {
 /** A batch upload that sends one line and then holds its request open: a request in flight until end(). */
 function heldUpload(key: string): { end(): void; answered: Promise<number> } {
   const url = new URL(`${stack.api.url}/v1/batches?model=iris`);
-  const { req, answer } = openPost(url, { authorization: `Bearer ${key}`, "content-type": "application/x-ndjson", "transfer-encoding": "chunked" });
+  const { req, answer } = openPost(url, {
+    authorization: `Bearer ${key}`,
+    "content-type": "application/x-ndjson",
+    "transfer-encoding": "chunked",
+  });
   req.write(`${JSON.stringify({ inputs: [irisInput([IRIS_SAMPLES.setosa])] })}\n`);
   return { end: () => req.end(), answered: answer.then((a) => a.status) };
 }
@@ -43,7 +47,9 @@ describe("the door", () => {
       expect((await stack.anonymous.get("/healthz")).status).toBe(200);
       expect((await stack.anonymous.get("/readyz")).status).toBe(200);
       const metrics = await stack.anonymous.get("/metrics");
-      expect(Number(/^inferline_api_requests_overloaded_total (\d+)/m.exec(metrics.text)?.[1])).toBeGreaterThanOrEqual(2);
+      expect(Number(/^inferline_api_requests_overloaded_total (\d+)/m.exec(metrics.text)?.[1])).toBeGreaterThanOrEqual(
+        2,
+      );
     } finally {
       for (const u of uploads) u.end();
     }
@@ -54,7 +60,10 @@ describe("the door", () => {
   it("does not count long-polls while they wait: a process full of waiters still takes submits", async () => {
     const job = (await stack.alpha.post("/v1/jobs", irisJob())).body as { id: string };
     const waits = [1, 2, 3].map(() => stack.alpha.get(`/v1/jobs/${job.id}?wait=3`));
-    await sleepUntil(async () => (await inFlight()) === 0, { timeoutMs: 10_000, message: "the waiters left the count" });
+    await sleepUntil(async () => (await inFlight()) === 0, {
+      timeoutMs: 10_000,
+      message: "the waiters left the count",
+    });
     expect((await stack.alpha.post("/v1/jobs", irisJob())).status).toBe(202);
     for (const w of await Promise.all(waits)) expect(w.body.status).toBe("queued");
   });

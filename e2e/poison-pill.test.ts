@@ -23,7 +23,10 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const job = (index: number) => ({ model: "poison", inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [index] }] });
+const job = (index: number) => ({
+  model: "poison",
+  inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [index] }],
+});
 
 function startWorkers(): WorkerSupervisor {
   return new WorkerSupervisor({
@@ -46,7 +49,10 @@ describe("a job that kills every worker that runs it", () => {
     let jobs: Array<{ id: string }> = [];
     for (let tries = 0; tries < 5; tries++) {
       jobs = await Promise.all(indexes.map(async (i) => (await stack.alpha.post("/v1/jobs", job(i))).body));
-      const shared = await db.pool.query(`select count(*)::int as n from jobs where "dispatchId" = (select "dispatchId" from jobs where id = $1)`, [jobs[jobs.length - 1]!.id]);
+      const shared = await db.pool.query(
+        `select count(*)::int as n from jobs where "dispatchId" = (select "dispatchId" from jobs where id = $1)`,
+        [jobs[jobs.length - 1]!.id],
+      );
       if (shared.rows[0].n > 1) break;
       await Promise.all(jobs.map((j) => stack.alpha.post(`/v1/jobs/${j.id}/cancel`)));
       jobs = [];
@@ -57,12 +63,21 @@ describe("a job that kills every worker that runs it", () => {
 
     supervisor = startWorkers();
     const terminal = async () => {
-      const { rows } = await db.pool.query(`select count(*)::int as n from jobs where status in ('succeeded', 'failed') and id = any($1::uuid[])`, [jobs.map((j) => j.id)]);
+      const { rows } = await db.pool.query(
+        `select count(*)::int as n from jobs where status in ('succeeded', 'failed') and id = any($1::uuid[])`,
+        [jobs.map((j) => j.id)],
+      );
       const b = (await stack.alpha.get(`/v1/batches/${batch.id}`)).body;
       return rows[0].n === jobs.length && b.status === "completed";
     };
-    await sleepUntil(terminal, { timeoutMs: 120_000, intervalMs: 200, message: "the jobs and the batch never all ended" }).catch(async (err: Error) => {
-      const state = await db.pool.query(`select status, attempts, "dispatchId" from jobs where id = any($1::uuid[])`, [jobs.map((j) => j.id)]);
+    await sleepUntil(terminal, {
+      timeoutMs: 120_000,
+      intervalMs: 200,
+      message: "the jobs and the batch never all ended",
+    }).catch(async (err: Error) => {
+      const state = await db.pool.query(`select status, attempts, "dispatchId" from jobs where id = any($1::uuid[])`, [
+        jobs.map((j) => j.id),
+      ]);
       const chunks = await db.pool.query(`select statuses, attempts, "startedAt", "completedAt" from batch_chunks`);
       const dispatches = await db.pool.query(`select id, jobs, "batchChunk", "createdAt" from dispatches`);
       throw new Error(
@@ -84,15 +99,31 @@ describe("a job that kills every worker that runs it", () => {
       .trim()
       .split("\n")
       .map((l: string) => JSON.parse(l));
-    expect(lines.map((l) => l.status)).toEqual(["succeeded", "succeeded", "failed", "succeeded", "succeeded", "succeeded"]);
+    expect(lines.map((l) => l.status)).toEqual([
+      "succeeded",
+      "succeeded",
+      "failed",
+      "succeeded",
+      "succeeded",
+      "succeeded",
+    ]);
     expect(lines[2].error.code).toBe("retries_exhausted");
     expect(lines[3].result.outputs[0].data).toEqual(LOOKUP_TABLE[0]);
     // The workers did die for it, and nothing is left for them to pick up and die of again. The
     // entries of the canceled tries (and of the suspects' isolation) may still be in the queue
     // while these jobs end, each row going once a worker finds its jobs ended: wait for that.
     expect(supervisor.deaths).toBeGreaterThanOrEqual(ATTEMPTS);
-    const leftEntries = async () => (await db.pool.query(`select d.id, d.jobs, d."batchChunk", array(select status::text from jobs where id = any(d."jobIds")) as statuses from dispatches d`)).rows;
-    await sleepUntil(async () => (await leftEntries()).length === 0, { timeoutMs: 60_000, intervalMs: 200, message: "dispatch rows were left" }).catch(async (err: Error) => {
+    const leftEntries = async () =>
+      (
+        await db.pool.query(
+          `select d.id, d.jobs, d."batchChunk", array(select status::text from jobs where id = any(d."jobIds")) as statuses from dispatches d`,
+        )
+      ).rows;
+    await sleepUntil(async () => (await leftEntries()).length === 0, {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      message: "dispatch rows were left",
+    }).catch(async (err: Error) => {
       throw new Error(`${err.message}: ${JSON.stringify(await leftEntries())}`);
     });
   }, 200_000);

@@ -4,7 +4,17 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Database } from "@inferline/db";
-import { createPgCluster, createTestModelRepository, freePort, irisJob, sleepUntil, startRedisServer, uniquePrefix, type PgCluster, type RedisServer } from "@inferline/testing";
+import {
+  createPgCluster,
+  createTestModelRepository,
+  freePort,
+  irisJob,
+  sleepUntil,
+  startRedisServer,
+  uniquePrefix,
+  type PgCluster,
+  type RedisServer,
+} from "@inferline/testing";
 import { startStack, type TestStack } from "./support/stack.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -12,7 +22,11 @@ const API_MAIN = path.join(ROOT, "apps/api/src/main.ts");
 const WORKER_MAIN = path.join(ROOT, "apps/worker/src/main.ts");
 
 function run(file: string, env: Record<string, string>): { child: ChildProcess; output: () => string } {
-  const child = spawn(process.execPath, ["--import", "tsx", file], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", file], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
@@ -54,11 +68,23 @@ describe("start-up with a dependency down", () => {
       await Promise.all([cluster.stop("immediate"), redis.kill()]);
       const port = await freePort();
       const models = createTestModelRepository();
-      const env = { DATABASE_URL: databaseUrl, REDIS_URL: redis.url, QUEUE_PREFIX: uniquePrefix(), MODELS_DIR: models.dir, LOG_LEVEL: "info" };
-      const app = name === "api" ? run(API_MAIN, { ...env, PORT: String(port), HOST: "127.0.0.1" }) : run(WORKER_MAIN, { ...env, METRICS_PORT: String(port), WORKER_MODELS: "iris" });
+      const env = {
+        DATABASE_URL: databaseUrl,
+        REDIS_URL: redis.url,
+        QUEUE_PREFIX: uniquePrefix(),
+        MODELS_DIR: models.dir,
+        LOG_LEVEL: "info",
+      };
+      const app =
+        name === "api"
+          ? run(API_MAIN, { ...env, PORT: String(port), HOST: "127.0.0.1" })
+          : run(WORKER_MAIN, { ...env, METRICS_PORT: String(port), WORKER_MODELS: "iris" });
       try {
         const base = `http://127.0.0.1:${port}`;
-        await sleepUntil(async () => (await probe(`${base}/healthz`)).status === 200, { timeoutMs: 20_000, message: `${name} answers /healthz while waiting` });
+        await sleepUntil(async () => (await probe(`${base}/healthz`)).status === 200, {
+          timeoutMs: 20_000,
+          message: `${name} answers /healthz while waiting`,
+        });
         const ready = await probe(`${base}/readyz`);
         expect(ready.status).toBe(503);
         if (name === "api") {
@@ -67,9 +93,15 @@ describe("start-up with a dependency down", () => {
           expect(submit.headers.get("retry-after")).toBe("5");
           expect(((await submit.json()) as { code: string }).code).toBe("starting");
         }
-        await sleepUntil(() => /PostgreSQL is not reachable yet/.test(app.output()) && /Redis is not reachable yet/.test(app.output()), { timeoutMs: 10_000, message: "it says what it waits for" });
+        await sleepUntil(
+          () => /PostgreSQL is not reachable yet/.test(app.output()) && /Redis is not reachable yet/.test(app.output()),
+          { timeoutMs: 10_000, message: "it says what it waits for" },
+        );
         await Promise.all([cluster.start(), redis.start()]);
-        await sleepUntil(async () => (await probe(`${base}/readyz`)).status === 200, { timeoutMs: 30_000, message: `${name} becomes ready once both are back` });
+        await sleepUntil(async () => (await probe(`${base}/readyz`)).status === 200, {
+          timeoutMs: 30_000,
+          message: `${name} becomes ready once both are back`,
+        });
         expect(app.child.exitCode).toBeNull();
         const said = (what: RegExp) =>
           app
@@ -92,9 +124,17 @@ describe("start-up with a dependency down", () => {
   it("a process told to stop while it waits exits 0 at once", async () => {
     await redis.kill();
     const port = await freePort();
-    const app = run(API_MAIN, { DATABASE_URL: databaseUrl, REDIS_URL: redis.url, PORT: String(port), HOST: "127.0.0.1" });
+    const app = run(API_MAIN, {
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: redis.url,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+    });
     try {
-      await sleepUntil(() => /Redis is not reachable yet/.test(app.output()), { timeoutMs: 20_000, message: "it waits for Redis" });
+      await sleepUntil(() => /Redis is not reachable yet/.test(app.output()), {
+        timeoutMs: 20_000,
+        message: "it waits for Redis",
+      });
       app.child.kill("SIGTERM");
       expect(await exitOf(app.child)).toBe(0);
     } finally {
@@ -126,19 +166,33 @@ describe("worker SIGTERM", () => {
   it("finishes or hands back its in-flight jobs and exits 0; nothing is lost or left running", async () => {
     const total = 3000;
     const body = irisJob();
-    for (let i = 0; i < total; i += 100) await Promise.all(Array.from({ length: 100 }, () => stack.alpha.post("/v1/jobs", body)));
+    for (let i = 0; i < total; i += 100)
+      await Promise.all(Array.from({ length: 100 }, () => stack.alpha.post("/v1/jobs", body)));
     const worker = run(WORKER_MAIN, { ...stack.workerEnv, WORKER_CONCURRENCY: "4", LOG_LEVEL: "info" });
-    const succeeded = async () => Number((await db.pool.query(`select count(*) from jobs where status = 'succeeded'`)).rows[0].count);
-    await sleepUntil(async () => (await succeeded()) > 0, { timeoutMs: 20_000, intervalMs: 5, message: "the worker never finished a job" });
+    const succeeded = async () =>
+      Number((await db.pool.query(`select count(*) from jobs where status = 'succeeded'`)).rows[0].count);
+    await sleepUntil(async () => (await succeeded()) > 0, {
+      timeoutMs: 20_000,
+      intervalMs: 5,
+      message: "the worker never finished a job",
+    });
     worker.child.kill("SIGTERM");
     expect(await exitOf(worker.child)).toBe(0);
     expect(worker.output()).toContain("worker stopped");
-    const counts = Object.fromEntries((await db.pool.query(`select status, count(*)::int as n from jobs group by status`)).rows.map((r) => [r.status, r.n]));
+    const counts = Object.fromEntries(
+      (await db.pool.query(`select status, count(*)::int as n from jobs group by status`)).rows.map((r) => [
+        r.status,
+        r.n,
+      ]),
+    );
     expect(counts.running ?? 0).toBe(0);
     expect((counts.succeeded ?? 0) + (counts.queued ?? 0)).toBe(total);
     // What it handed back is still queued and another worker completes it.
     await stack.startWorker();
-    await sleepUntil(async () => (await succeeded()) === total, { timeoutMs: 30_000, message: "not every job succeeded" });
+    await sleepUntil(async () => (await succeeded()) === total, {
+      timeoutMs: 30_000,
+      message: "not every job succeeded",
+    });
     const attempts = (await db.pool.query(`select max(attempts)::int as m from jobs`)).rows[0].m;
     expect(attempts).toBe(1);
   }, 60_000);

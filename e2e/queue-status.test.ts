@@ -20,17 +20,30 @@ afterAll(async () => {
 const status = async (client = stack.alpha) => {
   const res = await client.get("/v1/models/iris/queue");
   expect(res.status).toBe(200);
-  return res.body as { model: string; tenant: { queued: number; running: number }; depth: number; oldestQueuedAgeSeconds: number | null };
+  return res.body as {
+    model: string;
+    tenant: { queued: number; running: number };
+    depth: number;
+    oldestQueuedAgeSeconds: number | null;
+  };
 };
 
 describe("GET /v1/models/:name/queue", () => {
   it("counts the caller's queued and running jobs and batch items, the model's depth and its oldest wait; the model-wide part is at most about a second old", async () => {
-    expect(await status()).toEqual({ model: "iris", tenant: { queued: 0, running: 0, caps: [] }, depth: 0, oldestQueuedAgeSeconds: null });
+    expect(await status()).toEqual({
+      model: "iris",
+      tenant: { queued: 0, running: 0, caps: [] },
+      depth: 0,
+      oldestQueuedAgeSeconds: null,
+    });
 
     // Identical jobs that each wait for a worker: the result cache and its single flight (which would queue one of them) are bypassed.
     const queued = irisJob(undefined, { cache: "bypass" });
     for (let i = 0; i < 3; i++) expect((await stack.alpha.post("/v1/jobs", queued)).status).toBe(202);
-    const batch = await stack.alpha.post("/v1/batches", { model: "iris", items: Array.from({ length: 4 }, () => ({ inputs: [irisInput([IRIS_SAMPLES.virginica])] })) });
+    const batch = await stack.alpha.post("/v1/batches", {
+      model: "iris",
+      items: Array.from({ length: 4 }, () => ({ inputs: [irisInput([IRIS_SAMPLES.virginica])] })),
+    });
     expect(batch.status).toBe(202);
     await Promise.all([stack.beta.post("/v1/jobs", queued), stack.beta.post("/v1/jobs", queued)]);
     // One of alpha's entries taken by a worker (as its claim marks it), and waiting a minute so far.
@@ -41,7 +54,10 @@ describe("GET /v1/models/:name/queue", () => {
     expect(rows).toHaveLength(1);
 
     // The caller's part is read each time; the model's, once its reading is a second old.
-    const alpha = await sleepUntil(async () => ((await status()).depth === 9 ? status() : undefined), { timeoutMs: 10_000, message: "the depth never showed 9" });
+    const alpha = await sleepUntil(async () => ((await status()).depth === 9 ? status() : undefined), {
+      timeoutMs: 10_000,
+      message: "the depth never showed 9",
+    });
     expect(alpha.tenant).toEqual({ queued: 6, running: 1, caps: [] });
     expect(alpha.oldestQueuedAgeSeconds).toBeGreaterThanOrEqual(60);
     expect(alpha.oldestQueuedAgeSeconds).toBeLessThan(120);
@@ -56,7 +72,12 @@ describe("GET /v1/models/:name/queue", () => {
         },
         { timeoutMs: 20_000, message: "the queue never drained" },
       );
-      expect(drained).toEqual({ model: "iris", tenant: { queued: 0, running: 0, caps: [] }, depth: 0, oldestQueuedAgeSeconds: null });
+      expect(drained).toEqual({
+        model: "iris",
+        tenant: { queued: 0, running: 0, caps: [] },
+        depth: 0,
+        oldestQueuedAgeSeconds: null,
+      });
     } finally {
       await stack.stopWorker();
     }
@@ -67,6 +88,8 @@ describe("GET /v1/models/:name/queue", () => {
     expect((await stack.anonymous.get("/v1/models/iris/queue")).status).toBe(401);
     const doc = await stack.anonymous.get("/openapi.json");
     expect(doc.body.paths["/v1/models/{name}/queue"].get.responses["200"]).toBeDefined();
-    expect(doc.body.components.schemas.QueueStatus.required).toEqual(expect.arrayContaining(["model", "tenant", "depth", "oldestQueuedAgeSeconds"]));
+    expect(doc.body.components.schemas.QueueStatus.required).toEqual(
+      expect.arrayContaining(["model", "tenant", "depth", "oldestQueuedAgeSeconds"]),
+    );
   });
 });

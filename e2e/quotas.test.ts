@@ -27,7 +27,10 @@ async function tenant(name: string, maxQueued?: number): Promise<ApiClient> {
   return stack.alpha.withKey(key);
 }
 
-const batchOf = (n: number) => ({ model: "iris", items: Array.from({ length: n }, () => ({ inputs: [irisInput([IRIS_SAMPLES.setosa])] })) });
+const batchOf = (n: number) => ({
+  model: "iris",
+  items: Array.from({ length: n }, () => ({ inputs: [irisInput([IRIS_SAMPLES.setosa])] })),
+});
 
 describe("per-tenant quotas", () => {
   it("refuses a tenant's submits past DEFAULT_TENANT_MAX_QUEUED with 429 quota_exceeded naming the quota, with Retry-After; concurrent submits cannot overshoot it; other tenants go on", async () => {
@@ -43,7 +46,9 @@ describe("per-tenant quotas", () => {
 
     expect((await other.post("/v1/jobs", irisJob())).status).toBe(202);
     // Exactly the quota's worth was stored.
-    const { rows } = await admin.pool.query<{ n: number }>(`select count(*)::int as n from jobs j join tenants t on t.id = j."tenantId" where t.name = 'capped'`);
+    const { rows } = await admin.pool.query<{ n: number }>(
+      `select count(*)::int as n from jobs j join tenants t on t.id = j."tenantId" where t.name = 'capped'`,
+    );
     expect(rows[0]!.n).toBe(DEFAULT_QUOTA);
   });
 
@@ -64,7 +69,9 @@ describe("per-tenant quotas", () => {
       headers: { "content-type": "application/x-ndjson" },
     });
     expect(ndjson.status).toBe(429);
-    const { rows } = await admin.pool.query<{ n: number }>(`select count(*)::int as n from batches b join tenants t on t.id = b."tenantId" where t.name = 'roomy'`);
+    const { rows } = await admin.pool.query<{ n: number }>(
+      `select count(*)::int as n from batches b join tenants t on t.id = b."tenantId" where t.name = 'roomy'`,
+    );
     expect(rows[0]!.n).toBe(1);
   });
 
@@ -75,7 +82,10 @@ describe("per-tenant quotas", () => {
     await stack.startWorker();
     try {
       // The API reads the tenant's queued work again at most a second after its last reading.
-      const accepted = await sleepUntil(async () => ((await full.post("/v1/jobs", irisJob())).status === 202 ? true : undefined), { timeoutMs: 15_000, message: "still refused" });
+      const accepted = await sleepUntil(
+        async () => ((await full.post("/v1/jobs", irisJob())).status === 202 ? true : undefined),
+        { timeoutMs: 15_000, message: "still refused" },
+      );
       expect(accepted).toBe(true);
     } finally {
       await stack.stopWorker();

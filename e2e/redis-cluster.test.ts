@@ -4,7 +4,16 @@ import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Database, TenantStore } from "@inferline/db";
 import { createRedis, publishKeyRevocation, runningUnderCap, tenantCapKey, TenantLeases } from "@inferline/queue";
-import { ApiClient, freePort, IRIS_SAMPLES, irisInput, irisJob, sleepUntil, startRedisCluster, type RedisCluster } from "@inferline/testing";
+import {
+  ApiClient,
+  freePort,
+  IRIS_SAMPLES,
+  irisInput,
+  irisJob,
+  sleepUntil,
+  startRedisCluster,
+  type RedisCluster,
+} from "@inferline/testing";
 import { startStack, type TestStack } from "./support/stack.ts";
 
 // The API and a worker on a real three-master Redis Cluster (REDIS_CLUSTER_NODES): queues,
@@ -28,7 +37,9 @@ beforeAll(async () => {
     let body = "";
     req.on("data", (c: Buffer) => (body += c.toString()));
     req.on("end", () => {
-      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : (v ?? "")]));
+      const headers = Object.fromEntries(
+        Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : (v ?? "")]),
+      );
       received.push({ headers, body });
       res.writeHead(204).end();
     });
@@ -36,7 +47,11 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
   hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
   const redis = { REDIS_URL: deadUrl, REDIS_CLUSTER_NODES: cluster.nodes, WEBHOOK_ALLOW_PRIVATE: "true" };
-  stack = await startStack({ worker: false, api: { ...redis, LONG_POLL_RECHECK_MS: RECHECK_MS }, workerEnv: { ...redis, WEBHOOK_SWEEP_INTERVAL_MS: "0" } });
+  stack = await startStack({
+    worker: false,
+    api: { ...redis, LONG_POLL_RECHECK_MS: RECHECK_MS },
+    workerEnv: { ...redis, WEBHOOK_SWEEP_INTERVAL_MS: "0" },
+  });
   db = new Database(stack.db.url, { poolSize: 2 });
 }, 60_000);
 afterAll(async () => {
@@ -63,7 +78,9 @@ async function cacheWrites(): Promise<number> {
 async function clusterKeys(): Promise<Array<{ key: string; port: number }>> {
   const clients = cluster.nodeClients();
   try {
-    const perNode = await Promise.all(clients.map(async (c, i) => (await c.keys("*")).map((key) => ({ key, port: cluster.ports[i]! }))));
+    const perNode = await Promise.all(
+      clients.map(async (c, i) => (await c.keys("*")).map((key) => ({ key, port: cluster.ports[i]! }))),
+    );
     return perNode.flat();
   } finally {
     for (const c of clients) c.disconnect();
@@ -71,7 +88,11 @@ async function clusterKeys(): Promise<Array<{ key: string; port: number }>> {
 }
 
 /** `n` distinct iris items no other test of this file sends. */
-const items = (n: number, seed: number) => Array.from({ length: n }, (_, i) => ({ customId: `c-${i}`, inputs: [irisInput([[4 + seed + i / 8, 3, 1.5 + i / 4, 0.2]])] }));
+const items = (n: number, seed: number) =>
+  Array.from({ length: n }, (_, i) => ({
+    customId: `c-${i}`,
+    inputs: [irisInput([[4 + seed + i / 8, 3, 1.5 + i / 4, 0.2]])],
+  }));
 
 describe("on a Redis Cluster", () => {
   it("a job's long-poll is answered by the finished message over the cluster's pub/sub", async () => {
@@ -79,21 +100,34 @@ describe("on a Redis Cluster", () => {
     expect(submit.status, submit.text).toBe(202);
     // The wait outlasts the deadline below; only the wake-up can answer before both.
     const poll = stack.alpha.get(`/v1/jobs/${submit.body.id}?wait=50`);
-    await sleepUntil(async () => (await metric("inferline_api_long_poll_waiters")) === 1, { message: "the long-poll never waited" });
+    await sleepUntil(async () => (await metric("inferline_api_long_poll_waiters")) === 1, {
+      message: "the long-poll never waited",
+    });
     await stack.startWorker();
     let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("the long-poll was not woken within 20 s")), 20_000)));
+    const deadline = new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error("the long-poll was not woken within 20 s")), 20_000)),
+    );
     const done = await Promise.race([poll, deadline]).finally(() => clearTimeout(timer));
     expect(done.body).toMatchObject({ id: submit.body.id, status: "succeeded", attempts: 1 });
     expect(done.body.result.classifications[0].label).toBe("versicolor");
   });
 
   it("delivers a webhook signed with the tenant's secret", async () => {
-    const submit = await stack.alpha.post("/v1/jobs", irisJob([IRIS_SAMPLES.virginica], { cache: "bypass", webhook: { url: hookUrl } }));
+    const submit = await stack.alpha.post(
+      "/v1/jobs",
+      irisJob([IRIS_SAMPLES.virginica], { cache: "bypass", webhook: { url: hookUrl } }),
+    );
     expect(submit.status, submit.text).toBe(202);
-    const hit = await sleepUntil(() => received.find((r) => r.body.includes(submit.body.id as string)), { timeoutMs: 20_000, message: "the webhook never arrived" });
+    const hit = await sleepUntil(() => received.find((r) => r.body.includes(submit.body.id as string)), {
+      timeoutMs: 20_000,
+      message: "the webhook never arrived",
+    });
     const secret = (await stack.alpha.get("/v1/webhooks/secret")).body.secret as string;
-    const payload = new Webhook(secret).verify(hit.body, hit.headers) as { type: string; data: { id: string; status: string } };
+    const payload = new Webhook(secret).verify(hit.body, hit.headers) as {
+      type: string;
+      data: { id: string; status: string };
+    };
     expect(payload).toMatchObject({ type: "job.succeeded", data: { id: submit.body.id, status: "succeeded" } });
   });
 
@@ -127,7 +161,9 @@ describe("on a Redis Cluster", () => {
     await sleepUntil(async () => (await cacheWrites()) > writes, { message: "the worker stored no result" });
     const hit = await stack.alpha.post("/v1/jobs", job);
     expect(hit.body).toMatchObject({ status: "succeeded", cached: true, attempts: 0 });
-    await sleepUntil(async () => !(await clusterKeys()).some((k) => k.key.startsWith(`${stack.prefix}:cache:f:`)), { message: "a flight claim was never released" });
+    await sleepUntil(async () => !(await clusterKeys()).some((k) => k.key.startsWith(`${stack.prefix}:cache:f:`)), {
+      message: "a flight claim was never released",
+    });
   });
 
   it("a revoked key announced on one node is refused by the API subscribed on the cluster", async () => {
@@ -137,15 +173,28 @@ describe("on a Redis Cluster", () => {
     expect((await client.get("/v1/models")).status).toBe(200);
     const revoked = await tenants.revokeKey(keyId);
     // The API holds a verified key for 30 s; only the announcement makes it refuse sooner.
-    await publishKeyRevocation({ url: deadUrl, clusterNodes: cluster.ports.map((port) => ({ host: "127.0.0.1", port })) }, stack.prefix, [revoked!.keyHash]);
-    await sleepUntil(async () => (await client.get("/v1/models")).status === 401, { timeoutMs: 5000, message: "the revoked key is still accepted" });
+    await publishKeyRevocation(
+      { url: deadUrl, clusterNodes: cluster.ports.map((port) => ({ host: "127.0.0.1", port })) },
+      stack.prefix,
+      [revoked!.keyHash],
+    );
+    await sleepUntil(async () => (await client.get("/v1/models")).status === 401, {
+      timeoutMs: 5000,
+      message: "the revoked key is still accepted",
+    });
   });
 
   it("takes a lease on a tenant's cap on one model and over every model in one script (the tenant's hash tag)", async () => {
-    const redis = createRedis({ url: deadUrl, clusterNodes: cluster.ports.map((port) => ({ host: "127.0.0.1", port })) });
+    const redis = createRedis({
+      url: deadUrl,
+      clusterNodes: cluster.ports.map((port) => ({ host: "127.0.0.1", port })),
+    });
     try {
       const leases = new TenantLeases(redis, 60_000);
-      const [model, all] = [tenantCapKey(stack.prefix, "tenant-a", "iris"), tenantCapKey(stack.prefix, "tenant-a", "*")];
+      const [model, all] = [
+        tenantCapKey(stack.prefix, "tenant-a", "iris"),
+        tenantCapKey(stack.prefix, "tenant-a", "*"),
+      ];
       const slots = [
         { key: model, maxRunning: 1 },
         { key: all, maxRunning: 2 },
@@ -170,12 +219,18 @@ describe("on a Redis Cluster", () => {
     expect(new Set(bull.map((k) => k.port)).size).toBe(1);
     const clients = cluster.nodeClients();
     try {
-      const slots = await Promise.all([`{${stack.prefix}}:infer-iris@1:id`, `{${stack.prefix}}:webhooks:id`].map((k) => clients[0]!.cluster("KEYSLOT", k)));
+      const slots = await Promise.all(
+        [`{${stack.prefix}}:infer-iris@1:id`, `{${stack.prefix}}:webhooks:id`].map((k) =>
+          clients[0]!.cluster("KEYSLOT", k),
+        ),
+      );
       expect(slots[0]).toBe(slots[1]);
     } finally {
       for (const c of clients) c.disconnect();
     }
-    expect(keys.some((k) => k.key.startsWith(`${stack.prefix}:infer-`) || k.key.startsWith(`${stack.prefix}:webhooks:`))).toBe(false);
+    expect(
+      keys.some((k) => k.key.startsWith(`${stack.prefix}:infer-`) || k.key.startsWith(`${stack.prefix}:webhooks:`)),
+    ).toBe(false);
     expect(keys.some((k) => k.key.startsWith(`${stack.prefix}:cache:r:`))).toBe(true);
     expect(keys.some((k) => k.key.startsWith(`${stack.prefix}:model-readiness:iris`))).toBe(true);
   });

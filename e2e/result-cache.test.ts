@@ -2,7 +2,15 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Database } from "@inferline/db";
-import { deletePrefix, freePort, irisInput, LOOKUP_TABLE, LOOKUP_TABLE_V2, sleepUntil, type ApiClient } from "@inferline/testing";
+import {
+  deletePrefix,
+  freePort,
+  irisInput,
+  LOOKUP_TABLE,
+  LOOKUP_TABLE_V2,
+  sleepUntil,
+  type ApiClient,
+} from "@inferline/testing";
 import { startStack, type TestStack } from "./support/stack.ts";
 
 // The result cache of single jobs, end to end: API, Redis, worker and PostgreSQL.
@@ -14,7 +22,11 @@ let receiver: Receiver;
 
 beforeAll(async () => {
   receiver = await new Receiver().start();
-  stack = await startStack({ cachedModels: true, api: { WEBHOOK_ALLOW_PRIVATE: "true" }, workerEnv: { WEBHOOK_ALLOW_PRIVATE: "true", WEBHOOK_SWEEP_INTERVAL_MS: "0" } });
+  stack = await startStack({
+    cachedModels: true,
+    api: { WEBHOOK_ALLOW_PRIVATE: "true" },
+    workerEnv: { WEBHOOK_ALLOW_PRIVATE: "true", WEBHOOK_SWEEP_INTERVAL_MS: "0" },
+  });
   db = new Database(stack.db.url, { poolSize: 2 });
 });
 afterAll(async () => {
@@ -30,7 +42,11 @@ function uniqueRow(): number[] {
   return [4 + rowSeed / 64, 3.25, 1.5, 0.25];
 }
 
-const iris = (row: number[], extra: Record<string, unknown> = {}) => ({ model: "iris", inputs: [irisInput([row])], ...extra });
+const iris = (row: number[], extra: Record<string, unknown> = {}) => ({
+  model: "iris",
+  inputs: [irisInput([row])],
+  ...extra,
+});
 const lookup = (index: number, version = "1", extra: Record<string, unknown> = {}) => ({
   model: "lookup-cached",
   version,
@@ -40,20 +56,30 @@ const lookup = (index: number, version = "1", extra: Record<string, unknown> = {
 
 /** The worker's count of `inferline_cache_writes_total{outcome="stored"}` (0 without a worker). */
 async function storedWrites(): Promise<number> {
-  const metric = (await stack.worker?.metrics.registry.getMetricsAsJSON())?.find((m) => m.name === "inferline_cache_writes_total");
+  const metric = (await stack.worker?.metrics.registry.getMetricsAsJSON())?.find(
+    (m) => m.name === "inferline_cache_writes_total",
+  );
   return (metric?.values ?? []).filter((v) => v.labels.outcome === "stored").reduce((sum, v) => sum + v.value, 0);
 }
 
 /** Rows this worker ran through a model's session (`inferline_batch_size_items` sum), since it started. */
 async function itemsRun(model: string): Promise<number> {
-  const metric = (await stack.worker?.metrics.registry.getMetricsAsJSON())?.find((m) => m.name === "inferline_batch_size_items");
-  return (metric?.values ?? []).filter((v) => (v as { metricName?: string }).metricName === "inferline_batch_size_items_sum" && v.labels.model === model).reduce((sum, v) => sum + v.value, 0);
+  const metric = (await stack.worker?.metrics.registry.getMetricsAsJSON())?.find(
+    (m) => m.name === "inferline_batch_size_items",
+  );
+  return (metric?.values ?? [])
+    .filter(
+      (v) => (v as { metricName?: string }).metricName === "inferline_batch_size_items_sum" && v.labels.model === model,
+    )
+    .reduce((sum, v) => sum + v.value, 0);
 }
 
 /** The API's `inferline_cache_lookups_total` for a model and outcome. */
 async function lookups(model: string, outcome: string): Promise<number> {
   const text = (await stack.anonymous.get("/metrics")).text;
-  const line = text.split("\n").find((l) => l.startsWith(`inferline_cache_lookups_total{model="${model}",outcome="${outcome}"}`));
+  const line = text
+    .split("\n")
+    .find((l) => l.startsWith(`inferline_cache_lookups_total{model="${model}",outcome="${outcome}"}`));
   return line ? Number(line.split(" ").pop()) : 0;
 }
 
@@ -70,7 +96,10 @@ async function runAndStore(client: ApiClient, body: unknown): Promise<Record<str
 
 /** The job each of `ids` waits on (its single-flight leader), in order; null for a job that waits on none. */
 async function leadersOf(ids: string[]): Promise<Array<string | null>> {
-  const { rows } = await db.pool.query<{ id: string; cacheLeader: string | null }>(`select id, "cacheLeader" from jobs where id = any($1::uuid[])`, [ids]);
+  const { rows } = await db.pool.query<{ id: string; cacheLeader: string | null }>(
+    `select id, "cacheLeader" from jobs where id = any($1::uuid[])`,
+    [ids],
+  );
   return ids.map((id) => rows.find((r) => r.id === id)?.cacheLeader ?? null);
 }
 
@@ -122,7 +151,10 @@ describe("a hit", () => {
   it("hits for the same inputs sent with other key order and number spelling (raw JSON text), and misses for a changed value", async () => {
     const first = await runAndStore(stack.alpha, iris([6, 2.5, 5, 1.75]));
     const respelled = `{"inputs":[{"data":[6.0,2.50,5e0,1.750],"shape":[1,4],"datatype":"FP32","name":"features"}],"model":"iris"}`;
-    const hit = await stack.alpha.request("POST", "/v1/jobs", { body: respelled, headers: { "content-type": "application/json" } });
+    const hit = await stack.alpha.request("POST", "/v1/jobs", {
+      body: respelled,
+      headers: { "content-type": "application/json" },
+    });
     expect(hit.status).toBe(202);
     expect(hit.body).toMatchObject({ status: "succeeded", cached: true, result: first.result });
 
@@ -227,7 +259,10 @@ describe("a hit", () => {
 
     const [delivery] = await sleepUntil(() => (receiver.hits("/hit").length > 0 ? receiver.hits("/hit") : undefined));
     const payload = JSON.parse(delivery!.body);
-    expect(payload).toMatchObject({ type: "job.succeeded", data: { id: hit.body.id, status: "succeeded", cached: true, result: hit.body.result } });
+    expect(payload).toMatchObject({
+      type: "job.succeeded",
+      data: { id: hit.body.id, status: "succeeded", cached: true, result: hit.body.result },
+    });
     const record = await sleepUntil(async () => {
       const r = await stack.alpha.get(`/v1/jobs/${hit.body.id}/webhooks`);
       return r.body.events?.[0]?.status === "delivered" ? r.body : undefined;
@@ -240,7 +275,9 @@ describe("a hit", () => {
   it("answers the v2 infer route from the cache, with no worker running", async () => {
     const row = uniqueRow();
     const first = await runAndStore(stack.alpha, iris(row));
-    const res = await withWorkerStopped(() => stack.alpha.post("/v2/models/iris/infer", { id: "r-1", inputs: [irisInput([row])] }));
+    const res = await withWorkerStopped(() =>
+      stack.alpha.post("/v2/models/iris/infer", { id: "r-1", inputs: [irisInput([row])] }),
+    );
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ ...first.result, id: "r-1" });
   });
@@ -249,10 +286,17 @@ describe("a hit", () => {
     const row = uniqueRow();
     await runAndStore(stack.alpha, iris(row));
     const bypassBefore = await lookups("iris", "bypass");
-    const res = await stack.alpha.post("/v2/models/iris/infer", { id: "r-2", inputs: [irisInput([row])], parameters: { cache: "bypass", other: 1 } });
+    const res = await stack.alpha.post("/v2/models/iris/infer", {
+      id: "r-2",
+      inputs: [irisInput([row])],
+      parameters: { cache: "bypass", other: 1 },
+    });
     expect(res.status).toBe(200);
     expect(await lookups("iris", "bypass")).toBe(bypassBefore + 1);
-    const refused = await stack.alpha.post("/v2/models/iris/infer", { inputs: [irisInput([row])], parameters: { cache: "only" } });
+    const refused = await stack.alpha.post("/v2/models/iris/infer", {
+      inputs: [irisInput([row])],
+      parameters: { cache: "only" },
+    });
     expect(refused.status).toBe(400);
     expect(refused.body.error).toContain("parameters.cache");
   });
@@ -278,14 +322,19 @@ describe("single flight", () => {
     expect(await itemsRun("iris")).toBe(1);
     expect(await lookups("iris", "merged")).toBe(mergedBefore + N - 1);
     // Followers were never queue work: no dispatch row names them.
-    const { rows } = await db.pool.query(`select 1 from dispatches where "jobIds" && $1::uuid[]`, [submits.map((s) => s.body.id)]);
+    const { rows } = await db.pool.query(`select 1 from dispatches where "jobIds" && $1::uuid[]`, [
+      submits.map((s) => s.body.id),
+    ]);
     expect(rows).toEqual([]);
   });
 
   it("fails the followers with the leader's error when its run fails", async () => {
     const [leader, ...followers] = await withWorkerStopped(async () => {
       const first = await stack.alpha.post("/v1/jobs", lookup(7));
-      const rest = await Promise.all([stack.alpha.post("/v1/jobs", lookup(7)), stack.alpha.post("/v1/jobs", lookup(7))]);
+      const rest = await Promise.all([
+        stack.alpha.post("/v1/jobs", lookup(7)),
+        stack.alpha.post("/v1/jobs", lookup(7)),
+      ]);
       return [first, ...rest];
     });
     const ended = await waitForEnd(stack.alpha, leader.body.id);
@@ -306,12 +355,18 @@ describe("single flight", () => {
     const row = uniqueRow();
     const { leader, followers } = await withWorkerStopped(async () => {
       const leader = await stack.alpha.post("/v1/jobs", iris(row));
-      const followers = await Promise.all([stack.alpha.post("/v1/jobs", iris(row)), stack.alpha.post("/v1/jobs", iris(row))]);
+      const followers = await Promise.all([
+        stack.alpha.post("/v1/jobs", iris(row)),
+        stack.alpha.post("/v1/jobs", iris(row)),
+      ]);
       expect(await leadersOf(followers.map((f) => f.body.id))).toEqual([leader.body.id, leader.body.id]);
       const canceled = await stack.alpha.post(`/v1/jobs/${leader.body.id}/cancel`);
       expect(canceled.body.status).toBe("canceled");
       // Released onto a queue entry: their dispatch row exists before any worker runs.
-      const { rows } = await db.pool.query<{ n: number }>(`select count(*)::int as n from dispatches where "jobIds" && $1::uuid[]`, [followers.map((f) => f.body.id)]);
+      const { rows } = await db.pool.query<{ n: number }>(
+        `select count(*)::int as n from dispatches where "jobIds" && $1::uuid[]`,
+        [followers.map((f) => f.body.id)],
+      );
       expect(rows[0]!.n).toBeGreaterThan(0);
       return { leader, followers };
     });
@@ -330,14 +385,22 @@ describe("single flight", () => {
     const row = uniqueRow();
     await stack.stopWorker();
     const leader = await stack.alpha.post("/v1/jobs", iris(row));
-    const followers = await Promise.all([stack.alpha.post("/v1/jobs", iris(row)), stack.alpha.post("/v1/jobs", iris(row))]);
+    const followers = await Promise.all([
+      stack.alpha.post("/v1/jobs", iris(row)),
+      stack.alpha.post("/v1/jobs", iris(row)),
+    ]);
     expect(await leadersOf(followers.map((f) => f.body.id))).toEqual([leader.body.id, leader.body.id]);
     // Redis restarts without persistence: queue entries, cache entries and flights are gone.
     await deletePrefix(stack.prefix);
     const worker = await stack.startWorker({ RECONCILE_AFTER_MS: "0" });
     expect(await worker.reconciler.runOnce()).toBe(1);
     expect(await waitForEnd(stack.alpha, leader.body.id)).toMatchObject({ status: "succeeded", attempts: 1 });
-    for (const f of followers) expect(await waitForEnd(stack.alpha, f.body.id)).toMatchObject({ status: "succeeded", attempts: 0, cached: true });
+    for (const f of followers)
+      expect(await waitForEnd(stack.alpha, f.body.id)).toMatchObject({
+        status: "succeeded",
+        attempts: 0,
+        cached: true,
+      });
     expect(await itemsRun("iris")).toBe(1);
   });
 
@@ -348,17 +411,26 @@ describe("single flight", () => {
     const canceled = await stack.alpha.post("/v1/jobs", iris(row));
     const bounded = await stack.alpha.post("/v1/jobs", iris(row), { "cancel-after": "1s" });
     const deadlined = await stack.alpha.post("/v1/jobs", iris(row, { maxQueueSeconds: 1 }));
-    expect(await leadersOf([canceled, bounded, deadlined].map((f) => f.body.id))).toEqual([leader.body.id, leader.body.id, leader.body.id]);
+    expect(await leadersOf([canceled, bounded, deadlined].map((f) => f.body.id))).toEqual([
+      leader.body.id,
+      leader.body.id,
+      leader.body.id,
+    ]);
     expect((await stack.alpha.post(`/v1/jobs/${canceled.body.id}/cancel`)).body.status).toBe("canceled");
     // A worker that does not serve iris: the leader waits, while its deadline sweep ends the followers whose deadlines pass.
     await stack.startWorker({ WORKER_MODELS: "lookup" });
     expect(await waitForEnd(stack.alpha, bounded.body.id)).toMatchObject({ status: "canceled", attempts: 0 });
-    expect(await waitForEnd(stack.alpha, deadlined.body.id)).toMatchObject({ status: "expired", attempts: 0, error: { code: "deadline_exceeded" } });
+    expect(await waitForEnd(stack.alpha, deadlined.body.id)).toMatchObject({
+      status: "expired",
+      attempts: 0,
+      error: { code: "deadline_exceeded" },
+    });
     expect((await stack.alpha.get(`/v1/jobs/${leader.body.id}`)).body.status).toBe("queued");
     await stack.stopWorker();
     await stack.startWorker();
     expect(await waitForEnd(stack.alpha, leader.body.id)).toMatchObject({ status: "succeeded", attempts: 1 });
-    for (const f of [canceled, bounded, deadlined]) expect((await stack.alpha.get(`/v1/jobs/${f.body.id}`)).body.status).not.toBe("succeeded");
+    for (const f of [canceled, bounded, deadlined])
+      expect((await stack.alpha.get(`/v1/jobs/${f.body.id}`)).body.status).not.toBe("succeeded");
   });
 });
 

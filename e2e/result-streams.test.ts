@@ -36,7 +36,10 @@ const metric = (name: string) => apiMetric(stack.api.url, name);
 async function batchWithResults(client: ApiClient, items: number, resultBytes: number): Promise<string> {
   const line = JSON.stringify({ inputs: [irisInput([IRIS_SAMPLES.setosa])] });
   const body = `${line}\n`.repeat(items);
-  const created = await client.request("POST", "/v1/batches?model=iris", { body, headers: { "content-type": "application/x-ndjson" } });
+  const created = await client.request("POST", "/v1/batches?model=iris", {
+    body,
+    headers: { "content-type": "application/x-ndjson" },
+  });
   expect(created.status).toBe(202);
   await db.pool.query(
     `update batch_chunks set statuses = array_fill('succeeded'::text, array[size]),
@@ -70,7 +73,9 @@ describe("batch results streams", () => {
     }
     expect(full.status).toBe(200);
     const lines = full.text.trimEnd().split("\n");
-    expect(lines.map((l) => (JSON.parse(l) as { index: number }).index)).toEqual(Array.from({ length: 512 }, (_, i) => i));
+    expect(lines.map((l) => (JSON.parse(l) as { index: number }).index)).toEqual(
+      Array.from({ length: 512 }, (_, i) => i),
+    );
     expect(JSON.parse(lines[511]!)).toMatchObject({ status: "succeeded", result: { i: 0 } });
     // Every write of the stream is one page: its results (at most the budget) and their lines' own fields.
     expect(writes.reduce((n, b) => n + b, 0)).toBe(Buffer.byteLength(full.text));
@@ -100,7 +105,10 @@ describe("batch results streams", () => {
 
     // Neither client reads: after the idle time both streams are closed, and alpha streams again.
     const open = () => metric("inferline_api_batch_result_streams");
-    await sleepUntil(async () => (await open()) === 0, { timeoutMs: 20_000, message: "the stalled streams were never closed" });
+    await sleepUntil(async () => (await open()) === 0, {
+      timeoutMs: 20_000,
+      message: "the stalled streams were never closed",
+    });
     expect(await metric("inferline_api_batch_result_streams_aborted_total")).toBe(aborted + 2);
     const again = await stack.alpha.get(`/v1/batches/${alphaBatch}/results`);
     expect(again.status).toBe(200);

@@ -29,7 +29,11 @@ async function tenant(name: string, settings: { weight?: number } = {}): Promise
 }
 
 /** A worker that serves `costly` (its adapter is a test fixture) and iris, with a bound of 100 ms. */
-const COSTLY = { WORKER_MODELS: "costly,iris", INFERENCE_ADAPTER_MODULES: FIXTURE_ADAPTERS_MODULE, SLOT_HOLD_MS: "100" };
+const COSTLY = {
+  WORKER_MODELS: "costly,iris",
+  INFERENCE_ADAPTER_MODULES: FIXTURE_ADAPTERS_MODULE,
+  SLOT_HOLD_MS: "100",
+};
 const costlyInputs = [{ name: "index", datatype: "INT64", shape: [1, 1], data: [1] }];
 const costlyItems = (n: number) => Array.from({ length: n }, () => ({ inputs: costlyInputs }));
 
@@ -46,7 +50,11 @@ async function yields(model: string): Promise<number> {
 describe("a worker slot's hold while another tenant waits", () => {
   it("a light tenant's job starts after a slice of a heavy tenant's chunk, not after the whole chunk, and the chunk still runs once, whole, spending no attempt", async () => {
     const [heavy, light] = [await tenant("heavy-chunk"), await tenant("light-job")];
-    const batch = await heavy.client.post("/v1/batches", { model: "costly", priority: "normal", items: costlyItems(200) });
+    const batch = await heavy.client.post("/v1/batches", {
+      model: "costly",
+      priority: "normal",
+      items: costlyItems(200),
+    });
     expect(batch.status).toBe(202);
     const job = await light.client.post("/v1/jobs", { model: "costly", inputs: costlyInputs, cache: "bypass" });
     expect(job.status).toBe(202);
@@ -57,15 +65,19 @@ describe("a worker slot's hold while another tenant waits", () => {
       { ...COSTLY, WORKER_CONCURRENCY: "1" },
       {
         onFinished: async (jobs: FinishedJob[]) => {
-          if (jobs.some((j) => j.id === job.body.id)) heavyRowsBefore = (await batchState(heavy.client, batch.body.id)).succeeded;
+          if (jobs.some((j) => j.id === job.body.id))
+            heavyRowsBefore = (await batchState(heavy.client, batch.body.id)).succeeded;
         },
       },
     );
     try {
-      await sleepUntil(async () => heavyRowsBefore >= 0 && (await batchState(heavy.client, batch.body.id)).status === "completed", {
-        timeoutMs: 60_000,
-        message: "the light job or the heavy batch did not finish",
-      });
+      await sleepUntil(
+        async () => heavyRowsBefore >= 0 && (await batchState(heavy.client, batch.body.id)).status === "completed",
+        {
+          timeoutMs: 60_000,
+          message: "the light job or the heavy batch did not finish",
+        },
+      );
       expect(await yields("costly")).toBeGreaterThanOrEqual(1);
     } finally {
       await stack.stopWorker();
@@ -74,7 +86,10 @@ describe("a worker slot's hold while another tenant waits", () => {
     expect(heavyRowsBefore).toBeGreaterThan(0);
     expect(heavyRowsBefore).toBeLessThanOrEqual(20);
     expect(await batchState(heavy.client, batch.body.id)).toEqual({ status: "completed", succeeded: 200 });
-    const { rows } = await admin.pool.query<{ attempts: number }>(`select attempts from batch_chunks where "batchId" = $1`, [batch.body.id]);
+    const { rows } = await admin.pool.query<{ attempts: number }>(
+      `select attempts from batch_chunks where "batchId" = $1`,
+      [batch.body.id],
+    );
     expect(rows).toEqual([{ attempts: 1 }]);
   }, 90_000);
 
@@ -92,11 +107,23 @@ describe("a worker slot's hold while another tenant waits", () => {
       }),
     );
     const order: string[] = [];
-    await stack.startWorker({ ...COSTLY, WORKER_CONCURRENCY: "1" }, { onFinished: async (jobs: FinishedJob[]) => void order.push(...jobs.map((j) => j.tenantId)) });
+    await stack.startWorker(
+      { ...COSTLY, WORKER_CONCURRENCY: "1" },
+      { onFinished: async (jobs: FinishedJob[]) => void order.push(...jobs.map((j) => j.tenantId)) },
+    );
     try {
       // Once the heavy tenant's rows run (the model is measured by then), the light tenant submits.
-      await sleepUntil(async () => (await admin.pool.query(`select 1 from jobs where "tenantId" = $1 and status = 'running'`, [heavy.id])).rowCount! > 0, { timeoutMs: 30_000 });
-      const started = (await admin.pool.query(`select count(*)::int as n from jobs where "tenantId" = $1 and status = 'succeeded'`, [heavy.id])).rows[0].n as number;
+      await sleepUntil(
+        async () =>
+          (await admin.pool.query(`select 1 from jobs where "tenantId" = $1 and status = 'running'`, [heavy.id]))
+            .rowCount! > 0,
+        { timeoutMs: 30_000 },
+      );
+      const started = (
+        await admin.pool.query(`select count(*)::int as n from jobs where "tenantId" = $1 and status = 'succeeded'`, [
+          heavy.id,
+        ])
+      ).rows[0].n as number;
       const late = await light.client.post("/v1/jobs", { model: "costly", inputs: costlyInputs, cache: "bypass" });
       expect(late.status).toBe(202);
       await sleepUntil(async () => order.length >= 151, { timeoutMs: 60_000, message: "not every job finished" });
@@ -107,25 +134,38 @@ describe("a worker slot's hold while another tenant waits", () => {
     } finally {
       await stack.stopWorker();
     }
-    const { rows } = await admin.pool.query<{ attempts: number; n: number }>(`select attempts, count(*)::int as n from jobs where id = any($1::uuid[]) group by attempts`, [ids]);
+    const { rows } = await admin.pool.query<{ attempts: number; n: number }>(
+      `select attempts, count(*)::int as n from jobs where id = any($1::uuid[]) group by attempts`,
+      [ids],
+    );
     expect(rows).toEqual([{ attempts: 1, n: 150 }]);
   }, 120_000);
 
   it("a tenant alone gets every slot and runs its entries whole: none is handed back", async () => {
     const alone = await tenant("alone");
-    const batches = [await alone.client.post("/v1/batches", { model: "costly", items: costlyItems(60) }), await alone.client.post("/v1/batches", { model: "costly", items: costlyItems(60) })];
+    const batches = [
+      await alone.client.post("/v1/batches", { model: "costly", items: costlyItems(60) }),
+      await alone.client.post("/v1/batches", { model: "costly", items: costlyItems(60) }),
+    ];
     expect(batches.map((b) => b.status)).toEqual([202, 202]);
     await stack.startWorker({ ...COSTLY, WORKER_CONCURRENCY: "2" });
     try {
-      await sleepUntil(async () => (await Promise.all(batches.map((b) => batchState(alone.client, b.body.id)))).every((s) => s.status === "completed"), { timeoutMs: 60_000 });
+      await sleepUntil(
+        async () =>
+          (await Promise.all(batches.map((b) => batchState(alone.client, b.body.id)))).every(
+            (s) => s.status === "completed",
+          ),
+        { timeoutMs: 60_000 },
+      );
       expect(await yields("costly")).toBe(0);
     } finally {
       await stack.stopWorker();
     }
     // Both chunks ran at once, one in each slot: each started before the other completed.
-    const { rows } = await admin.pool.query<{ startedAt: Date; completedAt: Date }>(`select "startedAt", "completedAt" from batch_chunks where "batchId" = any($1::uuid[])`, [
-      batches.map((b) => b.body.id),
-    ]);
+    const { rows } = await admin.pool.query<{ startedAt: Date; completedAt: Date }>(
+      `select "startedAt", "completedAt" from batch_chunks where "batchId" = any($1::uuid[])`,
+      [batches.map((b) => b.body.id)],
+    );
     expect(rows).toHaveLength(2);
     expect(rows[0]!.startedAt.getTime()).toBeLessThan(rows[1]!.completedAt.getTime());
     expect(rows[1]!.startedAt.getTime()).toBeLessThan(rows[0]!.completedAt.getTime());
@@ -147,7 +187,10 @@ describe("a worker slot's hold while another tenant waits", () => {
     await submit(triple.client, 1200);
     await submit(single.client, 1200);
     const order: string[] = [];
-    await stack.startWorker({ ...COSTLY, WORKER_CONCURRENCY: "1" }, { onFinished: async (jobs: FinishedJob[]) => void order.push(...jobs.map((j) => j.tenantId)) });
+    await stack.startWorker(
+      { ...COSTLY, WORKER_CONCURRENCY: "1" },
+      { onFinished: async (jobs: FinishedJob[]) => void order.push(...jobs.map((j) => j.tenantId)) },
+    );
     try {
       await sleepUntil(async () => order.length >= 2400, { timeoutMs: 60_000 });
     } finally {

@@ -62,7 +62,9 @@ describe("Idempotency-Key", () => {
   });
 
   it("concurrent requests with one key create one job", async () => {
-    const results = await Promise.all(Array.from({ length: 8 }, () => stack.alpha.post("/v1/jobs", irisJob(), { "idempotency-key": "race" })));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => stack.alpha.post("/v1/jobs", irisJob(), { "idempotency-key": "race" })),
+    );
     const ids = new Set(results.filter((r) => r.status < 300).map((r) => r.body.id));
     expect(ids.size).toBe(1);
     expect(results.every((r) => [200, 202, 409].includes(r.status))).toBe(true);
@@ -116,7 +118,12 @@ describe("list", () => {
     const tenant = stack.alpha.withKey(await stack.createKey("lister"));
     const ids: string[] = [];
     for (let i = 0; i < 7; i++) ids.push((await tenant.post("/v1/jobs", irisJob())).body.id);
-    const lookupJob = (await tenant.post("/v1/jobs", { model: "lookup", inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [1] }] })).body;
+    const lookupJob = (
+      await tenant.post("/v1/jobs", {
+        model: "lookup",
+        inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [1] }],
+      })
+    ).body;
     await tenant.post(`/v1/jobs/${ids[0]}/cancel`);
 
     const seen: string[] = [];
@@ -151,8 +158,17 @@ describe("models and health", () => {
     expect(iris.body).toMatchObject({
       name: "iris",
       versions: ["1"],
-      inputs: [{ name: "features", datatype: "FP32", shape: [-1, 4], features: ["sepal_length", "sepal_width", "petal_length", "petal_width"] }],
-      outputs: [{ name: "probabilities", datatype: "FP32", shape: [-1, 3], labels: ["setosa", "versicolor", "virginica"] }],
+      inputs: [
+        {
+          name: "features",
+          datatype: "FP32",
+          shape: [-1, 4],
+          features: ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+        },
+      ],
+      outputs: [
+        { name: "probabilities", datatype: "FP32", shape: [-1, 3], labels: ["setosa", "versicolor", "virginica"] },
+      ],
       batching: { maxBatchSize: expect.any(Number), maxQueueDelayMs: expect.any(Number) },
     });
     expect(JSON.stringify(iris.body)).not.toContain("iris.onnx");

@@ -44,7 +44,8 @@ afterAll(async () => {
 });
 
 async function startTwoWorkers(): Promise<void> {
-  for (let i = 0; i < 2; i++) workers.push(await startWorker(loadWorkerEnv({ ...stack.workerEnv, ...WORKER }), testLogger));
+  for (let i = 0; i < 2; i++)
+    workers.push(await startWorker(loadWorkerEnv({ ...stack.workerEnv, ...WORKER }), testLogger));
 }
 
 async function stopWorkers(): Promise<void> {
@@ -73,7 +74,10 @@ interface Run {
 async function finished(ids: string[], timeoutMs = 60_000): Promise<Run[]> {
   return sleepUntil(
     async () => {
-      const { rows } = await db.pool.query<Run>(`select id, status, attempts, "startedAt", "completedAt" from jobs where id = any($1::uuid[])`, [ids]);
+      const { rows } = await db.pool.query<Run>(
+        `select id, status, attempts, "startedAt", "completedAt" from jobs where id = any($1::uuid[])`,
+        [ids],
+      );
       return rows.length === ids.length && rows.every((r) => r.status === "succeeded") ? rows : undefined;
     },
     { timeoutMs, message: "the jobs never all succeeded" },
@@ -83,7 +87,12 @@ async function finished(ids: string[], timeoutMs = 60_000): Promise<Run[]> {
 /** The most runs that were in progress at one instant. */
 function mostAtOnce(runs: Run[]): number {
   let most = 0;
-  for (const r of runs) most = Math.max(most, runs.filter((o) => o.startedAt < r.completedAt && r.startedAt < o.completedAt && o.startedAt <= r.startedAt).length);
+  for (const r of runs)
+    most = Math.max(
+      most,
+      runs.filter((o) => o.startedAt < r.completedAt && r.startedAt < o.completedAt && o.startedAt <= r.startedAt)
+        .length,
+    );
   return most;
 }
 
@@ -120,7 +129,9 @@ describe("per-tenant concurrency caps", () => {
     const alphaLast = Math.max(...alphaRuns.map((r) => r.completedAt.getTime()));
     expect(betaRuns.every((r) => r.completedAt.getTime() < alphaLast)).toBe(true);
     expect(await capWaits()).toBeGreaterThan(0);
-    await sleepUntil(async () => (await stack.alpha.get("/v1/models/slow/queue")).body.tenant.caps[0]?.running === 0, { message: "alpha's leases were never released" });
+    await sleepUntil(async () => (await stack.alpha.get("/v1/models/slow/queue")).body.tenant.caps[0]?.running === 0, {
+      message: "alpha's leases were never released",
+    });
     await caps.set("alpha", "*", null);
     await stopWorkers();
   });
@@ -138,7 +149,9 @@ describe("per-tenant concurrency caps", () => {
     const slowLast = Math.max(...slowRuns.map((r) => r.completedAt.getTime()));
     expect(quickRuns.every((r) => r.completedAt.getTime() < slowLast)).toBe(true);
     expect((await stack.beta.get("/v1/models/lookup/queue")).body.tenant.caps).toEqual([]);
-    expect((await stack.beta.get("/v1/models/slow/queue")).body.tenant.caps).toEqual([{ model: "slow", maxRunning: 2, running: 0 }]);
+    expect((await stack.beta.get("/v1/models/slow/queue")).body.tenant.caps).toEqual([
+      { model: "slow", maxRunning: 2, running: 0 },
+    ]);
     await caps.set("beta", "slow", null);
     await stopWorkers();
   });
@@ -151,10 +164,15 @@ describe("per-tenant concurrency caps", () => {
     try {
       const gamma = new ApiClient(api.url, key);
       await startTwoWorkers();
-      const answers = await Promise.all(Array.from({ length: 5 }, () => gamma.post("/v1/jobs", { model: "slow", inputs: slowInput, cache: "bypass" })));
+      const answers = await Promise.all(
+        Array.from({ length: 5 }, () => gamma.post("/v1/jobs", { model: "slow", inputs: slowInput, cache: "bypass" })),
+      );
       const ids = answers.map((a) => a.body.id as string);
       const runs = await finished(ids);
-      const { rows } = await db.pool.query<{ n: number }>(`select count(*)::int as n from jobs where id = any($1::uuid[]) group by "dispatchId"`, [ids]);
+      const { rows } = await db.pool.query<{ n: number }>(
+        `select count(*)::int as n from jobs where id = any($1::uuid[]) group by "dispatchId"`,
+        [ids],
+      );
       expect(Math.max(...rows.map((r) => r.n))).toBeLessThanOrEqual(2);
       expect(mostAtOnce(runs)).toBe(2);
       expect(runs.every((r) => r.attempts === 1)).toBe(true);
@@ -168,13 +186,22 @@ describe("per-tenant concurrency caps", () => {
   it("a worker killed while holding capacity: the lease lapses and the tenant's other work proceeds", async () => {
     await caps.set("alpha", "*", 1);
     doomed = runProcess(WORKER_MAIN, { ...stack.workerEnv, ...WORKER, WORKER_CONCURRENCY: "2", LOG_LEVEL: "info" });
-    await sleepUntil(() => doomed!.output().includes("worker ready"), { timeoutMs: 30_000, message: "the worker never started" });
-    const [held] = await submit(stack.alpha, "slow", slowInput, 1);
-    await sleepUntil(async () => (await db.pool.query(`select 1 from jobs where id = $1 and status = 'running'`, [held])).rowCount === 1, {
-      intervalMs: 5,
-      message: "the job never started",
+    await sleepUntil(() => doomed!.output().includes("worker ready"), {
+      timeoutMs: 30_000,
+      message: "the worker never started",
     });
-    expect((await stack.alpha.get("/v1/models/slow/queue")).body.tenant.caps).toEqual([{ model: null, maxRunning: 1, running: 1 }]);
+    const [held] = await submit(stack.alpha, "slow", slowInput, 1);
+    await sleepUntil(
+      async () =>
+        (await db.pool.query(`select 1 from jobs where id = $1 and status = 'running'`, [held])).rowCount === 1,
+      {
+        intervalMs: 5,
+        message: "the job never started",
+      },
+    );
+    expect((await stack.alpha.get("/v1/models/slow/queue")).body.tenant.caps).toEqual([
+      { model: null, maxRunning: 1, running: 1 },
+    ]);
     doomed.child.kill("SIGKILL");
     await exitOf(doomed.child);
 
@@ -182,8 +209,12 @@ describe("per-tenant concurrency caps", () => {
     // by itself; the tenant's next job runs on the live workers, and so does the killed job once
     // BullMQ finds it stalled.
     const [next] = await submit(stack.alpha, "lookup", quickInput, 1);
-    expect((await stack.alpha.get("/v1/models/slow/queue")).body.tenant.caps).toEqual([{ model: null, maxRunning: 1, running: 1 }]);
-    await sleepUntil(async () => (await stack.alpha.get("/v1/models/slow/queue")).body.tenant.caps[0].running === 0, { message: "the dead worker's lease never lapsed" });
+    expect((await stack.alpha.get("/v1/models/slow/queue")).body.tenant.caps).toEqual([
+      { model: null, maxRunning: 1, running: 1 },
+    ]);
+    await sleepUntil(async () => (await stack.alpha.get("/v1/models/slow/queue")).body.tenant.caps[0].running === 0, {
+      message: "the dead worker's lease never lapsed",
+    });
     await startTwoWorkers();
     const runs = await finished([held!, next!]);
     expect(runs.find((r) => r.id === next)!.attempts).toBe(1);

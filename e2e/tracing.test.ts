@@ -23,14 +23,29 @@ type OtlpAttribute = { key: string; value: OtlpValue };
 interface ExportTraceServiceRequest {
   resourceSpans?: Array<{
     resource?: { attributes?: OtlpAttribute[] };
-    scopeSpans?: Array<{ spans?: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; attributes?: OtlpAttribute[] }> }>;
+    scopeSpans?: Array<{
+      spans?: Array<{
+        traceId: string;
+        spanId: string;
+        parentSpanId?: string;
+        name: string;
+        kind: number;
+        attributes?: OtlpAttribute[];
+      }>;
+    }>;
   }>;
 }
 
 /** OTLP/JSON ids are hex; a base64 one (the protobuf mapping) is turned into hex too. */
-const hexId = (id: string | undefined): string => (!id ? "" : /^[0-9a-f]+$/.test(id) ? id : Buffer.from(id, "base64").toString("hex"));
+const hexId = (id: string | undefined): string =>
+  !id ? "" : /^[0-9a-f]+$/.test(id) ? id : Buffer.from(id, "base64").toString("hex");
 const flatten = (attrs: OtlpAttribute[] = []): Record<string, string> =>
-  Object.fromEntries(attrs.map((a) => [a.key, String(a.value.stringValue ?? a.value.intValue ?? a.value.doubleValue ?? a.value.boolValue)]));
+  Object.fromEntries(
+    attrs.map((a) => [
+      a.key,
+      String(a.value.stringValue ?? a.value.intValue ?? a.value.doubleValue ?? a.value.boolValue),
+    ]),
+  );
 
 /** An OTLP/HTTP receiver in this process: `POST /v1/traces` with JSON ExportTraceServiceRequest bodies. */
 class OtlpReceiver {
@@ -41,7 +56,11 @@ class OtlpReceiver {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      if (req.method !== "POST" || req.url !== "/v1/traces" || !String(req.headers["content-type"]).startsWith("application/json")) {
+      if (
+        req.method !== "POST" ||
+        req.url !== "/v1/traces" ||
+        !String(req.headers["content-type"]).startsWith("application/json")
+      ) {
         this.rejected.push(`${req.method} ${req.url} ${req.headers["content-type"]}`);
         return void res.writeHead(400).end();
       }
@@ -56,7 +75,15 @@ class OtlpReceiver {
       const service = flatten(rs.resource?.attributes)["service.name"] ?? "";
       for (const ss of rs.scopeSpans ?? [])
         for (const s of ss.spans ?? [])
-          this.spans.push({ traceId: hexId(s.traceId), spanId: hexId(s.spanId), parentSpanId: hexId(s.parentSpanId), name: s.name, kind: s.kind, attributes: flatten(s.attributes), service });
+          this.spans.push({
+            traceId: hexId(s.traceId),
+            spanId: hexId(s.spanId),
+            parentSpanId: hexId(s.parentSpanId),
+            name: s.name,
+            kind: s.kind,
+            attributes: flatten(s.attributes),
+            service,
+          });
     }
   }
 
@@ -89,7 +116,11 @@ class OtlpReceiver {
 }
 
 /** A webhook target on loopback that records each delivery's headers. */
-async function webhookReceiver(): Promise<{ url: string; headers: Array<Record<string, string | string[] | undefined>>; close(): Promise<void> }> {
+async function webhookReceiver(): Promise<{
+  url: string;
+  headers: Array<Record<string, string | string[] | undefined>>;
+  close(): Promise<void>;
+}> {
   const headers: Array<Record<string, string | string[] | undefined>> = [];
   const server = http.createServer((req, res) => {
     req.resume();
@@ -127,7 +158,10 @@ async function storedTraceParent(stack: TestStack, table: "jobs" | "batches", id
   const client = new pg.Client({ connectionString: stack.db.url });
   await client.connect();
   try {
-    const { rows } = await client.query<{ trace_parent: string | null }>(`select trace_parent from ${table} where id = $1`, [id]);
+    const { rows } = await client.query<{ trace_parent: string | null }>(
+      `select trace_parent from ${table} where id = $1`,
+      [id],
+    );
     return rows[0]?.trace_parent ?? null;
   } finally {
     await client.end();
@@ -165,21 +199,41 @@ describe("tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)", () => {
     const submit = await stack.alpha.post("/v1/jobs", irisJob(ROWS, { webhook: { url: hooks.url }, cache: "bypass" }));
     expect(submit.status).toBe(202);
     const jobId = submit.body.id as string;
-    const spans = await otlp.traceWith("inferline.job.id", jobId, ["POST /v1/jobs", "claim", "inference", "result write", "webhook attempt"]);
+    const spans = await otlp.traceWith("inferline.job.id", jobId, [
+      "POST /v1/jobs",
+      "claim",
+      "inference",
+      "result write",
+      "webhook attempt",
+    ]);
 
     const api = spans.find((s) => s.name === "POST /v1/jobs")!;
     expect(api).toMatchObject({ kind: SERVER_SPAN, parentSpanId: "", service: "inferline-api" });
-    expect(api.attributes).toMatchObject({ "http.request.method": "POST", "http.route": "/v1/jobs", "http.response.status_code": "202", "inferline.job.id": jobId });
+    expect(api.attributes).toMatchObject({
+      "http.request.method": "POST",
+      "http.route": "/v1/jobs",
+      "http.response.status_code": "202",
+      "inferline.job.id": jobId,
+    });
     expectTree(spans, "POST /v1/jobs");
     for (const name of ["claim", "inference", "result write"]) {
-      expect(spans.find((s) => s.name === name)?.attributes, name).toMatchObject({ "inferline.model": "iris", "inferline.model.version": "1", "inferline.job.id": jobId });
+      expect(spans.find((s) => s.name === name)?.attributes, name).toMatchObject({
+        "inferline.model": "iris",
+        "inferline.model.version": "1",
+        "inferline.job.id": jobId,
+      });
     }
     const consumer = spans.find((s) => s.name === "process infer-iris@1")!;
     expect(consumer.parentSpanId).toBe(api.spanId);
     expect(consumer.attributes["inferline.batch.size"]).toBe("1");
     const attempt = spans.find((s) => s.name === "webhook attempt")!;
     expect(attempt.parentSpanId).toBe(api.spanId);
-    expect(attempt.attributes).toMatchObject({ "inferline.attempt": "1", "http.response.status_code": "200", "inferline.outcome": "delivered", "server.address": "127.0.0.1" });
+    expect(attempt.attributes).toMatchObject({
+      "inferline.attempt": "1",
+      "http.response.status_code": "200",
+      "inferline.outcome": "delivered",
+      "server.address": "127.0.0.1",
+    });
 
     // What the job row stores is the API span's context, and the webhook POST carried the attempt's.
     expect(await storedTraceParent(stack, "jobs", jobId)).toBe(`00-${api.traceId}-${api.spanId}-01`);
@@ -194,9 +248,16 @@ describe("tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)", () => {
   it("continues an incoming traceparent", async () => {
     const traceId = crypto.randomBytes(16).toString("hex");
     const parentId = crypto.randomBytes(8).toString("hex");
-    const submit = await stack.alpha.post("/v1/jobs", irisJob(ROWS, { cache: "bypass" }), { traceparent: `00-${traceId}-${parentId}-01` });
+    const submit = await stack.alpha.post("/v1/jobs", irisJob(ROWS, { cache: "bypass" }), {
+      traceparent: `00-${traceId}-${parentId}-01`,
+    });
     expect(submit.status).toBe(202);
-    const spans = await otlp.traceWith("inferline.job.id", submit.body.id, ["POST /v1/jobs", "claim", "inference", "result write"]);
+    const spans = await otlp.traceWith("inferline.job.id", submit.body.id, [
+      "POST /v1/jobs",
+      "claim",
+      "inference",
+      "result write",
+    ]);
     expect(spans[0]!.traceId).toBe(traceId);
     expect(spans.find((s) => s.name === "POST /v1/jobs")!.parentSpanId).toBe(parentId);
   });
@@ -206,9 +267,18 @@ describe("tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set)", () => {
     const created = await stack.alpha.post("/v1/batches", { model: "iris", items, cache: "bypass" });
     expect(created.status).toBe(202);
     const batchId = created.body.id as string;
-    const spans = await otlp.traceWith("inferline.batch.id", batchId, ["POST /v1/batches", "claim", "inference", "result write"]);
+    const spans = await otlp.traceWith("inferline.batch.id", batchId, [
+      "POST /v1/batches",
+      "claim",
+      "inference",
+      "result write",
+    ]);
     expectTree(spans, "POST /v1/batches");
-    expect(spans.find((s) => s.name === "inference")!.attributes).toMatchObject({ "inferline.batch.id": batchId, "inferline.batch.size": "3", "inferline.model": "iris" });
+    expect(spans.find((s) => s.name === "inference")!.attributes).toMatchObject({
+      "inferline.batch.id": batchId,
+      "inferline.batch.size": "3",
+      "inferline.model": "iris",
+    });
     expect(await storedTraceParent(stack, "batches", batchId)).toMatch(new RegExp(`^00-${spans[0]!.traceId}-`));
     expect(JSON.stringify(spans.map((s) => s.attributes))).not.toContain(INPUT_TEXT[0]);
   });
@@ -230,7 +300,9 @@ describe("tracing off (variable unset)", () => {
     expect(activeTraceParent()).toBeNull();
     const before = otlp.spans.length;
     const delivered = hooks.headers.length;
-    const submit = await stack.alpha.post("/v1/jobs", irisJob(ROWS, { webhook: { url: hooks.url }, cache: "bypass" }), { traceparent: `00-${"a".repeat(32)}-${"b".repeat(16)}-01` });
+    const submit = await stack.alpha.post("/v1/jobs", irisJob(ROWS, { webhook: { url: hooks.url }, cache: "bypass" }), {
+      traceparent: `00-${"a".repeat(32)}-${"b".repeat(16)}-01`,
+    });
     const done = await stack.alpha.get(`/v1/jobs/${submit.body.id}?wait=20`);
     expect(done.body.status).toBe("succeeded");
     await sleepUntil(() => hooks.headers.length > delivered, { message: "the webhook delivery" });

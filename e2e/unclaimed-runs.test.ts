@@ -23,7 +23,9 @@ const plain = (extra: Record<string, unknown> = {}) => irisJob([IRIS_SAMPLES.set
 /** Session runs of iris in the worker, so far: every run of a job, claimed or not, is in one. */
 async function irisRuns(): Promise<number> {
   const metric = await stack.worker!.metrics.batchSize.get();
-  return metric.values.filter((v) => v.metricName === "inferline_batch_size_items_count" && v.labels.model === "iris").reduce((n, v) => n + v.value, 0);
+  return metric.values
+    .filter((v) => v.metricName === "inferline_batch_size_items_count" && v.labels.model === "iris")
+    .reduce((n, v) => n + v.value, 0);
 }
 
 /** Jobs the worker ran without a claim, so far. */
@@ -32,8 +34,15 @@ async function unclaimed(): Promise<number> {
   return metric.values.reduce((n, v) => n + v.value, 0);
 }
 
-async function runOne(client: ApiClient, body: unknown, headers: Record<string, string> = {}): Promise<Record<string, any>> {
-  const submit = await client.request("POST", "/v1/jobs", { body: JSON.stringify(body), headers: { "content-type": "application/json", ...headers } });
+async function runOne(
+  client: ApiClient,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Record<string, any>> {
+  const submit = await client.request("POST", "/v1/jobs", {
+    body: JSON.stringify(body),
+    headers: { "content-type": "application/json", ...headers },
+  });
   expect(submit.status).toBe(202);
   const done = await client.get(`/v1/jobs/${submit.body.id}?wait=20`);
   expect(done.body.status).toBe("succeeded");
@@ -86,19 +95,49 @@ describe("a lone job canceled before its entry reaches the worker", () => {
       const tenantId = (await db.pool.query<{ id: string }>(`select id from tenants where name = 'alpha'`)).rows[0]!.id;
       const inputs = [irisInput([IRIS_SAMPLES.virginica]) as FlatTensor];
       const job: NewJob = {
-        ...{ id: crypto.randomUUID(), dispatchId: crypto.randomUUID(), tenantId, model: "iris", version: "1", priority: "normal", inputs, requestedOutputs: [], metadata: {} },
-        ...{ webhook: null, idempotencyKey: null, requestHash: null, queueDeadline: null, cancelAt: null, createdAt: new Date() },
+        ...{
+          id: crypto.randomUUID(),
+          dispatchId: crypto.randomUUID(),
+          tenantId,
+          model: "iris",
+          version: "1",
+          priority: "normal",
+          inputs,
+          requestedOutputs: [],
+          metadata: {},
+        },
+        ...{
+          webhook: null,
+          idempotencyKey: null,
+          requestHash: null,
+          queueDeadline: null,
+          cancelAt: null,
+          createdAt: new Date(),
+        },
       };
       const store = new JobStore(db.pool, db.prisma);
       await store.insertMany([job]);
       // Its entry, as the API adds a lone small job's, is still on its way (delayed) when the cancel commits.
       const carried = { tenantId, inputs, requestedOutputs: [], cacheKey: null, traceParent: null };
-      await dispatcher.enqueue([{ dispatchId: job.dispatchId!, model: "iris", version: "1", priority: "normal", jobIds: [job.id], carried, delayMs: 300, tenantId }]);
+      await dispatcher.enqueue([
+        {
+          dispatchId: job.dispatchId!,
+          model: "iris",
+          version: "1",
+          priority: "normal",
+          jobIds: [job.id],
+          carried,
+          delayMs: 300,
+          tenantId,
+        },
+      ]);
       const [runs, unclaimedRuns] = [await irisRuns(), await unclaimed()];
       expect(await store.cancel(tenantId, job.id)).toBeDefined();
 
       const queue = dispatcher.queue("iris", "1");
-      await sleepUntil(async () => ((await queue.getJobState(job.dispatchId!)) === "unknown" ? true : undefined), { message: "the entry was never processed" });
+      await sleepUntil(async () => ((await queue.getJobState(job.dispatchId!)) === "unknown" ? true : undefined), {
+        message: "the entry was never processed",
+      });
       expect(await unclaimed()).toBe(unclaimedRuns);
       expect(await irisRuns()).toBe(runs);
       expect((await stack.alpha.get(`/v1/jobs/${job.id}`)).body).toMatchObject({ status: "canceled", attempts: 0 });

@@ -31,17 +31,30 @@ async function refused<T>(send: () => Promise<T>): Promise<T> {
 function expectProblem(res: { status: number; headers: Headers; body: any }, status: number, code: string) {
   expect(res.status).toBe(status);
   expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
-  expect(res.body).toMatchObject({ status, code, title: expect.any(String), type: expect.stringContaining(code.replaceAll("_", "-")), detail: expect.any(String) });
+  expect(res.body).toMatchObject({
+    status,
+    code,
+    title: expect.any(String),
+    type: expect.stringContaining(code.replaceAll("_", "-")),
+    detail: expect.any(String),
+  });
 }
 
 describe("bad input never reaches a worker", () => {
   it("malformed JSON: 400", async () => {
-    const res = await refused(() => stack.alpha.request("POST", "/v1/jobs", { body: '{"model": "iris", "inputs": [', headers: { "content-type": "application/json" } }));
+    const res = await refused(() =>
+      stack.alpha.request("POST", "/v1/jobs", {
+        body: '{"model": "iris", "inputs": [',
+        headers: { "content-type": "application/json" },
+      }),
+    );
     expectProblem(res, 400, "malformed_json");
   });
 
   it("unknown model: 404 naming /model", async () => {
-    const res = await refused(() => stack.alpha.post("/v1/jobs", { model: "nope", inputs: [irisInput([IRIS_SAMPLES.setosa])] }));
+    const res = await refused(() =>
+      stack.alpha.post("/v1/jobs", { model: "nope", inputs: [irisInput([IRIS_SAMPLES.setosa])] }),
+    );
     expectProblem(res, 404, "not_found");
     expect(res.body.detail).toContain("nope");
     expect(res.body.errors).toEqual([{ path: "/model", message: expect.stringContaining("nope") }]);
@@ -56,7 +69,11 @@ describe("bad input never reaches a worker", () => {
   it("a batch's unknown model or version names its field: /model in a JSON body, /query/model for NDJSON", async () => {
     const item = { inputs: [irisInput([IRIS_SAMPLES.setosa])] };
     const body = `${JSON.stringify(item)}\n`;
-    const ndjson = (query: string) => stack.alpha.request("POST", `/v1/batches?${query}`, { body, headers: { "content-type": "application/x-ndjson" } });
+    const ndjson = (query: string) =>
+      stack.alpha.request("POST", `/v1/batches?${query}`, {
+        body,
+        headers: { "content-type": "application/x-ndjson" },
+      });
     const cases: Array<[Promise<{ status: number; headers: Headers; body: any }>, string]> = [
       [stack.alpha.post("/v1/batches", { model: "nope", items: [item] }), "/model"],
       [stack.alpha.post("/v1/batches", { model: "iris", version: "9", items: [item] }), "/version"],
@@ -89,9 +106,17 @@ describe("bad input never reaches a worker", () => {
 
   it.each([
     ["wrong tensor name", { name: "petals", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }, "/inputs/0/name"],
-    ["wrong datatype", { name: "features", datatype: "INT32", shape: [1, 4], data: [1, 2, 3, 4] }, "/inputs/0/datatype"],
+    [
+      "wrong datatype",
+      { name: "features", datatype: "INT32", shape: [1, 4], data: [1, 2, 3, 4] },
+      "/inputs/0/datatype",
+    ],
     ["wrong rank", { name: "features", datatype: "FP32", shape: [4], data: [1, 2, 3, 4] }, "/inputs/0/shape"],
-    ["wrong fixed dimension", { name: "features", datatype: "FP32", shape: [1, 3], data: [1, 2, 3] }, "/inputs/0/shape/1"],
+    [
+      "wrong fixed dimension",
+      { name: "features", datatype: "FP32", shape: [1, 3], data: [1, 2, 3] },
+      "/inputs/0/shape/1",
+    ],
     ["element count", { name: "features", datatype: "FP32", shape: [2, 4], data: [1, 2, 3, 4] }, "/inputs/0/data"],
     ["element type", { name: "features", datatype: "FP32", shape: [1, 4], data: [1, "x", 3, 4] }, "/inputs/0/data/1"],
     [
@@ -114,7 +139,13 @@ describe("bad input never reaches a worker", () => {
   });
 
   it("a missing input and an unknown output are both named", async () => {
-    const res = await refused(() => stack.alpha.post("/v1/jobs", { model: "lookup", inputs: [{ name: "other", datatype: "INT64", shape: [1, 1], data: [0] }], outputs: [{ name: "nope" }] }));
+    const res = await refused(() =>
+      stack.alpha.post("/v1/jobs", {
+        model: "lookup",
+        inputs: [{ name: "other", datatype: "INT64", shape: [1, 1], data: [0] }],
+        outputs: [{ name: "nope" }],
+      }),
+    );
     expectProblem(res, 422, "validation_failed");
     const paths = res.body.errors.map((e: { path: string }) => e.path);
     expect(paths).toEqual(expect.arrayContaining(["/inputs/0/name", "/inputs", "/outputs/0/name"]));
@@ -123,7 +154,9 @@ describe("bad input never reaches a worker", () => {
   it("schema faults name the field", async () => {
     const res = await refused(() => stack.alpha.post("/v1/jobs", { model: 7, inputs: [], priority: "urgent" }));
     expectProblem(res, 422, "validation_failed");
-    expect(res.body.errors.map((e: { path: string }) => e.path)).toEqual(expect.arrayContaining(["/model", "/inputs", "/priority"]));
+    expect(res.body.errors.map((e: { path: string }) => e.path)).toEqual(
+      expect.arrayContaining(["/model", "/inputs", "/priority"]),
+    );
   });
 
   it("body over the limit: 413", async () => {
@@ -134,7 +167,11 @@ describe("bad input never reaches a worker", () => {
 
   it("missing or invalid key: 401", async () => {
     expectProblem(await refused(() => stack.anonymous.post("/v1/jobs", irisJob())), 401, "missing_api_key");
-    expectProblem(await refused(() => stack.alpha.withKey("il_not-a-real-key").post("/v1/jobs", irisJob())), 401, "invalid_api_key");
+    expectProblem(
+      await refused(() => stack.alpha.withKey("il_not-a-real-key").post("/v1/jobs", irisJob())),
+      401,
+      "invalid_api_key",
+    );
     expectProblem(await stack.alpha.withKey("il_not-a-real-key").get("/v1/jobs"), 401, "invalid_api_key");
   });
 

@@ -52,22 +52,40 @@ async function settled(id: string, timeoutMs = 20_000) {
   );
 }
 
-const startOlder = async () => (older = await startWorker(loadWorkerEnv({ ...stack.workerEnv, MODELS_DIR: lacking.dir, WORKER_MODELS }), testLogger));
+const startOlder = async () =>
+  (older = await startWorker(
+    loadWorkerEnv({ ...stack.workerEnv, MODELS_DIR: lacking.dir, WORKER_MODELS }),
+    testLogger,
+  ));
 
 describe("a worker that lacks a version of a model", () => {
   it("leaves that version's jobs and batch chunks queued until a worker that serves it starts", async () => {
     await startOlder();
     const v2 = await submit(lookup("2", 1));
-    const batch = await stack.alpha.post("/v1/batches", { model: "lookup-cached", version: "2", items: [0, 1, 2].map((i) => ({ inputs: lookup("2", i).inputs })) });
+    const batch = await stack.alpha.post("/v1/batches", {
+      model: "lookup-cached",
+      version: "2",
+      items: [0, 1, 2].map((i) => ({ inputs: lookup("2", i).inputs })),
+    });
     expect(batch.status).toBe(202);
     // Work of version 1 submitted after them runs on the older worker: by then it has passed over version 2's.
     const v1 = await submit(lookup("1", 2));
-    expect(await settled(v1)).toMatchObject({ status: "succeeded", result: { model_version: "1", outputs: [{ data: LOOKUP_TABLE[2] }] } });
+    expect(await settled(v1)).toMatchObject({
+      status: "succeeded",
+      result: { model_version: "1", outputs: [{ data: LOOKUP_TABLE[2] }] },
+    });
     expect((await stack.alpha.get(`/v1/jobs/${v2}`)).body).toMatchObject({ status: "queued", attempts: 0 });
-    expect((await stack.alpha.get(`/v1/batches/${batch.body.id}`)).body).toMatchObject({ status: "queued", counts: { queued: 3 } });
+    expect((await stack.alpha.get(`/v1/batches/${batch.body.id}`)).body).toMatchObject({
+      status: "queued",
+      counts: { queued: 3 },
+    });
 
     await stack.startWorker({ WORKER_MODELS });
-    expect(await settled(v2)).toMatchObject({ status: "succeeded", attempts: 1, result: { model_version: "2", outputs: [{ data: LOOKUP_TABLE_V2[1] }] } });
+    expect(await settled(v2)).toMatchObject({
+      status: "succeeded",
+      attempts: 1,
+      result: { model_version: "2", outputs: [{ data: LOOKUP_TABLE_V2[1] }] },
+    });
     const lines = await sleepUntil(
       async () => {
         const results = await stack.alpha.get(`/v1/batches/${batch.body.id}/results`);
@@ -94,7 +112,13 @@ describe("a worker that lacks a version of a model", () => {
     const ended = await Promise.all(jobs.map(async (j) => ({ ...j, job: await settled(j.id) })));
     for (const { version, index, job } of ended) {
       expect(job.error?.code, `job of version ${version}`).toBeUndefined();
-      expect(job).toMatchObject({ status: "succeeded", result: { model_version: version, outputs: [{ data: (version === "2" ? LOOKUP_TABLE_V2 : LOOKUP_TABLE)[index] }] } });
+      expect(job).toMatchObject({
+        status: "succeeded",
+        result: {
+          model_version: version,
+          outputs: [{ data: (version === "2" ? LOOKUP_TABLE_V2 : LOOKUP_TABLE)[index] }],
+        },
+      });
     }
   });
 });

@@ -71,7 +71,12 @@ beforeAll(async () => {
   [slowReceiver, receiver] = await Promise.all([new Receiver().start(), new Receiver().start()]);
   stack = await startStack({
     api: { WEBHOOK_ALLOW_PRIVATE: "true", WEBHOOK_MAX_REDELIVERIES: String(MAX_REDELIVERIES) },
-    workerEnv: { WEBHOOK_ALLOW_PRIVATE: "true", WEBHOOK_TIMEOUT_MS: String(HANG_TIMEOUT_MS), WEBHOOK_RETRY_SCHEDULE_MS: "0,60000", WEBHOOK_SWEEP_INTERVAL_MS: "0" },
+    workerEnv: {
+      WEBHOOK_ALLOW_PRIVATE: "true",
+      WEBHOOK_TIMEOUT_MS: String(HANG_TIMEOUT_MS),
+      WEBHOOK_RETRY_SCHEDULE_MS: "0,60000",
+      WEBHOOK_SWEEP_INTERVAL_MS: "0",
+    },
   });
   db = new Database(stack.db.url, { poolSize: 2 });
 });
@@ -90,7 +95,10 @@ async function submit(client: ApiClient, url: string): Promise<string> {
 }
 
 async function succeeded(client: ApiClient, id: string): Promise<void> {
-  await sleepUntil(async () => (await client.get(`/v1/jobs/${id}?wait=5`)).body.status === "succeeded", { timeoutMs: 15_000, message: `job ${id} succeeded` });
+  await sleepUntil(async () => (await client.get(`/v1/jobs/${id}?wait=5`)).body.status === "succeeded", {
+    timeoutMs: 15_000,
+    message: `job ${id} succeeded`,
+  });
 }
 
 /** Entries on the webhooks queue not yet finished (running, waiting or parked). */
@@ -113,21 +121,32 @@ describe("webhook delivery isolation between tenants", () => {
     for (let i = 0; i < WEBHOOK_CONCURRENCY + 4; i++) aJobs.push(await submit(stack.alpha, hang));
     for (const id of aJobs) await succeeded(stack.alpha, id);
     // A also loops on redeliver: those entries share A's cap.
-    for (let i = 0; i < MAX_REDELIVERIES; i++) expect((await stack.alpha.post(`/v1/jobs/${aJobs[0]}/webhooks/redeliver`)).status).toBe(202);
+    for (let i = 0; i < MAX_REDELIVERIES; i++)
+      expect((await stack.alpha.post(`/v1/jobs/${aJobs[0]}/webhooks/redeliver`)).status).toBe(202);
     // Every A entry is on the queue (ahead of B's), and A holds its slots with hanging attempts.
-    await sleepUntil(async () => (await queuedEntries()) === aJobs.length + MAX_REDELIVERIES, { message: "A's entries on the webhooks queue" });
-    await sleepUntil(() => slowReceiver.hits("/a") >= TENANT_CONCURRENCY, { message: "A's first attempts reached its receiver" });
+    await sleepUntil(async () => (await queuedEntries()) === aJobs.length + MAX_REDELIVERIES, {
+      message: "A's entries on the webhooks queue",
+    });
+    await sleepUntil(() => slowReceiver.hits("/a") >= TENANT_CONCURRENCY, {
+      message: "A's first attempts reached its receiver",
+    });
     const firstHang = Math.min(...slowReceiver.received.map((r) => r.at));
 
     const ok = receiver.on("/b", () => 200);
     const bJobs: string[] = [];
     for (let i = 0; i < 3; i++) bJobs.push(await submit(stack.beta, ok));
-    await sleepUntil(() => receiver.hits("/b") === bJobs.length, { timeoutMs: B_DEADLINE_MS, message: "B's webhooks arrived while A's receiver hangs" });
+    await sleepUntil(() => receiver.hits("/b") === bJobs.length, {
+      timeoutMs: B_DEADLINE_MS,
+      message: "B's webhooks arrived while A's receiver hangs",
+    });
 
     expect(Date.now() - firstHang).toBeLessThan(HANG_TIMEOUT_MS);
     // No A attempt has ended (an attempt is recorded when it ends), and A never had more than its
     // cap in flight: the rest of its entries gave their slots back.
-    const { rows } = await db.pool.query<{ n: number }>(`select count(*)::int as n from webhook_deliveries d join webhook_events e on e.id = d."eventId" where e."jobId" = any($1::uuid[])`, [aJobs]);
+    const { rows } = await db.pool.query<{ n: number }>(
+      `select count(*)::int as n from webhook_deliveries d join webhook_events e on e.id = d."eventId" where e."jobId" = any($1::uuid[])`,
+      [aJobs],
+    );
     expect(rows[0]!.n).toBe(0);
     expect(slowReceiver.hits("/a")).toBe(TENANT_CONCURRENCY);
     for (const id of bJobs) {
@@ -148,7 +167,10 @@ describe("a tenant over its cap", () => {
     const jobs = await Promise.all(Array.from({ length: 30 }, () => submit(epsilon, url)));
     const rows = await sleepUntil(
       async () => {
-        const { rows } = await db.pool.query<{ status: string; attempts: number }>(`select status, attempts from webhook_events where "jobId" = any($1::uuid[])`, [jobs]);
+        const { rows } = await db.pool.query<{ status: string; attempts: number }>(
+          `select status, attempts from webhook_events where "jobId" = any($1::uuid[])`,
+          [jobs],
+        );
         return rows.length === jobs.length && rows.every((r) => r.status === "delivered") ? rows : undefined;
       },
       { timeoutMs: 20_000, message: "every webhook of the burst delivered" },
@@ -192,7 +214,11 @@ describe("redelivery limit", () => {
     const url = receiver.on("/concurrent", () => 200);
     const id = await submit(delta, url);
     await sleepUntil(() => receiver.hits("/concurrent") === 1);
-    const statuses = (await Promise.all(Array.from({ length: MAX_REDELIVERIES + 3 }, () => delta.post(`/v1/jobs/${id}/webhooks/redeliver`)))).map((r) => r.status);
+    const statuses = (
+      await Promise.all(
+        Array.from({ length: MAX_REDELIVERIES + 3 }, () => delta.post(`/v1/jobs/${id}/webhooks/redeliver`)),
+      )
+    ).map((r) => r.status);
     expect(statuses.sort()).toEqual([...Array<number>(MAX_REDELIVERIES).fill(202), 429, 429, 429]);
   });
 });
@@ -202,7 +228,9 @@ async function unqueuedEvent(url: string): Promise<{ jobId: string; eventId: str
   const id = (await stack.alpha.post("/v1/jobs", irisJob())).body.id as string;
   await succeeded(stack.alpha, id);
   const { rows } = await db.pool.query<{ tenantId: string }>(`select "tenantId" from jobs where id = $1`, [id]);
-  const [event] = await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", model: "iris", webhook: { url } }]);
+  const [event] = await recordJobEvents(new WebhookEventStore(db.pool), [
+    { id, tenantId: rows[0]!.tenantId, status: "succeeded", model: "iris", webhook: { url } },
+  ]);
   return { jobId: id, eventId: event!.id };
 }
 
@@ -215,7 +243,9 @@ async function unansweredListener(): Promise<{ port: number; close(): void }> {
   const script = `const s = require("net").createServer();
     s.listen({ port: 0, host: "127.0.0.1", backlog: 1 }, () => process.stdout.write(s.address().port + "\\n", () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)));`;
   const child: ChildProcess = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<number>((resolve) => child.stdout!.once("data", (d: Buffer) => resolve(Number(String(d).trim()))));
+  const port = await new Promise<number>((resolve) =>
+    child.stdout!.once("data", (d: Buffer) => resolve(Number(String(d).trim()))),
+  );
   const fillers: net.Socket[] = [];
   // Connect until one connection stays pending: the queue is full from then on.
   for (let connected = true; connected && fillers.length < 10;) {
@@ -240,7 +270,12 @@ describe("connect timeout", () => {
     const listener = await unansweredListener();
     try {
       const { eventId } = await unqueuedEvent(`http://127.0.0.1:${listener.port}/hook`);
-      const result = await deliverEvent(new WebhookEventStore(db.pool), eventId, { allowPrivate: true, timeoutMs: HANG_TIMEOUT_MS, connectTimeoutMs: 300, schedule: [0, 60_000] });
+      const result = await deliverEvent(new WebhookEventStore(db.pool), eventId, {
+        allowPrivate: true,
+        timeoutMs: HANG_TIMEOUT_MS,
+        connectTimeoutMs: 300,
+        schedule: [0, 60_000],
+      });
       expect(result).toMatchObject({ outcome: "retry", attempt: 1, error: "no connection within 300 ms" });
       expect(result.latencyMs).toBeLessThan(HANG_TIMEOUT_MS);
     } finally {
@@ -253,8 +288,16 @@ describe("DNS timeout at delivery", () => {
   it("a lookup that does not answer in time is a failed attempt, retried on the schedule", async () => {
     const { jobId: id, eventId } = await unqueuedEvent("https://slow-dns.example.com/hook");
     const never: HostLookup = () => new Promise(() => {});
-    const result = await deliverEvent(new WebhookEventStore(db.pool), eventId, { lookup: never, lookupTimeoutMs: 100, schedule: [0, 60_000] });
-    expect(result).toMatchObject({ outcome: "retry", attempt: 1, error: "refused: the webhook host slow-dns.example.com did not resolve within 100 ms" });
+    const result = await deliverEvent(new WebhookEventStore(db.pool), eventId, {
+      lookup: never,
+      lookupTimeoutMs: 100,
+      schedule: [0, 60_000],
+    });
+    expect(result).toMatchObject({
+      outcome: "retry",
+      attempt: 1,
+      error: "refused: the webhook host slow-dns.example.com did not resolve within 100 ms",
+    });
     const record = (await stack.alpha.get(`/v1/jobs/${id}/webhooks`)).body;
     expect(record.events[0]).toMatchObject({ status: "pending", attempts: 1 });
     expect(record.attempts[0]).toMatchObject({ error: result.error, statusCode: null });

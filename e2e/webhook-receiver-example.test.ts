@@ -28,9 +28,14 @@ class ExampleReceiver {
   }
 
   static async start(secret: string): Promise<{ receiver: ExampleReceiver; url: string }> {
-    const child = spawn(process.execPath, [SERVER], { env: { ...process.env, INFERLINE_WEBHOOK_SECRET: secret, PORT: "0", HOST: "127.0.0.1" }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [SERVER], {
+      env: { ...process.env, INFERLINE_WEBHOOK_SECRET: secret, PORT: "0", HOST: "127.0.0.1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     const receiver = new ExampleReceiver(child);
-    const url = await sleepUntil(() => /listening on (http:\/\/\S+)/.exec(receiver.out)?.[1], { message: "the example to listen" });
+    const url = await sleepUntil(() => /listening on (http:\/\/\S+)/.exec(receiver.out)?.[1], {
+      message: "the example to listen",
+    });
     return { receiver, url: `${url}/inferline` };
   }
 
@@ -76,7 +81,11 @@ async function deliver(body: string, headers: Record<string, string>): Promise<n
 
 /** A job.succeeded event for a made-up job, as the worker would send it. */
 function event(jobId: string): string {
-  return JSON.stringify({ type: "job.succeeded", timestamp: new Date().toISOString(), data: { id: jobId, status: "succeeded" } });
+  return JSON.stringify({
+    type: "job.succeeded",
+    timestamp: new Date().toISOString(),
+    data: { id: jobId, status: "succeeded" },
+  });
 }
 
 const msgId = () => `msg_${crypto.randomUUID()}`;

@@ -32,7 +32,9 @@ class Receiver {
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const path = req.url ?? "/";
-      const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : (v ?? "")]));
+      const headers = Object.fromEntries(
+        Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : (v ?? "")]),
+      );
       this.received.push({ path, headers, body: Buffer.concat(chunks).toString("utf8"), at: Date.now() });
       const behaviour = this.behaviours.get(path) ?? ((): Answer => ({ status: 200 }));
       const answer = behaviour(this.hits(path).length);
@@ -76,7 +78,12 @@ beforeAll(async () => {
   receiver = await new Receiver().start();
   stack = await startStack({
     api: { WEBHOOK_ALLOW_PRIVATE: "true" },
-    workerEnv: { WEBHOOK_ALLOW_PRIVATE: "true", WEBHOOK_RETRY_SCHEDULE_MS: SCHEDULE, WEBHOOK_TIMEOUT_MS: String(TIMEOUT_MS), WEBHOOK_SWEEP_INTERVAL_MS: "0" },
+    workerEnv: {
+      WEBHOOK_ALLOW_PRIVATE: "true",
+      WEBHOOK_RETRY_SCHEDULE_MS: SCHEDULE,
+      WEBHOOK_TIMEOUT_MS: String(TIMEOUT_MS),
+      WEBHOOK_SWEEP_INTERVAL_MS: "0",
+    },
   });
   db = new Database(stack.db.url, { poolSize: 2 });
 });
@@ -94,7 +101,12 @@ async function submit(client: ApiClient, webhook: Record<string, unknown> | unde
 }
 
 /** GET /v1/jobs/:id/webhooks once `until` holds for it. */
-async function webhooksOf(jobId: string, until: (record: any) => boolean, client: ApiClient = stack.alpha, timeoutMs = 10_000): Promise<any> {
+async function webhooksOf(
+  jobId: string,
+  until: (record: any) => boolean,
+  client: ApiClient = stack.alpha,
+  timeoutMs = 10_000,
+): Promise<any> {
   return sleepUntil(
     async () => {
       const res = await client.get(`/v1/jobs/${jobId}/webhooks`);
@@ -129,7 +141,11 @@ describe("delivery", () => {
     const [hit] = await sleepUntil(() => (receiver.hits("/ok").length > 0 ? receiver.hits("/ok") : undefined));
 
     // Verified by the Standard Webhooks reference implementation, not by our code.
-    const payload = verify(await secretOf(stack.alpha), hit!) as { type: string; timestamp: string; data: { id: string } };
+    const payload = verify(await secretOf(stack.alpha), hit!) as {
+      type: string;
+      timestamp: string;
+      data: { id: string };
+    };
     // The one schema of the payload (the OpenAPI document's, so the SDK's type) has every field:
     // parsing keeps only what it declares, and requires all of it.
     expect(WebhookPayload.parse(payload)).toEqual(payload);
@@ -144,15 +160,40 @@ describe("delivery", () => {
     expect(() => verify(otherTenant, hit!)).toThrow(/No matching signature/);
 
     const record = await webhooksOf(id, (r) => r.events[0]?.status === "delivered");
-    expect(record.events).toEqual([expect.objectContaining({ id: hit!.headers["webhook-id"], type: "job.succeeded", url, status: "delivered", attempts: 1 })]);
-    expect(record.attempts).toEqual([expect.objectContaining({ eventId: hit!.headers["webhook-id"], attempt: 1, url, statusCode: 204, error: null, nextRetryAt: null })]);
+    expect(record.events).toEqual([
+      expect.objectContaining({
+        id: hit!.headers["webhook-id"],
+        type: "job.succeeded",
+        url,
+        status: "delivered",
+        attempts: 1,
+      }),
+    ]);
+    expect(record.attempts).toEqual([
+      expect.objectContaining({
+        eventId: hit!.headers["webhook-id"],
+        attempt: 1,
+        url,
+        statusCode: 204,
+        error: null,
+        nextRetryAt: null,
+      }),
+    ]);
     expect(record.attempts[0].latencyMs).toBeGreaterThanOrEqual(0);
     expect(receiver.hits("/ok")).toHaveLength(1);
   });
 
   it("carries the job in the same JSON shape as GET /v1/jobs/:id: every field, in the same order, and only the contract's", async () => {
     const url = receiver.on("/shape", () => ({ status: 200 }));
-    const res = await stack.alpha.post("/v1/jobs", irisJob(undefined, { cache: "bypass", priority: "low", metadata: { order: "17", customer: "c-9" }, webhook: { url } }));
+    const res = await stack.alpha.post(
+      "/v1/jobs",
+      irisJob(undefined, {
+        cache: "bypass",
+        priority: "low",
+        metadata: { order: "17", customer: "c-9" },
+        webhook: { url },
+      }),
+    );
     expect(res.status, res.text).toBe(202);
     const [hit] = await sleepUntil(() => (receiver.hits("/shape").length > 0 ? receiver.hits("/shape") : undefined));
     const data = (JSON.parse(hit!.body) as { data: Record<string, unknown> }).data;
@@ -191,12 +232,16 @@ describe("delivery", () => {
   });
 
   it("honours Retry-After (seconds) over a shorter scheduled delay", async () => {
-    const url = receiver.on("/busy", (n) => (n === 1 ? { status: 503, headers: { "retry-after": "1" } } : { status: 200 }));
+    const url = receiver.on("/busy", (n) =>
+      n === 1 ? { status: 503, headers: { "retry-after": "1" } } : { status: 200 },
+    );
     const id = await submit(stack.alpha, { url });
     const record = await webhooksOf(id, (r) => r.events[0]?.status === "delivered");
     const [first, second] = receiver.hits("/busy");
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(950);
-    expect(Date.parse(record.attempts[0].nextRetryAt) - Date.parse(record.attempts[0].attemptedAt)).toBeGreaterThanOrEqual(1000);
+    expect(
+      Date.parse(record.attempts[0].nextRetryAt) - Date.parse(record.attempts[0].attemptedAt),
+    ).toBeGreaterThanOrEqual(1000);
   });
 
   it("records a receiver that never answers as a timeout, and gives up after the schedule", async () => {
@@ -269,7 +314,9 @@ describe("secrets", () => {
 
     const url = receiver.on("/rotated", () => ({ status: 200 }));
     await submit(gamma, { url });
-    const [hit] = await sleepUntil(() => (receiver.hits("/rotated").length > 0 ? receiver.hits("/rotated") : undefined));
+    const [hit] = await sleepUntil(() =>
+      receiver.hits("/rotated").length > 0 ? receiver.hits("/rotated") : undefined,
+    );
     const signatures = hit!.headers["webhook-signature"]!.split(" ");
     expect(signatures).toHaveLength(2);
     const only = (signature: string) => ({ ...hit!, headers: { ...hit!.headers, "webhook-signature": signature } });
@@ -290,11 +337,15 @@ describe("secrets", () => {
     expect(second.status).toBe(200);
     const [middle, latest] = [first.body.secret as string, second.body.secret as string];
     // The view names the latest expiry among the secrets still signing: the one the second rotation replaced.
-    expect(Date.parse(second.body.previousSecretExpiresAt)).toBeGreaterThanOrEqual(Date.parse(first.body.previousSecretExpiresAt));
+    expect(Date.parse(second.body.previousSecretExpiresAt)).toBeGreaterThanOrEqual(
+      Date.parse(first.body.previousSecretExpiresAt),
+    );
 
     const url = receiver.on("/rotated-twice", () => ({ status: 200 }));
     await submit(delta, { url });
-    const [hit] = await sleepUntil(() => (receiver.hits("/rotated-twice").length > 0 ? receiver.hits("/rotated-twice") : undefined));
+    const [hit] = await sleepUntil(() =>
+      receiver.hits("/rotated-twice").length > 0 ? receiver.hits("/rotated-twice") : undefined,
+    );
     const signatures = hit!.headers["webhook-signature"]!.split(" ");
     expect(signatures).toHaveLength(3);
     const only = (signature: string) => ({ ...hit!, headers: { ...hit!.headers, "webhook-signature": signature } });
@@ -346,15 +397,25 @@ describe("record and redelivery", () => {
     expect((await stack.alpha.get(`/v1/jobs/${id}?wait=10`)).body.status).toBe("succeeded");
     const { rows } = await db.pool.query<{ tenantId: string }>(`select "tenantId" from jobs where id = $1`, [id]);
     // Record the event as the worker would, but "crash" before enqueueing it.
-    const [event] = await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", model: "iris", webhook: { url } }]);
+    const [event] = await recordJobEvents(new WebhookEventStore(db.pool), [
+      { id, tenantId: rows[0]!.tenantId, status: "succeeded", model: "iris", webhook: { url } },
+    ]);
     expect(event).toBeDefined();
-    expect((await stack.alpha.get(`/v1/jobs/${id}/webhooks`)).body.events[0]).toMatchObject({ id: event!.id, status: "pending", attempts: 0 });
+    expect((await stack.alpha.get(`/v1/jobs/${id}/webhooks`)).body.events[0]).toMatchObject({
+      id: event!.id,
+      status: "pending",
+      attempts: 0,
+    });
     expect(await stack.worker!.webhooks!.sweepOnce(0)).toBe(1);
     const record = await webhooksOf(id, (r) => r.events[0]?.status === "delivered");
     expect(record.attempts).toHaveLength(1);
     expect(receiver.hits("/swept")).toHaveLength(1);
     // Recording the same event again is a no-op (its id is derived from the job and the type).
-    expect(await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", model: "iris", webhook: { url } }])).toEqual([]);
+    expect(
+      await recordJobEvents(new WebhookEventStore(db.pool), [
+        { id, tenantId: rows[0]!.tenantId, status: "succeeded", model: "iris", webhook: { url } },
+      ]),
+    ).toEqual([]);
   });
 });
 
@@ -364,11 +425,17 @@ describe("the sweep, when the queue lost or stalled an entry", () => {
     const id = await submit(stack.alpha, undefined);
     expect((await stack.alpha.get(`/v1/jobs/${id}?wait=10`)).body.status).toBe("succeeded");
     const { rows } = await db.pool.query<{ tenantId: string }>(`select "tenantId" from jobs where id = $1`, [id]);
-    const [event] = await recordJobEvents(new WebhookEventStore(db.pool), [{ id, tenantId: rows[0]!.tenantId, status: "succeeded", model: "iris", webhook: { url } }]);
+    const [event] = await recordJobEvents(new WebhookEventStore(db.pool), [
+      { id, tenantId: rows[0]!.tenantId, status: "succeeded", model: "iris", webhook: { url } },
+    ]);
     const redis = createRedis(testRedisUrl());
     const queue = new WebhookQueue(redis, stack.prefix);
     try {
-      await queue.queue.add("deliver", { eventId: event!.id }, { ...WebhookQueue.entryOptions, jobId: event!.id, delay: 600_000 });
+      await queue.queue.add(
+        "deliver",
+        { eventId: event!.id },
+        { ...WebhookQueue.entryOptions, jobId: event!.id, delay: 600_000 },
+      );
       expect(await queue.queue.getJobState(event!.id)).toBe("delayed");
       expect(await stack.worker!.webhooks!.sweepOnce(0)).toBe(0); // nothing re-added: the entry is there
       await webhooksOf(id, (r) => r.events[0]?.status === "delivered");
@@ -391,7 +458,9 @@ describe("job.canceled", () => {
     } finally {
       await stack.startWorker();
     }
-    const [hit] = await sleepUntil(() => (receiver.hits("/canceled").length > 0 ? receiver.hits("/canceled") : undefined));
+    const [hit] = await sleepUntil(() =>
+      receiver.hits("/canceled").length > 0 ? receiver.hits("/canceled") : undefined,
+    );
     const payload = verify(await secretOf(stack.alpha), hit!) as { type: string; data: unknown };
     expect(payload.type).toBe("job.canceled");
     expect(payload.data).toEqual((await stack.alpha.get(`/v1/jobs/${id!}`)).body);
@@ -452,7 +521,10 @@ describe("SSRF guard at submit", () => {
   });
 
   it("refuses a scheme other than http(s)", async () => {
-    const res = await guarded.alpha.post("/v1/jobs", irisJob(undefined, { webhook: { url: "ftp://example.com/hook" } }));
+    const res = await guarded.alpha.post(
+      "/v1/jobs",
+      irisJob(undefined, { webhook: { url: "ftp://example.com/hook" } }),
+    );
     expect(res.status).toBe(422);
     expect(res.body.errors[0].path).toBe("/webhook/url");
   });
@@ -464,11 +536,19 @@ describe("batch.completed", () => {
     const items = Array.from({ length: 40 }, () => ({ inputs: irisJob().inputs }));
     const created = await stack.alpha.post("/v1/batches", { model: "iris", items, webhook: { url } });
     expect(created.status).toBe(202);
-    const [hit] = await sleepUntil(() => (receiver.hits("/batch-done").length > 0 ? receiver.hits("/batch-done") : undefined), { timeoutMs: 15_000 });
+    const [hit] = await sleepUntil(
+      () => (receiver.hits("/batch-done").length > 0 ? receiver.hits("/batch-done") : undefined),
+      { timeoutMs: 15_000 },
+    );
     const body = JSON.parse(hit!.body);
     expect(WebhookPayload.parse(body)).toEqual(body);
     expect(body.type).toBe("batch.completed");
-    expect(body.data).toMatchObject({ id: created.body.id, status: "completed", total: 40, counts: { succeeded: 40, queued: 0, running: 0 } });
+    expect(body.data).toMatchObject({
+      id: created.body.id,
+      status: "completed",
+      total: 40,
+      counts: { succeeded: 40, queued: 0, running: 0 },
+    });
     // Item jobs carry no webhook of their own: only the batch event is sent.
     expect(receiver.hits("/batch-done")).toHaveLength(1);
   });
@@ -478,13 +558,24 @@ describe("batch.completed", () => {
     await stack.stopWorker();
     try {
       // An item that waits for a worker (bypass: the result cache would complete the batch at once).
-      const created = await stack.alpha.post("/v1/batches", { model: "iris", items: [{ inputs: irisJob().inputs }], webhook: { url }, cache: "bypass" });
+      const created = await stack.alpha.post("/v1/batches", {
+        model: "iris",
+        items: [{ inputs: irisJob().inputs }],
+        webhook: { url },
+        cache: "bypass",
+      });
       expect((await stack.alpha.post(`/v1/batches/${created.body.id}/cancel`)).status).toBe(200);
     } finally {
       await stack.startWorker();
     }
-    const [hit] = await sleepUntil(() => (receiver.hits("/batch-canceled").length > 0 ? receiver.hits("/batch-canceled") : undefined), { timeoutMs: 15_000 });
-    expect(JSON.parse(hit!.body)).toMatchObject({ type: "batch.completed", data: { status: "canceled", counts: { canceled: 1 } } });
+    const [hit] = await sleepUntil(
+      () => (receiver.hits("/batch-canceled").length > 0 ? receiver.hits("/batch-canceled") : undefined),
+      { timeoutMs: 15_000 },
+    );
+    expect(JSON.parse(hit!.body)).toMatchObject({
+      type: "batch.completed",
+      data: { status: "canceled", counts: { canceled: 1 } },
+    });
   });
 });
 

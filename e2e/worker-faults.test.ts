@@ -14,7 +14,10 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const lookup = (index: number) => ({ model: "lookup", inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [index] }] });
+const lookup = (index: number) => ({
+  model: "lookup",
+  inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [index] }],
+});
 
 describe("model errors", () => {
   it("a model that throws at run time fails the job with a code and message, once", async () => {
@@ -40,8 +43,12 @@ describe("model errors", () => {
       }
     });
     const batches = await stack.worker!.metrics.batchSize.get();
-    const sum = batches.values.find((v) => v.metricName === "inferline_batch_size_items_sum" && v.labels.model === "lookup");
-    const count = batches.values.find((v) => v.metricName === "inferline_batch_size_items_count" && v.labels.model === "lookup");
+    const sum = batches.values.find(
+      (v) => v.metricName === "inferline_batch_size_items_sum" && v.labels.model === "lookup",
+    );
+    const count = batches.values.find(
+      (v) => v.metricName === "inferline_batch_size_items_count" && v.labels.model === "lookup",
+    );
     // Runs of >1 item happened: fewer session runs than jobs.
     expect(Number(count?.value)).toBeLessThan(Number(sum?.value));
   });
@@ -78,7 +85,12 @@ describe("reconciler", () => {
   it("re-enqueues jobs that Redis lost, and runs each once", async () => {
     await stack.stopWorker();
     // Five runs of one input: the result cache (and its single flight) is bypassed, so each is queued work of its own.
-    const jobs = await Promise.all(Array.from({ length: 5 }, async () => (await stack.alpha.post("/v1/jobs", irisJob(undefined, { cache: "bypass" }))).body));
+    const jobs = await Promise.all(
+      Array.from(
+        { length: 5 },
+        async () => (await stack.alpha.post("/v1/jobs", irisJob(undefined, { cache: "bypass" }))).body,
+      ),
+    );
     // Redis restarts without persistence: every queue entry is gone, the database still says queued.
     await deletePrefix(stack.prefix);
     const worker = await stack.startWorker({ RECONCILE_AFTER_MS: "0" });

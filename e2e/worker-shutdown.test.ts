@@ -48,13 +48,21 @@ describe("a worker's shutdown timeout", () => {
     expect(handedBack.error).toBeUndefined();
     expect(handedBack.startedAt).toBeUndefined();
     expect((await stack.alpha.get(`/v1/jobs/${itemId}`)).body).toMatchObject({ status: "queued", attempts: 0 });
-    const { rows } = await db.pool.query<{ started: number }>(`select count(*) filter (where "startedAt" is not null)::int as started from dispatches`);
+    const { rows } = await db.pool.query<{ started: number }>(
+      `select count(*) filter (where "startedAt" is not null)::int as started from dispatches`,
+    );
     expect(rows[0]!.started).toBe(0);
 
     await stack.startWorker(SLOW);
     try {
-      expect(await jobWhen(job.body.id, (j) => j.status !== "queued" && j.status !== "running")).toMatchObject({ status: "succeeded", attempts: 1 });
-      expect(await jobWhen(itemId, (j) => j.status !== "queued" && j.status !== "running")).toMatchObject({ status: "succeeded", attempts: 1 });
+      expect(await jobWhen(job.body.id, (j) => j.status !== "queued" && j.status !== "running")).toMatchObject({
+        status: "succeeded",
+        attempts: 1,
+      });
+      expect(await jobWhen(itemId, (j) => j.status !== "queued" && j.status !== "running")).toMatchObject({
+        status: "succeeded",
+        attempts: 1,
+      });
     } finally {
       await stack.stopWorker();
     }

@@ -25,7 +25,12 @@ const receiver = http.createServer((req, res) => {
 });
 
 const LOCK_MS = "1000";
-const workerEnv = () => ({ WORKER_MODELS: "slow", INFERENCE_ADAPTER_MODULES: FIXTURE_ADAPTERS_MODULE, QUEUE_LOCK_MS: LOCK_MS, WEBHOOK_ALLOW_PRIVATE: "true" });
+const workerEnv = () => ({
+  WORKER_MODELS: "slow",
+  INFERENCE_ADAPTER_MODULES: FIXTURE_ADAPTERS_MODULE,
+  QUEUE_LOCK_MS: LOCK_MS,
+  WEBHOOK_ALLOW_PRIVATE: "true",
+});
 
 beforeAll(async () => {
   await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
@@ -47,12 +52,30 @@ afterAll(async () => {
 describe("a zombie worker", () => {
   it("wakes after another worker finished its job: its late write changes nothing and sends nothing", async () => {
     // The zombie delivers no webhooks, so every delivery comes from the live worker.
-    zombie = runProcess(WORKER_MAIN, { ...stack.workerEnv, ...workerEnv(), WEBHOOK_CONCURRENCY: "0", LOG_LEVEL: "debug" });
-    await sleepUntil(() => zombie!.output().includes("worker ready"), { timeoutMs: 30_000, message: "the first worker never started" });
+    zombie = runProcess(WORKER_MAIN, {
+      ...stack.workerEnv,
+      ...workerEnv(),
+      WEBHOOK_CONCURRENCY: "0",
+      LOG_LEVEL: "debug",
+    });
+    await sleepUntil(() => zombie!.output().includes("worker ready"), {
+      timeoutMs: 30_000,
+      message: "the first worker never started",
+    });
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-    const job = (await stack.alpha.post("/v1/jobs", { model: "slow", inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [2] }], webhook: { url } })).body;
+    const job = (
+      await stack.alpha.post("/v1/jobs", {
+        model: "slow",
+        inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [2] }],
+        webhook: { url },
+      })
+    ).body;
     // The `slow` model takes about 1.5 s for index 2; freeze the worker once it has claimed the job.
-    await sleepUntil(async () => (await db.pool.query(`select 1 from jobs where id = $1 and status = 'running'`, [job.id])).rowCount === 1, { intervalMs: 5, message: "the job never started" });
+    await sleepUntil(
+      async () =>
+        (await db.pool.query(`select 1 from jobs where id = $1 and status = 'running'`, [job.id])).rowCount === 1,
+      { intervalMs: 5, message: "the job never started" },
+    );
     zombie.child.kill("SIGSTOP");
 
     await stack.startWorker(workerEnv());
@@ -66,7 +89,9 @@ describe("a zombie worker", () => {
     expect(done.attempts).toBe(2);
     expect(done.result.outputs[0].data).toEqual(LOOKUP_TABLE[2]);
     await sleepUntil(() => received.length === 1, { message: "the webhook never arrived" });
-    const before = (await db.pool.query(`select status, result::text, "completedAt", attempts from jobs where id = $1`, [job.id])).rows[0];
+    const before = (
+      await db.pool.query(`select status, result::text, "completedAt", attempts from jobs where id = $1`, [job.id])
+    ).rows[0];
 
     // Wake the zombie: it finishes its run, writes its result (refused: the job is terminal), and
     // BullMQ then refuses to complete an entry it no longer holds (logged).
@@ -77,7 +102,9 @@ describe("a zombie worker", () => {
       message: "the zombie never reported its lost entry",
     });
 
-    const after = (await db.pool.query(`select status, result::text, "completedAt", attempts from jobs where id = $1`, [job.id])).rows[0];
+    const after = (
+      await db.pool.query(`select status, result::text, "completedAt", attempts from jobs where id = $1`, [job.id])
+    ).rows[0];
     expect(after).toEqual(before);
     const events = await db.pool.query(`select id from webhook_events where "jobId" = $1`, [job.id]);
     expect(events.rowCount).toBe(1);
@@ -85,7 +112,11 @@ describe("a zombie worker", () => {
     const redis = createRedis(stack.workerEnv.REDIS_URL!);
     const queue = new WebhookQueue(redis, stack.prefix);
     try {
-      const pending = async () => Object.values(await queue.queue.getJobCounts("wait", "active", "delayed", "prioritized")).reduce((a, b) => a + b, 0);
+      const pending = async () =>
+        Object.values(await queue.queue.getJobCounts("wait", "active", "delayed", "prioritized")).reduce(
+          (a, b) => a + b,
+          0,
+        );
       await sleepUntil(async () => (await pending()) === 0, { message: "a webhook delivery is still pending" });
     } finally {
       await queue.close();

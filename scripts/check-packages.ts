@@ -10,7 +10,16 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
-import { build, pack, PUBLISHED, readManifest, ROOT, VERSION_FILE, type Manifest, type PublishedPackage } from "./published-packages.ts";
+import {
+  build,
+  pack,
+  PUBLISHED,
+  readManifest,
+  ROOT,
+  VERSION_FILE,
+  type Manifest,
+  type PublishedPackage,
+} from "./published-packages.ts";
 
 const bin = (name: string) => path.join(ROOT, "node_modules/.bin", name);
 
@@ -20,7 +29,8 @@ export function importedPackages(dir: string, extension: string): Set<string> {
   for (const file of fs.readdirSync(dir, { recursive: true, encoding: "utf8" })) {
     if (!file.endsWith(extension)) continue;
     // TypeScript's pre-processor lists static and dynamic imports, and reads past strings that only look like them (SQL's `from "x"`).
-    for (const { fileName: specifier } of ts.preProcessFile(fs.readFileSync(path.join(dir, file), "utf8"), true, true).importedFiles) {
+    for (const { fileName: specifier } of ts.preProcessFile(fs.readFileSync(path.join(dir, file), "utf8"), true, true)
+      .importedFiles) {
       if (specifier.startsWith(".") || specifier.startsWith("node:")) continue;
       const parts = specifier.split("/");
       names.add(specifier.startsWith("@") ? `${parts[0]}/${parts[1]}` : parts[0]!);
@@ -48,7 +58,9 @@ export function dependencyFaults(pkg: PublishedPackage): string[] {
   const manifest = readManifest(pkg.dir);
   const declared = manifest.dependencies ?? {};
   const imported = importedPackages(path.join(ROOT, pkg.dir, "dist"), ".mjs");
-  const faults = [...imported].filter((n) => !(n in declared)).map((n) => `${manifest.name}: dist imports ${n}, not among its dependencies`);
+  const faults = [...imported]
+    .filter((n) => !(n in declared))
+    .map((n) => `${manifest.name}: dist imports ${n}, not among its dependencies`);
   faults.push(
     ...Object.keys(declared)
       .filter((n) => !imported.has(n))
@@ -56,7 +68,8 @@ export function dependencyFaults(pkg: PublishedPackage): string[] {
   );
   for (const [workspace, source] of bundledWorkspace(pkg.dir)) {
     for (const [name, range] of Object.entries(source.dependencies ?? {})) {
-      if (name in declared && declared[name] !== range) faults.push(`${manifest.name}: ${name} ${declared[name]}, but ${workspace} (bundled) wants ${range}`);
+      if (name in declared && declared[name] !== range)
+        faults.push(`${manifest.name}: ${name} ${declared[name]}, but ${workspace} (bundled) wants ${range}`);
     }
   }
   return faults;
@@ -82,7 +95,8 @@ export function checkPackages(destination: string): string[] {
     faults.push(...dependencyFaults(pkg));
     const tarball = pack(pkg, destination);
     execFileSync(bin("publint"), ["run", tarball, "--strict"], { stdio: "inherit" });
-    if (pkg.types) execFileSync(bin("attw"), [tarball, "--profile", "esm-only", "--format", "table-flipped"], { stdio: "inherit" });
+    if (pkg.types)
+      execFileSync(bin("attw"), [tarball, "--profile", "esm-only", "--format", "table-flipped"], { stdio: "inherit" });
     tarballs.push(tarball);
   }
   for (const fault of faults) console.error(`check-packages: ${fault}`);
@@ -94,7 +108,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const packed = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-packages-"));
   try {
     checkPackages(packed);
-    console.log(`check-packages: ${PUBLISHED.map((p) => readManifest(p.dir).name).join(", ")} build, pack and pass publint and arethetypeswrong`);
+    console.log(
+      `check-packages: ${PUBLISHED.map((p) => readManifest(p.dir).name).join(", ")} build, pack and pass publint and arethetypeswrong`,
+    );
   } catch (err) {
     console.error(`check-packages: ${(err as Error).message}`);
     process.exitCode = 1;

@@ -40,10 +40,22 @@ describe("findSql", () => {
 });
 
 describe("looksLikeSql", () => {
-  it.each(["select 1", "begin", "commit", "vacuum analyze jobs", "drop trigger flaky on jobs", "create sequence fault_seq", "select pg_backend_pid() as pid", "insert into t (a) values ($1)"])(
-    "%s is SQL",
-    (text) => expect(looksLikeSql(text)).toBe(true),
-  );
+  it.each([
+    "select 1",
+    "begin",
+    "commit",
+    "vacuum analyze jobs",
+    "drop trigger flaky on jobs",
+    "create sequence fault_seq",
+    "select pg_backend_pid() as pid",
+    "insert into t (a) values ($1)",
+  ])("%s is SQL", (text) => expect(looksLikeSql(text)).toBe(true));
 
-  it.each(["select a file", "Update the manifest first", "delete from the queue", "inserting into the queue", "where the job is"])("%s is prose", (text) => expect(looksLikeSql(text)).toBe(false));
+  it.each([
+    "select a file",
+    "Update the manifest first",
+    "delete from the queue",
+    "inserting into the queue",
+    "where the job is",
+  ])("%s is prose", (text) => expect(looksLikeSql(text)).toBe(false));
 });

@@ -29,7 +29,16 @@ const SCANNED = ["apps", "packages", "scripts", "models"];
  * Skipped: dependencies, built bundles (which hold the db package), the db package, tests and
  * their support, and this checker (its patterns read as SQL).
  */
-const SKIPPED = [/(^|\/)node_modules\//, /(^|\/)dist\//, /^packages\/db\//, /^packages\/testing\//, /(^|\/)test\//, /\.test\.[cm]?[jt]s$/, /(^|\/)generated\//, /^scripts\/check-sql\.ts$/];
+const SKIPPED = [
+  /(^|\/)node_modules\//,
+  /(^|\/)dist\//,
+  /^packages\/db\//,
+  /^packages\/testing\//,
+  /(^|\/)test\//,
+  /\.test\.[cm]?[jt]s$/,
+  /(^|\/)generated\//,
+  /^scripts\/check-sql\.ts$/,
+];
 const SOURCE_FILE = /\.(ts|mts|cts|js|mjs|cjs)$/;
 
 /** Member names whose calls (or tagged templates) run SQL. */
@@ -50,14 +59,21 @@ const SURE_STARTS = [
   String.raw`select\s+(\d+|\w+\(\)(\s+as\s+\w+)?)\s*;?\s*$`,
 ];
 /** Statement openers that prose could start with too ("Select a model…"): SQL with one signal more. */
-const LIKELY_STARTS = [String.raw`select\s`, String.raw`insert\s+into\s`, String.raw`update\s+${IDENT}\s`, String.raw`delete\s+from\s`];
+const LIKELY_STARTS = [
+  String.raw`select\s`,
+  String.raw`insert\s+into\s`,
+  String.raw`update\s+${IDENT}\s`,
+  String.raw`delete\s+from\s`,
+];
 const START = (alternatives: string[]) => re(String.raw`^\s*\(?\s*(${alternatives.join("|")})`);
 const SURE_START = START(SURE_STARTS);
 const LIKELY_START = START(LIKELY_STARTS);
 
 /** Signals of SQL anywhere in a literal; two different ones make it SQL. */
 const SQL_SIGNALS: RegExp[] = [
-  re(String.raw`\bfrom\s+${IDENT}(\s+\w+)?\s+(where|join|inner|left|order|group|limit|on)\b|\bfrom\s+${IDENT}\s*(;|\)|$)`),
+  re(
+    String.raw`\bfrom\s+${IDENT}(\s+\w+)?\s+(where|join|inner|left|order|group|limit|on)\b|\bfrom\s+${IDENT}\s*(;|\)|$)`,
+  ),
   re(String.raw`\binsert\s+into\s+${IDENT}\s*(\(|select\b|values\b)`),
   re(String.raw`\bupdate\s+${IDENT}(\s+\w+)?\s+set\s+${IDENT}\s*=`),
   re(String.raw`\bdelete\s+from\s+${IDENT}\s*(;|$)|\bdelete\s+from\s+${IDENT}(\s+\w+)?\s+(where|using|returning)\b`),
@@ -83,7 +99,8 @@ export function looksLikeSql(text: string): boolean {
 /** The name of the member a call or tagged template goes through (`db.query` → "query"). */
 function memberName(callee: ts.Expression): string | undefined {
   if (ts.isPropertyAccessExpression(callee)) return callee.name.text;
-  if (ts.isElementAccessExpression(callee) && ts.isStringLiteral(callee.argumentExpression)) return callee.argumentExpression.text;
+  if (ts.isElementAccessExpression(callee) && ts.isStringLiteral(callee.argumentExpression))
+    return callee.argumentExpression.text;
   return undefined;
 }
 
@@ -100,7 +117,8 @@ function isSqlCall(node: ts.Node): boolean {
 /** A template's text with each `${…}` replaced by a neutral word, so its static parts read on. */
 function literalText(node: ts.Node): string | undefined {
   if (ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node)) return node.text;
-  if (ts.isTemplateExpression(node)) return node.head.text + node.templateSpans.map((span) => ` x ${span.literal.text}`).join("");
+  if (ts.isTemplateExpression(node))
+    return node.head.text + node.templateSpans.map((span) => ` x ${span.literal.text}`).join("");
   return undefined;
 }
 
@@ -142,15 +160,20 @@ function sourceFiles(root: string): string[] {
 
 function main(root: string): number {
   const findings = sourceFiles(root).flatMap((file) => findSql(file, fs.readFileSync(path.join(root, file), "utf8")));
-  for (const f of findings) console.log(`${f.file}:${f.line}  ${f.kind === "call" ? "SQL call" : "SQL text"}  ${f.text}`);
+  for (const f of findings)
+    console.log(`${f.file}:${f.line}  ${f.kind === "call" ? "SQL call" : "SQL text"}  ${f.text}`);
   if (findings.length === 0) {
     console.log("check-sql: no SQL outside packages/db");
     return 0;
   }
-  console.log(`\ncheck-sql: ${findings.length} place(s) speak SQL outside packages/db; move the statements into a store of @inferline/db.`);
+  console.log(
+    `\ncheck-sql: ${findings.length} place(s) speak SQL outside packages/db; move the statements into a store of @inferline/db.`,
+  );
   return 1;
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  process.exitCode = main(path.resolve(process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), "..")));
+  process.exitCode = main(
+    path.resolve(process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), "..")),
+  );
 }

@@ -2,7 +2,13 @@ import fs from "node:fs";
 import { describe, expect, it } from "vitest";
 import { ApiEnv } from "@inferline/api";
 import { WorkerEnv } from "@inferline/worker";
-import { CONFIGURATION_FILE, configurationDocs, ENV_EXAMPLE_FILE, envExample, settingSections } from "./generate-settings-docs.ts";
+import {
+  CONFIGURATION_FILE,
+  configurationDocs,
+  ENV_EXAMPLE_FILE,
+  envExample,
+  settingSections,
+} from "./generate-settings-docs.ts";
 
 // docs/configuration.md's settings tables and .env.example are written from the env schemas, where
 // each default and description live: a changed default, or a setting added to a schema, must reach

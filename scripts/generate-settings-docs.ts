@@ -35,11 +35,31 @@ function row(name: string, each: [process: string, schema: Shape[string]][]): Ro
   if (!doc) throw new Error(`${name} has no description: wrap its schema in setting(schema, { description })`);
   const defaults = each.map(([process, schema]) => [process, settingDefault(schema)] as const);
   const distinct = new Set(defaults.map(([, value]) => show(value)));
-  if (doc.defaultText !== undefined) return { name, description: doc.description, defaultMarkdown: doc.defaultText, envValue: doc.example ?? "", commented: true };
-  if (defaults.some(([, value]) => value === undefined)) return { name, description: doc.description, defaultMarkdown: "unset", envValue: doc.example ?? "", commented: true };
+  if (doc.defaultText !== undefined)
+    return {
+      name,
+      description: doc.description,
+      defaultMarkdown: doc.defaultText,
+      envValue: doc.example ?? "",
+      commented: true,
+    };
+  if (defaults.some(([, value]) => value === undefined))
+    return {
+      name,
+      description: doc.description,
+      defaultMarkdown: "unset",
+      envValue: doc.example ?? "",
+      commented: true,
+    };
   if (distinct.size > 1) {
     const text = defaults.map(([process, value]) => `${process} \`${show(value)}\``).join(", ");
-    return { name, description: doc.description, defaultMarkdown: text, envValue: show(defaults[0]![1]), commented: true };
+    return {
+      name,
+      description: doc.description,
+      defaultMarkdown: text,
+      envValue: show(defaults[0]![1]),
+      commented: true,
+    };
   }
   const value = show(defaults[0]![1]);
   return { name, description: doc.description, defaultMarkdown: `\`${value}\``, envValue: value, commented: false };
@@ -68,7 +88,12 @@ export function settingSections(): Record<"shared" | "api" | "worker", Row[]> {
   };
 }
 
-const table = (rows: Row[]) => ["| variable | default | meaning |", "|---|---|---|", ...rows.map((r) => `| \`${r.name}\` | ${r.defaultMarkdown} | ${r.description} |`)].join("\n");
+const table = (rows: Row[]) =>
+  [
+    "| variable | default | meaning |",
+    "|---|---|---|",
+    ...rows.map((r) => `| \`${r.name}\` | ${r.defaultMarkdown} | ${r.description} |`),
+  ].join("\n");
 
 /** docs/configuration.md with each `<!-- settings:NAME -->` … `<!-- /settings:NAME -->` block replaced by its generated table. */
 export function configurationDocs(current: string): string {
@@ -152,9 +177,13 @@ const banner = (title: string) => `# --- ${title} ${"-".repeat(Math.max(3, 96 - 
 export function envExample(): string {
   const sections = settingSections();
   const block = (title: string, rows: Row[]) => [banner(title), ...rows.flatMap(envLines)].join("\n");
-  return [ENV_HEADER, block("shared by the API, the worker and the CLI", sections.shared), block("API (apps/api)", sections.api), block("worker (apps/worker)", sections.worker), ENV_TAIL].join(
-    "\n\n",
-  );
+  return [
+    ENV_HEADER,
+    block("shared by the API, the worker and the CLI", sections.shared),
+    block("API (apps/api)", sections.api),
+    block("worker (apps/worker)", sections.worker),
+    ENV_TAIL,
+  ].join("\n\n");
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

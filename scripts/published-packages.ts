@@ -35,16 +35,26 @@ export function readManifest(dir: string): Manifest {
 }
 
 /** The environment for npm: without the npm_config_* settings pnpm passes down, which npm warns about. */
-const npmEnv = () => Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toLowerCase().startsWith("npm_config_")));
+const npmEnv = () =>
+  Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toLowerCase().startsWith("npm_config_")));
 
 /** Builds the package (its `build` script: tsdown). */
 export function build(pkg: PublishedPackage): void {
-  execFileSync("npm", ["run", "--silent", "build"], { cwd: path.join(ROOT, pkg.dir), env: npmEnv(), stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync("npm", ["run", "--silent", "build"], {
+    cwd: path.join(ROOT, pkg.dir),
+    env: npmEnv(),
+    stdio: ["ignore", "ignore", "inherit"],
+  });
 }
 
 /** Packs the built package with `npm pack` into `destination`; answers the tarball's path. */
 export function pack(pkg: PublishedPackage, destination: string): string {
-  const out = execFileSync("npm", ["pack", "--json", "--pack-destination", destination], { cwd: path.join(ROOT, pkg.dir), env: npmEnv(), encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  const out = execFileSync("npm", ["pack", "--json", "--pack-destination", destination], {
+    cwd: path.join(ROOT, pkg.dir),
+    env: npmEnv(),
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const [packed] = JSON.parse(out) as Array<{ filename: string }>;
   return path.join(destination, packed!.filename);
 }

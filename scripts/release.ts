@@ -16,7 +16,8 @@ const RELEASE_DIR = path.join(ROOT, "release");
 
 /** The version a bump names: an explicit x.y.z, or the current one's next patch, minor or major. */
 export function nextVersion(current: string, bump: string): string {
-  const next = bump === "patch" || bump === "minor" || bump === "major" ? semver.inc(current, bump) : semver.valid(bump);
+  const next =
+    bump === "patch" || bump === "minor" || bump === "major" ? semver.inc(current, bump) : semver.valid(bump);
   if (!next) throw new Error(`expected patch, minor, major or a version such as 1.2.3, not ${JSON.stringify(bump)}`);
   if (!semver.gt(next, current)) throw new Error(`${next} is not above the current version ${current}`);
   return next;
@@ -29,7 +30,10 @@ export function setVersion(version: string): void {
     const text = fs.readFileSync(file, "utf8");
     fs.writeFileSync(file, text.replace(/"version": "[^"]+"/, `"version": "${version}"`));
   }
-  fs.writeFileSync(VERSION_FILE, fs.readFileSync(VERSION_FILE, "utf8").replace(/VERSION = "[^"]+"/, `VERSION = "${version}"`));
+  fs.writeFileSync(
+    VERSION_FILE,
+    fs.readFileSync(VERSION_FILE, "utf8").replace(/VERSION = "[^"]+"/, `VERSION = "${version}"`),
+  );
 }
 
 function main(bump: string | undefined): void {
@@ -40,7 +44,9 @@ function main(bump: string | undefined): void {
   fs.rmSync(RELEASE_DIR, { recursive: true, force: true });
   fs.mkdirSync(RELEASE_DIR);
   const tarballs = checkPackages(RELEASE_DIR);
-  console.log(`\nrelease ${current} -> ${version}: ${tarballs.length} packages in ${path.relative(process.cwd(), RELEASE_DIR) || "."}/`);
+  console.log(
+    `\nrelease ${current} -> ${version}: ${tarballs.length} packages in ${path.relative(process.cwd(), RELEASE_DIR) || "."}/`,
+  );
   console.log(`commit the version ("Release ${version}"), tag it v${version}, then publish:`);
   for (const tarball of tarballs) console.log(`  npm publish --access public ${path.relative(process.cwd(), tarball)}`);
 }

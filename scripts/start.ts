@@ -14,7 +14,10 @@ const redisUrl = process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
 const port = process.env.PORT ?? "3000";
 
 async function prepare(): Promise<string> {
-  await Promise.all([assertPostgresReachable(new URL("/postgres", databaseUrl).toString()), assertRedisReachable(redisUrl)]);
+  await Promise.all([
+    assertPostgresReachable(new URL("/postgres", databaseUrl).toString()),
+    assertRedisReachable(redisUrl),
+  ]);
   const applied = await migrate(databaseUrl);
   if (applied.length) console.log(`applied migrations: ${applied.join(", ")}`);
   const db = new Database(databaseUrl, { poolSize: 1 });
@@ -37,7 +40,13 @@ try {
     curl -s -X POST http://127.0.0.1:${port}/v1/jobs -H "Authorization: Bearer ${key}" -H "Content-Type: application/json" \\
       -d '{"model":"iris","inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}'
 `);
-  const env = { ...process.env, LOG_PRETTY: process.env.LOG_PRETTY ?? "true", DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, PORT: port };
+  const env = {
+    ...process.env,
+    LOG_PRETTY: process.env.LOG_PRETTY ?? "true",
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    PORT: port,
+  };
   const { result } = concurrently(
     [
       { command: "node --import tsx apps/api/src/main.ts", name: "api", prefixColor: "cyan", env },

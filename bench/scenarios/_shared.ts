@@ -36,7 +36,9 @@ export const env = {
 export const VERSION: Record<ModelName, string> = { iris: "1", "ocr-text-line": "4" };
 
 export function log(...parts: unknown[]): void {
-  process.stderr.write(`  [${path.basename(process.argv[1] ?? "bench", ".ts")}:${env.model}] ${parts.map(String).join(" ")}\n`);
+  process.stderr.write(
+    `  [${path.basename(process.argv[1] ?? "bench", ".ts")}:${env.model}] ${parts.map(String).join(" ")}\n`,
+  );
 }
 
 /** A BullMQ prefix of this run only (bench/run.ts deletes every key under `<runId>` at the end). */
@@ -84,10 +86,16 @@ const OCR_TEXTS = [
 export async function ocrLines(): Promise<{ text: string; png: string }[]> {
   return Promise.all(
     OCR_TEXTS.map(async (text) => {
-      const glyphs = await sharp({ text: { text: text.replace(/&/g, "&amp;").replace(/</g, "&lt;"), font: "DejaVu Sans", dpi: 144, rgba: true } })
+      const glyphs = await sharp({
+        text: { text: text.replace(/&/g, "&amp;").replace(/</g, "&lt;"), font: "DejaVu Sans", dpi: 144, rgba: true },
+      })
         .png()
         .toBuffer();
-      const png = await sharp(glyphs).flatten({ background: "#ffffff" }).extend({ top: 10, bottom: 10, left: 10, right: 10, background: "#ffffff" }).png().toBuffer();
+      const png = await sharp(glyphs)
+        .flatten({ background: "#ffffff" })
+        .extend({ top: 10, bottom: 10, left: 10, right: 10, background: "#ffffff" })
+        .png()
+        .toBuffer();
       return { text, png: png.toString("base64") };
     }),
   );
@@ -98,7 +106,9 @@ export function ocrInputs(png: string) {
 }
 
 /** The API-shaped inputs of job i for the bench model. */
-export async function inputMaker(): Promise<(i: number) => ReturnType<typeof irisInputs> | ReturnType<typeof ocrInputs>> {
+export async function inputMaker(): Promise<
+  (i: number) => ReturnType<typeof irisInputs> | ReturnType<typeof ocrInputs>
+> {
   if (env.model === "iris") {
     const rows = irisRows();
     return (i) => irisInputs(rows[i % rows.length]!);
@@ -135,7 +145,9 @@ export async function tenantId(p: pg.Pool): Promise<string> {
  * Counts finished jobs as the worker announces them on its Redis channel (one message per
  * result write, comma-separated ids): exact completion time, no polling load on PostgreSQL.
  */
-export async function finishedCounter(prefix: string): Promise<{ seen: () => number; until: (n: number, timeoutMs: number) => Promise<number>; close: () => void }> {
+export async function finishedCounter(
+  prefix: string,
+): Promise<{ seen: () => number; until: (n: number, timeoutMs: number) => Promise<number>; close: () => void }> {
   const sub = new Redis(env.redisUrl, { maxRetriesPerRequest: null });
   sub.on("error", () => {});
   const ids = new Set<string>();
@@ -156,7 +168,10 @@ export async function finishedCounter(prefix: string): Promise<{ seen: () => num
       new Promise<number>((resolve, reject) => {
         target = n;
         if (ids.size >= n) return resolve(performance.now());
-        const timer = setTimeout(() => reject(new Error(`only ${ids.size}/${n} jobs finished within ${timeoutMs} ms`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`only ${ids.size}/${n} jobs finished within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
         wake = () => {
           clearTimeout(timer);
           resolve(doneAt);
@@ -301,7 +316,13 @@ export function quantile(sorted: number[], q: number): number {
 }
 
 export function machine() {
-  return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: round(os.totalmem() / 2 ** 30, 1), node: process.version, platform: `${os.platform()} ${os.release()}` };
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memGiB: round(os.totalmem() / 2 ** 30, 1),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+  };
 }
 
 // ---------------------------------------------------------------- processes
@@ -327,7 +348,15 @@ export function spawnApp(app: "api" | "worker", vars: Record<string, string>): C
     cwd: ROOT,
     // The hop trace only where a scenario asks for it (latency names a temporary directory): one set in
     // the shell would have every child of every scenario write its trace under the working directory.
-    env: { ...process.env, INFERLINE_TRACE_HOPS: "", DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, LOG_LEVEL: "warn", METRICS_PORT: "0", ...vars },
+    env: {
+      ...process.env,
+      INFERLINE_TRACE_HOPS: "",
+      DATABASE_URL: env.databaseUrl,
+      REDIS_URL: env.redisUrl,
+      LOG_LEVEL: "warn",
+      METRICS_PORT: "0",
+      ...vars,
+    },
     stdio: ["ignore", "ignore", "inherit"],
   });
   childPids.set(child.pid!, app);
@@ -360,7 +389,10 @@ export async function waitHttp(url: string, timeoutMs = 30_000): Promise<void> {
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** p50, p90, p99, max and mean of ascending-sorted milliseconds, rounded to `digits`. */
-export function latencySummary(sorted: number[], digits: number): { p50: number; p90: number; p99: number; max: number; mean: number } {
+export function latencySummary(
+  sorted: number[],
+  digits: number,
+): { p50: number; p90: number; p99: number; max: number; mean: number } {
   const ms = (x: number) => round(x, digits);
   return {
     p50: ms(quantile(sorted, 0.5)),
@@ -373,7 +405,14 @@ export function latencySummary(sorted: number[], digits: number): { p50: number;
 
 /** What `submitLoop` needs: an HTTP client (undici's Pool), the headers, bodies to cycle through, and where to count answers by status. */
 export interface SubmitLoop {
-  client: { request(options: { path: string; method: "POST"; headers: Record<string, string>; body: string }): Promise<{ statusCode: number; body: { dump(): Promise<unknown> } }> };
+  client: {
+    request(options: {
+      path: string;
+      method: "POST";
+      headers: Record<string, string>;
+      body: string;
+    }): Promise<{ statusCode: number; body: { dump(): Promise<unknown> } }>;
+  };
   headers: Record<string, string>;
   bodies: string[];
   concurrency: number;
@@ -387,7 +426,12 @@ export async function submitLoop(loop: SubmitLoop, count: number): Promise<void>
     Array.from({ length: loop.concurrency }, async () => {
       while (next < count) {
         const i = next++;
-        const res = await loop.client.request({ path: "/v1/jobs", method: "POST", headers: loop.headers, body: loop.bodies[i % loop.bodies.length]! });
+        const res = await loop.client.request({
+          path: "/v1/jobs",
+          method: "POST",
+          headers: loop.headers,
+          body: loop.bodies[i % loop.bodies.length]!,
+        });
         await res.body.dump();
         loop.statuses.set(res.statusCode, (loop.statuses.get(res.statusCode) ?? 0) + 1);
       }

@@ -17,9 +17,26 @@
  */
 import { Redis } from "ioredis";
 import { Pool } from "undici";
-import { childPids, emit, env, freePort, int, log, meter, pool, prefixFor, quantile, resetJobs, round, spawnApp, stopApp, waitHttp } from "./_shared.ts";
+import {
+  childPids,
+  emit,
+  env,
+  freePort,
+  int,
+  log,
+  meter,
+  pool,
+  prefixFor,
+  quantile,
+  resetJobs,
+  round,
+  spawnApp,
+  stopApp,
+  waitHttp,
+} from "./_shared.ts";
 
-if (env.model !== "iris") throw new Error("the cache scenario runs on iris (a small model whose manifest sets `cache`)");
+if (env.model !== "iris")
+  throw new Error("the cache scenario runs on iris (a small model whose manifest sets `cache`)");
 const N = env.n;
 const concurrency = int("BENCH_CACHE_CONCURRENCY", 32);
 const batchItems = int("BENCH_CACHE_BATCH", 10_000);
@@ -41,7 +58,13 @@ process.on("exit", () => {
 const shared = { DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, QUEUE_PREFIX: prefix, LOG_LEVEL: "warn" };
 const [apiPort, metricsPort] = [await freePort(), await freePort()];
 const api = spawnApp("api", { ...shared, PORT: String(apiPort), HOST: "127.0.0.1", RATE_LIMIT_PER_SECOND: "0" });
-const worker = spawnApp("worker", { ...shared, WORKER_MODELS: "iris", INFERENCE_THREADS: "0", WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY ?? "8", METRICS_PORT: String(metricsPort) });
+const worker = spawnApp("worker", {
+  ...shared,
+  WORKER_MODELS: "iris",
+  INFERENCE_THREADS: "0",
+  WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY ?? "8",
+  METRICS_PORT: String(metricsPort),
+});
 const url = `http://127.0.0.1:${apiPort}`;
 await Promise.all([waitHttp(`${url}/healthz`), waitHttp(`http://127.0.0.1:${metricsPort}/metrics`, 60_000)]);
 const client = new Pool(url, { connections: concurrency + 4, pipelining: 1, keepAliveTimeout: 60_000 });
@@ -49,7 +72,12 @@ const headers = { authorization: `Bearer ${env.apiKey}`, "content-type": "applic
 
 /** Row i of an endless supply of distinct iris inputs (every row differs from every other). */
 const row = (i: number) => [4 + (i % 1000) / 1000, 2 + Math.floor(i / 1000) / 1000, 1.4, 0.2];
-const body = (i: number, bypass: boolean) => JSON.stringify({ model: "iris", inputs: [{ name: "features", shape: [1, 4], datatype: "FP32", data: row(i) }], ...(bypass ? { cache: "bypass" } : {}) });
+const body = (i: number, bypass: boolean) =>
+  JSON.stringify({
+    model: "iris",
+    inputs: [{ name: "features", shape: [1, 4], datatype: "FP32", data: row(i) }],
+    ...(bypass ? { cache: "bypass" } : {}),
+  });
 
 interface Sample {
   ms: number;
@@ -102,7 +130,9 @@ async function measure(name: string, from: number, bypass = false) {
     failed: samples.length - ok.length,
     usage,
   };
-  log(`${name}: ${N} jobs at concurrency ${concurrency}: ${figures.jobsPerSecond} jobs/s, p50 ${figures.p50} ms, p99 ${figures.p99} ms, cached ${figures.cachedShare * 100}%`);
+  log(
+    `${name}: ${N} jobs at concurrency ${concurrency}: ${figures.jobsPerSecond} jobs/s, p50 ${figures.p50} ms, p99 ${figures.p99} ms, cached ${figures.cachedShare * 100}%`,
+  );
   return figures;
 }
 
@@ -125,22 +155,37 @@ const bypass = await measure("bypass", 0, true);
 
 // Batches: items never scored, then the same items again (every item a hit, completed at creation).
 async function batchRun(from: number): Promise<{ seconds: number; itemsPerSecond: number; cached: number }> {
-  const items = Array.from({ length: batchItems }, (_, i) => ({ inputs: [{ name: "features", shape: [1, 4], datatype: "FP32", data: row(20_000_000 + from + i) }] }));
+  const items = Array.from({ length: batchItems }, (_, i) => ({
+    inputs: [{ name: "features", shape: [1, 4], datatype: "FP32", data: row(20_000_000 + from + i) }],
+  }));
   const t0 = performance.now();
-  const created = await client.request({ path: "/v1/batches", method: "POST", headers, body: JSON.stringify({ model: "iris", items }) });
+  const created = await client.request({
+    path: "/v1/batches",
+    method: "POST",
+    headers,
+    body: JSON.stringify({ model: "iris", items }),
+  });
   let view = (await created.body.json()) as { id: string; status: string; counts?: { succeeded: number } };
   while (view.status !== "completed" && view.status !== "canceled") {
-    view = (await (await client.request({ path: `/v1/batches/${view.id}?wait=30`, method: "GET", headers })).body.json()) as typeof view;
+    view = (await (
+      await client.request({ path: `/v1/batches/${view.id}?wait=30`, method: "GET", headers })
+    ).body.json()) as typeof view;
   }
   const seconds = (performance.now() - t0) / 1000;
-  const { rows } = await p.query<{ n: number }>(`select count(*)::int as n from batch_chunks c, unnest(c.cached) as x(hit) where c."batchId" = $1 and x.hit`, [view.id]);
+  const { rows } = await p.query<{ n: number }>(
+    `select count(*)::int as n from batch_chunks c, unnest(c.cached) as x(hit) where c."batchId" = $1 and x.hit`,
+    [view.id],
+  );
   return { seconds: round(seconds, 3), itemsPerSecond: round(batchItems / seconds, 0), cached: rows[0]!.n };
 }
 const stored1 = await workerCacheWrites();
 const batchMiss = await batchRun(0);
-while ((await workerCacheWrites()) - stored1 < batchItems && Date.now() < deadline + 60_000) await new Promise((r) => setTimeout(r, 100));
+while ((await workerCacheWrites()) - stored1 < batchItems && Date.now() < deadline + 60_000)
+  await new Promise((r) => setTimeout(r, 100));
 const batchHit = await batchRun(0);
-log(`batch of ${batchItems}: never scored ${batchMiss.itemsPerSecond} items/s (${batchMiss.seconds} s); again ${batchHit.itemsPerSecond} items/s (${batchHit.seconds} s, ${batchHit.cached} cached)`);
+log(
+  `batch of ${batchItems}: never scored ${batchMiss.itemsPerSecond} items/s (${batchMiss.seconds} s); again ${batchHit.itemsPerSecond} items/s (${batchHit.seconds} s, ${batchHit.cached} cached)`,
+);
 
 await client.close();
 await Promise.all([stopApp(api), stopApp(worker)]);

@@ -14,7 +14,20 @@ import pino from "pino";
 import { JobStore, type NewJob } from "@inferline/db";
 import { createRedis, Dispatcher } from "@inferline/queue";
 import { loadWorkerEnv, startWorker } from "@inferline/worker";
-import { emit, env, finishedCounter, inputMaker, log, meter, pool, prefixFor, resetJobs, round, tenantId, VERSION } from "./_shared.ts";
+import {
+  emit,
+  env,
+  finishedCounter,
+  inputMaker,
+  log,
+  meter,
+  pool,
+  prefixFor,
+  resetJobs,
+  round,
+  tenantId,
+  VERSION,
+} from "./_shared.ts";
 
 const N = env.n;
 const prefix = prefixFor("drain");
@@ -80,7 +93,9 @@ const jobsPerSecond = round(N / usage.seconds, 0);
 const { rows } = await p.query<{ status: string; n: number }>(`select status, count(*)::int as n from jobs group by 1`);
 const statuses = Object.fromEntries(rows.map((r) => [r.status, r.n]));
 const batchHistogram = await batchSizes(worker.metrics);
-log(`${N} jobs in ${usage.seconds} s = ${jobsPerSecond} jobs/s; statuses ${JSON.stringify(statuses)}; enqueue ${enqueueMs} ms`);
+log(
+  `${N} jobs in ${usage.seconds} s = ${jobsPerSecond} jobs/s; statuses ${JSON.stringify(statuses)}; enqueue ${enqueueMs} ms`,
+);
 counter.close();
 await worker.close();
 await dispatcher.close();
@@ -88,20 +103,43 @@ redis.disconnect();
 admin.disconnect();
 await resetJobs(p);
 await p.end();
-emit({ scenario: "drain", model: env.model, n: N, jobsPerSecond, statuses, insertRowsPerSecond, queueEntries: groups.length, enqueueMs, worker: settings, batches: batchHistogram, usage });
+emit({
+  scenario: "drain",
+  model: env.model,
+  n: N,
+  jobsPerSecond,
+  statuses,
+  insertRowsPerSecond,
+  queueEntries: groups.length,
+  enqueueMs,
+  worker: settings,
+  batches: batchHistogram,
+  usage,
+});
 
 /** Mean items per session.run, from the worker's own Prometheus histogram (when it has one). */
 async function batchSizes(metrics: unknown): Promise<unknown> {
   try {
-    const registry = (metrics as { registry?: { getMetricsAsJSON(): Promise<Array<{ name: string; values: Array<{ metricName?: string; value: number; labels: Record<string, string> }> }>> } })
-      .registry;
+    const registry = (
+      metrics as {
+        registry?: {
+          getMetricsAsJSON(): Promise<
+            Array<{
+              name: string;
+              values: Array<{ metricName?: string; value: number; labels: Record<string, string> }>;
+            }>
+          >;
+        };
+      }
+    ).registry;
     if (!registry) return undefined;
     const all = await registry.getMetricsAsJSON();
     const out: Record<string, number> = {};
     for (const metric of all) {
       if (!/batch|inference/.test(metric.name)) continue;
       for (const v of metric.values) {
-        if (v.metricName?.endsWith("_sum") || v.metricName?.endsWith("_count")) out[v.metricName] = round((out[v.metricName] ?? 0) + v.value, 3);
+        if (v.metricName?.endsWith("_sum") || v.metricName?.endsWith("_count"))
+          out[v.metricName] = round((out[v.metricName] ?? 0) + v.value, 3);
       }
     }
     return out;

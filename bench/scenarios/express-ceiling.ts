@@ -9,7 +9,21 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { Redis } from "ioredis";
 import { Pool } from "undici";
-import { childPids, emit, env, freePort, inputMaker, int, log, meter, pool, ROOT, round, stopApp, submitLoop } from "./_shared.ts";
+import {
+  childPids,
+  emit,
+  env,
+  freePort,
+  inputMaker,
+  int,
+  log,
+  meter,
+  pool,
+  ROOT,
+  round,
+  stopApp,
+  submitLoop,
+} from "./_shared.ts";
 
 const N = env.n;
 const concurrency = int("BENCH_SUBMIT_CONCURRENCY", 64);
@@ -20,11 +34,15 @@ const admin = new Redis(env.redisUrl);
 
 const port = await freePort();
 const flags = (process.env.BENCH_CHILD_NODE_FLAGS ?? "").split(" ").filter(Boolean);
-const app = spawn(process.execPath, [...flags, "--import", "tsx", path.join(ROOT, "bench/support/express-ceiling-app.ts")], {
-  cwd: ROOT,
-  env: { ...process.env, PORT: String(port) },
-  stdio: ["ignore", "pipe", "inherit"],
-});
+const app = spawn(
+  process.execPath,
+  [...flags, "--import", "tsx", path.join(ROOT, "bench/support/express-ceiling-app.ts")],
+  {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port) },
+    stdio: ["ignore", "pipe", "inherit"],
+  },
+);
 childPids.set(app.pid!, "express");
 await new Promise<void>((resolve, reject) => {
   app.stdout.setEncoding("utf8").on("data", (text: string) => text.includes("ready") && resolve());
@@ -33,8 +51,14 @@ await new Promise<void>((resolve, reject) => {
 
 const make = await inputMaker();
 // The same bodies as submit sends (cache: "bypass" included), byte for byte.
-const bodies = Array.from({ length: 150 }, (_, i) => JSON.stringify({ model: env.model, inputs: make(i), cache: "bypass" }));
-const client = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency, pipelining: 1, keepAliveTimeout: 60_000 });
+const bodies = Array.from({ length: 150 }, (_, i) =>
+  JSON.stringify({ model: env.model, inputs: make(i), cache: "bypass" }),
+);
+const client = new Pool(`http://127.0.0.1:${port}`, {
+  connections: concurrency,
+  pipelining: 1,
+  keepAliveTimeout: 60_000,
+});
 const headers = { authorization: `Bearer ${env.apiKey || "bench"}`, "content-type": "application/json" };
 const statuses = new Map<number, number>();
 
@@ -54,4 +78,13 @@ await client.close();
 await stopApp(app);
 admin.disconnect();
 await p.end();
-emit({ scenario: "express-ceiling", model: env.model, n: N, jobsPerSecond, concurrency, lean, statuses: Object.fromEntries(statuses), usage });
+emit({
+  scenario: "express-ceiling",
+  model: env.model,
+  n: N,
+  jobsPerSecond,
+  concurrency,
+  lean,
+  statuses: Object.fromEntries(statuses),
+  usage,
+});

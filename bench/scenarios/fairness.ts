@@ -19,13 +19,33 @@ import { Redis } from "ioredis";
 import { Pool } from "undici";
 import { Database, JobStore, TenantStore, type NewJob } from "@inferline/db";
 import { createRedis, Dispatcher } from "@inferline/queue";
-import { emit, env, freePort, inputMaker, int, log, pool, prefixFor, quantile, resetJobs, round, sleep, spawnApp, stopApp, VERSION, waitHttp } from "./_shared.ts";
+import {
+  emit,
+  env,
+  freePort,
+  inputMaker,
+  int,
+  log,
+  pool,
+  prefixFor,
+  quantile,
+  resetJobs,
+  round,
+  sleep,
+  spawnApp,
+  stopApp,
+  VERSION,
+  waitHttp,
+} from "./_shared.ts";
 
 const model = env.model;
 const iris = model === "iris";
 /** A setting of the scenario: BENCH_<MODEL>_FAIRNESS_<NAME>, else BENCH_FAIRNESS_<NAME>, else the model's default. */
 const setting = (name: string, irisDefault: number, ocrDefault: number): number =>
-  int(`BENCH_${iris ? "IRIS" : "OCR"}_FAIRNESS_${name}`, int(`BENCH_FAIRNESS_${name}`, iris ? irisDefault : ocrDefault));
+  int(
+    `BENCH_${iris ? "IRIS" : "OCR"}_FAIRNESS_${name}`,
+    int(`BENCH_FAIRNESS_${name}`, iris ? irisDefault : ocrDefault),
+  );
 const rate = setting("RATE", 10, 2);
 const seconds = setting("SECONDS", 20, 20);
 const warmupSeconds = setting("WARMUP_S", 2, 2);
@@ -44,15 +64,34 @@ const admin = new Redis(env.redisUrl);
 const db = new Database(env.databaseUrl, { poolSize: 2 });
 const tenants = new TenantStore(db.pool, db.prisma);
 const suffix = crypto.randomBytes(3).toString("hex");
-const [heavy, light] = [await tenants.createKey(`bench-heavy-${suffix}`), await tenants.createKey(`bench-light-${suffix}`)];
+const [heavy, light] = [
+  await tenants.createKey(`bench-heavy-${suffix}`),
+  await tenants.createKey(`bench-light-${suffix}`),
+];
 
 const shared = { DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, QUEUE_PREFIX: prefix, LOG_LEVEL: "warn" };
 const apiPort = await freePort();
-const workerSettings = { WORKER_MODELS: model, INFERENCE_THREADS: process.env.BENCH_WORKER_THREADS ?? (iris ? "0" : "2"), WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY ?? "8" };
-const api = spawnApp("api", { ...shared, PORT: String(apiPort), HOST: "127.0.0.1", RATE_LIMIT_PER_SECOND: "0", BATCH_BODY_LIMIT: "500mb" });
+const workerSettings = {
+  WORKER_MODELS: model,
+  INFERENCE_THREADS: process.env.BENCH_WORKER_THREADS ?? (iris ? "0" : "2"),
+  WORKER_CONCURRENCY: process.env.BENCH_WORKER_CONCURRENCY ?? "8",
+};
+const api = spawnApp("api", {
+  ...shared,
+  PORT: String(apiPort),
+  HOST: "127.0.0.1",
+  RATE_LIMIT_PER_SECOND: "0",
+  BATCH_BODY_LIMIT: "500mb",
+});
 const url = `http://127.0.0.1:${apiPort}`;
 await waitHttp(`${url}/healthz`);
-const client = new Pool(url, { connections: 128, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 120_000, bodyTimeout: 120_000 });
+const client = new Pool(url, {
+  connections: 128,
+  pipelining: 1,
+  keepAliveTimeout: 60_000,
+  headersTimeout: 120_000,
+  bodyTimeout: 120_000,
+});
 const headersOf = (key: string) => ({ authorization: `Bearer ${key}`, "content-type": "application/json" });
 
 async function startWorker() {
@@ -74,15 +113,26 @@ interface Sample {
 async function one(i: number): Promise<Sample> {
   const startedAt = performance.now();
   const headers = headersOf(light.key);
-  const post = await client.request({ path: "/v1/jobs", method: "POST", headers, body: JSON.stringify({ model, inputs: inputsOf(i), cache: "bypass" }) });
+  const post = await client.request({
+    path: "/v1/jobs",
+    method: "POST",
+    headers,
+    body: JSON.stringify({ model, inputs: inputsOf(i), cache: "bypass" }),
+  });
   const job = (await post.body.json()) as { id?: string };
   const submit = performance.now() - startedAt;
-  if (post.statusCode !== 202 || !job.id) return { startedAt, total: submit, submit, status: `http_${post.statusCode}` };
+  if (post.statusCode !== 202 || !job.id)
+    return { startedAt, total: submit, submit, status: `http_${post.statusCode}` };
   for (;;) {
     const got = await client.request({ path: `/v1/jobs/${job.id}?wait=30`, method: "GET", headers });
     const view = (await got.body.json()) as { status?: string };
     if (got.statusCode !== 200 || !["queued", "running"].includes(view.status ?? ""))
-      return { startedAt, total: performance.now() - startedAt, submit, status: view.status ?? `http_${got.statusCode}` };
+      return {
+        startedAt,
+        total: performance.now() - startedAt,
+        submit,
+        status: view.status ?? `http_${got.statusCode}`,
+      };
   }
 }
 
@@ -149,7 +199,10 @@ async function postJobs(): Promise<number> {
       }
     }),
   );
-  const { rows: counted } = await p.query<{ n: number }>(`select count(*)::int as n from dispatches where "tenantId" = $1 and not "batchChunk"`, [heavy.tenant.id]);
+  const { rows: counted } = await p.query<{ n: number }>(
+    `select count(*)::int as n from dispatches where "tenantId" = $1 and not "batchChunk"`,
+    [heavy.tenant.id],
+  );
   return counted[0]!.n;
 }
 
@@ -191,9 +244,14 @@ async function storeJobs(size: number): Promise<number> {
 /** Polls A's queue status until it has nothing queued or running; resolves with when that was seen (performance.now() and Date.now()). */
 async function backlogEnd(): Promise<{ at: number; wall: number }> {
   for (;;) {
-    const res = await client.request({ path: `/v1/models/${model}/queue`, method: "GET", headers: headersOf(heavy.key) });
+    const res = await client.request({
+      path: `/v1/models/${model}/queue`,
+      method: "GET",
+      headers: headersOf(heavy.key),
+    });
     const q = (await res.body.json()) as { tenant?: { queued: number; running: number } };
-    if (res.statusCode === 200 && q.tenant && q.tenant.queued + q.tenant.running === 0) return { at: performance.now(), wall: Date.now() };
+    if (res.statusCode === 200 && q.tenant && q.tenant.queued + q.tenant.running === 0)
+      return { at: performance.now(), wall: Date.now() };
     await sleep(100);
   }
 }
@@ -213,7 +271,11 @@ async function breakdown(from: number, to: number) {
     const sorted = xs.sort((a, b) => a - b);
     return { p50: round(quantile(sorted, 0.5), 1), p99: round(quantile(sorted, 0.99), 1) };
   };
-  return { n: rows.length, waitForWorker: of(rows.map((r) => Number(r.wait))), claimToResult: of(rows.map((r) => Number(r.run))) };
+  return {
+    n: rows.length,
+    waitForWorker: of(rows.map((r) => Number(r.wait))),
+    claimToResult: of(rows.map((r) => Number(r.run))),
+  };
 }
 
 const count = rate * seconds;
@@ -229,7 +291,9 @@ await stopApp(worker);
 
 // 2. A's backlog queued with no worker running, then the worker starts and B submits again.
 const queued = await queueBacklog();
-log(`A queued ${backlogJobs} jobs (${queued.entries} queue entries) in ${queued.jobsSeconds} s and a ${batchItems}-item batch in ${queued.batchSeconds} s`);
+log(
+  `A queued ${backlogJobs} jobs (${queued.entries} queue entries) in ${queued.jobsSeconds} s and a ${batchItems}-item batch in ${queued.batchSeconds} s`,
+);
 worker = await startWorker();
 const backlogStart = performance.now();
 const contendedFrom = Date.now();
@@ -259,4 +323,13 @@ admin.disconnect();
 await db.close();
 await resetJobs(p);
 await p.end();
-emit({ scenario: "fairness", model: env.model, n: count, rate, seconds, ...result, fairnessP99Ratio, worker: workerSettings });
+emit({
+  scenario: "fairness",
+  model: env.model,
+  n: count,
+  rate,
+  seconds,
+  ...result,
+  fairnessP99Ratio,
+  worker: workerSettings,
+});

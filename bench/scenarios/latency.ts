@@ -16,7 +16,25 @@ import path from "node:path";
 import { Redis } from "ioredis";
 import { Pool } from "undici";
 import { breakdown, breakdownTable, readHops, type ClientTimes } from "../support/hop-breakdown.ts";
-import { emit, env, freePort, inputMaker, int, latencySummary, log, meter, pool, prefixFor, quantile, resetJobs, round, sleep, spawnApp, stopApp, waitHttp } from "./_shared.ts";
+import {
+  emit,
+  env,
+  freePort,
+  inputMaker,
+  int,
+  latencySummary,
+  log,
+  meter,
+  pool,
+  prefixFor,
+  quantile,
+  resetJobs,
+  round,
+  sleep,
+  spawnApp,
+  stopApp,
+  waitHttp,
+} from "./_shared.ts";
 
 const rate = int("BENCH_LATENCY_RATE", env.model === "iris" ? 100 : 20);
 const seconds = int("BENCH_LATENCY_SECONDS", 10);
@@ -26,8 +44,15 @@ const p = pool(2);
 await resetJobs(p);
 const admin = new Redis(env.redisUrl);
 
-const traceDir = process.env.BENCH_LATENCY_TRACE === "0" ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), "inferline-hops-"));
-const shared = { DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, QUEUE_PREFIX: prefix, LOG_LEVEL: "warn", ...(traceDir ? { INFERLINE_TRACE_HOPS: traceDir } : {}) };
+const traceDir =
+  process.env.BENCH_LATENCY_TRACE === "0" ? undefined : fs.mkdtempSync(path.join(os.tmpdir(), "inferline-hops-"));
+const shared = {
+  DATABASE_URL: env.databaseUrl,
+  REDIS_URL: env.redisUrl,
+  QUEUE_PREFIX: prefix,
+  LOG_LEVEL: "warn",
+  ...(traceDir ? { INFERLINE_TRACE_HOPS: traceDir } : {}),
+};
 const [apiPort, metricsPort] = [await freePort(), await freePort()];
 const workerSettings = {
   WORKER_MODELS: env.model,
@@ -41,7 +66,9 @@ await Promise.all([waitHttp(`${url}/healthz`), waitHttp(`http://127.0.0.1:${metr
 
 const make = await inputMaker();
 // cache: "bypass": these figures measure runs, comparable with runs before the result cache (the cache scenario measures hits).
-const bodies = Array.from({ length: 150 }, (_, i) => JSON.stringify({ model: env.model, inputs: make(i), cache: "bypass" }));
+const bodies = Array.from({ length: 150 }, (_, i) =>
+  JSON.stringify({ model: env.model, inputs: make(i), cache: "bypass" }),
+);
 const client = new Pool(url, { connections: 256, pipelining: 1, keepAliveTimeout: 60_000 });
 const headers = { authorization: `Bearer ${env.apiKey}`, "content-type": "application/json" };
 
@@ -89,7 +116,8 @@ const m = await meter(p, admin);
 const samples = await paced(count);
 const usage = await m.stop(count);
 const runs1 = await inferenceRuns(metricsPort);
-const runMs = runs1.count > runs0.count ? round(((runs1.sum - runs0.sum) * 1000) / (runs1.count - runs0.count), 3) : NaN;
+const runMs =
+  runs1.count > runs0.count ? round(((runs1.sum - runs0.sum) * 1000) / (runs1.count - runs0.count), 3) : NaN;
 const batchJobs = runs1.count > runs0.count ? round((runs1.items - runs0.items) / (runs1.count - runs0.count), 2) : NaN;
 const ok = samples.filter((s) => s.status === "succeeded");
 const totals = ok.map((s) => s.total).sort((a, b) => a - b);
@@ -102,7 +130,9 @@ const result = {
   submitP50: ms(quantile(submits, 0.5)),
   submitP99: ms(quantile(submits, 0.99)),
 };
-log(`${count} jobs at ${rate}/s: p50 ${result.p50} ms, p90 ${result.p90} ms, p99 ${result.p99} ms (POST alone p50 ${result.submitP50} ms, p99 ${result.submitP99}); ${JSON.stringify(statuses)}`);
+log(
+  `${count} jobs at ${rate}/s: p50 ${result.p50} ms, p90 ${result.p90} ms, p99 ${result.p99} ms (POST alone p50 ${result.submitP50} ms, p99 ${result.submitP99}); ${JSON.stringify(statuses)}`,
+);
 await client.close();
 await Promise.all([stopApp(api), stopApp(worker)]); // each writes the rest of its trace as it exits
 let hops: ReturnType<typeof breakdown> | undefined;
@@ -138,5 +168,9 @@ async function inferenceRuns(port: number): Promise<{ count: number; sum: number
       .split("\n")
       .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
       .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
-  return { count: total("inferline_inference_duration_seconds_count"), sum: total("inferline_inference_duration_seconds_sum"), items: total("inferline_batch_size_items_sum") };
+  return {
+    count: total("inferline_inference_duration_seconds_count"),
+    sum: total("inferline_inference_duration_seconds_sum"),
+    items: total("inferline_batch_size_items_sum"),
+  };
 }

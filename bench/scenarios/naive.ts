@@ -15,7 +15,20 @@ import * as ort from "onnxruntime-node";
 import { DEFAULT_MODELS_DIR } from "@inferline/contracts";
 import { ModelRepository } from "@inferline/runtime";
 import { JobStore, type NewJob } from "@inferline/db";
-import { emit, env, inputMaker, int, log, meter, pool, prefixFor, resetJobs, round, tenantId, VERSION } from "./_shared.ts";
+import {
+  emit,
+  env,
+  inputMaker,
+  int,
+  log,
+  meter,
+  pool,
+  prefixFor,
+  resetJobs,
+  round,
+  tenantId,
+  VERSION,
+} from "./_shared.ts";
 
 const N = env.n;
 const concurrency = int("BENCH_NAIVE_CONCURRENCY", 8);
@@ -31,19 +44,28 @@ const model = ModelRepository.load(DEFAULT_MODELS_DIR).resolve(env.model);
 type Inputs = Awaited<ReturnType<typeof inputMaker>> extends (i: number) => infer R ? R : never;
 let infer: (inputs: Inputs) => Promise<unknown>;
 if (env.model === "iris") {
-  const session = await ort.InferenceSession.create(`${model.dir}/${model.spec.file}`, { intraOpNumThreads: intra, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+  const session = await ort.InferenceSession.create(`${model.dir}/${model.spec.file}`, {
+    intraOpNumThreads: intra,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: "all",
+  });
   infer = async (inputs) => {
-    const out = await session.run({ features: new ort.Tensor("float32", Float32Array.from(inputs[0]!.data as number[]), [1, 4]) });
+    const out = await session.run({
+      features: new ort.Tensor("float32", Float32Array.from(inputs[0]!.data as number[]), [1, 4]),
+    });
     return { probabilities: Array.from(out.probabilities!.data as Float32Array) };
   };
 } else {
   const { ocrTextLineAdapter, packageRoot } = await import("@inferline/inference/ocr-text-line");
   const adapter = ocrTextLineAdapter(model.manifest, model.dir);
-  const session = await ort.InferenceSession.create(`${packageRoot(model.spec.package!.name, model.dir)}/${model.spec.package!.path}`, {
-    intraOpNumThreads: intra,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: "all",
-  });
+  const session = await ort.InferenceSession.create(
+    `${packageRoot(model.spec.package!.name, model.dir)}/${model.spec.package!.path}`,
+    {
+      intraOpNumThreads: intra,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: "all",
+    },
+  );
   infer = async (inputs) => {
     const prepared = await adapter.prepare({ inputs });
     const out = await session.run(adapter.collate([prepared]));
@@ -72,7 +94,15 @@ const jobs: NewJob[] = Array.from({ length: N }, (_, i) => ({
 }));
 await new JobStore(p, undefined as never).insertMany(jobs);
 for (let i = 0; i < N; i += 5000) {
-  await queue.addBulk(jobs.slice(i, i + 5000).map((j) => ({ name: "infer", data: { id: j.id, inputs: j.inputs }, opts: { attempts: 5, removeOnComplete: true, jobId: j.id } })));
+  await queue.addBulk(
+    jobs
+      .slice(i, i + 5000)
+      .map((j) => ({
+        name: "infer",
+        data: { id: j.id, inputs: j.inputs },
+        opts: { attempts: 5, removeOnComplete: true, jobId: j.id },
+      })),
+  );
 }
 log(`${N} jobs stored and queued; draining with concurrency ${concurrency}, intraOp ${intra}`);
 
@@ -86,10 +116,16 @@ const worker = new Worker(
   async (job: Job<{ id: string; inputs: Inputs }>) => {
     try {
       const result = await infer(job.data.inputs);
-      await p.query(`update jobs set status = 'succeeded', result = $2::json, attempts = 1, "startedAt" = now(), "completedAt" = now() where id = $1`, [job.data.id, JSON.stringify(result)]);
+      await p.query(
+        `update jobs set status = 'succeeded', result = $2::json, attempts = 1, "startedAt" = now(), "completedAt" = now() where id = $1`,
+        [job.data.id, JSON.stringify(result)],
+      );
     } catch (err) {
       failed++;
-      await p.query(`update jobs set status = 'failed', "errorMessage" = $2, "completedAt" = now() where id = $1`, [job.data.id, (err as Error).message]);
+      await p.query(`update jobs set status = 'failed', "errorMessage" = $2, "completedAt" = now() where id = $1`, [
+        job.data.id,
+        (err as Error).message,
+      ]);
     }
     if (++done === N) queueMicrotask(() => finish(performance.now()));
   },

@@ -48,19 +48,37 @@ const worker = new Worker(
   async () => {
     if (++done === N) queueMicrotask(() => finish(performance.now()));
   },
-  { connection: new Redis(env.redisUrl, { maxRetriesPerRequest: null }), prefix, concurrency, lockDuration: 30_000, maxStalledCount: 3 },
+  {
+    connection: new Redis(env.redisUrl, { maxRetriesPerRequest: null }),
+    prefix,
+    concurrency,
+    lockDuration: 30_000,
+    maxStalledCount: 3,
+  },
 );
 worker.on("error", () => {});
 const endedAt = await finished;
 // "completed" of the last entries is acknowledged after the processor returns; wait until the queue agrees.
-for (let i = 0; i < 100 && ((await queue.getJobCounts("active")).active ?? 0) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+for (let i = 0; i < 100 && ((await queue.getJobCounts("active")).active ?? 0) > 0; i++)
+  await new Promise((r) => setTimeout(r, 20));
 const usage = await m.stop(N, endedAt);
 const jobsPerSecond = round(N / usage.seconds, 0);
-log(`drained ${N} entries in ${usage.seconds} s = ${jobsPerSecond} entries/s (concurrency ${concurrency}${priority ? ", prioritized" : ""})`);
+log(
+  `drained ${N} entries in ${usage.seconds} s = ${jobsPerSecond} entries/s (concurrency ${concurrency}${priority ? ", prioritized" : ""})`,
+);
 await worker.close();
 await queue.obliterate({ force: true }).catch(() => {});
 await queue.close();
 connection.disconnect();
 admin.disconnect();
 await p.end();
-emit({ scenario: "queue-ceiling", model: env.model, n: N, jobsPerSecond, addBulkPerSecond, concurrency, prioritized: priority, usage });
+emit({
+  scenario: "queue-ceiling",
+  model: env.model,
+  n: N,
+  jobsPerSecond,
+  addBulkPerSecond,
+  concurrency,
+  prioritized: priority,
+  usage,
+});

@@ -12,7 +12,22 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { Queue, QueueEvents } from "bullmq";
 import { Redis } from "ioredis";
-import { childPids, emit, env, int, latencySummary, log, meter, pool, prefixFor, quantile, ROOT, round, sleep, stopApp } from "./_shared.ts";
+import {
+  childPids,
+  emit,
+  env,
+  int,
+  latencySummary,
+  log,
+  meter,
+  pool,
+  prefixFor,
+  quantile,
+  ROOT,
+  round,
+  sleep,
+  stopApp,
+} from "./_shared.ts";
 
 const rate = int("BENCH_LATENCY_RATE", env.model === "iris" ? 100 : 20);
 const seconds = int("BENCH_LATENCY_SECONDS", 10);
@@ -31,7 +46,13 @@ await events.waitUntilReady();
 const flags = (process.env.BENCH_CHILD_NODE_FLAGS ?? "").split(" ").filter(Boolean);
 const worker = spawn(process.execPath, [...flags, "--import", "tsx", path.join(ROOT, "bench/support/noop-worker.ts")], {
   cwd: ROOT,
-  env: { ...process.env, BENCH_QL_PREFIX: prefix, BENCH_QL_QUEUE: name, BENCH_QL_CONCURRENCY: String(concurrency), BENCH_REDIS_URL: env.redisUrl },
+  env: {
+    ...process.env,
+    BENCH_QL_PREFIX: prefix,
+    BENCH_QL_QUEUE: name,
+    BENCH_QL_CONCURRENCY: String(concurrency),
+    BENCH_REDIS_URL: env.redisUrl,
+  },
   stdio: ["ignore", "pipe", "inherit"],
 });
 childPids.set(worker.pid!, "worker");
@@ -112,7 +133,9 @@ const result = {
   addP99: ms(quantile(adds, 0.99)),
 };
 const statuses = { completed: totals.length, lost: samples.length - totals.length };
-log(`${count} entries at ${rate}/s: add → completed p50 ${result.p50} ms, p90 ${result.p90} ms, p99 ${result.p99} ms (add alone p50 ${result.addP50} ms); ${JSON.stringify(statuses)}`);
+log(
+  `${count} entries at ${rate}/s: add → completed p50 ${result.p50} ms, p90 ${result.p90} ms, p99 ${result.p99} ms (add alone p50 ${result.addP50} ms); ${JSON.stringify(statuses)}`,
+);
 await stopApp(worker);
 await events.close();
 await queue.obliterate({ force: true }).catch(() => {});
@@ -120,4 +143,16 @@ await queue.close();
 connection.disconnect();
 admin.disconnect();
 await p.end();
-emit({ scenario: "queue-latency", model: env.model, n: count, rate, seconds, concurrency, prioritized: priority, ...result, statuses, achievedRate: round(count / usage.seconds, 1), usage });
+emit({
+  scenario: "queue-latency",
+  model: env.model,
+  n: count,
+  rate,
+  seconds,
+  concurrency,
+  prioritized: priority,
+  ...result,
+  statuses,
+  achievedRate: round(count / usage.seconds, 1),
+  usage,
+});

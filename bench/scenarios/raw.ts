@@ -33,11 +33,21 @@ interface ThreadTask {
 }
 
 async function session(file: string, intra: number): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(file, { intraOpNumThreads: intra, interOpNumThreads: 1, graphOptimizationLevel: "all", logSeverityLevel: 4 });
+  return ort.InferenceSession.create(file, {
+    intraOpNumThreads: intra,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: "all",
+    logSeverityLevel: 4,
+  });
 }
 
 /** Runs the feeds round-robin for `seconds` (after one warm-up pass); returns rows and seconds. */
-async function loop(s: ort.InferenceSession, inputName: string, feeds: Feed[], seconds: number): Promise<{ rows: number; seconds: number; runs: number }> {
+async function loop(
+  s: ort.InferenceSession,
+  inputName: string,
+  feeds: Feed[],
+  seconds: number,
+): Promise<{ rows: number; seconds: number; runs: number }> {
   const tensors = feeds.map((f) => ({ t: new ort.Tensor("float32", f.data, f.dims), rows: f.rows }));
   for (const t of tensors) await s.run({ [inputName]: t.t });
   let rows = 0;
@@ -71,12 +81,18 @@ if (!isMainThread) {
   const model = repo.resolve(env.model);
   const file = await onnxFile(model);
   const seconds = Number(process.env.BENCH_RAW_SECONDS ?? (env.model === "iris" ? 0.6 : 2.5));
-  const batchSizes = (process.env.BENCH_RAW_BATCHES ?? (env.model === "iris" ? "1,16,64,256,1024" : "1,2,4,8")).split(",").map(Number);
+  const batchSizes = (process.env.BENCH_RAW_BATCHES ?? (env.model === "iris" ? "1,16,64,256,1024" : "1,2,4,8"))
+    .split(",")
+    .map(Number);
 
   // Feeds per batch size: a few distinct batches cycled, so no single input is favoured.
   let inputName: string;
   let feedsFor: (b: number) => Feed[];
-  let itemsFor: (b: number) => { inputs: ReturnType<typeof ocrInputs> | Array<{ name: string; shape: number[]; datatype: "FP32"; data: number[] }> }[];
+  let itemsFor: (
+    b: number,
+  ) => {
+    inputs: ReturnType<typeof ocrInputs> | Array<{ name: string; shape: number[]; datatype: "FP32"; data: number[] }>;
+  }[];
   if (env.model === "iris") {
     inputName = "features";
     const rows = irisRows();
@@ -86,7 +102,10 @@ if (!isMainThread) {
         for (let i = 0; i < b; i++) data.set(rows[(k * b + i) % rows.length]!, i * 4);
         return { data, dims: [b, 4], rows: b };
       });
-    itemsFor = (b) => Array.from({ length: b }, (_, i) => ({ inputs: [{ name: "features", shape: [1, 4], datatype: "FP32" as const, data: rows[i % rows.length]! }] }));
+    itemsFor = (b) =>
+      Array.from({ length: b }, (_, i) => ({
+        inputs: [{ name: "features", shape: [1, 4], datatype: "FP32" as const, data: rows[i % rows.length]! }],
+      }));
   } else {
     const { ocrTextLineAdapter, OCR_INPUT } = await import("@inferline/inference/ocr-text-line");
     inputName = OCR_INPUT;
@@ -96,7 +115,9 @@ if (!isMainThread) {
     const prepared = await Promise.all(lines.map(async (l) => adapter.prepare({ inputs: ocrInputs(l.png) })));
     feedsFor = (b) =>
       Array.from({ length: lines.length }, (_, k) => {
-        const t = adapter.collate(Array.from({ length: b }, (_, i) => prepared[(k * b + i) % prepared.length]!))[OCR_INPUT]!;
+        const t = adapter.collate(Array.from({ length: b }, (_, i) => prepared[(k * b + i) % prepared.length]!))[
+          OCR_INPUT
+        ]!;
         return { data: t.data as Float32Array, dims: [...t.dims], rows: b };
       });
     itemsFor = (b) => Array.from({ length: b }, (_, i) => ({ inputs: ocrInputs(lines[i % lines.length]!.png) }));
@@ -107,14 +128,24 @@ if (!isMainThread) {
     const s = await session(file, intra);
     for (const b of batchSizes) {
       const r = await loop(s, inputName, feedsFor(b), seconds);
-      configs.push({ mode: `1 session, intraOp ${intra}`, batch: b, rowsPerSecond: round(r.rows / r.seconds, 0), runs: r.runs });
+      configs.push({
+        mode: `1 session, intraOp ${intra}`,
+        batch: b,
+        rowsPerSecond: round(r.rows / r.seconds, 0),
+        runs: r.runs,
+      });
       log(`intraOp ${intra} batch ${b}: ${round(r.rows / r.seconds, 0)} rows/s (${r.runs} runs)`);
     }
     await s.release();
   }
   for (const b of batchSizes) {
     const r = await inThreads(2, { file, inputName, feeds: feedsFor(b), seconds });
-    configs.push({ mode: "2 worker_threads × intraOp 1", batch: b, rowsPerSecond: round(r.rows / r.seconds, 0), runs: r.runs });
+    configs.push({
+      mode: "2 worker_threads × intraOp 1",
+      batch: b,
+      rowsPerSecond: round(r.rows / r.seconds, 0),
+      runs: r.runs,
+    });
     log(`2 threads batch ${b}: ${round(r.rows / r.seconds, 0)} rows/s`);
   }
   const best = configs.reduce((a, c) => (c.rowsPerSecond > a.rowsPerSecond ? c : a));
@@ -132,7 +163,11 @@ if (!isMainThread) {
       await loaded.run(items);
       rows += items.length;
     }
-    withAdapter = { batch: best.batch, intraOp: intra, rowsPerSecond: round(rows / ((performance.now() - t0) / 1000), 0) };
+    withAdapter = {
+      batch: best.batch,
+      intraOp: intra,
+      rowsPerSecond: round(rows / ((performance.now() - t0) / 1000), 0),
+    };
     log(`LoadedModel.run batch ${best.batch} intraOp ${intra}: ${withAdapter.rowsPerSecond} rows/s`);
     await loaded.release();
   } catch (err) {
@@ -144,7 +179,10 @@ if (!isMainThread) {
     model: env.model,
     jobsPerSecond: best.rowsPerSecond,
     best: { mode: best.mode, batch: best.batch },
-    what: env.model === "iris" ? "session.run on prebuilt [b,4] FP32 tensors" : "session.run on already-preprocessed [b,3,48,W] tensors (adapter prepare+collate done up front)",
+    what:
+      env.model === "iris"
+        ? "session.run on prebuilt [b,4] FP32 tensors"
+        : "session.run on already-preprocessed [b,3,48,W] tensors (adapter prepare+collate done up front)",
     configs,
     withAdapter,
     machine: machine(),
@@ -161,7 +199,11 @@ if (!isMainThread) {
       }),
     );
     await Promise.all(workers.map((w) => w.terminate()));
-    return { rows: results.reduce((a, r) => a + r.rows, 0), runs: results.reduce((a, r) => a + r.runs, 0), seconds: Math.max(...results.map((r) => r.seconds)) };
+    return {
+      rows: results.reduce((a, r) => a + r.rows, 0),
+      runs: results.reduce((a, r) => a + r.runs, 0),
+      seconds: Math.max(...results.map((r) => r.seconds)),
+    };
   }
 }
 

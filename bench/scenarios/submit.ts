@@ -14,7 +14,23 @@ import { Redis } from "ioredis";
 import pino from "pino";
 import { Pool } from "undici";
 import { loadApiEnv, startApi } from "@inferline/api";
-import { emit, env, freePort, inputMaker, int, log, meter, pool, prefixFor, resetJobs, round, spawnApp, stopApp, submitLoop, waitHttp } from "./_shared.ts";
+import {
+  emit,
+  env,
+  freePort,
+  inputMaker,
+  int,
+  log,
+  meter,
+  pool,
+  prefixFor,
+  resetJobs,
+  round,
+  spawnApp,
+  stopApp,
+  submitLoop,
+  waitHttp,
+} from "./_shared.ts";
 
 const N = env.n;
 const concurrency = int("BENCH_SUBMIT_CONCURRENCY", 64);
@@ -25,7 +41,14 @@ const p = pool(2);
 await resetJobs(p);
 const admin = new Redis(env.redisUrl);
 
-const vars = { DATABASE_URL: env.databaseUrl, REDIS_URL: env.redisUrl, QUEUE_PREFIX: prefix, LOG_LEVEL: "warn", RATE_LIMIT_PER_SECOND: "0", HOST: "127.0.0.1" };
+const vars = {
+  DATABASE_URL: env.databaseUrl,
+  REDIS_URL: env.redisUrl,
+  QUEUE_PREFIX: prefix,
+  LOG_LEVEL: "warn",
+  RATE_LIMIT_PER_SECOND: "0",
+  HOST: "127.0.0.1",
+};
 let url: string;
 let stop: () => Promise<void>;
 if (mode === "inproc") {
@@ -42,7 +65,9 @@ if (mode === "inproc") {
 
 const make = await inputMaker();
 // cache: "bypass": these figures measure runs, comparable with runs before the result cache (the cache scenario measures hits).
-const bodies = Array.from({ length: 150 }, (_, i) => JSON.stringify({ model: env.model, inputs: make(i), cache: "bypass" }));
+const bodies = Array.from({ length: 150 }, (_, i) =>
+  JSON.stringify({ model: env.model, inputs: make(i), cache: "bypass" }),
+);
 const client = new Pool(url, { connections: concurrency, pipelining: 1, keepAliveTimeout: 60_000 });
 const headers = { authorization: `Bearer ${env.apiKey}`, "content-type": "application/json" };
 const statuses = new Map<number, number>();
@@ -58,11 +83,23 @@ await run(N);
 const usage = await m.stop(N);
 const accepted = statuses.get(202) ?? 0;
 const jobsPerSecond = round(accepted / usage.seconds, 0);
-log(`${N} requests (${mode}, concurrency ${concurrency}) in ${usage.seconds} s: ${jobsPerSecond} accepted/s; ${JSON.stringify(Object.fromEntries(statuses))}`);
+log(
+  `${N} requests (${mode}, concurrency ${concurrency}) in ${usage.seconds} s: ${jobsPerSecond} accepted/s; ${JSON.stringify(Object.fromEntries(statuses))}`,
+);
 await client.close();
 await stop();
 const { rows } = await p.query<{ n: number }>(`select count(*)::int as n from jobs`);
 admin.disconnect();
 await resetJobs(p);
 await p.end();
-emit({ scenario: "submit", model: env.model, n: N, jobsPerSecond, mode, concurrency, statuses: Object.fromEntries(statuses), rowsStored: rows[0]!.n, usage });
+emit({
+  scenario: "submit",
+  model: env.model,
+  n: N,
+  jobsPerSecond,
+  mode,
+  concurrency,
+  statuses: Object.fromEntries(statuses),
+  rowsStored: rows[0]!.n,
+  usage,
+});

@@ -61,7 +61,11 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * accepted id, or undefined when the client gave up. A 4xx other than 408, 409 and 429 is a bug
  * of the soak and throws.
  */
-export async function submitUntilAccepted(request: SubmitRequest, behaviour: ClientBehaviour, stats: SubmitStats): Promise<string | undefined> {
+export async function submitUntilAccepted(
+  request: SubmitRequest,
+  behaviour: ClientBehaviour,
+  stats: SubmitStats,
+): Promise<string | undefined> {
   const first = Date.now();
   for (let attempt = 0; ; attempt++) {
     const kind = await attemptOnce(request, behaviour);
@@ -76,18 +80,26 @@ export async function submitUntilAccepted(request: SubmitRequest, behaviour: Cli
   }
 }
 
-async function attemptOnce(request: SubmitRequest, behaviour: ClientBehaviour): Promise<{ id?: string; refusal?: string }> {
+async function attemptOnce(
+  request: SubmitRequest,
+  behaviour: ClientBehaviour,
+): Promise<{ id?: string; refusal?: string }> {
   try {
     const res = await fetch(`${request.url}${request.path}`, {
       method: "POST",
-      headers: { authorization: `Bearer ${request.apiKey}`, "content-type": request.contentType, "idempotency-key": request.idempotencyKey },
+      headers: {
+        authorization: `Bearer ${request.apiKey}`,
+        "content-type": request.contentType,
+        "idempotency-key": request.idempotencyKey,
+      },
       body: request.body,
       signal: AbortSignal.timeout(behaviour.attemptTimeoutMs),
     });
     const text = await res.text();
     if (res.status === 200 || res.status === 202) return { id: (JSON.parse(text) as { id: string }).id };
     const code = problemCode(text);
-    if (res.status < 500 && ![408, 409, 429].includes(res.status)) throw new Error(`${request.path} answered ${res.status} ${code}: ${text.slice(0, 300)}`);
+    if (res.status < 500 && ![408, 409, 429].includes(res.status))
+      throw new Error(`${request.path} answered ${res.status} ${code}: ${text.slice(0, 300)}`);
     return { refusal: `${res.status} ${code}` };
   } catch (err) {
     if ((err as Error).message.includes(" answered ")) throw err;

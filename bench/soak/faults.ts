@@ -24,9 +24,19 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const between = (lo: number, hi: number) => lo + Math.random() * (hi - lo);
 
 /** Runs faults until `running()` turns false; returns what happened. */
-export type FaultMix = (cast: Cast, running: () => boolean, log: (m: string) => void, submitMs: number) => Promise<FaultRecord[]>;
+export type FaultMix = (
+  cast: Cast,
+  running: () => boolean,
+  log: (m: string) => void,
+  submitMs: number,
+) => Promise<FaultRecord[]>;
 
-async function timed(name: string, records: FaultRecord[], log: (m: string) => void, act: () => Promise<void>): Promise<void> {
+async function timed(
+  name: string,
+  records: FaultRecord[],
+  log: (m: string) => void,
+  act: () => Promise<void>,
+): Promise<void> {
   const start = Date.now();
   log(`fault: ${name}`);
   try {

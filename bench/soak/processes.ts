@@ -34,7 +34,11 @@ export class Supervised {
   start(): void {
     this.down = false;
     this.expected = undefined;
-    const child = spawn(process.execPath, ["--import", "tsx", this.file], { cwd: this.cwd, env: { ...process.env, ...this.env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", this.file], {
+      cwd: this.cwd,
+      env: { ...process.env, ...this.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     this.child = child;
     const keep = (d: Buffer) => (this.log = (this.log + d.toString()).slice(-20_000));
     child.stdout.on("data", keep);

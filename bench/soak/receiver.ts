@@ -26,7 +26,12 @@ export class Receiver {
         }
         try {
           const parsed = JSON.parse(body) as { type: string; data: { id: string } };
-          receiver.receipts.push({ id: String(req.headers["webhook-id"]), type: parsed.type, subject: parsed.data.id, at: Date.now() });
+          receiver.receipts.push({
+            id: String(req.headers["webhook-id"]),
+            type: parsed.type,
+            subject: parsed.data.id,
+            at: Date.now(),
+          });
         } catch {
           /* a body we cannot read is still a delivery */
         }

@@ -20,7 +20,16 @@ app.post("/v1/jobs", (req, res) => {
   res
     .status(202)
     .location(`/v1/jobs/${id}`)
-    .json({ id, status: "queued", model: body.model ?? "iris", version: "1", priority: "normal", createdAt: new Date().toISOString(), attempts: 0, metadata: {} });
+    .json({
+      id,
+      status: "queued",
+      model: body.model ?? "iris",
+      version: "1",
+      priority: "normal",
+      createdAt: new Date().toISOString(),
+      attempts: 0,
+      metadata: {},
+    });
 });
 const server = app.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () => process.stdout.write("ready\n"));
 process.on("SIGTERM", () => server.close(() => process.exit(0)));

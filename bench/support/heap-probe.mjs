@@ -5,7 +5,11 @@ let baseline = process.memoryUsage();
 let peak = { heapUsed: 0, rss: 0, arrayBuffers: 0 };
 const sample = () => {
   const m = process.memoryUsage();
-  peak = { heapUsed: Math.max(peak.heapUsed, m.heapUsed), rss: Math.max(peak.rss, m.rss), arrayBuffers: Math.max(peak.arrayBuffers, m.arrayBuffers) };
+  peak = {
+    heapUsed: Math.max(peak.heapUsed, m.heapUsed),
+    rss: Math.max(peak.rss, m.rss),
+    arrayBuffers: Math.max(peak.arrayBuffers, m.arrayBuffers),
+  };
 };
 setInterval(sample, 5).unref();
 // With PROBE_GC_MS, also a full GC that often, and the heap left after it: what is really retained

@@ -68,7 +68,8 @@ export function readHops(dir: string): Map<string, Record<string, number>> {
   return byJob;
 }
 
-const q = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!);
+const q = (sorted: number[], p: number) =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
 /**
@@ -87,7 +88,12 @@ export function breakdown(client: Map<string, ClientTimes>, traced: Map<string, 
     return { hop, from, to, n: d.length, p50: r2(q(d, 0.5)), p90: r2(q(d, 0.9)), p99: r2(q(d, 0.99)) };
   };
   const woken = jobs.filter((j) => j["api.woken"] !== undefined).length;
-  return { tracedJobs: jobs.length, wokenShare: jobs.length ? r2(woken / jobs.length) : NaN, hops: HOPS.map(row), side: SIDE.map(row) };
+  return {
+    tracedJobs: jobs.length,
+    wokenShare: jobs.length ? r2(woken / jobs.length) : NaN,
+    hops: HOPS.map(row),
+    side: SIDE.map(row),
+  };
 }
 
 export type Breakdown = ReturnType<typeof breakdown>;
@@ -98,6 +104,10 @@ export function breakdownTable(b: Breakdown, extra: string[] = []): string {
   const lines = ["| hop | p50 ms | p90 ms | p99 ms | jobs |", "|---|--:|--:|--:|--:|"];
   for (const r of [...b.hops, ...b.side]) lines.push(`| ${r.hop} | ${f(r.p50)} | ${f(r.p90)} | ${f(r.p99)} | ${r.n} |`);
   const sum = b.hops.reduce((s, r) => s + (Number.isNaN(r.p50) ? 0 : r.p50), 0);
-  lines.push("", `${b.tracedJobs} traced jobs; ${Math.round(b.wokenShare * 100)}% waited for the worker's message; sum of the path's p50s ${sum.toFixed(2)} ms`, ...extra);
+  lines.push(
+    "",
+    `${b.tracedJobs} traced jobs; ${Math.round(b.wokenShare * 100)}% waited for the worker's message; sum of the path's p50s ${sum.toFixed(2)} ms`,
+    ...extra,
+  );
   return lines.join("\n");
 }

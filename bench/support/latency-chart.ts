@@ -22,13 +22,22 @@ export async function latencyChartSvg(series: Record<string, SweepPoint[]>, subt
   );
   const spec: vl.TopLevelSpec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: { text: "Submit-to-result latency against throughput (iris)", subtitle: [...subtitle, "solid: p50, dashed: p99"], anchor: "start" },
+    title: {
+      text: "Submit-to-result latency against throughput (iris)",
+      subtitle: [...subtitle, "solid: p50, dashed: p99"],
+      anchor: "start",
+    },
     width: 720,
     height: 340,
     data: { values: values.filter((v) => Number.isFinite(v.latency) && v.latency > 0) },
     mark: { type: "line", point: true },
     encoding: {
-      x: { field: "throughput", type: "quantitative", title: "achieved jobs/s (log)", scale: { type: "log", nice: false } },
+      x: {
+        field: "throughput",
+        type: "quantitative",
+        title: "achieved jobs/s (log)",
+        scale: { type: "log", nice: false },
+      },
       y: { field: "latency", type: "quantitative", title: "latency, ms (log)", scale: { type: "log" } },
       color: { field: "system", type: "nominal", title: null, legend: { orient: "top-left", labelLimit: 320 } },
       strokeDash: { field: "percentile", type: "nominal", title: null, legend: null },

@@ -29,7 +29,9 @@ function resolvePackage(name, from, appDir) {
 
 /** What a package needs at run time: its dependencies, optional ones, and peers that are not optional. */
 function runtimeDependencies(manifest) {
-  const optionalPeers = new Set(Object.entries(manifest.peerDependenciesMeta ?? {}).flatMap(([name, meta]) => (meta?.optional ? [name] : [])));
+  const optionalPeers = new Set(
+    Object.entries(manifest.peerDependenciesMeta ?? {}).flatMap(([name, meta]) => (meta?.optional ? [name] : [])),
+  );
   const peers = Object.keys(manifest.peerDependencies ?? {}).filter((name) => !optionalPeers.has(name));
   return [...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.optionalDependencies ?? {}), ...peers];
 }
@@ -56,7 +58,9 @@ function* packageFolders(modules) {
   if (!fs.existsSync(modules)) return;
   for (const entry of fs.readdirSync(modules)) {
     if (entry.startsWith(".")) continue;
-    const names = entry.startsWith("@") ? fs.readdirSync(path.join(modules, entry)).map((n) => path.join(entry, n)) : [entry];
+    const names = entry.startsWith("@")
+      ? fs.readdirSync(path.join(modules, entry)).map((n) => path.join(entry, n))
+      : [entry];
     for (const name of names) {
       const dir = path.join(modules, name);
       yield dir;
@@ -68,7 +72,9 @@ function* packageFolders(modules) {
 function removeUnreached(appDir) {
   const keep = reachable(appDir);
   const modules = path.join(appDir, "node_modules");
-  const unreached = [...packageFolders(modules)].filter((dir) => !keep.has(dir) || dir.startsWith(path.join(modules, WORKSPACE_SCOPE) + path.sep));
+  const unreached = [...packageFolders(modules)].filter(
+    (dir) => !keep.has(dir) || dir.startsWith(path.join(modules, WORKSPACE_SCOPE) + path.sep),
+  );
   for (const dir of unreached) fs.rmSync(dir, { recursive: true, force: true });
   fs.rmSync(path.join(modules, ".bin"), { recursive: true, force: true });
   for (const scope of fs.readdirSync(modules).filter((entry) => entry.startsWith("@"))) {
@@ -80,7 +86,8 @@ function removeUnreached(appDir) {
 /** Keeps only the entries of `dir` that `keep` accepts. */
 function keepOnly(dir, keep) {
   if (!fs.existsSync(dir)) return;
-  for (const entry of fs.readdirSync(dir)) if (!keep(entry)) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
+  for (const entry of fs.readdirSync(dir))
+    if (!keep(entry)) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
 }
 
 function removePlatformFiles(modules) {
@@ -89,7 +96,9 @@ function removePlatformFiles(modules) {
     keepOnly(path.join(onnxruntime, napi), (os) => os === process.platform);
     keepOnly(path.join(onnxruntime, napi, process.platform), (cpu) => cpu === process.arch);
   }
-  keepOnly(path.join(modules, "@prisma", "client", "runtime"), (file) => /^(client|query_compiler_bg\.postgresql)\./.test(file));
+  keepOnly(path.join(modules, "@prisma", "client", "runtime"), (file) =>
+    /^(client|query_compiler_bg\.postgresql)\./.test(file),
+  );
 }
 
 function removeDevelopmentFiles(dir) {

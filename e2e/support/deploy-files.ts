@@ -15,8 +15,14 @@ export interface PromtoolRun {
 
 /** Runs promtool (Debian's prometheus package; .ci/install-promtool.sh installs it). Throws when it is missing, so CI cannot skip these checks. */
 export function promtool(args: string[], options: { input?: string; cwd?: string } = {}): PromtoolRun {
-  const run = spawnSync("promtool", args, { input: options.input, cwd: options.cwd ?? DEPLOY_DIR, encoding: "utf8", timeout: 60_000 });
-  if (run.error) throw new Error(`promtool failed to run (${run.error.message}); install it with .ci/install-promtool.sh`);
+  const run = spawnSync("promtool", args, {
+    input: options.input,
+    cwd: options.cwd ?? DEPLOY_DIR,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  if (run.error)
+    throw new Error(`promtool failed to run (${run.error.message}); install it with .ci/install-promtool.sh`);
   return { status: run.status, output: `${run.stdout}${run.stderr}` };
 }
 
@@ -26,7 +32,11 @@ export function promtool(args: string[], options: { input?: string; cwd?: string
  * end in `_total`. Exactly these lines, for both processes' prefixes, and nothing else is let through.
  */
 const DEFAULT_METRIC_FINDINGS = new Set(
-  ["api", "worker"].flatMap((p) => ["handles", "requests", "resources"].map((r) => `inferline_${p}_nodejs_active_${r}_total non-counter metrics should not have "_total" suffix`)),
+  ["api", "worker"].flatMap((p) =>
+    ["handles", "requests", "resources"].map(
+      (r) => `inferline_${p}_nodejs_active_${r}_total non-counter metrics should not have "_total" suffix`,
+    ),
+  ),
 );
 
 /** `promtool check metrics` over an exposition: the findings left once prom-client's own are taken out, and promtool's exit status. */
@@ -36,7 +46,11 @@ export function checkMetrics(exposition: string): { status: number | null; findi
     .split("\n")
     .map((l) => l.trim())
     .filter(Boolean);
-  return { status: run.status, findings: lines.filter((l) => !DEFAULT_METRIC_FINDINGS.has(l)), filtered: lines.filter((l) => DEFAULT_METRIC_FINDINGS.has(l)) };
+  return {
+    status: run.status,
+    findings: lines.filter((l) => !DEFAULT_METRIC_FINDINGS.has(l)),
+    filtered: lines.filter((l) => DEFAULT_METRIC_FINDINGS.has(l)),
+  };
 }
 
 /** Every sample name an exposition can carry, from its `# TYPE` lines (so a labelled metric with no sample yet still counts): histograms' and summaries' series included. */
@@ -90,7 +104,9 @@ export function dashboardPanels(dashboard: Dashboard): DashboardPanel[] {
 
 /** Every PromQL expression of the dashboard's panels, with Grafana's variables given values PromQL accepts. */
 export function dashboardExpressions(dashboard: Dashboard): string[] {
-  return dashboardPanels(dashboard).flatMap((p) => (p.targets ?? []).map((t) => t.expr.replaceAll("$__rate_interval", "5m").replaceAll("$model", ".*")));
+  return dashboardPanels(dashboard).flatMap((p) =>
+    (p.targets ?? []).map((t) => t.expr.replaceAll("$__rate_interval", "5m").replaceAll("$model", ".*")),
+  );
 }
 
 /** A Kubernetes manifest as far as the checks read it. */
@@ -120,15 +136,31 @@ export function readManifests(): Array<{ file: string; manifest: Manifest }> {
 /** The Prometheus query of the KEDA ScaledObject's prometheus trigger. */
 export function scaledObjectQuery(manifests: Manifest[]): string {
   const scaled = manifests.find((m) => m.kind === "ScaledObject");
-  const trigger = (scaled?.spec?.triggers as Array<{ type: string; metadata: { query: string } }> | undefined)?.find((t) => t.type === "prometheus");
+  const trigger = (scaled?.spec?.triggers as Array<{ type: string; metadata: { query: string } }> | undefined)?.find(
+    (t) => t.type === "prometheus",
+  );
   if (!trigger) throw new Error("no ScaledObject with a prometheus trigger in deploy/kubernetes");
   return trigger.metadata.query;
 }
 
 /** The alert rules of deploy/prometheus/alerts.yml: name and expression of each. */
-export function alertRules(): Array<{ alert: string; expr: string; for?: string; labels?: Record<string, string>; annotations?: Record<string, string> }> {
+export function alertRules(): Array<{
+  alert: string;
+  expr: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}> {
   const doc = parseAllDocuments(fs.readFileSync(path.join(DEPLOY_DIR, "prometheus/alerts.yml"), "utf8"))[0]!.toJS() as {
-    groups: Array<{ rules: Array<{ alert: string; expr: string; for?: string; labels?: Record<string, string>; annotations?: Record<string, string> }> }>;
+    groups: Array<{
+      rules: Array<{
+        alert: string;
+        expr: string;
+        for?: string;
+        labels?: Record<string, string>;
+        annotations?: Record<string, string>;
+      }>;
+    }>;
   };
   return doc.groups.flatMap((g) => g.rules);
 }
@@ -149,7 +181,11 @@ export function readScrapeJobs(): ScrapeJob[] {
 export interface PodMonitor extends Manifest {
   spec: {
     selector: { matchLabels: Record<string, string> };
-    podMetricsEndpoints: Array<{ port: string; path: string; relabelings?: Array<{ targetLabel: string; replacement: string }> }>;
+    podMetricsEndpoints: Array<{
+      port: string;
+      path: string;
+      relabelings?: Array<{ targetLabel: string; replacement: string }>;
+    }>;
   };
 }
 

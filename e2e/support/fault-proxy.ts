@@ -15,7 +15,8 @@ export interface ProxiedRequest {
  * does not know); hold it unanswered until the client gives up (or the proxy closes); or answer
  * it itself without the API seeing it.
  */
-export type ProxyAction = "forward" | "drop-after-forward" | "hold" | { status: number; headers?: Record<string, string>; body?: string };
+export type ProxyAction =
+  "forward" | "drop-after-forward" | "hold" | { status: number; headers?: Record<string, string>; body?: string };
 
 /**
  * A fault-injecting HTTP proxy on 127.0.0.1 in front of a real API: each request goes through
@@ -52,7 +53,12 @@ export class FaultProxy {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = (req.url ?? "/").split("?")[0]!;
-    const seen: ProxiedRequest = { method: req.method ?? "GET", path, headers: req.headers, n: this.requests(req.method ?? "GET", path).length + 1 };
+    const seen: ProxiedRequest = {
+      method: req.method ?? "GET",
+      path,
+      headers: req.headers,
+      n: this.requests(req.method ?? "GET", path).length + 1,
+    };
     this.seen.push(seen);
     const action = this.rule(seen);
     if (action === "hold") return void req.resume();
@@ -61,15 +67,19 @@ export class FaultProxy {
       res.writeHead(action.status, action.headers).end(action.body ?? "");
       return;
     }
-    const upstream = http.request(new URL(req.url ?? "/", this.target), { method: req.method, headers: req.headers }, (answer) => {
-      if (action === "drop-after-forward") {
-        answer.resume();
-        answer.on("end", () => req.socket.destroy());
-        return;
-      }
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
+    const upstream = http.request(
+      new URL(req.url ?? "/", this.target),
+      { method: req.method, headers: req.headers },
+      (answer) => {
+        if (action === "drop-after-forward") {
+          answer.resume();
+          answer.on("end", () => req.socket.destroy());
+          return;
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
     upstream.on("error", () => res.destroy());
     req.pipe(upstream);
   }

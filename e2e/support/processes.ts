@@ -22,9 +22,17 @@ export interface RunningProcess {
  * Runs one of the apps as a real child process (through tsx), with `env` over this process's
  * environment (or instead of it, given `baseEnv`), in the repository's root or in `cwd`, with `args`.
  */
-export function runProcess(file: string, env: Record<string, string>, options: { cwd?: string; baseEnv?: NodeJS.ProcessEnv; args?: string[] } = {}): RunningProcess {
+export function runProcess(
+  file: string,
+  env: Record<string, string>,
+  options: { cwd?: string; baseEnv?: NodeJS.ProcessEnv; args?: string[] } = {},
+): RunningProcess {
   const { cwd = ROOT, baseEnv = process.env, args = [] } = options;
-  const child = spawn(process.execPath, ["--import", TSX, file, ...args], { cwd, env: { ...baseEnv, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", TSX, file, ...args], {
+    cwd,
+    env: { ...baseEnv, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));

@@ -12,7 +12,10 @@ export interface RawAnswer {
  * would neither stream a held body nor send a Content-Encoding it did not apply); `answer`
  * settles as soon as the server answers, whether or not the body was ended.
  */
-export function openPost(url: URL, headers: Record<string, string>): { req: http.ClientRequest; answer: Promise<RawAnswer> } {
+export function openPost(
+  url: URL,
+  headers: Record<string, string>,
+): { req: http.ClientRequest; answer: Promise<RawAnswer> } {
   const req = http.request(url, { method: "POST", headers });
   let answered = false;
   const answer = new Promise<RawAnswer>((resolve, reject) => {
@@ -21,7 +24,9 @@ export function openPost(url: URL, headers: Record<string, string>): { req: http
       let text = "";
       res.setEncoding("utf8");
       res.on("data", (d: string) => (text += d));
-      res.on("end", () => resolve({ status: res.statusCode!, headers: res.headers, body: text ? JSON.parse(text) : undefined }));
+      res.on("end", () =>
+        resolve({ status: res.statusCode!, headers: res.headers, body: text ? JSON.parse(text) : undefined }),
+      );
       res.on("error", reject);
     });
     // Writing on after an early answer may meet a closed socket; that is expected then.

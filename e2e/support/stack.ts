@@ -1,6 +1,14 @@
 import pino from "pino";
 import { TenantStore, Database } from "@inferline/db";
-import { ApiClient, createTestDatabase, createTestModelRepository, deletePrefix, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
+import {
+  ApiClient,
+  createTestDatabase,
+  createTestModelRepository,
+  deletePrefix,
+  testRedisUrl,
+  uniquePrefix,
+  type TestDatabase,
+} from "@inferline/testing";
 import { loadWorkerEnv, startWorker, type RunningWorker, type WorkerHooks } from "@inferline/worker";
 import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
 
@@ -51,9 +59,22 @@ export async function startStack(
   const { faultModels, cachedModels, echoModels, ocrTextLine } = options;
   const models = createTestModelRepository({ faultModels, cachedModels, echoModels, ocrTextLine });
   options.editModels?.(models.dir);
-  const shared = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", MODELS_DIR: models.dir };
+  const shared = {
+    DATABASE_URL: db.url,
+    REDIS_URL: testRedisUrl(),
+    QUEUE_PREFIX: prefix,
+    LOG_LEVEL: "silent",
+    MODELS_DIR: models.dir,
+  };
   const apiEnv = { ...shared, PORT: "0", HOST: "127.0.0.1", RETRY_BACKOFF_MS: "50", ...options.api };
-  const workerEnvBase = { ...shared, METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", RETRY_BACKOFF_MS: "50", SHUTDOWN_TIMEOUT_MS: "5000", ...options.workerEnv };
+  const workerEnvBase = {
+    ...shared,
+    METRICS_PORT: "0",
+    RECONCILE_INTERVAL_MS: "0",
+    RETRY_BACKOFF_MS: "50",
+    SHUTDOWN_TIMEOUT_MS: "5000",
+    ...options.workerEnv,
+  };
   const api = await startApi(loadApiEnv(apiEnv), testLogger);
   const admin = new Database(db.url, { poolSize: 1 });
   const tenants = new TenantStore(admin.pool, admin.prisma);

@@ -111,8 +111,13 @@ export function trainIris(): IrisTrainingResult {
   const { train, test } = stratifiedSplit(labels, rand);
 
   // Standardise with statistics from the training rows only, so nothing leaks from the test set.
-  const mean = Array.from({ length: NUM_FEATURES }, (_, k) => train.reduce((s, i) => s + features[i]![k]!, 0) / train.length);
-  const std = mean.map((mu, k) => Math.sqrt(train.reduce((s, i) => s + (features[i]![k]! - mu) ** 2, 0) / train.length));
+  const mean = Array.from(
+    { length: NUM_FEATURES },
+    (_, k) => train.reduce((s, i) => s + features[i]![k]!, 0) / train.length,
+  );
+  const std = mean.map((mu, k) =>
+    Math.sqrt(train.reduce((s, i) => s + (features[i]![k]! - mu) ** 2, 0) / train.length),
+  );
   const standardise = (x: number[]) => x.map((v, k) => (v - mean[k]!) / std[k]!);
   const xTrain = train.map((i) => standardise(features[i]!));
   const yTrain = train.map((i) => labels[i]!);
@@ -154,7 +159,13 @@ export function trainIris(): IrisTrainingResult {
 
   const correct = test.filter((i) => argmax(forward(m, standardise(features[i]!)).p) === labels[i]).length;
 
-  return { onnx: exportOnnx(m, mean, std), accuracy: correct / test.length, correct, total: test.length, testIndices: test };
+  return {
+    onnx: exportOnnx(m, mean, std),
+    accuracy: correct / test.length,
+    correct,
+    total: test.length,
+    testIndices: test,
+  };
 }
 
 /**
@@ -168,7 +179,12 @@ function exportOnnx(m: Mlp, mean: number[], std: number[]): Uint8Array {
 
   const FLOAT = onnx.TensorProto.DataType.FLOAT;
   // floatData is a packed `repeated float`; protobufjs rounds each float64 to float32 when encoding.
-  const tensor = (name: string, dims: number[], values: number[]) => ({ name, dataType: FLOAT, dims, floatData: values });
+  const tensor = (name: string, dims: number[], values: number[]) => ({
+    name,
+    dataType: FLOAT,
+    dims,
+    floatData: values,
+  });
   const io = (name: string, width: number) => ({
     name,
     type: { tensorType: { elemType: FLOAT, shape: { dim: [{ dimParam: "batch" }, { dimValue: width }] } } },
@@ -190,9 +206,21 @@ function exportOnnx(m: Mlp, mean: number[], std: number[]): Uint8Array {
         tensor("fc2.bias", [NUM_CLASSES], m.b2),
       ],
       node: [
-        { name: "fc1", opType: "Gemm", input: ["features", "fc1.weight", "fc1.bias"], output: ["hidden"], attribute: [transB] },
+        {
+          name: "fc1",
+          opType: "Gemm",
+          input: ["features", "fc1.weight", "fc1.bias"],
+          output: ["hidden"],
+          attribute: [transB],
+        },
         { name: "relu", opType: "Relu", input: ["hidden"], output: ["hidden_relu"] },
-        { name: "fc2", opType: "Gemm", input: ["hidden_relu", "fc2.weight", "fc2.bias"], output: ["logits"], attribute: [transB] },
+        {
+          name: "fc2",
+          opType: "Gemm",
+          input: ["hidden_relu", "fc2.weight", "fc2.bias"],
+          output: ["logits"],
+          attribute: [transB],
+        },
         {
           name: "softmax",
           opType: "Softmax",

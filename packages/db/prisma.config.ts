@@ -9,6 +9,8 @@ export default defineConfig({
   schema: path.join("..", "..", "prisma", "schema.prisma"),
   migrations: { path: path.join("..", "..", "prisma", "migrations") },
   async adapter() {
-    return new PrismaPg({ connectionString: process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/inferline" });
+    return new PrismaPg({
+      connectionString: process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/inferline",
+    });
   },
 });

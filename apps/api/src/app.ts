@@ -72,7 +72,10 @@ export function createApp(deps: AppDeps): Express {
   const v1 = express.Router();
   v1.use(authenticate, limited);
   // One cap for every kind of long-poll (jobs, batches, v2 infer) of a tenant in this process.
-  const waiters = new WaiterLimit(deps.env.LONG_POLL_MAX_WAITERS_PER_TENANT, { waiters: deps.metrics.longPollWaiters, rejected: deps.metrics.longPollRejected });
+  const waiters = new WaiterLimit(deps.env.LONG_POLL_MAX_WAITERS_PER_TENANT, {
+    waiters: deps.metrics.longPollWaiters,
+    rejected: deps.metrics.longPollRejected,
+  });
   v1.get(["/jobs/:id", "/batches/:id"], longPollAdmission(waiters));
   // One set of list slots for jobs and batches: MAX_LISTS_PER_TENANT counts both.
   const lists = listSlots(deps.env.MAX_LISTS_PER_TENANT);
@@ -95,7 +98,9 @@ export function createApp(deps: AppDeps): Express {
   const openapi = openApiDocument();
   app.get("/openapi.json", (_req, res) => void res.json(openapi));
   app.use("/docs", swaggerUi.serve, swaggerUi.setup(openapi, { customSiteTitle: "Inferline API" }));
-  const inferQueues = deps.models.names().flatMap((m) => deps.models.manifest(m).versions.map((v) => deps.dispatcher.queue(m, v.version)));
+  const inferQueues = deps.models
+    .names()
+    .flatMap((m) => deps.models.manifest(m).versions.map((v) => deps.dispatcher.queue(m, v.version)));
   app.use(adminRouter(deps.env.ADMIN_API_KEY, [...inferQueues, deps.webhooks.queue]));
   app.use(
     "/v2",

@@ -8,7 +8,12 @@ const SHUTDOWN_GRACE_MS = 5000;
  * Listens on `port` (0 picks a free one); resolves with the server and its loopback URL. Given a
  * server already listening (see startingServer), hands its requests to `listener` instead.
  */
-export async function listenHttp(listener: http.RequestListener, port: number, host: string, listening?: http.Server): Promise<{ server: http.Server; url: string }> {
+export async function listenHttp(
+  listener: http.RequestListener,
+  port: number,
+  host: string,
+  listening?: http.Server,
+): Promise<{ server: http.Server; url: string }> {
   if (listening) {
     listening.removeAllListeners("request");
     listening.on("request", listener);
@@ -46,7 +51,8 @@ const STARTING_BODY = JSON.stringify({
 export function startingServer(port: number, host: string): Promise<http.Server> {
   return listenHttp(
     (req, res) => {
-      if (req.url === "/healthz") return void res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
+      if (req.url === "/healthz")
+        return void res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
       res.writeHead(503, { "content-type": "application/problem+json", "retry-after": "5" }).end(STARTING_BODY);
     },
     port,

@@ -18,9 +18,21 @@ export class ApiMetrics {
   });
   // No tenant label on any of these: label values must stay few (per-tenant detail is in logs).
   /** Long-poll requests (wait > 0, and v2 infer) holding a waiter slot in this process. */
-  readonly longPollWaiters = new Gauge({ name: "inferline_api_long_poll_waiters", help: "Long-polls waiting in this API process", registers: [this.registry] });
-  readonly longPollRejected = new Counter({ name: "inferline_api_long_poll_rejected_total", help: "Long-polls refused with 429 too_many_waiters (tenant at its cap)", registers: [this.registry] });
-  readonly resultStreams = new Gauge({ name: "inferline_api_batch_result_streams", help: "GET /v1/batches/:id/results responses being written", registers: [this.registry] });
+  readonly longPollWaiters = new Gauge({
+    name: "inferline_api_long_poll_waiters",
+    help: "Long-polls waiting in this API process",
+    registers: [this.registry],
+  });
+  readonly longPollRejected = new Counter({
+    name: "inferline_api_long_poll_rejected_total",
+    help: "Long-polls refused with 429 too_many_waiters (tenant at its cap)",
+    registers: [this.registry],
+  });
+  readonly resultStreams = new Gauge({
+    name: "inferline_api_batch_result_streams",
+    help: "GET /v1/batches/:id/results responses being written",
+    registers: [this.registry],
+  });
   readonly resultStreamsAborted = new Counter({
     name: "inferline_api_batch_result_streams_aborted_total",
     help: "Batch result streams stopped early: the client went away, or stopped reading for RESULT_STREAM_IDLE_MS",
@@ -55,8 +67,18 @@ export class ApiMetrics {
     labelNames: ["model"],
     registers: [this.registry],
   });
-  private readonly batchesSubmitted = new Counter({ name: "inferline_batches_submitted_total", help: "Batches accepted by model", labelNames: ["model"], registers: [this.registry] });
-  private readonly itemsSubmitted = new Counter({ name: "inferline_batch_items_submitted_total", help: "Batch items accepted by model", labelNames: ["model"], registers: [this.registry] });
+  private readonly batchesSubmitted = new Counter({
+    name: "inferline_batches_submitted_total",
+    help: "Batches accepted by model",
+    labelNames: ["model"],
+    registers: [this.registry],
+  });
+  private readonly itemsSubmitted = new Counter({
+    name: "inferline_batch_items_submitted_total",
+    help: "Batch items accepted by model",
+    labelNames: ["model"],
+    registers: [this.registry],
+  });
   private readonly submitChildren = new Map<string, { inc(n?: number): void }>();
 
   // The queue gauges: the same numbers in every API process (read from PostgreSQL), so aggregate
@@ -96,7 +118,11 @@ export class ApiMetrics {
       this.showQueues((r) => {
         this.oldestAge.reset();
         const now = Date.now();
-        for (const m of r.models) this.oldestAge.set({ model: m.model }, m.oldestQueuedAt === null ? 0 : Math.max(0, now - m.oldestQueuedAt) / 1000);
+        for (const m of r.models)
+          this.oldestAge.set(
+            { model: m.model },
+            m.oldestQueuedAt === null ? 0 : Math.max(0, now - m.oldestQueuedAt) / 1000,
+          );
       }),
   });
   private readonly readingTime = new Gauge({

@@ -9,7 +9,9 @@ import { BatchItemCache } from "../src/services/batch-item-cache.ts";
 // chunk byte bound, a cache that does not answer, and the counts it reports.
 
 const iris = ModelRepository.load(DEFAULT_MODELS_DIR).resolve("iris");
-const item = (x: number): FlatTensor[] => [{ name: "features", datatype: "FP32", shape: [1, 4], data: [x, 3.5, 1.4, 0.2] }];
+const item = (x: number): FlatTensor[] => [
+  { name: "features", datatype: "FP32", shape: [1, 4], data: [x, 3.5, 1.4, 0.2] },
+];
 
 /** A cache holding `entries` by digest; counts its lookups; each lookup takes `delayMs`. */
 function fakeCache(entries = new Map<string, string>(), delayMs = 0) {
@@ -27,7 +29,11 @@ function fakeCache(entries = new Map<string, string>(), delayMs = 0) {
 
 function counter() {
   const counts: Record<string, number> = {};
-  return { counts, lookups: (model: string, outcome: string, n = 1) => void (counts[`${model}/${outcome}`] = (counts[`${model}/${outcome}`] ?? 0) + n) };
+  return {
+    counts,
+    lookups: (model: string, outcome: string, n = 1) =>
+      void (counts[`${model}/${outcome}`] = (counts[`${model}/${outcome}`] ?? 0) + n),
+  };
 }
 
 const forTenant = (cache: ReturnType<typeof fakeCache>, tenantId = "t-1", bypass = false, commandTimeoutMs = 250) =>
@@ -37,8 +43,12 @@ describe("BatchItemCache", () => {
   it("is absent for a model without a cache, or without a cache client", () => {
     const lookup = ModelRepository.load(DEFAULT_MODELS_DIR);
     const noCache = { ...iris, manifest: { ...lookup.manifest("iris"), cache: undefined } };
-    expect(BatchItemCache.for(noCache, "t", { requestedOutputs: [], bypass: false }, fakeCache(), { commandTimeoutMs: 250 })).toBeUndefined();
-    expect(BatchItemCache.for(iris, "t", { requestedOutputs: [], bypass: false }, undefined, { commandTimeoutMs: 250 })).toBeUndefined();
+    expect(
+      BatchItemCache.for(noCache, "t", { requestedOutputs: [], bypass: false }, fakeCache(), { commandTimeoutMs: 250 }),
+    ).toBeUndefined();
+    expect(
+      BatchItemCache.for(iris, "t", { requestedOutputs: [], bypass: false }, undefined, { commandTimeoutMs: 250 }),
+    ).toBeUndefined();
   });
 
   it("looks a chunk up in one call and returns its hits index-aligned; digests are per tenant", async () => {
@@ -48,7 +58,11 @@ describe("BatchItemCache", () => {
     cache.entries.set(first.cacheKeys[1]!, '{"r":2}');
     const metrics = counter();
     const batch = forTenant(cache);
-    expect(await batch.chunk([item(1), item(2), item(3)])).toEqual({ cacheKeys: first.cacheKeys, hits: [null, '{"r":2}', null], hitCount: 1 });
+    expect(await batch.chunk([item(1), item(2), item(3)])).toEqual({
+      cacheKeys: first.cacheKeys,
+      hits: [null, '{"r":2}', null],
+      hitCount: 1,
+    });
     batch.report(metrics);
     expect(metrics.counts).toEqual({ "iris/hit": 1, "iris/miss": 2 });
     expect(cache.calls.length).toBe(2);

@@ -4,8 +4,15 @@ import type { ResultPage } from "@inferline/db";
 import { batchResultLines } from "../src/services/batch-results.ts";
 
 const BATCH = "3c9d6a52-0f1b-4a7e-8d2c-6b1e4f900000";
-const RESULT: InferenceResult = { model_name: "iris", model_version: "1", outputs: [{ name: "y", datatype: "FP32", shape: [1], data: [0.5] }] };
-const ERROR: JobError = { code: "deadline_exceeded", message: "not started within its queue deadline of 60 s (maxQueueSeconds)" };
+const RESULT: InferenceResult = {
+  model_name: "iris",
+  model_version: "1",
+  outputs: [{ name: "y", datatype: "FP32", shape: [1], data: [0.5] }],
+};
+const ERROR: JobError = {
+  code: "deadline_exceeded",
+  message: "not started within its queue deadline of 60 s (maxQueueSeconds)",
+};
 
 /** One item of each kind a line can show: run and succeeded, answered from the cache, failed, still queued. */
 const PAGE: ResultPage = {

@@ -23,7 +23,9 @@ const testLogger = pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" });
 /** Settles with `promise`, or fails naming `what` after `ms` (a hang is a failure, not a wait). */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms: ${what}`)), ms)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms: ${what}`)), ms)),
+  );
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
@@ -43,7 +45,10 @@ describe("NDJSON reader", () => {
     try {
       for (const chunk of chunks) lines.push(...splitter.push(chunk));
       // Bytes from each search's start offset to the end of its buffer, and bytes of each decode.
-      scanned = indexOf.mock.calls.reduce((sum, call, i) => sum + (indexOf.mock.contexts[i] as Buffer).length - Number(call[1] ?? 0), 0);
+      scanned = indexOf.mock.calls.reduce(
+        (sum, call, i) => sum + (indexOf.mock.contexts[i] as Buffer).length - Number(call[1] ?? 0),
+        0,
+      );
       decoded = toString.mock.contexts.reduce((sum: number, buf) => sum + (buf as Buffer).length, 0);
     } finally {
       indexOf.mockRestore();
@@ -77,32 +82,47 @@ describe("NDJSON reader", () => {
     }
     const items = ndjsonLines(Readable.from(body(), { objectMode: false }), undefined, limits);
     expect(await items.next()).toMatchObject({ done: false });
-    await expect(items.next()).rejects.toMatchObject({ code: "line_too_large", status: 413, message: expect.stringContaining("line 3 ") });
+    await expect(items.next()).rejects.toMatchObject({
+      code: "line_too_large",
+      status: 413,
+      message: expect.stringContaining("line 3 "),
+    });
     expect(pulled).toBeLessThan(20 + 16); // what Readable.from reads ahead, beyond the 11 chunks that pass 1000 bytes
   });
 
   it("keeps the other rules: blank lines skipped, bad JSON a 400 naming its line, the body limit a 413, the hash fed every byte", async () => {
     const read = async (text: string, bodyBytes = 1e6) => {
       const out: unknown[] = [];
-      for await (const item of ndjsonLines(Readable.from([Buffer.from(text)]), undefined, { bodyBytes, lineBytes: 1e5 })) out.push(item);
+      for await (const item of ndjsonLines(Readable.from([Buffer.from(text)]), undefined, {
+        bodyBytes,
+        lineBytes: 1e5,
+      }))
+        out.push(item);
       return out;
     };
     expect(await read('{"a":1}\n\n  \n{"a":2}')).toEqual([{ a: 1 }, { a: 2 }]);
-    await expect(read('{"a":1}\n\n{"a":\n')).rejects.toMatchObject({ code: "malformed_json", status: 400, message: expect.stringContaining("line 3 ") });
+    await expect(read('{"a":1}\n\n{"a":\n')).rejects.toMatchObject({
+      code: "malformed_json",
+      status: 400,
+      message: expect.stringContaining("line 3 "),
+    });
     await expect(read('{"a":1}\n'.repeat(10), 50)).rejects.toMatchObject({ code: "body_too_large", status: 413 });
     const crypto = await import("node:crypto");
     const hash = crypto.createHash("sha256");
     const text = '{"a":"é"}\n{"b":1}';
     const parts = [Buffer.from(text).subarray(0, 7), Buffer.from(text).subarray(7)]; // splits the é
     const items: unknown[] = [];
-    for await (const item of ndjsonLines(Readable.from(parts), undefined, { bodyBytes: 1e6, lineBytes: 1e5 }, hash)) items.push(item);
+    for await (const item of ndjsonLines(Readable.from(parts), undefined, { bodyBytes: 1e6, lineBytes: 1e5 }, hash))
+      items.push(item);
     expect(items).toEqual([{ a: "é" }, { b: 1 }]);
     expect(hash.digest("hex")).toBe(crypto.createHash("sha256").update(text).digest("hex"));
   });
 
   it("BATCH_MAX_LINE_BYTES defaults to BODY_LIMIT", () => {
     expect(loadApiEnv({ DATABASE_URL: "postgresql://x/y" }).BATCH_MAX_LINE_BYTES).toBeUndefined();
-    expect(() => loadApiEnv({ DATABASE_URL: "postgresql://x/y", BATCH_MAX_LINE_BYTES: "lots" })).toThrow(/BATCH_MAX_LINE_BYTES/);
+    expect(() => loadApiEnv({ DATABASE_URL: "postgresql://x/y", BATCH_MAX_LINE_BYTES: "lots" })).toThrow(
+      /BATCH_MAX_LINE_BYTES/,
+    );
   });
 });
 
@@ -159,7 +179,13 @@ describe("upload admission", () => {
     const server = http.createServer(app).listen(0, "127.0.0.1");
     await once(server, "listening");
     try {
-      const req = http.request({ host: "127.0.0.1", port: (server.address() as AddressInfo).port, path: "/", method: "POST", headers: { "content-type": "application/x-ndjson" } });
+      const req = http.request({
+        host: "127.0.0.1",
+        port: (server.address() as AddressInfo).port,
+        path: "/",
+        method: "POST",
+        headers: { "content-type": "application/x-ndjson" },
+      });
       req.on("error", () => {});
       req.write("{}\n");
       const [res] = (await within(once(req, "response"), 10_000, "a stalled body")) as [http.IncomingMessage];

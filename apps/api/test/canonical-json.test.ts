@@ -31,14 +31,21 @@ describe("canonicalJson", () => {
   });
 
   it("writes strings, booleans and null as JSON does, escaping keys too", () => {
-    expect(canonicalJson({ 'k"\n': 'a"b\\\u0001é', t: true, f: false, z: null })).toBe(`{"f":false,${JSON.stringify('k"\n')}:${JSON.stringify('a"b\\\u0001é')},"t":true,"z":null}`);
+    expect(canonicalJson({ 'k"\n': 'a"b\\\u0001é', t: true, f: false, z: null })).toBe(
+      `{"f":false,${JSON.stringify('k"\n')}:${JSON.stringify('a"b\\\u0001é')},"t":true,"z":null}`,
+    );
     expect(canonicalJson("x")).toBe('"x"');
     expect(canonicalJson(null)).toBe("null");
     expect(canonicalJson(7)).toBe("7");
   });
 
   it("is JSON that reads back as the same value", () => {
-    const body = { model: "iris", inputs: [{ name: "features", shape: [1, 4], datatype: "FP32", data: [5.1, 3.5, 1.4, 0.2] }], metadata: { "a/b": "~" }, priority: "high" };
+    const body = {
+      model: "iris",
+      inputs: [{ name: "features", shape: [1, 4], datatype: "FP32", data: [5.1, 3.5, 1.4, 0.2] }],
+      metadata: { "a/b": "~" },
+      priority: "high",
+    };
     expect(JSON.parse(canonicalJson(body))).toEqual(body);
   });
 });

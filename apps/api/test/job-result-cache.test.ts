@@ -40,7 +40,9 @@ class FakeCache {
   landed: Array<{ digest: string; jobId: string }> = [];
 
   async getMany(digests: readonly string[]): Promise<Array<CacheEntry | null>> {
-    return digests.map((d) => (this.entries.has(d) ? { resultJson: this.entries.get(d)!, storedAt: Date.now() } : null));
+    return digests.map((d) =>
+      this.entries.has(d) ? { resultJson: this.entries.get(d)!, storedAt: Date.now() } : null,
+    );
   }
 
   async lead(digest: string, jobId: string): Promise<string | null> {
@@ -76,8 +78,23 @@ class FakeWrites implements JobWrites {
   follow = async (leader: FlightLeader, j: NewJob): Promise<Followed> => {
     this.log.push(`follow ${j.id} ${leader.id}`);
     const status = this.leaders.get(leader.id) ?? null;
-    if (status === "queued" || status === "running") return { leaderStatus: status, inserted: { id: j.id, tenantId: j.tenantId, status: "queued", webhook: null, model: j.model, result: null } };
-    if (status === "succeeded") return { leaderStatus: status, inserted: { id: j.id, tenantId: j.tenantId, status: "succeeded", webhook: null, model: j.model, result: RESULT } };
+    if (status === "queued" || status === "running")
+      return {
+        leaderStatus: status,
+        inserted: { id: j.id, tenantId: j.tenantId, status: "queued", webhook: null, model: j.model, result: null },
+      };
+    if (status === "succeeded")
+      return {
+        leaderStatus: status,
+        inserted: {
+          id: j.id,
+          tenantId: j.tenantId,
+          status: "succeeded",
+          webhook: null,
+          model: j.model,
+          result: RESULT,
+        },
+      };
     return { leaderStatus: status };
   };
 }

@@ -9,7 +9,9 @@ const repo = {
 const report = (worker: string, model: string, versions: Array<[string, boolean]>): WorkerModelReport => ({
   worker,
   model,
-  versions: versions.map(([version, ready]) => (ready ? { version, ready } : { version, ready, code: "warmup_failed" })),
+  versions: versions.map(([version, ready]) =>
+    ready ? { version, ready } : { version, ready, code: "warmup_failed" },
+  ),
 });
 
 describe("summarizeReadiness", () => {
@@ -55,7 +57,11 @@ describe("ModelAvailability", () => {
         ]),
       repo,
     );
-    await expect(availability.assertServable("a", "1")).rejects.toMatchObject({ code: "model_unavailable", status: 503, retryAfterSeconds: 30 });
+    await expect(availability.assertServable("a", "1")).rejects.toMatchObject({
+      code: "model_unavailable",
+      status: 503,
+      retryAfterSeconds: 30,
+    });
     await expect(availability.assertServable("a", "2")).resolves.toBeUndefined();
     await expect(availability.assertServable("b", "1")).resolves.toBeUndefined(); // nobody reported b
   });
@@ -65,7 +71,9 @@ describe("ModelAvailability", () => {
     const availability = new ModelAvailability(async () => failedA1, repo, { maxAgeMs: 60_000 });
     expect(availability.servableNow("a", "1")).toBe(false); // nothing read yet: the caller awaits assertServable
     await availability.all();
-    expect(() => availability.servableNow("a", "1")).toThrow(expect.objectContaining({ code: "model_unavailable", status: 503 }));
+    expect(() => availability.servableNow("a", "1")).toThrow(
+      expect.objectContaining({ code: "model_unavailable", status: 503 }),
+    );
     expect(availability.servableNow("b", "1")).toBe(true);
 
     const down = new ModelAvailability(
@@ -82,7 +90,11 @@ describe("ModelAvailability", () => {
   it("reads once per maxAgeMs, sharing a reading in flight", async () => {
     let reads = 0;
     const availability = new ModelAvailability(async () => (reads++, new Map()), repo, { maxAgeMs: 60_000 });
-    await Promise.all([availability.assertServable("a", "1"), availability.assertServable("a", "1"), availability.all()]);
+    await Promise.all([
+      availability.assertServable("a", "1"),
+      availability.assertServable("a", "1"),
+      availability.all(),
+    ]);
     await availability.assertServable("b", "1");
     expect(reads).toBe(1);
     await availability.all({ fresh: true });
@@ -111,7 +123,11 @@ describe("ModelAvailability", () => {
     let release: (() => void) | undefined;
     let slow = false;
     const failed = new Map([["a", [report("w1", "a", [["1", false]])]]]);
-    const availability = new ModelAvailability(() => (slow ? new Promise((resolve) => (release = () => resolve(new Map()))) : Promise.resolve(failed)), repo, { maxAgeMs: 0, submitWaitMs: 20 });
+    const availability = new ModelAvailability(
+      () => (slow ? new Promise((resolve) => (release = () => resolve(new Map()))) : Promise.resolve(failed)),
+      repo,
+      { maxAgeMs: 0, submitWaitMs: 20 },
+    );
     await availability.all();
     slow = true;
     // The new reading hangs: the previous one (a failed) still decides.

@@ -32,11 +32,19 @@ function fakeStore() {
   };
 }
 
-const line = (model: string, queuedJobs: number, oldestQueuedAgeSeconds: number | null = null): ModelQueueLine => ({ model, queuedJobs, queuedItems: 2, running: 1, oldestQueuedAgeSeconds });
+const line = (model: string, queuedJobs: number, oldestQueuedAgeSeconds: number | null = null): ModelQueueLine => ({
+  model,
+  queuedJobs,
+  queuedItems: 2,
+  running: 1,
+  oldestQueuedAgeSeconds,
+});
 
 async function sample(metrics: ApiMetrics, name: string, labels: string): Promise<number | undefined> {
   const text = await metrics.registry.metrics();
-  const found = text.split("\n").find((l) => l.startsWith(`${name}{${labels}} `) || (labels === "" && l.startsWith(`${name} `)));
+  const found = text
+    .split("\n")
+    .find((l) => l.startsWith(`${name}{${labels}} `) || (labels === "" && l.startsWith(`${name} `)));
   return found === undefined ? undefined : Number(found.slice(found.lastIndexOf(" ") + 1));
 }
 

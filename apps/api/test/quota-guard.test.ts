@@ -35,7 +35,14 @@ describe("TenantQuotaGuard", () => {
   it("concurrent admissions share one reading and count themselves in, so they cannot overshoot; a batch that would pass the quota is refused", async () => {
     const { guard, reads } = setup({ t: 2 });
     const results = await Promise.allSettled(Array.from({ length: 6 }, () => guard.admit(tenant("t", 5))));
-    expect(results.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "fulfilled", "rejected", "rejected", "rejected"]);
+    expect(results.map((r) => r.status)).toEqual([
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+      "rejected",
+      "rejected",
+    ]);
     expect(reads).toEqual(["t"]);
     const refused = (results[3] as PromiseRejectedResult).reason as QuotaExceededError;
     expect(refused).toMatchObject({ status: 429, code: "quota_exceeded", retryAfterSeconds: 5 });

@@ -148,7 +148,21 @@ describe("SubmitWriter", () => {
     await submitted;
     // A lone job without webhook, deadline or flight carries what its claim would return (CarriedJob).
     const carried = { tenantId: "t", inputs: [], requestedOutputs: [], cacheKey: null, traceParent: null };
-    expect(dispatcher.enqueued).toEqual([[{ dispatchId: "d1", model: "iris", version: "1", priority: "normal", jobIds: ["a"], tenantId: "t", rank: 0, weight: 1, carried }]]);
+    expect(dispatcher.enqueued).toEqual([
+      [
+        {
+          dispatchId: "d1",
+          model: "iris",
+          version: "1",
+          priority: "normal",
+          jobIds: ["a"],
+          tenantId: "t",
+          rank: 0,
+          weight: 1,
+          carried,
+        },
+      ],
+    ]);
     expect(job.dispatchId).toBe("d1"); // stored with the entry that carries it, for the reconciler
   });
 
@@ -176,7 +190,9 @@ describe("SubmitWriter", () => {
     const { store, dispatcher, writer } = setup();
     store.held = true;
     const a = track(writer.submit(newJob("a")));
-    const rest = ["b", "c"].map((id) => track(writer.submit(newJob(id)))).concat(track(writer.submit(newJob("w", "wine"))));
+    const rest = ["b", "c"]
+      .map((id) => track(writer.submit(newJob(id))))
+      .concat(track(writer.submit(newJob("w", "wine"))));
     await flush();
     expect(store.inserts).toEqual([["a"]]);
     expect(a.state).toBe("pending"); // not before its row is stored
@@ -201,7 +217,11 @@ describe("SubmitWriter", () => {
     const { store, dispatcher, writer } = setup();
     store.held = true;
     const first = writer.submit(newJob("a1", "iris", "A"), 2);
-    const rest = [writer.submit(newJob("a2", "iris", "A"), 2), writer.submit(newJob("b1", "iris", "B")), writer.submit(newJob("a3", "iris", "A"), 2)];
+    const rest = [
+      writer.submit(newJob("a2", "iris", "A"), 2),
+      writer.submit(newJob("b1", "iris", "B")),
+      writer.submit(newJob("a3", "iris", "A"), 2),
+    ];
     store.held = false;
     store.release();
     await Promise.all([first, ...rest]);
@@ -222,22 +242,25 @@ describe("SubmitWriter", () => {
     expect(warnings.join("")).toContain("reconciler");
   });
 
-  it.each(["22021", "22P02", "23505"])("retries a group that failed on a row fault (SQLSTATE %s) row by row: only the guilty caller fails", async (code) => {
-    const { store, dispatcher, writer } = setup();
-    const fault = rowFault(code);
-    store.guilty.set("c", fault);
-    store.held = true;
-    const a = writer.submit(newJob("a"));
-    const [b, c, d] = ["b", "c", "d"].map((id) => track(writer.submit(newJob(id))));
-    store.held = false;
-    store.release();
-    await a;
-    await flush();
-    expect(store.inserts).toEqual([["a"], ["b", "c", "d"], ["b"], ["c"], ["d"]]);
-    expect([b!.state, c!.state, d!.state]).toEqual(["resolved", "rejected", "resolved"]);
-    expect(c!.error).toBe(fault);
-    expect(entries(dispatcher.enqueued[1])).toEqual([{ model: "iris", jobIds: ["b", "d"] }]); // only what was stored
-  });
+  it.each(["22021", "22P02", "23505"])(
+    "retries a group that failed on a row fault (SQLSTATE %s) row by row: only the guilty caller fails",
+    async (code) => {
+      const { store, dispatcher, writer } = setup();
+      const fault = rowFault(code);
+      store.guilty.set("c", fault);
+      store.held = true;
+      const a = writer.submit(newJob("a"));
+      const [b, c, d] = ["b", "c", "d"].map((id) => track(writer.submit(newJob(id))));
+      store.held = false;
+      store.release();
+      await a;
+      await flush();
+      expect(store.inserts).toEqual([["a"], ["b", "c", "d"], ["b"], ["c"], ["d"]]);
+      expect([b!.state, c!.state, d!.state]).toEqual(["resolved", "rejected", "resolved"]);
+      expect(c!.error).toBe(fault);
+      expect(entries(dispatcher.enqueued[1])).toEqual([{ model: "iris", jobIds: ["b", "d"] }]); // only what was stored
+    },
+  );
 
   it("rejects a lone submit's row fault without a retry", async () => {
     const { store, dispatcher, writer } = setup();
@@ -317,7 +340,17 @@ class FakeCachedWriter {
   async insertFollowers(leader: FlightLeader, jobs: NewJob[]): Promise<FollowResult> {
     this.followed.push({ leader: leader.id, jobs: jobs.map((j) => j.id) });
     await this.hold();
-    return { leaderStatus: "queued", inserted: jobs.map((j) => ({ id: j.id, tenantId: j.tenantId, model: j.model, status: "queued", webhook: null, result: null })) };
+    return {
+      leaderStatus: "queued",
+      inserted: jobs.map((j) => ({
+        id: j.id,
+        tenantId: j.tenantId,
+        model: j.model,
+        status: "queued",
+        webhook: null,
+        result: null,
+      })),
+    };
   }
 
   release(): void {
@@ -335,7 +368,13 @@ class FakeCachedWriter {
 function setupCached() {
   const base = setup();
   const cached = new FakeCachedWriter();
-  const writer = new SubmitWriter(asStore(base.store), asDispatcher(base.dispatcher), new FakeBacklog(), pino({ level: "silent" }), cached);
+  const writer = new SubmitWriter(
+    asStore(base.store),
+    asDispatcher(base.dispatcher),
+    new FakeBacklog(),
+    pino({ level: "silent" }),
+    cached,
+  );
   return { ...base, cached, writer };
 }
 
@@ -378,7 +417,11 @@ describe("SubmitWriter, the result cache's jobs", () => {
     const { cached, writer } = setupCached();
     cached.held = true;
     const first = writer.follow(leaderOf("L0"), newJob("f0"));
-    const later = [writer.follow(leaderOf("L1"), newJob("f1")), writer.follow(leaderOf("L2"), newJob("f2")), writer.follow(leaderOf("L1"), newJob("f3"))];
+    const later = [
+      writer.follow(leaderOf("L1"), newJob("f1")),
+      writer.follow(leaderOf("L2"), newJob("f2")),
+      writer.follow(leaderOf("L1"), newJob("f3")),
+    ];
     await flush();
     cached.release();
     await first;

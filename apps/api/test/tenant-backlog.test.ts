@@ -23,12 +23,23 @@ function setup(queued: Record<string, number>, maxAgeMs = 1000) {
   return { backlog, reads, fail: () => (failing = true) };
 }
 
-const entry = (id: string, tenantId: string, jobs: number, priority: QueueClass["priority"] = "normal") => ({ id, tenantId, model: "iris", priority, jobs });
+const entry = (id: string, tenantId: string, jobs: number, priority: QueueClass["priority"] = "normal") => ({
+  id,
+  tenantId,
+  model: "iris",
+  priority,
+  jobs,
+});
 
 describe("TenantBacklog", () => {
   it("ranks each entry by its class's queued work plus the entries of its class ranked before it, reading every stale class in one call that leaves the entries out", async () => {
     const { backlog, reads } = setup({ "A/normal": 500, "B/normal": 0, "A/high": 7 });
-    const ranks = await backlog.rank([entry("e1", "A", 256), entry("e2", "B", 3), entry("e3", "A", 256), entry("e4", "A", 10, "high")]);
+    const ranks = await backlog.rank([
+      entry("e1", "A", 256),
+      entry("e2", "B", 3),
+      entry("e3", "A", 256),
+      entry("e4", "A", 10, "high"),
+    ]);
     expect(ranks).toEqual([500, 0, 756, 7]);
     expect(reads).toEqual([{ classes: ["A/normal", "B/normal", "A/high"], leaveOut: ["e1", "e2", "e3", "e4"] }]);
   });

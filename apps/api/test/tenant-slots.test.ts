@@ -8,7 +8,8 @@ afterEach(() => {
 });
 
 /** GET /v1/jobs's shape of limits: no cap per process, two a tenant at once, two waiting. */
-const slots = (waitMs = 10_000) => new TenantSlots({ perProcess: Number.POSITIVE_INFINITY, perTenant: 2, waitingPerTenant: 2, waitMs });
+const slots = (waitMs = 10_000) =>
+  new TenantSlots({ perProcess: Number.POSITIVE_INFINITY, perTenant: 2, waitingPerTenant: 2, waitMs });
 
 const lease = (slot: unknown) => {
   expect(slot).toBeInstanceOf(SlotLease);

@@ -27,7 +27,9 @@ export function redisUrlOption(): Option {
 
 export function modelsDirOption(): Option {
   const shipped = "the models shipped with inferline";
-  return new Option("--models-dir <dir>", "the model repository").env("MODELS_DIR").default(SHIPPED_MODELS_DIR, shipped);
+  return new Option("--models-dir <dir>", "the model repository")
+    .env("MODELS_DIR")
+    .default(SHIPPED_MODELS_DIR, shipped);
 }
 
 export const jsonOption = () => new Option("--json", "print JSON instead of a table");

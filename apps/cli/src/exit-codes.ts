@@ -3,13 +3,31 @@ import { InferlineAPIError } from "@inferline/client";
 import { ConfigError, InferlineError } from "@inferline/contracts";
 
 /** What the CLI exits with; EXIT_CODES says each one's meaning (the help's epilogue and docs/cli.md). */
-export const EXIT = { ok: 0, failed: 1, usage: 2, unavailable: 3, auth: 4, waitEnded: 124, sigint: 130, sigterm: 143 } as const;
+export const EXIT = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  unavailable: 3,
+  auth: 4,
+  waitEnded: 124,
+  sigint: 130,
+  sigterm: 143,
+} as const;
 
 export const EXIT_CODES: ReadonlyArray<readonly [code: number, meaning: string]> = [
   [EXIT.ok, "success"],
-  [EXIT.failed, "failed: rows that did not score, a waited-for job or batch item that did not succeed, a model mismatch, a bug"],
-  [EXIT.usage, "usage: a bad option or argument, a missing input, an unknown model, tenant, key, job or batch, a request refused as invalid"],
-  [EXIT.unavailable, "unavailable: the API, PostgreSQL or Redis could not be reached, timed out, or answered 429 or 5xx after the retries"],
+  [
+    EXIT.failed,
+    "failed: rows that did not score, a waited-for job or batch item that did not succeed, a model mismatch, a bug",
+  ],
+  [
+    EXIT.usage,
+    "usage: a bad option or argument, a missing input, an unknown model, tenant, key, job or batch, a request refused as invalid",
+  ],
+  [
+    EXIT.unavailable,
+    "unavailable: the API, PostgreSQL or Redis could not be reached, timed out, or answered 429 or 5xx after the retries",
+  ],
   [EXIT.auth, "authentication: the API refused the API key (401, 403)"],
   [EXIT.waitEnded, "--wait ended before the job or batch did (it goes on)"],
   [EXIT.sigint, "interrupted (Ctrl-C); 143 on SIGTERM"],

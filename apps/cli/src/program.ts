@@ -41,7 +41,9 @@ function checkRequiredAfterUnknown(command: Command): void {
   command.hook("preAction", () => {
     const missing = required.find((o) => command.getOptionValue(o.attributeName()) === undefined);
     if (!missing) return;
-    command.error(`error: required option '${missing.flags}' not specified`, { code: "commander.missingMandatoryOptionValue" });
+    command.error(`error: required option '${missing.flags}' not specified`, {
+      code: "commander.missingMandatoryOptionValue",
+    });
   });
 }
 

@@ -15,7 +15,9 @@ export const SHIPPED_MODELS_DIR = fromSource ? DEFAULT_MODELS_DIR : fileURLToPat
  * undefined, and migrate() reads the repository's prisma/migrations (@inferline/db, which loads
  * Prisma, is imported only by the commands that talk to PostgreSQL).
  */
-export const SHIPPED_MIGRATIONS_DIR: string | undefined = fromSource ? undefined : fileURLToPath(new URL("./migrations", import.meta.url));
+export const SHIPPED_MIGRATIONS_DIR: string | undefined = fromSource
+  ? undefined
+  : fileURLToPath(new URL("./migrations", import.meta.url));
 
 /** A module of the CLI that a worker thread loads by URL: the source file, or the package's entry of that name. */
 export function cliModuleUrl(relative: string, from: string): string {

@@ -13,9 +13,15 @@ import { CLI_MAIN, ROOT } from "./support/score-cli.ts";
 const run = promisify(execFile);
 
 /** Runs the CLI with `env` over this process's environment; resolves with its exit code and output. */
-async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ["--import", "tsx", CLI_MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...env } });
+    const { stdout, stderr } = await run(process.execPath, ["--import", "tsx", CLI_MAIN, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     return err as { code: number; stdout: string; stderr: string };
@@ -24,7 +30,10 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code:
 
 /** Every command's words after `inferline` (the program itself as []). */
 function commandPaths(command: Command, prefix: string[] = []): string[][] {
-  return [prefix, ...command.commands.filter((c) => c.name() !== "help").flatMap((c) => commandPaths(c, [...prefix, c.name()]))];
+  return [
+    prefix,
+    ...command.commands.filter((c) => c.name() !== "help").flatMap((c) => commandPaths(c, [...prefix, c.name()])),
+  ];
 }
 
 /** Values the environment holds in a real deployment, each of which help must never print. */
@@ -57,9 +66,11 @@ describe("help", () => {
     const all = helps.join("\n").replace(/\s+/g, " ");
     for (const [name, value] of Object.entries(SENTINELS)) {
       expect(all, name).not.toContain(value);
-      for (const part of value.split(/[:/@,]+/).filter((p) => p.includes("SENTINEL") || p.includes("sentinel"))) expect(all, `${name}: ${part}`).not.toContain(part);
+      for (const part of value.split(/[:/@,]+/).filter((p) => p.includes("SENTINEL") || p.includes("sentinel")))
+        expect(all, `${name}: ${part}`).not.toContain(part);
     }
-    for (const name of ["INFERLINE_API_KEY", "INFERLINE_URL", "DATABASE_URL", "REDIS_URL", "MODELS_DIR"]) expect(all).toContain(`env: ${name}`);
+    for (const name of ["INFERLINE_API_KEY", "INFERLINE_URL", "DATABASE_URL", "REDIS_URL", "MODELS_DIR"])
+      expect(all).toContain(`env: ${name}`);
   }, 120_000);
 
   it("ends the program's help with the exit codes, as docs/cli.md lists them", async () => {
@@ -74,20 +85,31 @@ describe("help", () => {
 
 describe("usage", () => {
   it("prints the version of the packages", async () => {
-    const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, "apps/cli/package.json"), "utf8")) as { version: string };
-    for (const flag of ["--version", "-V"]) expect(await cli([flag])).toMatchObject({ code: 0, stdout: `${manifest.version}\n` });
+    const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, "apps/cli/package.json"), "utf8")) as {
+      version: string;
+    };
+    for (const flag of ["--version", "-V"])
+      expect(await cli([flag])).toMatchObject({ code: 0, stdout: `${manifest.version}\n` });
   });
 
   it("answers a mistyped option with one line, a suggestion and the command's help to run, and exit 2", async () => {
     const typo = await cli(["score", "flowers.csv", "--modle", "iris"]);
     expect(typo.code).toBe(2);
     expect(typo.stdout).toBe("");
-    expect(typo.stderr).toBe("error: unknown option '--modle'\n(Did you mean --model?)\n(run inferline score --help)\n");
+    expect(typo.stderr).toBe(
+      "error: unknown option '--modle'\n(Did you mean --model?)\n(run inferline score --help)\n",
+    );
 
     const missing = await cli(["jobs", "get"]);
-    expect(missing).toMatchObject({ code: 2, stderr: "error: missing required argument 'id'\n(run inferline jobs get --help)\n" });
+    expect(missing).toMatchObject({
+      code: 2,
+      stderr: "error: missing required argument 'id'\n(run inferline jobs get --help)\n",
+    });
     const required = await cli(["batches", "create", "items.jsonl"]);
-    expect(required).toMatchObject({ code: 2, stderr: "error: required option '-m, --model <name>' not specified\n(run inferline batches create --help)\n" });
+    expect(required).toMatchObject({
+      code: 2,
+      stderr: "error: required option '-m, --model <name>' not specified\n(run inferline batches create --help)\n",
+    });
     const unknown = await cli(["scroe"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toBe("error: unknown command 'scroe'\n(Did you mean score?)\n(run inferline --help)\n");

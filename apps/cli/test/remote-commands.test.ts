@@ -38,7 +38,10 @@ function tenantCli(key: string, url = cluster.api.url) {
   return async (...args: string[]): Promise<Run> => {
     const env = { ...process.env, INFERLINE_URL: url, INFERLINE_API_KEY: key };
     try {
-      const { stdout, stderr } = await run(process.execPath, ["--import", "tsx", CLI_MAIN, ...args], { cwd: ROOT, env });
+      const { stdout, stderr } = await run(process.execPath, ["--import", "tsx", CLI_MAIN, ...args], {
+        cwd: ROOT,
+        env,
+      });
       return { code: 0, stdout, stderr };
     } catch (err) {
       return err as Run;
@@ -46,27 +49,54 @@ function tenantCli(key: string, url = cluster.api.url) {
   };
 }
 
-const iris = (row: readonly number[]) => JSON.stringify([{ name: "features", datatype: "FP32", shape: [1, 4], data: row }]);
+const iris = (row: readonly number[]) =>
+  JSON.stringify([{ name: "features", datatype: "FP32", shape: [1, 4], data: row }]);
 const json = <T = any>(r: Run): T => JSON.parse(r.stdout) as T;
 const tableRows = (r: Run) => r.stdout.trimEnd().split("\n");
 
 describe("inferline jobs", () => {
   it("submits, waits and prints the job as a table or JSON; gets, lists by page and cancels", async () => {
     const cli = tenantCli((await cluster.createKey("cli-jobs")).key);
-    const done = await cli("jobs", "submit", "--model", "iris", "--inputs", iris(IRIS_SAMPLES.virginica), "--cache", "bypass", "--metadata", "run=cli", "--wait", "--json");
+    const done = await cli(
+      "jobs",
+      "submit",
+      "--model",
+      "iris",
+      "--inputs",
+      iris(IRIS_SAMPLES.virginica),
+      "--cache",
+      "bypass",
+      "--metadata",
+      "run=cli",
+      "--wait",
+      "--json",
+    );
     expect(done.code, done.stderr).toBe(0);
     const job = json(done);
-    expect(job).toMatchObject({ status: "succeeded", metadata: { run: "cli" }, result: { classifications: [{ label: "virginica" }] } });
+    expect(job).toMatchObject({
+      status: "succeeded",
+      metadata: { run: "cli" },
+      result: { classifications: [{ label: "virginica" }] },
+    });
 
     const shown = await cli("jobs", "get", job.id);
     expect(shown.code).toBe(0);
     const [header, row] = tableRows(shown);
     expect(header!.split(/\s{2,}/)).toEqual(["ID", "STATUS", "MODEL", "VERSION", "CREATED", "COMPLETED", "RESULT"]);
-    expect(row!.split(/\s{2,}/)).toEqual([job.id, "succeeded", "iris", "1", job.createdAt, job.completedAt, "virginica"]);
+    expect(row!.split(/\s{2,}/)).toEqual([
+      job.id,
+      "succeeded",
+      "iris",
+      "1",
+      job.createdAt,
+      job.completedAt,
+      "virginica",
+    ]);
 
     const file = path.join(dir, "request.json");
     fs.writeFileSync(file, JSON.stringify({ inputs: JSON.parse(iris(IRIS_SAMPLES.setosa)) }));
-    for (let i = 0; i < 2; i++) expect((await cli("jobs", "submit", "--model", "iris", "--inputs-file", file)).code).toBe(0);
+    for (let i = 0; i < 2; i++)
+      expect((await cli("jobs", "submit", "--model", "iris", "--inputs-file", file)).code).toBe(0);
     const first = await cli("jobs", "list", "--limit", "2", "--json");
     expect(json<unknown[]>(first)).toHaveLength(2);
     const cursor = /^more: inferline jobs list --cursor (\S+)$/m.exec(first.stderr)?.[1];
@@ -78,7 +108,19 @@ describe("inferline jobs", () => {
     await cluster.worker!.close();
     cluster.worker = undefined;
     try {
-      const queued = json(await cli("jobs", "submit", "--model", "iris", "--inputs", iris(IRIS_SAMPLES.setosa), "--cache", "bypass", "--json"));
+      const queued = json(
+        await cli(
+          "jobs",
+          "submit",
+          "--model",
+          "iris",
+          "--inputs",
+          iris(IRIS_SAMPLES.setosa),
+          "--cache",
+          "bypass",
+          "--json",
+        ),
+      );
       expect(await cli("jobs", "get", queued.id, "--wait", "1")).toMatchObject({ code: 124 });
       const canceled = await cli("jobs", "cancel", queued.id, "--json");
       expect(json(canceled)).toMatchObject({ id: queued.id, status: "canceled" });
@@ -91,14 +133,28 @@ describe("inferline jobs", () => {
   it("exits 1 when a waited-for job fails, 2 for a refused request or an unknown job, 4 for a wrong key, 3 when the API is out of reach", async () => {
     const key = (await cluster.createKey("cli-exits")).key;
     const cli = tenantCli(key);
-    const failed = await cli("jobs", "submit", "--model", "lookup", "--inputs", JSON.stringify([{ name: "index", datatype: "INT64", shape: [1, 1], data: [99] }]), "--wait", "30");
+    const failed = await cli(
+      "jobs",
+      "submit",
+      "--model",
+      "lookup",
+      "--inputs",
+      JSON.stringify([{ name: "index", datatype: "INT64", shape: [1, 1], data: [99] }]),
+      "--wait",
+      "30",
+    );
     expect(failed.code, failed.stderr).toBe(1);
     expect(tableRows(failed)[1]).toMatch(/\sfailed\s/);
 
     const refused = await cli("jobs", "submit", "--model", "iris", "--inputs", "[]");
     expect(refused.code).toBe(2);
-    expect(refused.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^inferline: 422 validation_failed: .*\/inputs/)]);
-    expect(await cli("jobs", "get", "00000000-0000-4000-8000-000000000000")).toMatchObject({ code: 2, stderr: expect.stringMatching(/^inferline: 404 not_found/) });
+    expect(refused.stderr.trim().split("\n")).toEqual([
+      expect.stringMatching(/^inferline: 422 validation_failed: .*\/inputs/),
+    ]);
+    expect(await cli("jobs", "get", "00000000-0000-4000-8000-000000000000")).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/^inferline: 404 not_found/),
+    });
     expect(await tenantCli("il_wrong")("jobs", "list")).toMatchObject({ code: 4 });
     const down = await tenantCli(key, `http://127.0.0.1:${await freePort()}`)("jobs", "list");
     expect(down.code).toBe(3);
@@ -111,9 +167,24 @@ describe("inferline batches", () => {
     const cli = tenantCli((await cluster.createKey("cli-batches")).key);
     const samples = [IRIS_SAMPLES.setosa, IRIS_SAMPLES.versicolor, IRIS_SAMPLES.virginica];
     const items = path.join(dir, "items.jsonl");
-    fs.writeFileSync(items, samples.map((row, i) => JSON.stringify({ customId: `row-${i}`, inputs: JSON.parse(iris(row)) })).join("\n") + "\n");
+    fs.writeFileSync(
+      items,
+      samples.map((row, i) => JSON.stringify({ customId: `row-${i}`, inputs: JSON.parse(iris(row)) })).join("\n") +
+        "\n",
+    );
 
-    const created = await cli("batches", "create", items, "--model", "iris", "--cache", "bypass", "--wait", "30", "--json");
+    const created = await cli(
+      "batches",
+      "create",
+      items,
+      "--model",
+      "iris",
+      "--cache",
+      "bypass",
+      "--wait",
+      "30",
+      "--json",
+    );
     expect(created.code, created.stderr).toBe(0);
     const batch = json(created);
     expect(batch).toMatchObject({ status: "completed", total: 3, counts: { succeeded: 3 } });
@@ -151,7 +222,11 @@ describe("inferline batches", () => {
       fs.writeFileSync(items, `${JSON.stringify({ inputs: JSON.parse(iris(IRIS_SAMPLES.setosa)) })}\n`);
       const batch = json(await cli("batches", "create", items, "--model", "iris", "--cache", "bypass", "--json"));
       expect(await cli("batches", "get", batch.id, "--wait", "1")).toMatchObject({ code: 124 });
-      expect(json(await cli("batches", "cancel", batch.id, "--json"))).toMatchObject({ id: batch.id, status: "canceled", counts: { canceled: 1 } });
+      expect(json(await cli("batches", "cancel", batch.id, "--json"))).toMatchObject({
+        id: batch.id,
+        status: "canceled",
+        counts: { canceled: 1 },
+      });
       expect(await cli("batches", "get", batch.id, "--wait")).toMatchObject({ code: 1 });
     } finally {
       await cluster.startWorker();

@@ -33,13 +33,28 @@ afterAll(async () => {
 function writeInput(datatype: Datatype): string {
   const file = path.join(dir, `${datatype}.jsonl`);
   const row = DATATYPE_SAMPLES[datatype].input;
-  const line = (data: TensorElement[]) => JSON.stringify({ inputs: [{ name: "x", datatype, shape: [1, ECHO_WIDTH], data }] });
+  const line = (data: TensorElement[]) =>
+    JSON.stringify({ inputs: [{ name: "x", datatype, shape: [1, ECHO_WIDTH], data }] });
   fs.writeFileSync(file, `${line(row)}\n${line([...row].reverse())}\n`);
   return file;
 }
 
 async function score(datatype: Datatype, out: string, extra: string[] = []): Promise<string> {
-  const run = await runScore([writeInput(datatype), "--model", echoModelName(datatype), "--out", out, "--threads", "1", "--progress", "off", ...extra], { MODELS_DIR: models.dir });
+  const run = await runScore(
+    [
+      writeInput(datatype),
+      "--model",
+      echoModelName(datatype),
+      "--out",
+      out,
+      "--threads",
+      "1",
+      "--progress",
+      "off",
+      ...extra,
+    ],
+    { MODELS_DIR: models.dir },
+  );
   expect(run.stderr).toContain("0 failed");
   expect(run.code).toBe(0);
   return fs.readFileSync(out, "utf8");
@@ -48,7 +63,8 @@ async function score(datatype: Datatype, out: string, extra: string[] = []): Pro
 const text = (base64: unknown): string => Buffer.from(base64 as string, "base64").toString("utf8");
 
 /** FP16 and FP32 are written in at most 9 digits, which read back to the same float32. */
-const asWritten = (datatype: Datatype, values: TensorElement[]): TensorElement[] => (datatype === "FP16" || datatype === "FP32" ? values.map((v) => Math.fround(v as number)) : values);
+const asWritten = (datatype: Datatype, values: TensorElement[]): TensorElement[] =>
+  datatype === "FP16" || datatype === "FP32" ? values.map((v) => Math.fround(v as number)) : values;
 
 describe("inferline score, every datatype", () => {
   it.each(Datatype.options)("%s: local scoring writes the model's outputs exactly", async (datatype) => {
@@ -65,11 +81,21 @@ describe("inferline score, every datatype", () => {
     });
   });
 
-  it.each<Datatype>(["BOOL", "INT64", "FP16", "BYTES"])("%s: remote scoring writes the same bytes as local scoring, JSONL and CSV", async (datatype) => {
-    for (const format of ["jsonl", "csv"]) {
-      const local = await score(datatype, path.join(dir, `${datatype}-local-both.${format}`), ["--format", format]);
-      const remote = await score(datatype, path.join(dir, `${datatype}-remote.${format}`), ["--format", format, "--remote", cluster.api.url, "--api-key", key]);
-      expect(remote).toBe(local);
-    }
-  });
+  it.each<Datatype>(["BOOL", "INT64", "FP16", "BYTES"])(
+    "%s: remote scoring writes the same bytes as local scoring, JSONL and CSV",
+    async (datatype) => {
+      for (const format of ["jsonl", "csv"]) {
+        const local = await score(datatype, path.join(dir, `${datatype}-local-both.${format}`), ["--format", format]);
+        const remote = await score(datatype, path.join(dir, `${datatype}-remote.${format}`), [
+          "--format",
+          format,
+          "--remote",
+          cluster.api.url,
+          "--api-key",
+          key,
+        ]);
+        expect(remote).toBe(local);
+      }
+    },
+  );
 });

@@ -30,11 +30,14 @@ const indexOf = (row: number): number => (row === POISONED ? 2 : row % 2);
 
 /** One JSONL line of v2 tensors per row (line i + 1 holds row i). */
 function writeInput(file: string): void {
-  const lines = Array.from({ length: ROWS }, (_, i) => JSON.stringify({ id: `r${i}`, inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [indexOf(i)] }] }));
+  const lines = Array.from({ length: ROWS }, (_, i) =>
+    JSON.stringify({ id: `r${i}`, inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [indexOf(i)] }] }),
+  );
   fs.writeFileSync(file, `${lines.join("\n")}\n`);
 }
 
-const cli = (args: string[]) => runScore(args, { MODELS_DIR: fixtures.dir, INFERENCE_ADAPTER_MODULES: FIXTURE_ADAPTERS_MODULE });
+const cli = (args: string[]) =>
+  runScore(args, { MODELS_DIR: fixtures.dir, INFERENCE_ADAPTER_MODULES: FIXTURE_ADAPTERS_MODULE });
 
 const jsonLines = (file: string): Array<Record<string, unknown>> =>
   fs
@@ -54,14 +57,28 @@ describe("inferline score (local) when a chunk's run kills or hangs its thread",
       writeInput(input);
       const out = path.join(dir, `${model}.out.jsonl`);
       // Chunks of a few lines each, one thread: every chunk after the bad one runs on a replacement.
-      const run = await cli([input, "--model", model, "--out", out, "--chunk-size", "300", "--threads", "1", "--progress", "off"]);
+      const run = await cli([
+        input,
+        "--model",
+        model,
+        "--out",
+        out,
+        "--chunk-size",
+        "300",
+        "--threads",
+        "1",
+        "--progress",
+        "off",
+      ]);
       expect(run.code).toBe(1);
       expect(run.stderr).toMatch(/scoring them again/);
 
       const scored = jsonLines(out);
       const errors = jsonLines(`${out}.errors.jsonl`);
       // Every row exactly once, in one file or the other; the bad row and only its chunk-mates failed.
-      expect([...scored, ...errors].map((r) => r.line).sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: ROWS }, (_, i) => i + 1));
+      expect([...scored, ...errors].map((r) => r.line).sort((a, b) => Number(a) - Number(b))).toEqual(
+        Array.from({ length: ROWS }, (_, i) => i + 1),
+      );
       expect(errors.map((e) => e.id)).toContain(`r${POISONED}`);
       expect(errors.length).toBeLessThan(ROWS / 4);
       for (const e of errors) {

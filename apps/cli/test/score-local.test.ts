@@ -43,7 +43,9 @@ function rng(seed: number): () => number {
 
 function irisRows(n: number, seed = 1): number[][] {
   const r = rng(seed);
-  return Array.from({ length: n }, () => [4 + r() * 4, 2 + r() * 2.5, 1 + r() * 6, 0.1 + r() * 2.4].map((v) => Math.round(v * 10) / 10));
+  return Array.from({ length: n }, () =>
+    [4 + r() * 4, 2 + r() * 2.5, 1 + r() * 6, 0.1 + r() * 2.4].map((v) => Math.round(v * 10) / 10),
+  );
 }
 
 /** Writes a CSV of `rows` with an id column; `header` may reorder/rename columns. */
@@ -74,7 +76,12 @@ function expectScored(probabilities: Record<string, number>, label: string, expe
   const close = LABELS.every((l, k) => Math.abs(probabilities[l]! - want[k]!) < 1e-6);
   const sorted = [...want].sort((a, b) => b - a);
   const labelOk = sorted[0]! - sorted[1]! <= 1e-5 || label === LABELS[want.indexOf(sorted[0]!)];
-  if (!close || !labelOk) expect({ row, label, probabilities }).toEqual({ row, label: LABELS[want.indexOf(sorted[0]!)], probabilities: Object.fromEntries(LABELS.map((l, k) => [l, want[k]])) });
+  if (!close || !labelOk)
+    expect({ row, label, probabilities }).toEqual({
+      row,
+      label: LABELS[want.indexOf(sorted[0]!)],
+      probabilities: Object.fromEntries(LABELS.map((l, k) => [l, want[k]])),
+    });
 }
 
 interface Run {
@@ -85,14 +92,19 @@ interface Run {
 }
 
 function start(args: string[], input?: string): { child: ChildProcess; done: Promise<Run> } {
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...args], {
+    cwd: ROOT,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
   child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
   if (input !== undefined) child.stdin.end(input);
   else child.stdin.end();
-  const done = new Promise<Run>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })));
+  const done = new Promise<Run>((resolve) =>
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
   return { child, done };
 }
 
@@ -170,7 +182,12 @@ describe("inferline score (local)", () => {
     parsed.slice(1).forEach((rec, i) => {
       expect(Number(rec[0])).toBe(i + 1);
       expect(rec[1]).toBe(i % 3 === 0 ? String(i) : i % 3 === 1 ? `c${i}` : "");
-      expectScored({ setosa: Number(rec[3]), versicolor: Number(rec[4]), virginica: Number(rec[5]) }, rec[2]!, expected, i);
+      expectScored(
+        { setosa: Number(rec[3]), versicolor: Number(rec[4]), virginica: Number(rec[5]) },
+        rec[2]!,
+        expected,
+        i,
+      );
     });
   });
 
@@ -224,9 +241,15 @@ describe("inferline score (local)", () => {
     fs.writeFileSync(
       jsonl,
       [
-        JSON.stringify({ id: 1, features: { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 } }),
+        JSON.stringify({
+          id: 1,
+          features: { sepal_length: 5.1, sepal_width: 3.5, petal_length: 1.4, petal_width: 0.2 },
+        }),
         '{"id": 2, "features": {"sepal_length": 5.1,', // malformed JSON
-        JSON.stringify({ id: 3, features: { sepal_length: 5.1, sepal_width: "x", petal_length: 1.4, petal_width: 0.2 } }),
+        JSON.stringify({
+          id: 3,
+          features: { sepal_length: 5.1, sepal_width: "x", petal_length: 1.4, petal_width: 0.2 },
+        }),
         JSON.stringify({ id: 4, sepal_length: 6.1, sepal_width: 2.8, petal_length: 4.7, petal_width: 1.2 }),
       ].join("\n"),
     );
@@ -302,7 +325,9 @@ describe("inferline score (local)", () => {
       expect(resumed.stderr).toMatch(/resumed after/);
       expect(resumed.code).toBe(1);
       expect(fs.readFileSync(out).equals(fs.readFileSync(uninterrupted))).toBe(true);
-      expect(fs.readFileSync(`${out}.errors.jsonl`).equals(fs.readFileSync(`${uninterrupted}.errors.jsonl`))).toBe(true);
+      expect(fs.readFileSync(`${out}.errors.jsonl`).equals(fs.readFileSync(`${uninterrupted}.errors.jsonl`))).toBe(
+        true,
+      );
       expect(fs.existsSync(`${out}.checkpoint.json`)).toBe(false);
     }, 60_000);
 

@@ -40,14 +40,17 @@ async function batches(): Promise<Array<{ id: string; status: string; total: num
 }
 
 async function cacheWrites(): Promise<number> {
-  const m = (await cluster.worker!.metrics.registry.metrics()).match(/^inferline_cache_writes_total\{model="iris",outcome="stored"\} (\d+)/m);
+  const m = (await cluster.worker!.metrics.registry.metrics()).match(
+    /^inferline_cache_writes_total\{model="iris",outcome="stored"\} (\d+)/m,
+  );
   return m ? Number(m[1]) : 0;
 }
 
 /** Rows `from` to `from + rows - 1`: distinct (the first column alone differs on every row), so no row hits another's entry. */
 function writeCsv(file: string, rows: number, from = 0): void {
   let s = "id,sepal_length,sepal_width,petal_length,petal_width\n";
-  for (let i = from; i < from + rows; i++) s += `r${i},${4 + i / 1000},${2 + ((i * 3) % 25) / 10},${1 + ((i * 11) % 60) / 10},${0.1 + ((i * 5) % 24) / 10}\n`;
+  for (let i = from; i < from + rows; i++)
+    s += `r${i},${4 + i / 1000},${2 + ((i * 3) % 25) / 10},${1 + ((i * 11) % 60) / 10},${0.1 + ((i * 5) % 24) / 10}\n`;
   fs.writeFileSync(file, s);
 }
 
@@ -57,7 +60,21 @@ describe("score --remote and the result cache", () => {
     writeCsv(input, 3000);
     const first = path.join(dir, "first.jsonl");
     const second = path.join(dir, "second.jsonl");
-    const flags = [input, "--model", "iris", "--progress", "off", "--chunk-size", "16384", "--remote", cluster.api.url, "--api-key", key, "--concurrency", "3"];
+    const flags = [
+      input,
+      "--model",
+      "iris",
+      "--progress",
+      "off",
+      "--chunk-size",
+      "16384",
+      "--remote",
+      cluster.api.url,
+      "--api-key",
+      key,
+      "--concurrency",
+      "3",
+    ];
 
     expect((await cli([...flags, "--out", first])).code).toBe(0);
     const firstBatches = await batches();
@@ -68,7 +85,10 @@ describe("score --remote and the result cache", () => {
     expect(items).toBeGreaterThanOrEqual(3000 / 32);
     expect(items).toBeLessThan(3000);
     // The worker stores results after each chunk's commit: every item's is in before the re-run.
-    await sleepUntil(async () => (await cacheWrites()) >= items, { timeoutMs: 10_000, message: "results never stored" });
+    await sleepUntil(async () => (await cacheWrites()) >= items, {
+      timeoutMs: 10_000,
+      message: "results never stored",
+    });
 
     // No worker at all now: a batch item that needed a run would never finish.
     await cluster.worker!.close();
@@ -97,7 +117,19 @@ describe("score --remote and the result cache", () => {
   it("--cache off runs every row and stores none of them: the file's next run runs them all again", async () => {
     const input = path.join(dir, "fresh.csv");
     writeCsv(input, 1000, 5000);
-    const flags = [input, "--model", "iris", "--progress", "off", "--chunk-size", "16384", "--remote", cluster.api.url, "--api-key", key];
+    const flags = [
+      input,
+      "--model",
+      "iris",
+      "--progress",
+      "off",
+      "--chunk-size",
+      "16384",
+      "--remote",
+      cluster.api.url,
+      "--api-key",
+      key,
+    ];
     const worker = cluster.worker ?? (await cluster.startWorker());
     const ran = async () => (await worker.metrics.itemsFinished.get()).values.reduce((n, v) => n + v.value, 0);
     const [writes, runs, before] = [await cacheWrites(), await ran(), (await batches()).length];
@@ -109,7 +141,10 @@ describe("score --remote and the result cache", () => {
     // Nothing of the first run was there to answer the second: it ran every item too, and stored them.
     expect((await ran()) - runs).toBe(2 * items);
     expect((await batches()).slice(before).every((b) => b.cached === 0)).toBe(true);
-    await sleepUntil(async () => (await cacheWrites()) - writes >= items, { timeoutMs: 10_000, message: "the second run's results were never stored" });
+    await sleepUntil(async () => (await cacheWrites()) - writes >= items, {
+      timeoutMs: 10_000,
+      message: "the second run's results were never stored",
+    });
     expect((await cacheWrites()) - writes).toBe(items);
   }, 90_000);
 });

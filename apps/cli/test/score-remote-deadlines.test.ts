@@ -19,7 +19,12 @@ let key: string;
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-remote-deadlines-"));
   models = createTestModelRepository();
-  cluster = await startCluster({ modelsDir: models.dir, workerModels: "lookup", api: { DEFAULT_MAX_QUEUE_SECONDS: "1" }, worker: { DEADLINE_SWEEP_INTERVAL_MS: "100" } });
+  cluster = await startCluster({
+    modelsDir: models.dir,
+    workerModels: "lookup",
+    api: { DEFAULT_MAX_QUEUE_SECONDS: "1" },
+    worker: { DEADLINE_SWEEP_INTERVAL_MS: "100" },
+  });
   ({ key } = await cluster.createKey("scorer"));
 });
 
@@ -34,9 +39,24 @@ const cli = (args: string[]) => runScore(args);
 describe("score --remote with items that expire", () => {
   it("writes each expired row to the errors file with deadline_exceeded, and exits 1", async () => {
     const input = path.join(dir, "rows.csv");
-    fs.writeFileSync(input, "id,sepal_length,sepal_width,petal_length,petal_width\nr0,5.1,3.5,1.4,0.2\nr1,7.0,3.2,4.7,1.4\nr2,6.3,3.3,6.0,2.5\n");
+    fs.writeFileSync(
+      input,
+      "id,sepal_length,sepal_width,petal_length,petal_width\nr0,5.1,3.5,1.4,0.2\nr1,7.0,3.2,4.7,1.4\nr2,6.3,3.3,6.0,2.5\n",
+    );
     const out = path.join(dir, "rows.jsonl");
-    const run = await cli([input, "--model", "iris", "--out", out, "--remote", cluster.api.url, "--api-key", key, "--progress", "off"]);
+    const run = await cli([
+      input,
+      "--model",
+      "iris",
+      "--out",
+      out,
+      "--remote",
+      cluster.api.url,
+      "--api-key",
+      key,
+      "--progress",
+      "off",
+    ]);
     expect(run.code, run.stderr).toBe(1);
     expect(fs.readFileSync(out, "utf8")).toBe("");
     const errors = fs

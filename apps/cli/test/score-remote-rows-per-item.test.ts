@@ -99,6 +99,8 @@ describe("score --remote --rows-per-item", () => {
     expect((await cli([...common, "--out", path.join(dir, "capped.jsonl")])).code).toBe(0);
     expect(await itemRows(since)).toEqual([[5, 5, 2]]);
     // Grouping does not change what is written.
-    expect(fs.readFileSync(path.join(dir, "capped.jsonl"), "utf8")).toBe(fs.readFileSync(path.join(dir, "one.jsonl"), "utf8"));
+    expect(fs.readFileSync(path.join(dir, "capped.jsonl"), "utf8")).toBe(
+      fs.readFileSync(path.join(dir, "one.jsonl"), "utf8"),
+    );
   }, 60_000);
 });

@@ -61,7 +61,17 @@ describe("score --remote", () => {
       const remote = path.join(dir, `remote.${format}`);
       const common = [input, "--model", "iris", "--format", format, "--progress", "off", "--chunk-size", "16384"];
       const l = await cli([...common, "--out", local]);
-      const r = await cli([...common, "--out", remote, "--remote", cluster.api.url, "--api-key", key, "--concurrency", "3"]);
+      const r = await cli([
+        ...common,
+        "--out",
+        remote,
+        "--remote",
+        cluster.api.url,
+        "--api-key",
+        key,
+        "--concurrency",
+        "3",
+      ]);
       expect(r.stderr).not.toMatch(/\n\s+at /);
       expect([l.code, r.code]).toEqual([1, 1]); // row 17 is not a number
       expect(fs.readFileSync(remote, "utf8")).toBe(fs.readFileSync(local, "utf8"));
@@ -77,11 +87,34 @@ describe("score --remote", () => {
     const local = path.join(dir, "resume-local.jsonl");
     const out = path.join(dir, "resume-remote.jsonl");
     const tenantKey = await cluster.createKey("resumer");
-    const flags = [input, "--model", "iris", "--progress", "off", "--chunk-size", "32768", "--checkpoint-interval", "50"];
+    const flags = [
+      input,
+      "--model",
+      "iris",
+      "--progress",
+      "off",
+      "--chunk-size",
+      "32768",
+      "--checkpoint-interval",
+      "50",
+    ];
     expect((await cli([...flags, "--out", local])).code).toBe(1);
 
-    const remote = [...flags, "--out", out, "--remote", cluster.api.url, "--api-key", tenantKey.key, "--concurrency", "4"];
-    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...remote], { cwd: ROOT, stdio: "ignore" });
+    const remote = [
+      ...flags,
+      "--out",
+      out,
+      "--remote",
+      cluster.api.url,
+      "--api-key",
+      tenantKey.key,
+      "--concurrency",
+      "4",
+    ];
+    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "score", ...remote], {
+      cwd: ROOT,
+      stdio: "ignore",
+    });
     const exited = new Promise((resolve) => child.on("close", resolve));
     await sleepUntil(
       () => {
@@ -109,10 +142,34 @@ describe("score --remote", () => {
   it("a wrong key exits 4, an unreachable cluster 3, each with one clear line", async () => {
     const input = path.join(dir, "small.csv");
     writeCsv(input, 5);
-    const badKey = await cli([input, "--model", "iris", "--out", path.join(dir, "x.jsonl"), "--remote", cluster.api.url, "--api-key", "il_wrong", "--progress", "off"]);
+    const badKey = await cli([
+      input,
+      "--model",
+      "iris",
+      "--out",
+      path.join(dir, "x.jsonl"),
+      "--remote",
+      cluster.api.url,
+      "--api-key",
+      "il_wrong",
+      "--progress",
+      "off",
+    ]);
     expect(badKey.code).toBe(4);
     expect(badKey.stderr).toContain("refused the API key");
-    const down = await cli([input, "--model", "iris", "--out", path.join(dir, "y.jsonl"), "--remote", "http://127.0.0.1:1", "--api-key", key, "--progress", "off"]);
+    const down = await cli([
+      input,
+      "--model",
+      "iris",
+      "--out",
+      path.join(dir, "y.jsonl"),
+      "--remote",
+      "http://127.0.0.1:1",
+      "--api-key",
+      key,
+      "--progress",
+      "off",
+    ]);
     expect(down.code).toBe(3);
     expect(down.stderr).toContain("cannot reach http://127.0.0.1:1");
   });

@@ -23,7 +23,10 @@ afterAll(async () => {
 });
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args, "--database-url", db.url], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args, "--database-url", db.url], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -35,7 +38,9 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 function fields(stdout: string): Record<string, string> {
   const [header, row] = stdout.trimEnd().split("\n");
   const starts = [...header!.matchAll(/\S+(?: \S+)*/g)].map((m) => m.index);
-  return Object.fromEntries(starts.map((start, i) => [header!.slice(start, starts[i + 1]).trim(), row!.slice(start, starts[i + 1]).trim()]));
+  return Object.fromEntries(
+    starts.map((start, i) => [header!.slice(start, starts[i + 1]).trim(), row!.slice(start, starts[i + 1]).trim()]),
+  );
 }
 
 describe("inferline tenants", () => {
@@ -43,7 +48,14 @@ describe("inferline tenants", () => {
     const { tenant, key } = await tenants.createKey("acme");
     const set = await cli(["tenants", "set", "acme", "--max-queued", "5000", "--weight", "3"]);
     expect(set.code).toBe(0);
-    expect(fields(set.stdout)).toEqual({ NAME: "acme", ID: tenant.id, WEIGHT: "3", "MAX QUEUED": "5000", "MAX RUNNING": "none", QUEUED: "0" });
+    expect(fields(set.stdout)).toEqual({
+      NAME: "acme",
+      ID: tenant.id,
+      WEIGHT: "3",
+      "MAX QUEUED": "5000",
+      "MAX RUNNING": "none",
+      QUEUED: "0",
+    });
     // What the API reads at authentication.
     expect(await tenants.authenticate(key)).toMatchObject({ weight: 3, maxQueued: 5000 });
 
@@ -71,7 +83,14 @@ describe("inferline tenants", () => {
     expect(shown.code).toBe(0);
     expect(fields(shown.stdout)).toMatchObject({ WEIGHT: "3", "MAX QUEUED": "5000", QUEUED: "2" });
     const json = await cli(["tenants", "show", "acme", "--json"]);
-    expect(JSON.parse(json.stdout)).toEqual({ name: "acme", id: tenant.id, weight: 3, maxQueued: 5000, maxRunning: {}, queued: 2 });
+    expect(JSON.parse(json.stdout)).toEqual({
+      name: "acme",
+      id: tenant.id,
+      weight: 3,
+      maxQueued: 5000,
+      maxRunning: {},
+      queued: 2,
+    });
   });
 
   it("--max-queued 0 or none clears the quota and leaves the weight; --weight alone leaves the quota", async () => {
@@ -84,7 +103,10 @@ describe("inferline tenants", () => {
       expect(fields(run.stdout)).toMatchObject({ WEIGHT: "2", "MAX QUEUED": "default" });
     }
     await cli(["tenants", "set", "clearing", "--max-queued", "7"]);
-    expect(fields((await cli(["tenants", "set", "clearing", "--weight", "5"])).stdout)).toMatchObject({ WEIGHT: "5", "MAX QUEUED": "7" });
+    expect(fields((await cli(["tenants", "set", "clearing", "--weight", "5"])).stdout)).toMatchObject({
+      WEIGHT: "5",
+      "MAX QUEUED": "7",
+    });
   });
 
   it("--max-running sets a cap over every model or, with --model, on one; 0 or none clears it; show prints the caps; other settings stay", async () => {
@@ -106,9 +128,15 @@ describe("inferline tenants", () => {
     const json = await cli(["tenants", "show", "capped", "--json"]);
     expect(JSON.parse(json.stdout)).toMatchObject({ weight: 2, maxQueued: 9, maxRunning: { "*": 4, iris: 1 } });
     // A second set of the same scope replaces it; clearing one scope leaves the other.
-    expect(fields((await cli(["tenants", "set", "capped", "--max-running", "2", "--model", "iris"])).stdout)).toMatchObject({ "MAX RUNNING": "4 all models, iris 2" });
-    expect(fields((await cli(["tenants", "set", "capped", "--max-running", "none"])).stdout)).toMatchObject({ "MAX RUNNING": "iris 2" });
-    expect(fields((await cli(["tenants", "set", "capped", "--max-running", "0", "--model", "iris"])).stdout)).toMatchObject({ "MAX RUNNING": "none", WEIGHT: "2" });
+    expect(
+      fields((await cli(["tenants", "set", "capped", "--max-running", "2", "--model", "iris"])).stdout),
+    ).toMatchObject({ "MAX RUNNING": "4 all models, iris 2" });
+    expect(fields((await cli(["tenants", "set", "capped", "--max-running", "none"])).stdout)).toMatchObject({
+      "MAX RUNNING": "iris 2",
+    });
+    expect(
+      fields((await cli(["tenants", "set", "capped", "--max-running", "0", "--model", "iris"])).stdout),
+    ).toMatchObject({ "MAX RUNNING": "none", WEIGHT: "2" });
     expect(await caps.ofTenant(tenant.id)).toEqual([]);
     expect(fields((await cli(["tenants", "show", "capped"])).stdout)).toMatchObject({ "MAX RUNNING": "none" });
   });

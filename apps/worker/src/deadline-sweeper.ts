@@ -38,10 +38,17 @@ export class DeadlineSweeper {
   private readonly periodic: PeriodicPass<DeadlinePass>;
 
   constructor(
-    private readonly outcomes: Pick<OutcomeSystem, "expireOverdueJobs" | "cancelOverdueJobs" | "expireOverdueItems" | "cancelOverdueBatches">,
+    private readonly outcomes: Pick<
+      OutcomeSystem,
+      "expireOverdueJobs" | "cancelOverdueJobs" | "expireOverdueItems" | "cancelOverdueBatches"
+    >,
     private readonly options: DeadlineSweepOptions,
   ) {
-    this.periodic = new PeriodicPass(() => this.pass(), { intervalMs: options.intervalMs, logger: options.logger, failure: "deadline sweep failed" });
+    this.periodic = new PeriodicPass(() => this.pass(), {
+      intervalMs: options.intervalMs,
+      logger: options.logger,
+      failure: "deadline sweep failed",
+    });
   }
 
   start(): void {

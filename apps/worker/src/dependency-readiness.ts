@@ -25,7 +25,10 @@ async function pingWithin(db: Database, ms: number): Promise<string | undefined>
  * The worker's /readyz: why it is not ready (a Redis connection not ready, PostgreSQL failing or
  * silent), or undefined when it is.
  */
-export function dependencyReadiness(db: Database, connections: ReadonlyArray<readonly [name: string, redis: Connection]>): () => Promise<string | undefined> {
+export function dependencyReadiness(
+  db: Database,
+  connections: ReadonlyArray<readonly [name: string, redis: Connection]>,
+): () => Promise<string | undefined> {
   return async () => {
     for (const [name, redis] of connections) {
       if (redis.status !== "ready") return `${name} connection is ${redis.status}`;

@@ -1,4 +1,14 @@
-import { ATTR, contextWith, epochNow, failSpan, SpanKind, startSpan, tracing, type Attributes, type Span } from "@inferline/telemetry";
+import {
+  ATTR,
+  contextWith,
+  epochNow,
+  failSpan,
+  SpanKind,
+  startSpan,
+  tracing,
+  type Attributes,
+  type Span,
+} from "@inferline/telemetry";
 import type { ItemOutcome } from "@inferline/inference";
 
 /** What one queue entry works on, each in the trace its submit stored: a job, or a batch chunk. */
@@ -43,10 +53,25 @@ export class EntryTrace {
   claimed(subjects: TracedSubject[]): void {
     const batchSize = subjects.length;
     for (const s of subjects) {
-      const attributes = { ...s.attributes, [ATTR.batchSize]: batchSize, [ATTR.messagingSystem]: "bullmq", [ATTR.messagingDestination]: this.queue, [ATTR.messagingOperation]: "process" };
-      const consumer = startSpan(`process ${this.queue}`, { kind: SpanKind.CONSUMER, parent: s.traceParent, attributes, startTime: this.startedAt });
+      const attributes = {
+        ...s.attributes,
+        [ATTR.batchSize]: batchSize,
+        [ATTR.messagingSystem]: "bullmq",
+        [ATTR.messagingDestination]: this.queue,
+        [ATTR.messagingOperation]: "process",
+      };
+      const consumer = startSpan(`process ${this.queue}`, {
+        kind: SpanKind.CONSUMER,
+        parent: s.traceParent,
+        attributes,
+        startTime: this.startedAt,
+      });
       this.processes.set(s.key, { span: consumer, attributes: s.attributes });
-      startSpan("claim", { parent: contextWith(consumer), attributes: s.attributes, startTime: this.claimStartedAt }).end();
+      startSpan("claim", {
+        parent: contextWith(consumer),
+        attributes: s.attributes,
+        startTime: this.claimStartedAt,
+      }).end();
     }
   }
 
@@ -54,7 +79,11 @@ export class EntryTrace {
   child(key: string, name: string, extra?: Attributes, startTime?: number): Span | undefined {
     const subject = this.processes.get(key);
     if (!subject) return undefined;
-    return startSpan(name, { parent: contextWith(subject.span), attributes: extra ? { ...subject.attributes, ...extra } : subject.attributes, startTime });
+    return startSpan(name, {
+      parent: contextWith(subject.span),
+      attributes: extra ? { ...subject.attributes, ...extra } : subject.attributes,
+      startTime,
+    });
   }
 
   /** Starts the inference span of `key` (the batcher's wait and the session run that served it). */

@@ -37,7 +37,9 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => stop("SIGINT"));
   // The probes first: alive while PostgreSQL or Redis is still away, and not ready until started.
   const metrics = new WorkerMetrics();
-  metrics.serve(env.METRICS_PORT, async () => (worker ? worker.unready() : "starting: waiting for PostgreSQL and Redis"));
+  metrics.serve(env.METRICS_PORT, async () =>
+    worker ? worker.unready() : "starting: waiting for PostgreSQL and Redis",
+  );
   await waitForDependencies(
     [
       { name: "PostgreSQL", check: () => assertPostgresReachable(env.DATABASE_URL) },

@@ -110,12 +110,14 @@ export class WorkerMetrics {
 
   /** inferline_model_ready from this worker's readiness reports: 1 for each version it serves, 0 for each that failed to load. */
   showReadiness(reports: readonly WorkerModelReport[]): void {
-    for (const r of reports) for (const v of r.versions) this.modelReady.set({ model: r.model, version: v.version }, v.ready ? 1 : 0);
+    for (const r of reports)
+      for (const v of r.versions) this.modelReady.set({ model: r.model, version: v.version }, v.ready ? 1 : 0);
   }
 
   /** The OutcomeSystem's `ended` hook: jobs and batch items ended by kind, model and status. */
   readonly countEnded = (work: EndedWork[]): void => {
-    for (const w of work) (w.kind === "job" ? this.jobsFinished : this.itemsFinished).inc({ model: w.model, status: w.status }, w.count);
+    for (const w of work)
+      (w.kind === "job" ? this.jobsFinished : this.itemsFinished).inc({ model: w.model, status: w.status }, w.count);
   };
 
   /** The webhook worker's `onAttempt` hook. */
@@ -124,7 +126,8 @@ export class WorkerMetrics {
     if (!outcome) return;
     this.webhookAttempts.inc({ outcome });
     // A refused attempt sent nothing: its time is the guard's, not a receiver's.
-    if (result.latencyMs !== undefined && outcome !== "refused") this.webhookSeconds.observe({ outcome }, result.latencyMs / 1000);
+    if (result.latencyMs !== undefined && outcome !== "refused")
+      this.webhookSeconds.observe({ outcome }, result.latencyMs / 1000);
   };
 
   /**

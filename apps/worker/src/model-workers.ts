@@ -29,7 +29,12 @@ export class ModelWorkers {
     this.workers = versions.map((served) => this.start(served, processor, connection, env));
   }
 
-  private start({ model, version }: ServedVersion, processor: Processor<DispatchPayload>, connection: RedisConnection, env: WorkerEnv): Worker<DispatchPayload> {
+  private start(
+    { model, version }: ServedVersion,
+    processor: Processor<DispatchPayload>,
+    connection: RedisConnection,
+    env: WorkerEnv,
+  ): Worker<DispatchPayload> {
     const worker = new Worker<DispatchPayload>(inferQueueName(model, version), processor, {
       connection,
       prefix: bullmqPrefix(env.QUEUE_PREFIX, connection),
@@ -44,10 +49,18 @@ export class ModelWorkers {
       maxStalledCount: MAX_STALLS,
     });
     // Every reconnect attempt while Redis is away errors: one line per 10 s says so.
-    worker.on("error", (err) => this.outages.error({ err: err.message, model, version }, "queue error (connection, or an entry this worker no longer holds)"));
+    worker.on("error", (err) =>
+      this.outages.error(
+        { err: err.message, model, version },
+        "queue error (connection, or an entry this worker no longer holds)",
+      ),
+    );
     worker.on("failed", (entry, err) => {
       if (err instanceof ChunkRetryError) return;
-      this.logger.warn({ model, version, entry: entry?.id, attempt: entry?.attemptsMade, err: err.message }, "queue entry failed");
+      this.logger.warn(
+        { model, version, entry: entry?.id, attempt: entry?.attemptsMade, err: err.message },
+        "queue entry failed",
+      );
     });
     return worker;
   }

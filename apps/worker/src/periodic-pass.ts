@@ -16,7 +16,11 @@ export class PeriodicPass<T> {
 
   start(): void {
     if (this.options.intervalMs <= 0) return;
-    this.timer = setInterval(() => void this.runOnce().catch((err: Error) => this.options.logger.warn({ err: err.message }, this.options.failure)), this.options.intervalMs);
+    this.timer = setInterval(
+      () =>
+        void this.runOnce().catch((err: Error) => this.options.logger.warn({ err: err.message }, this.options.failure)),
+      this.options.intervalMs,
+    );
     this.timer.unref();
   }
 

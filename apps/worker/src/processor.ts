@@ -1,5 +1,14 @@
 import { WaitingError, type Job as QueueEntry } from "bullmq";
-import type { BatchChunkStore, ChunkItemOutcome, ClaimedChunk, ClaimedJob, FinishedJob, IsolatedJob, JobOutcome, JobStore } from "@inferline/db";
+import type {
+  BatchChunkStore,
+  ChunkItemOutcome,
+  ClaimedChunk,
+  ClaimedJob,
+  FinishedJob,
+  IsolatedJob,
+  JobOutcome,
+  JobStore,
+} from "@inferline/db";
 import { RetriableError, type JobError } from "@inferline/contracts";
 import { backoffDelay, hops, type BackoffSchedule } from "@inferline/runtime";
 import type { InferenceEngine, InferenceItem, ItemOutcome } from "@inferline/inference";
@@ -92,11 +101,19 @@ export class ChunkRetryError extends RetriableError {
  */
 export function createProcessor(deps: ProcessorDeps) {
   // Three parameters: BullMQ passes the abort signal only to a processor that declares it.
-  return async (entry: QueueEntry<DispatchPayload>, token?: string, signal?: AbortSignal): Promise<{ jobs: number }> => {
+  return async (
+    entry: QueueEntry<DispatchPayload>,
+    token?: string,
+    signal?: AbortSignal,
+  ): Promise<{ jobs: number }> => {
     if (hops.enabled && entry.data.jobIds) hops.markAll(entry.data.jobIds, "worker.picked");
     // Over its tenant's cap, the entry goes back to wait (nothing claimed, no attempt) and is seen again.
     const held = await deps.caps?.admit(entry, token);
-    if (entry.processedOn) deps.metrics.queueWaitSeconds.observe({ model: modelOf(entry) }, Math.max(0, entry.processedOn - entry.timestamp) / 1000);
+    if (entry.processedOn)
+      deps.metrics.queueWaitSeconds.observe(
+        { model: modelOf(entry) },
+        Math.max(0, entry.processedOn - entry.timestamp) / 1000,
+      );
     const run: Delivery = { lastAttempt: entry.attemptsMade + 1 >= (entry.opts.attempts ?? 1), token, signal };
     try {
       return await (entry.data.batchChunk ? processChunk(deps, entry, run) : processJobs(deps, entry, run));
@@ -122,7 +139,12 @@ async function handBack(entry: QueueEntry<DispatchPayload>, run: Delivery, relea
  * `work`'s value, unless the worker's shutdown timeout passes first: then the entry is handed
  * back (see handBack) and `work` goes on unheeded (closing the engine ends it).
  */
-async function orHandBack<T>(work: Promise<T>, entry: QueueEntry<DispatchPayload>, run: Delivery, release: Release): Promise<T> {
+async function orHandBack<T>(
+  work: Promise<T>,
+  entry: QueueEntry<DispatchPayload>,
+  run: Delivery,
+  release: Release,
+): Promise<T> {
   const { signal } = run;
   if (!signal) return work;
   let onAbort = (): void => {};
@@ -146,18 +168,31 @@ async function orHandBack<T>(work: Promise<T>, entry: QueueEntry<DispatchPayload
  * yieldedPriority). A worker that dies in between leaves the entry stalled, and its next delivery
  * finds only what is still to run.
  */
-async function yieldRest(entry: QueueEntry<DispatchPayload>, run: Delivery, ran: number, data: Partial<DispatchPayload>, release: Release): Promise<never> {
+async function yieldRest(
+  entry: QueueEntry<DispatchPayload>,
+  run: Delivery,
+  ran: number,
+  data: Partial<DispatchPayload>,
+  release: Release,
+): Promise<never> {
   await release();
   if (Object.keys(data).length > 0) await entry.updateData({ ...entry.data, ...data });
   await entry.moveToWait(run.token);
   // Added again one level lower, behind that level's entries (BullMQ puts one moved back in front of its level).
-  await entry.changePriority({ priority: yieldedPriority(entry.priority, ran, entry.data.weight ?? 1) }).catch(() => {});
+  await entry
+    .changePriority({ priority: yieldedPriority(entry.priority, ran, entry.data.weight ?? 1) })
+    .catch(() => {});
   throw new HandedBackError();
 }
 
 /** Where an entry's run is sliced (see SlotBound), but for its tenant, which its claim tells. */
 function sliceSite(entry: QueueEntry<DispatchPayload>) {
-  return { model: modelOf(entry), version: entry.data.version, priority: entry.priority, weight: entry.data.weight ?? 1 };
+  return {
+    model: modelOf(entry),
+    version: entry.data.version,
+    priority: entry.priority,
+    weight: entry.data.weight ?? 1,
+  };
 }
 
 /** Gives back what a run claimed (see handBack). */
@@ -175,7 +210,11 @@ function afterWorkerDeath(entry: QueueEntry<DispatchPayload>): boolean {
   return entry.stalledCounter > 0 || entry.data.resumed === true;
 }
 
-async function processJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, run: Delivery): Promise<{ jobs: number }> {
+async function processJobs(
+  deps: ProcessorDeps,
+  entry: QueueEntry<DispatchPayload>,
+  run: Delivery,
+): Promise<{ jobs: number }> {
   if (mayRunUnclaimed(deps, entry)) return deps.gate.runShared(() => runCarried(deps, entry, run));
   if (!afterWorkerDeath(entry)) return deps.gate.runShared(() => runJobs(deps, entry, run));
   if (entry.data.jobIds.length === 1) return deps.gate.runExclusive(() => runJobs(deps, entry, run));
@@ -192,7 +231,12 @@ async function processJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayloa
  */
 function mayRunUnclaimed(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>): boolean {
   return (
-    entry.data.carried !== undefined && entry.data.jobIds.length === 1 && entry.attemptsMade === 0 && !afterWorkerDeath(entry) && !tracing.enabled && deps.runTimes?.isFast(modelOf(entry)) === true
+    entry.data.carried !== undefined &&
+    entry.data.jobIds.length === 1 &&
+    entry.attemptsMade === 0 &&
+    !afterWorkerDeath(entry) &&
+    !tracing.enabled &&
+    deps.runTimes?.isFast(modelOf(entry)) === true
   );
 }
 
@@ -204,10 +248,21 @@ function mayRunUnclaimed(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>
  * claim path, which decides what is left to do. A worker that dies here leaves the entry stalled,
  * and its next delivery claims (so that run and every later one counts).
  */
-async function runCarried(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, run: Delivery): Promise<{ jobs: number }> {
+async function runCarried(
+  deps: ProcessorDeps,
+  entry: QueueEntry<DispatchPayload>,
+  run: Delivery,
+): Promise<{ jobs: number }> {
   const carried = entry.data.carried!;
   const model = modelOf(entry);
-  const job: ClaimedJob = { id: entry.data.jobIds[0]!, model, version: entry.data.version, attempts: 1, standalone: true, ...carried };
+  const job: ClaimedJob = {
+    id: entry.data.jobIds[0]!,
+    model,
+    version: entry.data.version,
+    attempts: 1,
+    standalone: true,
+    ...carried,
+  };
   // A cancel may commit while the entry waits, and its entry may not be removed in time (a worker
   // took it first, or Redis refused): the claim path never runs a canceled job.
   if (!(await deps.store.isQueued(job.id))) return runJobs(deps, entry, run);
@@ -230,7 +285,12 @@ const modelOf = (entry: QueueEntry<DispatchPayload>): string => parseInferQueueN
 /** A job's inference, its duration noted in RunTimes. `alone`: in a batch of its own. */
 async function timedInfer(deps: ProcessorDeps, job: ClaimedJob, alone: boolean): Promise<ItemOutcome> {
   const started = performance.now();
-  const outcome = await deps.engine.infer(job.model, job.version, { inputs: job.inputs, outputs: job.requestedOutputs }, { alone });
+  const outcome = await deps.engine.infer(
+    job.model,
+    job.version,
+    { inputs: job.inputs, outputs: job.requestedOutputs },
+    { alone },
+  );
   deps.runTimes?.record(job.model, performance.now() - started);
   return outcome;
 }
@@ -238,7 +298,11 @@ async function timedInfer(deps: ProcessorDeps, job: ClaimedJob, alone: boolean):
 /** finishJobs' options for the outcomes of `claimed`: standalone when every one is. */
 const writeOptions = (claimed: ClaimedJob[]) => ({ standalone: claimed.every((j) => j.standalone) });
 
-async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, run: Delivery): Promise<{ jobs: number }> {
+async function runJobs(
+  deps: ProcessorDeps,
+  entry: QueueEntry<DispatchPayload>,
+  run: Delivery,
+): Promise<{ jobs: number }> {
   // Held at the gate until the shutdown timeout passed: nothing claimed, nothing to give back.
   if (run.signal?.aborted) return handBack(entry, run, nothingClaimed);
   let claimed: ClaimedJob[] = [];
@@ -259,7 +323,8 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
       const outcome = await timedInfer(deps, job, job.attempts > 1);
       EntryTrace.inferred(span, outcome);
       hops.mark(job.id, "worker.inferred");
-      if (isRetriable(outcome) && !run.lastAttempt && job.attempts < deps.limits.maxAttempts) return void again.push(job);
+      if (isRetriable(outcome) && !run.lastAttempt && job.attempts < deps.limits.maxAttempts)
+        return void again.push(job);
       outcomes.push(toJobOutcome(job, outcome, deps.limits));
     });
     const rest = await orHandBack(inferring, entry, run, release);
@@ -270,7 +335,10 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
         again.map((j) => j.id),
         { removeEntry: false },
       );
-      await enqueueIsolated(deps, moved, { delayMs: backoffDelay(jobRetryBackoff(deps.limits.backoffMs), again[0]!.attempts - 1), resumed: false });
+      await enqueueIsolated(deps, moved, {
+        delayMs: backoffDelay(jobRetryBackoff(deps.limits.backoffMs), again[0]!.attempts - 1),
+        resumed: false,
+      });
     }
     const writing = trace ? epochNow() : 0;
     const finished = await deps.outcomes.finishJobs(outcomes, entry.id, writeOptions(claimed));
@@ -282,7 +350,10 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
     await cacheJobResults(deps, claimed, outcomes, finished);
     trace?.end();
     const restIds = rest.map((j) => j.id);
-    if (restIds.length > 0) await yieldRest(entry, run, claimed.length - restIds.length, { jobIds: restIds }, () => deps.store.releaseClaims(restIds, entry.id!));
+    if (restIds.length > 0)
+      await yieldRest(entry, run, claimed.length - restIds.length, { jobIds: restIds }, () =>
+        deps.store.releaseClaims(restIds, entry.id!),
+      );
     return { jobs: finished.length };
   } catch (err) {
     trace?.end(err);
@@ -290,8 +361,18 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
     if (err instanceof HandedBackError || run.signal?.aborted) throw err;
     if (run.lastAttempt && claimed.length > 0) {
       const { code, message } = giveUp(entry, err);
-      const failed: JobOutcome[] = claimed.map((j) => ({ id: j.id, status: "failed", errorCode: code, errorMessage: message }));
-      await cacheJobResults(deps, claimed, failed, await deps.outcomes.finishJobs(failed, entry.id, writeOptions(claimed)));
+      const failed: JobOutcome[] = claimed.map((j) => ({
+        id: j.id,
+        status: "failed",
+        errorCode: code,
+        errorMessage: message,
+      }));
+      await cacheJobResults(
+        deps,
+        claimed,
+        failed,
+        await deps.outcomes.finishJobs(failed, entry.id, writeOptions(claimed)),
+      );
     }
     throw err;
   }
@@ -299,12 +380,27 @@ async function runJobs(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, 
 
 /** A claimed job as its spans name it: ids and its attempt, never its inputs. */
 function jobSubject(job: ClaimedJob): TracedSubject {
-  return { key: job.id, traceParent: job.traceParent, attributes: { [ATTR.model]: job.model, [ATTR.version]: job.version, [ATTR.jobId]: job.id, [ATTR.attempt]: job.attempts } };
+  return {
+    key: job.id,
+    traceParent: job.traceParent,
+    attributes: {
+      [ATTR.model]: job.model,
+      [ATTR.version]: job.version,
+      [ATTR.jobId]: job.id,
+      [ATTR.attempt]: job.attempts,
+    },
+  };
 }
 
 /** A claimed chunk as its spans name it (its items' count is the batch size). */
 function chunkSubject(chunk: ClaimedChunk): TracedSubject {
-  const attributes = { [ATTR.model]: chunk.model, [ATTR.version]: chunk.version, [ATTR.batchId]: chunk.batchId, [ATTR.chunkId]: chunk.id, [ATTR.attempt]: chunk.attempts };
+  const attributes = {
+    [ATTR.model]: chunk.model,
+    [ATTR.version]: chunk.version,
+    [ATTR.batchId]: chunk.batchId,
+    [ATTR.chunkId]: chunk.id,
+    [ATTR.attempt]: chunk.attempts,
+  };
   return { key: chunk.id, traceParent: chunk.traceParent, attributes };
 }
 
@@ -313,7 +409,12 @@ function chunkSubject(chunk: ClaimedChunk): TracedSubject {
  * result cache (failures never do), then the flights of every finished job with one end. Jobs the
  * write did not finish (canceled meanwhile) store nothing. Never throws (the cache degrades).
  */
-async function cacheJobResults(deps: ProcessorDeps, claimed: ClaimedJob[], outcomes: JobOutcome[], finished: FinishedJob[]): Promise<void> {
+async function cacheJobResults(
+  deps: ProcessorDeps,
+  claimed: ClaimedJob[],
+  outcomes: JobOutcome[],
+  finished: FinishedJob[],
+): Promise<void> {
   if (!deps.jobCache) return;
   const byId = new Map(claimed.map((j) => [j.id, j]));
   const done = new Set(finished.map((f) => f.id));
@@ -334,12 +435,27 @@ async function cacheJobResults(deps: ProcessorDeps, claimed: ClaimedJob[], outco
 }
 
 /** Adds the queue entries of jobs moved onto entries of their own (their rows are written: if Redis refuses now, the reconciler adds them). */
-async function enqueueIsolated(deps: ProcessorDeps, moved: IsolatedJob[], options: { delayMs: number; resumed: boolean }): Promise<void> {
-  const groups = moved.map((m) => ({ dispatchId: m.dispatchId, model: m.model, version: m.version, priority: m.priority, jobIds: [m.jobId], ...options }));
+async function enqueueIsolated(
+  deps: ProcessorDeps,
+  moved: IsolatedJob[],
+  options: { delayMs: number; resumed: boolean },
+): Promise<void> {
+  const groups = moved.map((m) => ({
+    dispatchId: m.dispatchId,
+    model: m.model,
+    version: m.version,
+    priority: m.priority,
+    jobIds: [m.jobId],
+    ...options,
+  }));
   await deps.enqueue(groups).catch(() => {});
 }
 
-async function processChunk(deps: ProcessorDeps, entry: QueueEntry<DispatchPayload>, run: Delivery): Promise<{ jobs: number }> {
+async function processChunk(
+  deps: ProcessorDeps,
+  entry: QueueEntry<DispatchPayload>,
+  run: Delivery,
+): Promise<{ jobs: number }> {
   const chunkId = entry.id!;
   const claimed: { chunk: ClaimedChunk | null } = { chunk: null };
   const trace = EntryTrace.begin(entry.queueName);
@@ -381,7 +497,12 @@ interface ChunkRun {
 }
 
 /** A chunk's first attempt: every item at once through the batcher, written in one transaction. */
-async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, hand: ChunkRun, trace?: EntryTrace): Promise<number> {
+async function runChunkTogether(
+  deps: ProcessorDeps,
+  chunk: ClaimedChunk,
+  hand: ChunkRun,
+  trace?: EntryTrace,
+): Promise<number> {
   let retryLater = 0;
   const span = trace?.inference(chunk.id, { [ATTR.batchSize]: chunk.items.filter(Boolean).length });
   const outcomes = new Array<ChunkItemOutcome | undefined>(chunk.items.length);
@@ -394,7 +515,8 @@ async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, hand: 
     queued,
     async ({ i, inputs }) => {
       const outcome = await deps.engine.infer(chunk.model, chunk.version, itemOf(chunk, inputs));
-      if (isRetriable(outcome) && !hand.run.lastAttempt && chunk.attempts < deps.limits.maxAttempts) return void retryLater++;
+      if (isRetriable(outcome) && !hand.run.lastAttempt && chunk.attempts < deps.limits.maxAttempts)
+        return void retryLater++;
       outcomes[i] = toChunkOutcome(outcome, chunk.attempts, deps.limits);
     },
     () => retryLater === 0,
@@ -402,8 +524,14 @@ async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, hand: 
   const rest = await orHandBack(inferring, hand.entry, hand.run, hand.release);
   span?.end();
   const finished = await writeChunk(deps, chunk, outcomes, trace);
-  if (rest.length > 0) await yieldRest(hand.entry, hand.run, queued.length - rest.length, {}, () => deps.chunks.releaseClaim(chunk.id, { started: true }));
-  if (retryLater > 0) throw new ChunkRetryError(`${retryLater} items of chunk ${chunk.id} timed out or crashed their thread; retrying them one at a time`);
+  if (rest.length > 0)
+    await yieldRest(hand.entry, hand.run, queued.length - rest.length, {}, () =>
+      deps.chunks.releaseClaim(chunk.id, { started: true }),
+    );
+  if (retryLater > 0)
+    throw new ChunkRetryError(
+      `${retryLater} items of chunk ${chunk.id} timed out or crashed their thread; retrying them one at a time`,
+    );
   return finished;
 }
 
@@ -413,7 +541,12 @@ async function runChunkTogether(deps: ProcessorDeps, chunk: ClaimedChunk, hand: 
  * one it was running; once the chunk is past maxAttempts, that item fails (retries_exhausted)
  * and the others go on.
  */
-async function runChunkAlone(deps: ProcessorDeps, chunk: ClaimedChunk, hand: ChunkRun, trace?: EntryTrace): Promise<number> {
+async function runChunkAlone(
+  deps: ProcessorDeps,
+  chunk: ClaimedChunk,
+  hand: ChunkRun,
+  trace?: EntryTrace,
+): Promise<number> {
   const exhaustedNow = chunk.attempts > deps.limits.maxAttempts;
   let blamed = false;
   let retryLater = 0;
@@ -440,11 +573,17 @@ async function runChunkAlone(deps: ProcessorDeps, chunk: ClaimedChunk, hand: Chu
     sparse[i] = outcome;
     finished += await writeChunk(deps, chunk, sparse, trace);
   }
-  if (retryLater > 0) throw new ChunkRetryError(`${retryLater} items of chunk ${chunk.id} timed out or crashed their thread again`);
+  if (retryLater > 0)
+    throw new ChunkRetryError(`${retryLater} items of chunk ${chunk.id} timed out or crashed their thread again`);
   return finished;
 }
 
-async function writeChunk(deps: ProcessorDeps, chunk: ClaimedChunk, outcomes: Array<ChunkItemOutcome | undefined>, trace?: EntryTrace): Promise<number> {
+async function writeChunk(
+  deps: ProcessorDeps,
+  chunk: ClaimedChunk,
+  outcomes: Array<ChunkItemOutcome | undefined>,
+  trace?: EntryTrace,
+): Promise<number> {
   const writing = trace ? epochNow() : 0;
   const finished = await deps.outcomes.finishChunk(chunk.id, outcomes);
   trace?.written([chunk.id], writing);
@@ -453,13 +592,18 @@ async function writeChunk(deps: ProcessorDeps, chunk: ClaimedChunk, outcomes: Ar
     deps.metrics.itemsFinished.inc({ model: chunk.model, status: "succeeded" }, finished.succeeded);
     deps.metrics.itemsFinished.inc({ model: chunk.model, status: "failed" }, finished.failed);
     // After the commit, and only what it wrote as succeeded (failures are never cached).
-    if (deps.chunkCache && chunk.cacheKeys.length > 0) await deps.chunkCache.store(chunk.model, chunk.version, cacheableItems(chunk, outcomes, finished.succeededItems));
+    if (deps.chunkCache && chunk.cacheKeys.length > 0)
+      await deps.chunkCache.store(chunk.model, chunk.version, cacheableItems(chunk, outcomes, finished.succeededItems));
   }
   return finished?.finished ?? 0;
 }
 
 /** The items a chunk write made succeeded, each with the digest the API stored for it. */
-function cacheableItems(chunk: ClaimedChunk, outcomes: Array<ChunkItemOutcome | undefined>, succeeded: number[]): CacheableResult[] {
+function cacheableItems(
+  chunk: ClaimedChunk,
+  outcomes: Array<ChunkItemOutcome | undefined>,
+  succeeded: number[],
+): CacheableResult[] {
   return succeeded.flatMap((i) => {
     const outcome = outcomes[i];
     const digest = chunk.cacheKeys[i];
@@ -474,11 +618,17 @@ function itemOf(chunk: ClaimedChunk, inputs: NonNullable<ClaimedChunk["items"][n
 const isRetriable = (outcome: ItemOutcome): boolean => !outcome.ok && outcome.retriable === true;
 
 /** The result as JSON text, or the failure that replaces a result over the size limit. */
-function serialised(outcome: Extract<ItemOutcome, { ok: true }>, limits: ProcessorLimits): { resultJson: string } | { code: string; message: string } {
+function serialised(
+  outcome: Extract<ItemOutcome, { ok: true }>,
+  limits: ProcessorLimits,
+): { resultJson: string } | { code: string; message: string } {
   const resultJson = JSON.stringify(outcome.result);
   const bytes = Buffer.byteLength(resultJson);
   if (bytes <= limits.maxResultBytes) return { resultJson };
-  return { code: "result_too_large", message: `the result is ${bytes} bytes, over the limit of ${limits.maxResultBytes}; ask for fewer rows or outputs` };
+  return {
+    code: "result_too_large",
+    message: `the result is ${bytes} bytes, over the limit of ${limits.maxResultBytes}; ask for fewer rows or outputs`,
+  };
 }
 
 /** A failure that was retriable but is now final says after how many attempts. */
@@ -487,20 +637,28 @@ function finalMessage(outcome: Extract<ItemOutcome, { ok: false }>, attempts: nu
 }
 
 function toJobOutcome(job: ClaimedJob, outcome: ItemOutcome, limits: ProcessorLimits): JobOutcome {
-  if (!outcome.ok) return { id: job.id, status: "failed", errorCode: outcome.code, errorMessage: finalMessage(outcome, job.attempts) };
+  if (!outcome.ok)
+    return { id: job.id, status: "failed", errorCode: outcome.code, errorMessage: finalMessage(outcome, job.attempts) };
   const result = serialised(outcome, limits);
-  return "resultJson" in result ? { id: job.id, status: "succeeded", resultJson: result.resultJson } : { id: job.id, status: "failed", errorCode: result.code, errorMessage: result.message };
+  return "resultJson" in result
+    ? { id: job.id, status: "succeeded", resultJson: result.resultJson }
+    : { id: job.id, status: "failed", errorCode: result.code, errorMessage: result.message };
 }
 
 function toChunkOutcome(outcome: ItemOutcome, attempts: number, limits: ProcessorLimits): ChunkItemOutcome {
   if (!outcome.ok) return { status: "failed", error: { code: outcome.code, message: finalMessage(outcome, attempts) } };
   const result = serialised(outcome, limits);
-  return "resultJson" in result ? { status: "succeeded", resultJson: result.resultJson } : { status: "failed", error: result };
+  return "resultJson" in result
+    ? { status: "succeeded", resultJson: result.resultJson }
+    : { status: "failed", error: result };
 }
 
 /** A job or item claimed more often than allowed: each of its runs ended without a result (the worker running it died). */
 function exhaustedError(runs: number): JobError {
-  return { code: "retries_exhausted", message: `gave up after ${runs} attempts: each ended without a result (the worker running it died or lost it)` };
+  return {
+    code: "retries_exhausted",
+    message: `gave up after ${runs} attempts: each ended without a result (the worker running it died or lost it)`,
+  };
 }
 
 function exhausted(id: string, runs: number): JobOutcome {
@@ -509,7 +667,10 @@ function exhausted(id: string, runs: number): JobOutcome {
 }
 
 function giveUp(entry: QueueEntry<DispatchPayload>, err: unknown): { code: string; message: string } {
-  return { code: "retries_exhausted", message: `gave up after ${entry.attemptsMade + 1} attempts: ${(err as Error).message}` };
+  return {
+    code: "retries_exhausted",
+    message: `gave up after ${entry.attemptsMade + 1} attempts: ${(err as Error).message}`,
+  };
 }
 
 /**
@@ -517,4 +678,8 @@ function giveUp(entry: QueueEntry<DispatchPayload>, err: unknown): { code: strin
  * (the dispatcher's exponential backoff), doubling from RETRY_BACKOFF_MS, uncapped, each delay
  * between half and all of its ceiling.
  */
-export const jobRetryBackoff = (baseMs: number): BackoffSchedule => ({ baseMs, maxMs: Number.POSITIVE_INFINITY, jitter: JOB_RETRY_JITTER });
+export const jobRetryBackoff = (baseMs: number): BackoffSchedule => ({
+  baseMs,
+  maxMs: Number.POSITIVE_INFINITY,
+  jitter: JOB_RETRY_JITTER,
+});

@@ -17,7 +17,11 @@ export class Reconciler {
     private readonly models: string[],
     private readonly options: { intervalMs: number; afterMs: number; logger: Logger },
   ) {
-    this.periodic = new PeriodicPass(() => this.pass(), { intervalMs: options.intervalMs, logger: options.logger, failure: "reconcile failed" });
+    this.periodic = new PeriodicPass(() => this.pass(), {
+      intervalMs: options.intervalMs,
+      logger: options.logger,
+      failure: "reconcile failed",
+    });
   }
 
   start(): void {
@@ -44,7 +48,17 @@ export class Reconciler {
       if (entry) await entry.remove().catch(() => {});
       const jobIds = pending.batchChunk ? [] : left;
       // Started work whose entry is gone may be what killed its worker: `resumed` has it run alone.
-      await this.dispatcher.enqueue([{ dispatchId: pending.id, model: pending.model, version: pending.version, priority: pending.priority, jobIds, batchChunk: pending.batchChunk, resumed: started }]);
+      await this.dispatcher.enqueue([
+        {
+          dispatchId: pending.id,
+          model: pending.model,
+          version: pending.version,
+          priority: pending.priority,
+          jobIds,
+          batchChunk: pending.batchChunk,
+          resumed: started,
+        },
+      ]);
       requeued += pending.batchChunk ? pending.jobs : left.length;
     }
     if (requeued > 0) this.options.logger.warn({ jobs: requeued }, "re-enqueued jobs that Redis had lost");

@@ -32,7 +32,11 @@ export class RetentionSweeper {
     private readonly store: RetentionStore,
     private readonly options: RetentionOptions,
   ) {
-    this.periodic = new PeriodicPass(() => this.pass(), { intervalMs: options.days > 0 ? options.intervalMs : 0, logger: options.logger, failure: "retention pass failed" });
+    this.periodic = new PeriodicPass(() => this.pass(), {
+      intervalMs: options.days > 0 ? options.intervalMs : 0,
+      logger: options.logger,
+      failure: "retention pass failed",
+    });
   }
 
   start(): void {
@@ -51,7 +55,8 @@ export class RetentionSweeper {
       batches: await this.deleteAll((limit) => this.store.deleteCompletedBatches(cutoff, limit)),
       webhookEvents: await this.deleteAll((limit) => this.store.deleteSettledWebhookEvents(cutoff, limit)),
     };
-    if (pass.jobs + pass.batches + pass.webhookEvents > 0) this.options.logger.info(pass, "deleted records past retention");
+    if (pass.jobs + pass.batches + pass.webhookEvents > 0)
+      this.options.logger.info(pass, "deleted records past retention");
     return pass;
   }
 

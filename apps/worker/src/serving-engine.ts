@@ -3,7 +3,13 @@ import os from "node:os";
 import type { Logger } from "pino";
 import { InferlineError, type WorkerModelReport } from "@inferline/contracts";
 import { ModelRepository, modelFingerprint, type ResolvedModel } from "@inferline/runtime";
-import { InferenceEngine, InProcessRunner, ThreadPoolRunner, type ModelLoadFailure, type ModelRunner } from "@inferline/inference";
+import {
+  InferenceEngine,
+  InProcessRunner,
+  ThreadPoolRunner,
+  type ModelLoadFailure,
+  type ModelRunner,
+} from "@inferline/inference";
 import type { WorkerEnv } from "./env.ts";
 import type { WorkerMetrics } from "./metrics.ts";
 import type { CachedModels } from "./cache-writer.ts";
@@ -34,7 +40,11 @@ export interface ServedVersion {
  * runs feed the worker's metrics. One model that fails to load (a bad file, a missing package)
  * leaves the others served.
  */
-export async function loadServingEngine(env: WorkerEnv, metrics: WorkerMetrics, logger: Logger): Promise<ServingEngine> {
+export async function loadServingEngine(
+  env: WorkerEnv,
+  metrics: WorkerMetrics,
+  logger: Logger,
+): Promise<ServingEngine> {
   const repo = ModelRepository.load(env.MODELS_DIR);
   const wanted = env.WORKER_MODELS.includes("*") ? repo.names() : env.WORKER_MODELS;
   const engine = new InferenceEngine(runnerChooser(env, logger), {
@@ -51,7 +61,8 @@ export async function loadServingEngine(env: WorkerEnv, metrics: WorkerMetrics, 
     },
   });
   const { loaded, served, failed } = await engine.load(InferenceEngine.resolveAll(repo, wanted), { partial: true });
-  if (served.length === 0 && wanted.length > 0) logger.error({ models: wanted }, "no model loaded; this worker serves none of its models and reports them unready");
+  if (served.length === 0 && wanted.length > 0)
+    logger.error({ models: wanted }, "no model loaded; this worker serves none of its models and reports them unready");
   // Read now, right after the sessions loaded these files, and never on a job's path.
   for (const m of loaded) if (m.manifest.cache) modelFingerprint(m);
   const versions = loaded.map((m) => ({ model: m.manifest.name, version: m.version }));
@@ -76,20 +87,30 @@ export function workerInstanceId(): string {
  * version of the manifest, ready unless it failed to load. Failures go by their code only; the
  * message (files, hosts) stays in this worker's log.
  */
-export function readinessReports(worker: string, serving: Pick<ServingEngine, "wanted" | "failed" | "repository">): WorkerModelReport[] {
+export function readinessReports(
+  worker: string,
+  serving: Pick<ServingEngine, "wanted" | "failed" | "repository">,
+): WorkerModelReport[] {
   return serving.wanted.map((model) => ({
     worker,
     model,
     versions: serving.repository.manifest(model).versions.map(({ version }) => {
       const failure = serving.failed.find((f) => f.model.manifest.name === model && f.model.version === version);
-      return failure ? { version, ready: false, code: failure.error instanceof InferlineError ? failure.error.code : "load_failed" } : { version, ready: true };
+      return failure
+        ? { version, ready: false, code: failure.error instanceof InferlineError ? failure.error.code : "load_failed" }
+        : { version, ready: true };
     }),
   }));
 }
 
 /** Tiny models run on this thread; a model with `instances` (or INFERENCE_THREADS) gets a thread pool of its own. */
 function runnerChooser(env: WorkerEnv, logger: Logger): (model: ResolvedModel) => ModelRunner {
-  const settings = { intraOpThreads: env.INTRA_OP_THREADS, adapterModules: env.INFERENCE_ADAPTER_MODULES, timeoutOverrideMs: env.INFERENCE_TIMEOUT_MS, logger };
+  const settings = {
+    intraOpThreads: env.INTRA_OP_THREADS,
+    adapterModules: env.INFERENCE_ADAPTER_MODULES,
+    timeoutOverrideMs: env.INFERENCE_TIMEOUT_MS,
+    logger,
+  };
   const mainThread = new InProcessRunner(settings);
   const pools = new Map<string, ThreadPoolRunner>();
   return (m) => {

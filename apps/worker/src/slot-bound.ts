@@ -74,7 +74,13 @@ export class SlotBound {
  * slices whether another tenant waits; returns the items not run when it stopped for that
  * (empty when all ran). `mayStop` can forbid stopping (what ran must then be finished as usual).
  */
-export async function runInSlices<T>(bound: SlotBound | undefined, site: SliceSite, items: T[], run: (item: T) => Promise<void>, mayStop: () => boolean = () => true): Promise<T[]> {
+export async function runInSlices<T>(
+  bound: SlotBound | undefined,
+  site: SliceSite,
+  items: T[],
+  run: (item: T) => Promise<void>,
+  mayStop: () => boolean = () => true,
+): Promise<T[]> {
   if (!bound) {
     await Promise.all(items.map(run));
     return [];

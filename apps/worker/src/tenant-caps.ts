@@ -1,7 +1,15 @@
 import crypto from "node:crypto";
 import { DelayedError, type Job as QueueEntry } from "bullmq";
 import type { TenantCap } from "@inferline/db";
-import { isRedisUnavailable, parseInferQueueName, tenantCapKey, type CapLease, type CapSlot, type DispatchPayload, type TenantLeases } from "@inferline/queue";
+import {
+  isRedisUnavailable,
+  parseInferQueueName,
+  tenantCapKey,
+  type CapLease,
+  type CapSlot,
+  type DispatchPayload,
+  type TenantLeases,
+} from "@inferline/queue";
 
 /** The model name of a cap over every model of a tenant (as `tenant_caps` stores it). */
 const ALL_MODELS = "*";
@@ -67,7 +75,8 @@ export class TenantCaps {
     await this.fresh();
     if (!this.any) return undefined;
     const model = parseInferQueueName(entry.queueName).model;
-    const tenantId = entry.data.tenantId ?? entry.data.carried?.tenantId ?? (await this.deps.tenantOf(entry.id!).catch(() => null));
+    const tenantId =
+      entry.data.tenantId ?? entry.data.carried?.tenantId ?? (await this.deps.tenantOf(entry.id!).catch(() => null));
     if (!tenantId) return undefined;
     const slots: CapSlot[] = [];
     for (const scope of [model, ALL_MODELS]) {
@@ -81,19 +90,28 @@ export class TenantCaps {
     try {
       lease = await this.deps.leases.acquire(`${entry.id}:${crypto.randomUUID().slice(0, 8)}`, slots, weight);
     } catch (err) {
-      this.deps.logger.warn({ err: (err as Error).message, unreachable: isRedisUnavailable(err) }, "taking a lease on a tenant's concurrency cap failed: the entry runs without it");
+      this.deps.logger.warn(
+        { err: (err as Error).message, unreachable: isRedisUnavailable(err) },
+        "taking a lease on a tenant's concurrency cap failed: the entry runs without it",
+      );
       return undefined;
     }
     if (!lease) {
       this.deps.onWait(model);
-      await entry.moveToDelayed(Date.now() + this.options.waitMs + Math.round(Math.random() * this.options.waitMs), token);
+      await entry.moveToDelayed(
+        Date.now() + this.options.waitMs + Math.round(Math.random() * this.options.waitMs),
+        token,
+      );
       throw new DelayedError();
     }
     return this.hold(lease);
   }
 
   private hold(lease: CapLease): HeldCap {
-    const renewal = setInterval(() => void this.deps.leases.renew(lease).catch(() => {}), Math.max(100, Math.floor(this.options.leaseMs / 3)));
+    const renewal = setInterval(
+      () => void this.deps.leases.renew(lease).catch(() => {}),
+      Math.max(100, Math.floor(this.options.leaseMs / 3)),
+    );
     renewal.unref();
     return {
       release: async () => {
@@ -117,7 +135,10 @@ export class TenantCaps {
       .catch((err: Error) => {
         // Tried again after cacheMs, not on every entry: each try may wait for a connect timeout.
         this.readAt = performance.now();
-        this.deps.logger.warn({ err: err.message }, "reading tenants' concurrency caps failed; the last ones read stay in force");
+        this.deps.logger.warn(
+          { err: err.message },
+          "reading tenants' concurrency caps failed; the last ones read stay in force",
+        );
       })
       .finally(() => (this.reading = undefined));
     await this.reading;

@@ -1,10 +1,26 @@
 import type http from "node:http";
 import type { Logger } from "pino";
 import { hops, throttledLogger } from "@inferline/runtime";
-import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, RetentionStore, TenantCapStore, WebhookEventStore } from "@inferline/db";
+import {
+  BatchChunkStore,
+  BatchStore,
+  Database,
+  DispatchStore,
+  JobStore,
+  RetentionStore,
+  TenantCapStore,
+  WebhookEventStore,
+} from "@inferline/db";
 import { OutcomeSystem, type OutcomeHooks } from "@inferline/outcomes";
 import { ResultCache } from "@inferline/cache";
-import { createRedis, Dispatcher, FinishedNotifier, ModelReadinessPublisher, redisTarget, TenantLeases } from "@inferline/queue";
+import {
+  createRedis,
+  Dispatcher,
+  FinishedNotifier,
+  ModelReadinessPublisher,
+  redisTarget,
+  TenantLeases,
+} from "@inferline/queue";
 import { WebhookQueue, WebhookWorker } from "@inferline/webhooks";
 import { startTelemetry } from "@inferline/telemetry";
 import type { WorkerEnv } from "./env.ts";
@@ -45,7 +61,12 @@ export interface RunningWorker {
  * engine. `metrics`: already serving (main.ts opens its port before waiting for dependencies);
  * without it the worker makes its own and serves it on METRICS_PORT.
  */
-export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerHooks = {}, served?: WorkerMetrics): Promise<RunningWorker> {
+export async function startWorker(
+  env: WorkerEnv,
+  logger: Logger,
+  hooks: WorkerHooks = {},
+  served?: WorkerMetrics,
+): Promise<RunningWorker> {
   // What a dependency's outage makes happen again and again is logged once per 10 s per kind.
   const outages = throttledLogger(logger);
   const metrics = served ?? new WorkerMetrics();
@@ -59,19 +80,30 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     poolSize: 8,
     connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
     statementTimeoutMs: env.DATABASE_STATEMENT_TIMEOUT_MS,
-    onConnectionError: (err) => outages.warn({ err: err.message, code: (err as { code?: string }).code }, "PostgreSQL connection lost; the pool reconnects"),
+    onConnectionError: (err) =>
+      outages.warn(
+        { err: err.message, code: (err as { code?: string }).code },
+        "PostgreSQL connection lost; the pool reconnects",
+      ),
   });
   const store = new JobStore(db.pool, db.prisma);
   const connection = createRedis(redisTarget(env), "worker");
   const publisher = createRedis(redisTarget(env), "producer", { commandTimeout: env.REDIS_COMMAND_TIMEOUT_MS });
   // The result cache's own connection, tightly bounded: a slow or dead cache only skips storing results.
-  const cacheRedis = createRedis(env.CACHE_REDIS_URL ?? redisTarget(env), "producer", { commandTimeout: env.CACHE_COMMAND_TIMEOUT_MS, connectionName: `${env.QUEUE_PREFIX}:worker-cache` });
+  const cacheRedis = createRedis(env.CACHE_REDIS_URL ?? redisTarget(env), "producer", {
+    commandTimeout: env.CACHE_COMMAND_TIMEOUT_MS,
+    connectionName: `${env.QUEUE_PREFIX}:worker-cache`,
+  });
   const cache = new ResultCache(cacheRedis, { prefix: env.QUEUE_PREFIX, logger, flightTtlMs: env.CACHE_FLIGHT_TTL_MS });
   // Deliveries run on their own BullMQ worker, so a slow receiver never holds an inference slot.
   const webhookQueue = new WebhookQueue(publisher, env.QUEUE_PREFIX);
   const chunks = new BatchChunkStore(db.pool);
   const webhookEvents = new WebhookEventStore(db.pool);
-  const dispatcher = new Dispatcher(publisher, { prefix: env.QUEUE_PREFIX, attempts: env.JOB_ATTEMPTS, backoffMs: env.RETRY_BACKOFF_MS });
+  const dispatcher = new Dispatcher(publisher, {
+    prefix: env.QUEUE_PREFIX,
+    attempts: env.JOB_ATTEMPTS,
+    backoffMs: env.RETRY_BACKOFF_MS,
+  });
   const dispatches = new DispatchStore(db.pool);
   const outcomes = new OutcomeSystem(
     {
@@ -106,7 +138,12 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
       onWait: (model) => metrics.tenantCapWaits.inc({ model }),
       logger: outages,
     },
-    { prefix: env.QUEUE_PREFIX, cacheMs: env.TENANT_CAP_CACHE_MS, leaseMs: env.TENANT_CAP_LEASE_MS, waitMs: env.TENANT_CAP_WAIT_MS },
+    {
+      prefix: env.QUEUE_PREFIX,
+      cacheMs: env.TENANT_CAP_CACHE_MS,
+      leaseMs: env.TENANT_CAP_LEASE_MS,
+      waitMs: env.TENANT_CAP_WAIT_MS,
+    },
   );
   const processor = createProcessor({
     store,
@@ -118,15 +155,25 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
     limits: { maxAttempts: env.JOB_ATTEMPTS, maxResultBytes: env.MAX_RESULT_BYTES, backoffMs: env.RETRY_BACKOFF_MS },
     gate: new ExclusiveGate(),
     runTimes: new RunTimes(),
-    ...(env.SLOT_HOLD_MS > 0 ? { slots: new SlotBound(env.SLOT_HOLD_MS, nextInLine(dispatcher), (model) => metrics.slotYields.inc({ model })) } : {}),
+    ...(env.SLOT_HOLD_MS > 0
+      ? { slots: new SlotBound(env.SLOT_HOLD_MS, nextInLine(dispatcher), (model) => metrics.slotYields.inc({ model })) }
+      : {}),
     chunkCache: cacheWriter,
     jobCache: { results: cacheWriter, flights: cache },
     caps,
   });
   const workers = new ModelWorkers(serving.versions, processor, connection, env, logger);
-  const reconciler = new Reconciler(new DispatchStore(db.pool), dispatcher, models, { intervalMs: env.RECONCILE_INTERVAL_MS, afterMs: env.RECONCILE_AFTER_MS, logger });
+  const reconciler = new Reconciler(new DispatchStore(db.pool), dispatcher, models, {
+    intervalMs: env.RECONCILE_INTERVAL_MS,
+    afterMs: env.RECONCILE_AFTER_MS,
+    logger,
+  });
   reconciler.start();
-  const retention = new RetentionSweeper(new RetentionStore(db.pool), { days: env.RETENTION_DAYS, intervalMs: env.RETENTION_INTERVAL_MS, logger });
+  const retention = new RetentionSweeper(new RetentionStore(db.pool), {
+    days: env.RETENTION_DAYS,
+    intervalMs: env.RETENTION_INTERVAL_MS,
+    logger,
+  });
   retention.start();
   const deadlines = new DeadlineSweeper(outcomes, { intervalMs: env.DEADLINE_SWEEP_INTERVAL_MS, logger });
   deadlines.start();
@@ -159,7 +206,8 @@ export async function startWorker(env: WorkerEnv, logger: Logger, hooks: WorkerH
   metrics.showReadiness(reports);
   const readiness = new ModelReadinessPublisher(publisher, env.QUEUE_PREFIX, reports, {
     intervalMs: env.MODEL_HEARTBEAT_MS,
-    onError: (err) => outages.warn({ err: err.message }, "renewing the model readiness report failed; the next beat tries again"),
+    onError: (err) =>
+      outages.warn({ err: err.message }, "renewing the model readiness report failed; the next beat tries again"),
   });
   await readiness.start();
   logger.info({ models, concurrency: env.WORKER_CONCURRENCY }, "worker ready");

@@ -1,7 +1,15 @@
 import crypto from "node:crypto";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, WebhookEventStore, type RecordedEvent } from "@inferline/db";
+import {
+  BatchChunkStore,
+  BatchStore,
+  Database,
+  DispatchStore,
+  JobStore,
+  WebhookEventStore,
+  type RecordedEvent,
+} from "@inferline/db";
 import { OutcomeSystem } from "@inferline/outcomes";
 import { createTestDatabase, type TestDatabase } from "@inferline/testing";
 import { DeadlineSweeper, type DeadlinePass } from "@inferline/worker";
@@ -49,7 +57,11 @@ async function jobs(count: number, deadlines: { queueDeadline?: string; cancelAt
 }
 
 /** A batch of `chunks` unstarted chunks of `size` items, with a webhook and the given deadline columns; returns its id. */
-async function batch(chunks: number, size: number, deadlines: { queueDeadline?: string; cancelAt?: string }): Promise<string> {
+async function batch(
+  chunks: number,
+  size: number,
+  deadlines: { queueDeadline?: string; cancelAt?: string },
+): Promise<string> {
   const id = crypto.randomUUID();
   await db.pool.query(
     `insert into batches (id, "tenantId", model, version, total, remaining, webhook, "queueDeadline", "cancelAt")
@@ -65,7 +77,10 @@ async function batch(chunks: number, size: number, deadlines: { queueDeadline?: 
   return id;
 }
 
-const statuses = async (ids: string[]) => (await db.pool.query<{ status: string }>(`select status from jobs where id = any($1::uuid[])`, [ids])).rows.map((r) => r.status);
+const statuses = async (ids: string[]) =>
+  (await db.pool.query<{ status: string }>(`select status from jobs where id = any($1::uuid[])`, [ids])).rows.map(
+    (r) => r.status,
+  );
 
 function sum(passes: DeadlinePass[]): DeadlinePass {
   return passes.reduce((a, p) => ({
@@ -81,7 +96,10 @@ describe("DeadlineSweeper", () => {
     await db.pool.query(`insert into tenants (id, name, "webhookSecret") values ($1, 'swept', 'whsec_x')`, [TENANT]);
     const late = await jobs(23, { queueDeadline: "now() - interval '1 second'" });
     const overdue = await jobs(7, { cancelAt: "now() - interval '1 second'" });
-    const waiting = await jobs(3, { queueDeadline: "now() + interval '1 hour'", cancelAt: "now() + interval '1 hour'" });
+    const waiting = await jobs(3, {
+      queueDeadline: "now() + interval '1 hour'",
+      cancelAt: "now() + interval '1 hour'",
+    });
     const lateBatch = await batch(5, 3, { queueDeadline: "now() - interval '1 second'" });
     const canceledBatch = await batch(2, 2, { cancelAt: "now() - interval '1 second'" });
 
@@ -99,7 +117,9 @@ describe("DeadlineSweeper", () => {
     expect(types.filter((t) => t === "batch.completed")).toHaveLength(2);
     expect(published).toEqual(expect.arrayContaining([...late, ...overdue, lateBatch, canceledBatch]));
 
-    const { rows } = await db.pool.query(`select id, "completedAt" is not null as completed, "canceledAt" is not null as canceled, remaining from batches order by id`);
+    const { rows } = await db.pool.query(
+      `select id, "completedAt" is not null as completed, "canceledAt" is not null as canceled, remaining from batches order by id`,
+    );
     expect(rows).toEqual(
       [
         { id: lateBatch, completed: true, canceled: false, remaining: 0 },
@@ -107,6 +127,11 @@ describe("DeadlineSweeper", () => {
       ].sort((a, b) => a.id.localeCompare(b.id)),
     );
     // Nothing is left for a next pass.
-    expect(await sweepers[0]!.runOnce()).toEqual({ expiredJobs: 0, canceledJobs: 0, expiredItems: 0, canceledBatches: 0 });
+    expect(await sweepers[0]!.runOnce()).toEqual({
+      expiredJobs: 0,
+      canceledJobs: 0,
+      expiredItems: 0,
+      canceledBatches: 0,
+    });
   });
 });

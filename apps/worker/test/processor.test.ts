@@ -3,7 +3,15 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Job as QueueEntry } from "bullmq";
 import { newBatchId, type FlatTensor } from "@inferline/contracts";
-import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, WebhookEventStore, type NewJob } from "@inferline/db";
+import {
+  BatchChunkStore,
+  BatchStore,
+  Database,
+  DispatchStore,
+  JobStore,
+  WebhookEventStore,
+  type NewJob,
+} from "@inferline/db";
 import type { InferenceEngine, InferenceItem, ItemOutcome } from "@inferline/inference";
 import { OutcomeSystem } from "@inferline/outcomes";
 import { createRedis, Dispatcher, type DispatchPayload, type RedisConnection } from "@inferline/queue";
@@ -33,9 +41,17 @@ const MODEL = {
   async infer(_model: string, _version: string, item: InferenceItem): Promise<ItemOutcome> {
     const value = (item.inputs[0] as FlatTensor).data[0] as number;
     runs.push(value);
-    if (value === RETRIABLE) return { ok: false, code: "inference_timeout", message: "the run timed out", retriable: true };
+    if (value === RETRIABLE)
+      return { ok: false, code: "inference_timeout", message: "the run timed out", retriable: true };
     if (value === BROKEN) return { ok: false, code: "inference_error", message: "bad input", retriable: false };
-    return { ok: true, result: { model_name: "m", model_version: "1", outputs: [{ name: "y", datatype: "FP32", shape: [1], data: [value * 10] }] } };
+    return {
+      ok: true,
+      result: {
+        model_name: "m",
+        model_version: "1",
+        outputs: [{ name: "y", datatype: "FP32", shape: [1], data: [value * 10] }],
+      },
+    };
   },
 } as unknown as InferenceEngine;
 
@@ -47,7 +63,9 @@ beforeAll(async () => {
   redis = createRedis(testRedisUrl(), "producer");
   dispatcher = new Dispatcher(redis, { prefix, attempts: MAX_ATTEMPTS, backoffMs: 60_000 });
   jobs = new JobStore(db.pool, db.prisma);
-  const { rows } = await db.pool.query<{ id: string }>(`insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), 'processor', 'whsec_dGVzdA==') returning id`);
+  const { rows } = await db.pool.query<{ id: string }>(
+    `insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), 'processor', 'whsec_dGVzdA==') returning id`,
+  );
   tenantId = rows[0]!.id;
 });
 afterAll(async () => {
@@ -107,15 +125,20 @@ async function submit(values: number[]): Promise<{ ids: string[]; entry: QueueEn
     createdAt: new Date(),
   }));
   await jobs.insertMany(rows);
-  await dispatcher.enqueue([{ dispatchId, model: "m", version: "1", priority: "normal", jobIds: rows.map((r) => r.id) }]);
+  await dispatcher.enqueue([
+    { dispatchId, model: "m", version: "1", priority: "normal", jobIds: rows.map((r) => r.id) },
+  ]);
   return { ids: rows.map((r) => r.id), entry: (await dispatcher.queue("m", "1").getJob(dispatchId))! };
 }
 
 async function job(id: string) {
-  const { rows } = await db.pool.query<{ status: string; result: { outputs: Array<{ data: number[] }> } | null; errorCode: string | null; errorMessage: string | null; dispatchId: string }>(
-    `select status, result, "errorCode", "errorMessage", "dispatchId" from jobs where id = $1`,
-    [id],
-  );
+  const { rows } = await db.pool.query<{
+    status: string;
+    result: { outputs: Array<{ data: number[] }> } | null;
+    errorCode: string | null;
+    errorMessage: string | null;
+    dispatchId: string;
+  }>(`select status, result, "errorCode", "errorMessage", "dispatchId" from jobs where id = $1`, [id]);
   return rows[0]!;
 }
 
@@ -123,13 +146,18 @@ describe("processor: a job entry", () => {
   it("runs every job of the entry and writes their results", async () => {
     const { ids, entry } = await submit([OK, OK]);
     expect(await processor()(entry)).toEqual({ jobs: 2 });
-    for (const id of ids) expect(await job(id)).toMatchObject({ status: "succeeded", result: { outputs: [{ data: [10] }] } });
+    for (const id of ids)
+      expect(await job(id)).toMatchObject({ status: "succeeded", result: { outputs: [{ data: [10] }] } });
   });
 
   it("fails only the job whose run failed for good (not retriable), with its code; the others succeed", async () => {
     const { ids, entry } = await submit([BROKEN, OK]);
     expect(await processor()(entry)).toEqual({ jobs: 2 });
-    expect(await job(ids[0]!)).toMatchObject({ status: "failed", errorCode: "inference_error", errorMessage: "bad input" });
+    expect(await job(ids[0]!)).toMatchObject({
+      status: "failed",
+      errorCode: "inference_error",
+      errorMessage: "bad input",
+    });
     expect(await job(ids[1]!)).toMatchObject({ status: "succeeded" });
   });
 
@@ -149,7 +177,11 @@ describe("processor: a job entry", () => {
     const { ids, entry } = await submit([RETRIABLE]);
     entry.attemptsMade = MAX_ATTEMPTS - 1;
     expect(await processor()(entry)).toEqual({ jobs: 1 });
-    expect(await job(ids[0]!)).toMatchObject({ status: "failed", errorCode: "inference_timeout", errorMessage: "the run timed out (gave up after 1 attempts)" });
+    expect(await job(ids[0]!)).toMatchObject({
+      status: "failed",
+      errorCode: "inference_timeout",
+      errorMessage: "the run timed out (gave up after 1 attempts)",
+    });
   });
 
   it("never runs a job canceled while its entry waited", async () => {
@@ -164,7 +196,9 @@ describe("processor: a job entry", () => {
 });
 
 describe("processor: a batch chunk entry", () => {
-  async function batchOf(values: number[]): Promise<{ batchId: string; chunkId: string; entry: QueueEntry<DispatchPayload> }> {
+  async function batchOf(
+    values: number[],
+  ): Promise<{ batchId: string; chunkId: string; entry: QueueEntry<DispatchPayload> }> {
     const batchId = newBatchId();
     const chunkId = crypto.randomUUID();
     const draft = await new BatchStore(db.pool, db.prisma).open({
@@ -181,14 +215,32 @@ describe("processor: a batch chunk entry", () => {
       cancelAt: null,
       createdAt: new Date(),
     });
-    await draft.add({ id: chunkId, firstIndex: 0, inputs: values.map((v) => [tensor(v)]), customIds: values.map((_, i) => `c${i}`) });
+    await draft.add({
+      id: chunkId,
+      firstIndex: 0,
+      inputs: values.map((v) => [tensor(v)]),
+      customIds: values.map((_, i) => `c${i}`),
+    });
     await draft.commit(values.length, null);
-    await dispatcher.enqueue([{ dispatchId: chunkId, model: "m", version: "1", priority: "low", jobIds: [], batchChunk: true }]);
+    await dispatcher.enqueue([
+      { dispatchId: chunkId, model: "m", version: "1", priority: "low", jobIds: [], batchChunk: true },
+    ]);
     return { batchId, chunkId, entry: (await dispatcher.queue("m", "1").getJob(chunkId))! };
   }
 
-  const chunk = async (id: string) => (await db.pool.query<{ statuses: string[]; results: unknown[] | null }>(`select statuses, results from batch_chunks where id = $1`, [id])).rows[0]!;
-  const completed = async (batchId: string) => (await db.pool.query<{ done: boolean }>(`select "completedAt" is not null as done from batches where id = $1`, [batchId])).rows[0]!.done;
+  const chunk = async (id: string) =>
+    (
+      await db.pool.query<{ statuses: string[]; results: unknown[] | null }>(
+        `select statuses, results from batch_chunks where id = $1`,
+        [id],
+      )
+    ).rows[0]!;
+  const completed = async (batchId: string) =>
+    (
+      await db.pool.query<{ done: boolean }>(`select "completedAt" is not null as done from batches where id = $1`, [
+        batchId,
+      ])
+    ).rows[0]!.done;
 
   it("runs the chunk's items and writes them in one go, completing the batch", async () => {
     const { batchId, chunkId, entry } = await batchOf([OK, BROKEN, OK]);

@@ -21,11 +21,10 @@ const RECENT = "now() - interval '2 days'";
 
 async function job(id: string, status: string, at: string): Promise<void> {
   const completed = status === "queued" ? "null" : at;
-  await db.pool.query(`insert into jobs (id, "tenantId", model, version, inputs, status, "createdAt", "completedAt") values ($1, $2, 'iris', '1', '[]', $3::"JobStatus", ${at}, ${completed})`, [
-    id,
-    TENANT,
-    status,
-  ]);
+  await db.pool.query(
+    `insert into jobs (id, "tenantId", model, version, inputs, status, "createdAt", "completedAt") values ($1, $2, 'iris', '1', '[]', $3::"JobStatus", ${at}, ${completed})`,
+    [id, TENANT, status],
+  );
 }
 
 async function ids(table: string): Promise<string[]> {
@@ -52,11 +51,16 @@ describe("retention", () => {
          ($1, $3, 'iris', '1', 1, 0, ${OLD}, ${OLD}), ($2, $3, 'iris', '1', 1, 1, ${OLD}, null)`,
       [id(21), id(22), TENANT],
     );
-    await db.pool.query(`insert into batch_chunks (id, "batchId", "firstIndex", size, inputs, "customIds", statuses) values ($1, $2, 0, 1, '[[]]', '{null}', '{succeeded}')`, [id(31), id(21)]);
+    await db.pool.query(
+      `insert into batch_chunks (id, "batchId", "firstIndex", size, inputs, "customIds", statuses) values ($1, $2, 0, 1, '[[]]', '{null}', '{succeeded}')`,
+      [id(31), id(21)],
+    );
 
     const logger = pino({ level: "silent" });
     // RETENTION_DAYS=0 keeps everything, even when a pass is asked for.
-    expect(await new RetentionSweeper(new RetentionStore(db.pool), { days: 0, intervalMs: 0, logger }).runOnce()).toEqual({ jobs: 0, batches: 0, webhookEvents: 0 });
+    expect(
+      await new RetentionSweeper(new RetentionStore(db.pool), { days: 0, intervalMs: 0, logger }).runOnce(),
+    ).toEqual({ jobs: 0, batches: 0, webhookEvents: 0 });
     const sweeper = new RetentionSweeper(new RetentionStore(db.pool), { days: 30, intervalMs: 0, logger, pageSize: 2 });
     expect(await sweeper.runOnce()).toEqual({ jobs: 3, batches: 1, webhookEvents: 1 });
     expect(await ids("jobs")).toEqual([id(14), id(15), id(16)]);

@@ -49,11 +49,18 @@ export function keyMatchesFingerprint(digest: string, fingerprint: string): bool
  * is another key. The tenant is part of the digest, so no tenant can ever reach another's entry.
  */
 export function cacheKeyDigest(parts: CacheKeyParts): string {
-  const sorted = parts.inputs.length > 1 ? [...parts.inputs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) : parts.inputs;
+  const sorted =
+    parts.inputs.length > 1
+      ? [...parts.inputs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+      : parts.inputs;
   const inputs = sorted.map((t) => [t.name, t.datatype, t.shape, t.data]);
   const outputs = parts.requestedOutputs.length > 0 ? [...new Set(parts.requestedOutputs)].sort() : [];
   // One-shot hash: a Hash object per submit costs more than the digest itself.
-  const hash = crypto.hash("sha256", JSON.stringify([parts.tenantId, parts.model, parts.version, parts.fingerprint, outputs, inputs]), "hex");
+  const hash = crypto.hash(
+    "sha256",
+    JSON.stringify([parts.tenantId, parts.model, parts.version, parts.fingerprint, outputs, inputs]),
+    "hex",
+  );
   return fingerprintTag(parts.fingerprint) + hash.slice(TAG_DIGITS);
 }
 
@@ -62,6 +69,18 @@ export function cacheKeyDigest(parts: CacheKeyParts): string {
  * modelFingerprint) beside the tenant, inputs and requested outputs. The one place that says what a
  * cached result depends on; jobs and batch items both key through it.
  */
-export function requestCacheKey(tenantId: string, model: ResolvedModel, inputs: readonly FlatTensor[], requestedOutputs: readonly string[]): string {
-  return cacheKeyDigest({ tenantId, model: model.manifest.name, version: model.version, fingerprint: modelFingerprint(model), inputs, requestedOutputs });
+export function requestCacheKey(
+  tenantId: string,
+  model: ResolvedModel,
+  inputs: readonly FlatTensor[],
+  requestedOutputs: readonly string[],
+): string {
+  return cacheKeyDigest({
+    tenantId,
+    model: model.manifest.name,
+    version: model.version,
+    fingerprint: modelFingerprint(model),
+    inputs,
+    requestedOutputs,
+  });
 }

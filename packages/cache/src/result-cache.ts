@@ -60,7 +60,9 @@ export class ResultCache {
     try {
       const keys = digests.map((d) => this.entryKey(d));
       // Digests hash to any slot, and a cluster refuses an MGET across slots (CROSSSLOT): one GET each there.
-      raw = this.redis.isCluster ? await Promise.all(keys.map((k) => this.redis.get(k))) : await this.redis.mget(...keys);
+      raw = this.redis.isCluster
+        ? await Promise.all(keys.map((k) => this.redis.get(k)))
+        : await this.redis.mget(...keys);
     } catch (err) {
       this.degraded(err, "cache read failed; running the model");
       return digests.map(() => null);
@@ -76,13 +78,18 @@ export class ResultCache {
    * Stores results under their digests with the model's TTL; a result over `maxEntryBytes` is not
    * stored. Returns how many were stored and how many were too large (a refused write counts as neither).
    */
-  async setMany(entries: ReadonlyArray<{ digest: string; resultJson: string }>, spec: CacheSpec): Promise<{ stored: number; tooLarge: number }> {
+  async setMany(
+    entries: ReadonlyArray<{ digest: string; resultJson: string }>,
+    spec: CacheSpec,
+  ): Promise<{ stored: number; tooLarge: number }> {
     const fitting = entries.filter((e) => Buffer.byteLength(e.resultJson) <= spec.maxEntryBytes);
     const tooLarge = entries.length - fitting.length;
     if (fitting.length === 0) return { stored: 0, tooLarge };
     const now = Date.now();
     try {
-      const replies = await this.each(fitting.map((e) => ["set", this.entryKey(e.digest), `${now}:${e.resultJson}`, "PX", spec.ttlSeconds * 1000]));
+      const replies = await this.each(
+        fitting.map((e) => ["set", this.entryKey(e.digest), `${now}:${e.resultJson}`, "PX", spec.ttlSeconds * 1000]),
+      );
       // A pipeline on a dead connection resolves with each command's error rather than rejecting.
       const refused = replies.find(([err]) => err);
       if (refused) this.degraded(refused[0], "cache write failed; results are not cached");
@@ -113,7 +120,9 @@ export class ResultCache {
   async land(flights: ReadonlyArray<{ digest: string; jobId: string }>): Promise<void> {
     if (flights.length === 0) return;
     try {
-      const refused = (await this.each(flights.map((f) => ["eval", LAND, 1, this.flightKey(f.digest), f.jobId]))).find(([err]) => err);
+      const refused = (await this.each(flights.map((f) => ["eval", LAND, 1, this.flightKey(f.digest), f.jobId]))).find(
+        ([err]) => err,
+      );
       if (refused) this.degraded(refused[0], "cache flight release failed; the flights expire on their own");
     } catch (err) {
       this.degraded(err, "cache flight release failed; the flights expire on their own");
@@ -132,7 +141,11 @@ export class ResultCache {
       return (await pipeline.exec()) ?? [];
     }
     const settled = await Promise.allSettled(commands.map(([name, ...args]) => this.redis.call(name, ...args)));
-    return settled.map((s) => (s.status === "fulfilled" ? [null, s.value] : [s.reason instanceof Error ? s.reason : new Error(String(s.reason)), null]));
+    return settled.map((s) =>
+      s.status === "fulfilled"
+        ? [null, s.value]
+        : [s.reason instanceof Error ? s.reason : new Error(String(s.reason)), null],
+    );
   }
 
   private entryKey(digest: string): string {

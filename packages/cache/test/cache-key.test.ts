@@ -15,7 +15,14 @@ function fromJson(text: string): FlatTensor {
 }
 
 const features = (data: number[], shape = [1, 4]): FlatTensor => ({ name: "features", datatype: "FP32", shape, data });
-const base: CacheKeyParts = { tenantId: "t-1", model: "iris", version: "1", fingerprint: "f-1", inputs: [features([5.1, 3.5, 1.4, 0.2])], requestedOutputs: [] };
+const base: CacheKeyParts = {
+  tenantId: "t-1",
+  model: "iris",
+  version: "1",
+  fingerprint: "f-1",
+  inputs: [features([5.1, 3.5, 1.4, 0.2])],
+  requestedOutputs: [],
+};
 const digest = (over: Partial<CacheKeyParts> = {}) => cacheKeyDigest({ ...base, ...over });
 
 describe("cacheKeyDigest", () => {

@@ -72,7 +72,11 @@ describe("ResultCache", () => {
         small,
       ),
     ).toEqual({ stored: 1, tooLarge: 2 });
-    expect((await cache.getMany([big, fits, multibyte], small)).map((e) => e?.resultJson ?? null)).toEqual([null, '{"x":"12"}', null]);
+    expect((await cache.getMany([big, fits, multibyte], small)).map((e) => e?.resultJson ?? null)).toEqual([
+      null,
+      '{"x":"12"}',
+      null,
+    ]);
   });
 
   it("leads one flight per digest: a second lead names the first; only the holder lands it", async () => {
@@ -92,7 +96,11 @@ describe("ResultCache", () => {
 
   it("degrades when Redis is dead: lookups miss, writes store nothing, claims lead, nothing throws", async () => {
     const port = await freePort();
-    const dead = new Redis(`redis://127.0.0.1:${port}`, { commandTimeout: 100, maxRetriesPerRequest: 1, retryStrategy: () => 200 });
+    const dead = new Redis(`redis://127.0.0.1:${port}`, {
+      commandTimeout: 100,
+      maxRetriesPerRequest: 1,
+      retryStrategy: () => 200,
+    });
     dead.on("error", () => {});
     const warnings: string[] = [];
     const degraded = new ResultCache(dead, { prefix, logger: { warn: (_obj, msg) => warnings.push(msg ?? "") } });

@@ -51,11 +51,20 @@ export class InferlineAPIError extends Error {
 
   /** Whether trying again later could succeed: no answer, a rate limit, or a service not available now. */
   get retryable(): boolean {
-    return this.status === undefined || this.status === 429 || this.status === 502 || this.status === 503 || this.status === 504;
+    return (
+      this.status === undefined ||
+      this.status === 429 ||
+      this.status === 502 ||
+      this.status === 503 ||
+      this.status === 504
+    );
   }
 
   /** The error for a refused request: problem+json read when it is one, else the body's text as the detail. */
-  static async fromResponse(res: Response, origin: Omit<ErrorOrigin, "status" | "problem">): Promise<InferlineAPIError> {
+  static async fromResponse(
+    res: Response,
+    origin: Omit<ErrorOrigin, "status" | "problem">,
+  ): Promise<InferlineAPIError> {
     const text = await res.text().catch(() => "");
     let problem: ProblemBody = { detail: text.slice(0, 500) };
     try {

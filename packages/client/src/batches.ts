@@ -3,12 +3,23 @@ import { longPoll } from "./long-poll.ts";
 import { ndjsonLines, ndjsonStream, ndjsonText } from "./ndjson.ts";
 import type { Query, RequestSpec, Transport } from "./transport.ts";
 import { pages } from "./pages.ts";
-import type { BatchHeaderInput, BatchItemInput, BatchListFilter, BatchPage, BatchResultLine, BatchView, RequestOptions, SubmitOptions, WaitOptions } from "./types.ts";
+import type {
+  BatchHeaderInput,
+  BatchItemInput,
+  BatchListFilter,
+  BatchPage,
+  BatchResultLine,
+  BatchView,
+  RequestOptions,
+  SubmitOptions,
+  WaitOptions,
+} from "./types.ts";
 
 const batchPath = (id: string) => `/v1/batches/${encodeURIComponent(id)}`;
 
 /** Whether a batch is finished: every item terminal, or the batch canceled. */
-export const isFinishedBatch = (batch: Pick<BatchView, "status">): boolean => batch.status === "completed" || batch.status === "canceled";
+export const isFinishedBatch = (batch: Pick<BatchView, "status">): boolean =>
+  batch.status === "completed" || batch.status === "canceled";
 
 /** `client.batches`: many items of one model, results read back in submission order. */
 export class Batches {
@@ -24,12 +35,24 @@ export class Batches {
    * network error, 429 or 503 throws (pass `idempotencyKey` and call again with the same items to
    * get the first batch back when it was created after all).
    */
-  async create(items: readonly BatchItemInput[] | Iterable<BatchItemInput> | AsyncIterable<BatchItemInput>, header: BatchHeaderInput, options: SubmitOptions = {}): Promise<BatchView> {
+  async create(
+    items: readonly BatchItemInput[] | Iterable<BatchItemInput> | AsyncIterable<BatchItemInput>,
+    header: BatchHeaderInput,
+    options: SubmitOptions = {},
+  ): Promise<BatchView> {
     const replayable = Array.isArray(items);
-    const spec: RequestSpec = { method: "POST", path: "/v1/batches", headers: submitHeaders(options, replayable), options };
+    const spec: RequestSpec = {
+      method: "POST",
+      path: "/v1/batches",
+      headers: submitHeaders(options, replayable),
+      options,
+    };
     const query = headerQuery(header);
     if (!query) {
-      if (!replayable) throw new TypeError("a streamed batch takes its settings from the query string, which cannot carry outputs, metadata or webhook events: pass the items as an array");
+      if (!replayable)
+        throw new TypeError(
+          "a streamed batch takes its settings from the query string, which cannot carry outputs, metadata or webhook events: pass the items as an array",
+        );
       return this.transport.json<BatchView>({ ...spec, json: { ...header, items } });
     }
     const body = replayable ? ndjsonText(items as readonly BatchItemInput[]) : ndjsonStream(items);

@@ -33,7 +33,10 @@ export const DEFAULT_MAX_RETRY_DELAY_MS = 30_000;
 export const DEFAULT_TIMEOUT_MS = 60_000;
 
 /** The settings a client runs with: what was given, else INFERLINE_URL and INFERLINE_API_KEY, else the defaults. */
-export function resolveClientOptions(options: ClientOptions, env: Record<string, string | undefined> = process.env): ResolvedClientOptions {
+export function resolveClientOptions(
+  options: ClientOptions,
+  env: Record<string, string | undefined> = process.env,
+): ResolvedClientOptions {
   const baseUrl = options.baseUrl ?? env.INFERLINE_URL;
   const apiKey = options.apiKey ?? env.INFERLINE_API_KEY;
   if (!baseUrl) throw new TypeError("InferlineClient needs a baseUrl (or INFERLINE_URL in the environment)");

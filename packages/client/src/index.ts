@@ -1,7 +1,17 @@
 // The public surface of @inferline/client, named one by one: what is not here is internal.
 export { InferlineClient } from "./inferline-client.ts";
 export type { ClientOptions } from "./client-options.ts";
-export { InferlineAPIError, AuthenticationError, NotFoundError, ConflictError, ValidationError, RateLimitError, UnavailableError, ConnectionError, TimeoutError } from "./api-error.ts";
+export {
+  InferlineAPIError,
+  AuthenticationError,
+  NotFoundError,
+  ConflictError,
+  ValidationError,
+  RateLimitError,
+  UnavailableError,
+  ConnectionError,
+  TimeoutError,
+} from "./api-error.ts";
 export { JobFailedError } from "./job-failed-error.ts";
 export { WebhookVerificationError } from "./webhook-verification-error.ts";
 export { verifyWebhook, type WebhookHeaders } from "./verify-webhook.ts";

@@ -1,7 +1,16 @@
 import { randomUUID } from "node:crypto";
 import { longPoll } from "./long-poll.ts";
 import type { Transport } from "./transport.ts";
-import type { JobListFilter, JobPage, JobStatus, JobSubmissionInput, JobView, RequestOptions, SubmitOptions, WaitOptions } from "./types.ts";
+import type {
+  JobListFilter,
+  JobPage,
+  JobStatus,
+  JobSubmissionInput,
+  JobView,
+  RequestOptions,
+  SubmitOptions,
+  WaitOptions,
+} from "./types.ts";
 import { pages } from "./pages.ts";
 
 const TERMINAL: ReadonlySet<JobStatus> = new Set(["succeeded", "failed", "canceled", "expired"]);
@@ -21,7 +30,13 @@ export class Jobs {
    * same job and a retried create never makes two.
    */
   create(body: JobSubmissionInput, options: SubmitOptions = {}): Promise<JobView> {
-    return this.transport.json<JobView>({ method: "POST", path: "/v1/jobs", json: body, headers: submitHeaders(options), options });
+    return this.transport.json<JobView>({
+      method: "POST",
+      path: "/v1/jobs",
+      json: body,
+      headers: submitHeaders(options),
+      options,
+    });
   }
 
   /** @deprecated Use `create` (the name `batches.create` has too). */

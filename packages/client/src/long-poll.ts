@@ -9,7 +9,12 @@ const MAX_WAIT_SECONDS = 60;
  * (then the last answer is returned, unfinished). Each request waits at most 60 s, or what is
  * left of the deadline.
  */
-export async function longPoll<T>(transport: Transport, path: string, done: (view: T) => boolean, options: WaitOptions = {}): Promise<T> {
+export async function longPoll<T>(
+  transport: Transport,
+  path: string,
+  done: (view: T) => boolean,
+  options: WaitOptions = {},
+): Promise<T> {
   const { timeoutSeconds, ...request } = options;
   const deadline = timeoutSeconds === undefined ? Infinity : Date.now() + timeoutSeconds * 1000;
   for (;;) {

@@ -16,7 +16,8 @@ export function ndjsonText(items: readonly unknown[]): string {
  * the source's iterator.
  */
 export function ndjsonStream(items: Iterable<unknown> | AsyncIterable<unknown>): ReadableStream<Uint8Array> {
-  const iterator: Iterator<unknown> | AsyncIterator<unknown> = Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : items[Symbol.iterator]();
+  const iterator: Iterator<unknown> | AsyncIterator<unknown> =
+    Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : items[Symbol.iterator]();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       let text = "";

@@ -28,7 +28,8 @@ const OUTCOME_UNKNOWN = new Set([408, 502, 504]);
  * 408, 502 and 504 only for an idempotent one (a read, or a create with an Idempotency-Key),
  * which the API carries out at most once however often it arrives.
  */
-export const isRetryableStatus = (status: number, idempotent: boolean): boolean => NOTHING_DONE.has(status) || (idempotent && OUTCOME_UNKNOWN.has(status));
+export const isRetryableStatus = (status: number, idempotent: boolean): boolean =>
+  NOTHING_DONE.has(status) || (idempotent && OUTCOME_UNKNOWN.has(status));
 
 /**
  * Whether `err`, thrown by fetch or while reading a body, is a network failure worth another

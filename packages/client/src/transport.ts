@@ -94,7 +94,9 @@ export class Transport {
 
   private noAnswer(spec: RequestSpec, cause: unknown, timedOut: boolean, attempts: number): ConnectionError {
     const message = `${spec.method} ${this.baseUrl}${spec.path}: ${describe(cause)}${attempts > 1 ? ` (after ${attempts} attempts)` : ""}`;
-    return timedOut ? new TimeoutError(message, { attempts, cause }) : new ConnectionError(message, { attempts, cause });
+    return timedOut
+      ? new TimeoutError(message, { attempts, cause })
+      : new ConnectionError(message, { attempts, cause });
   }
 
   private url(spec: RequestSpec): string {

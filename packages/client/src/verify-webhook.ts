@@ -14,9 +14,14 @@ const NAMES = ["webhook-id", "webhook-timestamp", "webhook-signature"] as const;
  * be within five minutes. Pass the body exactly as received, before any JSON parsing. Returns the
  * parsed event; throws WebhookVerificationError otherwise.
  */
-export function verifyWebhook(secrets: string | readonly string[], headers: WebhookHeaders, rawBody: string | Buffer | Uint8Array): WebhookEvent {
+export function verifyWebhook(
+  secrets: string | readonly string[],
+  headers: WebhookHeaders,
+  rawBody: string | Buffer | Uint8Array,
+): WebhookEvent {
   const wanted = plainHeaders(headers);
-  const body = typeof rawBody === "string" ? rawBody : Buffer.from(rawBody.buffer, rawBody.byteOffset, rawBody.byteLength);
+  const body =
+    typeof rawBody === "string" ? rawBody : Buffer.from(rawBody.buffer, rawBody.byteOffset, rawBody.byteLength);
   let last: unknown;
   for (const secret of typeof secrets === "string" ? [secrets] : secrets) {
     try {
@@ -25,7 +30,10 @@ export function verifyWebhook(secrets: string | readonly string[], headers: Webh
       last = err;
     }
   }
-  throw new WebhookVerificationError(`webhook did not verify: ${(last as Error | undefined)?.message ?? "no secret given"}`, { cause: last });
+  throw new WebhookVerificationError(
+    `webhook did not verify: ${(last as Error | undefined)?.message ?? "no secret given"}`,
+    { cause: last },
+  );
 }
 
 /** The three Standard Webhooks headers, lower-cased names, single values. */
@@ -39,7 +47,10 @@ function plainHeaders(headers: WebhookHeaders): Record<string, string> {
   return out;
 }
 
-function findIgnoringCase(headers: Record<string, string | string[] | undefined>, name: string): string | string[] | undefined {
+function findIgnoringCase(
+  headers: Record<string, string | string[] | undefined>,
+  name: string,
+): string | string[] | undefined {
   for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === name) return v;
   return undefined;
 }

@@ -24,6 +24,10 @@ export class Webhooks {
 
   /** Sends the job's latest event again (same webhook-id) as a new attempt; read its outcome with `deliveries`. Each event allows a few. */
   redeliver(jobId: string, options: RequestOptions = {}): Promise<WebhookRedelivery> {
-    return this.transport.json<WebhookRedelivery>({ method: "POST", path: `${jobWebhooksPath(jobId)}/redeliver`, options });
+    return this.transport.json<WebhookRedelivery>({
+      method: "POST",
+      path: `${jobWebhooksPath(jobId)}/redeliver`,
+      options,
+    });
   }
 }

@@ -32,19 +32,31 @@ describe("retryDelayMs", () => {
 describe("isNetworkError", () => {
   const fetchFailed = (cause: unknown) => Object.assign(new TypeError("fetch failed"), { cause });
   it("retries socket failures, not a refused URL or an unknown host", () => {
-    expect(isNetworkError(fetchFailed(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), { code: "ECONNREFUSED" })))).toBe(true);
-    expect(isNetworkError(fetchFailed(Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" })))).toBe(true);
-    expect(isNetworkError(fetchFailed(new AggregateError([Object.assign(new Error("x"), { code: "ECONNREFUSED" })])))).toBe(true);
+    expect(
+      isNetworkError(
+        fetchFailed(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), { code: "ECONNREFUSED" })),
+      ),
+    ).toBe(true);
+    expect(isNetworkError(fetchFailed(Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET" })))).toBe(
+      true,
+    );
+    expect(
+      isNetworkError(fetchFailed(new AggregateError([Object.assign(new Error("x"), { code: "ECONNREFUSED" })]))),
+    ).toBe(true);
     expect(isNetworkError(fetchFailed(new Error("bad port")))).toBe(false);
-    expect(isNetworkError(fetchFailed(Object.assign(new Error("getaddrinfo ENOTFOUND nope"), { code: "ENOTFOUND" })))).toBe(false);
+    expect(
+      isNetworkError(fetchFailed(Object.assign(new Error("getaddrinfo ENOTFOUND nope"), { code: "ENOTFOUND" }))),
+    ).toBe(false);
     expect(isNetworkError(new SyntaxError("Unexpected token"))).toBe(false);
   });
 });
 
 describe("isRetryableStatus", () => {
   it("retries 429 and 503 for any request, 408, 502 and 504 only for idempotent ones, nothing else", () => {
-    for (const status of [429, 503]) expect([isRetryableStatus(status, false), isRetryableStatus(status, true)]).toEqual([true, true]);
-    for (const status of [408, 502, 504]) expect([isRetryableStatus(status, false), isRetryableStatus(status, true)]).toEqual([false, true]);
+    for (const status of [429, 503])
+      expect([isRetryableStatus(status, false), isRetryableStatus(status, true)]).toEqual([true, true]);
+    for (const status of [408, 502, 504])
+      expect([isRetryableStatus(status, false), isRetryableStatus(status, true)]).toEqual([false, true]);
     for (const status of [400, 401, 404, 409, 422, 500]) expect(isRetryableStatus(status, true)).toBe(false);
   });
 });

@@ -12,13 +12,27 @@ it("loads without zod or @inferline/contracts", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "client-footprint-"));
   try {
     const hooks = path.join(dir, "hooks.mjs");
-    fs.writeFileSync(hooks, "export async function resolve(s, c, next) { const r = await next(s, c); console.log('RESOLVED ' + r.url); return r; }\n");
+    fs.writeFileSync(
+      hooks,
+      "export async function resolve(s, c, next) { const r = await next(s, c); console.log('RESOLVED ' + r.url); return r; }\n",
+    );
     const register = path.join(dir, "register.mjs");
-    fs.writeFileSync(register, `import { register } from "node:module"; register(${JSON.stringify(new URL(`file://${hooks}`).href)});\n`);
+    fs.writeFileSync(
+      register,
+      `import { register } from "node:module"; register(${JSON.stringify(new URL(`file://${hooks}`).href)});\n`,
+    );
     const entry = fileURLToPath(new URL("../src/index.ts", import.meta.url));
     const run = spawnSync(
       process.execPath,
-      ["--import", "tsx", "--import", register, "--input-type=module", "-e", `const m = await import(${JSON.stringify(entry)}); console.log("EXPORTS " + Object.keys(m).sort().join(","));`],
+      [
+        "--import",
+        "tsx",
+        "--import",
+        register,
+        "--input-type=module",
+        "-e",
+        `const m = await import(${JSON.stringify(entry)}); console.log("EXPORTS " + Object.keys(m).sort().join(","));`,
+      ],
       {
         cwd: fileURLToPath(new URL("..", import.meta.url)),
         encoding: "utf8",

@@ -1,7 +1,17 @@
 import crypto from "node:crypto";
 import { z } from "zod";
 import { Tensor } from "./tensor.ts";
-import { CacheMode, isUuid, JobPriority, Timestamp, MaxQueueSeconds, Metadata, OutputRequest, WebhookSpec, type JobStatus } from "./job.ts";
+import {
+  CacheMode,
+  isUuid,
+  JobPriority,
+  Timestamp,
+  MaxQueueSeconds,
+  Metadata,
+  OutputRequest,
+  WebhookSpec,
+  type JobStatus,
+} from "./job.ts";
 import { StorableText } from "./text.ts";
 
 export const MAX_BATCH_ITEMS = 100_000;
@@ -52,7 +62,14 @@ export const BatchView = z
     priority: JobPriority,
     total: count.meta({ description: "Items in the batch" }),
     counts: z
-      .object({ queued: count, running: count, succeeded: count, failed: count, canceled: count, expired: count } satisfies Record<JobStatus, typeof count>)
+      .object({
+        queued: count,
+        running: count,
+        succeeded: count,
+        failed: count,
+        canceled: count,
+        expired: count,
+      } satisfies Record<JobStatus, typeof count>)
       .meta({ description: "Items by status" }),
     createdAt: Timestamp,
     completedAt: Timestamp.optional(),

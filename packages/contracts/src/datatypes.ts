@@ -89,7 +89,9 @@ function expectationOf(name: Datatype, facts: DatatypeFacts): string {
     case "bytes":
       return "must be a base64 string";
     case "float":
-      return Number.isFinite(facts.overflow) ? `must be a finite number within ${name} range (±${facts.largest})` : "must be a finite number";
+      return Number.isFinite(facts.overflow)
+        ? `must be a finite number within ${name} range (±${facts.largest})`
+        : "must be a finite number";
     case "int": {
       const range = `must be an integer in ${name} range (${facts.min} to ${facts.max})`;
       if (facts.max <= MAX_SAFE) return range;
@@ -98,8 +100,13 @@ function expectationOf(name: Datatype, facts: DatatypeFacts): string {
   }
 }
 
-const CHECKS = Object.fromEntries(Datatype.options.map((name) => [name, checkOf(DATATYPES[name])])) as Record<Datatype, ElementCheck>;
-const EXPECTATIONS = Object.fromEntries(Datatype.options.map((name) => [name, expectationOf(name, DATATYPES[name])])) as Record<Datatype, string>;
+const CHECKS = Object.fromEntries(Datatype.options.map((name) => [name, checkOf(DATATYPES[name])])) as Record<
+  Datatype,
+  ElementCheck
+>;
+const EXPECTATIONS = Object.fromEntries(
+  Datatype.options.map((name) => [name, expectationOf(name, DATATYPES[name])]),
+) as Record<Datatype, string>;
 
 /**
  * `value` in its canonical form as an element of `datatype` (an integer given as a decimal string

@@ -15,7 +15,9 @@ export function parseEnv<S extends z.ZodType>(schema: S, source: NodeJS.ProcessE
 }
 
 /** "true"/"1"/"yes" → true; everything else false. Env booleans are strings. */
-export const envBoolean = z.union([z.boolean(), z.string()]).transform((v) => (typeof v === "boolean" ? v : ["true", "1", "yes"].includes(v.toLowerCase())));
+export const envBoolean = z
+  .union([z.boolean(), z.string()])
+  .transform((v) => (typeof v === "boolean" ? v : ["true", "1", "yes"].includes(v.toLowerCase())));
 
 export const DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/inferline";
 export const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
@@ -76,7 +78,9 @@ export const SharedEnv = z.object({
       "Redis Cluster seed nodes, `host:port,host:port`: every connection becomes a cluster connection, `REDIS_URL` then gives only the credentials and TLS, and BullMQ's prefix becomes `{QUEUE_PREFIX}` ([Redis Cluster](architecture.md#redis-cluster))",
     example: "10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379",
   }),
-  QUEUE_PREFIX: setting(z.string().min(1).default("inferline"), { description: "key prefix of everything in Redis (on a cluster BullMQ's keys take it as a hash tag, `{inferline}`)" }),
+  QUEUE_PREFIX: setting(z.string().min(1).default("inferline"), {
+    description: "key prefix of everything in Redis (on a cluster BullMQ's keys take it as a hash tag, `{inferline}`)",
+  }),
   MODELS_DIR: setting(z.string().default(DEFAULT_MODELS_DIR), {
     description: "the [model repository](models.md)",
     defaultText: "the repository's `models/` (images: `/app/models`)",
@@ -85,7 +89,9 @@ export const SharedEnv = z.object({
   LOG_LEVEL: setting(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"), {
     description: "`fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`",
   }),
-  LOG_PRETTY: setting(envBoolean.default(false), { description: "human-readable logs instead of JSON lines (`pnpm start` sets it)" }),
+  LOG_PRETTY: setting(envBoolean.default(false), {
+    description: "human-readable logs instead of JSON lines (`pnpm start` sets it)",
+  }),
   JOB_ATTEMPTS: setting(z.coerce.number().int().min(1).max(100).default(DEFAULT_JOB_ATTEMPTS), {
     description: "attempts of a queue entry before its jobs fail for good (1 to 100)",
   }),
@@ -94,14 +100,16 @@ export const SharedEnv = z.object({
   }),
   /** The API checks a target at submit, the worker again at delivery: both must read the same value. */
   WEBHOOK_ALLOW_PRIVATE: setting(envBoolean.default(false), {
-    description: "accept (API) and deliver to (worker) webhook targets on loopback, private and link-local addresses: single-machine setups and tests only",
+    description:
+      "accept (API) and deliver to (worker) webhook targets on loopback, private and link-local addresses: single-machine setups and tests only",
   }),
   /**
    * The queues' Redis must keep `noeviction` (BullMQ's requirement), so sharing it bounds the
    * cache only by its entries' TTLs.
    */
   CACHE_REDIS_URL: setting(z.string().url().optional(), {
-    description: "Redis of the [result cache](cache.md); one of its own with `maxmemory` and `allkeys-lru` bounds the cache's memory",
+    description:
+      "Redis of the [result cache](cache.md); one of its own with `maxmemory` and `allkeys-lru` bounds the cache's memory",
     defaultText: "`REDIS_URL`",
     example: "redis://127.0.0.1:6380",
   }),
@@ -117,12 +125,15 @@ export const SharedEnv = z.object({
       .optional()
       .transform((dir) => dir || undefined),
     {
-      description: "bench diagnostics: a directory where the API and the worker append each job's hop times (`<dir>/<pid>.csv`, see [benchmarks](benchmarks.md))",
+      description:
+        "bench diagnostics: a directory where the API and the worker append each job's hop times (`<dir>/<pid>.csv`, see [benchmarks](benchmarks.md))",
       defaultText: "unset (off)",
       example: "/tmp/hops",
     },
   ),
-  INFERLINE_TRACE_HOPS_SAMPLE: setting(z.coerce.number().min(0).max(1).default(1), { description: "share of jobs the hop trace follows (0 to 1), chosen by id" }),
+  INFERLINE_TRACE_HOPS_SAMPLE: setting(z.coerce.number().min(0).max(1).default(1), {
+    description: "share of jobs the hop trace follows (0 to 1), chosen by id",
+  }),
 });
 export type SharedEnv = z.infer<typeof SharedEnv>;
 
@@ -136,19 +147,27 @@ export interface ConnectionDefaults {
 /** Connection bounds the API and the workers both read, each process with defaults of its own. */
 export const ConnectionEnv = (defaults: ConnectionDefaults) =>
   z.object({
-    DATABASE_CONNECT_TIMEOUT_MS: setting(z.coerce.number().int().min(100).max(60_000).default(defaults.connectTimeoutMs), {
-      description: "opening a PostgreSQL connection, or waiting for a free one; past it 503 (100 to 60,000)",
-    }),
+    DATABASE_CONNECT_TIMEOUT_MS: setting(
+      z.coerce.number().int().min(100).max(60_000).default(defaults.connectTimeoutMs),
+      {
+        description: "opening a PostgreSQL connection, or waiting for a free one; past it 503 (100 to 60,000)",
+      },
+    ),
     /**
      * A hung server can hold a request for the timeout plus its fifth: the API's default answers a
      * frozen PostgreSQL with 503 within 2 s. A batch upload's chunk inserts have their own 30 s bound.
      */
     DATABASE_STATEMENT_TIMEOUT_MS: setting(z.coerce.number().int().min(0).default(defaults.statementTimeoutMs), {
-      description: "PostgreSQL `statement_timeout` (0: none); each query also gets a fifth of it (at most 1 s) on the client side, which bounds how long a hung server holds a request",
+      description:
+        "PostgreSQL `statement_timeout` (0: none); each query also gets a fifth of it (at most 1 s) on the client side, which bounds how long a hung server holds a request",
     }),
-    REDIS_COMMAND_TIMEOUT_MS: setting(z.coerce.number().int().min(50).max(60_000).default(defaults.redisCommandTimeoutMs), {
-      description: "bound on one Redis command of a producer connection (never on BullMQ's blocking or subscriber connections)",
-    }),
+    REDIS_COMMAND_TIMEOUT_MS: setting(
+      z.coerce.number().int().min(50).max(60_000).default(defaults.redisCommandTimeoutMs),
+      {
+        description:
+          "bound on one Redis command of a producer connection (never on BullMQ's blocking or subscriber connections)",
+      },
+    ),
   });
 
 /** One `host:port` of a comma-separated list (REDIS_CLUSTER_NODES). */
@@ -208,7 +227,8 @@ export function moduleList(value: string): string[] {
  */
 export const MigrationEnv = z.object({
   MIGRATIONS_DIR: setting(z.string().min(1).optional(), {
-    description: "where the migration runner (`pnpm db:migrate`, `node dist/migrate.js`, `pnpm start`, the CLI's `keys create`) reads the migrations, in Prisma Migrate's layout",
+    description:
+      "where the migration runner (`pnpm db:migrate`, `node dist/migrate.js`, `pnpm start`, the CLI's `keys create`) reads the migrations, in Prisma Migrate's layout",
     defaultText: "the repository's `prisma/migrations` (images: `/app/migrations`)",
     example: "/path/to/prisma/migrations",
   }),
@@ -218,13 +238,15 @@ export type MigrationEnv = z.infer<typeof MigrationEnv>;
 /** Variables of every process that runs models (the worker, and the CLI's local scoring). */
 export const InferenceEnv = z.object({
   INFERENCE_TIMEOUT_MS: setting(z.coerce.number().int().min(1).max(3_600_000).optional(), {
-    description: "longest one inference run may take, overriding every manifest; a run past it has its thread replaced and its jobs retried (`inference_timeout`)",
+    description:
+      "longest one inference run may take, overriding every manifest; a run past it has its thread replaced and its jobs retried (`inference_timeout`)",
     defaultText: "unset (each manifest's `timeoutMs`, else 60000)",
     example: "60000",
   }),
   /** Imported before models load so that they can call registerAdapter (see moduleList). */
   INFERENCE_ADAPTER_MODULES: setting(z.string().default("").transform(moduleList), {
-    description: "ES modules (absolute paths or `file:` URLs, comma-separated) that call `registerAdapter`, imported on the main thread and in every inference thread before models load",
+    description:
+      "ES modules (absolute paths or `file:` URLs, comma-separated) that call `registerAdapter`, imported on the main thread and in every inference thread before models load",
     defaultText: "none",
     example: "/srv/inferline/adapters/my-adapter.ts",
   }),

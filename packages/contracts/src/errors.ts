@@ -126,7 +126,13 @@ export class InvalidCursorError extends InferlineError {
  * workers running it died or a dependency kept failing; `inference_unavailable`;
  * `model_not_served`): followers then run on their own, as when their leader is canceled.
  */
-export const INPUT_FAULT_CODES: ReadonlySet<string> = new Set(["inference_error", "invalid_input", "result_too_large", "inference_timeout", "inference_crashed"]);
+export const INPUT_FAULT_CODES: ReadonlySet<string> = new Set([
+  "inference_error",
+  "invalid_input",
+  "result_too_large",
+  "inference_timeout",
+  "inference_crashed",
+]);
 
 /** Whether a failed job's `code` is its input's fault (see INPUT_FAULT_CODES). */
 export function isInputFault(code: string): boolean {

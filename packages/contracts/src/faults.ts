@@ -12,8 +12,13 @@ const segment = (p: PropertyKey): string => String(p).replaceAll("~", "~0").repl
 export function zodFaults(error: z.ZodError, base = ""): FieldFault[] {
   return error.issues.flatMap((issue) => {
     const at = `${base}${issue.path.map((p) => `/${segment(p)}`).join("")}`;
-    if (issue.code === "unrecognized_keys") return issue.keys.map((key) => ({ path: `${at}/${segment(key)}`, message: `unknown field ${JSON.stringify(key)}` }));
-    if (issue.code === "invalid_key") return [{ path: at, message: `invalid key: ${issue.issues.map((i) => i.message).join("; ")}` }];
+    if (issue.code === "unrecognized_keys")
+      return issue.keys.map((key) => ({
+        path: `${at}/${segment(key)}`,
+        message: `unknown field ${JSON.stringify(key)}`,
+      }));
+    if (issue.code === "invalid_key")
+      return [{ path: at, message: `invalid key: ${issue.issues.map((i) => i.message).join("; ")}` }];
     return [{ path: at || "/", message: issue.message }];
   });
 }

@@ -25,7 +25,8 @@ export interface ImageHeader {
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const u16 = (b: Uint8Array, at: number): number => (b[at]! << 8) | b[at + 1]!;
-const u32 = (b: Uint8Array, at: number): number => b[at]! * 0x1000000 + ((b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!);
+const u32 = (b: Uint8Array, at: number): number =>
+  b[at]! * 0x1000000 + ((b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!);
 
 /** A PNG's dimensions from its IHDR chunk, which must come first. */
 function pngHeader(b: Uint8Array): ImageHeader | undefined {
@@ -71,7 +72,10 @@ export function readImageHeader(bytes: Uint8Array): ImageHeader | undefined {
 }
 
 /** Why an image of these dimensions is refused, naming the limit it passes; undefined when it is within `limits`. */
-export function imageLimitFault(header: { format: string; width: number; height: number }, limits: ImageLimits): string | undefined {
+export function imageLimitFault(
+  header: { format: string; width: number; height: number },
+  limits: ImageLimits,
+): string | undefined {
   const { format, width, height } = header;
   const image = `a ${format} of ${width}×${height} pixels`;
   if (width === 0 || height === 0) return `${image} has no pixels`;

@@ -15,10 +15,27 @@ export {
   isInputFault,
   type FieldFault,
 } from "./errors.ts";
-export { DATATYPES, Datatype, canonicalElement, elementExpectation, integerElement, zeroElement, type DatatypeFacts, type TensorElement } from "./datatypes.ts";
+export {
+  DATATYPES,
+  Datatype,
+  canonicalElement,
+  elementExpectation,
+  integerElement,
+  zeroElement,
+  type DatatypeFacts,
+  type TensorElement,
+} from "./datatypes.ts";
 export { ImageLimits, readImageHeader, imageLimitFault, type ImageHeader } from "./image-header.ts";
 export { ParameterValue, Tensor, elementCount, flattenData, type FlatTensor } from "./tensor.ts";
-export { DEFAULT_MAX_ROWS_PER_JOB, DEFAULT_CACHE_MAX_ENTRY_BYTES, TensorSpec, ModelVersionSpec, BatchingSpec, CacheSpec, ModelManifest } from "./manifest.ts";
+export {
+  DEFAULT_MAX_ROWS_PER_JOB,
+  DEFAULT_CACHE_MAX_ENTRY_BYTES,
+  TensorSpec,
+  ModelVersionSpec,
+  BatchingSpec,
+  CacheSpec,
+  ModelManifest,
+} from "./manifest.ts";
 export { validateInputs, validateOutputNames, type ValidatedInputs } from "./validate-inputs.ts";
 export {
   isUuid,

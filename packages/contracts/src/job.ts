@@ -17,7 +17,13 @@ export const isTerminal = (s: JobStatus): boolean => TERMINAL_STATUSES.includes(
 export const JobPriority = z.enum(["high", "normal", "low"]);
 export type JobPriority = z.infer<typeof JobPriority>;
 
-export const WebhookEventType = z.enum(["job.succeeded", "job.failed", "job.canceled", "job.expired", "batch.completed"]);
+export const WebhookEventType = z.enum([
+  "job.succeeded",
+  "job.failed",
+  "job.canceled",
+  "job.expired",
+  "batch.completed",
+]);
 export type WebhookEventType = z.infer<typeof WebhookEventType>;
 
 export const WebhookSpec = z.strictObject({
@@ -29,7 +35,9 @@ export const WebhookSpec = z.strictObject({
 });
 export type WebhookSpec = z.infer<typeof WebhookSpec>;
 
-export const Metadata = z.record(StorableText.max(64), StorableText.max(512)).refine((m) => Object.keys(m).length <= 32, { message: "at most 32 keys" });
+export const Metadata = z
+  .record(StorableText.max(64), StorableText.max(512))
+  .refine((m) => Object.keys(m).length <= 32, { message: "at most 32 keys" });
 
 /**
  * How long work may wait for a worker before it expires, in seconds (1 s to 3 days). Unset: the
@@ -74,11 +82,18 @@ export type JobSubmissionInput = z.input<typeof JobSubmission>;
 export type WebhookTarget = z.input<typeof WebhookSpec>;
 
 /** An instant as the API writes it: ISO 8601 in UTC with milliseconds (Date#toISOString). */
-export const Timestamp = z.iso.datetime().meta({ description: "ISO 8601, UTC", examples: ["2026-01-05T10:00:00.000Z"] });
+export const Timestamp = z.iso
+  .datetime()
+  .meta({ description: "ISO 8601, UTC", examples: ["2026-01-05T10:00:00.000Z"] });
 
 export const JobError = z
   .object({
-    code: z.string().meta({ description: "A stable machine-readable code: `deadline_exceeded`, `canceled`, `inference_failed`, `inference_timeout`…" }),
+    code: z
+      .string()
+      .meta({
+        description:
+          "A stable machine-readable code: `deadline_exceeded`, `canceled`, `inference_failed`, `inference_timeout`…",
+      }),
     message: z.string(),
   })
   .meta({ description: "Why a job did not succeed" });
@@ -112,17 +127,32 @@ export const InferenceResult = z
     model_name: z.string(),
     model_version: z.string(),
     outputs: z.array(OutputTensor),
-    classifications: z.array(Classification).optional().meta({ description: "One entry per row of a classifier output with labels" }),
-    decoded: z.unknown().optional().meta({ description: "Free-form decoded output from a post-processor (e.g. recognised text)" }),
+    classifications: z
+      .array(Classification)
+      .optional()
+      .meta({ description: "One entry per row of a classifier output with labels" }),
+    decoded: z
+      .unknown()
+      .optional()
+      .meta({ description: "Free-form decoded output from a post-processor (e.g. recognised text)" }),
   })
-  .meta({ description: "An Open Inference Protocol v2 inference response, plus `classifications` where the model has labels" });
+  .meta({
+    description: "An Open Inference Protocol v2 inference response, plus `classifications` where the model has labels",
+  });
 export type InferenceResult = z.infer<typeof InferenceResult>;
 
 const EXAMPLE_RESULT: InferenceResult = {
   model_name: "iris",
   model_version: "1",
   outputs: [{ name: "probabilities", datatype: "FP32", shape: [1, 3], data: [0.98, 0.015, 0.005] }],
-  classifications: [{ output: "probabilities", label: "setosa", score: 0.98, probabilities: { setosa: 0.98, versicolor: 0.015, virginica: 0.005 } }],
+  classifications: [
+    {
+      output: "probabilities",
+      label: "setosa",
+      score: 0.98,
+      probabilities: { setosa: 0.98, versicolor: 0.015, virginica: 0.005 },
+    },
+  ],
 };
 
 /** The job as `GET /v1/jobs/:id` returns it (and as webhooks carry it). Responses are built against this type. */
@@ -136,12 +166,22 @@ export const JobView = z
     createdAt: Timestamp,
     startedAt: Timestamp.optional(),
     completedAt: Timestamp.optional(),
-    attempts: z.number().int().min(0).meta({ description: "Runs a worker started (0 for a job the result cache answered)" }),
+    attempts: z
+      .number()
+      .int()
+      .min(0)
+      .meta({ description: "Runs a worker started (0 for a job the result cache answered)" }),
     metadata: z.record(z.string(), z.string()),
     batchId: z.string().optional().meta({ description: "Set on a batch item" }),
     customId: z.string().optional().meta({ description: "A batch item's customId" }),
     result: InferenceResult.optional(),
-    cached: z.literal(true).optional().meta({ description: "Present when the result came from the model's result cache (or from an identical request's run in flight), not from a run of its own" }),
+    cached: z
+      .literal(true)
+      .optional()
+      .meta({
+        description:
+          "Present when the result came from the model's result cache (or from an identical request's run in flight), not from a run of its own",
+      }),
     error: JobError.optional(),
   })
   .meta({

@@ -22,7 +22,10 @@ export const TensorSpec = z
     labels: z.array(z.string()).optional(),
     description: z.string().optional(),
   })
-  .refine((spec) => !spec.image || spec.datatype === "BYTES", { message: "image limits apply to BYTES inputs only", path: ["image"] });
+  .refine((spec) => !spec.image || spec.datatype === "BYTES", {
+    message: "image limits apply to BYTES inputs only",
+    path: ["image"],
+  });
 export type TensorSpec = z.infer<typeof TensorSpec>;
 
 export const ModelVersionSpec = z

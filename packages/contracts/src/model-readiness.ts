@@ -59,7 +59,12 @@ export function summarizeReadiness(versions: readonly string[], reports: readonl
       }
     }
     const state = readyWorkers > 0 ? "ready" : failedWorkers > 0 ? "failed" : "unknown";
-    byVersion[version] = { state, readyWorkers, failedWorkers, ...(codes.size > 0 ? { codes: [...codes].sort() } : {}) };
+    byVersion[version] = {
+      state,
+      readyWorkers,
+      failedWorkers,
+      ...(codes.size > 0 ? { codes: [...codes].sort() } : {}),
+    };
   }
   const states = Object.values(byVersion).map((v) => v.state);
   const state = states.includes("ready") ? "ready" : states.includes("failed") ? "failed" : "unknown";

@@ -12,11 +12,15 @@ export interface ValidatedInputs {
 
 function checkShape(spec: TensorSpec, shape: number[], base: string, faults: FieldFault[]): void {
   if (shape.length !== spec.shape.length) {
-    faults.push({ path: `${base}/shape`, message: `must have ${spec.shape.length} dimensions like [${spec.shape.join(", ")}], got [${shape.join(", ")}]` });
+    faults.push({
+      path: `${base}/shape`,
+      message: `must have ${spec.shape.length} dimensions like [${spec.shape.join(", ")}], got [${shape.join(", ")}]`,
+    });
     return;
   }
   spec.shape.forEach((dim, i) => {
-    if (dim !== -1 && shape[i] !== dim) faults.push({ path: `${base}/shape/${i}`, message: `must be ${dim}, got ${shape[i]}` });
+    if (dim !== -1 && shape[i] !== dim)
+      faults.push({ path: `${base}/shape/${i}`, message: `must be ${dim}, got ${shape[i]}` });
   });
 }
 
@@ -28,7 +32,10 @@ function checkData(spec: TensorSpec, tensor: Tensor, base: string, faults: Field
   }
   const expected = elementCount(tensor.shape);
   if (flat.length !== expected) {
-    faults.push({ path: `${base}/data`, message: `has ${flat.length} elements; shape [${tensor.shape.join(", ")}] needs ${expected}` });
+    faults.push({
+      path: `${base}/data`,
+      message: `has ${flat.length} elements; shape [${tensor.shape.join(", ")}] needs ${expected}`,
+    });
     return undefined;
   }
   // Elements in canonical form (see DATATYPES); the request's own array is copied only when one changes.
@@ -36,7 +43,10 @@ function checkData(spec: TensorSpec, tensor: Tensor, base: string, faults: Field
   for (let i = 0; i < flat.length; i++) {
     const element = canonicalElement(spec.datatype, flat[i]);
     if (element === undefined) {
-      faults.push({ path: `${base}/data/${i}`, message: `${elementExpectation(spec.datatype)} (datatype ${spec.datatype})` });
+      faults.push({
+        path: `${base}/data/${i}`,
+        message: `${elementExpectation(spec.datatype)} (datatype ${spec.datatype})`,
+      });
       return undefined;
     }
     if (element !== flat[i]) {
@@ -66,7 +76,11 @@ function checkImages(limits: ImageLimits, data: TensorElement[], base: string, f
  * datatypes, shapes (with -1 dynamic), element counts and element types, and one batch size
  * across inputs. Faults carry JSON Pointers relative to `pointer` (the inputs array).
  */
-export function validateInputs(manifest: ModelManifest, tensors: Tensor[], pointer = "/inputs"): { value?: ValidatedInputs; faults: FieldFault[] } {
+export function validateInputs(
+  manifest: ModelManifest,
+  tensors: Tensor[],
+  pointer = "/inputs",
+): { value?: ValidatedInputs; faults: FieldFault[] } {
   const faults: FieldFault[] = [];
   const specs = new Map(manifest.inputs.map((s) => [s.name, s]));
   const seen = new Set<string>();
@@ -74,10 +88,19 @@ export function validateInputs(manifest: ModelManifest, tensors: Tensor[], point
   tensors.forEach((tensor, index) => {
     const base = `${pointer}/${index}`;
     const spec = specs.get(tensor.name);
-    if (!spec) return void faults.push({ path: `${base}/name`, message: `unknown input ${JSON.stringify(tensor.name)}; the model takes ${[...specs.keys()].join(", ")}` });
-    if (seen.has(tensor.name)) return void faults.push({ path: `${base}/name`, message: `input ${JSON.stringify(tensor.name)} given twice` });
+    if (!spec)
+      return void faults.push({
+        path: `${base}/name`,
+        message: `unknown input ${JSON.stringify(tensor.name)}; the model takes ${[...specs.keys()].join(", ")}`,
+      });
+    if (seen.has(tensor.name))
+      return void faults.push({ path: `${base}/name`, message: `input ${JSON.stringify(tensor.name)} given twice` });
     seen.add(tensor.name);
-    if (tensor.datatype !== spec.datatype) return void faults.push({ path: `${base}/datatype`, message: `must be ${spec.datatype}, got ${tensor.datatype}` });
+    if (tensor.datatype !== spec.datatype)
+      return void faults.push({
+        path: `${base}/datatype`,
+        message: `must be ${spec.datatype}, got ${tensor.datatype}`,
+      });
     const before = faults.length;
     checkShape(spec, tensor.shape, base, faults);
     if (faults.length > before) return;
@@ -95,14 +118,32 @@ export function validateInputs(manifest: ModelManifest, tensors: Tensor[], point
   }
   if (rows === 0) return { faults: [{ path: `${pointer}/0/shape/0`, message: "batch dimension must be at least 1" }] };
   if (rows > manifest.maxRowsPerJob) {
-    return { faults: [{ path: `${pointer}/0/shape/0`, message: `at most ${manifest.maxRowsPerJob} rows per job for model ${manifest.name}, got ${rows}; send more rows as a batch` }] };
+    return {
+      faults: [
+        {
+          path: `${pointer}/0/shape/0`,
+          message: `at most ${manifest.maxRowsPerJob} rows per job for model ${manifest.name}, got ${rows}; send more rows as a batch`,
+        },
+      ],
+    };
   }
   return { value: { inputs: out, rows }, faults };
 }
 
-export function validateOutputNames(manifest: ModelManifest, outputs: { name: string }[] | undefined, pointer = "/outputs"): FieldFault[] {
+export function validateOutputNames(
+  manifest: ModelManifest,
+  outputs: { name: string }[] | undefined,
+  pointer = "/outputs",
+): FieldFault[] {
   const known = new Set(manifest.outputs.map((o) => o.name));
   return (outputs ?? []).flatMap((o, i) =>
-    known.has(o.name) ? [] : [{ path: `${pointer}/${i}/name`, message: `unknown output ${JSON.stringify(o.name)}; the model gives ${[...known].join(", ")}` }],
+    known.has(o.name)
+      ? []
+      : [
+          {
+            path: `${pointer}/${i}/name`,
+            message: `unknown output ${JSON.stringify(o.name)}; the model gives ${[...known].join(", ")}`,
+          },
+        ],
   );
 }

@@ -20,7 +20,10 @@ export const JobListPage = z
     nextCursor: z
       .string()
       .nullable()
-      .meta({ description: "Pass as `cursor` for the next page; null on the last page. A page with a status filter may hold fewer than `limit` jobs, even none, before the last" }),
+      .meta({
+        description:
+          "Pass as `cursor` for the next page; null on the last page. A page with a status filter may hold fewer than `limit` jobs, even none, before the last",
+      }),
   })
   .meta({ description: "A page of jobs, newest first" });
 export type JobListPage = z.infer<typeof JobListPage>;
@@ -29,7 +32,13 @@ export type JobListPage = z.infer<typeof JobListPage>;
 export const BatchListPage = z
   .object({
     batches: z.array(BatchView),
-    nextCursor: z.string().nullable().meta({ description: "Pass as `cursor` for the next page; null on the last page. A filtered page may hold fewer than `limit`, even none, before the last" }),
+    nextCursor: z
+      .string()
+      .nullable()
+      .meta({
+        description:
+          "Pass as `cursor` for the next page; null on the last page. A filtered page may hold fewer than `limit`, even none, before the last",
+      }),
   })
   .meta({ description: "A page of batches, newest first" });
 export type BatchListPage = z.infer<typeof BatchListPage>;
@@ -47,7 +56,15 @@ export const BatchResultLine = z
   })
   .meta({
     description: "One line of a batch's results (NDJSON, one object per line)",
-    examples: [{ index: 0, customId: "row-1", jobId: "3c9d6a52-0f1b-4a7e-8d2c-6b1e4f900001", status: "failed", error: { code: "deadline_exceeded", message: "not started within 60 s" } }],
+    examples: [
+      {
+        index: 0,
+        customId: "row-1",
+        jobId: "3c9d6a52-0f1b-4a7e-8d2c-6b1e4f900001",
+        status: "failed",
+        error: { code: "deadline_exceeded", message: "not started within 60 s" },
+      },
+    ],
   });
 export type BatchResultLine = z.infer<typeof BatchResultLine>;
 
@@ -71,8 +88,17 @@ export const ModelView = z
         description: "Iris species classifier",
         versions: ["1"],
         defaultVersion: "1",
-        inputs: [{ name: "features", datatype: "FP32", shape: [-1, 4], features: ["sepal_length", "sepal_width", "petal_length", "petal_width"] }],
-        outputs: [{ name: "probabilities", datatype: "FP32", shape: [-1, 3], labels: ["setosa", "versicolor", "virginica"] }],
+        inputs: [
+          {
+            name: "features",
+            datatype: "FP32",
+            shape: [-1, 4],
+            features: ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+          },
+        ],
+        outputs: [
+          { name: "probabilities", datatype: "FP32", shape: [-1, 3], labels: ["setosa", "versicolor", "virginica"] },
+        ],
         batching: { maxBatchSize: 64, maxQueueDelayMs: 2 },
         maxRowsPerJob: 1024,
       },
@@ -102,7 +128,8 @@ export const WebhookSecret = z
   .object({
     secret: z.string().meta({ description: "A Standard Webhooks secret (`whsec_…`)" }),
     previousSecretExpiresAt: Timestamp.optional().meta({
-      description: "During a rotation window: until when a previous secret still signs, alongside this one (each previous secret signs for its own full window; this is the latest)",
+      description:
+        "During a rotation window: until when a previous secret still signs, alongside this one (each previous secret signs for its own full window; this is the latest)",
     }),
   })
   .meta({ examples: [{ secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" }] });
@@ -110,9 +137,19 @@ export type WebhookSecret = z.infer<typeof WebhookSecret>;
 
 export const WebhookEventView = z.object({
   id: z.string().meta({ description: "The event's webhook-id (the same on every attempt and redelivery)" }),
-  type: z.string().meta({ description: "A webhook event type: `job.succeeded`, `job.failed`, `job.canceled`, `job.expired`, `batch.completed`" }),
+  type: z
+    .string()
+    .meta({
+      description:
+        "A webhook event type: `job.succeeded`, `job.failed`, `job.canceled`, `job.expired`, `batch.completed`",
+    }),
   url: z.string(),
-  status: z.string().meta({ description: "`pending` (an attempt is due or scheduled), `delivered`, `gone` (the receiver answered 410) or `failed` (retries exhausted)" }),
+  status: z
+    .string()
+    .meta({
+      description:
+        "`pending` (an attempt is due or scheduled), `delivered`, `gone` (the receiver answered 410) or `failed` (retries exhausted)",
+    }),
   attempts: count,
   redeliveries: count.meta({ description: "Manual redeliveries asked for so far (at most WEBHOOK_MAX_REDELIVERIES)" }),
   createdAt: Timestamp,
@@ -123,7 +160,11 @@ export type WebhookEventView = z.infer<typeof WebhookEventView>;
 
 /** The body of every attempt of a job's event: the job as `GET /v1/jobs/:id` shows it. */
 export const JobWebhookPayload = z
-  .object({ type: WebhookEventType.extract(["job.succeeded", "job.failed", "job.canceled", "job.expired"]), timestamp: Timestamp, data: JobView })
+  .object({
+    type: WebhookEventType.extract(["job.succeeded", "job.failed", "job.canceled", "job.expired"]),
+    timestamp: Timestamp,
+    data: JobView,
+  })
   .meta({ description: "A job's webhook event, sent when the job reaches a terminal state" });
 export type JobWebhookPayload = z.infer<typeof JobWebhookPayload>;
 
@@ -153,7 +194,10 @@ export type WebhookAttempt = z.infer<typeof WebhookAttempt>;
 /** GET /v1/jobs/:id/webhooks: the job's events and every delivery attempt, oldest first. */
 export const JobWebhooks = z
   .object({ events: z.array(WebhookEventView), attempts: z.array(WebhookAttempt) })
-  .meta({ description: "A job's webhook events and every delivery attempt, oldest first", examples: [{ events: [], attempts: [] }] });
+  .meta({
+    description: "A job's webhook events and every delivery attempt, oldest first",
+    examples: [{ events: [], attempts: [] }],
+  });
 export type JobWebhooks = z.infer<typeof JobWebhooks>;
 
 /** POST /v1/jobs/:id/webhooks/redeliver. */
@@ -163,7 +207,10 @@ export const WebhookRedelivery = z
 export type WebhookRedelivery = z.infer<typeof WebhookRedelivery>;
 
 /** A field at fault, as a JSON Pointer into the request. */
-export const ProblemField = z.object({ path: z.string().meta({ description: "JSON Pointer (RFC 6901) into the request" }), message: z.string() });
+export const ProblemField = z.object({
+  path: z.string().meta({ description: "JSON Pointer (RFC 6901) into the request" }),
+  message: z.string(),
+});
 
 /** An RFC 9457 problem details body; `code` is the stable machine-readable name. Extension members may follow. */
 export const Problem = z
@@ -176,7 +223,8 @@ export const Problem = z
     errors: z.array(ProblemField).optional(),
   })
   .meta({
-    description: "RFC 9457 problem details; `code` is stable, `detail` is for people. A dependency outage adds `dependency` (`postgres`, `redis`)",
+    description:
+      "RFC 9457 problem details; `code` is stable, `detail` is for people. A dependency outage adds `dependency` (`postgres`, `redis`)",
     examples: [
       {
         type: "https://inferline.dev/problems/validation-failed",
@@ -191,16 +239,32 @@ export const Problem = z
 export type Problem = z.infer<typeof Problem>;
 
 /** A dependency's state as one word. */
-export const DependencyState = z.enum(["ok", "unreachable", "timeout", "terminated", "starting", "overloaded", "busy", "error"]);
+export const DependencyState = z.enum([
+  "ok",
+  "unreachable",
+  "timeout",
+  "terminated",
+  "starting",
+  "overloaded",
+  "busy",
+  "error",
+]);
 export type DependencyState = z.infer<typeof DependencyState>;
 
-export const ReadinessChecks = z.object({ postgres: DependencyState, redis: DependencyState, models: z.enum(["ok", "empty"]) });
+export const ReadinessChecks = z.object({
+  postgres: DependencyState,
+  redis: DependencyState,
+  models: z.enum(["ok", "empty"]),
+});
 export type ReadinessChecks = z.infer<typeof ReadinessChecks>;
 
 const readinessModels = z
   .record(z.string(), ModelReadiness)
   .optional()
-  .meta({ description: "Each model's readiness as live workers report it (when Redis answered). Informational: a model no worker can serve answers 503 model_unavailable, the API stays ready" });
+  .meta({
+    description:
+      "Each model's readiness as live workers report it (when Redis answered). Informational: a model no worker can serve answers 503 model_unavailable, the API stays ready",
+  });
 
 export const Healthz = z.object({ status: z.literal("ok") }).meta({ examples: [{ status: "ok" }] });
 export type Healthz = z.infer<typeof Healthz>;
@@ -218,7 +282,11 @@ export const Readyz = z.object({ status: z.literal("ready"), checks: ReadinessCh
 export type Readyz = z.infer<typeof Readyz>;
 
 /** GET /readyz when not ready: a problem (`not_ready`) with the states. */
-export const NotReady = Problem.extend({ code: z.literal("not_ready"), checks: ReadinessChecks, models: readinessModels }).meta({
+export const NotReady = Problem.extend({
+  code: z.literal("not_ready"),
+  checks: ReadinessChecks,
+  models: readinessModels,
+}).meta({
   examples: [
     {
       type: "https://inferline.dev/problems/not-ready",
@@ -241,7 +309,13 @@ export type V2Ready = z.infer<typeof V2Ready>;
 const V2TensorMetadata = z.object({ name: z.string(), datatype: Datatype, shape: z.array(z.number().int()) });
 
 export const V2ModelMetadata = z
-  .object({ name: z.string(), versions: z.array(z.string()), platform: z.literal("onnxruntime_onnx"), inputs: z.array(V2TensorMetadata), outputs: z.array(V2TensorMetadata) })
+  .object({
+    name: z.string(),
+    versions: z.array(z.string()),
+    platform: z.literal("onnxruntime_onnx"),
+    inputs: z.array(V2TensorMetadata),
+    outputs: z.array(V2TensorMetadata),
+  })
   .meta({
     description: "OIP v2 model metadata",
     examples: [
@@ -262,17 +336,32 @@ export const V2ModelReady = z
     name: z.string(),
     version: z.string().optional(),
     ready: z.boolean(),
-    state: VersionReadiness.shape.state.optional().meta({ description: "When not ready: `failed` (workers could not load it) or `unknown` (no live worker reported it)" }),
+    state: VersionReadiness.shape.state
+      .optional()
+      .meta({
+        description: "When not ready: `failed` (workers could not load it) or `unknown` (no live worker reported it)",
+      }),
     versions: z.record(z.string(), VersionReadiness).optional(),
   })
   .meta({ examples: [{ name: "iris", ready: true }] });
 export type V2ModelReady = z.infer<typeof V2ModelReady>;
 
-export const V2InferResponse = InferenceResult.extend({ id: z.string().meta({ description: "The request's `id`, else the job's" }) }).meta({
+export const V2InferResponse = InferenceResult.extend({
+  id: z.string().meta({ description: "The request's `id`, else the job's" }),
+}).meta({
   description: "OIP v2 inference response",
-  examples: [{ id: "req-1", model_name: "iris", model_version: "1", outputs: [{ name: "probabilities", datatype: "FP32", shape: [1, 3], data: [0.98, 0.015, 0.005] }] }],
+  examples: [
+    {
+      id: "req-1",
+      model_name: "iris",
+      model_version: "1",
+      outputs: [{ name: "probabilities", datatype: "FP32", shape: [1, 3], data: [0.98, 0.015, 0.005] }],
+    },
+  ],
 });
 export type V2InferResponse = z.infer<typeof V2InferResponse>;
 
-export const V2Error = z.object({ error: z.string() }).meta({ description: "OIP v2 error", examples: [{ error: "inputs: Too small: expected array to have >=1 items" }] });
+export const V2Error = z
+  .object({ error: z.string() })
+  .meta({ description: "OIP v2 error", examples: [{ error: "inputs: Too small: expected array to have >=1 items" }] });
 export type V2Error = z.infer<typeof V2Error>;

@@ -16,11 +16,16 @@ function faultsOf(value: unknown, base?: string) {
 
 describe("zodFaults", () => {
   it("gives each issue a JSON Pointer to its field, array indexes included", () => {
-    expect(faultsOf({ model: 7, inputs: [{ name: "a" }, { name: 1 }] }).map((f) => f.path)).toEqual(["/model", "/inputs/1/name"]);
+    expect(faultsOf({ model: 7, inputs: [{ name: "a" }, { name: 1 }] }).map((f) => f.path)).toEqual([
+      "/model",
+      "/inputs/1/name",
+    ]);
   });
 
   it("escapes ~ as ~0 and / as ~1 in path segments (RFC 6901)", () => {
-    expect(faultsOf({ model: "m", metadata: { "a/b~c": 1 } })).toEqual([{ path: "/metadata/a~1b~0c", message: expect.any(String) }]);
+    expect(faultsOf({ model: "m", metadata: { "a/b~c": 1 } })).toEqual([
+      { path: "/metadata/a~1b~0c", message: expect.any(String) },
+    ]);
     expect(faultsOf({ model: "m", metadata: { "~/~/~/~/": 1 } })[0]!.path).toBe("/metadata/~0~1~0~1~0~1~0~1");
   });
 

@@ -17,7 +17,19 @@ function pngStart(width: number, height: number): Buffer {
 function jpegStart(width: number, height: number, app1 = 100): Buffer {
   const app = Buffer.alloc(app1 + 4, 0x45);
   app.set([0xff, 0xe1, (app1 + 2) >> 8, (app1 + 2) & 0xff], 0);
-  const sof = Buffer.from([0xff, 0xff, 0xc2, 0x00, 0x11, 0x08, height >> 8, height & 0xff, width >> 8, width & 0xff, 3]);
+  const sof = Buffer.from([
+    0xff,
+    0xff,
+    0xc2,
+    0x00,
+    0x11,
+    0x08,
+    height >> 8,
+    height & 0xff,
+    width >> 8,
+    width & 0xff,
+    3,
+  ]);
   return Buffer.concat([Buffer.from([0xff, 0xd8]), app, sof]);
 }
 
@@ -57,11 +69,21 @@ describe("validateInputs with image limits", () => {
     inputs: [{ name: "image", datatype: "BYTES", shape: [-1], image: LIMITS }],
     outputs: [{ name: "text", datatype: "BYTES", shape: [-1] }],
   });
-  const submit = (...images: Buffer[]) => validateInputs(manifest, [{ name: "image", datatype: "BYTES", shape: [images.length], data: images.map((b) => b.toString("base64")) }]);
+  const submit = (...images: Buffer[]) =>
+    validateInputs(manifest, [
+      { name: "image", datatype: "BYTES", shape: [images.length], data: images.map((b) => b.toString("base64")) },
+    ]);
 
   it("refuses an image past a limit by its header, naming the element and the limit", () => {
-    expect(submit(pngStart(300, 40), jpegStart(2000, 20)).faults).toEqual([{ path: "/inputs/0/data/1", message: "a JPEG of 2000×20 pixels is wider than this input's maxWidth of 1000 pixels" }]);
-    expect(submit(pngStart(1_000_000, 1_000_000)).faults).toEqual([{ path: "/inputs/0/data/0", message: expect.stringContaining("maxWidth") }]);
+    expect(submit(pngStart(300, 40), jpegStart(2000, 20)).faults).toEqual([
+      {
+        path: "/inputs/0/data/1",
+        message: "a JPEG of 2000×20 pixels is wider than this input's maxWidth of 1000 pixels",
+      },
+    ]);
+    expect(submit(pngStart(1_000_000, 1_000_000)).faults).toEqual([
+      { path: "/inputs/0/data/0", message: expect.stringContaining("maxWidth") },
+    ]);
   });
 
   it("passes images within the limits, and bytes whose header it cannot read (the worker judges those)", () => {
@@ -69,8 +91,14 @@ describe("validateInputs with image limits", () => {
   });
 
   it("applies only to BYTES inputs", () => {
-    const bad = ModelManifest.safeParse({ ...manifest, inputs: [{ name: "x", datatype: "FP32", shape: [-1], image: LIMITS }] });
+    const bad = ModelManifest.safeParse({
+      ...manifest,
+      inputs: [{ name: "x", datatype: "FP32", shape: [-1], image: LIMITS }],
+    });
     expect(bad.success).toBe(false);
-    expect(bad.error?.issues[0]).toMatchObject({ path: ["inputs", 0, "image"], message: "image limits apply to BYTES inputs only" });
+    expect(bad.error?.issues[0]).toMatchObject({
+      path: ["inputs", 0, "image"],
+      message: "image limits apply to BYTES inputs only",
+    });
   });
 });

@@ -6,7 +6,11 @@ const here = (file: string): string => fileURLToPath(new URL(file, import.meta.u
 
 /** What importing a module read of the environment and the file system (see support/trap-io.mjs). */
 function touchedOnImport(module: string): string[] {
-  const out = execFileSync(process.execPath, ["--import", "tsx", "--import", here("./support/trap-io.mjs"), here("./support/import-probe.mjs"), module], { encoding: "utf8" });
+  const out = execFileSync(
+    process.execPath,
+    ["--import", "tsx", "--import", here("./support/trap-io.mjs"), here("./support/import-probe.mjs"), module],
+    { encoding: "utf8" },
+  );
   return JSON.parse(out) as string[];
 }
 

@@ -2,9 +2,12 @@ import { describe, expect, it } from "vitest";
 import { isStorableText, StorableText, UNSTORABLE_TEXT_MESSAGE } from "../src/text.ts";
 
 describe("isStorableText", () => {
-  it.each(["", "plain", "héllo wörld", "emoji 😀 in a pair", "\ud83d\ude00", "tab\tand\nnewline", "\u0001 control"])("stores %j", (s) => {
-    expect(isStorableText(s)).toBe(true);
-  });
+  it.each(["", "plain", "héllo wörld", "emoji 😀 in a pair", "\ud83d\ude00", "tab\tand\nnewline", "\u0001 control"])(
+    "stores %j",
+    (s) => {
+      expect(isStorableText(s)).toBe(true);
+    },
+  );
 
   it.each([
     ["NUL", "a\u0000b"],

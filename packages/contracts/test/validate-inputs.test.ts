@@ -4,14 +4,29 @@ import type { Datatype } from "../src/datatypes.ts";
 import type { Tensor } from "../src/tensor.ts";
 import { validateInputs, validateOutputNames } from "../src/validate-inputs.ts";
 
-function manifest(inputs: Array<{ name: string; datatype: Datatype; shape: number[] }>, maxRowsPerJob?: number): ModelManifest {
-  return ModelManifest.parse({ name: "m", versions: [{ version: "1", file: "m.onnx" }], inputs, outputs: [{ name: "out", datatype: "FP32", shape: [-1, 1] }], maxRowsPerJob });
+function manifest(
+  inputs: Array<{ name: string; datatype: Datatype; shape: number[] }>,
+  maxRowsPerJob?: number,
+): ModelManifest {
+  return ModelManifest.parse({
+    name: "m",
+    versions: [{ version: "1", file: "m.onnx" }],
+    inputs,
+    outputs: [{ name: "out", datatype: "FP32", shape: [-1, 1] }],
+    maxRowsPerJob,
+  });
 }
-const tensor = (name: string, datatype: Datatype, shape: number[], data: unknown[]): Tensor => ({ name, datatype, shape, data });
+const tensor = (name: string, datatype: Datatype, shape: number[], data: unknown[]): Tensor => ({
+  name,
+  datatype,
+  shape,
+  data,
+});
 
 /** One input of the given datatype, batched, one element per row. */
 const single = (datatype: Datatype) => manifest([{ name: "x", datatype, shape: [-1, 1] }]);
-const check = (datatype: Datatype, value: unknown) => validateInputs(single(datatype), [tensor("x", datatype, [1, 1], [value])]);
+const check = (datatype: Datatype, value: unknown) =>
+  validateInputs(single(datatype), [tensor("x", datatype, [1, 1], [value])]);
 const pathsOf = (r: { faults: Array<{ path: string }> }) => r.faults.map((f) => f.path);
 
 describe("validateInputs: element types per datatype", () => {
@@ -85,11 +100,14 @@ describe("validateInputs: element types per datatype", () => {
     ["UINT8", "255", 255],
     ["FP16", 65519, 65519],
     ["FP32", 3.4028235e38, 3.4028235e38],
-  ])("%s takes %j as %j: integers past ±(2^53-1) stay decimal strings, the rest become numbers", (datatype, value, canonical) => {
-    const result = check(datatype, value);
-    expect(result.faults).toEqual([]);
-    expect(result.value?.inputs[0]?.data).toEqual([canonical]);
-  });
+  ])(
+    "%s takes %j as %j: integers past ±(2^53-1) stay decimal strings, the rest become numbers",
+    (datatype, value, canonical) => {
+      const result = check(datatype, value);
+      expect(result.faults).toEqual([]);
+      expect(result.value?.inputs[0]?.data).toEqual([canonical]);
+    },
+  );
 
   it("copies the request's data only when an element changes form", () => {
     const data = [1, "2", "9007199254740993"];
@@ -98,12 +116,18 @@ describe("validateInputs: element types per datatype", () => {
     expect(result.value?.inputs[0]?.data).toEqual([1, 2, "9007199254740993"]);
     expect(data).toEqual([1, "2", "9007199254740993"]);
     const numbers = [1, 2, 3];
-    expect(validateInputs(manifest([{ name: "x", datatype: "INT64", shape: [-1, 3] }]), [tensor("x", "INT64", [1, 3], numbers)]).value?.inputs[0]?.data).toBe(numbers);
+    expect(
+      validateInputs(manifest([{ name: "x", datatype: "INT64", shape: [-1, 3] }]), [
+        tensor("x", "INT64", [1, 3], numbers),
+      ]).value?.inputs[0]?.data,
+    ).toBe(numbers);
   });
 
   it("names the first bad element by its flat index, nested data too", () => {
     const m = manifest([{ name: "x", datatype: "INT32", shape: [-1, 3] }]);
-    expect(pathsOf(validateInputs(m, [tensor("x", "INT32", [2, 3], [1, 2, 3, 4, 5.5, "x"])]))).toEqual(["/inputs/0/data/4"]);
+    expect(pathsOf(validateInputs(m, [tensor("x", "INT32", [2, 3], [1, 2, 3, 4, 5.5, "x"])]))).toEqual([
+      "/inputs/0/data/4",
+    ]);
     expect(
       pathsOf(
         validateInputs(m, [
@@ -139,12 +163,18 @@ describe("validateInputs: shapes", () => {
   });
 
   it("refuses another rank at /shape, and another fixed size at the dimension", () => {
-    expect(validateInputs(iris, [tensor("features", "FP32", [4], [1, 2, 3, 4])]).faults).toEqual([{ path: "/inputs/0/shape", message: expect.stringContaining("2 dimensions") }]);
-    expect(validateInputs(iris, [tensor("features", "FP32", [1, 3], [1, 2, 3])]).faults).toEqual([{ path: "/inputs/0/shape/1", message: "must be 4, got 3" }]);
+    expect(validateInputs(iris, [tensor("features", "FP32", [4], [1, 2, 3, 4])]).faults).toEqual([
+      { path: "/inputs/0/shape", message: expect.stringContaining("2 dimensions") },
+    ]);
+    expect(validateInputs(iris, [tensor("features", "FP32", [1, 3], [1, 2, 3])]).faults).toEqual([
+      { path: "/inputs/0/shape/1", message: "must be 4, got 3" },
+    ]);
   });
 
   it("refuses data whose element count does not match the shape", () => {
-    expect(validateInputs(iris, [tensor("features", "FP32", [2, 4], [1, 2, 3, 4])]).faults).toEqual([{ path: "/inputs/0/data", message: "has 4 elements; shape [2, 4] needs 8" }]);
+    expect(validateInputs(iris, [tensor("features", "FP32", [2, 4], [1, 2, 3, 4])]).faults).toEqual([
+      { path: "/inputs/0/data", message: "has 4 elements; shape [2, 4] needs 8" },
+    ]);
   });
 
   it("flattens nested data, and refuses ragged nesting or nesting the shape does not describe", () => {
@@ -189,21 +219,34 @@ describe("validateInputs: inputs present once", () => {
 
   it("names a missing input at the inputs array", () => {
     expect(validateInputs(pair, [ids()]).faults).toEqual([{ path: "/inputs", message: 'missing input "mask"' }]);
-    expect(validateInputs(pair, []).faults.map((f) => f.message)).toEqual(['missing input "ids"', 'missing input "mask"']);
+    expect(validateInputs(pair, []).faults.map((f) => f.message)).toEqual([
+      'missing input "ids"',
+      'missing input "mask"',
+    ]);
   });
 
   it("names a duplicate and an unknown input at their name", () => {
-    expect(validateInputs(pair, [ids(), mask(), ids()]).faults).toEqual([{ path: "/inputs/2/name", message: 'input "ids" given twice' }]);
+    expect(validateInputs(pair, [ids(), mask(), ids()]).faults).toEqual([
+      { path: "/inputs/2/name", message: 'input "ids" given twice' },
+    ]);
     const unknown = validateInputs(pair, [ids(), mask(), tensor("extra", "FP32", [1], [1])]).faults;
-    expect(unknown).toEqual([{ path: "/inputs/2/name", message: expect.stringContaining('unknown input "extra"; the model takes ids, mask') }]);
+    expect(unknown).toEqual([
+      { path: "/inputs/2/name", message: expect.stringContaining('unknown input "extra"; the model takes ids, mask') },
+    ]);
   });
 
   it("names a datatype the manifest does not give the input", () => {
-    expect(validateInputs(pair, [tensor("ids", "INT32", [1, 2], [1, 1]), mask()]).faults).toEqual([{ path: "/inputs/0/datatype", message: "must be INT64, got INT32" }]);
+    expect(validateInputs(pair, [tensor("ids", "INT32", [1, 2], [1, 1]), mask()]).faults).toEqual([
+      { path: "/inputs/0/datatype", message: "must be INT64, got INT32" },
+    ]);
   });
 
   it("reports the faults of every input together, under the given pointer", () => {
-    const result = validateInputs(pair, [tensor("ids", "INT64", [1, 3], [1, 1, 1]), tensor("mask", "BOOL", [1, 2], [true, 0])], "/items/4/inputs");
+    const result = validateInputs(
+      pair,
+      [tensor("ids", "INT64", [1, 3], [1, 1, 1]), tensor("mask", "BOOL", [1, 2], [true, 0])],
+      "/items/4/inputs",
+    );
     expect(pathsOf(result)).toEqual(["/items/4/inputs/0/shape/1", "/items/4/inputs/1/data/1"]);
   });
 });
@@ -219,7 +262,9 @@ describe("validateInputs: the batch dimension", () => {
 
   it("needs the same size along it in every input", () => {
     const result = validateInputs(pair, [tensor("a", "FP32", [2, 1], [1, 2]), tensor("b", "FP32", [3], [1, 2, 3])]);
-    expect(result.faults).toEqual([{ path: "/inputs", message: "all inputs must have the same size along the batch dimension" }]);
+    expect(result.faults).toEqual([
+      { path: "/inputs", message: "all inputs must have the same size along the batch dimension" },
+    ]);
   });
 
   it("needs at least one row", () => {
@@ -228,9 +273,20 @@ describe("validateInputs: the batch dimension", () => {
   });
 
   it("takes at most maxRowsPerJob rows", () => {
-    expect(validateInputs(pair, [tensor("a", "FP32", [3, 1], [1, 2, 3]), tensor("b", "FP32", [3], [1, 2, 3])]).value?.rows).toBe(3);
-    const over = validateInputs(pair, [tensor("a", "FP32", [4, 1], [1, 2, 3, 4]), tensor("b", "FP32", [4], [1, 2, 3, 4])], "/items/0/inputs");
-    expect(over.faults).toEqual([{ path: "/items/0/inputs/0/shape/0", message: expect.stringContaining("at most 3 rows per job for model m, got 4") }]);
+    expect(
+      validateInputs(pair, [tensor("a", "FP32", [3, 1], [1, 2, 3]), tensor("b", "FP32", [3], [1, 2, 3])]).value?.rows,
+    ).toBe(3);
+    const over = validateInputs(
+      pair,
+      [tensor("a", "FP32", [4, 1], [1, 2, 3, 4]), tensor("b", "FP32", [4], [1, 2, 3, 4])],
+      "/items/0/inputs",
+    );
+    expect(over.faults).toEqual([
+      {
+        path: "/items/0/inputs/0/shape/0",
+        message: expect.stringContaining("at most 3 rows per job for model m, got 4"),
+      },
+    ]);
   });
 
   it("counts one row for a model without a dynamic first dimension, whatever its first size", () => {
@@ -247,6 +303,8 @@ describe("validateOutputNames", () => {
   it("accepts known outputs or none, and names each unknown one", () => {
     expect(validateOutputNames(m, undefined)).toEqual([]);
     expect(validateOutputNames(m, [{ name: "out" }])).toEqual([]);
-    expect(validateOutputNames(m, [{ name: "out" }, { name: "nope" }], "/items/1/outputs")).toEqual([{ path: "/items/1/outputs/1/name", message: 'unknown output "nope"; the model gives out' }]);
+    expect(validateOutputNames(m, [{ name: "out" }, { name: "nope" }], "/items/1/outputs")).toEqual([
+      { path: "/items/1/outputs/1/name", message: 'unknown output "nope"; the model gives out' },
+    ]);
   });
 });

@@ -34,7 +34,10 @@ export class BatchChunkStore {
     private readonly pool: pg.Pool,
     options: BatchChunkStoreOptions = {},
   ) {
-    this.bounds = { scanChunks: options.listScanChunks ?? Math.ceil(LIST_SCAN_ROWS / BATCH_CHUNK_SIZE), pageChunks: options.pageChunks ?? 4 };
+    this.bounds = {
+      scanChunks: options.listScanChunks ?? Math.ceil(LIST_SCAN_ROWS / BATCH_CHUNK_SIZE),
+      pageChunks: options.pageChunks ?? 4,
+    };
   }
 
   /** Marks the chunk running and returns its items' inputs; null when finished, gone or overdue (see claimChunk). */
@@ -58,12 +61,21 @@ export class BatchChunkStore {
   }
 
   /** Writes the outcomes of a chunk's items, each once, in the caller's transaction (see finishChunk). */
-  async finish(id: string, outcomes: Array<ChunkItemOutcome | undefined>, client: pg.PoolClient): Promise<FinishedChunk | null> {
+  async finish(
+    id: string,
+    outcomes: Array<ChunkItemOutcome | undefined>,
+    client: pg.PoolClient,
+  ): Promise<FinishedChunk | null> {
     return finishChunk(client, id, outcomes);
   }
 
   /** Cancels one item of the tenant's batch if it is not yet terminal, in the caller's transaction (see cancelItem). */
-  async cancelItem(tenantId: string, batchId: string, index: number, client: pg.PoolClient): Promise<CanceledItem | null> {
+  async cancelItem(
+    tenantId: string,
+    batchId: string,
+    index: number,
+    client: pg.PoolClient,
+  ): Promise<CanceledItem | null> {
     return cancelItem(client, tenantId, batchId, index);
   }
 

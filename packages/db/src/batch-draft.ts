@@ -152,7 +152,15 @@ export class BatchDraft {
     this.assertUsable();
     const inputs = JSON.stringify(chunk.inputs);
     const hits = encodeHits(chunk.hits);
-    this.pending.push({ id: chunk.id, firstIndex: chunk.firstIndex, size: chunk.inputs.length, inputs, customIds: chunk.customIds, cacheKeys: chunk.cacheKeys ?? [], hits });
+    this.pending.push({
+      id: chunk.id,
+      firstIndex: chunk.firstIndex,
+      size: chunk.inputs.length,
+      inputs,
+      customIds: chunk.customIds,
+      cacheKeys: chunk.cacheKeys ?? [],
+      hits,
+    });
     this.pendingBytes += inputs.length + (hits?.results.length ?? 0);
     if (this.pending.length >= CHUNKS_PER_INSERT || this.pendingBytes >= INSERT_BYTES) await this.flush();
   }
@@ -164,7 +172,11 @@ export class BatchDraft {
    * each queued chunk's fair-share rank, in chunk order (see JobStore.insertMany): the tenant's
    * queued work of the model and priority before the batch, plus the batch's earlier chunks.
    */
-  async commit<E = never>(total: number, requestHash: string | null, onCompleted?: (q: Queryable) => Promise<E[]>): Promise<CommittedDraft<E>> {
+  async commit<E = never>(
+    total: number,
+    requestHash: string | null,
+    onCompleted?: (q: Queryable) => Promise<E[]>,
+  ): Promise<CommittedDraft<E>> {
     try {
       await this.flush();
       await this.inflight;
@@ -179,18 +191,22 @@ export class BatchDraft {
          where model = $2 and "tenantId" = $6 and priority = $4::"JobPriority" and "startedAt" is null`,
         [this.ids, this.batch.model, this.batch.version, this.batch.priority, this.sizes, this.batch.tenantId],
       );
-      await this.client.query(`update batches set total = $2, remaining = $3, "requestHash" = $4, "completedAt" = case when $3::int <= 0 then now() end where id = $1`, [
-        this.batch.id,
-        total,
-        queued,
-        requestHash,
-      ]);
+      await this.client.query(
+        `update batches set total = $2, remaining = $3, "requestHash" = $4, "completedAt" = case when $3::int <= 0 then now() end where id = $1`,
+        [this.batch.id, total, queued, requestHash],
+      );
       const completed = queued <= 0;
       const recorded = completed && onCompleted ? await onCompleted(this.client) : [];
       await this.client.query("commit");
       this.release();
       let rank = rows[0]?.queued ?? 0;
-      return { chunkIds: [...this.ids], ranks: this.sizes.map((size) => (rank += size) - size), queued, completed, recorded };
+      return {
+        chunkIds: [...this.ids],
+        ranks: this.sizes.map((size) => (rank += size) - size),
+        queued,
+        completed,
+        recorded,
+      };
     } catch (err) {
       await this.rollback();
       throw this.failure ? connectionLost(this.failure, this.idleMs) : err;
@@ -245,7 +261,11 @@ export class BatchDraft {
 /** What a draft whose session ended reports: PostgreSQL's idle-in-transaction timeout is the client's stall. */
 function connectionLost(err: Error, idleMs: number): Error {
   if ((err as { code?: string }).code === "25P03") {
-    return new InferlineError("upload_stalled", `the request body stopped arriving for more than ${idleMs / 1000} s; nothing was created`, { status: 408 });
+    return new InferlineError(
+      "upload_stalled",
+      `the request body stopped arriving for more than ${idleMs / 1000} s; nothing was created`,
+      { status: 408 },
+    );
   }
   return err;
 }
@@ -258,7 +278,12 @@ function encodeHits(hits: Array<string | null> | undefined): EncodedChunk["hits"
   if (!hits?.some((h) => h !== null)) return null;
   let n = 0;
   const statuses = hits.map((h) => (h === null ? "queued" : (n++, "succeeded")));
-  return { statuses, results: `[\n${hits.map((h) => h ?? "null").join(",\n")}\n]`, cached: hits.map((h) => h !== null), n };
+  return {
+    statuses,
+    results: `[\n${hits.map((h) => h ?? "null").join(",\n")}\n]`,
+    cached: hits.map((h) => h !== null),
+    n,
+  };
 }
 
 /** One multi-row insert; each chunk's inputs travel as one JSON text parameter (no per-element escaping). */
@@ -268,7 +293,8 @@ async function insertChunks(client: pg.PoolClient, batchId: string, chunks: Enco
     const p = params.length;
     params.push(c.id, c.firstIndex, c.size, c.inputs, c.customIds, c.cacheKeys);
     const row = `$${p + 1}::uuid, $1::uuid, $${p + 2}::int, $${p + 3}::int, $${p + 4}::json, $${p + 5}::text[], $${p + 6}::text[]`;
-    if (!c.hits) return `(${row}, array_fill('queued'::text, array[$${p + 3}::int]), '{}'::boolean[], null::json, 0, null::timestamptz)`;
+    if (!c.hits)
+      return `(${row}, array_fill('queued'::text, array[$${p + 3}::int]), '{}'::boolean[], null::json, 0, null::timestamptz)`;
     const q = params.length;
     params.push(c.hits.statuses, c.hits.cached, c.hits.results, c.hits.n);
     // A chunk answered whole from the cache is complete at once.

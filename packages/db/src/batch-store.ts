@@ -1,5 +1,12 @@
 import type pg from "pg";
-import type { BatchListPage, BatchListQuery, BatchStatus, BatchView, JobStatus, WebhookSpec } from "@inferline/contracts";
+import type {
+  BatchListPage,
+  BatchListQuery,
+  BatchStatus,
+  BatchView,
+  JobStatus,
+  WebhookSpec,
+} from "@inferline/contracts";
 import type { PrismaClient, Batch } from "./generated/prisma/client.ts";
 import type { Queryable } from "./database.ts";
 import { BatchDraft, DRAFT_IDLE_TIMEOUT_MS, type NewBatch } from "./batch-draft.ts";
@@ -60,15 +67,22 @@ export class BatchStore {
   }
 
   /** What a `batch.completed` event needs: owner, webhook, and the batch as the API shows it. */
-  async eventSubject(id: string, q: Queryable = this.pool): Promise<{ tenantId: string; webhook: WebhookSpec | null; view: BatchView } | null> {
+  async eventSubject(
+    id: string,
+    q: Queryable = this.pool,
+  ): Promise<{ tenantId: string; webhook: WebhookSpec | null; view: BatchView } | null> {
     const { rows } = await q.query<Batch>(`select * from batches where id = $1`, [id]);
     const batch = rows[0];
-    return batch ? { tenantId: batch.tenantId, webhook: batch.webhook as WebhookSpec | null, view: await this.view(batch, q) } : null;
+    return batch
+      ? { tenantId: batch.tenantId, webhook: batch.webhook as WebhookSpec | null, view: await this.view(batch, q) }
+      : null;
   }
 
   /** The batch with its counts by status, summed over its chunks' counters (a few hundred rows at most). */
   async view(batch: Batch, q: Queryable = this.pool): Promise<BatchView> {
-    const { rows } = await q.query<ItemCounts>(`select ${ITEM_COUNTS} from batch_chunks where "batchId" = $1`, [batch.id]);
+    const { rows } = await q.query<ItemCounts>(`select ${ITEM_COUNTS} from batch_chunks where "batchId" = $1`, [
+      batch.id,
+    ]);
     return toBatchView(batch, rows[0]!);
   }
 
@@ -78,16 +92,22 @@ export class BatchStore {
    * may hold fewer than `limit` (even none) while `nextCursor` is not null.
    */
   async list(tenantId: string, query: BatchListQuery): Promise<BatchListPage> {
-    const { rows } = await this.pool.query<ListedBatch>(batchListStatement(tenantId, query, this.options.listScanRows ?? LIST_SCAN_ROWS));
+    const { rows } = await this.pool.query<ListedBatch>(
+      batchListStatement(tenantId, query, this.options.listScanRows ?? LIST_SCAN_ROWS),
+    );
     const { items, end } = splitPage(rows, query.limit);
     const counted = new Map<string, ItemCounts>();
     if (items.length > 0) {
-      const { rows: counts } = await this.pool.query<ItemCounts & { batchId: string }>(`select "batchId", ${ITEM_COUNTS} from batch_chunks where "batchId" = any($1::uuid[]) group by "batchId"`, [
-        items.map((b) => b.id),
-      ]);
+      const { rows: counts } = await this.pool.query<ItemCounts & { batchId: string }>(
+        `select "batchId", ${ITEM_COUNTS} from batch_chunks where "batchId" = any($1::uuid[]) group by "batchId"`,
+        [items.map((b) => b.id)],
+      );
       for (const { batchId, ...c } of counts) counted.set(batchId, c);
     }
-    return { batches: items.map((b) => toBatchView(b, counted.get(b.id) ?? NO_ITEMS)), nextCursor: end ? encodeCursor(end) : null };
+    return {
+      batches: items.map((b) => toBatchView(b, counted.get(b.id) ?? NO_ITEMS)),
+      nextCursor: end ? encodeCursor(end) : null,
+    };
   }
 
   /**
@@ -104,7 +124,10 @@ export class BatchStore {
       `select id, size - succeeded - failed - canceled - expired as n from batch_chunks where "batchId" = $1 and "completedAt" is null order by id for update`,
       [id],
     );
-    const { rows: batch } = await client.query<{ completedAt: Date | null; model: string }>(`select "completedAt", model from batches where id = $1 for update`, [id]);
+    const { rows: batch } = await client.query<{ completedAt: Date | null; model: string }>(
+      `select "completedAt", model from batches where id = $1 for update`,
+      [id],
+    );
     if (!batch[0] || batch[0].completedAt) return null;
     await client.query(`update batches set "canceledAt" = coalesce("canceledAt", now()) where id = $1`, [id]);
     const model = batch[0].model;
@@ -127,7 +150,10 @@ export class BatchStore {
    * cancels, each with cancel().
    */
   async dueForCancel(limit: number): Promise<string[]> {
-    const { rows } = await this.pool.query<{ id: string }>(`select id from batches where "cancelAt" <= now() and "completedAt" is null order by "cancelAt" limit $1`, [limit]);
+    const { rows } = await this.pool.query<{ id: string }>(
+      `select id from batches where "cancelAt" <= now() and "completedAt" is null order by "cancelAt" limit $1`,
+      [limit],
+    );
     return rows.map((r) => r.id);
   }
 }
@@ -149,7 +175,8 @@ export async function settleBatch(q: Queryable, batchId: string, n: number): Pro
 }
 
 /** The fields of a batch that its view shows. */
-type BatchViewFields = Pick<Batch, "id" | "model" | "version" | "priority" | "total" | "remaining" | "createdAt"> & Pick<Batch, "completedAt" | "canceledAt">;
+type BatchViewFields = Pick<Batch, "id" | "model" | "version" | "priority" | "total" | "remaining" | "createdAt"> &
+  Pick<Batch, "completedAt" | "canceledAt">;
 
 /** A row of the list statement: a batch of the page (`hit`), or where the page's scan ended. */
 type ListedBatch = BatchViewFields & { hit: boolean };

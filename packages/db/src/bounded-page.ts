@@ -32,7 +32,10 @@ type ListedPosition = ListPosition & { hit: boolean };
  * A bounded page's rows split: the page (at most `limit`, newest first) and where the next one
  * goes on after (undefined when there are no more).
  */
-export function splitPage<Row extends ListedPosition>(rows: Row[], limit: number): { items: Omit<Row, "hit">[]; end: ListPosition | undefined } {
+export function splitPage<Row extends ListedPosition>(
+  rows: Row[],
+  limit: number,
+): { items: Omit<Row, "hit">[]; end: ListPosition | undefined } {
   const items: Omit<Row, "hit">[] = [];
   let end: ListPosition | undefined;
   for (const { hit, ...row } of rows) {

@@ -52,7 +52,9 @@ export class Database {
     options: DatabaseOptions = {},
   ) {
     const statementTimeout = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
-    const queryTimeout = options.queryTimeoutMs ?? (statementTimeout > 0 ? statementTimeout + Math.min(1000, Math.round(statementTimeout / 5)) : 0);
+    const queryTimeout =
+      options.queryTimeoutMs ??
+      (statementTimeout > 0 ? statementTimeout + Math.min(1000, Math.round(statementTimeout / 5)) : 0);
     this.pool = new BoundedPool({
       connectionString: url,
       max: options.poolSize ?? 10,
@@ -94,7 +96,11 @@ export class Database {
 /** pg-pool's message when a checkout waited its whole connectionTimeoutMillis in the pool's queue. */
 const QUEUE_TIMEOUT = /^timeout exceeded when trying to connect/;
 
-type ConnectCallback = (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: unknown) => void) => void;
+type ConnectCallback = (
+  err: Error | undefined,
+  client: pg.PoolClient | undefined,
+  done: (release?: unknown) => void,
+) => void;
 
 /**
  * A pg pool that tells a wait for one of its own connections from PostgreSQL being down. A
@@ -124,7 +130,11 @@ class BoundedPool extends pg.Pool {
     if (!QUEUE_TIMEOUT.test(err.message)) return err;
     const waited = this.options.connectionTimeoutMillis ?? 0;
     if (performance.now() - this.lastAnswer > waited) return err;
-    return new OverloadedError(`every PostgreSQL connection of this process (${this.options.max}) was busy for ${waited} ms`, 1, err);
+    return new OverloadedError(
+      `every PostgreSQL connection of this process (${this.options.max}) was busy for ${waited} ms`,
+      1,
+      err,
+    );
   }
 }
 
@@ -176,7 +186,8 @@ function poolForPrisma(pool: pg.Pool): pg.Pool {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as { query: unknown }).query = (...args: unknown[]) => {
       const result = query(...args);
-      if (result instanceof Promise) result.catch((err: unknown) => isPostgresUnavailable(err) && client.release(err as Error));
+      if (result instanceof Promise)
+        result.catch((err: unknown) => isPostgresUnavailable(err) && client.release(err as Error));
       return result;
     };
     client.on("error", onBroken);
@@ -191,7 +202,8 @@ function poolForPrisma(pool: pg.Pool): pg.Pool {
   });
 }
 
-export const POSTGRES_HINT = "start it with `docker compose up -d postgres`, or `pg_ctlcluster 15 main start` on Debian";
+export const POSTGRES_HINT =
+  "start it with `docker compose up -d postgres`, or `pg_ctlcluster 15 main start` on Debian";
 
 /** Throws a ServiceUnavailableError naming the URL and how to start PostgreSQL when it cannot be reached. */
 export async function assertPostgresReachable(url: string): Promise<void> {
@@ -202,7 +214,10 @@ export async function assertPostgresReachable(url: string): Promise<void> {
     await client.query("select 1");
   } catch (err) {
     const reason = (err as { code?: string; message?: string }).code ?? (err as Error).message;
-    throw new ServiceUnavailableError("postgres_unreachable", `PostgreSQL is not reachable at ${redactUrl(url)} (${reason}); ${POSTGRES_HINT}`);
+    throw new ServiceUnavailableError(
+      "postgres_unreachable",
+      `PostgreSQL is not reachable at ${redactUrl(url)} (${reason}); ${POSTGRES_HINT}`,
+    );
   } finally {
     await client.end().catch(() => {});
   }

@@ -91,11 +91,18 @@ type Node = {
 function classifyOne(e: Node): PostgresFailure | undefined {
   // A wait for a connection of this process's own pool (see BoundedPool): retried as any outage.
   // Prisma passes it on as a PrismaClientKnownRequestError that keeps only its code.
-  if (e instanceof OverloadedError || (e.code === OVERLOADED && String(e.name).startsWith("PrismaClient"))) return "busy";
-  const sqlstate = typeof e.originalCode === "string" ? e.originalCode : typeof e.code === "string" && (typeof e.severity === "string" || e.kind === "postgres") ? e.code : undefined;
+  if (e instanceof OverloadedError || (e.code === OVERLOADED && String(e.name).startsWith("PrismaClient")))
+    return "busy";
+  const sqlstate =
+    typeof e.originalCode === "string"
+      ? e.originalCode
+      : typeof e.code === "string" && (typeof e.severity === "string" || e.kind === "postgres")
+        ? e.code
+        : undefined;
   if (sqlstate) return SQLSTATES[sqlstate] ?? (sqlstate.startsWith("08") ? "unreachable" : undefined);
   if (typeof e.kind === "string" && ADAPTER_KINDS[e.kind]) return ADAPTER_KINDS[e.kind];
-  if (typeof e.code === "string" && PRISMA_CODES[e.code] && String(e.name).startsWith("PrismaClient")) return PRISMA_CODES[e.code];
+  if (typeof e.code === "string" && PRISMA_CODES[e.code] && String(e.name).startsWith("PrismaClient"))
+    return PRISMA_CODES[e.code];
   if (typeof e.code === "string" && typeof e.syscall === "string" && SOCKET_CODES[e.code]) return SOCKET_CODES[e.code];
   if (String(e.name) === "PrismaClientInitializationError") return "unreachable";
   const message = typeof e.message === "string" ? e.message : "";
@@ -116,7 +123,11 @@ export function postgresFailure(err: unknown): PostgresFailure | undefined {
     const node = e as Node;
     const found = classifyOne(node);
     if (found) return found;
-    queue.push(node.meta?.driverAdapterError, node.cause, ...((e as { errors?: unknown }).errors instanceof Array ? (e as { errors: unknown[] }).errors : []));
+    queue.push(
+      node.meta?.driverAdapterError,
+      node.cause,
+      ...((e as { errors?: unknown }).errors instanceof Array ? (e as { errors: unknown[] }).errors : []),
+    );
   }
   return undefined;
 }

@@ -35,7 +35,10 @@ const EMPTIED_COLUMNS = `id, model, version, "startedAt" is null as waiting`;
 
 /** Deletes the rows of entries whose work is all done or ended, in the caller's transaction; returns them. */
 export async function deleteEntries(q: Queryable, ids: string[]): Promise<EmptiedEntry[]> {
-  const { rows } = await q.query<EmptiedEntry>(`delete from dispatches where id = any($1::uuid[]) returning ${EMPTIED_COLUMNS}`, [ids]);
+  const { rows } = await q.query<EmptiedEntry>(
+    `delete from dispatches where id = any($1::uuid[]) returning ${EMPTIED_COLUMNS}`,
+    [ids],
+  );
   return rows;
 }
 
@@ -98,8 +101,14 @@ export class DispatchStore {
    */
   async pendingItems(entry: Pick<PendingDispatch, "id" | "jobIds" | "batchChunk">): Promise<PendingItems> {
     const { rows } = entry.batchChunk
-      ? await this.pool.query<{ id: string; started: boolean }>(`select id, "startedAt" is not null as started from batch_chunks where id = $1 and "completedAt" is null`, [entry.id])
-      : await this.pool.query<{ id: string; started: boolean }>(`select id, status = 'running' as started from jobs where id = any($1::uuid[]) and status in ('queued', 'running')`, [entry.jobIds]);
+      ? await this.pool.query<{ id: string; started: boolean }>(
+          `select id, "startedAt" is not null as started from batch_chunks where id = $1 and "completedAt" is null`,
+          [entry.id],
+        )
+      : await this.pool.query<{ id: string; started: boolean }>(
+          `select id, status = 'running' as started from jobs where id = any($1::uuid[]) and status in ('queued', 'running')`,
+          [entry.jobIds],
+        );
     return { left: rows.map((r) => r.id), started: rows.some((r) => r.started) };
   }
 
@@ -141,7 +150,10 @@ export class DispatchStore {
 
   /** Jobs per model in queue entries not yet processed (queued or running): the queue depth. */
   async pendingByModel(model: string): Promise<number> {
-    const { rows } = await this.pool.query<{ n: number }>(`select coalesce(sum(jobs), 0)::int as n from dispatches where model = $1`, [model]);
+    const { rows } = await this.pool.query<{ n: number }>(
+      `select coalesce(sum(jobs), 0)::int as n from dispatches where model = $1`,
+      [model],
+    );
     return rows[0]?.n ?? 0;
   }
 
@@ -166,13 +178,19 @@ export class DispatchStore {
 
   /** Whose work the entry `id` carries (a worker enforcing caps on an entry that does not say); null when its row is gone or has no tenant. */
   async tenantOf(id: string): Promise<string | null> {
-    const { rows } = await this.pool.query<{ tenantId: string | null }>(`select "tenantId"::text as "tenantId" from dispatches where id = $1`, [id]);
+    const { rows } = await this.pool.query<{ tenantId: string | null }>(
+      `select "tenantId"::text as "tenantId" from dispatches where id = $1`,
+      [id],
+    );
     return rows[0]?.tenantId ?? null;
   }
 
   /** The tenant's jobs and batch items not started yet, over every model: what its quota (maxQueued) counts. */
   async queuedByTenant(tenantId: string): Promise<number> {
-    const { rows } = await this.pool.query<{ n: number }>(`select coalesce(sum(jobs), 0)::int as n from dispatches where "tenantId" = $1 and "startedAt" is null`, [tenantId]);
+    const { rows } = await this.pool.query<{ n: number }>(
+      `select coalesce(sum(jobs), 0)::int as n from dispatches where "tenantId" = $1 and "startedAt" is null`,
+      [tenantId],
+    );
     return rows[0]?.n ?? 0;
   }
 

@@ -1,4 +1,13 @@
-export { Database, inTransaction, assertPostgresReachable, POSTGRES_HINT, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS, type DatabaseOptions, type Queryable } from "./database.ts";
+export {
+  Database,
+  inTransaction,
+  assertPostgresReachable,
+  POSTGRES_HINT,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_STATEMENT_TIMEOUT_MS,
+  type DatabaseOptions,
+  type Queryable,
+} from "./database.ts";
 export { postgresFailure, isPostgresUnavailable, type PostgresFailure } from "./dependency-errors.ts";
 export { migrate, migrationsDir, ensureDatabase, MIGRATIONS_DIR } from "./migrate.ts";
 export {
@@ -26,7 +35,13 @@ export {
 export { LIST_SCAN_ROWS } from "./jobs/listing.ts";
 export { encodeCursor } from "./bounded-page.ts";
 export { BatchStore, settleBatch, type BatchStoreOptions, type BatchSettlement } from "./batch-store.ts";
-export { BatchDraft, DRAFT_IDLE_TIMEOUT_MS, type NewBatch, type NewBatchChunk, type CommittedDraft } from "./batch-draft.ts";
+export {
+  BatchDraft,
+  DRAFT_IDLE_TIMEOUT_MS,
+  type NewBatch,
+  type NewBatchChunk,
+  type CommittedDraft,
+} from "./batch-draft.ts";
 export {
   BatchChunkStore,
   MAX_CHUNK_RESULT_BYTES,

@@ -8,7 +8,14 @@ import type { FinishedJob, JobOutcome } from "./jobs/finished.ts";
 import { cancelJob } from "./jobs/cancel.ts";
 import { claimJobs, isQueued, releaseClaims, type ClaimResult } from "./jobs/claim.ts";
 import { finishJobs, finishUnclaimed } from "./jobs/finish.ts";
-import { finishFollowers, insertFollowers, releaseFollowers, type FlightLeader, type FollowResult, type ReleasedFollowers } from "./jobs/followers.ts";
+import {
+  finishFollowers,
+  insertFollowers,
+  releaseFollowers,
+  type FlightLeader,
+  type FollowResult,
+  type ReleasedFollowers,
+} from "./jobs/followers.ts";
 import { insertAnsweredJobs, insertJobs, type AnsweredJob } from "./jobs/insert.ts";
 import { isolateJobs, type IsolatedJob } from "./jobs/isolate.ts";
 import { LIST_SCAN_ROWS, listJobs } from "./jobs/listing.ts";
@@ -21,7 +28,13 @@ export type { ClaimedJob, ClaimResult } from "./jobs/claim.ts";
 export type { FlightLeader, FollowResult, InsertedFollower, ReleasedFollowers } from "./jobs/followers.ts";
 export type { AnsweredJob } from "./jobs/insert.ts";
 export type { IsolatedJob } from "./jobs/isolate.ts";
-export { ANNOUNCED_MAX_JOBS, ANNOUNCED_RESULT_BYTES, toJobView, viewOfAnsweredJob, viewOfNewJob } from "./jobs/views.ts";
+export {
+  ANNOUNCED_MAX_JOBS,
+  ANNOUNCED_RESULT_BYTES,
+  toJobView,
+  viewOfAnsweredJob,
+  viewOfNewJob,
+} from "./jobs/views.ts";
 
 export interface JobStoreOptions {
   /** The most jobs one page of `list` reads to check a status filter. Default LIST_SCAN_ROWS. */
@@ -73,7 +86,11 @@ export class JobStore {
   }
 
   /** Writes outcomes of many jobs, each once (see finishJobs). Returns the jobs this call finished. */
-  async finish(outcomes: JobOutcome[], doneDispatches: string[] = [], q: Queryable = this.pool): Promise<FinishedJob[]> {
+  async finish(
+    outcomes: JobOutcome[],
+    doneDispatches: string[] = [],
+    q: Queryable = this.pool,
+  ): Promise<FinishedJob[]> {
     return finishJobs(q, outcomes, doneDispatches, false);
   }
 
@@ -82,7 +99,11 @@ export class JobStore {
    * each statement its own transaction, committed without waiting for its WAL flush (see
    * finishJobs). `q` is the pool but in tests (a transaction client shows the setting).
    */
-  async finishStandalone(outcomes: JobOutcome[], doneDispatches: string[] = [], q: Queryable = this.pool): Promise<FinishedJob[]> {
+  async finishStandalone(
+    outcomes: JobOutcome[],
+    doneDispatches: string[] = [],
+    q: Queryable = this.pool,
+  ): Promise<FinishedJob[]> {
     return finishJobs(q, outcomes, doneDispatches, true);
   }
 
@@ -97,12 +118,22 @@ export class JobStore {
   }
 
   /** Writes the outcome of a job that ran without a claim, while it is still queued (see finishUnclaimed). */
-  async finishUnclaimed(outcome: JobOutcome, dispatchId: string, startedAt: Date, q: Queryable = this.pool): Promise<FinishedJob[]> {
+  async finishUnclaimed(
+    outcome: JobOutcome,
+    dispatchId: string,
+    startedAt: Date,
+    q: Queryable = this.pool,
+  ): Promise<FinishedJob[]> {
     return finishUnclaimed(q, outcome, dispatchId, startedAt);
   }
 
   /** Moves jobs of a queue entry onto entries of their own, one job each (see isolateJobs). */
-  async isolate(entryId: string, jobIds: string[], options: { removeEntry: boolean }, q: Queryable = this.pool): Promise<IsolatedJob[]> {
+  async isolate(
+    entryId: string,
+    jobIds: string[],
+    options: { removeEntry: boolean },
+    q: Queryable = this.pool,
+  ): Promise<IsolatedJob[]> {
     return isolateJobs(q, entryId, jobIds, options.removeEntry);
   }
 

@@ -3,7 +3,14 @@ import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { ConfigError, InferlineError, MigrationEnv, parseEnv, redactUrl, ServiceUnavailableError } from "@inferline/contracts";
+import {
+  ConfigError,
+  InferlineError,
+  MigrationEnv,
+  parseEnv,
+  redactUrl,
+  ServiceUnavailableError,
+} from "@inferline/contracts";
 import { POSTGRES_HINT } from "./database.ts";
 import { checksumMatches, readMigrations, splitStatements } from "./migration-files.ts";
 import type { Migration, QualifiedName } from "./migration-files.ts";
@@ -171,7 +178,10 @@ export async function ensureDatabase(url: string): Promise<void> {
     await client.connect();
   } catch (err) {
     const reason = (err as { code?: string }).code ?? (err as Error).message;
-    throw new ServiceUnavailableError("postgres_unreachable", `PostgreSQL is not reachable at ${redactUrl(url)} (${reason}); ${POSTGRES_HINT}`);
+    throw new ServiceUnavailableError(
+      "postgres_unreachable",
+      `PostgreSQL is not reachable at ${redactUrl(url)} (${reason}); ${POSTGRES_HINT}`,
+    );
   }
   try {
     const exists = await client.query("select 1 from pg_database where datname = $1", [name]);

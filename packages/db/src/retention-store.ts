@@ -23,12 +23,20 @@ export class RetentionStore {
 
   /** Batches completed before `cutoff`; their chunks go with them (on delete cascade). */
   deleteCompletedBatches(cutoff: Date, limit: number): Promise<number> {
-    return this.deletePage(`delete from batches where id in (select id from batches where "createdAt" < $1 and "completedAt" < $1 limit $2)`, cutoff, limit);
+    return this.deletePage(
+      `delete from batches where id in (select id from batches where "createdAt" < $1 and "completedAt" < $1 limit $2)`,
+      cutoff,
+      limit,
+    );
   }
 
   /** Webhook events delivered, failed or gone before `cutoff`; their attempts go with them (on delete cascade). */
   deleteSettledWebhookEvents(cutoff: Date, limit: number): Promise<number> {
-    return this.deletePage(`delete from webhook_events where id in (select id from webhook_events where "createdAt" < $1 and status <> 'pending' limit $2)`, cutoff, limit);
+    return this.deletePage(
+      `delete from webhook_events where id in (select id from webhook_events where "createdAt" < $1 and status <> 'pending' limit $2)`,
+      cutoff,
+      limit,
+    );
   }
 
   private async deletePage(sql: string, cutoff: Date, limit: number): Promise<number> {

@@ -40,16 +40,18 @@ export class TenantCapStore {
 
   /** The tenant's caps, the one over every model first, then by model name. */
   async ofTenant(tenantId: string): Promise<TenantCap[]> {
-    const { rows } = await this.pool.query<TenantCap>(`select "tenantId"::text as "tenantId", model, "maxRunning" from tenant_caps where "tenantId" = $1 order by model <> $2, model`, [
-      tenantId,
-      ALL_MODELS,
-    ]);
+    const { rows } = await this.pool.query<TenantCap>(
+      `select "tenantId"::text as "tenantId", model, "maxRunning" from tenant_caps where "tenantId" = $1 order by model <> $2, model`,
+      [tenantId, ALL_MODELS],
+    );
     return rows;
   }
 
   /** Every cap of every tenant: what a worker caches (one row per cap set, so a small table). */
   async all(): Promise<TenantCap[]> {
-    const { rows } = await this.pool.query<TenantCap>(`select "tenantId"::text as "tenantId", model, "maxRunning" from tenant_caps`);
+    const { rows } = await this.pool.query<TenantCap>(
+      `select "tenantId"::text as "tenantId", model, "maxRunning" from tenant_caps`,
+    );
     return rows;
   }
 }

@@ -118,7 +118,9 @@ export class TenantStore {
    */
   async authenticate(key: string): Promise<Tenant | null> {
     if (!isWellFormedApiKey(key)) return null;
-    const rows = await this.prisma.$queryRaw<{ tenantId: string; tenantName: string; weight: number; maxQueued: number | null; revoked: boolean }[]>`
+    const rows = await this.prisma.$queryRaw<
+      { tenantId: string; tenantName: string; weight: number; maxQueued: number | null; revoked: boolean }[]
+    >`
       with key as (
         select k.id, k."revokedAt", k."lastUsedAt", t.id as "tenantId", t.name as "tenantName", t.weight, t."maxQueued"
         from api_keys k join tenants t on t.id = k."tenantId"
@@ -131,7 +133,9 @@ export class TenantStore {
       )
       select "tenantId"::text as "tenantId", "tenantName", weight, "maxQueued", "revokedAt" is not null as revoked from key`;
     const row = rows[0];
-    return row && !row.revoked ? { id: row.tenantId, name: row.tenantName, weight: row.weight, maxQueued: row.maxQueued } : null;
+    return row && !row.revoked
+      ? { id: row.tenantId, name: row.tenantName, weight: row.weight, maxQueued: row.maxQueued }
+      : null;
   }
 
   /** The tenant's keys, oldest first; null when no tenant has that name. */
@@ -154,7 +158,10 @@ export class TenantStore {
   /** Sets revokedAt once (a second call keeps the first time); null for an unknown id. */
   async revokeKey(keyId: string): Promise<RevokedKey | null> {
     if (!UUID_PATTERN.test(keyId)) return null;
-    const { count } = await this.prisma.apiKey.updateMany({ where: { id: keyId, revokedAt: null }, data: { revokedAt: new Date() } });
+    const { count } = await this.prisma.apiKey.updateMany({
+      where: { id: keyId, revokedAt: null },
+      data: { revokedAt: new Date() },
+    });
     const row = await this.prisma.apiKey.findUnique({
       where: { id: keyId },
       select: { keyHash: true, revokedAt: true, tenant: { select: TENANT_SELECT } },

@@ -175,13 +175,30 @@ export class WebhookEventStore {
        "nextAttemptAt" = case when $13::boolean then $11::timestamptz else "nextAttemptAt" end,
        "deliveredAt" = case when $12::text = 'delivered' then now() else "deliveredAt" end
      where id = $2`,
-      [crypto.randomUUID(), a.eventId, a.jobId, a.attempt, a.url, a.attemptedAt, a.statusCode, a.latencyMs, a.error, a.responseBody, a.nextRetryAt, a.status, a.reschedule],
+      [
+        crypto.randomUUID(),
+        a.eventId,
+        a.jobId,
+        a.attempt,
+        a.url,
+        a.attemptedAt,
+        a.statusCode,
+        a.latencyMs,
+        a.error,
+        a.responseBody,
+        a.nextRetryAt,
+        a.status,
+        a.reschedule,
+      ],
     );
   }
 
   /** The event's tenant; undefined when the event is gone. */
   async tenantOf(eventId: string): Promise<string | undefined> {
-    const { rows } = await this.pool.query<{ tenantId: string }>(`select "tenantId" from webhook_events where id = $1`, [eventId]);
+    const { rows } = await this.pool.query<{ tenantId: string }>(
+      `select "tenantId" from webhook_events where id = $1`,
+      [eventId],
+    );
     return rows[0]?.tenantId;
   }
 
@@ -196,7 +213,10 @@ export class WebhookEventStore {
   }
 
   /** A job's events and every attempt, oldest first; null when the job is not the tenant's. */
-  async listForJob(tenantId: string, jobId: string): Promise<{ events: WebhookEventRow[]; attempts: WebhookAttemptRow[] } | null> {
+  async listForJob(
+    tenantId: string,
+    jobId: string,
+  ): Promise<{ events: WebhookEventRow[]; attempts: WebhookAttemptRow[] } | null> {
     const owned = await this.pool.query(`select 1 from jobs where id = $1 and "tenantId" = $2`, [jobId, tenantId]);
     if (owned.rowCount === 0) return null;
     // One snapshot for both reads: two parallel reads could see an event's final status without
@@ -248,12 +268,16 @@ export class WebhookEventStore {
     const row = rows[0];
     if (!row) return { notFound: "job" };
     if (row.event === null) return { notFound: "event" };
-    return row.redeliveries === null ? { eventId: row.event, limitReached: true } : { eventId: row.event, redeliveries: row.redeliveries };
+    return row.redeliveries === null
+      ? { eventId: row.event, limitReached: true }
+      : { eventId: row.event, redeliveries: row.redeliveries };
   }
 
   /** Gives back a redelivery counted by claimRedelivery whose queue entry could not be added. */
   async refundRedelivery(eventId: string): Promise<void> {
-    await this.pool.query(`update webhook_events set redeliveries = greatest(redeliveries - 1, 0) where id = $1`, [eventId]);
+    await this.pool.query(`update webhook_events set redeliveries = greatest(redeliveries - 1, 0) where id = $1`, [
+      eventId,
+    ]);
   }
 }
 
@@ -267,4 +291,7 @@ export type WebhookDeliveryStore = Pick<WebhookEventStore, "claimAttempt" | "rec
 export type WebhookWorkerStore = WebhookDeliveryStore & Pick<WebhookEventStore, "tenantOf" | "overduePending">;
 
 /** What the API's webhook routes read and count: a job's record and its manual redeliveries. */
-export type JobWebhookStore = Pick<WebhookEventStore, "listForJob" | "lastJobEventId" | "claimRedelivery" | "refundRedelivery">;
+export type JobWebhookStore = Pick<
+  WebhookEventStore,
+  "listForJob" | "lastJobEventId" | "claimRedelivery" | "refundRedelivery"
+>;

@@ -5,15 +5,26 @@ import { batchRow, chunkRow, createBatch, createTenant, dispatchRow } from "./su
 
 const database = useTestDatabase();
 const chunks = () => new BatchChunkStore(database().pool);
-const cancelItem = (tenantId: string, batchId: string, index: number) => database().transaction((client) => chunks().cancelItem(tenantId, batchId, index, client));
+const cancelItem = (tenantId: string, batchId: string, index: number) =>
+  database().transaction((client) => chunks().cancelItem(tenantId, batchId, index, client));
 
 describe("BatchChunkStore.cancelItem", () => {
   it("cancels one queued item of the tenant's batch, counts it against the batch and takes it off its chunk's queue entry", async () => {
     const tenant = await createTenant(database());
     const batch = await createBatch(database(), tenant, { sizes: [2, 3] });
-    expect(await cancelItem(tenant, batch.batchId, 3)).toEqual({ settlement: { batchId: batch.batchId, tenantId: tenant, completed: false }, emptied: [] });
-    expect(await chunkRow(database(), batch.chunkIds[1]!)).toMatchObject({ statuses: ["queued", "canceled", "queued"], canceled: 1, completedAt: null });
-    expect(await chunkRow(database(), batch.chunkIds[0]!)).toMatchObject({ statuses: ["queued", "queued"], canceled: 0 });
+    expect(await cancelItem(tenant, batch.batchId, 3)).toEqual({
+      settlement: { batchId: batch.batchId, tenantId: tenant, completed: false },
+      emptied: [],
+    });
+    expect(await chunkRow(database(), batch.chunkIds[1]!)).toMatchObject({
+      statuses: ["queued", "canceled", "queued"],
+      canceled: 1,
+      completedAt: null,
+    });
+    expect(await chunkRow(database(), batch.chunkIds[0]!)).toMatchObject({
+      statuses: ["queued", "queued"],
+      canceled: 0,
+    });
     expect(await dispatchRow(database(), batch.chunkIds[1]!)).toMatchObject({ jobs: 2 });
     expect(await dispatchRow(database(), batch.chunkIds[0]!)).toMatchObject({ jobs: 2 });
     expect(await batchRow(database(), batch.batchId)).toMatchObject({ remaining: 4 });
@@ -23,7 +34,9 @@ describe("BatchChunkStore.cancelItem", () => {
     const tenant = await createTenant(database());
     const batch = await createBatch(database(), tenant, { sizes: [2] });
     const id = batch.chunkIds[0]!;
-    await database().transaction((client) => chunks().finish(id, [{ status: "succeeded", resultJson: "1" }, undefined], client));
+    await database().transaction((client) =>
+      chunks().finish(id, [{ status: "succeeded", resultJson: "1" }, undefined], client),
+    );
     expect(await cancelItem(tenant, batch.batchId, 1)).toEqual({
       settlement: { batchId: batch.batchId, tenantId: tenant, completed: true },
       emptied: [{ id, model: "iris", version: "1", waiting: true }],
@@ -40,7 +53,10 @@ describe("BatchChunkStore.cancelItem", () => {
     expect(await cancelItem(tenant, batch.batchId, 0)).toBeNull();
     expect(await cancelItem(other, batch.batchId, 1)).toBeNull();
     expect(await cancelItem(tenant, batch.batchId, 2)).toBeNull();
-    expect(await chunkRow(database(), batch.chunkIds[0]!)).toMatchObject({ statuses: ["canceled", "queued"], canceled: 1 });
+    expect(await chunkRow(database(), batch.chunkIds[0]!)).toMatchObject({
+      statuses: ["canceled", "queued"],
+      canceled: 1,
+    });
     expect(await batchRow(database(), batch.batchId)).toMatchObject({ remaining: 1 });
   });
 
@@ -49,7 +65,10 @@ describe("BatchChunkStore.cancelItem", () => {
     const batch = await createBatch(database(), tenant, { sizes: [3] });
     const id = batch.chunkIds[0]!;
     const ok = { status: "succeeded" as const, resultJson: "{}" };
-    const [canceled, written] = await Promise.all([cancelItem(tenant, batch.batchId, 1), database().transaction((client) => chunks().finish(id, [ok, ok, ok], client))]);
+    const [canceled, written] = await Promise.all([
+      cancelItem(tenant, batch.batchId, 1),
+      database().transaction((client) => chunks().finish(id, [ok, ok, ok], client)),
+    ]);
     const row = await chunkRow(database(), id);
     expect(row?.statuses[1]).toBe(canceled ? "canceled" : "succeeded");
     expect(written?.finished).toBe(canceled ? 2 : 3);

@@ -9,7 +9,8 @@ const database = useTestDatabase();
 const chunks = () => new BatchChunkStore(database().pool);
 const ok = (value: unknown = {}): ChunkItemOutcome => ({ status: "succeeded", resultJson: JSON.stringify(value) });
 const bad: ChunkItemOutcome = { status: "failed", error: { code: "inference_error", message: "no" } };
-const finish = (id: string, outcomes: Array<ChunkItemOutcome | undefined>) => database().transaction((client) => chunks().finish(id, outcomes, client));
+const finish = (id: string, outcomes: Array<ChunkItemOutcome | undefined>) =>
+  database().transaction((client) => chunks().finish(id, outcomes, client));
 
 describe("BatchChunkStore.finish", () => {
   it("writes each item's outcome, completes the chunk, forgets its queue entry and settles the batch", async () => {
@@ -41,12 +42,22 @@ describe("BatchChunkStore.finish", () => {
     const tenant = await createTenant(database());
     const batch = await createBatch(database(), tenant, { sizes: [3, 1] });
     const id = batch.chunkIds[0]!;
-    expect(await finish(id, [ok(1), undefined, undefined])).toMatchObject({ finished: 1, settlement: { completed: false } });
-    expect(await chunkRow(database(), id)).toMatchObject({ statuses: ["succeeded", "queued", "queued"], completedAt: null });
+    expect(await finish(id, [ok(1), undefined, undefined])).toMatchObject({
+      finished: 1,
+      settlement: { completed: false },
+    });
+    expect(await chunkRow(database(), id)).toMatchObject({
+      statuses: ["succeeded", "queued", "queued"],
+      completedAt: null,
+    });
     expect(await dispatchRow(database(), id)).toBeDefined();
 
     expect(await finish(id, [ok(9), ok(2), ok(3)])).toMatchObject({ finished: 2, succeeded: 2 });
-    expect(await chunkRow(database(), id)).toMatchObject({ statuses: ["succeeded", "succeeded", "succeeded"], results: [1, 2, 3], succeeded: 3 });
+    expect(await chunkRow(database(), id)).toMatchObject({
+      statuses: ["succeeded", "succeeded", "succeeded"],
+      results: [1, 2, 3],
+      succeeded: 3,
+    });
     expect(await dispatchRow(database(), id)).toBeUndefined();
     expect(await batchRow(database(), batch.batchId)).toMatchObject({ remaining: 1, completedAt: null });
   });
@@ -57,8 +68,19 @@ describe("BatchChunkStore.finish", () => {
     const id = batch.chunkIds[0]!;
     await chunks().claim(id);
     await database().transaction((client) => chunks().cancelItem(tenant, batch.batchId, 1, client));
-    expect(await finish(id, [ok(0), ok(1), bad])).toMatchObject({ finished: 2, succeeded: 1, failed: 1, settlement: { completed: true } });
-    expect(await chunkRow(database(), id)).toMatchObject({ statuses: ["succeeded", "canceled", "failed"], results: [0, null, null], succeeded: 1, failed: 1, canceled: 1 });
+    expect(await finish(id, [ok(0), ok(1), bad])).toMatchObject({
+      finished: 2,
+      succeeded: 1,
+      failed: 1,
+      settlement: { completed: true },
+    });
+    expect(await chunkRow(database(), id)).toMatchObject({
+      statuses: ["succeeded", "canceled", "failed"],
+      results: [0, null, null],
+      succeeded: 1,
+      failed: 1,
+      canceled: 1,
+    });
     expect(await batchRow(database(), batch.batchId)).toMatchObject({ remaining: 0 });
   });
 
@@ -67,7 +89,14 @@ describe("BatchChunkStore.finish", () => {
     const batch = await createBatch(database(), tenant, { sizes: [2, 1] });
     const id = batch.chunkIds[0]!;
     await finish(id, [ok("first"), ok("first")]);
-    expect(await finish(id, [ok("second"), bad])).toEqual({ batchId: batch.batchId, finished: 0, succeeded: 0, failed: 0, succeededItems: [], settlement: null });
+    expect(await finish(id, [ok("second"), bad])).toEqual({
+      batchId: batch.batchId,
+      finished: 0,
+      succeeded: 0,
+      failed: 0,
+      succeededItems: [],
+      settlement: null,
+    });
     expect(await chunkRow(database(), id)).toMatchObject({ results: ["first", "first"], succeeded: 2, failed: 0 });
     expect(await batchRow(database(), batch.batchId)).toMatchObject({ remaining: 1 });
   });
@@ -79,12 +108,19 @@ describe("BatchChunkStore.finish", () => {
     const third = "x".repeat(Math.floor(MAX_CHUNK_RESULT_BYTES / 3));
     await finish(id, [ok(third), undefined, undefined, undefined]);
     // The second third fits; the third would pass the budget (with what the first left); a small one still fits after it.
-    expect(await finish(id, [undefined, ok(third), ok(third), ok("small")])).toMatchObject({ finished: 3, succeeded: 2, failed: 1 });
+    expect(await finish(id, [undefined, ok(third), ok(third), ok("small")])).toMatchObject({
+      finished: 3,
+      succeeded: 2,
+      failed: 1,
+    });
     const row = await chunkRow(database(), id);
     expect(row?.statuses).toEqual(["succeeded", "succeeded", "failed", "succeeded"]);
     expect((row?.errors as unknown[])[2]).toMatchObject({ code: "result_too_large" });
     expect((row?.results as unknown[])[3]).toBe("small");
-    const { rows } = await database().pool.query<{ n: number }>(`select octet_length(results::text)::int as n from batch_chunks where id = $1`, [id]);
+    const { rows } = await database().pool.query<{ n: number }>(
+      `select octet_length(results::text)::int as n from batch_chunks where id = $1`,
+      [id],
+    );
     expect(rows[0]!.n).toBeLessThanOrEqual(MAX_CHUNK_RESULT_BYTES);
   });
 
@@ -95,7 +131,10 @@ describe("BatchChunkStore.finish", () => {
     const id = batch.chunkIds[0]!;
     const text = "é".repeat(Math.floor(MAX_CHUNK_RESULT_BYTES * 0.45)); // 0.45 of the budget in characters, 0.9 in bytes
     await finish(id, [ok(text), ok(text)]);
-    const { rows } = await database().pool.query<{ n: number }>(`select octet_length(results::text)::int as n from batch_chunks where id = $1`, [id]);
+    const { rows } = await database().pool.query<{ n: number }>(
+      `select octet_length(results::text)::int as n from batch_chunks where id = $1`,
+      [id],
+    );
     expect(rows[0]!.n).toBeLessThanOrEqual(MAX_CHUNK_RESULT_BYTES);
   });
 
@@ -118,7 +157,10 @@ describe("BatchChunkStore.finish", () => {
     const tenant = await createTenant(database());
     const batch = await createBatch(database(), tenant, { sizes: [4] });
     const id = batch.chunkIds[0]!;
-    const [a, b] = await Promise.all([finish(id, [ok("a"), ok("a"), ok("a"), ok("a")]), finish(id, [ok("b"), ok("b"), ok("b"), ok("b")])]);
+    const [a, b] = await Promise.all([
+      finish(id, [ok("a"), ok("a"), ok("a"), ok("a")]),
+      finish(id, [ok("b"), ok("b"), ok("b"), ok("b")]),
+    ]);
     expect([a?.finished, b?.finished].sort()).toEqual([0, 4]);
     const winner = a?.finished === 4 ? "a" : "b";
     expect((await chunkRow(database(), id))?.results).toEqual([winner, winner, winner, winner]);

@@ -25,7 +25,13 @@ async function progressedBatch() {
 type PageOptions = { limit: number; status?: JobStatus };
 
 /** Every page of a batch's items from the top, following nextBefore to the end: each page's item ids. */
-async function allPages(tenant: string, batchId: string, total: number, options: PageOptions, store = chunks()): Promise<string[][]> {
+async function allPages(
+  tenant: string,
+  batchId: string,
+  total: number,
+  options: PageOptions,
+  store = chunks(),
+): Promise<string[][]> {
   const pages: string[][] = [];
   let before: number | null = total;
   while (before !== null) {
@@ -56,7 +62,10 @@ describe("BatchChunkStore.item", () => {
     });
     expect(typeof succeeded?.startedAt).toBe("string");
     expect(typeof succeeded?.completedAt).toBe("string");
-    expect(await chunks().item(tenant, batchId, 1)).toMatchObject({ status: "failed", error: { code: "inference_error", message: "no" } });
+    expect(await chunks().item(tenant, batchId, 1)).toMatchObject({
+      status: "failed",
+      error: { code: "inference_error", message: "no" },
+    });
     expect(await chunks().item(tenant, batchId, 2)).toMatchObject({ status: "running", attempts: 1 });
     expect((await chunks().item(tenant, batchId, 2))?.completedAt).toBeUndefined();
     expect(await chunks().item(tenant, batchId, 3)).toMatchObject({ status: "canceled" });
@@ -86,7 +95,11 @@ describe("BatchChunkStore.item", () => {
     );
     const query = vi.spyOn(database().pool, "query");
     try {
-      expect(await chunks().item(tenant, batchId, 12)).toMatchObject({ status: "succeeded", customId: "c12", result: pad(12) });
+      expect(await chunks().item(tenant, batchId, 12)).toMatchObject({
+        status: "succeeded",
+        customId: "c12",
+        result: pad(12),
+      });
       expect(await chunks().item(tenant, batchId, 7)).toMatchObject({ status: "failed", error: bad.error });
       // What the database sent: one item's result, not the chunk's 4 MB.
       const rowsOf = async (r: { value: unknown }) => (await (r.value as Promise<{ rows: unknown[] }>)).rows;
@@ -128,8 +141,12 @@ describe("BatchChunkStore.listItems", () => {
     const other = await createTenant(database());
     const nothing = { jobs: [], nextBefore: null };
     expect(await chunks().listItems(other, batchId, { beforeIndex: total, limit: 10 })).toEqual(nothing);
-    expect(await chunks().listItems(tenant, batchId, { beforeIndex: total, limit: 10, model: "other" })).toEqual(nothing);
-    expect((await chunks().listItems(tenant, batchId, { beforeIndex: total, limit: 10, model: "iris" })).jobs).toHaveLength(7);
+    expect(await chunks().listItems(tenant, batchId, { beforeIndex: total, limit: 10, model: "other" })).toEqual(
+      nothing,
+    );
+    expect(
+      (await chunks().listItems(tenant, batchId, { beforeIndex: total, limit: 10, model: "iris" })).jobs,
+    ).toHaveLength(7);
     expect(await chunks().listItems(tenant, batchId, { beforeIndex: 0, limit: 10 })).toEqual(nothing);
   });
 
@@ -143,14 +160,18 @@ describe("BatchChunkStore.listItems", () => {
     await finish(chunkIds[0]!, [ok({ y: 0 }), bad]);
     await finish(chunkIds[5]!, [bad, bad]);
     const store = chunks({ listScanChunks: 3 });
-    const failedBelow = (beforeIndex: number) => store.listItems(tenant, batchId, { beforeIndex, limit: 10, status: "failed" });
+    const failedBelow = (beforeIndex: number) =>
+      store.listItems(tenant, batchId, { beforeIndex, limit: 10, status: "failed" });
 
     expect(await failedBelow(total)).toEqual({ jobs: [], nextBefore: 18 });
     const pages = await allPages(tenant, batchId, total, { limit: 10, status: "failed" }, store);
     expect(pages.map((p) => p.length)).toEqual([0, 0, 2, 1]);
     expect(pages.flat()).toEqual([11, 10, 1].map((i) => batchItemId(batchId, i)));
     // The last chunk scanned is the batch's first: no cursor then.
-    expect(await failedBelow(6)).toEqual({ jobs: [expect.objectContaining({ id: batchItemId(batchId, 1) })], nextBefore: null });
+    expect(await failedBelow(6)).toEqual({
+      jobs: [expect.objectContaining({ id: batchItemId(batchId, 1) })],
+      nextBefore: null,
+    });
   });
 
   it("shows the items of at most pageChunks chunks a page", async () => {

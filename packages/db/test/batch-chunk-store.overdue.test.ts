@@ -31,7 +31,11 @@ describe("BatchChunkStore.overdue", () => {
     const tenant = await createTenant(database());
     const batch = await createBatch(database(), tenant, { sizes: [1, 1] });
     await setBatchDeadlines(database(), batch.batchId, { queueDeadline: fromNow(60), cancelAt: fromNow(60) });
-    expect(await chunks().overdue(batch.chunkIds[0]!)).toEqual({ batchId: batch.batchId, expire: false, cancel: false });
+    expect(await chunks().overdue(batch.chunkIds[0]!)).toEqual({
+      batchId: batch.batchId,
+      expire: false,
+      cancel: false,
+    });
     await database().transaction((client) => chunks().finish(batch.chunkIds[1]!, [ok], client));
     expect(await chunks().overdue(batch.chunkIds[1]!)).toBeNull();
     expect(await chunks().overdue(crypto.randomUUID())).toBeNull();

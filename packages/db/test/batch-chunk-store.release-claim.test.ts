@@ -7,7 +7,10 @@ const database = useTestDatabase();
 const chunks = () => new BatchChunkStore(database().pool);
 
 async function entryStarted(id: string): Promise<boolean> {
-  const { rows } = await database().pool.query<{ started: boolean }>(`select "startedAt" is not null as started from dispatches where id = $1`, [id]);
+  const { rows } = await database().pool.query<{ started: boolean }>(
+    `select "startedAt" is not null as started from dispatches where id = $1`,
+    [id],
+  );
   return rows[0]!.started;
 }
 
@@ -18,7 +21,11 @@ describe("BatchChunkStore.releaseClaim", () => {
     const id = batch.chunkIds[0]!;
     await chunks().claim(id);
     await chunks().releaseClaim(id);
-    expect(await chunkRow(database(), id)).toMatchObject({ attempts: 0, startedAt: null, statuses: ["queued", "queued"] });
+    expect(await chunkRow(database(), id)).toMatchObject({
+      attempts: 0,
+      startedAt: null,
+      statuses: ["queued", "queued"],
+    });
     expect(await entryStarted(id)).toBe(false);
     expect(await chunks().claim(id)).toMatchObject({ attempts: 1 });
   });

@@ -14,7 +14,8 @@ async function pages(batchId: string, pageBytes = MIB): Promise<ResultPage[]> {
 }
 
 /** Bytes of result and error JSON a page holds. */
-const pageBytesOf = (page: ResultPage) => [...page.results, ...page.errors].reduce((n, text) => n + Buffer.byteLength(text ?? ""), 0);
+const pageBytesOf = (page: ResultPage) =>
+  [...page.results, ...page.errors].reduce((n, text) => n + Buffer.byteLength(text ?? ""), 0);
 
 /** Gives every item of the batch a result of `bytes` bytes of JSON (as json_agg lays an array out: the reader takes either layout). */
 async function fillResults(batchId: string, bytes: number): Promise<void> {
@@ -47,7 +48,17 @@ describe("BatchChunkStore.resultPages", () => {
     const [first, second] = batch.chunkIds as [string, string];
     const result = '{"outputs":[{"name":"y","data":[0.5]}],"label":"caf\\u00e9"}';
     await chunks().claim(first);
-    await database().transaction((client) => chunks().finish(first, [{ status: "succeeded", resultJson: result }, { status: "failed", error: { code: "e", message: "m" } }, undefined], client));
+    await database().transaction((client) =>
+      chunks().finish(
+        first,
+        [
+          { status: "succeeded", resultJson: result },
+          { status: "failed", error: { code: "e", message: "m" } },
+          undefined,
+        ],
+        client,
+      ),
+    );
     await chunks().claim(second);
 
     const [a, b, c] = (await pages(batch.batchId)) as [ResultPage, ResultPage, ResultPage];
@@ -79,7 +90,9 @@ describe("BatchChunkStore.resultPages", () => {
     const budget = 350_000;
     const read = await pages(batch.batchId, budget);
     for (const page of read) expect(pageBytesOf(page)).toBeLessThanOrEqual(budget);
-    expect(read.map((p) => p.size)).toEqual([3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 3, 2]);
+    expect(read.map((p) => p.size)).toEqual([
+      3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 3, 2,
+    ]);
     expect(read.map((p) => p.firstIndex)).toEqual(read.map((_, i) => read.slice(0, i).reduce((n, p) => n + p.size, 0)));
     const texts = read.flatMap((p) => p.results);
     expect(texts).toHaveLength(batch.total);

@@ -38,7 +38,10 @@ afterAll(async () => {
 describe("migration to batch chunks", () => {
   it("turns a batch's item rows into chunks with their statuses, results and errors, and queues what is unfinished", async () => {
     await pool.query(`insert into tenants (id, name, "webhookSecret") values ($1, 'legacy', 'whsec_x')`, [TENANT]);
-    await pool.query(`insert into batches (id, "tenantId", model, version, total, remaining) values ($1, $2, 'iris', '1', 600, 598)`, [BATCH, TENANT]);
+    await pool.query(
+      `insert into batches (id, "tenantId", model, version, total, remaining) values ($1, $2, 'iris', '1', 600, 598)`,
+      [BATCH, TENANT],
+    );
     // Item 0 succeeded, item 1 failed, the rest queued; one job outside any batch.
     await pool.query(
       `insert into jobs (id, "tenantId", model, version, inputs, "batchId", "batchIndex", "customId", status, result, "errorCode", "errorMessage")
@@ -48,7 +51,10 @@ describe("migration to batch chunks", () => {
        from generate_series(0, 599) as i`,
       [TENANT, BATCH],
     );
-    await pool.query(`insert into jobs (id, "tenantId", model, version, inputs) values (gen_random_uuid(), $1, 'iris', '1', '[]')`, [TENANT]);
+    await pool.query(
+      `insert into jobs (id, "tenantId", model, version, inputs) values (gen_random_uuid(), $1, 'iris', '1', '[]')`,
+      [TENANT],
+    );
 
     expect(await migrate(url)).toEqual(
       fs
@@ -57,7 +63,10 @@ describe("migration to batch chunks", () => {
         .sort(),
     );
 
-    const { rows: chunks } = await pool.query(`select "firstIndex", size, succeeded, failed, "completedAt", inputs from batch_chunks where "batchId" = $1 order by "firstIndex"`, [BATCH]);
+    const { rows: chunks } = await pool.query(
+      `select "firstIndex", size, succeeded, failed, "completedAt", inputs from batch_chunks where "batchId" = $1 order by "firstIndex"`,
+      [BATCH],
+    );
     expect(chunks.map((c) => [c.firstIndex, c.size, c.succeeded, c.failed, c.completedAt])).toEqual([
       [0, 512, 1, 1, null],
       [512, 88, 0, 0, null],
@@ -71,11 +80,17 @@ describe("migration to batch chunks", () => {
     expect((await pool.query(`select count(*)::int as n from jobs`)).rows[0].n).toBe(1);
 
     // Each item as the results stream shows it (its stored JSON text parsed back).
-    const parsed = (text: string | null | undefined) => (text && text !== "null" ? (JSON.parse(text) as unknown) : undefined);
+    const parsed = (text: string | null | undefined) =>
+      text && text !== "null" ? (JSON.parse(text) as unknown) : undefined;
     const lines: Array<{ customId: string | null; status: string; result?: unknown; error?: unknown }> = [];
     for await (const c of new BatchChunkStore(pool).resultPages(BATCH, 1024 * 1024)) {
       for (let i = 0; i < c.size; i++) {
-        lines.push({ customId: c.customIds[i] ?? null, status: c.statuses[i]!, result: parsed(c.results[i]), error: parsed(c.errors[i]) });
+        lines.push({
+          customId: c.customIds[i] ?? null,
+          status: c.statuses[i]!,
+          result: parsed(c.results[i]),
+          error: parsed(c.errors[i]),
+        });
       }
     }
     expect(lines.map((l) => l.customId)).toEqual(Array.from({ length: 600 }, (_, i) => `c${i}`));

@@ -18,10 +18,21 @@ describe("BatchStore.cancel", () => {
     await database().transaction((client) => chunks().finish(partial, [ok, undefined], client));
 
     const canceled = await cancel(batch.batchId);
-    expect(canceled).toEqual({ canceled: 3, model: "iris", settlement: { batchId: batch.batchId, tenantId: tenant, completed: true }, emptied: expect.any(Array) });
+    expect(canceled).toEqual({
+      canceled: 3,
+      model: "iris",
+      settlement: { batchId: batch.batchId, tenantId: tenant, completed: true },
+      emptied: expect.any(Array),
+    });
     // The entries it forgot (the done chunk's went with its results): a worker had taken none.
-    expect(canceled?.emptied.sort((a, b) => a.id.localeCompare(b.id))).toEqual([partial, untouched].sort().map((id) => ({ id, model: "iris", version: "1", waiting: true })));
-    expect(await chunkRow(database(), partial)).toMatchObject({ statuses: ["succeeded", "canceled"], succeeded: 1, canceled: 1 });
+    expect(canceled?.emptied.sort((a, b) => a.id.localeCompare(b.id))).toEqual(
+      [partial, untouched].sort().map((id) => ({ id, model: "iris", version: "1", waiting: true })),
+    );
+    expect(await chunkRow(database(), partial)).toMatchObject({
+      statuses: ["succeeded", "canceled"],
+      succeeded: 1,
+      canceled: 1,
+    });
     expect(await chunkRow(database(), untouched)).toMatchObject({ statuses: ["canceled", "canceled"], canceled: 2 });
     expect(await chunkRow(database(), done)).toMatchObject({ statuses: ["succeeded", "succeeded"], canceled: 0 });
     for (const id of batch.chunkIds) {
@@ -52,8 +63,14 @@ describe("BatchStore.cancel", () => {
     const batch = await createBatch(database(), tenant, { sizes: [2] });
     await chunks().claim(batch.chunkIds[0]!);
     await cancel(batch.batchId);
-    expect(await database().transaction((client) => chunks().finish(batch.chunkIds[0]!, [ok, ok], client))).toMatchObject({ finished: 0, settlement: null });
-    expect(await chunkRow(database(), batch.chunkIds[0]!)).toMatchObject({ statuses: ["canceled", "canceled"], succeeded: 0, results: null });
+    expect(
+      await database().transaction((client) => chunks().finish(batch.chunkIds[0]!, [ok, ok], client)),
+    ).toMatchObject({ finished: 0, settlement: null });
+    expect(await chunkRow(database(), batch.chunkIds[0]!)).toMatchObject({
+      statuses: ["canceled", "canceled"],
+      succeeded: 0,
+      results: null,
+    });
     expect(await batchRow(database(), batch.batchId)).toMatchObject({ remaining: 0 });
   });
 
@@ -70,7 +87,9 @@ describe("BatchStore.cancel", () => {
     const written = writes.reduce((n, w) => n + (w?.finished ?? 0), 0);
     const canceled = cancels.reduce((n, c) => n + (c?.canceled ?? 0), 0);
     expect(written + canceled).toBe(32);
-    const completions = [...writes.map((w) => w?.settlement), ...cancels.map((c) => c?.settlement)].filter((s) => s?.completed);
+    const completions = [...writes.map((w) => w?.settlement), ...cancels.map((c) => c?.settlement)].filter(
+      (s) => s?.completed,
+    );
     expect(completions).toHaveLength(1);
     expect(await batchRow(database(), batch.batchId)).toMatchObject({ remaining: 0 });
   });

@@ -20,8 +20,22 @@ describe("BatchDraft with result-cache hits", () => {
     const draft = await new BatchStore(database().pool, database().prisma).open(newBatch(tenant));
     const [whole, mixed, none] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
     const keys = (from: number, n: number) => Array.from({ length: n }, (_, i) => `digest-${from + i}`);
-    await draft.add({ id: whole, firstIndex: 0, inputs: [[tensor(0)], [tensor(1)]], customIds: ["a", "b"], cacheKeys: keys(0, 2), hits: [hit(0), hit(1)] });
-    await draft.add({ id: mixed, firstIndex: 2, inputs: [[tensor(2)], [tensor(3)], [tensor(4)]], customIds: [null, null, null], cacheKeys: keys(2, 3), hits: [null, hit(3), null] });
+    await draft.add({
+      id: whole,
+      firstIndex: 0,
+      inputs: [[tensor(0)], [tensor(1)]],
+      customIds: ["a", "b"],
+      cacheKeys: keys(0, 2),
+      hits: [hit(0), hit(1)],
+    });
+    await draft.add({
+      id: mixed,
+      firstIndex: 2,
+      inputs: [[tensor(2)], [tensor(3)], [tensor(4)]],
+      customIds: [null, null, null],
+      cacheKeys: keys(2, 3),
+      hits: [null, hit(3), null],
+    });
     await draft.add({ id: none, firstIndex: 5, inputs: [[tensor(5)]], customIds: [null], cacheKeys: keys(5, 1) });
     let called = false;
     const committed = await draft.commit(6, null, async () => {
@@ -34,9 +48,17 @@ describe("BatchDraft with result-cache hits", () => {
     expect(await dispatchRow(database(), whole)).toBeUndefined();
     expect((await dispatchRow(database(), mixed))?.jobs).toBe(2);
     expect((await dispatchRow(database(), none))?.jobs).toBe(1);
-    expect(await chunkRow(database(), whole)).toMatchObject({ statuses: ["succeeded", "succeeded"], succeeded: 2, results: [JSON.parse(hit(0)), JSON.parse(hit(1))] });
+    expect(await chunkRow(database(), whole)).toMatchObject({
+      statuses: ["succeeded", "succeeded"],
+      succeeded: 2,
+      results: [JSON.parse(hit(0)), JSON.parse(hit(1))],
+    });
     expect((await chunkRow(database(), whole))?.completedAt).toBeInstanceOf(Date);
-    expect(await chunkRow(database(), mixed)).toMatchObject({ statuses: ["queued", "succeeded", "queued"], succeeded: 1, completedAt: null });
+    expect(await chunkRow(database(), mixed)).toMatchObject({
+      statuses: ["queued", "succeeded", "queued"],
+      succeeded: 1,
+      completedAt: null,
+    });
     expect(await batchRow(database(), draft.batch.id)).toMatchObject({ total: 6, remaining: 3, completedAt: null });
 
     // The worker claims only the misses, with the digests to store their results under.
@@ -59,17 +81,29 @@ describe("BatchDraft with result-cache hits", () => {
     const tenant = await createTenant(database());
     const draft = await new BatchStore(database().pool, database().prisma).open(newBatch(tenant));
     const id = crypto.randomUUID();
-    await draft.add({ id, firstIndex: 0, inputs: [[tensor(0)], [tensor(1)]], customIds: [null, null], cacheKeys: ["d0", "d1"], hits: [hit(0), hit(1)] });
+    await draft.add({
+      id,
+      firstIndex: 0,
+      inputs: [[tensor(0)], [tensor(1)]],
+      customIds: [null, null],
+      cacheKeys: ["d0", "d1"],
+      hits: [hit(0), hit(1)],
+    });
     const committed = await draft.commit(2, null, async (q) => {
       // Inside the transaction: the batch is already completed there.
-      const { rows } = await q.query<{ completed: boolean }>(`select "completedAt" is not null as completed from batches where id = $1`, [draft.batch.id]);
+      const { rows } = await q.query<{ completed: boolean }>(
+        `select "completedAt" is not null as completed from batches where id = $1`,
+        [draft.batch.id],
+      );
       return [rows[0]!.completed];
     });
     expect(committed).toEqual({ chunkIds: [], ranks: [], queued: 0, completed: true, recorded: [true] });
     expect(await batchRow(database(), draft.batch.id)).toMatchObject({ remaining: 0 });
     expect((await batchRow(database(), draft.batch.id))?.completedAt).toBeInstanceOf(Date);
     expect(await dispatchRow(database(), id)).toBeUndefined();
-    const view = await new BatchStore(database().pool, database().prisma).view((await database().prisma.batch.findUnique({ where: { id: draft.batch.id } }))!);
+    const view = await new BatchStore(database().pool, database().prisma).view(
+      (await database().prisma.batch.findUnique({ where: { id: draft.batch.id } }))!,
+    );
     expect(view).toMatchObject({ status: "completed", counts: { succeeded: 2, queued: 0 } });
   });
 });

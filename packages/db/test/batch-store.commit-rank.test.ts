@@ -19,10 +19,18 @@ describe("BatchDraft.commit: fair-share ranks", () => {
     ];
     await new JobStore(database().pool, database().prisma).insertMany(jobs);
 
-    const draft = await new BatchStore(database().pool, database().prisma).open({ ...newBatch(a, { model }), priority: "low" });
+    const draft = await new BatchStore(database().pool, database().prisma).open({
+      ...newBatch(a, { model }),
+      priority: "low",
+    });
     let firstIndex = 0;
     for (const size of [3, 5, 2]) {
-      await draft.add({ id: crypto.randomUUID(), firstIndex, inputs: Array.from({ length: size }, (_, i) => [tensor(i)]), customIds: Array<string | null>(size).fill(null) });
+      await draft.add({
+        id: crypto.randomUUID(),
+        firstIndex,
+        inputs: Array.from({ length: size }, (_, i) => [tensor(i)]),
+        customIds: Array<string | null>(size).fill(null),
+      });
       firstIndex += size;
     }
     expect((await draft.commit(firstIndex, null)).ranks).toEqual([6, 9, 14]);

@@ -25,7 +25,8 @@ async function allPages(tenantId: string, query: Partial<BatchListQuery>, listSc
 async function batchesAt(tenantId: string, count: number, spec: BatchSpec = {}): Promise<string[]> {
   const base = Date.UTC(2026, 0, 1);
   const ids: string[] = [];
-  for (let i = 0; i < count; i++) ids.push((await createBatch(database(), tenantId, { ...spec, createdAt: new Date(base + i) })).batchId);
+  for (let i = 0; i < count; i++)
+    ids.push((await createBatch(database(), tenantId, { ...spec, createdAt: new Date(base + i) })).batchId);
   return ids;
 }
 
@@ -45,8 +46,16 @@ describe("BatchStore.list", () => {
   it("filters by status exactly as each batch's view tells it, and by model", async () => {
     const tenant = await createTenant(database());
     const [queued, running, completed, canceled, partlyCanceled] = await batchesAt(tenant, 5, { sizes: [2, 1] });
-    const lookup = (await createBatch(database(), tenant, { model: "lookup", createdAt: new Date(Date.UTC(2025, 0, 1)) })).batchId;
-    const chunksOf = async (id: string) => (await database().pool.query<{ id: string }>(`select id from batch_chunks where "batchId" = $1 order by "firstIndex"`, [id])).rows.map((r) => r.id);
+    const lookup = (
+      await createBatch(database(), tenant, { model: "lookup", createdAt: new Date(Date.UTC(2025, 0, 1)) })
+    ).batchId;
+    const chunksOf = async (id: string) =>
+      (
+        await database().pool.query<{ id: string }>(
+          `select id from batch_chunks where "batchId" = $1 order by "firstIndex"`,
+          [id],
+        )
+      ).rows.map((r) => r.id);
 
     await chunks().claim((await chunksOf(running!))[0]!);
     for (const chunk of await chunksOf(completed!)) {
@@ -83,6 +92,8 @@ describe("BatchStore.list", () => {
 
   it("refuses a cursor it did not make", async () => {
     const tenant = await createTenant(database());
-    await expect(store().list(tenant, BatchListQuery.parse({ cursor: "bm90LWEtY3Vyc29y" }))).rejects.toBeInstanceOf(InvalidCursorError);
+    await expect(store().list(tenant, BatchListQuery.parse({ cursor: "bm90LWEtY3Vyc29y" }))).rejects.toBeInstanceOf(
+      InvalidCursorError,
+    );
   });
 });

@@ -24,19 +24,51 @@ async function batchExists(id: string): Promise<boolean> {
 describe("BatchStore.open (BatchDraft)", () => {
   it("commits the batch with its totals, its chunks and one queue entry per chunk", async () => {
     const tenant = await createTenant(database());
-    const spec = newBatch(tenant, { webhook: { url: "https://example.com/hook" }, metadata: { run: "1" }, requestedOutputs: ["y"] });
+    const spec = newBatch(tenant, {
+      webhook: { url: "https://example.com/hook" },
+      metadata: { run: "1" },
+      requestedOutputs: ["y"],
+    });
     const draft = await store().open(spec);
     const chunks = [chunkOf(0, 3), chunkOf(3, 2)];
     for (const c of chunks) await draft.add(c);
     await draft.commit(5, "hash");
 
-    expect(await batchRow(database(), spec.id)).toEqual({ total: 5, remaining: 5, completedAt: null, canceledAt: null });
-    expect(await store().get(tenant, spec.id)).toMatchObject({ model: "iris", requestHash: "hash", webhook: { url: "https://example.com/hook" }, metadata: { run: "1" }, requestedOutputs: ["y"] });
+    expect(await batchRow(database(), spec.id)).toEqual({
+      total: 5,
+      remaining: 5,
+      completedAt: null,
+      canceledAt: null,
+    });
+    expect(await store().get(tenant, spec.id)).toMatchObject({
+      model: "iris",
+      requestHash: "hash",
+      webhook: { url: "https://example.com/hook" },
+      metadata: { run: "1" },
+      requestedOutputs: ["y"],
+    });
     for (const c of chunks) {
-      expect(await chunkRow(database(), c.id)).toMatchObject({ statuses: c.inputs.map(() => "queued"), results: null, errors: null, succeeded: 0, attempts: 0, startedAt: null });
-      expect(await dispatchRow(database(), c.id)).toEqual({ model: "iris", version: "1", priority: "low", jobs: c.inputs.length, jobIds: [], batchChunk: true });
+      expect(await chunkRow(database(), c.id)).toMatchObject({
+        statuses: c.inputs.map(() => "queued"),
+        results: null,
+        errors: null,
+        succeeded: 0,
+        attempts: 0,
+        startedAt: null,
+      });
+      expect(await dispatchRow(database(), c.id)).toEqual({
+        model: "iris",
+        version: "1",
+        priority: "low",
+        jobs: c.inputs.length,
+        jobIds: [],
+        batchChunk: true,
+      });
     }
-    const { rows } = await database().pool.query<{ inputs: unknown; customIds: Array<string | null> }>(`select inputs, "customIds" from batch_chunks where id = $1`, [chunks[1]!.id]);
+    const { rows } = await database().pool.query<{ inputs: unknown; customIds: Array<string | null> }>(
+      `select inputs, "customIds" from batch_chunks where id = $1`,
+      [chunks[1]!.id],
+    );
     expect(rows[0]).toEqual({ inputs: chunks[1]!.inputs, customIds: chunks[1]!.customIds });
   });
 
@@ -47,9 +79,15 @@ describe("BatchStore.open (BatchDraft)", () => {
     const chunks = Array.from({ length: 40 }, (_, i) => chunkOf(i * 2, 2));
     for (const c of chunks) await draft.add(c);
     await draft.commit(80, null);
-    const { rows } = await database().pool.query<{ id: string; firstIndex: number }>(`select id, "firstIndex" from batch_chunks where "batchId" = $1 order by "firstIndex"`, [spec.id]);
+    const { rows } = await database().pool.query<{ id: string; firstIndex: number }>(
+      `select id, "firstIndex" from batch_chunks where "batchId" = $1 order by "firstIndex"`,
+      [spec.id],
+    );
     expect(rows.map((r) => r.id)).toEqual(chunks.map((c) => c.id));
-    const { rows: entries } = await database().pool.query<{ n: number }>(`select count(*)::int as n from dispatches where id = any($1::uuid[])`, [chunks.map((c) => c.id)]);
+    const { rows: entries } = await database().pool.query<{ n: number }>(
+      `select count(*)::int as n from dispatches where id = any($1::uuid[])`,
+      [chunks.map((c) => c.id)],
+    );
     expect(entries[0]!.n).toBe(40);
   });
 
@@ -100,9 +138,17 @@ describe("BatchStore.open (BatchDraft)", () => {
     const first = await store().open(newBatch(tenant, { idempotencyKey: "nightly" }));
     const second = store().open(newBatch(tenant, { idempotencyKey: "nightly" }));
     second.catch(() => {}); // awaited below
-    await sleepUntil(async () => (await database().pool.query(`select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`)).rowCount === 1, {
-      message: "the second create never waited",
-    });
+    await sleepUntil(
+      async () =>
+        (
+          await database().pool.query(
+            `select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+          )
+        ).rowCount === 1,
+      {
+        message: "the second create never waited",
+      },
+    );
     await first.commit(0, null);
     await expect(second).rejects.toMatchObject({ code: "23505" });
     expect((await store().findByIdempotencyKey(tenant, "nightly"))?.id).toBe(first.batch.id);
@@ -112,9 +158,17 @@ describe("BatchStore.open (BatchDraft)", () => {
     const tenant = await createTenant(database());
     const first = await store().open(newBatch(tenant, { idempotencyKey: "retry" }));
     const second = store().open(newBatch(tenant, { idempotencyKey: "retry" }));
-    await sleepUntil(async () => (await database().pool.query(`select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`)).rowCount === 1, {
-      message: "the second create never waited",
-    });
+    await sleepUntil(
+      async () =>
+        (
+          await database().pool.query(
+            `select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+          )
+        ).rowCount === 1,
+      {
+        message: "the second create never waited",
+      },
+    );
     await first.rollback();
     const draft = await second;
     await draft.commit(0, null);
@@ -126,7 +180,12 @@ describe("BatchStore.open (BatchDraft)", () => {
     const spec = newBatch(tenant);
     const draft = await store({ draftIdleTimeoutMs: 150 }).open(spec);
     // PostgreSQL ends the session the upload left idle in its transaction; wait until it is gone.
-    const idle = async () => (await database().pool.query(`select 1 from pg_stat_activity where datname = current_database() and state = 'idle in transaction'`)).rowCount;
+    const idle = async () =>
+      (
+        await database().pool.query(
+          `select 1 from pg_stat_activity where datname = current_database() and state = 'idle in transaction'`,
+        )
+      ).rowCount;
     expect(await idle()).toBe(1);
     await sleepUntil(async () => (await idle()) === 0, { message: "the idle upload's session was never ended" });
     const err = await draft

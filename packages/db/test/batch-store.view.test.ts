@@ -41,16 +41,25 @@ describe("BatchStore.view", () => {
     });
 
     await chunks().claim(first);
-    expect(await view(tenant, batch.batchId)).toMatchObject({ status: "running", counts: { queued: 3, running: 2, succeeded: 0, failed: 0, canceled: 0 } });
+    expect(await view(tenant, batch.batchId)).toMatchObject({
+      status: "running",
+      counts: { queued: 3, running: 2, succeeded: 0, failed: 0, canceled: 0 },
+    });
 
     await database().transaction((client) => chunks().finish(first, [ok, bad], client));
     await database().transaction((client) => chunks().cancelItem(tenant, batch.batchId, 4, client));
-    expect(await view(tenant, batch.batchId)).toMatchObject({ status: "running", counts: { queued: 2, running: 0, succeeded: 1, failed: 1, canceled: 1 } });
+    expect(await view(tenant, batch.batchId)).toMatchObject({
+      status: "running",
+      counts: { queued: 2, running: 0, succeeded: 1, failed: 1, canceled: 1 },
+    });
 
     await chunks().claim(second);
     await database().transaction((client) => chunks().finish(second, [ok, ok, undefined], client));
     const done = await view(tenant, batch.batchId);
-    expect(done).toMatchObject({ status: "completed", counts: { queued: 0, running: 0, succeeded: 3, failed: 1, canceled: 1 } });
+    expect(done).toMatchObject({
+      status: "completed",
+      counts: { queued: 0, running: 0, succeeded: 3, failed: 1, canceled: 1 },
+    });
     expect(typeof done.completedAt).toBe("string");
     expect(done.canceledAt).toBeUndefined();
   });
@@ -84,7 +93,10 @@ describe("BatchStore.eventSubject", () => {
     await database()
       .transaction(async (client) => {
         await chunks().finish(batch.chunkIds[0]!, [ok], client);
-        expect((await store().eventSubject(batch.batchId, client))?.view).toMatchObject({ status: "completed", counts: { succeeded: 1 } });
+        expect((await store().eventSubject(batch.batchId, client))?.view).toMatchObject({
+          status: "completed",
+          counts: { succeeded: 1 },
+        });
         throw new Error("abandon");
       })
       .catch(() => {});

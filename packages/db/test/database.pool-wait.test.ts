@@ -35,7 +35,10 @@ describe("a wait for a pool connection", () => {
     const busy = db.transaction(async (client) => {
       for (let i = 0; i < 20; i++) await client.query("select pg_sleep(0.05)");
     });
-    const [direct, viaPrisma] = await Promise.all([rejection(db.pool.query("select 1")), rejection(db.prisma.tenant.count())]);
+    const [direct, viaPrisma] = await Promise.all([
+      rejection(db.pool.query("select 1")),
+      rejection(db.prisma.tenant.count()),
+    ]);
     expect(direct).toBeInstanceOf(OverloadedError);
     expect(direct).toMatchObject({ code: "overloaded", status: 503, retryAfterSeconds: 1 });
     expect(postgresFailure(direct)).toBe("busy"); // workers retry it as any outage

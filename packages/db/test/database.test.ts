@@ -93,7 +93,9 @@ describe("inTransaction", () => {
     const db = open();
     await db.ping();
     const [before] = (await db.pool.query<{ pid: number }>(`select pg_backend_pid() as pid`)).rows;
-    const err = await inTransaction(db.pool, (client) => client.query(`select pg_terminate_backend(pg_backend_pid())`)).catch((e: unknown) => e);
+    const err = await inTransaction(db.pool, (client) =>
+      client.query(`select pg_terminate_backend(pg_backend_pid())`),
+    ).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: "57P01" });
     expect(db.pool.totalCount).toBe(0);
 

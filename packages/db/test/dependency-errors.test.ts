@@ -50,7 +50,9 @@ describe("postgresFailure", () => {
     const pgError = await rejection(db.pool.query(`select pg_terminate_backend(pg_backend_pid())`));
     expect(pgError).toMatchObject({ code: "57P01" });
     expect(postgresFailure(pgError)).toBe("terminated");
-    expect(postgresFailure(await rejection(db.prisma.$queryRaw`select pg_terminate_backend(pg_backend_pid())`))).toBe("terminated");
+    expect(postgresFailure(await rejection(db.prisma.$queryRaw`select pg_terminate_backend(pg_backend_pid())`))).toBe(
+      "terminated",
+    );
   });
 
   it("calls a server nobody listens for unreachable, through pg and through Prisma", async () => {
@@ -67,7 +69,9 @@ describe("postgresFailure", () => {
     const silent = net.createServer((socket) => void sockets.add(socket));
     await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
     try {
-      const url = Object.assign(new URL(testDb.url), { port: String((silent.address() as net.AddressInfo).port) }).toString();
+      const url = Object.assign(new URL(testDb.url), {
+        port: String((silent.address() as net.AddressInfo).port),
+      }).toString();
       const db = open({ connectTimeoutMs: 200 }, url);
       const err = await rejection(db.ping());
       expect(postgresFailure(err)).toBe("timeout");
@@ -86,9 +90,15 @@ describe("postgresFailure", () => {
   it("finds nothing wrong with PostgreSQL in a request's own faults", async () => {
     const db = open({});
     const name = `t-${Date.now()}`;
-    await db.pool.query(`insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, 'whsec_x')`, [name]);
+    await db.pool.query(`insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, 'whsec_x')`, [
+      name,
+    ]);
     const faults = [
-      await rejection(db.pool.query(`insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, 'whsec_x')`, [name])), // 23505
+      await rejection(
+        db.pool.query(`insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, 'whsec_x')`, [
+          name,
+        ]),
+      ), // 23505
       await rejection(db.pool.query(`select '"\\u0000"'::jsonb`)), // 22P05
       await rejection(db.pool.query(`selec 1`)), // 42601
       await rejection(db.prisma.tenant.create({ data: { name, webhookSecret: "whsec_x" } })), // P2002

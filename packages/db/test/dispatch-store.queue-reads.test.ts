@@ -37,7 +37,14 @@ describe("DispatchStore queue reads", () => {
     const started = entry(a, 5, m);
     const leftOut = entry(a, 4, m);
     const high = Array.from({ length: 2 }, () => newJob(a, { model: m, priority: "high" }));
-    await jobs().insertMany([...entry(a, 3, m), ...started, ...leftOut, ...high, ...entry(b, 7, m), ...entry(a, 11, other)]);
+    await jobs().insertMany([
+      ...entry(a, 3, m),
+      ...started,
+      ...leftOut,
+      ...high,
+      ...entry(b, 7, m),
+      ...entry(a, 11, other),
+    ]);
     await createBatch(database(), a, { model: m, sizes: [6] }); // a batch is "low" here
     await start(started[0]!.dispatchId!);
     const classes = [
@@ -59,8 +66,12 @@ describe("DispatchStore queue reads", () => {
     const [oldest, running, other] = [entry(a, 2, model), entry(a, 3, model), entry(b, 4, model)];
     await jobs().insertMany([...oldest, ...running, ...other, ...entry(a, 6, uniqueModel())]);
     await start(running[0]!.dispatchId!);
-    await database().pool.query(`update dispatches set "createdAt" = now() - interval '90 seconds' where id = $1`, [oldest[0]!.dispatchId]);
-    await database().pool.query(`update dispatches set "createdAt" = now() - interval '120 seconds' where id = $1`, [running[0]!.dispatchId]);
+    await database().pool.query(`update dispatches set "createdAt" = now() - interval '90 seconds' where id = $1`, [
+      oldest[0]!.dispatchId,
+    ]);
+    await database().pool.query(`update dispatches set "createdAt" = now() - interval '120 seconds' where id = $1`, [
+      running[0]!.dispatchId,
+    ]);
 
     expect(await dispatches().tenantQueue(model, a)).toEqual({ queued: 2, running: 3 });
     expect(await dispatches().tenantQueue(model, b)).toEqual({ queued: 4, running: 0 });

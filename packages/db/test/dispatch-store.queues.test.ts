@@ -22,8 +22,13 @@ describe("DispatchStore.queues", () => {
     const [oldest, running] = [entry(a, 2, m), entry(a, 3, m)];
     await jobs().insertMany([...oldest, ...running, ...entry(b, 4, m), ...entry(a, 6, other)]);
     const batch = await createBatch(database(), b, { model: m, sizes: [5, 7] });
-    await database().pool.query(`update dispatches set "startedAt" = now(), "createdAt" = now() - interval '120 seconds' where id = any($1::uuid[])`, [[running[0]!.dispatchId, batch.chunkIds[1]]]);
-    await database().pool.query(`update dispatches set "createdAt" = now() - interval '90 seconds' where id = $1`, [oldest[0]!.dispatchId]);
+    await database().pool.query(
+      `update dispatches set "startedAt" = now(), "createdAt" = now() - interval '120 seconds' where id = any($1::uuid[])`,
+      [[running[0]!.dispatchId, batch.chunkIds[1]]],
+    );
+    await database().pool.query(`update dispatches set "createdAt" = now() - interval '90 seconds' where id = $1`, [
+      oldest[0]!.dispatchId,
+    ]);
 
     const lines = (await dispatches().queues()).filter((l) => [m, other, drained].includes(l.model));
     const mine = lines.find((l) => l.model === m)!;
@@ -36,6 +41,12 @@ describe("DispatchStore.queues", () => {
 
     // Only started work left: the model still has a line, with no wait.
     await database().pool.query(`delete from dispatches where model = $1 and "startedAt" is null`, [m]);
-    expect((await dispatches().queues()).find((l) => l.model === m)).toEqual({ model: m, queuedJobs: 0, queuedItems: 0, running: 10, oldestQueuedAgeSeconds: null });
+    expect((await dispatches().queues()).find((l) => l.model === m)).toEqual({
+      model: m,
+      queuedJobs: 0,
+      queuedItems: 0,
+      running: 10,
+      oldestQueuedAgeSeconds: null,
+    });
   });
 });

@@ -12,7 +12,11 @@ const takeOff = (ids: Array<string | null>) => database().transaction((client) =
 /** Three jobs of one tenant on one queue entry; returns the entry's id. */
 async function entryOfThree(tenant: string): Promise<string> {
   const entry = crypto.randomUUID();
-  await jobs().insertMany([newJob(tenant, { dispatchId: entry }), newJob(tenant, { dispatchId: entry }), newJob(tenant, { dispatchId: entry })]);
+  await jobs().insertMany([
+    newJob(tenant, { dispatchId: entry }),
+    newJob(tenant, { dispatchId: entry }),
+    newJob(tenant, { dispatchId: entry }),
+  ]);
   return entry;
 }
 
@@ -33,7 +37,9 @@ describe("DispatchStore.takeOff", () => {
     const job = newJob(tenant);
     await jobs().insertMany([job]);
     await jobs().claim([job.id], job.dispatchId!);
-    expect(await takeOff([job.dispatchId])).toEqual([{ id: job.dispatchId, model: "iris", version: "1", waiting: false }]);
+    expect(await takeOff([job.dispatchId])).toEqual([
+      { id: job.dispatchId, model: "iris", version: "1", waiting: false },
+    ]);
   });
 
   it("leaves a batch chunk's entry alone (its items come off it through BatchChunkStore)", async () => {
@@ -48,7 +54,9 @@ describe("DispatchStore.takeOff", () => {
     const [a, b] = [await entryOfThree(tenant), await entryOfThree(tenant)];
     // Opposite orders: the rows are locked in id order, so the transactions never deadlock.
     const results = await Promise.all([takeOff([a, b, a]), takeOff([b, a, b]), takeOff([a]), takeOff([b])]);
-    expect(results.flat().sort((x, y) => x.id.localeCompare(y.id))).toEqual([a, b].sort().map((id) => ({ id, model: "iris", version: "1", waiting: true })));
+    expect(results.flat().sort((x, y) => x.id.localeCompare(y.id))).toEqual(
+      [a, b].sort().map((id) => ({ id, model: "iris", version: "1", waiting: true })),
+    );
     expect(await dispatchRow(database(), a)).toBeUndefined();
     expect(await dispatchRow(database(), b)).toBeUndefined();
   });

@@ -12,14 +12,22 @@ const uniqueModel = () => `model-${crypto.randomUUID()}`;
 
 /** Moves an entry's creation time back by `ms`, as if it had waited that long. */
 async function age(id: string, ms: number): Promise<void> {
-  await database().pool.query(`update dispatches set "createdAt" = "createdAt" - make_interval(secs => $2::double precision / 1000) where id = $1`, [id, ms]);
+  await database().pool.query(
+    `update dispatches set "createdAt" = "createdAt" - make_interval(secs => $2::double precision / 1000) where id = $1`,
+    [id, ms],
+  );
 }
 
 describe("DispatchStore.pendingEntries", () => {
   it("returns the entries of the given models older than the bound, oldest first", async () => {
     const tenant = await createTenant(database());
     const [m, other] = [uniqueModel(), uniqueModel()];
-    const [old, older, fresh, elsewhere] = [newJob(tenant, { model: m, priority: "high" }), newJob(tenant, { model: m }), newJob(tenant, { model: m }), newJob(tenant, { model: other })];
+    const [old, older, fresh, elsewhere] = [
+      newJob(tenant, { model: m, priority: "high" }),
+      newJob(tenant, { model: m }),
+      newJob(tenant, { model: m }),
+      newJob(tenant, { model: other }),
+    ];
     await jobs().insertMany([old, older, fresh, elsewhere]);
     await age(old.dispatchId!, 60_000);
     await age(older.dispatchId!, 120_000);
@@ -27,7 +35,15 @@ describe("DispatchStore.pendingEntries", () => {
 
     const pending = await dispatches().pendingEntries([m], 30_000);
     expect(pending).toEqual([
-      { id: older.dispatchId, model: m, version: "1", priority: "normal", jobIds: [older.id], batchChunk: false, jobs: 1 },
+      {
+        id: older.dispatchId,
+        model: m,
+        version: "1",
+        priority: "normal",
+        jobIds: [older.id],
+        batchChunk: false,
+        jobs: 1,
+      },
       { id: old.dispatchId, model: m, version: "1", priority: "high", jobIds: [old.id], batchChunk: false, jobs: 1 },
     ]);
     // older and elsewhere are equally old (one insert statement, then the same age).
@@ -56,10 +72,17 @@ describe("DispatchStore.pendingItems", () => {
   it("lists an entry's jobs not yet terminal, and whether a worker had started one", async () => {
     const tenant = await createTenant(database());
     const entry = crypto.randomUUID();
-    const [queued, running, done] = [newJob(tenant, { dispatchId: entry }), newJob(tenant, { dispatchId: entry }), newJob(tenant, { dispatchId: entry })];
+    const [queued, running, done] = [
+      newJob(tenant, { dispatchId: entry }),
+      newJob(tenant, { dispatchId: entry }),
+      newJob(tenant, { dispatchId: entry }),
+    ];
     await jobs().insertMany([queued, running, done]);
     const row = { id: entry, jobIds: [queued.id, running.id, done.id], batchChunk: false };
-    expect(await dispatches().pendingItems(row)).toEqual({ left: expect.arrayContaining([queued.id, running.id, done.id]), started: false });
+    expect(await dispatches().pendingItems(row)).toEqual({
+      left: expect.arrayContaining([queued.id, running.id, done.id]),
+      started: false,
+    });
 
     await jobs().claim([running.id]);
     await jobs().finish([{ id: done.id, status: "succeeded", resultJson: "{}" }]);
@@ -111,7 +134,11 @@ describe("DispatchStore.pendingByModel", () => {
     const m = uniqueModel();
     expect(await dispatches().pendingByModel(m)).toBe(0);
     const entry = crypto.randomUUID();
-    const [a, b, c] = [newJob(tenant, { model: m, dispatchId: entry }), newJob(tenant, { model: m, dispatchId: entry }), newJob(tenant, { model: m })];
+    const [a, b, c] = [
+      newJob(tenant, { model: m, dispatchId: entry }),
+      newJob(tenant, { model: m, dispatchId: entry }),
+      newJob(tenant, { model: m }),
+    ];
     await jobs().insertMany([a, b, c, newJob(tenant, { model: uniqueModel() })]);
     await createBatch(database(), tenant, { model: m, sizes: [5, 3] });
     expect(await dispatches().pendingByModel(m)).toBe(3 + 8);

@@ -11,7 +11,11 @@ const store = () => new JobStore(database().pool, database().prisma);
 describe("JobStore.cancelOverdue", () => {
   it("cancels queued and running jobs past their Cancel-After time; a running one's late result then changes nothing", async () => {
     const tenant = await createTenant(database());
-    const [queued, running, later] = [newJob(tenant, { cancelAt: fromNow(-1) }), newJob(tenant, { cancelAt: fromNow(60) }), newJob(tenant, { cancelAt: fromNow(60) })];
+    const [queued, running, later] = [
+      newJob(tenant, { cancelAt: fromNow(-1) }),
+      newJob(tenant, { cancelAt: fromNow(60) }),
+      newJob(tenant, { cancelAt: fromNow(60) }),
+    ];
     await store().insertMany([queued, running, later]);
     await store().claim([running.id]);
     await setJobDeadlines(database(), running.id, { cancelAt: fromNow(-1) });
@@ -41,7 +45,11 @@ describe("JobStore.cancelOverdue", () => {
 
   it("takes at most a page, earliest first, skipping jobs another transaction holds", async () => {
     const tenant = await createTenant(database());
-    const [held, first, second] = [newJob(tenant, { cancelAt: fromNow(-3) }), newJob(tenant, { cancelAt: fromNow(-2) }), newJob(tenant, { cancelAt: fromNow(-1) })];
+    const [held, first, second] = [
+      newJob(tenant, { cancelAt: fromNow(-3) }),
+      newJob(tenant, { cancelAt: fromNow(-2) }),
+      newJob(tenant, { cancelAt: fromNow(-1) }),
+    ];
     await store().insertMany([held, first, second]);
     const other = await database().pool.connect();
     try {

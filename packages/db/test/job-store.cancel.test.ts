@@ -14,8 +14,24 @@ describe("JobStore.cancel", () => {
     await store().insertMany([queued, running]);
     await store().claim([running.id]);
 
-    expect(await store().cancel(tenant, queued.id)).toEqual({ id: queued.id, tenantId: tenant, status: "canceled", model: "iris", webhook, cacheKey: null, dispatchId: queued.dispatchId });
-    expect(await store().cancel(tenant, running.id)).toEqual({ id: running.id, tenantId: tenant, status: "canceled", model: "iris", webhook: null, cacheKey: null, dispatchId: running.dispatchId });
+    expect(await store().cancel(tenant, queued.id)).toEqual({
+      id: queued.id,
+      tenantId: tenant,
+      status: "canceled",
+      model: "iris",
+      webhook,
+      cacheKey: null,
+      dispatchId: queued.dispatchId,
+    });
+    expect(await store().cancel(tenant, running.id)).toEqual({
+      id: running.id,
+      tenantId: tenant,
+      status: "canceled",
+      model: "iris",
+      webhook: null,
+      cacheKey: null,
+      dispatchId: running.dispatchId,
+    });
     expect(await jobRow(database(), running.id)).toMatchObject({ status: "canceled", attempts: 1 });
     expect((await jobRow(database(), queued.id))?.completedAt).toBeInstanceOf(Date);
   });

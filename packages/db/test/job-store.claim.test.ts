@@ -11,7 +11,14 @@ const store = () => new JobStore(database().pool, database().prisma);
 describe("JobStore.claim", () => {
   it("marks queued jobs running, counts the attempt and returns what the run needs", async () => {
     const tenant = await createTenant(database());
-    const job = newJob(tenant, { model: "m", version: "2", inputs: [tensor(4)], requestedOutputs: ["y"], cacheKey: "d1", traceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" });
+    const job = newJob(tenant, {
+      model: "m",
+      version: "2",
+      inputs: [tensor(4)],
+      requestedOutputs: ["y"],
+      cacheKey: "d1",
+      traceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    });
     await store().insertMany([job]);
     expect(await store().claim([job.id])).toEqual({
       claimed: [

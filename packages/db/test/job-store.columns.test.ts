@@ -1,7 +1,16 @@
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { JobSubmission, JobView } from "@inferline/contracts";
-import { JobStore, submittedFields, toJobView, viewOfAnsweredJob, viewOfNewJob, WebhookEventStore, type AnsweredJob, type NewJob } from "@inferline/db";
+import {
+  JobStore,
+  submittedFields,
+  toJobView,
+  viewOfAnsweredJob,
+  viewOfNewJob,
+  WebhookEventStore,
+  type AnsweredJob,
+  type NewJob,
+} from "@inferline/db";
 import { INSERT_FIELDS, JOB_COLUMNS, SUBMITTED_FIELDS } from "../src/jobs/columns.ts";
 import { newJobRow } from "../src/jobs/insert.ts";
 import { useTestDatabase } from "./support/test-database.ts";
@@ -64,7 +73,9 @@ describe("the job column table", () => {
     await expectStored(answeredJob, { dispatchId: null, queueDeadline: null, cancelAt: null });
 
     const follower = { ...fullJob(tenant), cacheKey: queued.cacheKey };
-    const followed = await store().insertFollowers({ id: queued.id, tenantId: tenant, cacheKey: queued.cacheKey! }, [follower]);
+    const followed = await store().insertFollowers({ id: queued.id, tenantId: tenant, cacheKey: queued.cacheKey! }, [
+      follower,
+    ]);
     expect(followed.inserted).toHaveLength(1);
     await expectStored(follower, { dispatchId: null, leadsFlight: false });
   });
@@ -99,7 +110,13 @@ describe("the job column table", () => {
 
   it("carries the request's fields the table marks as submitted into the job and its insert document, as the request schema reads them", () => {
     const inputs = [{ name: "x", datatype: "FP32", shape: [1], data: [1] }];
-    const body = JobSubmission.parse({ model: "iris", inputs, priority: "low", metadata: { a: "b" }, webhook: { url: "https://example.com/hook" } });
+    const body = JobSubmission.parse({
+      model: "iris",
+      inputs,
+      priority: "low",
+      metadata: { a: "b" },
+      webhook: { url: "https://example.com/hook" },
+    });
     const fields = submittedFields(body) as Record<string, unknown>;
     expect(Object.keys(fields).sort()).toEqual([...SUBMITTED_FIELDS].sort());
     const row = newJobRow({ ...fullJob("tenant"), ...fields }) as Record<string, unknown>;

@@ -12,12 +12,33 @@ describe("JobStore.endOverdue", () => {
     const tenant = await createTenant(database());
     const webhook = { url: "https://example.com/hook" };
     const createdAt = new Date(Date.now() - 5000);
-    const job = newJob(tenant, { webhook, createdAt, queueDeadline: new Date(createdAt.getTime() + 2000), cancelAt: fromNow(60) });
+    const job = newJob(tenant, {
+      webhook,
+      createdAt,
+      queueDeadline: new Date(createdAt.getTime() + 2000),
+      cancelAt: fromNow(60),
+    });
     await store().insertMany([job]);
 
-    expect(await store().endOverdue([job.id])).toEqual([{ id: job.id, tenantId: tenant, status: "expired", model: "iris", webhook, cacheKey: null, dispatchId: job.dispatchId }]);
+    expect(await store().endOverdue([job.id])).toEqual([
+      {
+        id: job.id,
+        tenantId: tenant,
+        status: "expired",
+        model: "iris",
+        webhook,
+        cacheKey: null,
+        dispatchId: job.dispatchId,
+      },
+    ]);
     const row = await jobRow(database(), job.id);
-    expect(row).toMatchObject({ status: "expired", attempts: 0, startedAt: null, errorCode: "deadline_exceeded", errorMessage: "not started within its queue deadline of 2 s (maxQueueSeconds)" });
+    expect(row).toMatchObject({
+      status: "expired",
+      attempts: 0,
+      startedAt: null,
+      errorCode: "deadline_exceeded",
+      errorMessage: "not started within its queue deadline of 2 s (maxQueueSeconds)",
+    });
     expect(row?.completedAt).toBeInstanceOf(Date);
     expect(await jobDeadlines(database(), job.id)).toEqual({ queueDeadline: null, cancelAt: null });
   });
@@ -37,7 +58,10 @@ describe("JobStore.endOverdue", () => {
 
   it("lets the earlier deadline decide when both have passed", async () => {
     const tenant = await createTenant(database());
-    const [expires, cancels] = [newJob(tenant, { queueDeadline: fromNow(-2), cancelAt: fromNow(-1) }), newJob(tenant, { queueDeadline: fromNow(-1), cancelAt: fromNow(-2) })];
+    const [expires, cancels] = [
+      newJob(tenant, { queueDeadline: fromNow(-2), cancelAt: fromNow(-1) }),
+      newJob(tenant, { queueDeadline: fromNow(-1), cancelAt: fromNow(-2) }),
+    ];
     await store().insertMany([expires, cancels]);
     await store().endOverdue([expires.id, cancels.id]);
     expect((await jobRow(database(), expires.id))?.status).toBe("expired");
@@ -46,7 +70,11 @@ describe("JobStore.endOverdue", () => {
 
   it("leaves jobs that are not overdue, and terminal ones, alone", async () => {
     const tenant = await createTenant(database());
-    const [waiting, plain, done] = [newJob(tenant, { queueDeadline: fromNow(60), cancelAt: fromNow(60) }), newJob(tenant), newJob(tenant, { cancelAt: fromNow(-1) })];
+    const [waiting, plain, done] = [
+      newJob(tenant, { queueDeadline: fromNow(60), cancelAt: fromNow(60) }),
+      newJob(tenant),
+      newJob(tenant, { cancelAt: fromNow(-1) }),
+    ];
     await store().insertMany([waiting, plain, done]);
     await database().pool.query(`update jobs set status = 'succeeded' where id = $1`, [done.id]);
 

@@ -12,7 +12,11 @@ describe("JobStore.expireOverdue", () => {
   it("expires queued jobs past their queue deadline, earliest first, a page at a time", async () => {
     const tenant = await createTenant(database());
     const webhook = { url: "https://example.com/hook" };
-    const jobs = [newJob(tenant, { queueDeadline: fromNow(-1), webhook }), newJob(tenant, { queueDeadline: fromNow(-3) }), newJob(tenant, { queueDeadline: fromNow(-2) })];
+    const jobs = [
+      newJob(tenant, { queueDeadline: fromNow(-1), webhook }),
+      newJob(tenant, { queueDeadline: fromNow(-3) }),
+      newJob(tenant, { queueDeadline: fromNow(-2) }),
+    ];
     const waiting = newJob(tenant, { queueDeadline: fromNow(60) });
     await store().insertMany([...jobs, waiting]);
 
@@ -20,10 +24,28 @@ describe("JobStore.expireOverdue", () => {
     expect(first.due).toBe(2);
     expect(first.finished.map((j) => j.id).sort()).toEqual([jobs[1]!.id, jobs[2]!.id].sort());
     const second = await store().expireOverdue(2);
-    expect(second).toEqual({ due: 1, finished: [{ id: jobs[0]!.id, tenantId: tenant, status: "expired", model: "iris", webhook, cacheKey: null, dispatchId: jobs[0]!.dispatchId }] });
+    expect(second).toEqual({
+      due: 1,
+      finished: [
+        {
+          id: jobs[0]!.id,
+          tenantId: tenant,
+          status: "expired",
+          model: "iris",
+          webhook,
+          cacheKey: null,
+          dispatchId: jobs[0]!.dispatchId,
+        },
+      ],
+    });
     expect(await store().expireOverdue(2)).toEqual({ due: 0, finished: [] });
 
-    for (const job of jobs) expect(await jobRow(database(), job.id)).toMatchObject({ status: "expired", errorCode: "deadline_exceeded", attempts: 0 });
+    for (const job of jobs)
+      expect(await jobRow(database(), job.id)).toMatchObject({
+        status: "expired",
+        errorCode: "deadline_exceeded",
+        attempts: 0,
+      });
     expect((await jobRow(database(), waiting.id))?.status).toBe("queued");
   });
 
@@ -41,7 +63,10 @@ describe("JobStore.expireOverdue", () => {
 
   it("skips jobs another transaction holds (a claim, another sweep) and takes them on a later page", async () => {
     const tenant = await createTenant(database());
-    const [held, free] = [newJob(tenant, { queueDeadline: fromNow(-2) }), newJob(tenant, { queueDeadline: fromNow(-1) })];
+    const [held, free] = [
+      newJob(tenant, { queueDeadline: fromNow(-2) }),
+      newJob(tenant, { queueDeadline: fromNow(-1) }),
+    ];
     await store().insertMany([held, free]);
     const other = await database().pool.connect();
     try {

@@ -13,7 +13,11 @@ describe("JobStore.finishUnclaimed", () => {
     const job = newJob(tenant);
     await store().insertMany([job]);
     const startedAt = new Date(Date.now() - 5);
-    const [finished] = await store().finishUnclaimed({ id: job.id, status: "succeeded", resultJson: JSON.stringify(RESULT) }, job.dispatchId!, startedAt);
+    const [finished] = await store().finishUnclaimed(
+      { id: job.id, status: "succeeded", resultJson: JSON.stringify(RESULT) },
+      job.dispatchId!,
+      startedAt,
+    );
     expect(finished).toMatchObject({ id: job.id, status: "succeeded", tenantId: tenant });
     const row = await jobRow(database(), job.id);
     expect(row).toMatchObject({ status: "succeeded", attempts: 1, result: RESULT, startedAt });
@@ -25,9 +29,19 @@ describe("JobStore.finishUnclaimed", () => {
     const tenant = await createTenant(database());
     const job = newJob(tenant);
     await store().insertMany([job]);
-    const [finished] = await store().finishUnclaimed({ id: job.id, status: "failed", errorCode: "inference_error", errorMessage: "index 7 is out of range" }, job.dispatchId!, new Date());
+    const [finished] = await store().finishUnclaimed(
+      { id: job.id, status: "failed", errorCode: "inference_error", errorMessage: "index 7 is out of range" },
+      job.dispatchId!,
+      new Date(),
+    );
     expect(finished).toMatchObject({ id: job.id, status: "failed" });
-    expect(await jobRow(database(), job.id)).toMatchObject({ status: "failed", attempts: 1, result: null, errorCode: "inference_error", errorMessage: "index 7 is out of range" });
+    expect(await jobRow(database(), job.id)).toMatchObject({
+      status: "failed",
+      attempts: 1,
+      result: null,
+      errorCode: "inference_error",
+      errorMessage: "index 7 is out of range",
+    });
     expect(await dispatchRow(database(), job.dispatchId!)).toBeUndefined();
   });
 
@@ -38,7 +52,13 @@ describe("JobStore.finishUnclaimed", () => {
     await store().cancel(tenant, canceled.id);
     await store().claim([claimed.id]);
     for (const job of [canceled, claimed]) {
-      expect(await store().finishUnclaimed({ id: job.id, status: "succeeded", resultJson: JSON.stringify(RESULT) }, job.dispatchId!, new Date())).toEqual([]);
+      expect(
+        await store().finishUnclaimed(
+          { id: job.id, status: "succeeded", resultJson: JSON.stringify(RESULT) },
+          job.dispatchId!,
+          new Date(),
+        ),
+      ).toEqual([]);
       expect((await jobRow(database(), job.id))?.result).toBeNull();
       expect(await dispatchRow(database(), job.dispatchId!)).toBeDefined();
     }
@@ -48,10 +68,19 @@ describe("JobStore.finishUnclaimed", () => {
 
   it("writes nothing for a job with a deadline (those are claimed, so a deadline sweep cannot end one mid-run)", async () => {
     const tenant = await createTenant(database());
-    const [queueDeadline, cancelAt] = [newJob(tenant, { queueDeadline: new Date(Date.now() + 60_000) }), newJob(tenant, { cancelAt: new Date(Date.now() + 60_000) })];
+    const [queueDeadline, cancelAt] = [
+      newJob(tenant, { queueDeadline: new Date(Date.now() + 60_000) }),
+      newJob(tenant, { cancelAt: new Date(Date.now() + 60_000) }),
+    ];
     await store().insertMany([queueDeadline, cancelAt]);
     for (const job of [queueDeadline, cancelAt]) {
-      expect(await store().finishUnclaimed({ id: job.id, status: "failed", errorCode: "inference_error", errorMessage: "x" }, job.dispatchId!, new Date())).toEqual([]);
+      expect(
+        await store().finishUnclaimed(
+          { id: job.id, status: "failed", errorCode: "inference_error", errorMessage: "x" },
+          job.dispatchId!,
+          new Date(),
+        ),
+      ).toEqual([]);
       expect(await jobRow(database(), job.id)).toMatchObject({ status: "queued", attempts: 0 });
     }
   });

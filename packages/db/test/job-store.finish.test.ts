@@ -30,7 +30,12 @@ describe("JobStore.finish", () => {
       ].sort((x, y) => x.id.localeCompare(y.id)),
     );
     expect(await jobRow(database(), ran.id)).toMatchObject({ status: "succeeded", result: RESULT, errorCode: null });
-    expect(await jobRow(database(), failed.id)).toMatchObject({ status: "failed", result: null, errorCode: "inference_error", errorMessage: "bad input" });
+    expect(await jobRow(database(), failed.id)).toMatchObject({
+      status: "failed",
+      result: null,
+      errorCode: "inference_error",
+      errorMessage: "bad input",
+    });
     // A job finished without a claim (a cache hit, say) still gets a start time.
     const row = await jobRow(database(), queued.id);
     expect(row?.startedAt).toBeInstanceOf(Date);
@@ -39,10 +44,16 @@ describe("JobStore.finish", () => {
 
   it("gives each job it finished its view as GET shows it (the finished message's), but none for a result too large to announce", async () => {
     const tenant = await createTenant(database());
-    const [ran, failed, large] = [newJob(tenant, { metadata: { order: "17", customer: "c-9" }, priority: "high" }), newJob(tenant), newJob(tenant)];
+    const [ran, failed, large] = [
+      newJob(tenant, { metadata: { order: "17", customer: "c-9" }, priority: "high" }),
+      newJob(tenant),
+      newJob(tenant),
+    ];
     await store().insertMany([ran, failed, large]);
     await store().claim([ran.id, failed.id, large.id]);
-    const largeResult = { outputs: [{ name: "y", datatype: "BYTES", shape: [1], data: ["x".repeat(ANNOUNCED_RESULT_BYTES)] }] };
+    const largeResult = {
+      outputs: [{ name: "y", datatype: "BYTES", shape: [1], data: ["x".repeat(ANNOUNCED_RESULT_BYTES)] }],
+    };
     const finished = await store().finish([
       { id: ran.id, status: "succeeded", resultJson: JSON.stringify(RESULT) },
       { id: failed.id, status: "failed", errorCode: "inference_error", errorMessage: "bad input" },
@@ -62,7 +73,9 @@ describe("JobStore.finish", () => {
     const tenant = await createTenant(database());
     const jobs = Array.from({ length: ANNOUNCED_MAX_JOBS + 1 }, () => newJob(tenant));
     await store().insertMany(jobs);
-    const finished = await store().finish(jobs.map((j) => ({ id: j.id, status: "succeeded", resultJson: JSON.stringify(RESULT) })));
+    const finished = await store().finish(
+      jobs.map((j) => ({ id: j.id, status: "succeeded", resultJson: JSON.stringify(RESULT) })),
+    );
     expect(finished).toHaveLength(jobs.length);
     expect(finished.filter((f) => f.viewJson !== undefined)).toEqual([]);
   });
@@ -74,7 +87,9 @@ describe("JobStore.finish", () => {
     await store().finish([{ id: job.id, status: "succeeded", resultJson: '{"first":true}' }]);
     const first = await jobRow(database(), job.id);
 
-    expect(await store().finish([{ id: job.id, status: "failed", errorCode: "retries_exhausted", errorMessage: "late" }])).toEqual([]);
+    expect(
+      await store().finish([{ id: job.id, status: "failed", errorCode: "retries_exhausted", errorMessage: "late" }]),
+    ).toEqual([]);
     expect(await store().finish([{ id: job.id, status: "succeeded", resultJson: '{"second":true}' }])).toEqual([]);
     expect(await jobRow(database(), job.id)).toEqual(first);
   });
@@ -95,7 +110,11 @@ describe("JobStore.finish", () => {
     await store().insertMany([job]);
     const results = await Promise.all(
       Array.from({ length: 6 }, (_, i) =>
-        store().finish([i % 2 ? { id: job.id, status: "succeeded", resultJson: `{"writer":${i}}` } : { id: job.id, status: "failed", errorCode: "e", errorMessage: String(i) }]),
+        store().finish([
+          i % 2
+            ? { id: job.id, status: "succeeded", resultJson: `{"writer":${i}}` }
+            : { id: job.id, status: "failed", errorCode: "e", errorMessage: String(i) },
+        ]),
       ),
     );
     expect(results.flat()).toHaveLength(1);
@@ -122,7 +141,10 @@ describe("JobStore.finish", () => {
     await store().insertMany([job]);
     const text = '{"outputs":[{"name":"y","data":[1.5,2]}],"note":"caf\\u00e9 \\"quoted\\""}';
     await store().finish([{ id: job.id, status: "succeeded", resultJson: text }]);
-    const { rows } = await database().pool.query<{ result: string }>(`select result::text as result from jobs where id = $1`, [job.id]);
+    const { rows } = await database().pool.query<{ result: string }>(
+      `select result::text as result from jobs where id = $1`,
+      [job.id],
+    );
     expect(rows[0]!.result).toBe(text);
   });
 
@@ -137,7 +159,10 @@ describe("JobStore.finish", () => {
       [entry],
     );
     expect(finished.map((f) => f.id).sort()).toEqual(jobs.map((j) => j.id).sort());
-    const { rows } = await database().pool.query<{ n: number }>(`select length(result::text)::int as n from jobs where "dispatchId" = $1`, [entry]);
+    const { rows } = await database().pool.query<{ n: number }>(
+      `select length(result::text)::int as n from jobs where "dispatchId" = $1`,
+      [entry],
+    );
     expect(rows.map((r) => r.n)).toEqual([big(0).length, big(1).length]);
     expect(await dispatchRow(database(), entry)).toBeUndefined();
   });

@@ -10,7 +10,9 @@ const store = () => new JobStore(database().pool, database().prisma);
 const RESULT = '{"model_name":"iris","outputs":[]}';
 
 /** A leader (a job that runs, with a digest) and identical jobs that would follow it. */
-async function flight(followers = 2): Promise<{ tenant: string; leader: NewJob & { cacheKey: string }; ref: FlightLeader; followers: NewJob[] }> {
+async function flight(
+  followers = 2,
+): Promise<{ tenant: string; leader: NewJob & { cacheKey: string }; ref: FlightLeader; followers: NewJob[] }> {
   const tenant = await createTenant(database());
   const cacheKey = crypto.randomUUID();
   const leader = { ...newJob(tenant, { cacheKey }), cacheKey };
@@ -24,10 +26,14 @@ async function flight(followers = 2): Promise<{ tenant: string; leader: NewJob &
 }
 
 async function followerRow(id: string) {
-  const { rows } = await database().pool.query<{ status: string; cached: boolean; cacheLeader: string | null; dispatchId: string | null; result: unknown; errorCode: string | null }>(
-    `select status, cached, "cacheLeader", "dispatchId", result, "errorCode" from jobs where id = $1`,
-    [id],
-  );
+  const { rows } = await database().pool.query<{
+    status: string;
+    cached: boolean;
+    cacheLeader: string | null;
+    dispatchId: string | null;
+    result: unknown;
+    errorCode: string | null;
+  }>(`select status, cached, "cacheLeader", "dispatchId", result, "errorCode" from jobs where id = $1`, [id]);
   return rows[0];
 }
 
@@ -36,8 +42,16 @@ describe("JobStore.insertFollowers", () => {
     const f = await flight();
     const result = await store().insertFollowers(f.ref, f.followers);
     expect(result.leaderStatus).toBe("queued");
-    expect(result.inserted.map((i) => [i.id, i.status]).sort()).toEqual(f.followers.map((j) => [j.id, "queued"]).sort());
-    for (const j of f.followers) expect(await followerRow(j.id)).toMatchObject({ status: "queued", cached: false, cacheLeader: f.leader.id, dispatchId: null });
+    expect(result.inserted.map((i) => [i.id, i.status]).sort()).toEqual(
+      f.followers.map((j) => [j.id, "queued"]).sort(),
+    );
+    for (const j of f.followers)
+      expect(await followerRow(j.id)).toMatchObject({
+        status: "queued",
+        cached: false,
+        cacheLeader: f.leader.id,
+        dispatchId: null,
+      });
 
     await store().claim([f.leader.id]);
     const more = newJob(f.tenant, { cacheKey: f.ref.cacheKey });
@@ -50,25 +64,49 @@ describe("JobStore.insertFollowers", () => {
     await store().finish([{ id: f.leader.id, status: "succeeded", resultJson: RESULT }]);
     const { leaderStatus, inserted } = await store().insertFollowers(f.ref, f.followers);
     expect(leaderStatus).toBe("succeeded");
-    expect(inserted).toEqual([expect.objectContaining({ id: f.followers[0]!.id, status: "succeeded", result: JSON.parse(RESULT) })]);
-    expect(await followerRow(f.followers[0]!.id)).toMatchObject({ status: "succeeded", cached: true, cacheLeader: null, result: JSON.parse(RESULT) });
+    expect(inserted).toEqual([
+      expect.objectContaining({ id: f.followers[0]!.id, status: "succeeded", result: JSON.parse(RESULT) }),
+    ]);
+    expect(await followerRow(f.followers[0]!.id)).toMatchObject({
+      status: "succeeded",
+      cached: true,
+      cacheLeader: null,
+      result: JSON.parse(RESULT),
+    });
   });
 
   it("inserts nothing when the leader failed, ended, is another tenant's, has another digest, or does not exist", async () => {
     const failed = await flight(1);
     await store().finish([{ id: failed.leader.id, status: "failed", errorCode: "e", errorMessage: "m" }]);
-    expect(await store().insertFollowers(failed.ref, failed.followers)).toEqual({ leaderStatus: "failed", inserted: [] });
+    expect(await store().insertFollowers(failed.ref, failed.followers)).toEqual({
+      leaderStatus: "failed",
+      inserted: [],
+    });
 
     const canceled = await flight(1);
     await store().cancel(canceled.tenant, canceled.leader.id);
-    expect(await store().insertFollowers(canceled.ref, canceled.followers)).toEqual({ leaderStatus: "canceled", inserted: [] });
+    expect(await store().insertFollowers(canceled.ref, canceled.followers)).toEqual({
+      leaderStatus: "canceled",
+      inserted: [],
+    });
 
     const other = await flight(1);
     const stranger = await createTenant(database());
-    expect(await store().insertFollowers({ ...other.ref, tenantId: stranger }, [newJob(stranger, { cacheKey: other.ref.cacheKey })])).toEqual({ leaderStatus: null, inserted: [] });
-    expect(await store().insertFollowers({ ...other.ref, cacheKey: "another" }, other.followers)).toEqual({ leaderStatus: null, inserted: [] });
-    expect(await store().insertFollowers({ ...other.ref, id: crypto.randomUUID() }, other.followers)).toEqual({ leaderStatus: null, inserted: [] });
-    for (const j of [...failed.followers, ...canceled.followers, ...other.followers]) expect(await jobRow(database(), j.id)).toBeUndefined();
+    expect(
+      await store().insertFollowers({ ...other.ref, tenantId: stranger }, [
+        newJob(stranger, { cacheKey: other.ref.cacheKey }),
+      ]),
+    ).toEqual({ leaderStatus: null, inserted: [] });
+    expect(await store().insertFollowers({ ...other.ref, cacheKey: "another" }, other.followers)).toEqual({
+      leaderStatus: null,
+      inserted: [],
+    });
+    expect(await store().insertFollowers({ ...other.ref, id: crypto.randomUUID() }, other.followers)).toEqual({
+      leaderStatus: null,
+      inserted: [],
+    });
+    for (const j of [...failed.followers, ...canceled.followers, ...other.followers])
+      expect(await jobRow(database(), j.id)).toBeUndefined();
   });
 
   it("waits for a result write in progress on the leader's row and then sees its outcome, so no follower is left behind", async () => {
@@ -97,9 +135,21 @@ describe("JobStore.finishFollowers", () => {
     ]);
 
     const finished = await store().finishFollowers([ok.leader.id, bad.leader.id]);
-    expect(finished.map((j) => [j.id, j.status]).sort()).toEqual([...ok.followers.map((j) => [j.id, "succeeded"]), [bad.followers[0]!.id, "failed"]].sort());
-    for (const j of ok.followers) expect(await followerRow(j.id)).toMatchObject({ status: "succeeded", cached: true, cacheLeader: null, result: JSON.parse(RESULT) });
-    expect(await jobRow(database(), bad.followers[0]!.id)).toMatchObject({ status: "failed", errorCode: "inference_error", errorMessage: "index out of range" });
+    expect(finished.map((j) => [j.id, j.status]).sort()).toEqual(
+      [...ok.followers.map((j) => [j.id, "succeeded"]), [bad.followers[0]!.id, "failed"]].sort(),
+    );
+    for (const j of ok.followers)
+      expect(await followerRow(j.id)).toMatchObject({
+        status: "succeeded",
+        cached: true,
+        cacheLeader: null,
+        result: JSON.parse(RESULT),
+      });
+    expect(await jobRow(database(), bad.followers[0]!.id)).toMatchObject({
+      status: "failed",
+      errorCode: "inference_error",
+      errorMessage: "index out of range",
+    });
     expect(await followerRow(bad.followers[0]!.id)).toMatchObject({ cached: false, cacheLeader: null });
     // Once: a second call finds nothing.
     expect(await store().finishFollowers([ok.leader.id, bad.leader.id])).toEqual([]);
@@ -127,8 +177,17 @@ describe("JobStore.releaseFollowers", () => {
     expect(released.flatMap((r) => r.jobIds).sort()).toEqual(f.followers.map((j) => j.id).sort());
     for (const entry of released) {
       expect(entry).toMatchObject({ tenantId: f.tenant, model: "iris", version: "1", priority: "normal" });
-      expect(await dispatchRow(database(), entry.dispatchId)).toMatchObject({ jobs: entry.jobIds.length, jobIds: entry.jobIds, batchChunk: false });
-      for (const id of entry.jobIds) expect(await followerRow(id)).toMatchObject({ status: "queued", cacheLeader: null, dispatchId: entry.dispatchId });
+      expect(await dispatchRow(database(), entry.dispatchId)).toMatchObject({
+        jobs: entry.jobIds.length,
+        jobIds: entry.jobIds,
+        batchChunk: false,
+      });
+      for (const id of entry.jobIds)
+        expect(await followerRow(id)).toMatchObject({
+          status: "queued",
+          cacheLeader: null,
+          dispatchId: entry.dispatchId,
+        });
     }
     expect(await store().releaseFollowers([f.leader.id])).toEqual([]);
   });
@@ -138,7 +197,9 @@ describe("JobStore.releaseFollowers", () => {
 function waitForLockWait(): Promise<unknown> {
   return sleepUntil(
     async () => {
-      const { rows } = await database().pool.query<{ n: number }>(`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+      const { rows } = await database().pool.query<{ n: number }>(
+        `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`,
+      );
       return rows[0]!.n > 0;
     },
     { message: "no session waited on a lock" },

@@ -13,7 +13,12 @@ describe("JobStore.get", () => {
     const job = newJob(owner, { metadata: { k: "v" } });
     await store().insertMany([job]);
 
-    expect(await store().get(owner, job.id)).toMatchObject({ id: job.id, tenantId: owner, status: "queued", metadata: { k: "v" } });
+    expect(await store().get(owner, job.id)).toMatchObject({
+      id: job.id,
+      tenantId: owner,
+      status: "queued",
+      metadata: { k: "v" },
+    });
     expect(await store().get(other, job.id)).toBeNull();
     expect(await store().get(owner, crypto.randomUUID())).toBeNull();
   });
@@ -26,7 +31,16 @@ describe("JobStore.get", () => {
     await store().finish([{ id: job.id, status: "failed", errorCode: "inference_error", errorMessage: "no" }]);
 
     const view = toJobView((await store().get(tenant, job.id))!);
-    expect(view).toMatchObject({ id: job.id, status: "failed", model: "iris", version: "1", priority: "low", attempts: 1, metadata: { k: "v" }, error: { code: "inference_error", message: "no" } });
+    expect(view).toMatchObject({
+      id: job.id,
+      status: "failed",
+      model: "iris",
+      version: "1",
+      priority: "low",
+      attempts: 1,
+      metadata: { k: "v" },
+      error: { code: "inference_error", message: "no" },
+    });
     expect(view.createdAt).toBe(job.createdAt.toISOString());
     expect(typeof view.startedAt).toBe("string");
     expect(typeof view.completedAt).toBe("string");

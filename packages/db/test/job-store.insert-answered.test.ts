@@ -8,7 +8,12 @@ const database = useTestDatabase();
 const store = () => new JobStore(database().pool, database().prisma);
 
 function answered(tenant: string, resultJson: string, overrides: Partial<AnsweredJob> = {}): AnsweredJob {
-  return { ...newJob(tenant, { dispatchId: null, cacheKey: crypto.randomUUID() }), resultJson, answeredAt: new Date(), ...overrides };
+  return {
+    ...newJob(tenant, { dispatchId: null, cacheKey: crypto.randomUUID() }),
+    resultJson,
+    answeredAt: new Date(),
+    ...overrides,
+  };
 }
 
 describe("JobStore.insertAnswered", () => {
@@ -20,21 +25,40 @@ describe("JobStore.insertAnswered", () => {
     const at = new Date("2026-12-04T10:00:00.123Z");
     const job = answered(tenant, text, { webhook, answeredAt: at });
 
-    expect(await store().insertAnswered([job])).toEqual([{ id: job.id, tenantId: tenant, status: "succeeded", model: "iris", webhook, cacheKey: job.cacheKey }]);
+    expect(await store().insertAnswered([job])).toEqual([
+      { id: job.id, tenantId: tenant, status: "succeeded", model: "iris", webhook, cacheKey: job.cacheKey },
+    ]);
 
-    const { rows } = await database().pool.query<{ text: string; cached: boolean; startedAt: Date; completedAt: Date; dispatchId: string | null; attempts: number }>(
+    const { rows } = await database().pool.query<{
+      text: string;
+      cached: boolean;
+      startedAt: Date;
+      completedAt: Date;
+      dispatchId: string | null;
+      attempts: number;
+    }>(
       `select result::text as text, cached, "startedAt", "completedAt", "dispatchId", attempts from jobs where id = $1`,
       [job.id],
     );
     expect(rows[0]).toEqual({ text, cached: true, startedAt: at, completedAt: at, dispatchId: null, attempts: 0 });
     const view = toJobView((await store().get(tenant, job.id))!);
-    expect(view).toMatchObject({ status: "succeeded", cached: true, attempts: 0, result: JSON.parse(text), startedAt: at.toISOString(), completedAt: at.toISOString() });
+    expect(view).toMatchObject({
+      status: "succeeded",
+      cached: true,
+      attempts: 0,
+      result: JSON.parse(text),
+      startedAt: at.toISOString(),
+      completedAt: at.toISOString(),
+    });
   });
 
   it("writes no dispatch row, so answered jobs never count as queued work", async () => {
     const tenant = await createTenant(database());
     await store().insertAnswered([answered(tenant, "{}"), answered(tenant, "{}")]);
-    const { rows } = await database().pool.query<{ n: number }>(`select count(*)::int as n from dispatches where "tenantId" = $1`, [tenant]);
+    const { rows } = await database().pool.query<{ n: number }>(
+      `select count(*)::int as n from dispatches where "tenantId" = $1`,
+      [tenant],
+    );
     expect(rows[0]!.n).toBe(0);
   });
 

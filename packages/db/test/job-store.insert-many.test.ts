@@ -11,11 +11,29 @@ describe("JobStore.insertMany", () => {
   it("inserts the jobs queued, with one dispatch row per queue entry counting its jobs", async () => {
     const tenant = await createTenant(database());
     const entry = crypto.randomUUID();
-    const jobs = [newJob(tenant, { dispatchId: entry, priority: "high" }), newJob(tenant, { dispatchId: entry, priority: "high" }), newJob(tenant)];
+    const jobs = [
+      newJob(tenant, { dispatchId: entry, priority: "high" }),
+      newJob(tenant, { dispatchId: entry, priority: "high" }),
+      newJob(tenant),
+    ];
     await store().insertMany(jobs);
 
-    for (const job of jobs) expect(await jobRow(database(), job.id)).toMatchObject({ status: "queued", attempts: 0, dispatchId: job.dispatchId, startedAt: null, completedAt: null });
-    expect(await dispatchRow(database(), entry)).toEqual({ model: "iris", version: "1", priority: "high", jobs: 2, jobIds: [jobs[0]!.id, jobs[1]!.id], batchChunk: false });
+    for (const job of jobs)
+      expect(await jobRow(database(), job.id)).toMatchObject({
+        status: "queued",
+        attempts: 0,
+        dispatchId: job.dispatchId,
+        startedAt: null,
+        completedAt: null,
+      });
+    expect(await dispatchRow(database(), entry)).toEqual({
+      model: "iris",
+      version: "1",
+      priority: "high",
+      jobs: 2,
+      jobIds: [jobs[0]!.id, jobs[1]!.id],
+      batchChunk: false,
+    });
     expect(await dispatchRow(database(), jobs[2]!.dispatchId!)).toMatchObject({ jobs: 1, jobIds: [jobs[2]!.id] });
   });
 
@@ -60,7 +78,10 @@ describe("JobStore.insertMany", () => {
     const row = await dispatchRow(database(), entry);
     expect(row?.jobs).toBe(5004);
     expect(row?.jobIds.slice(0, 5003)).toEqual(jobs.map((j) => j.id));
-    const { rows } = await database().pool.query<{ n: number }>(`select count(*)::int as n from jobs where "dispatchId" = $1`, [entry]);
+    const { rows } = await database().pool.query<{ n: number }>(
+      `select count(*)::int as n from jobs where "dispatchId" = $1`,
+      [entry],
+    );
     expect(rows[0]!.n).toBe(5004);
   });
 

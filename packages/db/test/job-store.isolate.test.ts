@@ -11,7 +11,9 @@ const store = () => new JobStore(database().pool, database().prisma);
 async function entryOf(n: number) {
   const tenant = await createTenant(database());
   const entry = crypto.randomUUID();
-  const jobs = Array.from({ length: n }, () => newJob(tenant, { dispatchId: entry, model: "m", version: "2", priority: "high" }));
+  const jobs = Array.from({ length: n }, () =>
+    newJob(tenant, { dispatchId: entry, model: "m", version: "2", priority: "high" }),
+  );
   await store().insertMany(jobs);
   return { tenant, entry, jobs };
 }
@@ -26,7 +28,14 @@ describe("JobStore.isolate", () => {
     for (const m of moved) {
       expect(m).toMatchObject({ model: "m", version: "2", priority: "high" });
       expect(m.dispatchId).not.toBe(entry);
-      expect(await dispatchRow(database(), m.dispatchId)).toEqual({ model: "m", version: "2", priority: "high", jobs: 1, jobIds: [m.jobId], batchChunk: false });
+      expect(await dispatchRow(database(), m.dispatchId)).toEqual({
+        model: "m",
+        version: "2",
+        priority: "high",
+        jobs: 1,
+        jobIds: [m.jobId],
+        batchChunk: false,
+      });
       expect((await jobRow(database(), m.jobId))?.dispatchId).toBe(m.dispatchId);
     }
     expect((await jobRow(database(), jobs[2]!.id))?.dispatchId).toBe(entry);
@@ -35,7 +44,10 @@ describe("JobStore.isolate", () => {
   it("keeps the tenant on the new entries, so their jobs still count toward its queue and quota", async () => {
     const { tenant, entry, jobs } = await entryOf(2);
     const moved = await store().isolate(entry, [jobs[0]!.id], { removeEntry: false });
-    const { rows } = await database().pool.query<{ tenantId: string }>(`select "tenantId" from dispatches where id = $1`, [moved[0]!.dispatchId]);
+    const { rows } = await database().pool.query<{ tenantId: string }>(
+      `select "tenantId" from dispatches where id = $1`,
+      [moved[0]!.dispatchId],
+    );
     expect(rows[0]?.tenantId).toBe(tenant);
   });
 
@@ -67,7 +79,10 @@ describe("JobStore.isolate", () => {
     expect(moved.map((m) => m.jobId)).toEqual([jobs[0]!.id]);
     expect((await jobRow(database(), jobs[1]!.id))?.dispatchId).toBe(entry);
     expect((await jobRow(database(), jobs[2]!.id))?.dispatchId).toBe(entry);
-    const { rows } = await database().pool.query(`select 1 from dispatches where $1 = any("jobIds") or $2 = any("jobIds")`, [jobs[1]!.id, jobs[2]!.id]);
+    const { rows } = await database().pool.query(
+      `select 1 from dispatches where $1 = any("jobIds") or $2 = any("jobIds")`,
+      [jobs[1]!.id, jobs[2]!.id],
+    );
     expect(rows).toEqual([]);
   });
 
@@ -75,12 +90,21 @@ describe("JobStore.isolate", () => {
     const { entry, jobs } = await entryOf(3);
     const ids = jobs.map((j) => j.id);
     const first = await store().isolate(entry, ids, { removeEntry: true });
-    await store().finish([{ id: jobs[0]!.id, status: "succeeded", resultJson: "{}" }], [first.find((m) => m.jobId === jobs[0]!.id)!.dispatchId]);
+    await store().finish(
+      [{ id: jobs[0]!.id, status: "succeeded", resultJson: "{}" }],
+      [first.find((m) => m.jobId === jobs[0]!.id)!.dispatchId],
+    );
     const again = await store().isolate(entry, ids, { removeEntry: true });
 
     const byJob = (moved: typeof first) => Object.fromEntries(moved.map((m) => [m.jobId, m.dispatchId]));
-    expect(byJob(again)).toEqual({ [jobs[1]!.id]: byJob(first)[jobs[1]!.id], [jobs[2]!.id]: byJob(first)[jobs[2]!.id] });
-    const { rows } = await database().pool.query<{ id: string }>(`select id from dispatches where "jobIds" && $1::uuid[]`, [ids]);
+    expect(byJob(again)).toEqual({
+      [jobs[1]!.id]: byJob(first)[jobs[1]!.id],
+      [jobs[2]!.id]: byJob(first)[jobs[2]!.id],
+    });
+    const { rows } = await database().pool.query<{ id: string }>(
+      `select id from dispatches where "jobIds" && $1::uuid[]`,
+      [ids],
+    );
     expect(rows.map((r) => r.id).sort()).toEqual(again.map((m) => m.dispatchId).sort());
     for (const m of again) expect((await jobRow(database(), m.jobId))?.dispatchId).toBe(m.dispatchId);
   });

@@ -26,7 +26,9 @@ function range(from: number, to: number): number[] {
 
 /** Newest first, as the listing orders them: createdAt, then id, both descending. */
 function newestFirst(jobs: NewJob[]): string[] {
-  return [...jobs].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1)).map((j) => j.id);
+  return [...jobs]
+    .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1))
+    .map((j) => j.id);
 }
 
 describe("JobStore.list", () => {
@@ -34,7 +36,9 @@ describe("JobStore.list", () => {
     const tenant = await createTenant(database());
     const base = Date.UTC(2026, 0, 1);
     // Four instants, five jobs each: every page boundary falls among ties at some point.
-    const jobs = Array.from({ length: 20 }, (_, i) => newJob(tenant, { createdAt: new Date(base + Math.floor(i / 5)) }));
+    const jobs = Array.from({ length: 20 }, (_, i) =>
+      newJob(tenant, { createdAt: new Date(base + Math.floor(i / 5)) }),
+    );
     await store().insertMany(jobs);
 
     const pages = await allPages(tenant, { limit: 3 });
@@ -52,7 +56,9 @@ describe("JobStore.list", () => {
 
   it("shows a job submitted between two pages on neither, and the rest exactly once", async () => {
     const tenant = await createTenant(database());
-    const jobs = Array.from({ length: 6 }, (_, i) => newJob(tenant, { createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)) }));
+    const jobs = Array.from({ length: 6 }, (_, i) =>
+      newJob(tenant, { createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)) }),
+    );
     await store().insertMany(jobs);
     const first = await store().list(tenant, JobListQuery.parse({ limit: 3 }));
     await store().insertMany([newJob(tenant)]);
@@ -103,7 +109,12 @@ describe("JobStore.list", () => {
   it("refuses a cursor it did not make with InvalidCursorError, before any statement", async () => {
     const tenant = await createTenant(database());
     const forged = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
-    for (const cursor of ["not-a-cursor", forged(["2026-01-01T00:00:00.000Z", "1; drop table jobs"]), forged(["yesterday", "00000000-0000-4000-8000-000000000000"]), forged({})]) {
+    for (const cursor of [
+      "not-a-cursor",
+      forged(["2026-01-01T00:00:00.000Z", "1; drop table jobs"]),
+      forged(["yesterday", "00000000-0000-4000-8000-000000000000"]),
+      forged({}),
+    ]) {
       await expect(store().list(tenant, JobListQuery.parse({ cursor }))).rejects.toBeInstanceOf(InvalidCursorError);
     }
   });

@@ -31,7 +31,9 @@ describe("JobStore commits without a WAL flush only what is redone after a crash
     const tenant = await createTenant(database());
     const job = newJob(tenant);
     await store().insertMany([job]);
-    const { value, synchronousCommit } = await inTransaction((q) => store().finishStandalone([{ id: job.id, status: "succeeded", resultJson: RESULT }], [job.dispatchId!], q));
+    const { value, synchronousCommit } = await inTransaction((q) =>
+      store().finishStandalone([{ id: job.id, status: "succeeded", resultJson: RESULT }], [job.dispatchId!], q),
+    );
     expect(value.map((f) => f.id)).toEqual([job.id]);
     expect(synchronousCommit).toBe("off");
     // Autocommitted, as the worker runs it: the write holds like any other.
@@ -44,8 +46,17 @@ describe("JobStore commits without a WAL flush only what is redone after a crash
     const tenant = await createTenant(database());
     const [a, c] = [newJob(tenant), newJob(tenant)];
     await store().insertMany([a, c]);
-    expect((await inTransaction((q) => store().finishUnclaimed({ id: a.id, status: "succeeded", resultJson: RESULT }, a.dispatchId!, new Date(), q))).synchronousCommit).toBe("off");
-    expect((await inTransaction((q) => store().finish([{ id: c.id, status: "succeeded", resultJson: RESULT }], [], q))).synchronousCommit).toBe("on");
+    expect(
+      (
+        await inTransaction((q) =>
+          store().finishUnclaimed({ id: a.id, status: "succeeded", resultJson: RESULT }, a.dispatchId!, new Date(), q),
+        )
+      ).synchronousCommit,
+    ).toBe("off");
+    expect(
+      (await inTransaction((q) => store().finish([{ id: c.id, status: "succeeded", resultJson: RESULT }], [], q)))
+        .synchronousCommit,
+    ).toBe("on");
     expect((await inTransaction((q) => store().insertMany([newJob(tenant)], q))).synchronousCommit).toBe("on");
     expect((await inTransaction((q) => store().cancel(tenant, c.id, q))).synchronousCommit).toBe("on");
   });

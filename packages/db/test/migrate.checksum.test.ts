@@ -34,7 +34,8 @@ describe("migrate: a migration changed after it was applied", () => {
     scratch.write("20270102000000_gadgets", "create table gadgets (id int primary key);\n");
     const refused = await run().catch((err: unknown) => err);
     expect(refused).toBeInstanceOf(ConfigError);
-    const changed = /^migration 20270101000000_widgets was changed after it was applied \(checksum [0-9a-f]{12}… on disk/;
+    const changed =
+      /^migration 20270101000000_widgets was changed after it was applied \(checksum [0-9a-f]{12}… on disk/;
     expect((refused as Error).message).toMatch(changed);
     expect((await recorded(scratch.pool())).map((r) => r.name)).toEqual(["20270101000000_widgets"]);
     expect(await tableExists(scratch.pool(), "gadgets")).toBe(false);
@@ -55,7 +56,9 @@ describe("migrate: a migration changed after it was applied", () => {
 
   it("refuses an unknown directive, naming the migration and the line", async () => {
     scratch.write("20270104000000_typo", "-- inferline: no-transactions\ncreate table typo (id int);\n");
-    await expect(run()).rejects.toThrow('migration 20270104000000_typo: unknown directive "-- inferline: no-transactions"');
+    await expect(run()).rejects.toThrow(
+      'migration 20270104000000_typo: unknown directive "-- inferline: no-transactions"',
+    );
   });
 });
 
@@ -72,7 +75,9 @@ describe("migrate-cli with a changed migration", () => {
       expect(run.stdout).toBe("");
       const line = new RegExp(`^inferline migrate: migration ${target} was changed after it was applied`);
       expect(run.stderr.trimEnd().split("\n")).toEqual([expect.stringMatching(line)]);
-      const { rows } = await pool.query(`select checksum from "_prisma_migrations" where migration_name = $1`, [target]);
+      const { rows } = await pool.query(`select checksum from "_prisma_migrations" where migration_name = $1`, [
+        target,
+      ]);
       expect(rows).toEqual([{ checksum: "0".repeat(64) }]);
     } finally {
       await pool.end();

@@ -38,7 +38,9 @@ describe("migrate: a no-transaction migration", () => {
     const table = `CREATE TABLE IF NOT EXISTS bins (id int primary key, label text);`;
     const sql = noTransaction(table, `CREATE INDEX CONCURRENTLY IF NOT EXISTS "crates_label_idx" ON crates (label);`);
     scratch.write("20270103000000_crates_index", sql);
-    await expect(run()).rejects.toThrow(/^migration 20270103000000_crates_index failed: relation "crates" does not exist/);
+    await expect(run()).rejects.toThrow(
+      /^migration 20270103000000_crates_index failed: relation "crates" does not exist/,
+    );
     const pool = scratch.pool();
     expect((await recorded(pool)).map((r) => r.name)).not.toContain("20270103000000_crates_index");
     expect(await tableExists(pool, "bins")).toBe(true);
@@ -52,7 +54,10 @@ describe("migrate: a no-transaction migration", () => {
     const pool = scratch.pool();
     await pool.query(`create table tags (id int primary key, code text); insert into tags values (1, 'a'), (2, 'a')`);
     const name = "20270104000000_tags_code_unique";
-    scratch.write(name, noTransaction(`CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "tags_code_key" ON tags (code);`));
+    scratch.write(
+      name,
+      noTransaction(`CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "tags_code_key" ON tags (code);`),
+    );
     // The duplicates fail the build, which leaves an invalid index behind.
     await expect(run()).rejects.toThrow(new RegExp(`^migration ${name} failed: could not create unique index`));
     expect(await indexState(pool, "tags_code_key")).toBe("invalid");

@@ -16,15 +16,28 @@ async function failure(sql: string, params: unknown[] = [], db: Database = datab
 describe("isRowFault", () => {
   it("holds for what one row's data did (SQLSTATE classes 22 and 23), as PostgreSQL reports it", async () => {
     const id = crypto.randomUUID();
-    await database().pool.query(`insert into tenants (id, name, "webhookSecret") values ($1::uuid, $1::text, 'whsec_x')`, [id]);
+    await database().pool.query(
+      `insert into tenants (id, name, "webhookSecret") values ($1::uuid, $1::text, 'whsec_x')`,
+      [id],
+    );
     const faults: Array<[string, unknown]> = [
       ["22P05", await failure(`select '"\\u0000"'::jsonb`)], // NUL in a JSON document
       ["22021", await failure(`select $1::text`, ["nul\u0000"])], // NUL in a text parameter
       ["22P02", await failure(`select $1::jsonb`, [JSON.stringify({ s: "lone \ud800" })])], // a lone surrogate, as JSON.stringify escapes it
       ["22P02", await failure(`select $1::uuid`, ["not-a-uuid"])],
       ["22003", await failure(`select 2147483647::int + 1`)],
-      ["23505", await failure(`insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, 'whsec_x')`, [id])],
-      ["23502", await failure(`insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, null)`, [crypto.randomUUID()])],
+      [
+        "23505",
+        await failure(`insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, 'whsec_x')`, [
+          id,
+        ]),
+      ],
+      [
+        "23502",
+        await failure(`insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, null)`, [
+          crypto.randomUUID(),
+        ]),
+      ],
     ];
     for (const [code, err] of faults) {
       expect(err).toMatchObject({ code });
@@ -50,6 +63,7 @@ describe("isRowFault", () => {
       .catch((e: unknown) => e);
     expect(prismaUnique).toMatchObject({ code: "P2002" });
     expect(isRowFault(prismaUnique)).toBe(false);
-    for (const value of [undefined, null, "23505", 23505, { code: 23505 }, new Error("22P05")]) expect(isRowFault(value)).toBe(false);
+    for (const value of [undefined, null, "23505", 23505, { code: 23505 }, new Error("22P05")])
+      expect(isRowFault(value)).toBe(false);
   });
 });

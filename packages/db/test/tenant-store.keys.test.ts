@@ -8,7 +8,10 @@ const tenants = () => new TenantStore(database().pool, database().prisma);
 const uniqueName = () => `acme-${crypto.randomUUID()}`;
 
 async function lastUsedAt(keyId: string): Promise<Date | null> {
-  const { rows } = await database().pool.query<{ lastUsedAt: Date | null }>(`select "lastUsedAt" from api_keys where id = $1`, [keyId]);
+  const { rows } = await database().pool.query<{ lastUsedAt: Date | null }>(
+    `select "lastUsedAt" from api_keys where id = $1`,
+    [keyId],
+  );
   return rows[0]!.lastUsedAt;
 }
 
@@ -35,9 +38,13 @@ describe("TenantStore.createKey", () => {
 
   it("stores only the key's hash and a short prefix", async () => {
     const created = await tenants().createKey(uniqueName());
-    const { rows } = await database().pool.query(`select prefix, "keyHash", name from api_keys where id = $1`, [created.keyId]);
+    const { rows } = await database().pool.query(`select prefix, "keyHash", name from api_keys where id = $1`, [
+      created.keyId,
+    ]);
     expect(rows[0]).toEqual({ prefix: created.key.slice(0, 10), keyHash: hashApiKey(created.key), name: null });
-    const { rows: leaks } = await database().pool.query(`select 1 from api_keys where "keyHash" = $1 or prefix = $1`, [created.key]);
+    const { rows: leaks } = await database().pool.query(`select 1 from api_keys where "keyHash" = $1 or prefix = $1`, [
+      created.key,
+    ]);
     expect(leaks).toEqual([]);
   });
 });
@@ -57,7 +64,10 @@ describe("TenantStore.authenticate", () => {
     await tenants().authenticate(created.key);
     expect(await lastUsedAt(created.keyId)).toEqual(first);
 
-    await database().pool.query(`update api_keys set "lastUsedAt" = "lastUsedAt" - interval '61 seconds' where id = $1`, [created.keyId]);
+    await database().pool.query(
+      `update api_keys set "lastUsedAt" = "lastUsedAt" - interval '61 seconds' where id = $1`,
+      [created.keyId],
+    );
     const aged = await lastUsedAt(created.keyId);
     await tenants().authenticate(created.key);
     expect((await lastUsedAt(created.keyId))!.getTime()).toBeGreaterThan(aged!.getTime());
@@ -89,7 +99,14 @@ describe("TenantStore.listKeys", () => {
       [a.keyId, "first", a.key.slice(0, 10), true],
       [b.keyId, "second", b.key.slice(0, 10), false],
     ]);
-    expect(Object.keys(listed!.keys[0]!).sort()).toEqual(["createdAt", "id", "lastUsedAt", "name", "prefix", "revokedAt"]);
+    expect(Object.keys(listed!.keys[0]!).sort()).toEqual([
+      "createdAt",
+      "id",
+      "lastUsedAt",
+      "name",
+      "prefix",
+      "revokedAt",
+    ]);
     expect(await tenants().listKeys(uniqueName())).toBeNull();
   });
 });
@@ -98,7 +115,12 @@ describe("TenantStore.revokeKey", () => {
   it("revokes once: a second call keeps the first time and says it was revoked already", async () => {
     const created = await tenants().createKey(uniqueName());
     const first = await tenants().revokeKey(created.keyId);
-    expect(first).toMatchObject({ keyId: created.keyId, keyHash: hashApiKey(created.key), tenant: created.tenant, alreadyRevoked: false });
+    expect(first).toMatchObject({
+      keyId: created.keyId,
+      keyHash: hashApiKey(created.key),
+      tenant: created.tenant,
+      alreadyRevoked: false,
+    });
     const again = await tenants().revokeKey(created.keyId);
     expect(again).toMatchObject({ alreadyRevoked: true, revokedAt: first!.revokedAt });
   });

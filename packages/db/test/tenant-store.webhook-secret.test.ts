@@ -8,7 +8,10 @@ const tenants = () => new TenantStore(database().pool, database().prisma);
 
 /** The tenant's secrets as stored: the current one, and each previous one with the seconds it has left to sign. */
 async function secrets(tenantId: string) {
-  const { rows } = await database().pool.query<{ webhookSecret: string; previous: Array<{ secret: string; expiresIn: number }> }>(
+  const { rows } = await database().pool.query<{
+    webhookSecret: string;
+    previous: Array<{ secret: string; expiresIn: number }>;
+  }>(
     `select "webhookSecret", (select coalesce(json_agg(json_build_object('secret', p->>'secret', 'expiresIn', extract(epoch from (p->>'expiresAt')::timestamptz - now()))), '[]')
        from jsonb_array_elements("previousWebhookSecrets") as p) as previous
      from tenants where id = $1`,
@@ -24,7 +27,10 @@ async function newTenant(): Promise<string> {
 describe("TenantStore.webhookSecret", () => {
   it("returns the tenant's signing secret, and null for an unknown tenant", async () => {
     const tenant = await newTenant();
-    expect(await tenants().webhookSecret(tenant)).toEqual({ secret: (await secrets(tenant)).webhookSecret, previousExpiresAt: null });
+    expect(await tenants().webhookSecret(tenant)).toEqual({
+      secret: (await secrets(tenant)).webhookSecret,
+      previousExpiresAt: null,
+    });
     expect(await tenants().webhookSecret(crypto.randomUUID())).toBeNull();
   });
 });
@@ -71,7 +77,9 @@ describe("TenantStore.rotateWebhookSecret", () => {
       replaced.unshift((await secrets(tenant)).webhookSecret);
       await tenants().rotateWebhookSecret(tenant, 3600);
     }
-    expect((await secrets(tenant)).previous.map((p) => p.secret)).toEqual(replaced.slice(0, MAX_PREVIOUS_WEBHOOK_SECRETS));
+    expect((await secrets(tenant)).previous.map((p) => p.secret)).toEqual(
+      replaced.slice(0, MAX_PREVIOUS_WEBHOOK_SECRETS),
+    );
   });
 
   it("returns null for an unknown tenant", async () => {

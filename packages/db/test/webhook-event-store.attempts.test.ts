@@ -52,12 +52,26 @@ describe("WebhookEventStore.claimAttempt", () => {
 
     const tenants = new TenantStore(database().pool, database().prisma);
     const rotated = await tenants.rotateWebhookSecret(tenant, 3600);
-    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 3, secret: rotated!.secret, previousSecrets: ["whsec_dGVzdA=="] });
+    expect(await events().claimAttempt(event.id, false)).toMatchObject({
+      attempts: 3,
+      secret: rotated!.secret,
+      previousSecrets: ["whsec_dGVzdA=="],
+    });
     const again = await tenants.rotateWebhookSecret(tenant, 3600);
-    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 4, secret: again!.secret, previousSecrets: [rotated!.secret, "whsec_dGVzdA=="] });
+    expect(await events().claimAttempt(event.id, false)).toMatchObject({
+      attempts: 4,
+      secret: again!.secret,
+      previousSecrets: [rotated!.secret, "whsec_dGVzdA=="],
+    });
     // A previous secret past its window signs no more.
-    await database().pool.query(`update tenants set "previousWebhookSecrets" = jsonb_set("previousWebhookSecrets", '{1,expiresAt}', to_jsonb(now() - interval '1 second')) where id = $1`, [tenant]);
-    expect(await events().claimAttempt(event.id, false)).toMatchObject({ attempts: 5, previousSecrets: [rotated!.secret] });
+    await database().pool.query(
+      `update tenants set "previousWebhookSecrets" = jsonb_set("previousWebhookSecrets", '{1,expiresAt}', to_jsonb(now() - interval '1 second')) where id = $1`,
+      [tenant],
+    );
+    expect(await events().claimAttempt(event.id, false)).toMatchObject({
+      attempts: 5,
+      previousSecrets: [rotated!.secret],
+    });
   });
 
   it("claims a settled event only for a manual redelivery, and nothing for an unknown one", async () => {
@@ -91,22 +105,42 @@ describe("WebhookEventStore.recordAttempt", () => {
     await events().recordAttempt(failed);
     const row = await webhookEventRow(database(), event.id);
     expect(row).toMatchObject({ status: "pending", nextAttemptAt: failed.nextRetryAt, deliveredAt: null });
-    const { rows } = await database().pool.query(`select attempt, url, "statusCode", "latencyMs", error, "responseBody", "nextRetryAt", "attemptedAt" from webhook_deliveries where "eventId" = $1`, [
-      event.id,
+    const { rows } = await database().pool.query(
+      `select attempt, url, "statusCode", "latencyMs", error, "responseBody", "nextRetryAt", "attemptedAt" from webhook_deliveries where "eventId" = $1`,
+      [event.id],
+    );
+    expect(rows).toEqual([
+      {
+        attempt: 1,
+        url: failed.url,
+        statusCode: 500,
+        latencyMs: 12,
+        error: null,
+        responseBody: "oops",
+        nextRetryAt: failed.nextRetryAt,
+        attemptedAt: failed.attemptedAt,
+      },
     ]);
-    expect(rows).toEqual([{ attempt: 1, url: failed.url, statusCode: 500, latencyMs: 12, error: null, responseBody: "oops", nextRetryAt: failed.nextRetryAt, attemptedAt: failed.attemptedAt }]);
   });
 
   it("marks the event delivered with its delivery time, or failed when retries are exhausted", async () => {
     const delivered = await recordedEvent();
-    await events().recordAttempt(attempt(delivered.event.id, { statusCode: 204, responseBody: null, status: "delivered", nextRetryAt: null }));
+    await events().recordAttempt(
+      attempt(delivered.event.id, { statusCode: 204, responseBody: null, status: "delivered", nextRetryAt: null }),
+    );
     const row = await webhookEventRow(database(), delivered.event.id);
     expect(row).toMatchObject({ status: "delivered", nextAttemptAt: null });
     expect(row?.deliveredAt).toBeInstanceOf(Date);
 
     const exhausted = await recordedEvent();
-    await events().recordAttempt(attempt(exhausted.event.id, { statusCode: null, error: "timeout", status: "failed", nextRetryAt: null }));
-    expect(await webhookEventRow(database(), exhausted.event.id)).toMatchObject({ status: "failed", deliveredAt: null, nextAttemptAt: null });
+    await events().recordAttempt(
+      attempt(exhausted.event.id, { statusCode: null, error: "timeout", status: "failed", nextRetryAt: null }),
+    );
+    expect(await webhookEventRow(database(), exhausted.event.id)).toMatchObject({
+      status: "failed",
+      deliveredAt: null,
+      nextAttemptAt: null,
+    });
   });
 
   it("leaves the event's status and schedule alone for a manual redelivery that failed", async () => {
@@ -115,7 +149,10 @@ describe("WebhookEventStore.recordAttempt", () => {
     const before = await webhookEventRow(database(), event.id);
     await events().recordAttempt(attempt(event.id, { attempt: 2, status: null, reschedule: false }));
     expect(await webhookEventRow(database(), event.id)).toEqual(before);
-    const { rows } = await database().pool.query<{ n: number }>(`select count(*)::int as n from webhook_deliveries where "eventId" = $1`, [event.id]);
+    const { rows } = await database().pool.query<{ n: number }>(
+      `select count(*)::int as n from webhook_deliveries where "eventId" = $1`,
+      [event.id],
+    );
     expect(rows[0]!.n).toBe(2);
   });
 });

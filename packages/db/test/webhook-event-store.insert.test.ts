@@ -17,23 +17,34 @@ describe("WebhookEventStore.insert", () => {
     const row = await webhookEventRow(database(), event.id);
     expect(row).toMatchObject({ status: "pending", attempts: 0, redeliveries: 0, deliveredAt: null });
     expect(row?.nextAttemptAt).toBeInstanceOf(Date);
-    const { rows } = await database().pool.query<{ payload: string; url: string; jobId: string }>(`select payload::text as payload, url, "jobId" from webhook_events where id = $1`, [event.id]);
+    const { rows } = await database().pool.query<{ payload: string; url: string; jobId: string }>(
+      `select payload::text as payload, url, "jobId" from webhook_events where id = $1`,
+      [event.id],
+    );
     expect(rows[0]).toEqual({ payload: event.payload, url: event.url, jobId: job.id }); // the body's bytes as given
   });
 
   it("records an event once: a second insert with its id returns nothing and changes nothing", async () => {
     const tenant = await createTenant(database());
-    const event = newWebhookEvent(tenant, { batchId: "00000000-0000-4000-8000-000000000000" }, { type: "batch.completed" });
+    const event = newWebhookEvent(
+      tenant,
+      { batchId: "00000000-0000-4000-8000-000000000000" },
+      { type: "batch.completed" },
+    );
     await events().insert([event]);
     expect(await events().insert([{ ...event, url: "https://elsewhere.example/hook" }])).toEqual([]);
-    const { rows } = await database().pool.query<{ url: string }>(`select url from webhook_events where id = $1`, [event.id]);
+    const { rows } = await database().pool.query<{ url: string }>(`select url from webhook_events where id = $1`, [
+      event.id,
+    ]);
     expect(rows[0]!.url).toBe(event.url);
   });
 
   it("returns a racing event to exactly one of the inserts", async () => {
     const tenant = await createTenant(database());
     const event = newWebhookEvent(tenant, {});
-    const results = await Promise.all(Array.from({ length: 4 }, () => events().insert([event, newWebhookEvent(tenant, {})])));
+    const results = await Promise.all(
+      Array.from({ length: 4 }, () => events().insert([event, newWebhookEvent(tenant, {})])),
+    );
     expect(results.flat().filter((r) => r.id === event.id)).toHaveLength(1);
     expect(results.map((r) => r.length).sort()).toEqual([1, 1, 1, 2]);
   });
@@ -60,7 +71,12 @@ describe("WebhookEventStore.jobsForEvents", () => {
     await jobs().finish([{ id: a.id, status: "succeeded", resultJson: '{"y":1}' }]);
     const read = await events().jobsForEvents([a.id, b.id]);
     expect(read).toHaveLength(2);
-    expect(read.find((j) => j.id === a.id)).toMatchObject({ tenantId: tenant, status: "succeeded", result: { y: 1 }, metadata: { k: "v" } });
+    expect(read.find((j) => j.id === a.id)).toMatchObject({
+      tenantId: tenant,
+      status: "succeeded",
+      result: { y: 1 },
+      metadata: { k: "v" },
+    });
     expect(read.every((j) => !("inputs" in j))).toBe(true);
   });
 });

@@ -35,7 +35,10 @@ describe("WebhookEventStore.listForJob", () => {
   it("returns the job's events and every attempt, oldest first", async () => {
     const tenant = await createTenant(database());
     const jobId = await jobOf(tenant);
-    const [first, second] = [newWebhookEvent(tenant, { jobId }, { type: "job.succeeded" }), newWebhookEvent(tenant, { jobId }, { type: "job.canceled" })];
+    const [first, second] = [
+      newWebhookEvent(tenant, { jobId }, { type: "job.succeeded" }),
+      newWebhookEvent(tenant, { jobId }, { type: "job.canceled" }),
+    ];
     await events().insert([first, second]);
     await orderEvents(database(), [first.id, second.id]);
     const t = Date.UTC(2026, 0, 1);

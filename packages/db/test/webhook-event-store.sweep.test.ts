@@ -8,13 +8,18 @@ const events = () => new WebhookEventStore(database().pool);
 
 /** Sets an event's next attempt `ms` in the past (negative: in the future) and its status. */
 async function due(id: string, ms: number, status = "pending"): Promise<void> {
-  await database().pool.query(`update webhook_events set "nextAttemptAt" = now() - make_interval(secs => $2::double precision / 1000), status = $3 where id = $1`, [id, ms, status]);
+  await database().pool.query(
+    `update webhook_events set "nextAttemptAt" = now() - make_interval(secs => $2::double precision / 1000), status = $3 where id = $1`,
+    [id, ms, status],
+  );
 }
 
 describe("WebhookEventStore.overduePending", () => {
   it("returns pending events overdue by more than the margin, most overdue first", async () => {
     const tenant = await createTenant(database());
-    const [late, later, recent, future, delivered, failed] = Array.from({ length: 6 }, () => newWebhookEvent(tenant, {}));
+    const [late, later, recent, future, delivered, failed] = Array.from({ length: 6 }, () =>
+      newWebhookEvent(tenant, {}),
+    );
     await events().insert([late!, later!, recent!, future!, delivered!, failed!]);
     await due(late!.id, 60_000);
     await due(later!.id, 120_000);

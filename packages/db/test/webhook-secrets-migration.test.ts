@@ -47,16 +47,20 @@ describe("migration to a list of previous webhook secrets", () => {
     );
     expect(await migrate(url)).toContain(MIGRATION);
 
-    const { rows } = await pool.query<{ id: string; webhookSecret: string; previous: Array<{ secret: string; expiresAt: string }> }>(
-      `select id, "webhookSecret", "previousWebhookSecrets" as previous from tenants`,
-    );
+    const { rows } = await pool.query<{
+      id: string;
+      webhookSecret: string;
+      previous: Array<{ secret: string; expiresAt: string }>;
+    }>(`select id, "webhookSecret", "previousWebhookSecrets" as previous from tenants`);
     const byId = new Map(rows.map((r) => [r.id, r]));
     expect(byId.get(rolling)?.webhookSecret).toBe("whsec_new");
     expect(byId.get(rolling)?.previous).toEqual([{ secret: "whsec_old", expiresAt: expect.any(String) }]);
     expect(Date.parse(byId.get(rolling)!.previous[0]!.expiresAt)).toBe(Date.parse("2100-01-01T00:00:00Z"));
     expect(byId.get(expired)?.previous).toEqual([]);
     expect(byId.get(never)?.previous).toEqual([]);
-    const { rows: columns } = await pool.query(`select column_name from information_schema.columns where table_name = 'tenants' and column_name like 'previous%'`);
+    const { rows: columns } = await pool.query(
+      `select column_name from information_schema.columns where table_name = 'tenants' and column_name like 'previous%'`,
+    );
     expect(columns).toEqual([{ column_name: "previousWebhookSecrets" }]);
   });
 });

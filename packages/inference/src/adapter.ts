@@ -58,7 +58,12 @@ export function defaultAdapter(manifest: ModelManifest): ModelAdapter {
       inputs: manifest.inputs.map((spec) => {
         const shape = spec.shape.map((d) => (d === -1 ? 1 : d));
         const n = shape.reduce((a, b) => a * b, 1);
-        return { name: spec.name, datatype: spec.datatype, shape, data: new Array<TensorElement>(n).fill(zeroElement(spec.datatype)) };
+        return {
+          name: spec.name,
+          datatype: spec.datatype,
+          shape,
+          data: new Array<TensorElement>(n).fill(zeroElement(spec.datatype)),
+        };
       }),
     }),
   };

@@ -10,7 +10,9 @@ export type AdapterFactory = (manifest: ModelManifest, modelDir: string) => Prom
  * registers where the runners look.
  */
 const REGISTRY = Symbol.for("inferline.adapters");
-const registry: Map<string, AdapterFactory> = ((globalThis as Record<symbol, unknown>)[REGISTRY] as Map<string, AdapterFactory> | undefined) ?? new Map<string, AdapterFactory>();
+const registry: Map<string, AdapterFactory> =
+  ((globalThis as Record<symbol, unknown>)[REGISTRY] as Map<string, AdapterFactory> | undefined) ??
+  new Map<string, AdapterFactory>();
 (globalThis as Record<symbol, unknown>)[REGISTRY] = registry;
 
 export function registerAdapter(name: string, factory: AdapterFactory): void {
@@ -21,7 +23,10 @@ export async function adapterFor(manifest: ModelManifest, modelDir: string): Pro
   if (!manifest.preprocess) return defaultAdapter(manifest);
   const factory = registry.get(manifest.preprocess);
   if (!factory)
-    throw new InferlineError("unknown_preprocess", `model ${manifest.name}: unknown preprocess ${JSON.stringify(manifest.preprocess)} (known: ${[...registry.keys()].join(", ") || "none"})`);
+    throw new InferlineError(
+      "unknown_preprocess",
+      `model ${manifest.name}: unknown preprocess ${JSON.stringify(manifest.preprocess)} (known: ${[...registry.keys()].join(", ") || "none"})`,
+    );
   return factory(manifest, modelDir);
 }
 
@@ -35,7 +40,11 @@ export async function importAdapterModules(modules: readonly string[]): Promise<
     try {
       await import(url);
     } catch (err) {
-      throw new InferlineError("adapter_module_failed", `adapter module ${spec} failed to load: ${(err as Error).message}`, { cause: err });
+      throw new InferlineError(
+        "adapter_module_failed",
+        `adapter module ${spec} failed to load: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
 }

@@ -4,4 +4,6 @@
 // and workers that serve only tabular models never pay for it.
 import { registerAdapter } from "./adapters.ts";
 
-registerAdapter("ocr-text-line", async (manifest, modelDir) => (await import("./adapters/ocr-text-line.ts")).ocrTextLineAdapter(manifest, modelDir));
+registerAdapter("ocr-text-line", async (manifest, modelDir) =>
+  (await import("./adapters/ocr-text-line.ts")).ocrTextLineAdapter(manifest, modelDir),
+);

@@ -64,7 +64,10 @@ export class InferenceEngine {
   }
 
   /** The models that failed on their runners; throws (after closing every runner) for a runner-wide fault, or any fault unless `partial`. */
-  private async loadRunners(byRunner: Map<ModelRunner, ResolvedModel[]>, partial: boolean): Promise<ModelLoadFailure[]> {
+  private async loadRunners(
+    byRunner: Map<ModelRunner, ResolvedModel[]>,
+    partial: boolean,
+  ): Promise<ModelLoadFailure[]> {
     const lists = [...byRunner];
     const settled = await Promise.allSettled(lists.map(([runner, list]) => runner.load(list)));
     const failed: ModelLoadFailure[] = [];
@@ -109,7 +112,12 @@ export class InferenceEngine {
   /** `alone`: run the item in a session run of its own (a retry after its run timed out or crashed, so it can take no other item down). */
   infer(model: string, version: string, item: InferenceItem, options: { alone?: boolean } = {}): Promise<ItemOutcome> {
     const batcher = this.batchers.get(modelKey(model, version));
-    if (!batcher) return Promise.resolve({ ok: false, code: "model_not_served", message: `this worker does not serve ${model}@${version}` });
+    if (!batcher)
+      return Promise.resolve({
+        ok: false,
+        code: "model_not_served",
+        message: `this worker does not serve ${model}@${version}`,
+      });
     return batcher.submit(item, options);
   }
 

@@ -12,7 +12,8 @@ import type { DenseArray } from "./tensors.ts";
  * `retriable`: the run timed out or its thread died (`inference_timeout`, `inference_crashed`),
  * which another attempt may not repeat.
  */
-export type ItemOutcome = { ok: true; result: InferenceResult } | { ok: false; code: string; message: string; retriable?: boolean };
+export type ItemOutcome =
+  { ok: true; result: InferenceResult } | { ok: false; code: string; message: string; retriable?: boolean };
 
 export interface SessionSettings {
   /** Threads one session.run may use. Default 1: parallelism comes from more sessions/threads. */
@@ -29,7 +30,11 @@ export class LoadedModel {
 
   static async load(model: ResolvedModel, settings: SessionSettings = {}): Promise<LoadedModel> {
     const file = modelFilePath(model);
-    if (!fs.existsSync(file)) throw new InferlineError("model_file_missing", `model ${model.manifest.name}@${model.version}: ${file} does not exist`);
+    if (!fs.existsSync(file))
+      throw new InferlineError(
+        "model_file_missing",
+        `model ${model.manifest.name}@${model.version}: ${file} does not exist`,
+      );
     const session = await ort.InferenceSession.create(file, {
       intraOpNumThreads: settings.intraOpThreads ?? 1,
       interOpNumThreads: 1,
@@ -39,7 +44,11 @@ export class LoadedModel {
     });
     const loaded = new LoadedModel(model, session, await adapterFor(model.manifest, model.dir));
     const [warm] = await loaded.run([loaded.adapter.warmupItem()]);
-    if (!warm?.ok) throw new InferlineError("warmup_failed", `model ${model.manifest.name}@${model.version} failed its warm-up run: ${warm?.message}`);
+    if (!warm?.ok)
+      throw new InferlineError(
+        "warmup_failed",
+        `model ${model.manifest.name}@${model.version} failed its warm-up run: ${warm?.message}`,
+      );
     return loaded;
   }
 
@@ -77,7 +86,11 @@ export class LoadedModel {
     return runDense(this.model.manifest, (feeds, outputs) => this.session.run(feeds, outputs), columns, rows);
   }
 
-  private async runPrepared(items: InferenceItem[], prepared: Array<{ index: number; item: PreparedItem }>, outcomes: ItemOutcome[]): Promise<void> {
+  private async runPrepared(
+    items: InferenceItem[],
+    prepared: Array<{ index: number; item: PreparedItem }>,
+    outcomes: ItemOutcome[],
+  ): Promise<void> {
     let outputs: ort.InferenceSession.OnnxValueMapType;
     try {
       outputs = await this.session.run(this.adapter.collate(prepared.map((p) => p.item)));
@@ -101,7 +114,11 @@ export class LoadedModel {
 
   private toResult(outputs: FlatTensor[], wanted: string[] | undefined, decoded: unknown): InferenceResult {
     const chosen = wanted && wanted.length > 0 ? outputs.filter((o) => wanted.includes(o.name)) : outputs;
-    const result: InferenceResult = { model_name: this.model.manifest.name, model_version: this.model.version, outputs: chosen };
+    const result: InferenceResult = {
+      model_name: this.model.manifest.name,
+      model_version: this.model.version,
+      outputs: chosen,
+    };
     const classifications = classify(this.model, chosen);
     if (classifications.length > 0) result.classifications = classifications;
     if (decoded !== undefined) result.decoded = decoded;

@@ -34,5 +34,10 @@ export async function readOnnxSignature(file: string): Promise<GraphSignature> {
 
 function graphTensor(meta: ort.InferenceSession.ValueMetadata): GraphTensor {
   if (!meta.isTensor) return { name: meta.name, datatype: undefined, onnxType: "non-tensor", shape: [] };
-  return { name: meta.name, datatype: datatypeOf(meta.type), onnxType: meta.type, shape: meta.shape.map((d) => (typeof d === "number" && d >= 0 ? d : -1)) };
+  return {
+    name: meta.name,
+    datatype: datatypeOf(meta.type),
+    onnxType: meta.type,
+    shape: meta.shape.map((d) => (typeof d === "number" && d >= 0 ? d : -1)),
+  };
 }

@@ -29,7 +29,8 @@ export interface PoolRun {
 }
 
 const timeoutMessage = (ms: number) => `the inference run took longer than ${ms} ms; its thread was replaced`;
-const unavailableMessage = (key: string) => `no inference thread for ${key} is running: its replacement failed to load and is being retried`;
+const unavailableMessage = (key: string) =>
+  `no inference thread for ${key} is running: its replacement failed to load and is being retried`;
 
 function retriable(code: string, message: string): ItemOutcome {
   return { ok: false, code, message, retriable: true };
@@ -58,7 +59,8 @@ export class ItemRun implements PoolRun {
 
   answered(reply: RunReply): void {
     if (reply.type === "result") this.resolve(reply.outcomes);
-    else this.reject(new Error(reply.type === "run-error" ? reply.message : `unexpected ${reply.type} for an item run`));
+    else
+      this.reject(new Error(reply.type === "run-error" ? reply.message : `unexpected ${reply.type} for an item run`));
   }
 
   fail(err: unknown): void {
@@ -75,7 +77,9 @@ export class ItemRun implements PoolRun {
 
   crashed(reason: string): PoolRun[] {
     if (this.items.length === 1) {
-      this.resolve([retriable("inference_crashed", `the inference thread died running this item (${reason}); it was replaced`)]);
+      this.resolve([
+        retriable("inference_crashed", `the inference thread died running this item (${reason}); it was replaced`),
+      ]);
       return [];
     }
     const outcomes = new Array<ItemOutcome>(this.items.length);
@@ -135,7 +139,11 @@ export class TaskRun implements PoolRun {
   }
 
   crashed(reason: string): PoolRun[] {
-    this.reject(new InferlineError("inference_crashed", `the inference thread died during the run (${reason}); it was replaced`, { retriable: true }));
+    this.reject(
+      new InferlineError("inference_crashed", `the inference thread died during the run (${reason}); it was replaced`, {
+        retriable: true,
+      }),
+    );
     return [];
   }
 }

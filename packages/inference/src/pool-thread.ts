@@ -16,7 +16,9 @@ export interface ThreadData {
 /** Failures of a thread's load: the model keys that did not load, with why. */
 type LoadFailures = Array<{ key: string; code?: string; message: string }>;
 
-export type ThreadRequest = { type: "run"; id: number; key: string; items: InferenceItem[] } | { type: "task"; id: number; key: string; payload: unknown };
+export type ThreadRequest =
+  | { type: "run"; id: number; key: string; items: InferenceItem[] }
+  | { type: "task"; id: number; key: string; payload: unknown };
 export type ThreadReply =
   /** Loaded; `failed` lists the model keys that did not load, with why. */
   | { type: "ready"; failed: LoadFailures }
@@ -33,7 +35,11 @@ if (parentPort) {
   const tasks = new Map<string, ThreadTask>();
   try {
     const failures = await runner.load(models);
-    const failed: LoadFailures = failures.map((f) => ({ key: modelKey(f.model.manifest.name, f.model.version), code: codeOf(f.error), message: f.error.message }));
+    const failed: LoadFailures = failures.map((f) => ({
+      key: modelKey(f.model.manifest.name, f.model.version),
+      code: codeOf(f.error),
+      message: f.error.message,
+    }));
     if (settings.task) failed.push(...(await createTasks(runner, models, settings.task, tasks)));
     port.postMessage({ type: "ready", failed } satisfies ThreadReply);
   } catch (err) {
@@ -48,7 +54,12 @@ if (parentPort) {
 }
 
 /** The pool's task for every model that loaded; answers the models whose task could not be made. */
-async function createTasks(runner: InProcessRunner, models: ResolvedModel[], spec: ThreadTaskSpec, tasks: Map<string, ThreadTask>): Promise<LoadFailures> {
+async function createTasks(
+  runner: InProcessRunner,
+  models: ResolvedModel[],
+  spec: ThreadTaskSpec,
+  tasks: Map<string, ThreadTask>,
+): Promise<LoadFailures> {
   const factory = await importThreadTask(spec);
   const more: LoadFailures = [];
   for (const m of models) {
@@ -58,14 +69,22 @@ async function createTasks(runner: InProcessRunner, models: ResolvedModel[], spe
     try {
       tasks.set(key, await factory(loaded, spec.data));
     } catch (err) {
-      more.push({ key, code: codeOf(err) ?? "task_failed", message: `model ${key}: its thread task failed to start: ${(err as Error).message}` });
+      more.push({
+        key,
+        code: codeOf(err) ?? "task_failed",
+        message: `model ${key}: its thread task failed to start: ${(err as Error).message}`,
+      });
     }
   }
   return more;
 }
 
 /** Runs a batch of items and posts their outcomes; never rejects. */
-function runItems(port: MessagePort, runner: InProcessRunner, m: Extract<ThreadRequest, { type: "run" }>): Promise<void> {
+function runItems(
+  port: MessagePort,
+  runner: InProcessRunner,
+  m: Extract<ThreadRequest, { type: "run" }>,
+): Promise<void> {
   return runner.run(m.key, m.items).then(
     (outcomes) => reply(port, m.id, { type: "result", id: m.id, outcomes }),
     (err: unknown) => reply(port, m.id, { type: "run-error", id: m.id, message: (err as Error).message }),
@@ -73,7 +92,11 @@ function runItems(port: MessagePort, runner: InProcessRunner, m: Extract<ThreadR
 }
 
 /** Runs the thread task and posts its answer (its buffers transferred) or its error; never rejects. */
-function runTask(port: MessagePort, tasks: Map<string, ThreadTask>, m: Extract<ThreadRequest, { type: "task" }>): Promise<void> {
+function runTask(
+  port: MessagePort,
+  tasks: Map<string, ThreadTask>,
+  m: Extract<ThreadRequest, { type: "task" }>,
+): Promise<void> {
   const task = tasks.get(m.key);
   return Promise.resolve()
     .then(() => {
@@ -91,7 +114,11 @@ function reply(port: MessagePort, id: number, answer: ThreadReply, transfer: Tra
   try {
     port.postMessage(answer, transfer);
   } catch (err) {
-    port.postMessage({ type: "run-error", id, message: `the run's answer could not be sent: ${(err as Error).message}` } satisfies ThreadReply);
+    port.postMessage({
+      type: "run-error",
+      id,
+      message: `the run's answer could not be sent: ${(err as Error).message}`,
+    } satisfies ThreadReply);
   }
 }
 

@@ -1,6 +1,13 @@
 import { getFloat16, setFloat16 } from "@petamoriken/float16";
 import * as ort from "onnxruntime-node";
-import { elementCount, integerElement, NonRetriableError, type Datatype, type FlatTensor, type TensorElement } from "@inferline/contracts";
+import {
+  elementCount,
+  integerElement,
+  NonRetriableError,
+  type Datatype,
+  type FlatTensor,
+  type TensorElement,
+} from "@inferline/contracts";
 
 type OrtType = ort.Tensor.Type;
 
@@ -8,7 +15,8 @@ type OrtType = ort.Tensor.Type;
 export type NumericDatatype = Exclude<Datatype, "BYTES">;
 
 /** A typed array holding one numeric datatype's elements (FP16 as its bits, BOOL as 0/1 bytes). */
-export type DenseArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array;
+export type DenseArray =
+  Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array;
 
 type DenseArrayConstructor = { new (length: number): DenseArray };
 
@@ -52,9 +60,16 @@ function textOfBase64(element: TensorElement): string {
   try {
     text = utf8.decode(Buffer.from(element as string, "base64"));
   } catch {
-    throw new NonRetriableError("invalid_input", "a BYTES element is not UTF-8 text, which the model's string tensors hold");
+    throw new NonRetriableError(
+      "invalid_input",
+      "a BYTES element is not UTF-8 text, which the model's string tensors hold",
+    );
   }
-  if (text.includes("\0")) throw new NonRetriableError("invalid_input", "a BYTES element holds a NUL byte, which the model's string tensors cannot carry");
+  if (text.includes("\0"))
+    throw new NonRetriableError(
+      "invalid_input",
+      "a BYTES element holds a NUL byte, which the model's string tensors cannot carry",
+    );
   return text;
 }
 
@@ -66,16 +81,25 @@ const ORT: Record<Datatype, OrtDatatype> = {
   INT16: { ort: "int16", array: Int16Array },
   INT32: { ort: "int32", array: Int32Array },
   INT64: { ort: "int64", array: BigInt64Array, toOrt: (v) => BigInt(v), fromOrt: (v) => integerElement(v as bigint) },
-  FP16: { ort: "float16", array: Uint16Array, toOrt: (v) => toHalfBits(v as number), fromOrt: (v) => fromHalfBits(v as number) },
+  FP16: {
+    ort: "float16",
+    array: Uint16Array,
+    toOrt: (v) => toHalfBits(v as number),
+    fromOrt: (v) => fromHalfBits(v as number),
+  },
   FP32: { ort: "float32", array: Float32Array },
   FP64: { ort: "float64", array: Float64Array },
   BYTES: { ort: "string", toOrt: textOfBase64, fromOrt: (v) => Buffer.from(v as string, "utf8").toString("base64") },
 };
 
 /** The datatypes a typed array holds: those a dense run takes. */
-export const DENSE_DATATYPES: ReadonlySet<Datatype> = new Set(Object.entries(ORT).flatMap(([datatype, facts]) => (facts.array ? [datatype as Datatype] : [])));
+export const DENSE_DATATYPES: ReadonlySet<Datatype> = new Set(
+  Object.entries(ORT).flatMap(([datatype, facts]) => (facts.array ? [datatype as Datatype] : [])),
+);
 
-const DATATYPE = new Map<OrtType, Datatype>(Object.entries(ORT).map(([datatype, facts]) => [facts.ort, datatype as Datatype]));
+const DATATYPE = new Map<OrtType, Datatype>(
+  Object.entries(ORT).map(([datatype, facts]) => [facts.ort, datatype as Datatype]),
+);
 
 function arrayOf(datatype: Datatype): DenseArrayConstructor {
   const array = ORT[datatype].array;
@@ -106,7 +130,12 @@ export function denseArray(datatype: NumericDatatype, length: number): DenseArra
 }
 
 /** Sets element `at` of a dense column of `datatype` to a (validated) JSON element: FP16 rounded to its bits, INT64 exact. */
-export function setDenseElement(datatype: NumericDatatype, column: DenseArray, at: number, element: TensorElement): void {
+export function setDenseElement(
+  datatype: NumericDatatype,
+  column: DenseArray,
+  at: number,
+  element: TensorElement,
+): void {
   const toOrt = ORT[datatype].toOrt;
   (column as unknown as OrtElement[])[at] = toOrt ? toOrt(element) : (element as number);
 }
@@ -117,7 +146,12 @@ export function denseTensor(datatype: NumericDatatype, data: DenseArray, dims: r
 }
 
 /** Elements [from, from + count) of onnxruntime data of `datatype`, in their JSON form. */
-export function jsonElements(datatype: Datatype, data: ArrayLike<OrtElement>, from: number, count: number): TensorElement[] {
+export function jsonElements(
+  datatype: Datatype,
+  data: ArrayLike<OrtElement>,
+  from: number,
+  count: number,
+): TensorElement[] {
   const fromOrt = ORT[datatype].fromOrt;
   const out = new Array<TensorElement>(count);
   for (let i = 0; i < count; i++) {

@@ -8,7 +8,12 @@ import { modelKey, type ModelLoadFailure, type ModelRunner, type RunnerLogger } 
 import type { ThreadData, ThreadReply } from "./pool-thread.ts";
 import { ItemRun, TaskRun, type PoolRun } from "./pool-runs.ts";
 import { ThreadHandle, type ThreadFailure } from "./thread-handle.ts";
-import { DEFAULT_RUN_TIMEOUT_MS, replaceBackoff, type ThreadPoolEvents, type ThreadPoolSettings } from "./thread-pool-settings.ts";
+import {
+  DEFAULT_RUN_TIMEOUT_MS,
+  replaceBackoff,
+  type ThreadPoolEvents,
+  type ThreadPoolSettings,
+} from "./thread-pool-settings.ts";
 
 // The tsx shim in development; in an app's bundle, the compiled thread (scripts/app-bundle.ts).
 const THREAD_URL = new URL("./pool-thread.mjs", import.meta.url);
@@ -55,9 +60,11 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
     private readonly settings: ThreadPoolSettings = {},
   ) {
     super();
-    if (!Number.isInteger(parallelism) || parallelism < 1) throw new RangeError(`a thread pool needs at least one thread, got ${parallelism}`);
+    if (!Number.isInteger(parallelism) || parallelism < 1)
+      throw new RangeError(`a thread pool needs at least one thread, got ${parallelism}`);
     const prefetch = settings.prefetch ?? 0;
-    if (!Number.isInteger(prefetch) || prefetch < 0) throw new RangeError(`prefetch must be a whole number, got ${prefetch}`);
+    if (!Number.isInteger(prefetch) || prefetch < 0)
+      throw new RangeError(`prefetch must be a whole number, got ${prefetch}`);
     this.depth = 1 + prefetch;
     this.logger = settings.logger;
   }
@@ -70,7 +77,10 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
   async load(models: ResolvedModel[]): Promise<ModelLoadFailure[]> {
     const { intraOpThreads, adapterModules, task } = this.settings;
     const settings: ThreadData["settings"] = { intraOpThreads, adapterModules, ...(task ? { task } : {}) };
-    this.threadData = { models: models.map((m) => ({ manifest: m.manifest, version: m.version, dir: m.dir, spec: m.spec })), settings };
+    this.threadData = {
+      models: models.map((m) => ({ manifest: m.manifest, version: m.version, dir: m.dir, spec: m.spec })),
+      settings,
+    };
     const started = await Promise.allSettled(Array.from({ length: this.parallelism }, () => this.start(false)));
     const refused = started.find((s): s is PromiseRejectedResult => s.status === "rejected");
     if (refused) {
@@ -91,7 +101,10 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
     const served = models.filter((m) => !broken.has(modelKey(m.manifest.name, m.version)));
     for (const m of served) this.timeouts.set(modelKey(m.manifest.name, m.version), this.timeoutOf(m));
     // Replacements load only what the first threads could.
-    this.threadData = { models: this.threadData.models.filter((m) => !broken.has(modelKey(m.manifest.name, m.version))), settings };
+    this.threadData = {
+      models: this.threadData.models.filter((m) => !broken.has(modelKey(m.manifest.name, m.version))),
+      settings,
+    };
     if (served.length === 0) await this.close();
     return models.flatMap((model) => {
       const error = broken.get(modelKey(model.manifest.name, model.version));
@@ -100,7 +113,10 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
   }
 
   run(key: string, items: InferenceItem[]): Promise<ItemOutcome[]> {
-    return this.submit<ItemOutcome[]>(key, (timeoutMs, resolve, reject) => new ItemRun(key, items, timeoutMs, resolve, reject));
+    return this.submit<ItemOutcome[]>(
+      key,
+      (timeoutMs, resolve, reject) => new ItemRun(key, items, timeoutMs, resolve, reject),
+    );
   }
 
   /**
@@ -111,10 +127,17 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
    */
   runTask<T>(key: string, payload: unknown, transfer: TransferListItem[] = []): Promise<T> {
     if (!this.settings.task) return Promise.reject(new Error("this pool has no thread task (settings.task)"));
-    return this.submit<T>(key, (timeoutMs, resolve, reject) => new TaskRun(key, payload, transfer, timeoutMs, resolve as (v: unknown) => void, reject));
+    return this.submit<T>(
+      key,
+      (timeoutMs, resolve, reject) =>
+        new TaskRun(key, payload, transfer, timeoutMs, resolve as (v: unknown) => void, reject),
+    );
   }
 
-  private submit<T>(key: string, make: (timeoutMs: number, resolve: (v: T) => void, reject: (e: unknown) => void) => PoolRun): Promise<T> {
+  private submit<T>(
+    key: string,
+    make: (timeoutMs: number, resolve: (v: T) => void, reject: (e: unknown) => void) => PoolRun,
+  ): Promise<T> {
     if (this.closed) return Promise.reject(closedError());
     const timeoutMs = this.timeouts.get(key);
     if (timeoutMs === undefined) return Promise.reject(new Error(`model ${key} is not loaded`));
@@ -149,14 +172,23 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
   }
 
   private timeoutOf(m: ResolvedModel): number {
-    return this.settings.timeoutOverrideMs ?? m.manifest.timeoutMs ?? this.settings.defaultTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
+    return (
+      this.settings.timeoutOverrideMs ??
+      m.manifest.timeoutMs ??
+      this.settings.defaultTimeoutMs ??
+      DEFAULT_RUN_TIMEOUT_MS
+    );
   }
 
   /** Starts a thread; resolves when it is ready (and idle) with the models it could not load. */
   private start(replacement: boolean): Promise<ThreadFailure[]> {
     return new Promise<ThreadFailure[]>((resolve, reject) => {
       const { execArgv = threadExecArgv(), resourceLimits } = this.settings;
-      const worker = new Worker(THREAD_URL, { execArgv, workerData: this.threadData, ...(resourceLimits ? { resourceLimits } : {}) });
+      const worker = new Worker(THREAD_URL, {
+        execArgv,
+        workerData: this.threadData,
+        ...(resourceLimits ? { resourceLimits } : {}),
+      });
       const t = new ThreadHandle(worker, replacement, this.onTimeout);
       t.settle = (err, failed) => {
         t.settle = undefined;
@@ -223,7 +255,10 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
     const [running, ...behind] = t.takeRuns();
     this.bury(t);
     this.emit("thread-exit", { threadId: t.threadId, reason, busy: running !== undefined });
-    this.logger?.warn({ threadId: t.threadId, reason, model: running?.key, items: running?.size }, "inference thread died; replacing it");
+    this.logger?.warn(
+      { threadId: t.threadId, reason, model: running?.key, items: running?.size },
+      "inference thread died; replacing it",
+    );
     this.replace(0);
     if (running) this.crashed(running, reason, behind);
   }
@@ -236,7 +271,10 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
     this.bury(t);
     const reason = `run of ${run.key} timed out after ${run.timeoutMs} ms`;
     this.emit("thread-exit", { threadId: t.threadId, reason, busy: true });
-    this.logger?.warn({ threadId: t.threadId, model: run.key, items: run.size, timeoutMs: run.timeoutMs }, "inference run timed out; replacing its thread");
+    this.logger?.warn(
+      { threadId: t.threadId, model: run.key, items: run.size, timeoutMs: run.timeoutMs },
+      "inference run timed out; replacing its thread",
+    );
     this.replace(0);
     run.timedOut();
     this.requeue(behind);
@@ -269,7 +307,10 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
         if (this.closed) return;
         if (attempt === 0) this.failing++;
         const retryInMs = backoffDelay(replaceBackoff(this.settings.replaceBackoffMs), attempt);
-        this.logger?.error({ err: error.message, attempt: attempt + 1, retryInMs, readyThreads: this.ready }, "replacement inference thread failed to load; retrying");
+        this.logger?.error(
+          { err: error.message, attempt: attempt + 1, retryInMs, readyThreads: this.ready },
+          "replacement inference thread failed to load; retrying",
+        );
         this.emit("replacement-failed", { attempt: attempt + 1, retryInMs, error });
         const timer = setTimeout(() => {
           this.retries.delete(timer);
@@ -287,7 +328,8 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
   }
 
   private drain(): void {
-    for (let t = this.freeThread(); t && this.waiting.length > 0; t = this.freeThread()) this.dispatch(t, this.waiting.shift()!);
+    for (let t = this.freeThread(); t && this.waiting.length > 0; t = this.freeThread())
+      this.dispatch(t, this.waiting.shift()!);
     if (this.unavailable()) for (const run of this.waiting.splice(0)) run.unavailable();
   }
 
@@ -296,13 +338,15 @@ export class ThreadPoolRunner extends EventEmitter<ThreadPoolEvents> implements 
     const idle = this.idle.pop();
     if (idle || this.depth === 1) return idle;
     let best: ThreadHandle | undefined;
-    for (const t of this.threads) if (t.state === "busy" && t.held < this.depth && (!best || t.held < best.held)) best = t;
+    for (const t of this.threads)
+      if (t.state === "busy" && t.held < this.depth && (!best || t.held < best.held)) best = t;
     return best;
   }
 
   /** Fills a thread that answered (or became ready) from the queue, up to its depth; idle when nothing waits. */
   private next(t: ThreadHandle): void {
-    while (t.state !== "dead" && t.held < this.depth && this.waiting.length > 0) this.dispatch(t, this.waiting.shift()!);
+    while (t.state !== "dead" && t.held < this.depth && this.waiting.length > 0)
+      this.dispatch(t, this.waiting.shift()!);
     this.parkIfIdle(t);
   }
 

@@ -11,7 +11,11 @@ export const DEFAULT_REPLACE_BACKOFF_MS = 1000;
 export const MAX_REPLACE_BACKOFF_MS = 30_000;
 
 /** Retries of a replacement thread that failed to load: doubling from `baseMs` up to MAX_REPLACE_BACKOFF_MS, exact (one pool retries alone). */
-export const replaceBackoff = (baseMs: number = DEFAULT_REPLACE_BACKOFF_MS): BackoffSchedule => ({ baseMs, maxMs: MAX_REPLACE_BACKOFF_MS, jitter: 0 });
+export const replaceBackoff = (baseMs: number = DEFAULT_REPLACE_BACKOFF_MS): BackoffSchedule => ({
+  baseMs,
+  maxMs: MAX_REPLACE_BACKOFF_MS,
+  jitter: 0,
+});
 
 /** What a thread pool takes beyond a runner's settings. */
 export interface ThreadPoolSettings extends RunnerSettings {

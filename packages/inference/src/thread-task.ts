@@ -38,8 +38,16 @@ export async function importThreadTask(spec: ThreadTaskSpec): Promise<ThreadTask
   try {
     factory = ((await import(url)) as { createThreadTask?: unknown }).createThreadTask;
   } catch (err) {
-    throw new InferlineError("task_module_failed", `thread task module ${spec.module} failed to load: ${(err as Error).message}`, { cause: err });
+    throw new InferlineError(
+      "task_module_failed",
+      `thread task module ${spec.module} failed to load: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
-  if (typeof factory !== "function") throw new InferlineError("task_module_failed", `thread task module ${spec.module} exports no createThreadTask function`);
+  if (typeof factory !== "function")
+    throw new InferlineError(
+      "task_module_failed",
+      `thread task module ${spec.module} exports no createThreadTask function`,
+    );
   return factory as ThreadTaskFactory;
 }

@@ -25,7 +25,12 @@ afterEach(() => {
 describe("DynamicBatcher", () => {
   it("dispatches a batch that is not full when its oldest item has waited maxQueueDelayMs, not before", async () => {
     const r = runs();
-    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 100, maxQueueDelayMs: 50, rowsOf: () => 1, run: r.run });
+    const batcher = new DynamicBatcher<number, number>({
+      maxBatchSize: 100,
+      maxQueueDelayMs: 50,
+      rowsOf: () => 1,
+      run: r.run,
+    });
     const first = batcher.submit(1);
     await vi.advanceTimersByTimeAsync(30);
     const second = batcher.submit(2); // joins the waiting batch; does not restart its clock
@@ -40,7 +45,13 @@ describe("DynamicBatcher", () => {
 
   it("counts the delay from an item's arrival, also when it spent part of it waiting for a run slot", async () => {
     const r = runs();
-    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 100, maxQueueDelayMs: 50, maxInFlight: 1, rowsOf: () => 1, run: r.run });
+    const batcher = new DynamicBatcher<number, number>({
+      maxBatchSize: 100,
+      maxQueueDelayMs: 50,
+      maxInFlight: 1,
+      rowsOf: () => 1,
+      run: r.run,
+    });
     void batcher.submit(1, { alone: true }); // takes the only slot at once
     void batcher.submit(2);
     await vi.advanceTimersByTimeAsync(30);
@@ -53,7 +64,13 @@ describe("DynamicBatcher", () => {
 
   it("with maxQueueDelayMs 0 dispatches without a timer, the items submitted in one synchronous run together", async () => {
     const r = runs();
-    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 100, maxQueueDelayMs: 0, maxInFlight: 4, rowsOf: () => 1, run: r.run });
+    const batcher = new DynamicBatcher<number, number>({
+      maxBatchSize: 100,
+      maxQueueDelayMs: 0,
+      maxInFlight: 4,
+      rowsOf: () => 1,
+      run: r.run,
+    });
     void batcher.submit(1);
     void batcher.submit(2);
     expect(vi.getTimerCount()).toBe(0);
@@ -67,7 +84,13 @@ describe("DynamicBatcher", () => {
 
   it("with maxQueueDelayMs 0 and maxBatchSize 1, runs each item of one synchronous run in a batch of its own, as many at once as there are slots", async () => {
     const r = runs();
-    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 1, maxQueueDelayMs: 0, maxInFlight: 2, rowsOf: () => 1, run: r.run });
+    const batcher = new DynamicBatcher<number, number>({
+      maxBatchSize: 1,
+      maxQueueDelayMs: 0,
+      maxInFlight: 2,
+      rowsOf: () => 1,
+      run: r.run,
+    });
     for (const x of [1, 2, 3]) void batcher.submit(x);
     await Promise.resolve();
     expect(r.batches()).toEqual([[1], [2]]);
@@ -77,7 +100,13 @@ describe("DynamicBatcher", () => {
 
   it("counts rows, not items, against maxBatchSize: a full batch goes at once and the rest waits its own delay", async () => {
     const r = runs();
-    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 4, maxQueueDelayMs: 1000, maxInFlight: 4, rowsOf: (x) => x, run: r.run });
+    const batcher = new DynamicBatcher<number, number>({
+      maxBatchSize: 4,
+      maxQueueDelayMs: 1000,
+      maxInFlight: 4,
+      rowsOf: (x) => x,
+      run: r.run,
+    });
     for (const x of [2, 1, 1, 3]) void batcher.submit(x);
     expect(r.batches()).toEqual([[2, 1, 1]]); // 4 rows; the 3-row item would overflow it
     await vi.advanceTimersByTimeAsync(999);
@@ -88,7 +117,13 @@ describe("DynamicBatcher", () => {
 
   it("runs an item larger than maxBatchSize in a batch of its own", () => {
     const r = runs();
-    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 4, maxQueueDelayMs: 1000, maxInFlight: 4, rowsOf: (x) => x, run: r.run });
+    const batcher = new DynamicBatcher<number, number>({
+      maxBatchSize: 4,
+      maxQueueDelayMs: 1000,
+      maxInFlight: 4,
+      rowsOf: (x) => x,
+      run: r.run,
+    });
     void batcher.submit(9);
     void batcher.submit(1);
     expect(r.batches()).toEqual([[9]]);
@@ -96,7 +131,13 @@ describe("DynamicBatcher", () => {
 
   it("keeps at most maxInFlight runs in flight, gathering items meanwhile into the next batch", async () => {
     const r = runs();
-    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 8, maxQueueDelayMs: 0, maxInFlight: 2, rowsOf: () => 1, run: r.run });
+    const batcher = new DynamicBatcher<number, number>({
+      maxBatchSize: 8,
+      maxQueueDelayMs: 0,
+      maxInFlight: 2,
+      rowsOf: () => 1,
+      run: r.run,
+    });
     const results = [batcher.submit(1)];
     await Promise.resolve();
     results.push(batcher.submit(2));
@@ -115,7 +156,13 @@ describe("DynamicBatcher", () => {
 
   it("runs an item marked alone at once, by itself, even with a long delay and company arriving after it", async () => {
     const r = runs();
-    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 8, maxQueueDelayMs: 60_000, maxInFlight: 1, rowsOf: () => 1, run: r.run });
+    const batcher = new DynamicBatcher<number, number>({
+      maxBatchSize: 8,
+      maxQueueDelayMs: 60_000,
+      maxInFlight: 1,
+      rowsOf: () => 1,
+      run: r.run,
+    });
     const suspect = batcher.submit(7, { alone: true });
     expect(r.batches()).toEqual([[7]]);
     const others = [batcher.submit(1), batcher.submit(2)];
@@ -130,7 +177,13 @@ describe("DynamicBatcher", () => {
 
   it("runs items marked alone one per batch, never with each other or with ordinary items queued after them", async () => {
     const r = runs();
-    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 8, maxQueueDelayMs: 60_000, maxInFlight: 1, rowsOf: () => 1, run: r.run });
+    const batcher = new DynamicBatcher<number, number>({
+      maxBatchSize: 8,
+      maxQueueDelayMs: 60_000,
+      maxInFlight: 1,
+      rowsOf: () => 1,
+      run: r.run,
+    });
     void batcher.submit(1, { alone: true });
     void batcher.submit(2, { alone: true });
     void batcher.submit(3);
@@ -149,7 +202,13 @@ describe("DynamicBatcher", () => {
 
   it("rejects every item of a failed run, and only those", async () => {
     const r = runs();
-    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 2, maxQueueDelayMs: 0, maxInFlight: 2, rowsOf: () => 1, run: r.run });
+    const batcher = new DynamicBatcher<number, number>({
+      maxBatchSize: 2,
+      maxQueueDelayMs: 0,
+      maxInFlight: 2,
+      rowsOf: () => 1,
+      run: r.run,
+    });
     const results = [1, 2, 3].map((x) => batcher.submit(x));
     await Promise.resolve();
     expect(r.batches()).toEqual([[1, 2], [3]]);

@@ -11,7 +11,9 @@ function rows(n: number, seed = 7): number[][] {
   const next = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
   return Array.from({ length: n }, () => [4 + next() * 4, 2 + next() * 2.5, 1 + next() * 6, next() * 2.5]);
 }
-const item = (r: number[][]) => ({ inputs: [{ name: "features", datatype: "FP32" as const, shape: [r.length, 4], data: r.flat() }] });
+const item = (r: number[][]) => ({
+  inputs: [{ name: "features", datatype: "FP32" as const, shape: [r.length, 4], data: r.flat() }],
+});
 
 describe("batched runs equal single runs", () => {
   let model: LoadedModel;
@@ -36,7 +38,12 @@ describe("batched runs equal single runs", () => {
 describe("DynamicBatcher (Triton semantics)", () => {
   it("dispatches at once when the batch is full", async () => {
     const sizes: number[] = [];
-    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 4, maxQueueDelayMs: 60_000, rowsOf: () => 1, run: async (xs) => (sizes.push(xs.length), xs.map((x) => x * 2)) });
+    const batcher = new DynamicBatcher<number, number>({
+      maxBatchSize: 4,
+      maxQueueDelayMs: 60_000,
+      rowsOf: () => 1,
+      run: async (xs) => (sizes.push(xs.length), xs.map((x) => x * 2)),
+    });
     const results = await Promise.all([1, 2, 3, 4].map((x) => batcher.submit(x)));
     expect(results).toEqual([2, 4, 6, 8]);
     expect(sizes).toEqual([4]);
@@ -44,7 +51,12 @@ describe("DynamicBatcher (Triton semantics)", () => {
 
   it("otherwise dispatches when the oldest item has waited the delay", async () => {
     const sizes: number[] = [];
-    const batcher = new DynamicBatcher<number, number>({ maxBatchSize: 100, maxQueueDelayMs: 30, rowsOf: () => 1, run: async (xs) => (sizes.push(xs.length), xs) });
+    const batcher = new DynamicBatcher<number, number>({
+      maxBatchSize: 100,
+      maxQueueDelayMs: 30,
+      rowsOf: () => 1,
+      run: async (xs) => (sizes.push(xs.length), xs),
+    });
     // The delay itself is measured on a fake clock in batcher.test.ts; here, that both went together.
     await Promise.all([batcher.submit(1), batcher.submit(2)]);
     expect(sizes).toEqual([2]);
@@ -80,7 +92,10 @@ describe("DynamicBatcher (Triton semantics)", () => {
     await Promise.all([engine.load([repo.resolve("iris")]), observed.load([repo.resolve("iris")])]);
     try {
       const items = Array.from({ length: 64 }, (_, i) => item(rows(1 + (i % 3), i)));
-      const [pooled, local] = await Promise.all([Promise.all(items.map((it) => engine.infer("iris", "1", it))), Promise.all(items.map((it) => observed.infer("iris", "1", it)))]);
+      const [pooled, local] = await Promise.all([
+        Promise.all(items.map((it) => engine.infer("iris", "1", it))),
+        Promise.all(items.map((it) => observed.infer("iris", "1", it))),
+      ]);
       expect(pooled).toEqual(local);
       expect(seen.length).toBeLessThan(items.length);
     } finally {

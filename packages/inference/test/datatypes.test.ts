@@ -2,7 +2,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Datatype, type FlatTensor, type InferenceResult } from "@inferline/contracts";
 import { ModelRepository } from "@inferline/runtime";
 import { createTestModelRepository, DATATYPE_SAMPLES, ECHO_WIDTH, echoModelName } from "@inferline/testing";
-import { DENSE_DATATYPES, denseArray, InferenceEngine, InProcessRunner, jsonElements, LoadedModel, setDenseElement, ThreadPoolRunner, type NumericDatatype } from "../src/index.ts";
+import {
+  DENSE_DATATYPES,
+  denseArray,
+  InferenceEngine,
+  InProcessRunner,
+  jsonElements,
+  LoadedModel,
+  setDenseElement,
+  ThreadPoolRunner,
+  type NumericDatatype,
+} from "../src/index.ts";
 
 // Every datatype through real onnxruntime sessions of echo models built here with onnx-proto: `y`
 // is the input as it is (Identity), `seen` the input cast to strings, i.e. what the model was given.
@@ -47,13 +57,18 @@ describe.each([
     await engine?.close();
   });
 
-  it.each(Datatype.options)("%s goes in and comes back exactly, and the model sees the values sent", async (datatype) => {
-    const outcomes = await Promise.all(items(datatype).map((item) => engine.infer(echoModelName(datatype), "1", item)));
-    outcomes.forEach((outcome, i) => {
-      if (!outcome.ok) throw new Error(`${datatype}: ${outcome.code}: ${outcome.message}`);
-      expectEcho(datatype, outcome.result, i === 1);
-    });
-  });
+  it.each(Datatype.options)(
+    "%s goes in and comes back exactly, and the model sees the values sent",
+    async (datatype) => {
+      const outcomes = await Promise.all(
+        items(datatype).map((item) => engine.infer(echoModelName(datatype), "1", item)),
+      );
+      outcomes.forEach((outcome, i) => {
+        if (!outcome.ok) throw new Error(`${datatype}: ${outcome.code}: ${outcome.message}`);
+        expectEcho(datatype, outcome.result, i === 1);
+      });
+    },
+  );
 });
 
 describe("BYTES elements onnxruntime's string tensors cannot hold", () => {
@@ -66,11 +81,17 @@ describe("BYTES elements onnxruntime's string tensors cannot hold", () => {
   });
 
   it("fail their own item as invalid_input (not UTF-8, or a NUL that would cut the text short); the others run", async () => {
-    const row = (data: string[]) => ({ inputs: [{ name: "x", datatype: "BYTES" as const, shape: [1, ECHO_WIDTH], data }] });
+    const row = (data: string[]) => ({
+      inputs: [{ name: "x", datatype: "BYTES" as const, shape: [1, ECHO_WIDTH], data }],
+    });
     const good = DATATYPE_SAMPLES.BYTES.input as string[];
     const notUtf8 = Buffer.from([0xff, 0xfe]).toString("base64");
     const nul = Buffer.from("a\0b").toString("base64");
-    const [ok, binary, withNul] = await bytes.run([row(good), row([notUtf8, ...good.slice(1)]), row([nul, ...good.slice(1)])]);
+    const [ok, binary, withNul] = await bytes.run([
+      row(good),
+      row([notUtf8, ...good.slice(1)]),
+      row([nul, ...good.slice(1)]),
+    ]);
     expect(ok).toMatchObject({ ok: true });
     expect(binary).toMatchObject({ ok: false, code: "invalid_input", message: expect.stringContaining("not UTF-8") });
     expect(withNul).toMatchObject({ ok: false, code: "invalid_input", message: expect.stringContaining("NUL") });

@@ -2,7 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ModelManifest } from "@inferline/contracts";
 import { ModelRepository } from "@inferline/runtime";
 import { createTestModelRepository, LOOKUP_TABLE } from "@inferline/testing";
-import { datatypeOf, denseArray, denseReason, LoadedModel, ortType, sliceRows, stackRows, type DenseSegment } from "../src/index.ts";
+import {
+  datatypeOf,
+  denseArray,
+  denseReason,
+  LoadedModel,
+  ortType,
+  sliceRows,
+  stackRows,
+  type DenseSegment,
+} from "../src/index.ts";
 
 // Dense runs on a real onnxruntime session: typed arrays straight into the session, a refused run
 // split down to the rows at fault. `lookup` gathers rows of a 3-row table, so an index outside
@@ -25,7 +34,9 @@ afterAll(async () => {
 const rowsOf = (segment: DenseSegment): number[][] => {
   if ("error" in segment) return [];
   const values = segment.outputs[0]!;
-  return Array.from({ length: segment.to - segment.from }, (_, r) => Array.from(values.data as Float32Array).slice(r * 2, r * 2 + 2));
+  return Array.from({ length: segment.to - segment.from }, (_, r) =>
+    Array.from(values.data as Float32Array).slice(r * 2, r * 2 + 2),
+  );
 };
 
 describe("LoadedModel.runDense", () => {
@@ -33,7 +44,11 @@ describe("LoadedModel.runDense", () => {
     const index = BigInt64Array.from([0n, 1n, 2n, 1n, 0n, 9n]); // rows = 5: the sixth element is past the rows
     const segments = await lookup.runDense({ index }, 5);
     expect(segments).toHaveLength(1);
-    expect(segments[0]).toMatchObject({ from: 0, to: 5, outputs: [{ name: "values", datatype: "FP32", rowShape: [1, 2] }] });
+    expect(segments[0]).toMatchObject({
+      from: 0,
+      to: 5,
+      outputs: [{ name: "values", datatype: "FP32", rowShape: [1, 2] }],
+    });
     expect("outputs" in segments[0]! && segments[0].outputs[0]!.data).toBeInstanceOf(Float32Array);
     expect(rowsOf(segments[0]!)).toEqual([0, 1, 2, 1, 0].map((i) => LOOKUP_TABLE[i]));
   });
@@ -60,7 +75,10 @@ describe("LoadedModel.runDense", () => {
 });
 
 describe("denseReason", () => {
-  const manifest = (patch: Partial<ModelManifest>, input: Partial<ModelManifest["inputs"][number]> = {}): ModelManifest => {
+  const manifest = (
+    patch: Partial<ModelManifest>,
+    input: Partial<ModelManifest["inputs"][number]> = {},
+  ): ModelManifest => {
     const base = repo.manifest("lookup");
     return { ...base, ...patch, inputs: [{ ...base.inputs[0]!, ...input }] };
   };
@@ -70,7 +88,9 @@ describe("denseReason", () => {
     expect(denseReason(repo.manifest("iris"))).toBeUndefined();
     expect(denseReason(manifest({ preprocess: "ocr-text-line" }))).toBe("it has pre/post-processing steps");
     expect(denseReason(manifest({}, { shape: [4, 1] }))).toBe("input index has no dynamic batch dimension");
-    expect(denseReason(manifest({}, { shape: [-1, -1] }))).toBe("input index has dynamic dimensions after the batch dimension");
+    expect(denseReason(manifest({}, { shape: [-1, -1] }))).toBe(
+      "input index has dynamic dimensions after the batch dimension",
+    );
     expect(denseReason(manifest({}, { datatype: "BYTES" }))).toBe("input index is BYTES");
   });
 });
@@ -103,7 +123,11 @@ describe("the datatype map", () => {
       { name: "x", datatype: "INT64", shape: [1, 2], data: [1, 2] },
       { name: "x", datatype: "INT64", shape: [2, 2], data: [3, 4, 5, 6] },
     ]);
-    expect([stacked.type, stacked.dims, [...(stacked.data as BigInt64Array)]]).toEqual(["int64", [3, 2], [1n, 2n, 3n, 4n, 5n, 6n]]);
+    expect([stacked.type, stacked.dims, [...(stacked.data as BigInt64Array)]]).toEqual([
+      "int64",
+      [3, 2],
+      [1n, 2n, 3n, 4n, 5n, 6n],
+    ]);
     expect(sliceRows("x", stacked, 1, 2)).toEqual({ name: "x", datatype: "INT64", shape: [2, 2], data: [3, 4, 5, 6] });
     const flags = stackRows([{ name: "b", datatype: "BOOL", shape: [3], data: [true, false, true] }]);
     expect(sliceRows("b", flags, 0, 3)).toEqual({ name: "b", datatype: "BOOL", shape: [3], data: [true, false, true] });

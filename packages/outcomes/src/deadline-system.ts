@@ -22,7 +22,9 @@ export class DeadlineSystem {
     if (overdue.length > 0) {
       await this.cancels
         .endJobs((client) => this.r.jobs.endOverdue(overdue, client))
-        .catch((err: Error) => this.r.logger.warn({ err: err.message }, "ending overdue jobs at claim failed; the deadline sweep ends them"));
+        .catch((err: Error) =>
+          this.r.logger.warn({ err: err.message }, "ending overdue jobs at claim failed; the deadline sweep ends them"),
+        );
     }
     return claimed;
   }
@@ -31,7 +33,9 @@ export class DeadlineSystem {
   async claimChunk(chunkId: string): Promise<ClaimedChunk | null> {
     const chunk = await this.r.chunks.claim(chunkId);
     if (chunk) return chunk;
-    await this.endOverdueChunk(chunkId).catch((err: Error) => this.r.logger.warn({ err: err.message }, "ending an overdue chunk at claim failed; the deadline sweep ends it"));
+    await this.endOverdueChunk(chunkId).catch((err: Error) =>
+      this.r.logger.warn({ err: err.message }, "ending an overdue chunk at claim failed; the deadline sweep ends it"),
+    );
     return null;
   }
 
@@ -70,14 +74,23 @@ export class DeadlineSystem {
     const { expired, events } = await this.r.db.transaction(async (client) => {
       const expired = await this.r.chunks.expire(select, client);
       const events: RecordedEvent[] = [];
-      for (const settlement of expired.settlements) events.push(...(await this.events.batchCompleted(settlement, client)));
+      for (const settlement of expired.settlements)
+        events.push(...(await this.events.batchCompleted(settlement, client)));
       return { expired, events };
     });
-    if (expired.items > 0) await this.events.afterCommit({ channels: expired.batchIds, events, emptied: expired.emptied, ended: itemsExpired(expired) });
+    if (expired.items > 0)
+      await this.events.afterCommit({
+        channels: expired.batchIds,
+        events,
+        emptied: expired.emptied,
+        ended: itemsExpired(expired),
+      });
     return expired;
   }
 
-  private async sweepJobs(page: (client: Queryable) => Promise<{ due: number; finished: FinishedJob[] }>): Promise<SweptPage> {
+  private async sweepJobs(
+    page: (client: Queryable) => Promise<{ due: number; finished: FinishedJob[] }>,
+  ): Promise<SweptPage> {
     let due = 0;
     const ended = await this.cancels.endJobs(async (client) => {
       const swept = await page(client);

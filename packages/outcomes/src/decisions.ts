@@ -59,10 +59,21 @@ export interface FollowUp {
   enqueue: DispatchGroup[];
 }
 
-export function followUp({ ended = [], emptied = [], released = [] }: Pick<Committed, "ended" | "emptied" | "released">): FollowUp {
+export function followUp({
+  ended = [],
+  emptied = [],
+  released = [],
+}: Pick<Committed, "ended" | "emptied" | "released">): FollowUp {
   return {
     ended: ended.filter((e) => e.count > 0),
     remove: emptied.filter((e) => e.waiting),
-    enqueue: released.map((r) => ({ dispatchId: r.dispatchId, model: r.model, version: r.version, priority: r.priority, jobIds: r.jobIds, tenantId: r.tenantId })),
+    enqueue: released.map((r) => ({
+      dispatchId: r.dispatchId,
+      model: r.model,
+      version: r.version,
+      priority: r.priority,
+      jobIds: r.jobIds,
+      tenantId: r.tenantId,
+    })),
   };
 }

@@ -42,15 +42,26 @@ export class EventSystem {
     if (next.ended.length > 0) this.hooks.ended?.(next.ended);
     if (next.remove.length > 0) {
       // Best effort: an entry left behind is taken by a worker, whose claim finds nothing to run.
-      const warn = (err: Error) => this.r.logger.warn({ err: err.message }, "removing emptied queue entries failed; a worker skips them");
+      const warn = (err: Error) =>
+        this.r.logger.warn({ err: err.message }, "removing emptied queue entries failed; a worker skips them");
       await this.r.entries?.remove(next.remove).catch(warn);
     }
     if (next.enqueue.length > 0) {
-      await this.r.entries?.enqueue(next.enqueue).catch((err: Error) => this.r.logger.warn({ err: err.message }, "enqueueing released followers failed; the reconciler will"));
+      await this.r.entries
+        ?.enqueue(next.enqueue)
+        .catch((err: Error) =>
+          this.r.logger.warn({ err: err.message }, "enqueueing released followers failed; the reconciler will"),
+        );
     }
     if (channels.length > 0)
-      await this.r.notifier.publish(channels, views).catch((err: Error) => this.r.logger.warn({ err: err.message }, "finished notification failed; long-polls look again on their own"));
+      await this.r.notifier
+        .publish(channels, views)
+        .catch((err: Error) =>
+          this.r.logger.warn({ err: err.message }, "finished notification failed; long-polls look again on their own"),
+        );
     if (events.length === 0) return;
-    await this.r.deliveries.enqueue(events).catch((err: Error) => this.r.logger.warn({ err: err.message }, "webhook enqueue failed; the sweep will retry"));
+    await this.r.deliveries
+      .enqueue(events)
+      .catch((err: Error) => this.r.logger.warn({ err: err.message }, "webhook enqueue failed; the sweep will retry"));
   }
 }

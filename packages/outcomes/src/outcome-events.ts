@@ -1,6 +1,20 @@
 import crypto from "node:crypto";
-import { JobWebhookPayload, type BatchView, type BatchWebhookPayload, type WebhookEventType, type WebhookSpec } from "@inferline/contracts";
-import { toJobView, type BatchStore, type FinishedJob, type NewWebhookEvent, type Queryable, type RecordedEvent, type WebhookEventRecorder } from "@inferline/db";
+import {
+  JobWebhookPayload,
+  type BatchView,
+  type BatchWebhookPayload,
+  type WebhookEventType,
+  type WebhookSpec,
+} from "@inferline/contracts";
+import {
+  toJobView,
+  type BatchStore,
+  type FinishedJob,
+  type NewWebhookEvent,
+  type Queryable,
+  type RecordedEvent,
+  type WebhookEventRecorder,
+} from "@inferline/db";
 
 /** Events a job webhook receives when its spec names none: every job event. */
 export const JOB_EVENT_TYPES: readonly WebhookEventType[] = JobWebhookPayload.shape.type.options;
@@ -24,11 +38,16 @@ export function wantsEvent(spec: WebhookSpec, type: WebhookEventType, defaults: 
  * transaction that finished the jobs, so a crash cannot keep the outcome and lose its event; the
  * caller enqueues the returned events after commit (what fails to enqueue, the sweep finds).
  */
-export async function recordJobEvents(store: WebhookEventRecorder, finished: FinishedJob[], q?: Queryable): Promise<RecordedEvent[]> {
+export async function recordJobEvents(
+  store: WebhookEventRecorder,
+  finished: FinishedJob[],
+  q?: Queryable,
+): Promise<RecordedEvent[]> {
   const wanted = new Map<string, { job: FinishedJob; type: JobWebhookPayload["type"] }>();
   for (const job of finished) {
     const type = `job.${job.status}` as JobWebhookPayload["type"];
-    if (job.webhook && JOB_EVENT_TYPES.includes(type) && wantsEvent(job.webhook, type, JOB_EVENT_TYPES)) wanted.set(job.id, { job, type });
+    if (job.webhook && JOB_EVENT_TYPES.includes(type) && wantsEvent(job.webhook, type, JOB_EVENT_TYPES))
+      wanted.set(job.id, { job, type });
   }
   if (wanted.size === 0) return [];
   const jobs = await store.jobsForEvents([...wanted.keys()], q);
@@ -37,7 +56,15 @@ export async function recordJobEvents(store: WebhookEventRecorder, finished: Fin
   for (const job of jobs) {
     const { job: finishedJob, type } = wanted.get(job.id)!;
     const payload: JobWebhookPayload = { type, timestamp, data: toJobView(job) };
-    events.push({ id: webhookEventId(job.id, type), tenantId: job.tenantId, jobId: job.id, batchId: null, type, url: finishedJob.webhook!.url, payload: JSON.stringify(payload) });
+    events.push({
+      id: webhookEventId(job.id, type),
+      tenantId: job.tenantId,
+      jobId: job.id,
+      batchId: null,
+      type,
+      url: finishedJob.webhook!.url,
+      payload: JSON.stringify(payload),
+    });
   }
   return store.insert(events, q);
 }
@@ -51,12 +78,26 @@ export interface CompletedBatch {
 }
 
 /** Records `batch.completed` for a batch whose webhook wants it. Returns null when it does not. */
-export async function recordBatchCompletedEvent(store: WebhookEventRecorder, batch: CompletedBatch, q?: Queryable): Promise<RecordedEvent | null> {
+export async function recordBatchCompletedEvent(
+  store: WebhookEventRecorder,
+  batch: CompletedBatch,
+  q?: Queryable,
+): Promise<RecordedEvent | null> {
   const type = "batch.completed";
   if (!batch.webhook || !wantsEvent(batch.webhook, type, [type])) return null;
   const payload: BatchWebhookPayload = { type, timestamp: new Date().toISOString(), data: batch.view };
   const [event] = await store.insert(
-    [{ id: webhookEventId(batch.id, type), tenantId: batch.tenantId, jobId: null, batchId: batch.id, type, url: batch.webhook.url, payload: JSON.stringify(payload) }],
+    [
+      {
+        id: webhookEventId(batch.id, type),
+        tenantId: batch.tenantId,
+        jobId: null,
+        batchId: batch.id,
+        type,
+        url: batch.webhook.url,
+        payload: JSON.stringify(payload),
+      },
+    ],
     q,
   );
   return event ?? null;
@@ -67,7 +108,12 @@ export async function recordBatchCompletedEvent(store: WebhookEventRecorder, bat
  * the API shows it). Meant to run in the transaction that completed it, so the completion and
  * its event are committed together; the caller enqueues the returned events after commit.
  */
-export async function recordBatchCompleted(store: WebhookEventRecorder, batches: Pick<BatchStore, "eventSubject">, batchId: string, q?: Queryable): Promise<RecordedEvent[]> {
+export async function recordBatchCompleted(
+  store: WebhookEventRecorder,
+  batches: Pick<BatchStore, "eventSubject">,
+  batchId: string,
+  q?: Queryable,
+): Promise<RecordedEvent[]> {
   const batch = await batches.eventSubject(batchId, q);
   const event = batch ? await recordBatchCompletedEvent(store, { id: batchId, ...batch }, q) : null;
   return event ? [event] : [];

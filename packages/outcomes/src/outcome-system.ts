@@ -55,7 +55,11 @@ export class OutcomeSystem {
    * without a transaction. Resolves with the jobs this write moved to a terminal state (a job
    * already terminal, e.g. canceled, keeps its state).
    */
-  finishJobs(outcomes: JobOutcome[], dispatchId?: string, options: { standalone?: boolean } = {}): Promise<FinishedJob[]> {
+  finishJobs(
+    outcomes: JobOutcome[],
+    dispatchId?: string,
+    options: { standalone?: boolean } = {},
+  ): Promise<FinishedJob[]> {
     return this.results.finishJobs(outcomes, dispatchId, options);
   }
 

@@ -1,5 +1,16 @@
 import type { JobStatus } from "@inferline/contracts";
-import type { BatchChunkStore, BatchStore, Database, EmptiedEntry, EntryCountStore, FinishedJob, JobStore, RecordedEvent, ReleasedFollowers, WebhookEventRecorder } from "@inferline/db";
+import type {
+  BatchChunkStore,
+  BatchStore,
+  Database,
+  EmptiedEntry,
+  EntryCountStore,
+  FinishedJob,
+  JobStore,
+  RecordedEvent,
+  ReleasedFollowers,
+  WebhookEventRecorder,
+} from "@inferline/db";
 import type { Dispatcher, FinishedNotifier } from "@inferline/queue";
 import type { WebhookQueue } from "@inferline/webhooks";
 

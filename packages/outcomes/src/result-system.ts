@@ -1,4 +1,16 @@
-import type { AnsweredJob, BatchDraft, ChunkItemOutcome, CommittedDraft, FinishedChunk, FinishedJob, FlightLeader, FollowResult, JobOutcome, NewJob, RecordedEvent } from "@inferline/db";
+import type {
+  AnsweredJob,
+  BatchDraft,
+  ChunkItemOutcome,
+  CommittedDraft,
+  FinishedChunk,
+  FinishedJob,
+  FlightLeader,
+  FollowResult,
+  JobOutcome,
+  NewJob,
+  RecordedEvent,
+} from "@inferline/db";
 import { flightsEnded, jobsEnded } from "./decisions.ts";
 import type { EventSystem } from "./event-system.ts";
 import { NOTHING_RECORDED, type JobsRecorded, type OutcomeHooks, type OutcomeResources } from "./resources.ts";
@@ -24,7 +36,11 @@ export class ResultSystem {
   }
 
   /** See OutcomeSystem.finishJobs. */
-  finishJobs(outcomes: JobOutcome[], dispatchId?: string, options: { standalone?: boolean } = {}): Promise<FinishedJob[]> {
+  finishJobs(
+    outcomes: JobOutcome[],
+    dispatchId?: string,
+    options: { standalone?: boolean } = {},
+  ): Promise<FinishedJob[]> {
     return this.results.write(outcomes, dispatchId, options.standalone ?? false);
   }
 
@@ -39,7 +55,9 @@ export class ResultSystem {
   async insertAnswered(jobs: AnsweredJob[]): Promise<void> {
     if (jobs.length === 0) return;
     if (!jobs.some((j) => j.webhook)) return void (await this.r.jobs.insertAnswered(jobs));
-    const events = await this.r.db.transaction(async (client) => this.events.jobEvents(await this.r.jobs.insertAnswered(jobs, client), client));
+    const events = await this.r.db.transaction(async (client) =>
+      this.events.jobEvents(await this.r.jobs.insertAnswered(jobs, client), client),
+    );
     await this.events.afterCommit({ channels: [], events });
   }
 
@@ -66,9 +84,15 @@ export class ResultSystem {
   }
 
   /** See OutcomeSystem.commitBatch. */
-  async commitBatch(draft: BatchDraft, total: number, requestHash: string | null): Promise<CommittedDraft<RecordedEvent>> {
+  async commitBatch(
+    draft: BatchDraft,
+    total: number,
+    requestHash: string | null,
+  ): Promise<CommittedDraft<RecordedEvent>> {
     const batchId = draft.batch.id;
-    const committed = await draft.commit(total, requestHash, (client) => this.events.batchCompletedById(batchId, client));
+    const committed = await draft.commit(total, requestHash, (client) =>
+      this.events.batchCompletedById(batchId, client),
+    );
     if (committed.completed) await this.events.afterCommit({ channels: [batchId], events: committed.recorded });
     return committed;
   }
@@ -83,8 +107,13 @@ export class ResultSystem {
    * statements, each commits on its own, which loses nothing: the entry's row goes with the last,
    * so a crash between them leaves it for the reconciler, whose re-run skips the jobs already finished.
    */
-  private async writeJobs(outcomes: JobOutcome[], doneEntries: string[], standalone: boolean): Promise<Written<JobsRecorded>> {
-    if (standalone) return { finished: await this.r.jobs.finishStandalone(outcomes, doneEntries), recorded: NOTHING_RECORDED };
+  private async writeJobs(
+    outcomes: JobOutcome[],
+    doneEntries: string[],
+    standalone: boolean,
+  ): Promise<Written<JobsRecorded>> {
+    if (standalone)
+      return { finished: await this.r.jobs.finishStandalone(outcomes, doneEntries), recorded: NOTHING_RECORDED };
     return this.r.db.transaction(async (client) => {
       const finished = await this.r.jobs.finish(outcomes, doneEntries, client);
       const { shared, rerun } = flightsEnded(finished, outcomes);
@@ -98,7 +127,13 @@ export class ResultSystem {
   private async afterJobs({ finished, recorded }: Written<JobsRecorded>): Promise<void> {
     const views = new Map<string, string>();
     for (const f of finished) if (f.viewJson) views.set(f.id, f.viewJson);
-    await this.events.afterCommit({ channels: finished.map((f) => f.id), views, events: recorded.events, released: recorded.released, ended: jobsEnded(finished) });
+    await this.events.afterCommit({
+      channels: finished.map((f) => f.id),
+      views,
+      events: recorded.events,
+      released: recorded.released,
+      ended: jobsEnded(finished),
+    });
     await this.hooks.onFinished?.(finished);
   }
 }

@@ -27,7 +27,11 @@ export class ResultWriter<E> {
 
   constructor(
     /** `standalone`: every outcome of the group is of a job whose write touches its own row only (ClaimedJob.standalone). */
-    private readonly persist: (outcomes: JobOutcome[], doneDispatches: string[], standalone: boolean) => Promise<Written<E>>,
+    private readonly persist: (
+      outcomes: JobOutcome[],
+      doneDispatches: string[],
+      standalone: boolean,
+    ) => Promise<Written<E>>,
     private readonly after: (written: Written<E>) => Promise<void>,
   ) {}
 

@@ -3,7 +3,20 @@ import { batchItemId } from "@inferline/contracts";
 import { JobStore } from "@inferline/db";
 import { CancelSystem } from "../src/cancel-system.ts";
 import { EventSystem } from "../src/event-system.ts";
-import { batchRow, chunkStatuses, createBatch, createTenant, dispatchExists, eventTypes, HOOK, insertJobs, jobRow, newJob, recorded, useOutcomeResources } from "./support.ts";
+import {
+  batchRow,
+  chunkStatuses,
+  createBatch,
+  createTenant,
+  dispatchExists,
+  eventTypes,
+  HOOK,
+  insertJobs,
+  jobRow,
+  newJob,
+  recorded,
+  useOutcomeResources,
+} from "./support.ts";
 
 const { db, resources } = useOutcomeResources();
 

@@ -3,7 +3,19 @@ import { describe, expect, it } from "vitest";
 import { CancelSystem } from "../src/cancel-system.ts";
 import { DeadlineSystem } from "../src/deadline-system.ts";
 import { EventSystem } from "../src/event-system.ts";
-import { batchRow, chunkStatuses, createBatch, createTenant, eventTypes, HOOK, insertJobs, jobRow, newJob, recorded, useOutcomeResources } from "./support.ts";
+import {
+  batchRow,
+  chunkStatuses,
+  createBatch,
+  createTenant,
+  eventTypes,
+  HOOK,
+  insertJobs,
+  jobRow,
+  newJob,
+  recorded,
+  useOutcomeResources,
+} from "./support.ts";
 
 const { db, resources } = useOutcomeResources();
 
@@ -33,7 +45,10 @@ describe("DeadlineSystem.claimJobs", () => {
     expect(await jobRow(db(), fresh!.id)).toMatchObject({ status: "running" });
     expect(await jobRow(db(), late!.id)).toMatchObject({ status: "expired" });
     expect(await jobRow(db(), overdue!.id)).toMatchObject({ status: "canceled" });
-    expect([...(await eventTypes(db(), late!.id)), ...(await eventTypes(db(), overdue!.id))]).toEqual(["job.expired", "job.canceled"]);
+    expect([...(await eventTypes(db(), late!.id)), ...(await eventTypes(db(), overdue!.id))]).toEqual([
+      "job.expired",
+      "job.canceled",
+    ]);
     expect(seen.published.sort()).toEqual([late!.id, overdue!.id].sort());
     expect(seen.ended.map((e) => [e.status, e.count]).sort()).toEqual([
       ["canceled", 1],
@@ -69,8 +84,15 @@ describe("DeadlineSystem.claimChunk", () => {
 describe("DeadlineSystem's sweep pages", () => {
   it("expires and cancels overdue jobs a page at a time, and leaves jobs in time alone", async () => {
     const tenant = await createTenant(db());
-    const late = await insertJobs(db(), [newJob(tenant, { queueDeadline: past() }), newJob(tenant, { queueDeadline: past() }), newJob(tenant, { queueDeadline: past() })]);
-    const [overdue, waiting] = await insertJobs(db(), [newJob(tenant, { cancelAt: past() }), newJob(tenant, { queueDeadline: future(), cancelAt: future() })]);
+    const late = await insertJobs(db(), [
+      newJob(tenant, { queueDeadline: past() }),
+      newJob(tenant, { queueDeadline: past() }),
+      newJob(tenant, { queueDeadline: past() }),
+    ]);
+    const [overdue, waiting] = await insertJobs(db(), [
+      newJob(tenant, { cancelAt: past() }),
+      newJob(tenant, { queueDeadline: future(), cancelAt: future() }),
+    ]);
     const { system } = deadlines();
 
     expect(await system.expireOverdueJobs(2)).toEqual({ due: 2, ended: 2 });

@@ -2,24 +2,43 @@ import { describe, expect, it } from "vitest";
 import type { FinishedJob, JobOutcome, ReleasedFollowers } from "@inferline/db";
 import { flightsEnded, followUp, itemsExpired, jobsEnded, leadersToRelease } from "../src/decisions.ts";
 
-const job = (id: string, status: FinishedJob["status"], extra: Partial<FinishedJob> = {}): FinishedJob => ({ id, tenantId: "t", status, webhook: null, model: "iris", ...extra });
+const job = (id: string, status: FinishedJob["status"], extra: Partial<FinishedJob> = {}): FinishedJob => ({
+  id,
+  tenantId: "t",
+  status,
+  webhook: null,
+  model: "iris",
+  ...extra,
+});
 const failed = (id: string, errorCode: string): JobOutcome => ({ id, status: "failed", errorCode, errorMessage: "x" });
 const ok = (id: string): JobOutcome => ({ id, status: "succeeded", resultJson: "{}" });
 
 describe("flightsEnded", () => {
   it("lets followers share a leader's success and a failure its input caused", () => {
-    const finished = [job("a", "succeeded", { cacheKey: "d1" }), job("b", "failed", { cacheKey: "d2" }), job("c", "failed", { cacheKey: "d3" })];
+    const finished = [
+      job("a", "succeeded", { cacheKey: "d1" }),
+      job("b", "failed", { cacheKey: "d2" }),
+      job("c", "failed", { cacheKey: "d3" }),
+    ];
     const outcomes = [ok("a"), failed("b", "invalid_input"), failed("c", "inference_timeout")];
     expect(flightsEnded(finished, outcomes)).toEqual({ shared: ["a", "b", "c"], rerun: [] });
   });
 
   it("has followers run anew when their leader failed for a reason that is not its input's", () => {
     const finished = [job("a", "failed", { cacheKey: "d1" }), job("b", "failed", { cacheKey: "d2" })];
-    expect(flightsEnded(finished, [failed("a", "retries_exhausted"), failed("b", "model_not_served")])).toEqual({ shared: [], rerun: ["a", "b"] });
+    expect(flightsEnded(finished, [failed("a", "retries_exhausted"), failed("b", "model_not_served")])).toEqual({
+      shared: [],
+      rerun: ["a", "b"],
+    });
   });
 
   it("ignores jobs that lead no flight, and jobs the write did not finish", () => {
-    expect(flightsEnded([job("a", "succeeded"), job("b", "failed", { cacheKey: null })], [ok("a"), failed("b", "invalid_input"), ok("gone")])).toEqual({ shared: [], rerun: [] });
+    expect(
+      flightsEnded(
+        [job("a", "succeeded"), job("b", "failed", { cacheKey: null })],
+        [ok("a"), failed("b", "invalid_input"), ok("gone")],
+      ),
+    ).toEqual({ shared: [], rerun: [] });
   });
 
   it("keeps a leader that stayed canceled (the write did not change it) out of both lists", () => {
@@ -42,7 +61,12 @@ describe("leadersToRelease", () => {
 
 describe("jobsEnded", () => {
   it("counts jobs by model and status", () => {
-    const ended = jobsEnded([job("a", "succeeded"), job("b", "succeeded"), job("c", "failed"), job("d", "succeeded", { model: "ocr" })]);
+    const ended = jobsEnded([
+      job("a", "succeeded"),
+      job("b", "succeeded"),
+      job("c", "failed"),
+      job("d", "succeeded", { model: "ocr" }),
+    ]);
     expect(ended).toEqual([
       { kind: "job", model: "iris", status: "succeeded", count: 2 },
       { kind: "job", model: "iris", status: "failed", count: 1 },
@@ -70,7 +94,9 @@ describe("itemsExpired", () => {
 
 describe("followUp", () => {
   it("reports only what ended something, removes only entries still waiting, and enqueues released followers as dispatch groups", () => {
-    const released: ReleasedFollowers[] = [{ dispatchId: "e1", tenantId: "t", model: "iris", version: "1", priority: "high", jobIds: ["f1", "f2"] }];
+    const released: ReleasedFollowers[] = [
+      { dispatchId: "e1", tenantId: "t", model: "iris", version: "1", priority: "high", jobIds: ["f1", "f2"] },
+    ];
     const next = followUp({
       ended: [
         { kind: "job", model: "iris", status: "canceled", count: 1 },
@@ -85,7 +111,9 @@ describe("followUp", () => {
     expect(next).toEqual({
       ended: [{ kind: "job", model: "iris", status: "canceled", count: 1 }],
       remove: [{ id: "w", model: "iris", version: "1", waiting: true }],
-      enqueue: [{ dispatchId: "e1", tenantId: "t", model: "iris", version: "1", priority: "high", jobIds: ["f1", "f2"] }],
+      enqueue: [
+        { dispatchId: "e1", tenantId: "t", model: "iris", version: "1", priority: "high", jobIds: ["f1", "f2"] },
+      ],
     });
   });
 

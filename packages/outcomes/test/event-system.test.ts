@@ -2,7 +2,17 @@ import { describe, expect, it } from "vitest";
 import type { RecordedEvent } from "@inferline/db";
 import { EventSystem } from "../src/event-system.ts";
 import { webhookEventId } from "../src/outcome-events.ts";
-import { createBatch, createTenant, eventTypes, HOOK, insertJobs, newJob, recorded, useOutcomeResources, type Recorded } from "./support.ts";
+import {
+  createBatch,
+  createTenant,
+  eventTypes,
+  HOOK,
+  insertJobs,
+  newJob,
+  recorded,
+  useOutcomeResources,
+  type Recorded,
+} from "./support.ts";
 
 const { db, resources } = useOutcomeResources();
 
@@ -30,7 +40,9 @@ describe("EventSystem.afterCommit", () => {
     });
     expect(seen.ended).toEqual([{ kind: "job", model: "iris", status: "canceled", count: 2 }]);
     expect(seen.removed.map((e) => e.id)).toEqual(["w"]);
-    expect(seen.enqueued).toEqual([{ dispatchId: "e1", tenantId: "t", model: "iris", version: "1", priority: "normal", jobIds: ["f1"] }]);
+    expect(seen.enqueued).toEqual([
+      { dispatchId: "e1", tenantId: "t", model: "iris", version: "1", priority: "normal", jobIds: ["f1"] },
+    ]);
     expect(seen.published).toEqual(["j1", "j2"]);
     expect(seen.delivered.map((e) => e.id)).toEqual(["msg_1"]);
   });
@@ -38,7 +50,12 @@ describe("EventSystem.afterCommit", () => {
   it("logs, never throws, when Redis refuses the notification, the deliveries or the queue entries (the outcome is committed)", async () => {
     const seen = recorded();
     const refused = async () => Promise.reject(new Error("redis down"));
-    const system = new EventSystem({ ...resources(seen), notifier: { publish: refused }, deliveries: { enqueue: refused }, entries: { enqueue: refused, remove: refused } });
+    const system = new EventSystem({
+      ...resources(seen),
+      notifier: { publish: refused },
+      deliveries: { enqueue: refused },
+      entries: { enqueue: refused, remove: refused },
+    });
     await system.afterCommit({
       channels: ["j1"],
       events: [event("msg_1")],
@@ -63,12 +80,28 @@ describe("EventSystem.afterCommit", () => {
 describe("EventSystem's recorded events", () => {
   it("records job.<status> for jobs whose webhook wants it, none for jobs without one or whose spec leaves it out", async () => {
     const tenant = await createTenant(db());
-    const [hooked, plain, picky] = await insertJobs(db(), [newJob(tenant, { webhook: HOOK }), newJob(tenant), newJob(tenant, { webhook: { ...HOOK, events: ["job.failed"] } })]);
+    const [hooked, plain, picky] = await insertJobs(db(), [
+      newJob(tenant, { webhook: HOOK }),
+      newJob(tenant),
+      newJob(tenant, { webhook: { ...HOOK, events: ["job.failed"] } }),
+    ]);
     const { system } = events();
-    const finished = [hooked!, plain!, picky!].map((j) => ({ id: j.id, tenantId: tenant, status: "succeeded" as const, webhook: j.webhook, model: "iris" }));
+    const finished = [hooked!, plain!, picky!].map((j) => ({
+      id: j.id,
+      tenantId: tenant,
+      status: "succeeded" as const,
+      webhook: j.webhook,
+      model: "iris",
+    }));
     const recordedEvents = await system.jobEvents(finished);
-    expect(recordedEvents).toEqual([{ id: webhookEventId(hooked!.id, "job.succeeded"), tenantId: tenant, type: "job.succeeded" }]);
-    expect([await eventTypes(db(), hooked!.id), await eventTypes(db(), plain!.id), await eventTypes(db(), picky!.id)]).toEqual([["job.succeeded"], [], []]);
+    expect(recordedEvents).toEqual([
+      { id: webhookEventId(hooked!.id, "job.succeeded"), tenantId: tenant, type: "job.succeeded" },
+    ]);
+    expect([
+      await eventTypes(db(), hooked!.id),
+      await eventTypes(db(), plain!.id),
+      await eventTypes(db(), picky!.id),
+    ]).toEqual([["job.succeeded"], [], []]);
     // Recording the same outcome again (a retried statement) adds no second event.
     expect(await system.jobEvents(finished)).toEqual([]);
   });
@@ -80,7 +113,11 @@ describe("EventSystem's recorded events", () => {
     expect(await system.batchCompleted({ batchId, tenantId: tenant, completed: false }, db().pool)).toEqual([]);
     expect(await system.batchCompleted(null, db().pool)).toEqual([]);
     const [completed] = await system.batchCompleted({ batchId, tenantId: tenant, completed: true }, db().pool);
-    expect(completed).toEqual({ id: webhookEventId(batchId, "batch.completed"), type: "batch.completed", tenantId: tenant });
+    expect(completed).toEqual({
+      id: webhookEventId(batchId, "batch.completed"),
+      type: "batch.completed",
+      tenantId: tenant,
+    });
     expect(await eventTypes(db(), batchId)).toEqual(["batch.completed"]);
   });
 });

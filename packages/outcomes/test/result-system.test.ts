@@ -4,7 +4,20 @@ import { JobStore, type FinishedJob } from "@inferline/db";
 import { CancelSystem } from "../src/cancel-system.ts";
 import { EventSystem } from "../src/event-system.ts";
 import { ResultSystem } from "../src/result-system.ts";
-import { batchRow, chunkStatuses, createBatch, createTenant, dispatchExists, eventTypes, HOOK, insertJobs, jobRow, newJob, recorded, useOutcomeResources } from "./support.ts";
+import {
+  batchRow,
+  chunkStatuses,
+  createBatch,
+  createTenant,
+  dispatchExists,
+  eventTypes,
+  HOOK,
+  insertJobs,
+  jobRow,
+  newJob,
+  recorded,
+  useOutcomeResources,
+} from "./support.ts";
 
 const { db, resources } = useOutcomeResources();
 
@@ -21,7 +34,10 @@ describe("ResultSystem.finishJobs", () => {
   it("writes a run's successes and failures with their entry and events in one commit, then wakes waiters and delivers", async () => {
     const tenant = await createTenant(db());
     const entry = crypto.randomUUID();
-    const [good, bad] = await insertJobs(db(), [newJob(tenant, { dispatchId: entry, webhook: HOOK }), newJob(tenant, { dispatchId: entry })]);
+    const [good, bad] = await insertJobs(db(), [
+      newJob(tenant, { dispatchId: entry, webhook: HOOK }),
+      newJob(tenant, { dispatchId: entry }),
+    ]);
     await new JobStore(db().pool, db().prisma).claim([good!.id, bad!.id], entry);
     const { seen, finishedHook, system } = results();
 
@@ -60,7 +76,9 @@ describe("ResultSystem.finishJobs", () => {
     seen.delivered.length = 0;
     seen.ended.length = 0;
 
-    expect(await system.finishJobs([{ id: job!.id, status: "succeeded", resultJson: "{}" }], job!.dispatchId)).toEqual([]);
+    expect(await system.finishJobs([{ id: job!.id, status: "succeeded", resultJson: "{}" }], job!.dispatchId)).toEqual(
+      [],
+    );
     expect(await jobRow(db(), job!.id)).toMatchObject({ status: "canceled", result: null });
     expect(await eventTypes(db(), job!.id)).toEqual(["job.canceled"]);
     expect(seen.delivered).toEqual([]);
@@ -72,7 +90,11 @@ describe("ResultSystem.finishJobs", () => {
     const [job] = await insertJobs(db(), [newJob(tenant)]);
     await new JobStore(db().pool, db().prisma).claim([job!.id], job!.dispatchId);
     const { seen, system } = results();
-    const finished = await system.finishJobs([{ id: job!.id, status: "succeeded", resultJson: "{}" }], job!.dispatchId, { standalone: true });
+    const finished = await system.finishJobs(
+      [{ id: job!.id, status: "succeeded", resultJson: "{}" }],
+      job!.dispatchId,
+      { standalone: true },
+    );
     expect(finished.map((f) => f.status)).toEqual(["succeeded"]);
     expect(await jobRow(db(), job!.id)).toMatchObject({ status: "succeeded" });
     expect(seen.published).toEqual([job!.id]);
@@ -88,9 +110,23 @@ describe("ResultSystem.finishUnclaimed", () => {
     await cancels.cancelJob(tenant, canceled!.id);
     seen.published.length = 0;
 
-    expect((await system.finishUnclaimed({ id: queued!.id, status: "succeeded", resultJson: "{}" }, queued!.dispatchId, new Date())).map((f) => f.id)).toEqual([queued!.id]);
+    expect(
+      (
+        await system.finishUnclaimed(
+          { id: queued!.id, status: "succeeded", resultJson: "{}" },
+          queued!.dispatchId,
+          new Date(),
+        )
+      ).map((f) => f.id),
+    ).toEqual([queued!.id]);
     expect(await jobRow(db(), queued!.id)).toMatchObject({ status: "succeeded" });
-    expect(await system.finishUnclaimed({ id: canceled!.id, status: "succeeded", resultJson: "{}" }, canceled!.dispatchId, new Date())).toEqual([]);
+    expect(
+      await system.finishUnclaimed(
+        { id: canceled!.id, status: "succeeded", resultJson: "{}" },
+        canceled!.dispatchId,
+        new Date(),
+      ),
+    ).toEqual([]);
     expect(await jobRow(db(), canceled!.id)).toMatchObject({ status: "canceled" });
     expect(seen.published).toEqual([queued!.id]);
   });

@@ -8,7 +8,11 @@ import { ResultWriter, type Written } from "../src/result-writer.ts";
 /** Lets every pending promise callback run (one macrotask turn; no wall-clock wait). */
 const flush = () => new Promise<void>((r) => setImmediate(r));
 
-function track(promise: Promise<unknown>): { state: "pending" | "resolved" | "rejected"; value?: unknown; error?: unknown } {
+function track(promise: Promise<unknown>): {
+  state: "pending" | "resolved" | "rejected";
+  value?: unknown;
+  error?: unknown;
+} {
   const t: { state: "pending" | "resolved" | "rejected"; value?: unknown; error?: unknown } = { state: "pending" };
   promise.then(
     (value: unknown) => Object.assign(t, { state: "resolved", value }),
@@ -46,7 +50,9 @@ class FakeResults {
     if (this.outage) throw this.outage;
     const fault = outcomes.map((o) => this.guilty.get(o.id)).find(Boolean);
     if (fault) throw fault;
-    const finished: FinishedJob[] = outcomes.filter((o) => !this.terminal.has(o.id)).map((o) => ({ id: o.id, tenantId: "t", status: o.status, webhook: null, model: "m" }));
+    const finished: FinishedJob[] = outcomes
+      .filter((o) => !this.terminal.has(o.id))
+      .map((o) => ({ id: o.id, tenantId: "t", status: o.status, webhook: null, model: "m" }));
     return { finished, recorded: finished.map((f) => `event:${f.id}`) };
   };
 
@@ -144,7 +150,10 @@ describe("ResultWriter", () => {
     expect(first.value).toBe(1);
     expect(results.afters).toEqual([
       { finished: [expect.objectContaining({ id: "a" })], recorded: ["event:a"] },
-      { finished: [expect.objectContaining({ id: "b" }), expect.objectContaining({ id: "c" })], recorded: ["event:b", "event:c"] },
+      {
+        finished: [expect.objectContaining({ id: "b" }), expect.objectContaining({ id: "c" })],
+        recorded: ["event:b", "event:c"],
+      },
     ]);
   });
 
@@ -155,24 +164,33 @@ describe("ResultWriter", () => {
     expect(results.afters).toHaveLength(1);
   });
 
-  it.each(["22P05", "23505"])("retries a group that failed on a row fault (SQLSTATE %s) caller by caller: only the guilty caller fails", async (code) => {
-    const { results, writer } = setup();
-    const fault = rowFault(code);
-    results.guilty.set("c1", fault);
-    results.held = true;
-    const first = writer.write([ok("a")], "d1");
-    const [b, c, d] = [["b1"], ["c0", "c1"], ["d1"]].map((jobs, i) => track(writer.write(jobs.map(ok), `e${i}`)));
-    results.held = false;
-    results.release();
-    await first;
-    await flush();
-    expect(results.writes.map((w) => w.jobs)).toEqual([["a"], ["b1", "c0", "c1", "d1"], ["b1"], ["c0", "c1"], ["d1"]]);
-    expect([b!.state, c!.state, d!.state]).toEqual(["resolved", "rejected", "resolved"]);
-    expect(c!.error).toBe(fault);
-    expect(ids(b!.value)).toEqual(["b1"]);
-    // `after` for each committed write: a's group, then b's and d's on their own.
-    expect(results.afters.map((w) => w.recorded)).toEqual([["event:a"], ["event:b1"], ["event:d1"]]);
-  });
+  it.each(["22P05", "23505"])(
+    "retries a group that failed on a row fault (SQLSTATE %s) caller by caller: only the guilty caller fails",
+    async (code) => {
+      const { results, writer } = setup();
+      const fault = rowFault(code);
+      results.guilty.set("c1", fault);
+      results.held = true;
+      const first = writer.write([ok("a")], "d1");
+      const [b, c, d] = [["b1"], ["c0", "c1"], ["d1"]].map((jobs, i) => track(writer.write(jobs.map(ok), `e${i}`)));
+      results.held = false;
+      results.release();
+      await first;
+      await flush();
+      expect(results.writes.map((w) => w.jobs)).toEqual([
+        ["a"],
+        ["b1", "c0", "c1", "d1"],
+        ["b1"],
+        ["c0", "c1"],
+        ["d1"],
+      ]);
+      expect([b!.state, c!.state, d!.state]).toEqual(["resolved", "rejected", "resolved"]);
+      expect(c!.error).toBe(fault);
+      expect(ids(b!.value)).toEqual(["b1"]);
+      // `after` for each committed write: a's group, then b's and d's on their own.
+      expect(results.afters.map((w) => w.recorded)).toEqual([["event:a"], ["event:b1"], ["event:d1"]]);
+    },
+  );
 
   it("rejects a lone write's row fault without a retry", async () => {
     const { results, writer } = setup();

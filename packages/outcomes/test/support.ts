@@ -1,7 +1,17 @@
 import crypto from "node:crypto";
 import { afterAll, beforeAll } from "vitest";
 import { newBatchId, type FlatTensor } from "@inferline/contracts";
-import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, WebhookEventStore, type NewBatch, type NewJob, type RecordedEvent } from "@inferline/db";
+import {
+  BatchChunkStore,
+  BatchStore,
+  Database,
+  DispatchStore,
+  JobStore,
+  WebhookEventStore,
+  type NewBatch,
+  type NewJob,
+  type RecordedEvent,
+} from "@inferline/db";
 import type { DispatchGroup } from "@inferline/queue";
 import { createTestDatabase, type TestDatabase } from "@inferline/testing";
 import type { EndedWork, OutcomeResources } from "../src/resources.ts";
@@ -16,7 +26,14 @@ export interface Recorded {
   warnings: string[];
 }
 
-export const recorded = (): Recorded => ({ published: [], delivered: [], enqueued: [], removed: [], ended: [], warnings: [] });
+export const recorded = (): Recorded => ({
+  published: [],
+  delivered: [],
+  enqueued: [],
+  removed: [],
+  ended: [],
+  warnings: [],
+});
 
 /** The outcome path's resources over a database of this file's own (real stores), with Redis's side recorded in `seen`. */
 export function useOutcomeResources(): { db: () => Database; resources: (seen: Recorded) => OutcomeResources } {
@@ -40,16 +57,20 @@ export function useOutcomeResources(): { db: () => Database; resources: (seen: R
     events: new WebhookEventStore(database().pool),
     notifier: { publish: async (channels) => void seen.published.push(...channels) },
     deliveries: { enqueue: async (events) => void seen.delivered.push(...(events as RecordedEvent[])) },
-    entries: { enqueue: async (groups) => void seen.enqueued.push(...groups), remove: async (entries) => void seen.removed.push(...entries) },
+    entries: {
+      enqueue: async (groups) => void seen.enqueued.push(...groups),
+      remove: async (entries) => void seen.removed.push(...entries),
+    },
     logger: { warn: (_obj, msg) => void seen.warnings.push(msg ?? "") },
   });
   return { db: database, resources };
 }
 
 export async function createTenant(db: Database): Promise<string> {
-  const { rows } = await db.pool.query<{ id: string }>(`insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, 'whsec_dGVzdA==') returning id`, [
-    `tenant-${crypto.randomUUID()}`,
-  ]);
+  const { rows } = await db.pool.query<{ id: string }>(
+    `insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, 'whsec_dGVzdA==') returning id`,
+    [`tenant-${crypto.randomUUID()}`],
+  );
   return rows[0]!.id;
 }
 
@@ -58,7 +79,10 @@ export const tensor = (value: number): FlatTensor => ({ name: "x", datatype: "FP
 export const HOOK = { url: "https://example.com/hook" };
 
 /** A queued job as the API inserts it, on a queue entry of its own unless `dispatchId` says otherwise. */
-export function newJob(tenantId: string, overrides: Partial<NewJob> & { dispatchId?: string } = {}): NewJob & { dispatchId: string } {
+export function newJob(
+  tenantId: string,
+  overrides: Partial<NewJob> & { dispatchId?: string } = {},
+): NewJob & { dispatchId: string } {
   return {
     id: crypto.randomUUID(),
     tenantId,
@@ -86,7 +110,10 @@ export async function insertJobs<T extends NewJob>(db: Database, jobs: T[]): Pro
 }
 
 export async function jobRow(db: Database, id: string) {
-  const { rows } = await db.pool.query<{ status: string; result: unknown; errorCode: string | null }>(`select status, result, "errorCode" from jobs where id = $1`, [id]);
+  const { rows } = await db.pool.query<{ status: string; result: unknown; errorCode: string | null }>(
+    `select status, result, "errorCode" from jobs where id = $1`,
+    [id],
+  );
   return rows[0];
 }
 
@@ -95,7 +122,12 @@ export async function dispatchExists(db: Database, id: string): Promise<boolean>
 }
 
 /** A committed batch of one chunk per size (through BatchStore.open, as the API writes one). */
-export async function createBatch(db: Database, tenantId: string, sizes: number[], spec: Partial<NewBatch> = {}): Promise<{ batchId: string; chunkIds: string[] }> {
+export async function createBatch(
+  db: Database,
+  tenantId: string,
+  sizes: number[],
+  spec: Partial<NewBatch> = {},
+): Promise<{ batchId: string; chunkIds: string[] }> {
   const batch: NewBatch = {
     id: newBatchId(),
     tenantId,
@@ -117,7 +149,12 @@ export async function createBatch(db: Database, tenantId: string, sizes: number[
   for (const size of sizes) {
     const id = crypto.randomUUID();
     const indexes = Array.from({ length: size }, (_, i) => firstIndex + i);
-    await draft.add({ id, firstIndex, inputs: indexes.map((i) => [tensor(i)]), customIds: indexes.map((i) => `c${i}`) });
+    await draft.add({
+      id,
+      firstIndex,
+      inputs: indexes.map((i) => [tensor(i)]),
+      customIds: indexes.map((i) => `c${i}`),
+    });
     chunkIds.push(id);
     firstIndex += size;
   }
@@ -140,6 +177,9 @@ export async function chunkStatuses(db: Database, id: string): Promise<string[]>
 
 /** Webhook events recorded for a job or batch, by type. */
 export async function eventTypes(db: Database, subjectId: string): Promise<string[]> {
-  const { rows } = await db.pool.query<{ type: string }>(`select type from webhook_events where "jobId"::text = $1 or "batchId"::text = $1 order by type`, [subjectId]);
+  const { rows } = await db.pool.query<{ type: string }>(
+    `select type from webhook_events where "jobId"::text = $1 or "batchId"::text = $1 order by type`,
+    [subjectId],
+  );
   return rows.map((r) => r.type);
 }

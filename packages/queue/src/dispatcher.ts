@@ -75,7 +75,10 @@ export class Dispatcher {
     const name = inferQueueName(model, version);
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue<DispatchPayload>(name, { connection: this.connection, prefix: bullmqPrefix(this.options.prefix, this.connection) });
+      queue = new Queue<DispatchPayload>(name, {
+        connection: this.connection,
+        prefix: bullmqPrefix(this.options.prefix, this.connection),
+      });
       queue.on("error", () => {});
       this.queues.set(name, queue);
     }
@@ -87,7 +90,13 @@ export class Dispatcher {
    * dispatch id, and stamps every row with its group's id (rows are stored with it, so the
    * reconciler can find the entry).
    */
-  plan(model: string, version: string, priority: JobPriority, rows: Array<{ id: string; dispatchId: string | null }>, size = this.maxJobsPerEntry): DispatchGroup[] {
+  plan(
+    model: string,
+    version: string,
+    priority: JobPriority,
+    rows: Array<{ id: string; dispatchId: string | null }>,
+    size = this.maxJobsPerEntry,
+  ): DispatchGroup[] {
     const groups: DispatchGroup[] = [];
     for (let i = 0; i < rows.length; i += size) {
       const slice = rows.slice(i, i + size);
@@ -138,7 +147,12 @@ export class Dispatcher {
         ...(g.tenantId ? { tenantId: g.tenantId } : {}),
         ...(g.weight && g.weight !== 1 ? { weight: g.weight } : {}),
       },
-      opts: { ...this.defaults, jobId: g.dispatchId, priority: entryPriority(g.priority, g.rank, g.weight), ...(g.delayMs ? { delay: g.delayMs } : {}) },
+      opts: {
+        ...this.defaults,
+        jobId: g.dispatchId,
+        priority: entryPriority(g.priority, g.rank, g.weight),
+        ...(g.delayMs ? { delay: g.delayMs } : {}),
+      },
     };
   }
 

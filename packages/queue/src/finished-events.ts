@@ -57,7 +57,11 @@ export class FinishedListener {
     readonly recheckMs: number,
   ) {}
 
-  static async start(subscriber: RedisConnection, prefix: string, options: { recheckMs?: number } = {}): Promise<FinishedListener> {
+  static async start(
+    subscriber: RedisConnection,
+    prefix: string,
+    options: { recheckMs?: number } = {},
+  ): Promise<FinishedListener> {
     const listener = new FinishedListener(subscriber, options.recheckMs ?? DEFAULT_RECHECK_MS);
     // The subscriber may carry other channels too (key revocations): only ours are job ids.
     const channel = finishedChannel(prefix);
@@ -113,7 +117,9 @@ export class FinishedListener {
 function parseViews(json: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(json);
-    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    return value !== null && typeof value === "object" && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }

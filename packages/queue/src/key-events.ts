@@ -30,7 +30,12 @@ export class KeyRevocationNotifier {
  * On a cluster one node suffices (a PUBLISH reaches the subscribers of every node), so the seed
  * nodes are tried in order; the count is then that node's subscribers only.
  */
-export async function publishKeyRevocation(target: RedisTarget, prefix: string, keyHashes: string[], timeoutMs = 3000): Promise<number> {
+export async function publishKeyRevocation(
+  target: RedisTarget,
+  prefix: string,
+  keyHashes: string[],
+  timeoutMs = 3000,
+): Promise<number> {
   let failure: unknown;
   for (const redis of oneShotConnections(target, timeoutMs)) {
     // The 'error' event carries the cause (ECONNREFUSED...); the rejection only says "Connection is closed".
@@ -66,7 +71,11 @@ export class KeyRevocationListener {
     private readonly onReady: () => void,
   ) {}
 
-  static async start(subscriber: RedisConnection, prefix: string, handlers: KeyRevocationHandlers): Promise<KeyRevocationListener> {
+  static async start(
+    subscriber: RedisConnection,
+    prefix: string,
+    handlers: KeyRevocationHandlers,
+  ): Promise<KeyRevocationListener> {
     const channel = keyRevokedChannel(prefix);
     const onMessage = (from: string, message: string) => {
       if (from !== channel) return;

@@ -56,7 +56,12 @@ export class ModelReadinessPublisher {
         this.reports.flatMap((report) => {
           const set = modelReadinessKey(this.prefix, report.model);
           return [
-            this.redis.set(modelReportKey(this.prefix, report.model, report.worker), JSON.stringify(report), "PX", this.ttlMs),
+            this.redis.set(
+              modelReportKey(this.prefix, report.model, report.worker),
+              JSON.stringify(report),
+              "PX",
+              this.ttlMs,
+            ),
             this.redis.sadd(set, report.worker),
             // The set outlives its last member's report by no more than one TTL.
             this.redis.pexpire(set, this.ttlMs),
@@ -73,7 +78,10 @@ export class ModelReadinessPublisher {
     clearInterval(this.timer);
     await this.inFlight;
     const withdraw = Promise.all(
-      this.reports.flatMap((report) => [this.redis.del(modelReportKey(this.prefix, report.model, report.worker)), this.redis.srem(modelReadinessKey(this.prefix, report.model), report.worker)]),
+      this.reports.flatMap((report) => [
+        this.redis.del(modelReportKey(this.prefix, report.model, report.worker)),
+        this.redis.srem(modelReadinessKey(this.prefix, report.model), report.worker),
+      ]),
     ).then(
       () => undefined,
       () => undefined, // Redis is down: the reports expire by themselves.

@@ -22,8 +22,13 @@ export type RedisConnection = Redis | Cluster;
 export type RedisTarget = string | { url: string; clusterNodes: readonly HostPort[] };
 
 /** The target a process's environment names: REDIS_CLUSTER_NODES when set, else REDIS_URL. */
-export function redisTarget(env: { REDIS_URL: string; REDIS_CLUSTER_NODES?: readonly HostPort[] | undefined }): RedisTarget {
-  return env.REDIS_CLUSTER_NODES?.length ? { url: env.REDIS_URL, clusterNodes: env.REDIS_CLUSTER_NODES } : env.REDIS_URL;
+export function redisTarget(env: {
+  REDIS_URL: string;
+  REDIS_CLUSTER_NODES?: readonly HostPort[] | undefined;
+}): RedisTarget {
+  return env.REDIS_CLUSTER_NODES?.length
+    ? { url: env.REDIS_URL, clusterNodes: env.REDIS_CLUSTER_NODES }
+    : env.REDIS_URL;
 }
 
 /** Options a cluster's node connections cannot take (the Cluster client owns them). */
@@ -44,7 +49,11 @@ type NodeOptions = NonNullable<ClusterOptions["redisOptions"]>;
  */
 export function createRedis(url: string, role?: RedisRole, extra?: RedisOptions): Redis;
 export function createRedis(target: RedisTarget, role?: RedisRole, extra?: RedisOptions): RedisConnection;
-export function createRedis(target: RedisTarget, role: RedisRole = "producer", extra: RedisOptions = {}): RedisConnection {
+export function createRedis(
+  target: RedisTarget,
+  role: RedisRole = "producer",
+  extra: RedisOptions = {},
+): RedisConnection {
   const options: RedisOptions = {
     maxRetriesPerRequest: role === "worker" ? null : 2,
     ...(role === "producer" ? { commandTimeout: DEFAULT_REDIS_COMMAND_TIMEOUT_MS } : {}),
@@ -54,7 +63,10 @@ export function createRedis(target: RedisTarget, role: RedisRole = "producer", e
   const redis =
     typeof target === "string"
       ? new Redis(target, { lazyConnect: false, ...options })
-      : new Cluster([...target.clusterNodes], { enableReadyCheck: true, redisOptions: { ...credentials(target.url), ...(options as NodeOptions) } });
+      : new Cluster([...target.clusterNodes], {
+          enableReadyCheck: true,
+          redisOptions: { ...credentials(target.url), ...(options as NodeOptions) },
+        });
   // ioredis reconnects by itself; without a listener each failed attempt would be an unhandled 'error'.
   redis.on("error", () => {});
   return redis;
@@ -84,7 +96,9 @@ function credentials(url: string): Pick<RedisOptions, "username" | "password" | 
 
 /** How a target is named in messages (no password). */
 export function describeRedisTarget(target: RedisTarget): string {
-  return typeof target === "string" ? redactUrl(target) : `cluster ${target.clusterNodes.map((n) => `${n.host}:${n.port}`).join(",")}`;
+  return typeof target === "string"
+    ? redactUrl(target)
+    : `cluster ${target.clusterNodes.map((n) => `${n.host}:${n.port}`).join(",")}`;
 }
 
 /**
@@ -92,9 +106,17 @@ export function describeRedisTarget(target: RedisTarget): string {
  * URL's server, or one per seed node of a cluster, in order.
  */
 export function oneShotConnections(target: RedisTarget, timeoutMs: number): Redis[] {
-  const options: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, commandTimeout: timeoutMs };
+  const options: RedisOptions = {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+  };
   if (typeof target === "string") return [new Redis(target, options)];
-  return target.clusterNodes.map((node) => new Redis({ ...credentials(target.url), ...options, host: node.host, port: node.port }));
+  return target.clusterNodes.map(
+    (node) => new Redis({ ...credentials(target.url), ...options, host: node.host, port: node.port }),
+  );
 }
 
 /**
@@ -108,7 +130,10 @@ export async function assertRedisReachable(target: RedisTarget): Promise<void> {
   } catch (err) {
     const first = err instanceof AggregateError ? (err.errors[0] as Error) : (err as Error);
     const reason = (first as { code?: string }).code ?? first.message;
-    throw new ServiceUnavailableError("redis_unreachable", `Redis is not reachable at ${describeRedisTarget(target)} (${reason}); ${REDIS_HINT}`);
+    throw new ServiceUnavailableError(
+      "redis_unreachable",
+      `Redis is not reachable at ${describeRedisTarget(target)} (${reason}); ${REDIS_HINT}`,
+    );
   } finally {
     for (const probe of probes) probe.disconnect();
   }

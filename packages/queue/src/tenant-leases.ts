@@ -81,14 +81,25 @@ export class TenantLeases {
   async acquire(id: string, slots: CapSlot[], weight: number): Promise<CapLease | null> {
     const now = Date.now();
     const weights = slots.map((s) => Math.max(1, Math.min(weight, s.maxRunning)));
-    const args = [String(now), String(now + this.leaseMs), id, ...slots.flatMap((s, i) => [String(s.maxRunning), String(weights[i])])];
+    const args = [
+      String(now),
+      String(now + this.leaseMs),
+      id,
+      ...slots.flatMap((s, i) => [String(s.maxRunning), String(weights[i])]),
+    ];
     const taken = await this.redis.eval(ACQUIRE, slots.length, ...slots.map((s) => s.key), ...args);
     if (taken !== 1) return null;
     return { id, slots: slots.map((s, i) => ({ key: s.key, member: `${id}#${weights[i]}` })) };
   }
 
   async renew(lease: CapLease): Promise<void> {
-    await this.redis.eval(RENEW, lease.slots.length, ...lease.slots.map((s) => s.key), String(Date.now() + this.leaseMs), ...lease.slots.map((s) => s.member));
+    await this.redis.eval(
+      RENEW,
+      lease.slots.length,
+      ...lease.slots.map((s) => s.key),
+      String(Date.now() + this.leaseMs),
+      ...lease.slots.map((s) => s.member),
+    );
   }
 
   async release(lease: CapLease): Promise<void> {

@@ -79,7 +79,9 @@ describe("TenantLeases", () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     // No longer renewed (its worker died): it lapses and the capacity comes back.
-    const next = await sleepUntil(() => short.acquire("next", slots, 1), { message: "the unrenewed lease never lapsed" });
+    const next = await sleepUntil(() => short.acquire("next", slots, 1), {
+      message: "the unrenewed lease never lapsed",
+    });
     expect(next.slots[0]!.member).toBe("next#1");
     expect(await redis.zscore(key, "kept#1")).toBeNull();
   });

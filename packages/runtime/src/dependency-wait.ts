@@ -20,20 +20,38 @@ export const START_UP_BACKOFF: BackoffSchedule = { baseMs: 250, maxMs: 5000 };
  * rather than exits. Logs once when a dependency is found away (with why, which names how to start
  * it) and once when it is back. Resolves when all answer; rejects only when `signal` aborts.
  */
-export async function waitForDependencies(checks: readonly DependencyCheck[], log: DependencyWaitLog, signal?: AbortSignal, schedule = START_UP_BACKOFF): Promise<void> {
+export async function waitForDependencies(
+  checks: readonly DependencyCheck[],
+  log: DependencyWaitLog,
+  signal?: AbortSignal,
+  schedule = START_UP_BACKOFF,
+): Promise<void> {
   await Promise.all(checks.map((c) => waitForOne(c, log, schedule, signal)));
 }
 
-async function waitForOne(dependency: DependencyCheck, log: DependencyWaitLog, schedule: BackoffSchedule, signal?: AbortSignal): Promise<void> {
+async function waitForOne(
+  dependency: DependencyCheck,
+  log: DependencyWaitLog,
+  schedule: BackoffSchedule,
+  signal?: AbortSignal,
+): Promise<void> {
   const since = Date.now();
   for (let attempt = 0; ; attempt++) {
     signal?.throwIfAborted();
     try {
       await dependency.check();
-      if (attempt > 0) log.info({ dependency: dependency.name, waitedMs: Date.now() - since }, `${dependency.name} is reachable; starting`);
+      if (attempt > 0)
+        log.info(
+          { dependency: dependency.name, waitedMs: Date.now() - since },
+          `${dependency.name} is reachable; starting`,
+        );
       return;
     } catch (err) {
-      if (attempt === 0) log.warn({ dependency: dependency.name, err: (err as Error).message }, `${dependency.name} is not reachable yet; waiting for it`);
+      if (attempt === 0)
+        log.warn(
+          { dependency: dependency.name, err: (err as Error).message },
+          `${dependency.name} is not reachable yet; waiting for it`,
+        );
     }
     await sleep(backoffDelay(schedule, attempt), signal);
   }

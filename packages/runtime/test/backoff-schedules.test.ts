@@ -5,7 +5,9 @@ afterEach(() => vi.restoreAllMocks());
 
 describe("backoffDelay", () => {
   it("doubles from baseMs up to maxMs, exact without jitter", () => {
-    const delays = Array.from({ length: 8 }, (_, attempt) => backoffDelay({ baseMs: 100, maxMs: 5000, jitter: 0 }, attempt));
+    const delays = Array.from({ length: 8 }, (_, attempt) =>
+      backoffDelay({ baseMs: 100, maxMs: 5000, jitter: 0 }, attempt),
+    );
     expect(delays).toEqual([100, 200, 400, 800, 1600, 3200, 5000, 5000]);
   });
 

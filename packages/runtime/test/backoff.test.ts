@@ -4,7 +4,9 @@ import { backoffDelay } from "../src/backoff.ts";
 describe("backoffDelay", () => {
   it("doubles from baseMs per attempt up to maxMs when unjittered", () => {
     const schedule = { baseMs: 250, maxMs: 5000, jitter: 0 };
-    expect([0, 1, 2, 3, 4, 5, 40].map((attempt) => backoffDelay(schedule, attempt))).toEqual([250, 500, 1000, 2000, 4000, 5000, 5000]);
+    expect([0, 1, 2, 3, 4, 5, 40].map((attempt) => backoffDelay(schedule, attempt))).toEqual([
+      250, 500, 1000, 2000, 4000, 5000, 5000,
+    ]);
     expect(backoffDelay(schedule, -3)).toBe(250);
   });
 

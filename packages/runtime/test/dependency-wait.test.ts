@@ -5,7 +5,13 @@ const FAST = { baseMs: 1, maxMs: 2 };
 
 function recorder() {
   const lines: string[] = [];
-  return { lines, log: { warn: (_obj: object, msg: string) => void lines.push(`warn ${msg}`), info: (_obj: object, msg: string) => void lines.push(`info ${msg}`) } };
+  return {
+    lines,
+    log: {
+      warn: (_obj: object, msg: string) => void lines.push(`warn ${msg}`),
+      info: (_obj: object, msg: string) => void lines.push(`info ${msg}`),
+    },
+  };
 }
 
 /** A dependency that is away for its first `away` checks. */

@@ -44,7 +44,12 @@ describe("HopTrace", () => {
     trace.flush();
     expect(fs.readdirSync(dir)).toEqual([`${process.pid}.csv`]);
     const got = lines(dir);
-    expect(got.map(([j, hop]) => `${j === id ? "id" : "other"} ${hop}`)).toEqual(["id api.stored", "id api.enqueued", "other api.enqueued", "id api.in"]);
+    expect(got.map(([j, hop]) => `${j === id ? "id" : "other"} ${hop}`)).toEqual([
+      "id api.stored",
+      "id api.enqueued",
+      "other api.enqueued",
+      "id api.in",
+    ]);
     const at = Object.fromEntries(got.filter(([j]) => j === id).map(([, hop, t]) => [hop, Number(t)]));
     expect(at["api.in"]).toBe(Number(early.toFixed(3)));
     expect(at["api.stored"]).toBeGreaterThanOrEqual(at["api.in"]);

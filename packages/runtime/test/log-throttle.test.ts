@@ -9,7 +9,10 @@ describe("throttledLogger", () => {
   it("writes a message once per interval, then says how many it held back; other messages pass", () => {
     vi.useFakeTimers();
     const lines: Array<[string, object, string]> = [];
-    const log = throttledLogger({ warn: (obj, msg) => lines.push(["warn", obj, msg]), error: (obj, msg) => lines.push(["error", obj, msg]) });
+    const log = throttledLogger({
+      warn: (obj, msg) => lines.push(["warn", obj, msg]),
+      error: (obj, msg) => lines.push(["error", obj, msg]),
+    });
     for (let i = 0; i < 5; i++) log.error({ i }, "queue connection error");
     log.warn({}, "another kind");
     log.error({ err: "another error" }, "queue connection error"); // same message, another error: its own kind

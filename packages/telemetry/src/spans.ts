@@ -1,11 +1,27 @@
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Link, type Span, type TimeInput } from "@opentelemetry/api";
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Link,
+  type Span,
+  type TimeInput,
+} from "@opentelemetry/api";
 import { tracing } from "./telemetry.ts";
 
 /** The tracer every Inferline span comes from (the no-op one while tracing is off). */
 const tracer = () => trace.getTracer("inferline");
 
 /** A span that records nothing: what the helpers hand out while tracing is off. */
-export const NO_SPAN: Span = trace.wrapSpanContext({ traceId: "00000000000000000000000000000000", spanId: "0000000000000000", traceFlags: 0 });
+export const NO_SPAN: Span = trace.wrapSpanContext({
+  traceId: "00000000000000000000000000000000",
+  spanId: "0000000000000000",
+  traceFlags: 0,
+});
 
 export interface SpanOptions {
   kind?: SpanKind;
@@ -37,8 +53,20 @@ export function epochNow(): number {
 /** Starts a span (not made active); NO_SPAN while tracing is off. End it with `endSpan` or `span.end()`. */
 export function startSpan(name: string, options: SpanOptions = {}): Span {
   if (!tracing.enabled) return NO_SPAN;
-  const parent = typeof options.parent === "string" || options.parent === null ? contextOf(options.parent) : (options.parent ?? context.active());
-  return tracer().startSpan(name, { kind: options.kind ?? SpanKind.INTERNAL, attributes: options.attributes, links: options.links, startTime: options.startTime }, parent);
+  const parent =
+    typeof options.parent === "string" || options.parent === null
+      ? contextOf(options.parent)
+      : (options.parent ?? context.active());
+  return tracer().startSpan(
+    name,
+    {
+      kind: options.kind ?? SpanKind.INTERNAL,
+      attributes: options.attributes,
+      links: options.links,
+      startTime: options.startTime,
+    },
+    parent,
+  );
 }
 
 /** Runs `fn` with `span` active (spans started inside become its children). */
@@ -68,7 +96,8 @@ export async function inSpan<T>(name: string, options: SpanOptions, fn: (span: S
 export function failSpan(span: Span, err: unknown, code?: string): void {
   if (span === NO_SPAN) return;
   const errCode = (err as { code?: unknown } | undefined)?.code;
-  const type = code ?? (typeof errCode === "string" ? errCode : undefined) ?? (err instanceof Error ? err.name : "error");
+  const type =
+    code ?? (typeof errCode === "string" ? errCode : undefined) ?? (err instanceof Error ? err.name : "error");
   span.setAttribute("error.type", type);
   span.setStatus({ code: SpanStatusCode.ERROR });
 }

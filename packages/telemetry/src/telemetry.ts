@@ -33,7 +33,10 @@ let holders = 0;
  * worker in one process (tests, `pnpm start`) share the first provider (and its service.name); it
  * ends with the last shutdown.
  */
-export async function startTelemetry(defaultServiceName: string, env: NodeJS.ProcessEnv = process.env): Promise<TelemetryHandle> {
+export async function startTelemetry(
+  defaultServiceName: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<TelemetryHandle> {
   if (!tracingWanted(env)) return OFF;
   provider ??= register(env.OTEL_SERVICE_NAME?.trim() || defaultServiceName, env);
   holders++;
@@ -51,18 +54,29 @@ export async function startTelemetry(defaultServiceName: string, env: NodeJS.Pro
 }
 
 async function register(serviceName: string, env: NodeJS.ProcessEnv): Promise<TracerProvider> {
-  const [{ AsyncLocalStorageContextManager }, { W3CTraceContextPropagator }, { OTLPTraceExporter }, { resourceFromAttributes }, { BatchSpanProcessor, TracerProvider }, { ATTR_SERVICE_NAME }] =
-    await Promise.all([
-      import("@opentelemetry/context-async-hooks"),
-      import("@opentelemetry/core"),
-      import("@opentelemetry/exporter-trace-otlp-http"),
-      import("@opentelemetry/resources"),
-      import("@opentelemetry/sdk-trace"),
-      import("@opentelemetry/semantic-conventions"),
-    ]);
+  const [
+    { AsyncLocalStorageContextManager },
+    { W3CTraceContextPropagator },
+    { OTLPTraceExporter },
+    { resourceFromAttributes },
+    { BatchSpanProcessor, TracerProvider },
+    { ATTR_SERVICE_NAME },
+  ] = await Promise.all([
+    import("@opentelemetry/context-async-hooks"),
+    import("@opentelemetry/core"),
+    import("@opentelemetry/exporter-trace-otlp-http"),
+    import("@opentelemetry/resources"),
+    import("@opentelemetry/sdk-trace"),
+    import("@opentelemetry/semantic-conventions"),
+  ]);
   const created = new TracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: serviceName }),
-    spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter(), scheduledDelayMillis: positive(env.OTEL_BSP_SCHEDULE_DELAY) ?? 5000 })],
+    spanProcessors: [
+      new BatchSpanProcessor({
+        exporter: new OTLPTraceExporter(),
+        scheduledDelayMillis: positive(env.OTEL_BSP_SCHEDULE_DELAY) ?? 5000,
+      }),
+    ],
   });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());

@@ -13,7 +13,10 @@ export interface TestDatabase {
  */
 export async function createTestDatabase(options: { empty?: boolean } = {}): Promise<TestDatabase> {
   const template = process.env.INFERLINE_TEST_TEMPLATE_URL;
-  if (!template) throw new Error("INFERLINE_TEST_TEMPLATE_URL is unset: run tests through vitest with the root config (globalSetup)");
+  if (!template)
+    throw new Error(
+      "INFERLINE_TEST_TEMPLATE_URL is unset: run tests through vitest with the root config (globalSetup)",
+    );
   const templateName = new URL(template).pathname.slice(1);
   const name = `inferline_test_${Date.now()}_${crypto.randomBytes(5).toString("hex")}`;
   const admin = new pg.Client({ connectionString: adminUrl(template) });

@@ -9,6 +9,9 @@ export function irisInput(rows: ReadonlyArray<readonly number[]>) {
   return { name: "features", datatype: "FP32", shape: [rows.length, 4], data: rows.flat() };
 }
 
-export function irisJob(rows: ReadonlyArray<readonly number[]> = [IRIS_SAMPLES.setosa], extra: Record<string, unknown> = {}) {
+export function irisJob(
+  rows: ReadonlyArray<readonly number[]> = [IRIS_SAMPLES.setosa],
+  extra: Record<string, unknown> = {},
+) {
   return { model: "iris", inputs: [irisInput(rows)], ...extra };
 }

@@ -33,7 +33,9 @@ async function dropStaleTestDatabases(admin: string): Promise<void> {
   const client = new pg.Client({ connectionString: admin });
   await client.connect();
   try {
-    const { rows } = await client.query<{ datname: string }>(`select datname from pg_database where datname ~ '^inferline_test_(tpl_)?[0-9]{13}_'`);
+    const { rows } = await client.query<{ datname: string }>(
+      `select datname from pg_database where datname ~ '^inferline_test_(tpl_)?[0-9]{13}_'`,
+    );
     for (const { datname } of rows) {
       const created = Number(/_(\d{13})_/.exec(datname)?.[1]);
       if (Date.now() - created > STALE_MS) await client.query(`drop database if exists "${datname}" with (force)`);

@@ -35,9 +35,14 @@ export interface PgCluster {
 /** The newest PostgreSQL major installed (Debian layout), or PG_CLUSTER_VERSION. */
 function postgresVersion(): string {
   if (process.env.PG_CLUSTER_VERSION) return process.env.PG_CLUSTER_VERSION;
-  const versions = fs.existsSync("/usr/lib/postgresql") ? fs.readdirSync("/usr/lib/postgresql").filter((v) => /^\d+$/.test(v)) : [];
+  const versions = fs.existsSync("/usr/lib/postgresql")
+    ? fs.readdirSync("/usr/lib/postgresql").filter((v) => /^\d+$/.test(v))
+    : [];
   const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
-  if (!newest) throw new Error("no PostgreSQL server under /usr/lib/postgresql: install postgresql (Debian's package) to run outage tests");
+  if (!newest)
+    throw new Error(
+      "no PostgreSQL server under /usr/lib/postgresql: install postgresql (Debian's package) to run outage tests",
+    );
   return newest;
 }
 
@@ -56,9 +61,13 @@ function signal(pid: number, name: NodeJS.Signals): void {
  */
 function ctl(version: string, name: string, action: string, ...args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn("pg_ctlcluster", ["--skip-systemctl-redirect", version, name, action, ...args], { stdio: "ignore" });
+    const child = spawn("pg_ctlcluster", ["--skip-systemctl-redirect", version, name, action, ...args], {
+      stdio: "ignore",
+    });
     child.once("error", reject);
-    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`pg_ctlcluster ${action} ${name} exited with ${code}`))));
+    child.once("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`pg_ctlcluster ${action} ${name} exited with ${code}`)),
+    );
   });
 }
 
@@ -101,7 +110,21 @@ export async function createPgCluster(options: { crashSafe?: boolean } = {}): Pr
   const name = `inferline_t${Date.now()}_${crypto.randomBytes(3).toString("hex")}`;
   const port = await freePort();
   const commit = `synchronous_commit=${options.crashSafe ? "on" : "off"}`;
-  await run("pg_createcluster", [version, name, "-p", String(port), "--start-conf=manual", "-o", "fsync=off", "-o", commit, "-o", "full_page_writes=off", "--", "--auth=trust"]);
+  await run("pg_createcluster", [
+    version,
+    name,
+    "-p",
+    String(port),
+    "--start-conf=manual",
+    "-o",
+    "fsync=off",
+    "-o",
+    commit,
+    "-o",
+    "full_page_writes=off",
+    "--",
+    "--auth=trust",
+  ]);
   let paused: number[] = [];
   const cluster: PgCluster = {
     name,

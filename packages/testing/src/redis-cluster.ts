@@ -46,7 +46,11 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       ports.push(port);
       children.push(await startNode(port, await freePort(), dir));
     }
-    await run("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"], { timeout: 30_000 });
+    await run(
+      "redis-cli",
+      ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"],
+      { timeout: 30_000 },
+    );
     await Promise.all(ports.map((port) => waitClusterOk(port)));
   } catch (err) {
     await cluster.remove();
@@ -107,7 +111,14 @@ async function waitClusterOk(port: number): Promise<void> {
 }
 
 async function withProbe<T>(port: number, fn: (probe: Redis) => Promise<T>): Promise<T> {
-  const probe = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
+  const probe = new Redis({
+    host: "127.0.0.1",
+    port,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 500,
+  });
   probe.on("error", () => {});
   try {
     return await fn(probe);

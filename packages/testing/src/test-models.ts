@@ -28,10 +28,40 @@ function lookupModel(table: number[][] = LOOKUP_TABLE): Uint8Array {
     opsetImport: [{ domain: "", version: 13 }],
     graph: {
       name: "lookup",
-      input: [{ name: "index", type: { tensorType: { elemType: onnx.TensorProto.DataType.INT64, shape: { dim: [{ dimParam: "batch" }, { dimValue: 1 }] } } } }],
-      output: [{ name: "values", type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: "batch" }, { dimValue: 1 }, { dimValue: 2 }] } } } }],
-      initializer: [{ name: "table", dataType: onnx.TensorProto.DataType.FLOAT, dims: [table.length, 2], floatData: table.flat() }],
-      node: [{ name: "gather", opType: "Gather", input: ["table", "index"], output: ["values"], attribute: [{ name: "axis", type: onnx.AttributeProto.AttributeType.INT, i: 0 }] }],
+      input: [
+        {
+          name: "index",
+          type: {
+            tensorType: {
+              elemType: onnx.TensorProto.DataType.INT64,
+              shape: { dim: [{ dimParam: "batch" }, { dimValue: 1 }] },
+            },
+          },
+        },
+      ],
+      output: [
+        {
+          name: "values",
+          type: {
+            tensorType: {
+              elemType: onnx.TensorProto.DataType.FLOAT,
+              shape: { dim: [{ dimParam: "batch" }, { dimValue: 1 }, { dimValue: 2 }] },
+            },
+          },
+        },
+      ],
+      initializer: [
+        { name: "table", dataType: onnx.TensorProto.DataType.FLOAT, dims: [table.length, 2], floatData: table.flat() },
+      ],
+      node: [
+        {
+          name: "gather",
+          opType: "Gather",
+          input: ["table", "index"],
+          output: ["values"],
+          attribute: [{ name: "axis", type: onnx.AttributeProto.AttributeType.INT, i: 0 }],
+        },
+      ],
     },
   });
   return Uint8Array.from(onnx.ModelProto.encode(model).finish());
@@ -70,17 +100,46 @@ const LOOKUP_SPEC = {
  * (unknown preprocess).
  */
 const FAULT_MODELS = [
-  { name: "hang", description: "test model: index 2 busy-loops its thread forever", instances: 1, timeoutMs: 500, preprocess: "test-hang" },
-  { name: "crash", description: "test model: index 2 ends its thread (process.exit in a worker thread)", instances: 1, preprocess: "test-crash" },
-  { name: "slow", description: "test model: index 2 takes about 1.5 s without blocking the event loop", instances: 0, preprocess: "test-sleep" },
-  { name: "poison", description: "test model: index 2 SIGKILLs the process that runs it", instances: 0, preprocess: "test-kill-process" },
-  { name: "costly", description: "test model: every row takes 20 ms, one after another, without blocking the event loop", instances: 0, preprocess: "test-cost" },
+  {
+    name: "hang",
+    description: "test model: index 2 busy-loops its thread forever",
+    instances: 1,
+    timeoutMs: 500,
+    preprocess: "test-hang",
+  },
+  {
+    name: "crash",
+    description: "test model: index 2 ends its thread (process.exit in a worker thread)",
+    instances: 1,
+    preprocess: "test-crash",
+  },
+  {
+    name: "slow",
+    description: "test model: index 2 takes about 1.5 s without blocking the event loop",
+    instances: 0,
+    preprocess: "test-sleep",
+  },
+  {
+    name: "poison",
+    description: "test model: index 2 SIGKILLs the process that runs it",
+    instances: 0,
+    preprocess: "test-kill-process",
+  },
+  {
+    name: "costly",
+    description: "test model: every row takes 20 ms, one after another, without blocking the event loop",
+    instances: 0,
+    preprocess: "test-cost",
+  },
 ];
 
 function writeLookupModel(dir: string, manifest: Record<string, unknown>): void {
   fs.mkdirSync(path.join(dir, manifest.name as string));
   fs.writeFileSync(path.join(dir, manifest.name as string, "lookup.onnx"), lookupModel());
-  fs.writeFileSync(path.join(dir, manifest.name as string, "model.json"), JSON.stringify({ ...manifest, ...LOOKUP_SPEC }));
+  fs.writeFileSync(
+    path.join(dir, manifest.name as string, "model.json"),
+    JSON.stringify({ ...manifest, ...LOOKUP_SPEC }),
+  );
 }
 
 /** Rows of `lookup-cached` version 2's table: version 1's times ten, so a result of one version is never the other's. */
@@ -129,10 +188,18 @@ function writeOcrTextLine(dir: string): void {
  * writeCachedLookupModel); `echoModels` an echo model of every datatype (see writeEchoModels);
  * `ocrTextLine` the shipped `ocr-text-line` (see writeOcrTextLine).
  */
-export function createTestModelRepository(options: { faultModels?: boolean; cachedModels?: boolean; echoModels?: boolean; ocrTextLine?: boolean } = {}): { dir: string; remove(): void } {
+export function createTestModelRepository(
+  options: { faultModels?: boolean; cachedModels?: boolean; echoModels?: boolean; ocrTextLine?: boolean } = {},
+): { dir: string; remove(): void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "inferline-models-"));
-  fs.cpSync(path.join(DEFAULT_MODELS_DIR, "iris"), path.join(dir, "iris"), { recursive: true, filter: (src) => !src.endsWith(".ts") });
-  writeLookupModel(dir, { name: "lookup", description: "test model: Gather over a 3-row table; an index out of range fails inside onnxruntime" });
+  fs.cpSync(path.join(DEFAULT_MODELS_DIR, "iris"), path.join(dir, "iris"), {
+    recursive: true,
+    filter: (src) => !src.endsWith(".ts"),
+  });
+  writeLookupModel(dir, {
+    name: "lookup",
+    description: "test model: Gather over a 3-row table; an index out of range fails inside onnxruntime",
+  });
   if (options.faultModels) for (const manifest of FAULT_MODELS) writeLookupModel(dir, manifest);
   if (options.cachedModels) writeCachedLookupModel(dir);
   if (options.echoModels) writeEchoModels(dir);

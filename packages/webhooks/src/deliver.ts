@@ -43,7 +43,10 @@ function agentFor(guarded: boolean, connectTimeoutMs: number): Agent {
   const key = `${guarded}:${connectTimeoutMs}`;
   let agent = agents.get(key);
   if (!agent) {
-    agent = new Agent({ keepAliveTimeout: 4_000, connect: guarded ? { lookup: guardedLookup, timeout: connectTimeoutMs } : { timeout: connectTimeoutMs } });
+    agent = new Agent({
+      keepAliveTimeout: 4_000,
+      connect: guarded ? { lookup: guardedLookup, timeout: connectTimeoutMs } : { timeout: connectTimeoutMs },
+    });
     agents.set(key, agent);
   }
   return agent;
@@ -82,7 +85,12 @@ export interface DeliveryResult {
  * the answer, and records the attempt together with the event's new status in one statement.
  * Never throws for a receiver's failure: the result says whether and when to retry.
  */
-export async function deliverEvent(store: WebhookDeliveryStore, eventId: string, options: DeliveryOptions = {}, mode: { manual?: boolean } = {}): Promise<DeliveryResult> {
+export async function deliverEvent(
+  store: WebhookDeliveryStore,
+  eventId: string,
+  options: DeliveryOptions = {},
+  mode: { manual?: boolean } = {},
+): Promise<DeliveryResult> {
   const manual = mode.manual ?? false;
   const event = await store.claimAttempt(eventId, manual);
   if (!event) return { outcome: "skipped" };
@@ -123,7 +131,15 @@ export async function deliverEvent(store: WebhookDeliveryStore, eventId: string,
     reschedule: !manual,
   });
   if (span) endAttemptSpan(span, attempt, outcome);
-  return { outcome, attempt: event.attempts, statusCode: attempt.statusCode, error: attempt.error, latencyMs: attempt.latencyMs, retryInMs, refused: attempt.refused };
+  return {
+    outcome,
+    attempt: event.attempts,
+    statusCode: attempt.statusCode,
+    error: attempt.error,
+    latencyMs: attempt.latencyMs,
+    retryInMs,
+    refused: attempt.refused,
+  };
 }
 
 interface Attempt {
@@ -143,7 +159,12 @@ interface Attempt {
  * attributes name the event, never its URL (query strings carry tokens), body or secrets.
  */
 function attemptSpan(event: ClaimedWebhookEvent): Span {
-  const attributes: Record<string, string | number> = { [ATTR.webhookEventId]: event.id, [ATTR.webhookEventType]: event.type, [ATTR.attempt]: event.attempts, [ATTR.httpMethod]: "POST" };
+  const attributes: Record<string, string | number> = {
+    [ATTR.webhookEventId]: event.id,
+    [ATTR.webhookEventType]: event.type,
+    [ATTR.attempt]: event.attempts,
+    [ATTR.httpMethod]: "POST",
+  };
   if (event.jobId) attributes[ATTR.jobId] = event.jobId;
   if (event.batchId) attributes[ATTR.batchId] = event.batchId;
   const host = hostOf(event.url);
@@ -154,7 +175,12 @@ function attemptSpan(event: ClaimedWebhookEvent): Span {
 function endAttemptSpan(span: Span, attempt: Attempt, outcome: DeliveryOutcome): void {
   span.setAttribute(ATTR.outcome, outcome);
   if (attempt.statusCode !== undefined) span.setAttribute(ATTR.httpStatus, attempt.statusCode);
-  if (!attempt.ok) failSpan(span, undefined, attempt.refused ? "refused" : attempt.statusCode !== undefined ? String(attempt.statusCode) : "no_answer");
+  if (!attempt.ok)
+    failSpan(
+      span,
+      undefined,
+      attempt.refused ? "refused" : attempt.statusCode !== undefined ? String(attempt.statusCode) : "no_answer",
+    );
   span.end();
 }
 
@@ -167,13 +193,27 @@ function hostOf(url: string): string | undefined {
 }
 
 /** `traceParent`: sent as the `traceparent` header, so the receiver can continue the job's trace. */
-async function attemptOnce(event: ClaimedWebhookEvent, options: DeliveryOptions, traceParent: string | null): Promise<Attempt> {
+async function attemptOnce(
+  event: ClaimedWebhookEvent,
+  options: DeliveryOptions,
+  traceParent: string | null,
+): Promise<Attempt> {
   const at = new Date();
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const size = Buffer.byteLength(event.body);
-  if (size > maxBody) return { at, ok: false, retriable: false, error: `payload of ${size} bytes exceeds the limit of ${maxBody} bytes; not sent` };
+  if (size > maxBody)
+    return {
+      at,
+      ok: false,
+      retriable: false,
+      error: `payload of ${size} bytes exceeds the limit of ${maxBody} bytes; not sent`,
+    };
   try {
-    await assertPublicTarget(event.url, { allowPrivate: options.allowPrivate, lookup: options.lookup, lookupTimeoutMs: options.lookupTimeoutMs });
+    await assertPublicTarget(event.url, {
+      allowPrivate: options.allowPrivate,
+      lookup: options.lookup,
+      lookupTimeoutMs: options.lookupTimeoutMs,
+    });
   } catch (err) {
     // Retried on the schedule: DNS (or the operator's allow switch) may change.
     return { at, ok: false, retriable: true, refused: true, error: `refused: ${(err as Error).message}` };
@@ -197,17 +237,34 @@ async function attemptOnce(event: ClaimedWebhookEvent, options: DeliveryOptions,
     statusCode = res.status;
     const responseBody = await readBounded(res, options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES);
     const latencyMs = Math.round(performance.now() - started);
-    if (res.status >= 200 && res.status < 300) return { at, ok: true, retriable: false, statusCode, latencyMs, responseBody };
+    if (res.status >= 200 && res.status < 300)
+      return { at, ok: true, retriable: false, statusCode, latencyMs, responseBody };
     const error =
-      res.status >= 300 && res.status < 400 ? `redirect (${res.status}${res.headers.get("location") ? ` to ${res.headers.get("location")}` : ""}) not followed` : `receiver answered ${res.status}`;
-    return { at, ok: false, retriable: res.status !== 410, statusCode, latencyMs, error, responseBody, retryAfterMs: parseRetryAfter(res.headers.get("retry-after")) };
+      res.status >= 300 && res.status < 400
+        ? `redirect (${res.status}${res.headers.get("location") ? ` to ${res.headers.get("location")}` : ""}) not followed`
+        : `receiver answered ${res.status}`;
+    return {
+      at,
+      ok: false,
+      retriable: res.status !== 410,
+      statusCode,
+      latencyMs,
+      error,
+      responseBody,
+      retryAfterMs: parseRetryAfter(res.headers.get("retry-after")),
+    };
   } catch (err) {
     const latencyMs = Math.round(performance.now() - started);
     const code = (err as { cause?: { code?: string } }).cause?.code;
     const connectTimedOut = code === "UND_ERR_CONNECT_TIMEOUT";
-    const error = signal.aborted ? `no answer within ${timeoutMs} ms` : connectTimedOut ? `no connection within ${connectTimeoutMs} ms` : `request failed: ${describe(err)}`;
+    const error = signal.aborted
+      ? `no answer within ${timeoutMs} ms`
+      : connectTimedOut
+        ? `no connection within ${connectTimeoutMs} ms`
+        : `request failed: ${describe(err)}`;
     // The guarded lookup refuses at connect time an address the first check did not see (DNS rebinding).
-    if (code === "EWEBHOOKTARGET") return { at, ok: false, retriable: true, statusCode, latencyMs, error, refused: true };
+    if (code === "EWEBHOOKTARGET")
+      return { at, ok: false, retriable: true, statusCode, latencyMs, error, refused: true };
     return { at, ok: false, retriable: true, statusCode, latencyMs, error };
   }
 }

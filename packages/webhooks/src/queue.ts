@@ -53,7 +53,10 @@ export class WebhookQueue {
     await addEntries(
       this.queue,
       events.map((event) => {
-        const data: DeliveryPayload = typeof event === "string" ? { eventId: event } : { eventId: event.id, ...(event.tenantId ? { tenantId: event.tenantId } : {}) };
+        const data: DeliveryPayload =
+          typeof event === "string"
+            ? { eventId: event }
+            : { eventId: event.id, ...(event.tenantId ? { tenantId: event.tenantId } : {}) };
         return { name: "deliver", data, opts: { ...WebhookQueue.entryOptions, jobId: data.eventId } };
       }),
     );
@@ -64,7 +67,12 @@ export class WebhookQueue {
     await this.queue.add(
       "redeliver",
       { eventId, manual: true, ...(tenantId ? { tenantId } : {}) },
-      { jobId: `${eventId}-redeliver-${crypto.randomUUID()}`, attempts: 1, removeOnComplete: true, removeOnFail: { age: 24 * 3600 } },
+      {
+        jobId: `${eventId}-redeliver-${crypto.randomUUID()}`,
+        attempts: 1,
+        removeOnComplete: true,
+        removeOnFail: { age: 24 * 3600 },
+      },
     );
   }
 

@@ -33,8 +33,14 @@ export function parseRetrySchedule(value: string): number[] {
     .map((p) => p.trim())
     .filter(Boolean);
   const delays = parts.map(Number);
-  if (delays.length === 0 || delays.length > MAX_WEBHOOK_ATTEMPTS || delays.some((d) => !Number.isInteger(d) || d < 0)) {
-    throw new Error(`a retry schedule is 1 to ${MAX_WEBHOOK_ATTEMPTS} comma-separated non-negative integers (ms), got ${JSON.stringify(value)}`);
+  if (
+    delays.length === 0 ||
+    delays.length > MAX_WEBHOOK_ATTEMPTS ||
+    delays.some((d) => !Number.isInteger(d) || d < 0)
+  ) {
+    throw new Error(
+      `a retry schedule is 1 to ${MAX_WEBHOOK_ATTEMPTS} comma-separated non-negative integers (ms), got ${JSON.stringify(value)}`,
+    );
   }
   return delays;
 }
@@ -44,7 +50,12 @@ export function parseRetrySchedule(value: string): number[] {
  * schedule is exhausted. A Retry-After from the receiver is honoured: the retry never comes
  * sooner than it asked.
  */
-export function nextRetryDelay(schedule: readonly number[], attemptsMade: number, retryAfterMs?: number, random: () => number = Math.random): number | null {
+export function nextRetryDelay(
+  schedule: readonly number[],
+  attemptsMade: number,
+  retryAfterMs?: number,
+  random: () => number = Math.random,
+): number | null {
   const base = schedule[attemptsMade];
   if (base === undefined) return null;
   const jittered = Math.round(base * (1 - RETRY_JITTER + 2 * RETRY_JITTER * random()));

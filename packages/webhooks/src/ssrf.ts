@@ -30,10 +30,17 @@ export const DEFAULT_LOOKUP_TIMEOUT_MS = 2000;
 const defaultLookup: HostLookup = (host) => dns.promises.lookup(host, { all: true, verbatim: true });
 
 /** `lookup(host)`, or an ETIMEOUT error after `timeoutMs` (the lookup itself cannot be canceled; its late answer is dropped). */
-async function lookupWithin(lookup: HostLookup, host: string, timeoutMs: number): Promise<Array<{ address: string; family: number }>> {
+async function lookupWithin(
+  lookup: HostLookup,
+  host: string,
+  timeoutMs: number,
+): Promise<Array<{ address: string; family: number }>> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`no DNS answer within ${timeoutMs} ms`), { code: "ETIMEOUT" })), timeoutMs);
+    timer = setTimeout(
+      () => reject(Object.assign(new Error(`no DNS answer within ${timeoutMs} ms`), { code: "ETIMEOUT" })),
+      timeoutMs,
+    );
   });
   try {
     return await Promise.race([lookup(host), timeout]);
@@ -119,7 +126,8 @@ export function refusedAddressReason(ip: string): string | null {
   const family = net.isIP(bare);
   if (family === 0) return `${ip} is not an IP address`;
   // WHATWG's IPv6 serialiser writes hex groups only, so ipaddr.js cannot misread ::a.b.c.d below.
-  let addr: ipaddr.IPv4 | ipaddr.IPv6 = family === 6 ? ipaddr.IPv6.parse(new URL(`http://[${bare}]/`).hostname.slice(1, -1)) : ipaddr.IPv4.parse(bare);
+  let addr: ipaddr.IPv4 | ipaddr.IPv6 =
+    family === 6 ? ipaddr.IPv6.parse(new URL(`http://[${bare}]/`).hostname.slice(1, -1)) : ipaddr.IPv4.parse(bare);
   let mapped = "";
   if (addr.kind() === "ipv6" && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
     addr = (addr as ipaddr.IPv6).toIPv4Address();
@@ -133,7 +141,8 @@ export function refusedAddressReason(ip: string): string | null {
   const reserved = RESERVED_LISTS.find((r) => r.family === kind && r.list.check(text, kind));
   if (reserved) return `${ip} is ${mapped ? "an IPv4-mapped address " : ""}in ${reserved.cidr} (${reserved.name})`;
   if (range !== "unicast") return `${ip} is ${mapped ? "an IPv4-mapped address " : ""}in ipaddr.js's ${range} range`;
-  if (kind === "ipv6" && !GLOBAL_UNICAST_V6.check(text, "ipv6")) return `${ip} is not a global unicast IPv6 address (outside 2000::/3)`;
+  if (kind === "ipv6" && !GLOBAL_UNICAST_V6.check(text, "ipv6"))
+    return `${ip} is not a global unicast IPv6 address (outside 2000::/3)`;
   return null;
 }
 
@@ -165,7 +174,8 @@ export async function assertPublicTarget(url: string, options: TargetOptions = {
   } catch {
     throw new UnsafeTargetError("the webhook URL is not a valid URL");
   }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new UnsafeTargetError(`the webhook URL must use http or https, not ${parsed.protocol.replace(/:$/, "")}`);
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+    throw new UnsafeTargetError(`the webhook URL must use http or https, not ${parsed.protocol.replace(/:$/, "")}`);
   if (options.allowPrivate) return [];
   // WHATWG URL parsing already turned numeric forms like 2130706433 or 0x7f.1 into dotted quads.
   const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
@@ -178,19 +188,27 @@ export async function assertPublicTarget(url: string, options: TargetOptions = {
       addresses = (await lookupWithin(options.lookup ?? defaultLookup, host, timeoutMs)).map((a) => a.address);
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === "ETIMEOUT") throw new UnsafeTargetError(`the webhook host ${host} did not resolve within ${timeoutMs} ms`);
+      if (code === "ETIMEOUT")
+        throw new UnsafeTargetError(`the webhook host ${host} did not resolve within ${timeoutMs} ms`);
       throw new UnsafeTargetError(`the webhook host ${host} does not resolve (${code ?? (err as Error).message})`);
     }
     if (addresses.length === 0) throw new UnsafeTargetError(`the webhook host ${host} does not resolve`);
   }
   for (const address of addresses) {
     const reason = refusedAddressReason(address);
-    if (reason) throw new UnsafeTargetError(net.isIP(host) ? `the webhook target ${reason}` : `the webhook host ${host} resolves to ${reason}`);
+    if (reason)
+      throw new UnsafeTargetError(
+        net.isIP(host) ? `the webhook target ${reason}` : `the webhook host ${host} resolves to ${reason}`,
+      );
   }
   return addresses;
 }
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | dns.LookupAddress[],
+  family?: number,
+) => void;
 
 /**
  * A `lookup` for net/tls connections that applies the same address check at connect time, on the
@@ -206,14 +224,27 @@ export function guardedLookup(hostname: string, options: dns.LookupOptions, done
     done(err, address, family);
   };
   const timer = setTimeout(
-    () => callback(Object.assign(new Error(`the webhook host ${hostname} did not resolve within ${DEFAULT_LOOKUP_TIMEOUT_MS} ms`), { code: "ETIMEOUT" }), []),
+    () =>
+      callback(
+        Object.assign(
+          new Error(`the webhook host ${hostname} did not resolve within ${DEFAULT_LOOKUP_TIMEOUT_MS} ms`),
+          { code: "ETIMEOUT" },
+        ),
+        [],
+      ),
     DEFAULT_LOOKUP_TIMEOUT_MS,
   );
   dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
     if (err) return callback(err, []);
     for (const { address } of addresses) {
       const reason = refusedAddressReason(address);
-      if (reason) return callback(Object.assign(new Error(`refused: the webhook host ${hostname} resolves to ${reason}`), { code: "EWEBHOOKTARGET" }), []);
+      if (reason)
+        return callback(
+          Object.assign(new Error(`refused: the webhook host ${hostname} resolves to ${reason}`), {
+            code: "EWEBHOOKTARGET",
+          }),
+          [],
+        );
     }
     if (options.all) return callback(null, addresses);
     const first = addresses[0];

@@ -9,11 +9,15 @@ export interface WebhookSecretView {
 function secretView(row: WebhookSecret | null): WebhookSecretView | null {
   if (!row) return null;
   const view: WebhookSecretView = { secret: row.secret };
-  if (row.previousExpiresAt && row.previousExpiresAt.getTime() > Date.now()) view.previousSecretExpiresAt = row.previousExpiresAt.toISOString();
+  if (row.previousExpiresAt && row.previousExpiresAt.getTime() > Date.now())
+    view.previousSecretExpiresAt = row.previousExpiresAt.toISOString();
   return view;
 }
 
-export async function getWebhookSecret(tenants: Pick<WebhookSecretStore, "webhookSecret">, tenantId: string): Promise<WebhookSecretView | null> {
+export async function getWebhookSecret(
+  tenants: Pick<WebhookSecretStore, "webhookSecret">,
+  tenantId: string,
+): Promise<WebhookSecretView | null> {
   return secretView(await tenants.webhookSecret(tenantId));
 }
 
@@ -22,7 +26,11 @@ export async function getWebhookSecret(tenants: Pick<WebhookSecretStore, "webhoo
  * `windowSeconds`, and each earlier one until its own window ends, so receivers can switch
  * without a gap however often the secret is rotated.
  */
-export async function rotateWebhookSecret(tenants: Pick<WebhookSecretStore, "rotateWebhookSecret">, tenantId: string, windowSeconds: number): Promise<WebhookSecretView | null> {
+export async function rotateWebhookSecret(
+  tenants: Pick<WebhookSecretStore, "rotateWebhookSecret">,
+  tenantId: string,
+  windowSeconds: number,
+): Promise<WebhookSecretView | null> {
   return secretView(await tenants.rotateWebhookSecret(tenantId, windowSeconds));
 }
 
@@ -52,7 +60,11 @@ export interface WebhookAttemptView {
 }
 
 /** A job's webhook events and every attempt, oldest first; null when the job is not the tenant's. */
-export async function listJobWebhooks(events: Pick<JobWebhookStore, "listForJob">, tenantId: string, jobId: string): Promise<{ events: WebhookEventView[]; attempts: WebhookAttemptView[] } | null> {
+export async function listJobWebhooks(
+  events: Pick<JobWebhookStore, "listForJob">,
+  tenantId: string,
+  jobId: string,
+): Promise<{ events: WebhookEventView[]; attempts: WebhookAttemptView[] } | null> {
   const record = await events.listForJob(tenantId, jobId);
   if (!record) return null;
   return {
@@ -67,6 +79,10 @@ export async function listJobWebhooks(events: Pick<JobWebhookStore, "listForJob"
       ...(e.deliveredAt ? { deliveredAt: e.deliveredAt.toISOString() } : {}),
       ...(e.nextAttemptAt && e.status === "pending" ? { nextAttemptAt: e.nextAttemptAt.toISOString() } : {}),
     })),
-    attempts: record.attempts.map((a) => ({ ...a, attemptedAt: a.attemptedAt.toISOString(), nextRetryAt: a.nextRetryAt?.toISOString() ?? null })),
+    attempts: record.attempts.map((a) => ({
+      ...a,
+      attemptedAt: a.attemptedAt.toISOString(),
+      nextRetryAt: a.nextRetryAt?.toISOString() ?? null,
+    })),
   };
 }

@@ -87,11 +87,15 @@ export class WebhookWorker {
     const outages = throttledLogger(options.logger);
     this.worker.on("error", (err) => outages.error({ err: err.message }, "webhook queue connection error"));
     this.worker.on("failed", (job, err) => {
-      if (!(err instanceof RetryAfterError)) outages.warn({ event: job?.data.eventId, err: err.message }, "webhook delivery errored");
+      if (!(err instanceof RetryAfterError))
+        outages.warn({ event: job?.data.eventId, err: err.message }, "webhook delivery errored");
     });
     const interval = options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS;
     if (interval > 0) {
-      this.timer = setInterval(() => void this.sweepOnce().catch((err: Error) => outages.warn({ err: err.message }, "webhook sweep failed")), interval);
+      this.timer = setInterval(
+        () => void this.sweepOnce().catch((err: Error) => outages.warn({ err: err.message }, "webhook sweep failed")),
+        interval,
+      );
       this.timer.unref();
     }
   }
@@ -131,8 +135,13 @@ export class WebhookWorker {
     const result = await deliverEvent(this.store, job.data.eventId, this.options, { manual: job.data.manual });
     if (result.outcome !== "skipped") this.options.onAttempt?.(result);
     // The delay is the schedule's (or the receiver's Retry-After): see the "webhook" backoff strategy.
-    if (result.outcome === "retry") throw new RetryAfterError("webhook_retry", result.error ?? "delivery failed", result.retryInMs ?? 0);
-    if (result.outcome === "failed") this.options.logger.warn({ event: job.data.eventId, attempt: result.attempt, err: result.error }, "webhook delivery failed for good");
+    if (result.outcome === "retry")
+      throw new RetryAfterError("webhook_retry", result.error ?? "delivery failed", result.retryInMs ?? 0);
+    if (result.outcome === "failed")
+      this.options.logger.warn(
+        { event: job.data.eventId, attempt: result.attempt, err: result.error },
+        "webhook delivery failed for good",
+      );
   }
 
   /**
@@ -163,7 +172,8 @@ export class WebhookWorker {
       }
     }
     await this.queue.enqueue(lost);
-    if (lost.length > 0) this.options.logger.warn({ events: lost.length }, "re-enqueued webhook events that had no queue entry");
+    if (lost.length > 0)
+      this.options.logger.warn({ events: lost.length }, "re-enqueued webhook events that had no queue entry");
     return lost.length;
   }
 

@@ -46,16 +46,30 @@ afterAll(async () => {
 async function eventAnswered(status: number, body: Buffer): Promise<string> {
   const path = `/${crypto.randomUUID()}`;
   answers.set(path, { status, body });
-  const { rows } = await db.pool.query<{ id: string }>(`insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, 'whsec_dGVzdA==') returning id`, [
-    `tenant-${crypto.randomUUID()}`,
-  ]);
+  const { rows } = await db.pool.query<{ id: string }>(
+    `insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, 'whsec_dGVzdA==') returning id`,
+    [`tenant-${crypto.randomUUID()}`],
+  );
   const id = `msg_${crypto.randomUUID().replaceAll("-", "")}`;
-  await store.insert([{ id, tenantId: rows[0]!.id, jobId: null, batchId: null, type: "batch.completed", url: `${baseUrl}${path}`, payload: "{}" }]);
+  await store.insert([
+    {
+      id,
+      tenantId: rows[0]!.id,
+      jobId: null,
+      batchId: null,
+      type: "batch.completed",
+      url: `${baseUrl}${path}`,
+      payload: "{}",
+    },
+  ]);
   return id;
 }
 
 async function eventRow(id: string) {
-  const { rows } = await db.pool.query<{ status: string; attempts: number; url: string }>(`select status, attempts, url from webhook_events where id = $1`, [id]);
+  const { rows } = await db.pool.query<{ status: string; attempts: number; url: string }>(
+    `select status, attempts, url from webhook_events where id = $1`,
+    [id],
+  );
   return rows[0]!;
 }
 
@@ -70,7 +84,11 @@ async function attemptsOf(id: string) {
 const options = { allowPrivate: true, schedule: [0, 60_000] };
 
 /** NUL, bytes that are no UTF-8 (a lone continuation, a truncated sequence), an encoded surrogate (ED A0 80), then text. */
-const HOSTILE = Buffer.concat([Buffer.from("ok"), Buffer.from([0x00, 0x80, 0xff, 0xc3, 0xed, 0xa0, 0x80, 0x00]), Buffer.from(" done \u{1F600}")]);
+const HOSTILE = Buffer.concat([
+  Buffer.from("ok"),
+  Buffer.from([0x00, 0x80, 0xff, 0xc3, 0xed, 0xa0, 0x80, 0x00]),
+  Buffer.from(" done \u{1F600}"),
+]);
 
 describe("deliverEvent with a receiver's hostile answer", () => {
   it("records a 2xx whose body holds NUL, invalid UTF-8 and an encoded surrogate, and the event is delivered: not sent again", async () => {
@@ -111,8 +129,14 @@ describe("deliverEvent's retry schedule", () => {
     const schedule = { ...options, schedule: [0, 10, 10] };
     expect(await deliverEvent(store, id, schedule)).toMatchObject({ outcome: "retry", attempt: 1 });
     // The tenant redelivers twice while the receiver is still down.
-    expect(await deliverEvent(store, id, schedule, { manual: true })).toMatchObject({ outcome: "manual_failed", attempt: 2 });
-    expect(await deliverEvent(store, id, schedule, { manual: true })).toMatchObject({ outcome: "manual_failed", attempt: 3 });
+    expect(await deliverEvent(store, id, schedule, { manual: true })).toMatchObject({
+      outcome: "manual_failed",
+      attempt: 2,
+    });
+    expect(await deliverEvent(store, id, schedule, { manual: true })).toMatchObject({
+      outcome: "manual_failed",
+      attempt: 3,
+    });
     // The second and third automatic attempts are still the schedule's.
     expect(await deliverEvent(store, id, schedule)).toMatchObject({ outcome: "retry", attempt: 4 });
     expect(await deliverEvent(store, id, schedule)).toMatchObject({ outcome: "failed", attempt: 5 });

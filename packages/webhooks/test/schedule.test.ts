@@ -1,5 +1,13 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { DEFAULT_RETRY_SCHEDULE_MS, MAX_RETRY_AFTER_MS, MAX_WEBHOOK_ATTEMPTS, nextRetryDelay, parseRetryAfter, parseRetrySchedule, RETRY_JITTER } from "../src/schedule.ts";
+import {
+  DEFAULT_RETRY_SCHEDULE_MS,
+  MAX_RETRY_AFTER_MS,
+  MAX_WEBHOOK_ATTEMPTS,
+  nextRetryDelay,
+  parseRetryAfter,
+  parseRetrySchedule,
+  RETRY_JITTER,
+} from "../src/schedule.ts";
 import { MAX_QUEUE_ATTEMPTS, WebhookQueue } from "../src/queue.ts";
 
 describe("parseRetrySchedule", () => {

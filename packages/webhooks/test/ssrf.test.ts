@@ -4,7 +4,16 @@ import { Agent, fetch } from "undici";
 import { describe, expect, it } from "vitest";
 import ipaddr from "ipaddr.js";
 import { ValidationError } from "@inferline/contracts";
-import { assertPublicTarget, DEFAULT_LOOKUP_TIMEOUT_MS, guardedLookup, refusedAddressReason, RESERVED_RANGES, UnsafeTargetError, webhookTargetChecker, type HostLookup } from "../src/index.ts";
+import {
+  assertPublicTarget,
+  DEFAULT_LOOKUP_TIMEOUT_MS,
+  guardedLookup,
+  refusedAddressReason,
+  RESERVED_RANGES,
+  UnsafeTargetError,
+  webhookTargetChecker,
+  type HostLookup,
+} from "../src/index.ts";
 
 /** A resolver with fixed answers: the tests never ask real DNS for anything but `localhost`. */
 function fakeDns(answers: Record<string, string[]>): HostLookup {
@@ -95,9 +104,11 @@ describe("refusedAddressReason", () => {
       const first = ipaddr.parse(network.toString());
       const bytes = first.toByteArray();
       const hostBits = bytes.length * 8 - bits;
-      for (let i = bytes.length - 1, left = hostBits; left > 0; i--, left -= 8) bytes[i] = bytes[i]! | (0xff >> Math.max(0, 8 - left));
+      for (let i = bytes.length - 1, left = hostBits; left > 0; i--, left -= 8)
+        bytes[i] = bytes[i]! | (0xff >> Math.max(0, 8 - left));
       const last = ipaddr.fromByteArray(bytes);
-      for (const addr of [first, last]) expect(refusedAddressReason(addr.toString()), `${addr.toString()} in ${cidr}`).not.toBeNull();
+      for (const addr of [first, last])
+        expect(refusedAddressReason(addr.toString()), `${addr.toString()} in ${cidr}`).not.toBeNull();
     }
   });
 
@@ -108,7 +119,10 @@ describe("refusedAddressReason", () => {
       bytes[bytes.length - 1] = bytes[bytes.length - 1]! | 2;
       return ipaddr.fromByteArray(bytes);
     };
-    expect(RESERVED_RANGES.filter(({ cidr }) => inside(cidr).range() === "unicast").map((r) => r.cidr)).toEqual(["::/96", "100:0:0:1::/64"]);
+    expect(RESERVED_RANGES.filter(({ cidr }) => inside(cidr).range() === "unicast").map((r) => r.cidr)).toEqual([
+      "::/96",
+      "100:0:0:1::/64",
+    ]);
   });
 });
 
@@ -121,8 +135,12 @@ describe("assertPublicTarget", () => {
   });
 
   it("accepts http and https URLs whose host resolves only to public addresses", async () => {
-    await expect(assertPublicTarget("https://hooks.example.com/inferline", { lookup })).resolves.toEqual(["93.184.215.14"]);
-    await expect(assertPublicTarget("http://v6.example.com:8080/x", { lookup })).resolves.toEqual(["2606:4700:4700::1111"]);
+    await expect(assertPublicTarget("https://hooks.example.com/inferline", { lookup })).resolves.toEqual([
+      "93.184.215.14",
+    ]);
+    await expect(assertPublicTarget("http://v6.example.com:8080/x", { lookup })).resolves.toEqual([
+      "2606:4700:4700::1111",
+    ]);
     await expect(assertPublicTarget("http://8.8.8.8/x", { lookup })).resolves.toEqual(["8.8.8.8"]);
   });
 
@@ -148,12 +166,18 @@ describe("assertPublicTarget", () => {
 
   it("refuses a name resolving to an IPv4-compatible address (glibc writes ::7f00:1 as ::127.0.0.1)", async () => {
     const compat = fakeDns({ "compat.example.com": ["::127.0.0.1"], "compat-public.example.com": ["::8.8.8.8"] });
-    await expect(assertPublicTarget("https://compat.example.com/", { lookup: compat })).rejects.toThrow(/compat\.example\.com resolves to ::127\.0\.0\.1 is in ::\/96/);
-    await expect(assertPublicTarget("https://compat-public.example.com/", { lookup: compat })).rejects.toThrow(/::\/96/);
+    await expect(assertPublicTarget("https://compat.example.com/", { lookup: compat })).rejects.toThrow(
+      /compat\.example\.com resolves to ::127\.0\.0\.1 is in ::\/96/,
+    );
+    await expect(assertPublicTarget("https://compat-public.example.com/", { lookup: compat })).rejects.toThrow(
+      /::\/96/,
+    );
   });
 
   it("refuses a name when any of its addresses is private (DNS rebinding plays on mixed answers)", async () => {
-    await expect(assertPublicTarget("https://mixed.example.com/", { lookup })).rejects.toThrow(/mixed\.example\.com resolves to 10\.0\.0\.7 is a private/);
+    await expect(assertPublicTarget("https://mixed.example.com/", { lookup })).rejects.toThrow(
+      /mixed\.example\.com resolves to 10\.0\.0\.7 is a private/,
+    );
     await expect(assertPublicTarget("https://rebind.example.com/", { lookup })).rejects.toThrow(/IPv4-mapped loopback/);
   });
 
@@ -170,7 +194,9 @@ describe("assertPublicTarget", () => {
 
   it("allows private targets when the operator switch is on, but still only http(s)", async () => {
     await expect(assertPublicTarget("http://127.0.0.1:8080/", { allowPrivate: true, lookup })).resolves.toEqual([]);
-    await expect(assertPublicTarget("gopher://127.0.0.1/", { allowPrivate: true, lookup })).rejects.toThrow(/http or https/);
+    await expect(assertPublicTarget("gopher://127.0.0.1/", { allowPrivate: true, lookup })).rejects.toThrow(
+      /http or https/,
+    );
   });
 });
 
@@ -179,7 +205,9 @@ describe("DNS timeout", () => {
 
   it("refuses a host whose lookup does not answer in time", async () => {
     expect(DEFAULT_LOOKUP_TIMEOUT_MS).toBe(2000);
-    const err = await assertPublicTarget("https://slow.example.com/hook", { lookup: never, lookupTimeoutMs: 50 }).catch((e: Error) => e);
+    const err = await assertPublicTarget("https://slow.example.com/hook", { lookup: never, lookupTimeoutMs: 50 }).catch(
+      (e: Error) => e,
+    );
     expect(err).toBeInstanceOf(UnsafeTargetError);
     expect((err as Error).message).toBe("the webhook host slow.example.com did not resolve within 50 ms");
   });
@@ -189,12 +217,17 @@ describe("DNS timeout", () => {
     const err = await check("https://slow.example.com/hook").catch((e: Error) => e);
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).status).toBe(422);
-    expect((err as ValidationError).errors).toEqual([{ path: "/webhook/url", message: "the webhook host slow.example.com did not resolve within 50 ms" }]);
+    expect((err as ValidationError).errors).toEqual([
+      { path: "/webhook/url", message: "the webhook host slow.example.com did not resolve within 50 ms" },
+    ]);
   });
 
   it("does not delay an answer that comes in time", async () => {
-    const slowish: HostLookup = () => new Promise((resolve) => setTimeout(() => resolve([{ address: "93.184.215.14", family: 4 }]), 10));
-    await expect(assertPublicTarget("https://ok.example.com/", { lookup: slowish, lookupTimeoutMs: 1000 })).resolves.toEqual(["93.184.215.14"]);
+    const slowish: HostLookup = () =>
+      new Promise((resolve) => setTimeout(() => resolve([{ address: "93.184.215.14", family: 4 }]), 10));
+    await expect(
+      assertPublicTarget("https://ok.example.com/", { lookup: slowish, lookupTimeoutMs: 1000 }),
+    ).resolves.toEqual(["93.184.215.14"]);
   });
 });
 

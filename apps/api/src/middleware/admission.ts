@@ -63,7 +63,8 @@ export class RequestAdmission {
     this.refused++;
     // Node discards an unread body to keep the connection; a large or streamed one (a batch upload)
     // is not worth reading to throw away, so that connection closes after the answer.
-    const close = Number(req.headers["content-length"] ?? 0) > DISCARD_BYTES || req.headers["transfer-encoding"] !== undefined;
+    const close =
+      Number(req.headers["content-length"] ?? 0) > DISCARD_BYTES || req.headers["transfer-encoding"] !== undefined;
     res.writeHead(503, {
       "content-type": "application/problem+json",
       "content-length": Buffer.byteLength(OVERLOADED_BODY),

@@ -90,9 +90,11 @@ export class ApiKeyAuth {
       let parsed = this.lastOnSocket.get(req.socket);
       if (parsed?.header !== header) {
         const match = BEARER.exec(header);
-        if (!match) return this.refuse(req, res, "missing_api_key", "send your API key as `Authorization: Bearer <key>`");
+        if (!match)
+          return this.refuse(req, res, "missing_api_key", "send your API key as `Authorization: Bearer <key>`");
         const key = match[1]!;
-        if (!isWellFormedApiKey(key)) return this.refuse(req, res, "invalid_api_key", "the API key is unknown or revoked");
+        if (!isWellFormedApiKey(key))
+          return this.refuse(req, res, "invalid_api_key", "the API key is unknown or revoked");
         parsed = { header, key, hash: hashApiKey(key) };
         this.lastOnSocket.set(req.socket, parsed);
       }
@@ -104,7 +106,8 @@ export class ApiKeyAuth {
       }
       if (!known && !this.inFlight.has(hash)) {
         const until = this.refused.get(hash);
-        if (until !== undefined && until > Date.now()) return void sendProblem(res, 401, "invalid_api_key", "the API key is unknown or revoked");
+        if (until !== undefined && until > Date.now())
+          return void sendProblem(res, 401, "invalid_api_key", "the API key is unknown or revoked");
         if (this.overBudget(req, res)) return;
       }
       return this.lookup(hash, key).then((tenant) => {
@@ -132,7 +135,13 @@ export class ApiKeyAuth {
 
   /** Sizes of the caches and the limiter, for tests and diagnostics. */
   stats(): { validKeys: number; refusedKeys: number; addresses: number; lookupsInFlight: number; cacheSize: number } {
-    return { validKeys: this.valid.size, refusedKeys: this.refused.size, addresses: this.perAddress?.size ?? 0, lookupsInFlight: this.inFlight.size, cacheSize: this.valid.max };
+    return {
+      validKeys: this.valid.size,
+      refusedKeys: this.refused.size,
+      addresses: this.perAddress?.size ?? 0,
+      lookupsInFlight: this.inFlight.size,
+      cacheSize: this.valid.max,
+    };
   }
 
   private refuse(req: Request, res: Response, code: string, detail: string): void {
@@ -145,7 +154,12 @@ export class ApiKeyAuth {
     const retryAfter = this.perAddress.take(clientAddress(req));
     if (retryAfter === 0) return false;
     res.setHeader("Retry-After", String(retryAfter));
-    sendProblem(res, 429, "auth_rate_limited", `more than ${this.perAddress.perSecond} requests per second from this address without a known API key`);
+    sendProblem(
+      res,
+      429,
+      "auth_rate_limited",
+      `more than ${this.perAddress.perSecond} requests per second from this address without a known API key`,
+    );
     return true;
   }
 
@@ -194,7 +208,10 @@ function ipv6Slash64(ip: string): string {
   const left = head ? head.split(":") : [];
   // An embedded IPv4 tail fills two groups; it never reaches the first four but sets the gap.
   const right = tail ? tail.split(":").flatMap((g) => (g.includes(".") ? ["0", "0"] : [g])) : [];
-  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  const groups =
+    tail === undefined
+      ? left
+      : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
   return `${groups
     .slice(0, 4)
     .map((g) => parseInt(g, 16).toString(16))

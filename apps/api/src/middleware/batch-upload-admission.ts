@@ -11,7 +11,8 @@ const UPLOAD_PROBLEMS: SlotProblems = {
   retryAfterSeconds: RETRY_AFTER_S,
   tenant: {
     code: "too_many_batch_uploads",
-    detail: (n) => `this tenant already has ${n} batch uploads in progress on this server; retry after ${RETRY_AFTER_S} s`,
+    detail: (n) =>
+      `this tenant already has ${n} batch uploads in progress on this server; retry after ${RETRY_AFTER_S} s`,
   },
   process: {
     code: "batch_uploads_busy",
@@ -42,7 +43,12 @@ function guardStall(req: Request, res: Response, idleMs: number): void {
   req.setTimeout(idleMs, () => {
     if (res.headersSent) return void req.socket.destroy();
     res.setHeader("Connection", "close");
-    sendProblem(res, 408, "upload_stalled", `the request body stopped arriving for more than ${idleMs / 1000} s; nothing was created`);
+    sendProblem(
+      res,
+      408,
+      "upload_stalled",
+      `the request body stopped arriving for more than ${idleMs / 1000} s; nothing was created`,
+    );
   });
   // Once the body is in, the create may take its time (nothing more is read from the socket).
   req.once("end", () => req.setTimeout(0));

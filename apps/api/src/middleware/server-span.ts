@@ -13,7 +13,11 @@ export function serverSpan(route: string): RequestHandler {
   return (req, res, next) => {
     if (!tracing.enabled) return next();
     const attributes = { [ATTR.httpMethod]: req.method, [ATTR.httpRoute]: route };
-    const span = startSpan(`${req.method} ${route}`, { kind: SpanKind.SERVER, parent: contextOf(req.header("traceparent"), req.header("tracestate")), attributes });
+    const span = startSpan(`${req.method} ${route}`, {
+      kind: SpanKind.SERVER,
+      parent: contextOf(req.header("traceparent"), req.header("tracestate")),
+      attributes,
+    });
     res.once("close", () => {
       span.setAttribute(ATTR.httpStatus, res.statusCode);
       if (res.statusCode >= 500) failSpan(span, undefined, String(res.statusCode));

@@ -48,7 +48,8 @@ export function admitWithSlot(slots: TenantSlots, problems: SlotProblems, admitt
 
 function refuse(res: Response, refusal: SlotRefusal, slots: TenantSlots, problems: SlotProblems): void {
   res.setHeader("Retry-After", String(problems.retryAfterSeconds));
-  if (refusal === "tenant") return sendProblem(res, 429, problems.tenant.code, problems.tenant.detail(slots.limits.perTenant));
+  if (refusal === "tenant")
+    return sendProblem(res, 429, problems.tenant.code, problems.tenant.detail(slots.limits.perTenant));
   sendProblem(res, 503, problems.process.code, problems.process.detail(slots.limits.perProcess));
 }
 

@@ -65,8 +65,16 @@ const RESPONSES: Record<string, z.ZodType> = {
   ModelView,
   ModelList,
   QueueStatus: QueueStatus.meta({
-    description: "The caller's queued and running work on the model and its concurrency caps there, the model's depth and the wait of its oldest queue entry not started",
-    examples: [{ model: "iris", tenant: { queued: 3, running: 1, caps: [{ model: "iris", maxRunning: 2, running: 1 }] }, depth: 12, oldestQueuedAgeSeconds: 0.4 }],
+    description:
+      "The caller's queued and running work on the model and its concurrency caps there, the model's depth and the wait of its oldest queue entry not started",
+    examples: [
+      {
+        model: "iris",
+        tenant: { queued: 3, running: 1, caps: [{ model: "iris", maxRunning: 2, running: 1 }] },
+        depth: 12,
+        oldestQueuedAgeSeconds: 0.4,
+      },
+    ],
   }),
   WebhookSecret,
   JobWebhooks,
@@ -95,8 +103,14 @@ const RESPONSES: Record<string, z.ZodType> = {
 function componentsOf(schemas: Record<string, z.ZodType>, io: "input" | "output"): Schemas {
   const registry = z.registry<{ id: string }>();
   for (const [id, schema] of Object.entries(schemas)) registry.add(schema, { id });
-  const { schemas: out } = z.toJSONSchema(registry, { io, unrepresentable: "any", uri: (id) => `#/components/schemas/${id}` });
-  return Object.fromEntries(Object.entries(out).map(([id, { $schema: _s, $id: _i, ...rest }]) => [id, rest as Record<string, unknown>]));
+  const { schemas: out } = z.toJSONSchema(registry, {
+    io,
+    unrepresentable: "any",
+    uri: (id) => `#/components/schemas/${id}`,
+  });
+  return Object.fromEntries(
+    Object.entries(out).map(([id, { $schema: _s, $id: _i, ...rest }]) => [id, rest as Record<string, unknown>]),
+  );
 }
 
 /** Every component schema of the document, generated from zod. */

@@ -2,11 +2,16 @@ import { ADMIN_BASE_PATH } from "../routes/admin.ts";
 import { json, problem } from "./responses.ts";
 
 const noAuth = { security: [] };
-const text = (description: string, type: string) => ({ description, content: { [type]: { schema: { type: "string" } } } });
+const text = (description: string, type: string) => ({
+  description,
+  content: { [type]: { schema: { type: "string" } } },
+});
 
 /** Probes, metrics, this description, and the operators' dashboard. */
 export const opsPaths = {
-  "/healthz": { get: { ...noAuth, operationId: "healthz", summary: "Process alive", responses: { 200: json("Alive", "Healthz") } } },
+  "/healthz": {
+    get: { ...noAuth, operationId: "healthz", summary: "Process alive", responses: { 200: json("Alive", "Healthz") } },
+  },
   "/readyz": {
     get: {
       ...noAuth,
@@ -23,16 +28,38 @@ export const opsPaths = {
       },
     },
   },
-  "/metrics": { get: { ...noAuth, operationId: "metrics", summary: "Prometheus metrics (text exposition format)", responses: { 200: text("Metrics", "text/plain") } } },
-  "/openapi.json": {
-    get: { ...noAuth, operationId: "openapi", summary: "This document", responses: { 200: { description: "OpenAPI 3.1", content: { "application/json": { schema: { type: "object" } } } } } },
+  "/metrics": {
+    get: {
+      ...noAuth,
+      operationId: "metrics",
+      summary: "Prometheus metrics (text exposition format)",
+      responses: { 200: text("Metrics", "text/plain") },
+    },
   },
-  "/docs": { get: { ...noAuth, operationId: "docs", summary: "An interactive page for this document (Swagger UI; its assets are below /docs/)", responses: { 200: text("HTML", "text/html") } } },
+  "/openapi.json": {
+    get: {
+      ...noAuth,
+      operationId: "openapi",
+      summary: "This document",
+      responses: {
+        200: { description: "OpenAPI 3.1", content: { "application/json": { schema: { type: "object" } } } },
+      },
+    },
+  },
+  "/docs": {
+    get: {
+      ...noAuth,
+      operationId: "docs",
+      summary: "An interactive page for this document (Swagger UI; its assets are below /docs/)",
+      responses: { 200: text("HTML", "text/html") },
+    },
+  },
   [ADMIN_BASE_PATH]: {
     get: {
       security: [{ adminBasic: [] }, { adminBearer: [] }],
       operationId: "adminQueues",
-      summary: "The operators' queue dashboard (bull-board; its pages and API are below this path). Only served when ADMIN_API_KEY is set",
+      summary:
+        "The operators' queue dashboard (bull-board; its pages and API are below this path). Only served when ADMIN_API_KEY is set",
       responses: { 200: text("HTML", "text/html"), 401: problem("Without the admin key (admin_key_required)") },
     },
   },

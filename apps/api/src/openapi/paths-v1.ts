@@ -1,6 +1,20 @@
 import { BatchHeader, BatchListQuery, JobListQuery, WaitQuery } from "@inferline/contracts";
 import { ref } from "./components.ts";
-import { CANCEL_AFTER, ID, IDEMPOTENCY_KEY, json, jsonBody, MODEL_NAME, problem, queryParams, QUOTA_429, SUBMIT_400, submit503, WAIT_429, withCommon } from "./responses.ts";
+import {
+  CANCEL_AFTER,
+  ID,
+  IDEMPOTENCY_KEY,
+  json,
+  jsonBody,
+  MODEL_NAME,
+  problem,
+  queryParams,
+  QUOTA_429,
+  SUBMIT_400,
+  submit503,
+  WAIT_429,
+  withCommon,
+} from "./responses.ts";
 
 const IRIS_INPUT = { name: "features", datatype: "FP32", shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] };
 const QUEUED_JOB = {
@@ -31,7 +45,12 @@ const NDJSON_SETTINGS = [
     required: false,
     description: "NDJSON bodies only (a JSON body carries it)",
   })),
-  { name: "webhookUrl", in: "query", description: "NDJSON bodies only: the batch's webhook URL (a JSON body carries `webhook`)", schema: { type: "string", format: "uri" } },
+  {
+    name: "webhookUrl",
+    in: "query",
+    description: "NDJSON bodies only: the batch's webhook URL (a JSON body carries `webhook`)",
+    schema: { type: "string", format: "uri" },
+  },
 ];
 
 const jobs = {
@@ -41,10 +60,16 @@ const jobs = {
       summary: "Submit a job",
       description: JOB_SUBMIT_DESCRIPTION,
       parameters: [IDEMPOTENCY_KEY, CANCEL_AFTER],
-      requestBody: jsonBody("JobSubmission", { iris: { model: "iris", inputs: [IRIS_INPUT], metadata: { customer: "c-17" } } }),
+      requestBody: jsonBody("JobSubmission", {
+        iris: { model: "iris", inputs: [IRIS_INPUT], metadata: { customer: "c-17" } },
+      }),
       responses: withCommon({
         202: {
-          ...json("Accepted; Location names the job (already `succeeded`, `cached: true`, when the result cache answered)", "JobView", QUEUED_JOB),
+          ...json(
+            "Accepted; Location names the job (already `succeeded`, `cached: true`, when the result cache answered)",
+            "JobView",
+            QUEUED_JOB,
+          ),
           headers: { Location: { description: "/v1/jobs/{id}", schema: { type: "string" } } },
         },
         200: json("Replay of an idempotent request: the first job", "JobView"),
@@ -79,7 +104,12 @@ const jobs = {
       operationId: "getJob",
       summary: "Read a job; ?wait=N long-polls up to 60 s for it to be terminal",
       parameters: [ID, ...queryParams(WaitQuery)],
-      responses: withCommon({ 200: json("The job", "JobView"), 404: problem("Not found (or another tenant's)"), 422: QUERY_422, 429: WAIT_429 }),
+      responses: withCommon({
+        200: json("The job", "JobView"),
+        404: problem("Not found (or another tenant's)"),
+        422: QUERY_422,
+        429: WAIT_429,
+      }),
     },
   },
   "/v1/jobs/{id}/cancel": {
@@ -87,7 +117,11 @@ const jobs = {
       operationId: "cancelJob",
       summary: "Cancel a queued or running job",
       parameters: [ID],
-      responses: withCommon({ 200: json("The canceled job", "JobView"), 404: problem("Not found"), 409: problem("Already terminal") }),
+      responses: withCommon({
+        200: json("The canceled job", "JobView"),
+        404: problem("Not found"),
+        409: problem("Already terminal"),
+      }),
     },
   },
 };
@@ -106,21 +140,32 @@ const batches = {
             schema: ref("BatchSubmission"),
             examples: { iris: { value: { model: "iris", items: [{ customId: "row-1", inputs: [IRIS_INPUT] }] } } },
           },
-          "application/x-ndjson": { schema: { type: "string", description: "One item `{customId?, inputs}` per line" } },
+          "application/x-ndjson": {
+            schema: { type: "string", description: "One item `{customId?, inputs}` per line" },
+          },
         },
       },
       responses: withCommon({
-        202: { ...json("The batch", "BatchView"), headers: { Location: { description: "/v1/batches/{id}", schema: { type: "string" } } } },
+        202: {
+          ...json("The batch", "BatchView"),
+          headers: { Location: { description: "/v1/batches/{id}", schema: { type: "string" } } },
+        },
         200: json("Replay of an idempotent request: the first batch", "BatchView"),
         400: SUBMIT_400,
-        404: problem("Unknown model or version (not_found, naming /model or /version; /query/model or /query/version for NDJSON)"),
+        404: problem(
+          "Unknown model or version (not_found, naming /model or /version; /query/model or /query/version for NDJSON)",
+        ),
         409: problem("Idempotency-Key reused with another body"),
-        413: problem("Body over BATCH_BODY_LIMIT, more than 100,000 items, or one NDJSON line over BATCH_MAX_LINE_BYTES (line_too_large)"),
+        413: problem(
+          "Body over BATCH_BODY_LIMIT, more than 100,000 items, or one NDJSON line over BATCH_MAX_LINE_BYTES (line_too_large)",
+        ),
         422: problem("Invalid items, each named by item and field (up to 100); nothing was created"),
         429: problem(
           "The tenant has MAX_BATCH_UPLOADS_PER_TENANT uploads in progress in this API process (too_many_batch_uploads), its items would pass the tenant's quota of queued work (quota_exceeded), or over the key's rate; see Retry-After",
         ),
-        503: submit503("This API process has MAX_BATCH_UPLOADS uploads in progress (batch_uploads_busy), or the model's queue would pass MAX_QUEUE_DEPTH (queue_full)"),
+        503: submit503(
+          "This API process has MAX_BATCH_UPLOADS uploads in progress (batch_uploads_busy), or the model's queue would pass MAX_QUEUE_DEPTH (queue_full)",
+        ),
       }),
     },
     get: {
@@ -142,7 +187,12 @@ const batches = {
       operationId: "getBatch",
       summary: "Batch status and counts; ?wait=N long-polls up to 60 s for it to finish",
       parameters: [ID, ...queryParams(WaitQuery)],
-      responses: withCommon({ 200: json("The batch: `counts` by item status", "BatchView"), 404: problem("Not found"), 422: QUERY_422, 429: WAIT_429 }),
+      responses: withCommon({
+        200: json("The batch: `counts` by item status", "BatchView"),
+        404: problem("Not found"),
+        422: QUERY_422,
+        429: WAIT_429,
+      }),
     },
   },
   "/v1/batches/{id}/results": {
@@ -157,8 +207,12 @@ const batches = {
           content: { "application/x-ndjson": { schema: ref("BatchResultLine") } },
         },
         404: problem("Not found"),
-        429: problem("The tenant reads MAX_RESULT_STREAMS_PER_TENANT results streams in this API process (too_many_result_streams), or over the key's rate; see Retry-After"),
-        503: problem("This API process writes MAX_RESULT_STREAMS results streams (result_streams_busy), or a dependency is unavailable (dependency_unavailable); see Retry-After"),
+        429: problem(
+          "The tenant reads MAX_RESULT_STREAMS_PER_TENANT results streams in this API process (too_many_result_streams), or over the key's rate; see Retry-After",
+        ),
+        503: problem(
+          "This API process writes MAX_RESULT_STREAMS results streams (result_streams_busy), or a dependency is unavailable (dependency_unavailable); see Retry-After",
+        ),
       }),
     },
   },
@@ -167,13 +221,23 @@ const batches = {
       operationId: "cancelBatch",
       summary: "Cancel every item not yet terminal",
       parameters: [ID],
-      responses: withCommon({ 200: json("The batch", "BatchView"), 404: problem("Not found"), 409: problem("Already completed or canceled") }),
+      responses: withCommon({
+        200: json("The batch", "BatchView"),
+        404: problem("Not found"),
+        409: problem("Already completed or canceled"),
+      }),
     },
   },
 };
 
 const models = {
-  "/v1/models": { get: { operationId: "listModels", summary: "The model repository", responses: withCommon({ 200: json("Models", "ModelList") }) } },
+  "/v1/models": {
+    get: {
+      operationId: "listModels",
+      summary: "The model repository",
+      responses: withCommon({ 200: json("Models", "ModelList") }),
+    },
+  },
   "/v1/models/{name}": {
     get: {
       operationId: "getModel",
@@ -210,17 +274,24 @@ const webhooks = {
       responses: withCommon({
         202: json("Enqueued; read its outcome from GET /v1/jobs/{id}/webhooks", "WebhookRedelivery"),
         404: problem("Not found, or no event yet"),
-        429: problem("The event was redelivered WEBHOOK_MAX_REDELIVERIES times already (redelivery_limit), or over the key's rate"),
+        429: problem(
+          "The event was redelivered WEBHOOK_MAX_REDELIVERIES times already (redelivery_limit), or over the key's rate",
+        ),
       }),
     },
   },
   "/v1/webhooks/secret": {
-    get: { operationId: "getWebhookSecret", summary: "The tenant's webhook signing secret", responses: withCommon({ 200: json("The secret", "WebhookSecret"), 404: problem("Unknown tenant") }) },
+    get: {
+      operationId: "getWebhookSecret",
+      summary: "The tenant's webhook signing secret",
+      responses: withCommon({ 200: json("The secret", "WebhookSecret"), 404: problem("Unknown tenant") }),
+    },
   },
   "/v1/webhooks/secret/rotate": {
     post: {
       operationId: "rotateWebhookSecret",
-      summary: "Rotate the signing secret; the one it replaces keeps signing for WEBHOOK_ROTATION_WINDOW_S, as each earlier one does for its own",
+      summary:
+        "Rotate the signing secret; the one it replaces keeps signing for WEBHOOK_ROTATION_WINDOW_S, as each earlier one does for its own",
       responses: withCommon({ 200: json("The new secret", "WebhookSecret"), 404: problem("Unknown tenant") }),
     },
   },

@@ -4,7 +4,10 @@ const noAuth = { security: [] };
 const AUTH = { 401: COMMON[401], 503: COMMON[503] };
 const UNKNOWN_MODEL = problem("Unknown model or version (not_found)");
 
-const INFER_REQUEST = { id: "req-1", inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] }] };
+const INFER_REQUEST = {
+  id: "req-1",
+  inputs: [{ name: "features", datatype: "FP32", shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2] }],
+};
 
 const v2Error = (description: string) => json(description, "V2Error");
 
@@ -22,7 +25,8 @@ const infer = (operationId: string, versioned: boolean) => ({
       409: v2Error("The job was canceled or expired: `error` gives its code"),
       413: problem("Body over BODY_LIMIT (body_too_large)"),
       422: {
-        description: "The inference failed (`{error}` gives its code), or the inputs do not match the model (a problem, validation_failed, naming each field)",
+        description:
+          "The inference failed (`{error}` gives its code), or the inputs do not match the model (a problem, validation_failed, naming each field)",
         content: { ...v2Error("").content, ...problem("").content },
       },
       429: problem(
@@ -53,12 +57,16 @@ const ready = (operationId: string, versioned: boolean) => ({
       ...AUTH,
       404: UNKNOWN_MODEL,
       503: {
-        ...json("Not ready (Retry-After): `state` is `failed` (workers tried and could not load it) or `unknown` (no live worker reported it)", "V2ModelReady", {
-          name: "ocr",
-          ready: false,
-          state: "failed",
-          versions: { "1": { state: "failed", readyWorkers: 0, failedWorkers: 1, codes: ["warmup_failed"] } },
-        }),
+        ...json(
+          "Not ready (Retry-After): `state` is `failed` (workers tried and could not load it) or `unknown` (no live worker reported it)",
+          "V2ModelReady",
+          {
+            name: "ocr",
+            ready: false,
+            state: "failed",
+            versions: { "1": { state: "failed", readyWorkers: 0, failedWorkers: 1, codes: ["warmup_failed"] } },
+          },
+        ),
         headers: { "Retry-After": { schema: { type: "integer" } } },
       },
     },
@@ -67,7 +75,9 @@ const ready = (operationId: string, versioned: boolean) => ({
 
 /** The Open Inference Protocol v2 routes (KServe/Triton) on the same pipeline. */
 export const v2Paths = {
-  "/v2/health/live": { get: { ...noAuth, operationId: "v2Live", summary: "OIP v2 liveness", responses: { 200: json("Live", "V2Live") } } },
+  "/v2/health/live": {
+    get: { ...noAuth, operationId: "v2Live", summary: "OIP v2 liveness", responses: { 200: json("Live", "V2Live") } },
+  },
   "/v2/health/ready": {
     get: {
       ...noAuth,

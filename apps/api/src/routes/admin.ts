@@ -25,7 +25,8 @@ export function adminRouter(adminKey: string | undefined, queues: Queue[]): Rout
 
 function requireAdmin(adminKey: string): RequestHandler {
   const expected = crypto.createHash("sha256").update(adminKey).digest();
-  const matches = (candidate: string) => crypto.timingSafeEqual(crypto.createHash("sha256").update(candidate).digest(), expected);
+  const matches = (candidate: string) =>
+    crypto.timingSafeEqual(crypto.createHash("sha256").update(candidate).digest(), expected);
   return (req, res, next) => {
     const header = req.headers.authorization ?? "";
     const bearer = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
@@ -33,6 +34,11 @@ function requireAdmin(adminKey: string): RequestHandler {
     const password = basic ? Buffer.from(basic, "base64").toString("utf8").split(":").slice(1).join(":") : undefined;
     if ((bearer && matches(bearer)) || (password && matches(password))) return next();
     res.setHeader("WWW-Authenticate", 'Basic realm="inferline admin"');
-    sendProblem(res, 401, "admin_key_required", "the queue dashboard needs the admin key (HTTP Basic password or Bearer)");
+    sendProblem(
+      res,
+      401,
+      "admin_key_required",
+      "the queue dashboard needs the admin key (HTTP Basic password or Bearer)",
+    );
   };
 }

@@ -2,7 +2,13 @@ import crypto from "node:crypto";
 import type http from "node:http";
 import express, { Router, type Request, type Response } from "express";
 import bytes from "bytes";
-import { BatchHeader, BatchListQuery, BatchSubmission, type BatchListPage, type FieldFault } from "@inferline/contracts";
+import {
+  BatchHeader,
+  BatchListQuery,
+  BatchSubmission,
+  type BatchListPage,
+  type FieldFault,
+} from "@inferline/contracts";
 import type { BatchCreateOptions, BatchService, CreatedBatch } from "../services/batch-service.ts";
 import { CONTENT_ENCODING_FAULT, decodedBody } from "../body-encoding.ts";
 import { sendProblem, zodFaults } from "../problem.ts";
@@ -18,7 +24,8 @@ import { serverSpan } from "../middleware/server-span.ts";
 import type { TenantSlots } from "../services/tenant-slots.ts";
 import { listHandler } from "./list-handler.ts";
 
-const isNdjson = (type: string | undefined) => /^application\/(x-)?(nd|jsonl|json-seq|x-ndjson)/i.test(type ?? "") || /ndjson|jsonl/i.test(type ?? "");
+const isNdjson = (type: string | undefined) =>
+  /^application\/(x-)?(nd|jsonl|json-seq|x-ndjson)/i.test(type ?? "") || /ndjson|jsonl/i.test(type ?? "");
 
 /** Answers a create with a problem, discarding what is left of its body. */
 type Refuse = (status: number, code: string, detail: string, errors?: FieldFault[]) => void;
@@ -37,7 +44,12 @@ type HashedRequest = http.IncomingMessage & { bodySha256?: string };
 /** What the batch routes count. */
 type BatchRouteMetrics = Pick<ApiMetrics, "resultStreams" | "resultStreamsAborted" | "submitted">;
 
-export function batchesRouter(batches: BatchService, limit: string, lists: TenantSlots, metrics?: BatchRouteMetrics): Router {
+export function batchesRouter(
+  batches: BatchService,
+  limit: string,
+  lists: TenantSlots,
+  metrics?: BatchRouteMetrics,
+): Router {
   const router = Router();
   const limitBytes = bytes.parse(limit) ?? 200 * 1024 * 1024;
   const json = express.json({
@@ -45,7 +57,8 @@ export function batchesRouter(batches: BatchService, limit: string, lists: Tenan
     strict: true,
     type: (req) => !isNdjson(req.headers["content-type"]),
     verify: (req: HashedRequest, _res, buf) => {
-      if (req.headers["idempotency-key"] !== undefined) req.bodySha256 = crypto.createHash("sha256").update(buf).digest("hex");
+      if (req.headers["idempotency-key"] !== undefined)
+        req.bodySha256 = crypto.createHash("sha256").update(buf).digest("hex");
     },
   });
 
@@ -76,7 +89,12 @@ export function batchesRouter(batches: BatchService, limit: string, lists: Tenan
     }
     const cancelAfter = cancelAfterHeader(req.header("cancel-after"));
     if (!cancelAfter) return refuse(400, "invalid_cancel_after", CANCEL_AFTER_HINT, [CANCEL_AFTER_FAULT]);
-    const request: CreateRequest = { req, refuse, key: key?.data, options: { cancelAfterSeconds: cancelAfter.seconds } };
+    const request: CreateRequest = {
+      req,
+      refuse,
+      key: key?.data,
+      options: { cancelAfterSeconds: cancelAfter.seconds },
+    };
     const ndjson = isNdjson(req.headers["content-type"]);
     const created = ndjson ? await createFromNdjson(request) : await createFromJson(request);
     if (!created) return;
@@ -132,7 +150,11 @@ export function batchesRouter(batches: BatchService, limit: string, lists: Tenan
 
   router.get(
     "/",
-    listHandler(BatchListQuery, lists, (tenantId, query) => batches.list(tenantId, query) satisfies Promise<BatchListPage>),
+    listHandler(
+      BatchListQuery,
+      lists,
+      (tenantId, query) => batches.list(tenantId, query) satisfies Promise<BatchListPage>,
+    ),
   );
 
   router.get(

@@ -13,10 +13,16 @@ const CHECK_TIMEOUT_MS = 1500;
 class CheckTimeout extends Error {}
 
 /** Runs one probe; a failure is named by `classify` (never reported as the raw error, which can carry hosts and internals). */
-async function check(probe: () => Promise<unknown>, classify: (err: unknown) => DependencyState | undefined): Promise<DependencyState> {
+async function check(
+  probe: () => Promise<unknown>,
+  classify: (err: unknown) => DependencyState | undefined,
+): Promise<DependencyState> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([probe(), new Promise((_, reject) => (timer = setTimeout(() => reject(new CheckTimeout()), CHECK_TIMEOUT_MS)))]);
+    await Promise.race([
+      probe(),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new CheckTimeout()), CHECK_TIMEOUT_MS))),
+    ]);
     return "ok";
   } catch (err) {
     return err instanceof CheckTimeout ? "timeout" : (classify(err) ?? "error");
@@ -25,7 +31,12 @@ async function check(probe: () => Promise<unknown>, classify: (err: unknown) => 
   }
 }
 
-type HealthDeps = { db: Pick<Database, "ping">; redis: Redis | Cluster; models: ModelRepository; availability?: Pick<ModelAvailability, "all"> };
+type HealthDeps = {
+  db: Pick<Database, "ping">;
+  redis: Redis | Cluster;
+  models: ModelRepository;
+  availability?: Pick<ModelAvailability, "all">;
+};
 
 /**
  * `models`: each model's readiness as live workers report it (ready, failed, unknown; per version,
@@ -33,17 +44,26 @@ type HealthDeps = { db: Pick<Database, "ping">; redis: Redis | Cluster; models: 
  * can serve does not make the API unready (it still serves every other model, and answers 503
  * `model_unavailable` for that one).
  */
-export type Readiness = { ready: boolean; checks: { postgres: DependencyState; redis: DependencyState; models: "ok" | "empty" }; models?: Record<string, ModelReadiness> };
+export type Readiness = {
+  ready: boolean;
+  checks: { postgres: DependencyState; redis: DependencyState; models: "ok" | "empty" };
+  models?: Record<string, ModelReadiness>;
+};
 
 /** Each dependency's state as a word. Both /readyz and /v2/health/ready use it. */
 export async function readiness(deps: HealthDeps): Promise<Readiness> {
   const [postgres, redis] = await Promise.all([
     check(() => deps.db.ping(), postgresFailure),
     // While ioredis is reconnecting, a PING would only wait in its offline queue: say so at once.
-    deps.redis.status === "ready" ? check(() => deps.redis.ping(), redisFailure) : Promise.resolve<DependencyState>("unreachable"),
+    deps.redis.status === "ready"
+      ? check(() => deps.redis.ping(), redisFailure)
+      : Promise.resolve<DependencyState>("unreachable"),
   ]);
   const models = deps.models.names().length > 0 ? "ok" : "empty";
-  const readiness: Readiness = { ready: postgres === "ok" && redis === "ok" && models === "ok", checks: { postgres, redis, models } };
+  const readiness: Readiness = {
+    ready: postgres === "ok" && redis === "ok" && models === "ok",
+    checks: { postgres, redis, models },
+  };
   if (redis === "ok" && deps.availability) {
     const availability = deps.availability;
     let read: Map<string, ModelReadiness> | undefined;

@@ -18,7 +18,8 @@ export function submitJobHandler(jobs: JobService, metrics?: Pick<ApiMetrics, "s
   return async (req, res) => {
     const arrived = hops.now(); // the bench's hop trace (off: 0); the id is known only after submit
     const parsed = JobSubmission.safeParse(req.body);
-    if (!parsed.success) return sendProblem(res, 422, "validation_failed", "the request has invalid fields", zodFaults(parsed.error));
+    if (!parsed.success)
+      return sendProblem(res, 422, "validation_failed", "the request has invalid fields", zodFaults(parsed.error));
     const keyHeader = req.header("idempotency-key");
     const key = keyHeader === undefined ? undefined : IdempotencyKey.safeParse(keyHeader);
     if (key && !key.success) {
@@ -32,7 +33,11 @@ export function submitJobHandler(jobs: JobService, metrics?: Pick<ApiMetrics, "s
     // Written straight to the response: res.json's content-type parsing and res.send's checks
     // cost the hottest route CPU for nothing, since this body is always our own JSON.
     const body = JSON.stringify(job satisfies JobView);
-    res.writeHead(replayed ? 200 : 202, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), location: `/v1/jobs/${job.id}` });
+    res.writeHead(replayed ? 200 : 202, {
+      "content-type": "application/json; charset=utf-8",
+      "content-length": Buffer.byteLength(body),
+      location: `/v1/jobs/${job.id}`,
+    });
     res.end(body);
   };
 }

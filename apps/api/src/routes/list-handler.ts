@@ -21,10 +21,15 @@ type ReadPage<Query> = (tenantId: string, query: Query) => Promise<unknown>;
  * slots. A page may read thousands of rows: a tenant's burst of lists takes turns in its own
  * slots, so it holds few of the pool's connections and never makes another tenant's requests wait.
  */
-export function listHandler<Query>(schema: z.ZodType<Query>, lists: TenantSlots, read: ReadPage<Query>): RequestHandler {
+export function listHandler<Query>(
+  schema: z.ZodType<Query>,
+  lists: TenantSlots,
+  read: ReadPage<Query>,
+): RequestHandler {
   return async (req, res) => {
     const query = schema.safeParse(req.query);
-    if (!query.success) return sendProblem(res, 422, "validation_failed", "invalid query parameters", zodFaults(query.error, "/query"));
+    if (!query.success)
+      return sendProblem(res, 422, "validation_failed", "invalid query parameters", zodFaults(query.error, "/query"));
     const gone = new AbortController();
     res.once("close", () => gone.abort());
     const slot = await lists.acquire(req.tenant!.id, gone.signal);

@@ -10,10 +10,19 @@ const RETRY_AFTER_SECONDS = 1;
  * `GET /:id[?wait=N]` for anything that can be long-polled: validates `wait`, and aborts the wait
  * when the client goes away.
  */
-export function longPollHandler<T>(wait: (tenantId: string, id: string, seconds: number, signal: AbortSignal) => Promise<T>): RequestHandler<{ id: string }> {
+export function longPollHandler<T>(
+  wait: (tenantId: string, id: string, seconds: number, signal: AbortSignal) => Promise<T>,
+): RequestHandler<{ id: string }> {
   return async (req, res) => {
     const query = WaitQuery.safeParse(req.query);
-    if (!query.success) return sendProblem(res, 422, "validation_failed", "wait must be a number of seconds from 0 to 60", zodFaults(query.error, "/query"));
+    if (!query.success)
+      return sendProblem(
+        res,
+        422,
+        "validation_failed",
+        "wait must be a number of seconds from 0 to 60",
+        zodFaults(query.error, "/query"),
+      );
     const abort = new AbortController();
     res.on("close", () => abort.abort());
     if (res.closed) abort.abort(); // gone while authenticating: 'close' has been and gone
@@ -45,7 +54,12 @@ export function holdWaiterSlot(limit: WaiterLimit, tenantId: string, res: Respon
   const release = limit.tryAcquire(tenantId);
   if (!release) {
     res.setHeader("Retry-After", String(RETRY_AFTER_SECONDS));
-    sendProblem(res, 429, "too_many_waiters", `your tenant already has ${limit.maxPerTenant} long-polls waiting on this API process; retry later, or read without wait`);
+    sendProblem(
+      res,
+      429,
+      "too_many_waiters",
+      `your tenant already has ${limit.maxPerTenant} long-polls waiting on this API process; retry later, or read without wait`,
+    );
     return false;
   }
   res.once("close", release);

@@ -73,7 +73,11 @@ export class LineSplitter {
   private checkLength(bytes: number): void {
     if (bytes <= this.maxLineBytes) return;
     const line = this.lines + 1;
-    throw new InferlineError("line_too_large", `line ${line} of the NDJSON body is longer than ${this.maxLineBytes} bytes`, { status: 413 });
+    throw new InferlineError(
+      "line_too_large",
+      `line ${line} of the NDJSON body is longer than ${this.maxLineBytes} bytes`,
+      { status: 413 },
+    );
   }
 }
 
@@ -84,8 +88,14 @@ export class LineSplitter {
  * byte read. Stopping early (an error, or the consumer returning) leaves `body` paused, not
  * destroyed, so that the caller can still answer on its socket.
  */
-export async function* ndjsonLines(body: Readable, declaredLength: number | undefined, limits: NdjsonLimits, hash?: crypto.Hash): AsyncGenerator<unknown> {
-  const tooLarge = () => new InferlineError("body_too_large", `request body exceeds ${limits.bodyBytes} bytes`, { status: 413 });
+export async function* ndjsonLines(
+  body: Readable,
+  declaredLength: number | undefined,
+  limits: NdjsonLimits,
+  hash?: crypto.Hash,
+): AsyncGenerator<unknown> {
+  const tooLarge = () =>
+    new InferlineError("body_too_large", `request body exceeds ${limits.bodyBytes} bytes`, { status: 413 });
   if ((declaredLength ?? 0) > limits.bodyBytes) throw tooLarge();
   const splitter = new LineSplitter(limits.lineBytes);
   let bytes = 0;
@@ -116,6 +126,10 @@ function parseLine(text: string, line: number): unknown {
   try {
     return JSON.parse(trimmed);
   } catch (err) {
-    throw new InferlineError("malformed_json", `line ${line} of the NDJSON body is not valid JSON: ${(err as Error).message}`, { status: 400 });
+    throw new InferlineError(
+      "malformed_json",
+      `line ${line} of the NDJSON body is not valid JSON: ${(err as Error).message}`,
+      { status: 400 },
+    );
   }
 }

@@ -9,7 +9,8 @@ const STREAM_PROBLEMS: SlotProblems = {
   retryAfterSeconds: RETRY_AFTER_S,
   tenant: {
     code: "too_many_result_streams",
-    detail: (n) => `this tenant already reads ${n} batch results streams on this server; retry after ${RETRY_AFTER_S} s`,
+    detail: (n) =>
+      `this tenant already reads ${n} batch results streams on this server; retry after ${RETRY_AFTER_S} s`,
   },
   process: {
     code: "result_streams_busy",

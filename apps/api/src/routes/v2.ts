@@ -37,7 +37,8 @@ export const InferRequest = z.object({
 });
 
 /** v2 answers errors as `{error: "..."}`; the v1 problem handler still catches unexpected ones. */
-const v2Error = (res: express.Response, status: number, error: string) => void res.status(status).json({ error } satisfies V2Error);
+const v2Error = (res: express.Response, status: number, error: string) =>
+  void res.status(status).json({ error } satisfies V2Error);
 
 /**
  * Open Inference Protocol v2 (KServe/Triton) on the same pipeline: `infer` is a job at high
@@ -77,7 +78,10 @@ export function v2Router(deps: {
     };
   };
   router.get("/models/:name", (req, res) => void res.json(metadata(req.params.name)));
-  router.get("/models/:name/versions/:version", (req, res) => void res.json(metadata(req.params.name, req.params.version)));
+  router.get(
+    "/models/:name/versions/:version",
+    (req, res) => void res.json(metadata(req.params.name, req.params.version)),
+  );
   // OIP v2 model readiness: 200 when at least one live worker serves the version (the default's,
   // or any, for the model), else 503 with why: `failed` (workers tried and could not load it) or
   // `unknown` (no live worker reported it). Read fresh, not from the submit path's cache.
@@ -86,18 +90,30 @@ export function v2Router(deps: {
     if (!deps.availability) return void res.json({ name: model.manifest.name, ready: true } satisfies V2ModelReady);
     const readiness = await deps.availability.of(model.manifest.name, { fresh: true });
     const state = version ? readiness.versions[model.version]! : readiness;
-    if (state.state === "ready") return void res.json({ name: model.manifest.name, ...(version ? { version: model.version } : {}), ready: true } satisfies V2ModelReady);
+    if (state.state === "ready")
+      return void res.json({
+        name: model.manifest.name,
+        ...(version ? { version: model.version } : {}),
+        ready: true,
+      } satisfies V2ModelReady);
     res.setHeader("Retry-After", String(MODEL_UNAVAILABLE_RETRY_AFTER_S));
     res
       .status(503)
-      .json({ name: model.manifest.name, ...(version ? { version: model.version } : {}), ready: false, state: state.state, versions: version ? undefined : readiness.versions } satisfies V2ModelReady);
+      .json({
+        name: model.manifest.name,
+        ...(version ? { version: model.version } : {}),
+        ready: false,
+        state: state.state,
+        versions: version ? undefined : readiness.versions,
+      } satisfies V2ModelReady);
   };
   router.get("/models/:name/ready", (req, res) => ready(res, req.params.name));
   router.get("/models/:name/versions/:version/ready", (req, res) => ready(res, req.params.name, req.params.version));
 
   const infer: RequestHandler = async (req, res) => {
     const body = InferRequest.safeParse(req.body);
-    if (!body.success) return v2Error(res, 400, body.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+    if (!body.success)
+      return v2Error(res, 400, body.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
     const params = req.params as { name: string; version?: string };
     // As on POST /v1/jobs: the job is canceled if it has not finished that long after the request.
     const cancelAfter = cancelAfterHeader(req.header("cancel-after"));
@@ -125,12 +141,27 @@ export function v2Router(deps: {
     );
     deps.metrics?.submitted("job", job.model);
     const done = await deps.jobs.wait(req.tenant!.id, job.id, deps.timeoutSeconds, abort.signal);
-    if (!isTerminal(done.status)) return v2Error(res, 504, `inference did not finish within ${deps.timeoutSeconds} s; job ${done.id} is still ${done.status}`);
-    if (done.status !== "succeeded" || !done.result) return v2Error(res, done.status === "failed" ? 422 : 409, done.error ? `${done.error.code}: ${done.error.message}` : `job ${done.status}`);
+    if (!isTerminal(done.status))
+      return v2Error(
+        res,
+        504,
+        `inference did not finish within ${deps.timeoutSeconds} s; job ${done.id} is still ${done.status}`,
+      );
+    if (done.status !== "succeeded" || !done.result)
+      return v2Error(
+        res,
+        done.status === "failed" ? 422 : 409,
+        done.error ? `${done.error.code}: ${done.error.message}` : `job ${done.status}`,
+      );
     res.json({ ...done.result, id: body.data.id ?? done.id } satisfies V2InferResponse);
   };
   const json = express.json({ limit: deps.bodyLimit, type: () => true });
   router.post("/models/:name/infer", json, serverSpan("/v2/models/:name/infer"), infer);
-  router.post("/models/:name/versions/:version/infer", json, serverSpan("/v2/models/:name/versions/:version/infer"), infer);
+  router.post(
+    "/models/:name/versions/:version/infer",
+    json,
+    serverSpan("/v2/models/:name/versions/:version/infer"),
+    infer,
+  );
   return router;
 }

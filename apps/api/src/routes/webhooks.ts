@@ -1,5 +1,12 @@
 import { Router } from "express";
-import { InferlineError, isUuid, NotFoundError, type JobWebhooks, type WebhookRedelivery, type WebhookSecret } from "@inferline/contracts";
+import {
+  InferlineError,
+  isUuid,
+  NotFoundError,
+  type JobWebhooks,
+  type WebhookRedelivery,
+  type WebhookSecret,
+} from "@inferline/contracts";
 import type { JobWebhookStore, WebhookSecretStore } from "@inferline/db";
 import { getWebhookSecret, listJobWebhooks, rotateWebhookSecret, type WebhookQueue } from "@inferline/webhooks";
 
@@ -19,7 +26,9 @@ export interface WebhooksRouterDeps {
  */
 export class RedeliveryLimitError extends InferlineError {
   constructor(eventId: string, max: number) {
-    super("redelivery_limit", `event ${eventId} has been redelivered ${max} times, the most allowed for one event`, { status: 429 });
+    super("redelivery_limit", `event ${eventId} has been redelivered ${max} times, the most allowed for one event`, {
+      status: 429,
+    });
   }
 }
 
@@ -51,8 +60,11 @@ export function webhooksRouter(deps: WebhooksRouterDeps): Router {
   router.post("/jobs/:id/webhooks/redeliver", async (req, res) => {
     const tenantId = req.tenant!.id;
     const max = deps.maxRedeliveries;
-    const claim = isUuid(req.params.id) ? await deps.events.claimRedelivery(tenantId, req.params.id, max) : ({ notFound: "job" } as const);
-    if ("notFound" in claim) throw new NotFoundError(claim.notFound === "job" ? "job" : "webhook event of job", req.params.id);
+    const claim = isUuid(req.params.id)
+      ? await deps.events.claimRedelivery(tenantId, req.params.id, max)
+      : ({ notFound: "job" } as const);
+    if ("notFound" in claim)
+      throw new NotFoundError(claim.notFound === "job" ? "job" : "webhook event of job", req.params.id);
     if ("limitReached" in claim) throw new RedeliveryLimitError(claim.eventId, max);
     try {
       await deps.webhooks.redeliver(claim.eventId, tenantId);
@@ -60,7 +72,14 @@ export function webhooksRouter(deps: WebhooksRouterDeps): Router {
       await deps.events.refundRedelivery(claim.eventId).catch(() => {});
       throw err;
     }
-    res.status(202).json({ eventId: claim.eventId, status: "queued", redeliveries: claim.redeliveries, maxRedeliveries: max } satisfies WebhookRedelivery);
+    res
+      .status(202)
+      .json({
+        eventId: claim.eventId,
+        status: "queued",
+        redeliveries: claim.redeliveries,
+        maxRedeliveries: max,
+      } satisfies WebhookRedelivery);
   });
 
   return router;

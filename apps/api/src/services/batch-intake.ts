@@ -75,11 +75,19 @@ export class BatchIntake {
 
   /** Commits the batch; returns its item count and the chunks to queue with their fair-share ranks (see BatchDraft.commit), or throws the faults found (422). */
   async finish(requestHash: () => string | null): Promise<IntakeResult> {
-    if (this.faults.length > 0) throw new ValidationError("the batch has invalid items; nothing was created", this.faults.slice(0, MAX_FAULTS));
-    if (this.count === 0) throw new ValidationError("a batch needs at least one item", [{ path: "/items", message: "no items" }]);
+    if (this.faults.length > 0)
+      throw new ValidationError("the batch has invalid items; nothing was created", this.faults.slice(0, MAX_FAULTS));
+    if (this.count === 0)
+      throw new ValidationError("a batch needs at least one item", [{ path: "/items", message: "no items" }]);
     if (this.inputs.length > 0) await this.closeChunk();
     const committed = await this.deps.commit(this.draft!, this.count, requestHash());
-    return { total: this.count, queued: committed.queued, chunkIds: committed.chunkIds, ranks: committed.ranks, completed: committed.completed };
+    return {
+      total: this.count,
+      queued: committed.queued,
+      chunkIds: committed.chunkIds,
+      ranks: committed.ranks,
+      completed: committed.completed,
+    };
   }
 
   /** Rolls back whatever was written; safe after finish. */
@@ -89,7 +97,12 @@ export class BatchIntake {
 
   private async take(raw: unknown): Promise<void> {
     const index = this.count;
-    if (index >= MAX_BATCH_ITEMS) throw new ValidationError(`a batch holds at most ${MAX_BATCH_ITEMS} items`, [{ path: `/items/${index}`, message: "too many items" }], 413);
+    if (index >= MAX_BATCH_ITEMS)
+      throw new ValidationError(
+        `a batch holds at most ${MAX_BATCH_ITEMS} items`,
+        [{ path: `/items/${index}`, message: "too many items" }],
+        413,
+      );
     this.count++;
     const base = `/items/${index}`;
     const item = BatchItem.safeParse(raw);
@@ -114,7 +127,12 @@ export class BatchIntake {
 
   private async closeChunk(): Promise<void> {
     const inputs = this.inputs;
-    const chunk: NewBatchChunk = { id: crypto.randomUUID(), firstIndex: this.count - inputs.length, inputs, customIds: this.customIds };
+    const chunk: NewBatchChunk = {
+      id: crypto.randomUUID(),
+      firstIndex: this.count - inputs.length,
+      inputs,
+      customIds: this.customIds,
+    };
     this.inputs = [];
     this.customIds = [];
     if (this.deps.cache) {

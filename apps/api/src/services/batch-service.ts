@@ -1,5 +1,14 @@
 import crypto from "node:crypto";
-import { BatchHeader, ConflictError, isUuid, newBatchId, NotFoundError, type BatchListPage, type BatchListQuery, type BatchView } from "@inferline/contracts";
+import {
+  BatchHeader,
+  ConflictError,
+  isUuid,
+  newBatchId,
+  NotFoundError,
+  type BatchListPage,
+  type BatchListQuery,
+  type BatchView,
+} from "@inferline/contracts";
 import { type ModelRepository, type ResolvedModel } from "@inferline/runtime";
 import { canonicalJson, IDEMPOTENCY_WINDOW_MS } from "./idempotency.ts";
 import type { Batch, BatchChunkStore, BatchStore, NewBatch, Tenant } from "@inferline/db";
@@ -39,7 +48,9 @@ export interface BatchCreateOptions {
 /** The body's hash together with the settings, which an NDJSON create carries in its query string. */
 function requestHash(header: BatchHeader, idempotency: BatchIdempotency): string {
   // Only the header's own fields: a JSON body's items are in the digest already.
-  const settings = Object.fromEntries(Object.keys(BatchHeader.shape).map((k) => [k, (header as Record<string, unknown>)[k]]));
+  const settings = Object.fromEntries(
+    Object.keys(BatchHeader.shape).map((k) => [k, (header as Record<string, unknown>)[k]]),
+  );
   return crypto.createHash("sha256").update(canonicalJson(settings)).update(idempotency.digest()).digest("hex");
 }
 
@@ -123,7 +134,12 @@ export class BatchService {
    * first batch instead. With `cancelAfterSeconds` (the Cancel-After header), every item not
    * terminal that long after the request is canceled.
    */
-  async create(tenant: Tenant, header: BatchHeader, items: BatchItems, options: BatchCreateOptions = {}): Promise<CreatedBatch> {
+  async create(
+    tenant: Tenant,
+    header: BatchHeader,
+    items: BatchItems,
+    options: BatchCreateOptions = {},
+  ): Promise<CreatedBatch> {
     const source = itemsOf(items);
     // Cancel-After counts from the request, before a long body is read.
     const cancelAt = deadlineAfter(new Date(), options.cancelAfterSeconds);
@@ -158,9 +174,15 @@ export class BatchService {
     const itemCache =
       header.cache === "off"
         ? undefined
-        : BatchItemCache.for(model, tenantId, { requestedOutputs: (header.outputs ?? []).map((o) => o.name), bypass: header.cache === "bypass" }, this.options.cache, {
-            commandTimeoutMs: this.options.cacheCommandTimeoutMs ?? 250,
-          });
+        : BatchItemCache.for(
+            model,
+            tenantId,
+            { requestedOutputs: (header.outputs ?? []).map((o) => o.name), bypass: header.cache === "bypass" },
+            this.options.cache,
+            {
+              commandTimeoutMs: this.options.cacheCommandTimeoutMs ?? 250,
+            },
+          );
     // Before reading the body: a full queue or quota refuses at once, and so does a JSON body whose
     // size would pass it, unless the cache may answer its items: hits queue nothing, so then each
     // chunk's misses are checked once it is looked up.
@@ -180,13 +202,17 @@ export class BatchService {
       metadata: header.metadata,
       idempotencyKey: idempotency?.key ?? null,
       // Every item's deadline counts from the batch's creation (see maxQueueSecondsOf).
-      queueDeadline: deadlineAfter(createdAt, maxQueueSecondsOf(header.maxQueueSeconds, model.manifest, this.options.defaultMaxQueueSeconds)),
+      queueDeadline: deadlineAfter(
+        createdAt,
+        maxQueueSecondsOf(header.maxQueueSeconds, model.manifest, this.options.defaultMaxQueueSeconds),
+      ),
       cancelAt,
       createdAt,
       // The create request's span (OpenTelemetry; null when off): the chunks' spans join its trace.
       traceParent: activeTraceParent(),
     };
-    if (tracing.enabled) annotateActive({ [ATTR.batchId]: batch.id, [ATTR.model]: batch.model, [ATTR.version]: batch.version });
+    if (tracing.enabled)
+      annotateActive({ [ATTR.batchId]: batch.id, [ATTR.model]: batch.model, [ATTR.version]: batch.version });
     // Checked again as each chunk fills (an NDJSON body's size is known only as it is read).
     const admit = async (n: number) => {
       await depth.assertRoom(batch.model, n);
@@ -205,7 +231,10 @@ export class BatchService {
     } catch (err) {
       await intake.abort();
       // Another request with this key won the race (its batch row holds the key): answer as its replay.
-      const first = idempotency && (err as { code?: string }).code === "23505" ? await this.firstWithKey(tenantId, idempotency.key) : null;
+      const first =
+        idempotency && (err as { code?: string }).code === "23505"
+          ? await this.firstWithKey(tenantId, idempotency.key)
+          : null;
       if (!first) throw err;
       return this.replay(first, header, source, idempotency!);
     }
@@ -241,9 +270,15 @@ export class BatchService {
   }
 
   /** The first batch, once the rest of the body is read (it must be, to hash it) and matches. */
-  private async replay(first: Batch, header: BatchHeader, rest: AsyncIterator<unknown>, idempotency: BatchIdempotency): Promise<CreatedBatch> {
+  private async replay(
+    first: Batch,
+    header: BatchHeader,
+    rest: AsyncIterator<unknown>,
+    idempotency: BatchIdempotency,
+  ): Promise<CreatedBatch> {
     while (!(await rest.next()).done);
-    if (first.requestHash !== requestHash(header, idempotency)) throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was used with a different batch");
+    if (first.requestHash !== requestHash(header, idempotency))
+      throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was used with a different batch");
     return { batch: await this.batches.view(first), replayed: true };
   }
 
@@ -281,9 +316,11 @@ export class BatchService {
 
   async cancel(tenantId: string, id: string): Promise<BatchView> {
     const view = await this.get(tenantId, id);
-    if (view.status === "completed" || view.status === "canceled") throw new ConflictError("batch_not_cancelable", `batch is already ${view.status}`);
+    if (view.status === "completed" || view.status === "canceled")
+      throw new ConflictError("batch_not_cancelable", `batch is already ${view.status}`);
     // Completed between the read above and the locks: a worker finished its last chunk.
-    if (!(await this.outcomes.cancelBatch(id))) throw new ConflictError("batch_not_cancelable", "batch is already completed");
+    if (!(await this.outcomes.cancelBatch(id)))
+      throw new ConflictError("batch_not_cancelable", "batch is already completed");
     return this.get(tenantId, id);
   }
 }

@@ -5,7 +5,8 @@ export const MIN_CANCEL_AFTER_SECONDS = 1;
 export const MAX_CANCEL_AFTER_SECONDS = 259_200;
 
 /** What a refused Cancel-After is told. */
-export const CANCEL_AFTER_HINT = "Cancel-After must be a duration such as 90s, 5m, 1h or 1h30m, or a number of seconds, from 1 s to 3 days";
+export const CANCEL_AFTER_HINT =
+  "Cancel-After must be a duration such as 90s, 5m, 1h or 1h30m, or a number of seconds, from 1 s to 3 days";
 
 const UNIT_SECONDS: Record<string, number> = { h: 3600, m: 60, s: 1 };
 /** Whole-number parts, each unit at most once and in this order (`1h30m`, `90s`), or bare seconds. */
@@ -31,7 +32,11 @@ export function parseCancelAfter(value: string): number | undefined {
  * How long work may wait for a worker: the request's own `maxQueueSeconds`, else the model's
  * manifest default, else the operator's DEFAULT_MAX_QUEUE_SECONDS; undefined means no limit.
  */
-export function maxQueueSecondsOf(requested: number | undefined, manifest: Pick<ModelManifest, "maxQueueSeconds">, operatorDefault: number | undefined): number | undefined {
+export function maxQueueSecondsOf(
+  requested: number | undefined,
+  manifest: Pick<ModelManifest, "maxQueueSeconds">,
+  operatorDefault: number | undefined,
+): number | undefined {
   return requested ?? manifest.maxQueueSeconds ?? operatorDefault;
 }
 

@@ -19,7 +19,8 @@ export interface JobWrites {
 }
 
 /** Where the job went: queued (to run, or waiting on an identical job's run), answered from the cache, or answered from the stored result of the identical job it would have waited for. */
-export type Placed = { kind: "queued" } | { kind: "answered"; result: InferenceResult; answeredAt: Date } | { kind: "answeredByLeader" };
+export type Placed =
+  { kind: "queued" } | { kind: "answered"; result: InferenceResult; answeredAt: Date } | { kind: "answeredByLeader" };
 
 const QUEUED: Placed = { kind: "queued" };
 
@@ -60,7 +61,8 @@ export class JobResultCache {
     }
     const started = Date.now();
     const [entry] = await this.cache.getMany([job.cacheKey], spec);
-    const unanswered = this.options.commandTimeoutMs !== undefined && Date.now() - started >= this.options.commandTimeoutMs;
+    const unanswered =
+      this.options.commandTimeoutMs !== undefined && Date.now() - started >= this.options.commandTimeoutMs;
     const result = entry ? parseResult(entry.resultJson) : undefined;
     if (entry && result) {
       const answeredAt = new Date();
@@ -113,7 +115,9 @@ export class JobResultCache {
 function parseResult(json: string): InferenceResult | undefined {
   try {
     const value: unknown = JSON.parse(json);
-    return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as InferenceResult) : undefined;
+    return value !== null && typeof value === "object" && !Array.isArray(value)
+      ? (value as InferenceResult)
+      : undefined;
   } catch {
     return undefined;
   }

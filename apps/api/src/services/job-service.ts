@@ -18,7 +18,16 @@ import {
   type JobView,
 } from "@inferline/contracts";
 import { type ModelRepository } from "@inferline/runtime";
-import { submittedFields, toJobView, viewOfAnsweredJob, viewOfNewJob, type BatchChunkStore, type JobStore, type NewJob, type Tenant } from "@inferline/db";
+import {
+  submittedFields,
+  toJobView,
+  viewOfAnsweredJob,
+  viewOfNewJob,
+  type BatchChunkStore,
+  type JobStore,
+  type NewJob,
+  type Tenant,
+} from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";
 import type { FinishedListener } from "@inferline/queue";
 import type { SubmitWriter } from "./submit-writer.ts";
@@ -78,9 +87,13 @@ export class JobService {
     const createdAt = new Date();
     const requestedOutputs = (body.outputs ?? []).map((o) => o.name);
     // `cache: "off"`: no digest, so the job neither looks up nor stores (it runs as a model without a cache would).
-    const cacheKey = model.manifest.cache && this.options.cache && body.cache !== "off" ? requestCacheKey(tenantId, model, value.inputs, requestedOutputs) : null;
+    const cacheKey =
+      model.manifest.cache && this.options.cache && body.cache !== "off"
+        ? requestCacheKey(tenantId, model, value.inputs, requestedOutputs)
+        : null;
     const id = crypto.randomUUID();
-    if (tracing.enabled) annotateActive({ [ATTR.jobId]: id, [ATTR.model]: model.manifest.name, [ATTR.version]: model.version });
+    if (tracing.enabled)
+      annotateActive({ [ATTR.jobId]: id, [ATTR.model]: model.manifest.name, [ATTR.version]: model.version });
     return {
       ...submittedFields(body),
       id,
@@ -92,7 +105,10 @@ export class JobService {
       idempotencyKey: null,
       requestHash: null,
       dispatchId: null,
-      queueDeadline: deadlineAfter(createdAt, maxQueueSecondsOf(body.maxQueueSeconds, model.manifest, this.options.defaultMaxQueueSeconds)),
+      queueDeadline: deadlineAfter(
+        createdAt,
+        maxQueueSecondsOf(body.maxQueueSeconds, model.manifest, this.options.defaultMaxQueueSeconds),
+      ),
       cancelAt: deadlineAfter(createdAt, cancelAfterSeconds),
       createdAt,
       cacheKey,
@@ -107,7 +123,12 @@ export class JobService {
    * is not terminal that long from now. A job the result cache answers is stored succeeded and
    * never enqueued (see JobResultCache).
    */
-  async submit(tenant: Tenant, body: JobSubmission, idempotencyKey?: string, cancelAfterSeconds?: number): Promise<SubmitResult> {
+  async submit(
+    tenant: Tenant,
+    body: JobSubmission,
+    idempotencyKey?: string,
+    cancelAfterSeconds?: number,
+  ): Promise<SubmitResult> {
     const job = this.prepare(tenant.id, body, cancelAfterSeconds);
     // The webhook target's check (it may resolve a name), after the inputs' so 422s keep their order.
     if (body.webhook) await this.options.checkWebhook?.(body.webhook.url);
@@ -121,7 +142,8 @@ export class JobService {
    */
   private async place(tenant: Tenant, job: NewJob, mode: CacheMode | undefined): Promise<JobView> {
     const writes = new SubmitWrites(this.writer, this.options, tenant, job);
-    const spec = job.cacheKey && this.options.cache ? this.models.resolve(job.model, job.version).manifest.cache : undefined;
+    const spec =
+      job.cacheKey && this.options.cache ? this.models.resolve(job.model, job.version).manifest.cache : undefined;
     if (!spec || !this.options.cache) {
       await writes.admit();
       await writes.run(job);
@@ -162,12 +184,19 @@ export class JobService {
     for (let attempt = 0; attempt < 2; attempt++) {
       const existing = await this.store.findByIdempotencyKey(job.tenantId, key);
       if (existing && Date.now() - existing.createdAt.getTime() < IDEMPOTENCY_WINDOW_MS) {
-        if (existing.requestHash !== hash) throw new ConflictError("idempotency_key_reused", "this Idempotency-Key was used with a different request body");
+        if (existing.requestHash !== hash)
+          throw new ConflictError(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request body",
+          );
         return { job: toJobView(existing), replayed: true };
       }
       if (existing) await this.store.releaseIdempotencyKey(existing.id);
       try {
-        return { job: await this.place(tenant, { ...job, idempotencyKey: key, requestHash: hash }, body.cache), replayed: false };
+        return {
+          job: await this.place(tenant, { ...job, idempotencyKey: key, requestHash: hash }, body.cache),
+          replayed: false,
+        };
       } catch (err) {
         if ((err as { code?: string }).code !== "23505") throw err;
       }
@@ -211,14 +240,23 @@ export class JobService {
     return { jobs: page.jobs.map(toJobView), nextCursor: page.nextCursor };
   }
 
-  private async listItems(tenantId: string, batchId: string, query: JobListQuery): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
+  private async listItems(
+    tenantId: string,
+    batchId: string,
+    query: JobListQuery,
+  ): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
     let beforeIndex = MAX_BATCH_ITEMS;
     if (query.cursor) {
       const match = /^item:(\d{1,6})$/.exec(Buffer.from(query.cursor, "base64url").toString("utf8"));
       if (!match || Number(match[1]) > MAX_BATCH_ITEMS) throw new InvalidCursorError();
       beforeIndex = Number(match[1]);
     }
-    const page = await (this.options.scans?.items ?? this.items).listItems(tenantId, batchId, { beforeIndex, limit: query.limit, status: query.status, model: query.model });
+    const page = await (this.options.scans?.items ?? this.items).listItems(tenantId, batchId, {
+      beforeIndex,
+      limit: query.limit,
+      status: query.status,
+      model: query.model,
+    });
     const nextCursor = page.nextBefore === null ? null : Buffer.from(`item:${page.nextBefore}`).toString("base64url");
     return { jobs: page.jobs, nextCursor };
   }

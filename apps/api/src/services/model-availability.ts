@@ -1,4 +1,9 @@
-import { ServiceUnavailableError, summarizeReadiness, type ModelReadiness, type WorkerModelReport } from "@inferline/contracts";
+import {
+  ServiceUnavailableError,
+  summarizeReadiness,
+  type ModelReadiness,
+  type WorkerModelReport,
+} from "@inferline/contracts";
 import { type ModelRepository } from "@inferline/runtime";
 
 /** What a client is told to wait before retrying a model no worker can serve: an operator has to act, so not seconds. */
@@ -104,7 +109,9 @@ export class ModelAvailability {
     if (decided !== undefined) return decided ?? undefined;
     let timer: NodeJS.Timeout | undefined;
     try {
-      const bound = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), this.submitWaitMs)));
+      const bound = new Promise<undefined>(
+        (resolve) => (timer = setTimeout(() => resolve(undefined), this.submitWaitMs)),
+      );
       const snapshot = await Promise.race([this.refresh(), bound]);
       if (snapshot) return snapshot.models;
       const previous = this.snapshot;

@@ -36,10 +36,18 @@ export class QueueDepthGuard {
 
   private decide(model: string, depth: number, adding: number): void {
     if (depth >= this.maxDepth) {
-      throw new ServiceUnavailableError("queue_full", `model ${model} has ${depth} queued jobs (limit ${this.maxDepth}); retry later`, RETRY_AFTER_S);
+      throw new ServiceUnavailableError(
+        "queue_full",
+        `model ${model} has ${depth} queued jobs (limit ${this.maxDepth}); retry later`,
+        RETRY_AFTER_S,
+      );
     }
     if (depth + adding > this.maxDepth) {
-      throw new ServiceUnavailableError("queue_full", `model ${model} has ${depth} queued jobs (limit ${this.maxDepth}); ${adding} more would exceed it; retry later or send fewer`, RETRY_AFTER_S);
+      throw new ServiceUnavailableError(
+        "queue_full",
+        `model ${model} has ${depth} queued jobs (limit ${this.maxDepth}); ${adding} more would exceed it; retry later or send fewer`,
+        RETRY_AFTER_S,
+      );
     }
   }
 

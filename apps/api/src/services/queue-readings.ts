@@ -50,7 +50,9 @@ export class QueueReadings {
     if (this.last && Date.now() - this.last.at < (this.options.maxAgeMs ?? 1000)) return this.last;
     this.reading ??= this.read().finally(() => (this.reading = undefined));
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), this.options.waitMs ?? 500)));
+    const late = new Promise<undefined>(
+      (resolve) => (timer = setTimeout(() => resolve(undefined), this.options.waitMs ?? 500)),
+    );
     try {
       return (await Promise.race([this.reading, late])) ?? this.last;
     } finally {
@@ -72,10 +74,18 @@ export class QueueReadings {
 }
 
 function toReading(at: number, lines: ModelQueueLine[], known: readonly string[]): QueueReading {
-  const byModel = new Map<string, ModelQueueReading>(known.map((model) => [model, { model, queuedJobs: 0, queuedItems: 0, running: 0, oldestQueuedAt: null }]));
+  const byModel = new Map<string, ModelQueueReading>(
+    known.map((model) => [model, { model, queuedJobs: 0, queuedItems: 0, running: 0, oldestQueuedAt: null }]),
+  );
   for (const l of lines) {
     const oldestQueuedAt = l.oldestQueuedAgeSeconds === null ? null : at - l.oldestQueuedAgeSeconds * 1000;
-    byModel.set(l.model, { model: l.model, queuedJobs: l.queuedJobs, queuedItems: l.queuedItems, running: l.running, oldestQueuedAt });
+    byModel.set(l.model, {
+      model: l.model,
+      queuedJobs: l.queuedJobs,
+      queuedItems: l.queuedItems,
+      running: l.running,
+      oldestQueuedAt,
+    });
   }
   return { at, models: [...byModel.values()] };
 }

@@ -60,8 +60,13 @@ export class QueueStatusService {
 
   /** `model` must be a known model's name (the route checks it). */
   async status(model: string, tenantId: string): Promise<QueueStatus> {
-    const [tenant, whole, caps] = await Promise.all([this.store.tenantQueue(model, tenantId), this.modelReading(model), this.caps(model, tenantId)]);
-    const age = whole.oldestQueuedAt === null ? null : Math.max(0, Math.round(Date.now() - whole.oldestQueuedAt) / 1000);
+    const [tenant, whole, caps] = await Promise.all([
+      this.store.tenantQueue(model, tenantId),
+      this.modelReading(model),
+      this.caps(model, tenantId),
+    ]);
+    const age =
+      whole.oldestQueuedAt === null ? null : Math.max(0, Math.round(Date.now() - whole.oldestQueuedAt) / 1000);
     return { model, tenant: { ...tenant, caps }, depth: whole.depth, oldestQueuedAgeSeconds: age };
   }
 
@@ -95,7 +100,11 @@ export class QueueStatusService {
 
   private remember(model: string, q: ModelQueue): ModelReading {
     const at = Date.now();
-    const reading = { depth: q.depth, oldestQueuedAt: q.oldestQueuedAgeSeconds === null ? null : at - q.oldestQueuedAgeSeconds * 1000, at };
+    const reading = {
+      depth: q.depth,
+      oldestQueuedAt: q.oldestQueuedAgeSeconds === null ? null : at - q.oldestQueuedAgeSeconds * 1000,
+      at,
+    };
     this.readings.set(model, reading);
     return reading;
   }

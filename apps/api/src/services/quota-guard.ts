@@ -87,7 +87,11 @@ export class TenantQuotaGuard {
     if (cached) cached.queued += n;
   }
 
-  private async check(tenant: Pick<Tenant, "id" | "name" | "maxQueued">, adding: number, count: boolean): Promise<void> {
+  private async check(
+    tenant: Pick<Tenant, "id" | "name" | "maxQueued">,
+    adding: number,
+    count: boolean,
+  ): Promise<void> {
     const limit = this.limitOf(tenant);
     if (limit === undefined) return;
     const read = await this.queued(tenant.id);
@@ -95,7 +99,13 @@ export class TenantQuotaGuard {
     this.decide(tenant, limit, this.readings.get(tenant.id)?.queued ?? read, adding, count);
   }
 
-  private decide(tenant: Pick<Tenant, "id" | "name">, limit: number, queued: number, adding: number, count: boolean): void {
+  private decide(
+    tenant: Pick<Tenant, "id" | "name">,
+    limit: number,
+    queued: number,
+    adding: number,
+    count: boolean,
+  ): void {
     if (queued + adding > limit || queued >= limit) {
       const quota = `tenant ${tenant.name} has ${queued} jobs and batch items queued; its quota (maxQueued) is ${limit}`;
       if (queued >= limit) throw new QuotaExceededError(`${quota}; retry once some have started`);

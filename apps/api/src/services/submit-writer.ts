@@ -1,6 +1,14 @@
 import { hops, type LevelLogger } from "@inferline/runtime";
 import type { JobStatus } from "@inferline/contracts";
-import { isRowFault, postgresFailure, type AnsweredJob, type FlightLeader, type InsertedFollower, type JobStore, type NewJob } from "@inferline/db";
+import {
+  isRowFault,
+  postgresFailure,
+  type AnsweredJob,
+  type FlightLeader,
+  type InsertedFollower,
+  type JobStore,
+  type NewJob,
+} from "@inferline/db";
 import type { OutcomeSystem } from "@inferline/outcomes";
 import type { CarriedJob, Dispatcher, DispatchGroup } from "@inferline/queue";
 import type { TenantBacklog } from "./tenant-backlog.ts";
@@ -117,13 +125,22 @@ export class SubmitWriter {
       stored = await this.insert(group);
       const ids = new Set(stored.map((w) => w.job.id));
       if (hops.enabled) hops.markAll([...ids], "api.stored");
-      const entries = (await ranking).map((g) => ({ ...g, jobIds: g.jobIds.filter((id) => ids.has(id)) })).filter((g) => g.jobIds.length > 0);
+      const entries = (await ranking)
+        .map((g) => ({ ...g, jobIds: g.jobIds.filter((id) => ids.has(id)) }))
+        .filter((g) => g.jobIds.length > 0);
       // Stored with their dispatch rows, the jobs are accepted whether or not the queue takes
       // their entries now (the reconciler adds what it missed): their submits are answered while
       // the entries are added, not after. The next group still waits for this enqueue.
       for (const w of stored) w.resolve();
       if (hops.enabled) hops.markAll([...ids], "api.adding");
-      await this.dispatcher.enqueue(entries).catch((err: Error) => this.logger.warn({ err: err.message, jobs: stored.length }, "enqueue failed; the reconciler will enqueue these jobs"));
+      await this.dispatcher
+        .enqueue(entries)
+        .catch((err: Error) =>
+          this.logger.warn(
+            { err: err.message, jobs: stored.length },
+            "enqueue failed; the reconciler will enqueue these jobs",
+          ),
+        );
       if (hops.enabled) hops.markAll([...ids], "api.enqueued");
     } catch (err) {
       for (const w of group) w.reject(err);
@@ -176,7 +193,10 @@ export class SubmitWriter {
    * Writes a group with `write`; after a row fault, each member on its own, so only the guilty
    * request fails (as insertOneByOne does for runs). Rejects the members that failed; returns the stored.
    */
-  private async storeGroup<W extends { job: NewJob; reject: (err: unknown) => void }>(group: W[], write: (list: W[]) => Promise<unknown>): Promise<W[]> {
+  private async storeGroup<W extends { job: NewJob; reject: (err: unknown) => void }>(
+    group: W[],
+    write: (list: W[]) => Promise<unknown>,
+  ): Promise<W[]> {
     try {
       await write(group);
       return group;
@@ -285,7 +305,15 @@ export class SubmitWriter {
 
   /** The entries with their fair-share ranks. */
   private async ranked(groups: DispatchGroup[]): Promise<DispatchGroup[]> {
-    const ranks = await this.backlog.rank(groups.map((g) => ({ id: g.dispatchId, tenantId: g.tenantId!, model: g.model, priority: g.priority, jobs: g.jobIds.length })));
+    const ranks = await this.backlog.rank(
+      groups.map((g) => ({
+        id: g.dispatchId,
+        tenantId: g.tenantId!,
+        model: g.model,
+        priority: g.priority,
+        jobs: g.jobIds.length,
+      })),
+    );
     return groups.map((g, i) => ({ ...g, rank: ranks[i] }));
   }
 }
@@ -305,5 +333,11 @@ function carriedOf(job: NewJob): CarriedJob | undefined {
     elements += tensor.data.length;
   }
   if (elements > MAX_CARRIED_ELEMENTS) return undefined;
-  return { tenantId: job.tenantId, inputs: job.inputs, requestedOutputs: job.requestedOutputs, cacheKey: job.cacheKey ?? null, traceParent: job.traceParent ?? null };
+  return {
+    tenantId: job.tenantId,
+    inputs: job.inputs,
+    requestedOutputs: job.requestedOutputs,
+    cacheKey: job.cacheKey ?? null,
+    traceParent: job.traceParent ?? null,
+  };
 }

@@ -37,7 +37,12 @@ export class SubmitWrites implements JobWrites {
   admit(): Promise<void> | undefined {
     const { availability, depthGuard, quotaGuard } = this.guards;
     const { model, version } = this.job;
-    if ((availability?.servableNow(model, version) ?? true) && depthGuard.roomNow(model) && quotaGuard.admitNow(this.tenant)) return undefined;
+    if (
+      (availability?.servableNow(model, version) ?? true) &&
+      depthGuard.roomNow(model) &&
+      quotaGuard.admitNow(this.tenant)
+    )
+      return undefined;
     return this.awaitRoom();
   }
 

@@ -50,7 +50,8 @@ export class TenantBacklog {
     for (const e of entries) {
       const key = keyOf(e);
       const reading = this.readings.get(key);
-      if (!reading || now - reading.at >= this.maxAgeMs) stale.set(key, { tenantId: e.tenantId, model: e.model, priority: e.priority });
+      if (!reading || now - reading.at >= this.maxAgeMs)
+        stale.set(key, { tenantId: e.tenantId, model: e.model, priority: e.priority });
     }
     if (stale.size > 0) {
       const values = await this.read(

@@ -1,12 +1,26 @@
 import fs from "node:fs";
 import readline from "node:readline";
 import { Option, type Command } from "commander";
-import { isFinishedBatch, type BatchItemInput, type BatchResultLine, type BatchStatus, type BatchView } from "@inferline/client";
+import {
+  isFinishedBatch,
+  type BatchItemInput,
+  type BatchResultLine,
+  type BatchStatus,
+  type BatchView,
+} from "@inferline/client";
 import { clientOf, type RemoteFlags } from "../cli-options.ts";
 import { EXIT } from "../exit-codes.ts";
 import { printRecords, type Column } from "../output.ts";
 import { UsageError } from "../score/types.ts";
-import { cacheOption, collectPages, hintMore, pageOptions, remoteCommand, waitOption, waitSeconds } from "./remote-work.ts";
+import {
+  cacheOption,
+  collectPages,
+  hintMore,
+  pageOptions,
+  remoteCommand,
+  waitOption,
+  waitSeconds,
+} from "./remote-work.ts";
 
 const BATCH_STATUSES: BatchStatus[] = ["queued", "running", "completed", "canceled"];
 /** The most batches one GET /v1/batches answers. */
@@ -28,7 +42,10 @@ const RESULT_COLUMNS: ReadonlyArray<Column<BatchResultLine>> = [
   { header: "custom id", value: (r) => r.customId },
   { header: "job", value: (r) => r.jobId },
   { header: "status", value: (r) => r.status },
-  { header: "result", value: (r) => r.error?.code ?? r.result?.classifications?.[0]?.label ?? (r.result ? "(see --json)" : undefined) },
+  {
+    header: "result",
+    value: (r) => r.error?.code ?? r.result?.classifications?.[0]?.label ?? (r.result ? "(see --json)" : undefined),
+  },
 ];
 
 interface Flags extends RemoteFlags {
@@ -50,23 +67,30 @@ export function registerBatches(program: Command): void {
   const batches = program.command("batches").description("batches on a cluster: create, list, get, results, cancel");
 
   remoteCommand(batches.command("create"))
-    .description("create a batch from a JSONL file, one item {customId?, inputs} a line, streamed; print it (with --wait, when it ended)")
+    .description(
+      "create a batch from a JSONL file, one item {customId?, inputs} a line, streamed; print it (with --wait, when it ended)",
+    )
     .argument("<file>", "the items, one JSON object a line (- for standard input)")
     .requiredOption("-m, --model <name>", "model name")
     .option("--model-version <version>", "model version (default: the model's default)")
     .addOption(new Option("--priority <priority>", "queue priority (default low)").choices(["high", "normal", "low"]))
     .addOption(cacheOption())
-    .option("--idempotency-key <key>", "the same key and items within 24 h answer the first batch (send them again after a lost answer)")
+    .option(
+      "--idempotency-key <key>",
+      "the same key and items within 24 h answer the first batch (send them again after a lost answer)",
+    )
     .option("--cancel-after <duration>", "cancel the items not ended within this long (90s, 5m, 1h30m)")
     .addOption(waitOption())
     .action(async (file: string, flags: CreateFlags) => {
       const client = clientOf(flags);
       const header = { model: flags.model, version: flags.modelVersion, priority: flags.priority, cache: flags.cache };
       const items = new ItemFile(file);
-      const batch = await client.batches.create(items, header, { idempotencyKey: flags.idempotencyKey, cancelAfter: flags.cancelAfter }).catch((err: unknown) => {
-        // A line that failed to parse stopped the upload: that, not the cut request, is what to say.
-        throw items.failure ?? err;
-      });
+      const batch = await client.batches
+        .create(items, header, { idempotencyKey: flags.idempotencyKey, cancelAfter: flags.cancelAfter })
+        .catch((err: unknown) => {
+          // A line that failed to parse stopped the upload: that, not the cut request, is what to say.
+          throw items.failure ?? err;
+        });
       await printWaited(flags, batch, (timeoutSeconds) => client.batches.wait(batch.id, { timeoutSeconds }));
     });
 
@@ -78,7 +102,12 @@ export function registerBatches(program: Command): void {
       const client = clientOf(flags);
       const { items, nextCursor } = await collectPages(
         async (cursor, limit) => {
-          const page = await client.batches.page({ status: flags.status, model: flags.model, cursor, limit: Math.min(limit, MAX_PAGE) });
+          const page = await client.batches.page({
+            status: flags.status,
+            model: flags.model,
+            cursor,
+            limit: Math.min(limit, MAX_PAGE),
+          });
           return { items: page.batches, nextCursor: page.nextCursor };
         },
         flags.limit,
@@ -94,11 +123,15 @@ export function registerBatches(program: Command): void {
     .addOption(waitOption())
     .action(async (id: string, flags: Flags) => {
       const client = clientOf(flags);
-      await printWaited(flags, await client.batches.get(id), (timeoutSeconds) => client.batches.wait(id, { timeoutSeconds }));
+      await printWaited(flags, await client.batches.get(id), (timeoutSeconds) =>
+        client.batches.wait(id, { timeoutSeconds }),
+      );
     });
 
   remoteCommand(batches.command("results"))
-    .description("print a batch's result lines in submission order (with --json: one JSON object a line, as the API streams them)")
+    .description(
+      "print a batch's result lines in submission order (with --json: one JSON object a line, as the API streams them)",
+    )
     .argument("<id>", "the batch's id")
     .action(async (id: string, flags: Flags) => {
       const lines = clientOf(flags).batches.results(id);
@@ -120,11 +153,19 @@ export function registerBatches(program: Command): void {
 }
 
 /** Prints the batch, after waiting for it with --wait: exit 0 when every item succeeded, 1 when one did not. */
-async function printWaited(flags: Flags, batch: BatchView, wait: (timeoutSeconds: number | undefined) => Promise<BatchView>): Promise<void> {
+async function printWaited(
+  flags: Flags,
+  batch: BatchView,
+  wait: (timeoutSeconds: number | undefined) => Promise<BatchView>,
+): Promise<void> {
   const shown = flags.wait === undefined || isFinishedBatch(batch) ? batch : await wait(waitSeconds(flags.wait));
   printRecords(shown, BATCH_COLUMNS, flags.json);
   if (flags.wait === undefined) return;
-  process.exitCode = !isFinishedBatch(shown) ? EXIT.waitEnded : shown.counts.succeeded === shown.total ? EXIT.ok : EXIT.failed;
+  process.exitCode = !isFinishedBatch(shown)
+    ? EXIT.waitEnded
+    : shown.counts.succeeded === shown.total
+      ? EXIT.ok
+      : EXIT.failed;
 }
 
 /**

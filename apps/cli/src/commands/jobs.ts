@@ -5,7 +5,15 @@ import { clientOf, type RemoteFlags } from "../cli-options.ts";
 import { EXIT } from "../exit-codes.ts";
 import { printRecords, type Column } from "../output.ts";
 import { UsageError } from "../score/types.ts";
-import { cacheOption, collectPages, hintMore, pageOptions, remoteCommand, waitOption, waitSeconds } from "./remote-work.ts";
+import {
+  cacheOption,
+  collectPages,
+  hintMore,
+  pageOptions,
+  remoteCommand,
+  waitOption,
+  waitSeconds,
+} from "./remote-work.ts";
 
 const JOB_STATUSES: JobStatus[] = ["queued", "running", "succeeded", "failed", "canceled", "expired"];
 const INPUTS_EXAMPLE = '[{"name":"features","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]';
@@ -20,7 +28,10 @@ export const JOB_COLUMNS: ReadonlyArray<Column<JobView>> = [
   { header: "version", value: (j) => j.version },
   { header: "created", value: (j) => j.createdAt },
   { header: "completed", value: (j) => j.completedAt },
-  { header: "result", value: (j) => j.error?.code ?? j.result?.classifications?.[0]?.label ?? (j.result ? "(see --json)" : undefined) },
+  {
+    header: "result",
+    value: (j) => j.error?.code ?? j.result?.classifications?.[0]?.label ?? (j.result ? "(see --json)" : undefined),
+  },
 ];
 
 interface Flags extends RemoteFlags {
@@ -49,7 +60,10 @@ export function registerJobs(program: Command): void {
     .requiredOption("-m, --model <name>", "model name")
     .option("--model-version <version>", "model version (default: the model's default)")
     .option("--inputs <json>", `the inputs: a JSON array of v2 tensors, e.g. ${INPUTS_EXAMPLE}`)
-    .option("--inputs-file <file>", "read the inputs from a file (- for standard input): the same array, or an object with `inputs`")
+    .option(
+      "--inputs-file <file>",
+      "read the inputs from a file (- for standard input): the same array, or an object with `inputs`",
+    )
     .addOption(new Option("--priority <priority>", "queue priority").choices(["high", "normal", "low"]))
     .option("--metadata <key=value>", "metadata shown on the job (repeatable)", keyValue)
     .addOption(cacheOption())
@@ -60,7 +74,10 @@ export function registerJobs(program: Command): void {
       const client = clientOf(flags);
       const inputs = readInputs(flags);
       const { model, modelVersion: version, priority, cache, metadata, idempotencyKey, cancelAfter } = flags;
-      const job = await client.jobs.create({ model, inputs, version, priority, cache, metadata }, { idempotencyKey, cancelAfter });
+      const job = await client.jobs.create(
+        { model, inputs, version, priority, cache, metadata },
+        { idempotencyKey, cancelAfter },
+      );
       await printWaited(flags, job, (timeoutSeconds) => client.jobs.wait(job.id, { timeoutSeconds }));
     });
 
@@ -78,20 +95,22 @@ export function registerJobs(program: Command): void {
     .addOption(new Option("--status <status>", "only jobs in this status").choices(JOB_STATUSES))
     .option("--model <name>", "only jobs of this model")
     .option("--batch <id>", "only the items of this batch")
-    .action(async (flags: Flags & { status?: JobStatus; model?: string; batch?: string; limit: number; cursor?: string }) => {
-      const client = clientOf(flags);
-      const filter = { status: flags.status, model: flags.model, batchId: flags.batch };
-      const { items, nextCursor } = await collectPages(
-        async (cursor, limit) => {
-          const page = await client.jobs.page({ ...filter, cursor, limit: Math.min(limit, MAX_PAGE) });
-          return { items: page.jobs, nextCursor: page.nextCursor };
-        },
-        flags.limit,
-        flags.cursor,
-      );
-      printRecords(items, JOB_COLUMNS, flags.json);
-      hintMore("inferline jobs list", nextCursor);
-    });
+    .action(
+      async (flags: Flags & { status?: JobStatus; model?: string; batch?: string; limit: number; cursor?: string }) => {
+        const client = clientOf(flags);
+        const filter = { status: flags.status, model: flags.model, batchId: flags.batch };
+        const { items, nextCursor } = await collectPages(
+          async (cursor, limit) => {
+            const page = await client.jobs.page({ ...filter, cursor, limit: Math.min(limit, MAX_PAGE) });
+            return { items: page.jobs, nextCursor: page.nextCursor };
+          },
+          flags.limit,
+          flags.cursor,
+        );
+        printRecords(items, JOB_COLUMNS, flags.json);
+        hintMore("inferline jobs list", nextCursor);
+      },
+    );
 
   remoteCommand(jobs.command("cancel"))
     .description("cancel a queued or running job and print it")
@@ -102,7 +121,11 @@ export function registerJobs(program: Command): void {
 }
 
 /** Prints the job, after waiting for it with --wait; the exit code says how the wait ended. */
-async function printWaited(flags: Flags, job: JobView, wait: (timeoutSeconds: number | undefined) => Promise<JobView>): Promise<void> {
+async function printWaited(
+  flags: Flags,
+  job: JobView,
+  wait: (timeoutSeconds: number | undefined) => Promise<JobView>,
+): Promise<void> {
   const shown = flags.wait === undefined || isTerminalJob(job) ? job : await wait(waitSeconds(flags.wait));
   printRecords(shown, JOB_COLUMNS, flags.json);
   if (flags.wait === undefined) return;
@@ -119,10 +142,13 @@ function readInputs(flags: SubmitFlags): Tensor[] {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`${flags.inputs === undefined ? flags.inputsFile : "--inputs"} is not JSON: ${(err as Error).message}`);
+    throw new UsageError(
+      `${flags.inputs === undefined ? flags.inputsFile : "--inputs"} is not JSON: ${(err as Error).message}`,
+    );
   }
   const inputs = Array.isArray(parsed) ? parsed : (parsed as { inputs?: unknown } | null)?.inputs;
-  if (!Array.isArray(inputs)) throw new UsageError("the inputs must be a JSON array of v2 tensors, or an object with `inputs`");
+  if (!Array.isArray(inputs))
+    throw new UsageError("the inputs must be a JSON array of v2 tensors, or an object with `inputs`");
   return inputs as Tensor[];
 }
 

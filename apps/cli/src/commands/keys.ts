@@ -37,7 +37,9 @@ export function registerKeys(program: Command): void {
       const db = new Database(opts.databaseUrl, { poolSize: 1 });
       try {
         const created = await new TenantStore(db.pool, db.prisma).createKey(opts.tenant, opts.name);
-        console.error(`created key ${created.keyId} for tenant ${created.tenant.name} (${created.tenant.id}); it is shown only once:`);
+        console.error(
+          `created key ${created.keyId} for tenant ${created.tenant.name} (${created.tenant.id}); it is shown only once:`,
+        );
         console.log(created.key);
       } finally {
         await db.close();
@@ -56,7 +58,9 @@ export function registerKeys(program: Command): void {
         if (!found) throw new UsageError(`no tenant named ${JSON.stringify(opts.tenant)}`);
         printRecords(found.keys, KEY_COLUMNS, opts.json);
         const revoked = found.keys.filter((k) => k.revokedAt).length;
-        console.error(`tenant ${found.tenant.name} (${found.tenant.id}): ${found.keys.length} key(s), ${revoked} revoked`);
+        console.error(
+          `tenant ${found.tenant.name} (${found.tenant.id}): ${found.keys.length} key(s), ${revoked} revoked`,
+        );
       });
     });
 
@@ -67,19 +71,35 @@ export function registerKeys(program: Command): void {
     .addOption(databaseUrlOption())
     .addOption(redisUrlOption())
     .addOption(new Option("--redis-cluster-nodes <host:port,...>", CLUSTER_NODES_HELP).env("REDIS_CLUSTER_NODES"))
-    .addOption(new Option("--queue-prefix <prefix>", "the API processes' queue prefix").env("QUEUE_PREFIX").default("inferline"))
-    .action(async (keyId: string, opts: { databaseUrl: string; redisUrl: string; redisClusterNodes?: string; queuePrefix: string }) => {
-      const nodes = SharedEnv.shape.REDIS_CLUSTER_NODES.safeParse(opts.redisClusterNodes);
-      if (!nodes.success) throw new UsageError(`--redis-cluster-nodes: ${nodes.error.issues[0]?.message ?? "invalid"}`);
-      await withTenantStore(opts.databaseUrl, async (tenants) => {
-        const revoked = await tenants.revokeKey(keyId);
-        if (!revoked) throw new UsageError(`no API key with id ${JSON.stringify(keyId)}`);
-        const when = revoked.revokedAt.toISOString();
-        console.log(revoked.alreadyRevoked ? `key ${keyId} of tenant ${revoked.tenant.name} was already revoked at ${when}` : `revoked key ${keyId} of tenant ${revoked.tenant.name} at ${when}`);
-        // Announced again on a repeated revoke too: that is how to retry after Redis was down.
-        await announce({ REDIS_URL: opts.redisUrl, REDIS_CLUSTER_NODES: nodes.data }, opts.queuePrefix, revoked.keyHash);
-      });
-    });
+    .addOption(
+      new Option("--queue-prefix <prefix>", "the API processes' queue prefix").env("QUEUE_PREFIX").default("inferline"),
+    )
+    .action(
+      async (
+        keyId: string,
+        opts: { databaseUrl: string; redisUrl: string; redisClusterNodes?: string; queuePrefix: string },
+      ) => {
+        const nodes = SharedEnv.shape.REDIS_CLUSTER_NODES.safeParse(opts.redisClusterNodes);
+        if (!nodes.success)
+          throw new UsageError(`--redis-cluster-nodes: ${nodes.error.issues[0]?.message ?? "invalid"}`);
+        await withTenantStore(opts.databaseUrl, async (tenants) => {
+          const revoked = await tenants.revokeKey(keyId);
+          if (!revoked) throw new UsageError(`no API key with id ${JSON.stringify(keyId)}`);
+          const when = revoked.revokedAt.toISOString();
+          console.log(
+            revoked.alreadyRevoked
+              ? `key ${keyId} of tenant ${revoked.tenant.name} was already revoked at ${when}`
+              : `revoked key ${keyId} of tenant ${revoked.tenant.name} at ${when}`,
+          );
+          // Announced again on a repeated revoke too: that is how to retry after Redis was down.
+          await announce(
+            { REDIS_URL: opts.redisUrl, REDIS_CLUSTER_NODES: nodes.data },
+            opts.queuePrefix,
+            revoked.keyHash,
+          );
+        });
+      },
+    );
 }
 
 async function withTenantStore(databaseUrl: string, fn: (tenants: TenantStore) => Promise<void>): Promise<void> {
@@ -93,7 +113,11 @@ async function withTenantStore(databaseUrl: string, fn: (tenants: TenantStore) =
   }
 }
 
-async function announce(env: { REDIS_URL: string; REDIS_CLUSTER_NODES?: HostPort[] | undefined }, prefix: string, keyHash: string): Promise<void> {
+async function announce(
+  env: { REDIS_URL: string; REDIS_CLUSTER_NODES?: HostPort[] | undefined },
+  prefix: string,
+  keyHash: string,
+): Promise<void> {
   const { describeRedisTarget, publishKeyRevocation, redisTarget } = await import("@inferline/queue");
   const target = redisTarget(env);
   try {

@@ -29,7 +29,8 @@ interface AddFlags {
   modelsDir: string;
 }
 
-const tensorsText = (tensors: readonly TensorSpec[]) => tensors.map((t) => `${t.name}:${t.datatype}[${t.shape.join(",")}]`).join(" ");
+const tensorsText = (tensors: readonly TensorSpec[]) =>
+  tensors.map((t) => `${t.name}:${t.datatype}[${t.shape.join(",")}]`).join(" ");
 
 /** A model as `inferline models` prints it. */
 const MODEL_COLUMNS: ReadonlyArray<Column<ModelView>> = [
@@ -57,7 +58,9 @@ function shapeOption(value: string, previous: Record<string, number[]>): Record<
 export function registerModels(program: Command): void {
   const models = program
     .command("models")
-    .description("list the models (of the local repository, or of a cluster with --remote); `models add`, `models check`")
+    .description(
+      "list the models (of the local repository, or of a cluster with --remote); `models add`, `models check`",
+    )
     .addOption(remoteOption("list a cluster's models instead (its API base URL)"))
     .addOption(apiKeyOption())
     .addOption(modelsDirOption())
@@ -68,15 +71,26 @@ export function registerModels(program: Command): void {
     });
   models
     .command("add <file>")
-    .description("add an ONNX model to the repository: writes <models dir>/<name>/model.json from the graph's own inputs and outputs")
+    .description(
+      "add an ONNX model to the repository: writes <models dir>/<name>/model.json from the graph's own inputs and outputs",
+    )
     .option("--name <name>", "model name (lowercase letters, digits, dashes); default: from the file name")
     .option("--version <version>", "the version's name", "1")
     .option("--labels <a,b,c>", "class names of the classifier output, by index along its last dimension", list)
     .option("--labels-file <file>", "class names, one per line (or a JSON array)")
     .option("--labels-for <output>", "the output the labels belong to (default: the one they fit)")
-    .option("--features <a,b,c>", "column names of the tabular input, in order (CSV headers for `inferline score`)", list)
+    .option(
+      "--features <a,b,c>",
+      "column names of the tabular input, in order (CSV headers for `inferline score`)",
+      list,
+    )
     .option("--features-for <input>", "the input the features belong to (default: the one they fit)")
-    .option("--shape <input=dims>", "pin dimensions the graph leaves dynamic, e.g. x=-1,3,48,192 (repeatable)", shapeOption, {})
+    .option(
+      "--shape <input=dims>",
+      "pin dimensions the graph leaves dynamic, e.g. x=-1,3,48,192 (repeatable)",
+      shapeOption,
+      {},
+    )
     .option("--description <text>", "the manifest's description")
     .option("--copy", "copy the ONNX file into the model's folder (the default)")
     .option("--reference", "reference the file where it is (inside an installed npm package: by package name and path)")
@@ -85,13 +99,17 @@ export function registerModels(program: Command): void {
     .addOption(modelsDirOption())
     .action(async (file: string, flags: AddFlags) => {
       if (SHIPPED_MODELS_READ_ONLY && path.resolve(flags.modelsDir) === SHIPPED_MODELS_DIR) {
-        throw new UsageError("the models shipped with inferline are read-only: name your repository with --models-dir or MODELS_DIR");
+        throw new UsageError(
+          "the models shipped with inferline are read-only: name your repository with --models-dir or MODELS_DIR",
+        );
       }
       await addModel(file, flags);
     });
   models
     .command("check [name]")
-    .description(`compare each manifest (or the named one) with its ONNX files: names, datatypes, shapes, labels and features; exit ${EXIT.failed} on any mismatch`)
+    .description(
+      `compare each manifest (or the named one) with its ONNX files: names, datatypes, shapes, labels and features; exit ${EXIT.failed} on any mismatch`,
+    )
     .addOption(modelsDirOption())
     .action(async (name: string | undefined, flags: { modelsDir: string }) => {
       process.exitCode = await checkModels(flags.modelsDir, name);
@@ -112,9 +130,12 @@ async function addModel(file: string, flags: AddFlags): Promise<void> {
   const name = flags.name ?? nameFromFile(source);
   const nameCheck = ModelManifest.shape.name.safeParse(name);
   if (!nameCheck.success)
-    throw new UsageError(`model name '${name}' must be 1 to 63 lowercase letters, digits and dashes, starting with a letter or digit${flags.name ? "" : " (derived from the file name: pass --name)"}`);
+    throw new UsageError(
+      `model name '${name}' must be 1 to 63 lowercase letters, digits and dashes, starting with a letter or digit${flags.name ? "" : " (derived from the file name: pass --name)"}`,
+    );
   const root = path.resolve(flags.modelsDir);
-  if (!fs.existsSync(root)) throw new UsageError(`model repository ${root} does not exist (create it, or pass --models-dir)`);
+  if (!fs.existsSync(root))
+    throw new UsageError(`model repository ${root} does not exist (create it, or pass --models-dir)`);
   const dir = path.join(root, name);
   assertFreeName(root, name, dir, flags.force ?? false);
 
@@ -138,9 +159,16 @@ async function addModel(file: string, flags: AddFlags): Promise<void> {
   if (flags.warmup) {
     // The worker's own load and warm-up run, on the file where it is now, before anything is
     // written: a manifest that would fail at a worker's start-up is never written.
-    const trial: ResolvedModel = { manifest, version: flags.version, dir, spec: { version: flags.version, file: source } };
+    const trial: ResolvedModel = {
+      manifest,
+      version: flags.version,
+      dir,
+      spec: { version: flags.version, file: source },
+    };
     const loaded = await LoadedModel.load(trial).catch((err: unknown) => {
-      throw new UsageError(`the model does not load as described: ${(err as Error).message} (--shape can pin dimensions; --no-warmup skips this check)`);
+      throw new UsageError(
+        `the model does not load as described: ${(err as Error).message} (--shape can pin dimensions; --no-warmup skips this check)`,
+      );
     });
     await loaded.release();
   }
@@ -158,23 +186,33 @@ async function addModel(file: string, flags: AddFlags): Promise<void> {
   const labelled = (labels?: string[]) => (labels ? ` labels ${labels.join(",")}` : "");
   console.log(`added model ${name} (version ${flags.version}) in ${manifestFile}`);
   console.log(`  file     ${spec.file ? path.resolve(dir, spec.file) : `${spec.package!.name}/${spec.package!.path}`}`);
-  for (const i of manifest.inputs) console.log(`  input    '${i.name}' ${i.datatype} [${i.shape.join(",")}]${i.features ? ` features ${i.features.join(",")}` : ""}`);
-  for (const o of manifest.outputs) console.log(`  output   '${o.name}' ${o.datatype} [${o.shape.join(",")}]${labelled(o.labels)}`);
-  console.log(`  batching maxBatchSize ${manifest.batching.maxBatchSize}, maxQueueDelayMs ${manifest.batching.maxQueueDelayMs}`);
+  for (const i of manifest.inputs)
+    console.log(
+      `  input    '${i.name}' ${i.datatype} [${i.shape.join(",")}]${i.features ? ` features ${i.features.join(",")}` : ""}`,
+    );
+  for (const o of manifest.outputs)
+    console.log(`  output   '${o.name}' ${o.datatype} [${o.shape.join(",")}]${labelled(o.labels)}`);
+  console.log(
+    `  batching maxBatchSize ${manifest.batching.maxBatchSize}, maxQueueDelayMs ${manifest.batching.maxQueueDelayMs}`,
+  );
   console.log(`  warm-up  ${flags.warmup ? "ok" : "skipped"}`);
   for (const note of notes) console.log(`note: ${note}`);
-  console.log("Workers serve it from their next start (WORKER_MODELS=* or naming it); API processes list it once restarted.");
+  console.log(
+    "Workers serve it from their next start (WORKER_MODELS=* or naming it); API processes list it once restarted.",
+  );
 }
 
 /** Refuses a name that this folder, or another folder of the repository, already holds (the folder's unless --force). */
 function assertFreeName(root: string, name: string, dir: string, force: boolean): void {
-  if (fs.existsSync(path.join(dir, "model.json")) && !force) throw new UsageError(`model ${name} exists (${path.join(dir, "model.json")}); --force replaces it`);
+  if (fs.existsSync(path.join(dir, "model.json")) && !force)
+    throw new UsageError(`model ${name} exists (${path.join(dir, "model.json")}); --force replaces it`);
   for (const entry of fs.readdirSync(root, { withFileTypes: true })) {
     const other = path.join(root, entry.name);
     if (!entry.isDirectory() || other === dir) continue;
     try {
       const held = (JSON.parse(fs.readFileSync(path.join(other, "model.json"), "utf8")) as { name?: unknown }).name;
-      if (held === name) throw new UsageError(`folder ${other} already holds a model named ${name}; remove it, or pick another --name`);
+      if (held === name)
+        throw new UsageError(`folder ${other} already holds a model named ${name}; remove it, or pick another --name`);
     } catch (err) {
       if (err instanceof UsageError) throw err; // a folder without a readable manifest holds no name
     }
@@ -196,7 +234,8 @@ function readLabels(file: string): string[] {
   const text = fs.readFileSync(file, "utf8");
   if (/\.json$/i.test(file)) {
     const parsed: unknown = JSON.parse(text);
-    if (!Array.isArray(parsed) || !parsed.every((l) => typeof l === "string")) throw new UsageError(`${file}: expected a JSON array of strings`);
+    if (!Array.isArray(parsed) || !parsed.every((l) => typeof l === "string"))
+      throw new UsageError(`${file}: expected a JSON array of strings`);
     return parsed;
   }
   const labels = text.split(/\r?\n/).filter((l) => l.length > 0);
@@ -232,7 +271,9 @@ function enclosingPackage(file: string): { name: string; path: string } | undefi
     if (!fs.existsSync(manifest)) continue;
     if (!dir.split(path.sep).includes("node_modules")) return undefined;
     const pkgName = (JSON.parse(fs.readFileSync(manifest, "utf8")) as { name?: unknown }).name;
-    return typeof pkgName === "string" ? { name: pkgName, path: path.relative(dir, file).split(path.sep).join("/") } : undefined;
+    return typeof pkgName === "string"
+      ? { name: pkgName, path: path.relative(dir, file).split(path.sep).join("/") }
+      : undefined;
   }
   return undefined;
 }
@@ -241,7 +282,9 @@ function enclosingPackage(file: string): { name: string; path: string } | undefi
 async function checkModels(root: string, only: string | undefined): Promise<number> {
   if (!fs.existsSync(root)) throw new UsageError(`model repository ${path.resolve(root)} does not exist`);
   const { readOnnxSignature } = await import("@inferline/inference");
-  const folders = fs.readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory() && fs.existsSync(path.join(root, e.name, "model.json")));
+  const folders = fs
+    .readdirSync(root, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && fs.existsSync(path.join(root, e.name, "model.json")));
   let faults = 0;
   let checked = 0;
   for (const folder of folders.sort((a, b) => a.name.localeCompare(b.name))) {
@@ -292,10 +335,15 @@ async function checkModels(root: string, only: string | undefined): Promise<numb
       }
       const { mismatches, notes } = checkManifest(parsed.data, graph);
       faults += mismatches.length;
-      console.log(`${label} (${path.relative(process.cwd(), file) || file}): ${mismatches.length === 0 ? "ok" : `${mismatches.length} mismatch${mismatches.length === 1 ? "" : "es"}`}`);
+      console.log(
+        `${label} (${path.relative(process.cwd(), file) || file}): ${mismatches.length === 0 ? "ok" : `${mismatches.length} mismatch${mismatches.length === 1 ? "" : "es"}`}`,
+      );
       for (const m of mismatches) console.log(`  - ${m}`);
       for (const n of notes) console.log(`  note: ${n}`);
-      if (mismatches.length > 0) console.log(`  the model's inputs: ${graph.inputs.map(describeTensor).join(", ")}; outputs: ${graph.outputs.map(describeTensor).join(", ")}`);
+      if (mismatches.length > 0)
+        console.log(
+          `  the model's inputs: ${graph.inputs.map(describeTensor).join(", ")}; outputs: ${graph.outputs.map(describeTensor).join(", ")}`,
+        );
     }
   }
   if (only && checked === 0) throw new UsageError(`no model named ${only} in ${path.resolve(root)}`);

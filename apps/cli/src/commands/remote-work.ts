@@ -6,7 +6,10 @@ import { EXIT } from "../exit-codes.ts";
 
 /** --remote (default DEFAULT_API_URL, or INFERLINE_URL), --api-key and --json on a command. */
 export function remoteCommand(command: Command): Command {
-  return command.addOption(remoteOption("API base URL", DEFAULT_API_URL)).addOption(apiKeyOption()).addOption(jsonOption());
+  return command
+    .addOption(remoteOption("API base URL", DEFAULT_API_URL))
+    .addOption(apiKeyOption())
+    .addOption(jsonOption());
 }
 
 const WAIT_HELP = `wait until it ends (at most this many seconds; exit ${EXIT.waitEnded} if it had not ended by then)`;
@@ -23,13 +26,20 @@ export const waitOption = () =>
 export const waitSeconds = (wait: number | true): number | undefined => (wait === true ? undefined : wait);
 
 /** `--cache`: what a job or batch does with the model's result cache. */
-export const cacheOption = () => new Option("--cache <mode>", "the result cache: bypass (run anyway, refresh it), off (run, leave it alone)").choices(["bypass", "off"]);
+export const cacheOption = () =>
+  new Option("--cache <mode>", "the result cache: bypass (run anyway, refresh it), off (run, leave it alone)").choices([
+    "bypass",
+    "off",
+  ]);
 
 /** `--limit`, `--cursor` of a list command. */
 export function pageOptions(command: Command, noun: string): Command {
   return command
     .option("--limit <n>", `most ${noun} to print (pages are followed until there are this many)`, positiveInt, 20)
-    .option("--cursor <cursor>", `start after the ${noun} a previous list stopped at (it prints the cursor when more remain)`);
+    .option(
+      "--cursor <cursor>",
+      `start after the ${noun} a previous list stopped at (it prints the cursor when more remain)`,
+    );
 }
 
 /**

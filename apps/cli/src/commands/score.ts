@@ -69,13 +69,37 @@ export function registerScore(program: Command): void {
     .option("--model-version <version>", "model version (default: the model's default)")
     .option("-o, --out <file>", "output file (default: standard output)")
     .addOption(new Option("-f, --format <format>", "output format").choices(["jsonl", "csv"]).default("jsonl"))
-    .addOption(new Option("--input-format <format>", "input format (default: from the file extension)").choices(["jsonl", "csv"]))
+    .addOption(
+      new Option("--input-format <format>", "input format (default: from the file extension)").choices([
+        "jsonl",
+        "csv",
+      ]),
+    )
     .option("--resume", "continue an interrupted run from its checkpoint", false)
     .option("--force", "start over even if a checkpoint of an interrupted run exists", false)
-    .option("--threads <n>", "inference threads, each parsing, scoring and formatting whole chunks", positiveInt("--threads"), os.availableParallelism())
-    .option("--chunk-size <bytes>", "input bytes per chunk (a chunk is scored as one batch)", positiveInt("--chunk-size"), 256 * 1024)
-    .option("--checkpoint-interval <ms>", "milliseconds between checkpoints", positiveInt("--checkpoint-interval"), 1000)
-    .addOption(new Option("--progress <mode>", "progress display (auto: a bar on a terminal, plain lines otherwise)").choices(["auto", "bar", "lines", "off"]).default("auto"))
+    .option(
+      "--threads <n>",
+      "inference threads, each parsing, scoring and formatting whole chunks",
+      positiveInt("--threads"),
+      os.availableParallelism(),
+    )
+    .option(
+      "--chunk-size <bytes>",
+      "input bytes per chunk (a chunk is scored as one batch)",
+      positiveInt("--chunk-size"),
+      256 * 1024,
+    )
+    .option(
+      "--checkpoint-interval <ms>",
+      "milliseconds between checkpoints",
+      positiveInt("--checkpoint-interval"),
+      1000,
+    )
+    .addOption(
+      new Option("--progress <mode>", "progress display (auto: a bar on a terminal, plain lines otherwise)")
+        .choices(["auto", "bar", "lines", "off"])
+        .default("auto"),
+    )
     .addOption(modelsDirOption())
     .addOption(remoteOption("score through a running cluster's batches API instead of in-process (its base URL)"))
     .addOption(apiKeyOption())
@@ -87,7 +111,10 @@ export function registerScore(program: Command): void {
       DEFAULT_ROWS_PER_ITEM,
     )
     .addOption(
-      new Option("--cache <mode>", "with --remote: the cluster's result cache; use: rows it holds come from it, bypass: every row runs and refreshes it, off: every row runs and it is left alone")
+      new Option(
+        "--cache <mode>",
+        "with --remote: the cluster's result cache; use: rows it holds come from it, bypass: every row runs and refreshes it, off: every row runs and it is left alone",
+      )
         .choices(["use", "bypass", "off"])
         .default("use"),
     )
@@ -115,8 +142,19 @@ export function registerScore(program: Command): void {
         ...(env.INFERENCE_TIMEOUT_MS !== undefined ? { timeoutMs: env.INFERENCE_TIMEOUT_MS } : {}),
       };
       process.exitCode = EXIT.failed; // until the run says otherwise: a run that never finishes must not look like success
-      const remote = flags.remote ? { url: flags.remote, apiKey: flags.apiKey!, concurrency: flags.concurrency, cache: cacheMode(flags.cache), rowsPerItem: flags.rowsPerItem } : undefined;
-      process.exitCode = await runScore(options, remote ? (model, settings) => new RemoteScorer(model, settings, remote) : undefined);
+      const remote = flags.remote
+        ? {
+            url: flags.remote,
+            apiKey: flags.apiKey!,
+            concurrency: flags.concurrency,
+            cache: cacheMode(flags.cache),
+            rowsPerItem: flags.rowsPerItem,
+          }
+        : undefined;
+      process.exitCode = await runScore(
+        options,
+        remote ? (model, settings) => new RemoteScorer(model, settings, remote) : undefined,
+      );
     });
 }
 

@@ -36,36 +36,63 @@ export interface Draft {
  */
 export function draftManifest(signature: GraphSignature, options: DraftOptions): Draft {
   const notes: string[] = [];
-  const unsupported = [...signature.inputs.map((t) => ["input", t] as const), ...signature.outputs.map((t) => ["output", t] as const)].filter(([, t]) => !t.datatype);
+  const unsupported = [
+    ...signature.inputs.map((t) => ["input", t] as const),
+    ...signature.outputs.map((t) => ["output", t] as const),
+  ].filter(([, t]) => !t.datatype);
   if (unsupported.length > 0) {
-    throw new UsageError(`the model has tensors of types the API cannot carry: ${unsupported.map(([kind, t]) => `${kind} '${t.name}' (${t.onnxType})`).join(", ")}`);
+    throw new UsageError(
+      `the model has tensors of types the API cannot carry: ${unsupported.map(([kind, t]) => `${kind} '${t.name}' (${t.onnxType})`).join(", ")}`,
+    );
   }
-  if (signature.inputs.length === 0 || signature.outputs.length === 0) throw new UsageError("the model declares no inputs or no outputs");
-  const inputs: TensorSpec[] = signature.inputs.map((t) => ({ name: t.name, datatype: t.datatype!, shape: pinned(t, options.shapes?.[t.name]) }));
+  if (signature.inputs.length === 0 || signature.outputs.length === 0)
+    throw new UsageError("the model declares no inputs or no outputs");
+  const inputs: TensorSpec[] = signature.inputs.map((t) => ({
+    name: t.name,
+    datatype: t.datatype!,
+    shape: pinned(t, options.shapes?.[t.name]),
+  }));
   for (const name of Object.keys(options.shapes ?? {})) {
-    if (!signature.inputs.some((t) => t.name === name)) throw new UsageError(`--shape names input '${name}'; the model has ${signature.inputs.map(describeTensor).join(", ")}`);
+    if (!signature.inputs.some((t) => t.name === name))
+      throw new UsageError(
+        `--shape names input '${name}'; the model has ${signature.inputs.map(describeTensor).join(", ")}`,
+      );
   }
-  const outputs: TensorSpec[] = signature.outputs.map((t) => ({ name: t.name, datatype: t.datatype!, shape: [...t.shape] }));
+  const outputs: TensorSpec[] = signature.outputs.map((t) => ({
+    name: t.name,
+    datatype: t.datatype!,
+    shape: [...t.shape],
+  }));
 
   if (options.features) {
     const input = pick(inputs, options.features.length, options.featuresFor, "--features", "input");
-    if (input.shape.length !== 2) throw new UsageError(`--features needs a tabular input of rank 2 ([rows, features]); '${input.name}' has shape [${input.shape.join(",")}]`);
+    if (input.shape.length !== 2)
+      throw new UsageError(
+        `--features needs a tabular input of rank 2 ([rows, features]); '${input.name}' has shape [${input.shape.join(",")}]`,
+      );
     input.features = options.features;
     // The features name the columns, so they fix how many there are.
     input.shape[1] = options.features.length;
   }
   if (options.labels) {
     const output = pick(outputs, options.labels.length, options.labelsFor, "--labels", "output");
-    if (output.shape.length < 2) throw new UsageError(`--labels needs an output with a class dimension ([rows, …, classes]); '${output.name}' has shape [${output.shape.join(",")}]`);
+    if (output.shape.length < 2)
+      throw new UsageError(
+        `--labels needs an output with a class dimension ([rows, …, classes]); '${output.name}' has shape [${output.shape.join(",")}]`,
+      );
     output.labels = options.labels;
     output.shape[output.shape.length - 1] = options.labels.length;
   }
   for (const input of inputs) {
-    if (input.datatype === "BYTES") notes.push(`input '${input.name}' is BYTES (strings): requests give each element as the base64 of its UTF-8 text`);
+    if (input.datatype === "BYTES")
+      notes.push(
+        `input '${input.name}' is BYTES (strings): requests give each element as the base64 of its UTF-8 text`,
+      );
   }
 
   const batchable = inputs.every((i) => i.shape.length > 0 && i.shape[0] === -1);
-  if (!batchable) notes.push("not every input's first dimension is dynamic: jobs run one per session run (batching.maxBatchSize 1)");
+  if (!batchable)
+    notes.push("not every input's first dimension is dynamic: jobs run one per session run (batching.maxBatchSize 1)");
   const manifest = ModelManifest.parse({
     name: options.name,
     description: options.description,
@@ -81,16 +108,27 @@ export function draftManifest(signature: GraphSignature, options: DraftOptions):
 function pinned(tensor: GraphTensor, shape: number[] | undefined): number[] {
   if (!shape) return [...tensor.shape];
   if (shape.length !== tensor.shape.length)
-    throw new UsageError(`--shape ${tensor.name}=${shape.join(",")} has rank ${shape.length}; the model's ${describeTensor(tensor)} has rank ${tensor.shape.length}`);
+    throw new UsageError(
+      `--shape ${tensor.name}=${shape.join(",")} has rank ${shape.length}; the model's ${describeTensor(tensor)} has rank ${tensor.shape.length}`,
+    );
   return shape.map((d, i) => {
     const graph = tensor.shape[i]!;
-    if (graph !== -1 && d !== graph) throw new UsageError(`--shape ${tensor.name}=${shape.join(",")}: dimension ${i} is ${graph} in the model, not ${d}`);
+    if (graph !== -1 && d !== graph)
+      throw new UsageError(
+        `--shape ${tensor.name}=${shape.join(",")}: dimension ${i} is ${graph} in the model, not ${d}`,
+      );
     return d;
   });
 }
 
 /** The tensor that `count` names belong to: the one named by `explicit`, else the only tensor, else the only one of rank 2 or more whose last dimension is `count` (or dynamic, if none is). */
-function pick(tensors: TensorSpec[], count: number, explicit: string | undefined, flag: string, kind: string): TensorSpec {
+function pick(
+  tensors: TensorSpec[],
+  count: number,
+  explicit: string | undefined,
+  flag: string,
+  kind: string,
+): TensorSpec {
   const list = tensors.map((t) => `'${t.name}' [${t.shape.join(",")}]`).join(", ");
   let chosen: TensorSpec | undefined;
   if (explicit) {
@@ -104,12 +142,17 @@ function pick(tensors: TensorSpec[], count: number, explicit: string | undefined
     const exact = ranked.filter((t) => t.shape[t.shape.length - 1] === count);
     const open = ranked.filter((t) => t.shape[t.shape.length - 1] === -1);
     const candidates = exact.length > 0 ? exact : open;
-    if (candidates.length !== 1) throw new UsageError(`${count} ${flag.slice(2)} fit ${candidates.length === 0 ? "no" : `${candidates.length}`} ${kind}s of ${list}; name one with ${flag}-for`);
+    if (candidates.length !== 1)
+      throw new UsageError(
+        `${count} ${flag.slice(2)} fit ${candidates.length === 0 ? "no" : `${candidates.length}`} ${kind}s of ${list}; name one with ${flag}-for`,
+      );
     chosen = candidates[0];
   }
   const last = chosen!.shape[chosen!.shape.length - 1];
   if (last !== undefined && last !== -1 && last !== count) {
-    throw new UsageError(`${count} ${flag.slice(2)} for ${kind} '${chosen!.name}', whose last dimension is ${last} ([${chosen!.shape.join(",")}])`);
+    throw new UsageError(
+      `${count} ${flag.slice(2)} for ${kind} '${chosen!.name}', whose last dimension is ${last} ([${chosen!.shape.join(",")}])`,
+    );
   }
   return chosen!;
 }

@@ -41,19 +41,29 @@ export function readCheckpoint(file: string): Checkpoint | undefined {
     if (cp.version !== 1 || typeof cp.inputOffset !== "number") throw new Error("unknown layout");
     return cp;
   } catch (err) {
-    throw new UsageError(`checkpoint ${file} is unreadable (${(err as Error).message}); delete it, or use --force to start over`);
+    throw new UsageError(
+      `checkpoint ${file} is unreadable (${(err as Error).message}); delete it, or use --force to start over`,
+    );
   }
 }
 
 /** Checks that a checkpoint belongs to this input and these settings; says what differs otherwise. */
-export function assertResumable(cp: Checkpoint, input: Checkpoint["input"], run: Checkpoint["run"], file: string): void {
+export function assertResumable(
+  cp: Checkpoint,
+  input: Checkpoint["input"],
+  run: Checkpoint["run"],
+  file: string,
+): void {
   const faults: string[] = [];
   if (path.resolve(cp.input.path) !== path.resolve(input.path)) faults.push(`it is for input ${cp.input.path}`);
-  else if (cp.input.size !== input.size || cp.input.mtimeMs !== input.mtimeMs) faults.push("the input file changed since");
+  else if (cp.input.size !== input.size || cp.input.mtimeMs !== input.mtimeMs)
+    faults.push("the input file changed since");
   for (const key of Object.keys(run) as Array<keyof Checkpoint["run"]>) {
-    if (cp.run[key] !== run[key]) faults.push(`it was made with ${key} ${JSON.stringify(cp.run[key])}, not ${JSON.stringify(run[key])}`);
+    if (cp.run[key] !== run[key])
+      faults.push(`it was made with ${key} ${JSON.stringify(cp.run[key])}, not ${JSON.stringify(run[key])}`);
   }
-  if (faults.length > 0) throw new UsageError(`cannot resume from ${file}: ${faults.join("; ")}; use --force to start over`);
+  if (faults.length > 0)
+    throw new UsageError(`cannot resume from ${file}: ${faults.join("; ")}; use --force to start over`);
 }
 
 /** Writes the checkpoint atomically and durably (temp file, fsync, rename, fsync of the folder). */

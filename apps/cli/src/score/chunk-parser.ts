@@ -75,7 +75,9 @@ export class ChunkParser {
       count: 0,
       lines: [],
       ids: null,
-      columns: this.layout.dense ? this.inputs.map((i) => denseArray(i.datatype as NumericDatatype, capacity * i.rowSize)) : [],
+      columns: this.layout.dense
+        ? this.inputs.map((i) => denseArray(i.datatype as NumericDatatype, capacity * i.rowSize))
+        : [],
       items: this.layout.dense ? null : [],
       errors: [],
     };
@@ -106,7 +108,8 @@ export class ChunkParser {
     const chunk = this.newChunk(split.length);
     const whole = Papa.parse<string[]>(text, { delimiter: ",", newline });
     const records = whole.data;
-    if (records.length > 0 && records[records.length - 1]!.length === 1 && records[records.length - 1]![0] === "") records.pop();
+    if (records.length > 0 && records[records.length - 1]!.length === 1 && records[records.length - 1]![0] === "")
+      records.pop();
     if (whole.errors.length === 0 && records.length === split.length) {
       for (let i = 0; i < records.length; i++) this.csvRecord(chunk, records[i]!, startLine + split[i]!.line);
       return chunk;
@@ -177,7 +180,10 @@ export class ChunkParser {
       }
       const obj = value as Record<string, unknown>;
       const id = obj.id ?? obj.customId;
-      const error = obj.inputs !== undefined ? this.jsonTensors(chunk, obj.inputs) : this.jsonFeatures(chunk, obj.features !== undefined ? obj.features : obj);
+      const error =
+        obj.inputs !== undefined
+          ? this.jsonTensors(chunk, obj.inputs)
+          : this.jsonFeatures(chunk, obj.features !== undefined ? obj.features : obj);
       if (error) {
         chunk.errors.push({ line, ...(id !== undefined ? { id } : {}), error });
         continue;
@@ -191,18 +197,21 @@ export class ChunkParser {
 
   /** Named features (an object) or, for a one-input model, a positional array. */
   private jsonFeatures(chunk: ParsedChunk, features: unknown): string | undefined {
-    if (!this.layout.tabular) return `model ${this.layout.name} takes v2 tensors ({"inputs": [...]}), not named features: ${this.layout.notTabularReason}`;
+    if (!this.layout.tabular)
+      return `model ${this.layout.name} takes v2 tensors ({"inputs": [...]}), not named features: ${this.layout.notTabularReason}`;
     const row = chunk.count;
     if (Array.isArray(features)) {
       const input = this.inputs[0]!;
-      if (this.inputs.length !== 1 || features.length !== input.rowSize) return `"features" as an array must hold ${input.rowSize} numbers (${input.features!.join(", ")})`;
+      if (this.inputs.length !== 1 || features.length !== input.rowSize)
+        return `"features" as an array must hold ${input.rowSize} numbers (${input.features!.join(", ")})`;
       for (let j = 0; j < features.length; j++) {
         const fault = this.jsonValue(chunk.columns[0]!, row * input.rowSize + j, input.datatype, features[j]);
         if (fault) return `feature ${JSON.stringify(input.features![j])} ${fault}`;
       }
       return undefined;
     }
-    if (typeof features !== "object" || features === null) return `"features" must be an object of named features (${this.features.join(", ")})`;
+    if (typeof features !== "object" || features === null)
+      return `"features" must be an object of named features (${this.features.join(", ")})`;
     const obj = features as Record<string, unknown>;
     let lower: Map<string, unknown> | undefined;
     for (let k = 0; k < this.inputs.length; k++) {
@@ -226,7 +235,8 @@ export class ChunkParser {
     const bool = DATATYPES[datatype].kind === "bool";
     const element = canonicalElement(datatype, bool && (v === 0 || v === 1) ? v === 1 : v);
     if (element === undefined) {
-      if (typeof v === "object" || typeof v === "undefined") return `${elementExpectation(datatype)}, got ${v === null ? "null" : typeof v}`;
+      if (typeof v === "object" || typeof v === "undefined")
+        return `${elementExpectation(datatype)}, got ${v === null ? "null" : typeof v}`;
       return `${JSON.stringify(v)} ${elementExpectation(datatype)}`;
     }
     setDenseElement(datatype as NumericDatatype, column, at, element);
@@ -237,11 +247,13 @@ export class ChunkParser {
   private jsonTensors(chunk: ParsedChunk, inputs: unknown): string | undefined {
     if (!this.tensors) return "v2 tensors are not accepted here";
     const parsed = this.tensors.Tensor.array().safeParse(inputs);
-    if (!parsed.success) return `"inputs" must be an array of v2 tensors: ${parsed.error.issues.map((i) => `/inputs/${i.path.join("/")}: ${i.message}`).join("; ")}`;
+    if (!parsed.success)
+      return `"inputs" must be an array of v2 tensors: ${parsed.error.issues.map((i) => `/inputs/${i.path.join("/")}: ${i.message}`).join("; ")}`;
     const { value, faults } = this.tensors.validateInputs(this.manifest, parsed.data);
     if (!value) return faults.map((f) => `${f.path}: ${f.message}`).join("; ");
     const batched = this.manifest.inputs[0]?.shape[0] === -1;
-    if (batched && value.rows !== 1) return `each line must hold one row (batch dimension 1), got ${value.rows}; put one row per line`;
+    if (batched && value.rows !== 1)
+      return `each line must hold one row (batch dimension 1), got ${value.rows}; put one row per line`;
     if (!this.layout.dense) {
       chunk.items!.push(value.inputs);
       return undefined;
@@ -251,7 +263,8 @@ export class ChunkParser {
       const input = this.inputs[k]!;
       const tensor = value.inputs.find((t) => t.name === input.name)!;
       const column = chunk.columns[k]!;
-      for (let j = 0; j < input.rowSize; j++) setDenseElement(input.datatype as NumericDatatype, column, row * input.rowSize + j, tensor.data[j]!);
+      for (let j = 0; j < input.rowSize; j++)
+        setDenseElement(input.datatype as NumericDatatype, column, row * input.rowSize + j, tensor.data[j]!);
     }
     return undefined;
   }

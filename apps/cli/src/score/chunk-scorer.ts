@@ -133,10 +133,18 @@ export class ChunkScorer {
     for (const segment of await this.model.runDense(columns, p.count)) {
       const { from, to } = segment;
       if ("error" in segment) {
-        errors.push({ line: p.lines[from]!, ...(p.ids?.[from] !== undefined ? { id: p.ids[from] } : {}), error: `inference failed: ${segment.error.message.slice(0, 500)}` });
+        errors.push({
+          line: p.lines[from]!,
+          ...(p.ids?.[from] !== undefined ? { id: p.ids[from] } : {}),
+          error: `inference failed: ${segment.error.message.slice(0, 500)}`,
+        });
         continue;
       }
-      const blocks: OutputBlock[] = segment.outputs.map((o) => ({ name: o.name, data: o.data, rowSize: o.rowShape.reduce((a, b) => a * b, 1) }));
+      const blocks: OutputBlock[] = segment.outputs.map((o) => ({
+        name: o.name,
+        data: o.data,
+        rowSize: o.rowShape.reduce((a, b) => a * b, 1),
+      }));
       const whole = from === 0 && to === p.count;
       const lines = whole ? p.lines : p.lines.slice(from, to);
       const ids = p.ids ? (whole ? p.ids : p.ids.slice(from, to)) : null;
@@ -154,7 +162,11 @@ export class ChunkScorer {
     outcomes.forEach((outcome, i) => {
       const id = p.ids?.[i];
       if (!outcome.ok) {
-        errors.push({ line: p.lines[i]!, ...(id !== undefined ? { id } : {}), error: `${outcome.code}: ${outcome.message}` });
+        errors.push({
+          line: p.lines[i]!,
+          ...(id !== undefined ? { id } : {}),
+          error: `${outcome.code}: ${outcome.message}`,
+        });
         return;
       }
       lines.push(p.lines[i]!);
@@ -167,7 +179,11 @@ export class ChunkScorer {
         for (const v of data) acc.values.push(v);
       }
     });
-    const blocks: OutputBlock[] = [...perOutput].map(([name, acc]) => ({ name, data: acc.values, rowSize: acc.rowSize }));
+    const blocks: OutputBlock[] = [...perOutput].map(([name, acc]) => ({
+      name,
+      data: acc.values,
+      rowSize: acc.rowSize,
+    }));
     const hasIds = ids.some((id) => id !== undefined);
     return { text: this.formatter.rows(lines.length, lines, hasIds ? ids : null, blocks), rows: lines.length };
   }

@@ -53,14 +53,18 @@ function trimZeros(s: string): string {
  * A float32 in at most 9 significant digits: always enough to read back the very same float32
  * (`Math.fround(parseFloat(s)) === v`), shorter and faster to write than the float64 digits.
  */
-const f32 = (v: OutputElement | undefined): string => (typeof v === "number" && Number.isFinite(v) ? trimZeros(v.toPrecision(9)) : "null");
+const f32 = (v: OutputElement | undefined): string =>
+  typeof v === "number" && Number.isFinite(v) ? trimZeros(v.toPrecision(9)) : "null";
 
 /** BOOL: a local run gives 0/1 bytes, the API true/false. */
-const bool = (v: OutputElement | undefined): string => (v === undefined ? "null" : v === true || v === 1 ? "true" : "false");
+const bool = (v: OutputElement | undefined): string =>
+  v === undefined ? "null" : v === true || v === 1 ? "true" : "false";
 
 /** An integer in JSON as the API writes it (integerElement): a local run gives INT64 as bigint, the API as a number or a decimal string. */
-const intJson = (v: OutputElement | undefined): string => (typeof v === "bigint" ? JSON.stringify(integerElement(v)) : typeof v === "string" ? JSON.stringify(v) : num(v));
-const intText = (v: OutputElement | undefined): string => (typeof v === "bigint" || typeof v === "string" ? `${v}` : num(v));
+const intJson = (v: OutputElement | undefined): string =>
+  typeof v === "bigint" ? JSON.stringify(integerElement(v)) : typeof v === "string" ? JSON.stringify(v) : num(v);
+const intText = (v: OutputElement | undefined): string =>
+  typeof v === "bigint" || typeof v === "string" ? `${v}` : num(v);
 
 /**
  * How the elements of an output of `datatype` are written, so that a local run and the API's
@@ -108,7 +112,10 @@ export class ResultFormatter {
     this.labelKeys = labels.map((l, i) => `${i === 0 ? "" : ","}${JSON.stringify(l)}:`);
     if (format === "csv") {
       const dynamic = this.plan.raw.find((r) => r.rowSize === undefined);
-      if (dynamic) throw new UsageError(`output ${dynamic.name} of model ${layout.name} has a dynamic shape, which CSV columns cannot hold; use --format jsonl`);
+      if (dynamic)
+        throw new UsageError(
+          `output ${dynamic.name} of model ${layout.name} has a dynamic shape, which CSV columns cannot hold; use --format jsonl`,
+        );
     }
   }
 
@@ -127,12 +134,22 @@ export class ResultFormatter {
 
   /** Formats `count` rows (with their lines and ids) given the outputs stacked over those rows. */
   rows(count: number, lines: number[], ids: unknown[] | null, outputs: OutputBlock[]): string {
-    const labelled = this.plan.labelled ? outputs.find((o) => o.name === this.plan.labelled!.name && o.rowSize === this.labelKeys.length) : undefined;
+    const labelled = this.plan.labelled
+      ? outputs.find((o) => o.name === this.plan.labelled!.name && o.rowSize === this.labelKeys.length)
+      : undefined;
     const raw = outputs.filter((o) => o !== labelled);
-    return this.format === "csv" ? this.csvRows(count, lines, ids, labelled, raw) : this.jsonRows(count, lines, ids, labelled, raw);
+    return this.format === "csv"
+      ? this.csvRows(count, lines, ids, labelled, raw)
+      : this.jsonRows(count, lines, ids, labelled, raw);
   }
 
-  private jsonRows(count: number, lines: number[], ids: unknown[] | null, labelled: OutputBlock | undefined, raw: OutputBlock[]): string {
+  private jsonRows(
+    count: number,
+    lines: number[],
+    ids: unknown[] | null,
+    labelled: OutputBlock | undefined,
+    raw: OutputBlock[],
+  ): string {
     let s = "";
     const k = this.labelKeys.length;
     const fmtL = labelled ? this.textOf(labelled.name) : num;
@@ -164,18 +181,28 @@ export class ResultFormatter {
     return s;
   }
 
-  private csvRows(count: number, lines: number[], ids: unknown[] | null, labelled: OutputBlock | undefined, raw: OutputBlock[]): string {
+  private csvRows(
+    count: number,
+    lines: number[],
+    ids: unknown[] | null,
+    labelled: OutputBlock | undefined,
+    raw: OutputBlock[],
+  ): string {
     const records = new Array<Array<string | number>>(count);
     const k = this.labelKeys.length;
     const fmtL = labelled ? this.textOf(labelled.name) : num;
     const fmtRaw = raw.map((o) => this.textOf(o.name));
     for (let r = 0; r < count; r++) {
       const id = ids?.[r];
-      const rec: Array<string | number> = [lines[r]!, id === undefined ? "" : typeof id === "string" ? id : JSON.stringify(id)];
+      const rec: Array<string | number> = [
+        lines[r]!,
+        id === undefined ? "" : typeof id === "string" ? id : JSON.stringify(id),
+      ];
       if (labelled) {
         const base = r * k;
         let best = 0;
-        for (let c = 1; c < k; c++) if ((labelled.data[base + c] as number) > (labelled.data[base + best] as number)) best = c;
+        for (let c = 1; c < k; c++)
+          if ((labelled.data[base + c] as number) > (labelled.data[base + best] as number)) best = c;
         rec.push(this.plan.labelled!.labels[best]!);
         for (let c = 0; c < k; c++) rec.push(fmtL(labelled.data[base + c]));
       }
@@ -189,7 +216,8 @@ export class ResultFormatter {
 
   errors(errors: RowError[]): string {
     let s = "";
-    for (const e of errors) s += `${JSON.stringify(e.id === undefined ? { line: e.line, error: e.error } : { line: e.line, id: e.id, error: e.error })}\n`;
+    for (const e of errors)
+      s += `${JSON.stringify(e.id === undefined ? { line: e.line, error: e.error } : { line: e.line, id: e.id, error: e.error })}\n`;
     return s;
   }
 }

@@ -33,9 +33,13 @@ export class InputReader {
   }
 
   /** `path` null reads standard input. */
-  static open(path: string | null, options: { csv: boolean; chunkSize: number; offset?: number; line?: number; seq?: number }): InputReader {
+  static open(
+    path: string | null,
+    options: { csv: boolean; chunkSize: number; offset?: number; line?: number; seq?: number },
+  ): InputReader {
     const offset = options.offset ?? 0;
-    const stream = path === null ? process.stdin : fs.createReadStream(path, { start: offset, highWaterMark: READ_BYTES });
+    const stream =
+      path === null ? process.stdin : fs.createReadStream(path, { start: offset, highWaterMark: READ_BYTES });
     const reader = new InputReader(stream, options.csv, options.chunkSize, offset, options.line ?? 1);
     reader.seq = options.seq ?? 0;
     return reader;
@@ -93,14 +97,16 @@ export class InputReader {
     await this.skipBom();
     let end: number;
     while ((end = firstRecordEnd(this.pending, 0, true)) === -1) {
-      if (this.pending.length > MAX_RECORD_BYTES) throw new UsageError("the CSV header is not terminated (an unclosed quote?)");
+      if (this.pending.length > MAX_RECORD_BYTES)
+        throw new UsageError("the CSV header is not terminated (an unclosed quote?)");
       if (!(await this.fill())) break;
     }
     if (end === -1) end = this.pending.length;
     const bytes = this.take(end);
     this.line += countLineBreaks(bytes);
     const text = Buffer.from(bytes).toString("utf8");
-    if (text.trim() === "") throw new UsageError("the input is empty: a CSV input needs a header line naming its columns");
+    if (text.trim() === "")
+      throw new UsageError("the input is empty: a CSV input needs a header line naming its columns");
     const newline = text.endsWith("\r\n") ? "\r\n" : "\n";
     const parsed = Papa.parse<string[]>(text, { delimiter: ",", newline });
     if (parsed.errors.length > 0) throw new UsageError(`cannot parse the CSV header: ${parsed.errors[0]!.message}`);
@@ -124,7 +130,9 @@ export class InputReader {
           return { seq: this.seq++, bytes, startLine, endOffset: this.offset, lineBreaks };
         }
         if (this.pending.length > MAX_RECORD_BYTES) {
-          throw new UsageError(`line ${this.line}: a record longer than ${MAX_RECORD_BYTES} bytes (an unclosed quote?)`);
+          throw new UsageError(
+            `line ${this.line}: a record longer than ${MAX_RECORD_BYTES} bytes (an unclosed quote?)`,
+          );
         }
       }
       if (!(await this.fill()) && this.pending.length === 0) return undefined;

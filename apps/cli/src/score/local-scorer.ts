@@ -98,7 +98,10 @@ export class LocalScorer implements Scorer {
     if (!this.failures) {
       const { manifest, version } = this.model;
       const layout = modelLayout(manifest, version);
-      this.failures = { parser: new ChunkParser(layout, manifest, this.settings, { Tensor, validateInputs }), formatter: new ResultFormatter(layout, manifest, this.settings.outputFormat) };
+      this.failures = {
+        parser: new ChunkParser(layout, manifest, this.settings, { Tensor, validateInputs }),
+        formatter: new ResultFormatter(layout, manifest, this.settings.outputFormat),
+      };
     }
     const parsed = this.failures.parser.parse(new TextDecoder().decode(chunk.bytes), chunk.startLine);
     const error = `${err.code}: ${err.message} (the chunk of ${lineRange(chunk)} failed ${CHUNK_ATTEMPTS} runs)`;
@@ -108,7 +111,13 @@ export class LocalScorer implements Scorer {
       errors.push({ line: parsed.lines[i]!, ...(id !== undefined ? { id } : {}), error });
     }
     errors.sort((a, b) => a.line - b.line);
-    return { seq: chunk.seq, out: new Uint8Array(0), errors: new TextEncoder().encode(this.failures.formatter.errors(errors)), rows: 0, failures: errors.length };
+    return {
+      seq: chunk.seq,
+      out: new Uint8Array(0),
+      errors: new TextEncoder().encode(this.failures.formatter.errors(errors)),
+      rows: 0,
+      failures: errors.length,
+    };
   }
 
   async close(): Promise<void> {

@@ -40,7 +40,13 @@ export function modelLayout(manifest: ModelManifest, version: string): ModelLayo
   const inputs: RowInput[] = manifest.inputs.map((spec) => {
     const rowShape = spec.shape.slice(1);
     const rowSize = rowShape.reduce((a, b) => a * b, 1);
-    return { name: spec.name, datatype: spec.datatype, rowShape, rowSize, ...(spec.features ? { features: spec.features } : {}) };
+    return {
+      name: spec.name,
+      datatype: spec.datatype,
+      rowShape,
+      rowSize,
+      ...(spec.features ? { features: spec.features } : {}),
+    };
   });
   const dense = notDense === undefined;
   let notTabularReason = notDense;
@@ -67,7 +73,10 @@ export const ID_FIELDS = ["id", "customId"] as const;
  * `id` or `customId` is echoed in the output.
  */
 export function mapCsvHeader(layout: ModelLayout, header: string[]): { csvColumns: number[][]; csvIdColumn?: number } {
-  if (!layout.tabular) throw new UsageError(`model ${layout.name} cannot score CSV: ${layout.notTabularReason}; give it JSONL lines of v2 tensors ({"inputs": [...]})`);
+  if (!layout.tabular)
+    throw new UsageError(
+      `model ${layout.name} cannot score CSV: ${layout.notTabularReason}; give it JSONL lines of v2 tensors ({"inputs": [...]})`,
+    );
   const index = new Map<string, number>();
   header.forEach((name, i) => {
     const key = name.trim().toLowerCase();

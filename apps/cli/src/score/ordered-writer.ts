@@ -27,7 +27,9 @@ export class FileSink implements Sink {
     const actual = fs.fstatSync(fd).size;
     if (actual < keep) {
       fs.closeSync(fd);
-      throw new Error(`${file} is shorter (${actual} bytes) than its checkpoint says (${keep} bytes); it was changed since, so the run cannot resume`);
+      throw new Error(
+        `${file} is shorter (${actual} bytes) than its checkpoint says (${keep} bytes); it was changed since, so the run cannot resume`,
+      );
     }
     fs.ftruncateSync(fd, keep);
     return new FileSink(file, fd, keep);
@@ -108,7 +110,10 @@ export interface WrittenState {
  * `written` runs after each chunk is appended (the pipeline checkpoints from there).
  */
 export class OrderedWriter {
-  private readonly waiting = new Map<number, { raw: Pick<RawChunk, "endOffset" | "startLine" | "lineBreaks">; scored: ScoredChunk }>();
+  private readonly waiting = new Map<
+    number,
+    { raw: Pick<RawChunk, "endOffset" | "startLine" | "lineBreaks">; scored: ScoredChunk }
+  >();
   private writing: Promise<void> = Promise.resolve();
 
   constructor(

@@ -13,7 +13,10 @@ export type { ScoreOptions } from "./score-options.ts";
  * scorer, chunks in parallel → ordered writer → checkpoint) → report. Returns the exit code;
  * throws UsageError for usage/IO problems. Without `makeScorer` it scores locally, on threads.
  */
-export async function runScore(options: ScoreOptions, makeScorer?: (model: ResolvedModel, settings: ScoreSettings) => Scorer): Promise<number> {
+export async function runScore(
+  options: ScoreOptions,
+  makeScorer?: (model: ResolvedModel, settings: ScoreSettings) => Scorer,
+): Promise<number> {
   const plan = await planScore(options);
   const scorer = makeScorer ? makeScorer(plan.model, plan.settings) : localScorer(options, plan);
   const outputs = await startRun(plan, scorer);

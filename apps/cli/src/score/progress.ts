@@ -43,14 +43,20 @@ export class Progress {
       this.bar = new cliProgress.SingleBar(
         {
           stream: process.stderr,
-          format: known ? "scoring |{bar}| {percentage}% | {rowsDone} rows | {rate} rows/s | {failures} failed | ETA {eta_formatted}" : "scoring | {rowsDone} rows | {rate} rows/s | {failures} failed",
+          format: known
+            ? "scoring |{bar}| {percentage}% | {rowsDone} rows | {rate} rows/s | {failures} failed | ETA {eta_formatted}"
+            : "scoring | {rowsDone} rows | {rate} rows/s | {failures} failed",
           hideCursor: true,
           etaBuffer: 50,
           fps: 5,
         },
         cliProgress.Presets.shades_classic,
       );
-      this.bar.start(known ? options.totalBytes! : 1, options.startBytes, { rowsDone: fmt(options.startRows), rate: "0", failures: "0" });
+      this.bar.start(known ? options.totalBytes! : 1, options.startBytes, {
+        rowsDone: fmt(options.startRows),
+        rate: "0",
+        failures: "0",
+      });
     } else if (options.mode === "lines") {
       this.timer = setInterval(() => this.line(), (options.intervalSeconds ?? 5) * 1000);
       this.timer.unref();
@@ -66,7 +72,11 @@ export class Progress {
     this.last = s;
     if (this.bar) {
       const known = this.options.totalBytes !== undefined && this.options.totalBytes > 0;
-      this.bar.update(known ? s.bytes : 0, { rowsDone: fmt(s.rows), rate: fmt(this.rate(s.rows)), failures: fmt(s.failures) });
+      this.bar.update(known ? s.bytes : 0, {
+        rowsDone: fmt(s.rows),
+        rate: fmt(this.rate(s.rows)),
+        failures: fmt(s.failures),
+      });
     }
   }
 
@@ -94,7 +104,10 @@ export class Progress {
     this.stop();
     const seconds = (performance.now() - this.started) / 1000;
     const sessionRows = s.rows - this.options.startRows;
-    const resumed = this.options.startRows > 0 ? ` (${fmt(sessionRows)} in this run, resumed after ${fmt(this.options.startRows)})` : "";
+    const resumed =
+      this.options.startRows > 0
+        ? ` (${fmt(sessionRows)} in this run, resumed after ${fmt(this.options.startRows)})`
+        : "";
     process.stderr.write(
       `inferline score: ${fmt(s.rows)} rows scored, ${fmt(s.failures)} failed${resumed}, ${fmt(seconds > 0 ? sessionRows / seconds : 0)} rows/s, wall time ${seconds.toFixed(2)} s${extra}\n`,
     );

@@ -1,5 +1,12 @@
 // The SDK's 404 by an alias of its own: @inferline/contracts (loaded here too) has a NotFoundError of the server side.
-import { AuthenticationError, InferlineAPIError, InferlineClient, NotFoundError as ApiNotFoundError, type BatchResultLine, type BatchHeaderInput } from "@inferline/client";
+import {
+  AuthenticationError,
+  InferlineAPIError,
+  InferlineClient,
+  NotFoundError as ApiNotFoundError,
+  type BatchResultLine,
+  type BatchHeaderInput,
+} from "@inferline/client";
 import { EXIT, ExitError, exitCodeOf } from "../exit-codes.ts";
 import type { CacheMode, FlatTensor, TensorElement } from "@inferline/contracts";
 import type { ResolvedModel } from "@inferline/runtime";
@@ -75,21 +82,37 @@ export class RemoteScorer implements Scorer {
     this.layout = modelLayout(model.manifest, model.version);
     this.formatter = new ResultFormatter(this.layout, model.manifest, settings.outputFormat);
     this.base = options.url.replace(/\/+$/, "");
-    this.client = new InferlineClient({ baseUrl: this.base, apiKey: options.apiKey, maxRetries: RETRIES, maxRetryDelayMs: MAX_RETRY_DELAY_MS });
+    this.client = new InferlineClient({
+      baseUrl: this.base,
+      apiKey: options.apiKey,
+      maxRetries: RETRIES,
+      maxRetryDelayMs: MAX_RETRY_DELAY_MS,
+    });
   }
 
   async start(): Promise<void> {
     const contracts = await import("@inferline/contracts");
-    this.parser = new ChunkParser(this.layout, this.model.manifest, this.settings, { Tensor: contracts.Tensor, validateInputs: contracts.validateInputs });
+    this.parser = new ChunkParser(this.layout, this.model.manifest, this.settings, {
+      Tensor: contracts.Tensor,
+      validateInputs: contracts.validateInputs,
+    });
     const probe = new InferlineClient({ baseUrl: this.base, apiKey: this.options.apiKey, maxRetries: PROBE_RETRIES });
     const served = await probe.models.get(this.model.manifest.name).catch((err: Error) => {
       if (!(err instanceof InferlineAPIError)) throw err;
-      if (err.status === undefined) throw new ExitError(`cannot reach ${this.base}: ${err.message}`, EXIT.unavailable, { cause: err });
-      if (err instanceof AuthenticationError) throw new ExitError(`${this.base} refused the API key (${err.status})`, EXIT.auth, { cause: err });
-      if (err instanceof ApiNotFoundError) throw new UsageError(`${this.base} does not serve model ${this.model.manifest.name}`);
-      throw new ExitError(`${this.base} answered ${err.status} for the model: ${err.message}`, exitCodeOf(err), { cause: err });
+      if (err.status === undefined)
+        throw new ExitError(`cannot reach ${this.base}: ${err.message}`, EXIT.unavailable, { cause: err });
+      if (err instanceof AuthenticationError)
+        throw new ExitError(`${this.base} refused the API key (${err.status})`, EXIT.auth, { cause: err });
+      if (err instanceof ApiNotFoundError)
+        throw new UsageError(`${this.base} does not serve model ${this.model.manifest.name}`);
+      throw new ExitError(`${this.base} answered ${err.status} for the model: ${err.message}`, exitCodeOf(err), {
+        cause: err,
+      });
     });
-    this.rowsPerItem = Math.max(1, Math.min(this.options.rowsPerItem ?? DEFAULT_ROWS_PER_ITEM, served.maxRowsPerJob ?? 1));
+    this.rowsPerItem = Math.max(
+      1,
+      Math.min(this.options.rowsPerItem ?? DEFAULT_ROWS_PER_ITEM, served.maxRowsPerJob ?? 1),
+    );
   }
 
   async score(chunk: RawChunk): Promise<ScoredChunk> {
@@ -106,14 +129,21 @@ export class RemoteScorer implements Scorer {
       rows = scored.rows;
     }
     errors.sort((a, b) => a.line - b.line);
-    return { seq: chunk.seq, out: encoder.encode(text), errors: encoder.encode(this.formatter.errors(errors)), rows, failures: errors.length };
+    return {
+      seq: chunk.seq,
+      out: encoder.encode(text),
+      errors: encoder.encode(this.formatter.errors(errors)),
+      rows,
+      failures: errors.length,
+    };
   }
 
   /** The chunk's rows cut into batch items: rowsPerItem consecutive dense rows, or one row each. */
   private groupsOf(parsed: ParsedChunk): RowGroup[] {
     const size = parsed.items ? 1 : this.rowsPerItem;
     const groups: RowGroup[] = [];
-    for (let from = 0; from < parsed.count; from += size) groups.push({ from, to: Math.min(parsed.count, from + size) });
+    for (let from = 0; from < parsed.count; from += size)
+      groups.push({ from, to: Math.min(parsed.count, from + size) });
     return groups;
   }
 
@@ -136,7 +166,10 @@ export class RemoteScorer implements Scorer {
     await this.client.batches.wait(created.id);
     const outcomes = new Array<GroupOutcome>(groups.length);
     for await (const r of this.client.batches.results(created.id)) {
-      outcomes[r.index] = r.status === "succeeded" && r.result ? { outputs: new Map(r.result.outputs.map((t) => [t.name, t.data])) } : { failed: r };
+      outcomes[r.index] =
+        r.status === "succeeded" && r.result
+          ? { outputs: new Map(r.result.outputs.map((t) => [t.name, t.data])) }
+          : { failed: r };
     }
     return outcomes;
   }
@@ -146,11 +179,17 @@ export class RemoteScorer implements Scorer {
    * rejects fails alone (as local scoring splits a failed run). Items that expired or were
    * canceled are not retried: that happened to every row alike. Returns the rows' outcomes.
    */
-  private async retryRowByRow(parsed: ParsedChunk, groups: RowGroup[], outcomes: GroupOutcome[], seq: number): Promise<Map<number, GroupOutcome>> {
+  private async retryRowByRow(
+    parsed: ParsedChunk,
+    groups: RowGroup[],
+    outcomes: GroupOutcome[],
+    seq: number,
+  ): Promise<Map<number, GroupOutcome>> {
     const rows: RowGroup[] = [];
     groups.forEach((g, i) => {
       const o = outcomes[i];
-      if (g.to - g.from > 1 && o && "failed" in o && o.failed.status === "failed") for (let r = g.from; r < g.to; r++) rows.push({ from: r, to: r + 1 });
+      if (g.to - g.from > 1 && o && "failed" in o && o.failed.status === "failed")
+        for (let r = g.from; r < g.to; r++) rows.push({ from: r, to: r + 1 });
     });
     const retried = new Map<number, GroupOutcome>();
     if (rows.length === 0) return retried;
@@ -171,7 +210,13 @@ export class RemoteScorer implements Scorer {
   }
 
   /** Formats the scored rows in input order; failed rows go to `errors` with their item's error. */
-  private format(parsed: ParsedChunk, groups: RowGroup[], outcomes: GroupOutcome[], retried: Map<number, GroupOutcome>, errors: RowError[]): { text: string; rows: number } {
+  private format(
+    parsed: ParsedChunk,
+    groups: RowGroup[],
+    outcomes: GroupOutcome[],
+    retried: Map<number, GroupOutcome>,
+    errors: RowError[],
+  ): { text: string; rows: number } {
     const lines: number[] = [];
     const ids: unknown[] = [];
     const blocks = new Map<string, { values: TensorElement[]; rowSize: number }>();
@@ -180,7 +225,9 @@ export class RemoteScorer implements Scorer {
         // Failed, canceled or expired (not started within its queue deadline): the rows go to the
         // errors file with their item's error, e.g. "deadline_exceeded: …".
         const r = outcome?.failed;
-        const error = r?.error ? `${r.error.code}: ${r.error.message}` : `job ${r?.status ?? "missing from the results"}`;
+        const error = r?.error
+          ? `${r.error.code}: ${r.error.message}`
+          : `job ${r?.status ?? "missing from the results"}`;
         for (let i = from; i < to; i++) {
           const id = parsed.ids?.[i];
           errors.push({ line: parsed.lines[i]!, ...(id !== undefined ? { id } : {}), error });
@@ -204,7 +251,10 @@ export class RemoteScorer implements Scorer {
     });
     // The formatter writes each output by its datatype, so JSON's values format as local scoring's typed arrays do.
     const outputs: OutputBlock[] = [...blocks].map(([name, b]) => ({ name, data: b.values, rowSize: b.rowSize }));
-    return { text: this.formatter.rows(lines.length, lines, ids.some((i) => i !== undefined) ? ids : null, outputs), rows: lines.length };
+    return {
+      text: this.formatter.rows(lines.length, lines, ids.some((i) => i !== undefined) ? ids : null, outputs),
+      rows: lines.length,
+    };
   }
 
   async close(): Promise<void> {}

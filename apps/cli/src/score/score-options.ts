@@ -28,7 +28,10 @@ export interface ScoreOptions {
 
 /** Refuses options that cannot make a run (after the input file was found: a missing file is said first). */
 export function checkOptions(options: ScoreOptions, inputPath: string | null): void {
-  if (options.out && inputPath && path.resolve(options.out) === inputPath) throw new UsageError("--out must not be the input file");
-  if (!Number.isInteger(options.threads) || options.threads < 1) throw new UsageError("--threads must be a whole number of at least 1");
-  if (!Number.isInteger(options.chunkSize) || options.chunkSize < 1) throw new UsageError("--chunk-size must be a whole number of bytes, at least 1");
+  if (options.out && inputPath && path.resolve(options.out) === inputPath)
+    throw new UsageError("--out must not be the input file");
+  if (!Number.isInteger(options.threads) || options.threads < 1)
+    throw new UsageError("--threads must be a whole number of at least 1");
+  if (!Number.isInteger(options.chunkSize) || options.chunkSize < 1)
+    throw new UsageError("--chunk-size must be a whole number of bytes, at least 1");
 }

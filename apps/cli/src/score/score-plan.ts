@@ -54,16 +54,34 @@ export async function planScore(options: ScoreOptions): Promise<ScorePlan> {
   const checkpoint = checkpointRules(options, checkpointFile, resumable);
 
   const opened = await openInput(options, inputPath, layout, checkpoint);
-  const run: Checkpoint["run"] = { model: model.manifest.name, modelVersion: model.version, inputFormat: opened.settings.inputFormat, outputFormat: options.format, chunkSize: options.chunkSize };
+  const run: Checkpoint["run"] = {
+    model: model.manifest.name,
+    modelVersion: model.version,
+    inputFormat: opened.settings.inputFormat,
+    outputFormat: options.format,
+    chunkSize: options.chunkSize,
+  };
   const inputId = inputPath && stat ? { path: inputPath, size: stat.size, mtimeMs: stat.mtimeMs } : undefined;
   let { reader } = opened;
   if (checkpoint) {
     assertResumable(checkpoint, inputId!, run, checkpointFile!);
     reader.close();
-    reader = InputReader.open(inputPath, { csv: run.inputFormat === "csv", chunkSize: options.chunkSize, offset: checkpoint.inputOffset, line: checkpoint.nextLine, seq: checkpoint.nextSeq });
+    reader = InputReader.open(inputPath, {
+      csv: run.inputFormat === "csv",
+      chunkSize: options.chunkSize,
+      offset: checkpoint.inputOffset,
+      line: checkpoint.nextLine,
+      seq: checkpoint.nextSeq,
+    });
   }
   const start: WrittenState = checkpoint
-    ? { nextSeq: checkpoint.nextSeq, inputOffset: checkpoint.inputOffset, nextLine: checkpoint.nextLine, rows: checkpoint.rows, failures: checkpoint.failures }
+    ? {
+        nextSeq: checkpoint.nextSeq,
+        inputOffset: checkpoint.inputOffset,
+        nextLine: checkpoint.nextLine,
+        rows: checkpoint.rows,
+        failures: checkpoint.failures,
+      }
     : { nextSeq: 0, inputOffset: opened.dataStart.offset, nextLine: opened.dataStart.line, rows: 0, failures: 0 };
   return {
     model,
@@ -90,7 +108,11 @@ function statInput(file: string): fs.Stats {
     stat = fs.statSync(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(code === "ENOENT" ? `input file ${file} does not exist` : `cannot read input file ${file}: ${(err as Error).message}`);
+    throw new UsageError(
+      code === "ENOENT"
+        ? `input file ${file} does not exist`
+        : `cannot read input file ${file}: ${(err as Error).message}`,
+    );
   }
   if (stat.isDirectory()) throw new UsageError(`input ${file} is a folder, not a file`);
   return stat;
@@ -106,7 +128,8 @@ function resolveModel(options: ScoreOptions): ResolvedModel {
   try {
     return repo.resolve(options.model, options.version);
   } catch (err) {
-    if (err instanceof NotFoundError) throw new UsageError(`${err.message}; the models are: ${repo.names().join(", ") || "(none)"} (in ${repo.root})`);
+    if (err instanceof NotFoundError)
+      throw new UsageError(`${err.message}; the models are: ${repo.names().join(", ") || "(none)"} (in ${repo.root})`);
     throw err;
   }
 }
@@ -120,7 +143,10 @@ function checkpointRules(options: ScoreOptions, file: string | undefined, resuma
     return checkpoint;
   }
   if (file && fs.existsSync(file)) {
-    if (!options.force) throw new UsageError(`${file} exists: an earlier run into ${options.out} was interrupted; add --resume to continue it, or --force to start over`);
+    if (!options.force)
+      throw new UsageError(
+        `${file} exists: an earlier run into ${options.out} was interrupted; add --resume to continue it, or --force to start over`,
+      );
     removeCheckpoint(file);
   }
   return undefined;
@@ -141,8 +167,13 @@ async function openInput(
   checkpoint: Checkpoint | undefined,
 ): Promise<{ reader: InputReader; settings: ScoreSettings; dataStart: { offset: number; line: number } }> {
   const reader = InputReader.open(inputPath, { csv: true, chunkSize: options.chunkSize });
-  const inputFormat = options.inputFormat ?? (inputPath ? inputFormatOf(inputPath) : undefined) ?? (await reader.sniff());
-  const settings: ScoreSettings = { inputFormat, outputFormat: options.format, runId: checkpoint?.runId ?? crypto.randomUUID() };
+  const inputFormat =
+    options.inputFormat ?? (inputPath ? inputFormatOf(inputPath) : undefined) ?? (await reader.sniff());
+  const settings: ScoreSettings = {
+    inputFormat,
+    outputFormat: options.format,
+    runId: checkpoint?.runId ?? crypto.randomUUID(),
+  };
   try {
     if (inputFormat !== "csv") {
       reader.useFormat("jsonl");
@@ -151,7 +182,12 @@ async function openInput(
     const header = await reader.readHeader();
     return {
       reader,
-      settings: { ...settings, csvHeader: header.columns, csvNewline: header.newline, ...mapCsvHeader(layout, header.columns) },
+      settings: {
+        ...settings,
+        csvHeader: header.columns,
+        csvNewline: header.newline,
+        ...mapCsvHeader(layout, header.columns),
+      },
       dataStart: { offset: header.endOffset, line: header.endLine },
     };
   } catch (err) {

@@ -19,11 +19,15 @@ export function reportScore(plan: ScorePlan, end: RunEnd): number {
   end.progress.summary({ rows: state.rows, failures: state.failures, bytes: state.inputOffset }, where);
   if (end.outputClosed || (failure as NodeJS.ErrnoException | undefined)?.code === "EPIPE") return EXIT.failed;
   if (failure) {
-    const hint = plan.resumable ? ` (rerun with --resume to continue from row ${state.rows.toLocaleString("en-US")})` : "";
+    const hint = plan.resumable
+      ? ` (rerun with --resume to continue from row ${state.rows.toLocaleString("en-US")})`
+      : "";
     throw new ExitError(`${messageOf(failure)}${hint}`, exitCodeOf(failure), { cause: failure });
   }
   if (end.signal) {
-    process.stderr.write(`inferline score: interrupted${plan.resumable ? `; rerun with --resume to continue (checkpoint ${plan.checkpointFile})` : ""}\n`);
+    process.stderr.write(
+      `inferline score: interrupted${plan.resumable ? `; rerun with --resume to continue (checkpoint ${plan.checkpointFile})` : ""}\n`,
+    );
     return end.signal === "SIGTERM" ? EXIT.sigterm : EXIT.sigint;
   }
   return state.failures > 0 ? EXIT.failed : EXIT.ok;

@@ -133,10 +133,20 @@ class Stops {
  * the input ends or something stops it; then closes the input, the scorer and the outputs (a
  * complete run removes its checkpoint and an empty errors file; any other keeps a checkpoint).
  */
-export async function scoreChunks(plan: ScorePlan, scorer: Scorer, outputs: Outputs, options: Pick<ScoreOptions, "checkpointIntervalMs" | "progress">): Promise<RunEnd> {
+export async function scoreChunks(
+  plan: ScorePlan,
+  scorer: Scorer,
+  outputs: Outputs,
+  options: Pick<ScoreOptions, "checkpointIntervalMs" | "progress">,
+): Promise<RunEnd> {
   const state: WrittenState = { ...plan.start };
   const mode = options.progress === "auto" ? (process.stderr.isTTY ? "bar" : "lines") : options.progress;
-  const progress = new Progress({ ...(plan.inputSize !== undefined ? { totalBytes: plan.inputSize } : {}), startBytes: state.inputOffset, startRows: state.rows, mode });
+  const progress = new Progress({
+    ...(plan.inputSize !== undefined ? { totalBytes: plan.inputSize } : {}),
+    startBytes: state.inputOffset,
+    startRows: state.rows,
+    mode,
+  });
   const checkpointer = new Checkpointer(plan, outputs, state, options.checkpointIntervalMs);
   const writer = new OrderedWriter(outputs.out, outputs.errors, state, (s) => {
     progress.update({ rows: s.rows, failures: s.failures, bytes: s.inputOffset });
@@ -183,7 +193,12 @@ async function feed(plan: ScorePlan, scorer: Scorer, writer: OrderedWriter, stop
   }
 }
 
-async function closeOutputs(plan: ScorePlan, outputs: Outputs, checkpointer: Checkpointer, stops: Stops): Promise<void> {
+async function closeOutputs(
+  plan: ScorePlan,
+  outputs: Outputs,
+  checkpointer: Checkpointer,
+  stops: Stops,
+): Promise<void> {
   const complete = !stops.failure && !stops.stopped;
   try {
     if (complete) {

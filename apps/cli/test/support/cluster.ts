@@ -36,8 +36,21 @@ const logger = pino({ level: "silent" });
 export async function startCluster(settings: ClusterSettings = {}): Promise<TestCluster> {
   const db = await createTestDatabase();
   const prefix = uniquePrefix();
-  const env = { DATABASE_URL: db.url, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: prefix, LOG_LEVEL: "silent", ...(settings.modelsDir ? { MODELS_DIR: settings.modelsDir } : {}) };
-  const workerEnv = { ...env, WORKER_MODELS: settings.workerModels ?? "iris", METRICS_PORT: "0", RECONCILE_INTERVAL_MS: "0", WEBHOOK_SWEEP_INTERVAL_MS: "0", ...settings.worker };
+  const env = {
+    DATABASE_URL: db.url,
+    REDIS_URL: testRedisUrl(),
+    QUEUE_PREFIX: prefix,
+    LOG_LEVEL: "silent",
+    ...(settings.modelsDir ? { MODELS_DIR: settings.modelsDir } : {}),
+  };
+  const workerEnv = {
+    ...env,
+    WORKER_MODELS: settings.workerModels ?? "iris",
+    METRICS_PORT: "0",
+    RECONCILE_INTERVAL_MS: "0",
+    WEBHOOK_SWEEP_INTERVAL_MS: "0",
+    ...settings.worker,
+  };
   const api = await startApi(loadApiEnv({ ...env, PORT: "0", HOST: "127.0.0.1", ...settings.api }), logger);
   const admin = new Database(db.url, { poolSize: 1 });
   const cluster: TestCluster = {

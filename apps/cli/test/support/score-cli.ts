@@ -8,8 +8,15 @@ export const ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
 export const CLI_MAIN = path.join(ROOT, "apps/cli/src/main.ts");
 
 /** Runs `inferline score <args>` in a process of its own (environment: this one's plus `env`); resolves with its exit code and stderr. */
-export function runScore(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", CLI_MAIN, "score", ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+export function runScore(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI_MAIN, "score", ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
   child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
   return new Promise((resolve) => child.on("close", (code) => resolve({ code, stderr })));

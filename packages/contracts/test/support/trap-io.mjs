@@ -7,7 +7,13 @@ globalThis.__touched = touched;
 /** Records `what` when a module of the workspace's packages asked for it (not Node or the TypeScript loader). */
 function note(what) {
   const frames = (new Error().stack ?? "").split("\n").slice(2);
-  const caller = frames.find((frame) => frame.includes("/packages/") && !frame.includes("/node_modules/") && !frame.includes("trap-io") && !frame.includes("import-probe"));
+  const caller = frames.find(
+    (frame) =>
+      frame.includes("/packages/") &&
+      !frame.includes("/node_modules/") &&
+      !frame.includes("trap-io") &&
+      !frame.includes("import-probe"),
+  );
   if (caller) touched.push(`${what} (${caller.trim()})`);
 }
 const env = process.env;

@@ -13,7 +13,12 @@ export interface CanceledItem {
  * and takes it off its chunk's queue entry (the entry's row goes with the chunk's last item);
  * null when there is no such item or it was not cancelable.
  */
-export async function cancelItem(client: pg.PoolClient, tenantId: string, batchId: string, index: number): Promise<CanceledItem | null> {
+export async function cancelItem(
+  client: pg.PoolClient,
+  tenantId: string,
+  batchId: string,
+  index: number,
+): Promise<CanceledItem | null> {
   const { rows } = await client.query<{ id: string; k: number; status: string | null; size: number; done: number }>(
     `select c.id, $2::int - c."firstIndex" + 1 as k, c.statuses[$2::int - c."firstIndex" + 1] as status, c.size, c.succeeded + c.failed + c.canceled + c.expired as done
      from batch_chunks c join batches b on b.id = c."batchId" and b."tenantId" = $3
@@ -23,11 +28,10 @@ export async function cancelItem(client: pg.PoolClient, tenantId: string, batchI
   const chunk = rows[0];
   if (!chunk || chunk.status !== "queued") return null;
   const completes = chunk.done + 1 >= chunk.size;
-  await client.query(`update batch_chunks set statuses[$2] = 'canceled', canceled = canceled + 1, "completedAt" = case when $3 then now() else "completedAt" end where id = $1`, [
-    chunk.id,
-    chunk.k,
-    completes,
-  ]);
+  await client.query(
+    `update batch_chunks set statuses[$2] = 'canceled', canceled = canceled + 1, "completedAt" = case when $3 then now() else "completedAt" end where id = $1`,
+    [chunk.id, chunk.k, completes],
+  );
   // The item stops counting in its entry at once (the depth, the quotas, the queue route).
   let emptied: EmptiedEntry[] = [];
   if (completes) emptied = await deleteEntries(client, [chunk.id]);

@@ -43,7 +43,11 @@ export async function claimChunk(pool: pg.Pool, id: string): Promise<ClaimedChun
   if (!row) return null;
   const { inputs, statuses, ...chunk } = row;
   // Items already terminal (canceled, or answered from the cache at creation) are not run.
-  return { ...chunk, cacheKeys: chunk.cacheKeys ?? [], items: inputs.map((input, i) => (statuses[i] === "queued" ? input : null)) };
+  return {
+    ...chunk,
+    cacheKeys: chunk.cacheKeys ?? [],
+    items: inputs.map((input, i) => (statuses[i] === "queued" ? input : null)),
+  };
 }
 
 /**

@@ -30,11 +30,17 @@ export const MAX_CHUNK_RESULT_BYTES = 8 * 1024 * 1024;
  * terminal meanwhile (a cancel) keep their state, so the visible outcome is exactly-once. Also
  * settles the batch's count and forgets the chunk's queue entry.
  */
-export async function finishChunk(client: pg.PoolClient, id: string, outcomes: Array<ChunkItemOutcome | undefined>): Promise<FinishedChunk | null> {
-  const { rows } = await client.query<{ batchId: string; statuses: string[]; results: string | null; errors: string | null }>(
-    `select "batchId", statuses, results::text, errors::text from batch_chunks where id = $1 for update`,
-    [id],
-  );
+export async function finishChunk(
+  client: pg.PoolClient,
+  id: string,
+  outcomes: Array<ChunkItemOutcome | undefined>,
+): Promise<FinishedChunk | null> {
+  const { rows } = await client.query<{
+    batchId: string;
+    statuses: string[];
+    results: string | null;
+    errors: string | null;
+  }>(`select "batchId", statuses, results::text, errors::text from batch_chunks where id = $1 for update`, [id]);
   const row = rows[0];
   if (!row) return null;
   const statuses = [...row.statuses];
@@ -49,7 +55,13 @@ export async function finishChunk(client: pg.PoolClient, id: string, outcomes: A
     if (!outcome || statuses[i] !== "queued") return;
     const bytes = outcome.status === "succeeded" ? Buffer.byteLength(outcome.resultJson) : 0;
     if (outcome.status === "succeeded" && resultBytes + bytes > MAX_CHUNK_RESULT_BYTES) {
-      outcome = { status: "failed", error: { code: "result_too_large", message: `the results of this item's chunk would exceed ${MAX_CHUNK_RESULT_BYTES} bytes; send large results as jobs` } };
+      outcome = {
+        status: "failed",
+        error: {
+          code: "result_too_large",
+          message: `the results of this item's chunk would exceed ${MAX_CHUNK_RESULT_BYTES} bytes; send large results as jobs`,
+        },
+      };
     }
     statuses[i] = outcome.status;
     if (outcome.status === "succeeded") {
@@ -72,5 +84,12 @@ export async function finishChunk(client: pg.PoolClient, id: string, outcomes: A
     );
   }
   if (!statuses.includes("queued")) await client.query(`delete from dispatches where id = $1`, [id]);
-  return { batchId: row.batchId, finished, succeeded, failed, succeededItems, settlement: await settleBatch(client, row.batchId, finished) };
+  return {
+    batchId: row.batchId,
+    finished,
+    succeeded,
+    failed,
+    succeededItems,
+    settlement: await settleBatch(client, row.batchId, finished),
+  };
 }

@@ -1,5 +1,13 @@
 import type pg from "pg";
-import { batchItemId, isTerminal, type InferenceResult, type JobError, type JobPriority, type JobStatus, type JobView } from "@inferline/contracts";
+import {
+  batchItemId,
+  isTerminal,
+  type InferenceResult,
+  type JobError,
+  type JobPriority,
+  type JobStatus,
+  type JobView,
+} from "@inferline/contracts";
 import { itemStatus } from "./arrays.ts";
 
 export interface ItemListOptions {
@@ -79,7 +87,12 @@ const ITEM_COLUMNS = `c.attempts, c."startedAt", c."completedAt",
  * that item's elements of its chunk's arrays: PostgreSQL extracts them, so a chunk of 8 MiB of
  * results costs the API one item's bytes.
  */
-export async function readItem(pool: pg.Pool, tenantId: string, batchId: string, index: number): Promise<JobView | null> {
+export async function readItem(
+  pool: pg.Pool,
+  tenantId: string,
+  batchId: string,
+  index: number,
+): Promise<JobView | null> {
   const { rows } = await pool.query<ItemRow & ItemBatchRow>(
     `select c."firstIndex", c.size, c."customIds"[k.n] as "customId", c.statuses[k.n] as status,
        coalesce(c.cached[k.n], false) as cached, (c.results -> (k.n - 1))::text as result, (c.errors -> (k.n - 1))::text as error,
@@ -103,7 +116,13 @@ export async function readItem(pool: pg.Pool, tenantId: string, batchId: string,
  * results. `nextBefore` is where the next page starts, null when no item is left; a page may
  * hold fewer than `limit` items, even none, while it is not null.
  */
-export async function listItems(pool: pg.Pool, tenantId: string, batchId: string, options: ItemListOptions, bounds: ItemPageBounds): Promise<ItemPage> {
+export async function listItems(
+  pool: pg.Pool,
+  tenantId: string,
+  batchId: string,
+  options: ItemListOptions,
+  bounds: ItemPageBounds,
+): Promise<ItemPage> {
   const { rows: scanned } = await pool.query<ScannedChunk>(
     `select c."firstIndex", c.size, c.statuses, c."startedAt" from batch_chunks c join batches b on b.id = c."batchId"
      where c."batchId" = $1 and b."tenantId" = $2 and c."firstIndex" < $3 and ($4::text is null or b.model = $4)
@@ -125,7 +144,12 @@ export async function listItems(pool: pg.Pool, tenantId: string, batchId: string
 }
 
 /** The picked items, highest index first, each with its own elements of its chunk's arrays. */
-async function listedItems(pool: pg.Pool, tenantId: string, batchId: string, items: PickedItems["items"]): Promise<ListedItemRow[]> {
+async function listedItems(
+  pool: pg.Pool,
+  tenantId: string,
+  batchId: string,
+  items: PickedItems["items"],
+): Promise<ListedItemRow[]> {
   const { rows } = await pool.query<ListedItemRow>(
     `with picked as (select * from unnest($3::int[], $4::int[]) as p(first, n))
      select c."firstIndex", x.n, c.size, c."customIds"[x.n] as "customId", c.statuses[x.n] as status,

@@ -49,7 +49,10 @@ export async function chunkOverdue(pool: pg.Pool, id: string): Promise<ChunkOver
  * queue entry, and each batch settles its count (in batch id order, so two sweeps never
  * deadlock). `chunks` is how many chunks it took.
  */
-export async function expireChunks(client: pg.PoolClient, select: { ids: string[] } | { limit: number }): Promise<ExpiredChunks> {
+export async function expireChunks(
+  client: pg.PoolClient,
+  select: { ids: string[] } | { limit: number },
+): Promise<ExpiredChunks> {
   const rows = await lockUnstartedOverdue(client, select);
   if (rows.length === 0) return { chunks: 0, items: 0, batchIds: [], settlements: [], byModel: [], emptied: [] };
   const updates = rows.map((row) => expiredChunk(row));
@@ -90,8 +93,14 @@ interface OverdueChunkRow {
  * transaction holds: the given chunks by primary key, or a page found through the batches'
  * partial deadline index.
  */
-async function lockUnstartedOverdue(client: pg.PoolClient, select: { ids: string[] } | { limit: number }): Promise<OverdueChunkRow[]> {
-  const [which, param] = "ids" in select ? [`and c.id = any($1::uuid[]) order by c.id`, select.ids] : [`order by c.id limit $1`, select.limit];
+async function lockUnstartedOverdue(
+  client: pg.PoolClient,
+  select: { ids: string[] } | { limit: number },
+): Promise<OverdueChunkRow[]> {
+  const [which, param] =
+    "ids" in select
+      ? [`and c.id = any($1::uuid[]) order by c.id`, select.ids]
+      : [`order by c.id limit $1`, select.limit];
   const { rows } = await client.query<OverdueChunkRow>(
     `select c.id, c."batchId", b.model, c.statuses, c.errors::text as errors, round(extract(epoch from b."queueDeadline" - b."createdAt"))::int as seconds
      from batch_chunks c join batches b on b.id = c."batchId"
@@ -104,7 +113,10 @@ async function lockUnstartedOverdue(client: pg.PoolClient, select: { ids: string
 
 /** A chunk whose queued items expire: its new statuses and errors (as stored), and how many expired. */
 function expiredChunk(row: OverdueChunkRow): { id: string; statuses: string[]; errors: string; n: number } {
-  const error = JSON.stringify({ code: "deadline_exceeded", message: `not started within its queue deadline of ${row.seconds} s (maxQueueSeconds)` } satisfies JobError);
+  const error = JSON.stringify({
+    code: "deadline_exceeded",
+    message: `not started within its queue deadline of ${row.seconds} s (maxQueueSeconds)`,
+  } satisfies JobError);
   const errors = elementTexts(row.errors) ?? row.statuses.map(() => "null");
   let n = 0;
   const statuses = row.statuses.map((status, i) => {

@@ -29,7 +29,16 @@ export interface ClaimResult {
 }
 
 /** The columns of a ClaimedJob but `standalone`, which the claim computes. */
-const CLAIMED_FIELDS: readonly JobField[] = ["tenantId", "model", "version", "inputs", "requestedOutputs", "attempts", "cacheKey", "traceParent"];
+const CLAIMED_FIELDS: readonly JobField[] = [
+  "tenantId",
+  "model",
+  "version",
+  "inputs",
+  "requestedOutputs",
+  "attempts",
+  "cacheKey",
+  "traceParent",
+];
 
 const CLAIM_TEXT = `with ${RELAXED_COMMIT},
    claimed as (

@@ -147,7 +147,8 @@ export function columnList(fields: readonly JobField[], t = ""): string {
 }
 
 /** Typed nulls in the fields' column types: a union's row that has none of them. */
-export const typedNulls = (fields: readonly JobField[]): string => fields.map((f) => `null::${column(f).type}`).join(", ");
+export const typedNulls = (fields: readonly JobField[]): string =>
+  fields.map((f) => `null::${column(f).type}`).join(", ");
 
 /** The columns of a json_to_recordset document of NewJob rows (see newJobRow), under their field names. */
 export const NEW_JOB_RECORDSET = INSERT_FIELDS.map((f) => `${quoted(f)} ${column(f).type}`).join(", ");
@@ -159,7 +160,8 @@ export const NEW_JOB_RECORDSET = INSERT_FIELDS.map((f) => `${quoted(f)} ${column
  */
 export function jobInsert(values: Partial<Record<JobField, string>> = {}): { columns: string; values: string } {
   const fields = [...new Set([...INSERT_FIELDS, ...(Object.keys(values) as JobField[])])];
-  const fromDocument = (f: JobField) => (column(f).orElse ? `coalesce(x.${quoted(f)}, ${column(f).orElse})` : `x.${quoted(f)}`);
+  const fromDocument = (f: JobField) =>
+    column(f).orElse ? `coalesce(x.${quoted(f)}, ${column(f).orElse})` : `x.${quoted(f)}`;
   return {
     columns: fields.map(columnName).join(", "),
     values: fields.map((f) => values[f] ?? fromDocument(f)).join(", "),

@@ -40,7 +40,12 @@ const FINISH_STATEMENTS = [false, true].map((withViews) =>
  * crash lose the last few hundred ms of these commits, the jobs are queued or running again with
  * their entries' dispatch rows, which the reconciler re-queues, and they run again.
  */
-export async function finishJobs(q: Queryable, outcomes: JobOutcome[], doneDispatches: string[], relaxed: boolean): Promise<FinishedJob[]> {
+export async function finishJobs(
+  q: Queryable,
+  outcomes: JobOutcome[],
+  doneDispatches: string[],
+  relaxed: boolean,
+): Promise<FinishedJob[]> {
   if (outcomes.length === 0 && doneDispatches.length === 0) return [];
   const parts = outcomeDocuments(outcomes);
   // Views only for groups whose views could travel in one finished message.
@@ -72,14 +77,27 @@ const FINISH_UNCLAIMED_TEXT = `with ${RELAXED_COMMIT}, done as (
  * run): the caller then takes the claim path, which decides what is left to do. Committed
  * without waiting for the WAL flush, as a relaxed finishJobs (such a job is standalone).
  */
-export async function finishUnclaimed(q: Queryable, outcome: JobOutcome, dispatchId: string, startedAt: Date): Promise<FinishedJob[]> {
+export async function finishUnclaimed(
+  q: Queryable,
+  outcome: JobOutcome,
+  dispatchId: string,
+  startedAt: Date,
+): Promise<FinishedJob[]> {
   // One row: plain parameters, not a json_to_recordset document, whose parsing would be a large
   // part of a one-row statement; this write is on a lone job's path to its answer.
   const succeeded = outcome.status === "succeeded";
   const { rows } = await q.query<FinishedRow>({
     name: "inferline.jobs.finish-unclaimed",
     text: FINISH_UNCLAIMED_TEXT,
-    values: [outcome.id, outcome.status, succeeded ? outcome.resultJson : null, succeeded ? null : outcome.errorCode, succeeded ? null : outcome.errorMessage, dispatchId, startedAt],
+    values: [
+      outcome.id,
+      outcome.status,
+      succeeded ? outcome.resultJson : null,
+      succeeded ? null : outcome.errorCode,
+      succeeded ? null : outcome.errorMessage,
+      dispatchId,
+      startedAt,
+    ],
   });
   return rows.map((row) => announced(row, outcome));
 }

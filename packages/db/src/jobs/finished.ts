@@ -26,7 +26,14 @@ export interface FinishedJob {
 }
 
 /** The columns every statement that ends jobs returns (see FinishedJob). */
-export const FINISHED_FIELDS = ["id", "tenantId", "status", "webhook", "model", "cacheKey"] as const satisfies readonly JobField[];
+export const FINISHED_FIELDS = [
+  "id",
+  "tenantId",
+  "status",
+  "webhook",
+  "model",
+  "cacheKey",
+] as const satisfies readonly JobField[];
 
 /** FINISHED_FIELDS as a returning list (columns prefixed with `t`). */
 export const finishedColumns = (t = ""): string => columnList(FINISHED_FIELDS, t);
@@ -39,7 +46,9 @@ export const endedColumns = (t = ""): string => columnList([...FINISHED_FIELDS, 
  * (which checks its size), so that no statement ever builds one string out of a whole group's
  * results.
  */
-export type JobOutcome = { id: string; status: "succeeded"; resultJson: string } | { id: string; status: "failed"; errorCode: string; errorMessage: string };
+export type JobOutcome =
+  | { id: string; status: "succeeded"; resultJson: string }
+  | { id: string; status: "failed"; errorCode: string; errorMessage: string };
 
 /** Most bytes of JSON one statement's document carries (results, cached results); a larger group is written in several. */
 export const DOCUMENT_BYTES = 32 * 1024 * 1024;

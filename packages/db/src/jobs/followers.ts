@@ -36,7 +36,8 @@ export interface ReleasedFollowers {
 }
 
 /** A follower of the leader `l`: answered when `l` succeeded, else waiting for its run. */
-const answered = (then: string, otherwise: string) => `case when l.status = 'succeeded' then ${then} else ${otherwise} end`;
+const answered = (then: string, otherwise: string) =>
+  `case when l.status = 'succeeded' then ${then} else ${otherwise} end`;
 const FOLLOWER = jobInsert({
   dispatchId: "null",
   queueDeadline: answered("null", `x."queueDeadline"`),
@@ -70,7 +71,12 @@ const INSERT_FOLLOWERS_TEXT = `with l as (select id, status, result from jobs wh
  */
 export async function insertFollowers(q: Queryable, leader: FlightLeader, jobs: NewJob[]): Promise<FollowResult> {
   const document = JSON.stringify(jobs.map(newJobRow));
-  const { rows } = await q.query<FollowResult>(INSERT_FOLLOWERS_TEXT, [document, leader.id, leader.tenantId, leader.cacheKey]);
+  const { rows } = await q.query<FollowResult>(INSERT_FOLLOWERS_TEXT, [
+    document,
+    leader.id,
+    leader.tenantId,
+    leader.cacheKey,
+  ]);
   return rows[0]!;
 }
 
@@ -104,7 +110,11 @@ export async function finishFollowers(q: Queryable, leaderIds: string[]): Promis
  * should that fail, the reconciler finds the rows. A follower's own cancel, queue deadline and
  * Cancel-After apply as before (it is a plain queued job).
  */
-export async function releaseFollowers(q: Queryable, leaderIds: string[], entrySize: number): Promise<ReleasedFollowers[]> {
+export async function releaseFollowers(
+  q: Queryable,
+  leaderIds: string[],
+  entrySize: number,
+): Promise<ReleasedFollowers[]> {
   if (leaderIds.length === 0) return [];
   const { rows } = await q.query<ReleasedFollowers>(
     `with f as (select id, "tenantId", model, version, priority from jobs where "cacheLeader" = any($1::uuid[]) and status = 'queued' for update),

@@ -129,7 +129,16 @@ function dispatchRows(jobs: NewJob[]): DispatchRow[] {
     if (row) {
       row.jobs++;
       row.jobIds.push(j.id);
-    } else rows.set(j.dispatchId, { id: j.dispatchId, model: j.model, version: j.version, priority: j.priority, jobs: 1, jobIds: [j.id], tenantId: j.tenantId });
+    } else
+      rows.set(j.dispatchId, {
+        id: j.dispatchId,
+        model: j.model,
+        version: j.version,
+        priority: j.priority,
+        jobs: 1,
+        jobIds: [j.id],
+        tenantId: j.tenantId,
+      });
   }
   return [...rows.values()];
 }

@@ -23,7 +23,12 @@ export interface IsolatedJob {
  * makes the same rows and entries, not a second set whose first would be left behind, counted
  * in the tenant's queue with no entry to ever run and delete it.
  */
-export async function isolateJobs(q: Queryable, entryId: string, jobIds: string[], removeEntry: boolean): Promise<IsolatedJob[]> {
+export async function isolateJobs(
+  q: Queryable,
+  entryId: string,
+  jobIds: string[],
+  removeEntry: boolean,
+): Promise<IsolatedJob[]> {
   if (jobIds.length === 0) return [];
   const { rows } = await q.query<IsolatedJob>(
     `with moved as (

@@ -53,7 +53,12 @@ type ListedRow = JobViewFields & { hit: boolean };
  * listStatement). With a status filter a page reads at most `scanRows` jobs, so it may hold
  * fewer than `limit` (even none) while `nextCursor` is not null.
  */
-export async function listJobs(pool: pg.Pool, tenantId: string, query: JobListQuery, scanRows: number): Promise<{ jobs: JobViewFields[]; nextCursor: string | null }> {
+export async function listJobs(
+  pool: pg.Pool,
+  tenantId: string,
+  query: JobListQuery,
+  scanRows: number,
+): Promise<{ jobs: JobViewFields[]; nextCursor: string | null }> {
   const { rows } = await pool.query<ListedRow>(listStatement(tenantId, query, scanRows));
   const { items, end } = splitPage(rows, query.limit);
   return { jobs: items, nextCursor: end ? encodeCursor(end) : null };

@@ -1,6 +1,15 @@
 import type { InferenceResult, JobView } from "@inferline/contracts";
 import type { Job } from "../generated/prisma/client.ts";
-import { columnList, JOB_COLUMNS, VIEW_FIELDS, type Defaulted, type InsertField, type JobViewFields, type NewJob, type ViewField } from "./columns.ts";
+import {
+  columnList,
+  JOB_COLUMNS,
+  VIEW_FIELDS,
+  type Defaulted,
+  type InsertField,
+  type JobViewFields,
+  type NewJob,
+  type ViewField,
+} from "./columns.ts";
 import { FINISHED_FIELDS, type FinishedJob, type JobOutcome } from "./finished.ts";
 
 /**
@@ -14,7 +23,9 @@ const isOutcome = (f: ViewField): f is OutcomeField => (OUTCOME_FIELDS as readon
 
 type ViewOf<F extends ViewField> = (typeof JOB_COLUMNS)[F]["view"];
 /** The view's keys, from the table: a column's field name, but `error` for the error code's; none for the message's. */
-type ViewKey = { [F in ViewField]: ViewOf<F> extends "message" ? never : ViewOf<F> extends "error" ? "error" : F }[ViewField];
+type ViewKey = {
+  [F in ViewField]: ViewOf<F> extends "message" ? never : ViewOf<F> extends "error" ? "error" : F;
+}[ViewField];
 /** The keys only a batch item's view has (see the batch items' itemView). */
 type BatchItemKey = "batchId" | "customId";
 type Agrees<Missing, Extra> = [Missing, Extra] extends [never, never] ? true : { missing: Missing; extra: Extra };
@@ -125,7 +136,8 @@ export function announced(row: FinishedRow, outcome: JobOutcome | undefined): Fi
   const job: Record<string, unknown> = {};
   for (const f of FINISHED_FIELDS) job[f] = row[f];
   const finished = job as unknown as FinishedJob;
-  if (!outcome || (outcome.status === "succeeded" && outcome.resultJson.length > ANNOUNCED_RESULT_BYTES)) return finished;
+  if (!outcome || (outcome.status === "succeeded" && outcome.resultJson.length > ANNOUNCED_RESULT_BYTES))
+    return finished;
   const failed = outcome.status === "failed";
   const error = { errorCode: failed ? outcome.errorCode : null, errorMessage: failed ? outcome.errorMessage : null };
   const view = JSON.stringify(toJobView({ ...row, result: null, cached: false, ...error }));

@@ -9,7 +9,10 @@ import { BatchStore, type Database, type NewBatch, type NewJob, type NewWebhookE
 
 /** A tenant with a unique name; returns its id. */
 export async function createTenant(db: Database, name = `tenant-${crypto.randomUUID()}`): Promise<string> {
-  const { rows } = await db.pool.query<{ id: string }>(`insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, 'whsec_dGVzdA==') returning id`, [name]);
+  const { rows } = await db.pool.query<{ id: string }>(
+    `insert into tenants (id, name, "webhookSecret") values (gen_random_uuid(), $1, 'whsec_dGVzdA==') returning id`,
+    [name],
+  );
   return rows[0]!.id;
 }
 
@@ -51,16 +54,23 @@ export async function jobRow(db: Database, id: string) {
     completedAt: Date | null;
     dispatchId: string | null;
     idempotencyKey: string | null;
-  }>(`select status, attempts, result, "errorCode", "errorMessage", "startedAt", "completedAt", "dispatchId", "idempotencyKey" from jobs where id = $1`, [id]);
+  }>(
+    `select status, attempts, result, "errorCode", "errorMessage", "startedAt", "completedAt", "dispatchId", "idempotencyKey" from jobs where id = $1`,
+    [id],
+  );
   return rows[0];
 }
 
 /** The `dispatches` row of a queue entry, or undefined when there is none. */
 export async function dispatchRow(db: Database, id: string) {
-  const { rows } = await db.pool.query<{ model: string; version: string; priority: string; jobs: number; jobIds: string[]; batchChunk: boolean }>(
-    `select model, version, priority, jobs, "jobIds", "batchChunk" from dispatches where id = $1`,
-    [id],
-  );
+  const { rows } = await db.pool.query<{
+    model: string;
+    version: string;
+    priority: string;
+    jobs: number;
+    jobIds: string[];
+    batchChunk: boolean;
+  }>(`select model, version, priority, jobs, "jobIds", "batchChunk" from dispatches where id = $1`, [id]);
   return rows[0];
 }
 
@@ -92,7 +102,12 @@ export async function createBatch(db: Database, tenantId: string, spec: BatchSpe
   for (const size of sizes) {
     const id = crypto.randomUUID();
     const indexes = Array.from({ length: size }, (_, i) => firstIndex + i);
-    await draft.add({ id, firstIndex, inputs: indexes.map((i) => [tensor(i)]), customIds: indexes.map((i) => `c${i}`) });
+    await draft.add({
+      id,
+      firstIndex,
+      inputs: indexes.map((i) => [tensor(i)]),
+      customIds: indexes.map((i) => `c${i}`),
+    });
     chunkIds.push(id);
     firstIndex += size;
   }
@@ -129,21 +144,30 @@ export async function chunkRow(db: Database, id: string) {
     attempts: number;
     startedAt: Date | null;
     completedAt: Date | null;
-  }>(`select statuses, results, errors, succeeded, failed, canceled, attempts, "startedAt", "completedAt" from batch_chunks where id = $1`, [id]);
-  return rows[0];
-}
-
-/** A batch's row: what settling its count left. */
-export async function batchRow(db: Database, id: string) {
-  const { rows } = await db.pool.query<{ total: number; remaining: number; completedAt: Date | null; canceledAt: Date | null }>(
-    `select total, remaining, "completedAt", "canceledAt" from batches where id = $1`,
+  }>(
+    `select statuses, results, errors, succeeded, failed, canceled, attempts, "startedAt", "completedAt" from batch_chunks where id = $1`,
     [id],
   );
   return rows[0];
 }
 
+/** A batch's row: what settling its count left. */
+export async function batchRow(db: Database, id: string) {
+  const { rows } = await db.pool.query<{
+    total: number;
+    remaining: number;
+    completedAt: Date | null;
+    canceledAt: Date | null;
+  }>(`select total, remaining, "completedAt", "canceledAt" from batches where id = $1`, [id]);
+  return rows[0];
+}
+
 /** A webhook event of a job (or batch) to record; its id is unique. */
-export function newWebhookEvent(tenantId: string, subject: { jobId?: string; batchId?: string }, overrides: Partial<NewWebhookEvent> = {}): NewWebhookEvent {
+export function newWebhookEvent(
+  tenantId: string,
+  subject: { jobId?: string; batchId?: string },
+  overrides: Partial<NewWebhookEvent> = {},
+): NewWebhookEvent {
   return {
     id: `msg_${crypto.randomUUID()}`,
     tenantId,
@@ -151,14 +175,25 @@ export function newWebhookEvent(tenantId: string, subject: { jobId?: string; bat
     batchId: subject.batchId ?? null,
     type: "job.succeeded",
     url: "https://example.com/hook",
-    payload: JSON.stringify({ type: "job.succeeded", timestamp: "2026-01-01T00:00:00.000Z", data: { id: subject.jobId ?? subject.batchId } }),
+    payload: JSON.stringify({
+      type: "job.succeeded",
+      timestamp: "2026-01-01T00:00:00.000Z",
+      data: { id: subject.jobId ?? subject.batchId },
+    }),
     ...overrides,
   };
 }
 
 /** A webhook event's row as the statements left it. */
 export async function webhookEventRow(db: Database, id: string) {
-  const { rows } = await db.pool.query<{ status: string; attempts: number; redeliveries: number; nextAttemptAt: Date | null; deliveredAt: Date | null; createdAt: Date }>(
+  const { rows } = await db.pool.query<{
+    status: string;
+    attempts: number;
+    redeliveries: number;
+    nextAttemptAt: Date | null;
+    deliveredAt: Date | null;
+    createdAt: Date;
+  }>(
     `select status, attempts, redeliveries, "nextAttemptAt", "deliveredAt", "createdAt" from webhook_events where id = $1`,
     [id],
   );

@@ -76,7 +76,8 @@ function plainPng(bytes: Buffer): RgbImage | undefined {
   const png = decodePng(bytes, { checkCrc: true });
   // Samples below 8 bits are packed per scan line: libvips unpacks those.
   if (png.depth < 8) return undefined;
-  if (png.palette) return toRgb(png.width, png.height, convertIndexedToRgb(png), png.palette[0]?.length === 4 ? 4 : 3, 255);
+  if (png.palette)
+    return toRgb(png.width, png.height, convertIndexedToRgb(png), png.palette[0]?.length === 4 ? 4 : 3, 255);
   if ((png.transparency?.length ?? 0) > 0) return undefined;
   return toRgb(png.width, png.height, png.data, png.channels, png.depth === 16 ? 65535 : 255);
 }
@@ -113,7 +114,8 @@ function assertInflatesWithin(idat: Buffer[], bound: number): void {
   try {
     zlib.inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat), { maxOutputLength: bound });
   } catch (err) {
-    if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw new Error(`the image data inflates to more than the ${bound} bytes its header allows`, { cause: err });
+    if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE")
+      throw new Error(`the image data inflates to more than the ${bound} bytes its header allows`, { cause: err });
     throw err;
   }
 }

@@ -2,7 +2,13 @@ import fs from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import * as ort from "onnxruntime-node";
-import { InferlineError, NonRetriableError, type FlatTensor, type ImageLimits, type ModelManifest } from "@inferline/contracts";
+import {
+  InferlineError,
+  NonRetriableError,
+  type FlatTensor,
+  type ImageLimits,
+  type ModelManifest,
+} from "@inferline/contracts";
 import type { InferenceItem, ModelAdapter, PreparedItem, SplitItem } from "../adapter.ts";
 import { decodeRgb, ImageTooLargeError, resizeToBgrPlanes, type RgbImage } from "./line-image.ts";
 
@@ -80,7 +86,8 @@ export function ocrTextLineAdapter(manifest: ModelManifest, modelDir: string, op
   return {
     async prepare(item: InferenceItem): Promise<PreparedItem> {
       const input = item.inputs.find((t) => t.name === "image") ?? item.inputs[0];
-      if (!input || input.datatype !== "BYTES") throw new NonRetriableError("invalid_input", "ocr-text-line expects a BYTES input named image");
+      if (!input || input.datatype !== "BYTES")
+        throw new NonRetriableError("invalid_input", "ocr-text-line expects a BYTES input named image");
       const lines = await Promise.all(input.data.map((value, row) => decodeLine(value, row, maxWidth, imageLimits)));
       if (lines.length === 0) throw new NonRetriableError("invalid_input", "image holds no rows");
       const data: OcrPrepared = { lines, wantProbabilities: item.outputs?.includes(OCR_PROBABILITIES) ?? false };
@@ -106,9 +113,17 @@ export function ocrTextLineAdapter(manifest: ModelManifest, modelDir: string, op
 
     split(outputs: Record<string, ort.Tensor>, items: PreparedItem[]): SplitItem[] {
       const probs = outputs[OCR_PROBABILITIES] ?? Object.values(outputs)[0];
-      if (!probs || probs.dims.length !== 3) throw new InferlineError("unexpected_output", `ocr-text-line: expected a [N, T, C] output, got ${JSON.stringify(probs?.dims)}`);
+      if (!probs || probs.dims.length !== 3)
+        throw new InferlineError(
+          "unexpected_output",
+          `ocr-text-line: expected a [N, T, C] output, got ${JSON.stringify(probs?.dims)}`,
+        );
       const [, steps, classes] = probs.dims as [number, number, number];
-      if (classes !== charset.length) throw new InferlineError("unexpected_output", `ocr-text-line: model has ${classes} classes, dictionary gives ${charset.length}`);
+      if (classes !== charset.length)
+        throw new InferlineError(
+          "unexpected_output",
+          `ocr-text-line: model has ${classes} classes, dictionary gives ${charset.length}`,
+        );
       const data = probs.data as Float32Array;
       const softmax = isSoftmaxStep(data, classes);
       let row = 0;
@@ -119,10 +134,22 @@ export function ocrTextLineAdapter(manifest: ModelManifest, modelDir: string, op
         const decoded: RecognisedLine[] = [];
         const first = row;
         for (let i = 0; i < prepared.lines.length; i++, row++) {
-          decoded.push(ctcGreedyDecode(data.subarray(row * steps * classes, (row * steps + own) * classes), classes, charset, softmax));
+          decoded.push(
+            ctcGreedyDecode(
+              data.subarray(row * steps * classes, (row * steps + own) * classes),
+              classes,
+              charset,
+              softmax,
+            ),
+          );
         }
         const outs: FlatTensor[] = [
-          { name: "text", datatype: "BYTES", shape: [decoded.length], data: decoded.map((d) => Buffer.from(d.text, "utf8").toString("base64")) },
+          {
+            name: "text",
+            datatype: "BYTES",
+            shape: [decoded.length],
+            data: decoded.map((d) => Buffer.from(d.text, "utf8").toString("base64")),
+          },
           { name: "confidence", datatype: "FP32", shape: [decoded.length], data: decoded.map((d) => d.confidence) },
         ];
         if (prepared.wantProbabilities) {
@@ -145,7 +172,12 @@ export function ocrTextLineAdapter(manifest: ModelManifest, modelDir: string, op
  * blank. Unlike PaddleOCR, spaces at either end (the image's margins) are trimmed. Confidence is
  * the mean of the kept characters' maximum probabilities (0 for empty text).
  */
-export function ctcGreedyDecode(probs: Float32Array, classes: number, charset: readonly string[], softmax = isSoftmaxStep(probs, classes)): RecognisedLine {
+export function ctcGreedyDecode(
+  probs: Float32Array,
+  classes: number,
+  charset: readonly string[],
+  softmax = isSoftmaxStep(probs, classes),
+): RecognisedLine {
   // Over a softmax (each step sums to 1) a probability above one half is the step's maximum:
   // most steps are the blank at index 0, and the scan of 6,625 classes stops there.
   const enough = softmax ? 0.5 : Infinity;
@@ -201,9 +233,12 @@ export function loadCharset(file: string): string[] {
 function dictionaryPath(manifest: ModelManifest, modelDir: string): string {
   const wanted = manifest.defaultVersion ?? manifest.versions[manifest.versions.length - 1]!.version;
   const spec = manifest.versions.find((v) => v.version === wanted) ?? manifest.versions[0]!;
-  const onnxFile = spec.file ? path.resolve(modelDir, spec.file) : path.join(packageRoot(spec.package!.name, modelDir), spec.package!.path);
+  const onnxFile = spec.file
+    ? path.resolve(modelDir, spec.file)
+    : path.join(packageRoot(spec.package!.name, modelDir), spec.package!.path);
   const file = path.join(path.dirname(onnxFile), "ppocr_keys_v1.txt");
-  if (!fs.existsSync(file)) throw new InferlineError("model_file_missing", `model ${manifest.name}: dictionary ${file} does not exist`);
+  if (!fs.existsSync(file))
+    throw new InferlineError("model_file_missing", `model ${manifest.name}: dictionary ${file} does not exist`);
   return file;
 }
 
@@ -222,15 +257,18 @@ export function packageRoot(name: string, fromDir: string): string {
 }
 
 async function decodeLine(value: unknown, row: number, maxWidth: number, limits: ImageLimits): Promise<Line> {
-  if (typeof value !== "string" || value.length === 0) throw new NonRetriableError("invalid_image", `image[${row}] is not a base64 string`);
+  if (typeof value !== "string" || value.length === 0)
+    throw new NonRetriableError("invalid_image", `image[${row}] is not a base64 string`);
   const bytes = Buffer.from(value, "base64");
   if (bytes.length === 0) throw new NonRetriableError("invalid_image", `image[${row}] is not valid base64`);
-  if (bytes.length > MAX_IMAGE_BYTES) throw new NonRetriableError("invalid_image", `image[${row}] is larger than ${MAX_IMAGE_BYTES} bytes`);
+  if (bytes.length > MAX_IMAGE_BYTES)
+    throw new NonRetriableError("invalid_image", `image[${row}] is larger than ${MAX_IMAGE_BYTES} bytes`);
   let image: RgbImage;
   try {
     image = await decodeRgb(bytes, limits);
   } catch (err) {
-    const why = err instanceof ImageTooLargeError ? "is larger than a text line may be" : "could not be decoded as an image";
+    const why =
+      err instanceof ImageTooLargeError ? "is larger than a text line may be" : "could not be decoded as an image";
     throw new NonRetriableError("invalid_image", `image[${row}] ${why}: ${(err as Error).message}`, err);
   }
   // PaddleOCR: resized_w = ceil(48 * w / h), capped.
@@ -239,4 +277,5 @@ async function decodeLine(value: unknown, row: number, maxWidth: number, limits:
 }
 
 /** An 8×8 white PNG: exercises decode, resize and one session.run at load time. */
-const WARMUP_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAAD0lEQVQImWP4jwMwDC0JALoev0GybL49AAAAAElFTkSuQmCC";
+const WARMUP_PNG =
+  "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAAD0lEQVQImWP4jwMwDC0JALoev0GybL49AAAAAElFTkSuQmCC";

@@ -21,7 +21,9 @@ export const createThreadTask: ThreadTaskFactory = (model, data) => ({
   async run(payload) {
     const request = payload as LookupTaskRequest;
     if (request.fail) throw new Error(request.fail);
-    const [outcome] = await model.run([{ inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [request.index] }] }]);
+    const [outcome] = await model.run([
+      { inputs: [{ name: "index", datatype: "INT64", shape: [1, 1], data: [request.index] }] },
+    ]);
     if (!outcome?.ok) throw new Error(`lookup failed: ${outcome?.message}`);
     const values = Float32Array.from(outcome.result.outputs[0]!.data as number[]);
     const value: LookupTaskAnswer = { values, data, receivedBytes: request.buffer?.byteLength ?? 0 };

@@ -17,10 +17,14 @@ export async function renderTextLine(text: string, options: RenderOptions = {}):
   const margin = options.margin ?? 10;
   // Pango markup: escape what it would read as tags or entities.
   const markup = text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-  const glyphs = await sharp({ text: { text: markup, font: options.font ?? "DejaVu Sans", dpi: options.dpi ?? 144, rgba: true } })
+  const glyphs = await sharp({
+    text: { text: markup, font: options.font ?? "DejaVu Sans", dpi: options.dpi ?? 144, rgba: true },
+  })
     .png()
     .toBuffer();
-  const line = sharp(glyphs).flatten({ background: "#ffffff" }).extend({ top: margin, bottom: margin, left: margin, right: margin, background: "#ffffff" });
+  const line = sharp(glyphs)
+    .flatten({ background: "#ffffff" })
+    .extend({ top: margin, bottom: margin, left: margin, right: margin, background: "#ffffff" });
   return options.format === "jpeg" ? line.jpeg({ quality: 92 }).toBuffer() : line.png().toBuffer();
 }
 
