@@ -136,12 +136,10 @@ describe("batch creation limits", () => {
     const gamma = await stack.createKey("gamma");
     const delta = await stack.createKey("delta");
     const post = (key: string) =>
-      stack.alpha
-        .withKey(key)
-        .request("POST", "/v1/batches?model=iris", {
-          body: ndjson(1),
-          headers: { "content-type": "application/x-ndjson" },
-        });
+      stack.alpha.withKey(key).request("POST", "/v1/batches?model=iris", {
+        body: ndjson(1),
+        headers: { "content-type": "application/x-ndjson" },
+      });
     /** Posts until the answer is `status` (the stalled uploads are admitted a moment after they are sent); earlier ones succeed. */
     const postUntil = (key: string, status: number) =>
       sleepUntil(

@@ -95,13 +95,11 @@ const jobs: NewJob[] = Array.from({ length: N }, (_, i) => ({
 await new JobStore(p, undefined as never).insertMany(jobs);
 for (let i = 0; i < N; i += 5000) {
   await queue.addBulk(
-    jobs
-      .slice(i, i + 5000)
-      .map((j) => ({
-        name: "infer",
-        data: { id: j.id, inputs: j.inputs },
-        opts: { attempts: 5, removeOnComplete: true, jobId: j.id },
-      })),
+    jobs.slice(i, i + 5000).map((j) => ({
+      name: "infer",
+      data: { id: j.id, inputs: j.inputs },
+      opts: { attempts: 5, removeOnComplete: true, jobId: j.id },
+    })),
   );
 }
 log(`${N} jobs stored and queued; draining with concurrency ${concurrency}, intraOp ${intra}`);

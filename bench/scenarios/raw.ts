@@ -88,9 +88,7 @@ if (!isMainThread) {
   // Feeds per batch size: a few distinct batches cycled, so no single input is favoured.
   let inputName: string;
   let feedsFor: (b: number) => Feed[];
-  let itemsFor: (
-    b: number,
-  ) => {
+  let itemsFor: (b: number) => {
     inputs: ReturnType<typeof ocrInputs> | Array<{ name: string; shape: number[]; datatype: "FP32"; data: number[] }>;
   }[];
   if (env.model === "iris") {

@@ -88,12 +88,10 @@ export const Timestamp = z.iso
 
 export const JobError = z
   .object({
-    code: z
-      .string()
-      .meta({
-        description:
-          "A stable machine-readable code: `deadline_exceeded`, `canceled`, `inference_failed`, `inference_timeout`…",
-      }),
+    code: z.string().meta({
+      description:
+        "A stable machine-readable code: `deadline_exceeded`, `canceled`, `inference_failed`, `inference_timeout`…",
+    }),
     message: z.string(),
   })
   .meta({ description: "Why a job did not succeed" });
@@ -175,13 +173,10 @@ export const JobView = z
     batchId: z.string().optional().meta({ description: "Set on a batch item" }),
     customId: z.string().optional().meta({ description: "A batch item's customId" }),
     result: InferenceResult.optional(),
-    cached: z
-      .literal(true)
-      .optional()
-      .meta({
-        description:
-          "Present when the result came from the model's result cache (or from an identical request's run in flight), not from a run of its own",
-      }),
+    cached: z.literal(true).optional().meta({
+      description:
+        "Present when the result came from the model's result cache (or from an identical request's run in flight), not from a run of its own",
+    }),
     error: JobError.optional(),
   })
   .meta({

@@ -17,13 +17,10 @@ const count = z.number().int().min(0);
 export const JobListPage = z
   .object({
     jobs: z.array(JobView),
-    nextCursor: z
-      .string()
-      .nullable()
-      .meta({
-        description:
-          "Pass as `cursor` for the next page; null on the last page. A page with a status filter may hold fewer than `limit` jobs, even none, before the last",
-      }),
+    nextCursor: z.string().nullable().meta({
+      description:
+        "Pass as `cursor` for the next page; null on the last page. A page with a status filter may hold fewer than `limit` jobs, even none, before the last",
+    }),
   })
   .meta({ description: "A page of jobs, newest first" });
 export type JobListPage = z.infer<typeof JobListPage>;
@@ -32,13 +29,10 @@ export type JobListPage = z.infer<typeof JobListPage>;
 export const BatchListPage = z
   .object({
     batches: z.array(BatchView),
-    nextCursor: z
-      .string()
-      .nullable()
-      .meta({
-        description:
-          "Pass as `cursor` for the next page; null on the last page. A filtered page may hold fewer than `limit`, even none, before the last",
-      }),
+    nextCursor: z.string().nullable().meta({
+      description:
+        "Pass as `cursor` for the next page; null on the last page. A filtered page may hold fewer than `limit`, even none, before the last",
+    }),
   })
   .meta({ description: "A page of batches, newest first" });
 export type BatchListPage = z.infer<typeof BatchListPage>;
@@ -137,19 +131,15 @@ export type WebhookSecret = z.infer<typeof WebhookSecret>;
 
 export const WebhookEventView = z.object({
   id: z.string().meta({ description: "The event's webhook-id (the same on every attempt and redelivery)" }),
-  type: z
-    .string()
-    .meta({
-      description:
-        "A webhook event type: `job.succeeded`, `job.failed`, `job.canceled`, `job.expired`, `batch.completed`",
-    }),
+  type: z.string().meta({
+    description:
+      "A webhook event type: `job.succeeded`, `job.failed`, `job.canceled`, `job.expired`, `batch.completed`",
+  }),
   url: z.string(),
-  status: z
-    .string()
-    .meta({
-      description:
-        "`pending` (an attempt is due or scheduled), `delivered`, `gone` (the receiver answered 410) or `failed` (retries exhausted)",
-    }),
+  status: z.string().meta({
+    description:
+      "`pending` (an attempt is due or scheduled), `delivered`, `gone` (the receiver answered 410) or `failed` (retries exhausted)",
+  }),
   attempts: count,
   redeliveries: count.meta({ description: "Manual redeliveries asked for so far (at most WEBHOOK_MAX_REDELIVERIES)" }),
   createdAt: Timestamp,
@@ -192,12 +182,10 @@ export const WebhookAttempt = z.object({
 export type WebhookAttempt = z.infer<typeof WebhookAttempt>;
 
 /** GET /v1/jobs/:id/webhooks: the job's events and every delivery attempt, oldest first. */
-export const JobWebhooks = z
-  .object({ events: z.array(WebhookEventView), attempts: z.array(WebhookAttempt) })
-  .meta({
-    description: "A job's webhook events and every delivery attempt, oldest first",
-    examples: [{ events: [], attempts: [] }],
-  });
+export const JobWebhooks = z.object({ events: z.array(WebhookEventView), attempts: z.array(WebhookAttempt) }).meta({
+  description: "A job's webhook events and every delivery attempt, oldest first",
+  examples: [{ events: [], attempts: [] }],
+});
 export type JobWebhooks = z.infer<typeof JobWebhooks>;
 
 /** POST /v1/jobs/:id/webhooks/redeliver. */
@@ -258,13 +246,10 @@ export const ReadinessChecks = z.object({
 });
 export type ReadinessChecks = z.infer<typeof ReadinessChecks>;
 
-const readinessModels = z
-  .record(z.string(), ModelReadiness)
-  .optional()
-  .meta({
-    description:
-      "Each model's readiness as live workers report it (when Redis answered). Informational: a model no worker can serve answers 503 model_unavailable, the API stays ready",
-  });
+const readinessModels = z.record(z.string(), ModelReadiness).optional().meta({
+  description:
+    "Each model's readiness as live workers report it (when Redis answered). Informational: a model no worker can serve answers 503 model_unavailable, the API stays ready",
+});
 
 export const Healthz = z.object({ status: z.literal("ok") }).meta({ examples: [{ status: "ok" }] });
 export type Healthz = z.infer<typeof Healthz>;
@@ -336,11 +321,9 @@ export const V2ModelReady = z
     name: z.string(),
     version: z.string().optional(),
     ready: z.boolean(),
-    state: VersionReadiness.shape.state
-      .optional()
-      .meta({
-        description: "When not ready: `failed` (workers could not load it) or `unknown` (no live worker reported it)",
-      }),
+    state: VersionReadiness.shape.state.optional().meta({
+      description: "When not ready: `failed` (workers could not load it) or `unknown` (no live worker reported it)",
+    }),
     versions: z.record(z.string(), VersionReadiness).optional(),
   })
   .meta({ examples: [{ name: "iris", ready: true }] });

@@ -97,15 +97,13 @@ export function v2Router(deps: {
         ready: true,
       } satisfies V2ModelReady);
     res.setHeader("Retry-After", String(MODEL_UNAVAILABLE_RETRY_AFTER_S));
-    res
-      .status(503)
-      .json({
-        name: model.manifest.name,
-        ...(version ? { version: model.version } : {}),
-        ready: false,
-        state: state.state,
-        versions: version ? undefined : readiness.versions,
-      } satisfies V2ModelReady);
+    res.status(503).json({
+      name: model.manifest.name,
+      ...(version ? { version: model.version } : {}),
+      ready: false,
+      state: state.state,
+      versions: version ? undefined : readiness.versions,
+    } satisfies V2ModelReady);
   };
   router.get("/models/:name/ready", (req, res) => ready(res, req.params.name));
   router.get("/models/:name/versions/:version/ready", (req, res) => ready(res, req.params.name, req.params.version));

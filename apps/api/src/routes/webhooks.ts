@@ -72,14 +72,12 @@ export function webhooksRouter(deps: WebhooksRouterDeps): Router {
       await deps.events.refundRedelivery(claim.eventId).catch(() => {});
       throw err;
     }
-    res
-      .status(202)
-      .json({
-        eventId: claim.eventId,
-        status: "queued",
-        redeliveries: claim.redeliveries,
-        maxRedeliveries: max,
-      } satisfies WebhookRedelivery);
+    res.status(202).json({
+      eventId: claim.eventId,
+      status: "queued",
+      redeliveries: claim.redeliveries,
+      maxRedeliveries: max,
+    } satisfies WebhookRedelivery);
   });
 
   return router;
