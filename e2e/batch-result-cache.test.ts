@@ -91,6 +91,12 @@ async function workerRuns(): Promise<number> {
   return metric.values.reduce((n, v) => n + v.value, 0);
 }
 
+/** A batch reads completed at its commit; the worker counts its run items a moment after it. */
+async function expectRuns(n: number): Promise<void> {
+  await sleepUntil(async () => (await workerRuns()) >= n, { timeoutMs: 10_000, message: `${n} runs never counted` });
+  expect(await workerRuns()).toBe(n);
+}
+
 async function cacheWrites(): Promise<number> {
   const text = await stack.worker!.metrics.registry.metrics();
   const m = text.match(/^inferline_cache_writes_total\{model="iris",outcome="stored"\} (\d+)/m);
@@ -172,7 +178,7 @@ describe("batches and the result cache", () => {
     expect(await dispatches(mixed.id)).toBe(1);
     await stack.startWorker();
     await completed(stack.alpha, mixed.id);
-    expect(await workerRuns()).toBe(200);
+    await expectRuns(200);
     const out = (await lines(stack.alpha, mixed.id)).map((l) => JSON.parse(l));
     expect(out.map((l) => l.cached === true)).toEqual(out.map((_, i) => i < 600));
     expect(out.every((l) => l.status === "succeeded")).toBe(true);
@@ -207,7 +213,7 @@ describe("batches and the result cache", () => {
     await stack.startWorker();
     await completed(stack.alpha, bypassed.id);
     await completed(stack.alpha, ndjson.body.id);
-    expect(await workerRuns()).toBe(600);
+    await expectRuns(600);
     expect((await lines(stack.alpha, bypassed.id)).some((l) => l.includes('"cached"'))).toBe(false);
     // The bypassing runs stored their results again.
     await sleepUntil(async () => (await cacheWrites()) >= 600, {
@@ -231,7 +237,7 @@ describe("batches and the result cache", () => {
     expect(beta).toMatchObject({ status: "queued", counts: { queued: 100, succeeded: 0 } });
     await stack.startWorker();
     await completed(stack.beta, beta.id);
-    expect(await workerRuns()).toBe(100);
+    await expectRuns(100);
     expect((await lines(stack.beta, beta.id)).some((l) => l.includes('"cached"'))).toBe(false);
   });
 });
