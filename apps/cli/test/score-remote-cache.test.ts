@@ -47,6 +47,15 @@ async function cacheWrites(): Promise<number> {
 }
 
 /** Rows `from` to `from + rows - 1`: distinct (the first column alone differs on every row), so no row hits another's entry. */
+type Worker = Awaited<ReturnType<TestCluster["startWorker"]>>;
+const runsOf = async (w: Worker) => (await w.metrics.itemsFinished.get()).values.reduce((n, v) => n + v.value, 0);
+
+/** A batch reads completed at its commit; the worker counts its run items a moment after it. */
+async function expectRuns(w: Worker, n: number): Promise<void> {
+  await sleepUntil(async () => (await runsOf(w)) >= n, { timeoutMs: 10_000, message: `${n} runs never counted` });
+  expect(await runsOf(w)).toBe(n);
+}
+
 function writeCsv(file: string, rows: number, from = 0): void {
   let s = "id,sepal_length,sepal_width,petal_length,petal_width\n";
   for (let i = from; i < from + rows; i++)
@@ -110,8 +119,7 @@ describe("score --remote and the result cache", () => {
     expect((await cli([...flags, "--out", third, "--no-cache"])).code).toBe(0);
     expect(fs.readFileSync(third).equals(fs.readFileSync(first))).toBe(true);
     expect((await batches()).slice(before).every((b) => b.cached === 0)).toBe(true);
-    const ran = (await worker.metrics.itemsFinished.get()).values.reduce((n, v) => n + v.value, 0);
-    expect(ran).toBe(items);
+    await expectRuns(worker, items);
   }, 90_000);
 
   it("--cache off runs every row and stores none of them: the file's next run runs them all again", async () => {
@@ -131,15 +139,14 @@ describe("score --remote and the result cache", () => {
       key,
     ];
     const worker = cluster.worker ?? (await cluster.startWorker());
-    const ran = async () => (await worker.metrics.itemsFinished.get()).values.reduce((n, v) => n + v.value, 0);
-    const [writes, runs, before] = [await cacheWrites(), await ran(), (await batches()).length];
+    const [writes, runs, before] = [await cacheWrites(), await runsOf(worker), (await batches()).length];
 
     expect((await cli([...flags, "--out", path.join(dir, "off.jsonl"), "--cache", "off"])).code).toBe(0);
     const items = (await batches()).slice(before).reduce((n, b) => n + b.total, 0);
-    expect((await ran()) - runs).toBe(items);
+    await expectRuns(worker, runs + items);
     expect((await cli([...flags, "--out", path.join(dir, "after-off.jsonl")])).code).toBe(0);
     // Nothing of the first run was there to answer the second: it ran every item too, and stored them.
-    expect((await ran()) - runs).toBe(2 * items);
+    await expectRuns(worker, runs + 2 * items);
     expect((await batches()).slice(before).every((b) => b.cached === 0)).toBe(true);
     await sleepUntil(async () => (await cacheWrites()) - writes >= items, {
       timeoutMs: 10_000,
