@@ -11,7 +11,7 @@ import type {
 } from "@inferline/db";
 import { RetriableError, type JobError } from "@inferline/contracts";
 import { backoffDelay, hops, type BackoffSchedule } from "@inferline/runtime";
-import type { InferenceEngine, InferenceItem, ItemOutcome } from "@inferline/inference";
+import type { InferenceEngine, InferenceItem, ItemOutcome, Share } from "@inferline/inference";
 import { JOB_RETRY_JITTER, parseInferQueueName, type DispatchGroup, type DispatchPayload } from "@inferline/queue";
 import type { OutcomeSystem } from "@inferline/outcomes";
 import type { WorkerMetrics } from "./metrics.ts";
@@ -22,7 +22,7 @@ import { ATTR, epochNow, tracing } from "@inferline/telemetry";
 import type { RunTimes } from "./run-times.ts";
 import { EntryTrace, type TracedSubject } from "./entry-trace.ts";
 import type { TenantCaps } from "./tenant-caps.ts";
-import { runInSlices, yieldedPriority, type SlotBound } from "./slot-bound.ts";
+import { runInSlices, yieldedPriority, type SliceSite, type SlotBound } from "./slot-bound.ts";
 
 export interface ProcessorLimits {
   /** Attempts of a job (or a chunk) before it fails for good (JOB_ATTEMPTS). */
@@ -195,6 +195,9 @@ function sliceSite(entry: QueueEntry<DispatchPayload>) {
   };
 }
 
+/** A slice site's turn in the engine's batcher: its tenant's, by its weight. */
+const shareOf = (site: SliceSite): Share => ({ key: site.tenantId, weight: site.weight });
+
 /** Gives back what a run claimed (see handBack). */
 type Release = () => Promise<void>;
 
@@ -268,7 +271,7 @@ async function runCarried(
   if (!(await deps.store.isQueued(job.id))) return runJobs(deps, entry, run);
   if (hops.enabled) hops.mark(job.id, "worker.claimed");
   const startedAt = new Date();
-  const outcome = await orHandBack(timedInfer(deps, job, false), entry, run, nothingClaimed);
+  const outcome = await orHandBack(timedInfer(deps, job, false, entry.data.weight ?? 1), entry, run, nothingClaimed);
   hops.mark(job.id, "worker.inferred");
   deps.metrics.unclaimedRuns.inc({ model });
   if (isRetriable(outcome)) return runJobs(deps, entry, run);
@@ -283,14 +286,13 @@ async function runCarried(
 const modelOf = (entry: QueueEntry<DispatchPayload>): string => parseInferQueueName(entry.queueName).model;
 
 /** A job's inference, its duration noted in RunTimes. `alone`: in a batch of its own. */
-async function timedInfer(deps: ProcessorDeps, job: ClaimedJob, alone: boolean): Promise<ItemOutcome> {
+async function timedInfer(deps: ProcessorDeps, job: ClaimedJob, alone: boolean, weight: number): Promise<ItemOutcome> {
   const started = performance.now();
-  const outcome = await deps.engine.infer(
-    job.model,
-    job.version,
-    { inputs: job.inputs, outputs: job.requestedOutputs },
-    { alone },
-  );
+  const item = { inputs: job.inputs, outputs: job.requestedOutputs };
+  const outcome = await deps.engine.infer(job.model, job.version, item, {
+    alone,
+    share: { key: job.tenantId, weight },
+  });
   deps.runTimes?.record(job.model, performance.now() - started);
   return outcome;
 }
@@ -320,7 +322,7 @@ async function runJobs(
       if (job.attempts > deps.limits.maxAttempts) return void outcomes.push(exhausted(job.id, job.attempts - 1));
       // A job on its second run or later may be what sank its first: it runs in a batch of its own.
       const span = trace?.inference(job.id);
-      const outcome = await timedInfer(deps, job, job.attempts > 1);
+      const outcome = await timedInfer(deps, job, job.attempts > 1, site.weight);
       EntryTrace.inferred(span, outcome);
       hops.mark(job.id, "worker.inferred");
       if (isRetriable(outcome) && !run.lastAttempt && job.attempts < deps.limits.maxAttempts)
@@ -514,7 +516,9 @@ async function runChunkTogether(
     site,
     queued,
     async ({ i, inputs }) => {
-      const outcome = await deps.engine.infer(chunk.model, chunk.version, itemOf(chunk, inputs));
+      const outcome = await deps.engine.infer(chunk.model, chunk.version, itemOf(chunk, inputs), {
+        share: shareOf(site),
+      });
       if (isRetriable(outcome) && !hand.run.lastAttempt && chunk.attempts < deps.limits.maxAttempts)
         return void retryLater++;
       outcomes[i] = toChunkOutcome(outcome, chunk.attempts, deps.limits);
@@ -560,7 +564,10 @@ async function runChunkAlone(
       outcome = { status: "failed", error: exhaustedError(chunk.attempts - 1) };
     } else {
       const span = trace?.inference(chunk.id, { [ATTR.batchSize]: 1 });
-      const inferring = deps.engine.infer(chunk.model, chunk.version, itemOf(chunk, inputs), { alone: true });
+      const inferring = deps.engine.infer(chunk.model, chunk.version, itemOf(chunk, inputs), {
+        alone: true,
+        share: { key: chunk.tenantId, weight: hand.entry.data.weight ?? 1 },
+      });
       const result = await orHandBack(inferring, hand.entry, hand.run, hand.release);
       EntryTrace.inferred(span, result);
       if (isRetriable(result) && !hand.run.lastAttempt && chunk.attempts < deps.limits.maxAttempts) {

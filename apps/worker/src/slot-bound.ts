@@ -1,7 +1,10 @@
 import { CLASS_BASE, CLASS_SPAN } from "@inferline/queue";
 
-/** Rows a slice of a model not yet measured here runs. */
-const PROBE_ROWS = 4;
+/**
+ * Rows a slice of a model not yet measured here runs: one, since a slow model's first slices,
+ * every slot's at once when a worker starts on a backlog, are what a light tenant waits behind.
+ */
+const PROBE_ROWS = 1;
 /** Weight of each new slice in a model's mean hold per row. */
 const ALPHA = 0.2;
 

@@ -12,7 +12,7 @@ import {
   WebhookEventStore,
   type NewJob,
 } from "@inferline/db";
-import type { InferenceEngine, InferenceItem, ItemOutcome } from "@inferline/inference";
+import type { InferenceEngine, InferenceItem, ItemOutcome, SubmitOptions } from "@inferline/inference";
 import { OutcomeSystem } from "@inferline/outcomes";
 import { createRedis, Dispatcher, type DispatchPayload, type RedisConnection } from "@inferline/queue";
 import { createTestDatabase, deletePrefix, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
@@ -37,10 +37,13 @@ const RETRIABLE = 2;
 const BROKEN = 3;
 /** Inputs each run was given (their first value), in order. */
 const runs: number[] = [];
+/** Whose turn each run took in the engine's batcher (see SubmitOptions.share). */
+const shares: Array<string | undefined> = [];
 const MODEL = {
-  async infer(_model: string, _version: string, item: InferenceItem): Promise<ItemOutcome> {
+  async infer(_model: string, _version: string, item: InferenceItem, options?: SubmitOptions): Promise<ItemOutcome> {
     const value = (item.inputs[0] as FlatTensor).data[0] as number;
     runs.push(value);
+    shares.push(options?.share?.key);
     if (value === RETRIABLE)
       return { ok: false, code: "inference_timeout", message: "the run timed out", retriable: true };
     if (value === BROKEN) return { ok: false, code: "inference_error", message: "bad input", retriable: false };
@@ -143,9 +146,11 @@ async function job(id: string) {
 }
 
 describe("processor: a job entry", () => {
-  it("runs every job of the entry and writes their results", async () => {
+  it("runs every job of the entry, each as its tenant's turn in the engine, and writes their results", async () => {
     const { ids, entry } = await submit([OK, OK]);
+    shares.length = 0;
     expect(await processor()(entry)).toEqual({ jobs: 2 });
+    expect(shares).toEqual([tenantId, tenantId]);
     for (const id of ids)
       expect(await job(id)).toMatchObject({ status: "succeeded", result: { outputs: [{ data: [10] }] } });
   });
@@ -242,9 +247,11 @@ describe("processor: a batch chunk entry", () => {
       ])
     ).rows[0]!.done;
 
-  it("runs the chunk's items and writes them in one go, completing the batch", async () => {
+  it("runs the chunk's items, each as its tenant's turn in the engine, and writes them in one go, completing the batch", async () => {
     const { batchId, chunkId, entry } = await batchOf([OK, BROKEN, OK]);
+    shares.length = 0;
     expect(await processor()(entry)).toEqual({ jobs: 3 });
+    expect(shares).toEqual([tenantId, tenantId, tenantId]);
     expect((await chunk(chunkId)).statuses).toEqual(["succeeded", "failed", "succeeded"]);
     expect(await completed(batchId)).toBe(true);
   });

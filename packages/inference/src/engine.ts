@@ -1,7 +1,7 @@
 import { InferlineError } from "@inferline/contracts";
 import { type ModelRepository, type ResolvedModel } from "@inferline/runtime";
 import type { InferenceItem } from "./adapter.ts";
-import { DynamicBatcher } from "./batcher.ts";
+import { DynamicBatcher, type SubmitOptions } from "./batcher.ts";
 import type { ItemOutcome } from "./loaded-model.ts";
 import { modelKey, type ModelLoadFailure, type ModelRunner } from "./runner.ts";
 import "./builtin-adapters.ts";
@@ -109,8 +109,12 @@ export class InferenceEngine {
     return wanted.flatMap((name) => repo.manifest(name).versions.map((v) => repo.resolve(name, v.version)));
   }
 
-  /** `alone`: run the item in a session run of its own (a retry after its run timed out or crashed, so it can take no other item down). */
-  infer(model: string, version: string, item: InferenceItem, options: { alone?: boolean } = {}): Promise<ItemOutcome> {
+  /**
+   * `alone`: run the item in a session run of its own (a retry after its run timed out or crashed,
+   * so it can take no other item down). `share`: whose work it is, for the turns the model's
+   * batcher gives (see DynamicBatcher).
+   */
+  infer(model: string, version: string, item: InferenceItem, options: SubmitOptions = {}): Promise<ItemOutcome> {
     const batcher = this.batchers.get(modelKey(model, version));
     if (!batcher)
       return Promise.resolve({

@@ -12,7 +12,7 @@ export { DEFAULT_RUN_TIMEOUT_MS, type ThreadPoolEvents, type ThreadPoolSettings 
 export { type ThreadTask, type ThreadTaskFactory, type ThreadTaskSpec, type TaskAnswer } from "./thread-task.ts";
 export { denseReason, type DenseOutput, type DenseSegment } from "./dense-run.ts";
 export { LoadedModel, type ItemOutcome, type SessionSettings } from "./loaded-model.ts";
-export { DynamicBatcher, type BatcherOptions } from "./batcher.ts";
+export { DynamicBatcher, type BatcherOptions, type Share, type SubmitOptions } from "./batcher.ts";
 export { registerAdapter, importAdapterModules, type AdapterFactory } from "./adapters.ts";
 export { defaultAdapter, type InferenceItem, type ModelAdapter, type PreparedItem, type SplitItem } from "./adapter.ts";
 export {

@@ -219,4 +219,64 @@ describe("DynamicBatcher", () => {
     r.calls[1]!.finish();
     expect(await results[2]).toBe(6);
   });
+
+  describe("turns between share keys", () => {
+    /** One item per run, one run at a time: the order of the runs is the queue's order. */
+    function oneByOne() {
+      const r = runs();
+      const batcher = new DynamicBatcher<number, number>({
+        maxBatchSize: 1,
+        maxQueueDelayMs: 0,
+        maxInFlight: 1,
+        rowsOf: () => 1,
+        run: r.run,
+      });
+      /** Finishes runs one by one until `n` have started; the items in the order they ran. */
+      const order = async (n: number) => {
+        for (let i = 0; i < n - 1; i++) {
+          await vi.waitFor(() => expect(r.calls.length).toBeGreaterThan(i));
+          r.calls[i]!.finish();
+        }
+        await vi.waitFor(() => expect(r.calls.length).toBe(n));
+        return r.batches().flat();
+      };
+      return { batcher, order };
+    }
+
+    it("a key's one item runs after one turn of another key's backlog, not behind all of it", async () => {
+      const { batcher, order } = oneByOne();
+      for (const x of [1, 2, 3, 4, 5]) void batcher.submit(x, { share: { key: "heavy" } });
+      await Promise.resolve();
+      void batcher.submit(100, { share: { key: "light" } });
+      expect(await order(6)).toEqual([1, 100, 2, 3, 4, 5]);
+    });
+
+    it("backlogged keys take turns by weight: 3 against 1 runs three of one for each of the other", async () => {
+      const { batcher, order } = oneByOne();
+      for (let i = 0; i < 12; i++) void batcher.submit(i, { share: { key: "three", weight: 3 } });
+      for (let i = 100; i < 112; i++) void batcher.submit(i, { share: { key: "one" } });
+      const ran = await order(12);
+      expect(ran.filter((x) => x >= 100).length).toBe(3);
+      // Each key's items keep their order.
+      expect(ran.filter((x) => x < 100)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(ran.filter((x) => x >= 100)).toEqual([100, 101, 102]);
+    });
+
+    it("a key that went idle gets no credit for it: it starts from the others' present turn", async () => {
+      const { batcher, order } = oneByOne();
+      void batcher.submit(100, { share: { key: "light" } });
+      for (const x of [1, 2, 3, 4, 5, 6]) void batcher.submit(x, { share: { key: "heavy" } });
+      await order(4);
+      // Light ran first and was idle since; its next item takes one turn, not four.
+      void batcher.submit(101, { share: { key: "light" } });
+      expect(await order(7)).toEqual([100, 1, 2, 3, 101, 4, 5]);
+    });
+
+    it("items without a key run in their order, as items of one key do", async () => {
+      const { batcher, order } = oneByOne();
+      for (const x of [1, 2, 3]) void batcher.submit(x);
+      void batcher.submit(4, { share: { key: "" } });
+      expect(await order(4)).toEqual([1, 2, 3, 4]);
+    });
+  });
 });
