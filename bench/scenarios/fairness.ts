@@ -7,6 +7,8 @@
  * BENCH_FAIRNESS_ENTRY), and a BENCH_FAIRNESS_BATCH-item batch (iris 100,000, ocr-text-line
  * 2,000) POSTed as NDJSON, all with the cache bypassed. The worker starts just before B's second
  * run. Each variable may be given per model too (BENCH_IRIS_FAIRNESS_RATE, BENCH_OCR_FAIRNESS_RATE…).
+ * BENCH_FAIRNESS_TRACE=1 logs each of B's jobs: ms from the run's start to its creation, its wait
+ * for a worker and its claim to result.
  *
  * Reports B's p50/p90/p99 submit-to-result latency in both runs, the same for B's jobs submitted
  * while A still had work queued (A's backlog drains in a few seconds here, so most of B's second
@@ -97,7 +99,8 @@ const headersOf = (key: string) => ({ authorization: `Bearer ${key}`, "content-t
 async function startWorker() {
   const metricsPort = await freePort();
   const worker = spawnApp("worker", { ...shared, ...workerSettings, METRICS_PORT: String(metricsPort) });
-  await waitHttp(`http://127.0.0.1:${metricsPort}/metrics`, 60_000);
+  // Ready: models loaded and warmed, queues consumed (B's runs measure a serving worker, not its start).
+  await waitHttp(`http://127.0.0.1:${metricsPort}/readyz`, 60_000);
   return worker;
 }
 
@@ -267,6 +270,14 @@ async function breakdown(from: number, to: number) {
      from jobs where "tenantId" = $1 and "createdAt" >= $2 and "createdAt" < $3 and status = 'succeeded'`,
     [light.tenant.id, new Date(from), new Date(to)],
   );
+  if (process.env.BENCH_FAIRNESS_TRACE) {
+    const { rows: all } = await p.query(
+      `select extract(epoch from "createdAt" - $2) * 1000 as at, extract(epoch from "startedAt" - "createdAt") * 1000 as wait, extract(epoch from "completedAt" - "startedAt") * 1000 as run
+       from jobs where "tenantId" = $1 and "createdAt" >= $2 and "createdAt" < $3 order by "createdAt"`,
+      [light.tenant.id, new Date(from), new Date(to)],
+    );
+    log(`trace: ${all.map((r) => `${Math.round(r.at)}:${Math.round(r.wait)}+${Math.round(r.run)}`).join(" ")}`);
+  }
   const of = (xs: number[]) => {
     const sorted = xs.sort((a, b) => a - b);
     return { p50: round(quantile(sorted, 0.5), 1), p99: round(quantile(sorted, 0.99), 1) };
