@@ -5,8 +5,9 @@
  * and right after A queued a backlog while no worker ran: BENCH_N jobs (iris 100,000,
  * ocr-text-line 2,000), POSTed (or stored as the submit path stores them with
  * BENCH_FAIRNESS_ENTRY), and a BENCH_FAIRNESS_BATCH-item batch (iris 100,000, ocr-text-line
- * 2,000) POSTed as NDJSON, all with the cache bypassed. The worker starts just before B's second
- * run. Each variable may be given per model too (BENCH_IRIS_FAIRNESS_RATE, BENCH_OCR_FAIRNESS_RATE…).
+ * 2,000) POSTed as NDJSON, all with the cache bypassed. The worker starts (and is ready) just
+ * before B's second run. In both runs B's first BENCH_FAIRNESS_WARMUP_S (2) seconds of jobs, on a
+ * worker just started, are not counted. Each variable may be given per model too (BENCH_IRIS_FAIRNESS_RATE, BENCH_OCR_FAIRNESS_RATE…).
  * BENCH_FAIRNESS_TRACE=1 logs each of B's jobs: ms from the run's start to its creation, its wait
  * for a worker and its claim to result.
  *
@@ -307,8 +308,10 @@ log(
 );
 worker = await startWorker();
 const backlogStart = performance.now();
-const contendedFrom = Date.now();
 const drained = backlogEnd();
+// B's first jobs on the just-started worker are left out, as in the idle run: both compare warm workers.
+await paced(rate * warmupSeconds);
+const contendedFrom = Date.now();
 const contended = await paced(count);
 const drainedAt = await drained;
 const during = contended.filter((s) => s.startedAt < drainedAt.at);
