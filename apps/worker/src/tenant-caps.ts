@@ -122,26 +122,30 @@ export class TenantCaps {
     };
   }
 
-  /** Reads the caps again when older than cacheMs; concurrent callers share one read. */
+  /**
+   * The caps, read again when older than cacheMs: the first read is waited for; a later one runs
+   * beside the entries, which meanwhile see the caps last read (a claim never waits for PostgreSQL
+   * on their account). Concurrent callers share one read.
+   */
   private async fresh(): Promise<void> {
     if (performance.now() - this.readAt < this.options.cacheMs) return;
-    this.reading ??= this.deps
-      .readCaps()
-      .then((rows) => {
-        this.caps = new Map(rows.map((r) => [capId(r.tenantId, r.model), r.maxRunning]));
-        this.any = rows.length > 0;
-        this.readAt = performance.now();
-      })
-      .catch((err: Error) => {
-        // Tried again after cacheMs, not on every entry: each try may wait for a connect timeout.
-        this.readAt = performance.now();
-        this.deps.logger.warn(
-          { err: err.message },
-          "reading tenants' concurrency caps failed; the last ones read stay in force",
-        );
-      })
-      .finally(() => (this.reading = undefined));
-    await this.reading;
+    this.reading ??= this.read().finally(() => (this.reading = undefined));
+    if (this.readAt === -Infinity) await this.reading;
+  }
+
+  private async read(): Promise<void> {
+    try {
+      const rows = await this.deps.readCaps();
+      this.caps = new Map(rows.map((r) => [capId(r.tenantId, r.model), r.maxRunning]));
+      this.any = rows.length > 0;
+    } catch (err) {
+      // Tried again after cacheMs, not on every entry: each try may wait for a connect timeout.
+      this.deps.logger.warn(
+        { err: (err as Error).message },
+        "reading tenants' concurrency caps failed; the last ones read stay in force",
+      );
+    }
+    this.readAt = performance.now();
   }
 }
 
