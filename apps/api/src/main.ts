@@ -1,49 +1,22 @@
-import "@inferline/runtime/load-dot-env";
-import { InferlineError } from "@inferline/contracts";
-import { waitForDependencies } from "@inferline/runtime";
-import { assertPostgresReachable } from "@inferline/db";
-import { assertRedisReachable, redisTarget } from "@inferline/queue";
-import { loadApiEnv } from "./env.ts";
-import { startingServer } from "./http-server.ts";
-import { createLogger } from "./logger.ts";
-import { startApi, type RunningApi } from "./server.ts";
+// ESM loads a module's whole import graph before any of it runs: a SIGTERM while the API's
+// modules load (a second or more) would kill it by the signal's default instead of a clean exit.
+// So this entry imports nothing statically and notes a signal that comes meanwhile; the process
+// exits 0 once loaded. main() installs its own handlers before its first await. These stay:
+// removing them would stop Node watching the signal, and one caught while the import blocked the
+// event loop, not yet handed to any handler, would be lost (the process would run on).
+let stopRequested = false;
+const early = () => (stopRequested = true);
+process.on("SIGTERM", early);
+process.on("SIGINT", early);
 
-async function main(): Promise<void> {
-  const env = loadApiEnv();
-  const logger = createLogger(env.LOG_LEVEL, env.LOG_PRETTY, "api");
-  let api: RunningApi | undefined = undefined;
-  const waiting = new AbortController();
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "stopping: draining requests");
-    if (!api) {
-      waiting.abort();
-      return process.exit(0);
-    }
-    api.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
-  // The port first: /healthz answers while PostgreSQL or Redis is still away, and the rest 503.
-  const listening = await startingServer(env.PORT, env.HOST);
-  await waitForDependencies(
-    [
-      { name: "PostgreSQL", check: () => assertPostgresReachable(env.DATABASE_URL) },
-      { name: "Redis", check: () => assertRedisReachable(redisTarget(env)) },
-    ],
-    logger,
-    waiting.signal,
-  );
-  api = await startApi(env, logger, listening);
-}
-
-main().catch((err: unknown) => {
+try {
+  const { main } = await import("./api-main.ts");
+  if (stopRequested) process.exit(0);
+  await main();
+} catch (err) {
+  // Known start-up failures get one line that says what to do; anything else is a bug worth a stack.
+  const { InferlineError } = await import("@inferline/contracts");
   if (err instanceof InferlineError) console.error(`inferline api: ${err.message}`);
   else console.error(err);
   process.exit(1);
-});
+}

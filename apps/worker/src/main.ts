@@ -1,59 +1,22 @@
-import "@inferline/runtime/load-dot-env";
-import { InferlineError } from "@inferline/contracts";
-import { waitForDependencies } from "@inferline/runtime";
-import { assertPostgresReachable } from "@inferline/db";
-import { assertRedisReachable, redisTarget } from "@inferline/queue";
-import { loadWorkerEnv } from "./env.ts";
-import { createLogger } from "./logger.ts";
-import { WorkerMetrics } from "./metrics.ts";
-import { startWorker, type RunningWorker } from "./worker-service.ts";
+// ESM loads a module's whole import graph before any of it runs: a SIGTERM while the worker's
+// modules load (a second or more) would kill it by the signal's default instead of a clean exit.
+// So this entry imports nothing statically and notes a signal that comes meanwhile; the process
+// exits 0 once loaded. main() installs its own handlers before its first await. These stay:
+// removing them would stop Node watching the signal, and one caught while the import blocked the
+// event loop, not yet handed to any handler, would be lost (the process would run on).
+let stopRequested = false;
+const early = () => (stopRequested = true);
+process.on("SIGTERM", early);
+process.on("SIGINT", early);
 
-async function main(): Promise<void> {
-  const env = loadWorkerEnv();
-  const logger = createLogger(env.LOG_LEVEL, env.LOG_PRETTY, "worker");
-  let worker: RunningWorker | undefined = undefined;
-  const waiting = new AbortController();
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "stopping: finishing in-flight jobs");
-    if (!worker) {
-      waiting.abort();
-      return process.exit(0);
-    }
-    worker.close().then(
-      () => {
-        logger.info("worker stopped");
-        process.exit(0);
-      },
-      (err: Error) => {
-        logger.error({ err: err.message }, "unclean shutdown");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
-  // The probes first: alive while PostgreSQL or Redis is still away, and not ready until started.
-  const metrics = new WorkerMetrics();
-  metrics.serve(env.METRICS_PORT, async () =>
-    worker ? worker.unready() : "starting: waiting for PostgreSQL and Redis",
-  );
-  await waitForDependencies(
-    [
-      { name: "PostgreSQL", check: () => assertPostgresReachable(env.DATABASE_URL) },
-      { name: "Redis", check: () => assertRedisReachable(redisTarget(env)) },
-    ],
-    logger,
-    waiting.signal,
-  );
-  worker = await startWorker(env, logger, {}, metrics);
-}
-
-main().catch((err: unknown) => {
+try {
+  const { main } = await import("./worker-main.ts");
+  if (stopRequested) process.exit(0);
+  await main();
+} catch (err) {
   // Known start-up failures get one line that says what to do; anything else is a bug worth a stack.
+  const { InferlineError } = await import("@inferline/contracts");
   if (err instanceof InferlineError) console.error(`inferline worker: ${err.message}`);
   else console.error(err);
   process.exit(1);
-});
+}
