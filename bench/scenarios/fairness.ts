@@ -260,6 +260,18 @@ async function backlogEnd(): Promise<{ at: number; wall: number }> {
   }
 }
 
+/** Logs each of B's jobs created from `from` to `to`: ms from `from` to its creation, its wait for a worker, its claim to result. */
+async function trace(from: number, to: number): Promise<void> {
+  const { rows } = await p.query<{ at: string; wait: string; run: string }>(
+    `select extract(epoch from "createdAt" - $2) * 1000 as at, extract(epoch from "startedAt" - "createdAt") * 1000 as wait,
+       extract(epoch from "completedAt" - "startedAt") * 1000 as run
+     from jobs where "tenantId" = $1 and "createdAt" >= $2 and "createdAt" < $3 order by "createdAt"`,
+    [light.tenant.id, new Date(from), new Date(to)],
+  );
+  const ms = (x: string) => Math.round(Number(x));
+  log(`trace: ${rows.map((r) => `${ms(r.at)}:${ms(r.wait)}+${ms(r.run)}`).join(" ")}`);
+}
+
 /**
  * Where B's milliseconds went, from its jobs' rows (created by the API, started by the worker's
  * claim, completed by the result write; one machine, one clock): p50 and p99 of the wait for a
@@ -271,14 +283,7 @@ async function breakdown(from: number, to: number) {
      from jobs where "tenantId" = $1 and "createdAt" >= $2 and "createdAt" < $3 and status = 'succeeded'`,
     [light.tenant.id, new Date(from), new Date(to)],
   );
-  if (process.env.BENCH_FAIRNESS_TRACE) {
-    const { rows: all } = await p.query(
-      `select extract(epoch from "createdAt" - $2) * 1000 as at, extract(epoch from "startedAt" - "createdAt") * 1000 as wait, extract(epoch from "completedAt" - "startedAt") * 1000 as run
-       from jobs where "tenantId" = $1 and "createdAt" >= $2 and "createdAt" < $3 order by "createdAt"`,
-      [light.tenant.id, new Date(from), new Date(to)],
-    );
-    log(`trace: ${all.map((r) => `${Math.round(r.at)}:${Math.round(r.wait)}+${Math.round(r.run)}`).join(" ")}`);
-  }
+  if (process.env.BENCH_FAIRNESS_TRACE) await trace(from, to);
   const of = (xs: number[]) => {
     const sorted = xs.sort((a, b) => a - b);
     return { p50: round(quantile(sorted, 0.5), 1), p99: round(quantile(sorted, 0.99), 1) };
