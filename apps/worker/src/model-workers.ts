@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { throttledLogger } from "@inferline/runtime";
 import { bullmqPrefix, inferQueueName, type DispatchPayload, type RedisConnection } from "@inferline/queue";
 import type { WorkerEnv } from "./env.ts";
-import { ChunkRetryError } from "./processor.ts";
+import { ChunkRetryError } from "./entry-run.ts";
 import type { ServedVersion } from "./serving-engine.ts";
 
 /** BullMQ's limit on an entry's stalls, out of reach on purpose (see maxStalledCount below). */

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { backoffDelay } from "@inferline/runtime";
-import { jobRetryBackoff } from "../src/processor.ts";
+import { jobRetryBackoff } from "../src/job-runs.ts";
 
 afterEach(() => vi.restoreAllMocks());
 

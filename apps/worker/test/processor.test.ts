@@ -18,7 +18,8 @@ import { createRedis, Dispatcher, type DispatchPayload, type RedisConnection } f
 import { createTestDatabase, deletePrefix, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
 import { WorkerMetrics } from "../src/metrics.ts";
 import { ExclusiveGate } from "../src/exclusive-gate.ts";
-import { createProcessor, ChunkRetryError } from "../src/processor.ts";
+import { ChunkRetryError } from "../src/entry-run.ts";
+import { createProcessor } from "../src/processor.ts";
 
 // The processor driven with real queue entries (a BullMQ queue under this file's prefix), a
 // database of this file's own and a tiny in-process model: an input's first value says what its
