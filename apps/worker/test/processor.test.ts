@@ -3,19 +3,19 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Job as QueueEntry } from "bullmq";
 import { newBatchId, type FlatTensor } from "@inferline/contracts";
-import {
-  BatchChunkStore,
-  BatchStore,
-  Database,
-  DispatchStore,
-  JobStore,
-  WebhookEventStore,
-  type NewJob,
-} from "@inferline/db";
+import { BatchChunkStore, BatchStore, Database, DispatchStore, JobStore, WebhookEventStore } from "@inferline/db";
 import type { InferenceEngine, InferenceItem, ItemOutcome, SubmitOptions } from "@inferline/inference";
 import { OutcomeSystem } from "@inferline/outcomes";
 import { createRedis, Dispatcher, type DispatchPayload, type RedisConnection } from "@inferline/queue";
-import { createTestDatabase, deletePrefix, testRedisUrl, uniquePrefix, type TestDatabase } from "@inferline/testing";
+import {
+  createTestDatabase,
+  deletePrefix,
+  newJob,
+  tensor,
+  testRedisUrl,
+  uniquePrefix,
+  type TestDatabase,
+} from "@inferline/testing";
 import { WorkerMetrics } from "../src/metrics.ts";
 import { ExclusiveGate } from "../src/exclusive-gate.ts";
 import { ChunkRetryError } from "../src/entry-run.ts";
@@ -106,28 +106,10 @@ function processor() {
   });
 }
 
-const tensor = (value: number): FlatTensor => ({ name: "x", datatype: "FP32", shape: [1], data: [value] });
-
 /** Queued jobs on one queue entry, inserted and enqueued as the API does; returns the entry as a worker receives it. */
 async function submit(values: number[]): Promise<{ ids: string[]; entry: QueueEntry<DispatchPayload> }> {
   const dispatchId = crypto.randomUUID();
-  const rows: NewJob[] = values.map((v) => ({
-    id: crypto.randomUUID(),
-    tenantId,
-    model: "m",
-    version: "1",
-    priority: "normal",
-    inputs: [tensor(v)],
-    requestedOutputs: [],
-    metadata: {},
-    webhook: null,
-    idempotencyKey: null,
-    requestHash: null,
-    dispatchId,
-    queueDeadline: null,
-    cancelAt: null,
-    createdAt: new Date(),
-  }));
+  const rows = values.map((v) => newJob(tenantId, { model: "m", inputs: [tensor(v)], dispatchId }));
   await jobs.insertMany(rows);
   await dispatcher.enqueue([
     { dispatchId, model: "m", version: "1", priority: "normal", jobIds: rows.map((r) => r.id) },

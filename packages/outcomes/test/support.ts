@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import { afterAll, beforeAll } from "vitest";
-import { newBatchId, type FlatTensor } from "@inferline/contracts";
+import { newBatchId } from "@inferline/contracts";
 import {
   BatchChunkStore,
   BatchStore,
@@ -13,7 +13,7 @@ import {
   type RecordedEvent,
 } from "@inferline/db";
 import type { DispatchGroup } from "@inferline/queue";
-import { createTestDatabase, type TestDatabase } from "@inferline/testing";
+import { createTestDatabase, newJob as testingNewJob, tensor, type TestDatabase } from "@inferline/testing";
 import type { EndedWork, OutcomeResources } from "../src/resources.ts";
 
 /** What the outcome path did outside PostgreSQL: messages, deliveries, queue entries, hook calls, warnings. */
@@ -74,34 +74,13 @@ export async function createTenant(db: Database): Promise<string> {
   return rows[0]!.id;
 }
 
-export const tensor = (value: number): FlatTensor => ({ name: "x", datatype: "FP32", shape: [1], data: [value] });
+export { tensor };
 
 export const HOOK = { url: "https://example.com/hook" };
 
-/** A queued job as the API inserts it, on a queue entry of its own unless `dispatchId` says otherwise. */
-export function newJob(
-  tenantId: string,
-  overrides: Partial<NewJob> & { dispatchId?: string } = {},
-): NewJob & { dispatchId: string } {
-  return {
-    id: crypto.randomUUID(),
-    tenantId,
-    model: "iris",
-    version: "1",
-    priority: "normal",
-    inputs: [tensor(1)],
-    requestedOutputs: [],
-    metadata: {},
-    webhook: null,
-    idempotencyKey: null,
-    requestHash: null,
-    dispatchId: crypto.randomUUID(),
-    queueDeadline: null,
-    cancelAt: null,
-    createdAt: new Date(),
-    ...overrides,
-  };
-}
+/** A queued job as the API inserts it (see @inferline/testing's newJob), always on a queue entry. */
+export const newJob = (tenantId: string, overrides: Partial<NewJob> & { dispatchId?: string } = {}) =>
+  testingNewJob(tenantId, overrides) as NewJob & { dispatchId: string };
 
 /** Inserts queued jobs (through JobStore.insertMany, as the API does). */
 export async function insertJobs<T extends NewJob>(db: Database, jobs: T[]): Promise<T[]> {

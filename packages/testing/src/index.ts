@@ -17,3 +17,4 @@ export { createPgCluster, type PgCluster } from "./pg-cluster.ts";
 export { startRedisServer, type RedisServer } from "./redis-server.ts";
 export { startRedisCluster, type RedisCluster } from "./redis-cluster.ts";
 export { freePort } from "./free-port.ts";
+export { newJob, tensor } from "./job-rows.ts";

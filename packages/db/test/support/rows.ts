@@ -1,6 +1,7 @@
 import crypto from "node:crypto";
-import { newBatchId, type FlatTensor } from "@inferline/contracts";
-import { BatchStore, type Database, type NewBatch, type NewJob, type NewWebhookEvent } from "@inferline/db";
+import { newBatchId } from "@inferline/contracts";
+import { newJob, tensor } from "@inferline/testing";
+import { BatchStore, type Database, type NewBatch, type NewWebhookEvent } from "@inferline/db";
 
 /**
  * Rows a store test starts from. Every helper makes fresh ids (and a fresh tenant name), so the
@@ -16,31 +17,7 @@ export async function createTenant(db: Database, name = `tenant-${crypto.randomU
   return rows[0]!.id;
 }
 
-export function tensor(value: number): FlatTensor {
-  return { name: "x", datatype: "FP32", shape: [1], data: [value] };
-}
-
-/** A job as the API would insert it, on a queue entry of its own unless `dispatchId` says otherwise. */
-export function newJob(tenantId: string, overrides: Partial<NewJob> = {}): NewJob {
-  return {
-    id: crypto.randomUUID(),
-    tenantId,
-    model: "iris",
-    version: "1",
-    priority: "normal",
-    inputs: [tensor(1)],
-    requestedOutputs: [],
-    metadata: {},
-    webhook: null,
-    idempotencyKey: null,
-    requestHash: null,
-    dispatchId: crypto.randomUUID(),
-    queueDeadline: null,
-    cancelAt: null,
-    createdAt: new Date(),
-    ...overrides,
-  };
-}
+export { newJob, tensor };
 
 /** A job's row as the statements left it. */
 export async function jobRow(db: Database, id: string) {
