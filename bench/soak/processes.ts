@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const EARLY_SIGNALS = fileURLToPath(import.meta.resolve("@inferline/runtime/early-signals"));
 
 /** How a supervised process ended without the soak asking: what the report's "exits" lists. */
 export interface UnexpectedExit {
@@ -34,7 +37,8 @@ export class Supervised {
   start(): void {
     this.down = false;
     this.expected = undefined;
-    const child = spawn(process.execPath, ["--import", "tsx", this.file], {
+    // early-signals first: a SIGTERM during tsx's own start is noted too (see @inferline/runtime).
+    const child = spawn(process.execPath, ["--import", EARLY_SIGNALS, "--import", "tsx", this.file], {
       cwd: this.cwd,
       env: { ...process.env, ...this.env },
       stdio: ["ignore", "pipe", "pipe"],

@@ -3,6 +3,12 @@
 // tsx) would kill it by the signal's default instead of a clean exit. So this file imports nothing
 // statically, and an entry imports it alone and hands it the rest to load.
 
+/**
+ * Set by the handlers here, and by early-signals.mjs, which a process started through tsx preloads
+ * so that a signal during tsx's own start (before any of this runs) is noted too.
+ */
+const STOP_REQUESTED = Symbol.for("inferline.stopRequested");
+
 /** A process's own start: it installs its signal handlers before its first await. */
 export interface ProcessMain {
   main: () => Promise<void>;
@@ -16,13 +22,12 @@ export interface ProcessMain {
  * one line for a known failure (an InferlineError) and the stack for anything else.
  */
 export async function runProcess(name: string, load: () => Promise<ProcessMain>): Promise<void> {
-  let stopRequested = false;
-  const early = () => (stopRequested = true);
+  const early = () => ((globalThis as Record<symbol, unknown>)[STOP_REQUESTED] = true);
   process.on("SIGTERM", early);
   process.on("SIGINT", early);
   try {
     const { main } = await load();
-    if (stopRequested) process.exit(0);
+    if ((globalThis as Record<symbol, unknown>)[STOP_REQUESTED] === true) process.exit(0);
     await main();
   } catch (err) {
     const { InferlineError } = await import("@inferline/contracts");
