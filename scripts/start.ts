@@ -49,8 +49,18 @@ try {
   };
   const { result } = concurrently(
     [
-      { command: "node --import ./packages/runtime/src/early-signals.mjs --import tsx apps/api/src/main.ts", name: "api", prefixColor: "cyan", env },
-      { command: "node --import ./packages/runtime/src/early-signals.mjs --import tsx apps/worker/src/main.ts", name: "worker", prefixColor: "green", env },
+      {
+        command: "node --import ./packages/runtime/src/early-signals.mjs --import tsx apps/api/src/main.ts",
+        name: "api",
+        prefixColor: "cyan",
+        env,
+      },
+      {
+        command: "node --import ./packages/runtime/src/early-signals.mjs --import tsx apps/worker/src/main.ts",
+        name: "worker",
+        prefixColor: "green",
+        env,
+      },
     ],
     { killOthersOn: ["failure"], prefix: "name", handleInput: false },
   );
